@@ -1,0 +1,36 @@
+// ember info / ember demo.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "ember/ember.hpp"
+
+namespace ember::cli {
+
+void add_info_commands(CLI::App& app) {
+  CLI::App* info = app.add_subcommand("info", "Show the backends and devices Ember can use");
+  info->callback([] { std::fputs(("ember 0.1.0\n" + describe_devices()).c_str(), stdout); });
+
+  auto device = std::make_shared<std::string>("auto");
+  CLI::App* demo = app.add_subcommand("demo", "Train the built-in examples and print their results");
+  demo->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
+  demo->callback([device] {
+    const Device chosen = parse_device(*device);
+    std::string notice;
+    const std::string backend = make_backend(chosen, {}, &notice)->name();
+    if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());
+    std::printf("Ember demo on %s\n", backend.c_str());
+    std::printf("seed example: Dense(1), SGD lr 0.01, MSE, x = y = [1, 2, 3, 4], 1000 epochs\n");
+    std::fflush(stdout);
+    std::printf("seed example: predict(5) = %.4f\n", demo::seed_example(chosen));
+    std::printf("house prices: MLP 5-64-64-1 (ReLU), SGD lr 0.01 momentum 0.9, 3200 training rows, 800 held out\n");
+    std::fflush(stdout);
+    const demo::HousePriceResult result = demo::house_price_mlp(chosen);
+    std::printf("house prices: test R2 = %.4f (test MAE %.2f thousand, %lld epochs)\n", result.test_r2, result.test_mae,
+                static_cast<long long>(result.epochs));
+  });
+}
+
+}  // namespace ember::cli

@@ -1,0 +1,196 @@
+// ember train: CSV -> dataset -> model -> fit -> checkpoint, history, plot, metrics.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli_common.hpp"
+#include "ember/ember.hpp"
+#include "loss_plot.hpp"
+#include "progress.hpp"
+
+namespace ember::cli {
+namespace {
+
+struct TrainArguments {
+  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
+  std::string delimiter = ",", matmul = "ember";
+  std::int64_t epochs = 100, batch_size = 32;
+  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, val_split = 0.0;
+  std::uint64_t seed = 0;
+  bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
+};
+
+char parse_delimiter(const std::string& text) {
+  if (text == "\\t" || text == "tab") return '\t';
+  if (text.size() != 1) throw InputError(fmt::format("--delimiter '{}' must be one character (or 'tab')", text));
+  return text[0];
+}
+
+std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
+  std::vector<Dense> layers;
+  if (text != "none") {
+    for (const std::string& part : split_list(text)) {
+      std::int64_t units = 0;
+      try {
+        std::size_t used = 0;
+        units = std::stoll(part, &used);
+        if (used != part.size()) units = 0;
+      } catch (const std::exception&) {
+        units = 0;
+      }
+      if (units <= 0)
+        throw InputError(fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64 or "
+                                     "--layers none",
+                                     text, part));
+      layers.emplace_back(units, Activation::relu);
+    }
+    if (layers.empty()) throw InputError("--layers is empty; use e.g. --layers 64,64 or --layers none");
+  }
+  layers.emplace_back(outputs);
+  return layers;
+}
+
+MatmulProvider parse_matmul(const std::string& text) {
+  if (text == "ember") return MatmulProvider::ember;
+  if (text == "cublas") return MatmulProvider::cublas;
+  throw InputError(fmt::format("--matmul {}: use ember or cublas", text));
+}
+
+void validate(const TrainArguments& a) {
+  if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
+  if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
+  if (!(a.lr > 0) || !std::isfinite(a.lr)) throw InputError(fmt::format("--lr {}: must be a number > 0", a.lr));
+  if (!(a.momentum >= 0) || !std::isfinite(a.momentum))
+    throw InputError(fmt::format("--momentum {}: must be a number >= 0", a.momentum));
+  if (a.nesterov && a.momentum == 0) throw InputError("--nesterov needs --momentum > 0");
+  if (!(a.weight_decay >= 0) || !std::isfinite(a.weight_decay))
+    throw InputError(fmt::format("--weight-decay {}: must be a number >= 0", a.weight_decay));
+  if (!(a.val_split >= 0 && a.val_split < 1)) throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
+  if (!a.save.empty()) check_output_path(a.save, "--save");
+  if (!a.history.empty()) check_output_path(a.history, "--history");
+  if (!a.plot.empty()) check_output_path(a.plot, "--plot");
+  if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
+}
+
+std::string history_csv(const History& history) {
+  std::string text = "epoch,loss,mae,val_loss,val_mae,seconds\n";
+  for (const EpochRecord& r : history.epochs)
+    text += fmt::format("{},{},{},{},{},{:.6f}\n", r.epoch, format_number(r.loss), format_number(r.mae),
+                        r.val_loss ? format_number(*r.val_loss) : "", r.val_mae ? format_number(*r.val_mae) : "", r.seconds);
+  return text;
+}
+
+void run_train(const TrainArguments& a, const CLI::App& command) {
+  validate(a);
+  const Device device = parse_device(a.device);
+  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
+  const Dataset data = split_features_targets(table, split_list(a.target));
+
+  Sequential model = a.init.empty() ? Sequential(parse_layers(a.layers, data.y.cols()), a.seed) : Sequential::load(a.init);
+  CompileOptions options = model.compile_options();
+  if (a.init.empty() || command.count("--lr") > 0) options.optimizer.lr = static_cast<float>(a.lr);
+  if (a.init.empty() || command.count("--momentum") > 0) options.optimizer.momentum = static_cast<float>(a.momentum);
+  if (a.init.empty() || command.count("--nesterov") > 0) options.optimizer.nesterov = a.nesterov;
+  if (a.init.empty() || command.count("--weight-decay") > 0)
+    options.optimizer.weight_decay = static_cast<float>(a.weight_decay);
+  options.device = device;
+  options.backend = {.matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph};
+  if (!a.init.empty()) {
+    if (command.count("--layers") > 0 && !(parse_layers(a.layers, data.y.cols()) == model.layers()))
+      throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers", a.layers, a.init));
+    if (model.output_width() != data.y.cols())
+      throw InputError(fmt::format("--init {}: the model has {} outputs but --target names {} columns", a.init,
+                                   model.output_width(), data.y.cols()));
+    if (!model.feature_names().empty() && model.feature_names() != data.feature_names)
+      throw InputError(fmt::format("--init {}: the model was trained on other feature columns than {} has", a.init, a.data));
+    if (model.input_width() != data.x.cols())
+      throw InputError(fmt::format("--init {}: the model takes {} inputs but {} has {} feature columns", a.init,
+                                   model.input_width(), a.data, data.x.cols()));
+  }
+  model.compile(options);
+  model.set_column_names(data.feature_names, data.target_names);
+  if (!model.backend_notice().empty()) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
+  if (!a.quiet)
+    std::printf("Training on %s: %lld rows, %lld features, %lld targets, %lld parameters\n", model.backend_name().c_str(),
+                static_cast<long long>(data.x.rows()), static_cast<long long>(data.x.cols()),
+                static_cast<long long>(data.y.cols()),
+                static_cast<long long>(model.built() ? model.parameter_count() : 0));
+
+  Progress progress(model.epochs_completed() + 1, a.epochs, a.quiet);
+  FitOptions fit;
+  fit.epochs = a.epochs;
+  fit.batch_size = a.batch_size;
+  fit.validation_split = a.val_split;
+  fit.shuffle = !a.no_shuffle;
+  fit.normalize = !a.no_normalize;
+  fit.on_batch = [&](std::int64_t b, std::int64_t n) { progress.on_batch(b, n); };
+  fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
+  fit.on_warning = [&](const std::string& message) { std::fprintf(stderr, "warning: %s: %s\n", a.data.c_str(), message.c_str()); };
+  const History history = model.fit(data.x, data.y, fit);  // DivergenceError leaves every output untouched
+
+  double seconds = 0;
+  for (const EpochRecord& r : history.epochs) seconds += r.seconds;
+  if (!a.quiet && !history.epochs.empty()) {
+    const EpochRecord& last = history.epochs.back();
+    std::printf("Trained %lld epochs in %.2fs: loss %.6g, mae %.6g", static_cast<long long>(history.epochs.size()), seconds,
+                last.loss, last.mae);
+    if (last.val_loss) std::printf(", val_loss %.6g, val_mae %.6g", *last.val_loss, *last.val_mae);
+    std::printf("\n");
+  }
+  if (!a.save.empty()) {
+    model.save(a.save);
+    if (!a.quiet) std::printf("Saved the model to %s\n", a.save.c_str());
+  }
+  if (!a.history.empty()) write_file_atomically(a.history, history_csv(history));
+  if (!a.plot.empty()) write_file_atomically(a.plot, loss_plot_svg(history, fmt::format("Training loss: {}", a.data)));
+  if (!a.metrics_out.empty()) {
+    nlohmann::ordered_json metrics = {{"epochs", model.epochs_completed()}, {"rows", data.x.rows()},
+                                      {"seconds", seconds}, {"backend", model.backend_name()}};
+    if (!history.epochs.empty()) {
+      const EpochRecord& last = history.epochs.back();
+      metrics["loss"] = last.loss;
+      metrics["mae"] = last.mae;
+      if (last.val_loss) {
+        metrics["val_loss"] = *last.val_loss;
+        metrics["val_mae"] = *last.val_mae;
+      }
+    }
+    write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto arguments = std::make_shared<TrainArguments>();
+  CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
+  command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180)")->required();
+  command->add_option("--target", arguments->target, "Target column name(s), comma-separated; every other column is a feature")->required();
+  command->add_option("--layers", arguments->layers, "Hidden layer widths (ReLU), e.g. 64,64; 'none' for a linear model")->capture_default_str();
+  command->add_option("--epochs", arguments->epochs, "Passes over the training rows (0: only initialize)")->capture_default_str();
+  command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")->capture_default_str();
+  command->add_option("--lr", arguments->lr, "SGD learning rate")->capture_default_str();
+  command->add_option("--momentum", arguments->momentum, "SGD momentum (PyTorch's formula)")->capture_default_str();
+  command->add_flag("--nesterov", arguments->nesterov, "Nesterov momentum");
+  command->add_option("--weight-decay", arguments->weight_decay, "L2 weight decay added to the gradient")->capture_default_str();
+  command->add_option("--val-split", arguments->val_split, "Fraction of the last rows held out for validation, in [0, 1)")->capture_default_str();
+  command->add_flag("--no-shuffle", arguments->no_shuffle, "Keep the row order in every epoch");
+  command->add_flag("--no-normalize", arguments->no_normalize, "Do not standardize features and targets");
+  command->add_option("--seed", arguments->seed, "Seed for the initial weights and the shuffling")->capture_default_str();
+  command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
+  command->add_option("--matmul", arguments->matmul, "Matmul provider on the GPU: ember or cublas")->capture_default_str();
+  command->add_flag("--no-cuda-graph", arguments->no_cuda_graph, "Launch each step's kernels one by one instead of replaying a CUDA graph");
+  command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")->capture_default_str();
+  command->add_option("--init", arguments->init, "Start from this checkpoint's weights, optimizer state and scaler (resume)");
+  command->add_option("--save", arguments->save, "Write the trained model to this safetensors file");
+  command->add_option("--history", arguments->history, "Write per-epoch loss and metrics to this CSV file");
+  command->add_option("--plot", arguments->plot, "Write an SVG loss curve to this file");
+  command->add_option("--metrics-out", arguments->metrics_out, "Write the final figures to this JSON file");
+  command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
+  command->callback([arguments, command] { run_train(*arguments, *command); });
+}
+
+}  // namespace ember::cli

@@ -1,0 +1,38 @@
+// `ember`: train, predict, evaluate, demo, info. Thin: parses arguments, calls the library, prints.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli_common.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Ember: train small neural networks on tabular data, on NVIDIA GPUs or the CPU.\n"
+               "Exit codes: 0 success, 1 internal error, 2 bad input or flags, 3 training diverged."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "ember 0.1.0");
+  ember::cli::add_train_command(app);
+  ember::cli::add_predict_commands(app);
+  ember::cli::add_info_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s; run 'ember --help' or 'ember COMMAND --help'\n", e.what());
+    return ember::cli::exit_input;
+  } catch (const ember::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: internal: %s\n", e.what());
+    return ember::cli::exit_internal;
+  }
+  return ember::cli::exit_ok;
+}

@@ -1,0 +1,27 @@
+# Decides whether the CUDA backend is built (EMBER_CUDA=AUTO|ON|OFF) and sets its architectures.
+include_guard(GLOBAL)
+include(CheckLanguage)
+
+set(EMBER_WITH_CUDA OFF)
+if(NOT EMBER_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Default: sm_90 machine code (H100/H200) plus PTX so newer GPUs JIT-compile it.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90-real 90-virtual)
+    endif()
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    find_package(CUDAToolkit REQUIRED)
+    set(EMBER_WITH_CUDA ON)
+    message(STATUS "Ember: CUDA backend enabled (architectures: ${CMAKE_CUDA_ARCHITECTURES})")
+  elseif(EMBER_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "EMBER_CUDA=ON but no CUDA compiler was found. Install the CUDA toolkit "
+                        "(nvcc on PATH, or set CMAKE_CUDA_COMPILER), or configure with -DEMBER_CUDA=OFF.")
+  else()
+    message(STATUS "Ember: no CUDA compiler found, building the CPU backend only")
+  endif()
+else()
+  message(STATUS "Ember: CUDA backend disabled (EMBER_CUDA=OFF)")
+endif()

@@ -1,0 +1,149 @@
+#pragma once
+// The backend interface: memory and the op set. The CPU backend is the reference every other
+// backend is tested against. All ops are enqueued in order on the backend's one stream; host
+// memory is only valid to read after synchronize() (or a copy_to_host, which synchronizes).
+//
+// Shapes are given in comments as (rows, cols). Unless said otherwise, outputs are overwritten
+// and never read, so an output poisoned with NaN before the op must come back fully written.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ember/tensor.hpp"
+
+namespace ember {
+
+enum class Device { automatic, cpu, cuda };
+enum class Transpose { no, yes };
+/// Who computes matmul on the CUDA backend: Ember's own kernels, or cuBLAS (the yardstick).
+enum class MatmulProvider { ember, cublas };
+
+/// torch.optim.SGD's update: g = grad + weight_decay * w; with momentum v = momentum * v + g and
+/// g = v (or g + momentum * v with Nesterov); w -= lr * g.
+struct SgdParams {
+  float lr = 0.01f;
+  float momentum = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+};
+
+struct BackendOptions {
+  MatmulProvider matmul = MatmulProvider::ember;
+  bool cuda_graph = true;  // replay each training step as a CUDA graph (CUDA backend only)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  /// "cpu" or "cuda:0 (NVIDIA H200)".
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+
+  // ---- memory --------------------------------------------------------------------------------
+  /// Allocates bytes of backend memory (aligned to 256 bytes); never returns null, throws Error.
+  void* allocate(std::size_t bytes);
+  void deallocate(void* pointer) noexcept;
+  /// How many allocations were made so far; a training step must not change it.
+  std::size_t allocation_count() const { return allocation_count_; }
+  virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
+  /// Waits for all queued work, then copies.
+  virtual void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) = 0;
+  virtual void synchronize() {}
+
+  // ---- ops -------------------------------------------------------------------------------------
+  /// c = alpha * op(a) @ op(b) + beta * c; op(a) is (m, k), op(b) is (k, n), c is (m, n).
+  /// With beta == 0, c is not read.
+  virtual void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
+                      float beta, View c) = 0;
+  /// y += bias broadcast over rows, in place. y is (rows, cols), bias is (1, cols).
+  virtual void bias_add(View y, ConstView bias) = 0;
+  /// bias_gradient = column sums of dy. dy is (rows, cols), bias_gradient is (1, cols).
+  virtual void bias_gradient(ConstView dy, View bias_gradient) = 0;
+  /// y = max(x, 0). x and y are (rows, cols) and may be the same memory.
+  virtual void relu_forward(ConstView x, View y) = 0;
+  /// dx = dy where y > 0, else 0. y is the forward output. dy, y, dx are (rows, cols); dx may alias dy.
+  virtual void relu_backward(ConstView dy, ConstView y, View dx) = 0;
+  /// loss_sum[0] += sum over rows of the row's mean squared error, i.e. rows * MSE. Accumulates:
+  /// zero loss_sum first and divide by the rows seen to get the MSE (mean over all elements).
+  /// prediction and target are (rows, cols); loss_sum is one float of backend memory.
+  virtual void mse_loss(ConstView prediction, ConstView target, float* loss_sum) = 0;
+  /// gradient = d MSE / d prediction = 2 (prediction - target) / (rows * cols). All (rows, cols).
+  virtual void mse_gradient(ConstView prediction, ConstView target, View gradient) = 0;
+  /// mae_sum[0] += sum over rows of mean_j |scale_j * (prediction - target)|: the absolute error
+  /// in original units when scale holds the target's standard deviations. scale is (1, cols).
+  virtual void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) = 0;
+  /// The SGD update over count parameters in one flat buffer (see SgdParams). velocity is only
+  /// read and written when params.momentum != 0.
+  virtual void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
+                          const SgdParams& params) = 0;
+  /// Every element of y = value.
+  virtual void fill(View y, float value) = 0;
+  /// destination = source, both (rows, cols).
+  virtual void copy(ConstView source, View destination) = 0;
+  /// destination row r = source row indices[*cursor + r] for r < destination.rows. The cursor is
+  /// one int32 of backend memory so that a recorded step reads the batch position at run time.
+  /// source is (n, cols), indices has n entries, destination is (batch, cols).
+  virtual void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
+                           View destination) = 0;
+  /// cursor[0] += amount.
+  virtual void advance_cursor(std::int32_t* cursor, std::int32_t amount) = 0;
+
+  // ---- scheduling ------------------------------------------------------------------------------
+  /// Runs step, which enqueues ops only and whose arguments depend only on shape_key. A backend
+  /// may record it the first time and replay the recording after (a CUDA graph on the GPU).
+  virtual void run_step(std::uint64_t shape_key, const std::function<void()>& step) {
+    (void)shape_key;
+    step();
+  }
+
+ protected:
+  virtual void* do_allocate(std::size_t bytes) = 0;
+  virtual void do_deallocate(void* pointer) noexcept = 0;
+
+ private:
+  std::size_t allocation_count_ = 0;
+};
+
+/// Owning handle on one backend allocation.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& backend, std::size_t bytes) : backend_(&backend), bytes_(bytes), data_(backend.allocate(bytes)) {}
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void release() noexcept;
+  Backend* backend_ = nullptr;
+  std::size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
+/// Creates a backend. Device::automatic picks the first usable GPU, else the CPU (and reports the
+/// reason through notice, when given). Device::cuda without a usable GPU throws InputError.
+std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {},
+                                      std::string* notice = nullptr);
+
+/// Whether this build contains the CUDA backend.
+bool cuda_compiled();
+/// Why no GPU can be used, or empty when one can.
+std::string cuda_unavailable_reason();
+/// Lines describing the backends and devices (for `ember info`).
+std::string describe_devices();
+
+Device parse_device(const std::string& text);  // "auto", "cpu", "cuda"; throws InputError
+std::string to_string(Device device);
+
+}  // namespace ember

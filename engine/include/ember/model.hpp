@@ -1,0 +1,160 @@
+#pragma once
+// The Keras-like model API:
+//
+//   ember::Sequential model{ember::Dense(64, ember::Activation::relu), ember::Dense(1)};
+//   model.compile({.optimizer = ember::SGD{.lr = 0.01f}, .loss = ember::Loss::mse});
+//   ember::History history = model.fit(x, y, {.epochs = 100});
+//   ember::Matrix prediction = model.predict(x);
+//
+// Weights are Glorot-uniform and biases zero, as in Keras; one seed gives bit-identical weights on
+// every platform. Dense weights are stored (out, in), like PyTorch's Linear.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ember/backend.hpp"
+#include "ember/data.hpp"
+#include "ember/tensor.hpp"
+
+namespace ember {
+
+enum class Activation { linear, relu };
+enum class Loss { mse };
+
+struct Dense {
+  explicit Dense(std::int64_t units, Activation activation = Activation::linear) : units(units), activation(activation) {}
+  std::int64_t units;
+  Activation activation;
+  bool operator==(const Dense&) const = default;
+};
+
+/// Stochastic gradient descent with PyTorch's momentum formula (see SgdParams).
+struct SGD {
+  float lr = 0.01f;
+  float momentum = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+};
+
+struct CompileOptions {
+  SGD optimizer{};
+  Loss loss = Loss::mse;
+  Device device = Device::automatic;
+  BackendOptions backend{};
+};
+
+/// One epoch's figures. loss and val_loss are the training objective (MSE of the targets the model
+/// sees: standardized when normalization is on); mae and val_mae are in original target units.
+struct EpochRecord {
+  std::int64_t epoch = 0;  // 1-based, counting epochs of earlier fits of this model too
+  double loss = 0;
+  double mae = 0;
+  std::optional<double> val_loss{};
+  std::optional<double> val_mae{};
+  double seconds = 0;
+};
+
+struct History {
+  std::vector<EpochRecord> epochs;
+};
+
+struct FitOptions {
+  std::int64_t epochs = 1;
+  std::int64_t batch_size = 32;
+  double validation_split = 0.0;  // the last fraction of rows, taken before shuffling (as Keras)
+  bool shuffle = true;
+  std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
+  bool normalize = true;  // standardize inputs and targets with training-set statistics
+  /// Called after each batch is enqueued (batch index, batch count) and after each epoch.
+  std::function<void(std::int64_t, std::int64_t)> on_batch{};
+  std::function<void(const EpochRecord&)> on_epoch_end{};
+  /// Receives warnings (e.g. a constant column); default prints "warning: ..." to stderr.
+  std::function<void(const std::string&)> on_warning{};
+};
+
+struct Metrics {
+  double mse = 0;  // mean over all elements, original units
+  double mae = 0;
+  double r2 = 0;  // coefficient of determination, averaged over target columns
+  std::int64_t rows = 0;
+};
+
+class Plan;
+
+class Sequential {
+ public:
+  Sequential(std::initializer_list<Dense> layers, std::uint64_t seed = 0);
+  explicit Sequential(std::vector<Dense> layers, std::uint64_t seed = 0);
+  ~Sequential();
+  Sequential(Sequential&&) noexcept;
+  Sequential& operator=(Sequential&&) noexcept;
+
+  void compile(const CompileOptions& options = {});
+  /// Trains on x (rows, inputs) and y (rows, outputs). The first call fixes the input width and
+  /// initializes the weights from the seed. Throws InputError on bad arguments, DivergenceError
+  /// when the loss becomes non-finite (the weights then stay at the last finite epoch).
+  History fit(const Matrix& x, const Matrix& y, const FitOptions& options = {});
+  Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024);
+  Matrix predict(const Matrix& x, std::int64_t batch_size = 1024);
+
+  /// Writes a safetensors checkpoint (docs/formats.md) through a temporary file and a rename.
+  void save(const std::string& path) const;
+  /// Reads a checkpoint written by save(); throws InputError on any inconsistency.
+  static Sequential load(const std::string& path);
+
+  // ---- inspection ------------------------------------------------------------------------------
+  const std::vector<Dense>& layers() const { return layers_; }
+  std::int64_t input_width() const { return input_width_; }  // 0 until built
+  std::int64_t output_width() const { return layers_.back().units; }
+  bool built() const { return input_width_ > 0; }
+  /// Allocates and initializes the weights for this input width (fit does it on first use).
+  void build(std::int64_t input_width);
+  /// All parameters in one flat buffer: per layer its weight (out, in), then its bias (out).
+  const std::vector<float>& parameters() const { return parameters_; }
+  const std::vector<float>& velocity() const { return velocity_; }
+  std::int64_t parameter_count() const { return static_cast<std::int64_t>(parameters_.size()); }
+  const Scaler& scaler() const { return scaler_; }
+  const CompileOptions& compile_options() const { return options_; }
+  std::int64_t epochs_completed() const { return epochs_completed_; }
+  std::uint64_t seed() const { return seed_; }
+  /// Column names (optional) stored in checkpoints so predict can select columns by name.
+  void set_column_names(std::vector<std::string> features, std::vector<std::string> targets);
+  const std::vector<std::string>& feature_names() const { return feature_names_; }
+  const std::vector<std::string>& target_names() const { return target_names_; }
+  /// Name of the backend last used ("cpu", "cuda:0 (...)"), empty before.
+  const std::string& backend_name() const { return backend_name_; }
+  /// Why Device::automatic fell back to the CPU, empty otherwise (set by compile).
+  const std::string& backend_notice() const { return backend_notice_; }
+  /// Offset of layer l's weight and bias in parameters().
+  std::int64_t weight_offset(std::size_t layer) const;
+  std::int64_t bias_offset(std::size_t layer) const;
+
+ private:
+  friend class CheckpointIo;
+  Backend& backend();
+  Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size);
+
+  std::vector<Dense> layers_;
+  std::uint64_t seed_ = 0;
+  std::int64_t input_width_ = 0;
+  std::vector<float> parameters_;
+  std::vector<float> velocity_;
+  Scaler scaler_;
+  CompileOptions options_;
+  bool compiled_ = false;
+  std::int64_t epochs_completed_ = 0;
+  std::vector<std::string> feature_names_;
+  std::vector<std::string> target_names_;
+  bool scaler_fitted_ = false;  // the scaler is fixed by the first fit and kept (also through save/load)
+  std::unique_ptr<Backend> backend_;
+  std::string backend_name_;
+  std::string backend_notice_;
+};
+
+std::string to_string(Activation activation);
+Activation parse_activation(const std::string& text);  // throws InputError
+
+}  // namespace ember

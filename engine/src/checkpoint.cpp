@@ -1,0 +1,240 @@
+// safetensors checkpoints (docs/formats.md): 8-byte little-endian header length N, N bytes of JSON
+// header, then raw little-endian float32 data. Written through a temporary file and a rename.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "ember/error.hpp"
+#include "ember/model.hpp"
+
+static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
+
+namespace ember {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
+constexpr int kFormatVersion = 1;
+
+struct TensorEntry {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  const float* data;  // save: the source; load: unused
+  std::int64_t count;
+};
+
+/// Tensor names and shapes of a model, in file order, with their offset into parameters().
+struct NamedRange {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::int64_t offset;
+  std::int64_t count;
+};
+
+}  // namespace
+
+class CheckpointIo {
+ public:
+  static std::vector<NamedRange> ranges(const Sequential& model) {
+    std::vector<NamedRange> out;
+    std::int64_t in = model.input_width_;
+    for (std::size_t l = 0; l < model.layers_.size(); ++l) {
+      const std::int64_t units = model.layers_[l].units;
+      out.push_back({fmt::format("layers.{}.weight", l), {units, in}, model.weight_offset(l), units * in});
+      out.push_back({fmt::format("layers.{}.bias", l), {units}, model.bias_offset(l), units});
+      in = units;
+    }
+    return out;
+  }
+
+  static Json metadata(const Sequential& model) {
+    Json layers = Json::array();
+    for (const Dense& layer : model.layers_) layers.push_back({{"units", layer.units}, {"activation", to_string(layer.activation)}});
+    const Json architecture = {{"inputs", model.input_width_}, {"layers", layers}, {"seed", model.seed_}};
+    const Scaler& s = model.scaler_;
+    const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_}, {"x_mean", s.x.mean},
+                         {"x_std", s.x.std},     {"y_mean", s.y.mean},               {"y_std", s.y.std}};
+    const SGD& sgd = model.options_.optimizer;
+    const Json optimizer = {{"type", "sgd"},
+                            {"lr", sgd.lr},
+                            {"momentum", sgd.momentum},
+                            {"nesterov", sgd.nesterov},
+                            {"weight_decay", sgd.weight_decay},
+                            {"epochs_completed", model.epochs_completed_}};
+    const Json columns = {{"features", model.feature_names_}, {"targets", model.target_names_}};
+    return {{"format", "ember"},
+            {"ember.version", std::to_string(kFormatVersion)},
+            {"ember.architecture", architecture.dump()},
+            {"ember.scaler", scaler.dump()},
+            {"ember.optimizer", optimizer.dump()},
+            {"ember.columns", columns.dump()}};
+  }
+
+  static void save(const Sequential& model, const std::string& path) {
+    if (!model.built()) throw InputError("the model has no weights yet; fit or build it before save");
+    std::vector<TensorEntry> tensors;
+    for (const NamedRange& range : ranges(model)) {
+      tensors.push_back({range.name, range.shape, model.parameters_.data() + range.offset, range.count});
+    }
+    for (const NamedRange& range : ranges(model)) {
+      tensors.push_back({"optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset,
+                         range.count});
+    }
+    Json header = {{"__metadata__", metadata(model)}};
+    std::int64_t offset = 0;
+    for (const TensorEntry& tensor : tensors) {
+      const std::int64_t bytes = tensor.count * static_cast<std::int64_t>(sizeof(float));
+      header[tensor.name] = {{"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
+      offset += bytes;
+    }
+    std::string header_text = header.dump();
+    header_text.append((8 - header_text.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
+
+    const std::filesystem::path target(path);
+    const std::filesystem::path temporary = target.string() + ".tmp";
+    {
+      std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+      if (!file)
+        throw InputError(fmt::format("{}: cannot write the checkpoint ({}); check the directory exists and is writable",
+                                     path, std::strerror(errno)));
+      const std::uint64_t length = header_text.size();
+      file.write(reinterpret_cast<const char*>(&length), sizeof(length));
+      file.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
+      for (const TensorEntry& tensor : tensors)
+        file.write(reinterpret_cast<const char*>(tensor.data), tensor.count * static_cast<std::streamsize>(sizeof(float)));
+      file.flush();
+      if (!file) {
+        file.close();
+        std::filesystem::remove(temporary);
+        throw Error(fmt::format("{}: writing the checkpoint failed ({})", path, std::strerror(errno)));
+      }
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, target, error);
+    if (error) {
+      std::filesystem::remove(temporary);
+      throw Error(fmt::format("{}: cannot move the checkpoint into place ({})", path, error.message()));
+    }
+  }
+
+  static Sequential load(const std::string& path) {
+    const auto fail = [&](const std::string& why) {
+      return InputError(fmt::format("{}: not a valid Ember checkpoint: {}", path, why));
+    };
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw InputError(fmt::format("{}: cannot open the checkpoint ({}); check the path", path, std::strerror(errno)));
+    file.seekg(0, std::ios::end);
+    const auto file_size = static_cast<std::uint64_t>(file.tellg());
+    file.seekg(0);
+    std::uint64_t header_length = 0;
+    if (file_size < sizeof(header_length)) throw fail("shorter than the 8-byte header length");
+    file.read(reinterpret_cast<char*>(&header_length), sizeof(header_length));
+    if (header_length > kMaxHeaderBytes) throw fail(fmt::format("header length {} exceeds {} bytes", header_length, kMaxHeaderBytes));
+    if (header_length > file_size - sizeof(header_length))
+      throw fail(fmt::format("header length {} runs past the end of the {}-byte file", header_length, file_size));
+    std::string header_text(header_length, '\0');
+    file.read(header_text.data(), static_cast<std::streamsize>(header_length));
+    const std::uint64_t data_size = file_size - sizeof(header_length) - header_length;
+    std::vector<char> data(data_size);
+    file.read(data.data(), static_cast<std::streamsize>(data_size));
+    if (!file) throw fail("the file could not be read to its end");
+
+    Json header, architecture, scaler_json, optimizer, columns;
+    try {
+      header = Json::parse(header_text);
+      const Json& meta = header.at("__metadata__");
+      if (meta.value("format", "") != "ember") throw fail("its metadata has no \"format\": \"ember\"");
+      if (meta.value("ember.version", "") != std::to_string(kFormatVersion))
+        throw fail(fmt::format("format version {} is not {}", meta.value("ember.version", "?"), kFormatVersion));
+      architecture = Json::parse(meta.at("ember.architecture").get<std::string>());
+      scaler_json = Json::parse(meta.at("ember.scaler").get<std::string>());
+      optimizer = Json::parse(meta.at("ember.optimizer").get<std::string>());
+      columns = Json::parse(meta.at("ember.columns").get<std::string>());
+    } catch (const Json::exception& error) {
+      throw fail(fmt::format("bad header: {}", error.what()));
+    }
+
+    try {
+      std::vector<Dense> layers;
+      for (const Json& layer : architecture.at("layers"))
+        layers.emplace_back(layer.at("units").get<std::int64_t>(), parse_activation(layer.at("activation").get<std::string>()));
+      Sequential model(std::move(layers), architecture.at("seed").get<std::uint64_t>());
+      model.build(architecture.at("inputs").get<std::int64_t>());
+      CompileOptions options;
+      options.optimizer.lr = optimizer.at("lr").get<float>();
+      options.optimizer.momentum = optimizer.at("momentum").get<float>();
+      options.optimizer.nesterov = optimizer.at("nesterov").get<bool>();
+      options.optimizer.weight_decay = optimizer.at("weight_decay").get<float>();
+      model.options_ = options;
+      model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
+      model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
+      model.scaler_fitted_ = scaler_json.at("fitted").get<bool>();
+      model.scaler_.x.mean = scaler_json.at("x_mean").get<std::vector<double>>();
+      model.scaler_.x.std = scaler_json.at("x_std").get<std::vector<double>>();
+      model.scaler_.y.mean = scaler_json.at("y_mean").get<std::vector<double>>();
+      model.scaler_.y.std = scaler_json.at("y_std").get<std::vector<double>>();
+      const auto inputs = static_cast<std::size_t>(model.input_width_);
+      const auto outputs = static_cast<std::size_t>(model.output_width());
+      if (model.scaler_fitted_ && (model.scaler_.x.mean.size() != inputs || model.scaler_.x.std.size() != inputs ||
+                                   model.scaler_.y.mean.size() != outputs || model.scaler_.y.std.size() != outputs))
+        throw fail("the scaler's sizes do not match the architecture");
+      if (!model.scaler_fitted_) {
+        model.scaler_.x = ColumnStatistics::identity(model.input_width_);
+        model.scaler_.y = ColumnStatistics::identity(model.output_width());
+      }
+      model.feature_names_ = columns.at("features").get<std::vector<std::string>>();
+      model.target_names_ = columns.at("targets").get<std::vector<std::string>>();
+
+      // Every tensor: F32, the expected shape, inside the data area, no two overlapping.
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
+      const auto read_tensor = [&](const std::string& name, const std::vector<std::int64_t>& shape, float* out,
+                                   bool required) {
+        if (!header.contains(name)) {
+          if (required) throw fail(fmt::format("tensor '{}' is missing", name));
+          return;
+        }
+        const Json& entry = header.at(name);
+        if (entry.at("dtype").get<std::string>() != "F32")
+          throw fail(fmt::format("tensor '{}' has dtype {}, expected F32", name, entry.at("dtype").get<std::string>()));
+        if (entry.at("shape").get<std::vector<std::int64_t>>() != shape)
+          throw fail(fmt::format("tensor '{}' has shape {}, expected {} for this architecture", name,
+                                 entry.at("shape").dump(), Json(shape).dump()));
+        const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
+        std::uint64_t count = 1;
+        for (std::int64_t d : shape) count *= static_cast<std::uint64_t>(d);
+        if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size ||
+            offsets[1] - offsets[0] != count * sizeof(float))
+          throw fail(fmt::format("tensor '{}' has data offsets {} outside the {}-byte data area or of the wrong size",
+                                 name, entry.at("data_offsets").dump(), data_size));
+        spans.emplace_back(offsets[0], offsets[1]);
+        std::memcpy(out, data.data() + offsets[0], offsets[1] - offsets[0]);
+      };
+      for (const NamedRange& range : ranges(model)) {
+        read_tensor(range.name, range.shape, model.parameters_.data() + range.offset, true);
+        read_tensor("optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset, false);
+      }
+      std::sort(spans.begin(), spans.end());
+      for (std::size_t i = 1; i < spans.size(); ++i)
+        if (spans[i].first < spans[i - 1].second) throw fail("two tensors' data overlap");
+      model.compile(options);
+      return model;
+    } catch (const Json::exception& error) {
+      throw fail(fmt::format("bad metadata: {}", error.what()));
+    }
+  }
+};
+
+void Sequential::save(const std::string& path) const { CheckpointIo::save(*this, path); }
+Sequential Sequential::load(const std::string& path) { return CheckpointIo::load(path); }
+
+}  // namespace ember

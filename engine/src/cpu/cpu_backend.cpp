@@ -1,0 +1,152 @@
+#include "cpu/cpu_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "ember/error.hpp"
+#include "shape_checks.hpp"
+
+namespace ember {
+
+void* CpuBackend::do_allocate(std::size_t bytes) {
+  const std::size_t rounded = (bytes + 255) / 256 * 256;
+  void* pointer = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (pointer == nullptr) throw Error(fmt::format("out of host memory allocating {} bytes", bytes));
+  return pointer;
+}
+
+void CpuBackend::do_deallocate(void* pointer) noexcept { std::free(pointer); }
+
+void CpuBackend::copy_to_device(void* destination, const void* source, std::size_t bytes) {
+  if (bytes > 0) std::memcpy(destination, source, bytes);
+}
+
+void CpuBackend::copy_to_host(void* destination, const void* source, std::size_t bytes) {
+  if (bytes > 0) std::memcpy(destination, source, bytes);
+}
+
+void CpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
+                        float beta, View c) {
+  const MatmulShape shape = check_matmul(transpose_a, transpose_b, a, b, c);
+  const bool ta = transpose_a == Transpose::yes;
+  const bool tb = transpose_b == Transpose::yes;
+  // op(a)[i][p] is a[p][i] when transposed; likewise for b.
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < shape.m; ++i) {
+    for (std::int64_t j = 0; j < shape.n; ++j) {
+      double sum = 0.0;
+      for (std::int64_t p = 0; p < shape.k; ++p) {
+        const float a_ip = ta ? a.data[p * a.cols + i] : a.data[i * a.cols + p];
+        const float b_pj = tb ? b.data[j * b.cols + p] : b.data[p * b.cols + j];
+        sum += static_cast<double>(a_ip) * static_cast<double>(b_pj);
+      }
+      float& out = c.data[i * c.cols + j];
+      const double previous = beta == 0.0f ? 0.0 : static_cast<double>(beta) * out;  // beta == 0: c is not read
+      out = static_cast<float>(static_cast<double>(alpha) * sum + previous);
+    }
+  }
+}
+
+void CpuBackend::bias_add(View y, ConstView bias) {
+  check_bias(y, bias, "bias_add");
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < y.rows; ++i)
+    for (std::int64_t j = 0; j < y.cols; ++j) y.data[i * y.cols + j] += bias.data[j];
+}
+
+void CpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
+  check_bias(dy, bias_gradient, "bias_gradient");
+#pragma omp parallel for schedule(static)
+  for (std::int64_t j = 0; j < dy.cols; ++j) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < dy.rows; ++i) sum += dy.data[i * dy.cols + j];
+    bias_gradient.data[j] = static_cast<float>(sum);
+  }
+}
+
+void CpuBackend::relu_forward(ConstView x, View y) {
+  check_same_shape(x, y, "relu_forward");
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < x.size(); ++i) y.data[i] = x.data[i] > 0.0f ? x.data[i] : 0.0f;
+}
+
+void CpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
+  check_same_shape(dy, y, "relu_backward");
+  check_same_shape(dy, dx, "relu_backward");
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < dy.size(); ++i) dx.data[i] = y.data[i] > 0.0f ? dy.data[i] : 0.0f;
+}
+
+void CpuBackend::mse_loss(ConstView prediction, ConstView target, float* loss_sum) {
+  check_same_shape(prediction, target, "mse_loss");
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < prediction.size(); ++i) {
+    const double error = static_cast<double>(prediction.data[i]) - target.data[i];
+    sum += error * error;
+  }
+  *loss_sum = static_cast<float>(*loss_sum + sum / static_cast<double>(prediction.cols));
+}
+
+void CpuBackend::mse_gradient(ConstView prediction, ConstView target, View gradient) {
+  check_same_shape(prediction, target, "mse_gradient");
+  check_same_shape(prediction, gradient, "mse_gradient");
+  const double scale = 2.0 / static_cast<double>(prediction.size());
+  for (std::int64_t i = 0; i < prediction.size(); ++i)
+    gradient.data[i] = static_cast<float>(scale * (static_cast<double>(prediction.data[i]) - target.data[i]));
+}
+
+void CpuBackend::mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) {
+  check_same_shape(prediction, target, "mae_sum");
+  check_bias(prediction, scale, "mae_sum");
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < prediction.rows; ++i)
+    for (std::int64_t j = 0; j < prediction.cols; ++j) {
+      const std::int64_t at = i * prediction.cols + j;
+      sum += std::abs((static_cast<double>(prediction.data[at]) - target.data[at]) * scale.data[j]);
+    }
+  *mae_sum = static_cast<float>(*mae_sum + sum / static_cast<double>(prediction.cols));
+}
+
+void CpuBackend::sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
+                            const SgdParams& params) {
+  check_sgd(params);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) {
+    float g = gradients[i] + params.weight_decay * weights[i];
+    if (params.momentum != 0.0f) {
+      velocity[i] = params.momentum * velocity[i] + g;
+      g = params.nesterov ? g + params.momentum * velocity[i] : velocity[i];
+    }
+    weights[i] -= params.lr * g;
+  }
+}
+
+void CpuBackend::fill(View y, float value) {
+  for (std::int64_t i = 0; i < y.size(); ++i) y.data[i] = value;
+}
+
+void CpuBackend::copy(ConstView source, View destination) {
+  check_same_shape(source, destination, "copy");
+  if (source.size() > 0) std::memmove(destination.data, source.data, static_cast<std::size_t>(source.size()) * sizeof(float));
+}
+
+void CpuBackend::gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
+                             View destination) {
+  check_gather(source, destination);
+  const std::int32_t* batch = indices + *cursor;
+  for (std::int64_t r = 0; r < destination.rows; ++r) {
+    const std::int64_t row = batch[r];
+    if (row < 0 || row >= source.rows)
+      throw Error(fmt::format("gather_rows: index {} outside the {} source rows", row, source.rows));
+    std::memcpy(destination.data + r * destination.cols, source.data + row * source.cols,
+                static_cast<std::size_t>(source.cols) * sizeof(float));
+  }
+}
+
+void CpuBackend::advance_cursor(std::int32_t* cursor, std::int32_t amount) { *cursor += amount; }
+
+}  // namespace ember

@@ -1,0 +1,37 @@
+#pragma once
+// The CPU reference backend: plain loops a reader can check by eye, float64 accumulation in matmul
+// and reductions, parallel over rows (or columns) with OpenMP where that keeps it readable.
+#include "ember/backend.hpp"
+
+namespace ember {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::cpu; }
+  void copy_to_device(void* destination, const void* source, std::size_t bytes) override;
+  void copy_to_host(void* destination, const void* source, std::size_t bytes) override;
+
+  void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
+              View c) override;
+  void bias_add(View y, ConstView bias) override;
+  void bias_gradient(ConstView dy, View bias_gradient) override;
+  void relu_forward(ConstView x, View y) override;
+  void relu_backward(ConstView dy, ConstView y, View dx) override;
+  void mse_loss(ConstView prediction, ConstView target, float* loss_sum) override;
+  void mse_gradient(ConstView prediction, ConstView target, View gradient) override;
+  void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) override;
+  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
+                  const SgdParams& params) override;
+  void fill(View y, float value) override;
+  void copy(ConstView source, View destination) override;
+  void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
+                   View destination) override;
+  void advance_cursor(std::int32_t* cursor, std::int32_t amount) override;
+
+ protected:
+  void* do_allocate(std::size_t bytes) override;
+  void do_deallocate(void* pointer) noexcept override;
+};
+
+}  // namespace ember

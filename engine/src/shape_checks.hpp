@@ -1,0 +1,53 @@
+#pragma once
+// Shape checks every backend runs before an op, so a wrong call fails the same way everywhere.
+#include <fmt/format.h>
+
+#include "ember/backend.hpp"
+#include "ember/error.hpp"
+
+namespace ember {
+
+struct MatmulShape {
+  std::int64_t m, n, k;
+};
+
+inline MatmulShape check_matmul(Transpose transpose_a, Transpose transpose_b, ConstView a, ConstView b, View c) {
+  const bool ta = transpose_a == Transpose::yes;
+  const bool tb = transpose_b == Transpose::yes;
+  const std::int64_t m = ta ? a.cols : a.rows;
+  const std::int64_t k = ta ? a.rows : a.cols;
+  const std::int64_t k_b = tb ? b.cols : b.rows;
+  const std::int64_t n = tb ? b.rows : b.cols;
+  if (k != k_b || c.rows != m || c.cols != n)
+    throw Error(fmt::format("matmul shapes do not agree: op(a) is ({}, {}), op(b) is ({}, {}), c is ({}, {})", m, k,
+                            k_b, n, c.rows, c.cols));
+  return {m, n, k};
+}
+
+template <typename A, typename B>
+void check_same_shape(BasicView<A> x, BasicView<B> y, const char* op) {
+  if (x.rows != y.rows || x.cols != y.cols)
+    throw Error(fmt::format("{}: shapes ({}, {}) and ({}, {}) differ", op, x.rows, x.cols, y.rows, y.cols));
+}
+
+template <typename A, typename B>
+void check_bias(BasicView<A> y, BasicView<B> bias, const char* op) {
+  if (bias.rows != 1 || bias.cols != y.cols)
+    throw Error(fmt::format("{}: bias ({}, {}) does not match ({}, {}); it must be (1, {})", op, bias.rows, bias.cols,
+                            y.rows, y.cols, y.cols));
+}
+
+inline void check_gather(ConstView source, View destination) {
+  if (source.cols != destination.cols)
+    throw Error(fmt::format("gather_rows: source has {} columns, destination {}", source.cols, destination.cols));
+}
+
+inline void check_sgd(const SgdParams& params) {
+  if (!(params.lr > 0.0f)) throw InputError(fmt::format("learning rate must be > 0, got {}", params.lr));
+  if (!(params.momentum >= 0.0f)) throw InputError(fmt::format("momentum must be >= 0, got {}", params.momentum));
+  if (!(params.weight_decay >= 0.0f))
+    throw InputError(fmt::format("weight decay must be >= 0, got {}", params.weight_decay));
+  if (params.nesterov && params.momentum == 0.0f) throw InputError("Nesterov momentum needs a momentum > 0");
+}
+
+}  // namespace ember
