@@ -111,13 +111,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                                    model.input_width(), a.data, data.x.cols()));
   }
   model.compile(options);
+  if (!model.built()) model.build(data.x.cols());
   model.set_column_names(data.feature_names, data.target_names);
   if (!model.backend_notice().empty()) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
   if (!a.quiet)
     std::printf("Training on %s: %lld rows, %lld features, %lld targets, %lld parameters\n", model.backend_name().c_str(),
                 static_cast<long long>(data.x.rows()), static_cast<long long>(data.x.cols()),
                 static_cast<long long>(data.y.cols()),
-                static_cast<long long>(model.built() ? model.parameter_count() : 0));
+                static_cast<long long>(model.parameter_count()));
 
   Progress progress(model.epochs_completed() + 1, a.epochs, a.quiet);
   FitOptions fit;

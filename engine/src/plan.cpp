@@ -103,6 +103,12 @@ void Plan::download_parameters(std::vector<float>& parameters, std::vector<float
   backend_.copy_to_host(velocity.data(), velocity_, bytes);
 }
 
+std::vector<float> Plan::download_gradients() {
+  std::vector<float> gradients(static_cast<std::size_t>(parameter_count_));
+  backend_.copy_to_host(gradients.data(), gradients_, gradients.size() * sizeof(float));
+  return gradients;
+}
+
 void Plan::set_target_scale(const std::vector<double>& scale) {
   std::vector<float> values(scale.begin(), scale.end());
   backend_.copy_to_device(target_scale_, values.data(), values.size() * sizeof(float));

@@ -37,6 +37,8 @@ class Plan {
 
   void upload_parameters(const std::vector<float>& parameters, const std::vector<float>& velocity);
   void download_parameters(std::vector<float>& parameters, std::vector<float>& velocity);
+  /// The gradients of the last step (same layout as the parameters), for gradient checks.
+  std::vector<float> download_gradients();
   /// Scale applied to output errors by the MAE metric (the targets' standard deviations).
   void set_target_scale(const std::vector<double>& scale);
 

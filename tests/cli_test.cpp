@@ -1,0 +1,170 @@
+// The real `ember` binary: every bad input gets one clear line and its exit code, and leaves no
+// partial output file; a diverged run does not overwrite an existing checkpoint.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string dir() {
+  static const std::string path = [] {
+    const std::string d = std::string(EMBER_TEST_WORKDIR) + "/cli";
+    fs::create_directories(d);
+    return d;
+  }();
+  return path;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+CliRun ember(const std::string& arguments) {
+  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
+  const std::string command = std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " </dev/null";
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::string file_with(const std::string& name, const std::string& content) {
+  const std::string path = dir() + "/" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+/// y = 2 x0 - x1 + 1 on 40 rows.
+std::string good_csv() {
+  std::string text = "x0,x1,y\n";
+  for (int i = 0; i < 40; ++i) {
+    const double x0 = (i % 7) * 0.3, x1 = (i % 5) * 0.7 - 1;
+    text += std::to_string(x0) + "," + std::to_string(x1) + "," + std::to_string(2 * x0 - x1 + 1) + "\n";
+  }
+  return file_with("good.csv", text);
+}
+
+void expect_input_error(const std::string& arguments, const std::string& message) {
+  const CliRun run = ember(arguments);
+  EXPECT_EQ(run.exit_code, 2) << arguments << "\n" << run.err;
+  EXPECT_NE(run.err.find("error: " + message), std::string::npos) << arguments << "\nstderr: " << run.err;
+}
+
+TEST(Cli, TrainPredictEvaluateRoundTrip) {
+  const std::string data = good_csv(), model = dir() + "/model.safetensors", history = dir() + "/history.csv",
+                    plot = dir() + "/loss.svg", metrics = dir() + "/metrics.json", predictions = dir() + "/pred.csv";
+  const CliRun train = ember("train --data " + data + " --target y --layers 8 --epochs 40 --lr 0.05 --val-split 0.2 --device cpu "
+                          "--save " + model + " --history " + history + " --plot " + plot + " --metrics-out " + metrics);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("Epoch 40/40"), std::string::npos);
+  EXPECT_NE(slurp(history).find("epoch,loss,mae,val_loss,val_mae,seconds\n1,"), std::string::npos);
+  EXPECT_NE(slurp(plot).find("<svg"), std::string::npos);
+  EXPECT_NE(slurp(plot).find("val_loss"), std::string::npos);
+  EXPECT_NE(slurp(metrics).find("\"val_loss\""), std::string::npos);
+
+  const CliRun predict = ember("predict --device cpu --model " + model + " --data " + data + " --out " + predictions);
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  const std::string text = slurp(predictions);
+  EXPECT_EQ(text.substr(0, 2), "y\n");
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 41);
+
+  const CliRun evaluate = ember("evaluate --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
+  EXPECT_NE(evaluate.out.find("rows: 40"), std::string::npos);
+  const double r2 = std::stod(evaluate.out.substr(evaluate.out.find("r2: ") + 4));
+  EXPECT_GT(r2, 0.9);
+}
+
+TEST(Cli, ResumeWithInitContinuesEpochs) {
+  const std::string data = good_csv(), first = dir() + "/first.safetensors";
+  ASSERT_EQ(ember("train --data " + data + " --target y --epochs 0 --device cpu --save " + first).exit_code, 0);
+  const CliRun resumed = ember("train --data " + data + " --target y --epochs 2 --device cpu --init " + first);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("Epoch 2/2"), std::string::npos);
+  expect_input_error("train --data " + data + " --target y --layers 3 --device cpu --init " + first,
+                     "--layers 3 differs from the architecture stored in --init");
+}
+
+TEST(Cli, BadFlagsExitTwo) {
+  const std::string data = good_csv();
+  expect_input_error("train --data " + data + " --target y --epochs -1", "--epochs -1: must be 0 or more");
+  expect_input_error("train --data " + data + " --target y --lr 0", "--lr 0: must be a number > 0");
+  expect_input_error("train --data " + data + " --target y --lr -0.5", "--lr -0.5: must be a number > 0");
+  expect_input_error("train --data " + data + " --target y --batch-size 0", "--batch-size 0: must be 1 or more");
+  expect_input_error("train --data " + data + " --target y --val-split 1", "--val-split 1: must be in [0, 1)");
+  expect_input_error("train --data " + data + " --target y --val-split -0.1", "--val-split -0.1: must be in [0, 1)");
+  expect_input_error("train --data " + data + " --target y --layers 4,x", "--layers 4,x: 'x' is not a positive layer width");
+  expect_input_error("train --data " + data + " --target y --device tpu", "unknown device 'tpu'");
+  expect_input_error("train --data " + data + " --target y --save /no/such/dir/m.safetensors",
+                     "--save /no/such/dir/m.safetensors: the directory '/no/such/dir' does not exist");
+  expect_input_error("train --data " + data, "--target is required");
+  expect_input_error("train --data " + data + " --target y --epochs many", "");
+  expect_input_error("fly", "");
+}
+
+TEST(Cli, BadInputFilesExitTwoWithoutOutputs) {
+  const std::string model = dir() + "/never.safetensors";
+  fs::remove(model);
+  const auto check = [&](const std::string& content, const std::string& message, const std::string& target = "y") {
+    const std::string path = file_with("bad.csv", content);
+    expect_input_error("train --device cpu --data " + path + " --target " + target + " --save " + model, path + message);
+    EXPECT_FALSE(fs::exists(model));
+  };
+  check("", ": the file is empty");
+  check("x,y\n1,2\n3\n", ":3: 1 fields, but the header has 2");
+  check("x,y\n1,2\n3,abc\n", ":3:2 (column 'y'): 'abc' is not a number");
+  check("x,y\n1,\n", ":2:2 (column 'y'): empty cell");
+  check("x,y\n1,nan\n", ":2:2 (column 'y'): 'nan' is not a finite float32 number");
+  check("x,y\n1,Inf\n", ":2:2 (column 'y'): 'Inf' is not a finite float32 number");
+  check("x,y\n", ": the file has a header but no data rows");
+  check("x,y\n1,2\n", ": no column named 'z'; the columns are: x, y", "z");
+  check("x,y\n1,2\n", ": no feature column is left", "x,y");
+  expect_input_error("train --data " + dir() + "/missing.csv --target y", dir() + "/missing.csv: cannot open the file");
+  expect_input_error("predict --model " + dir() + "/missing.safetensors --data x.csv",
+                     dir() + "/missing.safetensors: cannot open the checkpoint");
+  const std::string junk = file_with("junk.safetensors", "not a checkpoint at all");
+  expect_input_error("predict --model " + junk + " --data x.csv", junk + ": not a valid Ember checkpoint");
+}
+
+TEST(Cli, ConstantColumnWarnsAndTrains) {
+  const std::string path = file_with("constant.csv", "x,c,y\n1,5,2\n2,5,4\n3,5,6\n");
+  const CliRun run = ember("train --device cpu --data " + path + " --target y --epochs 2 --quiet");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("warning: " + path + ": feature column 'c' is constant"), std::string::npos) << run.err;
+}
+
+TEST(Cli, DivergenceExitsThreeAndKeepsCheckpoint) {
+  const std::string data = good_csv(), model = dir() + "/kept.safetensors";
+  ASSERT_EQ(ember("train --device cpu --data " + data + " --target y --epochs 1 --save " + model).exit_code, 0);
+  const std::string before = slurp(model);
+  const CliRun run = ember("train --device cpu --data " + data + " --target y --epochs 200 --lr 1e6 --no-normalize --save " + model);
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_NE(run.err.find("error: training diverged at epoch"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("try a smaller learning rate (--lr)"), std::string::npos);
+  EXPECT_EQ(slurp(model), before);
+}
+
+TEST(Cli, HelpAndInfo) {
+  for (const std::string command : {"", "train ", "predict ", "evaluate ", "demo ", "info "}) {
+    const CliRun run = ember(command + "--help");
+    EXPECT_EQ(run.exit_code, 0) << command;
+    EXPECT_NE(run.out.find("Usage"), std::string::npos) << command;
+  }
+  const CliRun info = ember("info");
+  EXPECT_EQ(info.exit_code, 0);
+  EXPECT_NE(info.out.find("cpu: available"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,234 @@
+// Every CPU reference op against hand-computed values, and the derivative ops against finite
+// differences of the forward ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "cpu/cpu_backend.hpp"
+#include "ember/error.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+using testing::kGradientTolerance;
+using testing::poisoned;
+using testing::random_matrix;
+using testing::relative_error;
+
+CpuBackend cpu;
+
+TEST(CpuOps, MatmulAllTransposeModesByHand) {
+  const Matrix a{{1, 2, 3}, {4, 5, 6}};     // (2, 3)
+  const Matrix b{{7, 8}, {9, 10}, {11, 12}};  // (3, 2)
+  Matrix c = poisoned(2, 2);
+  cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, c.view());
+  EXPECT_EQ(c, (Matrix{{58, 64}, {139, 154}}));
+
+  const Matrix bt{{7, 9, 11}, {8, 10, 12}};  // b transposed
+  Matrix d = poisoned(2, 2);
+  cpu.matmul(Transpose::no, Transpose::yes, 1.0f, a.view(), bt.view(), 0.0f, d.view());
+  EXPECT_EQ(d, c);
+
+  const Matrix at{{1, 4}, {2, 5}, {3, 6}};  // a transposed
+  Matrix e = poisoned(2, 2);
+  cpu.matmul(Transpose::yes, Transpose::no, 1.0f, at.view(), b.view(), 0.0f, e.view());
+  EXPECT_EQ(e, c);
+
+  Matrix f{{1, 1}, {1, 1}};
+  cpu.matmul(Transpose::yes, Transpose::yes, 2.0f, at.view(), bt.view(), -1.0f, f.view());  // 2ab - 1
+  EXPECT_EQ(f, (Matrix{{115, 127}, {277, 307}}));
+}
+
+TEST(CpuOps, MatmulRejectsMismatchedShapes) {
+  const Matrix a(2, 3), b(2, 2);
+  Matrix c(2, 2);
+  EXPECT_THROW(cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, c.view()), Error);
+}
+
+TEST(CpuOps, BiasReluByHand) {
+  Matrix y{{1, -2}, {-3, 4}};
+  const Matrix bias{{0.5f, 1.0f}};
+  cpu.bias_add(y.view(), bias.view());
+  EXPECT_EQ(y, (Matrix{{1.5f, -1}, {-2.5f, 5}}));
+  Matrix gradient = poisoned(1, 2);
+  cpu.bias_gradient(y.view(), gradient.view());
+  EXPECT_EQ(gradient, (Matrix{{-1, 4}}));
+  Matrix relu = poisoned(2, 2);
+  cpu.relu_forward(y.view(), relu.view());
+  EXPECT_EQ(relu, (Matrix{{1.5f, 0}, {0, 5}}));
+  const Matrix dy{{10, 20}, {30, 40}};
+  Matrix dx = poisoned(2, 2);
+  cpu.relu_backward(dy.view(), relu.view(), dx.view());
+  EXPECT_EQ(dx, (Matrix{{10, 0}, {0, 40}}));
+}
+
+TEST(CpuOps, MseLossGradientAndMaeByHand) {
+  const Matrix prediction{{1, 2}, {3, 4}};
+  const Matrix target{{0, 2}, {5, 1}};  // errors 1, 0, -2, 3
+  float loss_sum = 0.0f;
+  cpu.mse_loss(prediction.view(), target.view(), &loss_sum);
+  EXPECT_FLOAT_EQ(loss_sum / 2.0f, (1 + 0 + 4 + 9) / 4.0f);  // rows * mean, divided by rows
+  cpu.mse_loss(prediction.view(), target.view(), &loss_sum);  // accumulates
+  EXPECT_FLOAT_EQ(loss_sum / 4.0f, 14.0f / 4.0f);
+  Matrix gradient = poisoned(2, 2);
+  cpu.mse_gradient(prediction.view(), target.view(), gradient.view());
+  EXPECT_EQ(gradient, (Matrix{{0.5f, 0}, {-1, 1.5f}}));  // 2 e / 4
+  const Matrix scale{{10, 1}};
+  float mae_sum = 0.0f;
+  cpu.mae_sum(prediction.view(), target.view(), scale.view(), &mae_sum);
+  EXPECT_FLOAT_EQ(mae_sum / 2.0f, (10 + 0 + 20 + 3) / 4.0f);
+}
+
+TEST(CpuOps, SgdFollowsPytorchFormula) {
+  // Two steps with momentum 0.9, weight decay 0.1, by hand from torch.optim.SGD's documentation.
+  std::vector<float> w{1.0f, -2.0f}, v{0.0f, 0.0f};
+  const std::vector<float> g{0.5f, 0.25f};
+  const SgdParams sgd{.lr = 0.1f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.1f};
+  double w_ref[2] = {1.0, -2.0}, v_ref[2] = {0.0, 0.0};
+  for (int step = 0; step < 2; ++step) {
+    cpu.sgd_update(w.data(), g.data(), v.data(), 2, sgd);
+    for (int i = 0; i < 2; ++i) {
+      const double d = g[i] + 0.1 * w_ref[i];
+      v_ref[i] = 0.9 * v_ref[i] + d;
+      w_ref[i] -= 0.1 * v_ref[i];
+    }
+  }
+  EXPECT_NEAR(w[0], w_ref[0], 1e-6);
+  EXPECT_NEAR(w[1], w_ref[1], 1e-6);
+  EXPECT_NEAR(v[1], v_ref[1], 1e-6);
+
+  std::vector<float> wn{1.0f}, vn{0.0f};
+  const std::vector<float> gn{0.5f};
+  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1, {.lr = 0.1f, .momentum = 0.9f, .nesterov = true, .weight_decay = 0});
+  EXPECT_FLOAT_EQ(vn[0], 0.5f);
+  EXPECT_FLOAT_EQ(wn[0], 1.0f - 0.1f * (0.5f + 0.9f * 0.5f));  // g + mu v
+  std::vector<float> wp{1.0f};
+  cpu.sgd_update(wp.data(), gn.data(), nullptr, 1, {.lr = 0.1f, .momentum = 0, .nesterov = false, .weight_decay = 0});
+  EXPECT_FLOAT_EQ(wp[0], 0.95f);
+}
+
+TEST(CpuOps, SgdRejectsBadParameters) {
+  float w = 1, g = 1, v = 0;
+  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 0, .momentum = 0, .nesterov = false, .weight_decay = 0}), InputError);
+  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 1, .momentum = 0, .nesterov = true, .weight_decay = 0}), InputError);
+}
+
+TEST(CpuOps, FillCopyGatherAdvance) {
+  const Matrix source{{1, 2}, {3, 4}, {5, 6}};
+  const std::vector<std::int32_t> indices{2, 0, 1, 2};
+  std::int32_t cursor = 1;
+  Matrix batch = poisoned(2, 2);
+  cpu.gather_rows(source.view(), indices.data(), &cursor, batch.view());
+  EXPECT_EQ(batch, (Matrix{{1, 2}, {3, 4}}));
+  cpu.advance_cursor(&cursor, 2);
+  EXPECT_EQ(cursor, 3);
+  Matrix last = poisoned(1, 2);
+  cpu.gather_rows(source.view(), indices.data(), &cursor, last.view());
+  EXPECT_EQ(last, (Matrix{{5, 6}}));
+  Matrix filled = poisoned(2, 3);
+  cpu.fill(filled.view(), 7.0f);
+  EXPECT_EQ(filled, Matrix(2, 3, 7.0f));
+  Matrix copied = poisoned(3, 2);
+  cpu.copy(source.view(), copied.view());
+  EXPECT_EQ(copied, source);
+}
+
+// ---- finite differences ------------------------------------------------------------------------
+
+/// Central difference of f at x[i] in float64 (the inputs are float32, perturbed in float64).
+/// The step is large where f is linear in x (exact then) and small near ReLU's kink.
+double central_difference(Matrix& x, std::int64_t i, const std::function<double()>& f, double step = 1e-2) {
+  const float original = x.data()[i];
+  x.data()[i] = static_cast<float>(original + step);
+  const double up_x = x.data()[i];
+  const double up = f();
+  x.data()[i] = static_cast<float>(original - step);
+  const double down_x = x.data()[i];
+  const double down = f();
+  x.data()[i] = original;
+  return (up - down) / (up_x - down_x);
+}
+
+TEST(CpuOpsFiniteDifferences, MseGradient) {
+  Matrix prediction = random_matrix(5, 3, 1);
+  const Matrix target = random_matrix(5, 3, 2);
+  Matrix gradient = poisoned(5, 3);
+  cpu.mse_gradient(prediction.view(), target.view(), gradient.view());
+  // mse_loss in float32 would limit the difference's accuracy; the quadratic is exact in float64.
+  const auto loss = [&] {
+    double sum = 0;
+    for (std::int64_t i = 0; i < prediction.size(); ++i) {
+      const double e = static_cast<double>(prediction.data()[i]) - target.data()[i];
+      sum += e * e;
+    }
+    float from_op = 0.0f;
+    cpu.mse_loss(prediction.view(), target.view(), &from_op);
+    EXPECT_NEAR(from_op / 5.0, sum / 15.0, 1e-6);
+    return sum / 15.0;
+  };
+  std::vector<double> numeric;
+  for (std::int64_t i = 0; i < prediction.size(); ++i) numeric.push_back(central_difference(prediction, i, loss));
+  EXPECT_LT(relative_error(gradient.data(), numeric.data(), prediction.size()), kGradientTolerance);
+}
+
+/// Sum of w * f(x) in float64 for a fixed random weighting w: its gradient is the op's backward
+/// applied to w.
+double weighted_sum(const Matrix& values, const Matrix& weights) {
+  double sum = 0;
+  for (std::int64_t i = 0; i < values.size(); ++i) sum += static_cast<double>(values.data()[i]) * weights.data()[i];
+  return sum;
+}
+
+TEST(CpuOpsFiniteDifferences, ReluBackward) {
+  Matrix x = random_matrix(7, 5, 3);
+  const Matrix weights = random_matrix(7, 5, 4);
+  Matrix y = poisoned(7, 5), dx = poisoned(7, 5);
+  cpu.relu_forward(x.view(), y.view());
+  cpu.relu_backward(weights.view(), y.view(), dx.view());
+  const auto f = [&] {
+    Matrix out(7, 5);
+    cpu.relu_forward(x.view(), out.view());
+    return weighted_sum(out, weights);
+  };
+  std::vector<double> numeric;
+  for (std::int64_t i = 0; i < x.size(); ++i) numeric.push_back(central_difference(x, i, f, 1e-4));
+  EXPECT_LT(relative_error(dx.data(), numeric.data(), x.size()), kGradientTolerance);
+}
+
+TEST(CpuOpsFiniteDifferences, BiasGradient) {
+  const Matrix y = random_matrix(9, 4, 5), weights = random_matrix(9, 4, 6);
+  Matrix bias = random_matrix(1, 4, 7), gradient = poisoned(1, 4);
+  cpu.bias_gradient(weights.view(), gradient.view());
+  const auto f = [&] {
+    Matrix out = y;
+    cpu.bias_add(out.view(), bias.view());
+    return weighted_sum(out, weights);
+  };
+  std::vector<double> numeric;
+  for (std::int64_t i = 0; i < 4; ++i) numeric.push_back(central_difference(bias, i, f));
+  EXPECT_LT(relative_error(gradient.data(), numeric.data(), 4), kGradientTolerance);
+}
+
+TEST(CpuOpsFiniteDifferences, MatmulGradientsAreTheOtherTransposeModes) {
+  // c = x @ w^T (the forward layer, NT); dx = dc @ w (NN); dw = dc^T @ x (TN).
+  Matrix x = random_matrix(6, 4, 8), w = random_matrix(3, 4, 9);
+  const Matrix dc = random_matrix(6, 3, 10);
+  Matrix dx = poisoned(6, 4), dw = poisoned(3, 4);
+  cpu.matmul(Transpose::no, Transpose::no, 1.0f, dc.view(), w.view(), 0.0f, dx.view());
+  cpu.matmul(Transpose::yes, Transpose::no, 1.0f, dc.view(), x.view(), 0.0f, dw.view());
+  const auto f = [&] {
+    Matrix c(6, 3);
+    cpu.matmul(Transpose::no, Transpose::yes, 1.0f, x.view(), w.view(), 0.0f, c.view());
+    return weighted_sum(c, dc);
+  };
+  std::vector<double> numeric_x, numeric_w;
+  for (std::int64_t i = 0; i < x.size(); ++i) numeric_x.push_back(central_difference(x, i, f));
+  for (std::int64_t i = 0; i < w.size(); ++i) numeric_w.push_back(central_difference(w, i, f));
+  EXPECT_LT(relative_error(dx.data(), numeric_x.data(), x.size()), kGradientTolerance);
+  EXPECT_LT(relative_error(dw.data(), numeric_w.data(), w.size()), kGradientTolerance);
+}
+
+}  // namespace
+}  // namespace ember

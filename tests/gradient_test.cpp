@@ -1,0 +1,82 @@
+// A whole MLP's gradients, as the plan's backward schedule computes them, against central finite
+// differences of a float64 re-implementation of its loss.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "cpu/cpu_backend.hpp"
+#include "plan.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout.
+double reference_loss(const std::vector<Dense>& layers, std::int64_t inputs, const std::vector<double>& parameters,
+                      const Matrix& x, const Matrix& y) {
+  double total = 0.0;
+  for (std::int64_t r = 0; r < x.rows(); ++r) {
+    std::vector<double> activation(x.data() + r * x.cols(), x.data() + (r + 1) * x.cols());
+    std::size_t offset = 0;
+    std::int64_t in = inputs;
+    for (const Dense& layer : layers) {
+      std::vector<double> out(static_cast<std::size_t>(layer.units));
+      for (std::int64_t o = 0; o < layer.units; ++o) {
+        double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
+        for (std::int64_t i = 0; i < in; ++i)
+          sum += parameters[offset + static_cast<std::size_t>(o * in + i)] * activation[static_cast<std::size_t>(i)];
+        out[static_cast<std::size_t>(o)] = layer.activation == Activation::relu ? std::max(sum, 0.0) : sum;
+      }
+      offset += static_cast<std::size_t>(layer.units * in + layer.units);
+      activation = out;
+      in = layer.units;
+    }
+    for (std::int64_t o = 0; o < y.cols(); ++o) {
+      const double e = activation[static_cast<std::size_t>(o)] - y(r, o);
+      total += e * e;
+    }
+  }
+  return total / static_cast<double>(y.size());
+}
+
+TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
+  const std::vector<Dense> layers{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
+  const std::int64_t inputs = 3, rows = 7;
+  const Matrix x = testing::random_matrix(rows, inputs, 11), y = testing::random_matrix(rows, 2, 12);
+  Sequential model(layers, 3);
+  model.build(inputs);
+  std::vector<float> parameters = model.parameters();
+  // Non-zero biases, so their gradients are exercised away from the initial point.
+  const Matrix noise = testing::random_matrix(1, model.parameter_count(), 13);
+  for (std::size_t i = 0; i < parameters.size(); ++i) parameters[i] += 0.1f * noise.data()[i];
+
+  CpuBackend backend;
+  Plan plan(backend, layers, inputs, rows);
+  plan.upload_parameters(parameters, std::vector<float>(parameters.size(), 0.0f));
+  const BackendMatrix device_x(backend, x), device_y(backend, y);
+  std::vector<std::int32_t> order(rows);
+  std::iota(order.begin(), order.end(), 0);
+  plan.bind_training_set(device_x.view, device_y.view, order.data());
+  plan.train_step(rows, {.lr = 1e-3f, .momentum = 0, .nesterov = false, .weight_decay = 0});
+  const std::vector<float> analytic = plan.download_gradients();
+
+  std::vector<double> point(parameters.begin(), parameters.end()), numeric;
+  const double step = 1e-6;
+  for (std::size_t i = 0; i < point.size(); ++i) {
+    const double original = point[i];
+    point[i] = original + step;
+    const double up = reference_loss(layers, inputs, point, x, y);
+    point[i] = original - step;
+    const double down = reference_loss(layers, inputs, point, x, y);
+    point[i] = original;
+    numeric.push_back((up - down) / (2 * step));
+  }
+  EXPECT_LT(testing::relative_error(analytic.data(), numeric.data(), static_cast<std::int64_t>(numeric.size())),
+            testing::kGradientTolerance);
+  // And the loss the step accumulated is the loss at this point.
+  const auto sums = plan.read_accumulators();
+  EXPECT_NEAR(sums[Plan::train_loss] / rows, reference_loss(layers, inputs, point, x, y), 1e-5);
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,259 @@
+// Training behaviour on the CPU reference: convergence, determinism, checkpoints, resume, the
+// allocation-free step, partial batches, validation split, divergence, standardization.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "cpu/cpu_backend.hpp"
+#include "ember/ember.hpp"
+#include "plan.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+const CompileOptions kCpuSgd{.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .loss = Loss::mse, .device = Device::cpu};
+
+std::string scratch_file(const std::string& name) {
+  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
+  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
+}
+
+/// y = x @ beta + 0.5 + noise, with x uniform in [-1, 1).
+Dataset linear_data(std::int64_t rows, std::uint64_t seed) {
+  Dataset data;
+  data.x = testing::random_matrix(rows, 3, seed);
+  data.y = Matrix(rows, 1);
+  Random noise(seed + 1);
+  for (std::int64_t r = 0; r < rows; ++r)
+    data.y(r, 0) = static_cast<float>(1.5 * data.x(r, 0) - 2.0 * data.x(r, 1) + 0.25 * data.x(r, 2) + 0.5 +
+                                      0.1 * noise.normal());
+  return data;
+}
+
+/// Least squares [w; b] by the normal equations, float64 Gaussian elimination.
+std::vector<double> normal_equations(const Matrix& x, const Matrix& y) {
+  const std::int64_t n = x.cols() + 1;
+  std::vector<std::vector<double>> a(static_cast<std::size_t>(n), std::vector<double>(static_cast<std::size_t>(n + 1), 0.0));
+  for (std::int64_t r = 0; r < x.rows(); ++r) {
+    std::vector<double> row(static_cast<std::size_t>(n), 1.0);
+    for (std::int64_t c = 0; c < x.cols(); ++c) row[static_cast<std::size_t>(c)] = x(r, c);
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      for (std::size_t j = 0; j < row.size(); ++j) a[i][j] += row[i] * row[j];
+      a[i][static_cast<std::size_t>(n)] += row[i] * y(r, 0);
+    }
+  }
+  for (std::size_t p = 0; p < a.size(); ++p)
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (i == p) continue;
+      const double f = a[i][p] / a[p][p];
+      for (std::size_t j = p; j < a[i].size(); ++j) a[i][j] -= f * a[p][j];
+    }
+  std::vector<double> solution;
+  for (std::size_t i = 0; i < a.size(); ++i) solution.push_back(a[i][static_cast<std::size_t>(n)] / a[i][i]);
+  return solution;
+}
+
+TEST(Training, LinearRegressionConvergesToNormalEquations) {
+  const Dataset data = linear_data(257, 21);
+  Sequential model{Dense(1)};
+  model.compile({.optimizer = SGD{.lr = 0.1f}, .loss = Loss::mse, .device = Device::cpu});
+  model.fit(data.x, data.y, {.epochs = 3000, .batch_size = 257, .shuffle = false, .normalize = false});
+  const std::vector<double> expected = normal_equations(data.x, data.y);
+  const std::vector<float>& learned = model.parameters();  // w (1, 3) then b
+  EXPECT_LT(testing::relative_error(learned.data(), expected.data(), 4), 1e-3);
+}
+
+TEST(Training, SeedExamplePredictsFive) { EXPECT_NEAR(demo::seed_example(Device::cpu), 5.0, 0.1); }
+
+TEST(Training, HousePriceDemoReachesR2) { EXPECT_GE(demo::house_price_mlp(Device::cpu).test_r2, 0.9); }
+
+TEST(Training, SameSeedGivesBitIdenticalWeights) {
+  const Dataset data = linear_data(100, 3);
+  const auto train = [&](std::uint64_t seed) {
+    Sequential model({Dense(8, Activation::relu), Dense(1)}, seed);
+    model.compile(kCpuSgd);
+    model.fit(data.x, data.y, {.epochs = 5, .batch_size = 16, .validation_split = 0.2});
+    return model.parameters();
+  };
+  EXPECT_EQ(train(7), train(7));
+  EXPECT_NE(train(7), train(8));
+}
+
+TEST(Training, GlorotUniformInitialization) {
+  Sequential model({Dense(300, Activation::relu), Dense(1)}, 5);
+  model.build(200);
+  const double limit = std::sqrt(6.0 / 500.0);
+  double sum = 0, squares = 0;
+  const std::int64_t n = 300 * 200;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float w = model.parameters()[static_cast<std::size_t>(i)];
+    ASSERT_LE(std::abs(w), limit);
+    sum += w;
+    squares += static_cast<double>(w) * w;
+  }
+  EXPECT_NEAR(sum / n, 0.0, 0.01 * limit);
+  EXPECT_NEAR(squares / n, limit * limit / 3.0, 0.02 * limit * limit);  // variance of U(-l, l)
+  for (std::int64_t i = 0; i < 300; ++i) EXPECT_EQ(model.parameters()[static_cast<std::size_t>(model.bias_offset(0) + i)], 0.0f);
+}
+
+TEST(Training, SaveLoadGivesIdenticalPredictions) {
+  const Dataset data = linear_data(64, 4);
+  Sequential model({Dense(16, Activation::relu), Dense(1)}, 1);
+  model.compile(kCpuSgd);
+  model.fit(data.x, data.y, {.epochs = 3});
+  const std::string path = scratch_file("save_load.safetensors");
+  model.save(path);
+  Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.parameters(), model.parameters());
+  EXPECT_EQ(loaded.velocity(), model.velocity());
+  EXPECT_EQ(loaded.scaler(), model.scaler());
+  EXPECT_EQ(loaded.layers(), model.layers());
+  EXPECT_EQ(loaded.epochs_completed(), 3);
+  EXPECT_EQ(loaded.predict(data.x), model.predict(data.x));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(Training, ResumeEqualsUninterruptedRun) {
+  const Dataset data = linear_data(90, 5);
+  const FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.1};
+  Sequential straight({Dense(8, Activation::relu), Dense(1)}, 2);
+  straight.compile(kCpuSgd);
+  FitOptions six = options;
+  six.epochs = 6;
+  const History full = straight.fit(data.x, data.y, six);
+
+  Sequential first({Dense(8, Activation::relu), Dense(1)}, 2);
+  first.compile(kCpuSgd);
+  first.fit(data.x, data.y, options);
+  const std::string path = scratch_file("resume.safetensors");
+  first.save(path);
+  Sequential resumed = Sequential::load(path);
+  CompileOptions compile = resumed.compile_options();
+  compile.device = Device::cpu;
+  resumed.compile(compile);
+  const History second = resumed.fit(data.x, data.y, options);
+  EXPECT_EQ(resumed.parameters(), straight.parameters());
+  EXPECT_EQ(resumed.velocity(), straight.velocity());
+  ASSERT_EQ(second.epochs.size(), 3u);
+  EXPECT_EQ(second.epochs[0].epoch, 4);
+  EXPECT_EQ(second.epochs[2].loss, full.epochs[5].loss);
+}
+
+TEST(Training, NoAllocationInsideAStep) {
+  const Dataset data = linear_data(50, 6);
+  CpuBackend backend;
+  const std::vector<Dense> layers{Dense(8, Activation::relu), Dense(1)};
+  Sequential model(layers, 1);
+  model.build(3);
+  Plan plan(backend, layers, 3, 16);
+  plan.upload_parameters(model.parameters(), model.velocity());
+  const BackendMatrix x(backend, data.x), y(backend, data.y);
+  std::vector<std::int32_t> order(50);
+  std::iota(order.begin(), order.end(), 0);
+  plan.bind_training_set(x.view, y.view, order.data());
+  const std::size_t before = backend.allocation_count();
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    plan.reset_epoch();
+    for (std::int64_t first = 0; first < 50; first += 16) plan.train_step(std::min<std::int64_t>(16, 50 - first), {});
+  }
+  EXPECT_EQ(backend.allocation_count(), before);
+  EXPECT_GT(before, 0u);
+}
+
+TEST(Training, FinalPartialBatchIsTrainedOn) {
+  const Dataset data = linear_data(50, 7);
+  std::int64_t seen_batches = 0;
+  Sequential model{Dense(1)};
+  model.compile(kCpuSgd);
+  model.fit(data.x, data.y, {.epochs = 1, .batch_size = 40, .shuffle = false, .on_batch = [&](std::int64_t, std::int64_t n) {
+                               seen_batches = n;
+                             }});
+  EXPECT_EQ(seen_batches, 2);
+  // The same first batch alone ends elsewhere: the 10 remaining rows took a step.
+  std::vector<std::int64_t> first40(40);
+  std::iota(first40.begin(), first40.end(), 0);
+  Sequential truncated{Dense(1)};
+  truncated.compile(kCpuSgd);
+  truncated.fit(data.x.take_rows(first40), data.y.take_rows(first40), {.epochs = 1, .batch_size = 40, .shuffle = false});
+  EXPECT_NE(model.parameters(), truncated.parameters());
+}
+
+TEST(Training, ValidationSplitTakesTheLastRows) {
+  const Dataset data = linear_data(100, 8);
+  Sequential model{Dense(1)};
+  model.compile(kCpuSgd);
+  const History history = model.fit(data.x, data.y, {.epochs = 2, .validation_split = 0.25, .normalize = false});
+  std::vector<std::int64_t> last(25);
+  std::iota(last.begin(), last.end(), 75);
+  const Metrics metrics = model.evaluate(data.x.take_rows(last), data.y.take_rows(last));
+  ASSERT_TRUE(history.epochs.back().val_loss.has_value());
+  EXPECT_NEAR(*history.epochs.back().val_loss, metrics.mse, 1e-5 * metrics.mse);
+  EXPECT_NEAR(*history.epochs.back().val_mae, metrics.mae, 1e-5 * metrics.mae);
+}
+
+TEST(Training, DivergenceThrowsAndKeepsWeights) {
+  const Dataset data = linear_data(40, 9);
+  Sequential model{Dense(1)};
+  model.compile({.optimizer = SGD{.lr = 1e6f}, .loss = Loss::mse, .device = Device::cpu});
+  model.build(3);
+  const std::vector<float> before = model.parameters();
+  try {
+    model.fit(data.x, data.y, {.epochs = 50});
+    FAIL() << "expected a DivergenceError";
+  } catch (const DivergenceError& error) {
+    EXPECT_NE(std::string(error.what()).find("smaller learning rate"), std::string::npos);
+    EXPECT_EQ(error.exit_code(), 3);
+  }
+  EXPECT_EQ(model.parameters(), before);
+  EXPECT_EQ(model.epochs_completed(), 0);
+}
+
+TEST(Training, StandardizationWorksInOriginalUnits) {
+  Dataset data = linear_data(200, 10);
+  for (std::int64_t r = 0; r < 200; ++r) {
+    data.x(r, 0) = 1000.0f + 300.0f * data.x(r, 0);
+    data.y(r, 0) = 50000.0f + 20000.0f * data.y(r, 0);
+  }
+  Sequential model{Dense(1)};
+  model.compile(kCpuSgd);
+  model.fit(data.x, data.y, {.epochs = 30});
+  EXPECT_TRUE(model.scaler().enabled);
+  EXPECT_NEAR(model.scaler().y.mean[0], 50000.0 + 20000.0 * 0.5, 20000.0);
+  const Metrics metrics = model.evaluate(data.x, data.y);
+  EXPECT_GT(metrics.r2, 0.99);
+  EXPECT_LT(metrics.mae, 20000.0 * 0.2);  // original units: noise is 0.1 * 20000 per unit
+}
+
+TEST(Training, ConstantColumnWarns) {
+  Dataset data = linear_data(30, 11);
+  for (std::int64_t r = 0; r < 30; ++r) data.x(r, 1) = 4.0f;
+  Sequential model{Dense(1)};
+  model.compile(kCpuSgd);
+  model.set_column_names({"a", "b", "c"}, {"y"});
+  std::vector<std::string> warnings;
+  model.fit(data.x, data.y, {.epochs = 1, .on_warning = [&](const std::string& w) { warnings.push_back(w); }});
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'b'"), std::string::npos);
+  EXPECT_EQ(model.scaler().x.std[1], 1.0);
+}
+
+TEST(Training, BadArgumentsThrowInputError) {
+  const Dataset data = linear_data(10, 12);
+  Sequential model{Dense(1)};
+  EXPECT_THROW(model.fit(data.x, data.y), InputError);  // not compiled
+  model.compile(kCpuSgd);
+  EXPECT_THROW(model.fit(data.x, data.y, {.epochs = -1}), InputError);
+  EXPECT_THROW(model.fit(data.x, data.y, {.batch_size = 0}), InputError);
+  EXPECT_THROW(model.fit(data.x, data.y, {.validation_split = 1.0}), InputError);
+  EXPECT_THROW(model.fit(data.x, Matrix(9, 1)), InputError);
+  EXPECT_THROW(model.fit(data.x, Matrix(10, 2)), InputError);
+  EXPECT_THROW(model.predict(data.x), InputError);  // no weights yet
+  EXPECT_THROW(Sequential({Dense(0)}), InputError);
+  EXPECT_THROW(model.compile({.optimizer = SGD{.lr = -1}}), InputError);
+}
+
+}  // namespace
+}  // namespace ember
