@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "ember/error.hpp"
 
@@ -13,6 +14,11 @@ constexpr std::int64_t kAlignFloats = 64;  // 256 bytes: every region starts 16-
 
 std::int64_t align_up(std::int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
+std::uint64_t next_plan_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+
 }  // namespace
 
 BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
@@ -22,7 +28,7 @@ BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
 }
 
 Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size)
-    : backend_(backend), batch_size_(batch_size), input_width_(input_width) {
+    : backend_(backend), id_(next_plan_id()), batch_size_(batch_size), input_width_(input_width) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
   // First pass: offsets in floats from the arena start; second pass turns them into pointers.
   std::int64_t parameter_floats = 0;
@@ -130,7 +136,7 @@ void Plan::train_step(std::int64_t rows, const SgdParams& sgd) {
   if (rows <= 0 || rows > batch_size_)
     throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
   if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
-  backend_.run_step(static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows, sgd); });
+  backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows, sgd); });
 }
 
 ConstView Plan::forward(ConstView input) {

@@ -30,6 +30,9 @@ struct BackendMatrix {
 class Plan {
  public:
   Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size);
+  ~Plan() { backend_.forget_steps(id_); }
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
   std::int64_t batch_size() const { return batch_size_; }
   std::int64_t parameter_count() const { return parameter_count_; }
@@ -73,6 +76,7 @@ class Plan {
   void enqueue_train_step(std::int64_t rows, const SgdParams& sgd);
 
   Backend& backend_;
+  std::uint64_t id_;  // names this plan's recorded steps in the backend
   std::int64_t batch_size_;
   std::int64_t input_width_;
   std::int64_t parameter_count_ = 0;

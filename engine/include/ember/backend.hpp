@@ -95,12 +95,15 @@ class Backend {
   virtual void advance_cursor(std::int32_t* cursor, std::int32_t amount) = 0;
 
   // ---- scheduling ------------------------------------------------------------------------------
-  /// Runs step, which enqueues ops only and whose arguments depend only on shape_key. A backend
-  /// may record it the first time and replay the recording after (a CUDA graph on the GPU).
-  virtual void run_step(std::uint64_t shape_key, const std::function<void()>& step) {
+  /// Runs step, which enqueues ops only and whose arguments depend only on (owner, shape_key). A
+  /// backend may record it the first time and replay the recording after (a CUDA graph on the GPU).
+  virtual void run_step(std::uint64_t owner, std::uint64_t shape_key, const std::function<void()>& step) {
+    (void)owner;
     (void)shape_key;
     step();
   }
+  /// Drops the recordings of owner (its buffers are about to be freed).
+  virtual void forget_steps(std::uint64_t owner) noexcept { (void)owner; }
 
  protected:
   virtual void* do_allocate(std::size_t bytes) = 0;

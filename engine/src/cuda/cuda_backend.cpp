@@ -1,0 +1,212 @@
+// The CUDA backend (host code, built by the C++ compiler): Ember's kernels (or cuBLAS for matmul) on one stream, memory from cudaMalloc,
+// and each training step captured once per shape as a CUDA graph and replayed.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <utility>
+
+#include "cuda/cuda_api.hpp"
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+#include "shape_checks.hpp"
+
+#define EMBER_CUBLAS_CHECK(call)                                                                                   \
+  do {                                                                                                             \
+    const cublasStatus_t ember_status_ = (call);                                                                  \
+    if (ember_status_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+      throw ::ember::Error(fmt::format("cuBLAS error at {}:{}: {} failed: {}", __FILE__, __LINE__, #call,         \
+                                       cublasGetStatusString(ember_status_)));                                    \
+  } while (0)
+
+namespace ember::cuda {
+namespace {
+
+constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;  // preset, so cuBLAS never allocates during capture
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const BackendOptions& options) : options_(options) {
+    EMBER_CUDA_CHECK(cudaSetDevice(0));
+    cudaDeviceProp properties{};
+    EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
+    name_ = fmt::format("cuda:0 ({})", properties.name);
+    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    EMBER_CUBLAS_CHECK(cublasCreate(&cublas_));
+    EMBER_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // FP32 as the yardstick: no TF32 tensor-core shortcuts.
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
+    EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+  }
+
+  ~CudaBackend() override {
+    // Destructors must not throw: release what exists, ignoring errors (a failed GPU is reported elsewhere).
+    for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
+    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return name_; }
+  Device device() const override { return Device::cuda; }
+
+  void copy_to_device(void* destination, const void* source, std::size_t bytes) override {
+    if (bytes == 0) return;
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyHostToDevice, stream_));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffer may be reused when this returns
+  }
+  void copy_to_host(void* destination, const void* source, std::size_t bytes) override {
+    if (bytes == 0) return;
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToHost, stream_));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void synchronize() override { EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
+              View c) override {
+    const MatmulShape shape = check_matmul(transpose_a, transpose_b, a, b, c);
+    const bool ta = transpose_a == Transpose::yes, tb = transpose_b == Transpose::yes;
+    if (shape.m == 0 || shape.n == 0) return;
+    if (options_.matmul == MatmulProvider::cublas) {
+      // Row-major c = op(a) op(b) is column-major c^T = op(b)^T op(a)^T: swap the operands.
+      EMBER_CUBLAS_CHECK(cublasSgemm(cublas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     static_cast<int>(shape.n), static_cast<int>(shape.m), static_cast<int>(shape.k),
+                                     &alpha, b.data, static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta,
+                                     c.data, static_cast<int>(c.cols)));
+      return;
+    }
+    kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k), alpha,
+                           a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), beta, c.data,
+                           static_cast<int>(c.cols), stream_);
+  }
+  void bias_add(View y, ConstView bias) override {
+    check_bias(y, bias, "bias_add");
+    kernels::launch_bias_add(y.data, bias.data, y.rows, y.cols, stream_);
+  }
+  void bias_gradient(ConstView dy, View bias_gradient) override {
+    check_bias(dy, bias_gradient, "bias_gradient");
+    kernels::launch_bias_gradient(dy.data, bias_gradient.data, dy.rows, dy.cols, stream_);
+  }
+  void relu_forward(ConstView x, View y) override {
+    check_same_shape(x, y, "relu_forward");
+    kernels::launch_relu_forward(x.data, y.data, x.size(), stream_);
+  }
+  void relu_backward(ConstView dy, ConstView y, View dx) override {
+    check_same_shape(dy, y, "relu_backward");
+    check_same_shape(dy, dx, "relu_backward");
+    kernels::launch_relu_backward(dy.data, y.data, dx.data, dy.size(), stream_);
+  }
+  void mse_loss(ConstView prediction, ConstView target, float* loss_sum) override {
+    check_same_shape(prediction, target, "mse_loss");
+    kernels::launch_mse_loss(prediction.data, target.data, prediction.rows, prediction.cols, loss_sum, stream_);
+  }
+  void mse_gradient(ConstView prediction, ConstView target, View gradient) override {
+    check_same_shape(prediction, target, "mse_gradient");
+    check_same_shape(prediction, gradient, "mse_gradient");
+    kernels::launch_mse_gradient(prediction.data, target.data, gradient.data, prediction.rows, prediction.cols, stream_);
+  }
+  void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) override {
+    check_same_shape(prediction, target, "mae_sum");
+    check_bias(prediction, scale, "mae_sum");
+    kernels::launch_mae_sum(prediction.data, target.data, scale.data, prediction.rows, prediction.cols, mae_sum, stream_);
+  }
+  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
+                  const SgdParams& params) override {
+    check_sgd(params);
+    kernels::launch_sgd_update(weights, gradients, velocity, count, params.lr, params.momentum, params.nesterov,
+                               params.weight_decay, stream_);
+  }
+  void fill(View y, float value) override { kernels::launch_fill(y.data, y.size(), value, stream_); }
+  void copy(ConstView source, View destination) override {
+    check_same_shape(source, destination, "copy");
+    if (source.size() == 0) return;
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(destination.data, source.data, static_cast<std::size_t>(source.size()) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream_));
+  }
+  void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor, View destination) override {
+    check_gather(source, destination);
+    kernels::launch_gather_rows(source.data, source.rows, source.cols, indices, cursor, destination.data,
+                                destination.rows, stream_);
+  }
+  void advance_cursor(std::int32_t* cursor, std::int32_t amount) override {
+    kernels::launch_advance_cursor(cursor, amount, stream_);
+  }
+
+  void run_step(std::uint64_t owner, std::uint64_t shape_key, const std::function<void()>& step) override {
+    if (!options_.cuda_graph) {
+      step();
+      return;
+    }
+    const auto key = std::make_pair(owner, shape_key);
+    auto found = graphs_.find(key);
+    if (found == graphs_.end()) {
+      cudaGraph_t graph = nullptr;
+      EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      try {
+        step();
+      } catch (...) {
+        cudaStreamEndCapture(stream_, &graph);  // leave the stream usable, then report the first error
+        if (graph != nullptr) cudaGraphDestroy(graph);
+        throw;
+      }
+      EMBER_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      EMBER_CUDA_CHECK(status);
+      found = graphs_.emplace(key, exec).first;
+    }
+    EMBER_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+  }
+
+  void forget_steps(std::uint64_t owner) noexcept override {
+    for (auto it = graphs_.begin(); it != graphs_.end();) {
+      if (it->first.first == owner) {
+        cudaGraphExecDestroy(it->second);
+        it = graphs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+ protected:
+  void* do_allocate(std::size_t bytes) override {
+    void* pointer = nullptr;
+    const cudaError_t status = cudaMalloc(&pointer, bytes == 0 ? 256 : bytes);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      std::size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw Error(fmt::format("out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} MiB free): {}; use a smaller "
+                              "batch size or model",
+                              bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0,
+                              cudaGetErrorString(status)));
+    }
+    return pointer;
+  }
+  void do_deallocate(void* pointer) noexcept override {
+    cudaStreamSynchronize(stream_);  // work queued on this memory must finish first
+    cudaFree(pointer);
+  }
+
+ private:
+  BackendOptions options_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, cudaGraphExec_t> graphs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
+  const std::string reason = unavailable_reason();
+  if (!reason.empty()) throw InputError(fmt::format("--device cuda: no usable GPU: {}; use --device cpu", reason));
+  return std::make_unique<CudaBackend>(options);
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,63 @@
+// Gather rows: destination[r][c] = source[indices[*cursor + r]][c], r < rows. The cursor lives in
+// device memory so that a captured training step reads the batch position when it replays.
+// Also the cursor advance and fill, the small utility kernels of the step.
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+
+namespace ember::kernels {
+namespace {
+
+__global__ void gather_rows_kernel(const float* __restrict__ source, long long source_rows, long long cols,
+                                   const std::int32_t* __restrict__ indices, const std::int32_t* __restrict__ cursor,
+                                   float* __restrict__ destination, long long rows) {
+  const std::int32_t* batch = indices + *cursor;
+  const long long count = rows * cols;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long r = i / cols, c = i - r * cols;
+    const long long row = batch[r];
+    destination[i] = (row >= 0 && row < source_rows) ? source[row * cols + c] : __int_as_float(0x7fc00000);  // NaN flags a bad index
+  }
+}
+
+__global__ void advance_cursor_kernel(std::int32_t* cursor, std::int32_t amount) { *cursor += amount; }
+
+__global__ void fill_kernel(float* y, long long count, float value) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    y[i] = value;
+}
+
+}  // namespace
+
+void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,
+                        const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  gather_rows_kernel<<<grid_for(rows * cols, 256), 256, 0, stream>>>(source, source_rows, cols, indices, cursor,
+                                                                      destination, rows);
+  check_launch("gather_rows_kernel", [&] { return shape_text("destination", rows, cols); });
+}
+
+void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream) {
+  advance_cursor_kernel<<<1, 1, 0, stream>>>(cursor, amount);
+  check_launch("advance_cursor_kernel", [&] { return count_text(amount, "rows"); });
+}
+
+void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream) {
+  if (count == 0) return;
+  fill_kernel<<<grid_for(count, 256), 256, 0, stream>>>(y, count, value);
+  check_launch("fill_kernel", [&] { return count_text(count, "elements"); });
+}
+
+std::string kernel_image_problem() {
+  cudaFuncAttributes attributes{};
+  const cudaError_t status = cudaFuncGetAttributes(&attributes, fill_kernel);
+  if (status == cudaSuccess) return {};
+  cudaGetLastError();  // clear it
+  std::string problem = "Ember's kernels cannot run on this GPU (";
+  problem += cudaGetErrorString(status);
+  problem += "); rebuild with -DCMAKE_CUDA_ARCHITECTURES set to this GPU's compute capability (e.g. 80 for an A100)";
+  return problem;
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,52 @@
+#pragma once
+// Launchers of Ember's CUDA kernels. Each enqueues on stream and checks the launch; shapes are
+// (rows, cols) of row-major float32 matrices in device memory. See each .cu file for the formula.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ember::kernels {
+
+/// c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c; lda/ldb/ldc are row strides.
+/// With beta == 0, c is not read.
+void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
+                   const float* b, int ldb, float beta, float* c, int ldc, cudaStream_t stream);
+
+/// y (rows, cols) += bias (1, cols).
+void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
+/// bias_gradient (1, cols) = column sums of dy (rows, cols).
+void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
+
+/// y = max(x, 0) over count elements (may alias).
+void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream);
+/// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
+void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
+
+/// loss_sum[0] += sum((p - t)^2) / cols, deterministic (one block, fixed order).
+void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,
+                     cudaStream_t stream);
+/// gradient = 2 (p - t) / (rows * cols).
+void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,
+                         std::int64_t cols, cudaStream_t stream);
+/// mae_sum[0] += sum |scale_j (p - t)| / cols, deterministic.
+void launch_mae_sum(const float* prediction, const float* target, const float* scale, std::int64_t rows,
+                    std::int64_t cols, float* mae_sum, cudaStream_t stream);
+
+/// One SGD step over count parameters (torch.optim.SGD's formula); velocity unused when momentum == 0.
+void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,
+                       float momentum, bool nesterov, float weight_decay, cudaStream_t stream);
+
+/// destination row r = source row indices[*cursor + r]; destination is (rows, cols).
+void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,
+                        const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream);
+/// cursor[0] += amount.
+void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream);
+/// y[i] = value over count elements.
+void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream);
+
+/// Empty when this build's kernels can run on the current device, else why not (e.g. built for
+/// another architecture).
+std::string kernel_image_problem();
+
+}  // namespace ember::kernels
