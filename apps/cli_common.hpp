@@ -25,5 +25,6 @@ std::string format_number(double value);
 void add_train_command(CLI::App& app);
 void add_predict_commands(CLI::App& app);
 void add_info_commands(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace ember::cli

@@ -23,12 +23,6 @@ struct TrainArguments {
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
 };
 
-char parse_delimiter(const std::string& text) {
-  if (text == "\\t" || text == "tab") return '\t';
-  if (text.size() != 1) throw InputError(fmt::format("--delimiter '{}' must be one character (or 'tab')", text));
-  return text[0];
-}
-
 std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
   std::vector<Dense> layers;
   if (text != "none") {

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ember::cli::add_train_command(app);
   ember::cli::add_predict_commands(app);
   ember::cli::add_info_commands(app);
+  ember::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -112,6 +112,7 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + data, "--target is required");
   expect_input_error("train --data " + data + " --target y --epochs many", "");
   expect_input_error("fly", "");
+  expect_input_error("bench --runs 5", "--runs 5: at least 20 runs make a median");
 }
 
 TEST(Cli, BadInputFilesExitTwoWithoutOutputs) {
@@ -157,7 +158,7 @@ TEST(Cli, DivergenceExitsThreeAndKeepsCheckpoint) {
 }
 
 TEST(Cli, HelpAndInfo) {
-  for (const std::string command : {"", "train ", "predict ", "evaluate ", "demo ", "info "}) {
+  for (const std::string command : {"", "train ", "predict ", "evaluate ", "demo ", "info ", "bench "}) {
     const CliRun run = ember(command + "--help");
     EXPECT_EQ(run.exit_code, 0) << command;
     EXPECT_NE(run.out.find("Usage"), std::string::npos) << command;

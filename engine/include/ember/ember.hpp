@@ -1,6 +1,7 @@
 #pragma once
 // Everything a user of the library needs.
 #include "ember/backend.hpp"
+#include "ember/bench.hpp"
 #include "ember/data.hpp"
 #include "ember/demo.hpp"
 #include "ember/error.hpp"

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The training steps of `ember bench` in PyTorch, printed in the same table format.
+
+Depth-4 MLPs (ReLU), MSE, SGD momentum 0.9, FP32 with TF32 off; on CUDA both eager and captured
+with torch.cuda.graphs. Median of --runs runs of 10 steps after two warm-up runs.
+
+    python3 bench/torch_mlp.py --device cpu      # width 64 / batch 32 and width 256 / batch 256
+    python3 bench/torch_mlp.py --device cuda     # widths 64..4096, batch 1024 and 8192
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def make_step(width, depth, batch, device):
+    layers = []
+    for _ in range(depth - 1):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1)).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    x = torch.rand(batch, width, device=device) * 2 - 1
+    y = torch.rand(batch, 1, device=device) * 2 - 1
+
+    def step():
+        optimizer.zero_grad(set_to_none=False)
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def time_step(step, device, runs, steps_per_run=10):
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    samples = []
+    for run in range(runs + 2):
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps_per_run):
+            step()
+        sync()
+        if run >= 2:
+            samples.append((time.perf_counter() - start) * 1e3 / steps_per_run)
+    return statistics.median(samples)
+
+
+def graphed(step):
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--runs", type=int, default=21)
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    cases = [(64, 32), (256, 256)] if args.device == "cpu" else [(w, b) for w in (64, 256, 1024, 4096) for b in (1024, 8192)]
+    print(f"Training step (PyTorch {torch.__version__}): MLP depth 4 (ReLU), MSE, SGD momentum 0.9; "
+          f"median of {args.runs} runs of 10 steps")
+    print(f"{'width':<6} {'batch':<6} {'variant':<13} {'parameters':>11} {'step ms':>12} {'steps/s':>11}")
+    for width, batch in cases:
+        step, parameters = make_step(width, 4, batch, args.device)
+        variants = [("torch-eager", step)]
+        if args.device == "cuda":
+            variants.append(("torch-graph", graphed(step)))
+        for label, run in variants:
+            ms = time_step(run, args.device, args.runs)
+            print(f"{width:<6} {batch:<6} {label:<13} {parameters:>11} {ms:>12.4f} {1000 / ms:>11.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

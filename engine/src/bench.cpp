@@ -1,0 +1,59 @@
+#include "ember/bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "ember/model.hpp"
+#include "ember/random.hpp"
+#include "plan.hpp"
+
+namespace ember::bench {
+
+StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run) {
+  std::vector<Dense> layers;
+  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
+  layers.emplace_back(1);
+  Sequential model(layers, 1);
+  model.build(step.width);
+
+  // Random inputs and targets (never zeros), one batch's worth per step of a run.
+  const std::int64_t rows = step.batch * steps_per_run;
+  Random random(7);
+  Matrix x(rows, step.width), y(rows, 1);
+  for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(2 * random.uniform() - 1);
+  for (std::int64_t i = 0; i < y.size(); ++i) y.data()[i] = static_cast<float>(2 * random.uniform() - 1);
+
+  Plan plan(backend, layers, step.width, step.batch);
+  plan.upload_parameters(model.parameters(), model.velocity());
+  const BackendMatrix device_x(backend, x), device_y(backend, y);
+  std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  Buffer indices(backend, order.size() * sizeof(std::int32_t));
+  backend.copy_to_device(indices.data(), order.data(), order.size() * sizeof(std::int32_t));
+  plan.bind_training_set(device_x.view, device_y.view, static_cast<const std::int32_t*>(indices.data()));
+  // A small rate keeps the weights finite however many steps run.
+  const SgdParams sgd{.lr = 1e-4f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.0f};
+
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> step_ms, host_us;
+  for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: graph capture, caches
+    plan.reset_epoch();
+    backend.synchronize();
+    const auto start = Clock::now();
+    for (std::int64_t s = 0; s < steps_per_run; ++s) plan.train_step(step.batch, sgd);
+    const auto enqueued = Clock::now();
+    backend.synchronize();
+    const auto done = Clock::now();
+    if (run < 0) continue;
+    step_ms.push_back(std::chrono::duration<double, std::milli>(done - start).count() / static_cast<double>(steps_per_run));
+    host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() / static_cast<double>(steps_per_run));
+  }
+  const auto median = [](std::vector<double> values) {
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2), values.end());
+    return values[values.size() / 2];
+  };
+  return {median(step_ms), median(host_us), plan.parameter_count(), runs};
+}
+
+}  // namespace ember::bench
