@@ -49,6 +49,12 @@ std::vector<std::string> split_list(const std::string& text) {
   return parts;
 }
 
+char parse_delimiter(const std::string& text) {
+  if (text == "\\t" || text == "tab") return '\t';
+  if (text.size() != 1) throw InputError(fmt::format("--delimiter '{}' must be one character (or 'tab')", text));
+  return text[0];
+}
+
 std::string format_number(double value) { return fmt::format("{}", static_cast<float>(value)); }
 
 }  // namespace ember::cli

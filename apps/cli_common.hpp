@@ -18,6 +18,8 @@ void write_file_atomically(const std::string& path, const std::string& content);
 void check_output_path(const std::string& path, const std::string& flag);
 /// Splits "a,b,c" into its parts (empty parts dropped).
 std::vector<std::string> split_list(const std::string& text);
+/// The --delimiter value: one character, or "tab" (or "\t") for a tab; throws InputError.
+char parse_delimiter(const std::string& text);
 /// Formats a float with enough digits to read back the same value.
 std::string format_number(double value);
 

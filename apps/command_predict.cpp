@@ -15,12 +15,6 @@ struct ModelArguments {
   std::string model, data, out, metrics_out, device = "auto", delimiter = ",";
 };
 
-char delimiter_of(const std::string& text) {
-  if (text == "\\t" || text == "tab") return '\t';
-  if (text.size() != 1) throw InputError(fmt::format("--delimiter '{}' must be one character (or 'tab')", text));
-  return text[0];
-}
-
 /// The checkpoint's feature columns, selected by name (or all columns when it stores no names).
 Matrix feature_columns(const Sequential& model, const CsvTable& table) {
   std::vector<std::int64_t> indices;
@@ -47,7 +41,7 @@ Sequential load_model(const ModelArguments& a) {
 void run_predict(const ModelArguments& a) {
   if (!a.out.empty()) check_output_path(a.out, "--out");
   Sequential model = load_model(a);
-  const CsvTable table = read_csv(a.data, {.delimiter = delimiter_of(a.delimiter)});
+  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
   const Matrix prediction = model.predict(feature_columns(model, table));
   std::string text;
   for (std::int64_t c = 0; c < prediction.cols(); ++c) {
@@ -70,7 +64,7 @@ void run_predict(const ModelArguments& a) {
 void run_evaluate(const ModelArguments& a) {
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
   Sequential model = load_model(a);
-  const CsvTable table = read_csv(a.data, {.delimiter = delimiter_of(a.delimiter)});
+  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
   if (model.target_names().empty()) throw InputError(fmt::format("{}: the model stores no target column names", a.model));
   std::vector<std::int64_t> targets;
   for (const std::string& name : model.target_names()) targets.push_back(table.column_index(name));
