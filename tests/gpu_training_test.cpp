@@ -26,7 +26,7 @@ TrainingRun train(Device device, BackendOptions backend = {}) {
                  .loss = Loss::mse,
                  .device = device,
                  .backend = backend});
-  // 800 rows, batch 16: exactly 50 steps in one epoch... plus a second epoch with a partial batch.
+  // 800 rows, batch 16: exactly 50 steps in one epoch.
   TrainingRun run;
   run.history = model.fit(data.x, data.y, {.epochs = 1, .batch_size = 16});
   run.parameters = model.parameters();

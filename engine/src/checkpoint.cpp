@@ -29,7 +29,7 @@ constexpr int kFormatVersion = 1;
 struct TensorEntry {
   std::string name;
   std::vector<std::int64_t> shape;
-  const float* data;  // save: the source; load: unused
+  const float* data;  // the values written
   std::int64_t count;
 };
 
