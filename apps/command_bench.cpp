@@ -36,7 +36,7 @@ void run_bench(const BenchArguments& a) {
                 {"launches", {.matmul = MatmulProvider::ember, .cuda_graph = false}},
                 {"cublas+graph", {.matmul = MatmulProvider::cublas, .cuda_graph = true}}};
   } else {
-    variants = {{"cpu", {}}};
+    variants = {{"cpu", {}}, {"cpu-reference", {.cpu_reference = true}}};
   }
 
   std::string csv = "depth,width,batch,variant,parameters,step_ms,host_us_per_step,steps_per_s\n";

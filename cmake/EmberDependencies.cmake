@@ -41,3 +41,22 @@ if(OpenMP_CXX_FOUND)
 else()
   message(STATUS "Ember: OpenMP not found, the CPU backend runs on one core")
 endif()
+
+# OpenBLAS (the OpenMP build, so that it shares the thread pool with Ember's own loops) computes
+# the fast CPU path's matmul; without it that path uses plain float32 loops.
+set(EMBER_BLAS AUTO CACHE STRING "Use OpenBLAS for the fast CPU path's matmul: AUTO (when found), ON or OFF")
+set_property(CACHE EMBER_BLAS PROPERTY STRINGS AUTO ON OFF)
+set(EMBER_WITH_OPENBLAS OFF)
+if(NOT EMBER_BLAS STREQUAL "OFF")
+  find_package(OpenBLAS CONFIG QUIET)
+  if(OpenBLAS_FOUND AND OpenBLAS_LIBRARIES)
+    set(EMBER_WITH_OPENBLAS ON)
+    message(STATUS "Ember: OpenBLAS ${OpenBLAS_VERSION} computes the fast CPU path's matmul")
+  elseif(EMBER_BLAS STREQUAL "ON")
+    message(FATAL_ERROR "EMBER_BLAS=ON but OpenBLAS was not found. Install it with:\n"
+                        "  sudo apt-get install libopenblas-openmp-dev")
+  else()
+    message(STATUS "Ember: OpenBLAS not found (apt-get install libopenblas-openmp-dev); "
+                   "the fast CPU path multiplies with built-in loops")
+  endif()
+endif()

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/fast_cpu_backend.hpp"
 #include "ember/error.hpp"
 #ifdef EMBER_WITH_CUDA
 #include "cuda/cuda_api.hpp"
@@ -20,6 +21,17 @@ void* Backend::allocate(std::size_t bytes) {
 
 void Backend::deallocate(void* pointer) noexcept {
   if (pointer != nullptr) do_deallocate(pointer);
+}
+
+void Backend::dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) {
+  matmul(Transpose::no, Transpose::yes, 1.0f, x, weight, 0.0f, y);
+  bias_add(y, bias);
+  if (relu) relu_forward(y, y);
+}
+
+void Backend::dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) {
+  matmul(Transpose::no, Transpose::no, 1.0f, dy, weight, 0.0f, dx);
+  if (relu_output) relu_backward(dx, *relu_output, dx);
 }
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
@@ -55,8 +67,17 @@ std::string cuda_unavailable_reason() {
 #endif
 }
 
+namespace {
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+  if (options.cpu_reference) return std::make_unique<CpuBackend>();
+  return std::make_unique<FastCpuBackend>();
+}
+
+}  // namespace
+
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options, std::string* notice) {
-  if (device == Device::cpu) return std::make_unique<CpuBackend>();
+  if (device == Device::cpu) return make_cpu_backend(options);
   const std::string reason = cuda_unavailable_reason();
   if (reason.empty()) {
 #ifdef EMBER_WITH_CUDA
@@ -66,12 +87,11 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
   if (device == Device::cuda)
     throw InputError(fmt::format("--device cuda: no usable GPU: {}; use --device cpu or --device auto", reason));
   if (notice != nullptr) *notice = fmt::format("no usable GPU ({}); running on the CPU", reason);
-  (void)options;
-  return std::make_unique<CpuBackend>();
+  return make_cpu_backend(options);
 }
 
 std::string describe_devices() {
-  std::string text = "backends: cpu (reference)";
+  std::string text = fmt::format("backends: cpu ({}), cpu-reference", FastCpuBackend::matmul_library());
   text += cuda_compiled() ? ", cuda\n" : "\n";
   text += "cpu: available\n";
 #ifdef EMBER_WITH_CUDA
@@ -88,6 +108,14 @@ Device parse_device(const std::string& text) {
   if (text == "cuda" || text == "gpu") return Device::cuda;
   throw InputError(fmt::format("unknown device '{}'; use auto, cpu or cuda", text));
 }
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "tf32") return Precision::tf32;
+  throw InputError(fmt::format("unknown precision '{}'; use fp32 or tf32", text));
+}
+
+std::string to_string(Precision precision) { return precision == Precision::tf32 ? "tf32" : "fp32"; }
 
 std::string to_string(Device device) {
   switch (device) {

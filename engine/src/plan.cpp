@@ -147,11 +147,9 @@ ConstView Plan::forward(ConstView input) {
   ConstView activation = input;
   for (const LayerSlots& layer : layers_) {
     View output{layer.output, rows, layer.out};
-    // output (rows, out) = activation (rows, in) @ weight(out, in)^T
-    backend_.matmul(Transpose::no, Transpose::yes, 1.0f, activation, ConstView{layer.weight, layer.out, layer.in},
-                    0.0f, output);
-    backend_.bias_add(output, ConstView{layer.bias, 1, layer.out});
-    if (layer.activation == Activation::relu) backend_.relu_forward(output, output);
+    // output (rows, out) = act(activation (rows, in) @ weight (out, in)^T + bias)
+    backend_.dense_forward(activation, ConstView{layer.weight, layer.out, layer.in}, ConstView{layer.bias, 1, layer.out},
+                           layer.activation == Activation::relu, output);
     activation = output;
   }
   return activation;
@@ -169,25 +167,28 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
   backend_.mse_loss(prediction, y, accumulators_ + train_loss);
   backend_.mae_sum(prediction, y, ConstView{target_scale_, 1, output_width}, accumulators_ + train_mae);
 
-  // Backward, last layer first. gradient holds dL/d(output of layer l) on entry to iteration l.
+  // Backward, last layer first. gradient holds dL/d(output of layer l) on entry to iteration l,
+  // already through that layer's ReLU when masked is set (folded into the input-gradient matmul).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
   backend_.mse_gradient(prediction, y, gradient);
+  bool masked = false;
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];
-    ConstView output{layer.output, rows, layer.out};
-    if (layer.activation == Activation::relu) backend_.relu_backward(gradient, output, gradient);
+    if (layer.activation == Activation::relu && !masked)
+      backend_.relu_backward(gradient, ConstView{layer.output, rows, layer.out}, gradient);
     ConstView input = l == 0 ? ConstView(x) : ConstView{layers_[l - 1].output, rows, layer.in};
     // weight_gradient (out, in) = gradient (rows, out)^T @ input (rows, in)
     backend_.matmul(Transpose::yes, Transpose::no, 1.0f, gradient, input, 0.0f,
                     View{layer.weight_gradient, layer.out, layer.in});
     backend_.bias_gradient(gradient, View{layer.bias_gradient, 1, layer.out});
     if (l > 0) {
-      // input gradient (rows, in) = gradient (rows, out) @ weight (out, in)
+      // input gradient (rows, in) = gradient (rows, out) @ weight (out, in), through layer l - 1's ReLU
       ping ^= 1;
       View input_gradient{gradient_buffers_[ping], rows, layer.in};
-      backend_.matmul(Transpose::no, Transpose::no, 1.0f, gradient, ConstView{layer.weight, layer.out, layer.in},
-                      0.0f, input_gradient);
+      masked = layers_[l - 1].activation == Activation::relu;
+      backend_.dense_input_gradient(gradient, ConstView{layer.weight, layer.out, layer.in},
+                                    masked ? std::optional<ConstView>(input) : std::nullopt, input_gradient);
       gradient = input_gradient;
     }
   }

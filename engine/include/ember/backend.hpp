@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ember/tensor.hpp"
@@ -19,6 +20,9 @@ enum class Device { automatic, cpu, cuda };
 enum class Transpose { no, yes };
 /// Who computes matmul on the CUDA backend: Ember's own kernels, or cuBLAS (the yardstick).
 enum class MatmulProvider { ember, cublas };
+/// Arithmetic of the CUDA matmul: plain FP32, or TF32 tensor cores (inputs rounded to a 10-bit
+/// mantissa, FP32 accumulation) where the GPU has them.
+enum class Precision { fp32, tf32 };
 
 /// torch.optim.SGD's update: g = grad + weight_decay * w; with momentum v = momentum * v + g and
 /// g = v (or g + momentum * v with Nesterov); w -= lr * g.
@@ -32,6 +36,10 @@ struct SgdParams {
 struct BackendOptions {
   MatmulProvider matmul = MatmulProvider::ember;
   bool cuda_graph = true;  // replay each training step as a CUDA graph (CUDA backend only)
+  Precision precision = Precision::fp32;
+  /// On the CPU: the plain float64 reference ops instead of the fast path (BLAS matmul, fused
+  /// float32 loops). Tests use the reference as the oracle.
+  bool cpu_reference = false;
 };
 
 class Backend {
@@ -82,6 +90,15 @@ class Backend {
   /// read and written when params.momentum != 0.
   virtual void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                           const SgdParams& params) = 0;
+  // ---- fused layer ops (defaults compose the ops above; backends override them to fuse) -----------
+  /// One Dense layer's forward: y = x @ weight^T + bias, then max(y, 0) when relu.
+  /// x (rows, in), weight (out, in), bias (1, out), y (rows, out).
+  virtual void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y);
+  /// The input gradient of a Dense layer: dx = dy @ weight; when relu_output is given (the forward
+  /// output of the ReLU layer below), dx is zeroed where relu_output <= 0 (that layer's ReLU
+  /// backward, folded in). dy (rows, out), weight (out, in), relu_output and dx (rows, in).
+  virtual void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx);
+
   /// Every element of y = value.
   virtual void fill(View y, float value) = 0;
   /// destination = source, both (rows, cols).
@@ -148,5 +165,7 @@ std::string describe_devices();
 
 Device parse_device(const std::string& text);  // "auto", "cpu", "cuda"; throws InputError
 std::string to_string(Device device);
+Precision parse_precision(const std::string& text);  // "fp32", "tf32"; throws InputError
+std::string to_string(Precision precision);
 
 }  // namespace ember

@@ -5,9 +5,9 @@
 
 namespace ember {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
-  std::string name() const override { return "cpu"; }
+  std::string name() const override { return "cpu (reference)"; }
   Device device() const override { return Device::cpu; }
   void copy_to_device(void* destination, const void* source, std::size_t bytes) override;
   void copy_to_host(void* destination, const void* source, std::size_t bytes) override;

@@ -1,0 +1,28 @@
+#pragma once
+// The fast CPU path: float32 everywhere, matmul from OpenBLAS (or a cache-friendly loop where the
+// build has none), the Dense layer's bias and ReLU fused into one pass over the matmul output, and
+// threads only where an op is big enough to pay for them. Memory, copies and gathers are the
+// reference backend's; every op is tested against the reference.
+#include "cpu/cpu_backend.hpp"
+
+namespace ember {
+
+class FastCpuBackend final : public CpuBackend {
+ public:
+  std::string name() const override { return "cpu"; }
+  /// "OpenBLAS 0.3.21" or "no BLAS: built-in loops".
+  static std::string matmul_library();
+
+  void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
+              View c) override;
+  void bias_add(View y, ConstView bias) override;
+  void bias_gradient(ConstView dy, View bias_gradient) override;
+  void relu_forward(ConstView x, View y) override;
+  void relu_backward(ConstView dy, ConstView y, View dx) override;
+  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
+                  const SgdParams& params) override;
+  void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) override;
+  void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) override;
+};
+
+}  // namespace ember

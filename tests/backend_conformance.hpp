@@ -1,0 +1,234 @@
+#pragma once
+// The conformance checks every fast backend passes against the CPU reference (CpuBackend): each op
+// on fresh random inputs over a sweep of odd shapes, outputs poisoned with NaN before each run,
+// compared by relative error. Used by the fast CPU path's tests and the GPU tests.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "cpu/cpu_backend.hpp"
+#include "ember/ember.hpp"
+#include "gpu_support.hpp"
+
+namespace ember::testing {
+
+struct MatmulCase {
+  std::int64_t m, n, k;
+};
+inline const MatmulCase kShapes[] = {{1, 1, 1},     {1, 257, 1},    {1, 513, 33},   {33, 1, 17},      {17, 33, 65},
+                              {127, 1, 255}, {64, 64, 64},   {130, 131, 67}, {513, 257, 129}, {1024, 1024, 1024}};
+
+inline Matrix transposed_if(bool transpose, const Matrix& m) {
+  if (!transpose) return m;
+  Matrix t(m.cols(), m.rows());
+  for (std::int64_t r = 0; r < m.rows(); ++r)
+    for (std::int64_t c = 0; c < m.cols(); ++c) t(c, r) = m(r, c);
+  return t;
+}
+
+/// Every transpose mode, alpha/beta with and without reading c, over kShapes. skip_large leaves
+/// out the k >= 1024 cases (too slow under compute-sanitizer).
+inline void expect_matmul_matches_reference(Backend& backend, double tolerance, bool skip_large = false) {
+  CpuBackend cpu;
+  std::uint64_t seed = 100;
+  for (const MatmulCase& shape : kShapes)
+    if (!(skip_large && shape.k >= 1024))
+    for (int mode = 0; mode < 4; ++mode)
+      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, -2.0f}}) {
+        const bool ta = mode & 1, tb = mode & 2;
+        const Matrix a = transposed_if(ta, random_matrix(shape.m, shape.k, ++seed));
+        const Matrix b = transposed_if(tb, random_matrix(shape.k, shape.n, ++seed));
+        const Matrix c0 = beta == 0.0f ? poisoned(shape.m, shape.n) : random_matrix(shape.m, shape.n, ++seed);
+        Matrix expected = c0;
+        const Transpose op_a = ta ? Transpose::yes : Transpose::no, op_b = tb ? Transpose::yes : Transpose::no;
+        cpu.matmul(op_a, op_b, alpha, a.view(), b.view(), beta, expected.view());
+        OnBackend da(backend, a), db(backend, b), dc(backend, c0);
+        backend.matmul(op_a, op_b, alpha, da.view(), db.view(), beta, dc.view());
+        EXPECT_LT(relative_error(dc.download(), expected), tolerance)
+            << "m " << shape.m << " n " << shape.n << " k " << shape.k << " ta " << ta << " tb " << tb << " beta " << beta;
+      }
+}
+
+
+inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {{1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}};
+
+inline void expect_bias_relu_match_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 500;
+  for (const auto& [rows, cols] : kElementwiseShapes) {
+    const Matrix x = random_matrix(rows, cols, ++seed), bias = random_matrix(1, cols, ++seed);
+    const Matrix dy = random_matrix(rows, cols, ++seed);
+    Matrix y = x;
+    cpu.bias_add(y.view(), bias.view());
+    OnBackend gy(backend, x), gbias(backend, bias);
+    backend.bias_add(gy.view(), gbias.view());
+    EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << rows << "x" << cols;
+
+    Matrix db = poisoned(1, cols);
+    cpu.bias_gradient(dy.view(), db.view());
+    OnBackend gdy(backend, dy), gdb(backend, poisoned(1, cols));
+    backend.bias_gradient(gdy.view(), gdb.view());
+    EXPECT_LT(relative_error(gdb.download(), db), kFloat32Tolerance) << rows << "x" << cols;
+
+    Matrix relu = poisoned(rows, cols);
+    cpu.relu_forward(y.view(), relu.view());
+    OnBackend grelu(backend, poisoned(rows, cols));
+    backend.relu_forward(gy.view(), grelu.view());
+    EXPECT_EQ(grelu.download(), relu);
+
+    Matrix dx = poisoned(rows, cols);
+    cpu.relu_backward(dy.view(), relu.view(), dx.view());
+    OnBackend gdx(backend, poisoned(rows, cols));
+    backend.relu_backward(gdy.view(), grelu.view(), gdx.view());
+    EXPECT_EQ(gdx.download(), dx);
+  }
+}
+
+inline void expect_losses_match_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 900;
+  for (const auto& [rows, cols] : kElementwiseShapes) {
+    const Matrix p = random_matrix(rows, cols, ++seed), t = random_matrix(rows, cols, ++seed);
+    const Matrix scale = random_matrix(1, cols, ++seed);
+    OnBackend gp(backend, p), gt(backend, t), gscale(backend, scale), sums(backend, Matrix{{0.25f, 0.5f}});
+    float cpu_sums[2] = {0.25f, 0.5f};
+    cpu.mse_loss(p.view(), t.view(), &cpu_sums[0]);
+    cpu.mae_sum(p.view(), t.view(), scale.view(), &cpu_sums[1]);
+    backend.mse_loss(gp.view(), gt.view(), sums.view().data);
+    backend.mae_sum(gp.view(), gt.view(), gscale.view(), sums.view().data + 1);
+    const Matrix first = sums.download();
+    EXPECT_LT(relative_error(first.data(), cpu_sums, 2), kFloat32Tolerance) << rows << "x" << cols;
+    // The same inputs give the same bits: no atomics whose order varies.
+    OnBackend again(backend, Matrix{{0.25f, 0.5f}});
+    backend.mse_loss(gp.view(), gt.view(), again.view().data);
+    backend.mae_sum(gp.view(), gt.view(), gscale.view(), again.view().data + 1);
+    EXPECT_EQ(again.download(), first);
+
+    Matrix gradient = poisoned(rows, cols);
+    cpu.mse_gradient(p.view(), t.view(), gradient.view());
+    OnBackend ggradient(backend, poisoned(rows, cols));
+    backend.mse_gradient(gp.view(), gt.view(), ggradient.view());
+    EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance);
+  }
+}
+
+inline void expect_sgd_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  const SgdParams settings[] = {{.lr = 0.1f, .momentum = 0, .nesterov = false, .weight_decay = 0},
+                                {.lr = 0.05f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.01f},
+                                {.lr = 0.01f, .momentum = 0.8f, .nesterov = true, .weight_decay = 0.1f}};
+  std::uint64_t seed = 1300;
+  for (const std::int64_t count : {1, 3, 17, 1027, 100003})
+    for (const SgdParams& sgd : settings) {
+      Matrix w = random_matrix(1, count, ++seed), v = random_matrix(1, count, ++seed);
+      const Matrix g = random_matrix(1, count, ++seed);
+      OnBackend gw(backend, w), gv(backend, v), gg(backend, g);
+      for (int step = 0; step < 3; ++step) {
+        cpu.sgd_update(w.data(), g.data(), v.data(), count, sgd);
+        backend.sgd_update(gw.view().data, gg.view().data, gv.view().data, count, sgd);
+      }
+      EXPECT_LT(relative_error(gw.download(), w), kFloat32Tolerance) << count;
+      if (sgd.momentum != 0) {
+        EXPECT_LT(relative_error(gv.download(), v), kFloat32Tolerance) << count;
+      }
+    }
+}
+
+inline void expect_gather_fill_copy_work(Backend& backend) {
+  const Matrix source = random_matrix(257, 33, 1700);
+  std::vector<std::int32_t> indices(257);
+  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int32_t>((i * 97) % 257);
+  Buffer device_indices(backend, indices.size() * sizeof(std::int32_t)), cursor(backend, sizeof(std::int32_t));
+  backend.copy_to_device(device_indices.data(), indices.data(), indices.size() * sizeof(std::int32_t));
+  const std::int32_t start = 5;
+  backend.copy_to_device(cursor.data(), &start, sizeof(start));
+  OnBackend gsource(backend, source), batch(backend, poisoned(127, 33));
+  backend.gather_rows(gsource.view(), static_cast<const std::int32_t*>(device_indices.data()),
+                   static_cast<const std::int32_t*>(cursor.data()), batch.view());
+  backend.advance_cursor(static_cast<std::int32_t*>(cursor.data()), 127);
+  std::int32_t moved = 0;
+  backend.copy_to_host(&moved, cursor.data(), sizeof(moved));
+  EXPECT_EQ(moved, 132);
+  std::vector<std::int64_t> expected_rows;
+  for (int r = 0; r < 127; ++r) expected_rows.push_back(indices[static_cast<std::size_t>(start + r)]);
+  EXPECT_EQ(batch.download(), source.take_rows(expected_rows));
+
+  OnBackend filled(backend, poisoned(17, 33));
+  backend.fill(filled.view(), 3.5f);
+  EXPECT_EQ(filled.download(), Matrix(17, 33, 3.5f));
+  OnBackend copied(backend, poisoned(257, 33));
+  backend.copy(gsource.view(), copied.view());
+  EXPECT_EQ(copied.download(), source);
+}
+
+/// dense_forward (with and without ReLU) and dense_input_gradient (with and without the folded
+/// ReLU mask) against the reference's separate ops. Shapes are (rows, in, out).
+inline void expect_dense_ops_match_reference(Backend& backend, double tolerance) {
+  CpuBackend cpu;
+  std::uint64_t seed = 2100;
+  const MatmulCase shapes[] = {{1, 1, 1}, {17, 33, 65}, {127, 255, 1}, {33, 1, 17}, {513, 129, 257}, {256, 256, 256}};
+  for (const auto& [rows, in, out] : shapes) {
+    const Matrix x = random_matrix(rows, in, ++seed), weight = random_matrix(out, in, ++seed);
+    const Matrix bias = random_matrix(1, out, ++seed);
+    const Matrix dy = random_matrix(rows, out, ++seed), below = random_matrix(rows, in, ++seed);
+    OnBackend bx(backend, x), bweight(backend, weight), bbias(backend, bias), bdy(backend, dy), bbelow(backend, below);
+    for (const bool relu : {false, true}) {
+      Matrix expected = poisoned(rows, out);
+      cpu.matmul(Transpose::no, Transpose::yes, 1.0f, x.view(), weight.view(), 0.0f, expected.view());
+      cpu.bias_add(expected.view(), bias.view());
+      if (relu) cpu.relu_forward(expected.view(), expected.view());
+      OnBackend y(backend, poisoned(rows, out));
+      backend.dense_forward(bx.view(), bweight.view(), bbias.view(), relu, y.view());
+      EXPECT_LT(relative_error(y.download(), expected), tolerance)
+          << "dense_forward rows " << rows << " in " << in << " out " << out << " relu " << relu;
+
+      Matrix expected_dx = poisoned(rows, in);
+      cpu.matmul(Transpose::no, Transpose::no, 1.0f, dy.view(), weight.view(), 0.0f, expected_dx.view());
+      if (relu) cpu.relu_backward(expected_dx.view(), below.view(), expected_dx.view());
+      OnBackend dx(backend, poisoned(rows, in));
+      backend.dense_input_gradient(bdy.view(), bweight.view(), relu ? std::optional<ConstView>(bbelow.view()) : std::nullopt,
+                                   dx.view());
+      const Matrix got = dx.download();
+      EXPECT_LT(relative_error(got, expected_dx), tolerance)
+          << "dense_input_gradient rows " << rows << " in " << in << " out " << out << " relu " << relu;
+      if (relu) {  // masked entries are exactly zero, not merely small
+        for (std::int64_t i = 0; i < got.size(); ++i) {
+          if (below.data()[i] <= 0.0f) {
+            ASSERT_EQ(got.data()[i], 0.0f) << "entry " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// 50 SGD steps amplify float32 rounding differences between the reference's float64 sums and a
+// fast backend's float32 sums (about 1e-6 per op); 1e-4 bounds the drift seen over this horizon.
+inline constexpr double kTrainingParityTolerance = 1e-4;
+
+struct TrainingRun {
+  std::vector<float> parameters;
+  History history;
+};
+
+/// 50 SGD steps (Nesterov, weight decay) of a small MLP on random data, the same batches on every backend.
+inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {}) {
+  Dataset data;
+  data.x = testing::random_matrix(800, 13, 2024);
+  data.y = testing::random_matrix(800, 3, 2025);
+  Sequential model({Dense(33, Activation::relu), Dense(17, Activation::relu), Dense(3)}, 9);
+  model.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 1e-4f},
+                 .loss = Loss::mse,
+                 .device = device,
+                 .backend = backend});
+  // 800 rows, batch 16: exactly 50 steps in one epoch.
+  TrainingRun run;
+  run.history = model.fit(data.x, data.y, {.epochs = 1, .batch_size = 16});
+  run.parameters = model.parameters();
+  return run;
+}
+
+}  // namespace ember::testing

@@ -1,0 +1,63 @@
+// The fast CPU path (float32, BLAS matmul, fused Dense ops) against the float64 reference.
+#include <gtest/gtest.h>
+
+#include "backend_conformance.hpp"
+#include "cpu/fast_cpu_backend.hpp"
+
+namespace ember {
+namespace {
+
+using namespace testing;
+
+TEST(FastCpu, IsTheDefaultCpuBackendAndTheReferenceIsSelectable) {
+  EXPECT_EQ(make_backend(Device::cpu)->name(), "cpu");
+  EXPECT_EQ(make_backend(Device::cpu, BackendOptions{.cpu_reference = true})->name(), "cpu (reference)");
+}
+
+TEST(FastCpu, FiftyTrainingStepsMatchReference) {
+  const TrainingRun reference = train_fifty_steps(Device::cpu, {.cpu_reference = true});
+  const TrainingRun fast = train_fifty_steps(Device::cpu);
+  EXPECT_LT(relative_error(fast.parameters.data(), reference.parameters.data(),
+                           static_cast<std::int64_t>(reference.parameters.size())),
+            kTrainingParityTolerance);
+  EXPECT_NEAR(fast.history.epochs[0].loss, reference.history.epochs[0].loss,
+              kTrainingParityTolerance * reference.history.epochs[0].loss);
+}
+
+TEST(FastCpu, MatmulAllShapesAndModes) {
+  FastCpuBackend fast;
+  expect_matmul_matches_reference(fast, kFloat32Tolerance, /*skip_large=*/true);  // 1024^3 is for GPU tiling
+}
+
+TEST(FastCpu, DenseFusedOpsMatchReference) {
+  FastCpuBackend fast;
+  expect_dense_ops_match_reference(fast, kFloat32Tolerance);
+}
+
+TEST(FastCpu, ReferenceDenseOpsComposeTheSeparateOps) {
+  CpuBackend reference;
+  expect_dense_ops_match_reference(reference, kFloat32Tolerance);
+}
+
+TEST(FastCpu, BiasReluMatchReference) {
+  FastCpuBackend fast;
+  expect_bias_relu_match_reference(fast);
+}
+
+TEST(FastCpu, LossesMatchReference) {
+  FastCpuBackend fast;
+  expect_losses_match_reference(fast);
+}
+
+TEST(FastCpu, SgdMatchesReference) {
+  FastCpuBackend fast;
+  expect_sgd_matches_reference(fast);
+}
+
+TEST(FastCpu, GatherFillCopy) {
+  FastCpuBackend fast;
+  expect_gather_fill_copy_work(fast);
+}
+
+}  // namespace
+}  // namespace ember
