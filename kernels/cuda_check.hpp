@@ -5,6 +5,7 @@
 // cuda_check.cpp (host compiler) and shapes with std::to_string.
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 
 namespace ember::kernels {
@@ -24,6 +25,9 @@ void check_launch(const char* kernel, Describe describe) {
 std::string shape_text(const char* label, long long rows, long long cols);
 std::string count_text(long long count, const char* what);
 std::string matmul_text(int m, int n, int k, bool transpose_a, bool transpose_b);
+
+/// Whether 16-byte (float4) accesses may start at pointer.
+inline bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
 
 inline unsigned grid_for(long long count, unsigned threads, unsigned max_blocks = 65535u * 32u) {
   const long long blocks = (count + threads - 1) / threads;

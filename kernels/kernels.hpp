@@ -8,10 +8,24 @@
 
 namespace ember::kernels {
 
-/// c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c; lda/ldb/ldc are row strides.
-/// With beta == 0, c is not read.
-void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                   const float* b, int ldb, float beta, float* c, int ldc, cudaStream_t stream);
+/// What a matmul does with each product acc = (op(a) @ op(b))[row][col] before storing it to c.
+enum class EpilogueKind {
+  linear,     // c = alpha * acc + beta * c (with beta == 0, c is not read)
+  bias,       // c = acc + bias[col]                    (a @ b^T only: the Dense forward)
+  bias_relu,  // c = max(acc + bias[col], 0)            (a @ b^T only)
+  relu_mask,  // c = mask[row][col] > 0 ? acc : 0, mask strided like c   (a @ b only: the input
+              //     gradient through the ReLU of the layer below)
+};
+struct MatmulEpilogue {
+  EpilogueKind kind = EpilogueKind::linear;
+  float alpha = 1.0f, beta = 0.0f;
+  const float* bias = nullptr;
+  const float* mask = nullptr;
+};
+
+/// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)) in FP32; lda/ldb/ldc are row strides.
+void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
+                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream);
 
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
@@ -23,15 +37,19 @@ void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStrea
 /// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
 
-/// loss_sum[0] += sum((p - t)^2) / cols, deterministic (one block, fixed order).
+/// The reductions' scratch: kMaxReductionBlocks floats of device memory, used by one reduction at
+/// a time (stream order).
+inline constexpr int kMaxReductionBlocks = 1024;
+
+/// loss_sum[0] += sum((p - t)^2) / cols, deterministic (two passes in a fixed order).
 void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,
-                     cudaStream_t stream);
+                     float* scratch, cudaStream_t stream);
 /// gradient = 2 (p - t) / (rows * cols).
 void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,
                          std::int64_t cols, cudaStream_t stream);
 /// mae_sum[0] += sum |scale_j (p - t)| / cols, deterministic.
 void launch_mae_sum(const float* prediction, const float* target, const float* scale, std::int64_t rows,
-                    std::int64_t cols, float* mae_sum, cudaStream_t stream);
+                    std::int64_t cols, float* mae_sum, float* scratch, cudaStream_t stream);
 
 /// One SGD step over count parameters (torch.optim.SGD's formula); velocity unused when momentum == 0.
 void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,

@@ -1,45 +1,199 @@
-// Matmul: c (m, n) = alpha * op(a) @ op(b) + beta * c, row-major, op = identity or transpose.
+// Matmul: c (m, n) = epilogue(op(a) @ op(b)), row-major, op = identity or transpose. The epilogue
+// is alpha * acc + beta * c, or a Dense layer's bias (+ ReLU), or a ReLU-backward mask (see
+// kernels.hpp). Two FP32 kernels, both zero-filling the edges so that any m, n, k works:
 //
-// Tiled through shared memory with register blocking: a block of 256 threads computes a 64 x 64
-// tile of c, stepping over k in slices of 16. Each slice of op(a) (64 x 16) and op(b) (16 x 64) is
-// loaded so that consecutive threads read consecutive addresses of the source (whichever dimension
-// is contiguous), stored k-major, and each thread accumulates a 4 x 4 block of c in registers from
-// rows ty + 16 i and columns tx + 16 j (so shared-memory reads are conflict-free). Edges are
-// zero-filled, so any m, n, k works.
+// matmul_128x128_kernel — large outputs. 256 threads compute a 128 x 128 tile of c stepping over k
+//   in slices of 8. Each thread owns an 8 x 8 block: rows 4 ty + {0..3} and 64 + 4 ty + {0..3},
+//   columns 4 tx + {0..3} and 64 + 4 tx + {0..3}, so its shared-memory reads are four 16-byte
+//   loads per k (a quarter-warp reads one A address, broadcast, and 8 consecutive B addresses:
+//   conflict-free). Slices are double-buffered: the next slice's global loads are issued before
+//   the current slice's FMAs and stored to the other buffer after them, one barrier per slice.
+//   Each thread loads one float4 of each operand per slice, along whichever dimension of the
+//   source is contiguous; a float4 straddling an edge, or an operand whose row stride is not a
+//   multiple of 4 floats, is read element by element.
+//
+// matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
+//   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
+//   tx + 16 j), scalar loads.
+#include <cstdint>
+
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 
 namespace ember::kernels {
 namespace {
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256, kPerThread = 4;
+// ---- epilogue ----------------------------------------------------------------------------------
+template <EpilogueKind Kind>
+__device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float acc, const float* c_element,
+                                                int row, int col, int ldc) {
+  if constexpr (Kind == EpilogueKind::linear) {
+    return e.beta == 0.0f ? e.alpha * acc : e.alpha * acc + e.beta * *c_element;  // beta == 0: c is not read
+  } else if constexpr (Kind == EpilogueKind::bias) {
+    return acc + e.bias[col];
+  } else if constexpr (Kind == EpilogueKind::bias_relu) {
+    return fmaxf(acc + e.bias[col], 0.0f);
+  } else {
+    return e.mask[static_cast<long long>(row) * ldc + col] > 0.0f ? acc : 0.0f;
+  }
+}
 
-template <bool TransposeA, bool TransposeB>
-__global__ void __launch_bounds__(kThreads) matmul_tiled_kernel(int m, int n, int k, float alpha, const float* __restrict__ a,
-                                                                int lda, const float* __restrict__ b, int ldb, float beta,
-                                                                float* __restrict__ c, int ldc) {
-  __shared__ float tile_a[kTileK][kTileM];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
-  __shared__ float tile_b[kTileK][kTileN];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
+// ---- 128 x 128 -----------------------------------------------------------------------------------
+constexpr int kBigM = 128, kBigN = 128, kBigK = 8, kBigThreads = 256;
+constexpr int kPad = 4;  // keeps the transposed (k-major) stores of 4 rows apart in different banks
+
+/// One thread's share of a k slice of op(x), x being a (or b): 4 values along the tile's long
+/// dimension ("outer": m for a, n for b) or along k, depending on which is contiguous in x.
+/// KContiguous: x holds op(x)'s rows contiguous in k (a not transposed, b transposed).
+template <bool KContiguous, bool Vector>
+struct SliceLoader {
+  // The thread's 4 elements: along k at (outer, k0 + kq .. + 3), or along outer at (k, o .. o + 3).
+  int outer, k_offset;
+
+  __device__ explicit SliceLoader(int tid)
+      : outer(KContiguous ? tid / 2 : (tid % 32) * 4), k_offset(KContiguous ? (tid % 2) * 4 : tid / 32) {}
+
+  /// Reads the 4 values for slice k0 of a tile whose long dimension starts at outer0.
+  /// x is indexed x[outer][k] (KContiguous) or x[k][outer]; limits are outer_size and k_size.
+  __device__ float4 load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) const {
+    float v[4];
+    if constexpr (KContiguous) {
+      const int o = outer0 + outer, k = k0 + k_offset;
+      const float* p = x + static_cast<long long>(o) * ld + k;
+      if (Vector && o < outer_size && k + 3 < k_size) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        return q;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = (o < outer_size && k + i < k_size) ? p[i] : 0.0f;
+    } else {
+      const int k = k0 + k_offset, o = outer0 + outer;
+      const float* p = x + static_cast<long long>(k) * ld + o;
+      if (Vector && k < k_size && o + 3 < outer_size) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        return q;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = (k < k_size && o + i < outer_size) ? p[i] : 0.0f;
+    }
+    return make_float4(v[0], v[1], v[2], v[3]);
+  }
+
+  /// Stores the 4 values into the k-major tile[k][outer].
+  __device__ void store(float (*tile)[kBigM + kPad], float4 q) const {
+    if constexpr (KContiguous) {
+      tile[k_offset + 0][outer] = q.x;
+      tile[k_offset + 1][outer] = q.y;
+      tile[k_offset + 2][outer] = q.z;
+      tile[k_offset + 3][outer] = q.w;
+    } else {
+      *reinterpret_cast<float4*>(&tile[k_offset][outer]) = q;
+    }
+  }
+};
+
+template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
+__global__ void __launch_bounds__(kBigThreads)
+    matmul_128x128_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b,
+                          int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+  static_assert(kBigM == kBigN, "one tile shape serves both operands");
+  __shared__ __align__(16) float tile_a[2][kBigK][kBigM + kPad];  // tile_a[s][p][i] = op(a)[row0 + i][k0 + p]
+  __shared__ __align__(16) float tile_b[2][kBigK][kBigN + kPad];  // tile_b[s][p][j] = op(b)[k0 + p][col0 + j]
   const int tid = threadIdx.x;
   const int tx = tid % 16, ty = tid / 16;
-  const int row0 = blockIdx.y * kTileM, col0 = blockIdx.x * kTileN;
+  const int row0 = blockIdx.y * kBigM, col0 = blockIdx.x * kBigN;
+  // op(a) rows are contiguous in k unless a is transposed; op(b) columns are contiguous in k when b is.
+  const SliceLoader<!TransposeA, Vector> load_a(tid);
+  const SliceLoader<TransposeB, Vector> load_b(tid);
+
+  float acc[8][8] = {};
+  float4 next_a = load_a.load(a, lda, row0, m, 0, k);
+  float4 next_b = load_b.load(b, ldb, col0, n, 0, k);
+  load_a.store(tile_a[0], next_a);
+  load_b.store(tile_b[0], next_b);
+  __syncthreads();
+
+  const int slices = (k + kBigK - 1) / kBigK;
+  for (int s = 0; s < slices; ++s) {
+    const int current = s & 1;
+    const bool more = s + 1 < slices;
+    if (more) {  // in flight while the FMAs below run
+      next_a = load_a.load(a, lda, row0, m, (s + 1) * kBigK, k);
+      next_b = load_b.load(b, ldb, col0, n, (s + 1) * kBigK, k);
+    }
+#pragma unroll
+    for (int p = 0; p < kBigK; ++p) {
+      float ra[8], rb[8];
+      *reinterpret_cast<float4*>(&ra[0]) = *reinterpret_cast<const float4*>(&tile_a[current][p][4 * ty]);
+      *reinterpret_cast<float4*>(&ra[4]) = *reinterpret_cast<const float4*>(&tile_a[current][p][64 + 4 * ty]);
+      *reinterpret_cast<float4*>(&rb[0]) = *reinterpret_cast<const float4*>(&tile_b[current][p][4 * tx]);
+      *reinterpret_cast<float4*>(&rb[4]) = *reinterpret_cast<const float4*>(&tile_b[current][p][64 + 4 * tx]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(ra[i], rb[j], acc[i][j]);
+    }
+    if (more) {  // the other buffer was last read before the previous barrier
+      load_a.store(tile_a[current ^ 1], next_a);
+      load_b.store(tile_b[current ^ 1], next_b);
+    }
+    __syncthreads();
+  }
+
+  const bool vector_store = Vector && ldc % 4 == 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int row = row0 + (i < 4 ? 4 * ty + i : 64 + 4 * ty + (i - 4));
+    if (row >= m) continue;
+    float* c_row = c + static_cast<long long>(row) * ldc;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int col = col0 + 64 * half + 4 * tx;
+      float out[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        out[j] = col + j < n ? epilogue_value<Kind>(epilogue, acc[i][4 * half + j], c_row + col + j, row, col + j, ldc)
+                             : 0.0f;
+      if (vector_store && col + 3 < n) {
+        *reinterpret_cast<float4*>(c_row + col) = make_float4(out[0], out[1], out[2], out[3]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (col + j < n) c_row[col + j] = out[j];
+      }
+    }
+  }
+}
+
+// ---- 64 x 64 -------------------------------------------------------------------------------------
+constexpr int kSmallM = 64, kSmallN = 64, kSmallK = 16, kSmallThreads = 256, kPerThread = 4;
+
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+__global__ void __launch_bounds__(kSmallThreads)
+    matmul_64x64_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
+                        float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+  __shared__ float tile_a[kSmallK][kSmallM];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
+  __shared__ float tile_b[kSmallK][kSmallN];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int row0 = blockIdx.y * kSmallM, col0 = blockIdx.x * kSmallN;
   float acc[kPerThread][kPerThread] = {};
 
-  for (int k0 = 0; k0 < k; k0 += kTileK) {
-    // 64 x 16 = 1024 elements per tile, 4 per thread.
+  for (int k0 = 0; k0 < k; k0 += kSmallK) {
+    // 64 x 16 = 1024 elements per tile, 4 per thread, consecutive threads on consecutive addresses.
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
-      const int e = tid + l * kThreads;
+      const int e = tid + l * kSmallThreads;
       // op(a)[i][p]: a[i][p] (contiguous in p) or a[p][i] (contiguous in i).
-      const int ai = TransposeA ? e % kTileM : e / kTileK;
-      const int ap = TransposeA ? e / kTileM : e % kTileK;
+      const int ai = TransposeA ? e % kSmallM : e / kSmallK;
+      const int ap = TransposeA ? e / kSmallM : e % kSmallK;
       const int gi = row0 + ai, gp = k0 + ap;
       float va = 0.0f;
       if (gi < m && gp < k) va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
       tile_a[ap][ai] = va;
       // op(b)[p][j]: b[p][j] (contiguous in j) or b[j][p] (contiguous in p).
-      const int bj = TransposeB ? e / kTileK : e % kTileN;
-      const int bp = TransposeB ? e % kTileK : e / kTileN;
+      const int bj = TransposeB ? e / kSmallK : e % kSmallN;
+      const int bp = TransposeB ? e % kSmallK : e / kSmallN;
       const int gj = col0 + bj, gq = k0 + bp;
       float vb = 0.0f;
       if (gj < n && gq < k) vb = TransposeB ? b[static_cast<long long>(gj) * ldb + gq] : b[static_cast<long long>(gq) * ldb + gj];
@@ -47,7 +201,7 @@ __global__ void __launch_bounds__(kThreads) matmul_tiled_kernel(int m, int n, in
     }
     __syncthreads();
 #pragma unroll
-    for (int p = 0; p < kTileK; ++p) {
+    for (int p = 0; p < kSmallK; ++p) {
       float ra[kPerThread], rb[kPerThread];
 #pragma unroll
       for (int i = 0; i < kPerThread; ++i) ra[i] = tile_a[p][ty + 16 * i];
@@ -68,28 +222,87 @@ __global__ void __launch_bounds__(kThreads) matmul_tiled_kernel(int m, int n, in
     for (int j = 0; j < kPerThread; ++j) {
       const int col = col0 + tx + 16 * j;
       if (col >= n) continue;
-      float& out = c[static_cast<long long>(row) * ldc + col];
-      out = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * out;  // beta == 0: c is not read
+      float* out = c + static_cast<long long>(row) * ldc + col;
+      *out = epilogue_value<Kind>(epilogue, acc[i][j], out, row, col, ldc);
     }
   }
 }
 
+// ---- dispatch ------------------------------------------------------------------------------------
+
+int multiprocessor_count() {
+  static const int count = [] {
+    int device = 0, value = 0;
+    EMBER_CUDA_CHECK(cudaGetDevice(&device));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device));
+    return value;
+  }();
+  return count;
+}
+
+struct MatmulArgs {
+  int m, n, k;
+  const float* a;
+  int lda;
+  const float* b;
+  int ldb;
+  float* c;
+  int ldc;
+  MatmulEpilogue epilogue;
+};
+
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream) {
+  const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
+  if (big_tiles >= multiprocessor_count()) {
+    const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
+    const bool vector = x.lda % 4 == 0 && x.ldb % 4 == 0 && aligned16(x.a) && aligned16(x.b) && aligned16(x.c);
+    if (vector)
+      matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>
+          <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    else
+      matmul_128x128_kernel<TransposeA, TransposeB, false, Kind>
+          <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    return "matmul_128x128_kernel";
+  }
+  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM);
+  matmul_64x64_kernel<TransposeA, TransposeB, Kind>
+      <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  return "matmul_64x64_kernel";
+}
+
 }  // namespace
 
-void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                   const float* b, int ldb, float beta, float* c, int ldc, cudaStream_t stream) {
-  const dim3 grid((n + kTileN - 1) / kTileN, (m + kTileM - 1) / kTileM);
+void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
+                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream) {
+  if (m == 0 || n == 0) return;
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
-  if (grid.y > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul_tiled_kernel", args());
-  if (!transpose_a && !transpose_b)
-    matmul_tiled_kernel<false, false><<<grid, kThreads, 0, stream>>>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else if (!transpose_a && transpose_b)
-    matmul_tiled_kernel<false, true><<<grid, kThreads, 0, stream>>>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else if (transpose_a && !transpose_b)
-    matmul_tiled_kernel<true, false><<<grid, kThreads, 0, stream>>>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else
-    matmul_tiled_kernel<true, true><<<grid, kThreads, 0, stream>>>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  check_launch("matmul_tiled_kernel", args);
+  if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
+  const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue};
+  const char* kernel = nullptr;
+  // The fused epilogues exist where the training step uses them: bias (+ ReLU) on the forward
+  // product x @ w^T, the ReLU mask on the input-gradient product dy @ w.
+  switch (epilogue.kind) {
+    case EpilogueKind::linear:
+      if (!transpose_a && !transpose_b) kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream);
+      else if (!transpose_a && transpose_b) kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream);
+      else if (transpose_a && !transpose_b) kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream);
+      else kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream);
+      break;
+    case EpilogueKind::bias:
+    case EpilogueKind::bias_relu:
+      if (transpose_a || !transpose_b)
+        throw_launch_error(cudaErrorNotSupported, "matmul (bias epilogue needs a @ b^T)", args());
+      kernel = epilogue.kind == EpilogueKind::bias ? launch_kernel<false, true, EpilogueKind::bias>(x, stream)
+                                                     : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream);
+      break;
+    case EpilogueKind::relu_mask:
+      if (transpose_a || transpose_b)
+        throw_launch_error(cudaErrorNotSupported, "matmul (mask epilogue needs a @ b)", args());
+      kernel = launch_kernel<false, false, EpilogueKind::relu_mask>(x, stream);
+      break;
+  }
+  check_launch(kernel, args);
 }
 
 }  // namespace ember::kernels

@@ -1,50 +1,93 @@
 // MSE loss: loss_sum += sum((p - t)^2) / cols (rows * the mean over all elements).
 // MAE metric: mae_sum += sum |scale_j (p - t)| / cols.
 // Gradient: g = 2 (p - t) / (rows * cols).
-// The reductions run in one block with a fixed order (strided per-thread sums, then a tree in
-// shared memory), so the same inputs give the same bits: no float atomics.
+//
+// The reductions are deterministic (the same inputs give the same bits, no float atomics) and run
+// in two passes: up to kMaxBlocks blocks each sum a fixed grid-stride share of the elements (16-byte
+// loads for MSE) into one partial, then one block adds the partials in index order. The number
+// of blocks depends only on the element count, so the order of every addition is fixed. When one
+// block suffices, it adds its sum to the accumulator directly and the second pass is skipped.
+#include <cstdint>
+
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 
 namespace ember::kernels {
 namespace {
 
-constexpr int kReduceThreads = 1024;
+constexpr int kReduceThreads = 256;
+constexpr int kElementsPerThread = 16;  // per pass-one thread, at least: enough loads in flight
+static_assert(kMaxReductionBlocks % kReduceThreads == 0, "pass two sums the partials in whole strides");
 
-/// Sums value over the block in a fixed order; the result is valid in thread 0.
+/// Sums value over the block in a fixed order (warp shuffles, then the warps' sums); the result
+/// is valid in thread 0.
 __device__ float block_sum(float value) {
-  __shared__ float partial[kReduceThreads];
-  partial[threadIdx.x] = value;
+  __shared__ float warp_sums[kReduceThreads / 32];
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = value;
   __syncthreads();
-  for (int stride = kReduceThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  return partial[0];
+  float total = 0.0f;
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int w = 0; w < kReduceThreads / 32; ++w) total += warp_sums[w];
+  return total;
 }
 
-__global__ void __launch_bounds__(kReduceThreads) mse_loss_single_block_kernel(const float* __restrict__ p,
-                                                                               const float* __restrict__ t,
-                                                                               long long count, long long cols,
-                                                                               float* loss_sum) {
+/// Pass one's ending: the block's sum goes to partials[block], or, for a one-block grid, straight
+/// into the accumulator.
+__device__ void finish_block(float sum, float* partials, float* accumulator, float divisor) {
+  const float total = block_sum(sum);
+  if (threadIdx.x != 0) return;
+  if (gridDim.x == 1)
+    *accumulator += total / divisor;
+  else
+    partials[blockIdx.x] = total;
+}
+
+__global__ void __launch_bounds__(kReduceThreads) mse_partial_kernel(const float* __restrict__ p, const float* __restrict__ t,
+                                                                     long long count, bool vector, float* partials,
+                                                                     float* loss_sum, float cols) {
+  const long long stride = static_cast<long long>(gridDim.x) * kReduceThreads;
+  const long long first = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x;
   float sum = 0.0f;
-  for (long long i = threadIdx.x; i < count; i += kReduceThreads) {
+  long long scalar_start = 0;
+  if (vector) {
+    const long long vectors = count / 4;
+    for (long long i = first; i < vectors; i += stride) {
+      const float4 a = reinterpret_cast<const float4*>(p)[i], b = reinterpret_cast<const float4*>(t)[i];
+      const float ex = a.x - b.x, ey = a.y - b.y, ez = a.z - b.z, ew = a.w - b.w;
+      sum = fmaf(ex, ex, sum);
+      sum = fmaf(ey, ey, sum);
+      sum = fmaf(ez, ez, sum);
+      sum = fmaf(ew, ew, sum);
+    }
+    scalar_start = vectors * 4;
+  }
+  for (long long i = scalar_start + first; i < count; i += stride) {
     const float e = p[i] - t[i];
     sum = fmaf(e, e, sum);
   }
-  const float total = block_sum(sum);
-  if (threadIdx.x == 0) *loss_sum += total / static_cast<float>(cols);
+  finish_block(sum, partials, loss_sum, cols);
 }
 
-__global__ void __launch_bounds__(kReduceThreads) mae_sum_single_block_kernel(const float* __restrict__ p,
-                                                                              const float* __restrict__ t,
-                                                                              const float* __restrict__ scale,
-                                                                              long long count, long long cols,
-                                                                              float* mae_sum) {
+__global__ void __launch_bounds__(kReduceThreads) mae_partial_kernel(const float* __restrict__ p, const float* __restrict__ t,
+                                                                     const float* __restrict__ scale, long long count,
+                                                                     long long cols, float* partials, float* mae_sum) {
+  const long long stride = static_cast<long long>(gridDim.x) * kReduceThreads;
   float sum = 0.0f;
-  for (long long i = threadIdx.x; i < count; i += kReduceThreads) sum += fabsf((p[i] - t[i]) * scale[i % cols]);
+  for (long long i = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x; i < count; i += stride)
+    sum += fabsf((p[i] - t[i]) * scale[i % cols]);
+  finish_block(sum, partials, mae_sum, static_cast<float>(cols));
+}
+
+/// Pass two: accumulator += (sum of partials[0 .. blocks)) / divisor, in a fixed order.
+__global__ void __launch_bounds__(kReduceThreads) sum_partials_kernel(const float* __restrict__ partials, int blocks,
+                                                                      float* accumulator, float divisor) {
+  float sum = 0.0f;
+  for (int i = threadIdx.x; i < blocks; i += kReduceThreads) sum += partials[i];
   const float total = block_sum(sum);
-  if (threadIdx.x == 0) *mae_sum += total / static_cast<float>(cols);
+  if (threadIdx.x == 0) *accumulator += total / divisor;
 }
 
 __global__ void mse_gradient_kernel(const float* __restrict__ p, const float* __restrict__ t, float* __restrict__ g,
@@ -54,18 +97,41 @@ __global__ void mse_gradient_kernel(const float* __restrict__ p, const float* __
     g[i] = scale * (p[i] - t[i]);
 }
 
+/// Pass one's grid: enough blocks that each thread has kElementsPerThread elements, at most
+/// kMaxReductionBlocks. Depends on count only.
+int reduction_blocks(long long count) {
+  const long long per_block = static_cast<long long>(kReduceThreads) * kElementsPerThread;
+  const long long blocks = (count + per_block - 1) / per_block;
+  return static_cast<int>(blocks < 1 ? 1 : (blocks > kMaxReductionBlocks ? kMaxReductionBlocks : blocks));
+}
+
+
+void sum_partials(const float* partials, int blocks, float* accumulator, float divisor, cudaStream_t stream) {
+  if (blocks == 1) return;  // pass one already added its sum
+  sum_partials_kernel<<<1, kReduceThreads, 0, stream>>>(partials, blocks, accumulator, divisor);
+  check_launch("sum_partials_kernel", [&] { return count_text(blocks, "partials"); });
+}
+
 }  // namespace
 
 void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,
-                     cudaStream_t stream) {
-  mse_loss_single_block_kernel<<<1, kReduceThreads, 0, stream>>>(prediction, target, rows * cols, cols, loss_sum);
-  check_launch("mse_loss_single_block_kernel", [&] { return shape_text("prediction", rows, cols); });
+                     float* scratch, cudaStream_t stream) {
+  const long long count = rows * cols;
+  const int blocks = reduction_blocks(count);
+  const bool vector = aligned16(prediction) && aligned16(target);
+  mse_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, count, vector, scratch, loss_sum,
+                                                            static_cast<float>(cols));
+  check_launch("mse_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
+  sum_partials(scratch, blocks, loss_sum, static_cast<float>(cols), stream);
 }
 
 void launch_mae_sum(const float* prediction, const float* target, const float* scale, std::int64_t rows,
-                    std::int64_t cols, float* mae_sum, cudaStream_t stream) {
-  mae_sum_single_block_kernel<<<1, kReduceThreads, 0, stream>>>(prediction, target, scale, rows * cols, cols, mae_sum);
-  check_launch("mae_sum_single_block_kernel", [&] { return shape_text("prediction", rows, cols); });
+                    std::int64_t cols, float* mae_sum, float* scratch, cudaStream_t stream) {
+  const long long count = rows * cols;
+  const int blocks = reduction_blocks(count);
+  mae_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, scale, count, cols, scratch, mae_sum);
+  check_launch("mae_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
+  sum_partials(scratch, blocks, mae_sum, static_cast<float>(cols), stream);
 }
 
 void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,

@@ -58,7 +58,6 @@ __global__ void sgd_update_scalar_kernel(float* w, const float* grad, float* v, 
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 

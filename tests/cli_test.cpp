@@ -17,13 +17,12 @@ struct CliRun {
   std::string out, err;
 };
 
+/// The running test's own folder, so that tests run in parallel (ctest -j) never share a file.
 std::string dir() {
-  static const std::string path = [] {
-    const std::string d = std::string(EMBER_TEST_WORKDIR) + "/cli";
-    fs::create_directories(d);
-    return d;
-  }();
-  return path;
+  const std::string d = std::string(EMBER_TEST_WORKDIR) + "/cli/" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  fs::create_directories(d);
+  return d;
 }
 
 std::string slurp(const std::string& path) {

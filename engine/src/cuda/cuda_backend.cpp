@@ -39,6 +39,7 @@ class CudaBackend final : public Backend {
     EMBER_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
     EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_), kernels::kMaxReductionBlocks * sizeof(float)));
   }
 
   ~CudaBackend() override {
@@ -46,6 +47,7 @@ class CudaBackend final : public Backend {
     for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
     if (cublas_ != nullptr) cublasDestroy(cublas_);
     if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
+    if (reduction_scratch_ != nullptr) cudaFree(reduction_scratch_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -77,9 +79,23 @@ class CudaBackend final : public Backend {
                                      c.data, static_cast<int>(c.cols)));
       return;
     }
-    kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k), alpha,
-                           a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), beta, c.data,
-                           static_cast<int>(c.cols), stream_);
+    launch_ember_matmul(ta, tb, shape, a, b, c, {.kind = kernels::EpilogueKind::linear, .alpha = alpha, .beta = beta});
+  }
+  void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) override {
+    if (options_.matmul == MatmulProvider::cublas) return Backend::dense_forward(x, weight, bias, relu, y);
+    const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
+    check_bias(y, bias, "dense_forward");
+    launch_ember_matmul(false, true, shape, x, weight, y,
+                        {.kind = relu ? kernels::EpilogueKind::bias_relu : kernels::EpilogueKind::bias,
+                         .bias = bias.data});
+  }
+  void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) override {
+    if (options_.matmul == MatmulProvider::cublas || !relu_output)
+      return Backend::dense_input_gradient(dy, weight, relu_output, dx);
+    const MatmulShape shape = check_matmul(Transpose::no, Transpose::no, dy, weight, dx);
+    check_same_shape(*relu_output, dx, "dense_input_gradient");
+    launch_ember_matmul(false, false, shape, dy, weight, dx,
+                        {.kind = kernels::EpilogueKind::relu_mask, .mask = relu_output->data});
   }
   void bias_add(View y, ConstView bias) override {
     check_bias(y, bias, "bias_add");
@@ -100,7 +116,8 @@ class CudaBackend final : public Backend {
   }
   void mse_loss(ConstView prediction, ConstView target, float* loss_sum) override {
     check_same_shape(prediction, target, "mse_loss");
-    kernels::launch_mse_loss(prediction.data, target.data, prediction.rows, prediction.cols, loss_sum, stream_);
+    kernels::launch_mse_loss(prediction.data, target.data, prediction.rows, prediction.cols, loss_sum,
+                             reduction_scratch_, stream_);
   }
   void mse_gradient(ConstView prediction, ConstView target, View gradient) override {
     check_same_shape(prediction, target, "mse_gradient");
@@ -110,7 +127,8 @@ class CudaBackend final : public Backend {
   void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) override {
     check_same_shape(prediction, target, "mae_sum");
     check_bias(prediction, scale, "mae_sum");
-    kernels::launch_mae_sum(prediction.data, target.data, scale.data, prediction.rows, prediction.cols, mae_sum, stream_);
+    kernels::launch_mae_sum(prediction.data, target.data, scale.data, prediction.rows, prediction.cols, mae_sum,
+                            reduction_scratch_, stream_);
   }
   void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                   const SgdParams& params) override {
@@ -193,11 +211,20 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  void launch_ember_matmul(bool ta, bool tb, const MatmulShape& shape, ConstView a, ConstView b, View c,
+                           const kernels::MatmulEpilogue& epilogue) {
+    if (shape.m == 0 || shape.n == 0) return;
+    kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
+                           a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), c.data,
+                           static_cast<int>(c.cols), epilogue, stream_);
+  }
+
   BackendOptions options_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
+  float* reduction_scratch_ = nullptr;  // the reductions' partial sums
   std::map<std::pair<std::uint64_t, std::uint64_t>, cudaGraphExec_t> graphs_;
 };
 
