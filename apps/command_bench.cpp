@@ -1,8 +1,11 @@
-// ember bench: training-step times as a table (and CSV).
+// ember bench: the GEMM table, the memory-bound table and the training-step table (on the CPU only
+// the last), printed as they are measured; --csv writes every figure in one long-format file.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
+#include <set>
 
 #include "cli_common.hpp"
 #include "ember/ember.hpp"
@@ -11,61 +14,146 @@ namespace ember::cli {
 namespace {
 
 struct BenchArguments {
-  std::string device = "auto", csv;
+  std::string device = "auto", csv, tables = "gemm,memory,step";
   std::int64_t runs = 21;
+  std::int64_t width = 0;  // 0: every width of the step table
 };
 
-void run_bench(const BenchArguments& a) {
-  if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
-  if (!a.csv.empty()) check_output_path(a.csv, "--csv");
-  const Device device = parse_device(a.device);
-  std::string notice;
-  const bool gpu = make_backend(device, {}, &notice)->device() == Device::cuda;
-  if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());
+/// The CSV: one figure per line, so that every table fits one format.
+class CsvRows {
+ public:
+  void add(const std::string& table, const std::string& name, const std::string& variant, const std::string& metric,
+           double value, const std::string& yardstick = "", double ratio = std::nan("")) {
+    text_ += fmt::format("{},{},{},{},{:.6g},{},{}\n", table, name, variant, metric, value, yardstick,
+                         std::isnan(ratio) ? std::string() : fmt::format("{:.4f}", ratio));
+  }
+  const std::string& text() const { return text_; }
 
+ private:
+  std::string text_ = "table,case,variant,metric,value,yardstick,ratio\n";
+};
+
+std::string figure(double value, const char* format = "{:.1f}") {
+  return std::isnan(value) ? std::string("-") : fmt::format(fmt::runtime(format), value);
+}
+
+void gemm(const BenchArguments& a, CsvRows& csv) {
+  std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision\n",
+              static_cast<long long>(a.runs));
+  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s\n", "case", "mode", "ember", "cublas", "ratio", "ember-tf32",
+              "cublas-tf32", "ratio");
+  bench::gemm_table({.runs = a.runs}, [&](const bench::GemmRow& r) {
+    const std::string name = fmt::format("{} {}", r.label, r.mode);
+    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s\n", r.label.c_str(), r.mode.c_str(), figure(r.ember).c_str(),
+                figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(), figure(r.ember_tf32).c_str(),
+                figure(r.cublas_tf32).c_str(), figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str());
+    std::fflush(stdout);
+    csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
+    csv.add("gemm", name, "cublas-fp32", "TFLOP/s", r.cublas);
+    if (!std::isnan(r.ember_tf32)) csv.add("gemm", name, "ember-tf32", "TFLOP/s", r.ember_tf32, "cublas-tf32", r.ember_tf32 / r.cublas_tf32);
+    csv.add("gemm", name, "cublas-tf32", "TFLOP/s", r.cublas_tf32);
+  });
+}
+
+void memory(const BenchArguments& a, CsvRows& csv) {
+  std::printf("\nMemory-bound kernels, GB/s over the bytes each must move (1 GiB per operand; median of %lld runs)\n",
+              static_cast<long long>(a.runs));
+  std::printf("%-16s %10s %10s %-16s %10s %7s\n", "kernel", "MiB moved", "GB/s", "yardstick", "GB/s", "ratio");
+  bench::bandwidth_table({.runs = a.runs}, [&](const bench::BandwidthRow& r) {
+    std::printf("%-16s %10.0f %10.0f %-16s %10.0f %7.2f\n", r.kernel.c_str(), r.bytes / 1048576.0, r.gb_per_s,
+                r.yardstick.c_str(), r.yardstick_gb_per_s, r.gb_per_s / r.yardstick_gb_per_s);
+    std::fflush(stdout);
+    csv.add("memory", r.kernel, "ember", "GB/s", r.gb_per_s, r.yardstick, r.gb_per_s / r.yardstick_gb_per_s);
+  });
+}
+
+void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   std::vector<bench::StepCase> cases;
+  std::vector<std::pair<std::string, BackendOptions>> variants;
   if (gpu) {
     for (std::int64_t width : {64, 256, 1024, 4096})
       for (std::int64_t batch : {1024, 8192}) cases.push_back({4, width, batch});
-  } else {
-    cases = {{4, 64, 32}, {4, 256, 256}};
-  }
-  std::vector<std::pair<std::string, BackendOptions>> variants;
-  if (gpu) {
     variants = {{"graph", {.matmul = MatmulProvider::ember, .cuda_graph = true}},
                 {"launches", {.matmul = MatmulProvider::ember, .cuda_graph = false}},
-                {"cublas+graph", {.matmul = MatmulProvider::cublas, .cuda_graph = true}}};
+                {"cublas+graph", {.matmul = MatmulProvider::cublas, .cuda_graph = true}},
+                {"tf32+graph", {.matmul = MatmulProvider::ember, .cuda_graph = true, .precision = Precision::tf32}}};
   } else {
+    cases = {{4, 64, 32}, {4, 256, 256}};
     variants = {{"cpu", {}}, {"cpu-reference", {.cpu_reference = true}}};
   }
-
-  std::string csv = "depth,width,batch,variant,parameters,step_ms,host_us_per_step,steps_per_s\n";
-  std::printf("Training step: MLP depth 4 (ReLU), MSE, SGD momentum 0.9; median of %lld runs of 10 steps\n",
+  if (a.width != 0) {
+    std::erase_if(cases, [&](const bench::StepCase& c) { return c.width != a.width; });
+    if (cases.empty()) throw InputError(fmt::format("--width {}: the step table on this device has no such width", a.width));
+  }
+  std::printf("\nTraining step: MLP depth 4 (ReLU), MSE, SGD momentum 0.9; median of %lld runs of 10 steps\n",
               static_cast<long long>(a.runs));
   std::printf("%-6s %-6s %-13s %11s %12s %13s %11s\n", "width", "batch", "variant", "parameters", "step ms",
               "host us/step", "steps/s");
   for (const bench::StepCase& step : cases)
     for (const auto& [label, options] : variants) {
-      auto backend = make_backend(device, options);
+      std::unique_ptr<Backend> backend;
+      try {
+        backend = make_backend(device, options);
+      } catch (const InputError& e) {  // e.g. TF32 on a GPU without tensor cores: the row says why
+        std::printf("%-6lld %-6lld %-13s skipped: %s\n", static_cast<long long>(step.width),
+                    static_cast<long long>(step.batch), label.c_str(), e.what());
+        continue;
+      }
       const bench::StepTiming t = bench::time_training_step(*backend, step, a.runs);
       std::printf("%-6lld %-6lld %-13s %11lld %12.4f %13.2f %11.0f\n", static_cast<long long>(step.width),
                   static_cast<long long>(step.batch), label.c_str(), static_cast<long long>(t.parameters),
                   t.median_step_ms, t.host_us_per_step, 1000.0 / t.median_step_ms);
       std::fflush(stdout);
-      csv += fmt::format("{},{},{},{},{},{:.6f},{:.3f},{:.1f}\n", step.depth, step.width, step.batch, label,
-                         t.parameters, t.median_step_ms, t.host_us_per_step, 1000.0 / t.median_step_ms);
+      const std::string name = fmt::format("depth {} width {} batch {}", step.depth, step.width, step.batch);
+      csv.add("step", name, label, "step ms", t.median_step_ms);
+      csv.add("step", name, label, "host us/step", t.host_us_per_step);
     }
-  if (!a.csv.empty()) write_file_atomically(a.csv, csv);
+}
+
+void run_bench(const BenchArguments& a) {
+  if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
+  const std::set<std::string> known{"gemm", "memory", "step"};
+  std::set<std::string> tables;
+  for (const std::string& table : split_list(a.tables)) {
+    if (!known.contains(table))
+      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory and step", table));
+    tables.insert(table);
+  }
+  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, step");
+  if (!a.csv.empty()) check_output_path(a.csv, "--csv");
+  const Device device = parse_device(a.device);
+  std::string notice;
+  const bool gpu = make_backend(device, {}, &notice)->device() == Device::cuda;
+  if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());
+  if (!gpu && (tables.contains("gemm") || tables.contains("memory"))) {
+    if (a.tables != BenchArguments{}.tables) {  // asked for by name: say why it cannot be done
+      const std::string reason = cuda_unavailable_reason();
+      throw InputError(fmt::format("--tables {}: the gemm and memory tables run on a GPU{}", a.tables,
+                                   reason.empty() ? "; drop --device cpu" : ", and " + reason));
+    }
+    tables = {"step"};  // the default on a CPU-only machine
+  }
+
+  CsvRows csv;
+  if (tables.contains("gemm")) gemm(a, csv);
+  if (tables.contains("memory")) memory(a, csv);
+  if (tables.contains("step")) steps(a, device, gpu, csv);
+  if (!a.csv.empty()) write_file_atomically(a.csv, csv.text());
 }
 
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   auto arguments = std::make_shared<BenchArguments>();
-  CLI::App* command = app.add_subcommand("bench", "Time training steps of depth-4 MLPs on the chosen device");
+  CLI::App* command =
+      app.add_subcommand("bench", "Measure kernels against cuBLAS, CUB and the copy bandwidth (GPU), and training steps");
   command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--runs", arguments->runs, "Timed runs per row (median; at least 20)")->capture_default_str();
-  command->add_option("--csv", arguments->csv, "Also write the table to this CSV file");
+  command->add_option("--tables", arguments->tables, "Comma-separated: gemm, memory (GPU only), step")
+      ->capture_default_str();
+  command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
+  command->add_option("--width", arguments->width, "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
+  command->add_option("--csv", arguments->csv,
+                      "Also write every figure to this CSV file (table,case,variant,metric,value,yardstick,ratio)");
   command->callback([arguments] { run_bench(*arguments); });
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
-  std::string delimiter = ",", matmul = "ember";
+  std::string delimiter = ",", matmul = "ember", precision = "fp32";
   std::int64_t epochs = 100, batch_size = 32;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, val_split = 0.0;
   std::uint64_t seed = 0;
@@ -91,7 +91,9 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (a.init.empty() || command.count("--weight-decay") > 0)
     options.optimizer.weight_decay = static_cast<float>(a.weight_decay);
   options.device = device;
-  options.backend = {.matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph};
+  options.backend = {.matmul = parse_matmul(a.matmul),
+                     .cuda_graph = !a.no_cuda_graph,
+                     .precision = parse_precision(a.precision)};
   if (!a.init.empty()) {
     if (command.count("--layers") > 0 && !(parse_layers(a.layers, data.y.cols()) == model.layers()))
       throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers", a.layers, a.init));
@@ -177,6 +179,10 @@ void add_train_command(CLI::App& app) {
   command->add_option("--seed", arguments->seed, "Seed for the initial weights and the shuffling")->capture_default_str();
   command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
   command->add_option("--matmul", arguments->matmul, "Matmul provider on the GPU: ember or cublas")->capture_default_str();
+  command->add_option("--precision", arguments->precision,
+                      "Matmul arithmetic on the GPU: fp32, or tf32 (tensor cores, compute capability 8.0+); "
+                      "the CPU always computes in FP32")
+      ->capture_default_str();
   command->add_flag("--no-cuda-graph", arguments->no_cuda_graph, "Launch each step's kernels one by one instead of replaying a CUDA graph");
   command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")->capture_default_str();
   command->add_option("--init", arguments->init, "Start from this checkpoint's weights, optimizer state and scaler (resume)");

@@ -3,6 +3,7 @@
 // (rows, cols) of row-major float32 matrices in device memory. See each .cu file for the formula.
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -23,9 +24,16 @@ struct MatmulEpilogue {
   const float* mask = nullptr;
 };
 
-/// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)) in FP32; lda/ldb/ldc are row strides.
+/// FP32: plain float multiply-adds. TF32: tensor cores on inputs rounded to 10 mantissa bits, FP32
+/// accumulation (compute capability 8.0 and newer).
+enum class MatmulPrecision { fp32, tf32 };
+/// Whether the current device runs the TF32 matmul.
+bool tf32_matmul_available();
+
+/// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides.
 void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
-                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream);
+                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
+                   MatmulPrecision precision = MatmulPrecision::fp32);
 
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
@@ -62,6 +70,12 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream);
 /// y[i] = value over count elements.
 void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream);
+
+/// CUB's DeviceReduce::Sum (the yardstick of the MSE reduction): scratch bytes for count floats,
+/// and sum[0] = x[0] + ... + x[count - 1].
+std::size_t cub_sum_scratch_bytes(std::int64_t count);
+void launch_cub_sum(const float* x, std::int64_t count, float* sum, void* scratch, std::size_t scratch_bytes,
+                    cudaStream_t stream);
 
 /// Empty when this build's kernels can run on the current device, else why not (e.g. built for
 /// another architecture).

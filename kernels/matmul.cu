@@ -17,81 +17,12 @@
 //   tx + 16 j), scalar loads.
 #include <cstdint>
 
-#include "cuda_check.hpp"
-#include "kernels.hpp"
+#include "matmul_tiles.cuh"
 
 namespace ember::kernels {
 namespace {
 
-// ---- epilogue ----------------------------------------------------------------------------------
-template <EpilogueKind Kind>
-__device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float acc, const float* c_element,
-                                                int row, int col, int ldc) {
-  if constexpr (Kind == EpilogueKind::linear) {
-    return e.beta == 0.0f ? e.alpha * acc : e.alpha * acc + e.beta * *c_element;  // beta == 0: c is not read
-  } else if constexpr (Kind == EpilogueKind::bias) {
-    return acc + e.bias[col];
-  } else if constexpr (Kind == EpilogueKind::bias_relu) {
-    return fmaxf(acc + e.bias[col], 0.0f);
-  } else {
-    return e.mask[static_cast<long long>(row) * ldc + col] > 0.0f ? acc : 0.0f;
-  }
-}
-
 // ---- 128 x 128 -----------------------------------------------------------------------------------
-constexpr int kBigM = 128, kBigN = 128, kBigK = 8, kBigThreads = 256;
-constexpr int kPad = 4;  // keeps the transposed (k-major) stores of 4 rows apart in different banks
-
-/// One thread's share of a k slice of op(x), x being a (or b): 4 values along the tile's long
-/// dimension ("outer": m for a, n for b) or along k, depending on which is contiguous in x.
-/// KContiguous: x holds op(x)'s rows contiguous in k (a not transposed, b transposed).
-template <bool KContiguous, bool Vector>
-struct SliceLoader {
-  // The thread's 4 elements: along k at (outer, k0 + kq .. + 3), or along outer at (k, o .. o + 3).
-  int outer, k_offset;
-
-  __device__ explicit SliceLoader(int tid)
-      : outer(KContiguous ? tid / 2 : (tid % 32) * 4), k_offset(KContiguous ? (tid % 2) * 4 : tid / 32) {}
-
-  /// Reads the 4 values for slice k0 of a tile whose long dimension starts at outer0.
-  /// x is indexed x[outer][k] (KContiguous) or x[k][outer]; limits are outer_size and k_size.
-  __device__ float4 load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) const {
-    float v[4];
-    if constexpr (KContiguous) {
-      const int o = outer0 + outer, k = k0 + k_offset;
-      const float* p = x + static_cast<long long>(o) * ld + k;
-      if (Vector && o < outer_size && k + 3 < k_size) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        return q;
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = (o < outer_size && k + i < k_size) ? p[i] : 0.0f;
-    } else {
-      const int k = k0 + k_offset, o = outer0 + outer;
-      const float* p = x + static_cast<long long>(k) * ld + o;
-      if (Vector && k < k_size && o + 3 < outer_size) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        return q;
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = (k < k_size && o + i < outer_size) ? p[i] : 0.0f;
-    }
-    return make_float4(v[0], v[1], v[2], v[3]);
-  }
-
-  /// Stores the 4 values into the k-major tile[k][outer].
-  __device__ void store(float (*tile)[kBigM + kPad], float4 q) const {
-    if constexpr (KContiguous) {
-      tile[k_offset + 0][outer] = q.x;
-      tile[k_offset + 1][outer] = q.y;
-      tile[k_offset + 2][outer] = q.z;
-      tile[k_offset + 3][outer] = q.w;
-    } else {
-      *reinterpret_cast<float4*>(&tile[k_offset][outer]) = q;
-    }
-  }
-};
-
 template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 __global__ void __launch_bounds__(kBigThreads)
     matmul_128x128_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b,
@@ -240,19 +171,10 @@ int multiprocessor_count() {
   return count;
 }
 
-struct MatmulArgs {
-  int m, n, k;
-  const float* a;
-  int lda;
-  const float* b;
-  int ldb;
-  float* c;
-  int ldc;
-  MatmulEpilogue epilogue;
-};
 
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
-const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream) {
+const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
+  if (precision == MatmulPrecision::tf32) return launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
   const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
   if (big_tiles >= multiprocessor_count()) {
     const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
@@ -273,9 +195,23 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream) {
 
 }  // namespace
 
+bool tf32_matmul_available() {
+  static const bool available = [] {
+    int device = 0, major = 0;
+    EMBER_CUDA_CHECK(cudaGetDevice(&device));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    return major >= 8;
+  }();
+  return available;
+}
+
 void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
-                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream) {
+                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
+                   MatmulPrecision precision) {
   if (m == 0 || n == 0) return;
+  if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
+    throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)",
+                       matmul_text(m, n, k, transpose_a, transpose_b));
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
   if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
   const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue};
@@ -284,22 +220,22 @@ void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, cons
   // product x @ w^T, the ReLU mask on the input-gradient product dy @ w.
   switch (epilogue.kind) {
     case EpilogueKind::linear:
-      if (!transpose_a && !transpose_b) kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream);
-      else if (!transpose_a && transpose_b) kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream);
-      else if (transpose_a && !transpose_b) kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream);
-      else kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream);
+      if (!transpose_a && !transpose_b) kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream, precision);
+      else if (!transpose_a && transpose_b) kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream, precision);
+      else if (transpose_a && !transpose_b) kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream, precision);
+      else kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream, precision);
       break;
     case EpilogueKind::bias:
     case EpilogueKind::bias_relu:
       if (transpose_a || !transpose_b)
         throw_launch_error(cudaErrorNotSupported, "matmul (bias epilogue needs a @ b^T)", args());
-      kernel = epilogue.kind == EpilogueKind::bias ? launch_kernel<false, true, EpilogueKind::bias>(x, stream)
-                                                     : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream);
+      kernel = epilogue.kind == EpilogueKind::bias ? launch_kernel<false, true, EpilogueKind::bias>(x, stream, precision)
+                                                     : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream, precision);
       break;
     case EpilogueKind::relu_mask:
       if (transpose_a || transpose_b)
         throw_launch_error(cudaErrorNotSupported, "matmul (mask epilogue needs a @ b)", args());
-      kernel = launch_kernel<false, false, EpilogueKind::relu_mask>(x, stream);
+      kernel = launch_kernel<false, false, EpilogueKind::relu_mask>(x, stream, precision);
       break;
   }
   check_launch(kernel, args);

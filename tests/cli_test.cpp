@@ -106,12 +106,33 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + data + " --target y --val-split -0.1", "--val-split -0.1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --layers 4,x", "--layers 4,x: 'x' is not a positive layer width");
   expect_input_error("train --data " + data + " --target y --device tpu", "unknown device 'tpu'");
+  expect_input_error("train --data " + data + " --target y --precision fp16", "--precision fp16: use fp32 or tf32");
   expect_input_error("train --data " + data + " --target y --save /no/such/dir/m.safetensors",
                      "--save /no/such/dir/m.safetensors: the directory '/no/such/dir' does not exist");
   expect_input_error("train --data " + data, "--target is required");
   expect_input_error("train --data " + data + " --target y --epochs many", "");
   expect_input_error("fly", "");
   expect_input_error("bench --runs 5", "--runs 5: at least 20 runs make a median");
+  expect_input_error("bench --tables gemm,speed", "--tables: unknown table 'speed'; use gemm, memory and step");
+  expect_input_error("bench --device cpu --width 100", "--width 100: the step table on this device has no such width");
+}
+
+TEST(Cli, BenchStepTableOnCpuWritesCsv) {
+  expect_input_error("bench --device cpu --tables memory", "--tables memory: the gemm and memory tables run on a GPU");
+  const std::string csv = dir() + "/bench.csv";
+  fs::remove(csv);
+  const CliRun run = ember("bench --device cpu --tables step --width 64 --runs 20 --csv " + csv);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("Training step"), std::string::npos) << run.out;
+  const std::string text = slurp(csv);
+  EXPECT_EQ(text.rfind("table,case,variant,metric,value,yardstick,ratio\n", 0), 0u) << text;
+  for (const std::string variant : {"cpu", "cpu-reference"}) {
+    const std::string prefix = "step,depth 4 width 64 batch 32," + variant + ",step ms,";
+    const auto at = text.find(prefix);
+    ASSERT_NE(at, std::string::npos) << text;
+    EXPECT_GT(std::stod(text.substr(at + prefix.size())), 0.0) << text;
+  }
+  EXPECT_EQ(text.find("width 256"), std::string::npos) << "--width 64 keeps only width-64 rows";
 }
 
 TEST(Cli, BadInputFilesExitTwoWithoutOutputs) {

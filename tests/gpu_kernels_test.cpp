@@ -24,6 +24,30 @@ TEST(GpuKernels, MatmulCublasAllShapesAndModes) {
   expect_matmul_matches_reference(*gpu, kFloat32Tolerance, max_work());
 }
 
+TEST(GpuKernels, MatmulTf32AllShapesAndModes) {
+  EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember, .precision = Precision::tf32});
+  expect_matmul_matches_reference(*gpu, kTf32Tolerance, max_work());
+}
+
+TEST(GpuKernels, Tf32RunsOnTensorCores) {
+  // TF32 rounding shows: an error far above FP32's proves the tensor-core path ran.
+  EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember, .precision = Precision::tf32});
+  CpuBackend cpu;
+  const Matrix a = random_matrix(513, 129, 31), b = random_matrix(129, 257, 32);
+  Matrix expected = poisoned(513, 257);
+  cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, expected.view());
+  OnBackend da(*gpu, a), db(*gpu, b), dc(*gpu, poisoned(513, 257));
+  gpu->matmul(Transpose::no, Transpose::no, 1.0f, da.view(), db.view(), 0.0f, dc.view());
+  const double error = relative_error(dc.download(), expected);
+  EXPECT_GT(error, 10 * kFloat32Tolerance);
+  EXPECT_LT(error, kTf32Tolerance);
+}
+
+TEST(GpuKernels, DenseFusedEpiloguesTf32) {
+  EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember, .precision = Precision::tf32});
+  expect_dense_ops_match_reference(*gpu, kTf32Tolerance, max_work());
+}
+
 TEST(GpuKernels, DenseFusedEpiloguesMatchCpu) {
   EMBER_REQUIRE_GPU(gpu);
   expect_dense_ops_match_reference(*gpu, kFloat32Tolerance, max_work());

@@ -29,6 +29,18 @@ TEST(GpuTraining, CublasProviderMatchesCpu) {
             kTrainingParityTolerance);
 }
 
+TEST(GpuTraining, Tf32FiftyStepsMatchCpu) {
+  // Gradients carry TF32's ~1e-3 relative error; 50 small SGD steps move the weights by a fraction
+  // of themselves, so the weights stay within 1e-2.
+  constexpr double kTf32TrainingTolerance = 1e-2;
+  EMBER_REQUIRE_GPU(gpu, BackendOptions{.precision = Precision::tf32});
+  const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference);
+  const TrainingRun tf32 = train_fifty_steps(Device::cuda, {.precision = Precision::tf32});
+  EXPECT_LT(testing::relative_error(tf32.parameters.data(), cpu.parameters.data(),
+                                    static_cast<std::int64_t>(cpu.parameters.size())),
+            kTf32TrainingTolerance);
+}
+
 TEST(GpuTraining, GraphReplayIsBitIdenticalToPlainLaunches) {
   EMBER_REQUIRE_GPU(gpu);
   const TrainingRun graph = train_fifty_steps(Device::cuda, {.matmul = MatmulProvider::ember, .cuda_graph = true});

@@ -1,12 +1,18 @@
 #include "ember/bench.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <numeric>
 
+#include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "plan.hpp"
+#ifdef EMBER_WITH_CUDA
+#include "cuda/cuda_api.hpp"
+#endif
 
 namespace ember::bench {
 
@@ -54,6 +60,38 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     return values[values.size() / 2];
   };
   return {median(step_ms), median(host_us), plan.parameter_count(), runs};
+}
+
+namespace {
+
+void require_gpu(const char* table) {
+  const std::string reason = cuda_unavailable_reason();
+  if (!reason.empty()) throw InputError(fmt::format("the {} table needs a GPU: {}", table, reason));
+}
+
+}  // namespace
+
+std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
+  require_gpu("GEMM");
+#ifdef EMBER_WITH_CUDA
+  return cuda::gemm_table(options, on_row);
+#else
+  (void)options;
+  (void)on_row;
+  return {};
+#endif
+}
+
+std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
+                                          const std::function<void(const BandwidthRow&)>& on_row) {
+  require_gpu("memory-bound");
+#ifdef EMBER_WITH_CUDA
+  return cuda::bandwidth_table(options, on_row);
+#else
+  (void)options;
+  (void)on_row;
+  return {};
+#endif
 }
 
 }  // namespace ember::bench

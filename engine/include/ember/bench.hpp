@@ -1,7 +1,11 @@
 #pragma once
-// Training-step timing behind `ember bench`: MLPs of a given depth and width on random data, timed
-// as the median over repeated runs after a warm-up.
+// The measurements behind `ember bench`: training steps of MLPs on any backend, and on the GPU the
+// kernel tables (GEMM against cuBLAS, memory-bound kernels against a device-to-device copy and
+// CUB's reduction), each measured with CUDA events as the median of repeated runs after a warm-up,
+// with the L2 cache flushed before each run and random inputs.
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "ember/backend.hpp"
@@ -24,5 +28,33 @@ struct StepTiming {
 /// Times training steps (forward, backward, SGD with momentum) on backend; runs >= 20.
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs = 21,
                               std::int64_t steps_per_run = 10);
+
+/// One GEMM case: TFLOP/s (2 m n k per product) of each provider; NaN where one is unavailable.
+struct GemmRow {
+  std::string label;  // "4096^3" or "forward 8192x4096x4096"
+  std::int64_t m = 0, n = 0, k = 0;
+  std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
+  double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
+};
+
+/// One memory-bound kernel: GB/s (bytes the op must move, over time) against its yardstick, which
+/// is measured in the same run: a device-to-device copy, or CUB's DeviceReduce::Sum for the loss.
+struct BandwidthRow {
+  std::string kernel;
+  double bytes = 0;
+  double gb_per_s = 0;
+  std::string yardstick;
+  double yardstick_gb_per_s = 0;
+};
+
+struct KernelTableOptions {
+  std::int64_t runs = 21;                                 // timed runs per figure (median), >= 20
+  std::int64_t memory_elements = std::int64_t{1} << 28;  // floats per operand of the memory table (1 GiB)
+};
+
+/// GPU only (InputError where no GPU is usable). Calls on_row as each row is measured.
+std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row);
+std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
+                                          const std::function<void(const BandwidthRow&)>& on_row);
 
 }  // namespace ember::bench

@@ -7,18 +7,11 @@
 #include <map>
 #include <utility>
 
+#include "cuda/cublas_util.hpp"
 #include "cuda/cuda_api.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "shape_checks.hpp"
-
-#define EMBER_CUBLAS_CHECK(call)                                                                                   \
-  do {                                                                                                             \
-    const cublasStatus_t ember_status_ = (call);                                                                  \
-    if (ember_status_ != CUBLAS_STATUS_SUCCESS)                                                                   \
-      throw ::ember::Error(fmt::format("cuBLAS error at {}:{}: {} failed: {}", __FILE__, __LINE__, #call,         \
-                                       cublasGetStatusString(ember_status_)));                                    \
-  } while (0)
 
 namespace ember::cuda {
 namespace {
@@ -27,16 +20,22 @@ constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;  // preset, so cuBLAS n
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const BackendOptions& options) : options_(options) {
+  explicit CudaBackend(const BackendOptions& options)
+      : options_(options),
+        precision_(options.precision == Precision::tf32 ? kernels::MatmulPrecision::tf32
+                                                        : kernels::MatmulPrecision::fp32) {
     EMBER_CUDA_CHECK(cudaSetDevice(0));
+    if (precision_ == kernels::MatmulPrecision::tf32 && !kernels::tf32_matmul_available())
+      throw InputError("--precision tf32 needs a GPU of compute capability 8.0 or newer; use --precision fp32");
     cudaDeviceProp properties{};
     EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
     name_ = fmt::format("cuda:0 ({})", properties.name);
     EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     EMBER_CUBLAS_CHECK(cublasCreate(&cublas_));
     EMBER_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    // FP32 as the yardstick: no TF32 tensor-core shortcuts.
-    EMBER_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
+    // FP32 as the yardstick, no tensor-core shortcuts; TF32 tensor cores only when asked for.
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(
+        cublas_, precision_ == kernels::MatmulPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
     EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_), kernels::kMaxReductionBlocks * sizeof(float)));
@@ -72,11 +71,9 @@ class CudaBackend final : public Backend {
     const bool ta = transpose_a == Transpose::yes, tb = transpose_b == Transpose::yes;
     if (shape.m == 0 || shape.n == 0) return;
     if (options_.matmul == MatmulProvider::cublas) {
-      // Row-major c = op(a) op(b) is column-major c^T = op(b)^T op(a)^T: swap the operands.
-      EMBER_CUBLAS_CHECK(cublasSgemm(cublas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                     static_cast<int>(shape.n), static_cast<int>(shape.m), static_cast<int>(shape.k),
-                                     &alpha, b.data, static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta,
-                                     c.data, static_cast<int>(c.cols)));
+      cublas_sgemm_row_major(cublas_, ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n),
+                             static_cast<int>(shape.k), alpha, a.data, static_cast<int>(a.cols), b.data,
+                             static_cast<int>(b.cols), beta, c.data, static_cast<int>(c.cols));
       return;
     }
     launch_ember_matmul(ta, tb, shape, a, b, c, {.kind = kernels::EpilogueKind::linear, .alpha = alpha, .beta = beta});
@@ -216,10 +213,11 @@ class CudaBackend final : public Backend {
     if (shape.m == 0 || shape.n == 0) return;
     kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
                            a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), c.data,
-                           static_cast<int>(c.cols), epilogue, stream_);
+                           static_cast<int>(c.cols), epilogue, stream_, precision_);
   }
 
   BackendOptions options_;
+  kernels::MatmulPrecision precision_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

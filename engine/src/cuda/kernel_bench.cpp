@@ -1,0 +1,261 @@
+// The kernel tables of `ember bench`: Ember's kernels timed beside their yardsticks (cuBLAS, a
+// device-to-device copy, CUB) in the same run. Every figure is the median of the timed runs, each
+// bracketed by CUDA events after the L2 cache was flushed (a 256 MiB memset), following two
+// untimed warm-up runs. Inputs are uniform random (cuRAND), never zeros.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <curand.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include "cuda/cublas_util.hpp"
+#include "cuda/cuda_api.hpp"
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+
+namespace ember::cuda {
+namespace {
+
+using bench::BandwidthRow;
+using bench::GemmRow;
+using bench::KernelTableOptions;
+
+#define EMBER_CURAND_CHECK(call)                                                                       \
+  do {                                                                                                 \
+    const curandStatus_t ember_status_ = (call);                                                      \
+    if (ember_status_ != CURAND_STATUS_SUCCESS)                                                       \
+      throw ::ember::Error(fmt::format("cuRAND error at {}:{}: {} failed: status {}", __FILE__, __LINE__, \
+                                       #call, static_cast<int>(ember_status_)));                      \
+  } while (0)
+
+/// Device memory owned for the length of one table.
+class DeviceMemory {
+ public:
+  explicit DeviceMemory(std::size_t bytes) : bytes_(bytes) {
+    const cudaError_t status = cudaMalloc(&data_, std::max<std::size_t>(bytes, 256));
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(fmt::format("ember bench: cannot allocate {:.0f} MiB of GPU memory: {}", bytes / 1048576.0,
+                              cudaGetErrorString(status)));
+    }
+  }
+  ~DeviceMemory() { cudaFree(data_); }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+  float* floats() const { return static_cast<float*>(data_); }
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_;
+};
+
+/// A stream, its events, the L2 flush buffer and a random generator: what every table needs.
+class Bench {
+ public:
+  explicit Bench(std::int64_t runs) : runs_(runs), flush_(kFlushBytes) {
+    if (runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", runs));
+    EMBER_CUDA_CHECK(cudaSetDevice(0));
+    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    EMBER_CUDA_CHECK(cudaEventCreate(&start_));
+    EMBER_CUDA_CHECK(cudaEventCreate(&stop_));
+    EMBER_CURAND_CHECK(curandCreateGenerator(&random_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
+    EMBER_CURAND_CHECK(curandSetPseudoRandomGeneratorSeed(random_, 2024));
+    EMBER_CURAND_CHECK(curandSetStream(random_, stream_));
+  }
+  ~Bench() {
+    curandDestroyGenerator(random_);
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+    cudaStreamDestroy(stream_);
+  }
+  Bench(const Bench&) = delete;
+  Bench& operator=(const Bench&) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+
+  /// Uniform values in (0, 1] (cuRAND's range: never zero).
+  void randomize(float* data, std::size_t count) { EMBER_CURAND_CHECK(curandGenerateUniform(random_, data, count)); }
+
+  /// Median milliseconds of launch(), which enqueues work on stream().
+  template <typename Launch>
+  double median_ms(Launch&& launch) {
+    std::vector<double> samples;
+    for (std::int64_t run = -2; run < runs_; ++run) {
+      EMBER_CUDA_CHECK(cudaMemsetAsync(flush_.data(), static_cast<int>(run & 0xff), flush_.bytes(), stream_));
+      EMBER_CUDA_CHECK(cudaEventRecord(start_, stream_));
+      launch();
+      EMBER_CUDA_CHECK(cudaEventRecord(stop_, stream_));
+      EMBER_CUDA_CHECK(cudaEventSynchronize(stop_));
+      float ms = 0;
+      EMBER_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+      if (run >= 0) samples.push_back(ms);
+    }
+    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2), samples.end());
+    return samples[samples.size() / 2];
+  }
+
+ private:
+  static constexpr std::size_t kFlushBytes = std::size_t{256} << 20;  // over 4x the L2 of an H200
+  std::int64_t runs_;
+  DeviceMemory flush_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  curandGenerator_t random_ = nullptr;
+};
+
+/// A cuBLAS handle on stream in FP32 (pedantic: no tensor cores) or TF32 tensor-core math.
+class Cublas {
+ public:
+  Cublas(cudaStream_t stream, bool tf32) {
+    EMBER_CUBLAS_CHECK(cublasCreate(&handle_));
+    EMBER_CUBLAS_CHECK(cublasSetStream(handle_, stream));
+    EMBER_CUBLAS_CHECK(cublasSetMathMode(handle_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+  }
+  ~Cublas() { cublasDestroy(handle_); }
+  Cublas(const Cublas&) = delete;
+  Cublas& operator=(const Cublas&) = delete;
+  cublasHandle_t get() const { return handle_; }
+
+ private:
+  cublasHandle_t handle_ = nullptr;
+};
+
+struct GemmCase {
+  std::string label;
+  std::int64_t m, n, k;
+  bool ta, tb;
+};
+
+std::vector<GemmCase> gemm_cases() {
+  std::vector<GemmCase> cases;
+  for (const std::int64_t size : {1024, 2048, 4096, 8192})
+    cases.push_back({fmt::format("{}^3", size), size, size, size, false, false});
+  // A Dense layer of width w on a batch of b: the forward x @ w^T (NT), the input gradient dy @ w
+  // (NN) and the weight gradient dy^T @ x (TN).
+  for (const auto& [batch, width] : {std::pair<std::int64_t, std::int64_t>{4096, 1024}, {8192, 4096}}) {
+    cases.push_back({fmt::format("forward {}x{}x{}", batch, width, width), batch, width, width, false, true});
+    cases.push_back({fmt::format("input grad {}x{}x{}", batch, width, width), batch, width, width, false, false});
+    cases.push_back({fmt::format("weight grad {}x{}x{}", width, width, batch), width, width, batch, true, false});
+  }
+  return cases;
+}
+
+std::string mode_name(bool ta, bool tb) { return fmt::format("{}{}", ta ? 'T' : 'N', tb ? 'T' : 'N'); }
+
+}  // namespace
+
+std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
+  Bench bench(options.runs);
+  Cublas fp32(bench.stream(), false), tf32(bench.stream(), true);
+  std::vector<GemmRow> rows;
+  for (const GemmCase& g : gemm_cases()) {
+    // a is stored (m, k), or (k, m) when transposed; b (k, n), or (n, k).
+    const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
+    const int lda = g.ta ? m : k, ldb = g.tb ? k : n;
+    DeviceMemory a(g.m * g.k * sizeof(float)), b(g.k * g.n * sizeof(float)), c(g.m * g.n * sizeof(float));
+    bench.randomize(a.floats(), static_cast<std::size_t>(g.m * g.k));
+    bench.randomize(b.floats(), static_cast<std::size_t>(g.k * g.n));
+    const double flop = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+    const auto tflops = [&](double ms) { return flop / (ms * 1e-3) / 1e12; };
+    const auto ember = [&](kernels::MatmulPrecision precision) {
+      return tflops(bench.median_ms([&] {
+        kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {}, bench.stream(),
+                               precision);
+      }));
+    };
+    const auto cublas = [&](const Cublas& handle) {
+      return tflops(bench.median_ms([&] {
+        cublas_sgemm_row_major(handle.get(), g.ta, g.tb, m, n, k, 1.0f, a.floats(), lda, b.floats(), ldb, 0.0f,
+                               c.floats(), n);
+      }));
+    };
+    GemmRow row{.label = g.label, .m = g.m, .n = g.n, .k = g.k, .mode = mode_name(g.ta, g.tb)};
+    row.ember = ember(kernels::MatmulPrecision::fp32);
+    row.cublas = cublas(fp32);
+    row.ember_tf32 = kernels::tf32_matmul_available() ? ember(kernels::MatmulPrecision::tf32)
+                                                      : std::numeric_limits<double>::quiet_NaN();
+    row.cublas_tf32 = cublas(tf32);
+    on_row(row);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
+                                          const std::function<void(const BandwidthRow&)>& on_row) {
+  Bench bench(options.runs);
+  cudaStream_t stream = bench.stream();
+  // Every operand is n floats, viewed as (rows, cols) where an op needs a matrix.
+  constexpr std::int64_t cols = 4096;
+  const std::int64_t n = std::max<std::int64_t>(options.memory_elements / cols, 1) * cols, rows = n / cols;
+  const double operand = static_cast<double>(n) * sizeof(float);
+  DeviceMemory pair(2 * static_cast<std::size_t>(n) * sizeof(float));  // two operands back to back
+  DeviceMemory out(static_cast<std::size_t>(n) * sizeof(float)), third(static_cast<std::size_t>(n) * sizeof(float));
+  DeviceMemory bias(cols * sizeof(float)), bias_gradient(cols * sizeof(float));
+  DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(sizeof(std::int32_t));
+  DeviceMemory scratch(kernels::kMaxReductionBlocks * sizeof(float)), sum(sizeof(float));
+  const std::size_t cub_bytes = kernels::cub_sum_scratch_bytes(2 * n);
+  DeviceMemory cub_scratch(cub_bytes);
+  float* first = pair.floats();
+  float* second = pair.floats() + n;
+  bench.randomize(first, static_cast<std::size_t>(2 * n));
+  bench.randomize(third.floats(), static_cast<std::size_t>(n));
+  bench.randomize(bias.floats(), cols);
+  // A random permutation of the rows for the gather, and its cursor at 0.
+  std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+  EMBER_CUDA_CHECK(cudaMemcpy(indices.data(), order.data(), order.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice));
+  EMBER_CUDA_CHECK(cudaMemset(cursor.data(), 0, sizeof(std::int32_t)));
+  const auto* index_data = static_cast<const std::int32_t*>(indices.data());
+  const auto* cursor_data = static_cast<const std::int32_t*>(cursor.data());
+
+  const auto gb_per_s = [](double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; };
+  const double copy_bytes = 2 * operand;
+  const double copy = gb_per_s(copy_bytes, bench.median_ms([&] {
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(out.data(), first, static_cast<std::size_t>(n) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream));
+  }));
+  std::vector<BandwidthRow> table;
+  const auto emit = [&](BandwidthRow row) {
+    on_row(row);
+    table.push_back(std::move(row));
+  };
+  emit({"d2d copy", copy_bytes, copy, "d2d copy", copy});
+  const auto measure = [&](const char* name, double bytes, auto&& launch) {
+    emit({name, bytes, gb_per_s(bytes, bench.median_ms(launch)), "d2d copy", copy});
+  };
+  measure("bias add", 2 * operand, [&] { kernels::launch_bias_add(out.floats(), bias.floats(), rows, cols, stream); });
+  measure("bias gradient", operand,
+          [&] { kernels::launch_bias_gradient(first, bias_gradient.floats(), rows, cols, stream); });
+  measure("relu forward", 2 * operand, [&] { kernels::launch_relu_forward(first, out.floats(), n, stream); });
+  measure("relu backward", 3 * operand, [&] { kernels::launch_relu_backward(first, second, out.floats(), n, stream); });
+  // w, gradient, velocity read; w, velocity written. A small rate keeps the weights finite.
+  measure("sgd update", 5 * operand, [&] {
+    kernels::launch_sgd_update(out.floats(), first, third.floats(), n, 1e-6f, 0.9f, false, 0.0f, stream);
+  });
+  measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t), [&] {
+    kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream);
+  });
+  // The loss reads prediction and target; CUB sums the same 2n floats.
+  const double cub = gb_per_s(2 * operand, bench.median_ms([&] {
+    kernels::launch_cub_sum(first, 2 * n, sum.floats(), cub_scratch.data(), cub_bytes, stream);
+  }));
+  emit({"cub reduce sum", 2 * operand, cub, "cub reduce sum", cub});
+  emit({"mse loss", 2 * operand, gb_per_s(2 * operand, bench.median_ms([&] {
+          kernels::launch_mse_loss(first, second, rows, cols, sum.floats(), scratch.floats(), stream);
+        })),
+        "cub reduce sum", cub});
+  return table;
+}
+
+}  // namespace ember::cuda

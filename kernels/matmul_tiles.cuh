@@ -1,0 +1,94 @@
+#pragma once
+// Pieces shared by the matmul kernels (matmul.cu: FP32; matmul_tf32.cu: TF32 tensor cores): the
+// epilogue, the k-slice loader of the 128 x 128 tiles, and the launch arguments. CUDA only.
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+
+namespace ember::kernels {
+
+/// The value stored at c[row][col] for the product acc (see EpilogueKind).
+template <EpilogueKind Kind>
+__device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float acc, const float* c_element,
+                                                int row, int col, int ldc) {
+  if constexpr (Kind == EpilogueKind::linear) {
+    return e.beta == 0.0f ? e.alpha * acc : e.alpha * acc + e.beta * *c_element;  // beta == 0: c is not read
+  } else if constexpr (Kind == EpilogueKind::bias) {
+    return acc + e.bias[col];
+  } else if constexpr (Kind == EpilogueKind::bias_relu) {
+    return fmaxf(acc + e.bias[col], 0.0f);
+  } else {
+    return e.mask[static_cast<long long>(row) * ldc + col] > 0.0f ? acc : 0.0f;
+  }
+}
+
+// 128 x 128 tiles of c, k slices loaded 8 at a time by 256 threads.
+constexpr int kBigM = 128, kBigN = 128, kBigK = 8, kBigThreads = 256;
+constexpr int kPad = 4;  // keeps the transposed (k-major) stores of 4 rows apart in different banks
+
+/// One thread's share of a k slice of op(x), x being a (or b): 4 values along the tile's long
+/// dimension ("outer": m for a, n for b) or along k, depending on which is contiguous in x.
+/// KContiguous: x holds op(x)'s rows contiguous in k (a not transposed, b transposed).
+template <bool KContiguous, bool Vector>
+struct SliceLoader {
+  // The thread's 4 elements: along k at (outer, k0 + kq .. + 3), or along outer at (k, o .. o + 3).
+  int outer, k_offset;
+
+  __device__ explicit SliceLoader(int tid)
+      : outer(KContiguous ? tid / 2 : (tid % 32) * 4), k_offset(KContiguous ? (tid % 2) * 4 : tid / 32) {}
+
+  /// Reads the 4 values for slice k0 of a tile whose long dimension starts at outer0.
+  /// x is indexed x[outer][k] (KContiguous) or x[k][outer]; limits are outer_size and k_size.
+  __device__ float4 load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) const {
+    float v[4];
+    if constexpr (KContiguous) {
+      const int o = outer0 + outer, k = k0 + k_offset;
+      const float* p = x + static_cast<long long>(o) * ld + k;
+      if (Vector && o < outer_size && k + 3 < k_size) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        return q;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = (o < outer_size && k + i < k_size) ? p[i] : 0.0f;
+    } else {
+      const int k = k0 + k_offset, o = outer0 + outer;
+      const float* p = x + static_cast<long long>(k) * ld + o;
+      if (Vector && k < k_size && o + 3 < outer_size) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        return q;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = (k < k_size && o + i < outer_size) ? p[i] : 0.0f;
+    }
+    return make_float4(v[0], v[1], v[2], v[3]);
+  }
+
+  /// Stores the 4 values into the k-major tile[k][outer].
+  __device__ void store(float (*tile)[kBigM + kPad], float4 q) const {
+    if constexpr (KContiguous) {
+      tile[k_offset + 0][outer] = q.x;
+      tile[k_offset + 1][outer] = q.y;
+      tile[k_offset + 2][outer] = q.z;
+      tile[k_offset + 3][outer] = q.w;
+    } else {
+      *reinterpret_cast<float4*>(&tile[k_offset][outer]) = q;
+    }
+  }
+};
+
+struct MatmulArgs {
+  int m, n, k;
+  const float* a;
+  int lda;
+  const float* b;
+  int ldb;
+  float* c;
+  int ldc;
+  MatmulEpilogue epilogue;
+};
+
+/// Launches the TF32 tensor-core matmul (matmul_tf32.cu; compute capability 8.0 and newer) and
+/// returns the kernel's name. Instantiated for the (transposes, epilogue) pairs launch_matmul uses.
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+const char* launch_matmul_tf32(const MatmulArgs& args, cudaStream_t stream);
+
+}  // namespace ember::kernels
