@@ -6,8 +6,13 @@ with torch.cuda.graphs. Median of --runs runs of 10 steps after two warm-up runs
 
     python3 bench/torch_mlp.py --device cpu      # width 64 / batch 32 and width 256 / batch 256
     python3 bench/torch_mlp.py --device cuda     # widths 64..4096, batch 1024 and 8192
+
+With --ember-csv FILE (the CSV of `ember bench --csv FILE` from the same machine), each row also
+shows Ember's step time (CUDA-graph replay on the GPU, the fast path on the CPU) and the speed-up
+of Ember over PyTorch (PyTorch's time over Ember's).
 """
 import argparse
+import csv
 import statistics
 import time
 
@@ -59,18 +64,35 @@ def graphed(step):
     return graph.replay
 
 
+def ember_step_ms(path, device):
+    """{(width, batch): step ms} of Ember's headline variant, read from an `ember bench` CSV."""
+    variant = "graph" if device == "cuda" else "cpu"
+    times = {}
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            if row["table"] == "step" and row["variant"] == variant and row["metric"] == "step ms":
+                words = row["case"].split()  # "depth 4 width W batch B"
+                times[(int(words[3]), int(words[5]))] = float(row["value"])
+    return variant, times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--ember-csv", help="an `ember bench --csv` file to compare with, row by row")
     args = parser.parse_args()
+    if args.runs < 20:
+        parser.error(f"--runs {args.runs}: at least 20 runs make a median")
+    ember_variant, ember = ember_step_ms(args.ember_csv, args.device) if args.ember_csv else (None, {})
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     cases = [(64, 32), (256, 256)] if args.device == "cpu" else [(w, b) for w in (64, 256, 1024, 4096) for b in (1024, 8192)]
     print(f"Training step (PyTorch {torch.__version__}): MLP depth 4 (ReLU), MSE, SGD momentum 0.9; "
           f"median of {args.runs} runs of 10 steps")
-    print(f"{'width':<6} {'batch':<6} {'variant':<13} {'parameters':>11} {'step ms':>12} {'steps/s':>11}")
+    extra = f" {'ember ' + ember_variant + ' ms':>17} {'ember speed-up':>14}" if args.ember_csv else ""
+    print(f"{'width':<6} {'batch':<6} {'variant':<13} {'parameters':>11} {'step ms':>12} {'steps/s':>11}{extra}")
     for width, batch in cases:
         step, parameters = make_step(width, 4, batch, args.device)
         variants = [("torch-eager", step)]
@@ -78,7 +100,11 @@ def main():
             variants.append(("torch-graph", graphed(step)))
         for label, run in variants:
             ms = time_step(run, args.device, args.runs)
-            print(f"{width:<6} {batch:<6} {label:<13} {parameters:>11} {ms:>12.4f} {1000 / ms:>11.0f}", flush=True)
+            line = f"{width:<6} {batch:<6} {label:<13} {parameters:>11} {ms:>12.4f} {1000 / ms:>11.0f}"
+            if args.ember_csv:
+                theirs = ember.get((width, batch))
+                line += f" {theirs:>17.4f} {ms / theirs:>13.2f}x" if theirs else f" {'-':>17} {'-':>14}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
