@@ -1,9 +1,10 @@
 // Bias add: y[i][j] += bias[j] (broadcast over rows). A 2-D grid: blocks stride down the rows
 // (blockIdx.y) and across the columns (blockIdx.x), 16-byte accesses when the row length is a
 // multiple of 4 and y is 16-byte aligned, so no thread divides an index by the row length.
-// Bias gradient: db[j] = sum_i dy[i][j] (column reduction). A block covers 32 columns; its 32 rows
-// of threads stride down the rows (each warp reads 128 contiguous bytes per row), then reduce in
-// shared memory in a fixed order (deterministic).
+// Bias gradient: db[j] = sum_i dy[i][j] (column reduction), deterministic, in two passes: blocks of
+// 32 columns (float4 columns when aligned: a warp reads 512 contiguous bytes per row) by a chunk of
+// rows write partial sums to the scratch, then one thread per column adds its chunks in order. The
+// chunk count depends on the shape only; with one chunk the first pass writes db directly.
 #include <algorithm>
 #include <cstdint>
 
@@ -38,21 +39,48 @@ __global__ void __launch_bounds__(kBiasThreads) bias_add_kernel(float* __restric
   }
 }
 
-constexpr int kColumnsPerBlock = 32, kRowThreads = 32;
+constexpr int kColumnLanes = 32, kRowLanes = 8;  // a bias-gradient block: 32 columns (of Vector) x 8 rows
 
-__global__ void bias_gradient_column_kernel(const float* __restrict__ dy, float* __restrict__ db, long long rows,
-                                            long long cols) {
-  __shared__ float partial[kRowThreads][kColumnsPerBlock + 1];
-  const long long col = blockIdx.x * static_cast<long long>(kColumnsPerBlock) + threadIdx.x;
-  float sum = 0.0f;
-  if (col < cols)
-    for (long long r = threadIdx.y; r < rows; r += kRowThreads) sum += dy[r * cols + col];
-  partial[threadIdx.y][threadIdx.x] = sum;
+__device__ __forceinline__ void accumulate(float& sum, float value) { sum += value; }
+__device__ __forceinline__ void accumulate(float4& sum, float4 value) {
+  sum.x += value.x;
+  sum.y += value.y;
+  sum.z += value.z;
+  sum.w += value.w;
+}
+
+/// Pass one: block (x, y) sums rows [y chunk, (y + 1) chunk) of its 32 columns of Vector; its 8 row
+/// lanes stride down the chunk and are then added in lane order. Row y of out (width Vectors) gets
+/// the sums: the partials, or the bias gradient itself when there is one chunk.
+template <typename Vector>
+__global__ void __launch_bounds__(kColumnLanes * kRowLanes)
+    bias_gradient_partial_kernel(const float* __restrict__ dy, long long rows, long long width, long long chunk,
+                                 float* __restrict__ out) {
+  __shared__ Vector partial[kRowLanes][kColumnLanes];
+  const int lane = threadIdx.x % kColumnLanes, row_lane = threadIdx.x / kColumnLanes;
+  const long long col = blockIdx.x * static_cast<long long>(kColumnLanes) + lane;
+  const long long begin = blockIdx.y * chunk, end = begin + chunk < rows ? begin + chunk : rows;
+  const Vector* in = reinterpret_cast<const Vector*>(dy);
+  Vector sum{};
+  if (col < width)
+    for (long long r = begin + row_lane; r < end; r += kRowLanes) accumulate(sum, in[r * width + col]);
+  partial[row_lane][lane] = sum;
   __syncthreads();
-  if (threadIdx.y == 0 && col < cols) {
-    float total = 0.0f;
+  if (row_lane == 0 && col < width) {
+    Vector total{};
 #pragma unroll
-    for (int t = 0; t < kRowThreads; ++t) total += partial[t][threadIdx.x];
+    for (int t = 0; t < kRowLanes; ++t) accumulate(total, partial[t][lane]);
+    reinterpret_cast<Vector*>(out)[blockIdx.y * width + col] = total;
+  }
+}
+
+/// Pass two: db[col] = partials[0][col] + partials[1][col] + ..., in chunk order.
+__global__ void bias_gradient_sum_kernel(const float* __restrict__ partials, long long chunks, long long cols,
+                                         float* __restrict__ db) {
+  for (long long col = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; col < cols;
+       col += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float total = 0.0f;
+    for (long long c = 0; c < chunks; ++c) total += partials[c * cols + col];
     db[col] = total;
   }
 }
@@ -75,12 +103,29 @@ void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_
   check_launch("bias_add_kernel", [&] { return shape_text("y", rows, cols); });
 }
 
-void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, cudaStream_t stream) {
+void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, float* scratch,
+                          cudaStream_t stream) {
   if (cols == 0) return;
-  const dim3 block(kColumnsPerBlock, kRowThreads);
-  const auto blocks = static_cast<unsigned>((cols + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  bias_gradient_column_kernel<<<blocks, block, 0, stream>>>(dy, bias_gradient, rows, cols);
-  check_launch("bias_gradient_column_kernel", [&] { return shape_text("dy", rows, cols); });
+  const bool vector = cols % 4 == 0 && aligned16(dy) && aligned16(bias_gradient);
+  const std::int64_t width = vector ? cols / 4 : cols;
+  const std::int64_t column_blocks = (width + kColumnLanes - 1) / kColumnLanes;
+  // Row chunks: about 1024 blocks in all, at least 64 rows each, partials within the scratch. The
+  // count depends on the shape only, so the order of the additions is fixed.
+  std::int64_t chunks = std::max<std::int64_t>(1, 1024 / column_blocks);
+  chunks = std::min<std::int64_t>({chunks, (rows + 63) / 64, kReductionScratchFloats / cols, 65535});
+  chunks = std::max<std::int64_t>(chunks, 1);
+  const std::int64_t chunk = std::max<std::int64_t>((rows + chunks - 1) / chunks, 1);
+  chunks = std::max<std::int64_t>((rows + chunk - 1) / chunk, 1);
+  float* out = chunks == 1 ? bias_gradient : scratch;
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks));
+  if (vector)
+    bias_gradient_partial_kernel<float4><<<grid, kColumnLanes * kRowLanes, 0, stream>>>(dy, rows, width, chunk, out);
+  else
+    bias_gradient_partial_kernel<float><<<grid, kColumnLanes * kRowLanes, 0, stream>>>(dy, rows, width, chunk, out);
+  check_launch("bias_gradient_partial_kernel", [&] { return shape_text("dy", rows, cols); });
+  if (chunks == 1) return;
+  bias_gradient_sum_kernel<<<grid_for(cols, 256), 256, 0, stream>>>(scratch, chunks, cols, bias_gradient);
+  check_launch("bias_gradient_sum_kernel", [&] { return shape_text("dy", rows, cols); });
 }
 
 }  // namespace ember::kernels

@@ -35,19 +35,22 @@ void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, cons
                    int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
                    MatmulPrecision precision = MatmulPrecision::fp32);
 
+/// The reductions' scratch: kReductionScratchFloats floats of device memory (4 MiB), used by one
+/// reduction at a time (stream order). The losses use at most kMaxReductionBlocks of it.
+inline constexpr std::int64_t kReductionScratchFloats = std::int64_t{1} << 20;
+inline constexpr int kMaxReductionBlocks = 1024;
+static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
+
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
-/// bias_gradient (1, cols) = column sums of dy (rows, cols).
-void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
+/// bias_gradient (1, cols) = column sums of dy (rows, cols), deterministic (two passes through scratch).
+void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, float* scratch,
+                          cudaStream_t stream);
 
 /// y = max(x, 0) over count elements (may alias).
 void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream);
 /// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
-
-/// The reductions' scratch: kMaxReductionBlocks floats of device memory, used by one reduction at
-/// a time (stream order).
-inline constexpr int kMaxReductionBlocks = 1024;
 
 /// loss_sum[0] += sum((p - t)^2) / cols, deterministic (two passes in a fixed order).
 void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,

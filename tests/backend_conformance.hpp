@@ -61,7 +61,10 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
 }
 
 
-inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {{1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}};
+// (4096, 256) and (1024, 1027) split the GPU's bias gradient into row chunks, with and without float4.
+inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {{1, 1},     {1, 17},     {17, 33},
+                                                                           {127, 1},   {513, 257},  {1024, 1027},
+                                                                           {4096, 256}};
 
 inline void expect_bias_relu_match_reference(Backend& backend) {
   CpuBackend cpu;

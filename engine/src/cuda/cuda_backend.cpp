@@ -38,7 +38,8 @@ class CudaBackend final : public Backend {
         cublas_, precision_ == kernels::MatmulPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
     EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
-    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_), kernels::kMaxReductionBlocks * sizeof(float)));
+    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_),
+                                kernels::kReductionScratchFloats * sizeof(float)));
   }
 
   ~CudaBackend() override {
@@ -100,7 +101,7 @@ class CudaBackend final : public Backend {
   }
   void bias_gradient(ConstView dy, View bias_gradient) override {
     check_bias(dy, bias_gradient, "bias_gradient");
-    kernels::launch_bias_gradient(dy.data, bias_gradient.data, dy.rows, dy.cols, stream_);
+    kernels::launch_bias_gradient(dy.data, bias_gradient.data, dy.rows, dy.cols, reduction_scratch_, stream_);
   }
   void relu_forward(ConstView x, View y) override {
     check_same_shape(x, y, "relu_forward");
@@ -222,7 +223,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  float* reduction_scratch_ = nullptr;  // the reductions' partial sums
+  float* reduction_scratch_ = nullptr;  // the reductions' partial sums (losses, bias gradients)
   std::map<std::pair<std::uint64_t, std::uint64_t>, cudaGraphExec_t> graphs_;
 };
 

@@ -202,7 +202,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   DeviceMemory out(static_cast<std::size_t>(n) * sizeof(float)), third(static_cast<std::size_t>(n) * sizeof(float));
   DeviceMemory bias(cols * sizeof(float)), bias_gradient(cols * sizeof(float));
   DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(sizeof(std::int32_t));
-  DeviceMemory scratch(kernels::kMaxReductionBlocks * sizeof(float)), sum(sizeof(float));
+  DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float)), sum(sizeof(float));
   const std::size_t cub_bytes = kernels::cub_sum_scratch_bytes(2 * n);
   DeviceMemory cub_scratch(cub_bytes);
   float* first = pair.floats();
@@ -236,7 +236,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   };
   measure("bias add", 2 * operand, [&] { kernels::launch_bias_add(out.floats(), bias.floats(), rows, cols, stream); });
   measure("bias gradient", operand,
-          [&] { kernels::launch_bias_gradient(first, bias_gradient.floats(), rows, cols, stream); });
+          [&] { kernels::launch_bias_gradient(first, bias_gradient.floats(), rows, cols, scratch.floats(), stream); });
   measure("relu forward", 2 * operand, [&] { kernels::launch_relu_forward(first, out.floats(), n, stream); });
   measure("relu backward", 3 * operand, [&] { kernels::launch_relu_backward(first, second, out.floats(), n, stream); });
   // w, gradient, velocity read; w, velocity written. A small rate keeps the weights finite.
