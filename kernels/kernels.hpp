@@ -30,16 +30,18 @@ enum class MatmulPrecision { fp32, tf32 };
 /// Whether the current device runs the TF32 matmul.
 bool tf32_matmul_available();
 
-/// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides.
-void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
-                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
-                   MatmulPrecision precision = MatmulPrecision::fp32);
-
 /// The reductions' scratch: kReductionScratchFloats floats of device memory (4 MiB), used by one
-/// reduction at a time (stream order). The losses use at most kMaxReductionBlocks of it.
+/// op at a time (stream order): the losses (at most kMaxReductionBlocks of it), the bias gradient
+/// and split-k matmuls.
 inline constexpr std::int64_t kReductionScratchFloats = std::int64_t{1} << 20;
 inline constexpr int kMaxReductionBlocks = 1024;
 static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
+
+/// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides. With a scratch,
+/// a plain (linear) FP32 product of few output tiles and a long k is split over k (deterministic).
+void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
+                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
+                   MatmulPrecision precision = MatmulPrecision::fp32, float* scratch = nullptr);
 
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);

@@ -14,7 +14,12 @@
 //
 // matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
 //   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
-//   tx + 16 j), scalar loads.
+//   tx + 16 j), scalar loads. Split-k: when even 64 x 64 tiles cannot fill the GPU and k is long
+//   (the weight gradient of a narrow layer: a w x w output over k = batch), blockIdx.z takes a
+//   range of k and writes its partial product to the scratch; split_k_sum_kernel then adds the
+//   partials in split order and applies alpha and beta. The split count depends on the shape and
+//   the SM count only, so results stay bit-reproducible on a given GPU.
+#include <algorithm>
 #include <cstdint>
 
 #include "matmul_tiles.cuh"
@@ -99,18 +104,21 @@ __global__ void __launch_bounds__(kBigThreads)
 // ---- 64 x 64 -------------------------------------------------------------------------------------
 constexpr int kSmallM = 64, kSmallN = 64, kSmallK = 16, kSmallThreads = 256, kPerThread = 4;
 
+/// Split z (blockIdx.z) covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc.
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 __global__ void __launch_bounds__(kSmallThreads)
-    matmul_64x64_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
-                        float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+    matmul_64x64_kernel(int m, int n, int k, int k_split, const float* __restrict__ a, int lda,
+                        const float* __restrict__ b, int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
   __shared__ float tile_a[kSmallK][kSmallM];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
   __shared__ float tile_b[kSmallK][kSmallN];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
   const int tid = threadIdx.x;
   const int tx = tid % 16, ty = tid / 16;
   const int row0 = blockIdx.y * kSmallM, col0 = blockIdx.x * kSmallN;
+  const int k_begin = blockIdx.z * k_split, k_end = min(k, k_begin + k_split);
+  c += static_cast<long long>(blockIdx.z) * m * ldc;
   float acc[kPerThread][kPerThread] = {};
 
-  for (int k0 = 0; k0 < k; k0 += kSmallK) {
+  for (int k0 = k_begin; k0 < k_end; k0 += kSmallK) {
     // 64 x 16 = 1024 elements per tile, 4 per thread, consecutive threads on consecutive addresses.
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
@@ -120,14 +128,14 @@ __global__ void __launch_bounds__(kSmallThreads)
       const int ap = TransposeA ? e / kSmallM : e % kSmallK;
       const int gi = row0 + ai, gp = k0 + ap;
       float va = 0.0f;
-      if (gi < m && gp < k) va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
+      if (gi < m && gp < k_end) va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
       tile_a[ap][ai] = va;
       // op(b)[p][j]: b[p][j] (contiguous in j) or b[j][p] (contiguous in p).
       const int bj = TransposeB ? e / kSmallK : e % kSmallN;
       const int bp = TransposeB ? e % kSmallK : e / kSmallN;
       const int gj = col0 + bj, gq = k0 + bp;
       float vb = 0.0f;
-      if (gj < n && gq < k) vb = TransposeB ? b[static_cast<long long>(gj) * ldb + gq] : b[static_cast<long long>(gq) * ldb + gj];
+      if (gj < n && gq < k_end) vb = TransposeB ? b[static_cast<long long>(gj) * ldb + gq] : b[static_cast<long long>(gq) * ldb + gj];
       tile_b[bp][bj] = vb;
     }
     __syncthreads();
@@ -159,7 +167,23 @@ __global__ void __launch_bounds__(kSmallThreads)
   }
 }
 
+/// c = alpha * (partials[0] + partials[1] + ... + partials[splits - 1]) + beta * c, in split order;
+/// each partial is (m, n) with row stride n. With beta == 0, c is not read.
+__global__ void split_k_sum_kernel(const float* __restrict__ partials, int splits, int m, int n, float alpha, float beta,
+                                   float* __restrict__ c, int ldc) {
+  const long long count = static_cast<long long>(m) * n;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) sum += partials[z * count + i];
+    float& out = c[(i / n) * ldc + i % n];
+    out = beta == 0.0f ? alpha * sum : alpha * sum + beta * out;
+  }
+}
+
 // ---- dispatch ------------------------------------------------------------------------------------
+constexpr int kMinSplitK = 256;  // k per split at least: below that the partials' traffic dominates
+constexpr int kMaxSplits = 64;
 
 int multiprocessor_count() {
   static const int count = [] {
@@ -187,10 +211,31 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
           <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     return "matmul_128x128_kernel";
   }
-  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM);
-  matmul_64x64_kernel<TransposeA, TransposeB, Kind>
-      <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-  return "matmul_64x64_kernel";
+  const long long small_tiles = static_cast<long long>((x.n + kSmallN - 1) / kSmallN) * ((x.m + kSmallM - 1) / kSmallM);
+  // Split k only for plain products (the fused epilogues need the whole sum), with a scratch big
+  // enough for the partials, and only as far as two waves of blocks over the SMs.
+  long long splits = 1;
+  if (Kind == EpilogueKind::linear && x.scratch != nullptr) {
+    splits = std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
+                       kReductionScratchFloats / (static_cast<long long>(x.m) * x.n), static_cast<long long>(kMaxSplits)});
+    splits = std::max(splits, 1LL);
+  }
+  // k per split, a whole number of k slices; then the splits that k actually needs.
+  const long long per_split = (x.k + splits - 1) / splits;
+  const int k_split = splits == 1 ? std::max(x.k, 1) : static_cast<int>((per_split + kSmallK - 1) / kSmallK * kSmallK);
+  splits = splits == 1 ? 1 : (x.k + k_split - 1) / k_split;
+  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(splits));
+  if (splits == 1) {
+    matmul_64x64_kernel<TransposeA, TransposeB, Kind><<<grid, kSmallThreads, 0, stream>>>(
+        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    return "matmul_64x64_kernel";
+  }
+  matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
+      x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
+  check_launch("matmul_64x64_kernel (split k)", [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); });
+  split_k_sum_kernel<<<grid_for(static_cast<long long>(x.m) * x.n, 256), 256, 0, stream>>>(
+      x.scratch, static_cast<int>(splits), x.m, x.n, x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc);
+  return "split_k_sum_kernel";
 }
 
 }  // namespace
@@ -207,14 +252,14 @@ bool tf32_matmul_available() {
 
 void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
                    int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
-                   MatmulPrecision precision) {
+                   MatmulPrecision precision, float* scratch) {
   if (m == 0 || n == 0) return;
   if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)",
                        matmul_text(m, n, k, transpose_a, transpose_b));
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
   if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
-  const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue};
+  const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue, scratch};
   const char* kernel = nullptr;
   // The fused epilogues exist where the training step uses them: bias (+ ReLU) on the forward
   // product x @ w^T, the ReLU mask on the input-gradient product dy @ w.

@@ -84,6 +84,7 @@ struct MatmulArgs {
   float* c;
   int ldc;
   MatmulEpilogue epilogue;
+  float* scratch;  // kReductionScratchFloats floats for split-k partials, or null (no split)
 };
 
 /// Launches the TF32 tensor-core matmul (matmul_tf32.cu; compute capability 8.0 and newer) and

@@ -19,11 +19,13 @@ namespace ember::testing {
 struct MatmulCase {
   std::int64_t m, n, k;
 };
-// The last three reach the GPU's 128 x 128 kernel (enough tiles to fill an H200), with float4 loads
-// (strides multiple of 4, edges not multiples of the tile) and without (odd strides).
-inline const MatmulCase kShapes[] = {{1, 1, 1},       {1, 257, 1},      {1, 513, 33},     {33, 1, 17},
-                                     {17, 33, 65},    {127, 1, 255},    {64, 64, 64},     {130, 131, 67},
-                                     {513, 257, 129}, {1540, 1548, 260}, {1543, 1549, 67}, {1024, 1024, 1024}};
+// (1540, 1548, 260), (1543, 1549, 67) and 1024^3 reach the GPU's 128 x 128 kernel (enough tiles to
+// fill an H200), with float4 loads (strides multiple of 4, edges not multiples of the tile) and
+// without (odd strides); (33, 65, 4099) and (64, 64, 8192) are split over k there.
+inline const MatmulCase kShapes[] = {{1, 1, 1},       {1, 257, 1},       {1, 513, 33},     {33, 1, 17},
+                                     {17, 33, 65},    {127, 1, 255},     {64, 64, 64},     {130, 131, 67},
+                                     {513, 257, 129}, {33, 65, 4099},    {64, 64, 8192},   {1540, 1548, 260},
+                                     {1543, 1549, 67}, {1024, 1024, 1024}};
 
 inline Matrix transposed_if(bool transpose, const Matrix& m) {
   if (!transpose) return m;

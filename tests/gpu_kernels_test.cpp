@@ -24,6 +24,16 @@ TEST(GpuKernels, MatmulCublasAllShapesAndModes) {
   expect_matmul_matches_reference(*gpu, kFloat32Tolerance, max_work());
 }
 
+TEST(GpuKernels, SplitKMatmulIsBitReproducible) {
+  // A weight gradient of a narrow layer over a long batch: split over k, summed in a fixed order.
+  EMBER_REQUIRE_GPU(gpu);
+  const Matrix dy = random_matrix(8192, 64, 41), x = random_matrix(8192, 64, 42);
+  OnBackend ddy(*gpu, dy), dx(*gpu, x), first(*gpu, poisoned(64, 64)), second(*gpu, poisoned(64, 64));
+  gpu->matmul(Transpose::yes, Transpose::no, 1.0f, ddy.view(), dx.view(), 0.0f, first.view());
+  gpu->matmul(Transpose::yes, Transpose::no, 1.0f, ddy.view(), dx.view(), 0.0f, second.view());
+  EXPECT_EQ(first.download(), second.download());
+}
+
 TEST(GpuKernels, MatmulTf32AllShapesAndModes) {
   EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember, .precision = Precision::tf32});
   expect_matmul_matches_reference(*gpu, kTf32Tolerance, max_work());

@@ -214,7 +214,7 @@ class CudaBackend final : public Backend {
     if (shape.m == 0 || shape.n == 0) return;
     kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
                            a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), c.data,
-                           static_cast<int>(c.cols), epilogue, stream_, precision_);
+                           static_cast<int>(c.cols), epilogue, stream_, precision_, reduction_scratch_);
   }
 
   BackendOptions options_;
