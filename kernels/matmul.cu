@@ -202,7 +202,7 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
   if (big_tiles >= multiprocessor_count()) {
     const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
-    const bool vector = x.lda % 4 == 0 && x.ldb % 4 == 0 && aligned16(x.a) && aligned16(x.b) && aligned16(x.c);
+    const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
     if (vector)
       matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>
           <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);

@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kBigThreads, 1)
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_matmul_tf32(const MatmulArgs& x, cudaStream_t stream) {
   const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
-  const bool vector = x.lda % 4 == 0 && x.ldb % 4 == 0 && aligned16(x.a) && aligned16(x.b);
+  const bool vector = operands_vectorizable(x);
   if (vector)
     matmul_tf32_kernel<TransposeA, TransposeB, true, Kind>
         <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);

@@ -39,26 +39,15 @@ struct SliceLoader {
   /// Reads the 4 values for slice k0 of a tile whose long dimension starts at outer0.
   /// x is indexed x[outer][k] (KContiguous) or x[k][outer]; limits are outer_size and k_size.
   __device__ float4 load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) const {
+    const int o = outer0 + outer, k = k0 + k_offset;
+    // The 4 values run along x's contiguous dimension from `run`; `line` is the other index.
+    const int line = KContiguous ? o : k, line_size = KContiguous ? outer_size : k_size;
+    const int run = KContiguous ? k : o, run_size = KContiguous ? k_size : outer_size;
+    const float* p = x + static_cast<long long>(line) * ld + run;
+    if (Vector && line < line_size && run + 3 < run_size) return *reinterpret_cast<const float4*>(p);
     float v[4];
-    if constexpr (KContiguous) {
-      const int o = outer0 + outer, k = k0 + k_offset;
-      const float* p = x + static_cast<long long>(o) * ld + k;
-      if (Vector && o < outer_size && k + 3 < k_size) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        return q;
-      }
 #pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = (o < outer_size && k + i < k_size) ? p[i] : 0.0f;
-    } else {
-      const int k = k0 + k_offset, o = outer0 + outer;
-      const float* p = x + static_cast<long long>(k) * ld + o;
-      if (Vector && k < k_size && o + 3 < outer_size) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        return q;
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = (k < k_size && o + i < outer_size) ? p[i] : 0.0f;
-    }
+    for (int i = 0; i < 4; ++i) v[i] = (line < line_size && run + i < run_size) ? p[i] : 0.0f;
     return make_float4(v[0], v[1], v[2], v[3]);
   }
 
@@ -86,6 +75,11 @@ struct MatmulArgs {
   MatmulEpilogue epilogue;
   float* scratch;  // kReductionScratchFloats floats for split-k partials, or null (no split)
 };
+
+/// Whether both operands allow the loaders' 16-byte loads.
+inline bool operands_vectorizable(const MatmulArgs& x) {
+  return x.lda % 4 == 0 && x.ldb % 4 == 0 && aligned16(x.a) && aligned16(x.b);
+}
 
 /// Launches the TF32 tensor-core matmul (matmul_tf32.cu; compute capability 8.0 and newer) and
 /// returns the kernel's name. Instantiated for the (transposes, epilogue) pairs launch_matmul uses.
