@@ -50,7 +50,8 @@ void gemm(const BenchArguments& a, CsvRows& csv) {
     std::fflush(stdout);
     csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
     csv.add("gemm", name, "cublas-fp32", "TFLOP/s", r.cublas);
-    if (!std::isnan(r.ember_tf32)) csv.add("gemm", name, "ember-tf32", "TFLOP/s", r.ember_tf32, "cublas-tf32", r.ember_tf32 / r.cublas_tf32);
+    if (!std::isnan(r.ember_tf32))
+      csv.add("gemm", name, "ember-tf32", "TFLOP/s", r.ember_tf32, "cublas-tf32", r.ember_tf32 / r.cublas_tf32);
     csv.add("gemm", name, "cublas-tf32", "TFLOP/s", r.cublas_tf32);
   });
 }
@@ -83,7 +84,8 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   }
   if (a.width != 0) {
     std::erase_if(cases, [&](const bench::StepCase& c) { return c.width != a.width; });
-    if (cases.empty()) throw InputError(fmt::format("--width {}: the step table on this device has no such width", a.width));
+    if (cases.empty())
+      throw InputError(fmt::format("--width {}: the step table on this device has no such width", a.width));
   }
   std::printf("\nTraining step: MLP depth 4 (ReLU), MSE, SGD momentum 0.9; median of %lld runs of 10 steps\n",
               static_cast<long long>(a.runs));
@@ -145,13 +147,14 @@ void run_bench(const BenchArguments& a) {
 
 void add_bench_command(CLI::App& app) {
   auto arguments = std::make_shared<BenchArguments>();
-  CLI::App* command =
-      app.add_subcommand("bench", "Measure kernels against cuBLAS, CUB and the copy bandwidth (GPU), and training steps");
+  CLI::App* command = app.add_subcommand(
+      "bench", "Measure kernels against cuBLAS, CUB and the copy bandwidth (GPU), and training steps");
   command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
   command->add_option("--tables", arguments->tables, "Comma-separated: gemm, memory (GPU only), step")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
-  command->add_option("--width", arguments->width, "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
+  command->add_option("--width", arguments->width,
+                      "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
   command->add_option("--csv", arguments->csv,
                       "Also write every figure to this CSV file (table,case,variant,metric,value,yardstick,ratio)");
   command->callback([arguments] { run_bench(*arguments); });

@@ -18,8 +18,8 @@ constexpr int kBiasThreads = 256;
 
 /// Width is the row length in units of Vector (float4 or float).
 template <typename Vector>
-__global__ void __launch_bounds__(kBiasThreads) bias_add_kernel(float* __restrict__ y, const float* __restrict__ bias,
-                                                                long long rows, long long width) {
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_add_kernel(float* __restrict__ y, const float* __restrict__ bias, long long rows, long long width) {
   Vector* rows_base = reinterpret_cast<Vector*>(y);
   const Vector* b = reinterpret_cast<const Vector*>(bias);
   for (long long col = blockIdx.x * static_cast<long long>(kBiasThreads) + threadIdx.x; col < width;
@@ -41,7 +41,9 @@ __global__ void __launch_bounds__(kBiasThreads) bias_add_kernel(float* __restric
 
 constexpr int kColumnLanes = 32, kRowLanes = 8;  // a bias-gradient block: 32 columns (of Vector) x 8 rows
 
-__device__ __forceinline__ void accumulate(float& sum, float value) { sum += value; }
+__device__ __forceinline__ void accumulate(float& sum, float value) {
+  sum += value;
+}
 __device__ __forceinline__ void accumulate(float4& sum, float4 value) {
   sum.x += value.x;
   sum.y += value.y;
@@ -53,7 +55,7 @@ __device__ __forceinline__ void accumulate(float4& sum, float4 value) {
 /// lanes stride down the chunk and are then added in lane order. Row y of out (width Vectors) gets
 /// the sums: the partials, or the bias gradient itself when there is one chunk.
 template <typename Vector>
-__global__ void __launch_bounds__(kColumnLanes * kRowLanes)
+__global__ void __launch_bounds__(kColumnLanes* kRowLanes)
     bias_gradient_partial_kernel(const float* __restrict__ dy, long long rows, long long width, long long chunk,
                                  float* __restrict__ out) {
   __shared__ Vector partial[kRowLanes][kColumnLanes];

@@ -9,8 +9,8 @@ namespace ember::kernels {
 
 std::size_t cub_sum_scratch_bytes(std::int64_t count) {
   std::size_t bytes = 0;
-  EMBER_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, bytes, static_cast<const float*>(nullptr),
-                                          static_cast<float*>(nullptr), count));
+  EMBER_CUDA_CHECK(
+      cub::DeviceReduce::Sum(nullptr, bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr), count));
   return bytes;
 }
 

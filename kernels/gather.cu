@@ -27,14 +27,18 @@ __global__ void gather_rows_kernel(const float* __restrict__ source, long long s
         to[r * width + c] = from[row * width + c];
       } else {  // NaN flags a bad index
         const float nan = __int_as_float(0x7fc00000);
-        if constexpr (sizeof(Vector) == sizeof(float4)) to[r * width + c] = make_float4(nan, nan, nan, nan);
-        else to[r * width + c] = nan;
+        if constexpr (sizeof(Vector) == sizeof(float4))
+          to[r * width + c] = make_float4(nan, nan, nan, nan);
+        else
+          to[r * width + c] = nan;
       }
     }
   }
 }
 
-__global__ void advance_cursor_kernel(std::int32_t* cursor, std::int32_t amount) { *cursor += amount; }
+__global__ void advance_cursor_kernel(std::int32_t* cursor, std::int32_t amount) {
+  *cursor += amount;
+}
 
 __global__ void fill_kernel(float* y, long long count, float value) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
@@ -51,10 +55,12 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
   const std::int64_t width = vector ? cols / 4 : cols;
   const unsigned column_blocks = grid_for(width, 256);
   // About 1024 blocks in all, as for bias add.
-  const std::int64_t row_blocks = std::min<std::int64_t>({std::max<std::int64_t>(1, 1024 / column_blocks), rows, 65535});
+  const std::int64_t row_blocks =
+      std::min<std::int64_t>({std::max<std::int64_t>(1, 1024 / column_blocks), rows, 65535});
   const dim3 grid(column_blocks, static_cast<unsigned>(row_blocks));
   if (vector)
-    gather_rows_kernel<float4><<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
+    gather_rows_kernel<float4>
+        <<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
   else
     gather_rows_kernel<float><<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
   check_launch("gather_rows_kernel", [&] { return shape_text("destination", rows, cols); });

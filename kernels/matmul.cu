@@ -128,14 +128,16 @@ __global__ void __launch_bounds__(kSmallThreads)
       const int ap = TransposeA ? e / kSmallM : e % kSmallK;
       const int gi = row0 + ai, gp = k0 + ap;
       float va = 0.0f;
-      if (gi < m && gp < k_end) va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
+      if (gi < m && gp < k_end)
+        va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
       tile_a[ap][ai] = va;
       // op(b)[p][j]: b[p][j] (contiguous in j) or b[j][p] (contiguous in p).
       const int bj = TransposeB ? e / kSmallK : e % kSmallN;
       const int bp = TransposeB ? e % kSmallK : e / kSmallN;
       const int gj = col0 + bj, gq = k0 + bp;
       float vb = 0.0f;
-      if (gj < n && gq < k_end) vb = TransposeB ? b[static_cast<long long>(gj) * ldb + gq] : b[static_cast<long long>(gq) * ldb + gj];
+      if (gj < n && gq < k_end)
+        vb = TransposeB ? b[static_cast<long long>(gj) * ldb + gq] : b[static_cast<long long>(gq) * ldb + gj];
       tile_b[bp][bj] = vb;
     }
     __syncthreads();
@@ -169,8 +171,8 @@ __global__ void __launch_bounds__(kSmallThreads)
 
 /// c = alpha * (partials[0] + partials[1] + ... + partials[splits - 1]) + beta * c, in split order;
 /// each partial is (m, n) with row stride n. With beta == 0, c is not read.
-__global__ void split_k_sum_kernel(const float* __restrict__ partials, int splits, int m, int n, float alpha, float beta,
-                                   float* __restrict__ c, int ldc) {
+__global__ void split_k_sum_kernel(const float* __restrict__ partials, int splits, int m, int n, float alpha,
+                                   float beta, float* __restrict__ c, int ldc) {
   const long long count = static_cast<long long>(m) * n;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -195,7 +197,6 @@ int multiprocessor_count() {
   return count;
 }
 
-
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
   if (precision == MatmulPrecision::tf32) return launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
@@ -216,8 +217,9 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   // enough for the partials, and only as far as two waves of blocks over the SMs.
   long long splits = 1;
   if (Kind == EpilogueKind::linear && x.scratch != nullptr) {
-    splits = std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
-                       kReductionScratchFloats / (static_cast<long long>(x.m) * x.n), static_cast<long long>(kMaxSplits)});
+    splits =
+        std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
+                  kReductionScratchFloats / (static_cast<long long>(x.m) * x.n), static_cast<long long>(kMaxSplits)});
     splits = std::max(splits, 1LL);
   }
   // k per split, a whole number of k slices; then the splits that k actually needs.
@@ -226,8 +228,8 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   splits = splits == 1 ? 1 : (x.k + k_split - 1) / k_split;
   const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(splits));
   if (splits == 1) {
-    matmul_64x64_kernel<TransposeA, TransposeB, Kind><<<grid, kSmallThreads, 0, stream>>>(
-        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    matmul_64x64_kernel<TransposeA, TransposeB, Kind>
+        <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     return "matmul_64x64_kernel";
   }
   matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
@@ -265,17 +267,22 @@ void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, cons
   // product x @ w^T, the ReLU mask on the input-gradient product dy @ w.
   switch (epilogue.kind) {
     case EpilogueKind::linear:
-      if (!transpose_a && !transpose_b) kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream, precision);
-      else if (!transpose_a && transpose_b) kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream, precision);
-      else if (transpose_a && !transpose_b) kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream, precision);
-      else kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream, precision);
+      if (!transpose_a && !transpose_b)
+        kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream, precision);
+      else if (!transpose_a && transpose_b)
+        kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream, precision);
+      else if (transpose_a && !transpose_b)
+        kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream, precision);
+      else
+        kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream, precision);
       break;
     case EpilogueKind::bias:
     case EpilogueKind::bias_relu:
       if (transpose_a || !transpose_b)
         throw_launch_error(cudaErrorNotSupported, "matmul (bias epilogue needs a @ b^T)", args());
-      kernel = epilogue.kind == EpilogueKind::bias ? launch_kernel<false, true, EpilogueKind::bias>(x, stream, precision)
-                                                     : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream, precision);
+      kernel = epilogue.kind == EpilogueKind::bias
+                   ? launch_kernel<false, true, EpilogueKind::bias>(x, stream, precision)
+                   : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream, precision);
       break;
     case EpilogueKind::relu_mask:
       if (transpose_a || transpose_b)

@@ -15,9 +15,9 @@
 namespace ember::kernels {
 namespace {
 
-constexpr int kSliceK = 16;          // two loader slices of kBigK = 8
+constexpr int kSliceK = 16;  // two loader slices of kBigK = 8
 constexpr int kWarpM = 64, kWarpN = 32;
-constexpr int kFragment = 16;        // m16 n16 k8 fragments
+constexpr int kFragment = 16;  // m16 n16 k8 fragments
 static_assert(kSliceK == 2 * kBigK, "each slice is two loader slices");
 
 template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>

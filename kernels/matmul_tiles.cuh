@@ -8,8 +8,8 @@ namespace ember::kernels {
 
 /// The value stored at c[row][col] for the product acc (see EpilogueKind).
 template <EpilogueKind Kind>
-__device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float acc, const float* c_element,
-                                                int row, int col, int ldc) {
+__device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float acc, const float* c_element, int row,
+                                                int col, int ldc) {
   if constexpr (Kind == EpilogueKind::linear) {
     return e.beta == 0.0f ? e.alpha * acc : e.alpha * acc + e.beta * *c_element;  // beta == 0: c is not read
   } else if constexpr (Kind == EpilogueKind::bias) {

@@ -45,9 +45,9 @@ __device__ void finish_block(float sum, float* partials, float* accumulator, flo
     partials[blockIdx.x] = total;
 }
 
-__global__ void __launch_bounds__(kReduceThreads) mse_partial_kernel(const float* __restrict__ p, const float* __restrict__ t,
-                                                                     long long count, bool vector, float* partials,
-                                                                     float* loss_sum, float cols) {
+__global__ void __launch_bounds__(kReduceThreads)
+    mse_partial_kernel(const float* __restrict__ p, const float* __restrict__ t, long long count, bool vector,
+                       float* partials, float* loss_sum, float cols) {
   const long long stride = static_cast<long long>(gridDim.x) * kReduceThreads;
   const long long first = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x;
   float sum = 0.0f;
@@ -71,9 +71,9 @@ __global__ void __launch_bounds__(kReduceThreads) mse_partial_kernel(const float
   finish_block(sum, partials, loss_sum, cols);
 }
 
-__global__ void __launch_bounds__(kReduceThreads) mae_partial_kernel(const float* __restrict__ p, const float* __restrict__ t,
-                                                                     const float* __restrict__ scale, long long count,
-                                                                     long long cols, float* partials, float* mae_sum) {
+__global__ void __launch_bounds__(kReduceThreads)
+    mae_partial_kernel(const float* __restrict__ p, const float* __restrict__ t, const float* __restrict__ scale,
+                       long long count, long long cols, float* partials, float* mae_sum) {
   const long long stride = static_cast<long long>(gridDim.x) * kReduceThreads;
   float sum = 0.0f;
   for (long long i = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x; i < count; i += stride)
@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(kReduceThreads) mae_partial_kernel(const float
 }
 
 /// Pass two: accumulator += (sum of partials[0 .. blocks)) / divisor, in a fixed order.
-__global__ void __launch_bounds__(kReduceThreads) sum_partials_kernel(const float* __restrict__ partials, int blocks,
-                                                                      float* accumulator, float divisor) {
+__global__ void __launch_bounds__(kReduceThreads)
+    sum_partials_kernel(const float* __restrict__ partials, int blocks, float* accumulator, float divisor) {
   float sum = 0.0f;
   for (int i = threadIdx.x; i < blocks; i += kReduceThreads) sum += partials[i];
   const float total = block_sum(sum);
@@ -105,7 +105,6 @@ int reduction_blocks(long long count) {
   return static_cast<int>(blocks < 1 ? 1 : (blocks > kMaxReductionBlocks ? kMaxReductionBlocks : blocks));
 }
 
-
 void sum_partials(const float* partials, int blocks, float* accumulator, float divisor, cudaStream_t stream) {
   if (blocks == 1) return;  // pass one already added its sum
   sum_partials_kernel<<<1, kReduceThreads, 0, stream>>>(partials, blocks, accumulator, divisor);
@@ -114,8 +113,8 @@ void sum_partials(const float* partials, int blocks, float* accumulator, float d
 
 }  // namespace
 
-void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,
-                     float* scratch, cudaStream_t stream) {
+void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
+                     float* loss_sum, float* scratch, cudaStream_t stream) {
   const long long count = rows * cols;
   const int blocks = reduction_blocks(count);
   const bool vector = aligned16(prediction) && aligned16(target);

@@ -33,9 +33,9 @@ __global__ void relu_kernel(const float* in, const float* other, float* out, lon
   }
 }
 
-
 template <typename Op>
-void launch(const char* name, const float* in, const float* other, float* out, std::int64_t count, cudaStream_t stream) {
+void launch(const char* name, const float* in, const float* other, float* out, std::int64_t count,
+            cudaStream_t stream) {
   if (count == 0) return;
   const bool vector = aligned16(in) && aligned16(other) && aligned16(out);
   const std::int64_t work = vector ? count / 4 + count % 4 : count;

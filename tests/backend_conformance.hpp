@@ -21,11 +21,12 @@ struct MatmulCase {
 };
 // (1540, 1548, 260), (1543, 1549, 67) and 1024^3 reach the GPU's 128 x 128 kernel (enough tiles to
 // fill an H200), with float4 loads (strides multiple of 4, edges not multiples of the tile) and
-// without (odd strides); (33, 65, 4099) and (64, 64, 8192) are split over k there.
-inline const MatmulCase kShapes[] = {{1, 1, 1},       {1, 257, 1},       {1, 513, 33},     {33, 1, 17},
-                                     {17, 33, 65},    {127, 1, 255},     {64, 64, 64},     {130, 131, 67},
-                                     {513, 257, 129}, {33, 65, 4099},    {64, 64, 8192},   {1540, 1548, 260},
-                                     {1543, 1549, 67}, {1024, 1024, 1024}};
+// without (odd strides); (33, 65, 4099) and (64, 64, 8192) are split over k there. k = 0 is the
+// empty sum: c = beta c.
+inline const MatmulCase kShapes[] = {{1, 1, 1},         {5, 7, 0},        {1, 257, 1},       {1, 513, 33},
+                                     {33, 1, 17},       {17, 33, 65},     {127, 1, 255},     {64, 64, 64},
+                                     {130, 131, 67},    {513, 257, 129},  {33, 65, 4099},    {64, 64, 8192},
+                                     {1540, 1548, 260}, {1543, 1549, 67}, {1024, 1024, 1024}};
 
 inline Matrix transposed_if(bool transpose, const Matrix& m) {
   if (!transpose) return m;
@@ -46,27 +47,26 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
   std::uint64_t seed = 100;
   for (const MatmulCase& shape : kShapes)
     if (shape.m * shape.n * shape.k <= max_work)
-    for (int mode = 0; mode < 4; ++mode)
-      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, -2.0f}}) {
-        const bool ta = mode & 1, tb = mode & 2;
-        const Matrix a = transposed_if(ta, random_matrix(shape.m, shape.k, ++seed));
-        const Matrix b = transposed_if(tb, random_matrix(shape.k, shape.n, ++seed));
-        const Matrix c0 = beta == 0.0f ? poisoned(shape.m, shape.n) : random_matrix(shape.m, shape.n, ++seed);
-        Matrix expected = c0;
-        const Transpose op_a = ta ? Transpose::yes : Transpose::no, op_b = tb ? Transpose::yes : Transpose::no;
-        cpu.matmul(op_a, op_b, alpha, a.view(), b.view(), beta, expected.view());
-        OnBackend da(backend, a), db(backend, b), dc(backend, c0);
-        backend.matmul(op_a, op_b, alpha, da.view(), db.view(), beta, dc.view());
-        EXPECT_LT(relative_error(dc.download(), expected), tolerance)
-            << "m " << shape.m << " n " << shape.n << " k " << shape.k << " ta " << ta << " tb " << tb << " beta " << beta;
-      }
+      for (int mode = 0; mode < 4; ++mode)
+        for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, -2.0f}}) {
+          const bool ta = mode & 1, tb = mode & 2;
+          const Matrix a = transposed_if(ta, random_matrix(shape.m, shape.k, ++seed));
+          const Matrix b = transposed_if(tb, random_matrix(shape.k, shape.n, ++seed));
+          const Matrix c0 = beta == 0.0f ? poisoned(shape.m, shape.n) : random_matrix(shape.m, shape.n, ++seed);
+          Matrix expected = c0;
+          const Transpose op_a = ta ? Transpose::yes : Transpose::no, op_b = tb ? Transpose::yes : Transpose::no;
+          cpu.matmul(op_a, op_b, alpha, a.view(), b.view(), beta, expected.view());
+          OnBackend da(backend, a), db(backend, b), dc(backend, c0);
+          backend.matmul(op_a, op_b, alpha, da.view(), db.view(), beta, dc.view());
+          EXPECT_LT(relative_error(dc.download(), expected), tolerance)
+              << "m " << shape.m << " n " << shape.n << " k " << shape.k << " ta " << ta << " tb " << tb << " beta "
+              << beta;
+        }
 }
 
-
 // (4096, 256) and (1024, 1027) split the GPU's bias gradient into row chunks, with and without float4.
-inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {{1, 1},     {1, 17},     {17, 33},
-                                                                           {127, 1},   {513, 257},  {1024, 1027},
-                                                                           {4096, 256}};
+inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {
+    {1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}, {4096, 256}};
 
 inline void expect_bias_relu_match_reference(Backend& backend) {
   CpuBackend cpu;
@@ -160,7 +160,7 @@ inline void expect_gather_fill_copy_work(Backend& backend) {
   backend.copy_to_device(cursor.data(), &start, sizeof(start));
   OnBackend gsource(backend, source), batch(backend, poisoned(127, 33));
   backend.gather_rows(gsource.view(), static_cast<const std::int32_t*>(device_indices.data()),
-                   static_cast<const std::int32_t*>(cursor.data()), batch.view());
+                      static_cast<const std::int32_t*>(cursor.data()), batch.view());
   backend.advance_cursor(static_cast<std::int32_t*>(cursor.data()), 127);
   std::int32_t moved = 0;
   backend.copy_to_host(&moved, cursor.data(), sizeof(moved));
@@ -183,7 +183,7 @@ inline void expect_gather_fill_copy_work(Backend& backend) {
 inline void expect_dense_ops_match_reference(Backend& backend, double tolerance, std::int64_t max_work = kAnyShape) {
   CpuBackend cpu;
   std::uint64_t seed = 2100;
-  const MatmulCase shapes[] = {{1, 1, 1},       {17, 33, 65},     {127, 255, 1},   {33, 1, 17},
+  const MatmulCase shapes[] = {{1, 1, 1},       {17, 33, 65},    {127, 255, 1},     {33, 1, 17},
                                {513, 129, 257}, {256, 256, 256}, {1537, 260, 1540}, {1537, 1540, 260}};
   for (const auto& [rows, in, out] : shapes) {
     if (rows * in * out > max_work) continue;
@@ -205,8 +205,8 @@ inline void expect_dense_ops_match_reference(Backend& backend, double tolerance,
       cpu.matmul(Transpose::no, Transpose::no, 1.0f, dy.view(), weight.view(), 0.0f, expected_dx.view());
       if (relu) cpu.relu_backward(expected_dx.view(), below.view(), expected_dx.view());
       OnBackend dx(backend, poisoned(rows, in));
-      backend.dense_input_gradient(bdy.view(), bweight.view(), relu ? std::optional<ConstView>(bbelow.view()) : std::nullopt,
-                                   dx.view());
+      backend.dense_input_gradient(bdy.view(), bweight.view(),
+                                   relu ? std::optional<ConstView>(bbelow.view()) : std::nullopt, dx.view());
       const Matrix got = dx.download();
       EXPECT_LT(relative_error(got, expected_dx), tolerance)
           << "dense_input_gradient rows " << rows << " in " << in << " out " << out << " relu " << relu;

@@ -12,7 +12,9 @@ namespace {
 using namespace testing;
 
 // Under compute-sanitizer (scripts/gpu-check.sh) the 1024^3 case would take minutes: left out there.
-std::int64_t max_work() { return std::getenv("EMBER_SANITIZER_RUN") != nullptr ? 1'000'000'000 : kAnyShape; }
+std::int64_t max_work() {
+  return std::getenv("EMBER_SANITIZER_RUN") != nullptr ? 1'000'000'000 : kAnyShape;
+}
 
 TEST(GpuKernels, MatmulEmberAllShapesAndModes) {
   EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember});

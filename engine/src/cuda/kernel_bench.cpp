@@ -26,12 +26,12 @@ using bench::BandwidthRow;
 using bench::GemmRow;
 using bench::KernelTableOptions;
 
-#define EMBER_CURAND_CHECK(call)                                                                       \
-  do {                                                                                                 \
-    const curandStatus_t ember_status_ = (call);                                                      \
-    if (ember_status_ != CURAND_STATUS_SUCCESS)                                                       \
-      throw ::ember::Error(fmt::format("cuRAND error at {}:{}: {} failed: status {}", __FILE__, __LINE__, \
-                                       #call, static_cast<int>(ember_status_)));                      \
+#define EMBER_CURAND_CHECK(call)                                                                                 \
+  do {                                                                                                           \
+    const curandStatus_t ember_status_ = (call);                                                                 \
+    if (ember_status_ != CURAND_STATUS_SUCCESS)                                                                  \
+      throw ::ember::Error(fmt::format("cuRAND error at {}:{}: {} failed: status {}", __FILE__, __LINE__, #call, \
+                                       static_cast<int>(ember_status_)));                                        \
   } while (0)
 
 /// Device memory owned for the length of one table.
@@ -149,7 +149,9 @@ std::vector<GemmCase> gemm_cases() {
   return cases;
 }
 
-std::string mode_name(bool ta, bool tb) { return fmt::format("{}{}", ta ? 'T' : 'N', tb ? 'T' : 'N'); }
+std::string mode_name(bool ta, bool tb) {
+  return fmt::format("{}{}", ta ? 'T' : 'N', tb ? 'T' : 'N');
+}
 
 }  // namespace
 
@@ -214,7 +216,8 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
-  EMBER_CUDA_CHECK(cudaMemcpy(indices.data(), order.data(), order.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice));
+  EMBER_CUDA_CHECK(
+      cudaMemcpy(indices.data(), order.data(), order.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice));
   EMBER_CUDA_CHECK(cudaMemset(cursor.data(), 0, sizeof(std::int32_t)));
   const auto* index_data = static_cast<const std::int32_t*>(indices.data());
   const auto* cursor_data = static_cast<const std::int32_t*>(cursor.data());
@@ -243,9 +246,8 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   measure("sgd update", 5 * operand, [&] {
     kernels::launch_sgd_update(out.floats(), first, third.floats(), n, 1e-6f, 0.9f, false, 0.0f, stream);
   });
-  measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t), [&] {
-    kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream);
-  });
+  measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t),
+          [&] { kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream); });
   // The loss reads prediction and target; CUB sums the same 2n floats.
   const double cub = gb_per_s(2 * operand, bench.median_ms([&] {
     kernels::launch_cub_sum(first, 2 * n, sum.floats(), cub_scratch.data(), cub_bytes, stream);
