@@ -39,7 +39,8 @@ static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
 /// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides. With a scratch,
 /// a plain (linear) FP32 product of few output tiles and a long k is split over k (deterministic).
-void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
+/// Returns the name of the (last) kernel launched, for benchmarks.
+const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
                    int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
                    MatmulPrecision precision = MatmulPrecision::fp32, float* scratch = nullptr);
 

@@ -252,10 +252,10 @@ bool tf32_matmul_available() {
   return available;
 }
 
-void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
+const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
                    int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
                    MatmulPrecision precision, float* scratch) {
-  if (m == 0 || n == 0) return;
+  if (m == 0 || n == 0) return "none (empty output)";
   if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)",
                        matmul_text(m, n, k, transpose_a, transpose_b));
@@ -291,6 +291,7 @@ void launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, cons
       break;
   }
   check_launch(kernel, args);
+  return kernel;
 }
 
 }  // namespace ember::kernels

@@ -149,6 +149,13 @@ std::vector<GemmCase> gemm_cases() {
   return cases;
 }
 
+std::string short_kernel_name(const std::string& kernel) {
+  if (kernel == "matmul_128x128_kernel") return "128x128";
+  if (kernel == "matmul_64x64_kernel") return "64x64";
+  if (kernel == "split_k_sum_kernel") return "64x64 split-k";
+  return kernel;
+}
+
 std::string mode_name(bool ta, bool tb) {
   return fmt::format("{}{}", ta ? 'T' : 'N', tb ? 'T' : 'N');
 }
@@ -158,6 +165,7 @@ std::string mode_name(bool ta, bool tb) {
 std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
   Bench bench(options.runs);
   Cublas fp32(bench.stream(), false), tf32(bench.stream(), true);
+  DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float));  // as the CUDA backend has: split-k on
   std::vector<GemmRow> rows;
   for (const GemmCase& g : gemm_cases()) {
     // a is stored (m, k), or (k, m) when transposed; b (k, n), or (n, k).
@@ -168,10 +176,11 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     bench.randomize(b.floats(), static_cast<std::size_t>(g.k * g.n));
     const double flop = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
     const auto tflops = [&](double ms) { return flop / (ms * 1e-3) / 1e12; };
+    const char* kernel = nullptr;
     const auto ember = [&](kernels::MatmulPrecision precision) {
       return tflops(bench.median_ms([&] {
-        kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {}, bench.stream(),
-                               precision);
+        kernel = kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {},
+                                        bench.stream(), precision, scratch.floats());
       }));
     };
     const auto cublas = [&](const Cublas& handle) {
@@ -182,6 +191,7 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     };
     GemmRow row{.label = g.label, .m = g.m, .n = g.n, .k = g.k, .mode = mode_name(g.ta, g.tb)};
     row.ember = ember(kernels::MatmulPrecision::fp32);
+    row.kernel = short_kernel_name(kernel);
     row.cublas = cublas(fp32);
     row.ember_tf32 = kernels::tf32_matmul_available() ? ember(kernels::MatmulPrecision::tf32)
                                                       : std::numeric_limits<double>::quiet_NaN();
