@@ -189,7 +189,12 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
                                c.floats(), n);
       }));
     };
-    GemmRow row{.label = g.label, .m = g.m, .n = g.n, .k = g.k, .mode = mode_name(g.ta, g.tb)};
+    GemmRow row;
+    row.label = g.label;
+    row.m = g.m;
+    row.n = g.n;
+    row.k = g.k;
+    row.mode = mode_name(g.ta, g.tb);
     row.ember = ember(kernels::MatmulPrecision::fp32);
     row.kernel = short_kernel_name(kernel);
     row.cublas = cublas(fp32);
