@@ -21,7 +21,7 @@ declare -a rows=()
 verdict() { rows+=("$(printf '%-28s %-6s %s' "$1" "$2" "$3")"); }
 start=$(date +%s)
 deadline=$(( start + ${EMBER_GPU_CHECK_SECONDS:-470} ))
-left() { echo $(( deadline - $(date +%s) )); }
+left() { local l=$(( deadline - $(date +%s) )); echo $(( l > 1 ? l : 1 )); }
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -46,7 +46,8 @@ else
   exit 1
 fi
 
-ctest --test-dir "$build" --output-on-failure -j4 >"$out/ctest.log" 2>&1
+# A hung test (a kernel that never returns) must not eat the run: each test gets 180 s.
+timeout "$(left)" ctest --test-dir "$build" --output-on-failure -j4 --timeout 180 >"$out/ctest.log" 2>&1
 summary=$(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1)
 grep -q '100% tests passed' "$out/ctest.log" && status=ok || status=FAIL
 verdict "ctest (all)" "$status" "$summary; $(grep -c '(Skipped)' "$out/ctest.log") skipped"
@@ -55,12 +56,12 @@ gpu_other=$(grep -E 'Test +#[0-9]+: Gpu' "$out/ctest.log" | grep -cv ' Passed')
 verdict "  of which GPU tests" "$([ "$gpu_other" -eq 0 ] && [ "$gpu_passed" -gt 0 ] && echo ok || echo FAIL)" \
   "$gpu_passed passed, $gpu_other failed or skipped"
 
-if "$build/ember" demo --device cuda >"$out/demo.log" 2>&1; then
+if timeout 120 "$build/ember" demo --device cuda >"$out/demo.log" 2>&1; then
   verdict "ember demo --device cuda" ok "$(grep -E 'predict\(5\)|R2' "$out/demo.log" | sed 's/.*= //' | tr '\n' ' ')"
 else
   verdict "ember demo --device cuda" FAIL "$(tail -1 "$out/demo.log")"
 fi
-"$build/ember" info >"$out/info.log" 2>&1
+timeout 30 "$build/ember" info >"$out/info.log" 2>&1
 
 if [ "$(left)" -gt 60 ]; then
   timeout "$(left)" "$build/ember" bench --device cuda --csv "$out/bench.csv" >"$out/bench.log" 2>&1
@@ -81,6 +82,12 @@ else
   verdict "bench/torch_mlp.py" TIME "not started: deadline"
 fi
 
+# compute-sanitizer from PATH, else from the toolkit beside nvcc.
+sanitizer=$(command -v compute-sanitizer || true)
+for candidate in "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")/compute-sanitizer" \
+                 "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" "${CUDA_HOME:-/usr/local/cuda}/compute-sanitizer/compute-sanitizer"; do
+  [ -z "$sanitizer" ] && [ -x "$candidate" ] && sanitizer=$candidate
+done
 # The sanitizers slow kernels 10-100x: the 1024^3 matmul is left out (EMBER_SANITIZER_RUN), and
 # racecheck and initcheck (shared-memory races, uninitialized reads) run the kernel tests only.
 for tool in memcheck racecheck initcheck; do
@@ -89,11 +96,15 @@ for tool in memcheck racecheck initcheck; do
   [ "$tool" = memcheck ] && extra=(--leak-check full)
   [ "$tool" != memcheck ] && filter='GpuKernels.*'
   budget=$(( $(left) < 150 ? $(left) : 150 ))
+  if [ -z "$sanitizer" ]; then
+    verdict "compute-sanitizer $tool" n/a "compute-sanitizer not found"
+    continue
+  fi
   if [ "$budget" -lt 20 ]; then
     verdict "compute-sanitizer $tool" TIME "not started: deadline"
     continue
   fi
-  EMBER_SANITIZER_RUN=1 timeout "$budget" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 9 \
+  EMBER_SANITIZER_RUN=1 timeout "$budget" "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 9 \
     "$build/tests/ember_tests" --gtest_filter="$filter" >"$out/sanitizer-$tool.log" 2>&1
   code=$?
   line=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)
