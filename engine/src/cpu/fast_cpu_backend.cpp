@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "shape_checks.hpp"
 #ifdef EMBER_WITH_OPENBLAS
