@@ -64,6 +64,11 @@ void launch_mse_gradient(const float* prediction, const float* target, float* gr
 /// mae_sum[0] += sum |scale_j (p - t)| / cols, deterministic.
 void launch_mae_sum(const float* prediction, const float* target, const float* scale, std::int64_t rows,
                     std::int64_t cols, float* mae_sum, float* scratch, cudaStream_t stream);
+/// The three above in one pass over p and t (two launches at most): loss_sum and mae_sum as
+/// launch_mse_loss and launch_mae_sum, gradient as launch_mse_gradient.
+void launch_mse_loss_and_gradient(const float* prediction, const float* target, const float* scale, std::int64_t rows,
+                                  std::int64_t cols, float* loss_sum, float* mae_sum, float* gradient, float* scratch,
+                                  cudaStream_t stream);
 
 /// One SGD step over count parameters (torch.optim.SGD's formula); velocity unused when momentum == 0.
 void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,

@@ -18,6 +18,7 @@ namespace {
 constexpr int kReduceThreads = 256;
 constexpr int kElementsPerThread = 16;  // per pass-one thread, at least: enough loads in flight
 static_assert(kMaxReductionBlocks % kReduceThreads == 0, "pass two sums the partials in whole strides");
+static_assert(2 * kMaxReductionBlocks <= kReductionScratchFloats, "the fused loss keeps two partials per block");
 
 /// Sums value over the block in a fixed order (warp shuffles, then the warps' sums); the result
 /// is valid in thread 0.
@@ -31,6 +32,29 @@ __device__ float block_sum(float value) {
   if (threadIdx.x == 0)
 #pragma unroll
     for (int w = 0; w < kReduceThreads / 32; ++w) total += warp_sums[w];
+  return total;
+}
+
+/// Sums two values over the block at once, in the same fixed order as block_sum; valid in thread 0.
+__device__ float2 block_sum_pair(float first, float second) {
+  __shared__ float warp_sums[2][kReduceThreads / 32];
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    first += __shfl_down_sync(0xffffffffu, first, offset);
+    second += __shfl_down_sync(0xffffffffu, second, offset);
+  }
+  if (threadIdx.x % 32 == 0) {
+    warp_sums[0][threadIdx.x / 32] = first;
+    warp_sums[1][threadIdx.x / 32] = second;
+  }
+  __syncthreads();
+  float2 total = make_float2(0.0f, 0.0f);
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int w = 0; w < kReduceThreads / 32; ++w) {
+      total.x += warp_sums[0][w];
+      total.y += warp_sums[1][w];
+    }
   return total;
 }
 
@@ -79,6 +103,47 @@ __global__ void __launch_bounds__(kReduceThreads)
   for (long long i = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x; i < count; i += stride)
     sum += fabsf((p[i] - t[i]) * scale[i % cols]);
   finish_block(sum, partials, mae_sum, static_cast<float>(cols));
+}
+
+/// The fused training loss: one read of p and t gives the gradient, the squared-error sum and the
+/// scaled absolute-error sum. Partials: squared sums in [0, blocks), absolute sums in [blocks, 2 blocks).
+__global__ void __launch_bounds__(kReduceThreads)
+    loss_and_gradient_partial_kernel(const float* __restrict__ p, const float* __restrict__ t,
+                                     const float* __restrict__ scale, long long count, long long cols,
+                                     float gradient_scale, float* __restrict__ gradient, float* partials,
+                                     float* loss_sum, float* mae_sum) {
+  const long long stride = static_cast<long long>(gridDim.x) * kReduceThreads;
+  float squared = 0.0f, absolute = 0.0f;
+  for (long long i = blockIdx.x * static_cast<long long>(kReduceThreads) + threadIdx.x; i < count; i += stride) {
+    const float e = p[i] - t[i];
+    gradient[i] = gradient_scale * e;
+    squared = fmaf(e, e, squared);
+    absolute += fabsf(e * scale[i % cols]);
+  }
+  const float2 total = block_sum_pair(squared, absolute);
+  if (threadIdx.x != 0) return;
+  if (gridDim.x == 1) {
+    *loss_sum += total.x / static_cast<float>(cols);
+    *mae_sum += total.y / static_cast<float>(cols);
+  } else {
+    partials[blockIdx.x] = total.x;
+    partials[gridDim.x + blockIdx.x] = total.y;
+  }
+}
+
+/// Pass two of the fused loss: both accumulators from their partials, in a fixed order.
+__global__ void __launch_bounds__(kReduceThreads) sum_partial_pairs_kernel(const float* __restrict__ partials, int blocks,
+                                                                           float* loss_sum, float* mae_sum, float cols) {
+  float squared = 0.0f, absolute = 0.0f;
+  for (int i = threadIdx.x; i < blocks; i += kReduceThreads) {
+    squared += partials[i];
+    absolute += partials[blocks + i];
+  }
+  const float2 total = block_sum_pair(squared, absolute);
+  if (threadIdx.x == 0) {
+    *loss_sum += total.x / cols;
+    *mae_sum += total.y / cols;
+  }
 }
 
 /// Pass two: accumulator += (sum of partials[0 .. blocks)) / divisor, in a fixed order.
@@ -131,6 +196,23 @@ void launch_mae_sum(const float* prediction, const float* target, const float* s
   mae_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, scale, count, cols, scratch, mae_sum);
   check_launch("mae_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   sum_partials(scratch, blocks, mae_sum, static_cast<float>(cols), stream);
+}
+
+void launch_mse_loss_and_gradient(const float* prediction, const float* target, const float* scale, std::int64_t rows,
+                                  std::int64_t cols, float* loss_sum, float* mae_sum, float* gradient, float* scratch,
+                                  cudaStream_t stream) {
+  const long long count = rows * cols;
+  if (count == 0) return;
+  const int blocks = reduction_blocks(count);
+  const float gradient_scale = static_cast<float>(2.0 / static_cast<double>(count));
+  loss_and_gradient_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, scale, count, cols,
+                                                                          gradient_scale, gradient, scratch, loss_sum,
+                                                                          mae_sum);
+  check_launch("loss_and_gradient_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
+  if (blocks == 1) return;  // pass one already added its sums
+  sum_partial_pairs_kernel<<<1, kReduceThreads, 0, stream>>>(scratch, blocks, loss_sum, mae_sum,
+                                                            static_cast<float>(cols));
+  check_launch("sum_partial_pairs_kernel", [&] { return count_text(blocks, "partials"); });
 }
 
 void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,

@@ -125,6 +125,14 @@ inline void expect_losses_match_reference(Backend& backend) {
     OnBackend ggradient(backend, poisoned(rows, cols));
     backend.mse_gradient(gp.view(), gt.view(), ggradient.view());
     EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance);
+
+    // The fused op: the same sums and gradient from one pass.
+    OnBackend fused_sums(backend, Matrix{{0.25f, 0.5f}}), fused_gradient(backend, poisoned(rows, cols));
+    backend.mse_loss_and_gradient(gp.view(), gt.view(), gscale.view(), fused_sums.view().data,
+                                  fused_sums.view().data + 1, fused_gradient.view());
+    const Matrix fused = fused_sums.download();
+    EXPECT_LT(relative_error(fused.data(), cpu_sums, 2), kFloat32Tolerance) << "fused " << rows << "x" << cols;
+    EXPECT_LT(relative_error(fused_gradient.download(), gradient), kFloat32Tolerance) << "fused " << rows << "x" << cols;
   }
 }
 

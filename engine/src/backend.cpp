@@ -34,6 +34,13 @@ void Backend::dense_input_gradient(ConstView dy, ConstView weight, std::optional
   if (relu_output) relu_backward(dx, *relu_output, dx);
 }
 
+void Backend::mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,
+                                    float* mae, View gradient) {
+  mse_loss(prediction, target, loss_sum);
+  mae_sum(prediction, target, scale, mae);
+  mse_gradient(prediction, target, gradient);
+}
+
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     release();

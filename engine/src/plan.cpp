@@ -164,14 +164,13 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
   backend_.advance_cursor(cursor_, static_cast<std::int32_t>(rows));
 
   ConstView prediction = forward(x);
-  backend_.mse_loss(prediction, y, accumulators_ + train_loss);
-  backend_.mae_sum(prediction, y, ConstView{target_scale_, 1, output_width}, accumulators_ + train_mae);
 
   // Backward, last layer first. gradient holds dL/d(output of layer l) on entry to iteration l,
   // already through that layer's ReLU when masked is set (folded into the input-gradient matmul).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
-  backend_.mse_gradient(prediction, y, gradient);
+  backend_.mse_loss_and_gradient(prediction, y, ConstView{target_scale_, 1, output_width}, accumulators_ + train_loss,
+                                 accumulators_ + train_mae, gradient);
   bool masked = false;
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];

@@ -98,6 +98,10 @@ class Backend {
   /// output of the ReLU layer below), dx is zeroed where relu_output <= 0 (that layer's ReLU
   /// backward, folded in). dy (rows, out), weight (out, in), relu_output and dx (rows, in).
   virtual void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx);
+  /// A training step's loss: mse_loss into loss_sum, mae_sum into mae_sum, and mse_gradient into
+  /// gradient, all from one read of prediction and target where the backend fuses them.
+  virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,
+                                     float* mae_sum, View gradient);
 
   /// Every element of y = value.
   virtual void fill(View y, float value) = 0;

@@ -128,6 +128,14 @@ class CudaBackend final : public Backend {
     kernels::launch_mae_sum(prediction.data, target.data, scale.data, prediction.rows, prediction.cols, mae_sum,
                             reduction_scratch_, stream_);
   }
+  void mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum, float* mae_sum,
+                             View gradient) override {
+    check_same_shape(prediction, target, "mse_loss_and_gradient");
+    check_same_shape(prediction, gradient, "mse_loss_and_gradient");
+    check_bias(prediction, scale, "mse_loss_and_gradient");
+    kernels::launch_mse_loss_and_gradient(prediction.data, target.data, scale.data, prediction.rows, prediction.cols,
+                                          loss_sum, mae_sum, gradient.data, reduction_scratch_, stream_);
+  }
   void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                   const SgdParams& params) override {
     check_sgd(params);
