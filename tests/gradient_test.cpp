@@ -1,10 +1,12 @@
-// A whole MLP's gradients, as the plan's backward schedule computes them, against central finite
-// differences of a float64 re-implementation of its loss.
+// A whole MLP's gradients, as the plan's backward schedule computes them (fused ops included), against
+// central finite differences of a float64 re-implementation of its loss, on the reference and the
+// fast CPU path.
 #include <gtest/gtest.h>
 
 #include <numeric>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/fast_cpu_backend.hpp"
 #include "plan.hpp"
 #include "test_support.hpp"
 
@@ -39,10 +41,11 @@ double reference_loss(const std::vector<Dense>& layers, std::int64_t inputs, con
   return total / static_cast<double>(y.size());
 }
 
-TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
-  const std::vector<Dense> layers{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
+/// The plan's gradients on backend against finite differences, for layers on 3 inputs and 7 rows.
+void expect_gradients_match(Backend& backend, const std::vector<Dense>& layers) {
   const std::int64_t inputs = 3, rows = 7;
-  const Matrix x = testing::random_matrix(rows, inputs, 11), y = testing::random_matrix(rows, 2, 12);
+  const std::int64_t outputs = layers.back().units;
+  const Matrix x = testing::random_matrix(rows, inputs, 11), y = testing::random_matrix(rows, outputs, 12);
   Sequential model(layers, 3);
   model.build(inputs);
   std::vector<float> parameters = model.parameters();
@@ -50,7 +53,6 @@ TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
   const Matrix noise = testing::random_matrix(1, model.parameter_count(), 13);
   for (std::size_t i = 0; i < parameters.size(); ++i) parameters[i] += 0.1f * noise.data()[i];
 
-  CpuBackend backend;
   Plan plan(backend, layers, inputs, rows);
   plan.upload_parameters(parameters, std::vector<float>(parameters.size(), 0.0f));
   const BackendMatrix device_x(backend, x), device_y(backend, y);
@@ -76,6 +78,28 @@ TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
   // And the loss the step accumulated is the loss at this point.
   const auto sums = plan.read_accumulators();
   EXPECT_NEAR(sums[Plan::train_loss] / rows, reference_loss(layers, inputs, point, x, y), 1e-5);
+}
+
+const std::vector<Dense> kReluMlp{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
+// A linear hidden layer (no ReLU to fold into the input gradient above it) and a ReLU output
+// (its ReLU backward is the one the backward pass applies on its own).
+const std::vector<Dense> kMixedMlp{Dense(5, Activation::relu), Dense(4), Dense(3, Activation::relu),
+                                   Dense(2, Activation::relu)};
+
+TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
+  CpuBackend reference;
+  expect_gradients_match(reference, kReluMlp);
+}
+
+TEST(Gradients, MixedActivationsMatchFiniteDifferences) {
+  CpuBackend reference;
+  expect_gradients_match(reference, kMixedMlp);
+}
+
+TEST(Gradients, FastCpuPathMatchesFiniteDifferences) {
+  FastCpuBackend fast;
+  expect_gradients_match(fast, kReluMlp);
+  expect_gradients_match(fast, kMixedMlp);
 }
 
 }  // namespace
