@@ -13,8 +13,13 @@ using namespace testing;
 constexpr std::int64_t kCpuMaxWork = 100'000'000;
 
 TEST(FastCpu, IsTheDefaultCpuBackendAndTheReferenceIsSelectable) {
-  EXPECT_EQ(make_backend(Device::cpu)->name(), "cpu");
+  std::string notice;
+  EXPECT_EQ(make_backend(Device::cpu, {}, &notice)->name(), "cpu");
+  EXPECT_EQ(notice, "");
   EXPECT_EQ(make_backend(Device::cpu, BackendOptions{.cpu_reference = true})->name(), "cpu (reference)");
+  // TF32 is a GPU mode: on the CPU it is reported, not silently dropped.
+  EXPECT_EQ(make_backend(Device::cpu, BackendOptions{.precision = Precision::tf32}, &notice)->name(), "cpu");
+  EXPECT_EQ(notice, "TF32 applies to the GPU; the CPU computes in FP32");
 }
 
 TEST(FastCpu, FiftyTrainingStepsMatchReference) {

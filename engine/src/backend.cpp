@@ -76,7 +76,9 @@ std::string cuda_unavailable_reason() {
 
 namespace {
 
-std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options, std::string* notice) {
+  if (options.precision == Precision::tf32 && notice != nullptr)
+    *notice = fmt::format("{}{}TF32 applies to the GPU; the CPU computes in FP32", *notice, notice->empty() ? "" : "; ");
   if (options.cpu_reference) return std::make_unique<CpuBackend>();
   return std::make_unique<FastCpuBackend>();
 }
@@ -84,7 +86,7 @@ std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
 }  // namespace
 
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options, std::string* notice) {
-  if (device == Device::cpu) return make_cpu_backend(options);
+  if (device == Device::cpu) return make_cpu_backend(options, notice);
   const std::string reason = cuda_unavailable_reason();
   if (reason.empty()) {
 #ifdef EMBER_WITH_CUDA
@@ -94,7 +96,7 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
   if (device == Device::cuda)
     throw InputError(fmt::format("--device cuda: no usable GPU: {}; use --device cpu or --device auto", reason));
   if (notice != nullptr) *notice = fmt::format("no usable GPU ({}); running on the CPU", reason);
-  return make_cpu_backend(options);
+  return make_cpu_backend(options, notice);
 }
 
 std::string describe_devices() {
