@@ -12,6 +12,8 @@
 //   source is contiguous; a float4 straddling an edge, or an operand whose row stride is not a
 //   multiple of 4 floats, is read element by element.
 //
+// With MatmulPrecision::tf32, outputs of enough 128 x 128 tiles go to matmul_tf32.cu instead.
+//
 // matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
 //   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
 //   tx + 16 j), scalar loads. Split-k: when even 64 x 64 tiles cannot fill the GPU and k is long
@@ -199,8 +201,12 @@ int multiprocessor_count() {
 
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
-  if (precision == MatmulPrecision::tf32) return launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
   const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
+  // TF32 runs on 128 x 128 tiles only; an output too small to busy a quarter of the SMs with them
+  // (a narrow layer's weight gradient: a few tiles over a long k) goes to the FP32 kernels, whose
+  // split-k spreads it over the GPU. FP32 is the more accurate of the two, so TF32's bounds hold.
+  if (precision == MatmulPrecision::tf32 && 4 * big_tiles >= multiprocessor_count())
+    return launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
   if (big_tiles >= multiprocessor_count()) {
     const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
     const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte

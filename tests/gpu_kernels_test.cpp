@@ -42,13 +42,14 @@ TEST(GpuKernels, MatmulTf32AllShapesAndModes) {
 }
 
 TEST(GpuKernels, Tf32RunsOnTensorCores) {
-  // TF32 rounding shows: an error far above FP32's proves the tensor-core path ran.
+  // TF32 rounding shows: an error far above FP32's proves the tensor-core path ran. The output has
+  // enough 128 x 128 tiles to be given to the TF32 kernel (169 on a 1540 x 1548 output).
   EMBER_REQUIRE_GPU(gpu, BackendOptions{.matmul = MatmulProvider::ember, .precision = Precision::tf32});
   CpuBackend cpu;
-  const Matrix a = random_matrix(513, 129, 31), b = random_matrix(129, 257, 32);
-  Matrix expected = poisoned(513, 257);
+  const Matrix a = random_matrix(1540, 260, 31), b = random_matrix(260, 1548, 32);
+  Matrix expected = poisoned(1540, 1548);
   cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, expected.view());
-  OnBackend da(*gpu, a), db(*gpu, b), dc(*gpu, poisoned(513, 257));
+  OnBackend da(*gpu, a), db(*gpu, b), dc(*gpu, poisoned(1540, 1548));
   gpu->matmul(Transpose::no, Transpose::no, 1.0f, da.view(), db.view(), 0.0f, dc.view());
   const double error = relative_error(dc.download(), expected);
   EXPECT_GT(error, 10 * kFloat32Tolerance);

@@ -35,7 +35,7 @@ struct GemmRow {
   std::int64_t m = 0, n = 0, k = 0;
   std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
   double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
-  std::string kernel;  // which of Ember's FP32 kernels ran: "128x128", "64x64" or "64x64 split-k"
+  std::string kernel;  // Ember's kernels that ran: FP32's ("128x128", "64x64", "64x64 split-k"), then " / " TF32's
 };
 
 /// One memory-bound kernel: GB/s (bytes the op must move, over time) against its yardstick, which

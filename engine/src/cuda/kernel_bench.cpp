@@ -153,6 +153,7 @@ std::string short_kernel_name(const std::string& kernel) {
   if (kernel == "matmul_128x128_kernel") return "128x128";
   if (kernel == "matmul_64x64_kernel") return "64x64";
   if (kernel == "split_k_sum_kernel") return "64x64 split-k";
+  if (kernel == "matmul_tf32_kernel") return "tf32 128x128";
   return kernel;
 }
 
@@ -176,7 +177,7 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     bench.randomize(b.floats(), static_cast<std::size_t>(g.k * g.n));
     const double flop = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
     const auto tflops = [&](double ms) { return flop / (ms * 1e-3) / 1e12; };
-    const char* kernel = nullptr;
+    const char* kernel = nullptr;  // the last Ember kernel timed
     const auto ember = [&](kernels::MatmulPrecision precision) {
       return tflops(bench.median_ms([&] {
         kernel = kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {},
@@ -198,8 +199,11 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.ember = ember(kernels::MatmulPrecision::fp32);
     row.kernel = short_kernel_name(kernel);
     row.cublas = cublas(fp32);
-    row.ember_tf32 = kernels::tf32_matmul_available() ? ember(kernels::MatmulPrecision::tf32)
-                                                      : std::numeric_limits<double>::quiet_NaN();
+    row.ember_tf32 = std::numeric_limits<double>::quiet_NaN();
+    if (kernels::tf32_matmul_available()) {
+      row.ember_tf32 = ember(kernels::MatmulPrecision::tf32);
+      row.kernel += " / " + short_kernel_name(kernel);
+    }
     row.cublas_tf32 = cublas(tf32);
     on_row(row);
     rows.push_back(row);
