@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 
 #include "shape_checks.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #ifdef EMBER_WITH_OPENBLAS
 #include <cblas.h>
 #endif
@@ -13,10 +18,70 @@ namespace ember {
 namespace {
 
 // Below this many elements an elementwise op runs on one thread: starting a parallel region
-// costs more than the loop. Every loop is also marked `omp simd`: outputs alias inputs only at the
-// same index (in-place ops), which vectorization allows, and GCC otherwise keeps the ReLU selects
-// as branches, which mispredict on half of all random-signed data.
+// costs more than the loop. Loops over possibly aliased memory are marked `omp simd`: outputs alias
+// inputs only at the same index (in-place ops), which vectorization allows.
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;
+
+/// Runs body(begin, end) over [0, count): on the calling thread below kParallelElements, else one
+/// contiguous chunk per OpenMP thread. The loops then live in plain functions, where GCC
+/// vectorizes them; inside OpenMP's outlined bodies it loses the pointers' restrict qualifiers
+/// and runs a scalar alias-check fallback.
+template <typename Body>
+void for_chunks(std::int64_t count, Body&& body) {
+#ifdef _OPENMP
+  if (count >= kParallelElements) {
+#pragma omp parallel
+    {
+      const std::int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+      const std::int64_t chunk = (count + threads - 1) / threads;
+      const std::int64_t begin = std::min(count, thread * chunk), end = std::min(count, begin + chunk);
+      if (begin < end) body(begin, end);
+    }
+    return;
+  }
+#endif
+  body(0, count);
+}
+
+/// y = max(x, 0), as the reference's select (NaN becomes 0); y may be x.
+void relu_forward_range(const float* x, float* y, std::int64_t count) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) {
+    const float value = x[i];
+    y[i] = value > 0.0f ? value : 0.0f;
+  }
+}
+
+/// dx = y > 0 ? dy : 0; dx may be dy. A bitwise select: as a ternary on possibly aliased memory,
+/// GCC keeps a branch per element, which mispredicts on half of all random-signed data.
+void relu_backward_range(const float* dy, const float* y, float* dx, std::int64_t count) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::uint32_t keep = y[i] > 0.0f ? 0xffffffffu : 0u;
+    dx[i] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(dy[i]) & keep);
+  }
+}
+
+/// torch.optim.SGD's update over count parameters; the three regions never overlap (the plan's
+/// arena keeps them apart).
+void sgd_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ v, std::int64_t count,
+               const SgdParams& params) {
+  const float lr = params.lr, momentum = params.momentum, decay = params.weight_decay;
+  if (momentum == 0.0f) {
+    for (std::int64_t i = 0; i < count; ++i) w[i] -= lr * (g[i] + decay * w[i]);
+  } else if (params.nesterov) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      const float step = g[i] + decay * w[i];
+      v[i] = momentum * v[i] + step;
+      w[i] -= lr * (step + momentum * v[i]);
+    }
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) {
+      v[i] = momentum * v[i] + (g[i] + decay * w[i]);
+      w[i] -= lr * v[i];
+    }
+  }
+}
 
 #ifndef EMBER_WITH_OPENBLAS
 // c = alpha op(a) op(b) + beta c in float32 without BLAS: row i of c accumulates a(i, p) * row p of
@@ -109,42 +174,25 @@ void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
 
 void FastCpuBackend::relu_forward(ConstView x, View y) {
   check_same_shape(x, y, "relu_forward");
-#pragma omp parallel for simd schedule(static) if (x.size() >= kParallelElements)
-  for (std::int64_t i = 0; i < x.size(); ++i) {
-    const float value = x.data[i];
-    y.data[i] = value > 0.0f ? value : 0.0f;  // the reference's select: NaN becomes 0 there too
-  }
+  for_chunks(x.size(), [&](std::int64_t begin, std::int64_t end) {
+    relu_forward_range(x.data + begin, y.data + begin, end - begin);
+  });
 }
 
 void FastCpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
   check_same_shape(dy, y, "relu_backward");
   check_same_shape(dy, dx, "relu_backward");
-  // Both values are loaded unconditionally, so that the select vectorizes (a conditional load is
-  // control flow to the vectorizer).
-#pragma omp parallel for simd schedule(static) if (dy.size() >= kParallelElements)
-  for (std::int64_t i = 0; i < dy.size(); ++i) {
-    const float gradient = dy.data[i], output = y.data[i];
-    dx.data[i] = output > 0.0f ? gradient : 0.0f;
-  }
+  for_chunks(dy.size(), [&](std::int64_t begin, std::int64_t end) {
+    relu_backward_range(dy.data + begin, y.data + begin, dx.data + begin, end - begin);
+  });
 }
 
 void FastCpuBackend::sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                                 const SgdParams& params) {
   check_sgd(params);
-  const float lr = params.lr, momentum = params.momentum, decay = params.weight_decay;
-  if (momentum == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (count >= kParallelElements)
-    for (std::int64_t i = 0; i < count; ++i) weights[i] -= lr * (gradients[i] + decay * weights[i]);
-    return;
-  }
-  const bool nesterov = params.nesterov;
-#pragma omp parallel for simd schedule(static) if (count >= kParallelElements)
-  for (std::int64_t i = 0; i < count; ++i) {
-    const float g = gradients[i] + decay * weights[i];
-    const float v = momentum * velocity[i] + g;
-    velocity[i] = v;
-    weights[i] -= lr * (nesterov ? g + momentum * v : v);
-  }
+  for_chunks(count, [&](std::int64_t begin, std::int64_t end) {
+    sgd_range(weights + begin, gradients + begin, velocity + begin, end - begin, params);
+  });
 }
 
 void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) {
