@@ -9,10 +9,12 @@ with torch.cuda.graphs. Median of --runs runs of 10 steps after two warm-up runs
 
 With --ember-csv FILE (the CSV of `ember bench --csv FILE` from the same machine), each row also
 shows Ember's step time (CUDA-graph replay on the GPU, the fast path on the CPU) and the speed-up
-of Ember over PyTorch (PyTorch's time over Ember's).
+of Ember over PyTorch (PyTorch's time over Ember's). --csv FILE writes the rows in the format of
+`ember bench --csv` (docs/formats.md).
 """
 import argparse
 import csv
+import os
 import statistics
 import time
 
@@ -81,6 +83,7 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--ember-csv", help="an `ember bench --csv` file to compare with, row by row")
+    parser.add_argument("--csv", help="also write the rows to this CSV file, in `ember bench --csv` format")
     args = parser.parse_args()
     if args.runs < 20:
         parser.error(f"--runs {args.runs}: at least 20 runs make a median")
@@ -93,6 +96,7 @@ def main():
           f"median of {args.runs} runs of 10 steps")
     extra = f" {'ember ' + ember_variant + ' ms':>17} {'ember speed-up':>14}" if args.ember_csv else ""
     print(f"{'width':<6} {'batch':<6} {'variant':<13} {'parameters':>11} {'step ms':>12} {'steps/s':>11}{extra}")
+    rows = ["table,case,variant,metric,value,yardstick,ratio"]
     for width, batch in cases:
         step, parameters = make_step(width, 4, batch, args.device)
         variants = [("torch-eager", step)]
@@ -105,6 +109,11 @@ def main():
                 theirs = ember.get((width, batch))
                 line += f" {theirs:>17.4f} {ms / theirs:>13.2f}x" if theirs else f" {'-':>17} {'-':>14}"
             print(line, flush=True)
+            rows.append(f"step,depth 4 width {width} batch {batch},{label},step ms,{ms:.6g},,")
+    if args.csv:
+        with open(args.csv + ".tmp", "w") as file:  # written whole, then renamed: never a partial file
+            file.write("\n".join(rows) + "\n")
+        os.replace(args.csv + ".tmp", args.csv)
 
 
 if __name__ == "__main__":
