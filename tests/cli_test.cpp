@@ -117,6 +117,12 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("bench --device cpu --width 100", "--width 100: the step table on this device has no such width");
 }
 
+TEST(Cli, Tf32OnTheCpuTrainsInFp32WithANotice) {
+  const CliRun run = ember("train --data " + good_csv() + " --target y --epochs 2 --device cpu --precision tf32 --quiet");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("note: TF32 applies to the GPU; the CPU computes in FP32"), std::string::npos) << run.err;
+}
+
 TEST(Cli, BenchStepTableOnCpuWritesCsv) {
   expect_input_error("bench --device cpu --tables memory", "--tables memory: the gemm and memory tables run on a GPU");
   const std::string csv = dir() + "/bench.csv";
