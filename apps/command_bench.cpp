@@ -46,7 +46,8 @@ void gemm(const BenchArguments& a, CsvRows& csv) {
     const std::string name = fmt::format("{} {}", r.label, r.mode);
     std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s  %s\n", r.label.c_str(), r.mode.c_str(), figure(r.ember).c_str(),
                 figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(), figure(r.ember_tf32).c_str(),
-                figure(r.cublas_tf32).c_str(), figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(), r.kernel.c_str());
+                figure(r.cublas_tf32).c_str(), figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(),
+                r.kernel.c_str());
     std::fflush(stdout);
     csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
     csv.add("gemm", name, "cublas-fp32", "TFLOP/s", r.cublas);

@@ -40,9 +40,10 @@ static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 /// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides. With a scratch,
 /// a plain (linear) FP32 product of few output tiles and a long k is split over k (deterministic).
 /// Returns the name of the (last) kernel launched, for benchmarks.
-const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
-                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
-                   MatmulPrecision precision = MatmulPrecision::fp32, float* scratch = nullptr);
+const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
+                          const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
+                          cudaStream_t stream, MatmulPrecision precision = MatmulPrecision::fp32,
+                          float* scratch = nullptr);
 
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
@@ -56,8 +57,8 @@ void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStrea
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
 
 /// loss_sum[0] += sum((p - t)^2) / cols, deterministic (two passes in a fixed order).
-void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols, float* loss_sum,
-                     float* scratch, cudaStream_t stream);
+void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
+                     float* loss_sum, float* scratch, cudaStream_t stream);
 /// gradient = 2 (p - t) / (rows * cols).
 void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,
                          std::int64_t cols, cudaStream_t stream);

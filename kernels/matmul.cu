@@ -258,9 +258,9 @@ bool tf32_matmul_available() {
   return available;
 }
 
-const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda, const float* b,
-                   int ldb, float* c, int ldc, const MatmulEpilogue& epilogue, cudaStream_t stream,
-                   MatmulPrecision precision, float* scratch) {
+const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
+                          const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
+                          cudaStream_t stream, MatmulPrecision precision, float* scratch) {
   if (m == 0 || n == 0) return "none (empty output)";
   if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)",

@@ -132,8 +132,9 @@ __global__ void __launch_bounds__(kReduceThreads)
 }
 
 /// Pass two of the fused loss: both accumulators from their partials, in a fixed order.
-__global__ void __launch_bounds__(kReduceThreads) sum_partial_pairs_kernel(const float* __restrict__ partials, int blocks,
-                                                                           float* loss_sum, float* mae_sum, float cols) {
+__global__ void __launch_bounds__(kReduceThreads)
+    sum_partial_pairs_kernel(const float* __restrict__ partials, int blocks, float* loss_sum, float* mae_sum,
+                             float cols) {
   float squared = 0.0f, absolute = 0.0f;
   for (int i = threadIdx.x; i < blocks; i += kReduceThreads) {
     squared += partials[i];
@@ -205,13 +206,12 @@ void launch_mse_loss_and_gradient(const float* prediction, const float* target, 
   if (count == 0) return;
   const int blocks = reduction_blocks(count);
   const float gradient_scale = static_cast<float>(2.0 / static_cast<double>(count));
-  loss_and_gradient_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, scale, count, cols,
-                                                                          gradient_scale, gradient, scratch, loss_sum,
-                                                                          mae_sum);
+  loss_and_gradient_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(
+      prediction, target, scale, count, cols, gradient_scale, gradient, scratch, loss_sum, mae_sum);
   check_launch("loss_and_gradient_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   if (blocks == 1) return;  // pass one already added its sums
   sum_partial_pairs_kernel<<<1, kReduceThreads, 0, stream>>>(scratch, blocks, loss_sum, mae_sum,
-                                                            static_cast<float>(cols));
+                                                             static_cast<float>(cols));
   check_launch("sum_partial_pairs_kernel", [&] { return count_text(blocks, "partials"); });
 }
 

@@ -132,7 +132,8 @@ inline void expect_losses_match_reference(Backend& backend) {
                                   fused_sums.view().data + 1, fused_gradient.view());
     const Matrix fused = fused_sums.download();
     EXPECT_LT(relative_error(fused.data(), cpu_sums, 2), kFloat32Tolerance) << "fused " << rows << "x" << cols;
-    EXPECT_LT(relative_error(fused_gradient.download(), gradient), kFloat32Tolerance) << "fused " << rows << "x" << cols;
+    EXPECT_LT(relative_error(fused_gradient.download(), gradient), kFloat32Tolerance)
+        << "fused " << rows << "x" << cols;
   }
 }
 

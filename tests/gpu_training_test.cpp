@@ -18,12 +18,14 @@ TEST(GpuTraining, FiftyStepsMatchCpu) {
   EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
                                     static_cast<std::int64_t>(cpu.parameters.size())),
             kTrainingParityTolerance);
-  EXPECT_NEAR(cuda.history.epochs[0].loss, cpu.history.epochs[0].loss, kTrainingParityTolerance * cpu.history.epochs[0].loss);
+  EXPECT_NEAR(cuda.history.epochs[0].loss, cpu.history.epochs[0].loss,
+              kTrainingParityTolerance * cpu.history.epochs[0].loss);
 }
 
 TEST(GpuTraining, CublasProviderMatchesCpu) {
   EMBER_REQUIRE_GPU(gpu);
-  const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference), cuda = train_fifty_steps(Device::cuda, {.matmul = MatmulProvider::cublas, .cuda_graph = true});
+  const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference),
+                    cuda = train_fifty_steps(Device::cuda, {.matmul = MatmulProvider::cublas, .cuda_graph = true});
   EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
                                     static_cast<std::int64_t>(cpu.parameters.size())),
             kTrainingParityTolerance);
