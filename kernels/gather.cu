@@ -1,6 +1,7 @@
 // Gather rows: destination[r][c] = source[indices[*cursor + r]][c], r < rows. The cursor lives in
 // device memory so that a captured training step reads the batch position when it replays.
-// Also the cursor advance and fill, the small utility kernels of the step.
+// Also the cursor advance and fill, the small utility kernels of the step, and the random fill of
+// the benchmarks' inputs.
 #include <algorithm>
 
 #include "cuda_check.hpp"
@@ -40,6 +41,18 @@ __global__ void advance_cursor_kernel(std::int32_t* cursor, std::int32_t amount)
   *cursor += amount;
 }
 
+/// y[i] in (0, 1]: the top 24 bits of SplitMix64's finalizer on seed + i, plus one, over 2^24.
+__global__ void fill_uniform_kernel(float* y, long long count, unsigned long long seed) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    unsigned long long z = seed + 0x9e3779b97f4a7c15ull * static_cast<unsigned long long>(i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    y[i] = static_cast<float>((z >> 40) + 1) * 0x1.0p-24f;
+  }
+}
+
 __global__ void fill_kernel(float* y, long long count, float value) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<long long>(gridDim.x) * blockDim.x)
@@ -69,6 +82,12 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream) {
   advance_cursor_kernel<<<1, 1, 0, stream>>>(cursor, amount);
   check_launch("advance_cursor_kernel", [&] { return count_text(amount, "rows"); });
+}
+
+void launch_fill_uniform(float* y, std::int64_t count, std::uint64_t seed, cudaStream_t stream) {
+  if (count == 0) return;
+  fill_uniform_kernel<<<grid_for(count, 256), 256, 0, stream>>>(y, count, seed);
+  check_launch("fill_uniform_kernel", [&] { return count_text(count, "elements"); });
 }
 
 void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream) {

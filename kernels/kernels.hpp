@@ -82,6 +82,8 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream);
 /// y[i] = value over count elements.
 void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream);
+/// y[i] uniform in (0, 1] (never zero), a hash of (seed, i): the benchmarks' random inputs.
+void launch_fill_uniform(float* y, std::int64_t count, std::uint64_t seed, cudaStream_t stream);
 
 /// CUB's DeviceReduce::Sum (the yardstick of the MSE reduction): scratch bytes for count floats,
 /// and sum[0] = x[0] + ... + x[count - 1].

@@ -1,10 +1,9 @@
 // The kernel tables of `ember bench`: Ember's kernels timed beside their yardsticks (cuBLAS, a
 // device-to-device copy, CUB) in the same run. Every figure is the median of the timed runs, each
 // bracketed by CUDA events after the L2 cache was flushed (a 256 MiB memset), following two
-// untimed warm-up runs. Inputs are uniform random (cuRAND), never zeros.
+// untimed warm-up runs. Inputs are uniform random in (0, 1] (a counter-based hash), never zeros.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
-#include <curand.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,14 +24,6 @@ namespace {
 using bench::BandwidthRow;
 using bench::GemmRow;
 using bench::KernelTableOptions;
-
-#define EMBER_CURAND_CHECK(call)                                                                                 \
-  do {                                                                                                           \
-    const curandStatus_t ember_status_ = (call);                                                                 \
-    if (ember_status_ != CURAND_STATUS_SUCCESS)                                                                  \
-      throw ::ember::Error(fmt::format("cuRAND error at {}:{}: {} failed: status {}", __FILE__, __LINE__, #call, \
-                                       static_cast<int>(ember_status_)));                                        \
-  } while (0)
 
 /// Device memory owned for the length of one table.
 class DeviceMemory {
@@ -58,7 +49,7 @@ class DeviceMemory {
   std::size_t bytes_;
 };
 
-/// A stream, its events, the L2 flush buffer and a random generator: what every table needs.
+/// A stream, its events, the L2 flush buffer and random inputs: what every table needs.
 class Bench {
  public:
   explicit Bench(std::int64_t runs) : runs_(runs), flush_(kFlushBytes) {
@@ -67,12 +58,8 @@ class Bench {
     EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     EMBER_CUDA_CHECK(cudaEventCreate(&start_));
     EMBER_CUDA_CHECK(cudaEventCreate(&stop_));
-    EMBER_CURAND_CHECK(curandCreateGenerator(&random_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
-    EMBER_CURAND_CHECK(curandSetPseudoRandomGeneratorSeed(random_, 2024));
-    EMBER_CURAND_CHECK(curandSetStream(random_, stream_));
   }
   ~Bench() {
-    curandDestroyGenerator(random_);
     cudaEventDestroy(start_);
     cudaEventDestroy(stop_);
     cudaStreamDestroy(stream_);
@@ -82,8 +69,10 @@ class Bench {
 
   cudaStream_t stream() const { return stream_; }
 
-  /// Uniform values in (0, 1] (cuRAND's range: never zero).
-  void randomize(float* data, std::size_t count) { EMBER_CURAND_CHECK(curandGenerateUniform(random_, data, count)); }
+  /// Uniform values in (0, 1], never zero; each call draws a fresh sequence.
+  void randomize(float* data, std::size_t count) {
+    kernels::launch_fill_uniform(data, static_cast<std::int64_t>(count), ++seed_, stream_);
+  }
 
   /// Median milliseconds of launch(), which enqueues work on stream().
   template <typename Launch>
@@ -109,7 +98,7 @@ class Bench {
   DeviceMemory flush_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
-  curandGenerator_t random_ = nullptr;
+  std::uint64_t seed_ = 2024;
 };
 
 /// A cuBLAS handle on stream in FP32 (pedantic: no tensor cores) or TF32 tensor-core math.
