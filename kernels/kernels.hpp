@@ -29,6 +29,10 @@ struct MatmulEpilogue {
 enum class MatmulPrecision { fp32, tf32 };
 /// Whether the current device runs the TF32 matmul.
 bool tf32_matmul_available();
+/// The current device's multiprocessor count (the matmul's tiling choice depends on it). Both
+/// are read once and cached; call them before a stream capture so that no device query happens
+/// inside one.
+int multiprocessor_count();
 
 /// The reductions' scratch: kReductionScratchFloats floats of device memory (4 MiB), used by one
 /// op at a time (stream order): the losses (at most kMaxReductionBlocks of it), the bias gradient

@@ -189,16 +189,6 @@ __global__ void split_k_sum_kernel(const float* __restrict__ partials, int split
 constexpr int kMinSplitK = 256;  // k per split at least: below that the partials' traffic dominates
 constexpr int kMaxSplits = 64;
 
-int multiprocessor_count() {
-  static const int count = [] {
-    int device = 0, value = 0;
-    EMBER_CUDA_CHECK(cudaGetDevice(&device));
-    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device));
-    return value;
-  }();
-  return count;
-}
-
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
   const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
@@ -247,6 +237,16 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
 }
 
 }  // namespace
+
+int multiprocessor_count() {
+  static const int count = [] {
+    int device = 0, value = 0;
+    EMBER_CUDA_CHECK(cudaGetDevice(&device));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device));
+    return value;
+  }();
+  return count;
+}
 
 bool tf32_matmul_available() {
   static const bool available = [] {

@@ -25,7 +25,10 @@ class CudaBackend final : public Backend {
         precision_(options.precision == Precision::tf32 ? kernels::MatmulPrecision::tf32
                                                         : kernels::MatmulPrecision::fp32) {
     EMBER_CUDA_CHECK(cudaSetDevice(0));
-    if (precision_ == kernels::MatmulPrecision::tf32 && !kernels::tf32_matmul_available())
+    // The kernels' device queries, cached now so that none happens inside a graph capture.
+    kernels::multiprocessor_count();
+    const bool tf32_available = kernels::tf32_matmul_available();
+    if (precision_ == kernels::MatmulPrecision::tf32 && !tf32_available)
       throw InputError("--precision tf32 needs a GPU of compute capability 8.0 or newer; use --precision fp32");
     cudaDeviceProp properties{};
     EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
