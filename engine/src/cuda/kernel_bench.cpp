@@ -224,9 +224,12 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
-  EMBER_CUDA_CHECK(
-      cudaMemcpy(indices.data(), order.data(), order.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice));
-  EMBER_CUDA_CHECK(cudaMemset(cursor.data(), 0, sizeof(std::int32_t)));
+  // On the bench's own stream (a non-blocking one, which the legacy default stream does not order
+  // with), then waited for: the host vector must outlive the copy.
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(indices.data(), order.data(), order.size() * sizeof(std::int32_t),
+                                   cudaMemcpyHostToDevice, stream));
+  EMBER_CUDA_CHECK(cudaMemsetAsync(cursor.data(), 0, sizeof(std::int32_t), stream));
+  EMBER_CUDA_CHECK(cudaStreamSynchronize(stream));
   const auto* index_data = static_cast<const std::int32_t*>(indices.data());
   const auto* cursor_data = static_cast<const std::int32_t*>(cursor.data());
 
