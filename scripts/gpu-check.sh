@@ -3,7 +3,8 @@
 # H200): builds for the GPU present, runs the whole test suite (GPU tests included),
 # `ember demo --device cuda`, `ember bench` (all tables) beside bench/torch_mlp.py when PyTorch is
 # installed, then compute-sanitizer memcheck / racecheck / initcheck over the GPU tests. Full logs
-# go to OUTDIR; a verdict table and the benchmark tables end the output.
+# go to OUTDIR; a verdict table and the benchmark tables end the output, and OUTDIR/validation-entry.md
+# holds them as a draft entry for docs/gpu-validation.md.
 #
 # Steps run in order of what they prove and stop at a deadline (EMBER_GPU_CHECK_SECONDS, default
 # 470 s after the start): a step that would start after it is reported as TIME, and each sanitizer
@@ -125,4 +126,21 @@ echo "=== gpu-check ($(( $(date +%s) - start ))s) ==="
 printf '%s\n' "${rows[@]}" | tee "$out/summary.txt"
 [ -f "$out/bench.log" ] && cat "$out/bench.log"
 [ -f "$out/torch.log" ] && cat "$out/torch.log"
+
+# A draft entry for docs/gpu-validation.md, from this run's own output only.
+{
+  echo "### $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo '```'
+  cat "$out/environment.txt"
+  echo '```'
+  echo
+  echo '| step | verdict | detail |'
+  echo '|---|---|---|'
+  printf '%s\n' "${rows[@]}" | sed -E 's/^(.{28}) (.{6}) (.*)$/| \1 | \2 | \3 |/; s/ +\|/ |/g'
+  for log in bench.log torch.log; do
+    [ -f "$out/$log" ] && { echo; echo '```'; cat "$out/$log"; echo '```'; }
+  done
+} >"$out/validation-entry.md"
+echo "(draft docs/gpu-validation.md entry: $out/validation-entry.md)"
 ! grep -qE ' (FAIL|TIME) ' "$out/summary.txt"
