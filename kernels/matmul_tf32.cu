@@ -21,32 +21,33 @@
 namespace ember::kernels {
 namespace {
 
+// [[maybe_unused]] here and on the helpers: builds for GPUs below sm_80 compile the kernel's body out.
 constexpr int kSliceK = 16;  // two loader slices of kBigK = 8, two k8 mma steps
-constexpr int kWarpM = 64, kWarpN = 32;
-constexpr int kSliceFloats = kBigM * kSliceK;  // one operand's slice: 2048 floats
+[[maybe_unused]] constexpr int kWarpM = 64, kWarpN = 32;
+[[maybe_unused]] constexpr int kSliceFloats = kBigM * kSliceK;  // one operand's slice: 2048 floats
 static_assert(kSliceK == 2 * kBigK && kBigM == kBigN, "a slice is two loader slices of a square tile");
 
-__device__ __forceinline__ float to_tf32(float x) {
+[[maybe_unused]] __device__ __forceinline__ float to_tf32(float x) {
   std::uint32_t bits;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
   return __uint_as_float(bits);
 }
 
 /// Where op(a)[i][p] of the slice (i < 128, p < 16) lives in the fragment-ordered A slice.
-__device__ __forceinline__ int a_slot(int i, int p) {
+[[maybe_unused]] __device__ __forceinline__ int a_slot(int i, int p) {
   const int step = p / 8, c = p % 8, block = i / 16, r = i % 16;
   const int lane = (r % 8) * 4 + c % 4, reg = r / 8 + 2 * (c / 4);
   return ((step * (kBigM / 16) + block) * 32 + lane) * 4 + reg;
 }
 
 /// Where op(b)[p][j] of the slice (p < 16, j < 128) lives in the fragment-ordered B slice.
-__device__ __forceinline__ int b_slot(int p, int j) {
+[[maybe_unused]] __device__ __forceinline__ int b_slot(int p, int j) {
   const int step = p / 8, c = p % 8, block = j / 8;
   const int lane = (j % 8) * 4 + c % 4, reg = c / 4;
   return ((step * (kBigN / 8) + block) * 32 + lane) * 2 + reg;
 }
 
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const float4& a, const float2& b) {
+[[maybe_unused]] __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4& a, const float2& b) {
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
