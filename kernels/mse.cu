@@ -3,7 +3,7 @@
 // Gradient: g = 2 (p - t) / (rows * cols).
 //
 // The reductions are deterministic (the same inputs give the same bits, no float atomics) and run
-// in two passes: up to kMaxBlocks blocks each sum a fixed grid-stride share of the elements (16-byte
+// in two passes: up to kMaxReductionBlocks blocks each sum a fixed grid-stride share of the elements (16-byte
 // loads for MSE) into one partial, then one block adds the partials in index order. The number
 // of blocks depends only on the element count, so the order of every addition is fixed. When one
 // block suffices, it adds its sum to the accumulator directly and the second pass is skipped.
@@ -20,22 +20,8 @@ constexpr int kElementsPerThread = 16;  // per pass-one thread, at least: enough
 static_assert(kMaxReductionBlocks % kReduceThreads == 0, "pass two sums the partials in whole strides");
 static_assert(2 * kMaxReductionBlocks <= kReductionScratchFloats, "the fused loss keeps two partials per block");
 
-/// Sums value over the block in a fixed order (warp shuffles, then the warps' sums); the result
-/// is valid in thread 0.
-__device__ float block_sum(float value) {
-  __shared__ float warp_sums[kReduceThreads / 32];
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = value;
-  __syncthreads();
-  float total = 0.0f;
-  if (threadIdx.x == 0)
-#pragma unroll
-    for (int w = 0; w < kReduceThreads / 32; ++w) total += warp_sums[w];
-  return total;
-}
-
-/// Sums two values over the block at once, in the same fixed order as block_sum; valid in thread 0.
+/// Sums two values over the block in a fixed order (warp shuffles, then the warps' sums); the
+/// results are valid in thread 0.
 __device__ float2 block_sum_pair(float first, float second) {
   __shared__ float warp_sums[2][kReduceThreads / 32];
 #pragma unroll
@@ -56,6 +42,11 @@ __device__ float2 block_sum_pair(float first, float second) {
       total.y += warp_sums[1][w];
     }
   return total;
+}
+
+/// Sums one value over the block, in block_sum_pair's order; valid in thread 0.
+__device__ float block_sum(float value) {
+  return block_sum_pair(value, 0.0f).x;
 }
 
 /// Pass one's ending: the block's sum goes to partials[block], or, for a one-block grid, straight

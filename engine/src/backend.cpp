@@ -124,8 +124,6 @@ Precision parse_precision(const std::string& text) {
   throw InputError(fmt::format("--precision {}: use fp32 or tf32", text));
 }
 
-std::string to_string(Precision precision) { return precision == Precision::tf32 ? "tf32" : "fp32"; }
-
 std::string to_string(Device device) {
   switch (device) {
     case Device::automatic: return "auto";

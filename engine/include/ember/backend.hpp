@@ -170,6 +170,5 @@ std::string describe_devices();
 Device parse_device(const std::string& text);  // "auto", "cpu", "cuda"; throws InputError
 std::string to_string(Device device);
 Precision parse_precision(const std::string& text);  // "fp32", "tf32"; throws InputError
-std::string to_string(Precision precision);
 
 }  // namespace ember

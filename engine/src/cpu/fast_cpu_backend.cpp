@@ -199,29 +199,17 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
   check_bias(y, bias, "dense_forward");
   gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
-  // Bias and ReLU in one pass over the output, while each row is still in cache.
+  if (!relu) return bias_add(y, bias);
+    // Bias and ReLU in one pass over the output, while each row is still in cache.
 #pragma omp parallel for schedule(static) if (y.size() >= kParallelElements)
   for (std::int64_t i = 0; i < y.rows; ++i) {
     float* row = y.data + i * y.cols;
-    if (relu) {
 #pragma omp simd
-      for (std::int64_t j = 0; j < y.cols; ++j) {
-        const float value = row[j] + bias.data[j];
-        row[j] = value > 0.0f ? value : 0.0f;
-      }
-    } else {
-#pragma omp simd
-      for (std::int64_t j = 0; j < y.cols; ++j) row[j] += bias.data[j];
+    for (std::int64_t j = 0; j < y.cols; ++j) {
+      const float value = row[j] + bias.data[j];
+      row[j] = value > 0.0f ? value : 0.0f;
     }
   }
-}
-
-void FastCpuBackend::dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output,
-                                          View dx) {
-  const MatmulShape shape = check_matmul(Transpose::no, Transpose::no, dy, weight, dx);
-  if (relu_output) check_same_shape(*relu_output, dx, "dense_input_gradient");
-  gemm(false, false, shape, 1.0f, dy, weight, 0.0f, dx);
-  if (relu_output) relu_backward(dx, *relu_output, dx);
 }
 
 }  // namespace ember

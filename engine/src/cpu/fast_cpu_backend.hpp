@@ -22,7 +22,6 @@ class FastCpuBackend final : public CpuBackend {
   void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                   const SgdParams& params) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) override;
-  void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) override;
 };
 
 }  // namespace ember

@@ -222,7 +222,6 @@ class CudaBackend final : public Backend {
  private:
   void launch_ember_matmul(bool ta, bool tb, const MatmulShape& shape, ConstView a, ConstView b, View c,
                            const kernels::MatmulEpilogue& epilogue) {
-    if (shape.m == 0 || shape.n == 0) return;
     kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
                            a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), c.data,
                            static_cast<int>(c.cols), epilogue, stream_, precision_, reduction_scratch_);
