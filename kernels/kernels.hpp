@@ -22,6 +22,12 @@ struct MatmulEpilogue {
   float alpha = 1.0f, beta = 0.0f;
   const float* bias = nullptr;
   const float* mask = nullptr;
+  /// Optional, for linear products of a transposed, dense a (lda == m) only: row_sums[i] = the sum
+  /// over k of op(a)[i][k], i.e. the column sums of a, unscaled by alpha and beta. A Dense layer's
+  /// weight gradient dy^T @ x brings its bias gradient (the column sums of dy) along this way. The
+  /// 64 x 64 kernel adds the rows of the tiles it already holds in shared memory; after the larger
+  /// kernels a column reduction of a follows (launch_bias_gradient, through the scratch).
+  float* row_sums = nullptr;
 };
 
 /// FP32: plain float multiply-adds. TF32: tensor cores on inputs rounded to 10 mantissa bits, FP32
@@ -43,6 +49,7 @@ static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
 /// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides. With a scratch,
 /// a plain (linear) FP32 product of few output tiles and a long k is split over k (deterministic).
+/// Row sums (MatmulEpilogue::row_sums) need the scratch.
 /// Returns the name of the (last) kernel launched, for benchmarks.
 const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
                           const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,

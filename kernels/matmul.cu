@@ -21,6 +21,11 @@
 //   range of k and writes its partial product to the scratch; split_k_sum_kernel then adds the
 //   partials in split order and applies alpha and beta. The split count depends on the shape and
 //   the SM count only, so results stay bit-reproducible on a given GPU.
+//   Row sums (a weight gradient's bias gradient): the blocks of the first tile column also add up
+//   the rows of each op(a) slice they hold in shared memory, thread t over row t % 64 and a quarter
+//   of the slice, and combine the four quarters in order at the end (per split, when split; the
+//   sum kernel then adds the splits' row sums too). Larger products leave the row sums to a
+//   column reduction of a after the kernel.
 #include <algorithm>
 #include <cstdint>
 
@@ -106,11 +111,14 @@ __global__ void __launch_bounds__(kBigThreads)
 // ---- 64 x 64 -------------------------------------------------------------------------------------
 constexpr int kSmallM = 64, kSmallN = 64, kSmallK = 16, kSmallThreads = 256, kPerThread = 4;
 
-/// Split z (blockIdx.z) covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc.
-template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+/// Split z (blockIdx.z) covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc
+/// (and, with RowSums, its row sums to epilogue.row_sums + z m).
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind, bool RowSums = false>
 __global__ void __launch_bounds__(kSmallThreads)
     matmul_64x64_kernel(int m, int n, int k, int k_split, const float* __restrict__ a, int lda,
                         const float* __restrict__ b, int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+  static_assert(!RowSums || Kind == EpilogueKind::linear, "row sums come with plain products");
+  static_assert(kSmallThreads == 4 * kSmallM && kSmallK % 4 == 0, "four threads share each row's sum");
   __shared__ float tile_a[kSmallK][kSmallM];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
   __shared__ float tile_b[kSmallK][kSmallN];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
   const int tid = threadIdx.x;
@@ -119,6 +127,10 @@ __global__ void __launch_bounds__(kSmallThreads)
   const int k_begin = blockIdx.z * k_split, k_end = min(k, k_begin + k_split);
   c += static_cast<long long>(blockIdx.z) * m * ldc;
   float acc[kPerThread][kPerThread] = {};
+  // Row sums: this thread adds op(a)[row0 + sum_row][k0 + sum_p .. + kSmallK / 4 - 1] of each slice.
+  const bool sum_rows = RowSums && blockIdx.x == 0;  // uniform over the block
+  const int sum_row = tid % kSmallM, sum_p = (tid / kSmallM) * (kSmallK / 4);
+  float row_sum = 0.0f;
 
   for (int k0 = k_begin; k0 < k_end; k0 += kSmallK) {
     // 64 x 16 = 1024 elements per tile, 4 per thread, consecutive threads on consecutive addresses.
@@ -155,7 +167,18 @@ __global__ void __launch_bounds__(kSmallThreads)
 #pragma unroll
         for (int j = 0; j < kPerThread; ++j) acc[i][j] = fmaf(ra[i], rb[j], acc[i][j]);
     }
+    if (sum_rows) {
+#pragma unroll
+      for (int q = 0; q < kSmallK / 4; ++q) row_sum += tile_a[sum_p + q][sum_row];  // consecutive rows: no conflicts
+    }
     __syncthreads();
+  }
+  if (sum_rows) {  // the loop's last barrier has passed: tile_a is free to hold the four quarters
+    tile_a[tid / kSmallM][sum_row] = row_sum;
+    __syncthreads();
+    if (tid < kSmallM && row0 + tid < m)
+      epilogue.row_sums[static_cast<long long>(blockIdx.z) * m + row0 + tid] =
+          ((tile_a[0][tid] + tile_a[1][tid]) + tile_a[2][tid]) + tile_a[3][tid];
   }
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
@@ -172,13 +195,21 @@ __global__ void __launch_bounds__(kSmallThreads)
 }
 
 /// c = alpha * (partials[0] + partials[1] + ... + partials[splits - 1]) + beta * c, in split order;
-/// each partial is (m, n) with row stride n. With beta == 0, c is not read.
+/// each partial is (m, n) with row stride n. With beta == 0, c is not read. With row_sums,
+/// row_sums[i] = row_partials[i] + row_partials[m + i] + ... (splits of them, in order).
 __global__ void split_k_sum_kernel(const float* __restrict__ partials, int splits, int m, int n, float alpha,
-                                   float beta, float* __restrict__ c, int ldc) {
-  const long long count = static_cast<long long>(m) * n;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+                                   float beta, float* __restrict__ c, int ldc, const float* __restrict__ row_partials,
+                                   float* __restrict__ row_sums) {
+  const long long count = static_cast<long long>(m) * n, total = count + (row_sums != nullptr ? m : 0);
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     float sum = 0.0f;
+    if (i >= count) {
+      const long long row = i - count;
+      for (int z = 0; z < splits; ++z) sum += row_partials[static_cast<long long>(z) * m + row];
+      row_sums[row] = sum;
+      continue;
+    }
     for (int z = 0; z < splits; ++z) sum += partials[z * count + i];
     float& out = c[(i / n) * ldc + i % n];
     out = beta == 0.0f ? alpha * sum : alpha * sum + beta * out;
@@ -191,31 +222,42 @@ constexpr int kMaxSplits = 64;
 
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
+  // Row sums exist for plain a^T @ b products only (launch_matmul checks); elsewhere they compile out.
+  constexpr bool kRowSumsPossible = TransposeA && !TransposeB && Kind == EpilogueKind::linear;
+  float* const row_sums = kRowSumsPossible ? x.epilogue.row_sums : nullptr;
   const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
   // TF32 runs on 128 x 128 tiles only; an output too small to busy a quarter of the SMs with them
   // (a narrow layer's weight gradient: a few tiles over a long k) goes to the FP32 kernels, whose
   // split-k spreads it over the GPU. FP32 is the more accurate of the two, so TF32's bounds hold.
-  if (precision == MatmulPrecision::tf32 && 4 * big_tiles >= multiprocessor_count())
-    return launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
-  if (big_tiles >= multiprocessor_count()) {
-    const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
-    const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
-    if (vector)
-      matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>
-          <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-    else
-      matmul_128x128_kernel<TransposeA, TransposeB, false, Kind>
-          <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-    return "matmul_128x128_kernel";
+  const bool tf32 = precision == MatmulPrecision::tf32 && 4 * big_tiles >= multiprocessor_count();
+  if (tf32 || big_tiles >= multiprocessor_count()) {
+    const char* kernel = "matmul_128x128_kernel";
+    if (tf32) {
+      kernel = launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
+    } else {
+      const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
+      const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
+      if (vector)
+        matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>
+            <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+      else
+        matmul_128x128_kernel<TransposeA, TransposeB, false, Kind>
+            <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    }
+    if (row_sums != nullptr) {  // a (k, m) dense: its column sums, a few percent of this product's time
+      check_launch(kernel, [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); });
+      launch_bias_gradient(x.a, row_sums, x.k, x.m, x.scratch, stream);
+    }
+    return kernel;
   }
   const long long small_tiles = static_cast<long long>((x.n + kSmallN - 1) / kSmallN) * ((x.m + kSmallM - 1) / kSmallM);
   // Split k only for plain products (the fused epilogues need the whole sum), with a scratch big
-  // enough for the partials, and only as far as two waves of blocks over the SMs.
+  // enough for the partials (and row sums), and only as far as two waves of blocks over the SMs.
+  const long long split_floats = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
   long long splits = 1;
   if (Kind == EpilogueKind::linear && x.scratch != nullptr) {
-    splits =
-        std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
-                  kReductionScratchFloats / (static_cast<long long>(x.m) * x.n), static_cast<long long>(kMaxSplits)});
+    splits = std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
+                       kReductionScratchFloats / split_floats, static_cast<long long>(kMaxSplits)});
     splits = std::max(splits, 1LL);
   }
   // k per split, a whole number of k slices; then the splits that k actually needs.
@@ -224,15 +266,34 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   splits = splits == 1 ? 1 : (x.k + k_split - 1) / k_split;
   const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(splits));
   if (splits == 1) {
+    if constexpr (kRowSumsPossible) {
+      if (row_sums != nullptr) {
+        matmul_64x64_kernel<TransposeA, TransposeB, Kind, true><<<grid, kSmallThreads, 0, stream>>>(
+            x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+        return "matmul_64x64_kernel";
+      }
+    }
     matmul_64x64_kernel<TransposeA, TransposeB, Kind>
         <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     return "matmul_64x64_kernel";
   }
-  matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
-      x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
+  // The partial products, then the partial row sums, in the scratch.
+  float* const row_partials = x.scratch + splits * x.m * static_cast<long long>(x.n);
+  bool partial_rows = false;
+  if constexpr (kRowSumsPossible) {
+    if (row_sums != nullptr) {
+      matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear, true><<<grid, kSmallThreads, 0, stream>>>(
+          x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{.row_sums = row_partials});
+      partial_rows = true;
+    }
+  }
+  if (!partial_rows)
+    matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
+        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
   check_launch("matmul_64x64_kernel (split k)", [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); });
-  split_k_sum_kernel<<<grid_for(static_cast<long long>(x.m) * x.n, 256), 256, 0, stream>>>(
-      x.scratch, static_cast<int>(splits), x.m, x.n, x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc);
+  split_k_sum_kernel<<<grid_for(split_floats, 256), 256, 0, stream>>>(
+      x.scratch, static_cast<int>(splits), x.m, x.n, x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc, row_partials,
+      row_sums);
   return "split_k_sum_kernel";
 }
 
@@ -261,11 +322,17 @@ bool tf32_matmul_available() {
 const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
                           const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
                           cudaStream_t stream, MatmulPrecision precision, float* scratch) {
-  if (m == 0 || n == 0) return "none (empty output)";
-  if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
-    throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)",
-                       matmul_text(m, n, k, transpose_a, transpose_b));
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
+  if (epilogue.row_sums != nullptr &&
+      (epilogue.kind != EpilogueKind::linear || !transpose_a || transpose_b || lda != m || scratch == nullptr))
+    throw_launch_error(cudaErrorNotSupported, "matmul (row sums need a plain a^T @ b, a dense a and a scratch)",
+                       args());
+  if (m == 0 || n == 0) {
+    if (m > 0 && epilogue.row_sums != nullptr) launch_bias_gradient(a, epilogue.row_sums, k, m, scratch, stream);
+    return "none (empty output)";
+  }
+  if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
+    throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)", args());
   if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
   const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue, scratch};
   const char* kernel = nullptr;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -186,20 +187,43 @@ inline void expect_gather_fill_copy_work(Backend& backend) {
   EXPECT_EQ(copied.download(), source);
 }
 
-/// dense_forward (with and without ReLU) and dense_input_gradient (with and without the folded
-/// ReLU mask) against the reference's separate ops. Shapes are (rows, in, out); the last two give
-/// the GPU's 128 x 128 kernel the forward product and the input-gradient product in turn.
+/// Expects the weight and bias gradients of a dense_backward to match the reference's.
+inline void expect_parameter_gradients(const OnBackend& weight_gradient, const OnBackend& bias_gradient,
+                                       const Matrix& expected_weight_gradient, const Matrix& expected_bias_gradient,
+                                       double tolerance, const std::string& what) {
+  EXPECT_LT(relative_error(weight_gradient.download(), expected_weight_gradient), tolerance) << what << " weights";
+  // The bias gradient is summed in FP32 whatever the matmul's precision.
+  EXPECT_LT(relative_error(bias_gradient.download(), expected_bias_gradient), kFloat32Tolerance) << what << " bias";
+}
+
+/// dense_forward (with and without ReLU), dense_input_gradient (with and without the folded ReLU
+/// mask) and dense_backward (with and without an input gradient) against the reference's separate
+/// ops. Shapes are (rows, in, out). On an H200 the weight gradients of (513, 129, 257) and
+/// (1537, 260, 1540) are split over k, with the bias gradient in the same kernels; the last three
+/// give the 128 x 128 kernel the forward product, the input-gradient product and the weight
+/// gradient (followed by a separate bias gradient) in turn.
 inline void expect_dense_ops_match_reference(Backend& backend, double tolerance, std::int64_t max_work = kAnyShape) {
   CpuBackend cpu;
   std::uint64_t seed = 2100;
-  const MatmulCase shapes[] = {{1, 1, 1},       {17, 33, 65},    {127, 255, 1},     {33, 1, 17},
-                               {513, 129, 257}, {256, 256, 256}, {1537, 260, 1540}, {1537, 1540, 260}};
+  const MatmulCase shapes[] = {{1, 1, 1},         {17, 33, 65},      {127, 255, 1},   {33, 1, 17},
+                               {513, 129, 257},   {256, 256, 256},   {1537, 260, 1540},
+                               {1537, 1540, 260}, {129, 1541, 1543}};
   for (const auto& [rows, in, out] : shapes) {
     if (rows * in * out > max_work) continue;
     const Matrix x = random_matrix(rows, in, ++seed), weight = random_matrix(out, in, ++seed);
     const Matrix bias = random_matrix(1, out, ++seed);
     const Matrix dy = random_matrix(rows, out, ++seed), below = random_matrix(rows, in, ++seed);
     OnBackend bx(backend, x), bweight(backend, weight), bbias(backend, bias), bdy(backend, dy), bbelow(backend, below);
+    const std::string shape = "rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
+                              std::to_string(out);
+    Matrix expected_dw = poisoned(out, in), expected_db = poisoned(1, out);
+    cpu.matmul(Transpose::yes, Transpose::no, 1.0f, dy.view(), x.view(), 0.0f, expected_dw.view());
+    cpu.bias_gradient(dy.view(), expected_db.view());
+    {  // the first layer's backward: parameter gradients only
+      OnBackend dw(backend, poisoned(out, in)), db(backend, poisoned(1, out));
+      backend.dense_backward(bdy.view(), bx.view(), bweight.view(), std::nullopt, dw.view(), db.view(), std::nullopt);
+      expect_parameter_gradients(dw, db, expected_dw, expected_db, tolerance, "dense_backward " + shape);
+    }
     for (const bool relu : {false, true}) {
       Matrix expected = poisoned(rows, out);
       cpu.matmul(Transpose::no, Transpose::yes, 1.0f, x.view(), weight.view(), 0.0f, expected.view());
@@ -226,6 +250,15 @@ inline void expect_dense_ops_match_reference(Backend& backend, double tolerance,
           }
         }
       }
+
+      // The whole backward: the same three results, whatever runs beside what.
+      OnBackend dw(backend, poisoned(out, in)), db(backend, poisoned(1, out)), dx_too(backend, poisoned(rows, in));
+      backend.dense_backward(bdy.view(), bx.view(), bweight.view(),
+                             relu ? std::optional<ConstView>(bbelow.view()) : std::nullopt, dw.view(), db.view(),
+                             dx_too.view());
+      const std::string what = "dense_backward with dx " + shape + " relu " + std::to_string(relu);
+      expect_parameter_gradients(dw, db, expected_dw, expected_db, tolerance, what);
+      EXPECT_LT(relative_error(dx_too.download(), expected_dx), tolerance) << what;
     }
   }
 }

@@ -34,6 +34,17 @@ TEST(GpuKernels, SplitKMatmulIsBitReproducible) {
   gpu->matmul(Transpose::yes, Transpose::no, 1.0f, ddy.view(), dx.view(), 0.0f, first.view());
   gpu->matmul(Transpose::yes, Transpose::no, 1.0f, ddy.view(), dx.view(), 0.0f, second.view());
   EXPECT_EQ(first.download(), second.download());
+  // The same product with its bias gradient (row sums in the split kernels), beside an input gradient.
+  const Matrix weight = random_matrix(64, 64, 43);
+  OnBackend dweight(*gpu, weight), dw(*gpu, poisoned(64, 64)), db(*gpu, poisoned(1, 64)),
+      input_gradient(*gpu, poisoned(8192, 64));
+  OnBackend dw_again(*gpu, poisoned(64, 64)), db_again(*gpu, poisoned(1, 64));
+  gpu->dense_backward(ddy.view(), dx.view(), dweight.view(), std::nullopt, dw.view(), db.view(), input_gradient.view());
+  gpu->dense_backward(ddy.view(), dx.view(), dweight.view(), std::nullopt, dw_again.view(), db_again.view(),
+                      input_gradient.view());
+  EXPECT_EQ(dw.download(), dw_again.download());
+  EXPECT_EQ(db.download(), db_again.download());
+  EXPECT_EQ(dw.download(), first.download());  // the row sums change nothing in the product
 }
 
 TEST(GpuKernels, MatmulTf32AllShapesAndModes) {

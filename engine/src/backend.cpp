@@ -34,6 +34,13 @@ void Backend::dense_input_gradient(ConstView dy, ConstView weight, std::optional
   if (relu_output) relu_backward(dx, *relu_output, dx);
 }
 
+void Backend::dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,
+                             View weight_gradient, View bias_gradient, std::optional<View> dx) {
+  matmul(Transpose::yes, Transpose::no, 1.0f, dy, x, 0.0f, weight_gradient);
+  this->bias_gradient(dy, bias_gradient);  // the member function, which the parameter's name hides
+  if (dx) dense_input_gradient(dy, weight, relu_output, *dx);
+}
+
 void Backend::mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,
                                     float* mae, View gradient) {
   mse_loss(prediction, target, loss_sum);

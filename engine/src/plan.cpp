@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "ember/error.hpp"
 
@@ -177,19 +178,20 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
     if (layer.activation == Activation::relu && !masked)
       backend_.relu_backward(gradient, ConstView{layer.output, rows, layer.out}, gradient);
     ConstView input = l == 0 ? ConstView(x) : ConstView{layers_[l - 1].output, rows, layer.in};
-    // weight_gradient (out, in) = gradient (rows, out)^T @ input (rows, in)
-    backend_.matmul(Transpose::yes, Transpose::no, 1.0f, gradient, input, 0.0f,
-                    View{layer.weight_gradient, layer.out, layer.in});
-    backend_.bias_gradient(gradient, View{layer.bias_gradient, 1, layer.out});
+    // weight_gradient (out, in) = gradient (rows, out)^T @ input (rows, in), bias_gradient its
+    // column sums; below the first layer, the input gradient (rows, in) = gradient @ weight
+    // (out, in), through layer l - 1's ReLU.
+    std::optional<View> input_gradient;
     if (l > 0) {
-      // input gradient (rows, in) = gradient (rows, out) @ weight (out, in), through layer l - 1's ReLU
       ping ^= 1;
-      View input_gradient{gradient_buffers_[ping], rows, layer.in};
+      input_gradient = View{gradient_buffers_[ping], rows, layer.in};
       masked = layers_[l - 1].activation == Activation::relu;
-      backend_.dense_input_gradient(gradient, ConstView{layer.weight, layer.out, layer.in},
-                                    masked ? std::optional<ConstView>(input) : std::nullopt, input_gradient);
-      gradient = input_gradient;
     }
+    backend_.dense_backward(gradient, input, ConstView{layer.weight, layer.out, layer.in},
+                            l > 0 && masked ? std::optional<ConstView>(input) : std::nullopt,
+                            View{layer.weight_gradient, layer.out, layer.in}, View{layer.bias_gradient, 1, layer.out},
+                            input_gradient);
+    if (input_gradient) gradient = *input_gradient;
   }
   backend_.sgd_update(parameters_, gradients_, velocity_, parameter_count_, sgd);
 }

@@ -98,6 +98,13 @@ class Backend {
   /// output of the ReLU layer below), dx is zeroed where relu_output <= 0 (that layer's ReLU
   /// backward, folded in). dy (rows, out), weight (out, in), relu_output and dx (rows, in).
   virtual void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx);
+  /// One Dense layer's backward from dy (rows, out), the gradient at the layer's output (already
+  /// through its own ReLU): weight_gradient (out, in) = dy^T @ x, bias_gradient (1, out) = the
+  /// column sums of dy and, when dx is given, dense_input_gradient(dy, weight, relu_output, *dx).
+  /// x (rows, in) is the layer's input. The GPU computes the parameter gradients (one kernel for
+  /// narrow layers) alongside the input gradient, on a second stream joined before returning.
+  virtual void dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,
+                              View weight_gradient, View bias_gradient, std::optional<View> dx);
   /// A training step's loss: mse_loss into loss_sum, mae_sum into mae_sum, and mse_gradient into
   /// gradient, all from one read of prediction and target where the backend fuses them.
   virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,

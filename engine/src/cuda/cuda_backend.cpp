@@ -43,6 +43,11 @@ class CudaBackend final : public Backend {
     EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_),
                                 kernels::kReductionScratchFloats * sizeof(float)));
+    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&side_scratch_),
+                                kernels::kReductionScratchFloats * sizeof(float)));
+    EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
   }
 
   ~CudaBackend() override {
@@ -51,6 +56,10 @@ class CudaBackend final : public Backend {
     if (cublas_ != nullptr) cublasDestroy(cublas_);
     if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
     if (reduction_scratch_ != nullptr) cudaFree(reduction_scratch_);
+    if (side_scratch_ != nullptr) cudaFree(side_scratch_);
+    if (fork_ != nullptr) cudaEventDestroy(fork_);
+    if (join_ != nullptr) cudaEventDestroy(join_);
+    if (side_stream_ != nullptr) cudaStreamDestroy(side_stream_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -97,6 +106,36 @@ class CudaBackend final : public Backend {
     check_same_shape(*relu_output, dx, "dense_input_gradient");
     launch_ember_matmul(false, false, shape, dy, weight, dx,
                         {.kind = kernels::EpilogueKind::relu_mask, .mask = relu_output->data});
+  }
+  void dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,
+                      View weight_gradient, View bias_gradient, std::optional<View> dx) override {
+    if (options_.matmul == MatmulProvider::cublas)
+      return Backend::dense_backward(dy, x, weight, relu_output, weight_gradient, bias_gradient, dx);
+    const MatmulShape shape = check_matmul(Transpose::yes, Transpose::no, dy, x, weight_gradient);
+    check_bias(dy, bias_gradient, "dense_backward");
+    if (dx) {  // checked before the fork, so that no error leaves the side stream unjoined
+      check_matmul(Transpose::no, Transpose::no, dy, weight, *dx);
+      if (relu_output) check_same_shape(*relu_output, *dx, "dense_backward");
+    }
+    // With an input gradient to compute as well, the parameter gradients fork onto the side stream
+    // (its own scratch) and join back before returning: two branches of a captured graph.
+    cudaStream_t parameter_stream = stream_;
+    float* parameter_scratch = reduction_scratch_;
+    if (dx) {
+      EMBER_CUDA_CHECK(cudaEventRecord(fork_, stream_));
+      EMBER_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_, 0));
+      parameter_stream = side_stream_;
+      parameter_scratch = side_scratch_;
+    }
+    kernels::launch_matmul(true, false, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
+                           dy.data, static_cast<int>(dy.cols), x.data, static_cast<int>(x.cols), weight_gradient.data,
+                           static_cast<int>(weight_gradient.cols),
+                           {.kind = kernels::EpilogueKind::linear, .row_sums = bias_gradient.data}, parameter_stream,
+                           precision_, parameter_scratch);
+    if (!dx) return;
+    dense_input_gradient(dy, weight, relu_output, *dx);
+    EMBER_CUDA_CHECK(cudaEventRecord(join_, side_stream_));
+    EMBER_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
   }
   void bias_add(View y, ConstView bias) override {
     check_bias(y, bias, "bias_add");
@@ -233,7 +272,11 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  float* reduction_scratch_ = nullptr;  // the reductions' partial sums (losses, bias gradients)
+  float* reduction_scratch_ = nullptr;  // the reductions' partial sums (losses, bias gradients, split k)
+  // dense_backward's second branch: the parameter gradients run there beside the input gradient.
+  cudaStream_t side_stream_ = nullptr;
+  float* side_scratch_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   std::map<std::pair<std::uint64_t, std::uint64_t>, cudaGraphExec_t> graphs_;
 };
 
