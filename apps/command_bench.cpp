@@ -40,19 +40,23 @@ std::string figure(double value, const char* format = "{:.1f}") {
 void gemm(const BenchArguments& a, CsvRows& csv) {
   std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision\n",
               static_cast<long long>(a.runs));
-  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s  %s\n", "case", "mode", "ember", "cublas", "ratio", "ember-tf32",
-              "cublas-tf32", "ratio", "ember kernel");
+  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s  %s\n", "case", "mode", "ember", "cublas", "ratio",
+              "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "ember kernel");
   bench::gemm_table({.runs = a.runs}, [&](const bench::GemmRow& r) {
     const std::string name = fmt::format("{} {}", r.label, r.mode);
-    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s  %s\n", r.label.c_str(), r.mode.c_str(), figure(r.ember).c_str(),
-                figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(), figure(r.ember_tf32).c_str(),
-                figure(r.cublas_tf32).c_str(), figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(),
+    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s  %s\n", r.label.c_str(), r.mode.c_str(),
+                figure(r.ember).c_str(), figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(),
+                figure(r.ember_tf32).c_str(), figure(r.cublas_tf32).c_str(),
+                figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(), figure(r.ember_tf32_mma).c_str(),
                 r.kernel.c_str());
     std::fflush(stdout);
     csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
     csv.add("gemm", name, "cublas-fp32", "TFLOP/s", r.cublas);
     if (!std::isnan(r.ember_tf32))
       csv.add("gemm", name, "ember-tf32", "TFLOP/s", r.ember_tf32, "cublas-tf32", r.ember_tf32 / r.cublas_tf32);
+    if (!std::isnan(r.ember_tf32_mma))
+      csv.add("gemm", name, "ember-tf32-mma-sync", "TFLOP/s", r.ember_tf32_mma, "cublas-tf32",
+              r.ember_tf32_mma / r.cublas_tf32);
     csv.add("gemm", name, "cublas-tf32", "TFLOP/s", r.cublas_tf32);
   });
 }

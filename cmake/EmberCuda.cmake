@@ -6,9 +6,10 @@ set(EMBER_WITH_CUDA OFF)
 if(NOT EMBER_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
-    # Default: sm_90 machine code (H100/H200) plus PTX so newer GPUs JIT-compile it.
+    # Default: sm_90 machine code (H100/H200) with the sm_90a features (wgmma, for the TF32 matmul),
+    # plus PTX so newer GPUs JIT-compile it.
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90-real 90-virtual)
+      set(CMAKE_CUDA_ARCHITECTURES 90a-real 90-virtual)
     endif()
     enable_language(CUDA)
     # CMake 3.25 does not know nvcc's C++20 flag (nvcc 12+ has it): teach it.

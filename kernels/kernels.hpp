@@ -31,10 +31,15 @@ struct MatmulEpilogue {
 };
 
 /// FP32: plain float multiply-adds. TF32: tensor cores on inputs rounded to 10 mantissa bits, FP32
-/// accumulation (compute capability 8.0 and newer).
-enum class MatmulPrecision { fp32, tf32 };
+/// accumulation (compute capability 8.0 and newer), with the wgmma kernel where it is ready.
+/// tf32_mma_sync: TF32 with the mma.sync kernel even there (the benchmarks compare the two).
+enum class MatmulPrecision { fp32, tf32, tf32_mma_sync };
 /// Whether the current device runs the TF32 matmul.
 bool tf32_matmul_available();
+/// Whether the TF32 matmul can use Hopper's wgmma kernel: a compute capability 9.0 device and a
+/// build with sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a-real, the default). Read once and cached,
+/// by tf32_matmul_available() already.
+bool wgmma_matmul_ready();
 /// The current device's multiprocessor count (the matmul's tiling choice depends on it). Both
 /// are read once and cached; call them before a stream capture so that no device query happens
 /// inside one.

@@ -12,7 +12,8 @@
 //   source is contiguous; a float4 straddling an edge, or an operand whose row stride is not a
 //   multiple of 4 floats, is read element by element.
 //
-// With MatmulPrecision::tf32, outputs of enough 128 x 128 tiles go to matmul_tf32.cu instead.
+// With MatmulPrecision::tf32, outputs of enough 128 x 128 tiles go to matmul_wgmma.cu (Hopper) or
+// matmul_tf32.cu (mma.sync) instead.
 //
 // matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
 //   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
@@ -229,11 +230,15 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   // TF32 runs on 128 x 128 tiles only; an output too small to busy a quarter of the SMs with them
   // (a narrow layer's weight gradient: a few tiles over a long k) goes to the FP32 kernels, whose
   // split-k spreads it over the GPU. FP32 is the more accurate of the two, so TF32's bounds hold.
-  const bool tf32 = precision == MatmulPrecision::tf32 && 4 * big_tiles >= multiprocessor_count();
+  const bool tf32 = precision != MatmulPrecision::fp32 && 4 * big_tiles >= multiprocessor_count();
   if (tf32 || big_tiles >= multiprocessor_count()) {
     const char* kernel = "matmul_128x128_kernel";
     if (tf32) {
-      kernel = launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
+      // wgmma where this build has it for the GPU, for outputs of a wave of tiles or more; below
+      // that, mma.sync's kernel, whose registers and shared memory allow more blocks per SM.
+      kernel = precision == MatmulPrecision::tf32 && wgmma_matmul_ready() && big_tiles >= multiprocessor_count()
+                   ? launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream)
+                   : launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
     } else {
       const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
       const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
@@ -314,6 +319,7 @@ bool tf32_matmul_available() {
     int device = 0, major = 0;
     EMBER_CUDA_CHECK(cudaGetDevice(&device));
     EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    if (major >= 9) wgmma_matmul_ready();  // its one-time probe and setup, done before any capture
     return major >= 8;
   }();
   return available;
@@ -331,7 +337,7 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
     if (m > 0 && epilogue.row_sums != nullptr) launch_bias_gradient(a, epilogue.row_sums, k, m, scratch, stream);
     return "none (empty output)";
   }
-  if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
+  if (precision != MatmulPrecision::fp32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)", args());
   if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
   const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue, scratch};

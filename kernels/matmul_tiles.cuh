@@ -86,4 +86,9 @@ inline bool operands_vectorizable(const MatmulArgs& x) {
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_matmul_tf32(const MatmulArgs& args, cudaStream_t stream);
 
+/// Launches the wgmma TF32 matmul (matmul_wgmma.cu; only where wgmma_matmul_ready()) and returns
+/// the kernel's name. Instantiated for the same pairs as launch_matmul_tf32.
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+const char* launch_matmul_wgmma(const MatmulArgs& args, cudaStream_t stream);
+
 }  // namespace ember::kernels

@@ -10,7 +10,8 @@
 # 470 s after the start): a step that would start after it is reported as TIME, and each sanitizer
 # run is cut at the deadline.
 #
-# EMBER_CUDA_ARCHITECTURES overrides the GPU architectures (default: native, the GPU present).
+# EMBER_CUDA_ARCHITECTURES overrides the GPU architectures (default: the GPU present, as 90a-real on
+# compute capability 9.0 so that the TF32 matmul's wgmma kernel is built, else native).
 # Dependencies: the system's fmt, nlohmann-json, CLI11 and GoogleTest, or, where the machine lacks
 # them, the copies that scripts/pack-gpu-deps.sh extracted into .deps/ (carried with the tree).
 set -uo pipefail
@@ -32,8 +33,10 @@ left() { local l=$(( deadline - $(date +%s) )); echo $(( l > 1 ? l : 1 )); }
   cmake --version | head -1
 } | tee "$out/environment.txt"
 
+architectures=native
+[ "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)" = "9.0" ] && architectures=90a-real
 configure=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
-           -DCMAKE_CUDA_ARCHITECTURES="${EMBER_CUDA_ARCHITECTURES:-native}" -DEMBER_CUDA=ON)
+           -DCMAKE_CUDA_ARCHITECTURES="${EMBER_CUDA_ARCHITECTURES:-$architectures}" -DEMBER_CUDA=ON)
 if [ -d .deps/usr ]; then
   configure+=(-DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DEMBER_FMT_HEADER_ONLY=ON
               -DEMBER_GTEST_SOURCE_DIR="$PWD/.deps/usr/src/googletest")

@@ -35,6 +35,7 @@ struct GemmRow {
   std::int64_t m = 0, n = 0, k = 0;
   std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
   double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
+  double ember_tf32_mma = 0;  // where TF32 ran on wgmma: the mma.sync kernel on the same product; else NaN
   std::string kernel;  // Ember's kernels that ran: FP32's ("128x128", "64x64", "64x64 split-k"), then " / " TF32's
 };
 

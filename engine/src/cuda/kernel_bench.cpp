@@ -142,7 +142,8 @@ std::string short_kernel_name(const std::string& kernel) {
   if (kernel == "matmul_128x128_kernel") return "128x128";
   if (kernel == "matmul_64x64_kernel") return "64x64";
   if (kernel == "split_k_sum_kernel") return "64x64 split-k";
-  if (kernel == "matmul_tf32_kernel") return "tf32 128x128";
+  if (kernel == "matmul_tf32_kernel") return "tf32 mma.sync";
+  if (kernel == "matmul_wgmma_kernel") return "tf32 wgmma";
   return kernel;
 }
 
@@ -188,10 +189,12 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.ember = ember(kernels::MatmulPrecision::fp32);
     row.kernel = short_kernel_name(kernel);
     row.cublas = cublas(fp32);
-    row.ember_tf32 = std::numeric_limits<double>::quiet_NaN();
+    row.ember_tf32 = row.ember_tf32_mma = std::numeric_limits<double>::quiet_NaN();
     if (kernels::tf32_matmul_available()) {
       row.ember_tf32 = ember(kernels::MatmulPrecision::tf32);
-      row.kernel += " / " + short_kernel_name(kernel);
+      const std::string tf32_kernel = kernel;
+      row.kernel += " / " + short_kernel_name(tf32_kernel);
+      if (tf32_kernel == "matmul_wgmma_kernel") row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32_mma_sync);
     }
     row.cublas_tf32 = cublas(tf32);
     on_row(row);

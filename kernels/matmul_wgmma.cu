@@ -1,0 +1,277 @@
+// TF32 matmul on Hopper's warpgroup tensor-core instruction (wgmma.mma_async), for sm_90a builds
+// (H100, H200); launch_matmul picks it for TF32 outputs of at least one 128 x 128 tile per SM when
+// wgmma_matmul_ready() says this binary has it for the device.
+//
+// 256 threads, two warpgroups, compute a 128 x 128 tile of c stepping over k in slices of 32.
+// Each warpgroup owns 64 rows of the tile and issues wgmma m64n128k8 (TF32 inputs, FP32
+// accumulation, 64 accumulators per thread), four per slice. Both operands come from shared
+// memory, where wgmma requires TF32 operands to be K-major: each of the 128 rows of an operand
+// slice (a row of op(a), or a column of op(b)) holds its 32 k values in 128 bytes, in the 128-byte
+// swizzle wgmma's descriptors name (16-byte chunk c of row r at position c ^ (r % 8), rows in
+// 8-row groups 1024 bytes apart, every tile 1024-byte aligned).
+//
+// Slices are double-buffered through registers as in the other matmul kernels: the next slice's
+// global loads are issued before this slice's wgmmas, and stored (rounded to TF32, swizzled) into
+// the other buffer while the tensor cores run; then wgmma.wait_group, fence.proxy.async (the
+// stores are generic-proxy writes that wgmma's async proxy must see) and one barrier per slice.
+// Operands whose rows are contiguous in k are loaded as 16-byte chunks of a row and stored as
+// such; transposed operands are loaded as 16-byte runs along m (or n) and stored element by
+// element, each lane of a warp starting at a different element of its run so that the 32 lanes'
+// stores fall into 32 different banks. The epilogue (bias, ReLU, mask, alpha and beta) is applied
+// to the accumulators on the way out, as in the other kernels.
+#include <cstdint>
+
+#include "matmul_tiles.cuh"
+
+namespace ember::kernels {
+namespace {
+
+constexpr int kWgTile = 128;       // rows of c and columns of c per block (kBigM = kBigN)
+constexpr int kWgSliceK = 32;      // k per slice: one 128-byte swizzled row per tile row
+constexpr int kWgThreads = 256;    // two warpgroups
+constexpr int kTileBytes = kWgTile * kWgSliceK * 4;  // one operand's slice: 16 KiB
+constexpr int kStageBytes = 2 * kTileBytes;          // A then B
+constexpr int kWgSharedBytes = 2 * kStageBytes + 1024;  // two stages, plus room to align to 1024
+static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x 128 tiles");
+
+/// Where element (row, kk) of a swizzled operand slice lives, in bytes from the tile's start.
+[[maybe_unused]] __device__ __forceinline__ int swizzled_offset(int row, int kk) {
+  return row * 128 + (((kk / 4) ^ (row % 8)) * 16) + (kk % 4) * 4;
+}
+
+[[maybe_unused]] __device__ __forceinline__ float round_tf32(float x) {
+  std::uint32_t bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
+  return __uint_as_float(bits);
+}
+
+[[maybe_unused]] __device__ __forceinline__ float component(const float4& q, int e) {
+  return e == 0 ? q.x : e == 1 ? q.y : e == 2 ? q.z : q.w;
+}
+
+/// One operand's 128 x 32 slice: 4 float4 per thread, loaded from global memory, then stored
+/// rounded and swizzled. `outer` is the tile's long dimension (m for a, n for b).
+/// KContiguous: the source holds each outer index's k values contiguously (a not transposed, b
+/// transposed); thread t then takes the 16-byte chunk t % 8 of rows t / 8 + 32 i. Otherwise warp
+/// w takes k = 4 w + lane % 4 and the 16-byte runs 8 i + lane / 4 along outer.
+template <bool KContiguous, bool Vector>
+struct SwizzledSlice {
+  float4 v[4];
+  int lane, warp, tid;
+
+  __device__ SwizzledSlice(int thread) : lane(thread % 32), warp(thread / 32), tid(thread) {}
+
+  /// The 4 values of pass i: (outer index, k) of the first value; the rest run along k or outer.
+  __device__ int pass_outer(int i) const { return KContiguous ? tid / 8 + 32 * i : 4 * (8 * i + lane / 4); }
+  __device__ int pass_k(int) const { return KContiguous ? 4 * (tid % 8) : 4 * warp + lane % 4; }
+
+  /// Loads slice k0 of a tile whose long dimension starts at outer0 from x, indexed x[outer][k]
+  /// (KContiguous) or x[k][outer]; limits outer_size and k_size; outside them, zeros.
+  __device__ void load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int o = outer0 + pass_outer(i), kk = k0 + pass_k(i);
+      const int line = KContiguous ? o : kk, line_size = KContiguous ? outer_size : k_size;
+      const int run = KContiguous ? kk : o, run_size = KContiguous ? k_size : outer_size;
+      const float* p = x + static_cast<long long>(line) * ld + run;
+      if (Vector && line < line_size && run + 3 < run_size) {
+        v[i] = *reinterpret_cast<const float4*>(p);
+      } else {
+        float e[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) e[j] = (line < line_size && run + j < run_size) ? p[j] : 0.0f;
+        v[i] = make_float4(e[0], e[1], e[2], e[3]);
+      }
+    }
+  }
+
+  /// Stores the loaded values into the tile at `tile` (1024-byte aligned shared memory).
+  __device__ void store(unsigned char* tile) const {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int row = pass_outer(i), kk = pass_k(i);
+      if constexpr (KContiguous) {  // one 16-byte chunk of the row: stays whole under the swizzle
+        *reinterpret_cast<float4*>(tile + swizzled_offset(row, kk)) =
+            make_float4(round_tf32(v[i].x), round_tf32(v[i].y), round_tf32(v[i].z), round_tf32(v[i].w));
+      } else {
+        // Rows row .. row + 3 at one k. Store s writes element (s + lane / 8) % 4: across the 8
+        // lanes sharing a k, rows then differ mod 8, so with the swizzle the 32 lanes hit 32 banks.
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+          const int e = (s + lane / 8) % 4;
+          *reinterpret_cast<float*>(tile + swizzled_offset(row + e, kk)) = round_tf32(component(v[i], e));
+        }
+      }
+    }
+  }
+};
+
+/// The shared-memory matrix descriptor of a K-major, 128-byte-swizzled operand starting at
+/// `address` (a shared-window address): start address, leading byte offset (unused with this
+/// swizzle: 1), stride byte offset (1024: from one 8-row group to the next), swizzle mode 1.
+[[maybe_unused]] __device__ __forceinline__ std::uint64_t smem_descriptor(std::uint32_t address) {
+  return static_cast<std::uint64_t>((address & 0x3FFFF) >> 4) | (std::uint64_t{1} << 16) |
+         (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
+}
+
+/// Keeps the compiler from moving accumulator accesses across the asynchronous wgmma region.
+[[maybe_unused]] __device__ __forceinline__ void fence_accumulators(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+[[maybe_unused]] __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], std::uint64_t a, std::uint64_t b) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const int scale_d = 1;  // d = a b + d
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b), "r"(scale_d));
+#else
+  (void)d, (void)a, (void)b;
+#endif
+}
+
+template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b,
+                        int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ unsigned char dynamic_shared[];
+  // The swizzle is a function of address bits: tiles start on 1024-byte boundaries.
+  const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(dynamic_shared));
+  const std::uint32_t pad = (1024u - raw % 1024u) % 1024u, shared_base = raw + pad;
+  unsigned char* const stages = dynamic_shared + pad;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = tid / 128;
+  const int row0 = blockIdx.y * kWgTile, col0 = blockIdx.x * kWgTile;
+  // op(a) rows are contiguous in k unless a is transposed; op(b) columns are contiguous in k when b is.
+  SwizzledSlice<!TransposeA, Vector> slice_a(tid);
+  SwizzledSlice<TransposeB, Vector> slice_b(tid);
+
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+  slice_a.load(a, lda, row0, m, 0, k);
+  slice_b.load(b, ldb, col0, n, 0, k);
+  slice_a.store(stages);
+  slice_b.store(stages + kTileBytes);
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+
+  const int slices = (k + kWgSliceK - 1) / kWgSliceK;
+  for (int s = 0; s < slices; ++s) {
+    const int current = s & 1;
+    const bool more = s + 1 < slices;
+    if (more) {  // in flight while the tensor cores run
+      slice_a.load(a, lda, row0, m, (s + 1) * kWgSliceK, k);
+      slice_b.load(b, ldb, col0, n, (s + 1) * kWgSliceK, k);
+    }
+    // This warpgroup's 64 rows of A; all 128 columns of B; k steps of 8 are 32 bytes along each row.
+    const std::uint32_t a_tile = shared_base + current * kStageBytes + group * 64 * 128;
+    const std::uint32_t b_tile = shared_base + current * kStageBytes + kTileBytes;
+    fence_accumulators(acc);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int step = 0; step < kWgSliceK / 8; ++step)
+      wgmma_m64n128k8(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    if (more) {  // the other buffer was last read by the wgmmas waited for before the previous barrier
+      slice_a.store(stages + (current ^ 1) * kStageBytes);
+      slice_b.store(stages + (current ^ 1) * kStageBytes + kTileBytes);
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    fence_accumulators(acc);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+  }
+
+  // Accumulator 4 j + q of this thread is c[64 group + 16 (warp % 4) + g + 8 (q / 2)][8 j + 2 t + q % 2].
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int row = row0 + 64 * group + 16 * (warp % 4) + g + 8 * (q / 2);
+      const int col = col0 + 8 * j + 2 * t + q % 2;
+      if (row < m && col < n) {
+        float* out = c + static_cast<long long>(row) * ldc + col;
+        *out = epilogue_value<Kind>(epilogue, acc[4 * j + q], out, row, col, ldc);
+      }
+    }
+#else
+  __trap();  // launch_matmul uses this kernel only where wgmma_matmul_ready() found it compiled
+#endif
+}
+
+/// Writes 1 where this binary's code for the device has the sm_90a features (wgmma), else 0.
+__global__ void wgmma_probe_kernel(int* has_wgmma) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  *has_wgmma = 1;
+#else
+  *has_wgmma = 0;
+#endif
+}
+
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+void allow_wgmma_shared_memory() {
+  EMBER_CUDA_CHECK(cudaFuncSetAttribute(matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSharedBytes));
+  EMBER_CUDA_CHECK(cudaFuncSetAttribute(matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSharedBytes));
+}
+
+}  // namespace
+
+bool wgmma_matmul_ready() {
+  static const bool ready = [] {
+    int device = 0, major = 0, minor = 0;
+    EMBER_CUDA_CHECK(cudaGetDevice(&device));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major != 9 || minor != 0) return false;
+    int* flag = nullptr;
+    int has_wgmma = 0;
+    EMBER_CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
+    wgmma_probe_kernel<<<1, 1>>>(flag);
+    const cudaError_t launched = cudaGetLastError();
+    const cudaError_t copied = cudaMemcpy(&has_wgmma, flag, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(flag);
+    EMBER_CUDA_CHECK(launched);
+    EMBER_CUDA_CHECK(copied);
+    if (has_wgmma != 1) return false;
+    // Two stages of 32 KiB exceed the default 48 KiB of dynamic shared memory: opt in once, here,
+    // outside any stream capture.
+    allow_wgmma_shared_memory<false, false, EpilogueKind::linear>();
+    allow_wgmma_shared_memory<false, true, EpilogueKind::linear>();
+    allow_wgmma_shared_memory<true, false, EpilogueKind::linear>();
+    allow_wgmma_shared_memory<true, true, EpilogueKind::linear>();
+    allow_wgmma_shared_memory<false, true, EpilogueKind::bias>();
+    allow_wgmma_shared_memory<false, true, EpilogueKind::bias_relu>();
+    allow_wgmma_shared_memory<false, false, EpilogueKind::relu_mask>();
+    return true;
+  }();
+  return ready;
+}
+
+template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
+const char* launch_matmul_wgmma(const MatmulArgs& x, cudaStream_t stream) {
+  const dim3 grid((x.n + kWgTile - 1) / kWgTile, (x.m + kWgTile - 1) / kWgTile);
+  if (operands_vectorizable(x))
+    matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, kWgSharedBytes, stream>>>(
+        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  else
+    matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind><<<grid, kWgThreads, kWgSharedBytes, stream>>>(
+        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  return "matmul_wgmma_kernel";
+}
+
+template const char* launch_matmul_wgmma<false, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<true, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<true, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias_relu>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<false, false, EpilogueKind::relu_mask>(const MatmulArgs&, cudaStream_t);
+
+}  // namespace ember::kernels
