@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "matmul_plan.hpp"  // also kReductionScratchFloats
+
 namespace ember::kernels {
 
 /// What a matmul does with each product acc = (op(a) @ op(b))[row][col] before storing it to c.
@@ -44,13 +46,6 @@ bool wgmma_matmul_ready();
 /// are read once and cached; call them before a stream capture so that no device query happens
 /// inside one.
 int multiprocessor_count();
-
-/// The reductions' scratch: kReductionScratchFloats floats of device memory (4 MiB), used by one
-/// op at a time (stream order): the losses (at most kMaxReductionBlocks of it), the bias gradient
-/// and split-k matmuls.
-inline constexpr std::int64_t kReductionScratchFloats = std::int64_t{1} << 20;
-inline constexpr int kMaxReductionBlocks = 1024;
-static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
 /// c (m, n) = epilogue(op(a) (m, k) @ op(b) (k, n)); lda/ldb/ldc are row strides. With a scratch,
 /// a plain (linear) FP32 product of few output tiles and a long k is split over k (deterministic).

@@ -13,7 +13,8 @@
 //   multiple of 4 floats, is read element by element.
 //
 // With MatmulPrecision::tf32, outputs of enough 128 x 128 tiles go to matmul_wgmma.cu (Hopper) or
-// matmul_tf32.cu (mma.sync) instead.
+// matmul_tf32.cu (mma.sync) instead. Which kernel runs, and the k split, is plan_matmul's choice
+// (matmul_plan.hpp, host code tested on any machine).
 //
 // matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
 //   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
@@ -110,7 +111,7 @@ __global__ void __launch_bounds__(kBigThreads)
 }
 
 // ---- 64 x 64 -------------------------------------------------------------------------------------
-constexpr int kSmallM = 64, kSmallN = 64, kSmallK = 16, kSmallThreads = 256, kPerThread = 4;
+constexpr int kSmallM = kSmallTile, kSmallN = kSmallTile, kSmallK = kSmallSliceK, kSmallThreads = 256, kPerThread = 4;
 
 /// Split z (blockIdx.z) covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc
 /// (and, with RowSums, its row sums to epilogue.row_sums + z m).
@@ -218,27 +219,27 @@ __global__ void split_k_sum_kernel(const float* __restrict__ partials, int split
 }
 
 // ---- dispatch ------------------------------------------------------------------------------------
-constexpr int kMinSplitK = 256;  // k per split at least: below that the partials' traffic dominates
-constexpr int kMaxSplits = 64;
-
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
   // Row sums exist for plain a^T @ b products only (launch_matmul checks); elsewhere they compile out.
   constexpr bool kRowSumsPossible = TransposeA && !TransposeB && Kind == EpilogueKind::linear;
   float* const row_sums = kRowSumsPossible ? x.epilogue.row_sums : nullptr;
-  const long long big_tiles = static_cast<long long>((x.m + kBigM - 1) / kBigM) * ((x.n + kBigN - 1) / kBigN);
-  // TF32 runs on 128 x 128 tiles only; an output too small to busy a quarter of the SMs with them
-  // (a narrow layer's weight gradient: a few tiles over a long k) goes to the FP32 kernels, whose
-  // split-k spreads it over the GPU. FP32 is the more accurate of the two, so TF32's bounds hold.
-  const bool tf32 = precision != MatmulPrecision::fp32 && 4 * big_tiles >= multiprocessor_count();
-  if (tf32 || big_tiles >= multiprocessor_count()) {
+  const MatmulPlan plan = plan_matmul({.m = x.m,
+                                       .n = x.n,
+                                       .k = x.k,
+                                       .multiprocessors = multiprocessor_count(),
+                                       .tf32 = precision != MatmulPrecision::fp32,
+                                       .wgmma = precision == MatmulPrecision::tf32 && wgmma_matmul_ready(),
+                                       .linear = Kind == EpilogueKind::linear,
+                                       .scratch = x.scratch != nullptr,
+                                       .row_sums = row_sums != nullptr});
+  const auto shapes = [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); };
+  if (plan.kernel != MatmulKernel::fp32_64x64) {
     const char* kernel = "matmul_128x128_kernel";
-    if (tf32) {
-      // wgmma where this build has it for the GPU, for outputs of a wave of tiles or more; below
-      // that, mma.sync's kernel, whose registers and shared memory allow more blocks per SM.
-      kernel = precision == MatmulPrecision::tf32 && wgmma_matmul_ready() && big_tiles >= multiprocessor_count()
-                   ? launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream)
-                   : launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
+    if (plan.kernel == MatmulKernel::tf32_wgmma) {
+      kernel = launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream);
+    } else if (plan.kernel == MatmulKernel::tf32_mma_sync) {
+      kernel = launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
     } else {
       const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
       const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
@@ -250,27 +251,14 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
             <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     }
     if (row_sums != nullptr) {  // a (k, m) dense: its column sums, a few percent of this product's time
-      check_launch(kernel, [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); });
+      check_launch(kernel, shapes);
       launch_bias_gradient(x.a, row_sums, x.k, x.m, x.scratch, stream);
     }
     return kernel;
   }
-  const long long small_tiles = static_cast<long long>((x.n + kSmallN - 1) / kSmallN) * ((x.m + kSmallM - 1) / kSmallM);
-  // Split k only for plain products (the fused epilogues need the whole sum), with a scratch big
-  // enough for the partials (and row sums), and only as far as two waves of blocks over the SMs.
-  const long long split_floats = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
-  long long splits = 1;
-  if (Kind == EpilogueKind::linear && x.scratch != nullptr) {
-    splits = std::min({2LL * multiprocessor_count() / small_tiles, static_cast<long long>(x.k / kMinSplitK),
-                       kReductionScratchFloats / split_floats, static_cast<long long>(kMaxSplits)});
-    splits = std::max(splits, 1LL);
-  }
-  // k per split, a whole number of k slices; then the splits that k actually needs.
-  const long long per_split = (x.k + splits - 1) / splits;
-  const int k_split = splits == 1 ? std::max(x.k, 1) : static_cast<int>((per_split + kSmallK - 1) / kSmallK * kSmallK);
-  splits = splits == 1 ? 1 : (x.k + k_split - 1) / k_split;
-  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(splits));
-  if (splits == 1) {
+  const int k_split = static_cast<int>(plan.k_split);
+  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(plan.splits));
+  if (plan.splits == 1) {
     if constexpr (kRowSumsPossible) {
       if (row_sums != nullptr) {
         matmul_64x64_kernel<TransposeA, TransposeB, Kind, true><<<grid, kSmallThreads, 0, stream>>>(
@@ -283,7 +271,7 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
     return "matmul_64x64_kernel";
   }
   // The partial products, then the partial row sums, in the scratch.
-  float* const row_partials = x.scratch + splits * x.m * static_cast<long long>(x.n);
+  float* const row_partials = x.scratch + plan.splits * x.m * static_cast<long long>(x.n);
   bool partial_rows = false;
   if constexpr (kRowSumsPossible) {
     if (row_sums != nullptr) {
@@ -295,10 +283,11 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
   if (!partial_rows)
     matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
         x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
-  check_launch("matmul_64x64_kernel (split k)", [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); });
-  split_k_sum_kernel<<<grid_for(split_floats, 256), 256, 0, stream>>>(
-      x.scratch, static_cast<int>(splits), x.m, x.n, x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc, row_partials,
-      row_sums);
+  check_launch("matmul_64x64_kernel (split k)", shapes);
+  const long long sums = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
+  split_k_sum_kernel<<<grid_for(sums, 256), 256, 0, stream>>>(x.scratch, static_cast<int>(plan.splits), x.m, x.n,
+                                                              x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc,
+                                                              row_partials, row_sums);
   return "split_k_sum_kernel";
 }
 

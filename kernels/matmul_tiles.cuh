@@ -22,7 +22,7 @@ __device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float a
 }
 
 // 128 x 128 tiles of c, k slices loaded 8 at a time by 256 threads.
-constexpr int kBigM = 128, kBigN = 128, kBigK = 8, kBigThreads = 256;
+constexpr int kBigM = kBigTile, kBigN = kBigTile, kBigK = 8, kBigThreads = 256;
 constexpr int kPad = 4;  // keeps the transposed (k-major) stores of 4 rows apart in different banks
 
 /// One thread's share of a k slice of op(x), x being a (or b): 4 values along the tile's long

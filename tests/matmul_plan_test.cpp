@@ -1,0 +1,85 @@
+// The GPU matmul's kernel choice and k split (kernels/matmul_plan.hpp, plain host code), checked
+// here on any machine over a sweep of shapes, SM counts and options: the invariants the launch
+// relies on (splits never empty, partials within the scratch, grids within limits).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "matmul_plan.hpp"
+
+namespace ember::kernels {
+namespace {
+
+const std::vector<std::int64_t> kSizes = {1, 2, 17, 63, 64, 65, 127, 128, 129, 255, 257, 1000, 1024, 1543, 4096, 8192};
+const std::vector<std::int64_t> kDepths = {0, 1, 15, 16, 17, 255, 256, 257, 1023, 4099, 8192, 65536, 1 << 20};
+
+TEST(MatmulPlan, SplitsAreNonEmptyAndFitTheScratch) {
+  int checked = 0;
+  for (const int sms : {1, 8, 80, 108, 132, 170})
+    for (const std::int64_t m : kSizes)
+      for (const std::int64_t n : kSizes)
+        for (const std::int64_t k : kDepths)
+          for (const bool row_sums : {false, true})
+            for (const bool linear : {false, true}) {
+              const MatmulProblem problem{.m = m, .n = n, .k = k, .multiprocessors = sms, .linear = linear,
+                                          .scratch = true, .row_sums = row_sums};
+              const MatmulPlan plan = plan_matmul(problem);
+              SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k << " sms " << sms
+                                              << " row sums " << row_sums << " linear " << linear);
+              ASSERT_GE(plan.splits, 1);
+              ASSERT_LE(plan.splits, kMaxSplits);
+              ASSERT_GE(plan.k_split, 1);
+              if (plan.splits == 1) {
+                EXPECT_EQ(plan.k_split, std::max<std::int64_t>(k, 1));
+                continue;
+              }
+              ++checked;
+              EXPECT_EQ(plan.kernel, MatmulKernel::fp32_64x64);
+              EXPECT_TRUE(linear);  // fused epilogues need the whole sum
+              EXPECT_EQ(plan.k_split % kSmallSliceK, 0);
+              EXPECT_GE(plan.k_split, kMinSplitK / 2);  // long k only
+              EXPECT_GE(plan.splits * plan.k_split, k);              // every k is covered
+              EXPECT_LT((plan.splits - 1) * plan.k_split, k);        // and no split is empty
+              EXPECT_LE(plan.splits * (m * n + (row_sums ? m : 0)), kReductionScratchFloats);
+              EXPECT_LE(plan.splits * tile_count(m, n, kSmallTile), 2 * sms);  // at most two waves
+            }
+  EXPECT_GT(checked, 100);  // the sweep does reach the split path
+}
+
+TEST(MatmulPlan, KernelFollowsTheTileCounts) {
+  constexpr int kSms = 132;  // an H200
+  // 12 x 12 = 144 tiles of 128: a wave of big tiles.
+  EXPECT_EQ(plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms}).kernel, MatmulKernel::fp32_128x128);
+  // 8 x 8 = 64 big tiles: not a wave; on 64 x 64 tiles (256 of them), k too short to split.
+  const MatmulPlan small = plan_matmul({.m = 1024, .n = 1024, .k = 1024, .multiprocessors = kSms, .scratch = true});
+  EXPECT_EQ(small.kernel, MatmulKernel::fp32_64x64);
+  EXPECT_EQ(small.splits, 1);
+  // A narrow layer's weight gradient: one 64 x 64 tile over a batch of 8192, split 32 ways.
+  const MatmulPlan narrow = plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true});
+  EXPECT_EQ(narrow.splits, 32);
+  EXPECT_EQ(narrow.k_split, 256);
+  // No scratch, or a fused epilogue: no split.
+  EXPECT_EQ(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms}).splits, 1);
+  EXPECT_EQ(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .linear = false, .scratch = true}).splits,
+            1);
+  // Row sums: in the 64 x 64 kernel, else after it.
+  EXPECT_TRUE(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true, .row_sums = true})
+                  .row_sums_in_kernel);
+  EXPECT_FALSE(plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms, .row_sums = true})
+                   .row_sums_in_kernel);
+}
+
+TEST(MatmulPlan, Tf32PicksWgmmaForAWaveAndMmaSyncBelow) {
+  constexpr int kSms = 132;
+  const auto kernel = [](std::int64_t m, std::int64_t n, bool wgmma) {
+    return plan_matmul({.m = m, .n = n, .k = 512, .multiprocessors = kSms, .tf32 = true, .wgmma = wgmma}).kernel;
+  };
+  EXPECT_EQ(kernel(1536, 1536, true), MatmulKernel::tf32_wgmma);      // 144 tiles
+  EXPECT_EQ(kernel(1536, 1536, false), MatmulKernel::tf32_mma_sync);  // no wgmma in this build or device
+  EXPECT_EQ(kernel(1024, 1024, true), MatmulKernel::tf32_mma_sync);   // 64 tiles: a quarter wave or more
+  EXPECT_EQ(kernel(512, 512, true), MatmulKernel::fp32_64x64);        // 16 tiles: FP32, split-k where it pays
+}
+
+}  // namespace
+}  // namespace ember::kernels
