@@ -22,22 +22,18 @@
 #include <cstdint>
 
 #include "matmul_tiles.cuh"
+#include "wgmma_layout.hpp"
 
 namespace ember::kernels {
 namespace {
 
-constexpr int kWgTile = 128;       // rows of c and columns of c per block (kBigM = kBigN)
-constexpr int kWgSliceK = 32;      // k per slice: one 128-byte swizzled row per tile row
-constexpr int kWgThreads = 256;    // two warpgroups
-constexpr int kTileBytes = kWgTile * kWgSliceK * 4;  // one operand's slice: 16 KiB
-constexpr int kStageBytes = 2 * kTileBytes;          // A then B
+using namespace wgmma_layout;
+constexpr int kWgTile = kRows;       // rows of c and columns of c per block
+[[maybe_unused]] constexpr int kWgSliceK = kSliceK;  // k per slice: one 128-byte swizzled row per tile row
+constexpr int kWgThreads = kThreads; // two warpgroups
+constexpr int kStageBytes = 2 * kTileBytes;             // A then B
 constexpr int kWgSharedBytes = 2 * kStageBytes + 1024;  // two stages, plus room to align to 1024
 static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x 128 tiles");
-
-/// Where element (row, kk) of a swizzled operand slice lives, in bytes from the tile's start.
-[[maybe_unused]] __device__ __forceinline__ int swizzled_offset(int row, int kk) {
-  return row * 128 + (((kk / 4) ^ (row % 8)) * 16) + (kk % 4) * 4;
-}
 
 [[maybe_unused]] __device__ __forceinline__ float round_tf32(float x) {
   std::uint32_t bits;
@@ -49,28 +45,22 @@ static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x
   return e == 0 ? q.x : e == 1 ? q.y : e == 2 ? q.z : q.w;
 }
 
-/// One operand's 128 x 32 slice: 4 float4 per thread, loaded from global memory, then stored
-/// rounded and swizzled. `outer` is the tile's long dimension (m for a, n for b).
-/// KContiguous: the source holds each outer index's k values contiguously (a not transposed, b
-/// transposed); thread t then takes the 16-byte chunk t % 8 of rows t / 8 + 32 i. Otherwise warp
-/// w takes k = 4 w + lane % 4 and the 16-byte runs 8 i + lane / 4 along outer.
+/// One operand's 128 x 32 slice (wgmma_layout.hpp): 4 runs of 4 values per thread, loaded from
+/// global memory, then stored rounded to TF32 and swizzled. `outer` is the tile's long dimension
+/// (m for a, n for b). KContiguous: the source holds each outer index's k values contiguously.
 template <bool KContiguous, bool Vector>
 struct SwizzledSlice {
   float4 v[4];
-  int lane, warp, tid;
+  int thread;
 
-  __device__ SwizzledSlice(int thread) : lane(thread % 32), warp(thread / 32), tid(thread) {}
-
-  /// The 4 values of pass i: (outer index, k) of the first value; the rest run along k or outer.
-  __device__ int pass_outer(int i) const { return KContiguous ? tid / 8 + 32 * i : 4 * (8 * i + lane / 4); }
-  __device__ int pass_k(int) const { return KContiguous ? 4 * (tid % 8) : 4 * warp + lane % 4; }
+  __device__ explicit SwizzledSlice(int t) : thread(t) {}
 
   /// Loads slice k0 of a tile whose long dimension starts at outer0 from x, indexed x[outer][k]
   /// (KContiguous) or x[k][outer]; limits outer_size and k_size; outside them, zeros.
   __device__ void load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int o = outer0 + pass_outer(i), kk = k0 + pass_k(i);
+      const int o = outer0 + pass_row(KContiguous, thread, i), kk = k0 + pass_k(KContiguous, thread);
       const int line = KContiguous ? o : kk, line_size = KContiguous ? outer_size : k_size;
       const int run = KContiguous ? kk : o, run_size = KContiguous ? k_size : outer_size;
       const float* p = x + static_cast<long long>(line) * ld + run;
@@ -89,16 +79,14 @@ struct SwizzledSlice {
   __device__ void store(unsigned char* tile) const {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int row = pass_outer(i), kk = pass_k(i);
+      const int row = pass_row(KContiguous, thread, i), kk = pass_k(KContiguous, thread);
       if constexpr (KContiguous) {  // one 16-byte chunk of the row: stays whole under the swizzle
         *reinterpret_cast<float4*>(tile + swizzled_offset(row, kk)) =
             make_float4(round_tf32(v[i].x), round_tf32(v[i].y), round_tf32(v[i].z), round_tf32(v[i].w));
-      } else {
-        // Rows row .. row + 3 at one k. Store s writes element (s + lane / 8) % 4: across the 8
-        // lanes sharing a k, rows then differ mod 8, so with the swizzle the 32 lanes hit 32 banks.
+      } else {  // rows row .. row + 3 at one k, one element per store, staggered across lanes
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
-          const int e = (s + lane / 8) % 4;
+          const int e = store_element(thread % 32, s);
           *reinterpret_cast<float*>(tile + swizzled_offset(row + e, kk)) = round_tf32(component(v[i], e));
         }
       }
@@ -108,10 +96,10 @@ struct SwizzledSlice {
 
 /// The shared-memory matrix descriptor of a K-major, 128-byte-swizzled operand starting at
 /// `address` (a shared-window address): start address, leading byte offset (unused with this
-/// swizzle: 1), stride byte offset (1024: from one 8-row group to the next), swizzle mode 1.
+/// swizzle: 1), stride byte offset (kGroupBytes: from one 8-row group to the next), swizzle mode 1.
 [[maybe_unused]] __device__ __forceinline__ std::uint64_t smem_descriptor(std::uint32_t address) {
   return static_cast<std::uint64_t>((address & 0x3FFFF) >> 4) | (std::uint64_t{1} << 16) |
-         (std::uint64_t{1024 >> 4} << 32) | (std::uint64_t{1} << 62);
+         (std::uint64_t{kGroupBytes >> 4} << 32) | (std::uint64_t{1} << 62);
 }
 
 /// Keeps the compiler from moving accumulator accesses across the asynchronous wgmma region.
