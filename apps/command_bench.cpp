@@ -37,28 +37,46 @@ std::string figure(double value, const char* format = "{:.1f}") {
   return std::isnan(value) ? std::string("-") : fmt::format(fmt::runtime(format), value);
 }
 
-void gemm(const BenchArguments& a, CsvRows& csv) {
-  std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision\n",
+/// A relative error, with " WRONG" appended above the tolerance; "-" where the variant did not run.
+std::string error_text(double error, double tolerance, int& wrong) {
+  if (std::isnan(error)) return "-";
+  if (!(error <= tolerance)) ++wrong;
+  return fmt::format("{:.0e}{}", error, error <= tolerance ? "" : " WRONG");
+}
+
+/// Returns how many Ember products differed from cuBLAS's beyond their tolerance.
+int gemm(const BenchArguments& a, CsvRows& csv) {
+  std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision; "
+              "errors of Ember's results against cuBLAS FP32's\n",
               static_cast<long long>(a.runs));
-  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s  %s\n", "case", "mode", "ember", "cublas", "ratio",
-              "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "ember kernel");
+  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %8s %8s  %s\n", "case", "mode", "ember", "cublas", "ratio",
+              "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "error", "tf32 err", "ember kernel");
+  int wrong = 0;
   bench::gemm_table({.runs = a.runs}, [&](const bench::GemmRow& r) {
     const std::string name = fmt::format("{} {}", r.label, r.mode);
-    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s  %s\n", r.label.c_str(), r.mode.c_str(),
+    const double tf32_error = std::isnan(r.error_tf32_mma) ? r.error_tf32 : std::max(r.error_tf32, r.error_tf32_mma);
+    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %8s %8s  %s\n", r.label.c_str(), r.mode.c_str(),
                 figure(r.ember).c_str(), figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(),
                 figure(r.ember_tf32).c_str(), figure(r.cublas_tf32).c_str(),
                 figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(), figure(r.ember_tf32_mma).c_str(),
-                r.kernel.c_str());
+                error_text(r.error, bench::kFp32GemmTolerance, wrong).c_str(),
+                error_text(tf32_error, bench::kTf32GemmTolerance, wrong).c_str(), r.kernel.c_str());
     std::fflush(stdout);
     csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
+    csv.add("gemm", name, "ember-fp32", "relative error", r.error);
     csv.add("gemm", name, "cublas-fp32", "TFLOP/s", r.cublas);
-    if (!std::isnan(r.ember_tf32))
+    if (!std::isnan(r.ember_tf32)) {
       csv.add("gemm", name, "ember-tf32", "TFLOP/s", r.ember_tf32, "cublas-tf32", r.ember_tf32 / r.cublas_tf32);
-    if (!std::isnan(r.ember_tf32_mma))
+      csv.add("gemm", name, "ember-tf32", "relative error", r.error_tf32);
+    }
+    if (!std::isnan(r.ember_tf32_mma)) {
       csv.add("gemm", name, "ember-tf32-mma-sync", "TFLOP/s", r.ember_tf32_mma, "cublas-tf32",
               r.ember_tf32_mma / r.cublas_tf32);
+      csv.add("gemm", name, "ember-tf32-mma-sync", "relative error", r.error_tf32_mma);
+    }
     csv.add("gemm", name, "cublas-tf32", "TFLOP/s", r.cublas_tf32);
   });
+  return wrong;
 }
 
 void memory(const BenchArguments& a, CsvRows& csv) {
@@ -142,10 +160,13 @@ void run_bench(const BenchArguments& a) {
   }
 
   CsvRows csv;
-  if (tables.contains("gemm")) gemm(a, csv);
+  const int wrong = tables.contains("gemm") ? gemm(a, csv) : 0;
   if (tables.contains("memory")) memory(a, csv);
   if (tables.contains("step")) steps(a, device, gpu, csv);
   if (!a.csv.empty()) write_file_atomically(a.csv, csv.text());
+  if (wrong > 0)  // a benchmark of wrong results is a failure, reported after all the figures
+    throw Error(fmt::format("ember bench: {} GEMM result(s) differ from cuBLAS's beyond tolerance (marked WRONG above)",
+                            wrong));
 }
 
 }  // namespace

@@ -30,12 +30,17 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
                               std::int64_t steps_per_run = 10);
 
 /// One GEMM case: TFLOP/s (2 m n k per product) of each provider; NaN where one is unavailable.
+inline constexpr double kFp32GemmTolerance = 1e-5, kTf32GemmTolerance = 5e-3;
+
 struct GemmRow {
   std::string label;  // "4096^3" or "forward 8192x4096x4096"
   std::int64_t m = 0, n = 0, k = 0;
   std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
   double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
   double ember_tf32_mma = 0;  // where TF32 ran on wgmma: the mma.sync kernel on the same product; else NaN
+  /// Relative error ||ember - cublas|| / ||cublas|| of each Ember result against cuBLAS's FP32 product
+  /// (NaN where that variant did not run); above kFp32GemmTolerance or kTf32GemmTolerance, it is wrong.
+  double error = 0, error_tf32 = 0, error_tf32_mma = 0;
   std::string kernel;  // Ember's kernels that ran: FP32's ("128x128", "64x64", "64x64 split-k"), then " / " TF32's
 };
 

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "cuda/cublas_util.hpp"
 #include "cuda/cuda_api.hpp"
@@ -147,6 +148,17 @@ std::string short_kernel_name(const std::string& kernel) {
   return kernel;
 }
 
+/// ||got - expected|| / ||expected||, in double.
+double relative_error(const std::vector<float>& got, const std::vector<float>& expected) {
+  double difference = 0, norm = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - expected[i];
+    difference += d * d;
+    norm += static_cast<double>(expected[i]) * expected[i];
+  }
+  return norm > 0 ? std::sqrt(difference / norm) : std::sqrt(difference);
+}
+
 std::string mode_name(bool ta, bool tb) {
   return fmt::format("{}{}", ta ? 'T' : 'N', tb ? 'T' : 'N');
 }
@@ -168,11 +180,20 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     const double flop = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
     const auto tflops = [&](double ms) { return flop / (ms * 1e-3) / 1e12; };
     const char* kernel = nullptr;  // the last Ember kernel timed
-    const auto ember = [&](kernels::MatmulPrecision precision) {
-      return tflops(bench.median_ms([&] {
+    // Each Ember result is checked against cuBLAS's FP32 product of the same inputs.
+    std::vector<float> expected(static_cast<std::size_t>(g.m * g.n)), got(expected.size());
+    const auto error = [&] {
+      EMBER_CUDA_CHECK(cudaMemcpyAsync(got.data(), c.data(), c.bytes(), cudaMemcpyDeviceToHost, bench.stream()));
+      EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
+      return relative_error(got, expected);
+    };
+    const auto ember = [&](kernels::MatmulPrecision precision, double& relative) {
+      const double figure = tflops(bench.median_ms([&] {
         kernel = kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {},
                                         bench.stream(), precision, scratch.floats());
       }));
+      relative = error();
+      return figure;
     };
     const auto cublas = [&](const Cublas& handle) {
       return tflops(bench.median_ms([&] {
@@ -186,15 +207,18 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.n = g.n;
     row.k = g.k;
     row.mode = mode_name(g.ta, g.tb);
-    row.ember = ember(kernels::MatmulPrecision::fp32);
-    row.kernel = short_kernel_name(kernel);
     row.cublas = cublas(fp32);
-    row.ember_tf32 = row.ember_tf32_mma = std::numeric_limits<double>::quiet_NaN();
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(expected.data(), c.data(), c.bytes(), cudaMemcpyDeviceToHost, bench.stream()));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
+    row.ember = ember(kernels::MatmulPrecision::fp32, row.error);
+    row.kernel = short_kernel_name(kernel);
+    row.ember_tf32 = row.ember_tf32_mma = row.error_tf32 = row.error_tf32_mma = std::numeric_limits<double>::quiet_NaN();
     if (kernels::tf32_matmul_available()) {
-      row.ember_tf32 = ember(kernels::MatmulPrecision::tf32);
+      row.ember_tf32 = ember(kernels::MatmulPrecision::tf32, row.error_tf32);
       const std::string tf32_kernel = kernel;
       row.kernel += " / " + short_kernel_name(tf32_kernel);
-      if (tf32_kernel == "matmul_wgmma_kernel") row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32_mma_sync);
+      if (tf32_kernel == "matmul_wgmma_kernel")
+        row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32_mma_sync, row.error_tf32_mma);
     }
     row.cublas_tf32 = cublas(tf32);
     on_row(row);
