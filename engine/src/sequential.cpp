@@ -166,13 +166,17 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
   const SgdParams sgd = to_sgd_params(options_.optimizer);
   const std::uint64_t shuffle_seed = options.seed.value_or(seed_);
   const std::int64_t batches = (train_rows + batch_size - 1) / batch_size;
+  // The row order of an epoch (absolute epoch numbers, so a resumed run shuffles as an uninterrupted one).
   std::vector<std::int32_t> order(static_cast<std::size_t>(train_rows));
+  const auto shuffle_for = [&](std::int64_t epoch) {
+    std::iota(order.begin(), order.end(), 0);
+    if (options.shuffle) Random(derive_seed(shuffle_seed, static_cast<std::uint64_t>(epoch))).shuffle(order);
+  };
+  if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
   History history;
   for (std::int64_t e = 0; e < options.epochs; ++e) {
     const auto start = std::chrono::steady_clock::now();
-    const std::int64_t epoch = epochs_completed_ + e + 1;  // absolute, so a resumed run shuffles as an uninterrupted one
-    std::iota(order.begin(), order.end(), 0);
-    if (options.shuffle) Random(derive_seed(shuffle_seed, static_cast<std::uint64_t>(epoch))).shuffle(order);
+    const std::int64_t epoch = epochs_completed_ + e + 1;
     backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
@@ -184,6 +188,9 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
       plan.accumulate_validation(plan.forward(validation_x.view.row_range(first, rows)),
                                  validation_y.view.row_range(first, rows));
     }
+    // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
+    // (its upload above has completed: copy_to_device returns once the source may be reused).
+    if (e + 1 < options.epochs) shuffle_for(epoch + 1);
     const std::array<float, 4> sums = plan.read_accumulators();
     EpochRecord record;
     record.epoch = epoch;
