@@ -27,12 +27,6 @@ constexpr int kSliceK = 16;  // two loader slices of kBigK = 8, two k8 mma steps
 [[maybe_unused]] constexpr int kSliceFloats = kBigM * kSliceK;  // one operand's slice: 2048 floats
 static_assert(kSliceK == 2 * kBigK && kBigM == kBigN, "a slice is two loader slices of a square tile");
 
-[[maybe_unused]] __device__ __forceinline__ float to_tf32(float x) {
-  std::uint32_t bits;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
-  return __uint_as_float(bits);
-}
-
 /// Where op(a)[i][p] of the slice (i < 128, p < 16) lives in the fragment-ordered A slice.
 [[maybe_unused]] __device__ __forceinline__ int a_slot(int i, int p) {
   const int step = p / 8, c = p % 8, block = i / 16, r = i % 16;

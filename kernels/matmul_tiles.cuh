@@ -1,6 +1,9 @@
 #pragma once
-// Pieces shared by the matmul kernels (matmul.cu: FP32; matmul_tf32.cu: TF32 tensor cores): the
-// epilogue, the k-slice loader of the 128 x 128 tiles, and the launch arguments. CUDA only.
+// Pieces shared by the matmul kernels (matmul.cu: FP32; matmul_tf32.cu and matmul_wgmma.cu: TF32
+// tensor cores): the epilogue, the TF32 rounding, the k-slice loader of the 128 x 128 tiles, and the
+// launch arguments. CUDA only.
+#include <cstdint>
+
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 
@@ -19,6 +22,14 @@ __device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float a
   } else {
     return e.mask[static_cast<long long>(row) * ldc + col] > 0.0f ? acc : 0.0f;
   }
+}
+
+/// x rounded to TF32 (10 mantissa bits, to nearest, ties away from zero), as the TF32 kernels store
+/// their operands. Compute capability 8.0 and newer.
+__device__ __forceinline__ float to_tf32(float x) {
+  std::uint32_t bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
+  return __uint_as_float(bits);
 }
 
 // 128 x 128 tiles of c, k slices loaded 8 at a time by 256 threads.

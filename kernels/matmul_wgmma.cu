@@ -35,12 +35,6 @@ constexpr int kStageBytes = 2 * kTileBytes;             // A then B
 constexpr int kWgSharedBytes = 2 * kStageBytes + 1024;  // two stages, plus room to align to 1024
 static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x 128 tiles");
 
-[[maybe_unused]] __device__ __forceinline__ float round_tf32(float x) {
-  std::uint32_t bits;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
-  return __uint_as_float(bits);
-}
-
 [[maybe_unused]] __device__ __forceinline__ float component(const float4& q, int e) {
   return e == 0 ? q.x : e == 1 ? q.y : e == 2 ? q.z : q.w;
 }
@@ -82,12 +76,12 @@ struct SwizzledSlice {
       const int row = pass_row(KContiguous, thread, i), kk = pass_k(KContiguous, thread);
       if constexpr (KContiguous) {  // one 16-byte chunk of the row: stays whole under the swizzle
         *reinterpret_cast<float4*>(tile + swizzled_offset(row, kk)) =
-            make_float4(round_tf32(v[i].x), round_tf32(v[i].y), round_tf32(v[i].z), round_tf32(v[i].w));
+            make_float4(to_tf32(v[i].x), to_tf32(v[i].y), to_tf32(v[i].z), to_tf32(v[i].w));
       } else {  // rows row .. row + 3 at one k, one element per store, staggered across lanes
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
           const int e = store_element(thread % 32, s);
-          *reinterpret_cast<float*>(tile + swizzled_offset(row + e, kk)) = round_tf32(component(v[i], e));
+          *reinterpret_cast<float*>(tile + swizzled_offset(row + e, kk)) = to_tf32(component(v[i], e));
         }
       }
     }
