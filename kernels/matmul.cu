@@ -16,13 +16,16 @@
 // matmul_tf32.cu (mma.sync) instead. Which kernel runs, and the k split, is plan_matmul's choice
 // (matmul_plan.hpp, host code tested on any machine).
 //
-// matmul_64x64_kernel — small or few-tile outputs, where 128 x 128 tiles would leave SMs idle.
-//   256 threads, a 64 x 64 tile, k slices of 16, 4 x 4 per thread (rows ty + 16 i, columns
-//   tx + 16 j), scalar loads. Split-k: when even 64 x 64 tiles cannot fill the GPU and k is long
-//   (the weight gradient of a narrow layer: a w x w output over k = batch), blockIdx.z takes a
-//   range of k and writes its partial product to the scratch; split_k_sum_kernel then adds the
-//   partials in split order and applies alpha and beta. The split count depends on the shape and
-//   the SM count only, so results stay bit-reproducible on a given GPU.
+// matmul_small_kernel (64 x 64 and 32 x 32 tiles) — small or few-tile outputs, where 128 x 128
+//   tiles would leave SMs idle. 256 threads, k slices of 16, (tile / 16)^2 outputs per thread
+//   (rows ty + 16 i, columns tx + 16 j), scalar loads. Split-k (64 x 64 only): when even 64 x 64
+//   tiles cannot fill the GPU and k is long (the weight gradient of a narrow layer: a w x w output
+//   over k = batch), blockIdx.z takes a range of k and writes its partial product to the scratch;
+//   split_k_sum_kernel then adds the partials in split order and applies alpha and beta. The split
+//   count depends on the shape and the SM count only, so results stay bit-reproducible on a given
+//   GPU. Outputs of less than a wave of 64 x 64 tiles that are not split (a fused epilogue, or k
+//   too short) take 32 x 32 tiles: four times the blocks, so that a narrow layer's forward and
+//   input-gradient products (1024 x 256 at width 256: 64 tiles of 64) occupy every SM.
 //   Row sums (a weight gradient's bias gradient): the blocks of the first tile column also add up
 //   the rows of each op(a) slice they hold in shared memory, thread t over row t % 64 and a quarter
 //   of the slice, and combine the four quarters in order at the end (per split, when split; the
@@ -110,46 +113,49 @@ __global__ void __launch_bounds__(kBigThreads)
   }
 }
 
-// ---- 64 x 64 -------------------------------------------------------------------------------------
-constexpr int kSmallM = kSmallTile, kSmallN = kSmallTile, kSmallK = kSmallSliceK, kSmallThreads = 256, kPerThread = 4;
+// ---- 64 x 64 and 32 x 32 -------------------------------------------------------------------------
+constexpr int kSmallK = kSmallSliceK, kSmallThreads = 256;
 
-/// Split z (blockIdx.z) covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc
-/// (and, with RowSums, its row sums to epilogue.row_sums + z m).
-template <bool TransposeA, bool TransposeB, EpilogueKind Kind, bool RowSums = false>
+/// Tile x Tile of c per block (64 or 32), (Tile / 16)^2 outputs per thread. Split z (blockIdx.z)
+/// covers k in [z k_split, min(k, (z + 1) k_split)) and writes to c + z m ldc (and, with RowSums,
+/// its row sums to epilogue.row_sums + z m).
+template <int Tile, bool TransposeA, bool TransposeB, EpilogueKind Kind, bool RowSums = false>
 __global__ void __launch_bounds__(kSmallThreads)
-    matmul_64x64_kernel(int m, int n, int k, int k_split, const float* __restrict__ a, int lda,
+    matmul_small_kernel(int m, int n, int k, int k_split, const float* __restrict__ a, int lda,
                         const float* __restrict__ b, int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+  constexpr int kPerThread = Tile / 16, kLoads = Tile * kSmallK / kSmallThreads;
+  constexpr int kRowLanes = kSmallThreads / Tile, kSumP = kSmallK / kRowLanes;  // threads per row sum, k each
   static_assert(!RowSums || Kind == EpilogueKind::linear, "row sums come with plain products");
-  static_assert(kSmallThreads == 4 * kSmallM && kSmallK % 4 == 0, "four threads share each row's sum");
-  __shared__ float tile_a[kSmallK][kSmallM];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
-  __shared__ float tile_b[kSmallK][kSmallN];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
+  static_assert(Tile % 16 == 0 && kSmallThreads % Tile == 0 && kSmallK % kRowLanes == 0, "tile shape");
+  __shared__ float tile_a[kSmallK][Tile];  // tile_a[p][i] = op(a)[row0 + i][k0 + p]
+  __shared__ float tile_b[kSmallK][Tile];  // tile_b[p][j] = op(b)[k0 + p][col0 + j]
   const int tid = threadIdx.x;
   const int tx = tid % 16, ty = tid / 16;
-  const int row0 = blockIdx.y * kSmallM, col0 = blockIdx.x * kSmallN;
+  const int row0 = blockIdx.y * Tile, col0 = blockIdx.x * Tile;
   const int k_begin = blockIdx.z * k_split, k_end = min(k, k_begin + k_split);
   c += static_cast<long long>(blockIdx.z) * m * ldc;
   float acc[kPerThread][kPerThread] = {};
-  // Row sums: this thread adds op(a)[row0 + sum_row][k0 + sum_p .. + kSmallK / 4 - 1] of each slice.
+  // Row sums: this thread adds op(a)[row0 + sum_row][k0 + sum_p .. + kSumP - 1] of each slice.
   const bool sum_rows = RowSums && blockIdx.x == 0;  // uniform over the block
-  const int sum_row = tid % kSmallM, sum_p = (tid / kSmallM) * (kSmallK / 4);
+  const int sum_row = tid % Tile, sum_p = (tid / Tile) * kSumP;
   float row_sum = 0.0f;
 
   for (int k0 = k_begin; k0 < k_end; k0 += kSmallK) {
-    // 64 x 16 = 1024 elements per tile, 4 per thread, consecutive threads on consecutive addresses.
+    // Tile x 16 elements per operand tile, consecutive threads on consecutive addresses.
 #pragma unroll
-    for (int l = 0; l < 4; ++l) {
+    for (int l = 0; l < kLoads; ++l) {
       const int e = tid + l * kSmallThreads;
       // op(a)[i][p]: a[i][p] (contiguous in p) or a[p][i] (contiguous in i).
-      const int ai = TransposeA ? e % kSmallM : e / kSmallK;
-      const int ap = TransposeA ? e / kSmallM : e % kSmallK;
+      const int ai = TransposeA ? e % Tile : e / kSmallK;
+      const int ap = TransposeA ? e / Tile : e % kSmallK;
       const int gi = row0 + ai, gp = k0 + ap;
       float va = 0.0f;
       if (gi < m && gp < k_end)
         va = TransposeA ? a[static_cast<long long>(gp) * lda + gi] : a[static_cast<long long>(gi) * lda + gp];
       tile_a[ap][ai] = va;
       // op(b)[p][j]: b[p][j] (contiguous in j) or b[j][p] (contiguous in p).
-      const int bj = TransposeB ? e / kSmallK : e % kSmallN;
-      const int bp = TransposeB ? e % kSmallK : e / kSmallN;
+      const int bj = TransposeB ? e / kSmallK : e % Tile;
+      const int bp = TransposeB ? e % kSmallK : e / Tile;
       const int gj = col0 + bj, gq = k0 + bp;
       float vb = 0.0f;
       if (gj < n && gq < k_end)
@@ -171,16 +177,19 @@ __global__ void __launch_bounds__(kSmallThreads)
     }
     if (sum_rows) {
 #pragma unroll
-      for (int q = 0; q < kSmallK / 4; ++q) row_sum += tile_a[sum_p + q][sum_row];  // consecutive rows: no conflicts
+      for (int q = 0; q < kSumP; ++q) row_sum += tile_a[sum_p + q][sum_row];  // consecutive rows: no conflicts
     }
     __syncthreads();
   }
-  if (sum_rows) {  // the loop's last barrier has passed: tile_a is free to hold the four quarters
-    tile_a[tid / kSmallM][sum_row] = row_sum;
+  if (sum_rows) {  // the loop's last barrier has passed: tile_a is free to hold the partial sums
+    tile_a[tid / Tile][sum_row] = row_sum;
     __syncthreads();
-    if (tid < kSmallM && row0 + tid < m)
-      epilogue.row_sums[static_cast<long long>(blockIdx.z) * m + row0 + tid] =
-          ((tile_a[0][tid] + tile_a[1][tid]) + tile_a[2][tid]) + tile_a[3][tid];
+    if (tid < Tile && row0 + tid < m) {
+      float total = 0.0f;
+#pragma unroll
+      for (int q = 0; q < kRowLanes; ++q) total += tile_a[q][tid];
+      epilogue.row_sums[static_cast<long long>(blockIdx.z) * m + row0 + tid] = total;
+    }
   }
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
@@ -219,6 +228,23 @@ __global__ void split_k_sum_kernel(const float* __restrict__ partials, int split
 }
 
 // ---- dispatch ------------------------------------------------------------------------------------
+/// The unsplit small-tile kernel on Tile x Tile tiles (with the row sums in it where asked for).
+template <int Tile, bool TransposeA, bool TransposeB, EpilogueKind Kind, bool RowSumsPossible>
+const char* launch_small(const MatmulArgs& x, int k_split, const float* row_sums, cudaStream_t stream) {
+  const char* name = Tile == 64 ? "matmul_64x64_kernel" : "matmul_32x32_kernel";
+  const dim3 grid((x.n + Tile - 1) / Tile, (x.m + Tile - 1) / Tile);
+  if constexpr (RowSumsPossible) {
+    if (row_sums != nullptr) {
+      matmul_small_kernel<Tile, TransposeA, TransposeB, Kind, true><<<grid, kSmallThreads, 0, stream>>>(
+          x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+      return name;
+    }
+  }
+  matmul_small_kernel<Tile, TransposeA, TransposeB, Kind>
+      <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  return name;
+}
+
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
   // Row sums exist for plain a^T @ b products only (launch_matmul checks); elsewhere they compile out.
@@ -234,7 +260,7 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
                                        .scratch = x.scratch != nullptr,
                                        .row_sums = row_sums != nullptr});
   const auto shapes = [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); };
-  if (plan.kernel != MatmulKernel::fp32_64x64) {
+  if (plan.kernel != MatmulKernel::fp32_64x64 && plan.kernel != MatmulKernel::fp32_32x32) {
     const char* kernel = "matmul_128x128_kernel";
     if (plan.kernel == MatmulKernel::tf32_wgmma) {
       kernel = launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream);
@@ -257,31 +283,25 @@ const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecis
     return kernel;
   }
   const int k_split = static_cast<int>(plan.k_split);
-  const dim3 grid((x.n + kSmallN - 1) / kSmallN, (x.m + kSmallM - 1) / kSmallM, static_cast<unsigned>(plan.splits));
   if (plan.splits == 1) {
-    if constexpr (kRowSumsPossible) {
-      if (row_sums != nullptr) {
-        matmul_64x64_kernel<TransposeA, TransposeB, Kind, true><<<grid, kSmallThreads, 0, stream>>>(
-            x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-        return "matmul_64x64_kernel";
-      }
-    }
-    matmul_64x64_kernel<TransposeA, TransposeB, Kind>
-        <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-    return "matmul_64x64_kernel";
+    if (plan.kernel == MatmulKernel::fp32_32x32)
+      return launch_small<32, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, row_sums, stream);
+    return launch_small<64, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, row_sums, stream);
   }
+  const dim3 grid((x.n + kSmallTile - 1) / kSmallTile, (x.m + kSmallTile - 1) / kSmallTile,
+                  static_cast<unsigned>(plan.splits));
   // The partial products, then the partial row sums, in the scratch.
   float* const row_partials = x.scratch + plan.splits * x.m * static_cast<long long>(x.n);
   bool partial_rows = false;
   if constexpr (kRowSumsPossible) {
     if (row_sums != nullptr) {
-      matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear, true><<<grid, kSmallThreads, 0, stream>>>(
+      matmul_small_kernel<64, TransposeA, TransposeB, EpilogueKind::linear, true><<<grid, kSmallThreads, 0, stream>>>(
           x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{.row_sums = row_partials});
       partial_rows = true;
     }
   }
   if (!partial_rows)
-    matmul_64x64_kernel<TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
+    matmul_small_kernel<64, TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
         x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
   check_launch("matmul_64x64_kernel (split k)", shapes);
   const long long sums = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
@@ -328,7 +348,7 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
   }
   if (precision != MatmulPrecision::fp32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)", args());
-  if ((m + kSmallM - 1) / kSmallM > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
+  if ((m + kSmallTile - 1) / kSmallTile > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
   const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue, scratch};
   const char* kernel = nullptr;
   // The fused epilogues exist where the training step uses them: bias (+ ReLU) on the forward

@@ -7,7 +7,8 @@
 // mma.sync's 128 x 128 kernel. Everything else runs on 64 x 64 tiles, and a plain (linear) product
 // with a scratch is split over k when even those tiles cannot fill two waves of SMs and k is long
 // (the weight gradient of a narrow layer): each split's partial product (and row sums) goes to the
-// scratch, a second kernel adds them in split order.
+// scratch, a second kernel adds them in split order. Unsplit outputs of less than a wave of 64 x 64
+// tiles take 32 x 32 tiles instead, four times the blocks.
 #include <algorithm>
 #include <cstdint>
 
@@ -21,12 +22,13 @@ inline constexpr int kMaxReductionBlocks = 1024;
 static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
 inline constexpr int kBigTile = 128;    // the 128 x 128 kernels' tile (FP32, mma.sync, wgmma)
-inline constexpr int kSmallTile = 64;   // the 64 x 64 kernel's tile
+inline constexpr int kSmallTile = 64;   // the 64 x 64 kernel's tile (split-k runs on it)
+inline constexpr int kSmallestTile = 32;  // sub-wave outputs: the 32 x 32 kernel's tile
 inline constexpr int kSmallSliceK = 16; // its k slice: a split covers a whole number of them
 inline constexpr int kMinSplitK = 256;  // k per split at least: below that the partials' traffic dominates
 inline constexpr int kMaxSplits = 64;
 
-enum class MatmulKernel { fp32_64x64, fp32_128x128, tf32_mma_sync, tf32_wgmma };
+enum class MatmulKernel { fp32_32x32, fp32_64x64, fp32_128x128, tf32_mma_sync, tf32_wgmma };
 
 struct MatmulProblem {
   std::int64_t m = 0, n = 0, k = 0;
@@ -40,9 +42,9 @@ struct MatmulProblem {
 
 struct MatmulPlan {
   MatmulKernel kernel = MatmulKernel::fp32_64x64;
-  std::int64_t splits = 1;   // blocks along k (64 x 64 kernel only)
+  std::int64_t splits = 1;   // blocks along k (the 64 x 64 kernel only)
   std::int64_t k_split = 1;  // k per split: a multiple of kSmallSliceK when split, else max(k, 1)
-  /// Whether the 64 x 64 kernel sums the rows itself; otherwise a column reduction of a follows.
+  /// Whether the 64 x 64 or 32 x 32 kernel sums the rows itself; otherwise a column reduction of a follows.
   bool row_sums_in_kernel = false;
 };
 
@@ -82,6 +84,7 @@ inline MatmulPlan plan_matmul(const MatmulProblem& p) {
   }
   if (splits == 1) {
     plan.k_split = std::max<std::int64_t>(p.k, 1);
+    if (small_tiles < sms) plan.kernel = MatmulKernel::fp32_32x32;  // less than a wave: more, smaller blocks
     return plan;
   }
   // k per split, a whole number of slices; then the splits that k actually needs (none empty).

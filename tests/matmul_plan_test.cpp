@@ -30,6 +30,10 @@ TEST(MatmulPlan, SplitsAreNonEmptyAndFitTheScratch) {
               ASSERT_GE(plan.splits, 1);
               ASSERT_LE(plan.splits, kMaxSplits);
               ASSERT_GE(plan.k_split, 1);
+              if (plan.kernel == MatmulKernel::fp32_32x32) {  // sub-wave outputs only, never split
+                EXPECT_LT(tile_count(m, n, kSmallTile), sms);
+                EXPECT_EQ(plan.splits, 1);
+              }
               if (plan.splits == 1) {
                 EXPECT_EQ(plan.k_split, std::max<std::int64_t>(k, 1));
                 continue;
@@ -59,11 +63,16 @@ TEST(MatmulPlan, KernelFollowsTheTileCounts) {
   const MatmulPlan narrow = plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true});
   EXPECT_EQ(narrow.splits, 32);
   EXPECT_EQ(narrow.k_split, 256);
-  // No scratch, or a fused epilogue: no split.
+  // No scratch, or a fused epilogue: no split, and less than a wave of 64 x 64 tiles: 32 x 32 ones.
   EXPECT_EQ(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms}).splits, 1);
-  EXPECT_EQ(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .linear = false, .scratch = true}).splits,
-            1);
-  // Row sums: in the 64 x 64 kernel, else after it.
+  const MatmulPlan fused =
+      plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .linear = false, .scratch = true});
+  EXPECT_EQ(fused.splits, 1);
+  EXPECT_EQ(fused.kernel, MatmulKernel::fp32_32x32);
+  // A width-256 layer's forward on a batch of 1024: 64 tiles of 64, 256 of 32.
+  EXPECT_EQ(plan_matmul({.m = 1024, .n = 256, .k = 256, .multiprocessors = kSms, .linear = false}).kernel,
+            MatmulKernel::fp32_32x32);
+  // Row sums: in the 64 x 64 (or 32 x 32) kernel, else after it.
   EXPECT_TRUE(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true, .row_sums = true})
                   .row_sums_in_kernel);
   EXPECT_FALSE(plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms, .row_sums = true})
@@ -78,7 +87,7 @@ TEST(MatmulPlan, Tf32PicksWgmmaForAWaveAndMmaSyncBelow) {
   EXPECT_EQ(kernel(1536, 1536, true), MatmulKernel::tf32_wgmma);      // 144 tiles
   EXPECT_EQ(kernel(1536, 1536, false), MatmulKernel::tf32_mma_sync);  // no wgmma in this build or device
   EXPECT_EQ(kernel(1024, 1024, true), MatmulKernel::tf32_mma_sync);   // 64 tiles: a quarter wave or more
-  EXPECT_EQ(kernel(512, 512, true), MatmulKernel::fp32_64x64);        // 16 tiles: FP32, split-k where it pays
+  EXPECT_EQ(kernel(512, 512, true), MatmulKernel::fp32_32x32);        // 16 tiles: FP32 (no scratch here: no split)
 }
 
 }  // namespace

@@ -142,6 +142,7 @@ std::vector<GemmCase> gemm_cases() {
 std::string short_kernel_name(const std::string& kernel) {
   if (kernel == "matmul_128x128_kernel") return "128x128";
   if (kernel == "matmul_64x64_kernel") return "64x64";
+  if (kernel == "matmul_32x32_kernel") return "32x32";
   if (kernel == "split_k_sum_kernel") return "64x64 split-k";
   if (kernel == "matmul_tf32_kernel") return "tf32 mma.sync";
   if (kernel == "matmul_wgmma_kernel") return "tf32 wgmma";
