@@ -79,6 +79,23 @@ TEST(MatmulPlan, KernelFollowsTheTileCounts) {
                    .row_sums_in_kernel);
 }
 
+TEST(MatmulPlan, DenseConformanceShapesReachEveryFp32Path) {
+  // The weight gradients (out, in) over k = rows of tests/backend_conformance.hpp's dense shapes, on
+  // an H200, with the bias gradient as row sums: every FP32 path is exercised by the GPU tests.
+  const auto weight_gradient = [](std::int64_t rows, std::int64_t in, std::int64_t out) {
+    return plan_matmul({.m = out, .n = in, .k = rows, .multiprocessors = 132, .scratch = true, .row_sums = true});
+  };
+  EXPECT_EQ(weight_gradient(256, 256, 256).kernel, MatmulKernel::fp32_32x32);
+  EXPECT_TRUE(weight_gradient(256, 256, 256).row_sums_in_kernel);
+  const MatmulPlan unsplit = weight_gradient(301, 999, 1001);
+  EXPECT_EQ(unsplit.kernel, MatmulKernel::fp32_64x64);
+  EXPECT_EQ(unsplit.splits, 1);
+  EXPECT_GT(weight_gradient(513, 129, 257).splits, 1);
+  EXPECT_GT(weight_gradient(1537, 260, 1540).splits, 1);
+  EXPECT_EQ(weight_gradient(129, 1541, 1543).kernel, MatmulKernel::fp32_128x128);
+  EXPECT_FALSE(weight_gradient(129, 1541, 1543).row_sums_in_kernel);
+}
+
 TEST(MatmulPlan, Tf32PicksWgmmaForAWaveAndMmaSyncBelow) {
   constexpr int kSms = 132;
   const auto kernel = [](std::int64_t m, std::int64_t n, bool wgmma) {
