@@ -1,7 +1,8 @@
 // Gather rows: destination[r][c] = source[indices[*cursor + r]][c], r < rows. The cursor lives in
-// device memory so that a captured training step reads the batch position when it replays.
-// Also the cursor advance and fill, the small utility kernels of the step, and the random fill of
-// the benchmarks' inputs.
+// device memory so that a captured training step reads the batch position when it replays. A
+// training step gathers its x and y batches and advances the cursor in one launch
+// (gather_batch_kernel). Also the cursor advance and fill, and the random fill of the benchmarks'
+// inputs.
 #include <algorithm>
 
 #include "cuda_check.hpp"
@@ -10,13 +11,13 @@
 namespace ember::kernels {
 namespace {
 
-/// Blocks stride down the destination rows (blockIdx.y) and across the columns in units of Vector
-/// (float4 when rows are 16-byte aligned, else float): one index read per row, no division.
+/// Copies rows batch[r] of source to rows r of destination, r < rows: blocks stride down the
+/// destination rows (blockIdx.y) and across the columns in units of Vector (float4 when rows are
+/// 16-byte aligned, else float): one index read per row, no division. A bad index gives NaNs.
 template <typename Vector>
-__global__ void gather_rows_kernel(const float* __restrict__ source, long long source_rows, long long width,
-                                   const std::int32_t* __restrict__ indices, const std::int32_t* __restrict__ cursor,
-                                   float* __restrict__ destination, long long rows) {
-  const std::int32_t* batch = indices + *cursor;
+__device__ void gather_rows_block(const float* __restrict__ source, long long source_rows, long long width,
+                                  const std::int32_t* __restrict__ batch, float* __restrict__ destination,
+                                  long long rows) {
   const Vector* from = reinterpret_cast<const Vector*>(source);
   Vector* to = reinterpret_cast<Vector*>(destination);
   for (long long r = blockIdx.y; r < rows; r += gridDim.y) {
@@ -26,7 +27,7 @@ __global__ void gather_rows_kernel(const float* __restrict__ source, long long s
          c += static_cast<long long>(gridDim.x) * blockDim.x) {
       if (valid) {
         to[r * width + c] = from[row * width + c];
-      } else {  // NaN flags a bad index
+      } else {
         const float nan = __int_as_float(0x7fc00000);
         if constexpr (sizeof(Vector) == sizeof(float4))
           to[r * width + c] = make_float4(nan, nan, nan, nan);
@@ -34,6 +35,45 @@ __global__ void gather_rows_kernel(const float* __restrict__ source, long long s
           to[r * width + c] = nan;
       }
     }
+  }
+}
+
+template <typename Vector>
+__global__ void gather_rows_kernel(const float* __restrict__ source, long long source_rows, long long width,
+                                   const std::int32_t* __restrict__ indices, const std::int32_t* __restrict__ cursor,
+                                   float* __restrict__ destination, long long rows) {
+  gather_rows_block<Vector>(source, source_rows, width, indices + *cursor, destination, rows);
+}
+
+/// One matrix of a batch gather: its source, row width (in floats) and destination.
+struct GatherPart {
+  const float* source;
+  float* destination;
+  long long cols;
+  bool vector;  // 16-byte accesses
+};
+
+/// blockIdx.z 0 gathers x, 1 gathers y; the last block to finish advances the cursor. Every block
+/// reads the cursor before it counts itself done, so none reads it after the advance.
+__global__ void gather_batch_kernel(GatherPart x, GatherPart y, long long source_rows,
+                                    const std::int32_t* __restrict__ indices, std::int32_t* cursor, long long rows,
+                                    unsigned* done) {
+  const GatherPart part = blockIdx.z == 0 ? x : y;
+  const std::int32_t* batch = indices + *cursor;
+  if (part.vector)
+    gather_rows_block<float4>(part.source, source_rows, part.cols / 4, batch, part.destination, rows);
+  else
+    gather_rows_block<float>(part.source, source_rows, part.cols, batch, part.destination, rows);
+  __shared__ bool last;
+  __syncthreads();  // the whole block has read the cursor
+  if (threadIdx.x == 0) {
+    __threadfence();
+    last = atomicAdd(done, 1u) == gridDim.x * gridDim.y * gridDim.z - 1;
+  }
+  __syncthreads();
+  if (last && threadIdx.x == 0) {
+    *cursor += static_cast<std::int32_t>(rows);
+    *done = 0;  // ready for the next launch
   }
 }
 
@@ -77,6 +117,23 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
   else
     gather_rows_kernel<float><<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
   check_launch("gather_rows_kernel", [&] { return shape_text("destination", rows, cols); });
+}
+
+void launch_gather_batch(const float* x, const float* y, std::int64_t source_rows, std::int64_t x_cols,
+                         std::int64_t y_cols, const std::int32_t* indices, std::int32_t* cursor, float* x_batch,
+                         float* y_batch, std::int64_t rows, unsigned* done, cudaStream_t stream) {
+  const GatherPart parts[2] = {
+      {x, x_batch, x_cols, x_cols % 4 == 0 && aligned16(x) && aligned16(x_batch)},
+      {y, y_batch, y_cols, y_cols % 4 == 0 && aligned16(y) && aligned16(y_batch)}};
+  // Columns: enough blocks for the wider matrix; rows: about 1024 blocks in all, as gather_rows.
+  std::int64_t column_blocks = 1;
+  for (const GatherPart& part : parts)
+    column_blocks = std::max<std::int64_t>(column_blocks, grid_for(part.vector ? part.cols / 4 : part.cols, 256));
+  const std::int64_t row_blocks =
+      std::min<std::int64_t>({std::max<std::int64_t>(1, 512 / column_blocks), std::max<std::int64_t>(rows, 1), 65535});
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(row_blocks), 2);
+  gather_batch_kernel<<<grid, 256, 0, stream>>>(parts[0], parts[1], source_rows, indices, cursor, rows, done);
+  check_launch("gather_batch_kernel", [&] { return shape_text("x batch", rows, x_cols); });
 }
 
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream) {

@@ -91,6 +91,13 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
                         const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream);
 /// cursor[0] += amount.
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream);
+/// Both gathers of a training step's batch (x_batch (rows, x_cols) from x, y_batch (rows, y_cols)
+/// from y, at the same cursor), then cursor[0] += rows, in one launch. done is one unsigned int of
+/// device memory, zero before the launch and zero again after it (the blocks count themselves
+/// there, and the last one advances the cursor).
+void launch_gather_batch(const float* x, const float* y, std::int64_t source_rows, std::int64_t x_cols,
+                         std::int64_t y_cols, const std::int32_t* indices, std::int32_t* cursor, float* x_batch,
+                         float* y_batch, std::int64_t rows, unsigned* done, cudaStream_t stream);
 /// y[i] = value over count elements.
 void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream);
 /// y[i] uniform in (0, 1] (never zero), a hash of (seed, i): the benchmarks' random inputs.

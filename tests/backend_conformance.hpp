@@ -179,6 +179,26 @@ inline void expect_gather_fill_copy_work(Backend& backend) {
   for (int r = 0; r < 127; ++r) expected_rows.push_back(indices[static_cast<std::size_t>(start + r)]);
   EXPECT_EQ(batch.download(), source.take_rows(expected_rows));
 
+  // A training step's batch: x and y at the same cursor, which advances by the batch's rows; twice,
+  // so that whatever the backend keeps between launches is reset (the GPU's block count).
+  const Matrix targets = random_matrix(257, 3, 1701);
+  OnBackend gtargets(backend, targets);
+  std::int32_t position = start;
+  backend.copy_to_device(cursor.data(), &position, sizeof(position));
+  for (const std::int64_t rows : {127, 99}) {
+    OnBackend x_batch(backend, poisoned(rows, 33)), y_batch(backend, poisoned(rows, 3));
+    backend.gather_batch(gsource.view(), gtargets.view(), static_cast<const std::int32_t*>(device_indices.data()),
+                         static_cast<std::int32_t*>(cursor.data()), x_batch.view(), y_batch.view());
+    std::vector<std::int64_t> picked;
+    for (std::int64_t r = 0; r < rows; ++r) picked.push_back(indices[static_cast<std::size_t>(position + r)]);
+    EXPECT_EQ(x_batch.download(), source.take_rows(picked)) << rows;
+    EXPECT_EQ(y_batch.download(), targets.take_rows(picked)) << rows;
+    position += static_cast<std::int32_t>(rows);
+    std::int32_t now = 0;
+    backend.copy_to_host(&now, cursor.data(), sizeof(now));
+    EXPECT_EQ(now, position) << rows;
+  }
+
   OnBackend filled(backend, poisoned(17, 33));
   backend.fill(filled.view(), 3.5f);
   EXPECT_EQ(filled.download(), Matrix(17, 33, 3.5f));

@@ -48,6 +48,13 @@ void Backend::mse_loss_and_gradient(ConstView prediction, ConstView target, Cons
   mse_gradient(prediction, target, gradient);
 }
 
+void Backend::gather_batch(ConstView x, ConstView y, const std::int32_t* indices, std::int32_t* cursor, View x_batch,
+                           View y_batch) {
+  gather_rows(x, indices, cursor, x_batch);
+  gather_rows(y, indices, cursor, y_batch);
+  advance_cursor(cursor, static_cast<std::int32_t>(x_batch.rows));
+}
+
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     release();

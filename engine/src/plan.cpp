@@ -160,9 +160,7 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
   const std::int64_t output_width = layers_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, output_width};
-  backend_.gather_rows(train_x_, train_indices_, cursor_, x);
-  backend_.gather_rows(train_y_, train_indices_, cursor_, y);
-  backend_.advance_cursor(cursor_, static_cast<std::int32_t>(rows));
+  backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   ConstView prediction = forward(x);
 

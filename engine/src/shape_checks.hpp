@@ -42,6 +42,13 @@ inline void check_gather(ConstView source, View destination) {
     throw Error(fmt::format("gather_rows: source has {} columns, destination {}", source.cols, destination.cols));
 }
 
+/// gather_batch: x and y index the same rows, and both batches have the same row count.
+inline void check_batch(ConstView x, ConstView y, View x_batch, View y_batch) {
+  if (x.rows != y.rows || x_batch.rows != y_batch.rows)
+    throw Error(fmt::format("gather_batch: x ({} rows) and y ({} rows), x batch ({} rows) and y batch ({} rows) differ",
+                            x.rows, y.rows, x_batch.rows, y_batch.rows));
+}
+
 inline void check_sgd(const SgdParams& params) {
   if (!(params.lr > 0.0f)) throw InputError(fmt::format("learning rate must be > 0, got {}", params.lr));
   if (!(params.momentum >= 0.0f)) throw InputError(fmt::format("momentum must be >= 0, got {}", params.momentum));

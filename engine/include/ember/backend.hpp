@@ -121,6 +121,10 @@ class Backend {
                            View destination) = 0;
   /// cursor[0] += amount.
   virtual void advance_cursor(std::int32_t* cursor, std::int32_t amount) = 0;
+  /// A training step's batch: gather_rows of x into x_batch and of y into y_batch at the same
+  /// cursor, then advance_cursor by x_batch.rows (the GPU does all three in one kernel).
+  virtual void gather_batch(ConstView x, ConstView y, const std::int32_t* indices, std::int32_t* cursor, View x_batch,
+                            View y_batch);
 
   // ---- scheduling ------------------------------------------------------------------------------
   /// Runs step, which enqueues ops only and whose arguments depend only on (owner, shape_key). A

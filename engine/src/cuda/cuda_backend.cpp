@@ -48,6 +48,9 @@ class CudaBackend final : public Backend {
                                 kernels::kReductionScratchFloats * sizeof(float)));
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gather_done_), sizeof(unsigned)));
+    EMBER_CUDA_CHECK(cudaMemsetAsync(gather_done_, 0, sizeof(unsigned), stream_));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   ~CudaBackend() override {
@@ -57,6 +60,7 @@ class CudaBackend final : public Backend {
     if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
     if (reduction_scratch_ != nullptr) cudaFree(reduction_scratch_);
     if (side_scratch_ != nullptr) cudaFree(side_scratch_);
+    if (gather_done_ != nullptr) cudaFree(gather_done_);
     if (fork_ != nullptr) cudaEventDestroy(fork_);
     if (join_ != nullptr) cudaEventDestroy(join_);
     if (side_stream_ != nullptr) cudaStreamDestroy(side_stream_);
@@ -199,6 +203,14 @@ class CudaBackend final : public Backend {
   void advance_cursor(std::int32_t* cursor, std::int32_t amount) override {
     kernels::launch_advance_cursor(cursor, amount, stream_);
   }
+  void gather_batch(ConstView x, ConstView y, const std::int32_t* indices, std::int32_t* cursor, View x_batch,
+                    View y_batch) override {
+    check_gather(x, x_batch);
+    check_gather(y, y_batch);
+    check_batch(x, y, x_batch, y_batch);
+    kernels::launch_gather_batch(x.data, y.data, x.rows, x.cols, y.cols, indices, cursor, x_batch.data, y_batch.data,
+                                 x_batch.rows, gather_done_, stream_);
+  }
 
   void run_step(std::uint64_t owner, std::uint64_t shape_key, const std::function<void()>& step) override {
     if (!options_.cuda_graph) {
@@ -277,6 +289,7 @@ class CudaBackend final : public Backend {
   cudaStream_t side_stream_ = nullptr;
   float* side_scratch_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  unsigned* gather_done_ = nullptr;  // gather_batch's block count, zero between launches
   std::map<std::pair<std::uint64_t, std::uint64_t>, cudaGraphExec_t> graphs_;
 };
 
