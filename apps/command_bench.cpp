@@ -2,10 +2,12 @@
 // the last), printed as they are measured; --csv writes every figure in one long-format file.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <set>
+#include <vector>
 
 #include "cli_common.hpp"
 #include "ember/ember.hpp"
@@ -14,7 +16,7 @@ namespace ember::cli {
 namespace {
 
 struct BenchArguments {
-  std::string device = "auto", csv, tables = "gemm,memory,step";
+  std::string device = "auto", csv, tables = "gemm,memory,tuning,step";
   std::int64_t runs = 21;
   std::int64_t width = 0;  // 0: every width of the step table
 };
@@ -91,6 +93,44 @@ void memory(const BenchArguments& a, CsvRows& csv) {
   });
 }
 
+/// Returns how many plans gave results that differ from the chosen plan's beyond tolerance.
+int tuning(const BenchArguments& a, CsvRows& csv) {
+  std::printf("\nMatmul plans for the products of the step table's MLPs (FP32, with the step's epilogues), "
+              "microseconds (median of %lld runs, L2 flushed)\n",
+              static_cast<long long>(a.runs));
+  std::printf("%-42s %-18s %-4s %-15s %9s %-15s %9s %7s %s\n", "product", "m x n x k", "mode", "ember plan", "us",
+              "fastest plan", "us", "ratio", "errors");
+  int wrong = 0;
+  std::vector<bench::TuningRow> product;  // the rows of the product being measured
+  const auto flush = [&] {
+    if (product.empty()) return;
+    const auto chosen = std::find_if(product.begin(), product.end(), [](const auto& r) { return r.chosen; });
+    const auto fastest = std::min_element(product.begin(), product.end(),
+                                          [](const auto& x, const auto& y) { return x.microseconds < y.microseconds; });
+    std::string errors;
+    for (const bench::TuningRow& r : product)
+      if (!(r.error <= bench::kFp32GemmTolerance)) {
+        ++wrong;
+        errors += fmt::format(" {} WRONG ({:.0e})", r.plan, r.error);
+      }
+    const bench::TuningRow& c = *chosen;
+    std::printf("%-42s %-18s %-4s %-15s %9.1f %-15s %9.1f %7.2f%s\n", c.product.c_str(),
+                fmt::format("{}x{}x{}", c.m, c.n, c.k).c_str(), c.mode.c_str(), c.plan.c_str(), c.microseconds,
+                fastest->plan.c_str(), fastest->microseconds, c.microseconds / fastest->microseconds,
+                errors.empty() ? " ok" : errors.c_str());
+    std::fflush(stdout);
+    product.clear();
+  };
+  bench::tuning_table({.runs = a.runs}, [&](const bench::TuningRow& r) {
+    if (!product.empty() && product.front().product != r.product) flush();
+    product.push_back(r);
+    csv.add("tuning", fmt::format("{} {}x{}x{} {}", r.product, r.m, r.n, r.k, r.mode), r.plan, "us", r.microseconds,
+            r.chosen ? "" : "ember plan", r.chosen ? std::nan("") : r.microseconds / product.front().microseconds);
+  });
+  flush();
+  return wrong;
+}
+
 void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   std::vector<bench::StepCase> cases;
   std::vector<std::pair<std::string, BackendOptions>> variants;
@@ -137,35 +177,37 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
 
 void run_bench(const BenchArguments& a) {
   if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
-  const std::set<std::string> known{"gemm", "memory", "step"};
+  const std::set<std::string> known{"gemm", "memory", "tuning", "step"};
   std::set<std::string> tables;
   for (const std::string& table : split_list(a.tables)) {
     if (!known.contains(table))
-      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory and step", table));
+      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning and step", table));
     tables.insert(table);
   }
-  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, step");
+  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step");
   if (!a.csv.empty()) check_output_path(a.csv, "--csv");
   const Device device = parse_device(a.device);
   std::string notice;
   const bool gpu = make_backend(device, {}, &notice)->device() == Device::cuda;
   if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());
-  if (!gpu && (tables.contains("gemm") || tables.contains("memory"))) {
+  if (!gpu && (tables.contains("gemm") || tables.contains("memory") || tables.contains("tuning"))) {
     if (a.tables != BenchArguments{}.tables) {  // asked for by name: say why it cannot be done
       const std::string reason = cuda_unavailable_reason();
-      throw InputError(fmt::format("--tables {}: the gemm and memory tables run on a GPU{}", a.tables,
+      throw InputError(fmt::format("--tables {}: the gemm, memory and tuning tables run on a GPU{}", a.tables,
                                    reason.empty() ? "; drop --device cpu" : ", and " + reason));
     }
     tables = {"step"};  // the default on a CPU-only machine
   }
 
   CsvRows csv;
-  const int wrong = tables.contains("gemm") ? gemm(a, csv) : 0;
+  int wrong = tables.contains("gemm") ? gemm(a, csv) : 0;
   if (tables.contains("memory")) memory(a, csv);
+  if (tables.contains("tuning")) wrong += tuning(a, csv);
   if (tables.contains("step")) steps(a, device, gpu, csv);
   if (!a.csv.empty()) write_file_atomically(a.csv, csv.text());
   if (wrong > 0)  // a benchmark of wrong results is a failure, reported after all the figures
-    throw Error(fmt::format("ember bench: {} GEMM result(s) differ from cuBLAS's beyond tolerance (marked WRONG above)",
+    throw Error(fmt::format("ember bench: {} matmul result(s) differ from their reference beyond tolerance (marked "
+                            "WRONG above)",
                             wrong));
 }
 
@@ -176,7 +218,7 @@ void add_bench_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand(
       "bench", "Measure kernels against cuBLAS, CUB and the copy bandwidth (GPU), and training steps");
   command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--tables", arguments->tables, "Comma-separated: gemm, memory (GPU only), step")
+  command->add_option("--tables", arguments->tables, "Comma-separated: gemm, memory, tuning (GPU only), step")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
   command->add_option("--width", arguments->width,

@@ -56,6 +56,18 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
                           cudaStream_t stream, MatmulPrecision precision = MatmulPrecision::fp32,
                           float* scratch = nullptr);
 
+/// The problem launch_matmul plans for these arguments (on the current device), and its plan: what
+/// `ember bench --tables tuning` compares with candidate_plans(problem).
+MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                             MatmulPrecision precision, bool scratch);
+MatmulPlan planned_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                          MatmulPrecision precision, bool scratch);
+/// launch_matmul on a given plan (one of candidate_plans(matmul_problem(...)), or a TF32 kernel):
+/// benchmarks time the alternatives. A k split the product cannot take is refused.
+const char* launch_matmul_planned(const MatmulPlan& plan, bool transpose_a, bool transpose_b, int m, int n, int k,
+                                  const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                                  const MatmulEpilogue& epilogue, cudaStream_t stream, float* scratch);
+
 /// y (rows, cols) += bias (1, cols).
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
 /// bias_gradient (1, cols) = column sums of dy (rows, cols), deterministic (two passes through scratch).

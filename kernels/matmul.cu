@@ -245,20 +245,12 @@ const char* launch_small(const MatmulArgs& x, int k_split, const float* row_sums
   return name;
 }
 
+/// Runs x as `plan` says (one of candidate_plans or plan_matmul's choice for x's problem).
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
-const char* launch_kernel(const MatmulArgs& x, cudaStream_t stream, MatmulPrecision precision) {
+const char* launch_kernel(const MatmulArgs& x, const MatmulPlan& plan, cudaStream_t stream) {
   // Row sums exist for plain a^T @ b products only (launch_matmul checks); elsewhere they compile out.
   constexpr bool kRowSumsPossible = TransposeA && !TransposeB && Kind == EpilogueKind::linear;
   float* const row_sums = kRowSumsPossible ? x.epilogue.row_sums : nullptr;
-  const MatmulPlan plan = plan_matmul({.m = x.m,
-                                       .n = x.n,
-                                       .k = x.k,
-                                       .multiprocessors = multiprocessor_count(),
-                                       .tf32 = precision != MatmulPrecision::fp32,
-                                       .wgmma = precision == MatmulPrecision::tf32 && wgmma_matmul_ready(),
-                                       .linear = Kind == EpilogueKind::linear,
-                                       .scratch = x.scratch != nullptr,
-                                       .row_sums = row_sums != nullptr});
   const auto shapes = [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); };
   if (plan.kernel != MatmulKernel::fp32_64x64 && plan.kernel != MatmulKernel::fp32_32x32) {
     const char* kernel = "matmul_128x128_kernel";
@@ -334,9 +326,25 @@ bool tf32_matmul_available() {
   return available;
 }
 
-const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
-                          const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
-                          cudaStream_t stream, MatmulPrecision precision, float* scratch) {
+namespace {
+
+MatmulProblem problem_for(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                          MatmulPrecision precision, bool scratch) {
+  return {.m = m,
+          .n = n,
+          .k = k,
+          .multiprocessors = multiprocessor_count(),
+          .tf32 = precision != MatmulPrecision::fp32,
+          .wgmma = precision == MatmulPrecision::tf32 && wgmma_matmul_ready(),
+          .linear = epilogue.kind == EpilogueKind::linear,
+          .scratch = scratch,
+          .row_sums = epilogue.row_sums != nullptr && transpose_a && !transpose_b};
+}
+
+/// launch_matmul with a plan (chosen by plan_matmul unless given).
+const char* run_matmul(const MatmulPlan* given, bool transpose_a, bool transpose_b, int m, int n, int k,
+                       const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                       const MatmulEpilogue& epilogue, cudaStream_t stream, MatmulPrecision precision, float* scratch) {
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
   if (epilogue.row_sums != nullptr &&
       (epilogue.kind != EpilogueKind::linear || !transpose_a || transpose_b || lda != m || scratch == nullptr))
@@ -348,7 +356,16 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
   }
   if (precision != MatmulPrecision::fp32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)", args());
-  if ((m + kSmallTile - 1) / kSmallTile > 65535) throw_launch_error(cudaErrorInvalidConfiguration, "matmul", args());
+  const MatmulProblem problem = problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch != nullptr);
+  const MatmulPlan plan = given != nullptr ? *given : plan_matmul(problem);
+  const int tile_rows = plan.kernel == MatmulKernel::fp32_32x32   ? kSmallestTile
+                        : plan.kernel == MatmulKernel::fp32_64x64 ? kSmallTile
+                                                                  : kBigTile;
+  if ((m + tile_rows - 1) / tile_rows > 65535)  // the grid's y dimension
+    throw_launch_error(cudaErrorInvalidConfiguration, "matmul (too many rows for one launch; use a smaller batch)",
+                       args());
+  if (plan.splits > 1 && (plan.splits > max_splits(problem) || (plan.splits - 1) * plan.k_split >= k))
+    throw_launch_error(cudaErrorInvalidValue, "matmul (a k split this product cannot take)", args());
   const MatmulArgs x{m, n, k, a, lda, b, ldb, c, ldc, epilogue, scratch};
   const char* kernel = nullptr;
   // The fused epilogues exist where the training step uses them: bias (+ ReLU) on the forward
@@ -356,30 +373,62 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
   switch (epilogue.kind) {
     case EpilogueKind::linear:
       if (!transpose_a && !transpose_b)
-        kernel = launch_kernel<false, false, EpilogueKind::linear>(x, stream, precision);
+        kernel = launch_kernel<false, false, EpilogueKind::linear>(x, plan, stream);
       else if (!transpose_a && transpose_b)
-        kernel = launch_kernel<false, true, EpilogueKind::linear>(x, stream, precision);
+        kernel = launch_kernel<false, true, EpilogueKind::linear>(x, plan, stream);
       else if (transpose_a && !transpose_b)
-        kernel = launch_kernel<true, false, EpilogueKind::linear>(x, stream, precision);
+        kernel = launch_kernel<true, false, EpilogueKind::linear>(x, plan, stream);
       else
-        kernel = launch_kernel<true, true, EpilogueKind::linear>(x, stream, precision);
+        kernel = launch_kernel<true, true, EpilogueKind::linear>(x, plan, stream);
       break;
     case EpilogueKind::bias:
     case EpilogueKind::bias_relu:
       if (transpose_a || !transpose_b)
         throw_launch_error(cudaErrorNotSupported, "matmul (bias epilogue needs a @ b^T)", args());
       kernel = epilogue.kind == EpilogueKind::bias
-                   ? launch_kernel<false, true, EpilogueKind::bias>(x, stream, precision)
-                   : launch_kernel<false, true, EpilogueKind::bias_relu>(x, stream, precision);
+                   ? launch_kernel<false, true, EpilogueKind::bias>(x, plan, stream)
+                   : launch_kernel<false, true, EpilogueKind::bias_relu>(x, plan, stream);
       break;
     case EpilogueKind::relu_mask:
       if (transpose_a || transpose_b)
         throw_launch_error(cudaErrorNotSupported, "matmul (mask epilogue needs a @ b)", args());
-      kernel = launch_kernel<false, false, EpilogueKind::relu_mask>(x, stream, precision);
+      kernel = launch_kernel<false, false, EpilogueKind::relu_mask>(x, plan, stream);
       break;
   }
   check_launch(kernel, args);
   return kernel;
+}
+
+}  // namespace
+
+const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const float* a, int lda,
+                          const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
+                          cudaStream_t stream, MatmulPrecision precision, float* scratch) {
+  return run_matmul(nullptr, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc, epilogue, stream, precision,
+                    scratch);
+}
+
+const char* launch_matmul_planned(const MatmulPlan& plan, bool transpose_a, bool transpose_b, int m, int n, int k,
+                                  const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                                  const MatmulEpilogue& epilogue, cudaStream_t stream, float* scratch) {
+  const MatmulPrecision precision = plan.kernel == MatmulKernel::tf32_wgmma      ? MatmulPrecision::tf32
+                                    : plan.kernel == MatmulKernel::tf32_mma_sync ? MatmulPrecision::tf32_mma_sync
+                                                                                 : MatmulPrecision::fp32;
+  if (plan.kernel == MatmulKernel::tf32_wgmma && !wgmma_matmul_ready())
+    throw_launch_error(cudaErrorNotSupported, "matmul (wgmma is not built for this GPU)",
+                       matmul_text(m, n, k, transpose_a, transpose_b));
+  return run_matmul(&plan, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc, epilogue, stream, precision,
+                    scratch);
+}
+
+MatmulPlan planned_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                          MatmulPrecision precision, bool scratch) {
+  return plan_matmul(problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch));
+}
+
+MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                             MatmulPrecision precision, bool scratch) {
+  return problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch);
 }
 
 }  // namespace ember::kernels

@@ -11,6 +11,8 @@
 // tiles take 32 x 32 tiles instead, four times the blocks.
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace ember::kernels {
 
@@ -21,11 +23,11 @@ inline constexpr std::int64_t kReductionScratchFloats = std::int64_t{1} << 20;
 inline constexpr int kMaxReductionBlocks = 1024;
 static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
-inline constexpr int kBigTile = 128;    // the 128 x 128 kernels' tile (FP32, mma.sync, wgmma)
-inline constexpr int kSmallTile = 64;   // the 64 x 64 kernel's tile (split-k runs on it)
+inline constexpr int kBigTile = 128;      // the 128 x 128 kernels' tile (FP32, mma.sync, wgmma)
+inline constexpr int kSmallTile = 64;     // the 64 x 64 kernel's tile (split-k runs on it)
 inline constexpr int kSmallestTile = 32;  // sub-wave outputs: the 32 x 32 kernel's tile
-inline constexpr int kSmallSliceK = 16; // its k slice: a split covers a whole number of them
-inline constexpr int kMinSplitK = 256;  // k per split at least: below that the partials' traffic dominates
+inline constexpr int kSmallSliceK = 16;   // its k slice: a split covers a whole number of them
+inline constexpr int kMinSplitK = 256;    // k per split at least: below that the partials' traffic dominates
 inline constexpr int kMaxSplits = 64;
 
 enum class MatmulKernel { fp32_32x32, fp32_64x64, fp32_128x128, tf32_mma_sync, tf32_wgmma };
@@ -33,11 +35,11 @@ enum class MatmulKernel { fp32_32x32, fp32_64x64, fp32_128x128, tf32_mma_sync, t
 struct MatmulProblem {
   std::int64_t m = 0, n = 0, k = 0;
   int multiprocessors = 1;
-  bool tf32 = false;         // TF32 precision asked for
-  bool wgmma = false;        // the wgmma kernel may be used (ready, and not excluded)
-  bool linear = true;        // a plain product (the fused epilogues need the whole sum: no split)
-  bool scratch = false;      // a scratch is given
-  bool row_sums = false;     // row sums of op(a) are wanted
+  bool tf32 = false;      // TF32 precision asked for
+  bool wgmma = false;     // the wgmma kernel may be used (ready, and not excluded)
+  bool linear = true;     // a plain product (the fused epilogues need the whole sum: no split)
+  bool scratch = false;   // a scratch is given
+  bool row_sums = false;  // row sums of op(a) are wanted
 };
 
 struct MatmulPlan {
@@ -50,6 +52,30 @@ struct MatmulPlan {
 
 inline std::int64_t tile_count(std::int64_t m, std::int64_t n, std::int64_t tile) {
   return ((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+}
+
+/// The 64 x 64 kernel's plan for p split into at most `splits` ranges of k: k per split a whole
+/// number of slices, then the splits that k actually needs (none empty). Splits of 1: no split.
+inline MatmulPlan split_plan(const MatmulProblem& p, std::int64_t splits) {
+  MatmulPlan plan;
+  plan.kernel = MatmulKernel::fp32_64x64;
+  plan.row_sums_in_kernel = p.row_sums;
+  if (splits <= 1) {
+    plan.k_split = std::max<std::int64_t>(p.k, 1);
+    return plan;
+  }
+  const std::int64_t per_split = (p.k + splits - 1) / splits;
+  plan.k_split = (per_split + kSmallSliceK - 1) / kSmallSliceK * kSmallSliceK;
+  plan.splits = (p.k + plan.k_split - 1) / plan.k_split;
+  return plan;
+}
+
+/// The most splits p's partials (and row sums) fit in the scratch, within kMaxSplits; 1 where p
+/// cannot be split (a fused epilogue, or no scratch).
+inline std::int64_t max_splits(const MatmulProblem& p) {
+  if (!p.linear || !p.scratch || p.m * p.n == 0) return 1;
+  const std::int64_t split_floats = p.m * p.n + (p.row_sums ? p.m : 0);
+  return std::max<std::int64_t>(1, std::min(kReductionScratchFloats / split_floats, std::int64_t{kMaxSplits}));
 }
 
 inline MatmulPlan plan_matmul(const MatmulProblem& p) {
@@ -70,28 +96,59 @@ inline MatmulPlan plan_matmul(const MatmulProblem& p) {
     plan.k_split = std::max<std::int64_t>(p.k, 1);
     return plan;
   }
-  plan.kernel = MatmulKernel::fp32_64x64;
-  plan.row_sums_in_kernel = p.row_sums;
-  const std::int64_t small_tiles = tile_count(p.m, p.n, kSmallTile);
-  // Split only as far as two waves of blocks, k of kMinSplitK per split, and partials (and row
-  // sums) within the scratch.
-  std::int64_t splits = 1;
-  if (p.linear && p.scratch && small_tiles > 0) {
-    const std::int64_t split_floats = p.m * p.n + (p.row_sums ? p.m : 0);
-    splits = std::min({2 * sms / small_tiles, p.k / kMinSplitK, kReductionScratchFloats / split_floats,
-                       std::int64_t{kMaxSplits}});
-    splits = std::max<std::int64_t>(splits, 1);
-  }
-  if (splits == 1) {
-    plan.k_split = std::max<std::int64_t>(p.k, 1);
-    if (small_tiles < sms) plan.kernel = MatmulKernel::fp32_32x32;  // less than a wave: more, smaller blocks
-    return plan;
-  }
-  // k per split, a whole number of slices; then the splits that k actually needs (none empty).
-  const std::int64_t per_split = (p.k + splits - 1) / splits;
-  plan.k_split = (per_split + kSmallSliceK - 1) / kSmallSliceK * kSmallSliceK;
-  plan.splits = (p.k + plan.k_split - 1) / plan.k_split;
+  // Split only as far as two waves of blocks, with k of kMinSplitK per split at least.
+  const std::int64_t small_tiles = std::max<std::int64_t>(tile_count(p.m, p.n, kSmallTile), 1);
+  const std::int64_t splits = std::min({2 * sms / small_tiles, p.k / kMinSplitK, max_splits(p)});
+  plan = split_plan(p, splits);
+  // Less than a wave and unsplit: more, smaller blocks.
+  if (plan.splits == 1 && small_tiles < sms) plan.kernel = MatmulKernel::fp32_32x32;
   return plan;
+}
+
+/// Every FP32 plan that can run p (what `ember bench --tables tuning` times): 32 x 32 and 64 x 64
+/// tiles unsplit, 64 x 64 split 2, 4, 8, ... ways where p can be split and k allows (at least one
+/// slice per split), and 128 x 128 tiles. plan_matmul(p) is one of them (for FP32 p).
+inline std::vector<MatmulPlan> candidate_plans(const MatmulProblem& p) {
+  std::vector<MatmulPlan> plans;
+  MatmulPlan small = split_plan(p, 1);
+  small.kernel = MatmulKernel::fp32_32x32;
+  plans.push_back(small);
+  plans.push_back(split_plan(p, 1));
+  std::int64_t previous = 1;
+  for (std::int64_t splits = 2; splits <= max_splits(p) && splits * kSmallSliceK <= p.k; splits *= 2) {
+    const MatmulPlan split = split_plan(p, splits);
+    if (split.splits != previous) plans.push_back(split);  // a k too short to honour the count repeats one
+    previous = split.splits;
+  }
+  const std::int64_t chosen = plan_matmul(p).splits;  // the plan's own count, when not a power of two
+  if (chosen > 1 && (chosen & (chosen - 1)) != 0) plans.push_back(split_plan(p, chosen));
+  MatmulPlan big;
+  big.kernel = MatmulKernel::fp32_128x128;
+  big.k_split = std::max<std::int64_t>(p.k, 1);
+  plans.push_back(big);
+  return plans;
+}
+
+/// "32x32", "64x64", "64x64 split 8", "128x128", "tf32 mma.sync", "tf32 wgmma".
+inline std::string plan_name(const MatmulPlan& plan) {
+  switch (plan.kernel) {
+    case MatmulKernel::fp32_32x32:
+      return "32x32";
+    case MatmulKernel::fp32_64x64:
+      return plan.splits == 1 ? "64x64" : "64x64 split " + std::to_string(plan.splits);
+    case MatmulKernel::fp32_128x128:
+      return "128x128";
+    case MatmulKernel::tf32_mma_sync:
+      return "tf32 mma.sync";
+    case MatmulKernel::tf32_wgmma:
+      return "tf32 wgmma";
+  }
+  return "?";
+}
+
+inline bool operator==(const MatmulPlan& x, const MatmulPlan& y) {
+  return x.kernel == y.kernel && x.splits == y.splits && x.k_split == y.k_split &&
+         x.row_sums_in_kernel == y.row_sums_in_kernel;
 }
 
 }  // namespace ember::kernels

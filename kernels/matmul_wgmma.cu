@@ -28,9 +28,9 @@ namespace ember::kernels {
 namespace {
 
 using namespace wgmma_layout;
-constexpr int kWgTile = kRows;       // rows of c and columns of c per block
-[[maybe_unused]] constexpr int kWgSliceK = kSliceK;  // k per slice: one 128-byte swizzled row per tile row
-constexpr int kWgThreads = kThreads; // two warpgroups
+constexpr int kWgTile = kRows;                          // rows of c and columns of c per block
+[[maybe_unused]] constexpr int kWgSliceK = kSliceK;     // k per slice: one 128-byte swizzled row per tile row
+constexpr int kWgThreads = kThreads;                    // two warpgroups
 constexpr int kStageBytes = 2 * kTileBytes;             // A then B
 constexpr int kWgSharedBytes = 2 * kStageBytes + 1024;  // two stages, plus room to align to 1024
 static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x 128 tiles");
@@ -107,8 +107,18 @@ struct SwizzledSlice {
   const int scale_d = 1;  // d = a b + d
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, "
+      "%13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, "
+      "%35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
+      "%57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+        "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b), "r"(scale_d));
 #else
   (void)d, (void)a, (void)b;
@@ -117,8 +127,8 @@ struct SwizzledSlice {
 
 template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 __global__ void __launch_bounds__(kWgThreads, 1)
-    matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b,
-                        int ldb, float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
+    matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
+                        float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char dynamic_shared[];
   // The swizzle is a function of address bits: tiles start on 1024-byte boundaries.
@@ -240,11 +250,11 @@ template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_matmul_wgmma(const MatmulArgs& x, cudaStream_t stream) {
   const dim3 grid((x.n + kWgTile - 1) / kWgTile, (x.m + kWgTile - 1) / kWgTile);
   if (operands_vectorizable(x))
-    matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, kWgSharedBytes, stream>>>(
-        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind>
+        <<<grid, kWgThreads, kWgSharedBytes, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   else
-    matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind><<<grid, kWgThreads, kWgSharedBytes, stream>>>(
-        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind>
+        <<<grid, kWgThreads, kWgSharedBytes, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   return "matmul_wgmma_kernel";
 }
 

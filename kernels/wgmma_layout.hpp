@@ -40,7 +40,9 @@ EMBER_HOST_DEVICE constexpr int pass_k(bool k_contiguous, int thread) {
 /// Transposed runs are stored one element per instruction; store s of lane l writes element
 /// (s + l / 8) % 4 of its run, so that the 8 lanes sharing a k write rows that differ mod 8 and,
 /// through the swizzle, a warp's 32 stores hit 32 different banks.
-EMBER_HOST_DEVICE constexpr int store_element(int lane, int store) { return (store + lane / 8) % 4; }
+EMBER_HOST_DEVICE constexpr int store_element(int lane, int store) {
+  return (store + lane / 8) % 4;
+}
 
 /// Where wgmma reads element (row, kk8) of k step `step` (8 k, 32 bytes along each row) from a
 /// descriptor starting at tile + 32 step with 8-row groups kGroupBytes apart and the 128-byte

@@ -113,7 +113,7 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + data + " --target y --epochs many", "");
   expect_input_error("fly", "");
   expect_input_error("bench --runs 5", "--runs 5: at least 20 runs make a median");
-  expect_input_error("bench --tables gemm,speed", "--tables: unknown table 'speed'; use gemm, memory and step");
+  expect_input_error("bench --tables gemm,speed", "--tables: unknown table 'speed'; use gemm, memory, tuning and step");
   expect_input_error("bench --device cpu --width 100", "--width 100: the step table on this device has no such width");
 }
 
@@ -124,7 +124,8 @@ TEST(Cli, Tf32OnTheCpuTrainsInFp32WithANotice) {
 }
 
 TEST(Cli, BenchStepTableOnCpuWritesCsv) {
-  expect_input_error("bench --device cpu --tables memory", "--tables memory: the gemm and memory tables run on a GPU");
+  expect_input_error("bench --device cpu --tables memory",
+                     "--tables memory: the gemm, memory and tuning tables run on a GPU");
   const std::string csv = dir() + "/bench.csv";
   fs::remove(csv);
   const CliRun run = ember("bench --device cpu --tables step --width 64 --runs 20 --csv " + csv);

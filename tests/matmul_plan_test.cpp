@@ -1,12 +1,13 @@
 // The GPU matmul's kernel choice and k split (kernels/matmul_plan.hpp, plain host code), checked
 // here on any machine over a sweep of shapes, SM counts and options: the invariants the launch
 // relies on (splits never empty, partials within the scratch, grids within limits).
+#include "matmul_plan.hpp"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
-
-#include "matmul_plan.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -22,11 +23,16 @@ TEST(MatmulPlan, SplitsAreNonEmptyAndFitTheScratch) {
         for (const std::int64_t k : kDepths)
           for (const bool row_sums : {false, true})
             for (const bool linear : {false, true}) {
-              const MatmulProblem problem{.m = m, .n = n, .k = k, .multiprocessors = sms, .linear = linear,
-                                          .scratch = true, .row_sums = row_sums};
+              const MatmulProblem problem{.m = m,
+                                          .n = n,
+                                          .k = k,
+                                          .multiprocessors = sms,
+                                          .linear = linear,
+                                          .scratch = true,
+                                          .row_sums = row_sums};
               const MatmulPlan plan = plan_matmul(problem);
-              SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k << " sms " << sms
-                                              << " row sums " << row_sums << " linear " << linear);
+              SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k << " sms " << sms << " row sums "
+                                              << row_sums << " linear " << linear);
               ASSERT_GE(plan.splits, 1);
               ASSERT_LE(plan.splits, kMaxSplits);
               ASSERT_GE(plan.k_split, 1);
@@ -42,13 +48,43 @@ TEST(MatmulPlan, SplitsAreNonEmptyAndFitTheScratch) {
               EXPECT_EQ(plan.kernel, MatmulKernel::fp32_64x64);
               EXPECT_TRUE(linear);  // fused epilogues need the whole sum
               EXPECT_EQ(plan.k_split % kSmallSliceK, 0);
-              EXPECT_GE(plan.k_split, kMinSplitK / 2);  // long k only
-              EXPECT_GE(plan.splits * plan.k_split, k);              // every k is covered
-              EXPECT_LT((plan.splits - 1) * plan.k_split, k);        // and no split is empty
+              EXPECT_GE(plan.k_split, kMinSplitK / 2);         // long k only
+              EXPECT_GE(plan.splits * plan.k_split, k);        // every k is covered
+              EXPECT_LT((plan.splits - 1) * plan.k_split, k);  // and no split is empty
               EXPECT_LE(plan.splits * (m * n + (row_sums ? m : 0)), kReductionScratchFloats);
               EXPECT_LE(plan.splits * tile_count(m, n, kSmallTile), 2 * sms);  // at most two waves
             }
   EXPECT_GT(checked, 100);  // the sweep does reach the split path
+}
+
+/// The invariants every split plan keeps (the launch's grid and scratch depend on them).
+void expect_valid_split(const MatmulProblem& p, const MatmulPlan& plan) {
+  if (plan.splits == 1) return;
+  EXPECT_EQ(plan.kernel, MatmulKernel::fp32_64x64);
+  EXPECT_TRUE(p.linear && p.scratch);
+  EXPECT_EQ(plan.k_split % kSmallSliceK, 0);
+  EXPECT_GE(plan.splits * plan.k_split, p.k);
+  EXPECT_LT((plan.splits - 1) * plan.k_split, p.k);
+  EXPECT_LE(plan.splits * (p.m * p.n + (p.row_sums ? p.m : 0)), kReductionScratchFloats);
+  EXPECT_LE(plan.splits, kMaxSplits);
+}
+
+TEST(MatmulPlan, CandidatesAreValidAndIncludeTheChoice) {
+  for (const std::int64_t m : kSizes)
+    for (const std::int64_t n : {std::int64_t{1}, std::int64_t{64}, std::int64_t{257}, std::int64_t{4096}})
+      for (const std::int64_t k : kDepths)
+        for (const bool linear : {false, true}) {
+          const MatmulProblem p{
+              .m = m, .n = n, .k = k, .multiprocessors = 132, .linear = linear, .scratch = true, .row_sums = linear};
+          SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k << " linear " << linear);
+          const std::vector<MatmulPlan> plans = candidate_plans(p);
+          ASSERT_GE(plans.size(), 3u);  // 32 x 32, 64 x 64, 128 x 128 at least
+          for (const MatmulPlan& plan : plans) expect_valid_split(p, plan);
+          EXPECT_NE(std::find(plans.begin(), plans.end(), plan_matmul(p)), plans.end()) << plan_name(plan_matmul(p));
+          for (std::size_t i = 0; i < plans.size(); ++i)  // no duplicates
+            for (std::size_t j = i + 1; j < plans.size(); ++j)
+              EXPECT_FALSE(plans[i] == plans[j]) << plan_name(plans[i]);
+        }
 }
 
 TEST(MatmulPlan, KernelFollowsTheTileCounts) {
@@ -75,8 +111,8 @@ TEST(MatmulPlan, KernelFollowsTheTileCounts) {
   // Row sums: in the 64 x 64 (or 32 x 32) kernel, else after it.
   EXPECT_TRUE(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true, .row_sums = true})
                   .row_sums_in_kernel);
-  EXPECT_FALSE(plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms, .row_sums = true})
-                   .row_sums_in_kernel);
+  EXPECT_FALSE(
+      plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms, .row_sums = true}).row_sums_in_kernel);
 }
 
 TEST(MatmulPlan, DenseConformanceShapesReachEveryFp32Path) {

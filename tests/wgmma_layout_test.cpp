@@ -1,13 +1,13 @@
 // The wgmma matmul's shared-memory layout (kernels/wgmma_layout.hpp), checked on any machine: the
 // loaders store every element of a slice exactly once, where wgmma's descriptors read it, and each
 // warp's stores are free of bank conflicts.
+#include "wgmma_layout.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
 #include <utility>
 #include <vector>
-
-#include "wgmma_layout.hpp"
 
 namespace ember::kernels::wgmma_layout {
 namespace {

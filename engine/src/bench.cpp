@@ -64,34 +64,40 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
 
 namespace {
 
-void require_gpu(const char* table) {
+/// Runs a GPU table: InputError, naming the table, where no GPU is usable (or in a CPU-only build).
+template <typename Row, typename Table>
+std::vector<Row> gpu_table(const char* name, [[maybe_unused]] Table table,
+                           [[maybe_unused]] const KernelTableOptions& options,
+                           [[maybe_unused]] const std::function<void(const Row&)>& on_row) {
   const std::string reason = cuda_unavailable_reason();
-  if (!reason.empty()) throw InputError(fmt::format("the {} table needs a GPU: {}", table, reason));
+  if (!reason.empty()) throw InputError(fmt::format("the {} table needs a GPU: {}", name, reason));
+#ifdef EMBER_WITH_CUDA
+  return table(options, on_row);
+#else
+  return {};
+#endif
 }
 
 }  // namespace
 
-std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
-  require_gpu("GEMM");
 #ifdef EMBER_WITH_CUDA
-  return cuda::gemm_table(options, on_row);
+#define EMBER_GPU_TABLE(function) cuda::function
 #else
-  (void)options;
-  (void)on_row;
-  return {};
+#define EMBER_GPU_TABLE(function) nullptr
 #endif
+
+std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
+  return gpu_table<GemmRow>("GEMM", EMBER_GPU_TABLE(gemm_table), options, on_row);
 }
 
 std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
                                           const std::function<void(const BandwidthRow&)>& on_row) {
-  require_gpu("memory-bound");
-#ifdef EMBER_WITH_CUDA
-  return cuda::bandwidth_table(options, on_row);
-#else
-  (void)options;
-  (void)on_row;
-  return {};
-#endif
+  return gpu_table<BandwidthRow>("memory-bound", EMBER_GPU_TABLE(bandwidth_table), options, on_row);
+}
+
+std::vector<TuningRow> tuning_table(const KernelTableOptions& options,
+                                    const std::function<void(const TuningRow&)>& on_row) {
+  return gpu_table<TuningRow>("tuning", EMBER_GPU_TABLE(tuning_table), options, on_row);
 }
 
 }  // namespace ember::bench

@@ -1,8 +1,9 @@
 #pragma once
 // The measurements behind `ember bench`: training steps of MLPs on any backend, and on the GPU the
 // kernel tables (GEMM against cuBLAS, memory-bound kernels against a device-to-device copy and
-// CUB's reduction), each measured with CUDA events as the median of repeated runs after a warm-up,
-// with the L2 cache flushed before each run and random inputs.
+// CUB's reduction, the matmul's plans against each other), each measured with CUDA events as the
+// median of repeated runs after a warm-up, with the L2 cache flushed before each run and random
+// inputs.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -54,6 +55,18 @@ struct BandwidthRow {
   double yardstick_gb_per_s = 0;
 };
 
+/// One product of a training step's MLP run one way (one of the plans the matmul could use).
+struct TuningRow {
+  std::string product;  // "width 256 batch 1024 forward"
+  std::int64_t m = 0, n = 0, k = 0;
+  std::string mode;    // "NN", "NT" or "TN"
+  std::string plan;    // "32x32", "64x64", "64x64 split 8", "128x128"
+  double microseconds = 0;
+  bool chosen = false;  // the plan Ember uses for this product
+  /// ||this plan's result - the chosen plan's|| / ||the chosen plan's||; above kFp32GemmTolerance, wrong.
+  double error = 0;
+};
+
 struct KernelTableOptions {
   std::int64_t runs = 21;                                 // timed runs per figure (median), >= 20
   std::int64_t memory_elements = std::int64_t{1} << 28;  // floats per operand of the memory table (1 GiB)
@@ -63,5 +76,9 @@ struct KernelTableOptions {
 std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row);
 std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
                                           const std::function<void(const BandwidthRow&)>& on_row);
+/// Every FP32 plan for each matmul of the depth-4 step MLPs (widths 64, 256, 1024; batch 1024 and
+/// 8192), timed with the epilogue the step uses: how good the plan's choices are on this GPU.
+std::vector<TuningRow> tuning_table(const KernelTableOptions& options,
+                                    const std::function<void(const TuningRow&)>& on_row);
 
 }  // namespace ember::bench

@@ -20,5 +20,7 @@ std::vector<bench::GemmRow> gemm_table(const bench::KernelTableOptions& options,
                                        const std::function<void(const bench::GemmRow&)>& on_row);
 std::vector<bench::BandwidthRow> bandwidth_table(const bench::KernelTableOptions& options,
                                                  const std::function<void(const bench::BandwidthRow&)>& on_row);
+std::vector<bench::TuningRow> tuning_table(const bench::KernelTableOptions& options,
+                                           const std::function<void(const bench::TuningRow&)>& on_row);
 
 }  // namespace ember::cuda

@@ -213,7 +213,8 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
     row.ember = ember(kernels::MatmulPrecision::fp32, row.error);
     row.kernel = short_kernel_name(kernel);
-    row.ember_tf32 = row.ember_tf32_mma = row.error_tf32 = row.error_tf32_mma = std::numeric_limits<double>::quiet_NaN();
+    constexpr double kNotRun = std::numeric_limits<double>::quiet_NaN();
+    row.ember_tf32 = row.ember_tf32_mma = row.error_tf32 = row.error_tf32_mma = kNotRun;
     if (kernels::tf32_matmul_available()) {
       row.ember_tf32 = ember(kernels::MatmulPrecision::tf32, row.error_tf32);
       const std::string tf32_kernel = kernel;
@@ -297,6 +298,80 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
         })),
         "cub reduce sum", cub});
   return table;
+}
+
+std::vector<bench::TuningRow> tuning_table(const KernelTableOptions& options,
+                                           const std::function<void(const bench::TuningRow&)>& on_row) {
+  Bench bench(options.runs);
+  DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float));
+  std::vector<bench::TuningRow> rows;
+  // A depth-4 MLP of width w (input width w, one output) on a batch: its six distinct products,
+  // with the epilogues the step gives them.
+  struct Product {
+    const char* name;
+    std::int64_t m, n, k;
+    bool ta, tb;
+    kernels::EpilogueKind kind;
+  };
+  for (const std::int64_t width : {64, 256, 1024})
+    for (const std::int64_t batch : {1024, 8192}) {
+      const Product products[] = {
+          {"forward", batch, width, width, false, true, kernels::EpilogueKind::bias_relu},
+          {"output forward", batch, 1, width, false, true, kernels::EpilogueKind::bias},
+          {"input gradient", batch, width, width, false, false, kernels::EpilogueKind::relu_mask},
+          {"output input gradient", batch, width, 1, false, false, kernels::EpilogueKind::relu_mask},
+          {"weight gradient", width, width, batch, true, false, kernels::EpilogueKind::linear},
+          {"output weight gradient", 1, width, batch, true, false, kernels::EpilogueKind::linear}};
+      for (const Product& p : products) {
+        const int m = static_cast<int>(p.m), n = static_cast<int>(p.n), k = static_cast<int>(p.k);
+        const int lda = p.ta ? m : k, ldb = p.tb ? k : n;
+        DeviceMemory a(p.m * p.k * sizeof(float)), b(p.k * p.n * sizeof(float)), c(p.m * p.n * sizeof(float));
+        DeviceMemory bias(p.n * sizeof(float)), mask(p.m * p.n * sizeof(float)), sums(p.m * sizeof(float));
+        bench.randomize(a.floats(), static_cast<std::size_t>(p.m * p.k));
+        bench.randomize(b.floats(), static_cast<std::size_t>(p.k * p.n));
+        bench.randomize(bias.floats(), static_cast<std::size_t>(p.n));
+        bench.randomize(mask.floats(), static_cast<std::size_t>(p.m * p.n));
+        kernels::MatmulEpilogue epilogue{.kind = p.kind};
+        if (p.kind == kernels::EpilogueKind::bias || p.kind == kernels::EpilogueKind::bias_relu)
+          epilogue.bias = bias.floats();
+        if (p.kind == kernels::EpilogueKind::relu_mask) epilogue.mask = mask.floats();
+        if (p.kind == kernels::EpilogueKind::linear) epilogue.row_sums = sums.floats();  // the bias gradient
+        const kernels::MatmulPlan chosen =
+            kernels::planned_matmul(p.ta, p.tb, m, n, k, epilogue, kernels::MatmulPrecision::fp32, true);
+        std::vector<kernels::MatmulPlan> plans = kernels::candidate_plans(
+            kernels::matmul_problem(p.ta, p.tb, m, n, k, epilogue, kernels::MatmulPrecision::fp32, true));
+        std::stable_partition(plans.begin(), plans.end(), [&](const kernels::MatmulPlan& x) { return x == chosen; });
+        std::vector<float> expected(static_cast<std::size_t>(p.m * p.n)), got(expected.size());
+        std::vector<float> expected_sums(static_cast<std::size_t>(p.m)), got_sums(expected_sums.size());
+        const bool with_sums = epilogue.row_sums != nullptr;
+        for (const kernels::MatmulPlan& plan : plans) {  // the chosen plan first: the others are compared with it
+          bench::TuningRow row;
+          row.product = fmt::format("width {} batch {} {}", width, batch, p.name);
+          row.m = p.m;
+          row.n = p.n;
+          row.k = p.k;
+          row.mode = mode_name(p.ta, p.tb);
+          row.plan = kernels::plan_name(plan);
+          row.chosen = plan == chosen;
+          row.microseconds = 1e3 * bench.median_ms([&] {
+            kernels::launch_matmul_planned(plan, p.ta, p.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n,
+                                           epilogue, bench.stream(), scratch.floats());
+          });
+          EMBER_CUDA_CHECK(cudaMemcpyAsync((row.chosen ? expected : got).data(), c.data(), c.bytes(),
+                                           cudaMemcpyDeviceToHost, bench.stream()));
+          if (with_sums)
+            EMBER_CUDA_CHECK(cudaMemcpyAsync((row.chosen ? expected_sums : got_sums).data(), sums.data(), sums.bytes(),
+                                             cudaMemcpyDeviceToHost, bench.stream()));
+          EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
+          if (!row.chosen)
+            row.error = std::max(relative_error(got, expected),
+                                 with_sums ? relative_error(got_sums, expected_sums) : 0.0);
+          on_row(row);
+          rows.push_back(row);
+        }
+      }
+    }
+  return rows;
 }
 
 }  // namespace ember::cuda
