@@ -51,17 +51,19 @@ int gemm(const BenchArguments& a, CsvRows& csv) {
   std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision; "
               "errors of Ember's results against cuBLAS FP32's\n",
               static_cast<long long>(a.runs));
-  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %8s %8s  %s\n", "case", "mode", "ember", "cublas", "ratio",
-              "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "error", "tf32 err", "ember kernel");
+  std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %9s %8s %8s  %s\n", "case", "mode", "ember", "cublas", "ratio",
+              "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "128x256", "error", "tf32 err", "ember kernel");
   int wrong = 0;
   bench::gemm_table({.runs = a.runs}, [&](const bench::GemmRow& r) {
     const std::string name = fmt::format("{} {}", r.label, r.mode);
-    const double tf32_error = std::isnan(r.error_tf32_mma) ? r.error_tf32 : std::max(r.error_tf32, r.error_tf32_mma);
-    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %8s %8s  %s\n", r.label.c_str(), r.mode.c_str(),
+    double tf32_error = r.error_tf32;  // the worst of the TF32 kernels that ran
+    for (const double e : {r.error_tf32_mma, r.error_tf32_wide})
+      if (!std::isnan(e)) tf32_error = std::max(tf32_error, e);
+    std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %9s %8s %8s  %s\n", r.label.c_str(), r.mode.c_str(),
                 figure(r.ember).c_str(), figure(r.cublas).c_str(), figure(r.ember / r.cublas, "{:.2f}").c_str(),
                 figure(r.ember_tf32).c_str(), figure(r.cublas_tf32).c_str(),
                 figure(r.ember_tf32 / r.cublas_tf32, "{:.2f}").c_str(), figure(r.ember_tf32_mma).c_str(),
-                error_text(r.error, bench::kFp32GemmTolerance, wrong).c_str(),
+                figure(r.ember_tf32_wide).c_str(), error_text(r.error, bench::kFp32GemmTolerance, wrong).c_str(),
                 error_text(tf32_error, bench::kTf32GemmTolerance, wrong).c_str(), r.kernel.c_str());
     std::fflush(stdout);
     csv.add("gemm", name, "ember-fp32", "TFLOP/s", r.ember, "cublas-fp32", r.ember / r.cublas);
@@ -75,6 +77,11 @@ int gemm(const BenchArguments& a, CsvRows& csv) {
       csv.add("gemm", name, "ember-tf32-mma-sync", "TFLOP/s", r.ember_tf32_mma, "cublas-tf32",
               r.ember_tf32_mma / r.cublas_tf32);
       csv.add("gemm", name, "ember-tf32-mma-sync", "relative error", r.error_tf32_mma);
+    }
+    if (!std::isnan(r.ember_tf32_wide)) {
+      csv.add("gemm", name, "ember-tf32-wgmma-128x256", "TFLOP/s", r.ember_tf32_wide, "cublas-tf32",
+              r.ember_tf32_wide / r.cublas_tf32);
+      csv.add("gemm", name, "ember-tf32-wgmma-128x256", "relative error", r.error_tf32_wide);
     }
     csv.add("gemm", name, "cublas-tf32", "TFLOP/s", r.cublas_tf32);
   });

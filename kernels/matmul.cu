@@ -254,8 +254,9 @@ const char* launch_kernel(const MatmulArgs& x, const MatmulPlan& plan, cudaStrea
   const auto shapes = [&] { return matmul_text(x.m, x.n, x.k, TransposeA, TransposeB); };
   if (plan.kernel != MatmulKernel::fp32_64x64 && plan.kernel != MatmulKernel::fp32_32x32) {
     const char* kernel = "matmul_128x128_kernel";
-    if (plan.kernel == MatmulKernel::tf32_wgmma) {
-      kernel = launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream);
+    if (plan.kernel == MatmulKernel::tf32_wgmma || plan.kernel == MatmulKernel::tf32_wgmma_wide) {
+      const bool wide = plan.kernel == MatmulKernel::tf32_wgmma_wide;
+      kernel = launch_matmul_wgmma<TransposeA, TransposeB, Kind>(x, stream, wide);
     } else if (plan.kernel == MatmulKernel::tf32_mma_sync) {
       kernel = launch_matmul_tf32<TransposeA, TransposeB, Kind>(x, stream);
     } else {
@@ -411,10 +412,11 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
 const char* launch_matmul_planned(const MatmulPlan& plan, bool transpose_a, bool transpose_b, int m, int n, int k,
                                   const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                                   const MatmulEpilogue& epilogue, cudaStream_t stream, float* scratch) {
-  const MatmulPrecision precision = plan.kernel == MatmulKernel::tf32_wgmma      ? MatmulPrecision::tf32
+  const bool wgmma = plan.kernel == MatmulKernel::tf32_wgmma || plan.kernel == MatmulKernel::tf32_wgmma_wide;
+  const MatmulPrecision precision = wgmma                                        ? MatmulPrecision::tf32
                                     : plan.kernel == MatmulKernel::tf32_mma_sync ? MatmulPrecision::tf32_mma_sync
                                                                                  : MatmulPrecision::fp32;
-  if (plan.kernel == MatmulKernel::tf32_wgmma && !wgmma_matmul_ready())
+  if (wgmma && !wgmma_matmul_ready())
     throw_launch_error(cudaErrorNotSupported, "matmul (wgmma is not built for this GPU)",
                        matmul_text(m, n, k, transpose_a, transpose_b));
   return run_matmul(&plan, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc, epilogue, stream, precision,

@@ -30,7 +30,9 @@ inline constexpr int kSmallSliceK = 16;   // its k slice: a split covers a whole
 inline constexpr int kMinSplitK = 256;    // k per split at least: below that the partials' traffic dominates
 inline constexpr int kMaxSplits = 64;
 
-enum class MatmulKernel { fp32_32x32, fp32_64x64, fp32_128x128, tf32_mma_sync, tf32_wgmma };
+/// tf32_wgmma_wide: the wgmma kernel on 128 x 256 tiles, which the benchmarks time beside the
+/// 128 x 128 one; plan_matmul does not pick it.
+enum class MatmulKernel { fp32_32x32, fp32_64x64, fp32_128x128, tf32_mma_sync, tf32_wgmma, tf32_wgmma_wide };
 
 struct MatmulProblem {
   std::int64_t m = 0, n = 0, k = 0;
@@ -129,7 +131,7 @@ inline std::vector<MatmulPlan> candidate_plans(const MatmulProblem& p) {
   return plans;
 }
 
-/// "32x32", "64x64", "64x64 split 8", "128x128", "tf32 mma.sync", "tf32 wgmma".
+/// "32x32", "64x64", "64x64 split 8", "128x128", "tf32 mma.sync", "tf32 wgmma", "tf32 wgmma 128x256".
 inline std::string plan_name(const MatmulPlan& plan) {
   switch (plan.kernel) {
     case MatmulKernel::fp32_32x32:
@@ -142,6 +144,8 @@ inline std::string plan_name(const MatmulPlan& plan) {
       return "tf32 mma.sync";
     case MatmulKernel::tf32_wgmma:
       return "tf32 wgmma";
+    case MatmulKernel::tf32_wgmma_wide:
+      return "tf32 wgmma 128x256";
   }
   return "?";
 }

@@ -97,9 +97,10 @@ inline bool operands_vectorizable(const MatmulArgs& x) {
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_matmul_tf32(const MatmulArgs& args, cudaStream_t stream);
 
-/// Launches the wgmma TF32 matmul (matmul_wgmma.cu; only where wgmma_matmul_ready()) and returns
-/// the kernel's name. Instantiated for the same pairs as launch_matmul_tf32.
+/// Launches the wgmma TF32 matmul (matmul_wgmma.cu; only where wgmma_matmul_ready()) on 128 x 128
+/// tiles, or 128 x 256 when wide, and returns the kernel's name. Instantiated for the same pairs as
+/// launch_matmul_tf32.
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
-const char* launch_matmul_wgmma(const MatmulArgs& args, cudaStream_t stream);
+const char* launch_matmul_wgmma(const MatmulArgs& args, cudaStream_t stream, bool wide);
 
 }  // namespace ember::kernels

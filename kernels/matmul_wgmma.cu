@@ -4,7 +4,9 @@
 //
 // 256 threads, two warpgroups, compute a 128 x 128 tile of c stepping over k in slices of 32.
 // Each warpgroup owns 64 rows of the tile and issues wgmma m64n128k8 (TF32 inputs, FP32
-// accumulation, 64 accumulators per thread), four per slice. Both operands come from shared
+// accumulation, 64 accumulators per thread), four per slice. A 128 x 256 variant (m64n256k8, 128
+// accumulators, 230-248 registers, 16-byte loads only) loads 25% less per flop; the benchmarks
+// time it beside the 128 x 128 kernel, which is the one launch_matmul picks. Both operands come from shared
 // memory, where wgmma requires TF32 operands to be K-major: each of the 128 rows of an operand
 // slice (a row of op(a), or a column of op(b)) holds its 32 k values in 128 bytes, in the 128-byte
 // swizzle wgmma's descriptors name (16-byte chunk c of row r at position c ^ (r % 8), rows in
@@ -28,23 +30,30 @@ namespace ember::kernels {
 namespace {
 
 using namespace wgmma_layout;
-constexpr int kWgTile = kRows;                          // rows of c and columns of c per block
-[[maybe_unused]] constexpr int kWgSliceK = kSliceK;     // k per slice: one 128-byte swizzled row per tile row
-constexpr int kWgThreads = kThreads;                    // two warpgroups
-constexpr int kStageBytes = 2 * kTileBytes;             // A then B
-constexpr int kWgSharedBytes = 2 * kStageBytes + 1024;  // two stages, plus room to align to 1024
+constexpr int kWgTile = kRows;                       // rows of c per block (and columns, in the 128 x 128 kernel)
+[[maybe_unused]] constexpr int kWgSliceK = kSliceK;  // k per slice: one 128-byte swizzled row per tile row
+constexpr int kWgThreads = kThreads;                 // two warpgroups
 static_assert(kWgTile == kBigM && kWgTile == kBigN, "the dispatcher counts 128 x 128 tiles");
+
+/// Shared memory of the kernel with TileN columns: two stages of A (128 rows) then B (TileN rows),
+/// plus room to align to 1024.
+__host__ __device__ constexpr int stage_bytes(int tile_n) {
+  return kTileBytes + tile_n * kSliceK * 4;
+}
+__host__ __device__ constexpr int shared_bytes(int tile_n) {
+  return 2 * stage_bytes(tile_n) + 1024;
+}
 
 [[maybe_unused]] __device__ __forceinline__ float component(const float4& q, int e) {
   return e == 0 ? q.x : e == 1 ? q.y : e == 2 ? q.z : q.w;
 }
 
-/// One operand's 128 x 32 slice (wgmma_layout.hpp): 4 runs of 4 values per thread, loaded from
-/// global memory, then stored rounded to TF32 and swizzled. `outer` is the tile's long dimension
+/// One operand's slice of 32 Passes rows by 32 k (wgmma_layout.hpp): Passes runs of 4 values per
+/// thread, loaded from global memory, then stored rounded to TF32 and swizzled. `outer` is the tile's long dimension
 /// (m for a, n for b). KContiguous: the source holds each outer index's k values contiguously.
-template <bool KContiguous, bool Vector>
+template <bool KContiguous, bool Vector, int Passes = 4>
 struct SwizzledSlice {
-  float4 v[4];
+  float4 v[Passes];
   int thread;
 
   __device__ explicit SwizzledSlice(int t) : thread(t) {}
@@ -53,7 +62,7 @@ struct SwizzledSlice {
   /// (KContiguous) or x[k][outer]; limits outer_size and k_size; outside them, zeros.
   __device__ void load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < Passes; ++i) {
       const int o = outer0 + pass_row(KContiguous, thread, i), kk = k0 + pass_k(KContiguous, thread);
       const int line = KContiguous ? o : kk, line_size = KContiguous ? outer_size : k_size;
       const int run = KContiguous ? kk : o, run_size = KContiguous ? k_size : outer_size;
@@ -72,7 +81,7 @@ struct SwizzledSlice {
   /// Stores the loaded values into the tile at `tile` (1024-byte aligned shared memory).
   __device__ void store(unsigned char* tile) const {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < Passes; ++i) {
       const int row = pass_row(KContiguous, thread, i), kk = pass_k(KContiguous, thread);
       if constexpr (KContiguous) {  // one 16-byte chunk of the row: stays whole under the swizzle
         *reinterpret_cast<float4*>(tile + swizzled_offset(row, kk)) =
@@ -97,35 +106,55 @@ struct SwizzledSlice {
 }
 
 /// Keeps the compiler from moving accumulator accesses across the asynchronous wgmma region.
-[[maybe_unused]] __device__ __forceinline__ void fence_accumulators(float (&d)[64]) {
+template <int Count>
+[[maybe_unused]] __device__ __forceinline__ void fence_accumulators(float (&d)[Count]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < Count; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-[[maybe_unused]] __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], std::uint64_t a, std::uint64_t b) {
+// The accumulators as asm operands: "+f"(d[i]) .. "+f"(d[i + 63]).
+#define EMBER_D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define EMBER_D16(i) EMBER_D4(i), EMBER_D4(i + 4), EMBER_D4(i + 8), EMBER_D4(i + 12)
+#define EMBER_D64(i) EMBER_D16(i), EMBER_D16(i + 16), EMBER_D16(i + 32), EMBER_D16(i + 48)
+
+/// d (64 x N, N / 2 accumulators per thread) += a (64 x 8) b (8 x N), both from shared memory.
+template <int N>
+[[maybe_unused]] __device__ __forceinline__ void wgmma_m64nNk8(float (&d)[N / 2], std::uint64_t a, std::uint64_t b) {
+  static_assert(N == 128 || N == 256, "the two tile widths");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   const int scale_d = 1;  // d = a b + d
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, "
-      "%13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, "
-      "%35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, "
-      "%57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
-        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
-        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
-        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
-        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
-        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
-        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
-        "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(a), "l"(b), "r"(scale_d));
+  if constexpr (N == 128)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
+        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+        : EMBER_D64(0)
+        : "l"(a), "l"(b), "r"(scale_d));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
+        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, "
+        "%71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, "
+        "%91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, "
+        "%109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, "
+        "%126, %127}, %128, %129, p, 1, 1;\n}\n"
+        : EMBER_D64(0), EMBER_D64(64)
+        : "l"(a), "l"(b), "r"(scale_d));
 #else
   (void)d, (void)a, (void)b;
 #endif
 }
+#undef EMBER_D64
+#undef EMBER_D16
+#undef EMBER_D4
 
-template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
+/// A 128 x TileN tile of c per block (TileN 128 or 256): each warpgroup's wgmma is m64nTileNk8.
+template <int TileN, bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 __global__ void __launch_bounds__(kWgThreads, 1)
     matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
                         float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
@@ -136,14 +165,15 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const std::uint32_t pad = (1024u - raw % 1024u) % 1024u, shared_base = raw + pad;
   unsigned char* const stages = dynamic_shared + pad;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = tid / 128;
-  const int row0 = blockIdx.y * kWgTile, col0 = blockIdx.x * kWgTile;
+  const int row0 = blockIdx.y * kWgTile, col0 = blockIdx.x * TileN;
+  constexpr int kStageBytes = stage_bytes(TileN), kAccumulators = TileN / 2;
   // op(a) rows are contiguous in k unless a is transposed; op(b) columns are contiguous in k when b is.
   SwizzledSlice<!TransposeA, Vector> slice_a(tid);
-  SwizzledSlice<TransposeB, Vector> slice_b(tid);
+  SwizzledSlice<TransposeB, Vector, TileN / 32> slice_b(tid);
 
-  float acc[64];
+  float acc[kAccumulators];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < kAccumulators; ++i) acc[i] = 0.0f;
   slice_a.load(a, lda, row0, m, 0, k);
   slice_b.load(b, ldb, col0, n, 0, k);
   slice_a.store(stages);
@@ -159,14 +189,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       slice_a.load(a, lda, row0, m, (s + 1) * kWgSliceK, k);
       slice_b.load(b, ldb, col0, n, (s + 1) * kWgSliceK, k);
     }
-    // This warpgroup's 64 rows of A; all 128 columns of B; k steps of 8 are 32 bytes along each row.
+    // This warpgroup's 64 rows of A; all TileN columns of B; k steps of 8 are 32 bytes along each row.
     const std::uint32_t a_tile = shared_base + current * kStageBytes + group * 64 * 128;
     const std::uint32_t b_tile = shared_base + current * kStageBytes + kTileBytes;
     fence_accumulators(acc);
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
     for (int step = 0; step < kWgSliceK / 8; ++step)
-      wgmma_m64n128k8(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
+      wgmma_m64nNk8<TileN>(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     if (more) {  // the other buffer was last read by the wgmmas waited for before the previous barrier
       slice_a.store(stages + (current ^ 1) * kStageBytes);
@@ -181,7 +211,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   // Accumulator 4 j + q of this thread is c[64 group + 16 (warp % 4) + g + 8 (q / 2)][8 j + 2 t + q % 2].
   const int g = lane / 4, t = lane % 4;
 #pragma unroll
-  for (int j = 0; j < 16; ++j)
+  for (int j = 0; j < TileN / 8; ++j)
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
       const int row = row0 + 64 * group + 16 * (warp % 4) + g + 8 * (q / 2);
@@ -207,10 +237,13 @@ __global__ void wgmma_probe_kernel(int* has_wgmma) {
 
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 void allow_wgmma_shared_memory() {
-  EMBER_CUDA_CHECK(cudaFuncSetAttribute(matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSharedBytes));
-  EMBER_CUDA_CHECK(cudaFuncSetAttribute(matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSharedBytes));
+  const auto allow = [](const void* kernel, int bytes) {
+    EMBER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  };
+  allow(reinterpret_cast<const void*>(matmul_wgmma_kernel<128, TransposeA, TransposeB, true, Kind>), shared_bytes(128));
+  allow(reinterpret_cast<const void*>(matmul_wgmma_kernel<128, TransposeA, TransposeB, false, Kind>),
+        shared_bytes(128));
+  allow(reinterpret_cast<const void*>(matmul_wgmma_kernel<256, TransposeA, TransposeB, true, Kind>), shared_bytes(256));
 }
 
 }  // namespace
@@ -247,23 +280,30 @@ bool wgmma_matmul_ready() {
 }
 
 template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
-const char* launch_matmul_wgmma(const MatmulArgs& x, cudaStream_t stream) {
+const char* launch_matmul_wgmma(const MatmulArgs& x, cudaStream_t stream, bool wide) {
+  const bool vector = operands_vectorizable(x);
+  if (wide && vector) {  // 128 x 256 tiles: 16-byte loads only (the element-wise loaders would spill)
+    const dim3 grid((x.n + 255) / 256, (x.m + kWgTile - 1) / kWgTile);
+    matmul_wgmma_kernel<256, TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, shared_bytes(256), stream>>>(
+        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    return "matmul_wgmma_wide_kernel";
+  }
   const dim3 grid((x.n + kWgTile - 1) / kWgTile, (x.m + kWgTile - 1) / kWgTile);
-  if (operands_vectorizable(x))
-    matmul_wgmma_kernel<TransposeA, TransposeB, true, Kind>
-        <<<grid, kWgThreads, kWgSharedBytes, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  if (vector)
+    matmul_wgmma_kernel<128, TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, shared_bytes(128), stream>>>(
+        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   else
-    matmul_wgmma_kernel<TransposeA, TransposeB, false, Kind>
-        <<<grid, kWgThreads, kWgSharedBytes, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    matmul_wgmma_kernel<128, TransposeA, TransposeB, false, Kind><<<grid, kWgThreads, shared_bytes(128), stream>>>(
+        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   return "matmul_wgmma_kernel";
 }
 
-template const char* launch_matmul_wgmma<false, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<false, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<true, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<true, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias_relu>(const MatmulArgs&, cudaStream_t);
-template const char* launch_matmul_wgmma<false, false, EpilogueKind::relu_mask>(const MatmulArgs&, cudaStream_t);
+template const char* launch_matmul_wgmma<false, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<true, false, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<true, true, EpilogueKind::linear>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<false, true, EpilogueKind::bias_relu>(const MatmulArgs&, cudaStream_t, bool);
+template const char* launch_matmul_wgmma<false, false, EpilogueKind::relu_mask>(const MatmulArgs&, cudaStream_t, bool);
 
 }  // namespace ember::kernels

@@ -3,7 +3,8 @@
 // kernel uses and the tests check on any machine (tests/wgmma_layout_test.cpp): every element
 // stored exactly once, where wgmma's descriptors read it, without bank conflicts.
 //
-// An operand slice is 128 rows (m for a, n for b) by 32 k, K-major as wgmma requires for TF32:
+// An operand slice is 128 rows (m for a, n for b; 256 for b in the 128 x 256 kernel) by 32 k,
+// K-major as wgmma requires for TF32:
 // row r's 32 k values fill 128 bytes, in the 128-byte swizzle: 16-byte chunk c of row r sits at
 // chunk position c ^ (r % 8). Tiles start on 1024-byte boundaries, so an 8-row group is one
 // 1024-byte swizzle atom.

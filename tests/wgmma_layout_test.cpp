@@ -58,33 +58,37 @@ TEST(WgmmaLayout, SwizzleIsABijectionOntoTheTile) {
 }
 
 TEST(WgmmaLayout, LoadersStoreEveryElementOnceWithoutBankConflicts) {
-  for (const bool k_contiguous : {true, false}) {
-    std::set<std::pair<int, int>> elements;
-    int instructions = 0;
-    for (int warp = 0; warp < kThreads / 32; ++warp)
-      for (int pass = 0; pass < 4; ++pass)
-        for (int s = 0; s < (k_contiguous ? 1 : 4); ++s) {
-          const std::vector<Store> stores = instruction(k_contiguous, warp, pass, s);
-          for (const Store& store : stores) {
-            ASSERT_LT(store.row, kRows);
-            ASSERT_LT(store.kk, kSliceK);
-            EXPECT_EQ(store.offset, swizzled_offset(store.row, store.kk));
-            EXPECT_TRUE(elements.insert({store.row, store.kk}).second)
-                << "element stored twice: row " << store.row << " k " << store.kk;
+  // A slices: 128 rows in 4 passes; B slices of the 128 x 256 kernel: 256 rows in 8.
+  for (const int rows : {kRows, 2 * kRows})
+    for (const bool k_contiguous : {true, false}) {
+      const int passes = rows / 32;
+      std::set<std::pair<int, int>> elements;
+      int instructions = 0;
+      for (int warp = 0; warp < kThreads / 32; ++warp)
+        for (int pass = 0; pass < passes; ++pass)
+          for (int s = 0; s < (k_contiguous ? 1 : 4); ++s) {
+            const std::vector<Store> stores = instruction(k_contiguous, warp, pass, s);
+            for (const Store& store : stores) {
+              ASSERT_LT(store.row, rows);
+              ASSERT_LT(store.kk, kSliceK);
+              EXPECT_EQ(store.offset, swizzled_offset(store.row, store.kk));
+              EXPECT_TRUE(elements.insert({store.row, store.kk}).second)
+                  << "element stored twice: row " << store.row << " k " << store.kk;
+            }
+            // 32 lanes x 16 bytes is 4 wavefronts at best; 32 x 4 bytes is one.
+            EXPECT_EQ(wavefronts(stores), k_contiguous ? 4 : 1)
+                << "k_contiguous " << k_contiguous << " warp " << warp << " pass " << pass << " store " << s;
+            ++instructions;
           }
-          // 32 lanes x 16 bytes is 4 wavefronts at best; 32 x 4 bytes is one.
-          EXPECT_EQ(wavefronts(stores), k_contiguous ? 4 : 1)
-              << "k_contiguous " << k_contiguous << " warp " << warp << " pass " << pass << " store " << s;
-          ++instructions;
-        }
-    EXPECT_EQ(elements.size(), static_cast<std::size_t>(kRows * kSliceK)) << "k_contiguous " << k_contiguous;
-    EXPECT_EQ(instructions, k_contiguous ? 32 : 128);
-  }
+      EXPECT_EQ(elements.size(), static_cast<std::size_t>(rows * kSliceK)) << "k_contiguous " << k_contiguous;
+      EXPECT_EQ(instructions, (k_contiguous ? 8 : 32) * passes);
+    }
 }
 
 TEST(WgmmaLayout, DescriptorsReadWhatTheLoadersStored) {
-  // Each warpgroup's A starts 64 rows (8 KiB, a multiple of the swizzle atom) into the tile.
-  for (int row = 0; row < kRows; ++row)
+  // Each warpgroup's A starts 64 rows (8 KiB, a multiple of the swizzle atom) into the tile; B has
+  // up to 256 rows.
+  for (int row = 0; row < 2 * kRows; ++row)
     for (int step = 0; step < kSliceK / 8; ++step)
       for (int kk8 = 0; kk8 < 8; ++kk8)
         ASSERT_EQ(descriptor_read_offset(row, step, kk8), swizzled_offset(row, 8 * step + kk8))
@@ -94,7 +98,7 @@ TEST(WgmmaLayout, DescriptorsReadWhatTheLoadersStored) {
 TEST(WgmmaLayout, TransposedRunsReadCoalesced) {
   // Lanes sharing a k read 8 consecutive 16-byte runs (128 contiguous bytes) of one source line.
   for (int warp = 0; warp < kThreads / 32; ++warp)
-    for (int pass = 0; pass < 4; ++pass)
+    for (int pass = 0; pass < 8; ++pass)
       for (int lane = 0; lane < 32; ++lane) {
         const int thread = 32 * warp + lane;
         const int first = 32 * warp + lane % 4;  // the lane of the same k with lane / 4 == 0

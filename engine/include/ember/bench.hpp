@@ -39,9 +39,10 @@ struct GemmRow {
   std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
   double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
   double ember_tf32_mma = 0;  // where TF32 ran on wgmma: the mma.sync kernel on the same product; else NaN
+  double ember_tf32_wide = 0;  // likewise the wgmma kernel on 128 x 256 tiles (a candidate Ember does not pick yet)
   /// Relative error ||ember - cublas|| / ||cublas|| of each Ember result against cuBLAS's FP32 product
   /// (NaN where that variant did not run); above kFp32GemmTolerance or kTf32GemmTolerance, it is wrong.
-  double error = 0, error_tf32 = 0, error_tf32_mma = 0;
+  double error = 0, error_tf32 = 0, error_tf32_mma = 0, error_tf32_wide = 0;
   std::string kernel;  // Ember's kernels that ran: FP32's ("128x128", "64x64", "64x64 split-k"), then " / " TF32's
 };
 

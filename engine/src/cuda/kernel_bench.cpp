@@ -146,6 +146,7 @@ std::string short_kernel_name(const std::string& kernel) {
   if (kernel == "split_k_sum_kernel") return "64x64 split-k";
   if (kernel == "matmul_tf32_kernel") return "tf32 mma.sync";
   if (kernel == "matmul_wgmma_kernel") return "tf32 wgmma";
+  if (kernel == "matmul_wgmma_wide_kernel") return "tf32 wgmma 128x256";
   return kernel;
 }
 
@@ -214,13 +215,21 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.ember = ember(kernels::MatmulPrecision::fp32, row.error);
     row.kernel = short_kernel_name(kernel);
     constexpr double kNotRun = std::numeric_limits<double>::quiet_NaN();
-    row.ember_tf32 = row.ember_tf32_mma = row.error_tf32 = row.error_tf32_mma = kNotRun;
+    row.ember_tf32 = row.ember_tf32_mma = row.ember_tf32_wide = kNotRun;
+    row.error_tf32 = row.error_tf32_mma = row.error_tf32_wide = kNotRun;
     if (kernels::tf32_matmul_available()) {
       row.ember_tf32 = ember(kernels::MatmulPrecision::tf32, row.error_tf32);
       const std::string tf32_kernel = kernel;
       row.kernel += " / " + short_kernel_name(tf32_kernel);
-      if (tf32_kernel == "matmul_wgmma_kernel")
+      if (tf32_kernel == "matmul_wgmma_kernel") {
         row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32_mma_sync, row.error_tf32_mma);
+        const kernels::MatmulPlan wide{.kernel = kernels::MatmulKernel::tf32_wgmma_wide, .k_split = std::max(k, 1)};
+        row.ember_tf32_wide = tflops(bench.median_ms([&] {
+          kernel = kernels::launch_matmul_planned(wide, g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb,
+                                                  c.floats(), n, {}, bench.stream(), scratch.floats());
+        }));
+        row.error_tf32_wide = error();
+      }
     }
     row.cublas_tf32 = cublas(tf32);
     on_row(row);
