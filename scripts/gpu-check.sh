@@ -3,8 +3,8 @@
 # H200): builds for the GPU present, runs the whole test suite (GPU tests included),
 # `ember demo --device cuda`, `ember bench` (all tables) beside bench/torch_mlp.py when PyTorch is
 # installed, then compute-sanitizer memcheck / racecheck / initcheck over the GPU tests. Full logs
-# go to OUTDIR; a verdict table and the benchmark tables end the output, and OUTDIR/validation-entry.md
-# holds them as a draft entry for docs/gpu-validation.md.
+# go to OUTDIR; the benchmark tables and then a verdict table end the output, and
+# OUTDIR/validation-entry.md holds them as a draft entry for docs/gpu-validation.md.
 #
 # Steps run in order of what they prove and stop at a deadline (EMBER_GPU_CHECK_SECONDS, default
 # 470 s after the start): a step that would start after it is reported as TIME, and each sanitizer
@@ -124,11 +124,12 @@ for tool in memcheck racecheck initcheck; do
     *) verdict "compute-sanitizer $tool" FAIL "exit $code; $tests; $line" ;; esac
 done
 
+# The benchmark tables, then the verdicts last, so that the end of the output always holds them.
+[ -f "$out/bench.log" ] && cat "$out/bench.log"
+[ -f "$out/torch.log" ] && cat "$out/torch.log"
 echo
 echo "=== gpu-check ($(( $(date +%s) - start ))s) ==="
 printf '%s\n' "${rows[@]}" | tee "$out/summary.txt"
-[ -f "$out/bench.log" ] && cat "$out/bench.log"
-[ -f "$out/torch.log" ] && cat "$out/torch.log"
 
 # A draft entry for docs/gpu-validation.md, from this run's own output only.
 {
