@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cuda/cuda_api.hpp"
+#include "cuda_check.hpp"
 #include "kernels.hpp"
 
 namespace ember::cuda {
@@ -47,8 +48,13 @@ std::string describe_devices() {
                         p.totalGlobalMem / 1073741824.0, p.multiProcessorCount);
   }
   const std::string reason = unavailable_reason();
-  text += reason.empty() ? "cuda: available\n" : "cuda: unavailable: " + reason + "\n";
-  return text;
+  if (!reason.empty()) return text + "cuda: unavailable: " + reason + "\n";
+  // The TF32 matmul (--precision tf32) on cuda:0, the device Ember uses.
+  EMBER_CUDA_CHECK(cudaSetDevice(0));
+  const char* tf32 = !kernels::tf32_matmul_available() ? "unavailable (compute capability 8.0 or newer needed)"
+                     : kernels::wgmma_matmul_ready()   ? "wgmma and mma.sync tensor-core kernels"
+                                                       : "mma.sync tensor-core kernels";
+  return text + "cuda: available; TF32 matmul: " + tf32 + "\n";
 }
 
 }  // namespace ember::cuda
