@@ -50,6 +50,11 @@ else
   exit 1
 fi
 
+# What Ember sees of the GPU, including which TF32 kernels it found built for it (wgmma needs sm_90a).
+timeout 60 "$build/ember" info >"$out/info.log" 2>&1
+verdict "ember info" "$(grep -q '^cuda: available' "$out/info.log" && echo ok || echo FAIL)" \
+  "$(grep -o 'TF32 matmul: .*' "$out/info.log" || tail -1 "$out/info.log")"
+
 # A hung test (a kernel that never returns) must not eat the run: each test gets 180 s.
 timeout "$(left)" ctest --test-dir "$build" --output-on-failure -j4 --timeout 180 >"$out/ctest.log" 2>&1
 summary=$(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1)
