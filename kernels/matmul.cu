@@ -321,7 +321,7 @@ bool tf32_matmul_available() {
     int device = 0, major = 0;
     EMBER_CUDA_CHECK(cudaGetDevice(&device));
     EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    if (major >= 9) wgmma_matmul_ready();  // its one-time probe and setup, done before any capture
+    wgmma_matmul_ready();  // its one-time probe and setup (9.0 devices only), done before any capture
     return major >= 8;
   }();
   return available;
