@@ -45,13 +45,24 @@ __global__ void gather_rows_kernel(const float* __restrict__ source, long long s
   gather_rows_block<Vector>(source, source_rows, width, indices + *cursor, destination, rows);
 }
 
-/// One matrix of a batch gather: its source, row width (in floats) and destination.
+/// One matrix of a gather: its source, row width (in floats) and destination.
 struct GatherPart {
   const float* source;
   float* destination;
   long long cols;
   bool vector;  // 16-byte accesses
+  __host__ __device__ long long width() const { return vector ? cols / 4 : cols; }  // row width in accesses
 };
+
+GatherPart gather_part(const float* source, float* destination, long long cols) {
+  return {source, destination, cols, cols % 4 == 0 && aligned16(source) && aligned16(destination)};
+}
+
+/// Blocks down the rows: about `blocks` in all with column_blocks across, at most one per row.
+unsigned row_blocks(long long rows, long long column_blocks, long long blocks) {
+  return static_cast<unsigned>(std::min<long long>({std::max<long long>(1, blocks / column_blocks),
+                                                    std::max<long long>(rows, 1), 65535}));
+}
 
 /// blockIdx.z 0 gathers x, 1 gathers y; the last block to finish advances the cursor. Every block
 /// reads the cursor before it counts itself done, so none reads it after the advance.
@@ -61,9 +72,9 @@ __global__ void gather_batch_kernel(GatherPart x, GatherPart y, long long source
   const GatherPart part = blockIdx.z == 0 ? x : y;
   const std::int32_t* batch = indices + *cursor;
   if (part.vector)
-    gather_rows_block<float4>(part.source, source_rows, part.cols / 4, batch, part.destination, rows);
+    gather_rows_block<float4>(part.source, source_rows, part.width(), batch, part.destination, rows);
   else
-    gather_rows_block<float>(part.source, source_rows, part.cols, batch, part.destination, rows);
+    gather_rows_block<float>(part.source, source_rows, part.width(), batch, part.destination, rows);
   __shared__ bool last;
   __syncthreads();  // the whole block has read the cursor
   if (threadIdx.x == 0) {
@@ -104,34 +115,26 @@ __global__ void fill_kernel(float* y, long long count, float value) {
 void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,
                         const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream) {
   if (rows * cols == 0) return;
-  const bool vector = cols % 4 == 0 && aligned16(source) && aligned16(destination);
-  const std::int64_t width = vector ? cols / 4 : cols;
-  const unsigned column_blocks = grid_for(width, 256);
+  const GatherPart part = gather_part(source, destination, cols);
+  const unsigned column_blocks = grid_for(part.width(), 256);
   // About 1024 blocks in all, as for bias add.
-  const std::int64_t row_blocks =
-      std::min<std::int64_t>({std::max<std::int64_t>(1, 1024 / column_blocks), rows, 65535});
-  const dim3 grid(column_blocks, static_cast<unsigned>(row_blocks));
-  if (vector)
+  const dim3 grid(column_blocks, row_blocks(rows, column_blocks, 1024));
+  if (part.vector)
     gather_rows_kernel<float4>
-        <<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
+        <<<grid, 256, 0, stream>>>(source, source_rows, part.width(), indices, cursor, destination, rows);
   else
-    gather_rows_kernel<float><<<grid, 256, 0, stream>>>(source, source_rows, width, indices, cursor, destination, rows);
+    gather_rows_kernel<float>
+        <<<grid, 256, 0, stream>>>(source, source_rows, part.width(), indices, cursor, destination, rows);
   check_launch("gather_rows_kernel", [&] { return shape_text("destination", rows, cols); });
 }
 
 void launch_gather_batch(const float* x, const float* y, std::int64_t source_rows, std::int64_t x_cols,
                          std::int64_t y_cols, const std::int32_t* indices, std::int32_t* cursor, float* x_batch,
                          float* y_batch, std::int64_t rows, unsigned* done, cudaStream_t stream) {
-  const GatherPart parts[2] = {
-      {x, x_batch, x_cols, x_cols % 4 == 0 && aligned16(x) && aligned16(x_batch)},
-      {y, y_batch, y_cols, y_cols % 4 == 0 && aligned16(y) && aligned16(y_batch)}};
-  // Columns: enough blocks for the wider matrix; rows: about 1024 blocks in all, as gather_rows.
-  std::int64_t column_blocks = 1;
-  for (const GatherPart& part : parts)
-    column_blocks = std::max<std::int64_t>(column_blocks, grid_for(part.vector ? part.cols / 4 : part.cols, 256));
-  const std::int64_t row_blocks =
-      std::min<std::int64_t>({std::max<std::int64_t>(1, 512 / column_blocks), std::max<std::int64_t>(rows, 1), 65535});
-  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(row_blocks), 2);
+  const GatherPart parts[2] = {gather_part(x, x_batch, x_cols), gather_part(y, y_batch, y_cols)};
+  // Columns: enough blocks for the wider matrix; rows: about 1024 blocks in all over both, as gather_rows.
+  const unsigned column_blocks = std::max(grid_for(parts[0].width(), 256), grid_for(parts[1].width(), 256));
+  const dim3 grid(column_blocks, row_blocks(rows, column_blocks, 512), 2);
   gather_batch_kernel<<<grid, 256, 0, stream>>>(parts[0], parts[1], source_rows, indices, cursor, rows, done);
   check_launch("gather_batch_kernel", [&] { return shape_text("x batch", rows, x_cols); });
 }

@@ -27,15 +27,14 @@ struct MatmulEpilogue {
   /// Optional, for linear products of a transposed, dense a (lda == m) only: row_sums[i] = the sum
   /// over k of op(a)[i][k], i.e. the column sums of a, unscaled by alpha and beta. A Dense layer's
   /// weight gradient dy^T @ x brings its bias gradient (the column sums of dy) along this way. The
-  /// 64 x 64 kernel adds the rows of the tiles it already holds in shared memory; after the larger
-  /// kernels a column reduction of a follows (launch_bias_gradient, through the scratch).
+  /// 64 x 64 and 32 x 32 kernels add the rows of the tiles they already hold in shared memory; after
+  /// the larger kernels a column reduction of a follows (launch_bias_gradient, through the scratch).
   float* row_sums = nullptr;
 };
 
 /// FP32: plain float multiply-adds. TF32: tensor cores on inputs rounded to 10 mantissa bits, FP32
 /// accumulation (compute capability 8.0 and newer), with the wgmma kernel where it is ready.
-/// tf32_mma_sync: TF32 with the mma.sync kernel even there (the benchmarks compare the two).
-enum class MatmulPrecision { fp32, tf32, tf32_mma_sync };
+enum class MatmulPrecision { fp32, tf32 };
 /// Whether the current device runs the TF32 matmul.
 bool tf32_matmul_available();
 /// Whether the TF32 matmul can use Hopper's wgmma kernel: a compute capability 9.0 device and a
@@ -56,14 +55,14 @@ const char* launch_matmul(bool transpose_a, bool transpose_b, int m, int n, int 
                           cudaStream_t stream, MatmulPrecision precision = MatmulPrecision::fp32,
                           float* scratch = nullptr);
 
-/// The problem launch_matmul plans for these arguments (on the current device), and its plan: what
-/// `ember bench --tables tuning` compares with candidate_plans(problem).
+/// The problem launch_matmul plans for these arguments (on the current device): plan_matmul of it
+/// is the plan launch_matmul runs, which `ember bench --tables tuning` compares with
+/// candidate_plans of it.
 MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
                              MatmulPrecision precision, bool scratch);
-MatmulPlan planned_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
-                          MatmulPrecision precision, bool scratch);
-/// launch_matmul on a given plan (one of candidate_plans(matmul_problem(...)), or a TF32 kernel):
-/// benchmarks time the alternatives. A k split the product cannot take is refused.
+/// launch_matmul on a given plan (one of candidate_plans(matmul_problem(...)), or a TF32 kernel:
+/// mma.sync, wgmma, wgmma on 128 x 256 tiles): benchmarks time the alternatives. A k split the
+/// product cannot take is refused.
 const char* launch_matmul_planned(const MatmulPlan& plan, bool transpose_a, bool transpose_b, int m, int n, int k,
                                   const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                                   const MatmulEpilogue& epilogue, cudaStream_t stream, float* scratch);

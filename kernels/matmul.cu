@@ -27,8 +27,8 @@
 //   too short) take 32 x 32 tiles: four times the blocks, so that a narrow layer's forward and
 //   input-gradient products (1024 x 256 at width 256: 64 tiles of 64) occupy every SM.
 //   Row sums (a weight gradient's bias gradient): the blocks of the first tile column also add up
-//   the rows of each op(a) slice they hold in shared memory, thread t over row t % 64 and a quarter
-//   of the slice, and combine the four quarters in order at the end (per split, when split; the
+//   the rows of each op(a) slice they hold in shared memory, thread t over row t % tile and a
+//   share of the slice, and combine the shares in order at the end (per split, when split; the
 //   sum kernel then adds the splits' row sums too). Larger products leave the row sums to a
 //   column reduction of a after the kernel.
 #include <algorithm>
@@ -228,21 +228,18 @@ __global__ void split_k_sum_kernel(const float* __restrict__ partials, int split
 }
 
 // ---- dispatch ------------------------------------------------------------------------------------
-/// The unsplit small-tile kernel on Tile x Tile tiles (with the row sums in it where asked for).
+/// The small-tile kernel on Tile x Tile tiles, in `splits` ranges of k_split along k (with the row
+/// sums in it where x.epilogue asks for them: RowSumsPossible).
 template <int Tile, bool TransposeA, bool TransposeB, EpilogueKind Kind, bool RowSumsPossible>
-const char* launch_small(const MatmulArgs& x, int k_split, const float* row_sums, cudaStream_t stream) {
-  const char* name = Tile == 64 ? "matmul_64x64_kernel" : "matmul_32x32_kernel";
-  const dim3 grid((x.n + Tile - 1) / Tile, (x.m + Tile - 1) / Tile);
-  if constexpr (RowSumsPossible) {
-    if (row_sums != nullptr) {
-      matmul_small_kernel<Tile, TransposeA, TransposeB, Kind, true><<<grid, kSmallThreads, 0, stream>>>(
-          x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-      return name;
-    }
-  }
-  matmul_small_kernel<Tile, TransposeA, TransposeB, Kind>
-      <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
-  return name;
+const char* launch_small(const MatmulArgs& x, int k_split, unsigned splits, cudaStream_t stream) {
+  const dim3 grid((x.n + Tile - 1) / Tile, (x.m + Tile - 1) / Tile, splits);
+  if (RowSumsPossible && x.epilogue.row_sums != nullptr)
+    matmul_small_kernel<Tile, TransposeA, TransposeB, Kind, RowSumsPossible><<<grid, kSmallThreads, 0, stream>>>(
+        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  else
+    matmul_small_kernel<Tile, TransposeA, TransposeB, Kind>
+        <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+  return Tile == 64 ? "matmul_64x64_kernel" : "matmul_32x32_kernel";
 }
 
 /// Runs x as `plan` says (one of candidate_plans or plan_matmul's choice for x's problem).
@@ -278,24 +275,17 @@ const char* launch_kernel(const MatmulArgs& x, const MatmulPlan& plan, cudaStrea
   const int k_split = static_cast<int>(plan.k_split);
   if (plan.splits == 1) {
     if (plan.kernel == MatmulKernel::fp32_32x32)
-      return launch_small<32, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, row_sums, stream);
-    return launch_small<64, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, row_sums, stream);
+      return launch_small<32, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, 1, stream);
+    return launch_small<64, TransposeA, TransposeB, Kind, kRowSumsPossible>(x, k_split, 1, stream);
   }
-  const dim3 grid((x.n + kSmallTile - 1) / kSmallTile, (x.m + kSmallTile - 1) / kSmallTile,
-                  static_cast<unsigned>(plan.splits));
-  // The partial products, then the partial row sums, in the scratch.
+  // Split (plain products only): the partial products, then the partial row sums, in the scratch.
   float* const row_partials = x.scratch + plan.splits * x.m * static_cast<long long>(x.n);
-  bool partial_rows = false;
-  if constexpr (kRowSumsPossible) {
-    if (row_sums != nullptr) {
-      matmul_small_kernel<64, TransposeA, TransposeB, EpilogueKind::linear, true><<<grid, kSmallThreads, 0, stream>>>(
-          x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{.row_sums = row_partials});
-      partial_rows = true;
-    }
-  }
-  if (!partial_rows)
-    matmul_small_kernel<64, TransposeA, TransposeB, EpilogueKind::linear><<<grid, kSmallThreads, 0, stream>>>(
-        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.scratch, x.n, MatmulEpilogue{});
+  MatmulArgs partial = x;
+  partial.c = x.scratch;
+  partial.ldc = x.n;
+  partial.epilogue = MatmulEpilogue{.row_sums = row_sums != nullptr ? row_partials : nullptr};
+  launch_small<64, TransposeA, TransposeB, EpilogueKind::linear, kRowSumsPossible>(
+      partial, k_split, static_cast<unsigned>(plan.splits), stream);
   check_launch("matmul_64x64_kernel (split k)", shapes);
   const long long sums = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
   split_k_sum_kernel<<<grid_for(sums, 256), 256, 0, stream>>>(x.scratch, static_cast<int>(plan.splits), x.m, x.n,
@@ -327,20 +317,20 @@ bool tf32_matmul_available() {
   return available;
 }
 
-namespace {
-
-MatmulProblem problem_for(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
-                          MatmulPrecision precision, bool scratch) {
+MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
+                             MatmulPrecision precision, bool scratch) {
   return {.m = m,
           .n = n,
           .k = k,
           .multiprocessors = multiprocessor_count(),
-          .tf32 = precision != MatmulPrecision::fp32,
+          .tf32 = precision == MatmulPrecision::tf32,
           .wgmma = precision == MatmulPrecision::tf32 && wgmma_matmul_ready(),
           .linear = epilogue.kind == EpilogueKind::linear,
           .scratch = scratch,
           .row_sums = epilogue.row_sums != nullptr && transpose_a && !transpose_b};
 }
+
+namespace {
 
 /// launch_matmul with a plan (chosen by plan_matmul unless given).
 const char* run_matmul(const MatmulPlan* given, bool transpose_a, bool transpose_b, int m, int n, int k,
@@ -355,9 +345,10 @@ const char* run_matmul(const MatmulPlan* given, bool transpose_a, bool transpose
     if (m > 0 && epilogue.row_sums != nullptr) launch_bias_gradient(a, epilogue.row_sums, k, m, scratch, stream);
     return "none (empty output)";
   }
-  if (precision != MatmulPrecision::fp32 && !tf32_matmul_available())
+  if (precision == MatmulPrecision::tf32 && !tf32_matmul_available())
     throw_launch_error(cudaErrorNotSupported, "matmul (TF32 needs compute capability 8.0 or newer)", args());
-  const MatmulProblem problem = problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch != nullptr);
+  const MatmulProblem problem =
+      matmul_problem(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch != nullptr);
   const MatmulPlan plan = given != nullptr ? *given : plan_matmul(problem);
   const int tile_rows = plan.kernel == MatmulKernel::fp32_32x32   ? kSmallestTile
                         : plan.kernel == MatmulKernel::fp32_64x64 ? kSmallTile
@@ -413,24 +404,13 @@ const char* launch_matmul_planned(const MatmulPlan& plan, bool transpose_a, bool
                                   const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                                   const MatmulEpilogue& epilogue, cudaStream_t stream, float* scratch) {
   const bool wgmma = plan.kernel == MatmulKernel::tf32_wgmma || plan.kernel == MatmulKernel::tf32_wgmma_wide;
-  const MatmulPrecision precision = wgmma                                        ? MatmulPrecision::tf32
-                                    : plan.kernel == MatmulKernel::tf32_mma_sync ? MatmulPrecision::tf32_mma_sync
-                                                                                 : MatmulPrecision::fp32;
+  const MatmulPrecision precision =
+      wgmma || plan.kernel == MatmulKernel::tf32_mma_sync ? MatmulPrecision::tf32 : MatmulPrecision::fp32;
   if (wgmma && !wgmma_matmul_ready())
     throw_launch_error(cudaErrorNotSupported, "matmul (wgmma is not built for this GPU)",
                        matmul_text(m, n, k, transpose_a, transpose_b));
   return run_matmul(&plan, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc, epilogue, stream, precision,
                     scratch);
-}
-
-MatmulPlan planned_matmul(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
-                          MatmulPrecision precision, bool scratch) {
-  return plan_matmul(problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch));
-}
-
-MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, int k, const MatmulEpilogue& epilogue,
-                             MatmulPrecision precision, bool scratch) {
-  return problem_for(transpose_a, transpose_b, m, n, k, epilogue, precision, scratch);
 }
 
 }  // namespace ember::kernels

@@ -36,6 +36,23 @@ __device__ __forceinline__ float to_tf32(float x) {
 constexpr int kBigM = kBigTile, kBigN = kBigTile, kBigK = 8, kBigThreads = 256;
 constexpr int kPad = 4;  // keeps the transposed (k-major) stores of 4 rows apart in different banks
 
+/// The 4 values of op(x)[outer][k .. k + 3] (KContiguous: x holds op(x)'s rows contiguous in k)
+/// or op(x)[outer .. outer + 3][k] (x[k][outer]): a run along x's contiguous dimension, zeros where
+/// outer >= outer_size or k >= k_size; one 16-byte load when Vector and the run is whole.
+template <bool KContiguous, bool Vector>
+__device__ __forceinline__ float4 load_run(const float* __restrict__ x, int ld, int outer, int outer_size, int k,
+                                           int k_size) {
+  // The 4 values run along x's contiguous dimension from `run`; `line` is the other index.
+  const int line = KContiguous ? outer : k, line_size = KContiguous ? outer_size : k_size;
+  const int run = KContiguous ? k : outer, run_size = KContiguous ? k_size : outer_size;
+  const float* p = x + static_cast<long long>(line) * ld + run;
+  if (Vector && line < line_size && run + 3 < run_size) return *reinterpret_cast<const float4*>(p);
+  float v[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v[i] = (line < line_size && run + i < run_size) ? p[i] : 0.0f;
+  return make_float4(v[0], v[1], v[2], v[3]);
+}
+
 /// One thread's share of a k slice of op(x), x being a (or b): 4 values along the tile's long
 /// dimension ("outer": m for a, n for b) or along k, depending on which is contiguous in x.
 /// KContiguous: x holds op(x)'s rows contiguous in k (a not transposed, b transposed).
@@ -50,16 +67,7 @@ struct SliceLoader {
   /// Reads the 4 values for slice k0 of a tile whose long dimension starts at outer0.
   /// x is indexed x[outer][k] (KContiguous) or x[k][outer]; limits are outer_size and k_size.
   __device__ float4 load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) const {
-    const int o = outer0 + outer, k = k0 + k_offset;
-    // The 4 values run along x's contiguous dimension from `run`; `line` is the other index.
-    const int line = KContiguous ? o : k, line_size = KContiguous ? outer_size : k_size;
-    const int run = KContiguous ? k : o, run_size = KContiguous ? k_size : outer_size;
-    const float* p = x + static_cast<long long>(line) * ld + run;
-    if (Vector && line < line_size && run + 3 < run_size) return *reinterpret_cast<const float4*>(p);
-    float v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = (line < line_size && run + i < run_size) ? p[i] : 0.0f;
-    return make_float4(v[0], v[1], v[2], v[3]);
+    return load_run<KContiguous, Vector>(x, ld, outer0 + outer, outer_size, k0 + k_offset, k_size);
   }
 
   /// Stores the 4 values into the k-major tile[k][outer].

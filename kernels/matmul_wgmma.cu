@@ -49,8 +49,9 @@ __host__ __device__ constexpr int shared_bytes(int tile_n) {
 }
 
 /// One operand's slice of 32 Passes rows by 32 k (wgmma_layout.hpp): Passes runs of 4 values per
-/// thread, loaded from global memory, then stored rounded to TF32 and swizzled. `outer` is the tile's long dimension
-/// (m for a, n for b). KContiguous: the source holds each outer index's k values contiguously.
+/// thread, loaded from global memory, then stored rounded to TF32 and swizzled. `outer` is the
+/// tile's long dimension (m for a, n for b). KContiguous: the source holds each outer index's k
+/// values contiguously.
 template <bool KContiguous, bool Vector, int Passes = 4>
 struct SwizzledSlice {
   float4 v[Passes];
@@ -62,20 +63,9 @@ struct SwizzledSlice {
   /// (KContiguous) or x[k][outer]; limits outer_size and k_size; outside them, zeros.
   __device__ void load(const float* __restrict__ x, int ld, int outer0, int outer_size, int k0, int k_size) {
 #pragma unroll
-    for (int i = 0; i < Passes; ++i) {
-      const int o = outer0 + pass_row(KContiguous, thread, i), kk = k0 + pass_k(KContiguous, thread);
-      const int line = KContiguous ? o : kk, line_size = KContiguous ? outer_size : k_size;
-      const int run = KContiguous ? kk : o, run_size = KContiguous ? k_size : outer_size;
-      const float* p = x + static_cast<long long>(line) * ld + run;
-      if (Vector && line < line_size && run + 3 < run_size) {
-        v[i] = *reinterpret_cast<const float4*>(p);
-      } else {
-        float e[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) e[j] = (line < line_size && run + j < run_size) ? p[j] : 0.0f;
-        v[i] = make_float4(e[0], e[1], e[2], e[3]);
-      }
-    }
+    for (int i = 0; i < Passes; ++i)
+      v[i] = load_run<KContiguous, Vector>(x, ld, outer0 + pass_row(KContiguous, thread, i), outer_size,
+                                           k0 + pass_k(KContiguous, thread), k_size);
   }
 
   /// Stores the loaded values into the tile at `tile` (1024-byte aligned shared memory).

@@ -58,7 +58,6 @@ __global__ void sgd_update_scalar_kernel(float* w, const float* grad, float* v, 
   }
 }
 
-
 }  // namespace
 
 void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,

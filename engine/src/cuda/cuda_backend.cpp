@@ -131,11 +131,9 @@ class CudaBackend final : public Backend {
       parameter_stream = side_stream_;
       parameter_scratch = side_scratch_;
     }
-    kernels::launch_matmul(true, false, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
-                           dy.data, static_cast<int>(dy.cols), x.data, static_cast<int>(x.cols), weight_gradient.data,
-                           static_cast<int>(weight_gradient.cols),
-                           {.kind = kernels::EpilogueKind::linear, .row_sums = bias_gradient.data}, parameter_stream,
-                           precision_, parameter_scratch);
+    launch_ember_matmul(true, false, shape, dy, x, weight_gradient,
+                        {.kind = kernels::EpilogueKind::linear, .row_sums = bias_gradient.data}, parameter_stream,
+                        parameter_scratch);
     if (!dx) return;
     dense_input_gradient(dy, weight, relu_output, *dx);
     EMBER_CUDA_CHECK(cudaEventRecord(join_, side_stream_));
@@ -271,11 +269,14 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  /// Ember's matmul on the given stream and scratch (by default the backend's own).
   void launch_ember_matmul(bool ta, bool tb, const MatmulShape& shape, ConstView a, ConstView b, View c,
-                           const kernels::MatmulEpilogue& epilogue) {
+                           const kernels::MatmulEpilogue& epilogue, cudaStream_t stream = nullptr,
+                           float* scratch = nullptr) {
     kernels::launch_matmul(ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n), static_cast<int>(shape.k),
                            a.data, static_cast<int>(a.cols), b.data, static_cast<int>(b.cols), c.data,
-                           static_cast<int>(c.cols), epilogue, stream_, precision_, reduction_scratch_);
+                           static_cast<int>(c.cols), epilogue, stream != nullptr ? stream : stream_, precision_,
+                           scratch != nullptr ? scratch : reduction_scratch_);
   }
 
   BackendOptions options_;

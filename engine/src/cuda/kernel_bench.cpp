@@ -75,6 +75,13 @@ class Bench {
     kernels::launch_fill_uniform(data, static_cast<std::int64_t>(count), ++seed_, stream_);
   }
 
+  /// host = the floats of device (as many as host holds), once the work queued before is done.
+  void download(const DeviceMemory& device, std::vector<float>& host) {
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                     stream_));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
   /// Median milliseconds of launch(), which enqueues work on stream().
   template <typename Launch>
   double median_ms(Launch&& launch) {
@@ -184,17 +191,18 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     const char* kernel = nullptr;  // the last Ember kernel timed
     // Each Ember result is checked against cuBLAS's FP32 product of the same inputs.
     std::vector<float> expected(static_cast<std::size_t>(g.m * g.n)), got(expected.size());
-    const auto error = [&] {
-      EMBER_CUDA_CHECK(cudaMemcpyAsync(got.data(), c.data(), c.bytes(), cudaMemcpyDeviceToHost, bench.stream()));
-      EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
-      return relative_error(got, expected);
-    };
-    const auto ember = [&](kernels::MatmulPrecision precision, double& relative) {
+    // Ember's plan for the precision, or the given one (the TF32 kernels it does not pick).
+    const auto ember = [&](kernels::MatmulPrecision precision, const kernels::MatmulPlan* plan, double& relative) {
       const double figure = tflops(bench.median_ms([&] {
-        kernel = kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {},
-                                        bench.stream(), precision, scratch.floats());
+        kernel = plan != nullptr ? kernels::launch_matmul_planned(*plan, g.ta, g.tb, m, n, k, a.floats(), lda,
+                                                                  b.floats(), ldb, c.floats(), n, {}, bench.stream(),
+                                                                  scratch.floats())
+                                 : kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb,
+                                                          c.floats(), n, {}, bench.stream(), precision,
+                                                          scratch.floats());
       }));
-      relative = error();
+      bench.download(c, got);
+      relative = relative_error(got, expected);
       return figure;
     };
     const auto cublas = [&](const Cublas& handle) {
@@ -210,25 +218,21 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.k = g.k;
     row.mode = mode_name(g.ta, g.tb);
     row.cublas = cublas(fp32);
-    EMBER_CUDA_CHECK(cudaMemcpyAsync(expected.data(), c.data(), c.bytes(), cudaMemcpyDeviceToHost, bench.stream()));
-    EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
-    row.ember = ember(kernels::MatmulPrecision::fp32, row.error);
+    bench.download(c, expected);
+    row.ember = ember(kernels::MatmulPrecision::fp32, nullptr, row.error);
     row.kernel = short_kernel_name(kernel);
     constexpr double kNotRun = std::numeric_limits<double>::quiet_NaN();
     row.ember_tf32 = row.ember_tf32_mma = row.ember_tf32_wide = kNotRun;
     row.error_tf32 = row.error_tf32_mma = row.error_tf32_wide = kNotRun;
     if (kernels::tf32_matmul_available()) {
-      row.ember_tf32 = ember(kernels::MatmulPrecision::tf32, row.error_tf32);
+      row.ember_tf32 = ember(kernels::MatmulPrecision::tf32, nullptr, row.error_tf32);
       const std::string tf32_kernel = kernel;
       row.kernel += " / " + short_kernel_name(tf32_kernel);
       if (tf32_kernel == "matmul_wgmma_kernel") {
-        row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32_mma_sync, row.error_tf32_mma);
+        const kernels::MatmulPlan mma{.kernel = kernels::MatmulKernel::tf32_mma_sync, .k_split = std::max(k, 1)};
         const kernels::MatmulPlan wide{.kernel = kernels::MatmulKernel::tf32_wgmma_wide, .k_split = std::max(k, 1)};
-        row.ember_tf32_wide = tflops(bench.median_ms([&] {
-          kernel = kernels::launch_matmul_planned(wide, g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb,
-                                                  c.floats(), n, {}, bench.stream(), scratch.floats());
-        }));
-        row.error_tf32_wide = error();
+        row.ember_tf32_mma = ember(kernels::MatmulPrecision::tf32, &mma, row.error_tf32_mma);
+        row.ember_tf32_wide = ember(kernels::MatmulPrecision::tf32, &wide, row.error_tf32_wide);
       }
     }
     row.cublas_tf32 = cublas(tf32);
@@ -345,10 +349,10 @@ std::vector<bench::TuningRow> tuning_table(const KernelTableOptions& options,
           epilogue.bias = bias.floats();
         if (p.kind == kernels::EpilogueKind::relu_mask) epilogue.mask = mask.floats();
         if (p.kind == kernels::EpilogueKind::linear) epilogue.row_sums = sums.floats();  // the bias gradient
-        const kernels::MatmulPlan chosen =
-            kernels::planned_matmul(p.ta, p.tb, m, n, k, epilogue, kernels::MatmulPrecision::fp32, true);
-        std::vector<kernels::MatmulPlan> plans = kernels::candidate_plans(
-            kernels::matmul_problem(p.ta, p.tb, m, n, k, epilogue, kernels::MatmulPrecision::fp32, true));
+        const kernels::MatmulProblem problem =
+            kernels::matmul_problem(p.ta, p.tb, m, n, k, epilogue, kernels::MatmulPrecision::fp32, true);
+        const kernels::MatmulPlan chosen = kernels::plan_matmul(problem);
+        std::vector<kernels::MatmulPlan> plans = kernels::candidate_plans(problem);
         std::stable_partition(plans.begin(), plans.end(), [&](const kernels::MatmulPlan& x) { return x == chosen; });
         std::vector<float> expected(static_cast<std::size_t>(p.m * p.n)), got(expected.size());
         std::vector<float> expected_sums(static_cast<std::size_t>(p.m)), got_sums(expected_sums.size());
@@ -366,12 +370,8 @@ std::vector<bench::TuningRow> tuning_table(const KernelTableOptions& options,
             kernels::launch_matmul_planned(plan, p.ta, p.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n,
                                            epilogue, bench.stream(), scratch.floats());
           });
-          EMBER_CUDA_CHECK(cudaMemcpyAsync((row.chosen ? expected : got).data(), c.data(), c.bytes(),
-                                           cudaMemcpyDeviceToHost, bench.stream()));
-          if (with_sums)
-            EMBER_CUDA_CHECK(cudaMemcpyAsync((row.chosen ? expected_sums : got_sums).data(), sums.data(), sums.bytes(),
-                                             cudaMemcpyDeviceToHost, bench.stream()));
-          EMBER_CUDA_CHECK(cudaStreamSynchronize(bench.stream()));
+          bench.download(c, row.chosen ? expected : got);
+          if (with_sums) bench.download(sums, row.chosen ? expected_sums : got_sums);
           if (!row.chosen)
             row.error = std::max(relative_error(got, expected),
                                  with_sums ? relative_error(got_sums, expected_sums) : 0.0);
