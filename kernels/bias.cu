@@ -10,6 +10,7 @@
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "launch.cuh"
 
 namespace ember::kernels {
 namespace {
@@ -99,9 +100,9 @@ void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_
   const std::int64_t wanted = std::max<std::int64_t>(1, 1024 / column_blocks);
   const dim3 grid(column_blocks, static_cast<unsigned>(std::min<std::int64_t>({wanted, rows, 65535})));
   if (vector)
-    bias_add_kernel<float4><<<grid, kBiasThreads, 0, stream>>>(y, bias, rows, width);
+    launch(bias_add_kernel<float4>, grid, kBiasThreads, 0, stream, y, bias, rows, width);
   else
-    bias_add_kernel<float><<<grid, kBiasThreads, 0, stream>>>(y, bias, rows, width);
+    launch(bias_add_kernel<float>, grid, kBiasThreads, 0, stream, y, bias, rows, width);
   check_launch("bias_add_kernel", [&] { return shape_text("y", rows, cols); });
 }
 
@@ -121,12 +122,13 @@ void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t ro
   float* out = chunks == 1 ? bias_gradient : scratch;
   const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks));
   if (vector)
-    bias_gradient_partial_kernel<float4><<<grid, kColumnLanes * kRowLanes, 0, stream>>>(dy, rows, width, chunk, out);
+    launch(bias_gradient_partial_kernel<float4>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width, chunk,
+           out);
   else
-    bias_gradient_partial_kernel<float><<<grid, kColumnLanes * kRowLanes, 0, stream>>>(dy, rows, width, chunk, out);
+    launch(bias_gradient_partial_kernel<float>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width, chunk, out);
   check_launch("bias_gradient_partial_kernel", [&] { return shape_text("dy", rows, cols); });
   if (chunks == 1) return;
-  bias_gradient_sum_kernel<<<grid_for(cols, 256), 256, 0, stream>>>(scratch, chunks, cols, bias_gradient);
+  launch(bias_gradient_sum_kernel, grid_for(cols, 256), 256, 0, stream, scratch, chunks, cols, bias_gradient);
   check_launch("bias_gradient_sum_kernel", [&] { return shape_text("dy", rows, cols); });
 }
 

@@ -7,6 +7,7 @@
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "launch.cuh"
 
 namespace ember::kernels {
 namespace {
@@ -50,7 +51,7 @@ struct GatherPart {
   const float* source;
   float* destination;
   long long cols;
-  bool vector;  // 16-byte accesses
+  bool vector;                                                                      // 16-byte accesses
   __host__ __device__ long long width() const { return vector ? cols / 4 : cols; }  // row width in accesses
 };
 
@@ -60,8 +61,8 @@ GatherPart gather_part(const float* source, float* destination, long long cols) 
 
 /// Blocks down the rows: about `blocks` in all with column_blocks across, at most one per row.
 unsigned row_blocks(long long rows, long long column_blocks, long long blocks) {
-  return static_cast<unsigned>(std::min<long long>({std::max<long long>(1, blocks / column_blocks),
-                                                    std::max<long long>(rows, 1), 65535}));
+  return static_cast<unsigned>(
+      std::min<long long>({std::max<long long>(1, blocks / column_blocks), std::max<long long>(rows, 1), 65535}));
 }
 
 /// blockIdx.z 0 gathers x, 1 gathers y; the last block to finish advances the cursor. Every block
@@ -120,11 +121,11 @@ void launch_gather_rows(const float* source, std::int64_t source_rows, std::int6
   // About 1024 blocks in all, as for bias add.
   const dim3 grid(column_blocks, row_blocks(rows, column_blocks, 1024));
   if (part.vector)
-    gather_rows_kernel<float4>
-        <<<grid, 256, 0, stream>>>(source, source_rows, part.width(), indices, cursor, destination, rows);
+    launch(gather_rows_kernel<float4>, grid, 256, 0, stream, source, source_rows, part.width(), indices, cursor,
+           destination, rows);
   else
-    gather_rows_kernel<float>
-        <<<grid, 256, 0, stream>>>(source, source_rows, part.width(), indices, cursor, destination, rows);
+    launch(gather_rows_kernel<float>, grid, 256, 0, stream, source, source_rows, part.width(), indices, cursor,
+           destination, rows);
   check_launch("gather_rows_kernel", [&] { return shape_text("destination", rows, cols); });
 }
 
@@ -135,24 +136,24 @@ void launch_gather_batch(const float* x, const float* y, std::int64_t source_row
   // Columns: enough blocks for the wider matrix; rows: about 1024 blocks in all over both, as gather_rows.
   const unsigned column_blocks = std::max(grid_for(parts[0].width(), 256), grid_for(parts[1].width(), 256));
   const dim3 grid(column_blocks, row_blocks(rows, column_blocks, 512), 2);
-  gather_batch_kernel<<<grid, 256, 0, stream>>>(parts[0], parts[1], source_rows, indices, cursor, rows, done);
+  launch(gather_batch_kernel, grid, 256, 0, stream, parts[0], parts[1], source_rows, indices, cursor, rows, done);
   check_launch("gather_batch_kernel", [&] { return shape_text("x batch", rows, x_cols); });
 }
 
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream) {
-  advance_cursor_kernel<<<1, 1, 0, stream>>>(cursor, amount);
+  launch(advance_cursor_kernel, 1, 1, 0, stream, cursor, amount);
   check_launch("advance_cursor_kernel", [&] { return count_text(amount, "rows"); });
 }
 
 void launch_fill_uniform(float* y, std::int64_t count, std::uint64_t seed, cudaStream_t stream) {
   if (count == 0) return;
-  fill_uniform_kernel<<<grid_for(count, 256), 256, 0, stream>>>(y, count, seed);
+  launch(fill_uniform_kernel, grid_for(count, 256), 256, 0, stream, y, count, seed);
   check_launch("fill_uniform_kernel", [&] { return count_text(count, "elements"); });
 }
 
 void launch_fill(float* y, std::int64_t count, float value, cudaStream_t stream) {
   if (count == 0) return;
-  fill_kernel<<<grid_for(count, 256), 256, 0, stream>>>(y, count, value);
+  launch(fill_kernel, grid_for(count, 256), 256, 0, stream, y, count, value);
   check_launch("fill_kernel", [&] { return count_text(count, "elements"); });
 }
 

@@ -234,11 +234,11 @@ template <int Tile, bool TransposeA, bool TransposeB, EpilogueKind Kind, bool Ro
 const char* launch_small(const MatmulArgs& x, int k_split, unsigned splits, cudaStream_t stream) {
   const dim3 grid((x.n + Tile - 1) / Tile, (x.m + Tile - 1) / Tile, splits);
   if (RowSumsPossible && x.epilogue.row_sums != nullptr)
-    matmul_small_kernel<Tile, TransposeA, TransposeB, Kind, RowSumsPossible><<<grid, kSmallThreads, 0, stream>>>(
-        x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_small_kernel<Tile, TransposeA, TransposeB, Kind, RowSumsPossible>, grid, kSmallThreads, 0, stream,
+           x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   else
-    matmul_small_kernel<Tile, TransposeA, TransposeB, Kind>
-        <<<grid, kSmallThreads, 0, stream>>>(x.m, x.n, x.k, k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_small_kernel<Tile, TransposeA, TransposeB, Kind>, grid, kSmallThreads, 0, stream, x.m, x.n, x.k,
+           k_split, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   return Tile == 64 ? "matmul_64x64_kernel" : "matmul_32x32_kernel";
 }
 
@@ -260,11 +260,11 @@ const char* launch_kernel(const MatmulArgs& x, const MatmulPlan& plan, cudaStrea
       const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
       const bool vector = operands_vectorizable(x) && aligned16(x.c);  // c too: the stores are 16-byte
       if (vector)
-        matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>
-            <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+        launch(matmul_128x128_kernel<TransposeA, TransposeB, true, Kind>, grid, kBigThreads, 0, stream, x.m, x.n, x.k,
+               x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
       else
-        matmul_128x128_kernel<TransposeA, TransposeB, false, Kind>
-            <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+        launch(matmul_128x128_kernel<TransposeA, TransposeB, false, Kind>, grid, kBigThreads, 0, stream, x.m, x.n, x.k,
+               x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     }
     if (row_sums != nullptr) {  // a (k, m) dense: its column sums, a few percent of this product's time
       check_launch(kernel, shapes);
@@ -288,9 +288,8 @@ const char* launch_kernel(const MatmulArgs& x, const MatmulPlan& plan, cudaStrea
       partial, k_split, static_cast<unsigned>(plan.splits), stream);
   check_launch("matmul_64x64_kernel (split k)", shapes);
   const long long sums = static_cast<long long>(x.m) * x.n + (row_sums != nullptr ? x.m : 0);
-  split_k_sum_kernel<<<grid_for(sums, 256), 256, 0, stream>>>(x.scratch, static_cast<int>(plan.splits), x.m, x.n,
-                                                              x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc,
-                                                              row_partials, row_sums);
+  launch(split_k_sum_kernel, grid_for(sums, 256), 256, 0, stream, x.scratch, static_cast<int>(plan.splits), x.m, x.n,
+         x.epilogue.alpha, x.epilogue.beta, x.c, x.ldc, row_partials, row_sums);
   return "split_k_sum_kernel";
 }
 
@@ -333,9 +332,9 @@ MatmulProblem matmul_problem(bool transpose_a, bool transpose_b, int m, int n, i
 namespace {
 
 /// launch_matmul with a plan (chosen by plan_matmul unless given).
-const char* run_matmul(const MatmulPlan* given, bool transpose_a, bool transpose_b, int m, int n, int k,
-                       const float* a, int lda, const float* b, int ldb, float* c, int ldc,
-                       const MatmulEpilogue& epilogue, cudaStream_t stream, MatmulPrecision precision, float* scratch) {
+const char* run_matmul(const MatmulPlan* given, bool transpose_a, bool transpose_b, int m, int n, int k, const float* a,
+                       int lda, const float* b, int ldb, float* c, int ldc, const MatmulEpilogue& epilogue,
+                       cudaStream_t stream, MatmulPrecision precision, float* scratch) {
   const auto args = [&] { return matmul_text(m, n, k, transpose_a, transpose_b); };
   if (epilogue.row_sums != nullptr &&
       (epilogue.kind != EpilogueKind::linear || !transpose_a || transpose_b || lda != m || scratch == nullptr))

@@ -42,11 +42,16 @@ static_assert(kSliceK == 2 * kBigK && kBigM == kBigN, "a slice is two loader sli
 }
 
 [[maybe_unused]] __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4& a, const float2& b) {
+#if defined(EMBER_CUDA_EMULATOR)
+  emulator::mma_m16n8k8_tf32(d, {__float_as_uint(a.x), __float_as_uint(a.y), __float_as_uint(a.z), __float_as_uint(a.w)},
+                             {__float_as_uint(b.x), __float_as_uint(b.y)});
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)), "r"(__float_as_uint(a.w)),
         "r"(__float_as_uint(b.x)), "r"(__float_as_uint(b.y)));
+#endif
 }
 
 template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
@@ -54,7 +59,7 @@ template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 __global__ void __launch_bounds__(kBigThreads, 1)
     matmul_tf32_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
                        float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(EMBER_CUDA_EMULATOR)
   __shared__ __align__(16) float slice_a[2][kSliceFloats];
   __shared__ __align__(16) float slice_b[2][kSliceFloats];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -148,11 +153,11 @@ template <bool TransposeA, bool TransposeB, EpilogueKind Kind>
 const char* launch_matmul_tf32(const MatmulArgs& x, cudaStream_t stream) {
   const dim3 grid((x.n + kBigN - 1) / kBigN, (x.m + kBigM - 1) / kBigM);
   if (operands_vectorizable(x))
-    matmul_tf32_kernel<TransposeA, TransposeB, true, Kind>
-        <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_tf32_kernel<TransposeA, TransposeB, true, Kind>, grid, kBigThreads, 0, stream, x.m, x.n, x.k, x.a,
+           x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   else
-    matmul_tf32_kernel<TransposeA, TransposeB, false, Kind>
-        <<<grid, kBigThreads, 0, stream>>>(x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_tf32_kernel<TransposeA, TransposeB, false, Kind>, grid, kBigThreads, 0, stream, x.m, x.n, x.k, x.a,
+           x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   return "matmul_tf32_kernel";
 }
 

@@ -248,7 +248,7 @@ bool wgmma_matmul_ready() {
     int* flag = nullptr;
     int has_wgmma = 0;
     EMBER_CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
-    wgmma_probe_kernel<<<1, 1>>>(flag);
+    launch(wgmma_probe_kernel, 1, 1, 0, nullptr, flag);
     const cudaError_t launched = cudaGetLastError();
     const cudaError_t copied = cudaMemcpy(&has_wgmma, flag, sizeof(int), cudaMemcpyDeviceToHost);
     cudaFree(flag);
@@ -274,17 +274,17 @@ const char* launch_matmul_wgmma(const MatmulArgs& x, cudaStream_t stream, bool w
   const bool vector = operands_vectorizable(x);
   if (wide && vector) {  // 128 x 256 tiles: 16-byte loads only (the element-wise loaders would spill)
     const dim3 grid((x.n + 255) / 256, (x.m + kWgTile - 1) / kWgTile);
-    matmul_wgmma_kernel<256, TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, shared_bytes(256), stream>>>(
-        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_wgmma_kernel<256, TransposeA, TransposeB, true, Kind>, grid, kWgThreads, shared_bytes(256), stream,
+           x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
     return "matmul_wgmma_wide_kernel";
   }
   const dim3 grid((x.n + kWgTile - 1) / kWgTile, (x.m + kWgTile - 1) / kWgTile);
   if (vector)
-    matmul_wgmma_kernel<128, TransposeA, TransposeB, true, Kind><<<grid, kWgThreads, shared_bytes(128), stream>>>(
-        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_wgmma_kernel<128, TransposeA, TransposeB, true, Kind>, grid, kWgThreads, shared_bytes(128), stream,
+           x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   else
-    matmul_wgmma_kernel<128, TransposeA, TransposeB, false, Kind><<<grid, kWgThreads, shared_bytes(128), stream>>>(
-        x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
+    launch(matmul_wgmma_kernel<128, TransposeA, TransposeB, false, Kind>, grid, kWgThreads, shared_bytes(128), stream,
+           x.m, x.n, x.k, x.a, x.lda, x.b, x.ldb, x.c, x.ldc, x.epilogue);
   return "matmul_wgmma_kernel";
 }
 

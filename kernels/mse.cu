@@ -11,6 +11,7 @@
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "launch.cuh"
 
 namespace ember::kernels {
 namespace {
@@ -164,7 +165,7 @@ int reduction_blocks(long long count) {
 
 void sum_partials(const float* partials, int blocks, float* accumulator, float divisor, cudaStream_t stream) {
   if (blocks == 1) return;  // pass one already added its sum
-  sum_partials_kernel<<<1, kReduceThreads, 0, stream>>>(partials, blocks, accumulator, divisor);
+  launch(sum_partials_kernel, 1, kReduceThreads, 0, stream, partials, blocks, accumulator, divisor);
   check_launch("sum_partials_kernel", [&] { return count_text(blocks, "partials"); });
 }
 
@@ -175,8 +176,8 @@ void launch_mse_loss(const float* prediction, const float* target, std::int64_t 
   const long long count = rows * cols;
   const int blocks = reduction_blocks(count);
   const bool vector = aligned16(prediction) && aligned16(target);
-  mse_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, count, vector, scratch, loss_sum,
-                                                            static_cast<float>(cols));
+  launch(mse_partial_kernel, blocks, kReduceThreads, 0, stream, prediction, target, count, vector, scratch, loss_sum,
+         static_cast<float>(cols));
   check_launch("mse_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   sum_partials(scratch, blocks, loss_sum, static_cast<float>(cols), stream);
 }
@@ -185,7 +186,8 @@ void launch_mae_sum(const float* prediction, const float* target, const float* s
                     std::int64_t cols, float* mae_sum, float* scratch, cudaStream_t stream) {
   const long long count = rows * cols;
   const int blocks = reduction_blocks(count);
-  mae_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(prediction, target, scale, count, cols, scratch, mae_sum);
+  launch(mae_partial_kernel, blocks, kReduceThreads, 0, stream, prediction, target, scale, count, cols, scratch,
+         mae_sum);
   check_launch("mae_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   sum_partials(scratch, blocks, mae_sum, static_cast<float>(cols), stream);
 }
@@ -197,12 +199,12 @@ void launch_mse_loss_and_gradient(const float* prediction, const float* target, 
   if (count == 0) return;
   const int blocks = reduction_blocks(count);
   const float gradient_scale = static_cast<float>(2.0 / static_cast<double>(count));
-  loss_and_gradient_partial_kernel<<<blocks, kReduceThreads, 0, stream>>>(
-      prediction, target, scale, count, cols, gradient_scale, gradient, scratch, loss_sum, mae_sum);
+  launch(loss_and_gradient_partial_kernel, blocks, kReduceThreads, 0, stream, prediction, target, scale, count, cols,
+         gradient_scale, gradient, scratch, loss_sum, mae_sum);
   check_launch("loss_and_gradient_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   if (blocks == 1) return;  // pass one already added its sums
-  sum_partial_pairs_kernel<<<1, kReduceThreads, 0, stream>>>(scratch, blocks, loss_sum, mae_sum,
-                                                             static_cast<float>(cols));
+  launch(sum_partial_pairs_kernel, 1, kReduceThreads, 0, stream, scratch, blocks, loss_sum, mae_sum,
+         static_cast<float>(cols));
   check_launch("sum_partial_pairs_kernel", [&] { return count_text(blocks, "partials"); });
 }
 
@@ -211,7 +213,7 @@ void launch_mse_gradient(const float* prediction, const float* target, float* gr
   const std::int64_t count = rows * cols;
   if (count == 0) return;
   const float scale = static_cast<float>(2.0 / static_cast<double>(count));
-  mse_gradient_kernel<<<grid_for(count, 256), 256, 0, stream>>>(prediction, target, gradient, count, scale);
+  launch(mse_gradient_kernel, grid_for(count, 256), 256, 0, stream, prediction, target, gradient, count, scale);
   check_launch("mse_gradient_kernel", [&] { return shape_text("prediction", rows, cols); });
 }
 

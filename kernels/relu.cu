@@ -5,6 +5,7 @@
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "launch.cuh"
 
 namespace ember::kernels {
 namespace {
@@ -34,23 +35,23 @@ __global__ void relu_kernel(const float* in, const float* other, float* out, lon
 }
 
 template <typename Op>
-void launch(const char* name, const float* in, const float* other, float* out, std::int64_t count,
-            cudaStream_t stream) {
+void launch_relu(const char* name, const float* in, const float* other, float* out, std::int64_t count,
+                 cudaStream_t stream) {
   if (count == 0) return;
   const bool vector = aligned16(in) && aligned16(other) && aligned16(out);
   const std::int64_t work = vector ? count / 4 + count % 4 : count;
-  relu_kernel<<<grid_for(work, 256), 256, 0, stream>>>(in, other, out, count, vector, Op{});
+  launch(relu_kernel<Op>, grid_for(work, 256), 256, 0, stream, in, other, out, count, vector, Op{});
   check_launch(name, [&] { return count_text(count, "elements"); });
 }
 
 }  // namespace
 
 void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream) {
-  launch<ReluForward>("relu_forward_kernel", x, x, y, count, stream);
+  launch_relu<ReluForward>("relu_forward_kernel", x, x, y, count, stream);
 }
 
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream) {
-  launch<ReluBackward>("relu_backward_kernel", dy, y, dx, count, stream);
+  launch_relu<ReluBackward>("relu_backward_kernel", dy, y, dx, count, stream);
 }
 
 }  // namespace ember::kernels

@@ -7,6 +7,7 @@
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "launch.cuh"
 
 namespace ember::kernels {
 namespace {
@@ -26,8 +27,8 @@ __device__ __forceinline__ float sgd_step(float& w, float grad, float* v, const 
   return w;
 }
 
-__global__ void sgd_update_vectorized_kernel(float* __restrict__ w, const float* __restrict__ grad, float* __restrict__ v,
-                                             long long count, SgdSettings s) {
+__global__ void sgd_update_vectorized_kernel(float* __restrict__ w, const float* __restrict__ grad,
+                                             float* __restrict__ v, long long count, SgdSettings s) {
   const long long vectors = count / 4;
   const long long tail = count - vectors * 4;
   const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
@@ -67,11 +68,13 @@ void launch_sgd_update(float* weights, const float* gradients, float* velocity, 
   const bool vectorizable = aligned16(weights) && aligned16(gradients) && (momentum == 0.0f || aligned16(velocity));
   if (vectorizable) {
     const std::int64_t work = count / 4 + count % 4;
-    sgd_update_vectorized_kernel<<<grid_for(work, 256), 256, 0, stream>>>(weights, gradients, velocity, count, settings);
+    launch(sgd_update_vectorized_kernel, grid_for(work, 256), 256, 0, stream, weights, gradients, velocity, count,
+           settings);
     check_launch("sgd_update_vectorized_kernel", [&] { return count_text(count, "parameters"); });
   } else {
     // Only reachable for buffers not carved from an arena (every arena region is 256-byte aligned).
-    sgd_update_scalar_kernel<<<grid_for(count, 256), 256, 0, stream>>>(weights, gradients, velocity, count, settings);
+    launch(sgd_update_scalar_kernel, grid_for(count, 256), 256, 0, stream, weights, gradients, velocity, count,
+           settings);
     check_launch("sgd_update_scalar_kernel", [&] { return count_text(count, "parameters"); });
   }
 }

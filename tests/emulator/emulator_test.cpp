@@ -1,0 +1,211 @@
+// The CPU emulator's own semantics, which the emulated GPU suite relies on: barriers order shared
+// memory, shuffles exchange within a warp, faults and misuse are reported as a GPU would report
+// them, and a captured graph replays its work with the arguments of the capture.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <vector>
+
+#include "launch.cuh"
+
+namespace ember::kernels {
+namespace {
+
+/// Reverses 256 values through shared memory: right only if every thread stores before any loads.
+__global__ void reverse_kernel(const float* in, float* out) {
+  __shared__ float buffer[256];
+  buffer[threadIdx.x] = in[threadIdx.x];
+  __syncthreads();
+  out[threadIdx.x] = buffer[255 - threadIdx.x];
+}
+
+/// Each warp's sum, by shuffles, into out[warp]; lane l also writes lane l + 1's value (or its own).
+__global__ void warp_sum_kernel(const float* in, float* out, float* neighbours) {
+  float value = in[threadIdx.x];
+  neighbours[threadIdx.x] = __shfl_down_sync(0xffffffffu, value, 1);
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+  if (threadIdx.x % 32 == 0) out[threadIdx.x / 32] = value;
+}
+
+/// Threads below `split` wait at a barrier the others never reach while they wait at a shuffle.
+__global__ void divergent_kernel(float* out, unsigned split) {
+  if (threadIdx.x < split) {
+    __syncthreads();
+  } else {
+    out[threadIdx.x] = __shfl_down_sync(0xffffffffu, 1.0f, 1);
+  }
+}
+
+__global__ void add_kernel(float* x, float amount) { x[threadIdx.x] += amount; }
+
+__global__ void indices_kernel(unsigned* out) {
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  out[block * blockDim.x + threadIdx.x] = block * 1000 + threadIdx.x;
+}
+
+class Emulator : public ::testing::Test {
+ protected:
+  template <typename T>
+  T* device(const std::vector<T>& host) {
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, host.size() * sizeof(T)), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    allocations_.push_back(p);
+    return static_cast<T*>(p);
+  }
+  template <typename T>
+  std::vector<T> host(const T* p, std::size_t count) {
+    std::vector<T> out(count);
+    EXPECT_EQ(cudaMemcpy(out.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+  void TearDown() override {
+    for (void* p : allocations_) cudaFree(p);
+  }
+
+ private:
+  std::vector<void*> allocations_;
+};
+
+TEST_F(Emulator, BarriersOrderSharedMemory) {
+  std::vector<float> in(256);
+  std::iota(in.begin(), in.end(), 1.0f);
+  const float* din = device(in);
+  float* dout = device(std::vector<float>(256, 0.0f));
+  launch(reverse_kernel, 1, 256, 0, nullptr, din, dout);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> out = host(dout, 256);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(out[i], in[255 - i]) << i;
+}
+
+TEST_F(Emulator, ShufflesStayInTheirWarp) {
+  std::vector<float> in(96);
+  std::iota(in.begin(), in.end(), 0.0f);
+  const float* din = device(in);
+  float* sums = device(std::vector<float>(3, 0.0f));
+  float* neighbours = device(std::vector<float>(96, 0.0f));
+  launch(warp_sum_kernel, 1, 96, 0, nullptr, din, sums, neighbours);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> got = host(sums, 3), next = host(neighbours, 96);
+  for (int w = 0; w < 3; ++w) EXPECT_EQ(got[w], 32.0f * 32 * w + 31 * 16) << "warp " << w;
+  for (int t = 0; t < 96; ++t) EXPECT_EQ(next[t], t % 32 == 31 ? in[t] : in[t + 1]) << t;
+}
+
+TEST_F(Emulator, EveryBlockAndThreadRunsOnce) {
+  const dim3 grid(3, 2, 2);
+  unsigned* out = device(std::vector<unsigned>(12 * 64, 0xffffffffu));
+  launch(indices_kernel, grid, 64, 0, nullptr, out);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<unsigned> got = host(out, 12 * 64);
+  for (unsigned b = 0; b < 12; ++b)
+    for (unsigned t = 0; t < 64; ++t) EXPECT_EQ(got[b * 64 + t], b * 1000 + t);
+}
+
+TEST_F(Emulator, DivergentBarrierIsALaunchFailure) {
+  float* out = device(std::vector<float>(64, 0.0f));
+  launch(divergent_kernel, 1, 64, 0, nullptr, out, 16u);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchFailure);
+  EXPECT_EQ(cudaDeviceReset(), cudaSuccess);  // the fault is sticky until then, as on a GPU
+}
+
+TEST_F(Emulator, HostPointerArgumentIsRefused) {
+  std::vector<float> on_host(32, 0.0f);
+  launch(add_kernel, 1, 32, 0, nullptr, on_host.data(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidDevicePointer);
+  EXPECT_EQ(on_host[0], 0.0f);
+}
+
+TEST_F(Emulator, BadLaunchConfigurationIsRefused) {
+  float* x = device(std::vector<float>(32, 0.0f));
+  launch(add_kernel, dim3(1, 65536), 32, 0, nullptr, x, 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  launch(add_kernel, 1, 2048, 0, nullptr, x, 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(host(x, 32)[0], 0.0f);
+}
+
+TEST_F(Emulator, GraphReplaysItsCapturedWorkWithTheCapturedArguments) {
+  float* x = device(std::vector<float>(32, 1.0f));
+  cudaStream_t stream = nullptr, side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  float amount = 2.0f;
+  launch(add_kernel, 1, 32, 0, stream, x, amount);
+  amount = 100.0f;  // a capture keeps the arguments it was given
+  ASSERT_EQ(cudaEventRecord(fork, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+  launch(add_kernel, 1, 32, 0, side, x, 3.0f);
+  ASSERT_EQ(cudaEventRecord(join, side), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(stream, join, 0), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  EXPECT_EQ(host(x, 32)[0], 1.0f) << "captured work must not run";
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(host(x, 32)[31], 11.0f);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaEventDestroy(fork);
+  cudaEventDestroy(join);
+  cudaStreamDestroy(side);
+  cudaStreamDestroy(stream);
+}
+
+TEST_F(Emulator, CaptureRefusesUnjoinedForksAndForbiddenCalls) {
+  float* x = device(std::vector<float>(32, 1.0f));
+  cudaStream_t stream = nullptr, side = nullptr;
+  cudaEvent_t fork = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), cudaSuccess);
+  // A fork whose work the origin never waits on.
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(fork, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+  launch(add_kernel, 1, 32, 0, side, x, 3.0f);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaErrorStreamCaptureUnjoined);
+  EXPECT_EQ(graph, nullptr);
+  cudaGetLastError();
+  // cudaMalloc and host copies inside a capture.
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+  float one = 1.0f;
+  EXPECT_EQ(cudaMemcpyAsync(x, &one, sizeof one, cudaMemcpyHostToDevice, stream), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaErrorStreamCaptureInvalidated);
+  cudaGetLastError();
+  EXPECT_EQ(host(x, 32)[0], 1.0f);
+  cudaEventDestroy(fork);
+  cudaStreamDestroy(side);
+  cudaStreamDestroy(stream);
+}
+
+TEST_F(Emulator, CopiesOutsideTheirAllocationAreRefused) {
+  float* x = device(std::vector<float>(8, 1.0f));
+  std::vector<float> out(16);
+  EXPECT_EQ(cudaMemcpy(out.data(), x, 16 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(out.data(), out.data() + 8, 8 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  cudaGetLastError();
+}
+
+TEST(EmulatorTf32, RoundsToNearestTiesAwayFromZero) {
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -10);  // TF32 keeps 10 mantissa bits
+  EXPECT_EQ(emulator::round_to_tf32(one + ulp / 2), one + ulp);  // a tie: away from zero
+  EXPECT_EQ(emulator::round_to_tf32(-(one + ulp / 2)), -(one + ulp));
+  EXPECT_EQ(emulator::round_to_tf32(one + ulp / 4), one);
+  EXPECT_EQ(emulator::round_to_tf32(one + ulp * 3 / 4), one + ulp);
+  EXPECT_TRUE(std::isinf(emulator::round_to_tf32(INFINITY)));
+  EXPECT_TRUE(std::isnan(emulator::round_to_tf32(NAN)));
+}
+
+}  // namespace
+}  // namespace ember::kernels
