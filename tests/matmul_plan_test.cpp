@@ -130,6 +130,17 @@ TEST(MatmulPlan, DenseConformanceShapesReachEveryFp32Path) {
   EXPECT_GT(weight_gradient(1537, 260, 1540).splits, 1);
   EXPECT_EQ(weight_gradient(129, 1541, 1543).kernel, MatmulKernel::fp32_128x128);
   EXPECT_FALSE(weight_gradient(129, 1541, 1543).row_sums_in_kernel);
+  // The short-k shapes reach the same paths: the unsplit 64 x 64 weight gradient, and the 128 x 128
+  // kernel for the forward product (rows, out), the input gradient (rows, in) and the weight gradient.
+  const auto fused = [](std::int64_t m, std::int64_t n, std::int64_t k) {
+    return plan_matmul({.m = m, .n = n, .k = k, .multiprocessors = 132, .linear = false, .scratch = true});
+  };
+  EXPECT_EQ(weight_gradient(33, 999, 1001).kernel, MatmulKernel::fp32_64x64);
+  EXPECT_EQ(weight_gradient(33, 999, 1001).splits, 1);
+  // (1537, 17, 1540)'s forward and (1537, 1540, 17)'s input gradient: both 1537 x 1540 over k = 17.
+  EXPECT_EQ(fused(1537, 1540, 17).kernel, MatmulKernel::fp32_128x128);
+  EXPECT_EQ(weight_gradient(17, 1540, 1543).kernel, MatmulKernel::fp32_128x128);
+  EXPECT_FALSE(weight_gradient(17, 1540, 1543).row_sums_in_kernel);
 }
 
 TEST(MatmulPlan, Tf32PicksWgmmaForAWaveAndMmaSyncBelow) {
