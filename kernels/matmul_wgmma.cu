@@ -98,9 +98,21 @@ struct SwizzledSlice {
 /// Keeps the compiler from moving accumulator accesses across the asynchronous wgmma region.
 template <int Count>
 [[maybe_unused]] __device__ __forceinline__ void fence_accumulators(float (&d)[Count]) {
+#if !defined(EMBER_CUDA_EMULATOR)
 #pragma unroll
   for (int i = 0; i < Count; ++i) asm volatile("" : "+f"(d[i])::"memory");
+#else
+  (void)d;
+#endif
 }
+
+// The asynchronous proxy's fence and wgmma's group control. In the CPU emulator (tests/emulator) a
+// wgmma completes when issued, and they have nothing to do.
+#if defined(EMBER_CUDA_EMULATOR)
+#define EMBER_PTX(instruction)
+#else
+#define EMBER_PTX(instruction) asm volatile(instruction ::: "memory")
+#endif
 
 // The accumulators as asm operands: "+f"(d[i]) .. "+f"(d[i + 63]).
 #define EMBER_D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
@@ -135,6 +147,8 @@ template <int N>
         "%126, %127}, %128, %129, p, 1, 1;\n}\n"
         : EMBER_D64(0), EMBER_D64(64)
         : "l"(a), "l"(b), "r"(scale_d));
+#elif defined(EMBER_CUDA_EMULATOR)
+  emulator::wgmma_m64nNk8_tf32(d, N, a, b);
 #else
   (void)d, (void)a, (void)b;
 #endif
@@ -148,8 +162,12 @@ template <int TileN, bool TransposeA, bool TransposeB, bool Vector, EpilogueKind
 __global__ void __launch_bounds__(kWgThreads, 1)
     matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
                         float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(EMBER_CUDA_EMULATOR)
+#if defined(EMBER_CUDA_EMULATOR)
+  unsigned char* const dynamic_shared = emulator::dynamic_shared_memory();
+#else
   extern __shared__ unsigned char dynamic_shared[];
+#endif
   // The swizzle is a function of address bits: tiles start on 1024-byte boundaries.
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(dynamic_shared));
   const std::uint32_t pad = (1024u - raw % 1024u) % 1024u, shared_base = raw + pad;
@@ -168,7 +186,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   slice_b.load(b, ldb, col0, n, 0, k);
   slice_a.store(stages);
   slice_b.store(stages + kTileBytes);
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  EMBER_PTX("fence.proxy.async.shared::cta;\n");
   __syncthreads();
 
   const int slices = (k + kWgSliceK - 1) / kWgSliceK;
@@ -183,18 +201,18 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     const std::uint32_t a_tile = shared_base + current * kStageBytes + group * 64 * 128;
     const std::uint32_t b_tile = shared_base + current * kStageBytes + kTileBytes;
     fence_accumulators(acc);
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    EMBER_PTX("wgmma.fence.sync.aligned;\n");
 #pragma unroll
     for (int step = 0; step < kWgSliceK / 8; ++step)
       wgmma_m64nNk8<TileN>(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    EMBER_PTX("wgmma.commit_group.sync.aligned;\n");
     if (more) {  // the other buffer was last read by the wgmmas waited for before the previous barrier
       slice_a.store(stages + (current ^ 1) * kStageBytes);
       slice_b.store(stages + (current ^ 1) * kStageBytes + kTileBytes);
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    EMBER_PTX("wgmma.wait_group.sync.aligned 0;\n");
     fence_accumulators(acc);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    EMBER_PTX("fence.proxy.async.shared::cta;\n");
     __syncthreads();
   }
 
@@ -218,7 +236,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 
 /// Writes 1 where this binary's code for the device has the sm_90a features (wgmma), else 0.
 __global__ void wgmma_probe_kernel(int* has_wgmma) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(EMBER_CUDA_EMULATOR)
   *has_wgmma = 1;
 #else
   *has_wgmma = 0;

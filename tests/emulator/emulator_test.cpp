@@ -4,9 +4,14 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
+#include <random>
+#include <set>
+#include <string>
 #include <vector>
 
+#include "kernels.hpp"
 #include "launch.cuh"
 
 namespace ember::kernels {
@@ -195,6 +200,64 @@ TEST_F(Emulator, CopiesOutsideTheirAllocationAreRefused) {
   EXPECT_EQ(cudaMemcpy(out.data(), x, 16 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
   EXPECT_EQ(cudaMemcpy(out.data(), out.data() + 8, 8 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
   cudaGetLastError();
+}
+
+// Every plan the matmul can run, the ones plan_matmul does not pick included (the k splits, and
+// the 128 x 256 wgmma variant that the benchmarks time), against a float64 product: the GPU suite
+// reaches each only through the shapes that choose it.
+TEST_F(Emulator, EveryMatmulPlanMatchesTheProduct) {
+  struct Shape {
+    int m, n, k;
+  };
+  std::set<std::string> ran;
+  // Strides multiple of 4 (16-byte loads, which the 128 x 256 variant needs), then odd ones.
+  for (const auto& [m, n, k] : {Shape{257, 516, 132}, Shape{130, 131, 67}})
+    for (int mode = 0; mode < 4; ++mode) {
+      const bool ta = mode & 1, tb = mode & 2;
+      std::mt19937 random(static_cast<unsigned>(m * 7 + mode));
+      std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+      std::vector<float> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(k) * n);
+      for (float& x : a) x = uniform(random);
+      for (float& x : b) x = uniform(random);
+      const int lda = ta ? m : k, ldb = tb ? k : n;
+      std::vector<double> expected(static_cast<std::size_t>(m) * n);
+      double norm = 0;
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          double sum = 0;
+          for (int p = 0; p < k; ++p)
+            sum += static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+          expected[static_cast<std::size_t>(i) * n + j] = sum;
+          norm += sum * sum;
+        }
+      const float* da = device(a);
+      const float* db = device(b);
+      float* dc = device(std::vector<float>(expected.size(), NAN));
+      float* scratch = device(std::vector<float>(kReductionScratchFloats, NAN));
+      const MatmulEpilogue linear{};
+      std::vector<std::pair<MatmulPlan, double>> plans;  // each with its tolerance
+      for (const MatmulPlan& plan :
+           candidate_plans(matmul_problem(ta, tb, m, n, k, linear, MatmulPrecision::fp32, true)))
+        plans.emplace_back(plan, 1e-5);
+      for (const MatmulKernel tf32 : {MatmulKernel::tf32_mma_sync, MatmulKernel::tf32_wgmma, MatmulKernel::tf32_wgmma_wide})
+        plans.emplace_back(MatmulPlan{.kernel = tf32, .k_split = k}, 5e-3);
+      for (const auto& [plan, tolerance] : plans) {
+        ASSERT_EQ(cudaMemcpy(dc, std::vector<float>(expected.size(), NAN).data(), expected.size() * sizeof(float),
+                             cudaMemcpyHostToDevice),
+                  cudaSuccess);
+        const char* kernel = launch_matmul_planned(plan, ta, tb, m, n, k, da, lda, db, ldb, dc, n, linear, nullptr, scratch);
+        ASSERT_EQ(cudaGetLastError(), cudaSuccess) << kernel;
+        ran.insert(kernel);
+        const std::vector<float> got = host(dc, expected.size());
+        double error = 0;
+        for (std::size_t i = 0; i < got.size(); ++i) error += (got[i] - expected[i]) * (got[i] - expected[i]);
+        EXPECT_LT(std::sqrt(error / norm), tolerance)
+            << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n << " k " << k << " ta " << ta << " tb " << tb;
+      }
+    }
+  EXPECT_EQ(ran, (std::set<std::string>{"matmul_32x32_kernel", "matmul_64x64_kernel", "split_k_sum_kernel",
+                                        "matmul_128x128_kernel", "matmul_tf32_kernel", "matmul_wgmma_kernel",
+                                        "matmul_wgmma_wide_kernel"}));
 }
 
 TEST(EmulatorTf32, RoundsToNearestTiesAwayFromZero) {

@@ -206,7 +206,14 @@ struct BlockRun {
   const std::function<void()>* body = nullptr;
   std::vector<std::array<std::uint32_t, kWarp * 10>> exchange;  // per warp: 10 words a lane
   std::string error;                                           // a kernel fault, ending the launch
+  // The shared window: 1024-byte aligned, with the dynamic shared memory 16 bytes into it (as if
+  // behind a little static shared memory), so that kernels aligning it themselves are tested.
+  std::vector<unsigned char> shared;
+  unsigned char* window = nullptr;
+  std::size_t dynamic_bytes = 0;
 };
+constexpr std::size_t kDynamicOffset = 16;
+std::map<const void*, std::size_t> dynamic_shared_limits;  // cudaFuncAttributeMaxDynamicSharedMemorySize
 
 BlockRun run;
 
@@ -259,6 +266,7 @@ bool release_waiting() {
 bool run_block(const std::function<void()>& body, dim3 grid, dim3 block, uint3 block_idx) {
   run.body = &body;
   run.threads = static_cast<int>(block.x * block.y * block.z);
+  std::fill(run.shared.begin(), run.shared.end(), 0xff);  // uninitialized: NaN
   if (run.fibers.size() < static_cast<std::size_t>(run.threads)) run.fibers.resize(run.threads);
   run.exchange.resize((run.threads + kWarp - 1) / kWarp);
   for (int t = 0; t < run.threads; ++t) {
@@ -291,7 +299,11 @@ bool run_block(const std::function<void()>& body, dim3 grid, dim3 block, uint3 b
   }
 }
 
-void run_grid(const std::function<void()>& body, dim3 grid, dim3 block) {
+void run_grid(const std::function<void()>& body, dim3 grid, dim3 block, std::size_t shared_bytes) {
+  run.shared.assign(shared_bytes + kDynamicOffset + 1024, 0xff);
+  const auto base = reinterpret_cast<std::uintptr_t>(run.shared.data());
+  run.window = run.shared.data() + ((1024 - base % 1024) % 1024);
+  run.dynamic_bytes = shared_bytes;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x)
@@ -379,14 +391,64 @@ void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uin
   for (int q = 0; q < 4; ++q) d[q] = result[q];
 }
 
+unsigned char* dynamic_shared_memory() {
+  current_fiber();
+  return run.window + kDynamicOffset;
+}
+
+std::uint64_t shared_address(const void* pointer) {
+  const auto* p = static_cast<const unsigned char*>(pointer);
+  if (p < run.window + kDynamicOffset || p > run.window + kDynamicOffset + run.dynamic_bytes)
+    fault("__cvta_generic_to_shared of a pointer outside the dynamic shared memory");
+  return static_cast<std::uint64_t>(p - run.window);
+}
+
+void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor) {
+  if (run.threads % 128 != 0) fault("wgmma in a block that is not whole warpgroups");
+  // The shared memory matrix descriptor (PTX ISA, wgmma): start address, leading and stride byte
+  // offsets, each in 16-byte units in 14 bits, and the swizzle mode in bits 62-63 (1: 128 bytes).
+  // K-major with the 128-byte swizzle, row r's k values run along 128 bytes, rows of an 8-row
+  // group 128 bytes apart, groups SBO apart; the leading byte offset is not used. The swizzle XORs
+  // address bits 4-6 with bits 7-9.
+  const auto element = [](std::uint64_t descriptor, int row, int k) {
+    const std::uint64_t start = (descriptor & 0x3fff) << 4, stride = ((descriptor >> 32) & 0x3fff) << 4;
+    if ((descriptor >> 62) != 1) fault("a wgmma descriptor whose swizzle is not 128 bytes (not emulated)");
+    if (((descriptor >> 49) & 7) != 0) fault("a wgmma descriptor with a base offset (not emulated)");
+    const std::uint64_t linear = start + (row / 8) * stride + (row % 8) * 128 + k * 4;
+    const std::uint64_t address = linear ^ (((linear >> 7) & 7) << 4);
+    if (address < kDynamicOffset || address + 4 > kDynamicOffset + run.dynamic_bytes)
+      fault("a wgmma operand read outside the dynamic shared memory");
+    std::uint32_t bits;
+    std::memcpy(&bits, run.window + address, 4);
+    return static_cast<double>(std::bit_cast<float>(bits & 0xffffe000u));  // TF32: the top 19 bits
+  };
+  // D (64 x n): thread t of the warpgroup, warp w = t / 32, g = lane / 4, q = lane % 4, holds
+  // d[4 j + i] = D[16 w + g + 8 (i / 2)][8 j + 2 q + i % 2].
+  const int t = run.current % 128, w = t / 32, g = t % 32 / 4, q = t % 4;
+  for (int half = 0; half < 2; ++half) {
+    const int row = 16 * w + g + 8 * half;
+    double a[8];
+    for (int k = 0; k < 8; ++k) a[k] = element(a_descriptor, row, k);
+    for (int j = 0; j < n / 8; ++j)
+      for (int i = 0; i < 2; ++i) {
+        float& out = d[4 * j + 2 * half + i];
+        double sum = out;
+        for (int k = 0; k < 8; ++k) sum += a[k] * element(b_descriptor, 8 * j + 2 * q + i, k);
+        out = static_cast<float>(sum);
+      }
+  }
+}
+
 void trap() { fault("__trap()"); }
 
-void submit_kernel(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
+void submit_kernel(const void* function, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
                    const PointerArgument* pointers, int pointer_count, std::function<void()> body) {
   if (sticky_error != cudaSuccess) return;
   const unsigned long long threads = static_cast<unsigned long long>(block.x) * block.y * block.z;
+  const auto limit = dynamic_shared_limits.find(function);
+  const std::size_t shared_limit = limit != dynamic_shared_limits.end() ? limit->second : 48 * 1024;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
-      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || shared_bytes > 48 * 1024) {
+      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || shared_bytes > shared_limit) {
     fail(cudaErrorInvalidConfiguration,
          "launch of (" + std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " + std::to_string(grid.z) +
              ") blocks of (" + std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
@@ -399,7 +461,7 @@ void submit_kernel(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t
            "kernel argument " + std::to_string(pointers[i].position) + " is not device memory (from cudaMalloc)");
       return;
     }
-  submit(stream, [body = std::move(body), grid, block] { run_grid(body, grid, block); });
+  submit(stream, [body = std::move(body), grid, block, shared_bytes] { run_grid(body, grid, block, shared_bytes); });
 }
 
 cudaError_t function_attributes(cudaFuncAttributes* attributes) {
@@ -411,6 +473,13 @@ cudaError_t function_attributes(cudaFuncAttributes* attributes) {
 
 // ---- the runtime API ------------------------------------------------------------------------------
 using namespace ember::emulator;
+
+cudaError_t cudaFuncSetAttribute(const void* function, cudaFuncAttribute attribute, int value) {
+  if (attribute != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > 227 * 1024)
+    return fail(cudaErrorInvalidValue, "cudaFuncSetAttribute: beyond the 227 KiB of an H200 block");
+  dynamic_shared_limits[function] = static_cast<std::size_t>(value);
+  return cudaSuccess;
+}
 
 cudaError_t cudaGetLastError() {
   const cudaError_t error = sticky_error != cudaSuccess ? sticky_error : last_error;

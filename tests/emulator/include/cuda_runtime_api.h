@@ -106,6 +106,10 @@ cudaError_t cudaDeviceSynchronize();
 /// The emulator's reset clears the errors (a kernel fault is sticky until then) and keeps the memory.
 cudaError_t cudaDeviceReset();
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes);
+template <typename T>
+cudaError_t cudaMalloc(T** pointer, std::size_t bytes) {  // cuda_runtime.h's typed overload
+  return cudaMalloc(reinterpret_cast<void**>(pointer), bytes);
+}
 cudaError_t cudaFree(void* pointer);
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind);
@@ -150,6 +154,13 @@ void sync_threads();
 std::uint32_t warp_exchange(unsigned mask, std::uint32_t word, int source_lane);
 /// mma.sync.m16n8k8.row.col.f32.tf32.tf32.f32, d += a b, with the fragments of the PTX ISA.
 void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]);
+/// wgmma.mma_async.sync.aligned.m64nNk8.f32.tf32.tf32 with scale-d 1 (d += a b), both operands
+/// from shared memory through their descriptors (K-major, 128-byte swizzle), complete when issued.
+void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor);
+/// The running block's dynamic shared memory (extern __shared__), and a pointer's address in the
+/// shared window (__cvta_generic_to_shared).
+unsigned char* dynamic_shared_memory();
+std::uint64_t shared_address(const void* pointer);
 /// __trap(): ends the launch with cudaErrorLaunchFailure.
 [[noreturn]] void trap();
 
@@ -166,8 +177,9 @@ struct PointerArgument {
   const void* pointer;
 };
 
-/// Runs (or, on a capturing stream, records) `grid` blocks of `block` threads of body().
-void submit_kernel(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
+/// Runs (or, on a capturing stream, records) `grid` blocks of `block` threads of body(), the
+/// kernel `function`.
+void submit_kernel(const void* function, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
                    const PointerArgument* pointers, int pointer_count, std::function<void()> body);
 
 template <typename... Params>
@@ -182,7 +194,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
   };
   (note(args), ...);
   // The arguments are copied now, as a launch copies them (and a capture keeps them).
-  submit_kernel(grid, block, shared_bytes, stream, pointers, count,
+  submit_kernel(reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, stream, pointers, count,
                 [kernel, arguments = std::tuple<Params...>(args...)] { std::apply(kernel, arguments); });
 }
 
@@ -191,13 +203,15 @@ cudaError_t function_attributes(cudaFuncAttributes* attributes);
 
 }  // namespace ember::emulator
 
+/// cudaFuncAttributeMaxDynamicSharedMemorySize is kept: a launch above 48 KiB needs it.
+cudaError_t cudaFuncSetAttribute(const void* function, cudaFuncAttribute attribute, int value);
 template <typename... Params>
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, void (*)(Params...)) {
   return ember::emulator::function_attributes(attributes);
 }
 template <typename... Params>
-cudaError_t cudaFuncSetAttribute(void (*)(Params...), cudaFuncAttribute, int) {
-  return cudaSuccess;
+cudaError_t cudaFuncSetAttribute(void (*function)(Params...), cudaFuncAttribute attribute, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(function), attribute, value);
 }
 
 // ---- device built-ins -----------------------------------------------------------------------------
@@ -226,6 +240,7 @@ inline void __threadfence() {}  // the emulated threads run one at a time: every
 inline float __uint_as_float(unsigned x) { return std::bit_cast<float>(x); }
 inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
 inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
+inline std::size_t __cvta_generic_to_shared(const void* pointer) { return ember::emulator::shared_address(pointer); }
 inline unsigned atomicAdd(unsigned* address, unsigned value) {
   const unsigned old = *address;
   *address = old + value;
