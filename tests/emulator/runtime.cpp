@@ -4,6 +4,10 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -132,10 +136,11 @@ cudaError_t submit(cudaStream_t stream, Work work) {
 }
 
 // ---- fibers: an emulated thread's stack and saved registers ----
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__)
 // A switch that saves the System V callee-saved registers on the old stack and pops them from the
 // new one: no system call, unlike swapcontext (which saves the signal mask), and so about 50x
-// faster; kernels switch at every barrier and shuffle. (AddressSanitizer builds use ucontext.)
+// faster; kernels switch at every barrier and shuffle. Under AddressSanitizer each switch is
+// announced to it (its fiber interface), so that it tracks which stack is live.
 extern "C" void ember_emulator_switch(void** save_sp, void* load_sp);
 asm(R"(
   .text
@@ -162,9 +167,13 @@ ember_emulator_switch:
 
 struct Context {
   void* sp = nullptr;
+  const void* stack = nullptr;  // its stack's lowest address and size (for AddressSanitizer)
+  std::size_t stack_bytes = 0;
 };
 /// Makes `context` start entry() on [stack, stack + bytes) at its first switch.
 void make_context(Context& context, char* stack, std::size_t bytes, void (*entry)()) {
+  context.stack = stack;
+  context.stack_bytes = bytes;
   // entry's address is where the first switch's `ret` goes: 16-byte aligned, so that entry sees the
   // stack as a call leaves it; below it, the six registers that switch pops.
   auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t{15};
@@ -173,7 +182,26 @@ void make_context(Context& context, char* stack, std::size_t bytes, void (*entry
   for (int r = 1; r <= 6; ++r) slot[-r] = nullptr;
   context.sp = slot - 6;
 }
-void switch_context(Context& from, Context& to) { ember_emulator_switch(&from.sp, to.sp); }
+/// Switches from `from` (whose stack is abandoned when it `exits`) to `to`.
+void switch_context(Context& from, Context& to, bool exits = false) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(exits ? nullptr : &fake_stack, to.stack, to.stack_bytes);
+  ember_emulator_switch(&from.sp, to.sp);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#else
+  (void)exits;
+  ember_emulator_switch(&from.sp, to.sp);
+#endif
+}
+/// The first thing a fiber does: completes the switch into it and learns the scheduler's stack.
+void enter_fiber(Context& scheduler) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler.stack, &scheduler.stack_bytes);
+#else
+  (void)scheduler;
+#endif
+}
 #else
 struct Context {
   ucontext_t context{};
@@ -185,7 +213,8 @@ void make_context(Context& context, char* stack, std::size_t bytes, void (*entry
   context.context.uc_link = nullptr;
   makecontext(&context.context, entry, 0);
 }
-void switch_context(Context& from, Context& to) { swapcontext(&from.context, &to.context); }
+void switch_context(Context& from, Context& to, bool = false) { swapcontext(&from.context, &to.context); }
+void enter_fiber(Context&) {}
 #endif
 
 // ---- kernels: one block at a time, its threads as fibers ----
@@ -218,9 +247,10 @@ std::map<const void*, std::size_t> dynamic_shared_limits;  // cudaFuncAttributeM
 BlockRun run;
 
 void fiber_main() {
+  enter_fiber(run.scheduler);
   (*run.body)();
   run.fibers[run.current].state = FiberState::exited;
-  switch_context(run.fibers[run.current].context, run.scheduler);
+  switch_context(run.fibers[run.current].context, run.scheduler, true);
 }
 
 /// Back to the scheduler in `state`, until it resumes this fiber.
@@ -331,7 +361,7 @@ Fiber& current_fiber() {
   run.error = what;
   Fiber& fiber = current_fiber();
   fiber.state = FiberState::exited;
-  switch_context(fiber.context, run.scheduler);
+  switch_context(fiber.context, run.scheduler, true);
   std::abort();  // never resumed
 }
 
@@ -588,6 +618,9 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
   char* p = static_cast<char*>(std::aligned_alloc(256, rounded));
   if (p == nullptr) return fail(cudaErrorMemoryAllocation, "cudaMalloc: the host is out of memory");
   std::memset(p, 0xff, rounded);  // uninitialized memory reads as NaN
+#if defined(__SANITIZE_ADDRESS__)
+  __asan_poison_memory_region(p + bytes, rounded - bytes);  // an access past `bytes` is an error
+#endif
   allocations[p] = bytes;
   allocated_bytes += bytes;
   *pointer = p;
@@ -599,6 +632,9 @@ cudaError_t cudaFree(void* pointer) {
   const auto it = allocations.find(static_cast<const char*>(pointer));
   if (it == allocations.end()) return fail(cudaErrorInvalidDevicePointer, "cudaFree of memory cudaMalloc did not give");
   allocated_bytes -= it->second;
+#if defined(__SANITIZE_ADDRESS__)
+  __asan_unpoison_memory_region(pointer, (it->second + 255) / 256 * 256);
+#endif
   allocations.erase(it);
   std::free(pointer);
   return cudaSuccess;
