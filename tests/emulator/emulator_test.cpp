@@ -42,6 +42,13 @@ __global__ void divergent_kernel(float* out, unsigned split) {
   }
 }
 
+/// A missing barrier: thread t reads what thread t - 1 stores in the same phase.
+__global__ void racy_kernel(float* out) {
+  __shared__ float buffer[64];
+  buffer[threadIdx.x] = static_cast<float>(100 * blockIdx.x + threadIdx.x);
+  out[64 * blockIdx.x + threadIdx.x] = threadIdx.x == 0 ? 0.0f : buffer[threadIdx.x - 1];
+}
+
 __global__ void add_kernel(float* x, float amount) { x[threadIdx.x] += amount; }
 
 __global__ void indices_kernel(unsigned* out) {
@@ -105,6 +112,19 @@ TEST_F(Emulator, EveryBlockAndThreadRunsOnce) {
   const std::vector<unsigned> got = host(out, 12 * 64);
   for (unsigned b = 0; b < 12; ++b)
     for (unsigned t = 0; t < 64; ++t) EXPECT_EQ(got[b * 64 + t], b * 1000 + t);
+}
+
+TEST_F(Emulator, AMissingBarrierShowsInOddBlocks) {
+  // Even blocks run their threads first to last (thread t - 1 has stored when t reads), odd ones
+  // last to first: there thread t reads before t - 1 stores, and sees the previous block's value.
+  float* out = device(std::vector<float>(128, NAN));
+  launch(racy_kernel, 2, 64, 0, nullptr, out);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<float> got = host(out, 128);
+  for (int t = 1; t < 64; ++t) {
+    EXPECT_EQ(got[t], t - 1.0f);
+    EXPECT_EQ(got[64 + t], t - 1.0f) << "block 1 must read block 0's stale value, not " << 100 + t - 1;
+  }
 }
 
 TEST_F(Emulator, DivergentBarrierIsALaunchFailure) {

@@ -311,7 +311,11 @@ bool run_block(const std::function<void()>& body, dim3 grid, dim3 block, uint3 b
     make_context(fiber.context, fiber.stack.get(), kFiberStackBytes, fiber_main);
   }
   for (;;) {
-    for (int t = 0; t < run.threads; ++t) {
+    // Odd blocks run their threads last to first: a read that should wait for another thread's
+    // write in the same phase (a missing barrier) sees stale data in one order or the other.
+    const bool reverse = (block_idx.x + block_idx.y + block_idx.z) % 2 == 1;
+    for (int i = 0; i < run.threads; ++i) {
+      const int t = reverse ? run.threads - 1 - i : i;
       if (run.fibers[t].state != FiberState::ready) continue;
       run.current = t;
       switch_context(run.scheduler, run.fibers[t].context);
