@@ -1,49 +1,13 @@
 // The real `ember` binary: every bad input gets one clear line and its exit code, and leaves no
 // partial output file; a diverged run does not overwrite an existing checkpoint.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include "cli_support.hpp"
 
 namespace {
 
+using namespace ember::testing;
 namespace fs = std::filesystem;
-
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-/// The running test's own folder, so that tests run in parallel (ctest -j) never share a file.
-std::string dir() {
-  const std::string d = std::string(EMBER_TEST_WORKDIR) + "/cli/" +
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-CliRun ember(const std::string& arguments) {
-  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string command = std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-std::string file_with(const std::string& name, const std::string& content) {
-  const std::string path = dir() + "/" + name;
-  std::ofstream(path) << content;
-  return path;
-}
 
 /// y = 2 x0 - x1 + 1 on 40 rows.
 std::string good_csv() {
@@ -56,7 +20,7 @@ std::string good_csv() {
 }
 
 void expect_input_error(const std::string& arguments, const std::string& message) {
-  const CliRun run = ember(arguments);
+  const CliRun run = run_ember(arguments);
   EXPECT_EQ(run.exit_code, 2) << arguments << "\n" << run.err;
   EXPECT_NE(run.err.find("error: " + message), std::string::npos) << arguments << "\nstderr: " << run.err;
 }
@@ -64,7 +28,7 @@ void expect_input_error(const std::string& arguments, const std::string& message
 TEST(Cli, TrainPredictEvaluateRoundTrip) {
   const std::string data = good_csv(), model = dir() + "/model.safetensors", history = dir() + "/history.csv",
                     plot = dir() + "/loss.svg", metrics = dir() + "/metrics.json", predictions = dir() + "/pred.csv";
-  const CliRun train = ember("train --data " + data + " --target y --layers 8 --epochs 40 --lr 0.05 --val-split 0.2 --device cpu "
+  const CliRun train = run_ember("train --data " + data + " --target y --layers 8 --epochs 40 --lr 0.05 --val-split 0.2 --device cpu "
                           "--save " + model + " --history " + history + " --plot " + plot + " --metrics-out " + metrics);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_NE(train.out.find("Epoch 40/40"), std::string::npos);
@@ -73,13 +37,13 @@ TEST(Cli, TrainPredictEvaluateRoundTrip) {
   EXPECT_NE(slurp(plot).find("val_loss"), std::string::npos);
   EXPECT_NE(slurp(metrics).find("\"val_loss\""), std::string::npos);
 
-  const CliRun predict = ember("predict --device cpu --model " + model + " --data " + data + " --out " + predictions);
+  const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + data + " --out " + predictions);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
   const std::string text = slurp(predictions);
   EXPECT_EQ(text.substr(0, 2), "y\n");
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 41);
 
-  const CliRun evaluate = ember("evaluate --device cpu --model " + model + " --data " + data);
+  const CliRun evaluate = run_ember("evaluate --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
   EXPECT_NE(evaluate.out.find("rows: 40"), std::string::npos);
   const double r2 = std::stod(evaluate.out.substr(evaluate.out.find("r2: ") + 4));
@@ -88,8 +52,8 @@ TEST(Cli, TrainPredictEvaluateRoundTrip) {
 
 TEST(Cli, ResumeWithInitContinuesEpochs) {
   const std::string data = good_csv(), first = dir() + "/first.safetensors";
-  ASSERT_EQ(ember("train --data " + data + " --target y --epochs 0 --device cpu --save " + first).exit_code, 0);
-  const CliRun resumed = ember("train --data " + data + " --target y --epochs 2 --device cpu --init " + first);
+  ASSERT_EQ(run_ember("train --data " + data + " --target y --epochs 0 --device cpu --save " + first).exit_code, 0);
+  const CliRun resumed = run_ember("train --data " + data + " --target y --epochs 2 --device cpu --init " + first);
   EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.out.find("Epoch 2/2"), std::string::npos);
   expect_input_error("train --data " + data + " --target y --layers 3 --device cpu --init " + first,
@@ -118,7 +82,7 @@ TEST(Cli, BadFlagsExitTwo) {
 }
 
 TEST(Cli, Tf32OnTheCpuTrainsInFp32WithANotice) {
-  const CliRun run = ember("train --data " + good_csv() + " --target y --epochs 2 --device cpu --precision tf32 --quiet");
+  const CliRun run = run_ember("train --data " + good_csv() + " --target y --epochs 2 --device cpu --precision tf32 --quiet");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("note: TF32 applies to the GPU; the CPU computes in FP32"), std::string::npos) << run.err;
 }
@@ -128,7 +92,7 @@ TEST(Cli, BenchStepTableOnCpuWritesCsv) {
                      "--tables memory: the gemm, memory and tuning tables run on a GPU");
   const std::string csv = dir() + "/bench.csv";
   fs::remove(csv);
-  const CliRun run = ember("bench --device cpu --tables step --width 64 --runs 20 --csv " + csv);
+  const CliRun run = run_ember("bench --device cpu --tables step --width 64 --runs 20 --csv " + csv);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("Training step"), std::string::npos) << run.out;
   const std::string text = slurp(csv);
@@ -168,16 +132,16 @@ TEST(Cli, BadInputFilesExitTwoWithoutOutputs) {
 
 TEST(Cli, ConstantColumnWarnsAndTrains) {
   const std::string path = file_with("constant.csv", "x,c,y\n1,5,2\n2,5,4\n3,5,6\n");
-  const CliRun run = ember("train --device cpu --data " + path + " --target y --epochs 2 --quiet");
+  const CliRun run = run_ember("train --device cpu --data " + path + " --target y --epochs 2 --quiet");
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("warning: " + path + ": feature column 'c' is constant"), std::string::npos) << run.err;
 }
 
 TEST(Cli, DivergenceExitsThreeAndKeepsCheckpoint) {
   const std::string data = good_csv(), model = dir() + "/kept.safetensors";
-  ASSERT_EQ(ember("train --device cpu --data " + data + " --target y --epochs 1 --save " + model).exit_code, 0);
+  ASSERT_EQ(run_ember("train --device cpu --data " + data + " --target y --epochs 1 --save " + model).exit_code, 0);
   const std::string before = slurp(model);
-  const CliRun run = ember("train --device cpu --data " + data + " --target y --epochs 200 --lr 1e6 --no-normalize --save " + model);
+  const CliRun run = run_ember("train --device cpu --data " + data + " --target y --epochs 200 --lr 1e6 --no-normalize --save " + model);
   EXPECT_EQ(run.exit_code, 3);
   EXPECT_NE(run.err.find("error: training diverged at epoch"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("try a smaller learning rate (--lr)"), std::string::npos);
@@ -186,11 +150,11 @@ TEST(Cli, DivergenceExitsThreeAndKeepsCheckpoint) {
 
 TEST(Cli, HelpAndInfo) {
   for (const std::string command : {"", "train ", "predict ", "evaluate ", "demo ", "info ", "bench "}) {
-    const CliRun run = ember(command + "--help");
+    const CliRun run = run_ember(command + "--help");
     EXPECT_EQ(run.exit_code, 0) << command;
     EXPECT_NE(run.out.find("Usage"), std::string::npos) << command;
   }
-  const CliRun info = ember("info");
+  const CliRun info = run_ember("info");
   EXPECT_EQ(info.exit_code, 0);
   EXPECT_NE(info.out.find("cpu: available"), std::string::npos);
 }

@@ -581,8 +581,7 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
   if (device != 0) return fail(cudaErrorInvalidValue, "cudaGetDeviceProperties: no such device");
   *properties = {};
-  std::snprintf(properties->name, sizeof properties->name, "CUDA emulator on the CPU (H200-like: %d SMs)",
-                kMultiprocessors);
+  std::snprintf(properties->name, sizeof properties->name, "CUDA emulator on the CPU (H200-like)");
   properties->totalGlobalMem = kMemoryBytes;
   properties->sharedMemPerBlockOptin = 227 * 1024;
   properties->major = kMajor;

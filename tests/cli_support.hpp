@@ -1,0 +1,47 @@
+#pragma once
+// Running the `ember` binary that EMBER_CLI_PATH names, in a folder of the running test's own.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace ember::testing {
+
+struct CliRun {
+  int exit_code;
+  std::string out, err;
+};
+
+/// The running test's own folder, so that tests run in parallel (ctest -j) never share a file.
+inline std::string dir() {
+  const std::string d = std::string(EMBER_TEST_WORKDIR) + "/cli/" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+inline CliRun run_ember(const std::string& arguments) {
+  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
+  const std::string command = std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " </dev/null";
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+inline std::string file_with(const std::string& name, const std::string& content) {
+  const std::string path = dir() + "/" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+}  // namespace ember::testing
