@@ -44,4 +44,14 @@ inline std::string file_with(const std::string& name, const std::string& content
   return path;
 }
 
+/// y = 2 x0 - x1 + 1 on 40 rows.
+inline std::string good_csv() {
+  std::string text = "x0,x1,y\n";
+  for (int i = 0; i < 40; ++i) {
+    const double x0 = (i % 7) * 0.3, x1 = (i % 5) * 0.7 - 1;
+    text += std::to_string(x0) + "," + std::to_string(x1) + "," + std::to_string(2 * x0 - x1 + 1) + "\n";
+  }
+  return file_with("good.csv", text);
+}
+
 }  // namespace ember::testing

@@ -9,16 +9,6 @@ namespace {
 using namespace ember::testing;
 namespace fs = std::filesystem;
 
-/// y = 2 x0 - x1 + 1 on 40 rows.
-std::string good_csv() {
-  std::string text = "x0,x1,y\n";
-  for (int i = 0; i < 40; ++i) {
-    const double x0 = (i % 7) * 0.3, x1 = (i % 5) * 0.7 - 1;
-    text += std::to_string(x0) + "," + std::to_string(x1) + "," + std::to_string(2 * x0 - x1 + 1) + "\n";
-  }
-  return file_with("good.csv", text);
-}
-
 void expect_input_error(const std::string& arguments, const std::string& message) {
   const CliRun run = run_ember(arguments);
   EXPECT_EQ(run.exit_code, 2) << arguments << "\n" << run.err;

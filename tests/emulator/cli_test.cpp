@@ -12,16 +12,6 @@ namespace {
 
 using namespace ember::testing;
 
-/// y = 2 x0 - x1 + 1 on 64 rows.
-std::string linear_csv() {
-  std::string text = "x0,x1,y\n";
-  for (int i = 0; i < 64; ++i) {
-    const double x0 = (i % 7) * 0.3, x1 = (i % 5) * 0.7 - 1;
-    text += std::to_string(x0) + "," + std::to_string(x1) + "," + std::to_string(2 * x0 - x1 + 1) + "\n";
-  }
-  return file_with("linear.csv", text);
-}
-
 TEST(EmulatedCli, InfoShowsTheGpuAndItsTf32Kernels) {
   const CliRun info = run_ember("info");
   ASSERT_EQ(info.exit_code, 0) << info.err;
@@ -31,7 +21,7 @@ TEST(EmulatedCli, InfoShowsTheGpuAndItsTf32Kernels) {
 }
 
 TEST(EmulatedCli, TrainsPredictsAndEvaluatesOnTheGpu) {
-  const std::string data = linear_csv(), model = dir() + "/model.safetensors";
+  const std::string data = good_csv(), model = dir() + "/model.safetensors";
   for (const std::string device : {"--device auto", "--device cuda --no-cuda-graph", "--device cuda --matmul cublas",
                                    "--device cuda --precision tf32"}) {
     const CliRun train = run_ember("train --data " + data + " --target y --layers 8 --epochs 30 --lr 0.05 " + device +
