@@ -43,8 +43,9 @@ static_assert(kSliceK == 2 * kBigK && kBigM == kBigN, "a slice is two loader sli
 
 [[maybe_unused]] __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4& a, const float2& b) {
 #if defined(EMBER_CUDA_EMULATOR)
-  emulator::mma_m16n8k8_tf32(d, {__float_as_uint(a.x), __float_as_uint(a.y), __float_as_uint(a.z), __float_as_uint(a.w)},
-                             {__float_as_uint(b.x), __float_as_uint(b.y)});
+  const std::uint32_t fa[4] = {__float_as_uint(a.x), __float_as_uint(a.y), __float_as_uint(a.z), __float_as_uint(a.w)};
+  const std::uint32_t fb[2] = {__float_as_uint(b.x), __float_as_uint(b.y)};
+  emulator::mma_m16n8k8_tf32(d, fa, fb);
 #else
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"

@@ -2,11 +2,12 @@
 // and the training step (CUDA graphs and plain launches). This checks that they run and report
 // sane figures before GPU time is spent on them. The figures themselves mean nothing here. The
 // GEMM and tuning tables have fixed sizes (1024^3 and up), which would take hours.
+#include "ember/bench.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "ember/bench.hpp"
 #include "ember/ember.hpp"
 
 namespace ember {

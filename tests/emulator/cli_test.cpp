@@ -36,7 +36,8 @@ TEST(EmulatedCli, TrainsPredictsAndEvaluatesOnTheGpu) {
     EXPECT_GT(std::stod(evaluate.out.substr(r2 + 4)), 0.9) << device;
   }
   const std::string predictions = dir() + "/predictions.csv";
-  const CliRun predict = run_ember("predict --device cuda --model " + model + " --data " + data + " --out " + predictions);
+  const CliRun predict =
+      run_ember("predict --device cuda --model " + model + " --data " + data + " --out " + predictions);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
   EXPECT_EQ(slurp(predictions).substr(0, 2), "y\n");
 }

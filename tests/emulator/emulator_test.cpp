@@ -49,7 +49,9 @@ __global__ void racy_kernel(float* out) {
   out[64 * blockIdx.x + threadIdx.x] = threadIdx.x == 0 ? 0.0f : buffer[threadIdx.x - 1];
 }
 
-__global__ void add_kernel(float* x, float amount) { x[threadIdx.x] += amount; }
+__global__ void add_kernel(float* x, float amount) {
+  x[threadIdx.x] += amount;
+}
 
 __global__ void indices_kernel(unsigned* out) {
   const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
@@ -259,20 +261,22 @@ TEST_F(Emulator, EveryMatmulPlanMatchesTheProduct) {
       for (const MatmulPlan& plan :
            candidate_plans(matmul_problem(ta, tb, m, n, k, linear, MatmulPrecision::fp32, true)))
         plans.emplace_back(plan, 1e-5);
-      for (const MatmulKernel tf32 : {MatmulKernel::tf32_mma_sync, MatmulKernel::tf32_wgmma, MatmulKernel::tf32_wgmma_wide})
+      for (const MatmulKernel tf32 :
+           {MatmulKernel::tf32_mma_sync, MatmulKernel::tf32_wgmma, MatmulKernel::tf32_wgmma_wide})
         plans.emplace_back(MatmulPlan{.kernel = tf32, .k_split = k}, 5e-3);
       for (const auto& [plan, tolerance] : plans) {
         ASSERT_EQ(cudaMemcpy(dc, std::vector<float>(expected.size(), NAN).data(), expected.size() * sizeof(float),
                              cudaMemcpyHostToDevice),
                   cudaSuccess);
-        const char* kernel = launch_matmul_planned(plan, ta, tb, m, n, k, da, lda, db, ldb, dc, n, linear, nullptr, scratch);
+        const char* kernel =
+            launch_matmul_planned(plan, ta, tb, m, n, k, da, lda, db, ldb, dc, n, linear, nullptr, scratch);
         ASSERT_EQ(cudaGetLastError(), cudaSuccess) << kernel;
         ran.insert(kernel);
         const std::vector<float> got = host(dc, expected.size());
         double error = 0;
         for (std::size_t i = 0; i < got.size(); ++i) error += (got[i] - expected[i]) * (got[i] - expected[i]);
-        EXPECT_LT(std::sqrt(error / norm), tolerance)
-            << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n << " k " << k << " ta " << ta << " tb " << tb;
+        EXPECT_LT(std::sqrt(error / norm), tolerance) << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n
+                                                      << " k " << k << " ta " << ta << " tb " << tb;
       }
     }
   EXPECT_EQ(ran, (std::set<std::string>{"matmul_32x32_kernel", "matmul_64x64_kernel", "split_k_sum_kernel",
@@ -281,7 +285,7 @@ TEST_F(Emulator, EveryMatmulPlanMatchesTheProduct) {
 }
 
 TEST(EmulatorTf32, RoundsToNearestTiesAwayFromZero) {
-  const float one = 1.0f, ulp = std::ldexp(1.0f, -10);  // TF32 keeps 10 mantissa bits
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -10);           // TF32 keeps 10 mantissa bits
   EXPECT_EQ(emulator::round_to_tf32(one + ulp / 2), one + ulp);  // a tie: away from zero
   EXPECT_EQ(emulator::round_to_tf32(-(one + ulp / 2)), -(one + ulp));
   EXPECT_EQ(emulator::round_to_tf32(one + ulp / 4), one);

@@ -14,7 +14,9 @@ __global__ void plain_sum_kernel(const float* x, long long count, float* sum) {
 
 }  // namespace
 
-std::size_t cub_sum_scratch_bytes(std::int64_t) { return 256; }
+std::size_t cub_sum_scratch_bytes(std::int64_t) {
+  return 256;
+}
 
 void launch_cub_sum(const float* x, std::int64_t count, float* sum, void*, std::size_t, cudaStream_t stream) {
   launch(plain_sum_kernel, 1, 1, 0, stream, x, count, sum);

@@ -106,14 +106,14 @@ namespace {
 CUstream_st legacy_stream;  // stream 0
 std::set<CUstream_st*> streams{&legacy_stream};
 std::set<CUevent_st*> events;
-int thread_local_captures = 0;  // captures in cudaStreamCaptureModeThreadLocal (there is one host thread)
+int strict_captures = 0;  // captures in global or thread-local mode (one host thread: both forbid the same calls)
 
 CUstream_st* resolve(cudaStream_t stream) { return stream == nullptr ? &legacy_stream : stream; }
 
 /// A call the CUDA runtime forbids while this thread captures (cudaMalloc, cudaFree, synchronous
 /// copies, synchronization): it fails and invalidates the captures, as on a GPU.
 bool capture_forbids(const char* call) {
-  if (thread_local_captures == 0) return false;
+  if (strict_captures == 0) return false;
   for (CUstream_st* s : streams)
     if (s->capture) s->capture->invalidated = true;
   fail(cudaErrorStreamCaptureUnsupported, std::string(call) + " while a stream is being captured");
@@ -402,7 +402,8 @@ void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uin
   yield(FiberState::at_warp_exchange);
   // PTX ISA, mma.m16n8k8 with .tf32: groupID g = lane / 4, threadID_in_group t = lane % 4.
   // A (16 x 8, row): a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4).
-  // B (8 x 8, col): b0 (t, g), b1 (t + 4, g).  C, D (16 x 8): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
+  // B (8 x 8, col): b0 (t, g), b1 (t + 4, g).
+  // C, D (16 x 8): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
   // The tensor cores read the top 19 bits of each operand (TF32).
   const auto tf32 = [](std::uint32_t bits) { return std::bit_cast<float>(bits & 0xffffe000u); };
   const auto a_at = [&](int row, int col) {
@@ -658,7 +659,8 @@ cudaError_t check_copy(void* destination, const void* source, std::size_t bytes,
     return fail(cudaErrorInvalidValue, "cudaMemcpy kind not emulated");
   if (device_destination != is_device_pointer(destination) || device_source != is_device_pointer(source))
     return fail(cudaErrorInvalidValue, "cudaMemcpy: a pointer on the wrong side for its kind");
-  if ((device_destination && !is_device_range(destination, bytes)) || (device_source && !is_device_range(source, bytes)))
+  if ((device_destination && !is_device_range(destination, bytes)) ||
+      (device_source && !is_device_range(source, bytes)))
     return fail(cudaErrorInvalidValue, "cudaMemcpy: the range runs past its allocation");
   return cudaSuccess;
 }
@@ -722,7 +724,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
   stream->capture->mode = mode;
   stream->work_count = 0;
   stream->joined = true;
-  if (mode != cudaStreamCaptureModeRelaxed) ++thread_local_captures;
+  if (mode != cudaStreamCaptureModeRelaxed) ++strict_captures;
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
@@ -736,7 +738,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
     unjoined = unjoined || (s != stream && !s->joined);
     s->capture.reset();
   }
-  if (capture->mode != cudaStreamCaptureModeRelaxed) --thread_local_captures;
+  if (capture->mode != cudaStreamCaptureModeRelaxed) --strict_captures;
   if (unjoined)
     return fail(cudaErrorStreamCaptureUnjoined, "a stream forked from the capture has work the origin never waited on");
   if (capture->invalidated) return fail(cudaErrorStreamCaptureInvalidated, "the capture was invalidated");
@@ -860,12 +862,14 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
   const bool tf32 = handle->mode == CUBLAS_TF32_TENSOR_OP_MATH;
   const cudaError_t error = submit(handle->stream, [=] {
     const auto operand = [tf32](float x) { return tf32 ? round_to_tf32(x) : x; };
+    // Column-major: element (r, c) of a matrix with leading dimension ld is at r + c ld.
+    const auto at = [](const float* x, long long ld, long long r, long long c) { return x[r + c * ld]; };
     for (int j = 0; j < n; ++j)
       for (int i = 0; i < m; ++i) {
         double sum = 0;
         for (int p = 0; p < k; ++p)
-          sum += static_cast<double>(operand(ta ? a[p + static_cast<long long>(i) * lda] : a[i + static_cast<long long>(p) * lda])) *
-                 operand(tb ? b[j + static_cast<long long>(p) * ldb] : b[p + static_cast<long long>(j) * ldb]);
+          sum += static_cast<double>(operand(ta ? at(a, lda, p, i) : at(a, lda, i, p))) *
+                 operand(tb ? at(b, ldb, j, p) : at(b, ldb, p, j));
         float& out = c[i + static_cast<long long>(j) * ldc];
         out = beta_value == 0.0f ? static_cast<float>(alpha_value * sum)
                                  : static_cast<float>(alpha_value * sum + static_cast<double>(beta_value) * out);
