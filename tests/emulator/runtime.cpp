@@ -110,6 +110,21 @@ int strict_captures = 0;  // captures in global or thread-local mode (one host t
 
 CUstream_st* resolve(cudaStream_t stream) { return stream == nullptr ? &legacy_stream : stream; }
 
+/// A new stream or event with `flags`, registered so that later calls can check the handle.
+template <typename Handle>
+cudaError_t create_handle(Handle** handle, std::set<Handle*>& registry, unsigned flags) {
+  *handle = new Handle{};
+  (*handle)->flags = flags;
+  registry.insert(*handle);
+  return cudaSuccess;
+}
+template <typename Handle>
+cudaError_t destroy_handle(Handle* handle, std::set<Handle*>& registry, const char* call) {
+  if (handle == nullptr || registry.erase(handle) == 0) return fail(cudaErrorInvalidResourceHandle, call);
+  delete handle;
+  return cudaSuccess;
+}
+
 /// A call the CUDA runtime forbids while this thread captures (cudaMalloc, cudaFree, synchronous
 /// copies, synchronization): it fails and invalidates the captures, as on a GPU.
 bool capture_forbids(const char* call) {
@@ -697,16 +712,9 @@ cudaError_t cudaMemset(void* destination, int value, std::size_t bytes) {
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
-  *stream = new CUstream_st{};
-  (*stream)->flags = flags;
-  streams.insert(*stream);
-  return cudaSuccess;
+  return create_handle(stream, streams, flags);
 }
-cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream == nullptr || streams.erase(stream) == 0) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy");
-  delete stream;
-  return cudaSuccess;
-}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) { return destroy_handle(stream, streams, "cudaStreamDestroy"); }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (streams.count(s) == 0) return fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize");
@@ -747,17 +755,8 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
-  *event = new CUevent_st{};
-  (*event)->flags = flags;
-  events.insert(*event);
-  return cudaSuccess;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  if (events.erase(event) == 0) return fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy");
-  delete event;
-  return cudaSuccess;
-}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) { return create_handle(event, events, flags); }
+cudaError_t cudaEventDestroy(cudaEvent_t event) { return destroy_handle(event, events, "cudaEventDestroy"); }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (events.count(event) == 0 || streams.count(s) == 0) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord");
