@@ -6,11 +6,11 @@
 
 #include <cmath>
 #include <numeric>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "backend_conformance.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
 
@@ -225,58 +225,50 @@ TEST_F(Emulator, CopiesOutsideTheirAllocationAreRefused) {
 }
 
 // Every plan the matmul can run, the ones plan_matmul does not pick included (the k splits, and
-// the 128 x 256 wgmma variant that the benchmarks time), against a float64 product: the GPU suite
+// the 128 x 256 wgmma variant that the benchmarks time), against the CPU reference: the GPU suite
 // reaches each only through the shapes that choose it.
 TEST_F(Emulator, EveryMatmulPlanMatchesTheProduct) {
+  using namespace ember::testing;
   struct Shape {
     int m, n, k;
   };
+  CpuBackend reference;
   std::set<std::string> ran;
+  std::uint64_t seed = 3000;
   // Strides multiple of 4 (16-byte loads, which the 128 x 256 variant needs), then odd ones.
   for (const auto& [m, n, k] : {Shape{257, 516, 132}, Shape{130, 131, 67}})
     for (int mode = 0; mode < 4; ++mode) {
       const bool ta = mode & 1, tb = mode & 2;
-      std::mt19937 random(static_cast<unsigned>(m * 7 + mode));
-      std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-      std::vector<float> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(k) * n);
-      for (float& x : a) x = uniform(random);
-      for (float& x : b) x = uniform(random);
-      const int lda = ta ? m : k, ldb = tb ? k : n;
-      std::vector<double> expected(static_cast<std::size_t>(m) * n);
-      double norm = 0;
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) {
-          double sum = 0;
-          for (int p = 0; p < k; ++p)
-            sum += static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
-          expected[static_cast<std::size_t>(i) * n + j] = sum;
-          norm += sum * sum;
-        }
-      const float* da = device(a);
-      const float* db = device(b);
-      float* dc = device(std::vector<float>(expected.size(), NAN));
+      const Matrix a = transposed_if(ta, random_matrix(m, k, ++seed));
+      const Matrix b = transposed_if(tb, random_matrix(k, n, ++seed));
+      Matrix expected = poisoned(m, n);
+      reference.matmul(ta ? Transpose::yes : Transpose::no, tb ? Transpose::yes : Transpose::no, 1.0f, a.view(),
+                       b.view(), 0.0f, expected.view());
+      const auto on_device = [&](const Matrix& x) { return device(std::vector<float>(x.data(), x.data() + x.size())); };
+      const float* da = on_device(a);
+      const float* db = on_device(b);
+      float* dc = on_device(expected);
       float* scratch = device(std::vector<float>(kReductionScratchFloats, NAN));
       const MatmulEpilogue linear{};
       std::vector<std::pair<MatmulPlan, double>> plans;  // each with its tolerance
       for (const MatmulPlan& plan :
            candidate_plans(matmul_problem(ta, tb, m, n, k, linear, MatmulPrecision::fp32, true)))
-        plans.emplace_back(plan, 1e-5);
+        plans.emplace_back(plan, kFloat32Tolerance);
       for (const MatmulKernel tf32 :
            {MatmulKernel::tf32_mma_sync, MatmulKernel::tf32_wgmma, MatmulKernel::tf32_wgmma_wide})
-        plans.emplace_back(MatmulPlan{.kernel = tf32, .k_split = k}, 5e-3);
+        plans.emplace_back(MatmulPlan{.kernel = tf32, .k_split = k}, kTf32Tolerance);
       for (const auto& [plan, tolerance] : plans) {
-        ASSERT_EQ(cudaMemcpy(dc, std::vector<float>(expected.size(), NAN).data(), expected.size() * sizeof(float),
-                             cudaMemcpyHostToDevice),
-                  cudaSuccess);
-        const char* kernel =
-            launch_matmul_planned(plan, ta, tb, m, n, k, da, lda, db, ldb, dc, n, linear, nullptr, scratch);
+        const Matrix nan = poisoned(m, n);
+        ASSERT_EQ(cudaMemcpy(dc, nan.data(), nan.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+        const char* kernel = launch_matmul_planned(plan, ta, tb, m, n, k, da, static_cast<int>(a.cols()), db,
+                                                   static_cast<int>(b.cols()), dc, n, linear, nullptr, scratch);
         ASSERT_EQ(cudaGetLastError(), cudaSuccess) << kernel;
         ran.insert(kernel);
-        const std::vector<float> got = host(dc, expected.size());
-        double error = 0;
-        for (std::size_t i = 0; i < got.size(); ++i) error += (got[i] - expected[i]) * (got[i] - expected[i]);
-        EXPECT_LT(std::sqrt(error / norm), tolerance) << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n
-                                                      << " k " << k << " ta " << ta << " tb " << tb;
+        Matrix got(m, n);
+        ASSERT_EQ(cudaMemcpy(got.data(), dc, got.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+        EXPECT_LT(relative_error(got, expected), tolerance)
+            << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n << " k " << k << " ta " << ta << " tb "
+            << tb;
       }
     }
   EXPECT_EQ(ran, (std::set<std::string>{"matmul_32x32_kernel", "matmul_64x64_kernel", "split_k_sum_kernel",

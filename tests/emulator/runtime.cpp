@@ -30,6 +30,7 @@ namespace {
 constexpr int kMultiprocessors = 132, kMajor = 9, kMinor = 0;
 constexpr std::size_t kMemoryBytes = std::size_t{8} << 30;
 constexpr int kWarp = 32;
+constexpr int kExchangeWords = 6;  // a lane's words in a warp exchange: mma.sync's 4 of A and 2 of B
 constexpr std::size_t kFiberStackBytes = 256 * 1024;
 
 cudaError_t last_error = cudaSuccess;
@@ -51,16 +52,9 @@ bool is_device_range(const void* pointer, std::size_t bytes) {
   auto it = allocations.upper_bound(p);
   if (it == allocations.begin()) return false;
   --it;
-  const std::size_t offset = static_cast<std::size_t>(p - it->first);
-  return offset + bytes <= it->second && (bytes > 0 || offset <= it->second);
+  return static_cast<std::size_t>(p - it->first) + bytes <= it->second;
 }
-bool is_device_pointer(const void* pointer) {
-  const char* p = static_cast<const char*>(pointer);
-  auto it = allocations.upper_bound(p);
-  if (it == allocations.begin()) return false;
-  --it;
-  return static_cast<std::size_t>(p - it->first) <= it->second;
-}
+bool is_device_pointer(const void* pointer) { return is_device_range(pointer, 0); }
 
 // ---- work: run now, or recorded into the graph of a capturing stream ----
 using Work = std::function<void()>;
@@ -248,7 +242,7 @@ struct BlockRun {
   int current = -1;
   Context scheduler;
   const std::function<void()>* body = nullptr;
-  std::vector<std::array<std::uint32_t, kWarp * 10>> exchange;  // per warp: 10 words a lane
+  std::vector<std::array<std::uint32_t, kWarp * kExchangeWords>> exchange;  // per warp
   std::string error;                                           // a kernel fault, ending the launch
   // The shared window: 1024-byte aligned, with the dynamic shared memory 16 bytes into it (as if
   // behind a little static shared memory), so that kernels aligning it themselves are tested.
@@ -384,6 +378,32 @@ Fiber& current_fiber() {
   std::abort();  // never resumed
 }
 
+/// A wgmma operand in shared memory, from its matrix descriptor (PTX ISA, wgmma): start address,
+/// leading and stride byte offsets, each in 16-byte units in 14 bits, and the swizzle mode in bits
+/// 62-63 (1: 128 bytes). K-major with the 128-byte swizzle, row r's k values run along 128 bytes,
+/// rows of an 8-row group 128 bytes apart, groups SBO apart; the leading byte offset is not used.
+/// The swizzle XORs address bits 4-6 with bits 7-9.
+struct SharedOperand {
+  std::uint64_t start, stride;
+
+  explicit SharedOperand(std::uint64_t descriptor)
+      : start((descriptor & 0x3fff) << 4), stride(((descriptor >> 32) & 0x3fff) << 4) {
+    if ((descriptor >> 62) != 1) fault("a wgmma descriptor whose swizzle is not 128 bytes (not emulated)");
+    if (((descriptor >> 49) & 7) != 0) fault("a wgmma descriptor with a base offset (not emulated)");
+  }
+
+  /// Element (row, k) of the operand's 8 k, as the tensor cores read it: the top 19 bits (TF32).
+  double at(int row, int k) const {
+    const std::uint64_t linear = start + (row / 8) * stride + (row % 8) * 128 + k * 4;
+    const std::uint64_t address = linear ^ (((linear >> 7) & 7) << 4);
+    if (address < kDynamicOffset || address + 4 > kDynamicOffset + run.dynamic_bytes)
+      fault("a wgmma operand read outside the dynamic shared memory");
+    std::uint32_t bits;
+    std::memcpy(&bits, run.window + address, 4);
+    return std::bit_cast<float>(bits & 0xffffe000u);
+  }
+};
+
 }  // namespace
 
 const ThreadContext& thread_context() { return current_fiber().indices; }
@@ -412,8 +432,8 @@ void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uin
   const int lane = lane_id(), warp = run.current / kWarp;
   if (run.threads - warp * kWarp < kWarp) fault("mma.sync in a warp that is not whole");
   auto& slots = run.exchange[warp];
-  for (int r = 0; r < 4; ++r) slots[lane * 10 + r] = a[r];
-  for (int r = 0; r < 2; ++r) slots[lane * 10 + 4 + r] = b[r];
+  for (int r = 0; r < 4; ++r) slots[lane * kExchangeWords + r] = a[r];
+  for (int r = 0; r < 2; ++r) slots[lane * kExchangeWords + 4 + r] = b[r];
   yield(FiberState::at_warp_exchange);
   // PTX ISA, mma.m16n8k8 with .tf32: groupID g = lane / 4, threadID_in_group t = lane % 4.
   // A (16 x 8, row): a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4).
@@ -423,11 +443,11 @@ void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uin
   const auto tf32 = [](std::uint32_t bits) { return std::bit_cast<float>(bits & 0xffffe000u); };
   const auto a_at = [&](int row, int col) {
     const int owner = (row % 8) * 4 + col % 4, reg = row / 8 + 2 * (col / 4);
-    return tf32(slots[owner * 10 + reg]);
+    return tf32(slots[owner * kExchangeWords + reg]);
   };
   const auto b_at = [&](int row, int col) {
     const int owner = col * 4 + row % 4, reg = row / 4;
-    return tf32(slots[owner * 10 + 4 + reg]);
+    return tf32(slots[owner * kExchangeWords + 4 + reg]);
   };
   const int g = lane / 4, t = lane % 4;
   float result[4];
@@ -455,38 +475,24 @@ std::uint64_t shared_address(const void* pointer) {
 
 void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor) {
   if (run.threads % 128 != 0) fault("wgmma in a block that is not whole warpgroups");
-  // The shared memory matrix descriptor (PTX ISA, wgmma): start address, leading and stride byte
-  // offsets, each in 16-byte units in 14 bits, and the swizzle mode in bits 62-63 (1: 128 bytes).
-  // K-major with the 128-byte swizzle, row r's k values run along 128 bytes, rows of an 8-row
-  // group 128 bytes apart, groups SBO apart; the leading byte offset is not used. The swizzle XORs
-  // address bits 4-6 with bits 7-9.
-  const auto element = [](std::uint64_t descriptor, int row, int k) {
-    const std::uint64_t start = (descriptor & 0x3fff) << 4, stride = ((descriptor >> 32) & 0x3fff) << 4;
-    if ((descriptor >> 62) != 1) fault("a wgmma descriptor whose swizzle is not 128 bytes (not emulated)");
-    if (((descriptor >> 49) & 7) != 0) fault("a wgmma descriptor with a base offset (not emulated)");
-    const std::uint64_t linear = start + (row / 8) * stride + (row % 8) * 128 + k * 4;
-    const std::uint64_t address = linear ^ (((linear >> 7) & 7) << 4);
-    if (address < kDynamicOffset || address + 4 > kDynamicOffset + run.dynamic_bytes)
-      fault("a wgmma operand read outside the dynamic shared memory");
-    std::uint32_t bits;
-    std::memcpy(&bits, run.window + address, 4);
-    return static_cast<double>(std::bit_cast<float>(bits & 0xffffe000u));  // TF32: the top 19 bits
-  };
+  const SharedOperand a_operand(a_descriptor), b_operand(b_descriptor);
   // D (64 x n): thread t of the warpgroup, warp w = t / 32, g = lane / 4, q = lane % 4, holds
-  // d[4 j + i] = D[16 w + g + 8 (i / 2)][8 j + 2 q + i % 2].
+  // d[4 j + 2 h + i] = D[16 w + g + 8 h][8 j + 2 q + i].
   const int t = run.current % 128, w = t / 32, g = t % 32 / 4, q = t % 4;
-  for (int half = 0; half < 2; ++half) {
-    const int row = 16 * w + g + 8 * half;
-    double a[8];
-    for (int k = 0; k < 8; ++k) a[k] = element(a_descriptor, row, k);
-    for (int j = 0; j < n / 8; ++j)
-      for (int i = 0; i < 2; ++i) {
-        float& out = d[4 * j + 2 * half + i];
+  double a[2][8];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 8; ++k) a[h][k] = a_operand.at(16 * w + g + 8 * h, k);
+  for (int j = 0; j < n / 8; ++j)
+    for (int i = 0; i < 2; ++i) {
+      double b[8];
+      for (int k = 0; k < 8; ++k) b[k] = b_operand.at(8 * j + 2 * q + i, k);
+      for (int h = 0; h < 2; ++h) {
+        float& out = d[4 * j + 2 * h + i];
         double sum = out;
-        for (int k = 0; k < 8; ++k) sum += a[k] * element(b_descriptor, 8 * j + 2 * q + i, k);
+        for (int k = 0; k < 8; ++k) sum += a[h][k] * b[k];
         out = static_cast<float>(sum);
       }
-  }
+    }
 }
 
 void trap() { fault("__trap()"); }
@@ -536,7 +542,6 @@ cudaError_t cudaGetLastError() {
   last_error = cudaSuccess;
   return error;
 }
-cudaError_t cudaPeekAtLastError() { return sticky_error != cudaSuccess ? sticky_error : last_error; }
 
 const char* cudaGetErrorName(cudaError_t error) {
   switch (error) {
@@ -546,13 +551,11 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
-    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     default: return "cudaErrorUnknown";
   }
 }
@@ -564,13 +567,11 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
-    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNotSupported: return "operation not supported";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnjoined: return "capture was not joined with the origin stream";
-    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing stream";
     default: return "unknown error";
   }
 }
@@ -615,11 +616,6 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int dev
   }
   return fail(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute not emulated");
 }
-cudaError_t cudaDeviceSynchronize() {
-  if (capture_forbids("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
-  return sticky_error;
-}
-
 cudaError_t cudaDeviceReset() {
   sticky_error = last_error = cudaSuccess;
   return cudaSuccess;
@@ -705,12 +701,7 @@ cudaError_t cudaMemsetAsync(void* destination, int value, std::size_t bytes, cud
   if (!is_device_range(destination, bytes)) return fail(cudaErrorInvalidValue, "cudaMemset outside an allocation");
   return submit(stream, [=] { std::memset(destination, value, bytes); });
 }
-cudaError_t cudaMemset(void* destination, int value, std::size_t bytes) {
-  if (capture_forbids("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
-  return cudaMemsetAsync(destination, value, bytes, nullptr);
-}
 
-cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   return create_handle(stream, streams, flags);
 }

@@ -200,7 +200,7 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   check_bias(y, bias, "dense_forward");
   gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
   if (!relu) return bias_add(y, bias);
-    // Bias and ReLU in one pass over the output, while each row is still in cache.
+  // Bias and ReLU in one pass over the output, while each row is still in cache.
 #pragma omp parallel for schedule(static) if (y.size() >= kParallelElements)
   for (std::int64_t i = 0; i < y.rows; ++i) {
     float* row = y.data + i * y.cols;

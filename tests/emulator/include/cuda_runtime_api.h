@@ -21,13 +21,11 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidResourceHandle = 400,
-  cudaErrorIllegalAddress = 700,
   cudaErrorLaunchFailure = 719,
   cudaErrorNotSupported = 801,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
   cudaErrorStreamCaptureUnjoined = 904,
-  cudaErrorStreamCaptureImplicit = 906,
   cudaErrorUnknown = 999,
 };
 enum cudaMemcpyKind {
@@ -49,7 +47,7 @@ enum cudaStreamCaptureMode {
   cudaStreamCaptureModeRelaxed = 2,
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-inline constexpr unsigned cudaStreamDefault = 0, cudaStreamNonBlocking = 1;
+inline constexpr unsigned cudaStreamNonBlocking = 1;
 inline constexpr unsigned cudaEventDefault = 0, cudaEventDisableTiming = 2;
 
 struct CUstream_st;
@@ -92,7 +90,6 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 
 // ---- runtime API (tests/emulator/runtime.cpp) -----------------------------------------------------
 cudaError_t cudaGetLastError();
-cudaError_t cudaPeekAtLastError();
 const char* cudaGetErrorString(cudaError_t error);
 const char* cudaGetErrorName(cudaError_t error);
 cudaError_t cudaDriverGetVersion(int* version);
@@ -102,7 +99,6 @@ cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device);
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device);
-cudaError_t cudaDeviceSynchronize();
 /// The emulator's reset clears the errors (a kernel fault is sticky until then) and keeps the memory.
 cudaError_t cudaDeviceReset();
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes);
@@ -116,8 +112,6 @@ cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes,
 cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
 cudaError_t cudaMemsetAsync(void* destination, int value, std::size_t bytes, cudaStream_t stream = nullptr);
-cudaError_t cudaMemset(void* destination, int value, std::size_t bytes);
-cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
@@ -228,11 +222,8 @@ cudaError_t cudaFuncSetAttribute(void (*function)(Params...), cudaFuncAttribute 
 #define blockDim (::ember::emulator::thread_context().block_dim)
 #define gridDim (::ember::emulator::thread_context().grid_dim)
 
-// CUDA's integer min and max of device code.
+// CUDA's integer min of device code.
 inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a < b ? b : a; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a < b ? b : a; }
 
 inline void __syncthreads() { ember::emulator::sync_threads(); }
 inline void __threadfence() {}  // the emulated threads run one at a time: every write is visible
@@ -250,11 +241,5 @@ template <typename T>
 T __shfl_down_sync(unsigned mask, T value, unsigned delta) {
   static_assert(sizeof(T) == 4, "32-bit shuffles only");
   const int source = ember::emulator::lane_id() + static_cast<int>(delta);
-  return std::bit_cast<T>(ember::emulator::warp_exchange(mask, std::bit_cast<std::uint32_t>(value), source));
-}
-template <typename T>
-T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
-  static_assert(sizeof(T) == 4, "32-bit shuffles only");
-  const int source = ember::emulator::lane_id() ^ lane_mask;
   return std::bit_cast<T>(ember::emulator::warp_exchange(mask, std::bit_cast<std::uint32_t>(value), source));
 }
