@@ -1,8 +1,8 @@
 // ember train: CSV -> dataset -> model -> fit -> checkpoint, history, plot, metrics.
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -56,11 +56,13 @@ MatmulProvider parse_matmul(const std::string& text) {
 void validate(const TrainArguments& a) {
   if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
   if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
-  if (!(a.lr > 0) || !std::isfinite(a.lr)) throw InputError(fmt::format("--lr {}: must be a number > 0", a.lr));
-  if (!(a.momentum >= 0) || !std::isfinite(a.momentum))
+  // The optimizer runs in float32: a value beyond its range would become infinite.
+  constexpr double largest = std::numeric_limits<float>::max();
+  if (!(a.lr > 0 && a.lr <= largest)) throw InputError(fmt::format("--lr {}: must be a number > 0", a.lr));
+  if (!(a.momentum >= 0 && a.momentum <= largest))
     throw InputError(fmt::format("--momentum {}: must be a number >= 0", a.momentum));
   if (a.nesterov && a.momentum == 0) throw InputError("--nesterov needs --momentum > 0");
-  if (!(a.weight_decay >= 0) || !std::isfinite(a.weight_decay))
+  if (!(a.weight_decay >= 0 && a.weight_decay <= largest))
     throw InputError(fmt::format("--weight-decay {}: must be a number >= 0", a.weight_decay));
   if (!(a.val_split >= 0 && a.val_split < 1)) throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
   if (!a.save.empty()) check_output_path(a.save, "--save");

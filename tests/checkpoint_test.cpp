@@ -51,8 +51,11 @@ std::string with_header(std::string bytes, const std::string& from, const std::s
   const auto at = header.find(from);
   EXPECT_NE(at, std::string::npos) << from;
   header.replace(at, from.size(), to);
-  header.resize(length, ' ');  // keep the length: same data offsets
-  return bytes.substr(0, 8) + header + bytes.substr(8 + length);
+  if (header.size() < length) header.resize(length, ' ');  // data offsets count from the header's end
+  const std::uint64_t new_length = header.size();
+  std::string prefix(8, '\0');
+  std::memcpy(prefix.data(), &new_length, 8);
+  return prefix + header + bytes.substr(8 + length);
 }
 
 TEST(Checkpoint, HeaderLayout) {
@@ -65,6 +68,15 @@ TEST(Checkpoint, HeaderLayout) {
   EXPECT_NE(header.find("\"layers.1.bias\":{\"dtype\":\"F32\",\"shape\":[1]"), std::string::npos);
   const std::uint64_t parameters = 4 * 2 + 4 + 1 * 4 + 1;
   EXPECT_EQ(bytes.size(), 8 + length + 2 * parameters * sizeof(float));  // weights and velocity
+}
+
+TEST(Checkpoint, LoadingSetsUpNoBackend) {
+  const std::string path = path_of("loaded.safetensors");
+  write_all(path, valid_checkpoint());
+  Sequential model = Sequential::load(path);
+  EXPECT_EQ(model.backend_name(), "");  // the device is chosen at the first fit or predict
+  model.predict(Matrix(1, 2, 0.5f));
+  EXPECT_NE(model.backend_name(), "");
 }
 
 TEST(Checkpoint, RejectsBadFiles) {
@@ -87,6 +99,17 @@ TEST(Checkpoint, RejectsBadFiles) {
   EXPECT_NE(load_error(with_header(good, "[32,48]", "[0,16]")).find("overlap"), std::string::npos);  // layers.0.bias over weight
   EXPECT_NE(load_error(with_header(good, "\"format\":\"ember\"", "\"format\":\"other\"")).find("format"), std::string::npos);
   EXPECT_NE(load_error(with_header(good, "{", "[")).find("bad header"), std::string::npos);
+  // An architecture bigger than the file's data fails before anything is allocated for it.
+  EXPECT_NE(load_error(with_header(good, "\\\"inputs\\\":2", "\\\"inputs\\\":2000000000"))
+                .find("has 8000000009 parameters, more than the 136-byte data area holds"),
+            std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\\\"units\\\":4", "\\\"units\\\":3000000000")).find("1 to 2147483647 units"),
+            std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-")).find("its optimizer: learning rate must be > 0"),
+            std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\\\"momentum\\\":0.0", "\\\"momentum\\\":1e39"))
+                .find("optimizer momentum 1e+39 is not a float32 number"),
+            std::string::npos);
   try {
     Sequential::load(path_of("does-not-exist.safetensors"));
     FAIL();

@@ -55,6 +55,12 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + data + " --target y --epochs -1", "--epochs -1: must be 0 or more");
   expect_input_error("train --data " + data + " --target y --lr 0", "--lr 0: must be a number > 0");
   expect_input_error("train --data " + data + " --target y --lr -0.5", "--lr -0.5: must be a number > 0");
+  expect_input_error("train --data " + data + " --target y --lr 1e39", "--lr 1e+39: must be a number > 0");
+  expect_input_error("train --data " + dir() + " --target y", dir() + ": is a directory; give a CSV file");
+  expect_input_error("predict --model " + dir() + " --data " + data, dir() + ": is a directory; give a checkpoint file");
+  expect_input_error("train --data " + data + " --target y --layers 4000000000", "a Dense layer needs 1 to 2147483647 units");
+  expect_input_error("train --data " + data + " --target y --layers 2000000000,2000000000",
+                     "cannot allocate the model's");
   expect_input_error("train --data " + data + " --target y --batch-size 0", "--batch-size 0: must be 1 or more");
   expect_input_error("train --data " + data + " --target y --val-split 1", "--val-split 1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --val-split -0.1", "--val-split -0.1: must be in [0, 1)");

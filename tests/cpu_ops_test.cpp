@@ -45,6 +45,13 @@ TEST(CpuOps, MatmulRejectsMismatchedShapes) {
   const Matrix a(2, 3), b(2, 2);
   Matrix c(2, 2);
   EXPECT_THROW(cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, c.view()), Error);
+  // Shapes that agree but exceed the 32-bit dimensions of BLAS and the kernels: refused before any
+  // memory is touched (the views' data is one float).
+  const std::int64_t rows = std::int64_t{1} << 31;
+  float one = 1.0f;
+  EXPECT_THROW(cpu.matmul(Transpose::no, Transpose::no, 1.0f, ConstView{&one, rows, 1}, ConstView{&one, 1, 1}, 0.0f,
+                          View{&one, rows, 1}),
+               InputError);
 }
 
 TEST(CpuOps, BiasReluByHand) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 #include "cpu/cpu_backend.hpp"
@@ -253,6 +254,27 @@ TEST(Training, BadArgumentsThrowInputError) {
   EXPECT_THROW(model.predict(data.x), InputError);  // no weights yet
   EXPECT_THROW(Sequential({Dense(0)}), InputError);
   EXPECT_THROW(model.compile({.optimizer = SGD{.lr = -1}}), InputError);
+}
+
+TEST(Training, ModelsBeyondTheIndexRangeOrMemoryThrowInputError) {
+  constexpr std::int64_t widest = std::numeric_limits<std::int32_t>::max();
+  EXPECT_THROW(Sequential({Dense(widest + 1)}), InputError);
+  Sequential wide{Dense(widest), Dense(1)};
+  EXPECT_EQ(wide.parameter_count_for(3), 4 * widest + widest + 1);
+  EXPECT_THROW(wide.parameter_count_for(widest + 1), InputError);
+  EXPECT_THROW(wide.parameter_count_for(0), InputError);
+  Sequential overflowing{Dense(widest), Dense(widest), Dense(widest)};
+  EXPECT_THROW(overflowing.parameter_count_for(widest), InputError);  // ~1.4e19 parameters
+  // ~4.6e18 parameters: more than any allocation can hold; build fails cleanly and leaves no model.
+  Sequential huge{Dense(widest), Dense(widest)};
+  try {
+    huge.build(1);
+    FAIL() << "build allocated 4.6e18 parameters";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("cannot allocate the model's"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(huge.built());
+  EXPECT_EQ(huge.parameter_count(), 0);
 }
 
 }  // namespace

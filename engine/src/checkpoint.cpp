@@ -4,16 +4,19 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "ember/error.hpp"
 #include "ember/model.hpp"
+#include "shape_checks.hpp"
 
 static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
 
@@ -131,6 +134,9 @@ class CheckpointIo {
     const auto fail = [&](const std::string& why) {
       return InputError(fmt::format("{}: not a valid Ember checkpoint: {}", path, why));
     };
+    std::error_code ignored;
+    if (std::filesystem::is_directory(path, ignored))
+      throw InputError(fmt::format("{}: is a directory; give a checkpoint file", path));
     std::ifstream file(path, std::ios::binary);
     if (!file) throw InputError(fmt::format("{}: cannot open the checkpoint ({}); check the path", path, std::strerror(errno)));
     file.seekg(0, std::ios::end);
@@ -169,12 +175,24 @@ class CheckpointIo {
       for (const Json& layer : architecture.at("layers"))
         layers.emplace_back(layer.at("units").get<std::int64_t>(), parse_activation(layer.at("activation").get<std::string>()));
       Sequential model(std::move(layers), architecture.at("seed").get<std::uint64_t>());
-      model.build(architecture.at("inputs").get<std::int64_t>());
+      // The weights must be in the file: check that before allocating what the header claims.
+      const auto input_width = architecture.at("inputs").get<std::int64_t>();
+      const std::int64_t parameters = model.parameter_count_for(input_width);
+      if (static_cast<std::uint64_t>(parameters) > data_size / sizeof(float))
+        throw fail(fmt::format("its architecture has {} parameters, more than the {}-byte data area holds",
+                               parameters, data_size));
+      model.build(input_width);
+      const auto float_value = [&](const char* key) {
+        const auto value = optimizer.at(key).get<double>();
+        if (!(std::abs(value) <= std::numeric_limits<float>::max()))
+          throw fail(fmt::format("optimizer {} {} is not a float32 number", key, value));
+        return static_cast<float>(value);
+      };
       CompileOptions options;
-      options.optimizer.lr = optimizer.at("lr").get<float>();
-      options.optimizer.momentum = optimizer.at("momentum").get<float>();
+      options.optimizer.lr = float_value("lr");
+      options.optimizer.momentum = float_value("momentum");
       options.optimizer.nesterov = optimizer.at("nesterov").get<bool>();
-      options.optimizer.weight_decay = optimizer.at("weight_decay").get<float>();
+      options.optimizer.weight_decay = float_value("weight_decay");
       model.options_ = options;
       model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
@@ -188,6 +206,9 @@ class CheckpointIo {
       if (model.scaler_fitted_ && (model.scaler_.x.mean.size() != inputs || model.scaler_.x.std.size() != inputs ||
                                    model.scaler_.y.mean.size() != outputs || model.scaler_.y.std.size() != outputs))
         throw fail("the scaler's sizes do not match the architecture");
+      for (const auto* stds : {&model.scaler_.x.std, &model.scaler_.y.std})
+        if (std::any_of(stds->begin(), stds->end(), [](double s) { return !(s > 0.0); }))
+          throw fail("a standard deviation of its scaler is not positive");
       if (!model.scaler_fitted_) {
         model.scaler_.x = ColumnStatistics::identity(model.input_width_);
         model.scaler_.y = ColumnStatistics::identity(model.output_width());
@@ -226,7 +247,15 @@ class CheckpointIo {
       std::sort(spans.begin(), spans.end());
       for (std::size_t i = 1; i < spans.size(); ++i)
         if (spans[i].first < spans[i - 1].second) throw fail("two tensors' data overlap");
-      model.compile(options);
+      // Compiled with the stored optimizer, but no backend yet: the first fit or predict creates
+      // it, on the device the caller may still choose with compile (no GPU set up for nothing).
+      try {
+        check_sgd({options.optimizer.lr, options.optimizer.momentum, options.optimizer.nesterov,
+                   options.optimizer.weight_decay});
+      } catch (const InputError& error) {
+        throw fail(fmt::format("its optimizer: {}", error.what()));
+      }
+      model.compiled_ = true;
       return model;
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad metadata: {}", error.what()));

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -151,6 +152,9 @@ CsvTable parse_csv(const std::string& text, const std::string& path, const CsvOp
 }
 
 CsvTable read_csv(const std::string& path, const CsvOptions& options) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored))
+    throw InputError(fmt::format("{}: is a directory; give a CSV file", path));
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError(fmt::format("{}: cannot open the file ({}); check the path", path, std::strerror(errno)));
   std::ostringstream contents;

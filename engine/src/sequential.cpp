@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 
 #include "ember/error.hpp"
@@ -24,6 +25,8 @@ void check_finite(const Matrix& values, const char* what) {
 
 SgdParams to_sgd_params(const SGD& sgd) { return {sgd.lr, sgd.momentum, sgd.nesterov, sgd.weight_decay}; }
 
+constexpr std::int64_t kMaxWidth = std::numeric_limits<std::int32_t>::max();  // the kernels' index range
+
 }  // namespace
 
 std::string to_string(Activation activation) { return activation == Activation::relu ? "relu" : "linear"; }
@@ -40,7 +43,8 @@ Sequential::Sequential(std::initializer_list<Dense> layers, std::uint64_t seed)
 Sequential::Sequential(std::vector<Dense> layers, std::uint64_t seed) : layers_(std::move(layers)), seed_(seed) {
   if (layers_.empty()) throw InputError("a Sequential model needs at least one Dense layer");
   for (const Dense& layer : layers_)
-    if (layer.units <= 0) throw InputError(fmt::format("a Dense layer needs at least 1 unit, got {}", layer.units));
+    if (layer.units <= 0 || layer.units > kMaxWidth)
+      throw InputError(fmt::format("a Dense layer needs 1 to {} units, got {}", kMaxWidth, layer.units));
 }
 
 Sequential::~Sequential() = default;
@@ -81,10 +85,37 @@ std::int64_t Sequential::bias_offset(std::size_t layer) const {
   return weight_offset(layer) + layers_[layer].units * in;
 }
 
+std::int64_t Sequential::parameter_count_for(std::int64_t input_width) const {
+  if (input_width <= 0 || input_width > kMaxWidth)
+    throw InputError(fmt::format("the model needs 1 to {} input columns, got {}", kMaxWidth, input_width));
+  std::int64_t count = 0;
+  std::int64_t in = input_width;
+  for (const Dense& layer : layers_) {
+    std::int64_t layer_count = 0;  // (in + 1) * units: both factors < 2^31 + 1, so no overflow
+    if (__builtin_add_overflow(count, (in + 1) * layer.units, &layer_count))
+      throw InputError("the model's parameter count overflows 64 bits; use narrower or fewer layers");
+    count = layer_count;
+    in = layer.units;
+  }
+  return count;
+}
+
 void Sequential::build(std::int64_t input_width) {
-  if (input_width <= 0) throw InputError(fmt::format("the model needs at least 1 input column, got {}", input_width));
+  const std::int64_t count = parameter_count_for(input_width);
+  try {
+    parameters_.clear();
+    parameters_.reserve(static_cast<std::size_t>(count));
+    velocity_.clear();
+    velocity_.reserve(static_cast<std::size_t>(count));
+  } catch (const std::exception&) {  // std::bad_alloc, or std::length_error beyond max_size()
+    parameters_ = {};
+    velocity_ = {};
+    input_width_ = 0;
+    throw InputError(fmt::format("cannot allocate the model's {} parameters ({:.1f} GiB with the optimizer state); "
+                                 "use narrower or fewer layers",
+                                 count, 2.0 * static_cast<double>(count) * sizeof(float) / (1u << 30)));
+  }
   input_width_ = input_width;
-  parameters_.clear();
   std::int64_t in = input_width;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const std::int64_t out = layers_[l].units;

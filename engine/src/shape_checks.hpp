@@ -2,6 +2,10 @@
 // Shape checks every backend runs before an op, so a wrong call fails the same way everywhere.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include "ember/backend.hpp"
 #include "ember/error.hpp"
 
@@ -21,6 +25,10 @@ inline MatmulShape check_matmul(Transpose transpose_a, Transpose transpose_b, Co
   if (k != k_b || c.rows != m || c.cols != n)
     throw Error(fmt::format("matmul shapes do not agree: op(a) is ({}, {}), op(b) is ({}, {}), c is ({}, {})", m, k,
                             k_b, n, c.rows, c.cols));
+  constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();  // BLAS and the kernels take int
+  if (std::max({a.rows, a.cols, b.rows, b.cols, c.rows, c.cols}) > largest)
+    throw InputError(fmt::format("matmul ({} x {} x {}): a dimension exceeds {}; use smaller batches", m, n, k,
+                                 largest));
   return {m, n, k};
 }
 
@@ -50,10 +58,12 @@ inline void check_batch(ConstView x, ConstView y, View x_batch, View y_batch) {
 }
 
 inline void check_sgd(const SgdParams& params) {
-  if (!(params.lr > 0.0f)) throw InputError(fmt::format("learning rate must be > 0, got {}", params.lr));
-  if (!(params.momentum >= 0.0f)) throw InputError(fmt::format("momentum must be >= 0, got {}", params.momentum));
-  if (!(params.weight_decay >= 0.0f))
-    throw InputError(fmt::format("weight decay must be >= 0, got {}", params.weight_decay));
+  if (!(params.lr > 0.0f && std::isfinite(params.lr)))
+    throw InputError(fmt::format("learning rate must be > 0 and finite, got {}", params.lr));
+  if (!(params.momentum >= 0.0f && std::isfinite(params.momentum)))
+    throw InputError(fmt::format("momentum must be >= 0 and finite, got {}", params.momentum));
+  if (!(params.weight_decay >= 0.0f && std::isfinite(params.weight_decay)))
+    throw InputError(fmt::format("weight decay must be >= 0 and finite, got {}", params.weight_decay));
   if (params.nesterov && params.momentum == 0.0f) throw InputError("Nesterov momentum needs a momentum > 0");
 }
 

@@ -112,6 +112,9 @@ class Sequential {
   bool built() const { return input_width_ > 0; }
   /// Allocates and initializes the weights for this input width (fit does it on first use).
   void build(std::int64_t input_width);
+  /// The number of parameters build(input_width) allocates; InputError when a width is out of
+  /// range (1 to 2^31 - 1: the kernels index a layer with 32-bit integers) or the count overflows.
+  std::int64_t parameter_count_for(std::int64_t input_width) const;
   /// All parameters in one flat buffer: per layer its weight (out, in), then its bias (out).
   const std::vector<float>& parameters() const { return parameters_; }
   const std::vector<float>& velocity() const { return velocity_; }
