@@ -1,5 +1,10 @@
 // CSV parsing (RFC 4180) and its error messages.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "ember/data.hpp"
 #include "ember/error.hpp"
@@ -37,12 +42,33 @@ TEST(Csv, ErrorsNameFileLineColumn) {
   EXPECT_EQ(error_of("a,b\n1,2\n3\n"), "f.csv:3: 1 fields, but the header has 2; every row needs one value per column");
   EXPECT_EQ(error_of("a,b\n1,x\n"), "f.csv:2:2 (column 'b'): 'x' is not a number; every cell must be numeric");
   EXPECT_EQ(error_of("a,b\n1,\n"), "f.csv:2:2 (column 'b'): empty cell; fill in a number or remove the row");
-  EXPECT_EQ(error_of("a,b\nnan,1\n"), "f.csv:2:1 (column 'a'): 'nan' is not a finite float32 number; remove or fix the value");
-  EXPECT_EQ(error_of("a,b\n1,inf\n"), "f.csv:2:2 (column 'b'): 'inf' is not a finite float32 number; remove or fix the value");
-  EXPECT_EQ(error_of("a,b\n1,1e39\n"), "f.csv:2:2 (column 'b'): '1e39' is not a finite float32 number; remove or fix the value");
+  EXPECT_EQ(error_of("a,b\nnan,1\n"),
+            "f.csv:2:1 (column 'a'): 'nan' is not a finite float32 number; remove or fix the value");
+  EXPECT_EQ(error_of("a,b\n1,inf\n"),
+            "f.csv:2:2 (column 'b'): 'inf' is not a finite float32 number; remove or fix the value");
+  EXPECT_EQ(error_of("a,b\n1,1e39\n"),
+            "f.csv:2:2 (column 'b'): '1e39' is not a finite float32 number; remove or fix the value");
   EXPECT_EQ(error_of("a,b\n1,\"2\n"), "f.csv:2: a quoted field is never closed; add the closing quote");
   EXPECT_EQ(error_of("a,a\n1,2\n"), "f.csv:1:2: the column name 'a' appears twice; column names must be unique");
   EXPECT_NE(error_of("a,b\n1,2\"x\"\n").find("f.csv:2: a quote inside an unquoted field"), std::string::npos);
+  EXPECT_EQ(error_of("a,b\n1,\"2\"x\n"), "f.csv:2: text after a closing quote; quote the whole field");
+  EXPECT_EQ(error_of("a,b\n1,\"\" \"2\"\n"), "f.csv:2: text after a closing quote; quote the whole field");
+  // The first error in the file is the one reported.
+  EXPECT_EQ(error_of("a,b\n1,x\n3,\"4\n"), "f.csv:2:2 (column 'b'): 'x' is not a number; every cell must be numeric");
+}
+
+TEST(Csv, ReadsFilesAndPipes) {
+  const std::string directory = std::string(EMBER_TEST_WORKDIR);
+  std::filesystem::create_directories(directory);
+  const std::string file = directory + "/small.csv", pipe = directory + "/pipe.csv";
+  std::ofstream(file) << "a,b\n1,2\n3,4\n";
+  EXPECT_EQ(read_csv(file).values, (Matrix{{1, 2}, {3, 4}}));
+  std::filesystem::remove(pipe);
+  ASSERT_EQ(mkfifo(pipe.c_str(), 0600), 0);
+  std::thread writer([&] { std::ofstream(pipe) << "a,b\n5,6\n"; });
+  const CsvTable table = read_csv(pipe);
+  writer.join();
+  EXPECT_EQ(table.values, (Matrix{{5, 6}}));
 }
 
 TEST(Csv, MissingFileAndColumns) {
@@ -50,7 +76,8 @@ TEST(Csv, MissingFileAndColumns) {
     read_csv("/nonexistent/data.csv");
     FAIL();
   } catch (const InputError& error) {
-    EXPECT_EQ(std::string(error.what()), "/nonexistent/data.csv: cannot open the file (No such file or directory); check the path");
+    EXPECT_EQ(std::string(error.what()),
+              "/nonexistent/data.csv: cannot open the file (No such file or directory); check the path");
   }
   const CsvTable table = parse_csv("a,b,c\n1,2,3\n", "f.csv");
   EXPECT_THROW(split_features_targets(table, {"z"}), InputError);
