@@ -17,6 +17,9 @@
 namespace ember::kernels {
 namespace {
 
+using emulator::set_stream_order;
+using emulator::StreamOrder;
+
 /// Reverses 256 values through shared memory: right only if every thread stores before any loads.
 __global__ void reverse_kernel(const float* in, float* out) {
   __shared__ float buffer[256];
@@ -51,6 +54,10 @@ __global__ void racy_kernel(float* out) {
 
 __global__ void add_kernel(float* x, float amount) {
   x[threadIdx.x] += amount;
+}
+
+__global__ void scale_kernel(float* x, float factor) {
+  x[threadIdx.x] *= factor;
 }
 
 __global__ void indices_kernel(unsigned* out) {
@@ -174,16 +181,78 @@ TEST_F(Emulator, GraphReplaysItsCapturedWorkWithTheCapturedArguments) {
   EXPECT_EQ(host(x, 32)[0], 1.0f) << "captured work must not run";
   cudaGraphExec_t exec = nullptr;
   ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  EXPECT_EQ(host(x, 32)[31], 11.0f);
+  const StreamOrder previous = set_stream_order(StreamOrder::late);
+  float expected = 1.0f;
+  for (const StreamOrder order : {StreamOrder::late, StreamOrder::early, StreamOrder::interleaved}) {
+    set_stream_order(order);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    expected += 2 * 5.0f;
+    EXPECT_EQ(host(x, 32)[31], expected) << static_cast<int>(order);
+  }
+  set_stream_order(previous);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaEventDestroy(fork);
   cudaEventDestroy(join);
   cudaStreamDestroy(side);
   cudaStreamDestroy(stream);
+}
+
+TEST_F(Emulator, StreamWorkRunsWhenWaitedFor) {
+  float* x = device(std::vector<float>(32, 1.0f));
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  launch(add_kernel, 1, 32, 0, stream, x, 2.0f);
+  EXPECT_EQ(host(x, 32)[0], 1.0f) << "a copy on the legacy stream does not wait for a non-blocking stream";
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(host(x, 32)[0], 3.0f);
+  cudaStreamDestroy(stream);
+}
+
+/// x = 1; on the main stream x *= 2, then a fork to the side stream, x += 3 there, a join, and
+/// x *= 2 on the main stream: 10, unless an event is missing. Returns x after synchronizing the
+/// main stream only.
+float fork_and_join(float* x, bool fork, bool join) {
+  const std::vector<float> one(32, 1.0f);
+  cudaStream_t main_stream = nullptr, side = nullptr;
+  cudaEvent_t forked = nullptr, joined = nullptr;
+  cudaStreamCreateWithFlags(&main_stream, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
+  cudaEventCreateWithFlags(&forked, cudaEventDisableTiming);
+  cudaEventCreateWithFlags(&joined, cudaEventDisableTiming);
+  cudaMemcpy(x, one.data(), one.size() * sizeof(float), cudaMemcpyHostToDevice);
+  launch(scale_kernel, 1, 32, 0, main_stream, x, 2.0f);
+  cudaEventRecord(forked, main_stream);
+  if (fork) cudaStreamWaitEvent(side, forked, 0);
+  launch(add_kernel, 1, 32, 0, side, x, 3.0f);
+  cudaEventRecord(joined, side);
+  if (join) cudaStreamWaitEvent(main_stream, joined, 0);
+  launch(scale_kernel, 1, 32, 0, main_stream, x, 2.0f);
+  float result = 0;
+  cudaMemcpyAsync(&result, x, sizeof(float), cudaMemcpyDeviceToHost, main_stream);  // done on return
+  cudaStreamDestroy(side);
+  cudaStreamDestroy(main_stream);
+  cudaEventDestroy(forked);
+  cudaEventDestroy(joined);
+  return result;
+}
+
+TEST_F(Emulator, StreamOrdersExposeMissingEvents) {
+  float* x = device(std::vector<float>(32, 1.0f));
+  const StreamOrder previous = set_stream_order(StreamOrder::late);
+  for (const StreamOrder order : {StreamOrder::late, StreamOrder::early, StreamOrder::interleaved}) {
+    set_stream_order(order);
+    EXPECT_EQ(fork_and_join(x, true, true), 10.0f) << static_cast<int>(order);
+  }
+  // Without the join, the late order runs the side stream's work after the main stream's.
+  set_stream_order(StreamOrder::late);
+  EXPECT_EQ(fork_and_join(x, true, false), 4.0f);
+  // Without the fork, the early order runs it before the main stream's first kernel.
+  set_stream_order(StreamOrder::early);
+  EXPECT_EQ(fork_and_join(x, false, true), 16.0f);
+  set_stream_order(previous);
 }
 
 TEST_F(Emulator, CaptureRefusesUnjoinedForksAndForbiddenCalls) {
@@ -266,9 +335,8 @@ TEST_F(Emulator, EveryMatmulPlanMatchesTheProduct) {
         ran.insert(kernel);
         Matrix got(m, n);
         ASSERT_EQ(cudaMemcpy(got.data(), dc, got.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-        EXPECT_LT(relative_error(got, expected), tolerance)
-            << kernel << " (" << plan_name(plan) << ") m " << m << " n " << n << " k " << k << " ta " << ta << " tb "
-            << tb;
+        EXPECT_LT(relative_error(got, expected), tolerance) << kernel << " (" << plan_name(plan) << ") m " << m << " n "
+                                                            << n << " k " << k << " ta " << ta << " tb " << tb;
       }
     }
   EXPECT_EQ(ran, (std::set<std::string>{"matmul_32x32_kernel", "matmul_64x64_kernel", "split_k_sum_kernel",

@@ -21,6 +21,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotReady = 600,
   cudaErrorLaunchFailure = 719,
   cudaErrorNotSupported = 801,
   cudaErrorStreamCaptureUnsupported = 900,
@@ -88,7 +89,7 @@ struct alignas(8) float2 {
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return {x, y}; }
 
-// ---- runtime API (tests/emulator/runtime.cpp) -----------------------------------------------------
+// ---- runtime API (tests/emulator/runtime.cpp, streams.cpp) ----------------------------------------
 cudaError_t cudaGetLastError();
 const char* cudaGetErrorString(cudaError_t error);
 const char* cudaGetErrorName(cudaError_t error);
@@ -129,7 +130,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
-// ---- the emulator's side (tests/emulator/runtime.cpp) ---------------------------------------------
+// ---- the emulator's side (tests/emulator/runtime.cpp, streams.cpp, threads.cpp) ------------------
 namespace ember::emulator {
 
 /// The emulated thread now running: its indices and its launch's dimensions.
@@ -191,6 +192,12 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
   submit_kernel(reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, stream, pointers, count,
                 [kernel, arguments = std::tuple<Params...>(args...)] { std::apply(kernel, arguments); });
 }
+
+/// The order in which queued stream work runs once something waits for it (streams.cpp): late
+/// (the default), early or interleaved; EMBER_EMULATOR_STREAMS sets it at start. Returns the
+/// previous order.
+enum class StreamOrder { late, early, interleaved };
+StreamOrder set_stream_order(StreamOrder order);
 
 /// The function behind a launch's kernel pointer, for cudaFuncGetAttributes and cudaFuncSetAttribute.
 cudaError_t function_attributes(cudaFuncAttributes* attributes);
