@@ -106,10 +106,11 @@ template <int Count>
 #endif
 }
 
-// The asynchronous proxy's fence and wgmma's group control. In the CPU emulator (tests/emulator) a
-// wgmma completes when issued, and they have nothing to do.
+// The asynchronous proxy's fence and wgmma's group control. The CPU emulator (tests/emulator)
+// interprets them: a wgmma runs at the wait_group that completes its group, reading shared memory
+// as the async proxy saw it at the last fence.
 #if defined(EMBER_CUDA_EMULATOR)
-#define EMBER_PTX(instruction)
+#define EMBER_PTX(instruction) emulator::ptx(instruction)
 #else
 #define EMBER_PTX(instruction) asm volatile(instruction ::: "memory")
 #endif

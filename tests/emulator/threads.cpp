@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -113,11 +114,20 @@ void enter_fiber(Context&) {}
 // ---- kernels: one block at a time, its threads as fibers ----
 enum class FiberState { ready, at_block_barrier, at_warp_exchange, exited };
 
+/// A wgmma issued by a thread: it runs when a wgmma.wait_group completes its group.
+struct Wgmma {
+  float* d;
+  int n;
+  std::uint64_t a_descriptor, b_descriptor;
+};
+
 struct Fiber {
   Context context;
   FiberState state = FiberState::ready;
   ThreadContext indices{};
   std::unique_ptr<char[]> stack;
+  std::vector<Wgmma> uncommitted;         // issued since the last wgmma.commit_group
+  std::deque<std::vector<Wgmma>> groups;  // committed, not yet waited for
 };
 
 struct BlockRun {
@@ -133,14 +143,23 @@ struct BlockRun {
   std::vector<unsigned char> shared;
   unsigned char* window = nullptr;
   std::size_t dynamic_bytes = 0;
+  // The shared memory as the async proxy (wgmma's operand reads) sees it: a copy taken when every
+  // live thread has executed fence.proxy.async since the last copy.
+  std::vector<unsigned char> async_view;
+  int proxy_fences = 0;
 };
 constexpr std::size_t kDynamicOffset = 16;
 
 BlockRun run;
 
+[[noreturn]] void fault(const std::string& what);
+
 void fiber_main() {
   enter_fiber(run.scheduler);
   (*run.body)();
+  const Fiber& fiber = run.fibers[run.current];
+  if (!fiber.uncommitted.empty() || !fiber.groups.empty())
+    fault("a thread ended with wgmmas that no wgmma.wait_group completed");
   run.fibers[run.current].state = FiberState::exited;
   switch_context(run.fibers[run.current].context, run.scheduler, true);
 }
@@ -189,6 +208,8 @@ bool run_block(const Work& body, dim3 grid, dim3 block, uint3 block_idx) {
   run.body = &body;
   run.threads = static_cast<int>(block.x * block.y * block.z);
   std::fill(run.shared.begin(), run.shared.end(), 0xff);  // uninitialized: NaN
+  run.async_view = run.shared;
+  run.proxy_fences = 0;
   if (run.fibers.size() < static_cast<std::size_t>(run.threads)) run.fibers.resize(run.threads);
   run.exchange.resize((run.threads + kWarp - 1) / kWarp);
   for (int t = 0; t < run.threads; ++t) {
@@ -200,6 +221,8 @@ bool run_block(const Work& body, dim3 grid, dim3 block, uint3 block_idx) {
                      .block_dim = block,
                      .grid_dim = grid};
     fiber.state = FiberState::ready;
+    fiber.uncommitted.clear();
+    fiber.groups.clear();
     make_context(fiber.context, fiber.stack.get(), kFiberStackBytes, fiber_main);
   }
   for (;;) {
@@ -279,14 +302,20 @@ struct SharedOperand {
     if (((descriptor >> 49) & 7) != 0) fault("a wgmma descriptor with a base offset (not emulated)");
   }
 
-  /// Element (row, k) of the operand's 8 k, as the tensor cores read it: the top 19 bits (TF32).
+  /// Element (row, k) of the operand's 8 k, as the tensor cores read it: the top 19 bits (TF32),
+  /// through the async proxy, whose view must agree with what the threads wrote.
   double at(int row, int k) const {
     const std::uint64_t linear = start + (row / 8) * stride + (row % 8) * 128 + k * 4;
     const std::uint64_t address = linear ^ (((linear >> 7) & 7) << 4);
     if (address < kDynamicOffset || address + 4 > kDynamicOffset + run.dynamic_bytes)
       fault("a wgmma operand read outside the dynamic shared memory");
+    const unsigned char* seen = run.async_view.data() + (run.window - run.shared.data()) + address;
+    if (std::memcmp(seen, run.window + address, 4) != 0)
+      fault(
+          "a wgmma operand differs from what the async proxy saw: a write without fence.proxy.async before "
+          "the wgmma, or a write to its operands before the wgmma.wait_group that completes it");
     std::uint32_t bits;
-    std::memcpy(&bits, run.window + address, 4);
+    std::memcpy(&bits, seen, 4);
     return std::bit_cast<float>(bits & 0xffffe000u);
   }
 };
@@ -364,9 +393,13 @@ std::uint64_t shared_address(const void* pointer) {
   return static_cast<std::uint64_t>(p - run.window);
 }
 
-void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor) {
-  if (run.threads % 128 != 0) fault("wgmma in a block that is not whole warpgroups");
-  const SharedOperand a_operand(a_descriptor), b_operand(b_descriptor);
+namespace {
+
+/// A wgmma's product, when its group completes.
+void run_wgmma(const Wgmma& wgmma) {
+  float* const d = wgmma.d;
+  const int n = wgmma.n;
+  const SharedOperand a_operand(wgmma.a_descriptor), b_operand(wgmma.b_descriptor);
   // D (64 x n): thread t of the warpgroup, warp w = t / 32, g = lane / 4, q = lane % 4, holds
   // d[4 j + 2 h + i] = D[16 w + g + 8 h][8 j + 2 q + i].
   const int t = run.current % 128, w = t / 32, g = t % 32 / 4, q = t % 4;
@@ -384,6 +417,37 @@ void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64
         out = static_cast<float>(sum);
       }
     }
+}
+
+}  // namespace
+
+void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor) {
+  if (run.threads % 128 != 0) fault("wgmma in a block that is not whole warpgroups");
+  (void)SharedOperand(a_descriptor), (void)SharedOperand(b_descriptor);  // descriptors checked at issue
+  current_fiber().uncommitted.push_back({d, n, a_descriptor, b_descriptor});
+}
+
+void ptx(const char* instruction) {
+  const std::string text = instruction;
+  Fiber& fiber = current_fiber();
+  if (text.starts_with("fence.proxy.async")) {
+    const int live = static_cast<int>(std::count_if(run.fibers.begin(), run.fibers.begin() + run.threads,
+                                                    [](const Fiber& f) { return f.state != FiberState::exited; }));
+    if (++run.proxy_fences >= live) {
+      run.async_view = run.shared;
+      run.proxy_fences = 0;
+    }
+  } else if (text.starts_with("wgmma.fence")) {
+    // Orders the threads' accumulator registers before the wgmmas: nothing to do here.
+  } else if (text.starts_with("wgmma.commit_group")) {
+    fiber.groups.push_back(std::move(fiber.uncommitted));
+    fiber.uncommitted.clear();
+  } else if (int pending = 0; std::sscanf(instruction, "wgmma.wait_group.sync.aligned %d", &pending) == 1) {
+    for (; fiber.groups.size() > static_cast<std::size_t>(pending); fiber.groups.pop_front())
+      for (const Wgmma& wgmma : fiber.groups.front()) run_wgmma(wgmma);
+  } else {
+    fault("PTX not emulated: " + text);
+  }
 }
 
 void trap() {

@@ -150,8 +150,14 @@ std::uint32_t warp_exchange(unsigned mask, std::uint32_t word, int source_lane);
 /// mma.sync.m16n8k8.row.col.f32.tf32.tf32.f32, d += a b, with the fragments of the PTX ISA.
 void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]);
 /// wgmma.mma_async.sync.aligned.m64nNk8.f32.tf32.tf32 with scale-d 1 (d += a b), both operands
-/// from shared memory through their descriptors (K-major, 128-byte swizzle), complete when issued.
+/// from shared memory through their descriptors (K-major, 128-byte swizzle). It runs when a
+/// wgmma.wait_group completes its group (ptx below), reading shared memory as the async proxy saw
+/// it at the last fence.proxy.async of the block's threads; where that differs from what the
+/// threads wrote, the launch fails.
 void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor);
+/// The other PTX of the wgmma kernel, by its text: fence.proxy.async..., wgmma.fence...,
+/// wgmma.commit_group..., wgmma.wait_group.sync.aligned N.
+void ptx(const char* instruction);
 /// The running block's dynamic shared memory (extern __shared__), and a pointer's address in the
 /// shared window (__cvta_generic_to_shared).
 unsigned char* dynamic_shared_memory();
