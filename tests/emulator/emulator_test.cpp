@@ -1,10 +1,12 @@
 // The CPU emulator's own semantics, which the emulated GPU suite relies on: barriers order shared
 // memory, shuffles exchange within a warp, faults and misuse are reported as a GPU would report
-// them, and a captured graph replays its work with the arguments of the capture.
+// them, stream work runs when waited for in the order that exposes a missing event, and a
+// captured graph replays its work with the arguments of the capture.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <set>
 #include <string>
@@ -283,6 +285,15 @@ TEST_F(Emulator, CaptureRefusesUnjoinedForksAndForbiddenCalls) {
   cudaEventDestroy(fork);
   cudaStreamDestroy(side);
   cudaStreamDestroy(stream);
+}
+
+TEST_F(Emulator, HostAccessToDeviceMemoryIsReported) {
+#if defined(__SANITIZE_ADDRESS__)
+  float* x = device(std::vector<float>(4, 1.0f));
+  EXPECT_DEATH(std::printf("%f\n", static_cast<double>(static_cast<volatile float*>(x)[0])), "use-after-poison");
+#else
+  GTEST_SKIP() << "device memory is poisoned for the host in AddressSanitizer builds only (.ci/run's sanitizer stage)";
+#endif
 }
 
 TEST_F(Emulator, CopiesOutsideTheirAllocationAreRefused) {

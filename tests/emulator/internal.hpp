@@ -32,6 +32,10 @@ bool is_device_range(const void* pointer, std::size_t bytes);
 inline bool is_device_pointer(const void* pointer) {
   return is_device_range(pointer, 0);
 }
+/// Under AddressSanitizer, device memory is poisoned except while the emulator runs device work,
+/// so that host code reading or writing it (a crash on a GPU) is reported; this lifts (true) or
+/// restores (false) the poison. Without AddressSanitizer it does nothing.
+void allow_device_memory(bool allowed);
 
 // ---- streams (streams.cpp) ----
 using Work = std::function<void()>;

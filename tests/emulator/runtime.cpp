@@ -34,8 +34,21 @@ namespace {
 std::map<const char*, std::size_t> allocations;  // start -> bytes
 std::size_t allocated_bytes = 0;
 std::map<const void*, std::size_t> dynamic_shared_limits;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+#if defined(__SANITIZE_ADDRESS__)
+bool host_may_not_touch = true;  // device memory is poisoned for the host
+#endif
 
 }  // namespace
+
+void allow_device_memory(bool allowed) {
+#if defined(__SANITIZE_ADDRESS__)
+  host_may_not_touch = !allowed;
+  for (const auto& [start, bytes] : allocations)
+    allowed ? __asan_unpoison_memory_region(start, bytes) : __asan_poison_memory_region(start, bytes);
+#else
+  (void)allowed;
+#endif
+}
 
 bool is_device_range(const void* pointer, std::size_t bytes) {
   const char* p = static_cast<const char*>(pointer);
@@ -219,6 +232,7 @@ cudaError_t cudaMalloc(void** pointer, std::size_t bytes) {
   std::memset(p, 0xff, rounded);  // uninitialized memory reads as NaN
 #if defined(__SANITIZE_ADDRESS__)
   __asan_poison_memory_region(p + bytes, rounded - bytes);  // an access past `bytes` is an error
+  if (host_may_not_touch) __asan_poison_memory_region(p, bytes);
 #endif
   allocations[p] = bytes;
   allocated_bytes += bytes;

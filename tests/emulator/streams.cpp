@@ -151,6 +151,8 @@ Queue* choose(Queue& target) {
 
 /// Runs work until `target` has completed `position` items.
 void run_until(Queue& target, std::size_t position) {
+  if (target.completed >= position) return;
+  allow_device_memory(true);
   while (target.completed < position) {
     Queue* next = choose(target);
     if (next == nullptr) {  // every wait names work queued before it, so this cannot happen
@@ -162,6 +164,7 @@ void run_until(Queue& target, std::size_t position) {
     if (item.work && sticky_error == cudaSuccess) item.work();
     ++next->completed;
   }
+  allow_device_memory(false);
   // Graph branches that have run to their end are done with.
   std::erase_if(queues,
                 [](const std::shared_ptr<Queue>& queue) { return queue.use_count() == 1 && queue->pending.empty(); });
