@@ -224,14 +224,15 @@ inline void expect_parameter_gradients(const OnBackend& weight_gradient, const O
 /// 64 x 64 kernel; (1537, 260, 1540), (1537, 1540, 260) and (129, 1541, 1543) give the 128 x 128
 /// kernel the forward product, the input-gradient product and the weight gradient (followed by a
 /// separate bias gradient) in turn. The same paths again at a tenth of the work, over short k
-/// ((33, 999, 1001) and the last three), for runs that leave the large shapes out.
+/// ((33, 999, 1001) and the three after it), for runs that leave the large shapes out.
+/// (1024, 16, 1024) splits dense_backward's two products over k at once, on its two streams.
 inline void expect_dense_ops_match_reference(Backend& backend, double tolerance, std::int64_t max_work = kAnyShape) {
   CpuBackend cpu;
   std::uint64_t seed = 2100;
   const MatmulCase shapes[] = {{1, 1, 1},         {17, 33, 65},      {127, 255, 1},      {33, 1, 17},
                                {513, 129, 257},   {256, 256, 256},   {301, 999, 1001},   {1537, 260, 1540},
                                {1537, 1540, 260}, {129, 1541, 1543}, {33, 999, 1001},    {1537, 17, 1540},
-                               {1537, 1540, 17},  {17, 1540, 1543}};
+                               {1537, 1540, 17},  {17, 1540, 1543},  {1024, 16, 1024}};
   for (const auto& [rows, in, out] : shapes) {
     if (rows * in * out > max_work) continue;
     const Matrix x = random_matrix(rows, in, ++seed), weight = random_matrix(out, in, ++seed);

@@ -141,6 +141,11 @@ TEST(MatmulPlan, DenseConformanceShapesReachEveryFp32Path) {
   EXPECT_EQ(fused(1537, 1540, 17).kernel, MatmulKernel::fp32_128x128);
   EXPECT_EQ(weight_gradient(17, 1540, 1543).kernel, MatmulKernel::fp32_128x128);
   EXPECT_FALSE(weight_gradient(17, 1540, 1543).row_sums_in_kernel);
+  // (1024, 16, 1024) splits both products of dense_backward over k at once: the weight gradient on
+  // the side stream and the input gradient (without a ReLU mask) on the main one, each through
+  // its own scratch.
+  EXPECT_GT(weight_gradient(1024, 16, 1024).splits, 1);
+  EXPECT_GT(plan_matmul({.m = 1024, .n = 16, .k = 1024, .multiprocessors = 132, .scratch = true}).splits, 1);
 }
 
 TEST(MatmulPlan, Tf32PicksWgmmaForAWaveAndMmaSyncBelow) {
