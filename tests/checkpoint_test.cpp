@@ -107,6 +107,9 @@ TEST(Checkpoint, RejectsBadFiles) {
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-")).find("its optimizer: learning rate must be > 0"),
             std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\\\"epochs_completed\\\":0", "\\\"epochs_completed\\\":-1"))
+                .find("epochs_completed is negative"),
+            std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"momentum\\\":0.0", "\\\"momentum\\\":1e39"))
                 .find("optimizer momentum 1e+39 is not a float32 number"),
             std::string::npos);

@@ -195,6 +195,7 @@ class CheckpointIo {
       options.optimizer.weight_decay = float_value("weight_decay");
       model.options_ = options;
       model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
+      if (model.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
       model.scaler_fitted_ = scaler_json.at("fitted").get<bool>();
       model.scaler_.x.mean = scaler_json.at("x_mean").get<std::vector<double>>();
