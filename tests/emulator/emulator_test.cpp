@@ -48,9 +48,9 @@ __global__ void divergent_kernel(float* out, unsigned split) {
 }
 
 /// A missing barrier: thread t reads what thread t - 1 stores in the same phase.
-__global__ void racy_kernel(float* out) {
+__global__ void racy_kernel(float* out, float base) {
   __shared__ float buffer[64];
-  buffer[threadIdx.x] = static_cast<float>(100 * blockIdx.x + threadIdx.x);
+  buffer[threadIdx.x] = base + static_cast<float>(100 * blockIdx.x + threadIdx.x);
   out[64 * blockIdx.x + threadIdx.x] = threadIdx.x == 0 ? 0.0f : buffer[threadIdx.x - 1];
 }
 
@@ -60,6 +60,10 @@ __global__ void add_kernel(float* x, float amount) {
 
 __global__ void scale_kernel(float* x, float factor) {
   x[threadIdx.x] *= factor;
+}
+
+__global__ void block_order_kernel(unsigned* counter, unsigned* steps) {
+  steps[blockIdx.x] = atomicAdd(counter, 1u) % gridDim.x;
 }
 
 __global__ void indices_kernel(unsigned* out) {
@@ -127,15 +131,32 @@ TEST_F(Emulator, EveryBlockAndThreadRunsOnce) {
 
 TEST_F(Emulator, AMissingBarrierShowsInOddBlocks) {
   // Even blocks run their threads first to last (thread t - 1 has stored when t reads), odd ones
-  // last to first: there thread t reads before t - 1 stores, and sees the previous block's value.
+  // last to first: there thread t reads before t - 1 stores, and sees a stale value (another
+  // block's or launch's), whichever order the launch runs its blocks in.
   float* out = device(std::vector<float>(128, NAN));
-  launch(racy_kernel, 2, 64, 0, nullptr, out);
-  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-  const std::vector<float> got = host(out, 128);
-  for (int t = 1; t < 64; ++t) {
-    EXPECT_EQ(got[t], t - 1.0f);
-    EXPECT_EQ(got[64 + t], t - 1.0f) << "block 1 must read block 0's stale value, not " << 100 + t - 1;
+  for (int launch_number = 0; launch_number < 2; ++launch_number) {
+    const float base = 1000.0f * static_cast<float>(launch_number);
+    launch(racy_kernel, 2, 64, 0, nullptr, out, base);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<float> got = host(out, 128);
+    for (int t = 1; t < 64; ++t) {
+      EXPECT_EQ(got[t], base + t - 1.0f);
+      EXPECT_NE(got[64 + t], base + 100 + t - 1.0f) << "block 1 must read a stale value, launch " << launch_number;
+    }
   }
+}
+
+TEST_F(Emulator, EveryOtherLaunchRunsItsBlocksLastToFirst) {
+  // Block b records the launch-wide step at which it ran, through a counter in device memory.
+  unsigned* counter = device(std::vector<unsigned>(1, 0));
+  unsigned* steps = device(std::vector<unsigned>(8, 0));
+  std::set<std::vector<unsigned>> orders;
+  for (int launch_number = 0; launch_number < 2; ++launch_number) {
+    launch(block_order_kernel, 8, 1, 0, nullptr, counter, steps);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    orders.insert(host(steps, 8));
+  }
+  EXPECT_EQ(orders, (std::set<std::vector<unsigned>>{{0, 1, 2, 3, 4, 5, 6, 7}, {7, 6, 5, 4, 3, 2, 1, 0}}));
 }
 
 TEST_F(Emulator, DivergentBarrierIsALaunchFailure) {

@@ -255,17 +255,24 @@ void run_grid(const Work& body, dim3 grid, dim3 block, std::size_t shared_bytes)
   const auto base = reinterpret_cast<std::uintptr_t>(run.shared.data());
   run.window = run.shared.data() + ((1024 - base % 1024) % 1024);
   run.dynamic_bytes = shared_bytes;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x)
-        if (!run_block(body, grid, block, {x, y, z})) {
-          const std::string what = "kernel block (" + std::to_string(x) + ", " + std::to_string(y) + ", " +
-                                   std::to_string(z) + "): " + run.error;
-          run.error.clear();
-          run.current = -1;
-          sticky_error = fail(cudaErrorLaunchFailure, what);
-          return;
-        }
+  // Every other launch runs its blocks last to first: a kernel whose result depends on the order of
+  // its blocks (which a GPU does not promise) then differs from one launch to the next.
+  static unsigned long long launches = 0;
+  const bool reverse = launches++ % 2 == 1;
+  const unsigned long long blocks = static_cast<unsigned long long>(grid.x) * grid.y * grid.z;
+  for (unsigned long long i = 0; i < blocks; ++i) {
+    const unsigned long long linear = reverse ? blocks - 1 - i : i;
+    const uint3 index{static_cast<unsigned>(linear % grid.x), static_cast<unsigned>(linear / grid.x % grid.y),
+                      static_cast<unsigned>(linear / grid.x / grid.y)};
+    if (!run_block(body, grid, block, index)) {
+      const std::string what = "kernel block (" + std::to_string(index.x) + ", " + std::to_string(index.y) + ", " +
+                               std::to_string(index.z) + "): " + run.error;
+      run.error.clear();
+      run.current = -1;
+      sticky_error = fail(cudaErrorLaunchFailure, what);
+      return;
+    }
+  }
   run.current = -1;
 }
 
