@@ -11,11 +11,6 @@
 namespace ember {
 namespace {
 
-std::string path_of(const std::string& name) {
-  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
-  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
-}
-
 std::string read_all(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(file), {}};
@@ -28,13 +23,13 @@ std::string valid_checkpoint() {
   Sequential model({Dense(4, Activation::relu), Dense(1)}, 3);
   model.compile({.device = Device::cpu});
   model.build(2);
-  const std::string path = path_of("valid.safetensors");
+  const std::string path = testing::work_path("valid.safetensors");
   model.save(path);
   return read_all(path);
 }
 
 std::string load_error(const std::string& bytes) {
-  const std::string path = path_of("broken.safetensors");
+  const std::string path = testing::work_path("broken.safetensors");
   write_all(path, bytes);
   try {
     Sequential::load(path);
@@ -71,7 +66,7 @@ TEST(Checkpoint, HeaderLayout) {
 }
 
 TEST(Checkpoint, LoadingSetsUpNoBackend) {
-  const std::string path = path_of("loaded.safetensors");
+  const std::string path = testing::work_path("loaded.safetensors");
   write_all(path, valid_checkpoint());
   Sequential model = Sequential::load(path);
   EXPECT_EQ(model.backend_name(), "");  // the device is chosen at the first fit or predict
@@ -114,7 +109,7 @@ TEST(Checkpoint, RejectsBadFiles) {
                 .find("optimizer momentum 1e+39 is not a float32 number"),
             std::string::npos);
   try {
-    Sequential::load(path_of("does-not-exist.safetensors"));
+    Sequential::load(testing::work_path("does-not-exist.safetensors"));
     FAIL();
   } catch (const InputError& error) {
     EXPECT_NE(std::string(error.what()).find("cannot open"), std::string::npos);

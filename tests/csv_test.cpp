@@ -8,6 +8,7 @@
 
 #include "ember/data.hpp"
 #include "ember/error.hpp"
+#include "test_support.hpp"
 
 namespace ember {
 namespace {
@@ -58,9 +59,7 @@ TEST(Csv, ErrorsNameFileLineColumn) {
 }
 
 TEST(Csv, ReadsFilesAndPipes) {
-  const std::string directory = std::string(EMBER_TEST_WORKDIR);
-  std::filesystem::create_directories(directory);
-  const std::string file = directory + "/small.csv", pipe = directory + "/pipe.csv";
+  const std::string file = testing::work_path("small.csv"), pipe = testing::work_path("pipe.csv");
   std::ofstream(file) << "a,b\n1,2\n3,4\n";
   EXPECT_EQ(read_csv(file).values, (Matrix{{1, 2}, {3, 4}}));
   std::filesystem::remove(pipe);

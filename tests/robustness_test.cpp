@@ -14,16 +14,12 @@
 
 #include "ember/ember.hpp"
 #include "fuzz/targets.hpp"
+#include "test_support.hpp"
 
 namespace ember {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-
-std::string work_path(const std::string& name) {
-  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
-  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
-}
 
 Bytes bytes_of(const std::string& text) {
   return {text.begin(), text.end()};
@@ -135,7 +131,7 @@ Outcomes run_mutants(const std::vector<Bytes>& seeds, int rounds, const std::str
       try {
         (target(bytes) ? outcomes.loaded : outcomes.rejected)++;
       } catch (const std::exception& error) {
-        const std::string saved = work_path(name + "-failure.bin");
+        const std::string saved = testing::work_path(name + "-failure.bin");
         std::ofstream(saved, std::ios::binary)
             .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
         ADD_FAILURE() << "round " << round << ": " << typeid(error).name() << ": " << error.what()
@@ -170,12 +166,12 @@ TEST(Robustness, MutatedCheckpointsLoadOrRaiseInputError) {
     model.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .device = Device::cpu});
     const Matrix x{{1, 2}, {3, 5}, {4, 1}}, y{{1, 0}, {0, 1}, {1, 1}};
     model.fit(x, y, {.epochs = 2, .batch_size = 2, .normalize = scaled});
-    const std::string path = work_path("robustness-seed.safetensors");
+    const std::string path = testing::work_path("robustness-seed.safetensors");
     model.save(path);
     std::ifstream file(path, std::ios::binary);
     seeds.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
   }
-  const std::string scratch = work_path("robustness-mutant.safetensors");
+  const std::string scratch = testing::work_path("robustness-mutant.safetensors");
   const Outcomes outcomes = run_mutants(seeds, 3000, "checkpoint", checkpoint_mutant,
                                         [&](const Bytes& bytes) { return fuzz::checkpoint_input(bytes, scratch); });
   EXPECT_GT(outcomes.loaded, 100);

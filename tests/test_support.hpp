@@ -2,13 +2,21 @@
 // Helpers shared by the tests: random inputs, NaN poisoning, relative error, tolerances.
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
 
 namespace ember::testing {
+
+/// A file name in the tests' work directory (created if needed).
+inline std::string work_path(const std::string& name) {
+  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
+  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
+}
 
 /// Fresh values uniform in [-1, 1) (never zeros).
 inline Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {

@@ -17,11 +17,6 @@ namespace {
 
 const CompileOptions kCpuSgd{.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .loss = Loss::mse, .device = Device::cpu};
 
-std::string scratch_file(const std::string& name) {
-  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
-  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
-}
-
 /// y = x @ beta + 0.5 + noise, with x uniform in [-1, 1).
 Dataset linear_data(std::int64_t rows, std::uint64_t seed) {
   Dataset data;
@@ -105,7 +100,7 @@ TEST(Training, SaveLoadGivesIdenticalPredictions) {
   Sequential model({Dense(16, Activation::relu), Dense(1)}, 1);
   model.compile(kCpuSgd);
   model.fit(data.x, data.y, {.epochs = 3});
-  const std::string path = scratch_file("save_load.safetensors");
+  const std::string path = testing::work_path("save_load.safetensors");
   model.save(path);
   Sequential loaded = Sequential::load(path);
   EXPECT_EQ(loaded.parameters(), model.parameters());
@@ -129,7 +124,7 @@ TEST(Training, ResumeEqualsUninterruptedRun) {
   Sequential first({Dense(8, Activation::relu), Dense(1)}, 2);
   first.compile(kCpuSgd);
   first.fit(data.x, data.y, options);
-  const std::string path = scratch_file("resume.safetensors");
+  const std::string path = testing::work_path("resume.safetensors");
   first.save(path);
   Sequential resumed = Sequential::load(path);
   CompileOptions compile = resumed.compile_options();

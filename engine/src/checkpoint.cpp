@@ -16,7 +16,6 @@
 
 #include "ember/error.hpp"
 #include "ember/model.hpp"
-#include "shape_checks.hpp"
 
 static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
 
@@ -193,7 +192,6 @@ class CheckpointIo {
       options.optimizer.momentum = float_value("momentum");
       options.optimizer.nesterov = optimizer.at("nesterov").get<bool>();
       options.optimizer.weight_decay = float_value("weight_decay");
-      model.options_ = options;
       model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
       if (model.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
@@ -251,12 +249,10 @@ class CheckpointIo {
       // Compiled with the stored optimizer, but no backend yet: the first fit or predict creates
       // it, on the device the caller may still choose with compile (no GPU set up for nothing).
       try {
-        check_sgd({options.optimizer.lr, options.optimizer.momentum, options.optimizer.nesterov,
-                   options.optimizer.weight_decay});
+        model.set_options(options);
       } catch (const InputError& error) {
         throw fail(fmt::format("its optimizer: {}", error.what()));
       }
-      model.compiled_ = true;
       return model;
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad metadata: {}", error.what()));

@@ -51,10 +51,14 @@ Sequential::~Sequential() = default;
 Sequential::Sequential(Sequential&&) noexcept = default;
 Sequential& Sequential::operator=(Sequential&&) noexcept = default;
 
-void Sequential::compile(const CompileOptions& options) {
+void Sequential::set_options(const CompileOptions& options) {
   check_sgd(to_sgd_params(options.optimizer));
   options_ = options;
   compiled_ = true;
+}
+
+void Sequential::compile(const CompileOptions& options) {
+  set_options(options);
   backend_notice_.clear();
   backend_ = make_backend(options_.device, options_.backend, &backend_notice_);
   backend_name_ = backend_->name();

@@ -255,37 +255,43 @@ bool capture_forbids(const char* call) {
 // ---- copies ---------------------------------------------------------------------------------------
 using namespace ember::emulator;
 
+namespace {
+
+Work copy(void* destination, const void* source, std::size_t bytes) {
+  return [=] {
+    if (bytes > 0) std::memmove(destination, source, bytes);
+  };
+}
+
+}  // namespace
+
 cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind) {
   if (capture_forbids("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
   if (const cudaError_t error = check_copy(destination, source, bytes, kind); error != cudaSuccess) return error;
-  return submit(nullptr, [=] {
-    if (bytes > 0) std::memmove(destination, source, bytes);
-  });
+  return submit(nullptr, copy(destination, source, bytes));
 }
 cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
   if (const cudaError_t error = check_copy(destination, source, bytes, kind); error != cudaSuccess) return error;
-  CUstream_st* s = resolve(stream);
-  if (kind == cudaMemcpyDeviceToDevice)
-    return submit(stream, [=] {
-      if (bytes > 0) std::memmove(destination, source, bytes);
-    });
+  if (kind == cudaMemcpyDeviceToDevice) return submit(stream, copy(destination, source, bytes));
   // Host memory here is pageable (the emulator has no cudaMallocHost), so, as the CUDA runtime
   // documents: not capturable; from the host, staged at the call; to the host, done on return.
+  CUstream_st* s = resolve(stream);
   if (s->capture) {
     s->capture->invalidated = true;
     return fail(cudaErrorStreamCaptureUnsupported, "a copy between host and device inside a captured stream");
   }
   if (kind == cudaMemcpyHostToDevice) {
     const auto* first = static_cast<const char*>(source);
-    auto staged = std::make_shared<std::vector<char>>(first, first + bytes);
-    return submit(stream, [=] { std::memcpy(destination, staged->data(), bytes); });
+    auto staged = std::make_shared<const std::vector<char>>(first, first + bytes);
+    return submit(stream, [=] {
+      if (bytes > 0) std::memcpy(destination, staged->data(), bytes);
+    });
   }
-  const cudaError_t error = submit(stream, [=] {
-    if (bytes > 0) std::memmove(destination, source, bytes);
-  });
-  if (error == cudaSuccess) run_stream(s);
-  return error == cudaSuccess ? sticky_error : error;
+  const cudaError_t error = submit(stream, copy(destination, source, bytes));
+  if (error != cudaSuccess) return error;
+  run_stream(s);
+  return sticky_error;
 }
 cudaError_t cudaMemsetAsync(void* destination, int value, std::size_t bytes, cudaStream_t stream) {
   if (!is_device_range(destination, bytes)) return fail(cudaErrorInvalidValue, "cudaMemset outside an allocation");

@@ -137,6 +137,8 @@ class Sequential {
 
  private:
   friend class CheckpointIo;
+  /// compile() without the backend: checks and keeps the options (InputError when they are bad).
+  void set_options(const CompileOptions& options);
   Backend& backend();
   Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size);
 
