@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <sstream>
 
 namespace ember::cli {
@@ -14,7 +19,8 @@ void check_output_path(const std::string& path, const std::string& flag) {
   if (path.empty()) throw InputError(fmt::format("{} needs a file name", flag));
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent))
-    throw InputError(fmt::format("{} {}: the directory '{}' does not exist; create it first", flag, path, parent.string()));
+    throw InputError(
+        fmt::format("{} {}: the directory '{}' does not exist; create it first", flag, path, parent.string()));
   if (std::filesystem::is_directory(path))
     throw InputError(fmt::format("{} {}: is a directory; give a file name", flag, path));
 }
@@ -23,7 +29,9 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   const std::string temporary = path + ".tmp";
   {
     std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file) throw InputError(fmt::format("{}: cannot write ({}); check the directory is writable", path, std::strerror(errno)));
+    if (!file)
+      throw InputError(
+          fmt::format("{}: cannot write ({}); check the directory is writable", path, std::strerror(errno)));
     file << content;
     file.flush();
     if (!file) {
@@ -40,13 +48,65 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   }
 }
 
-std::vector<std::string> split_list(const std::string& text) {
+std::vector<std::string> split_list(const std::string& text, const std::string& flag) {
   std::vector<std::string> parts;
-  std::stringstream stream(text);
-  std::string part;
-  while (std::getline(stream, part, ','))
-    if (!part.empty()) parts.push_back(part);
-  return parts;
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t end = text.find(',', begin);
+    const std::string part = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    if (part.empty())
+      throw InputError(
+          fmt::format("{} {}: an empty item; separate the names or numbers with single commas", flag, printable(text)));
+    parts.push_back(part);
+    if (end == std::string::npos) return parts;
+    begin = end + 1;
+  }
+}
+
+Device parse_device_flag(const std::string& text) {
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  Device device = Device::automatic;
+  try {
+    device = parse_device(lower);
+  } catch (const InputError&) {
+    throw InputError(fmt::format("--device {}: unknown device; use auto, cpu or cuda", printable(text)));
+  }
+  if (device == Device::cuda) {
+    const std::string reason = cuda_unavailable_reason();
+    if (!reason.empty())
+      throw InputError(
+          fmt::format("--device {}: no usable GPU: {}; use --device cpu or --device auto", printable(text), reason));
+  }
+  return device;
+}
+
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t seed = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
+  if (text.empty() || error != std::errc{} || end != text.data() + text.size())
+    throw InputError(fmt::format("--seed {}: must be a whole number from 0 to {}", printable(text),
+                                 std::numeric_limits<std::uint64_t>::max()));
+  return seed;
+}
+
+CsvTable read_data(const std::string& data, const CsvOptions& options) {
+  if (data != "-") return read_csv(data, options);
+  std::ostringstream text;
+  text << std::cin.rdbuf();
+  return parse_csv(text.str(), "<stdin>", options);
+}
+
+std::string csv_field(const std::string& text, char delimiter) {
+  if (text.find_first_of(std::string{delimiter, '"', '\n', '\r'}) == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return quoted + "\"";
+}
+
+std::string format_seconds(double seconds) {
+  if (seconds >= 1.0) return fmt::format("{:.2f}s", seconds);
+  return fmt::format("{:.3g}ms", seconds * 1e3);
 }
 
 char parse_delimiter(const std::string& text) {
@@ -55,6 +115,8 @@ char parse_delimiter(const std::string& text) {
   return text[0];
 }
 
-std::string format_number(double value) { return fmt::format("{}", static_cast<float>(value)); }
+std::string format_number(double value) {
+  return fmt::format("{}", static_cast<float>(value));
+}
 
 }  // namespace ember::cli

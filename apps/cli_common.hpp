@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "ember/backend.hpp"
+#include "ember/data.hpp"
 #include "ember/error.hpp"
 
 namespace ember::cli {
@@ -16,12 +18,23 @@ enum ExitCode { exit_ok = 0, exit_internal = 1, exit_input = 2, exit_diverged = 
 void write_file_atomically(const std::string& path, const std::string& content);
 /// Throws InputError (naming the flag) when path's directory does not exist, before any work starts.
 void check_output_path(const std::string& path, const std::string& flag);
-/// Splits "a,b,c" into its parts (empty parts dropped).
-std::vector<std::string> split_list(const std::string& text);
+/// Splits flag's value "a,b,c" into its parts; an empty part ("a,,b", "a,") is an InputError.
+std::vector<std::string> split_list(const std::string& text, const std::string& flag);
 /// The --delimiter value: one character, or "tab" (or "\t") for a tab; throws InputError.
 char parse_delimiter(const std::string& text);
+/// The --device value, any case ("CUDA", "gpu"); an error quotes text as typed. Device::cuda
+/// without a usable GPU is refused here, naming the flag as the user wrote it.
+Device parse_device_flag(const std::string& text);
+/// The --seed value: 0 to 2^64 - 1, digits only (no sign).
+std::uint64_t parse_seed(const std::string& text);
+/// Reads --data: a CSV file, or standard input for "-".
+CsvTable read_data(const std::string& data, const CsvOptions& options);
 /// Formats a float with enough digits to read back the same value.
 std::string format_number(double value);
+/// A CSV field: quoted (with doubled quotes) when it holds the delimiter, a quote or a line break.
+std::string csv_field(const std::string& text, char delimiter = ',');
+/// A duration for people: "0.42ms", "12.3ms", "1.25s".
+std::string format_seconds(double seconds);
 
 /// Adds the subcommands to app; each sets a callback that runs it.
 void add_train_command(CLI::App& app);

@@ -186,14 +186,14 @@ void run_bench(const BenchArguments& a) {
   if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
   const std::set<std::string> known{"gemm", "memory", "tuning", "step"};
   std::set<std::string> tables;
-  for (const std::string& table : split_list(a.tables)) {
+  for (const std::string& table : split_list(a.tables, "--tables")) {
     if (!known.contains(table))
       throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning and step", table));
     tables.insert(table);
   }
   if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step");
   if (!a.csv.empty()) check_output_path(a.csv, "--csv");
-  const Device device = parse_device(a.device);
+  const Device device = parse_device_flag(a.device);
   std::string notice;
   const bool gpu = make_backend(device, {}, &notice)->device() == Device::cuda;
   if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());

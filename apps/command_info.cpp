@@ -17,7 +17,7 @@ void add_info_commands(CLI::App& app) {
   CLI::App* demo = app.add_subcommand("demo", "Train the built-in examples and print their results");
   demo->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   demo->callback([device] {
-    const Device chosen = parse_device(*device);
+    const Device chosen = parse_device_flag(*device);
     std::string notice;
     const std::string backend = make_backend(chosen, {}, &notice)->name();
     if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());

@@ -1,6 +1,7 @@
 // ember predict / ember evaluate: checkpoint + CSV -> predictions or metrics.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,75 +13,112 @@ namespace ember::cli {
 namespace {
 
 struct ModelArguments {
-  std::string model, data, out, metrics_out, device = "auto", delimiter = ",";
+  std::string model, data, out, metrics_out, keep, device = "auto", delimiter = ",";
+  bool quiet = false;
 };
-
-/// The checkpoint's feature columns, selected by name (or all columns when it stores no names).
-Matrix feature_columns(const Sequential& model, const CsvTable& table) {
-  std::vector<std::int64_t> indices;
-  if (model.feature_names().empty()) {
-    if (static_cast<std::int64_t>(table.header.size()) != model.input_width())
-      throw InputError(fmt::format("{}: {} columns, but the model takes {} inputs", table.path, table.header.size(),
-                                   model.input_width()));
-    for (std::int64_t c = 0; c < model.input_width(); ++c) indices.push_back(c);
-  } else {
-    for (const std::string& name : model.feature_names()) indices.push_back(table.column_index(name));
-  }
-  return table.columns(indices);
-}
 
 Sequential load_model(const ModelArguments& a) {
   Sequential model = Sequential::load(a.model);
   CompileOptions options = model.compile_options();
-  options.device = parse_device(a.device);
+  options.device = parse_device_flag(a.device);
   model.compile(options);
-  if (!model.backend_notice().empty()) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
+  if (!model.backend_notice().empty() && !a.quiet) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
   return model;
+}
+
+/// Only the columns the model uses (and those to keep) are read: any other column may hold anything.
+CsvTable read_model_columns(const Sequential& model, const ModelArguments& a, bool with_targets,
+                            const std::vector<std::string>& keep) {
+  const char delimiter = parse_delimiter(a.delimiter);
+  CsvOptions options = model.preprocessing().empty() ? CsvOptions{.delimiter = delimiter}
+                                                     : model.preprocessing().csv_options(delimiter, with_targets);
+  if (!options.columns.empty()) options.columns.insert(options.columns.end(), keep.begin(), keep.end());
+  options.text_columns.insert(options.text_columns.end(), keep.begin(), keep.end());
+  return read_data(a.data, options);
+}
+
+PredictOptions predict_options(const CsvTable& table) {
+  return {.on_warning = [path = table.path](const std::string& message) {
+    std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), message.c_str());
+  }};
+}
+
+/// "price_predicted": a prediction column is never mistaken for the target it estimates.
+std::vector<std::string> prediction_columns(const Sequential& model) {
+  std::vector<std::string> names;
+  for (std::int64_t c = 0; c < model.output_width(); ++c) {
+    const auto j = static_cast<std::size_t>(c);
+    names.push_back((j < model.target_names().size() ? model.target_names()[j] : fmt::format("output{}", c)) +
+                    "_predicted");
+  }
+  return names;
 }
 
 void run_predict(const ModelArguments& a) {
   if (!a.out.empty()) check_output_path(a.out, "--out");
+  const std::vector<std::string> keep = a.keep.empty() ? std::vector<std::string>{} : split_list(a.keep, "--keep");
   Sequential model = load_model(a);
-  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
-  const Matrix prediction = model.predict(feature_columns(model, table));
+  const std::vector<std::string> outputs = prediction_columns(model);
+  for (const std::string& name : keep)
+    if (std::find(outputs.begin(), outputs.end(), name) != outputs.end())
+      throw InputError(
+          fmt::format("--keep {}: the predictions are written under that name; rename the column", printable(name)));
+  const CsvTable table = read_model_columns(model, a, false, keep);
+  std::vector<const CsvColumn*> kept;
+  for (const std::string& name : keep) kept.push_back(&table.column(name));
+  const Matrix prediction = model.predict(table, predict_options(table));
+
   std::string text;
-  for (std::int64_t c = 0; c < prediction.cols(); ++c) {
-    const auto j = static_cast<std::size_t>(c);
-    if (c > 0) text += ',';
-    text += j < model.target_names().size() ? model.target_names()[j] : fmt::format("output{}", c);
-  }
+  for (const CsvColumn* column : kept) text += csv_field(column->name) + ',';
+  for (std::size_t c = 0; c < outputs.size(); ++c) text += (c > 0 ? "," : "") + csv_field(outputs[c]);
   text += '\n';
   for (std::int64_t r = 0; r < prediction.rows(); ++r) {
+    for (const CsvColumn* column : kept) text += csv_field(column->cell(r)) + ',';
     for (std::int64_t c = 0; c < prediction.cols(); ++c) {
       if (c > 0) text += ',';
-      text += format_number(prediction(r, c));
+      if (!std::isnan(prediction(r, c))) text += format_number(prediction(r, c));  // empty: no prediction
     }
     text += '\n';
   }
-  if (a.out.empty()) std::fputs(text.c_str(), stdout);
-  else write_file_atomically(a.out, text);
+  if (a.out.empty())
+    std::fputs(text.c_str(), stdout);
+  else
+    write_file_atomically(a.out, text);
 }
 
 void run_evaluate(const ModelArguments& a) {
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
   Sequential model = load_model(a);
-  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
-  if (model.target_names().empty()) throw InputError(fmt::format("{}: the model stores no target column names", a.model));
-  std::vector<std::int64_t> targets;
-  for (const std::string& name : model.target_names()) targets.push_back(table.column_index(name));
-  const Metrics m = model.evaluate(feature_columns(model, table), table.columns(targets));
+  if (model.target_names().empty())
+    throw InputError(fmt::format("{}: the model stores no target column names", a.model));
+  const CsvTable table = read_model_columns(model, a, true, {});
+  const Metrics m = model.evaluate(table, predict_options(table));
   std::printf("mse: %.6g\nmae: %.6g\nr2: %.6f\nrows: %lld\n", m.mse, m.mae, m.r2, static_cast<long long>(m.rows));
+  if (m.dropped_rows > 0) std::printf("dropped rows: %lld (missing values)\n", static_cast<long long>(m.dropped_rows));
+  if (m.targets.size() > 1)
+    for (const TargetMetrics& t : m.targets)
+      std::printf("%s: mse %.6g, mae %.6g, r2 %.6f\n", t.name.c_str(), t.mse, t.mae, t.r2);
   if (!a.metrics_out.empty()) {
-    const nlohmann::ordered_json json = {{"mse", m.mse}, {"mae", m.mae}, {"r2", m.r2}, {"rows", m.rows}};
+    nlohmann::ordered_json targets = nlohmann::ordered_json::object();
+    for (const TargetMetrics& t : m.targets) targets[t.name] = {{"mse", t.mse}, {"mae", t.mae}, {"r2", t.r2}};
+    const nlohmann::ordered_json json = {
+        {"mse", m.mse},      {"mae", m.mae}, {"r2", m.r2}, {"rows", m.rows}, {"dropped_rows", m.dropped_rows},
+        {"targets", targets}};
     write_file_atomically(a.metrics_out, json.dump(2) + "\n");
   }
 }
 
 void add_common(CLI::App* command, ModelArguments& a) {
   command->add_option("--model", a.model, "Checkpoint written by 'ember train --save'")->required();
-  command->add_option("--data", a.data, "CSV file holding the model's feature columns (by name)")->required();
+  command
+      ->add_option("--data", a.data,
+                   "CSV file holding the model's feature columns (by name; other columns are not read); - reads "
+                   "standard input")
+      ->required();
   command->add_option("--device", a.device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--delimiter", a.delimiter, "CSV field separator (one character, or 'tab')")->capture_default_str();
+  command->add_option("--delimiter", a.delimiter, "CSV field separator (one character, or 'tab')")
+      ->capture_default_str();
+  command->add_flag("--quiet,-q", a.quiet, "Print no notes (warnings and errors still go to standard error)");
 }
 
 }  // namespace
@@ -90,10 +128,16 @@ void add_predict_commands(CLI::App& app) {
   CLI::App* p = app.add_subcommand("predict", "Predict targets for the rows of a CSV file");
   add_common(p, *predict);
   p->add_option("--out", predict->out, "Write the predictions to this CSV file (default: standard output)");
+  p->add_option("--keep", predict->keep,
+                "Columns copied unchanged into the output before the predictions (ids), comma-separated");
+  p->footer(
+      "Output: the --keep columns, then one column per target named TARGET_predicted; a row with a missing "
+      "feature under a model trained with --missing drop gets an empty prediction.");
   p->callback([predict] { run_predict(*predict); });
 
   auto evaluate = std::make_shared<ModelArguments>();
-  CLI::App* e = app.add_subcommand("evaluate", "Report mse, mae and r2 of a model on a CSV file with its target columns");
+  CLI::App* e =
+      app.add_subcommand("evaluate", "Report mse, mae and r2 of a model on a CSV file with its target columns");
   add_common(e, *evaluate);
   e->add_option("--metrics-out", evaluate->metrics_out, "Also write the metrics to this JSON file");
   e->callback([evaluate] { run_evaluate(*evaluate); });

@@ -1,4 +1,4 @@
-// ember train: CSV -> dataset -> model -> fit -> checkpoint, history, plot, metrics.
+// ember train: CSV -> table -> model -> fit -> checkpoint, history, plot, metrics.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -16,17 +16,16 @@ namespace {
 
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
-  std::string delimiter = ",", matmul = "ember", precision = "fp32";
+  std::string delimiter = ",", matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, missing = "error";
   std::int64_t epochs = 100, batch_size = 32;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, val_split = 0.0;
-  std::uint64_t seed = 0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
 };
 
 std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
   std::vector<Dense> layers;
   if (text != "none") {
-    for (const std::string& part : split_list(text)) {
+    for (const std::string& part : split_list(text, "--layers")) {
       std::int64_t units = 0;
       try {
         std::size_t used = 0;
@@ -36,12 +35,12 @@ std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
         units = 0;
       }
       if (units <= 0)
-        throw InputError(fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64 or "
-                                     "--layers none",
-                                     text, part));
+        throw InputError(
+            fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64 or "
+                        "--layers none",
+                        printable(text), printable(part)));
       layers.emplace_back(units, Activation::relu);
     }
-    if (layers.empty()) throw InputError("--layers is empty; use e.g. --layers 64,64 or --layers none");
   }
   layers.emplace_back(outputs);
   return layers;
@@ -50,7 +49,7 @@ std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
 MatmulProvider parse_matmul(const std::string& text) {
   if (text == "ember") return MatmulProvider::ember;
   if (text == "cublas") return MatmulProvider::cublas;
-  throw InputError(fmt::format("--matmul {}: use ember or cublas", text));
+  throw InputError(fmt::format("--matmul {}: use ember or cublas", printable(text)));
 }
 
 void validate(const TrainArguments& a) {
@@ -64,28 +63,59 @@ void validate(const TrainArguments& a) {
   if (a.nesterov && a.momentum == 0) throw InputError("--nesterov needs --momentum > 0");
   if (!(a.weight_decay >= 0 && a.weight_decay <= largest))
     throw InputError(fmt::format("--weight-decay {}: must be a number >= 0", a.weight_decay));
-  if (!(a.val_split >= 0 && a.val_split < 1)) throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
+  if (!(a.val_split >= 0 && a.val_split < 1))
+    throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
   if (!a.save.empty()) check_output_path(a.save, "--save");
   if (!a.history.empty()) check_output_path(a.history, "--history");
   if (!a.plot.empty()) check_output_path(a.plot, "--plot");
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
 }
 
+std::string optional_number(const std::optional<double>& value) {
+  return value ? format_number(*value) : "";
+}
+
 std::string history_csv(const History& history) {
-  std::string text = "epoch,loss,mae,val_loss,val_mae,seconds\n";
+  std::string text = "epoch,loss,mae,r2,val_loss,val_mae,val_r2,seconds\n";
   for (const EpochRecord& r : history.epochs)
-    text += fmt::format("{},{},{},{},{},{:.6f}\n", r.epoch, format_number(r.loss), format_number(r.mae),
-                        r.val_loss ? format_number(*r.val_loss) : "", r.val_mae ? format_number(*r.val_mae) : "", r.seconds);
+    text += fmt::format("{},{},{},{},{},{},{},{:.6f}\n", r.epoch, format_number(r.loss), format_number(r.mae),
+                        format_number(r.r2), optional_number(r.val_loss), optional_number(r.val_mae),
+                        optional_number(r.val_r2), r.seconds);
   return text;
+}
+
+std::string plural(std::int64_t count, const char* noun) {
+  return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
+}
+
+/// The columns to read and how to use them: from the flags, or under --init from the checkpoint
+/// with the flags given on top (the library refuses what contradicts the checkpoint).
+ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const Sequential* resumed) {
+  ColumnSpec spec = resumed != nullptr ? resumed->preprocessing().spec() : ColumnSpec{};
+  spec.targets = split_list(a.target, "--target");
+  if (resumed == nullptr || command.count("--ignore") > 0)
+    spec.ignore = a.ignore.empty() ? std::vector<std::string>{} : split_list(a.ignore, "--ignore");
+  if (resumed == nullptr || command.count("--one-hot") > 0)
+    spec.one_hot = a.one_hot.empty() ? std::vector<std::string>{} : split_list(a.one_hot, "--one-hot");
+  if (resumed == nullptr || command.count("--missing") > 0) spec.missing = parse_missing(a.missing);
+  return spec;
 }
 
 void run_train(const TrainArguments& a, const CLI::App& command) {
   validate(a);
-  const Device device = parse_device(a.device);
-  const CsvTable table = read_csv(a.data, {.delimiter = parse_delimiter(a.delimiter)});
-  const Dataset data = split_features_targets(table, split_list(a.target));
+  const Device device = parse_device_flag(a.device);
+  const std::uint64_t seed = parse_seed(a.seed);
+  const char delimiter = parse_delimiter(a.delimiter);
+  std::optional<Sequential> resumed;
+  if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
+  const ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
+  // Only the columns the model uses are read: ignored ones may hold anything.
+  CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
+  if (resumed && !resumed->preprocessing().empty()) reading = resumed->preprocessing().csv_options(delimiter, true);
+  const CsvTable table = read_data(a.data, reading);
 
-  Sequential model = a.init.empty() ? Sequential(parse_layers(a.layers, data.y.cols()), a.seed) : Sequential::load(a.init);
+  Sequential model = resumed ? std::move(*resumed)
+                             : Sequential(parse_layers(a.layers, static_cast<std::int64_t>(spec.targets.size())), seed);
   CompileOptions options = model.compile_options();
   if (a.init.empty() || command.count("--lr") > 0) options.optimizer.lr = static_cast<float>(a.lr);
   if (a.init.empty() || command.count("--momentum") > 0) options.optimizer.momentum = static_cast<float>(a.momentum);
@@ -93,30 +123,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (a.init.empty() || command.count("--weight-decay") > 0)
     options.optimizer.weight_decay = static_cast<float>(a.weight_decay);
   options.device = device;
-  options.backend = {.matmul = parse_matmul(a.matmul),
-                     .cuda_graph = !a.no_cuda_graph,
-                     .precision = parse_precision(a.precision)};
-  if (!a.init.empty()) {
-    if (command.count("--layers") > 0 && !(parse_layers(a.layers, data.y.cols()) == model.layers()))
-      throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers", a.layers, a.init));
-    if (model.output_width() != data.y.cols())
-      throw InputError(fmt::format("--init {}: the model has {} outputs but --target names {} columns", a.init,
-                                   model.output_width(), data.y.cols()));
-    if (!model.feature_names().empty() && model.feature_names() != data.feature_names)
-      throw InputError(fmt::format("--init {}: the model was trained on other feature columns than {} has", a.init, a.data));
-    if (model.input_width() != data.x.cols())
-      throw InputError(fmt::format("--init {}: the model takes {} inputs but {} has {} feature columns", a.init,
-                                   model.input_width(), a.data, data.x.cols()));
-  }
+  options.backend = {
+      .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
+  if (!a.init.empty() && command.count("--layers") > 0 &&
+      !(parse_layers(a.layers, model.output_width()) == model.layers()))
+    throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers",
+                                 printable(a.layers), a.init));
   model.compile(options);
-  if (!model.built()) model.build(data.x.cols());
-  model.set_column_names(data.feature_names, data.target_names);
-  if (!model.backend_notice().empty()) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
-  if (!a.quiet)
-    std::printf("Training on %s: %lld rows, %lld features, %lld targets, %lld parameters\n", model.backend_name().c_str(),
-                static_cast<long long>(data.x.rows()), static_cast<long long>(data.x.cols()),
-                static_cast<long long>(data.y.cols()),
-                static_cast<long long>(model.parameter_count()));
+  if (!model.backend_notice().empty() && !a.quiet) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
 
   Progress progress(model.epochs_completed() + 1, a.epochs, a.quiet);
   FitOptions fit;
@@ -125,18 +139,35 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.validation_split = a.val_split;
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
+  TrainingSummary summary;
+  fit.on_train_begin = [&](const TrainingSummary& s) {
+    summary = s;
+    if (a.quiet) return;
+    const auto features = static_cast<std::int64_t>(model.preprocessing().features.size());
+    std::string rows = plural(s.training_rows, "training row");
+    if (s.validation_rows > 0) rows += fmt::format(", {} held out for validation", s.validation_rows);
+    if (s.dropped_rows > 0) rows += fmt::format(", {} dropped for missing values", s.dropped_rows);
+    std::string inputs = plural(features, "feature");
+    if (s.inputs != features) inputs += fmt::format(" ({} inputs)", s.inputs);
+    std::printf("Training on %s: %s; %s, %s, %s\n", s.backend.c_str(), rows.c_str(), inputs.c_str(),
+                plural(s.outputs, "target").c_str(), plural(s.parameters, "parameter").c_str());
+  };
   fit.on_batch = [&](std::int64_t b, std::int64_t n) { progress.on_batch(b, n); };
   fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
-  fit.on_warning = [&](const std::string& message) { std::fprintf(stderr, "warning: %s: %s\n", a.data.c_str(), message.c_str()); };
-  const History history = model.fit(data.x, data.y, fit);  // DivergenceError leaves every output untouched
+  fit.on_warning = [&](const std::string& message) {
+    std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), message.c_str());
+  };
+  const History history = model.fit(table, spec, fit);  // DivergenceError leaves every output untouched
 
   double seconds = 0;
   for (const EpochRecord& r : history.epochs) seconds += r.seconds;
   if (!a.quiet && !history.epochs.empty()) {
     const EpochRecord& last = history.epochs.back();
-    std::printf("Trained %lld epochs in %.2fs: loss %.6g, mae %.6g", static_cast<long long>(history.epochs.size()), seconds,
-                last.loss, last.mae);
-    if (last.val_loss) std::printf(", val_loss %.6g, val_mae %.6g", *last.val_loss, *last.val_mae);
+    std::printf("Trained %s in %s: loss %.6g, mae %.6g, r2 %.4f",
+                plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
+                format_seconds(seconds).c_str(), last.loss, last.mae, last.r2);
+    if (last.val_loss)
+      std::printf("; val_loss %.6g, val_mae %.6g, val_r2 %.4f", *last.val_loss, *last.val_mae, *last.val_r2);
     std::printf("\n");
   }
   if (!a.save.empty()) {
@@ -144,17 +175,23 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     if (!a.quiet) std::printf("Saved the model to %s\n", a.save.c_str());
   }
   if (!a.history.empty()) write_file_atomically(a.history, history_csv(history));
-  if (!a.plot.empty()) write_file_atomically(a.plot, loss_plot_svg(history, fmt::format("Training loss: {}", a.data)));
+  if (!a.plot.empty())
+    write_file_atomically(a.plot, loss_plot_svg(history, fmt::format("Training loss: {}", table.path)));
   if (!a.metrics_out.empty()) {
-    nlohmann::ordered_json metrics = {{"epochs", model.epochs_completed()}, {"rows", data.x.rows()},
-                                      {"seconds", seconds}, {"backend", model.backend_name()}};
+    nlohmann::ordered_json metrics = {
+        {"epochs", model.epochs_completed()},     {"rows", summary.training_rows + summary.validation_rows},
+        {"training_rows", summary.training_rows}, {"validation_rows", summary.validation_rows},
+        {"dropped_rows", summary.dropped_rows},   {"seconds", seconds},
+        {"backend", model.backend_name()}};
     if (!history.epochs.empty()) {
       const EpochRecord& last = history.epochs.back();
       metrics["loss"] = last.loss;
       metrics["mae"] = last.mae;
+      metrics["r2"] = last.r2;
       if (last.val_loss) {
         metrics["val_loss"] = *last.val_loss;
         metrics["val_mae"] = *last.val_mae;
+        metrics["val_r2"] = *last.val_r2;
       }
     }
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
@@ -166,28 +203,59 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
 void add_train_command(CLI::App& app) {
   auto arguments = std::make_shared<TrainArguments>();
   CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
-  command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180)")->required();
-  command->add_option("--target", arguments->target, "Target column name(s), comma-separated; every other column is a feature")->required();
-  command->add_option("--layers", arguments->layers, "Hidden layer widths (ReLU), e.g. 64,64; 'none' for a linear model")->capture_default_str();
-  command->add_option("--epochs", arguments->epochs, "Passes over the training rows (0: only initialize)")->capture_default_str();
-  command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")->capture_default_str();
+  command->footer(
+      "With --init, the architecture, optimizer settings (--lr, --momentum, --nesterov, --weight-decay), column "
+      "handling (--one-hot, --missing) and scaler come from the checkpoint; the defaults shown apply to new models, "
+      "and a flag given on the command line overrides the checkpoint's optimizer setting.");
+  command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180); - reads standard input")
+      ->required();
+  command
+      ->add_option("--target", arguments->target,
+                   "Target column name(s), comma-separated; every other column is a feature")
+      ->required();
+  command->add_option("--ignore", arguments->ignore,
+                      "Columns to leave out (ids, free text), comma-separated; they are not parsed");
+  command->add_option(
+      "--one-hot", arguments->one_hot,
+      "Categorical feature columns, comma-separated: one indicator input per category seen in training");
+  command
+      ->add_option("--missing", arguments->missing,
+                   "Rows with a missing cell (empty, NA, NaN, null, ...): error, drop (leave them out) or mean "
+                   "(fill features with their training mean)")
+      ->capture_default_str();
+  command
+      ->add_option("--layers", arguments->layers, "Hidden layer widths (ReLU), e.g. 64,64; 'none' for a linear model")
+      ->capture_default_str();
+  command->add_option("--epochs", arguments->epochs, "Passes over the training rows (0: only initialize)")
+      ->capture_default_str();
+  command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
+      ->capture_default_str();
   command->add_option("--lr", arguments->lr, "SGD learning rate")->capture_default_str();
   command->add_option("--momentum", arguments->momentum, "SGD momentum (PyTorch's formula)")->capture_default_str();
   command->add_flag("--nesterov", arguments->nesterov, "Nesterov momentum");
-  command->add_option("--weight-decay", arguments->weight_decay, "L2 weight decay added to the gradient")->capture_default_str();
-  command->add_option("--val-split", arguments->val_split, "Fraction of the last rows held out for validation, in [0, 1)")->capture_default_str();
+  command->add_option("--weight-decay", arguments->weight_decay, "L2 weight decay added to the gradient")
+      ->capture_default_str();
+  command
+      ->add_option("--val-split", arguments->val_split, "Fraction of the last rows held out for validation, in [0, 1)")
+      ->capture_default_str();
   command->add_flag("--no-shuffle", arguments->no_shuffle, "Keep the row order in every epoch");
   command->add_flag("--no-normalize", arguments->no_normalize, "Do not standardize features and targets");
-  command->add_option("--seed", arguments->seed, "Seed for the initial weights and the shuffling")->capture_default_str();
-  command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--matmul", arguments->matmul, "Matmul provider on the GPU: ember or cublas")->capture_default_str();
-  command->add_option("--precision", arguments->precision,
-                      "Matmul arithmetic on the GPU: fp32, or tf32 (tensor cores, compute capability 8.0+); "
-                      "the CPU always computes in FP32")
+  command->add_option("--seed", arguments->seed, "Seed for the initial weights and the shuffling (0 to 2^64-1)")
       ->capture_default_str();
-  command->add_flag("--no-cuda-graph", arguments->no_cuda_graph, "Launch each step's kernels one by one instead of replaying a CUDA graph");
-  command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")->capture_default_str();
-  command->add_option("--init", arguments->init, "Start from this checkpoint's weights, optimizer state and scaler (resume)");
+  command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
+  command->add_option("--matmul", arguments->matmul, "Matmul provider on the GPU: ember or cublas")
+      ->capture_default_str();
+  command
+      ->add_option("--precision", arguments->precision,
+                   "Matmul arithmetic on the GPU: fp32, or tf32 (tensor cores, compute capability 8.0+); "
+                   "the CPU always computes in FP32")
+      ->capture_default_str();
+  command->add_flag("--no-cuda-graph", arguments->no_cuda_graph,
+                    "Launch each step's kernels one by one instead of replaying a CUDA graph");
+  command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")
+      ->capture_default_str();
+  command->add_option("--init", arguments->init,
+                      "Start from this checkpoint's weights, optimizer state, scaler and column handling (resume)");
   command->add_option("--save", arguments->save, "Write the trained model to this safetensors file");
   command->add_option("--history", arguments->history, "Write per-epoch loss and metrics to this CSV file");
   command->add_option("--plot", arguments->plot, "Write an SVG loss curve to this file");

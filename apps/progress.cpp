@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cli_common.hpp"
+
 namespace ember::cli {
 namespace {
 
@@ -21,28 +23,35 @@ std::string bar(std::int64_t done, std::int64_t total) {
 }
 
 std::string figures(const EpochRecord& record) {
-  std::string text = fmt::format("loss: {:.4g} - mae: {:.4g}", record.loss, record.mae);
-  if (record.val_loss) text += fmt::format(" - val_loss: {:.4g} - val_mae: {:.4g}", *record.val_loss, *record.val_mae);
+  std::string text = fmt::format("loss: {:.4g} - mae: {:.4g} - r2: {:.4f}", record.loss, record.mae, record.r2);
+  if (record.val_loss)
+    text += fmt::format(" - val_loss: {:.4g} - val_mae: {:.4g} - val_r2: {:.4f}", *record.val_loss, *record.val_mae,
+                        *record.val_r2);
   return text;
 }
 
 }  // namespace
 
 Progress::Progress(std::int64_t first_epoch, std::int64_t epochs, bool quiet)
-    : first_epoch_(first_epoch), epochs_(epochs), quiet_(quiet), terminal_(isatty(fileno(stdout)) != 0),
+    : first_epoch_(first_epoch),
+      epochs_(epochs),
+      quiet_(quiet),
+      terminal_(isatty(fileno(stdout)) != 0),
       current_epoch_(first_epoch) {}
 
 void Progress::on_batch(std::int64_t batch, std::int64_t batches) {
   batches_ = batches;
   if (quiet_ || !terminal_) return;
   if (!epoch_started_) {
-    std::printf("Epoch %lld/%lld\n", static_cast<long long>(current_epoch_), static_cast<long long>(first_epoch_ + epochs_ - 1));
+    std::printf("Epoch %lld/%lld\n", static_cast<long long>(current_epoch_),
+                static_cast<long long>(first_epoch_ + epochs_ - 1));
     epoch_started_ = true;
   }
   const auto now = std::chrono::steady_clock::now();
   if (batch < batches && now - last_draw_ < kRedrawInterval) return;
   last_draw_ = now;
-  std::printf("\r%lld/%lld [%s]", static_cast<long long>(batch), static_cast<long long>(batches), bar(batch, batches).c_str());
+  std::printf("\r%lld/%lld [%s]", static_cast<long long>(batch), static_cast<long long>(batches),
+              bar(batch, batches).c_str());
   std::fflush(stdout);
 }
 
@@ -50,7 +59,7 @@ void Progress::on_epoch_end(const EpochRecord& record) {
   current_epoch_ = record.epoch + 1;
   epoch_started_ = false;
   if (quiet_) return;
-  const std::string time = fmt::format("{:.2f}s", record.seconds);
+  const std::string time = format_seconds(record.seconds);
   if (terminal_) {
     std::printf("\r%lld/%lld [%s] - %s - %s\n", static_cast<long long>(batches_), static_cast<long long>(batches_),
                 bar(1, 1).c_str(), time.c_str(), figures(record).c_str());

@@ -78,20 +78,11 @@ void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStrea
 /// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
 
-/// loss_sum[0] += sum((p - t)^2) / cols, deterministic (two passes in a fixed order).
-void launch_mse_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
-                     float* loss_sum, float* scratch, cudaStream_t stream);
-/// gradient = 2 (p - t) / (rows * cols).
-void launch_mse_gradient(const float* prediction, const float* target, float* gradient, std::int64_t rows,
-                         std::int64_t cols, cudaStream_t stream);
-/// mae_sum[0] += sum |scale_j (p - t)| / cols, deterministic.
-void launch_mae_sum(const float* prediction, const float* target, const float* scale, std::int64_t rows,
-                    std::int64_t cols, float* mae_sum, float* scratch, cudaStream_t stream);
-/// The three above in one pass over p and t (two launches at most): loss_sum and mae_sum as
-/// launch_mse_loss and launch_mae_sum, gradient as launch_mse_gradient.
-void launch_mse_loss_and_gradient(const float* prediction, const float* target, const float* scale, std::int64_t rows,
-                                  std::int64_t cols, float* loss_sum, float* mae_sum, float* gradient, float* scratch,
-                                  cudaStream_t stream);
+/// The MSE loss's sums and gradient, deterministic (two passes through scratch): for each column c,
+/// sums[c] += sum over rows of (p - t)^2 and sums[cols + c] += sum of |p - t|; gradient (skipped
+/// when null) = 2 (p - t) / (rows * cols). prediction, target and gradient are (rows, cols).
+void launch_mse_loss_and_gradient(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
+                                  float* sums, float* gradient, float* scratch, cudaStream_t stream);
 
 /// One SGD step over count parameters (torch.optim.SGD's formula); velocity unused when momentum == 0.
 void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,

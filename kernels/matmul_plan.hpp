@@ -17,11 +17,8 @@
 namespace ember::kernels {
 
 /// The reductions' scratch: kReductionScratchFloats floats of device memory (4 MiB), used by one
-/// op at a time (stream order): the losses (at most kMaxReductionBlocks of it), the bias gradient
-/// and split-k matmuls.
+/// op at a time (stream order): the loss's and the bias gradient's column sums and split-k matmuls.
 inline constexpr std::int64_t kReductionScratchFloats = std::int64_t{1} << 20;
-inline constexpr int kMaxReductionBlocks = 1024;
-static_assert(kReductionScratchFloats >= kMaxReductionBlocks);
 
 inline constexpr int kBigTile = 128;      // the 128 x 128 kernels' tile (FP32, mma.sync, wgmma)
 inline constexpr int kSmallTile = 64;     // the 64 x 64 kernel's tile (split-k runs on it)

@@ -31,11 +31,20 @@ inline std::string slurp(const std::string& path) {
   return text.str();
 }
 
-inline CliRun run_ember(const std::string& arguments) {
+/// Runs `ember arguments` with standard input from input_path.
+inline CliRun run_ember(const std::string& arguments, const std::string& input_path = "/dev/null") {
   const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string command = std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " </dev/null";
+  const std::string command =
+      std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " <" + input_path;
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+/// The run fails with exit code 2 and an error line containing message.
+inline void expect_input_error(const std::string& arguments, const std::string& message) {
+  const CliRun run = run_ember(arguments);
+  EXPECT_EQ(run.exit_code, 2) << arguments << "\n" << run.err;
+  EXPECT_NE(run.err.find("error: " + message), std::string::npos) << arguments << "\nstderr: " << run.err;
 }
 
 inline std::string file_with(const std::string& name, const std::string& content) {

@@ -20,7 +20,7 @@ using testing::relative_error;
 CpuBackend cpu;
 
 TEST(CpuOps, MatmulAllTransposeModesByHand) {
-  const Matrix a{{1, 2, 3}, {4, 5, 6}};     // (2, 3)
+  const Matrix a{{1, 2, 3}, {4, 5, 6}};       // (2, 3)
   const Matrix b{{7, 8}, {9, 10}, {11, 12}};  // (3, 2)
   Matrix c = poisoned(2, 2);
   cpu.matmul(Transpose::no, Transpose::no, 1.0f, a.view(), b.view(), 0.0f, c.view());
@@ -71,21 +71,16 @@ TEST(CpuOps, BiasReluByHand) {
   EXPECT_EQ(dx, (Matrix{{10, 0}, {0, 40}}));
 }
 
-TEST(CpuOps, MseLossGradientAndMaeByHand) {
+TEST(CpuOps, MseSumsAndGradientByHand) {
   const Matrix prediction{{1, 2}, {3, 4}};
-  const Matrix target{{0, 2}, {5, 1}};  // errors 1, 0, -2, 3
-  float loss_sum = 0.0f;
-  cpu.mse_loss(prediction.view(), target.view(), &loss_sum);
-  EXPECT_FLOAT_EQ(loss_sum / 2.0f, (1 + 0 + 4 + 9) / 4.0f);  // rows * mean, divided by rows
-  cpu.mse_loss(prediction.view(), target.view(), &loss_sum);  // accumulates
-  EXPECT_FLOAT_EQ(loss_sum / 4.0f, 14.0f / 4.0f);
+  const Matrix target{{0, 2}, {5, 1}};  // errors 1, 0 / -2, 3
+  Matrix sums{{0.5f, 0}, {0, 0}};       // squared per column, then absolute per column; accumulates
   Matrix gradient = poisoned(2, 2);
-  cpu.mse_gradient(prediction.view(), target.view(), gradient.view());
+  cpu.mse_loss_and_gradient(prediction.view(), target.view(), sums.data(), gradient.view());
+  EXPECT_EQ(sums, (Matrix{{0.5f + 1 + 4, 0 + 9}, {1 + 2, 0 + 3}}));
   EXPECT_EQ(gradient, (Matrix{{0.5f, 0}, {-1, 1.5f}}));  // 2 e / 4
-  const Matrix scale{{10, 1}};
-  float mae_sum = 0.0f;
-  cpu.mae_sum(prediction.view(), target.view(), scale.view(), &mae_sum);
-  EXPECT_FLOAT_EQ(mae_sum / 2.0f, (10 + 0 + 20 + 3) / 4.0f);
+  cpu.mse_loss_and_gradient(prediction.view(), target.view(), sums.data(), std::nullopt);
+  EXPECT_EQ(sums, (Matrix{{0.5f + 2 * 5, 2 * 9}, {2 * 3, 2 * 3}}));
 }
 
 TEST(CpuOps, SgdFollowsPytorchFormula) {
@@ -108,7 +103,8 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
 
   std::vector<float> wn{1.0f}, vn{0.0f};
   const std::vector<float> gn{0.5f};
-  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1, {.lr = 0.1f, .momentum = 0.9f, .nesterov = true, .weight_decay = 0});
+  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1,
+                 {.lr = 0.1f, .momentum = 0.9f, .nesterov = true, .weight_decay = 0});
   EXPECT_FLOAT_EQ(vn[0], 0.5f);
   EXPECT_FLOAT_EQ(wn[0], 1.0f - 0.1f * (0.5f + 0.9f * 0.5f));  // g + mu v
   std::vector<float> wp{1.0f};
@@ -118,8 +114,10 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
 
 TEST(CpuOps, SgdRejectsBadParameters) {
   float w = 1, g = 1, v = 0;
-  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 0, .momentum = 0, .nesterov = false, .weight_decay = 0}), InputError);
-  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 1, .momentum = 0, .nesterov = true, .weight_decay = 0}), InputError);
+  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 0, .momentum = 0, .nesterov = false, .weight_decay = 0}),
+               InputError);
+  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 1, .momentum = 0, .nesterov = true, .weight_decay = 0}),
+               InputError);
 }
 
 TEST(CpuOps, FillCopyGatherAdvance) {
@@ -162,17 +160,18 @@ TEST(CpuOpsFiniteDifferences, MseGradient) {
   Matrix prediction = random_matrix(5, 3, 1);
   const Matrix target = random_matrix(5, 3, 2);
   Matrix gradient = poisoned(5, 3);
-  cpu.mse_gradient(prediction.view(), target.view(), gradient.view());
-  // mse_loss in float32 would limit the difference's accuracy; the quadratic is exact in float64.
+  std::vector<float> sums(6, 0.0f);
+  cpu.mse_loss_and_gradient(prediction.view(), target.view(), sums.data(), gradient.view());
+  // The op's float32 sums would limit the difference's accuracy; the quadratic is exact in float64.
   const auto loss = [&] {
     double sum = 0;
     for (std::int64_t i = 0; i < prediction.size(); ++i) {
       const double e = static_cast<double>(prediction.data()[i]) - target.data()[i];
       sum += e * e;
     }
-    float from_op = 0.0f;
-    cpu.mse_loss(prediction.view(), target.view(), &from_op);
-    EXPECT_NEAR(from_op / 5.0, sum / 15.0, 1e-6);
+    std::vector<float> from_op(6, 0.0f);
+    cpu.mse_loss_and_gradient(prediction.view(), target.view(), from_op.data(), std::nullopt);
+    EXPECT_NEAR((from_op[0] + from_op[1] + from_op[2]) / 15.0, sum / 15.0, 1e-6);
     return sum / 15.0;
   };
   std::vector<double> numeric;

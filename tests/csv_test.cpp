@@ -1,7 +1,9 @@
-// CSV parsing (RFC 4180) and its error messages.
+// CSV parsing (RFC 4180): number and text columns, missing cells, skipped columns, and the error
+// messages (file, line, column, a hint where the file looks like it uses another delimiter).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -22,29 +24,93 @@ std::string error_of(const std::string& text, CsvOptions options = {}) {
   return "no error";
 }
 
+std::string split_error(const std::string& text, const std::vector<std::string>& targets) {
+  try {
+    split_features_targets(parse_csv(text, "f.csv"), targets);
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
 TEST(Csv, ParsesQuotedFieldsCrlfAndBlankLines) {
   const CsvTable table = parse_csv("a,\"b \"\"x\"\"\",\"c\nd\"\r\n1,2,3\r\n\r\n\"4\", 5 ,6e-1\n", "f.csv");
-  ASSERT_EQ(table.header.size(), 3u);
-  EXPECT_EQ(table.header[1], "b \"x\"");
-  EXPECT_EQ(table.header[2], "c\nd");
-  EXPECT_EQ(table.values, (Matrix{{1, 2, 3}, {4, 5, 0.6f}}));
+  EXPECT_EQ(table.names(), (std::vector<std::string>{"a", "b \"x\"", "c\nd"}));
+  EXPECT_EQ(split_features_targets(table, {"a"}).x, (Matrix{{2, 3}, {5, 0.6f}}));
   EXPECT_EQ(table.line_of_row[0], 3);  // the header spans lines 1-2
   EXPECT_EQ(table.line_of_row[1], 5);
 }
 
 TEST(Csv, OtherDelimiter) {
   const CsvTable table = parse_csv("a;b\n1;2\n", "f.csv", {.delimiter = ';'});
-  EXPECT_EQ(table.values, (Matrix{{1, 2}}));
+  EXPECT_EQ(table.columns[1].numbers, std::vector<float>{2});
+}
+
+TEST(Csv, ByteOrderMarkIsSkipped) {
+  const CsvTable table = parse_csv("\xEF\xBB\xBFx1,y\n1,2\n", "f.csv");
+  EXPECT_EQ(table.names(), (std::vector<std::string>{"x1", "y"}));
+  EXPECT_EQ(table.column_index("x1"), 0);
+  EXPECT_EQ(error_of("\xFF\xFEx\0,y"), "f.csv: the file is UTF-16 encoded; save it as UTF-8 (\"CSV UTF-8\" in Excel)");
+}
+
+TEST(Csv, TextColumnsKeepTheirSpelling) {
+  // "city" is text from its first cell; "zip" turns text at its third row, and its numbers before
+  // keep their spelling ("007", not 7) through the second pass; "n" stays numeric.
+  const CsvTable table = parse_csv("city,zip,n\nParis,007,1\nLyon,7,2\n\"Paris\",A1,3\n,NA,4\n", "f.csv");
+  const CsvColumn& city = table.column("city");
+  ASSERT_EQ(city.type, ColumnType::text);
+  EXPECT_EQ(city.labels, (std::vector<std::string>{"Paris", "Lyon"}));
+  EXPECT_EQ(city.codes, (std::vector<std::int32_t>{0, 1, 0, -1}));
+  const CsvColumn& zip = table.column("zip");
+  ASSERT_EQ(zip.type, ColumnType::text);
+  EXPECT_EQ(zip.labels, (std::vector<std::string>{"007", "7", "A1"}));
+  EXPECT_EQ(zip.codes, (std::vector<std::int32_t>{0, 1, 2, -1}));
+  EXPECT_TRUE(zip.missing(3));
+  EXPECT_EQ(zip.cell(0), "007");
+  EXPECT_EQ(table.column("n").type, ColumnType::number);
+  EXPECT_EQ(table.column("n").cell(2), "3");
+}
+
+TEST(Csv, MissingTokensAreMissingInNumberAndTextColumns) {
+  const std::string tokens[] = {"",    "NA",   "N/A",  "n/a",  "#N/A", "<NA>", "NaN",
+                                "nan", "-NaN", "-nan", "NULL", "null", "None"};
+  std::string text = "x,label\n";
+  for (const std::string& token : tokens) text += token + "," + token + "\n";
+  text += "1.5,b\n";
+  const CsvTable table = parse_csv(text, "f.csv");
+  const CsvColumn& x = table.column("x");
+  const CsvColumn& label = table.column("label");
+  ASSERT_EQ(x.type, ColumnType::number);
+  ASSERT_EQ(label.type, ColumnType::text);  // only missing cells until "b": no second pass needed
+  for (std::int64_t r = 0; r < 13; ++r) {
+    EXPECT_TRUE(x.missing(r)) << tokens[r];
+    EXPECT_TRUE(label.missing(r)) << tokens[r];
+  }
+  EXPECT_FALSE(x.missing(13));
+  EXPECT_EQ(x.numbers[13], 1.5f);
+  EXPECT_EQ(label.labels, std::vector<std::string>{"b"});
+}
+
+TEST(Csv, SkippedColumnsAreNotParsed) {
+  // "id" holds text and "note" a quoted line break; neither is read, both must still be well formed CSV.
+  const std::string text = "id,x,note,y\ncust_0,1,\"a\nb\",2\ncust_1,3,,4\n";
+  const CsvTable only = parse_csv(text, "f.csv", {.columns = {"x", "y"}});
+  EXPECT_EQ(only.column("id").type, ColumnType::skipped);
+  EXPECT_TRUE(only.column("id").labels.empty());
+  EXPECT_EQ(only.column("note").type, ColumnType::skipped);
+  EXPECT_EQ(only.column("y").numbers, (std::vector<float>{2, 4}));
+  const CsvTable skipped = parse_csv(text, "f.csv", {.skip_columns = {"id", "note"}});
+  EXPECT_EQ(skipped.column("id").type, ColumnType::skipped);
+  EXPECT_EQ(skipped.column("x").numbers, (std::vector<float>{1, 3}));
+  const CsvTable forced = parse_csv(text, "f.csv", {.text_columns = {"x"}});
+  EXPECT_EQ(forced.column("x").type, ColumnType::text);
+  EXPECT_EQ(error_of(text, {.columns = {"z"}}), "f.csv: no column named 'z' to read; the columns are: id, x, note, y");
 }
 
 TEST(Csv, ErrorsNameFileLineColumn) {
   EXPECT_EQ(error_of(""), "f.csv: the file is empty; it needs a header row and at least one data row");
   EXPECT_EQ(error_of("a,b\n"), "f.csv: the file has a header but no data rows");
   EXPECT_EQ(error_of("a,b\n1,2\n3\n"), "f.csv:3: 1 fields, but the header has 2; every row needs one value per column");
-  EXPECT_EQ(error_of("a,b\n1,x\n"), "f.csv:2:2 (column 'b'): 'x' is not a number; every cell must be numeric");
-  EXPECT_EQ(error_of("a,b\n1,\n"), "f.csv:2:2 (column 'b'): empty cell; fill in a number or remove the row");
-  EXPECT_EQ(error_of("a,b\nnan,1\n"),
-            "f.csv:2:1 (column 'a'): 'nan' is not a finite float32 number; remove or fix the value");
   EXPECT_EQ(error_of("a,b\n1,inf\n"),
             "f.csv:2:2 (column 'b'): 'inf' is not a finite float32 number; remove or fix the value");
   EXPECT_EQ(error_of("a,b\n1,1e39\n"),
@@ -54,20 +120,58 @@ TEST(Csv, ErrorsNameFileLineColumn) {
   EXPECT_NE(error_of("a,b\n1,2\"x\"\n").find("f.csv:2: a quote inside an unquoted field"), std::string::npos);
   EXPECT_EQ(error_of("a,b\n1,\"2\"x\n"), "f.csv:2: text after a closing quote; quote the whole field");
   EXPECT_EQ(error_of("a,b\n1,\"\" \"2\"\n"), "f.csv:2: text after a closing quote; quote the whole field");
+  EXPECT_EQ(error_of("a,b\n1,2\n", {.delimiter = '"'}),
+            "--delimiter '\"' cannot be used; pick a character such as , ; or tab");
   // The first error in the file is the one reported.
-  EXPECT_EQ(error_of("a,b\n1,x\n3,\"4\n"), "f.csv:2:2 (column 'b'): 'x' is not a number; every cell must be numeric");
+  EXPECT_EQ(error_of("a,b\n1,1e39\n3,\"4\n"),
+            "f.csv:2:2 (column 'b'): '1e39' is not a finite float32 number; remove or fix the value");
+}
+
+TEST(Csv, TextAndMissingCellsInNumericColumnsAreRefusedWhereUsed) {
+  EXPECT_EQ(
+      split_error("a,b\n1,x\n", {"a"}),
+      "f.csv:2:2 (column 'b'): 'x' is not a number; if the column holds ids or text, leave it out with --ignore b "
+      "or encode its values as categories with --one-hot b");
+  EXPECT_EQ(split_error("a,b\n1,x\n", {"b"}),
+            "f.csv:2:2 (column 'b'): 'x' is not a number; a regression target must be numeric");
+  EXPECT_EQ(split_error("a,b\n1,2\n3,\"4,5\"\n", {"a"}),
+            "f.csv:3:2 (column 'b'): '4,5' is not a number (it has a decimal comma: write decimal points, 1.5 rather "
+            "than 1,5); if the column holds ids or text, leave it out with --ignore b or encode its values as "
+            "categories with --one-hot b");
+  EXPECT_EQ(split_error("a,b\n1,\n", {"a"}),
+            "f.csv:2:2 (column 'b'): missing value (an empty cell, NA, NaN, null or the like); fill in a value or "
+            "remove the row, or use --missing drop to leave such rows out or --missing mean to fill features with "
+            "their training mean");
+}
+
+TEST(Csv, HeaderOfOneFieldHintsAtTheDelimiter) {
+  EXPECT_EQ(error_of("x1;x2;y\n1,5;2,5;3\n"),
+            "f.csv:2: 3 fields, but the header has 1; every row needs one value per column; the header is one field "
+            "holding ';': the file looks ';'-separated, so use --delimiter ;");
+  EXPECT_EQ(split_error("x1\tx2\ty\n1\t2\t3\n", {"y"}),
+            "f.csv: no column named 'y'; the columns are: x1\\tx2\\ty; the header is one field holding tab: the file "
+            "looks tab-separated, so use --delimiter tab");
+  EXPECT_EQ(error_of("a|b\n1|2,3\n"),
+            "f.csv:2: 2 fields, but the header has 1; every row needs one value per column; the header is one field "
+            "holding '|': the file looks '|'-separated, so use --delimiter |");
+}
+
+TEST(Csv, ControlCharactersAreEscapedInMessages) {
+  const std::string nul("a,b\n1,x\0y\n", 10);
+  EXPECT_EQ(split_error(nul, {"a"}).rfind("f.csv:2:2 (column 'b'): 'x\\x00y' is not a number;", 0), 0u);
+  EXPECT_EQ(printable("tab\there\r\n\x7f"), "tab\\there\\r\\n\\x7f");
 }
 
 TEST(Csv, ReadsFilesAndPipes) {
   const std::string file = testing::work_path("small.csv"), pipe = testing::work_path("pipe.csv");
   std::ofstream(file) << "a,b\n1,2\n3,4\n";
-  EXPECT_EQ(read_csv(file).values, (Matrix{{1, 2}, {3, 4}}));
+  EXPECT_EQ(split_features_targets(read_csv(file), {"b"}).x, (Matrix{{1}, {3}}));
   std::filesystem::remove(pipe);
   ASSERT_EQ(mkfifo(pipe.c_str(), 0600), 0);
   std::thread writer([&] { std::ofstream(pipe) << "a,b\n5,6\n"; });
   const CsvTable table = read_csv(pipe);
   writer.join();
-  EXPECT_EQ(table.values, (Matrix{{5, 6}}));
+  EXPECT_EQ(table.column("b").numbers, std::vector<float>{6});
 }
 
 TEST(Csv, MissingFileAndColumns) {

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/fast_cpu_backend.hpp"
+#include "ember/data.hpp"
 #include "ember/error.hpp"
 #ifdef EMBER_WITH_CUDA
 #include "cuda/cuda_api.hpp"
@@ -39,13 +42,6 @@ void Backend::dense_backward(ConstView dy, ConstView x, ConstView weight, std::o
   matmul(Transpose::yes, Transpose::no, 1.0f, dy, x, 0.0f, weight_gradient);
   this->bias_gradient(dy, bias_gradient);  // the member function, which the parameter's name hides
   if (dx) dense_input_gradient(dy, weight, relu_output, *dx);
-}
-
-void Backend::mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,
-                                    float* mae, View gradient) {
-  mse_loss(prediction, target, loss_sum);
-  mae_sum(prediction, target, scale, mae);
-  mse_gradient(prediction, target, gradient);
 }
 
 void Backend::gather_batch(ConstView x, ConstView y, const std::int32_t* indices, std::int32_t* cursor, View x_batch,
@@ -92,7 +88,8 @@ namespace {
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options, std::string* notice) {
   if (options.precision == Precision::tf32 && notice != nullptr)
-    *notice = fmt::format("{}{}TF32 applies to the GPU; the CPU computes in FP32", *notice, notice->empty() ? "" : "; ");
+    *notice =
+        fmt::format("{}{}TF32 applies to the GPU; the CPU computes in FP32", *notice, notice->empty() ? "" : "; ");
   if (options.cpu_reference) return std::make_unique<CpuBackend>();
   return std::make_unique<FastCpuBackend>();
 }
@@ -108,7 +105,7 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
 #endif
   }
   if (device == Device::cuda)
-    throw InputError(fmt::format("--device cuda: no usable GPU: {}; use --device cpu or --device auto", reason));
+    throw InputError(fmt::format("no usable GPU for Device::cuda: {}; use Device::cpu or Device::automatic", reason));
   if (notice != nullptr) *notice = fmt::format("no usable GPU ({}); running on the CPU", reason);
   return make_cpu_backend(options, notice);
 }
@@ -126,10 +123,12 @@ std::string describe_devices() {
 }
 
 Device parse_device(const std::string& text) {
-  if (text == "auto") return Device::automatic;
-  if (text == "cpu") return Device::cpu;
-  if (text == "cuda" || text == "gpu") return Device::cuda;
-  throw InputError(fmt::format("unknown device '{}'; use auto, cpu or cuda", text));
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower == "auto") return Device::automatic;
+  if (lower == "cpu") return Device::cpu;
+  if (lower == "cuda" || lower == "gpu") return Device::cuda;
+  throw InputError(fmt::format("unknown device '{}'; use auto, cpu or cuda", printable(text)));
 }
 
 Precision parse_precision(const std::string& text) {
@@ -140,9 +139,12 @@ Precision parse_precision(const std::string& text) {
 
 std::string to_string(Device device) {
   switch (device) {
-    case Device::automatic: return "auto";
-    case Device::cpu: return "cpu";
-    case Device::cuda: return "cuda";
+    case Device::automatic:
+      return "auto";
+    case Device::cpu:
+      return "cpu";
+    case Device::cuda:
+      return "cuda";
   }
   return "?";
 }

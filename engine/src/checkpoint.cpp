@@ -13,9 +13,11 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "ember/error.hpp"
 #include "ember/model.hpp"
+#include "preprocessing_ops.hpp"
 
 static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
 
@@ -26,7 +28,9 @@ using Json = nlohmann::ordered_json;
 namespace {
 
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
-constexpr int kFormatVersion = 1;
+// Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing";
+// version 1 files still load.
+constexpr int kFormatVersion = 2;
 
 struct TensorEntry {
   std::string name;
@@ -61,11 +65,13 @@ class CheckpointIo {
 
   static Json metadata(const Sequential& model) {
     Json layers = Json::array();
-    for (const Dense& layer : model.layers_) layers.push_back({{"units", layer.units}, {"activation", to_string(layer.activation)}});
+    for (const Dense& layer : model.layers_)
+      layers.push_back({{"units", layer.units}, {"activation", to_string(layer.activation)}});
     const Json architecture = {{"inputs", model.input_width_}, {"layers", layers}, {"seed", model.seed_}};
     const Scaler& s = model.scaler_;
-    const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_}, {"x_mean", s.x.mean},
-                         {"x_std", s.x.std},     {"y_mean", s.y.mean},               {"y_std", s.y.std}};
+    const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_},
+                         {"x_mean", s.x.mean},   {"x_std", s.x.std},
+                         {"y_mean", s.y.mean},   {"y_std", s.y.std}};
     const SGD& sgd = model.options_.optimizer;
     const Json optimizer = {{"type", "sgd"},
                             {"lr", sgd.lr},
@@ -73,13 +79,22 @@ class CheckpointIo {
                             {"nesterov", sgd.nesterov},
                             {"weight_decay", sgd.weight_decay},
                             {"epochs_completed", model.epochs_completed_}};
-    const Json columns = {{"features", model.feature_names_}, {"targets", model.target_names_}};
+    Json features = Json::array();
+    for (const FeatureColumn& feature : model.preprocessing_.features) {
+      Json entry = {{"name", feature.name}};
+      if (feature.one_hot) entry["one_hot"] = feature.categories;
+      if (!feature.fill.empty()) entry["fill"] = feature.fill;
+      features.push_back(std::move(entry));
+    }
+    const Json preprocessing = {{"features", features},
+                                {"targets", model.preprocessing_.targets},
+                                {"missing", to_string(model.preprocessing_.missing)}};
     return {{"format", "ember"},
             {"ember.version", std::to_string(kFormatVersion)},
             {"ember.architecture", architecture.dump()},
             {"ember.scaler", scaler.dump()},
             {"ember.optimizer", optimizer.dump()},
-            {"ember.columns", columns.dump()}};
+            {"ember.preprocessing", preprocessing.dump()}};
   }
 
   static void save(const Sequential& model, const std::string& path) {
@@ -89,8 +104,8 @@ class CheckpointIo {
       tensors.push_back({range.name, range.shape, model.parameters_.data() + range.offset, range.count});
     }
     for (const NamedRange& range : ranges(model)) {
-      tensors.push_back({"optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset,
-                         range.count});
+      tensors.push_back(
+          {"optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset, range.count});
     }
     Json header = {{"__metadata__", metadata(model)}};
     std::int64_t offset = 0;
@@ -113,7 +128,8 @@ class CheckpointIo {
       file.write(reinterpret_cast<const char*>(&length), sizeof(length));
       file.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
       for (const TensorEntry& tensor : tensors)
-        file.write(reinterpret_cast<const char*>(tensor.data), tensor.count * static_cast<std::streamsize>(sizeof(float)));
+        file.write(reinterpret_cast<const char*>(tensor.data),
+                   tensor.count * static_cast<std::streamsize>(sizeof(float)));
       file.flush();
       if (!file) {
         file.close();
@@ -129,6 +145,44 @@ class CheckpointIo {
     }
   }
 
+  /// The "ember.preprocessing" metadata, checked: unique feature names, categories unique and not
+  /// empty, fill values (one per input, finite) exactly under "missing": "mean".
+  template <typename Fail>
+  static Preprocessing read_preprocessing(const Json& json, const Fail& fail) {
+    Preprocessing p;
+    const auto missing = json.at("missing").get<std::string>();
+    if (missing != "error" && missing != "drop" && missing != "mean")
+      throw fail(fmt::format("unknown missing-value policy '{}'", printable(missing)));
+    p.missing = parse_missing(missing);
+    p.targets = json.at("targets").get<std::vector<std::string>>();
+    std::set<std::string> names;
+    for (const Json& entry : json.at("features")) {
+      FeatureColumn feature{.name = entry.at("name").get<std::string>()};
+      if (!names.insert(feature.name).second)
+        throw fail(fmt::format("feature '{}' appears twice", printable(feature.name)));
+      if (entry.contains("one_hot")) {
+        feature.one_hot = true;
+        feature.categories = entry.at("one_hot").get<std::vector<std::string>>();
+        const std::set<std::string> unique(feature.categories.begin(), feature.categories.end());
+        if (feature.categories.empty() || unique.size() != feature.categories.size())
+          throw fail(fmt::format("feature '{}' has no categories or repeats one", printable(feature.name)));
+      }
+      if (entry.contains("fill")) feature.fill = entry.at("fill").get<std::vector<double>>();
+      const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
+      if (p.missing == Missing::mean ? feature.fill.size() != inputs : !feature.fill.empty())
+        throw fail(
+            fmt::format("feature '{}' has {} fill values; \"missing\": \"mean\" needs one per input, other "
+                        "policies none",
+                        printable(feature.name), feature.fill.size()));
+      for (const double value : feature.fill)
+        if (!std::isfinite(value) || std::abs(value) > std::numeric_limits<float>::max())
+          throw fail(fmt::format("feature '{}' has a fill value that is not a finite float32 number",
+                                 printable(feature.name)));
+      p.features.push_back(std::move(feature));
+    }
+    return p;
+  }
+
   static Sequential load(const std::string& path) {
     const auto fail = [&](const std::string& why) {
       return InputError(fmt::format("{}: not a valid Ember checkpoint: {}", path, why));
@@ -137,14 +191,16 @@ class CheckpointIo {
     if (std::filesystem::is_directory(path, ignored))
       throw InputError(fmt::format("{}: is a directory; give a checkpoint file", path));
     std::ifstream file(path, std::ios::binary);
-    if (!file) throw InputError(fmt::format("{}: cannot open the checkpoint ({}); check the path", path, std::strerror(errno)));
+    if (!file)
+      throw InputError(fmt::format("{}: cannot open the checkpoint ({}); check the path", path, std::strerror(errno)));
     file.seekg(0, std::ios::end);
     const auto file_size = static_cast<std::uint64_t>(file.tellg());
     file.seekg(0);
     std::uint64_t header_length = 0;
     if (file_size < sizeof(header_length)) throw fail("shorter than the 8-byte header length");
     file.read(reinterpret_cast<char*>(&header_length), sizeof(header_length));
-    if (header_length > kMaxHeaderBytes) throw fail(fmt::format("header length {} exceeds {} bytes", header_length, kMaxHeaderBytes));
+    if (header_length > kMaxHeaderBytes)
+      throw fail(fmt::format("header length {} exceeds {} bytes", header_length, kMaxHeaderBytes));
     if (header_length > file_size - sizeof(header_length))
       throw fail(fmt::format("header length {} runs past the end of the {}-byte file", header_length, file_size));
     std::string header_text(header_length, '\0');
@@ -155,16 +211,21 @@ class CheckpointIo {
     if (!file) throw fail("the file could not be read to its end");
 
     Json header, architecture, scaler_json, optimizer, columns;
+    int version = 0;
     try {
       header = Json::parse(header_text);
       const Json& meta = header.at("__metadata__");
       if (meta.value("format", "") != "ember") throw fail("its metadata has no \"format\": \"ember\"");
-      if (meta.value("ember.version", "") != std::to_string(kFormatVersion))
-        throw fail(fmt::format("format version {} is not {}", meta.value("ember.version", "?"), kFormatVersion));
+      const std::string version_text = meta.value("ember.version", "");
+      if (version_text == "1" || version_text == std::to_string(kFormatVersion))
+        version = std::stoi(version_text);
+      else
+        throw fail(fmt::format("format version {} is not one this Ember reads (1 to {})",
+                               version_text.empty() ? "?" : version_text, kFormatVersion));
       architecture = Json::parse(meta.at("ember.architecture").get<std::string>());
       scaler_json = Json::parse(meta.at("ember.scaler").get<std::string>());
       optimizer = Json::parse(meta.at("ember.optimizer").get<std::string>());
-      columns = Json::parse(meta.at("ember.columns").get<std::string>());
+      columns = Json::parse(meta.at(version == 1 ? "ember.columns" : "ember.preprocessing").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -172,14 +233,15 @@ class CheckpointIo {
     try {
       std::vector<Dense> layers;
       for (const Json& layer : architecture.at("layers"))
-        layers.emplace_back(layer.at("units").get<std::int64_t>(), parse_activation(layer.at("activation").get<std::string>()));
+        layers.emplace_back(layer.at("units").get<std::int64_t>(),
+                            parse_activation(layer.at("activation").get<std::string>()));
       Sequential model(std::move(layers), architecture.at("seed").get<std::uint64_t>());
       // The weights must be in the file: check that before allocating what the header claims.
       const auto input_width = architecture.at("inputs").get<std::int64_t>();
       const std::int64_t parameters = model.parameter_count_for(input_width);
       if (static_cast<std::uint64_t>(parameters) > data_size / sizeof(float))
-        throw fail(fmt::format("its architecture has {} parameters, more than the {}-byte data area holds",
-                               parameters, data_size));
+        throw fail(fmt::format("its architecture has {} parameters, more than the {}-byte data area holds", parameters,
+                               data_size));
       model.build(input_width);
       const auto float_value = [&](const char* key) {
         const auto value = optimizer.at(key).get<double>();
@@ -212,8 +274,16 @@ class CheckpointIo {
         model.scaler_.x = ColumnStatistics::identity(model.input_width_);
         model.scaler_.y = ColumnStatistics::identity(model.output_width());
       }
-      model.feature_names_ = columns.at("features").get<std::vector<std::string>>();
-      model.target_names_ = columns.at("targets").get<std::vector<std::string>>();
+      model.preprocessing_ = version == 1
+                                 ? preprocessing::numeric(columns.at("features").get<std::vector<std::string>>(),
+                                                          columns.at("targets").get<std::vector<std::string>>())
+                                 : read_preprocessing(columns, fail);
+      const Preprocessing& p = model.preprocessing_;
+      if (!p.empty() && p.input_width() != model.input_width_)
+        throw fail(fmt::format("its preprocessing gives {} inputs, but the architecture takes {}", p.input_width(),
+                               model.input_width_));
+      if (!p.targets.empty() && static_cast<std::int64_t>(p.targets.size()) != model.output_width())
+        throw fail(fmt::format("it names {} target columns for {} outputs", p.targets.size(), model.output_width()));
 
       // Every tensor: F32, the expected shape, inside the data area, no two overlapping.
       std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
@@ -260,7 +330,11 @@ class CheckpointIo {
   }
 };
 
-void Sequential::save(const std::string& path) const { CheckpointIo::save(*this, path); }
-Sequential Sequential::load(const std::string& path) { return CheckpointIo::load(path); }
+void Sequential::save(const std::string& path) const {
+  CheckpointIo::save(*this, path);
+}
+Sequential Sequential::load(const std::string& path) {
+  return CheckpointIo::load(path);
+}
 
 }  // namespace ember

@@ -1,6 +1,7 @@
 // RFC 4180 CSV reader: a header row, quoted fields ("" escapes a quote, quotes may span lines),
-// CRLF or LF line ends, blank lines skipped. Every cell must be a finite number. One pass over
-// the text, numbers parsed in place: memory is the file plus its values.
+// CRLF or LF line ends, blank lines skipped, a UTF-8 byte-order mark ignored. A column is numbers
+// (finite float32) until a cell is text, then text (interned labels). One pass over the text,
+// numbers parsed in place: memory is the file plus its values.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,14 +10,41 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
 
+#include "cells.hpp"
 #include "ember/data.hpp"
 #include "ember/error.hpp"
 
 namespace ember {
+
+bool cells::is_missing(std::string_view cell) {
+  static constexpr std::string_view kTokens[] = {"NA",  "N/A",  "n/a",  "#N/A", "<NA>", "NaN",
+                                                 "nan", "-NaN", "-nan", "NULL", "null", "None"};
+  return cell.empty() || std::find(std::begin(kTokens), std::end(kTokens), cell) != std::end(kTokens);
+}
+
+cells::Parsed cells::parse_number(std::string_view cell, float& out) {
+  const char* first = cell.data();
+  const char* last = cell.data() + cell.size();
+  if (first != last && *first == '+') ++first;
+  double value = 0.0;
+  const auto [end, error] = std::from_chars(first, last, value);
+  if (error == std::errc::result_out_of_range) return Parsed::out_of_range;
+  if (error != std::errc{} || end != last) return Parsed::not_a_number;
+  if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<float>::max()))
+    return Parsed::out_of_range;
+  out = static_cast<float>(value);
+  return Parsed::number;
+}
+
 namespace {
 
 /// Reads the text one record at a time, without copying unquoted fields: a record's fields are
@@ -142,12 +170,96 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
+std::string delimiter_name(char delimiter) {
+  return delimiter == '\t' ? "tab" : fmt::format("'{}'", printable(std::string_view(&delimiter, 1)));
+}
+
+/// A header of one field that holds another likely delimiter: the hint errors append.
+std::string delimiter_hint(const std::vector<std::string>& header, char delimiter) {
+  if (header.size() != 1) return {};
+  for (const char candidate : {';', '\t', '|', ','})
+    if (candidate != delimiter && header[0].find(candidate) != std::string::npos)
+      return fmt::format("; the header is one field holding {0}: the file looks {0}-separated, so use --delimiter {1}",
+                         delimiter_name(candidate), candidate == '\t' ? "tab" : std::string(1, candidate));
+  return {};
+}
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+};
+
+/// A text column being read: its labels interned as they come.
+class TextColumnBuilder {
+ public:
+  explicit TextColumnBuilder(CsvColumn& column) : column_(column) {}
+  void add(std::string_view cell) {
+    if (cells::is_missing(cell)) {
+      column_.codes.push_back(-1);
+      return;
+    }
+    const auto found = index_.find(cell);
+    if (found != index_.end()) {
+      column_.codes.push_back(found->second);
+      return;
+    }
+    const auto code = static_cast<std::int32_t>(column_.labels.size());
+    column_.labels.emplace_back(cell);
+    index_.emplace(column_.labels.back(), code);
+    column_.codes.push_back(code);
+  }
+
+ private:
+  CsvColumn& column_;
+  std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>> index_;
+};
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 }  // namespace
 
-CsvTable parse_csv(const std::string& text, const std::string& path, const CsvOptions& options) {
-  if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r')
-    throw InputError(
-        fmt::format("--delimiter '{}' cannot be used; pick a character such as , ; or tab", options.delimiter));
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (ch == '\t')
+      out += "\\t";
+    else if (ch == '\n')
+      out += "\\n";
+    else if (ch == '\r')
+      out += "\\r";
+    else if (byte < 0x20 || byte == 0x7f)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += ch;
+  }
+  return out;
+}
+
+bool CsvColumn::missing(std::int64_t row) const {
+  const auto r = static_cast<std::size_t>(row);
+  if (type == ColumnType::number) return std::isnan(numbers[r]);
+  if (type == ColumnType::text) return codes[r] < 0;
+  return true;
+}
+
+std::string CsvColumn::cell(std::int64_t row) const {
+  if (missing(row)) return {};
+  const auto r = static_cast<std::size_t>(row);
+  if (type == ColumnType::number) return fmt::format("{}", numbers[r]);
+  return labels[static_cast<std::size_t>(codes[r])];
+}
+
+CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOptions& options) {
+  if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' || options.delimiter == '\0')
+    throw InputError(fmt::format("--delimiter {} cannot be used; pick a character such as , ; or tab",
+                                 delimiter_name(options.delimiter)));
+  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF"))
+    throw InputError(fmt::format("{}: the file is UTF-16 encoded; save it as UTF-8 (\"CSV UTF-8\" in Excel)", path));
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark, as Excel writes
   RecordReader reader(text, path, options.delimiter);
   std::vector<std::string_view> fields;
   if (!reader.next(fields))
@@ -156,45 +268,90 @@ CsvTable parse_csv(const std::string& text, const std::string& path, const CsvOp
   CsvTable table;
   table.path = path;
   std::set<std::string> seen;
+  std::vector<std::string> header;
   for (std::size_t c = 0; c < fields.size(); ++c) {
     std::string name(trim(fields[c]));
     if (name.empty()) name = fmt::format("column{}", c + 1);
     if (!seen.insert(name).second)
-      throw InputError(
-          fmt::format("{}:1:{}: the column name '{}' appears twice; column names must be unique", path, c + 1, name));
-    table.header.push_back(name);
+      throw InputError(fmt::format("{}:1:{}: the column name '{}' appears twice; column names must be unique", path,
+                                   c + 1, printable(name)));
+    header.push_back(name);
   }
-  const std::size_t cols = table.header.size();
+  table.delimiter_hint = delimiter_hint(header, options.delimiter);
+  for (const std::string& name : header) table.columns.push_back({.name = name});
+  for (const auto& [list, purpose] :
+       {std::pair{&options.columns, " to read"}, std::pair{&options.skip_columns, " to skip"},
+        std::pair{&options.text_columns, " to read as text"}})
+    for (const std::string& name : *list)
+      if (!contains(header, name)) table.column_index(name, purpose);
+  for (CsvColumn& column : table.columns) {
+    if ((!options.columns.empty() && !contains(options.columns, column.name)) ||
+        contains(options.skip_columns, column.name))
+      column.type = ColumnType::skipped;
+    else if (contains(options.text_columns, column.name))
+      column.type = ColumnType::text;
+  }
 
-  std::vector<float> values;
+  // One pass: numbers parsed in place; a number column that meets text becomes a text column,
+  // re-read in a second pass when numbers came before (their spelling is kept, "007" stays "007").
+  const std::size_t cols = header.size();
+  std::vector<std::unique_ptr<TextColumnBuilder>> text_builders(cols);
+  for (std::size_t c = 0; c < cols; ++c)
+    if (table.columns[c].type == ColumnType::text)
+      text_builders[c] = std::make_unique<TextColumnBuilder>(table.columns[c]);
+  std::vector<bool> reread(cols, false);
+  std::vector<bool> has_number(cols, false);
   while (reader.next(fields)) {
     const std::int64_t line = reader.record_line();
     if (fields.size() != cols)
-      throw InputError(fmt::format("{}:{}: {} fields, but the header has {}; every row needs one value per column",
-                                   path, line, fields.size(), cols));
+      throw InputError(fmt::format("{}:{}: {} fields, but the header has {}; every row needs one value per column{}",
+                                   path, line, fields.size(), cols, table.delimiter_hint));
     table.line_of_row.push_back(line);
+    const auto row = static_cast<std::int64_t>(table.line_of_row.size()) - 1;
     for (std::size_t c = 0; c < cols; ++c) {
+      CsvColumn& column = table.columns[c];
+      if (column.type == ColumnType::skipped || reread[c]) continue;
       const std::string_view cell = trim(fields[c]);
-      const auto where = [&] { return fmt::format("{}:{}:{} (column '{}')", path, line, c + 1, table.header[c]); };
-      if (cell.empty()) throw InputError(fmt::format("{}: empty cell; fill in a number or remove the row", where()));
-      const char* first = cell.data();
-      const char* last = cell.data() + cell.size();
-      if (*first == '+') ++first;
-      double value = 0.0;
-      const auto [end, error] = std::from_chars(first, last, value);
-      if (error == std::errc::result_out_of_range || (error == std::errc{} && end == last && !std::isfinite(value)) ||
-          (error == std::errc{} && end == last && std::abs(value) > 3.4028234663852886e38))
+      if (column.type == ColumnType::text) {
+        text_builders[c]->add(cell);
+        continue;
+      }
+      if (cells::is_missing(cell)) {
+        column.numbers.push_back(std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      float value = 0.0f;
+      const cells::Parsed parsed = cells::parse_number(cell, value);
+      if (parsed == cells::Parsed::number) {
+        column.numbers.push_back(value);
+        has_number[c] = true;
+      } else if (parsed == cells::Parsed::out_of_range) {
         throw InputError(
-            fmt::format("{}: '{}' is not a finite float32 number; remove or fix the value", where(), cell));
-      if (error != std::errc{} || end != last)
-        throw InputError(fmt::format("{}: '{}' is not a number; every cell must be numeric", where(), cell));
-      values.push_back(static_cast<float>(value));
+            fmt::format("{}:{}:{} (column '{}'): '{}' is not a finite float32 number; remove or fix the value", path,
+                        line, c + 1, printable(column.name), printable(cell)));
+      } else {  // text: the column is a text column
+        column.type = ColumnType::text;
+        column.numbers = {};
+        if (has_number[c]) {
+          reread[c] = true;
+        } else {  // only missing cells so far
+          column.codes.assign(static_cast<std::size_t>(row), -1);
+          text_builders[c] = std::make_unique<TextColumnBuilder>(column);
+          text_builders[c]->add(cell);
+        }
+      }
     }
   }
-  const auto rows = static_cast<std::int64_t>(table.line_of_row.size());
-  if (rows == 0) throw InputError(fmt::format("{}: the file has a header but no data rows", path));
-  table.values = Matrix(rows, static_cast<std::int64_t>(cols));
-  std::copy(values.begin(), values.end(), table.values.data());
+  if (table.line_of_row.empty()) throw InputError(fmt::format("{}: the file has a header but no data rows", path));
+  if (std::find(reread.begin(), reread.end(), true) != reread.end()) {
+    RecordReader again(text, path, options.delimiter);
+    again.next(fields);  // the header
+    for (std::size_t c = 0; c < cols; ++c)
+      if (reread[c]) text_builders[c] = std::make_unique<TextColumnBuilder>(table.columns[c]);
+    while (again.next(fields))
+      for (std::size_t c = 0; c < cols; ++c)
+        if (reread[c]) text_builders[c]->add(trim(fields[c]));
+  }
   return table;
 }
 
@@ -218,48 +375,26 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   return parse_csv(text, path, options);
 }
 
-std::int64_t CsvTable::column_index(const std::string& name) const {
-  const auto found = std::find(header.begin(), header.end(), name);
-  if (found == header.end()) {
-    std::string names;
-    for (const auto& column : header) names += (names.empty() ? "" : ", ") + column;
-    throw InputError(fmt::format("{}: no column named '{}'; the columns are: {}", path, name, names));
-  }
-  return found - header.begin();
-}
-
-Matrix CsvTable::columns(const std::vector<std::int64_t>& indices) const {
-  Matrix out(values.rows(), static_cast<std::int64_t>(indices.size()));
-  for (std::int64_t r = 0; r < values.rows(); ++r)
-    for (std::size_t c = 0; c < indices.size(); ++c) out(r, static_cast<std::int64_t>(c)) = values(r, indices[c]);
+std::vector<std::string> CsvTable::names() const {
+  std::vector<std::string> out;
+  for (const CsvColumn& column : columns) out.push_back(column.name);
   return out;
 }
 
-Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {
-  if (target_names.empty()) throw InputError("no target column given; name one with --target");
-  std::vector<std::int64_t> target_columns;
-  for (const std::string& name : target_names) {
-    const std::int64_t index = table.column_index(name);
-    if (std::find(target_columns.begin(), target_columns.end(), index) != target_columns.end())
-      throw InputError(fmt::format("target column '{}' is named twice in --target", name));
-    target_columns.push_back(index);
+std::int64_t CsvTable::column_index(const std::string& name, const char* purpose) const {
+  const auto found = std::find_if(columns.begin(), columns.end(), [&](const CsvColumn& c) { return c.name == name; });
+  if (found == columns.end()) {
+    std::string list;
+    for (const auto& column : columns) list += (list.empty() ? "" : ", ") + printable(column.name);
+    throw InputError(fmt::format("{}: no column named '{}'{}; the columns are: {}{}", path, printable(name), purpose,
+                                 list, delimiter_hint));
   }
-  std::vector<std::int64_t> feature_columns;
-  Dataset dataset;
-  for (std::int64_t c = 0; c < static_cast<std::int64_t>(table.header.size()); ++c) {
-    if (std::find(target_columns.begin(), target_columns.end(), c) != target_columns.end()) continue;
-    feature_columns.push_back(c);
-    dataset.feature_names.push_back(table.header[static_cast<std::size_t>(c)]);
-  }
-  if (feature_columns.empty())
-    throw InputError(
-        fmt::format("{}: no feature column is left once the targets are taken out; the file needs at "
-                    "least one column that is not a target",
-                    table.path));
-  dataset.target_names = target_names;
-  dataset.x = table.columns(feature_columns);
-  dataset.y = table.columns(target_columns);
-  return dataset;
+  return found - columns.begin();
+}
+
+std::string CsvTable::where(std::int64_t row, std::int64_t column) const {
+  return fmt::format("{}:{}:{} (column '{}')", path, line_of_row[static_cast<std::size_t>(row)], column + 1,
+                     printable(columns[static_cast<std::size_t>(column)].name));
 }
 
 }  // namespace ember

@@ -13,7 +13,9 @@ namespace {
 
 constexpr std::int64_t kAlignFloats = 64;  // 256 bytes: every region starts 16-byte (and cache-line) aligned
 
-std::int64_t align_up(std::int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+std::int64_t align_up(std::int64_t n) {
+  return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+}
 
 std::uint64_t next_plan_id() {
   static std::atomic<std::uint64_t> counter{0};
@@ -55,10 +57,8 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   }
   const std::array<std::int64_t, 2> gradient_offsets{offset, offset + align_up(batch_size * widest)};
   offset += 2 * align_up(batch_size * widest);
-  const std::int64_t scale_offset = offset;
-  offset += align_up(output_width);
-  const std::int64_t accumulator_offset = offset;
-  offset += kAlignFloats;
+  const std::int64_t sums_offset = offset;
+  offset += align_up(4 * output_width);
   const std::int64_t cursor_offset = offset;
   offset += kAlignFloats;
 
@@ -70,8 +70,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   x_batch_ = base + x_offset;
   y_batch_ = base + y_offset;
   gradient_buffers_ = {base + gradient_offsets[0], base + gradient_offsets[1]};
-  target_scale_ = base + scale_offset;
-  accumulators_ = base + accumulator_offset;
+  error_sums_ = base + sums_offset;
   cursor_ = reinterpret_cast<std::int32_t*>(base + cursor_offset);
 
   std::int64_t parameter_offset = 0;
@@ -92,7 +91,6 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
     in = slots.out;
   }
   backend_.fill({velocity_, 1, region}, 0.0f);
-  backend_.fill({target_scale_, 1, output_width}, 1.0f);
   reset_epoch();
 }
 
@@ -116,11 +114,6 @@ std::vector<float> Plan::download_gradients() {
   return gradients;
 }
 
-void Plan::set_target_scale(const std::vector<double>& scale) {
-  std::vector<float> values(scale.begin(), scale.end());
-  backend_.copy_to_device(target_scale_, values.data(), values.size() * sizeof(float));
-}
-
 void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indices) {
   train_x_ = x;
   train_y_ = y;
@@ -128,7 +121,7 @@ void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indic
 }
 
 void Plan::reset_epoch() {
-  backend_.fill({accumulators_, 1, 4}, 0.0f);
+  backend_.fill({error_sums_, 1, 4 * layers_.back().out}, 0.0f);
   const std::int32_t zero = 0;
   backend_.copy_to_device(cursor_, &zero, sizeof(zero));
 }
@@ -149,8 +142,8 @@ ConstView Plan::forward(ConstView input) {
   for (const LayerSlots& layer : layers_) {
     View output{layer.output, rows, layer.out};
     // output (rows, out) = act(activation (rows, in) @ weight (out, in)^T + bias)
-    backend_.dense_forward(activation, ConstView{layer.weight, layer.out, layer.in}, ConstView{layer.bias, 1, layer.out},
-                           layer.activation == Activation::relu, output);
+    backend_.dense_forward(activation, ConstView{layer.weight, layer.out, layer.in},
+                           ConstView{layer.bias, 1, layer.out}, layer.activation == Activation::relu, output);
     activation = output;
   }
   return activation;
@@ -168,8 +161,7 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
   // already through that layer's ReLU when masked is set (folded into the input-gradient matmul).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
-  backend_.mse_loss_and_gradient(prediction, y, ConstView{target_scale_, 1, output_width}, accumulators_ + train_loss,
-                                 accumulators_ + train_mae, gradient);
+  backend_.mse_loss_and_gradient(prediction, y, error_sums_, gradient);
   bool masked = false;
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];
@@ -195,14 +187,15 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
 }
 
 void Plan::accumulate_validation(ConstView prediction, ConstView target) {
-  backend_.mse_loss(prediction, target, accumulators_ + validation_loss);
-  backend_.mae_sum(prediction, target, ConstView{target_scale_, 1, target.cols}, accumulators_ + validation_mae);
+  backend_.mse_loss_and_gradient(prediction, target, error_sums_ + 2 * target.cols, std::nullopt);
 }
 
-std::array<float, 4> Plan::read_accumulators() {
-  std::array<float, 4> values{};
-  backend_.copy_to_host(values.data(), accumulators_, sizeof(values));
-  return values;
+Plan::ErrorSums Plan::read_error_sums() {
+  const std::size_t width = 2 * static_cast<std::size_t>(layers_.back().out);
+  std::vector<float> both(2 * width);
+  backend_.copy_to_host(both.data(), error_sums_, both.size() * sizeof(float));
+  return {{both.begin(), both.begin() + static_cast<std::ptrdiff_t>(width)},
+          {both.begin() + static_cast<std::ptrdiff_t>(width), both.end()}};
 }
 
 }  // namespace ember

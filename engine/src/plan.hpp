@@ -9,7 +9,7 @@
 //   activation l (B, units_l) per layer    forward outputs, kept for backward
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
 //                                          l + 1 no longer needs
-//   target scale (1, out) | 4 accumulators | cursor (int32)
+//   error sums: training (2, out) and validation (2, out) | cursor (int32)
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -42,13 +42,11 @@ class Plan {
   void download_parameters(std::vector<float>& parameters, std::vector<float>& velocity);
   /// The gradients of the last step (same layout as the parameters), for gradient checks.
   std::vector<float> download_gradients();
-  /// Scale applied to output errors by the MAE metric (the targets' standard deviations).
-  void set_target_scale(const std::vector<double>& scale);
 
   // ---- training --------------------------------------------------------------------------------
   /// The training set the steps gather from: x (n, in), y (n, out), indices n int32, all backend memory.
   void bind_training_set(ConstView x, ConstView y, const std::int32_t* indices);
-  /// Sets the gather cursor to 0 and zeroes all accumulators (start of an epoch).
+  /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch).
   void reset_epoch();
   /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, update.
   void train_step(std::int64_t rows, const SgdParams& sgd);
@@ -56,12 +54,15 @@ class Plan {
   // ---- inference -------------------------------------------------------------------------------
   /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
   ConstView forward(ConstView input);
-  /// Adds the loss and MAE of prediction vs target into the validation accumulators.
+  /// Adds the errors of prediction vs target into the validation sums.
   void accumulate_validation(ConstView prediction, ConstView target);
 
-  enum Accumulator { train_loss = 0, train_mae = 1, validation_loss = 2, validation_mae = 3 };
-  /// Reads the four accumulators (one device read).
-  std::array<float, 4> read_accumulators();
+  /// The epoch's per-column error sums (Backend::mse_loss_and_gradient) of the training steps and of
+  /// validation, 2 * outputs floats each: squared errors, then absolute errors. One device read.
+  struct ErrorSums {
+    std::vector<float> train, validation;
+  };
+  ErrorSums read_error_sums();
 
  private:
   struct LayerSlots {
@@ -88,8 +89,7 @@ class Plan {
   float* x_batch_ = nullptr;
   float* y_batch_ = nullptr;
   std::array<float*, 2> gradient_buffers_{};
-  float* target_scale_ = nullptr;
-  float* accumulators_ = nullptr;
+  float* error_sums_ = nullptr;  // training (2, out), then validation (2, out)
   std::int32_t* cursor_ = nullptr;
   ConstView train_x_{}, train_y_{};
   const std::int32_t* train_indices_ = nullptr;

@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <set>
 
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "plan.hpp"
+#include "preprocessing_ops.hpp"
 #include "shape_checks.hpp"
 
 namespace ember {
@@ -19,17 +21,21 @@ void check_finite(const Matrix& values, const char* what) {
   for (std::int64_t r = 0; r < values.rows(); ++r)
     for (std::int64_t c = 0; c < values.cols(); ++c)
       if (!std::isfinite(values(r, c)))
-        throw InputError(fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1,
-                                     values(r, c)));
+        throw InputError(
+            fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1, values(r, c)));
 }
 
-SgdParams to_sgd_params(const SGD& sgd) { return {sgd.lr, sgd.momentum, sgd.nesterov, sgd.weight_decay}; }
+SgdParams to_sgd_params(const SGD& sgd) {
+  return {sgd.lr, sgd.momentum, sgd.nesterov, sgd.weight_decay};
+}
 
 constexpr std::int64_t kMaxWidth = std::numeric_limits<std::int32_t>::max();  // the kernels' index range
 
 }  // namespace
 
-std::string to_string(Activation activation) { return activation == Activation::relu ? "relu" : "linear"; }
+std::string to_string(Activation activation) {
+  return activation == Activation::relu ? "relu" : "linear";
+}
 
 Activation parse_activation(const std::string& text) {
   if (text == "relu") return Activation::relu;
@@ -70,8 +76,11 @@ Backend& Sequential::backend() {
 }
 
 void Sequential::set_column_names(std::vector<std::string> features, std::vector<std::string> targets) {
-  feature_names_ = std::move(features);
-  target_names_ = std::move(targets);
+  if (built() && static_cast<std::int64_t>(features.size()) != input_width_)
+    throw InputError(fmt::format("{} feature names for a model of {} inputs", features.size(), input_width_));
+  if (!targets.empty() && static_cast<std::int64_t>(targets.size()) != output_width())
+    throw InputError(fmt::format("{} target names for a model of {} outputs", targets.size(), output_width()));
+  preprocessing_ = preprocessing::numeric(features, targets);
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {
@@ -115,9 +124,10 @@ void Sequential::build(std::int64_t input_width) {
     parameters_ = {};
     velocity_ = {};
     input_width_ = 0;
-    throw InputError(fmt::format("cannot allocate the model's {} parameters ({:.1f} GiB with the optimizer state); "
-                                 "use narrower or fewer layers",
-                                 count, 2.0 * static_cast<double>(count) * sizeof(float) / (1u << 30)));
+    throw InputError(
+        fmt::format("cannot allocate the model's {} parameters ({:.1f} GiB with the optimizer state); "
+                    "use narrower or fewer layers",
+                    count, 2.0 * static_cast<double>(count) * sizeof(float) / (1u << 30)));
   }
   input_width_ = input_width;
   std::int64_t in = input_width;
@@ -135,33 +145,168 @@ void Sequential::build(std::int64_t input_width) {
   epochs_completed_ = 0;
 }
 
-History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& options) {
-  if (!compiled_) throw InputError("compile the model before fit");
+namespace {
+
+/// Keras' split: the validation rows are the last fraction, taken before shuffling.
+std::int64_t training_rows(std::int64_t rows, double validation_split) {
+  return static_cast<std::int64_t>(static_cast<double>(rows) * (1.0 - validation_split));
+}
+
+void check_fit_options(const FitOptions& options) {
   if (options.epochs < 0) throw InputError(fmt::format("epochs must be >= 0, got {}", options.epochs));
   if (options.batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", options.batch_size));
   if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
     throw InputError(fmt::format("validation split must be in [0, 1), got {}", options.validation_split));
+}
+
+using Warn = std::function<void(const std::string&)>;
+Warn warner(const Warn& callback) {
+  return [callback](const std::string& message) {
+    if (callback)
+      callback(message);
+    else
+      std::fprintf(stderr, "warning: %s\n", message.c_str());
+  };
+}
+
+std::string column_label(const std::vector<std::string>& names, std::int64_t c, const char* kind) {
+  return c < static_cast<std::int64_t>(names.size())
+             ? fmt::format("{} column '{}'", kind, printable(names[static_cast<std::size_t>(c)]))
+             : fmt::format("{} column {}", kind, c + 1);
+}
+
+/// R^2 as scikit-learn's r2_score: a constant target scores 1 when predicted exactly, else 0.
+double r_squared(double residual, double total) {
+  return total > 0.0 ? 1.0 - residual / total : (residual == 0.0 ? 1.0 : 0.0);
+}
+
+/// Per column, the sum of squared deviations from the column mean (float64).
+std::vector<double> total_squares(const Matrix& y) {
+  std::vector<double> totals(static_cast<std::size_t>(y.cols()), 0.0);
+  for (std::int64_t c = 0; c < y.cols(); ++c) {
+    double mean = 0.0;
+    for (std::int64_t r = 0; r < y.rows(); ++r) mean += y(r, c);
+    mean /= static_cast<double>(std::max<std::int64_t>(y.rows(), 1));
+    for (std::int64_t r = 0; r < y.rows(); ++r)
+      totals[static_cast<std::size_t>(c)] += (y(r, c) - mean) * (y(r, c) - mean);
+  }
+  return totals;
+}
+
+struct Figures {
+  double loss, mae, r2;
+};
+/// An epoch's figures from its error sums over rows rows (Plan::ErrorSums, in the units the model
+/// sees): the objective, the MAE in original units (scale: the targets' standard deviations) and
+/// R^2 averaged over the targets (totals: the rows' total_squares in the same units as the sums).
+Figures figures_of(const std::vector<float>& sums, std::int64_t rows, const std::vector<double>& scale,
+                   const std::vector<double>& totals) {
+  const std::size_t cols = scale.size();
+  const double elements = static_cast<double>(rows) * static_cast<double>(cols);
+  Figures figures{0.0, 0.0, 0.0};
+  for (std::size_t c = 0; c < cols; ++c) {
+    figures.loss += sums[c] / elements;
+    figures.mae += scale[c] * sums[cols + c] / elements;
+    figures.r2 += r_squared(sums[c], totals[c]) / static_cast<double>(cols);
+  }
+  return figures;
+}
+
+/// Targets that look like class labels (0/1, or a few whole numbers) are trained as regression
+/// here: say so once.
+void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& names, const Warn& warn) {
+  constexpr std::size_t kMaxLabels = 10;
+  constexpr std::int64_t kMinRows = 20;
+  if (y.rows() < kMinRows) return;
+  for (std::int64_t c = 0; c < y.cols(); ++c) {
+    std::set<float> values;
+    bool whole = true;
+    for (std::int64_t r = 0; r < y.rows() && whole && values.size() <= kMaxLabels; ++r) {
+      whole = y(r, c) == std::floor(y(r, c));
+      values.insert(y(r, c));
+    }
+    if (!whole || values.size() > kMaxLabels || values.size() < 2) continue;
+    std::string list;
+    for (const float value : values) list += (list.empty() ? "" : ", ") + fmt::format("{}", value);
+    warn(
+        fmt::format("{} holds only the values {}: if these are class labels, note that it is trained as "
+                    "regression (mean squared error) and predicted as a number",
+                    column_label(names, c, "target"), list));
+  }
+}
+
+/// Names what likely made training diverge.
+std::string divergence_causes(const SGD& sgd, bool normalized) {
+  std::string causes = fmt::format("try a smaller learning rate (--lr, now {})", sgd.lr);
+  if (sgd.momentum >= 1.0f)
+    causes += fmt::format("; momentum {} is >= 1, which makes every update grow: use --momentum below 1", sgd.momentum);
+  if (sgd.weight_decay * sgd.lr >= 1.0f)
+    causes += fmt::format("; weight decay {} times the learning rate is >= 1, which overshoots (--weight-decay)",
+                          sgd.weight_decay);
+  if (!normalized) causes += "; the inputs and targets are not standardized (--no-normalize)";
+  return causes;
+}
+
+}  // namespace
+
+History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& options) {
+  return fit_matrices(x, y, options, 0);
+}
+
+History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
+  if (!compiled_) throw InputError("compile the model before fit");
+  check_fit_options(options);
+  const bool learned = !preprocessing_.empty();
+  Preprocessing p;
+  if (learned) {
+    preprocessing::check_spec_matches(preprocessing_, columns);
+    p = preprocessing_;
+  } else {
+    p = preprocessing::columns_of(table, columns);
+  }
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true);
+  if (rows.empty())
+    throw InputError(
+        fmt::format("{}: every row has a missing value in a column the model uses; no row is left to "
+                    "train on",
+                    table.path));
+  const std::int64_t train = training_rows(static_cast<std::int64_t>(rows.size()), options.validation_split);
+  if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)});
+  preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, true);
+  const Warn warn = warner(options.on_warning);
+  for (const std::string& message : encoded.warnings) warn(message);
+  const Preprocessing previous = preprocessing_;
+  preprocessing_ = std::move(p);
+  try {
+    return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()));
+  } catch (const InputError&) {  // refused before training: the model is as it was
+    if (!learned) preprocessing_ = previous;
+    throw;
+  }
+}
+
+History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options,
+                                 std::int64_t dropped_rows) {
+  if (!compiled_) throw InputError("compile the model before fit");
+  check_fit_options(options);
   if (x.rows() == 0) throw InputError("fit needs at least one row");
   if (x.rows() != y.rows())
     throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
   if (y.cols() != output_width())
     throw InputError(fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols()));
   if (built() && x.cols() != input_width_)
-    throw InputError(fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols()));
+    throw InputError(
+        fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols()));
   check_finite(x, "input");
   check_finite(y, "target");
-  if (!built()) build(x.cols());
-  const auto warn = [&](const std::string& message) {
-    if (options.on_warning) options.on_warning(message);
-    else std::fprintf(stderr, "warning: %s\n", message.c_str());
-  };
-
-  // Keras: the validation rows are the last fraction, taken before shuffling.
-  const auto train_rows = static_cast<std::int64_t>(static_cast<double>(x.rows()) * (1.0 - options.validation_split));
+  const std::int64_t train_rows = training_rows(x.rows(), options.validation_split);
   const std::int64_t validation_rows = x.rows() - train_rows;
   if (train_rows == 0)
-    throw InputError(fmt::format("validation split {} leaves no training rows out of {}", options.validation_split,
-                                 x.rows()));
+    throw InputError(
+        fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows()));
+  if (!built()) build(x.cols());
+  const Warn warn = warner(options.on_warning);
+
   std::vector<std::int64_t> train_index(static_cast<std::size_t>(train_rows));
   std::iota(train_index.begin(), train_index.end(), 0);
   std::vector<std::int64_t> validation_index(static_cast<std::size_t>(validation_rows));
@@ -172,14 +317,13 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
     scaler_.enabled = options.normalize;
     scaler_.x = options.normalize ? ColumnStatistics::of(x_train) : ColumnStatistics::identity(x.cols());
     scaler_.y = options.normalize ? ColumnStatistics::of(y_train) : ColumnStatistics::identity(y.cols());
-    const auto name = [](const std::vector<std::string>& names, std::int64_t c, const char* kind) {
-      return c < static_cast<std::int64_t>(names.size()) ? fmt::format("{} column '{}'", kind, names[static_cast<std::size_t>(c)])
-                                                        : fmt::format("{} column {}", kind, c + 1);
-    };
+    const std::vector<std::string> inputs = preprocessing_.input_names();
     for (std::int64_t c : scaler_.x.constant_columns)
-      warn(fmt::format("{} is constant; its standard deviation is taken as 1", name(feature_names_, c, "feature")));
+      warn(fmt::format("{} is constant; its standard deviation is taken as 1", column_label(inputs, c, "feature")));
     for (std::int64_t c : scaler_.y.constant_columns)
-      warn(fmt::format("{} is constant; its standard deviation is taken as 1", name(target_names_, c, "target")));
+      warn(fmt::format("{} is constant; its standard deviation is taken as 1",
+                       column_label(preprocessing_.targets, c, "target")));
+    warn_about_label_targets(y_train, preprocessing_.targets, warn);
     scaler_fitted_ = true;
   }
 
@@ -187,16 +331,27 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
   Plan plan(backend, layers_, input_width_, batch_size);
   plan.upload_parameters(parameters_, velocity_);
-  plan.set_target_scale(scaler_.y.std);
 
   // The data goes to the backend once; the steps gather their batches there.
+  const Matrix y_train_scaled = scaler_.y.standardize(y_train);
+  const Matrix y_validation_scaled = scaler_.y.standardize(y.take_rows(validation_index));
+  const std::vector<double> train_totals = total_squares(y_train_scaled);
+  const std::vector<double> validation_totals = total_squares(y_validation_scaled);
   const BackendMatrix train_x(backend, scaler_.x.standardize(x_train));
-  const BackendMatrix train_y(backend, scaler_.y.standardize(y_train));
+  const BackendMatrix train_y(backend, y_train_scaled);
   const BackendMatrix validation_x(backend, scaler_.x.standardize(x.take_rows(validation_index)));
-  const BackendMatrix validation_y(backend, scaler_.y.standardize(y.take_rows(validation_index)));
+  const BackendMatrix validation_y(backend, y_validation_scaled);
   Buffer indices_buffer(backend, static_cast<std::size_t>(train_rows) * sizeof(std::int32_t));
   auto* indices = static_cast<std::int32_t*>(indices_buffer.data());
   plan.bind_training_set(train_x.view, train_y.view, indices);
+  if (options.on_train_begin)
+    options.on_train_begin({.training_rows = train_rows,
+                            .validation_rows = validation_rows,
+                            .dropped_rows = dropped_rows,
+                            .inputs = input_width_,
+                            .outputs = output_width(),
+                            .parameters = parameter_count(),
+                            .backend = backend_name_});
 
   const SgdParams sgd = to_sgd_params(options_.optimizer);
   const std::uint64_t shuffle_seed = options.seed.value_or(seed_);
@@ -226,20 +381,25 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
     // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
     // (its upload above has completed: copy_to_device returns once the source may be reused).
     if (e + 1 < options.epochs) shuffle_for(epoch + 1);
-    const std::array<float, 4> sums = plan.read_accumulators();
+    const Plan::ErrorSums sums = plan.read_error_sums();
     EpochRecord record;
     record.epoch = epoch;
-    record.loss = sums[Plan::train_loss] / static_cast<double>(train_rows);
-    record.mae = sums[Plan::train_mae] / static_cast<double>(train_rows);
+    const Figures train = figures_of(sums.train, train_rows, scaler_.y.std, train_totals);
+    record.loss = train.loss;
+    record.mae = train.mae;
+    record.r2 = train.r2;
     if (validation_rows > 0) {
-      record.val_loss = sums[Plan::validation_loss] / static_cast<double>(validation_rows);
-      record.val_mae = sums[Plan::validation_mae] / static_cast<double>(validation_rows);
+      const Figures validation = figures_of(sums.validation, validation_rows, scaler_.y.std, validation_totals);
+      record.val_loss = validation.loss;
+      record.val_mae = validation.mae;
+      record.val_r2 = validation.r2;
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss)))
-      throw DivergenceError(fmt::format("training diverged at epoch {}: the loss became {}; try a smaller learning "
-                                        "rate (--lr); the model keeps the weights it had before fit",
-                                        epoch, record.loss));
+      throw DivergenceError(
+          fmt::format("training diverged at epoch {}: the loss became {}; {}; the model keeps the "
+                      "weights it had before fit",
+                      epoch, record.loss, divergence_causes(options_.optimizer, scaler_.enabled)));
     history.epochs.push_back(record);
     if (options.on_epoch_end) options.on_epoch_end(record);
     // Counted only now: a diverged epoch leaves the model as it was before fit.
@@ -274,6 +434,42 @@ Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
   return scaler_.y.restore(predict_scaled(backend(), scaler_.x.standardize(x), batch_size));
 }
 
+Preprocessing Sequential::table_preprocessing(const CsvTable& table) const {
+  if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
+  if (!preprocessing_.empty()) return preprocessing_;
+  // A model trained on matrices without column names: the table's columns, in order.
+  std::vector<std::string> names;
+  for (const CsvColumn& column : table.columns)
+    if (column.type != ColumnType::skipped) names.push_back(column.name);
+  if (static_cast<std::int64_t>(names.size()) != input_width_)
+    throw InputError(
+        fmt::format("{}: {} columns, but the model takes {} inputs (it stores no column names to select "
+                    "them by)",
+                    table.path, names.size(), input_width_));
+  return preprocessing::numeric(names, {});
+}
+
+Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options) {
+  const Preprocessing p = table_preprocessing(table);
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, false);
+  const preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, false);
+  const Warn warn = warner(options.on_warning);
+  for (const std::string& message : encoded.warnings) warn(message);
+  Matrix output(table.rows(), output_width(), std::numeric_limits<float>::quiet_NaN());
+  if (rows.empty()) {
+    warn(fmt::format("{}: every row has a missing feature; every prediction is NaN", table.path));
+    return output;
+  }
+  const Matrix predicted = predict(encoded.x, options.batch_size);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (std::int64_t c = 0; c < output.cols(); ++c) output(rows[i], c) = predicted(static_cast<std::int64_t>(i), c);
+  const auto dropped = table.rows() - static_cast<std::int64_t>(rows.size());
+  if (dropped > 0)
+    warn(fmt::format("{}: {} row{} with a missing feature {} no prediction (NaN)", table.path, dropped,
+                     dropped == 1 ? "" : "s", dropped == 1 ? "has" : "have"));
+  return output;
+}
+
 Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) {
   if (x.rows() != y.rows())
     throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
@@ -288,21 +484,44 @@ Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batc
     double mean = 0.0;
     for (std::int64_t r = 0; r < y.rows(); ++r) mean += y(r, c);
     mean /= static_cast<double>(y.rows());
-    double residual = 0.0, total = 0.0;
+    double residual = 0.0, total = 0.0, column_absolute = 0.0;
     for (std::int64_t r = 0; r < y.rows(); ++r) {
       const double error = static_cast<double>(prediction(r, c)) - y(r, c);
       residual += error * error;
-      absolute += std::abs(error);
+      column_absolute += std::abs(error);
       total += (y(r, c) - mean) * (y(r, c) - mean);
     }
     squared += residual;
-    // As scikit-learn: a constant target scores 1 when predicted exactly, else 0.
-    r2_sum += total > 0.0 ? 1.0 - residual / total : (residual == 0.0 ? 1.0 : 0.0);
+    absolute += column_absolute;
+    const double r2 = r_squared(residual, total);
+    r2_sum += r2;
+    const auto name = static_cast<std::size_t>(c) < target_names().size() ? target_names()[static_cast<std::size_t>(c)]
+                                                                          : std::string();
+    const double rows = static_cast<double>(y.rows());
+    metrics.targets.push_back({name, residual / rows, column_absolute / rows, r2});
   }
   const double elements = static_cast<double>(y.size());
   metrics.mse = squared / elements;
   metrics.mae = absolute / elements;
   metrics.r2 = r2_sum / static_cast<double>(y.cols());
+  return metrics;
+}
+
+Metrics Sequential::evaluate(const CsvTable& table, const PredictOptions& options) {
+  if (!built()) throw InputError("the model has no weights yet; fit or load it before evaluate");
+  if (preprocessing_.targets.empty())
+    throw InputError(fmt::format("{}: the model stores no target column names to evaluate against", table.path));
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(preprocessing_, table, true);
+  if (rows.empty())
+    throw InputError(
+        fmt::format("{}: every row has a missing value in a column the model uses; no row is left to "
+                    "evaluate",
+                    table.path));
+  const preprocessing::Encoded encoded = preprocessing::encode(preprocessing_, table, rows, true);
+  const Warn warn = warner(options.on_warning);
+  for (const std::string& message : encoded.warnings) warn(message);
+  Metrics metrics = evaluate(encoded.x, encoded.y, options.batch_size);
+  metrics.dropped_rows = table.rows() - static_cast<std::int64_t>(rows.size());
   return metrics;
 }
 

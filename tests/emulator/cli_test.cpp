@@ -39,7 +39,7 @@ TEST(EmulatedCli, TrainsPredictsAndEvaluatesOnTheGpu) {
   const CliRun predict =
       run_ember("predict --device cuda --model " + model + " --data " + data + " --out " + predictions);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
-  EXPECT_EQ(slurp(predictions).substr(0, 2), "y\n");
+  EXPECT_EQ(slurp(predictions).substr(0, 12), "y_predicted\n");
 }
 
 TEST(EmulatedCli, DemoOnTheGpu) {

@@ -13,7 +13,7 @@ bool csv_input(std::span<const std::uint8_t> bytes) {
   const std::string text(reinterpret_cast<const char*>(bytes.data() + 1), bytes.size() - 1);
   try {
     const CsvTable table = parse_csv(text, "fuzz.csv", options);
-    split_features_targets(table, {table.header.back()});
+    split_features_targets(table, {table.columns.back().name});
     return true;
   } catch (const InputError&) {
     return false;

@@ -67,8 +67,8 @@ class Backend {
   // ---- ops -------------------------------------------------------------------------------------
   /// c = alpha * op(a) @ op(b) + beta * c; op(a) is (m, k), op(b) is (k, n), c is (m, n).
   /// With beta == 0, c is not read.
-  virtual void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
-                      float beta, View c) = 0;
+  virtual void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
+                      View c) = 0;
   /// y += bias broadcast over rows, in place. y is (rows, cols), bias is (1, cols).
   virtual void bias_add(View y, ConstView bias) = 0;
   /// bias_gradient = column sums of dy. dy is (rows, cols), bias_gradient is (1, cols).
@@ -77,15 +77,13 @@ class Backend {
   virtual void relu_forward(ConstView x, View y) = 0;
   /// dx = dy where y > 0, else 0. y is the forward output. dy, y, dx are (rows, cols); dx may alias dy.
   virtual void relu_backward(ConstView dy, ConstView y, View dx) = 0;
-  /// loss_sum[0] += sum over rows of the row's mean squared error, i.e. rows * MSE. Accumulates:
-  /// zero loss_sum first and divide by the rows seen to get the MSE (mean over all elements).
-  /// prediction and target are (rows, cols); loss_sum is one float of backend memory.
-  virtual void mse_loss(ConstView prediction, ConstView target, float* loss_sum) = 0;
-  /// gradient = d MSE / d prediction = 2 (prediction - target) / (rows * cols). All (rows, cols).
-  virtual void mse_gradient(ConstView prediction, ConstView target, View gradient) = 0;
-  /// mae_sum[0] += sum over rows of mean_j |scale_j * (prediction - target)|: the absolute error
-  /// in original units when scale holds the target's standard deviations. scale is (1, cols).
-  virtual void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) = 0;
+  /// The MSE loss of a batch, its metric sums and its gradient, from one read of prediction and
+  /// target (both (rows, cols)): for every column c, sums[c] += the sum over rows of (p - t)^2 and
+  /// sums[cols + c] += the sum of |p - t| (sums is 2 * cols floats of backend memory, accumulated
+  /// across calls: the loss, MAE and R^2 of an epoch come from them); when gradient is given,
+  /// gradient (rows, cols) = d MSE / d p = 2 (p - t) / (rows * cols).
+  virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
+                                     std::optional<View> gradient) = 0;
   /// The SGD update over count parameters in one flat buffer (see SgdParams). velocity is only
   /// read and written when params.momentum != 0.
   virtual void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
@@ -105,10 +103,6 @@ class Backend {
   /// narrow layers) alongside the input gradient, on a second stream joined before returning.
   virtual void dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,
                               View weight_gradient, View bias_gradient, std::optional<View> dx);
-  /// A training step's loss: mse_loss into loss_sum, mae_sum into mae_sum, and mse_gradient into
-  /// gradient, all from one read of prediction and target where the backend fuses them.
-  virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum,
-                                     float* mae_sum, View gradient);
 
   /// Every element of y = value.
   virtual void fill(View y, float value) = 0;
@@ -168,8 +162,7 @@ class Buffer {
 
 /// Creates a backend. Device::automatic picks the first usable GPU, else the CPU (and reports the
 /// reason through notice, when given). Device::cuda without a usable GPU throws InputError.
-std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {},
-                                      std::string* notice = nullptr);
+std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {}, std::string* notice = nullptr);
 
 /// Whether this build contains the CUDA backend.
 bool cuda_compiled();

@@ -3,35 +3,69 @@
 // naming the file, line and column and what to do.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ember/tensor.hpp"
 
 namespace ember {
 
+/// How read_csv reads a file. Every column is read unless columns or skip_columns say otherwise; a
+/// column is numbers unless it holds a cell that is not a number, then text (see CsvColumn).
 struct CsvOptions {
   char delimiter = ',';
+  /// When not empty, only these columns are read; the others are skipped without being parsed,
+  /// so they may hold anything. Each must exist in the header.
+  std::vector<std::string> columns{};
+  /// Columns skipped without being parsed (ids, free text). Each must exist in the header.
+  std::vector<std::string> skip_columns{};
+  /// Columns read as text even when every cell is a number (categories such as zip codes, whose
+  /// spelling matters: "02134" stays "02134").
+  std::vector<std::string> text_columns{};
 };
 
-/// A numeric CSV table: a header row of column names, then rows of finite numbers.
+enum class ColumnType { number, text, skipped };
+
+/// One column of a CsvTable. A cell is missing when it is empty or one of the tokens NA, N/A,
+/// n/a, #N/A, <NA>, NaN, nan, -NaN, -nan, NULL, null, None (pandas' defaults, docs/formats.md).
+struct CsvColumn {
+  std::string name;
+  ColumnType type = ColumnType::number;
+  std::vector<float> numbers{};       // number: one per row, NaN where the cell is missing
+  std::vector<std::int32_t> codes{};  // text: one per row, an index into labels, -1 where missing
+  std::vector<std::string> labels{};  // text: the distinct values, in order of first appearance
+
+  bool missing(std::int64_t row) const;
+  /// The cell as text: the label, the number in its shortest round-trip form, or "" when missing.
+  std::string cell(std::int64_t row) const;
+};
+
+/// A CSV table: the header's columns in file order, read as numbers, text or skipped.
 struct CsvTable {
   std::string path;
-  std::vector<std::string> header;
-  Matrix values;  // (rows, header.size())
+  std::vector<CsvColumn> columns;
   std::vector<std::int64_t> line_of_row;  // 1-based file line where each data row starts
+  /// Set when the file looks like it uses another delimiter; errors about its columns append it.
+  std::string delimiter_hint;
 
-  /// Index of the column called name; throws InputError naming the available columns.
-  std::int64_t column_index(const std::string& name) const;
-  /// The listed columns, in order, as a matrix.
-  Matrix columns(const std::vector<std::int64_t>& indices) const;
+  std::int64_t rows() const { return static_cast<std::int64_t>(line_of_row.size()); }
+  std::vector<std::string> names() const;
+  /// Index of the column called name; throws InputError naming the available columns (and the
+  /// purpose, e.g. " to skip", after the missing name).
+  std::int64_t column_index(const std::string& name, const char* purpose = "") const;
+  const CsvColumn& column(const std::string& name) const {
+    return columns[static_cast<std::size_t>(column_index(name))];
+  }
+  /// "path:line:col (column 'name')" for a cell, as errors name it.
+  std::string where(std::int64_t row, std::int64_t column) const;
 };
 
 /// Reads and validates a CSV file (see docs/formats.md). Throws InputError.
 CsvTable read_csv(const std::string& path, const CsvOptions& options = {});
 /// Parses CSV text; path is only used in messages.
-CsvTable parse_csv(const std::string& text, const std::string& path, const CsvOptions& options = {});
+CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOptions& options = {});
 
-/// Features and targets split out of a table.
+/// Features and targets split out of a table of numbers.
 struct Dataset {
   Matrix x;  // (rows, features)
   Matrix y;  // (rows, targets)
@@ -39,9 +73,13 @@ struct Dataset {
   std::vector<std::string> target_names;
 };
 
-/// Targets are the named columns, features every other column. Throws InputError when a target is
-/// unknown or no feature column is left.
+/// Targets are the named columns, features every other column; every cell must be a number.
+/// Throws InputError when a target is unknown, no feature column is left, or a cell is text or
+/// missing. (Sequential::fit on a CsvTable also handles text and missing cells.)
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names);
+
+/// text with control characters escaped (\t, \n, \r, \xNN), for messages that quote input.
+std::string printable(std::string_view text);
 
 /// Per-column mean and standard deviation (population), as float64.
 struct ColumnStatistics {

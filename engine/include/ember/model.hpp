@@ -17,6 +17,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/data.hpp"
+#include "ember/preprocessing.hpp"
 #include "ember/tensor.hpp"
 
 namespace ember {
@@ -25,7 +26,8 @@ enum class Activation { linear, relu };
 enum class Loss { mse };
 
 struct Dense {
-  explicit Dense(std::int64_t units, Activation activation = Activation::linear) : units(units), activation(activation) {}
+  explicit Dense(std::int64_t units, Activation activation = Activation::linear)
+      : units(units), activation(activation) {}
   std::int64_t units;
   Activation activation;
   bool operator==(const Dense&) const = default;
@@ -47,14 +49,29 @@ struct CompileOptions {
 };
 
 /// One epoch's figures. loss and val_loss are the training objective (MSE of the targets the model
-/// sees: standardized when normalization is on); mae and val_mae are in original target units.
+/// sees: standardized when normalization is on); mae and val_mae are in original target units; r2
+/// and val_r2 are the coefficient of determination averaged over the targets. The training figures
+/// are sums over the epoch's steps, each batch measured before its update (as Keras reports them).
 struct EpochRecord {
   std::int64_t epoch = 0;  // 1-based, counting epochs of earlier fits of this model too
   double loss = 0;
   double mae = 0;
+  double r2 = 0;
   std::optional<double> val_loss{};
   std::optional<double> val_mae{};
+  std::optional<double> val_r2{};
   double seconds = 0;
+};
+
+/// What fit is about to train on, given to FitOptions::on_train_begin.
+struct TrainingSummary {
+  std::int64_t training_rows = 0;
+  std::int64_t validation_rows = 0;
+  std::int64_t dropped_rows = 0;  // left out for a missing value (Missing::drop)
+  std::int64_t inputs = 0;        // the model's input width (after one-hot expansion)
+  std::int64_t outputs = 0;
+  std::int64_t parameters = 0;
+  std::string backend;
 };
 
 struct History {
@@ -67,19 +84,40 @@ struct FitOptions {
   double validation_split = 0.0;  // the last fraction of rows, taken before shuffling (as Keras)
   bool shuffle = true;
   std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
-  bool normalize = true;  // standardize inputs and targets with training-set statistics
-  /// Called after each batch is enqueued (batch index, batch count) and after each epoch.
+  bool normalize = true;                // standardize inputs and targets with training-set statistics
+  /// Called once the data is checked and the weights built, before the first epoch.
+  std::function<void(const TrainingSummary&)> on_train_begin{};
+  /// Called after each batch is enqueued with (batch, batches): batch counts from 1 to batches
+  /// within the epoch.
   std::function<void(std::int64_t, std::int64_t)> on_batch{};
+  /// Called after each epoch, with its figures.
   std::function<void(const EpochRecord&)> on_epoch_end{};
   /// Receives warnings (e.g. a constant column); default prints "warning: ..." to stderr.
   std::function<void(const std::string&)> on_warning{};
 };
 
+/// Options of predict and evaluate.
+struct PredictOptions {
+  std::int64_t batch_size = 1024;
+  /// Receives warnings (e.g. categories training never saw); default prints "warning: ..." to stderr.
+  std::function<void(const std::string&)> on_warning{};
+};
+
+/// One target column's figures, in original units.
+struct TargetMetrics {
+  std::string name;  // empty when the model stores no column names
+  double mse = 0;
+  double mae = 0;
+  double r2 = 0;  // as scikit-learn's r2_score; a constant target scores 1 if predicted exactly, else 0
+};
+
 struct Metrics {
   double mse = 0;  // mean over all elements, original units
   double mae = 0;
-  double r2 = 0;  // coefficient of determination, averaged over target columns
-  std::int64_t rows = 0;
+  double r2 = 0;                       // coefficient of determination, averaged over target columns
+  std::int64_t rows = 0;               // rows evaluated
+  std::int64_t dropped_rows = 0;       // rows left out for a missing value (Missing::drop)
+  std::vector<TargetMetrics> targets;  // per target column
 };
 
 class Plan;
@@ -95,10 +133,21 @@ class Sequential {
   void compile(const CompileOptions& options = {});
   /// Trains on x (rows, inputs) and y (rows, outputs). The first call fixes the input width and
   /// initializes the weights from the seed. Throws InputError on bad arguments, DivergenceError
-  /// when the loss becomes non-finite (the weights then stay at the last finite epoch).
+  /// when the loss becomes non-finite (the weights then stay as they were before fit).
   History fit(const Matrix& x, const Matrix& y, const FitOptions& options = {});
+  /// Trains on a table's columns as columns says: targets, ignored and one-hot columns, missing
+  /// values. The first such fit learns the preprocessing (categories and fill values from the
+  /// training rows, i.e. before the validation split's rows) and keeps it, like the scaler; later
+  /// fits must give the same targets, one-hot columns and missing-value policy.
+  History fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options = {});
   Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024);
+  /// Evaluates on a table's feature and target columns, selected by name and preprocessed as in fit.
+  Metrics evaluate(const CsvTable& table, const PredictOptions& options = {});
   Matrix predict(const Matrix& x, std::int64_t batch_size = 1024);
+  /// Predicts each row of a table from its feature columns, selected by name (other columns are
+  /// not read) and preprocessed as in fit. A row left out under Missing::drop predicts NaN. A model
+  /// that stores no column names takes every column of the table, in order.
+  Matrix predict(const CsvTable& table, const PredictOptions& options = {});
 
   /// Writes a safetensors checkpoint (docs/formats.md) through a temporary file and a rename.
   void save(const std::string& path) const;
@@ -123,10 +172,14 @@ class Sequential {
   const CompileOptions& compile_options() const { return options_; }
   std::int64_t epochs_completed() const { return epochs_completed_; }
   std::uint64_t seed() const { return seed_; }
-  /// Column names (optional) stored in checkpoints so predict can select columns by name.
+  /// Names the numeric feature and target columns of a model trained on matrices, so that its
+  /// checkpoint can predict from a table by column name. InputError when a built model's input
+  /// width differs from features.size().
   void set_column_names(std::vector<std::string> features, std::vector<std::string> targets);
-  const std::vector<std::string>& feature_names() const { return feature_names_; }
-  const std::vector<std::string>& target_names() const { return target_names_; }
+  /// What the first fit on a table learned of its columns (empty for a model trained on matrices).
+  const Preprocessing& preprocessing() const { return preprocessing_; }
+  std::vector<std::string> feature_names() const { return preprocessing_.feature_names(); }
+  const std::vector<std::string>& target_names() const { return preprocessing_.targets; }
   /// Name of the backend last used ("cpu", "cuda:0 (...)"), empty before.
   const std::string& backend_name() const { return backend_name_; }
   /// Why Device::automatic fell back to the CPU, empty otherwise (set by compile).
@@ -141,6 +194,8 @@ class Sequential {
   void set_options(const CompileOptions& options);
   Backend& backend();
   Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size);
+  History fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options, std::int64_t dropped_rows);
+  Preprocessing table_preprocessing(const CsvTable& table) const;
 
   std::vector<Dense> layers_;
   std::uint64_t seed_ = 0;
@@ -151,8 +206,7 @@ class Sequential {
   CompileOptions options_;
   bool compiled_ = false;
   std::int64_t epochs_completed_ = 0;
-  std::vector<std::string> feature_names_;
-  std::vector<std::string> target_names_;
+  Preprocessing preprocessing_;
   bool scaler_fitted_ = false;  // the scaler is fixed by the first fit and kept (also through save/load)
   std::unique_ptr<Backend> backend_;
   std::string backend_name_;

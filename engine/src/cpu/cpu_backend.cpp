@@ -19,7 +19,9 @@ void* CpuBackend::do_allocate(std::size_t bytes) {
   return pointer;
 }
 
-void CpuBackend::do_deallocate(void* pointer) noexcept { std::free(pointer); }
+void CpuBackend::do_deallocate(void* pointer) noexcept {
+  std::free(pointer);
+}
 
 void CpuBackend::copy_to_device(void* destination, const void* source, std::size_t bytes) {
   if (bytes > 0) std::memcpy(destination, source, bytes);
@@ -29,8 +31,8 @@ void CpuBackend::copy_to_host(void* destination, const void* source, std::size_t
   if (bytes > 0) std::memcpy(destination, source, bytes);
 }
 
-void CpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
-                        float beta, View c) {
+void CpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
+                        View c) {
   const MatmulShape shape = check_matmul(transpose_a, transpose_b, a, b, c);
   const bool ta = transpose_a == Transpose::yes;
   const bool tb = transpose_b == Transpose::yes;
@@ -81,34 +83,24 @@ void CpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
   for (std::int64_t i = 0; i < dy.size(); ++i) dx.data[i] = y.data[i] > 0.0f ? dy.data[i] : 0.0f;
 }
 
-void CpuBackend::mse_loss(ConstView prediction, ConstView target, float* loss_sum) {
-  check_same_shape(prediction, target, "mse_loss");
-  double sum = 0.0;
-  for (std::int64_t i = 0; i < prediction.size(); ++i) {
-    const double error = static_cast<double>(prediction.data[i]) - target.data[i];
-    sum += error * error;
-  }
-  *loss_sum = static_cast<float>(*loss_sum + sum / static_cast<double>(prediction.cols));
-}
-
-void CpuBackend::mse_gradient(ConstView prediction, ConstView target, View gradient) {
-  check_same_shape(prediction, target, "mse_gradient");
-  check_same_shape(prediction, gradient, "mse_gradient");
+void CpuBackend::mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
+                                       std::optional<View> gradient) {
+  check_same_shape(prediction, target, "mse_loss_and_gradient");
+  if (gradient) check_same_shape(prediction, *gradient, "mse_loss_and_gradient");
+  const std::int64_t cols = prediction.cols;
   const double scale = 2.0 / static_cast<double>(prediction.size());
-  for (std::int64_t i = 0; i < prediction.size(); ++i)
-    gradient.data[i] = static_cast<float>(scale * (static_cast<double>(prediction.data[i]) - target.data[i]));
-}
-
-void CpuBackend::mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) {
-  check_same_shape(prediction, target, "mae_sum");
-  check_bias(prediction, scale, "mae_sum");
-  double sum = 0.0;
-  for (std::int64_t i = 0; i < prediction.rows; ++i)
-    for (std::int64_t j = 0; j < prediction.cols; ++j) {
-      const std::int64_t at = i * prediction.cols + j;
-      sum += std::abs((static_cast<double>(prediction.data[at]) - target.data[at]) * scale.data[j]);
+  for (std::int64_t j = 0; j < cols; ++j) {
+    double squared = 0.0, absolute = 0.0;
+    for (std::int64_t i = 0; i < prediction.rows; ++i) {
+      const std::int64_t at = i * cols + j;
+      const double error = static_cast<double>(prediction.data[at]) - target.data[at];
+      squared += error * error;
+      absolute += std::abs(error);
+      if (gradient) gradient->data[at] = static_cast<float>(scale * error);
     }
-  *mae_sum = static_cast<float>(*mae_sum + sum / static_cast<double>(prediction.cols));
+    sums[j] = static_cast<float>(sums[j] + squared);
+    sums[cols + j] = static_cast<float>(sums[cols + j] + absolute);
+  }
 }
 
 void CpuBackend::sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
@@ -131,7 +123,8 @@ void CpuBackend::fill(View y, float value) {
 
 void CpuBackend::copy(ConstView source, View destination) {
   check_same_shape(source, destination, "copy");
-  if (source.size() > 0) std::memmove(destination.data, source.data, static_cast<std::size_t>(source.size()) * sizeof(float));
+  if (source.size() > 0)
+    std::memmove(destination.data, source.data, static_cast<std::size_t>(source.size()) * sizeof(float));
 }
 
 void CpuBackend::gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
@@ -147,6 +140,8 @@ void CpuBackend::gather_rows(ConstView source, const std::int32_t* indices, cons
   }
 }
 
-void CpuBackend::advance_cursor(std::int32_t* cursor, std::int32_t amount) { *cursor += amount; }
+void CpuBackend::advance_cursor(std::int32_t* cursor, std::int32_t amount) {
+  *cursor += amount;
+}
 
 }  // namespace ember

@@ -18,9 +18,8 @@ class CpuBackend : public Backend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void relu_forward(ConstView x, View y) override;
   void relu_backward(ConstView dy, ConstView y, View dx) override;
-  void mse_loss(ConstView prediction, ConstView target, float* loss_sum) override;
-  void mse_gradient(ConstView prediction, ConstView target, View gradient) override;
-  void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) override;
+  void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
+                             std::optional<View> gradient) override;
   void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                   const SgdParams& params) override;
   void fill(View y, float value) override;

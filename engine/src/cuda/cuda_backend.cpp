@@ -1,5 +1,5 @@
-// The CUDA backend (host code, built by the C++ compiler): Ember's kernels (or cuBLAS for matmul) on one stream, memory from cudaMalloc,
-// and each training step captured once per shape as a CUDA graph and replayed.
+// The CUDA backend (host code, built by the C++ compiler): Ember's kernels (or cuBLAS for matmul) on one stream, memory
+// from cudaMalloc, and each training step captured once per shape as a CUDA graph and replayed.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
@@ -41,11 +41,11 @@ class CudaBackend final : public Backend {
         cublas_, precision_ == kernels::MatmulPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
     EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
-    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_),
-                                kernels::kReductionScratchFloats * sizeof(float)));
+    EMBER_CUDA_CHECK(
+        cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_), kernels::kReductionScratchFloats * sizeof(float)));
     EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
-    EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&side_scratch_),
-                                kernels::kReductionScratchFloats * sizeof(float)));
+    EMBER_CUDA_CHECK(
+        cudaMalloc(reinterpret_cast<void**>(&side_scratch_), kernels::kReductionScratchFloats * sizeof(float)));
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     EMBER_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gather_done_), sizeof(unsigned)));
@@ -99,9 +99,9 @@ class CudaBackend final : public Backend {
     if (options_.matmul == MatmulProvider::cublas) return Backend::dense_forward(x, weight, bias, relu, y);
     const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
     check_bias(y, bias, "dense_forward");
-    launch_ember_matmul(false, true, shape, x, weight, y,
-                        {.kind = relu ? kernels::EpilogueKind::bias_relu : kernels::EpilogueKind::bias,
-                         .bias = bias.data});
+    launch_ember_matmul(
+        false, true, shape, x, weight, y,
+        {.kind = relu ? kernels::EpilogueKind::bias_relu : kernels::EpilogueKind::bias, .bias = bias.data});
   }
   void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) override {
     if (options_.matmul == MatmulProvider::cublas || !relu_output)
@@ -156,29 +156,12 @@ class CudaBackend final : public Backend {
     check_same_shape(dy, dx, "relu_backward");
     kernels::launch_relu_backward(dy.data, y.data, dx.data, dy.size(), stream_);
   }
-  void mse_loss(ConstView prediction, ConstView target, float* loss_sum) override {
-    check_same_shape(prediction, target, "mse_loss");
-    kernels::launch_mse_loss(prediction.data, target.data, prediction.rows, prediction.cols, loss_sum,
-                             reduction_scratch_, stream_);
-  }
-  void mse_gradient(ConstView prediction, ConstView target, View gradient) override {
-    check_same_shape(prediction, target, "mse_gradient");
-    check_same_shape(prediction, gradient, "mse_gradient");
-    kernels::launch_mse_gradient(prediction.data, target.data, gradient.data, prediction.rows, prediction.cols, stream_);
-  }
-  void mae_sum(ConstView prediction, ConstView target, ConstView scale, float* mae_sum) override {
-    check_same_shape(prediction, target, "mae_sum");
-    check_bias(prediction, scale, "mae_sum");
-    kernels::launch_mae_sum(prediction.data, target.data, scale.data, prediction.rows, prediction.cols, mae_sum,
-                            reduction_scratch_, stream_);
-  }
-  void mse_loss_and_gradient(ConstView prediction, ConstView target, ConstView scale, float* loss_sum, float* mae_sum,
-                             View gradient) override {
+  void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
+                             std::optional<View> gradient) override {
     check_same_shape(prediction, target, "mse_loss_and_gradient");
-    check_same_shape(prediction, gradient, "mse_loss_and_gradient");
-    check_bias(prediction, scale, "mse_loss_and_gradient");
-    kernels::launch_mse_loss_and_gradient(prediction.data, target.data, scale.data, prediction.rows, prediction.cols,
-                                          loss_sum, mae_sum, gradient.data, reduction_scratch_, stream_);
+    if (gradient) check_same_shape(prediction, *gradient, "mse_loss_and_gradient");
+    kernels::launch_mse_loss_and_gradient(prediction.data, target.data, prediction.rows, prediction.cols, sums,
+                                          gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
   }
   void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
                   const SgdParams& params) override {
@@ -190,10 +173,12 @@ class CudaBackend final : public Backend {
   void copy(ConstView source, View destination) override {
     check_same_shape(source, destination, "copy");
     if (source.size() == 0) return;
-    EMBER_CUDA_CHECK(cudaMemcpyAsync(destination.data, source.data, static_cast<std::size_t>(source.size()) * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, stream_));
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(destination.data, source.data,
+                                     static_cast<std::size_t>(source.size()) * sizeof(float), cudaMemcpyDeviceToDevice,
+                                     stream_));
   }
-  void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor, View destination) override {
+  void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
+                   View destination) override {
     check_gather(source, destination);
     kernels::launch_gather_rows(source.data, source.rows, source.cols, indices, cursor, destination.data,
                                 destination.rows, stream_);
@@ -256,10 +241,10 @@ class CudaBackend final : public Backend {
       cudaGetLastError();
       std::size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);
-      throw Error(fmt::format("out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} MiB free): {}; use a smaller "
-                              "batch size or model",
-                              bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0,
-                              cudaGetErrorString(status)));
+      throw Error(
+          fmt::format("out of GPU memory allocating {:.1f} MiB ({:.1f} of {:.1f} MiB free): {}; use a smaller "
+                      "batch size or model",
+                      bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0, cudaGetErrorString(status)));
     }
     return pointer;
   }

@@ -77,8 +77,8 @@ class Bench {
 
   /// host = the floats of device (as many as host holds), once the work queued before is done.
   void download(const DeviceMemory& device, std::vector<float>& host) {
-    EMBER_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                     stream_));
+    EMBER_CUDA_CHECK(
+        cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
@@ -194,12 +194,11 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     // Ember's plan for the precision, or the given one (the TF32 kernels it does not pick).
     const auto ember = [&](kernels::MatmulPrecision precision, const kernels::MatmulPlan* plan, double& relative) {
       const double figure = tflops(bench.median_ms([&] {
-        kernel = plan != nullptr ? kernels::launch_matmul_planned(*plan, g.ta, g.tb, m, n, k, a.floats(), lda,
-                                                                  b.floats(), ldb, c.floats(), n, {}, bench.stream(),
-                                                                  scratch.floats())
-                                 : kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb,
-                                                          c.floats(), n, {}, bench.stream(), precision,
-                                                          scratch.floats());
+        kernel = plan != nullptr
+                     ? kernels::launch_matmul_planned(*plan, g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb,
+                                                      c.floats(), n, {}, bench.stream(), scratch.floats())
+                     : kernels::launch_matmul(g.ta, g.tb, m, n, k, a.floats(), lda, b.floats(), ldb, c.floats(), n, {},
+                                              bench.stream(), precision, scratch.floats());
       }));
       bench.download(c, got);
       relative = relative_error(got, expected);
@@ -255,6 +254,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   DeviceMemory bias(cols * sizeof(float)), bias_gradient(cols * sizeof(float));
   DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(sizeof(std::int32_t));
   DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float)), sum(sizeof(float));
+  DeviceMemory column_sums(2 * cols * sizeof(float));
   const std::size_t cub_bytes = kernels::cub_sum_scratch_bytes(2 * n);
   DeviceMemory cub_scratch(cub_bytes);
   float* first = pair.floats();
@@ -301,15 +301,16 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   });
   measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t),
           [&] { kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream); });
-  // The loss reads prediction and target; CUB sums the same 2n floats.
+  // A plain reduction's rate beside the copy: CUB sums 2n floats.
   const double cub = gb_per_s(2 * operand, bench.median_ms([&] {
     kernels::launch_cub_sum(first, 2 * n, sum.floats(), cub_scratch.data(), cub_bytes, stream);
   }));
   emit({"cub reduce sum", 2 * operand, cub, "cub reduce sum", cub});
-  emit({"mse loss", 2 * operand, gb_per_s(2 * operand, bench.median_ms([&] {
-          kernels::launch_mse_loss(first, second, rows, cols, sum.floats(), scratch.floats(), stream);
-        })),
-        "cub reduce sum", cub});
+  // The loss reads prediction and target and writes the gradient; its column sums are small.
+  measure("mse loss + gradient", 3 * operand, [&] {
+    kernels::launch_mse_loss_and_gradient(first, second, rows, cols, column_sums.floats(), out.floats(),
+                                          scratch.floats(), stream);
+  });
   return table;
 }
 
@@ -373,8 +374,8 @@ std::vector<bench::TuningRow> tuning_table(const KernelTableOptions& options,
           bench.download(c, row.chosen ? expected : got);
           if (with_sums) bench.download(sums, row.chosen ? expected_sums : got_sums);
           if (!row.chosen)
-            row.error = std::max(relative_error(got, expected),
-                                 with_sums ? relative_error(got_sums, expected_sums) : 0.0);
+            row.error =
+                std::max(relative_error(got, expected), with_sums ? relative_error(got_sums, expected_sums) : 0.0);
           on_row(row);
           rows.push_back(row);
         }

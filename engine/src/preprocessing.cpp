@@ -1,0 +1,403 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "cells.hpp"
+#include "ember/error.hpp"
+#include "preprocessing_ops.hpp"
+
+namespace ember {
+namespace {
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + printable(name);
+  return text.empty() ? "none" : text;
+}
+
+/// "1,5" is a number written with a decimal comma.
+std::string decimal_comma_hint(std::string_view cell) {
+  std::size_t i = cell.starts_with('-') || cell.starts_with('+') ? 1 : 0;
+  const std::size_t digits = i;
+  while (i < cell.size() && std::isdigit(static_cast<unsigned char>(cell[i]))) ++i;
+  if (i == digits || i >= cell.size() || cell[i] != ',' || i + 1 == cell.size()) return {};
+  for (++i; i < cell.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(cell[i]))) return {};
+  return " (it has a decimal comma: write decimal points, 1.5 rather than 1,5)";
+}
+
+std::string feature_advice(const std::string& name) {
+  return fmt::format(
+      "if the column holds ids or text, leave it out with --ignore {0} or encode its values as "
+      "categories with --one-hot {0}",
+      printable(name));
+}
+constexpr const char* kTargetAdvice = "a regression target must be numeric";
+
+/// A used column, looked up by name; a column the reader skipped cannot be used.
+std::int64_t used_column(const CsvTable& table, const std::string& name) {
+  const std::int64_t index = table.column_index(name);
+  if (table.columns[static_cast<std::size_t>(index)].type == ColumnType::skipped)
+    throw InputError(fmt::format("{}: column '{}' was skipped when the file was read, but the model uses it",
+                                 table.path, printable(name)));
+  return index;
+}
+
+/// The column's values as numbers, one per row (NaN where missing). A text column is read through
+/// its labels, which must all be numbers; else InputError at the first cell that is not.
+std::vector<float> numbers_of(const CsvTable& table, std::int64_t index, const std::string& advice) {
+  const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
+  if (column.type == ColumnType::number) return column.numbers;
+  std::vector<float> label_values(column.labels.size());
+  std::vector<cells::Parsed> parsed(column.labels.size());
+  for (std::size_t l = 0; l < column.labels.size(); ++l)
+    parsed[l] = cells::parse_number(column.labels[l], label_values[l]);
+  std::vector<float> values(column.codes.size(), std::numeric_limits<float>::quiet_NaN());
+  for (std::size_t r = 0; r < column.codes.size(); ++r) {
+    const std::int32_t code = column.codes[r];
+    if (code < 0) continue;
+    const std::string& cell = column.labels[static_cast<std::size_t>(code)];
+    const auto row = static_cast<std::int64_t>(r);
+    if (parsed[static_cast<std::size_t>(code)] == cells::Parsed::out_of_range)
+      throw InputError(fmt::format("{}: '{}' is not a finite float32 number; remove or fix the value",
+                                   table.where(row, index), printable(cell)));
+    if (parsed[static_cast<std::size_t>(code)] == cells::Parsed::not_a_number)
+      throw InputError(fmt::format("{}: '{}' is not a number{}; {}", table.where(row, index), printable(cell),
+                                   decimal_comma_hint(cell), advice));
+    values[r] = label_values[static_cast<std::size_t>(code)];
+  }
+  return values;
+}
+
+/// Per row, the index of the cell's category in categories: -1 where missing, -2 where unseen.
+constexpr std::int32_t kMissing = -1, kUnseen = -2;
+std::vector<std::int32_t> category_codes(const CsvColumn& column, const std::vector<std::string>& categories) {
+  std::unordered_map<std::string, std::int32_t> index;
+  for (std::size_t i = 0; i < categories.size(); ++i) index.emplace(categories[i], static_cast<std::int32_t>(i));
+  const auto lookup = [&](const std::string& key) {
+    const auto found = index.find(key);
+    return found == index.end() ? kUnseen : found->second;
+  };
+  std::vector<std::int32_t> codes;
+  if (column.type == ColumnType::text) {
+    std::vector<std::int32_t> of_label(column.labels.size());
+    for (std::size_t l = 0; l < column.labels.size(); ++l) of_label[l] = lookup(column.labels[l]);
+    codes.reserve(column.codes.size());
+    for (const std::int32_t code : column.codes)
+      codes.push_back(code < 0 ? kMissing : of_label[static_cast<std::size_t>(code)]);
+  } else {
+    codes.reserve(column.numbers.size());
+    for (std::size_t r = 0; r < column.numbers.size(); ++r) {
+      const auto row = static_cast<std::int64_t>(r);
+      codes.push_back(column.missing(row) ? kMissing : lookup(column.cell(row)));
+    }
+  }
+  return codes;
+}
+
+/// Sorted as scikit-learn's OneHotEncoder sorts: by value when every category is a number.
+void sort_categories(std::vector<std::string>& categories) {
+  std::vector<float> values(categories.size());
+  bool numeric = true;
+  for (std::size_t i = 0; i < categories.size() && numeric; ++i)
+    numeric = cells::parse_number(categories[i], values[i]) == cells::Parsed::number;
+  if (!numeric) {
+    std::sort(categories.begin(), categories.end());
+    return;
+  }
+  std::vector<std::pair<float, std::string>> keyed;
+  for (std::size_t i = 0; i < categories.size(); ++i) keyed.emplace_back(values[i], categories[i]);
+  std::sort(keyed.begin(), keyed.end());
+  for (std::size_t i = 0; i < categories.size(); ++i) categories[i] = keyed[i].second;
+}
+
+[[noreturn]] void missing_cell(const CsvTable& table, std::int64_t row, std::int64_t column,
+                               const std::string& advice) {
+  throw InputError(fmt::format("{}: missing value (an empty cell, NA, NaN, null or the like); {}",
+                               table.where(row, column), advice));
+}
+
+constexpr const char* kMissingAdvice =
+    "fill in a value or remove the row, or use --missing drop to leave such rows out or --missing mean to fill "
+    "features "
+    "with their training mean";
+constexpr const char* kMissingTargetAdvice =
+    "a missing target is never filled: fill it in or remove the row, or use --missing drop to leave such rows out";
+
+}  // namespace
+
+namespace preprocessing {
+
+Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec) {
+  if (spec.targets.empty()) throw InputError("no target column given; name one with --target");
+  Preprocessing p;
+  p.missing = spec.missing;
+  for (const std::string& name : spec.targets) {
+    if (contains(p.targets, name))
+      throw InputError(fmt::format("target column '{}' is named twice in --target", printable(name)));
+    numbers_of(table, used_column(table, name), kTargetAdvice);
+    p.targets.push_back(name);
+  }
+  for (const auto& [list, flag] : {std::pair{&spec.ignore, "--ignore"}, std::pair{&spec.one_hot, "--one-hot"}})
+    for (const std::string& name : *list) {
+      table.column_index(name);
+      if (contains(spec.targets, name))
+        throw InputError(fmt::format("{} {}: '{}' is a target column; a target cannot be a feature or be ignored", flag,
+                                     printable(name), printable(name)));
+    }
+  for (const std::string& name : spec.one_hot)
+    if (contains(spec.ignore, name))
+      throw InputError(fmt::format("column '{}' is named by both --ignore and --one-hot; pick one", printable(name)));
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    const CsvColumn& column = table.columns[c];
+    if (column.type == ColumnType::skipped || contains(spec.targets, column.name) || contains(spec.ignore, column.name))
+      continue;
+    FeatureColumn feature{.name = column.name, .one_hot = contains(spec.one_hot, column.name)};
+    if (!feature.one_hot) numbers_of(table, static_cast<std::int64_t>(c), feature_advice(column.name));
+    p.features.push_back(std::move(feature));
+  }
+  for (const std::string& name : spec.one_hot) used_column(table, name);
+  if (p.features.empty())
+    throw InputError(
+        fmt::format("{}: no feature column is left once the targets and ignored columns are taken out; "
+                    "the model needs at least one input column",
+                    table.path));
+  return p;
+}
+
+void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
+  if (spec.targets != learned.targets)
+    throw InputError(fmt::format("the model was trained for the target columns {}, not {}", joined(learned.targets),
+                                 joined(spec.targets)));
+  std::vector<std::string> stored_one_hot = learned.spec().one_hot, given = spec.one_hot;
+  std::sort(stored_one_hot.begin(), stored_one_hot.end());
+  std::sort(given.begin(), given.end());
+  given.erase(std::unique(given.begin(), given.end()), given.end());
+  if (given != stored_one_hot)
+    throw InputError(
+        fmt::format("the model one-hot encodes {}, not {}; its categories were fixed by its first training",
+                    joined(stored_one_hot), joined(given)));
+  if (spec.missing != learned.missing)
+    throw InputError(fmt::format("the model was trained with --missing {}, not {}", to_string(learned.missing),
+                                 to_string(spec.missing)));
+  for (const FeatureColumn& feature : learned.features)
+    if (contains(spec.ignore, feature.name))
+      throw InputError(
+          fmt::format("--ignore {}: the model was trained with this column as a feature", printable(feature.name)));
+}
+
+std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets) {
+  std::vector<std::int64_t> features, targets;
+  for (const FeatureColumn& feature : p.features) features.push_back(used_column(table, feature.name));
+  if (with_targets)
+    for (const std::string& name : p.targets) targets.push_back(used_column(table, name));
+  std::vector<std::int64_t> rows;
+  rows.reserve(static_cast<std::size_t>(table.rows()));
+  for (std::int64_t r = 0; r < table.rows(); ++r) {
+    bool complete = true;
+    // Columns in file order, so that the error names the first missing cell of the row.
+    std::vector<std::pair<std::int64_t, bool>> used;
+    for (const std::int64_t c : features) used.emplace_back(c, false);
+    for (const std::int64_t c : targets) used.emplace_back(c, true);
+    std::sort(used.begin(), used.end());
+    for (const auto& [c, is_target] : used) {
+      if (!table.columns[static_cast<std::size_t>(c)].missing(r)) continue;
+      if (p.missing == Missing::error) missing_cell(table, r, c, is_target ? kMissingTargetAdvice : kMissingAdvice);
+      if (p.missing == Missing::mean && is_target) missing_cell(table, r, c, kMissingTargetAdvice);
+      if (p.missing == Missing::drop) complete = false;
+    }
+    if (complete) rows.push_back(r);
+  }
+  return rows;
+}
+
+void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows) {
+  for (FeatureColumn& feature : p.features) {
+    const std::int64_t index = used_column(table, feature.name);
+    const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
+    feature.fill.clear();
+    if (feature.one_hot) {
+      std::set<std::string> seen;
+      for (const std::int64_t r : rows)
+        if (!column.missing(r)) seen.insert(column.cell(r));
+      if (seen.empty())
+        throw InputError(
+            fmt::format("{}: column '{}' has no category in the training rows; it cannot be one-hot encoded",
+                        table.path, printable(feature.name)));
+      feature.categories.assign(seen.begin(), seen.end());
+      sort_categories(feature.categories);
+      if (p.missing == Missing::mean) {
+        const std::vector<std::int32_t> codes = category_codes(column, feature.categories);
+        std::vector<double> counts(feature.categories.size(), 0.0);
+        double present = 0;
+        for (const std::int64_t r : rows)
+          if (codes[static_cast<std::size_t>(r)] >= 0) {
+            counts[static_cast<std::size_t>(codes[static_cast<std::size_t>(r)])] += 1;
+            present += 1;
+          }
+        for (double& count : counts) count /= present;
+        feature.fill = std::move(counts);
+      }
+    } else if (p.missing == Missing::mean) {
+      const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
+      double sum = 0.0, present = 0.0;
+      for (const std::int64_t r : rows)
+        if (!std::isnan(values[static_cast<std::size_t>(r)])) {
+          sum += values[static_cast<std::size_t>(r)];
+          present += 1;
+        }
+      if (present == 0)
+        throw InputError(fmt::format("{}: column '{}' has no value in the training rows to take the mean of",
+                                     table.path, printable(feature.name)));
+      feature.fill = {sum / present};
+    }
+  }
+}
+
+Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows,
+               bool with_targets) {
+  Encoded out;
+  const auto n = static_cast<std::int64_t>(rows.size());
+  out.x = Matrix(n, p.input_width());
+  std::int64_t input = 0;
+  for (const FeatureColumn& feature : p.features) {
+    const std::int64_t index = used_column(table, feature.name);
+    const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
+    if (feature.one_hot) {
+      const std::vector<std::int32_t> codes = category_codes(column, feature.categories);
+      std::int64_t unseen_rows = 0;
+      std::set<std::string> unseen;  // the first kShown + 1 distinct ones: enough to say whether there are more
+      constexpr std::size_t kShown = 3;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::int32_t code = codes[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
+        if (code >= 0) {
+          out.x(i, input + code) = 1.0f;
+        } else if (code == kMissing) {
+          if (feature.fill.empty())
+            throw Error(fmt::format("encode: a missing cell in column '{}' was not filtered", feature.name));
+          for (std::size_t k = 0; k < feature.categories.size(); ++k)
+            out.x(i, input + static_cast<std::int64_t>(k)) = static_cast<float>(feature.fill[k]);
+        } else {
+          ++unseen_rows;
+          if (unseen.size() <= kShown) unseen.insert(column.cell(rows[static_cast<std::size_t>(i)]));
+        }
+      }
+      if (unseen_rows > 0) {
+        std::string examples;
+        for (auto it = unseen.begin();
+             it != unseen.end() && std::distance(unseen.begin(), it) < static_cast<std::ptrdiff_t>(kShown); ++it)
+          examples += (examples.empty() ? "" : ", ") + printable(*it);
+        out.warnings.push_back(fmt::format(
+            "column '{}': {} row{} hold{} a category that training never saw ({}{}); their indicators are all zero",
+            printable(feature.name), unseen_rows, unseen_rows == 1 ? "" : "s", unseen_rows == 1 ? "s" : "", examples,
+            unseen.size() > kShown ? ", …" : ""));
+      }
+      input += static_cast<std::int64_t>(feature.categories.size());
+    } else {
+      const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
+      for (std::int64_t i = 0; i < n; ++i) {
+        float value = values[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
+        if (std::isnan(value)) {
+          if (feature.fill.empty())
+            throw Error(fmt::format("encode: a missing cell in column '{}' was not filtered", feature.name));
+          value = static_cast<float>(feature.fill[0]);
+        }
+        out.x(i, input) = value;
+      }
+      ++input;
+    }
+  }
+  if (with_targets) {
+    out.y = Matrix(n, static_cast<std::int64_t>(p.targets.size()));
+    for (std::size_t t = 0; t < p.targets.size(); ++t) {
+      const std::vector<float> values = numbers_of(table, used_column(table, p.targets[t]), kTargetAdvice);
+      for (std::int64_t i = 0; i < n; ++i)
+        out.y(i, static_cast<std::int64_t>(t)) = values[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
+    }
+  }
+  return out;
+}
+
+Preprocessing numeric(const std::vector<std::string>& features, const std::vector<std::string>& targets) {
+  Preprocessing p;
+  for (const std::string& name : features) p.features.push_back({.name = name});
+  p.targets = targets;
+  return p;
+}
+
+}  // namespace preprocessing
+
+std::int64_t Preprocessing::input_width() const {
+  std::int64_t width = 0;
+  for (const FeatureColumn& feature : features)
+    width += feature.one_hot ? static_cast<std::int64_t>(feature.categories.size()) : 1;
+  return width;
+}
+
+std::vector<std::string> Preprocessing::input_names() const {
+  std::vector<std::string> names;
+  for (const FeatureColumn& feature : features) {
+    if (!feature.one_hot) names.push_back(feature.name);
+    for (const std::string& category : feature.categories) names.push_back(feature.name + "=" + category);
+  }
+  return names;
+}
+
+std::vector<std::string> Preprocessing::feature_names() const {
+  std::vector<std::string> names;
+  for (const FeatureColumn& feature : features) names.push_back(feature.name);
+  return names;
+}
+
+ColumnSpec Preprocessing::spec() const {
+  ColumnSpec spec{.targets = targets, .missing = missing};
+  for (const FeatureColumn& feature : features)
+    if (feature.one_hot) spec.one_hot.push_back(feature.name);
+  return spec;
+}
+
+CsvOptions Preprocessing::csv_options(char delimiter, bool with_targets) const {
+  CsvOptions options{.delimiter = delimiter};
+  for (const FeatureColumn& feature : features) {
+    options.columns.push_back(feature.name);
+    if (feature.one_hot) options.text_columns.push_back(feature.name);
+  }
+  if (with_targets) options.columns.insert(options.columns.end(), targets.begin(), targets.end());
+  return options;
+}
+
+std::string to_string(Missing missing) {
+  switch (missing) {
+    case Missing::drop:
+      return "drop";
+    case Missing::mean:
+      return "mean";
+    case Missing::error:
+      break;
+  }
+  return "error";
+}
+
+Missing parse_missing(const std::string& text) {
+  if (text == "error") return Missing::error;
+  if (text == "drop") return Missing::drop;
+  if (text == "mean") return Missing::mean;
+  throw InputError(fmt::format("--missing {}: use error, drop or mean", printable(text)));
+}
+
+Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {
+  const Preprocessing p = preprocessing::columns_of(table, {.targets = target_names});
+  preprocessing::Encoded encoded = preprocessing::encode(p, table, preprocessing::usable_rows(p, table, true), true);
+  return {std::move(encoded.x), std::move(encoded.y), p.feature_names(), p.targets};
+}
+
+}  // namespace ember

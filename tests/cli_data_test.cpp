@@ -1,0 +1,195 @@
+// The real `ember` binary on CSV files as they come from spreadsheets and databases: byte-order
+// marks, id and text columns, categories, missing values, other delimiters, standard input; the
+// figures it prints; and the flags it refuses.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli_support.hpp"
+#include "ember/backend.hpp"
+
+namespace {
+
+using namespace ember::testing;
+namespace fs = std::filesystem;
+
+/// id (text), city, x with gaps, y: what a database export looks like.
+std::string city_csv(const std::string& name, int rows, const char* last_city = "Nice") {
+  const char* cities[] = {"Paris", "Lyon", last_city};
+  std::string text = "id,city,x,y\n";
+  for (int i = 0; i < rows; ++i) {
+    const double x = (i % 11) * 0.2;
+    text += "cust_" + std::to_string(i) + "," + cities[i % 3] + "," + (i % 7 == 3 ? "" : std::to_string(x)) + "," +
+            std::to_string(x + 3.0 * (i % 3)) + "\n";
+  }
+  return file_with(name, text);
+}
+
+TEST(CliData, ByteOrderMarkFilesTrainAndPredictLikePlainOnes) {
+  const std::string plain = good_csv(), bom = file_with("bom.csv", "\xEF\xBB\xBF" + slurp(plain));
+  const std::string from_bom = dir() + "/bom.safetensors", from_plain = dir() + "/plain.safetensors";
+  ASSERT_EQ(
+      run_ember("train --device cpu --quiet --epochs 3 --data " + bom + " --target x0 --save " + from_bom).exit_code,
+      0);
+  ASSERT_EQ(run_ember("train --device cpu --quiet --epochs 3 --data " + plain + " --target x0 --save " + from_plain)
+                .exit_code,
+            0);
+  EXPECT_EQ(slurp(from_bom), slurp(from_plain));  // the same column names, weights and scaler
+  const CliRun on_plain = run_ember("predict --device cpu --model " + from_bom + " --data " + plain);
+  const CliRun on_bom = run_ember("predict --device cpu --model " + from_plain + " --data " + bom);
+  ASSERT_EQ(on_plain.exit_code, 0) << on_plain.err;
+  ASSERT_EQ(on_bom.exit_code, 0) << on_bom.err;
+  EXPECT_EQ(on_plain.out, on_bom.out);
+  EXPECT_EQ(on_plain.out.substr(0, 13), "x0_predicted\n");
+}
+
+TEST(CliData, IdsCitiesAndGapsTrainAndPredictOnUnseenCategories) {
+  const std::string data = city_csv("cities.csv", 90), model = dir() + "/cities.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 20 --layers 8 --val-split 0.2 --data " + data +
+                                 " --target y --ignore id --one-hot city --missing mean --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("Training on cpu: 72 training rows, 18 held out for validation; 2 features (4 inputs), 1 "
+                           "target, "),
+            std::string::npos)
+      << train.out;
+  EXPECT_NE(train.out.find("- r2: "), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("- val_r2: "), std::string::npos) << train.out;
+
+  // New rows: Berlin was never seen; the id column is text and the target column is empty: neither is read.
+  const std::string fresh = file_with(
+      "fresh.csv", "id,city,x,y,comment\nnew_1,Berlin,0.4,,\"free, text\"\nnew_2,Lyon,,,\nnew_3,Berlin,1,,x\n");
+  const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + fresh + " --keep id");
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  EXPECT_EQ(predict.out.substr(0, 15), "id,y_predicted\n");
+  EXPECT_NE(predict.out.find("\nnew_2,"), std::string::npos) << predict.out;
+  EXPECT_EQ(std::count(predict.out.begin(), predict.out.end(), '\n'), 4);
+  EXPECT_NE(predict.err.find("warning: " + fresh +
+                             ": column 'city': 2 rows hold a category that training never saw (Berlin); their "
+                             "indicators are all zero"),
+            std::string::npos)
+      << predict.err;
+
+  const std::string metrics = dir() + "/metrics.json";
+  const CliRun evaluate =
+      run_ember("evaluate --device cpu --model " + model + " --data " + data + " --metrics-out " + metrics);
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
+  EXPECT_NE(evaluate.out.find("rows: 90"), std::string::npos) << evaluate.out;
+  EXPECT_NE(slurp(metrics).find("\"targets\": {\n    \"y\": {"), std::string::npos) << slurp(metrics);
+  // Resuming keeps the column handling without repeating the flags; contradicting it is refused.
+  const CliRun resumed =
+      run_ember("train --device cpu --epochs 1 --quiet --data " + data + " --target y --init " + model);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  expect_input_error("train --device cpu --epochs 1 --data " + data + " --target y --init " + model + " --missing drop",
+                     "the model was trained with --missing mean, not drop");
+}
+
+TEST(CliData, MissingValuesDropOrRefuse) {
+  const std::string data = city_csv("cities.csv", 70), model = dir() + "/dropped.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 2 --data " + data +
+                                 " --target y --ignore id --one-hot city --missing drop --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("60 training rows, 10 dropped for missing values"), std::string::npos) << train.out;
+  const std::string fresh = file_with("fresh.csv", "city,x\nLyon,1\nNice,NA\n");
+  const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + fresh);
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  EXPECT_EQ(predict.out.substr(predict.out.rfind('\n', predict.out.size() - 2)), "\n\n");  // no prediction
+  EXPECT_NE(predict.err.find("1 row with a missing feature has no prediction"), std::string::npos) << predict.err;
+  expect_input_error("train --device cpu --data " + data + " --target y --ignore id --one-hot city",
+                     data + ":5:3 (column 'x'): missing value");
+  expect_input_error("train --device cpu --data " + data + " --target y --one-hot city",
+                     data +
+                         ":2:1 (column 'id'): 'cust_0' is not a number; if the column holds ids or text, leave it "
+                         "out with --ignore id or encode its values as categories with --one-hot id");
+}
+
+TEST(CliData, StandardInputAndDelimiterHints) {
+  const std::string data = good_csv();
+  const CliRun piped = run_ember("train --device cpu --epochs 2 --quiet --data - --target y", data);
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  const std::string model = dir() + "/m.safetensors";
+  ASSERT_EQ(run_ember("train --device cpu --epochs 2 --quiet --data " + data + " --target y --save " + model).exit_code,
+            0);
+  const CliRun predicted = run_ember("predict --device cpu --model " + model + " --data -", data);
+  EXPECT_EQ(predicted.exit_code, 0) << predicted.err;
+  EXPECT_EQ(predicted.out, run_ember("predict --device cpu --model " + model + " --data " + data).out);
+
+  const std::string semicolons = file_with("semi.csv", "x1;x2;y\n1,5;2,5;3\n2,5;1;4\n");
+  expect_input_error("train --device cpu --data " + semicolons + " --target y",
+                     semicolons +
+                         ":2: 3 fields, but the header has 1; every row needs one value per column; the "
+                         "header is one field holding ';': the file looks ';'-separated, so use --delimiter ;");
+  expect_input_error("train --device cpu --delimiter ';' --data " + semicolons + " --target y",
+                     semicolons + ":2:1 (column 'x1'): '1,5' is not a number (it has a decimal comma");
+}
+
+TEST(CliData, FiguresPerTargetAndLabelWarning) {
+  std::string text = "a,b,p,q\n";
+  for (int i = 0; i < 40; ++i)
+    text += std::to_string(i % 5) + "," + std::to_string(i % 3) + "," + std::to_string(i % 5 + 0.5 * (i % 3)) + "," +
+            std::to_string(i % 2) + "\n";
+  const std::string data = file_with("two.csv", text), model = dir() + "/two.safetensors", history = dir() + "/h.csv";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --data " + data + " --target p,q --save " + model +
+                                 " --history " + history + " --val-split 0.25");
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.err.find("warning: " + data +
+                           ": target column 'q' holds only the values 0, 1: if these are class "
+                           "labels, note that it is trained as regression"),
+            std::string::npos)
+      << train.err;
+  EXPECT_EQ(train.err.find("'p' holds only"), std::string::npos) << "p is not whole: " << train.err;
+  EXPECT_NE(train.out.find("; 2 features, 2 targets,"), std::string::npos) << train.out;
+  EXPECT_NE(slurp(history).find("epoch,loss,mae,r2,val_loss,val_mae,val_r2,seconds\n1,"), std::string::npos);
+  const CliRun evaluate = run_ember("evaluate --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
+  EXPECT_NE(evaluate.out.find("\np: mse "), std::string::npos) << evaluate.out;
+  EXPECT_NE(evaluate.out.find("\nq: mse "), std::string::npos) << evaluate.out;
+}
+
+TEST(CliData, RefusedFlagsNameWhatWasTyped) {
+  const std::string data = good_csv();
+  expect_input_error("train --data " + data + " --target y --layers 64,,64", "--layers 64,,64: an empty item");
+  expect_input_error("train --data " + data + " --target y,", "--target y,: an empty item");
+  expect_input_error("train --data " + data + " --target y --ignore ,x0", "--ignore ,x0: an empty item");
+  expect_input_error("train --data " + data + " --target y --seed -1", "--seed -1: must be a whole number from 0 to");
+  expect_input_error("train --data " + data + " --target y --missing fill", "--missing fill: use error, drop or mean");
+  expect_input_error("train --data " + data + " --target y --device TPU", "--device TPU: unknown device");
+  expect_input_error("train --data " + data + " --target y --ignore x9", data + ": no column named 'x9' to skip");
+  expect_input_error("train --data " + data + " --target y --one-hot y", "--one-hot y: 'y' is a target column");
+  if (!ember::cuda_unavailable_reason().empty())
+    expect_input_error("train --data " + data + " --target y --device GPU", "--device GPU: no usable GPU");
+  const std::string model = dir() + "/m.safetensors";
+  ASSERT_EQ(run_ember("train --device CPU --epochs 1 --quiet --data " + data + " --target y --save " + model).exit_code,
+            0);
+  expect_input_error("predict --model " + model + " --data " + data + " --keep y_predicted",
+                     "--keep y_predicted: the predictions are written under that name");
+
+  const CliRun diverged = run_ember("train --device cpu --data " + data + " --target y --epochs 50 --momentum 1.5");
+  EXPECT_EQ(diverged.exit_code, 3) << diverged.err;
+  EXPECT_NE(diverged.err.find("momentum 1.5 is >= 1, which makes every update grow: use --momentum below 1"),
+            std::string::npos)
+      << diverged.err;
+}
+
+TEST(CliData, CpuNoticeAtMostOnceAndNeverWhenQuiet) {
+  if (ember::cuda_unavailable_reason().empty()) GTEST_SKIP() << "a GPU is usable: there is no CPU fallback notice";
+  const std::string data = good_csv();
+  const CliRun loud = run_ember("train --epochs 1 --data " + data + " --target y");
+  EXPECT_EQ(loud.exit_code, 0) << loud.err;
+  const auto first = loud.err.find("note: no usable GPU");
+  EXPECT_NE(first, std::string::npos) << loud.err;
+  EXPECT_EQ(loud.err.find("note: no usable GPU", first + 1), std::string::npos) << loud.err;
+  const CliRun quiet = run_ember("train --quiet --epochs 1 --data " + data + " --target y");
+  EXPECT_EQ(quiet.err, "");
+  const CliRun cpu = run_ember("train --device cpu --epochs 1 --data " + data + " --target y");
+  EXPECT_EQ(cpu.err.find("note:"), std::string::npos) << cpu.err;
+}
+
+TEST(CliData, HelpSaysWhatInitOverrides) {
+  const CliRun help = run_ember("train --help");
+  EXPECT_NE(help.out.find("With --init, the architecture, optimizer settings"), std::string::npos) << help.out;
+  for (const std::string flag : {"--ignore", "--one-hot", "--missing", "--data"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  EXPECT_NE(run_ember("predict --help").out.find("--keep"), std::string::npos);
+}
+
+}  // namespace
