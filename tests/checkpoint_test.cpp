@@ -16,7 +16,9 @@ std::string read_all(const std::string& path) {
   return {std::istreambuf_iterator<char>(file), {}};
 }
 
-void write_all(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
 
 /// A valid checkpoint's bytes.
 std::string valid_checkpoint() {
@@ -88,11 +90,14 @@ TEST(Checkpoint, RejectsBadFiles) {
   EXPECT_NE(load_error(past_end).find("runs past the end"), std::string::npos);
   EXPECT_NE(load_error(good.substr(0, good.size() - 4)).find("outside the"), std::string::npos);  // truncated data
   EXPECT_NE(load_error(with_header(good, "\"F32\"", "\"F16\"")).find("has dtype F16"), std::string::npos);
-  EXPECT_NE(load_error(with_header(good, "\"shape\":[4,2]", "\"shape\":[2,4]")).find("expected [4,2]"), std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\"shape\":[4,2]", "\"shape\":[2,4]")).find("expected [4,2]"),
+            std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\"layers.0.bias\"", "\"layers.9.bias\"")).find("'layers.0.bias' is missing"),
             std::string::npos);
-  EXPECT_NE(load_error(with_header(good, "[32,48]", "[0,16]")).find("overlap"), std::string::npos);  // layers.0.bias over weight
-  EXPECT_NE(load_error(with_header(good, "\"format\":\"ember\"", "\"format\":\"other\"")).find("format"), std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "[32,48]", "[0,16]")).find("overlap"),
+            std::string::npos);  // layers.0.bias over weight
+  EXPECT_NE(load_error(with_header(good, "\"format\":\"ember\"", "\"format\":\"other\"")).find("format"),
+            std::string::npos);
   EXPECT_NE(load_error(with_header(good, "{", "[")).find("bad header"), std::string::npos);
   // An architecture bigger than the file's data fails before anything is allocated for it.
   EXPECT_NE(load_error(with_header(good, "\\\"inputs\\\":2", "\\\"inputs\\\":2000000000"))
@@ -100,8 +105,9 @@ TEST(Checkpoint, RejectsBadFiles) {
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"units\\\":4", "\\\"units\\\":3000000000")).find("1 to 2147483647 units"),
             std::string::npos);
-  EXPECT_NE(load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-")).find("its optimizer: learning rate must be > 0"),
-            std::string::npos);
+  EXPECT_NE(
+      load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-")).find("its optimizer: learning rate must be > 0"),
+      std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"epochs_completed\\\":0", "\\\"epochs_completed\\\":-1"))
                 .find("epochs_completed is negative"),
             std::string::npos);
@@ -114,6 +120,69 @@ TEST(Checkpoint, RejectsBadFiles) {
   } catch (const InputError& error) {
     EXPECT_NE(std::string(error.what()).find("cannot open"), std::string::npos);
   }
+}
+
+/// A model with named columns as version 2 writes it, and the same model as version 1 wrote it
+/// ("ember.columns": feature and target names, no preprocessing).
+std::pair<std::string, std::string> named_checkpoint_both_versions() {
+  Sequential model({Dense(4, Activation::relu), Dense(1)}, 3);
+  model.compile({.device = Device::cpu});
+  model.set_column_names({"a", "b"}, {"y"});
+  model.fit(Matrix{{1, 2}, {3, 5}, {4, 1}}, Matrix{{1}, {0}, {2}}, {.epochs = 1});
+  const std::string path = testing::work_path("named.safetensors");
+  model.save(path);
+  const std::string v2 = read_all(path);
+  std::string v1 = with_header(v2, R"("ember.version":"2")", R"("ember.version":"1")");
+  v1 = with_header(v1,
+                   R"("ember.preprocessing":"{\"features\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"targets\":[\"y\"],)"
+                   R"(\"missing\":\"error\"}")",
+                   R"("ember.columns":"{\"features\":[\"a\",\"b\"],\"targets\":[\"y\"]}")");
+  return {v1, v2};
+}
+
+TEST(Checkpoint, VersionOneFilesStillLoad) {
+  const auto [v1, v2] = named_checkpoint_both_versions();
+  const std::string path = testing::work_path("v1.safetensors");
+  write_all(path, v1);
+  Sequential old = Sequential::load(path);
+  EXPECT_EQ(old.feature_names(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(old.target_names(), std::vector<std::string>{"y"});
+  EXPECT_EQ(old.preprocessing().missing, Missing::error);
+  // Columns are selected by name: "b" before "a" in the file changes nothing.
+  const Matrix rows{{0.5f, -1.0f}, {2.0f, 0.25f}};
+  EXPECT_EQ(old.predict(parse_csv("b,a,other\n-1,0.5,x\n0.25,2,y\n", "new.csv")), old.predict(rows));
+  // Saved again, it is a version 2 file with the same content.
+  old.save(path);
+  EXPECT_EQ(read_all(path), v2);
+}
+
+TEST(Checkpoint, RejectsInconsistentPreprocessing) {
+  const std::string good = named_checkpoint_both_versions().second;
+  EXPECT_EQ(load_error(good), "no error");
+  const auto error = [&](const std::string& from, const std::string& to) {
+    return load_error(with_header(good, from, to));
+  };
+  EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"a\"})").find("feature 'a' appears twice"), std::string::npos);
+  EXPECT_NE(error(R"(,{\"name\":\"b\"})", "").find("its preprocessing gives 1 inputs, but the architecture takes 2"),
+            std::string::npos);
+  EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"b\",\"one_hot\":[\"p\",\"q\"]})")
+                .find("its preprocessing gives 3 inputs"),
+            std::string::npos);
+  EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"b\",\"one_hot\":[\"p\",\"p\"]})")
+                .find("feature 'b' has no categories or repeats one"),
+            std::string::npos);
+  EXPECT_NE(error(R"(\"missing\":\"error\")", R"(\"missing\":\"mean\")").find("feature 'a' has 0 fill values"),
+            std::string::npos);
+  EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"b\",\"fill\":[1.5]})").find("feature 'b' has 1 fill values"),
+            std::string::npos);
+  EXPECT_NE(error(R"(\"missing\":\"error\")", R"(\"missing\":\"guess\")").find("unknown missing-value policy 'guess'"),
+            std::string::npos);
+  EXPECT_NE(
+      error(R"(\"targets\":[\"y\"])", R"(\"targets\":[\"y\",\"z\"])").find("it names 2 target columns for 1 outputs"),
+      std::string::npos);
+  EXPECT_NE(
+      error(R"("ember.version":"2")", R"("ember.version":"3")").find("format version 3 is not one this Ember reads"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -151,7 +151,12 @@ TEST(Robustness, MutatedCsvFilesLoadOrRaiseInputError) {
       bytes_of(std::string(1, '\0') + "a,\"b \"\"q\"\"\",\"c\nd\"\r\n1,2,3\r\n\r\n\"4\", 5 ,6e-1\n"),
       bytes_of(std::string(1, '\1') + "p;q\n0.25;1\n3;4\n"),
       bytes_of(std::string(1, '\2') + "u\tv\tw\n1\t2\t3\n"),
+      // Ids, categories and gaps: one-hot text columns, the first column ignored, missing cells
+      // filled with means (66) or dropped (60).
+      bytes_of(std::string(1, '\x42') + "id,city,x,y\nc1,Paris,1,2\nc2,,NA,3\nc3,Lyon,2.5,4\nc4,Paris,,5\n"),
+      bytes_of(std::string(1, '\x3c') + "id,city,x,y\nc1,Paris,1,2\nc2,,NA,3\nc3,Lyon,2.5,4\nc4,Paris,,5\n"),
   };
+  for (const Bytes& seed : seeds) EXPECT_TRUE(fuzz::csv_input(seed)) << std::string(seed.begin() + 1, seed.end());
   const Outcomes outcomes =
       run_mutants(seeds, 5000, "csv", mutant, [](const Bytes& bytes) { return fuzz::csv_input(bytes); });
   // Both outcomes occur, or the mutations are not exercising the reader.
@@ -161,11 +166,16 @@ TEST(Robustness, MutatedCsvFilesLoadOrRaiseInputError) {
 
 TEST(Robustness, MutatedCheckpointsLoadOrRaiseInputError) {
   std::vector<Bytes> seeds;
-  for (const bool scaled : {false, true}) {
+  for (const int kind : {0, 1, 2}) {
     Sequential model({Dense(3, Activation::relu), Dense(2)}, 7);
     model.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .device = Device::cpu});
     const Matrix x{{1, 2}, {3, 5}, {4, 1}}, y{{1, 0}, {0, 1}, {1, 1}};
-    model.fit(x, y, {.epochs = 2, .batch_size = 2, .normalize = scaled});
+    if (kind < 2) {
+      model.fit(x, y, {.epochs = 2, .batch_size = 2, .normalize = kind == 1});
+    } else {  // a categorical column and a filled gap: the preprocessing metadata
+      const CsvTable table = parse_csv("city,x,y,z\nParis,1,1,0\nLyon,,0,1\nNice,4,1,1\n", "seed.csv");
+      model.fit(table, {.targets = {"y", "z"}, .one_hot = {"city"}, .missing = Missing::mean}, {.epochs = 2});
+    }
     const std::string path = testing::work_path("robustness-seed.safetensors");
     model.save(path);
     std::ifstream file(path, std::ios::binary);

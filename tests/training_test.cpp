@@ -1,5 +1,6 @@
 // Training behaviour on the CPU reference: convergence, determinism, checkpoints, resume, the
 // allocation-free step, partial batches, validation split, divergence, standardization.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,15 +25,16 @@ Dataset linear_data(std::int64_t rows, std::uint64_t seed) {
   data.y = Matrix(rows, 1);
   Random noise(seed + 1);
   for (std::int64_t r = 0; r < rows; ++r)
-    data.y(r, 0) = static_cast<float>(1.5 * data.x(r, 0) - 2.0 * data.x(r, 1) + 0.25 * data.x(r, 2) + 0.5 +
-                                      0.1 * noise.normal());
+    data.y(r, 0) =
+        static_cast<float>(1.5 * data.x(r, 0) - 2.0 * data.x(r, 1) + 0.25 * data.x(r, 2) + 0.5 + 0.1 * noise.normal());
   return data;
 }
 
 /// Least squares [w; b] by the normal equations, float64 Gaussian elimination.
 std::vector<double> normal_equations(const Matrix& x, const Matrix& y) {
   const std::int64_t n = x.cols() + 1;
-  std::vector<std::vector<double>> a(static_cast<std::size_t>(n), std::vector<double>(static_cast<std::size_t>(n + 1), 0.0));
+  std::vector<std::vector<double>> a(static_cast<std::size_t>(n),
+                                     std::vector<double>(static_cast<std::size_t>(n + 1), 0.0));
   for (std::int64_t r = 0; r < x.rows(); ++r) {
     std::vector<double> row(static_cast<std::size_t>(n), 1.0);
     for (std::int64_t c = 0; c < x.cols(); ++c) row[static_cast<std::size_t>(c)] = x(r, c);
@@ -62,9 +64,13 @@ TEST(Training, LinearRegressionConvergesToNormalEquations) {
   EXPECT_LT(testing::relative_error(learned.data(), expected.data(), 4), 1e-3);
 }
 
-TEST(Training, SeedExamplePredictsFive) { EXPECT_NEAR(demo::seed_example(Device::cpu), 5.0, 0.1); }
+TEST(Training, SeedExamplePredictsFive) {
+  EXPECT_NEAR(demo::seed_example(Device::cpu), 5.0, 0.1);
+}
 
-TEST(Training, HousePriceDemoReachesR2) { EXPECT_GE(demo::house_price_mlp(Device::cpu).test_r2, 0.9); }
+TEST(Training, HousePriceDemoReachesR2) {
+  EXPECT_GE(demo::house_price_mlp(Device::cpu).test_r2, 0.9);
+}
 
 TEST(Training, SameSeedGivesBitIdenticalWeights) {
   const Dataset data = linear_data(100, 3);
@@ -92,7 +98,8 @@ TEST(Training, GlorotUniformInitialization) {
   }
   EXPECT_NEAR(sum / n, 0.0, 0.01 * limit);
   EXPECT_NEAR(squares / n, limit * limit / 3.0, 0.02 * limit * limit);  // variance of U(-l, l)
-  for (std::int64_t i = 0; i < 300; ++i) EXPECT_EQ(model.parameters()[static_cast<std::size_t>(model.bias_offset(0) + i)], 0.0f);
+  for (std::int64_t i = 0; i < 300; ++i)
+    EXPECT_EQ(model.parameters()[static_cast<std::size_t>(model.bias_offset(0) + i)], 0.0f);
 }
 
 TEST(Training, SaveLoadGivesIdenticalPredictions) {
@@ -164,16 +171,18 @@ TEST(Training, FinalPartialBatchIsTrainedOn) {
   std::int64_t seen_batches = 0;
   Sequential model{Dense(1)};
   model.compile(kCpuSgd);
-  model.fit(data.x, data.y, {.epochs = 1, .batch_size = 40, .shuffle = false, .on_batch = [&](std::int64_t, std::int64_t n) {
-                               seen_batches = n;
-                             }});
+  model.fit(data.x, data.y,
+            {.epochs = 1, .batch_size = 40, .shuffle = false, .on_batch = [&](std::int64_t, std::int64_t n) {
+               seen_batches = n;
+             }});
   EXPECT_EQ(seen_batches, 2);
   // The same first batch alone ends elsewhere: the 10 remaining rows took a step.
   std::vector<std::int64_t> first40(40);
   std::iota(first40.begin(), first40.end(), 0);
   Sequential truncated{Dense(1)};
   truncated.compile(kCpuSgd);
-  truncated.fit(data.x.take_rows(first40), data.y.take_rows(first40), {.epochs = 1, .batch_size = 40, .shuffle = false});
+  truncated.fit(data.x.take_rows(first40), data.y.take_rows(first40),
+                {.epochs = 1, .batch_size = 40, .shuffle = false});
   EXPECT_NE(model.parameters(), truncated.parameters());
 }
 
@@ -190,18 +199,52 @@ TEST(Training, ValidationSplitTakesTheLastRows) {
   EXPECT_NEAR(*history.epochs.back().val_mae, metrics.mae, 1e-5 * metrics.mae);
 }
 
-TEST(Training, DivergenceThrowsAndKeepsWeights) {
+TEST(Training, DivergenceKeepsTheLastFiniteEpochAndNamesTheBatch) {
+  const Dataset data = linear_data(40, 9);
+  const CompileOptions options{
+      .optimizer = SGD{.lr = 0.9f, .momentum = 0.99f}, .loss = Loss::mse, .device = Device::cpu};
+  Sequential model{Dense(1)};
+  model.compile(options);
+  std::int64_t finite_epochs = 0;
+  try {
+    model.fit(data.x, data.y,
+              {.epochs = 500, .batch_size = 8, .on_epoch_end = [&](const EpochRecord&) { ++finite_epochs; }});
+    FAIL() << "expected a DivergenceError";
+  } catch (const DivergenceError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(fmt::format("training diverged at epoch {}, batch ", finite_epochs + 1)), std::string::npos)
+        << message;
+    EXPECT_NE(message.find(" of 5: the loss became "), std::string::npos) << message;
+    EXPECT_NE(message.find("try a smaller learning rate (--lr, now 0.9)"), std::string::npos) << message;
+    EXPECT_NE(message.find(fmt::format("the model keeps the weights of epoch {}, the last finite one", finite_epochs)),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(error.exit_code(), 3);
+  }
+  ASSERT_GT(finite_epochs, 0);
+  EXPECT_EQ(model.epochs_completed(), finite_epochs);
+  // Exactly the weights and momentum of an uninterrupted run of that many epochs.
+  Sequential same{Dense(1)};
+  same.compile(options);
+  same.fit(data.x, data.y, {.epochs = finite_epochs, .batch_size = 8});
+  EXPECT_EQ(model.parameters(), same.parameters());
+  EXPECT_EQ(model.velocity(), same.velocity());
+  for (const float w : model.parameters()) EXPECT_TRUE(std::isfinite(w));
+}
+
+TEST(Training, DivergenceInTheFirstEpochKeepsTheWeightsOfBeforeFit) {
   const Dataset data = linear_data(40, 9);
   Sequential model{Dense(1)};
-  model.compile({.optimizer = SGD{.lr = 1e6f}, .loss = Loss::mse, .device = Device::cpu});
+  model.compile({.optimizer = SGD{.lr = 1e30f}, .loss = Loss::mse, .device = Device::cpu});
   model.build(3);
   const std::vector<float> before = model.parameters();
   try {
-    model.fit(data.x, data.y, {.epochs = 50});
+    model.fit(data.x, data.y, {.epochs = 50, .batch_size = 8, .normalize = false});
     FAIL() << "expected a DivergenceError";
   } catch (const DivergenceError& error) {
-    EXPECT_NE(std::string(error.what()).find("smaller learning rate"), std::string::npos);
-    EXPECT_EQ(error.exit_code(), 3);
+    EXPECT_NE(std::string(error.what()).find("training diverged at epoch 1, batch "), std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("the model keeps the weights of before training"), std::string::npos);
   }
   EXPECT_EQ(model.parameters(), before);
   EXPECT_EQ(model.epochs_completed(), 0);

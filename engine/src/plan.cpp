@@ -45,7 +45,8 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   parameter_count_ = parameter_floats;
   const std::int64_t output_width = layers.back().units;
   const std::int64_t region = align_up(parameter_floats);
-  std::int64_t offset = 3 * region;
+  region_floats_ = region;
+  std::int64_t offset = 5 * region;
   const std::int64_t x_offset = offset;
   offset += align_up(batch_size * input_width);
   const std::int64_t y_offset = offset;
@@ -65,8 +66,9 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   arena_ = Buffer(backend_, static_cast<std::size_t>(offset) * sizeof(float));
   float* base = static_cast<float*>(arena_.data());
   parameters_ = base;
-  gradients_ = base + region;
-  velocity_ = base + 2 * region;
+  velocity_ = base + region;
+  gradients_ = base + 2 * region;
+  snapshot_ = base + 3 * region;
   x_batch_ = base + x_offset;
   y_batch_ = base + y_offset;
   gradient_buffers_ = {base + gradient_offsets[0], base + gradient_offsets[1]};
@@ -90,7 +92,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
     layers_.push_back(slots);
     in = slots.out;
   }
-  backend_.fill({velocity_, 1, region}, 0.0f);
+  backend_.fill({parameters_, 1, 2 * region}, 0.0f);  // the padding too: the snapshot copies it
   reset_epoch();
 }
 
@@ -112,6 +114,15 @@ std::vector<float> Plan::download_gradients() {
   std::vector<float> gradients(static_cast<std::size_t>(parameter_count_));
   backend_.copy_to_host(gradients.data(), gradients_, gradients.size() * sizeof(float));
   return gradients;
+}
+
+void Plan::snapshot_state() {
+  // Parameters and optimizer state are adjacent regions: one copy each way.
+  backend_.copy({parameters_, 1, 2 * region_floats_}, {snapshot_, 1, 2 * region_floats_});
+}
+
+void Plan::restore_state() {
+  backend_.copy({snapshot_, 1, 2 * region_floats_}, {parameters_, 1, 2 * region_floats_});
 }
 
 void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indices) {

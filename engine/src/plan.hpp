@@ -3,8 +3,9 @@
 // allocated once, and a training step is a fixed schedule of backend ops with no allocation.
 //
 // Arena layout (floats, each region aligned to 64 floats = 256 bytes):
-//   parameters | gradients | velocity      three regions with identical layout, so the SGD update
-//                                          is one call over all parameters
+//   parameters | velocity | gradients     regions with identical layout, so the SGD update is one
+//   | snapshot (parameters, velocity)      call over all parameters; the snapshot keeps the state
+//                                          of the last good epoch (one copy each way)
 //   x batch (B, in) | y batch (B, out)     the step's gathered inputs and targets
 //   activation l (B, units_l) per layer    forward outputs, kept for backward
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
@@ -40,6 +41,10 @@ class Plan {
 
   void upload_parameters(const std::vector<float>& parameters, const std::vector<float>& velocity);
   void download_parameters(std::vector<float>& parameters, std::vector<float>& velocity);
+  /// Copies the parameters and optimizer state aside (on the backend), and back: fit keeps the
+  /// state of the last completed epoch there, to return to when an epoch fails.
+  void snapshot_state();
+  void restore_state();
   /// The gradients of the last step (same layout as the parameters), for gradient checks.
   std::vector<float> download_gradients();
 
@@ -86,6 +91,8 @@ class Plan {
   float* parameters_ = nullptr;
   float* gradients_ = nullptr;
   float* velocity_ = nullptr;
+  float* snapshot_ = nullptr;
+  std::int64_t region_floats_ = 0;  // each region's size, aligned
   float* x_batch_ = nullptr;
   float* y_batch_ = nullptr;
   std::array<float*, 2> gradient_buffers_{};

@@ -1,10 +1,12 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "ember/error.hpp"
@@ -363,16 +365,34 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     if (options.shuffle) Random(derive_seed(shuffle_seed, static_cast<std::uint64_t>(epoch))).shuffle(order);
   };
   if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
-  History history;
-  for (std::int64_t e = 0; e < options.epochs; ++e) {
-    const auto start = std::chrono::steady_clock::now();
-    const std::int64_t epoch = epochs_completed_ + e + 1;
+  const auto run_epoch = [&] {
     backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
       plan.train_step(std::min(batch_size, train_rows - b * batch_size), sgd);
       if (options.on_batch) options.on_batch(b + 1, batches);
     }
+  };
+  // The first batch of an epoch whose loss is not finite: the epoch again from its start (the
+  // steps are deterministic), reading the sums after each step.
+  const auto first_bad_batch = [&](std::int64_t epoch) -> std::optional<std::int64_t> {
+    shuffle_for(epoch);
+    plan.restore_state();
+    backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
+    plan.reset_epoch();
+    for (std::int64_t b = 0; b < batches; ++b) {
+      plan.train_step(std::min(batch_size, train_rows - b * batch_size), sgd);
+      const std::vector<float> sums = plan.read_error_sums().train;
+      if (!std::all_of(sums.begin(), sums.end(), [](float v) { return std::isfinite(v); })) return b + 1;
+    }
+    return std::nullopt;
+  };
+  plan.snapshot_state();
+  History history;
+  for (std::int64_t e = 0; e < options.epochs; ++e) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::int64_t epoch = epochs_completed_ + e + 1;
+    run_epoch();
     for (std::int64_t first = 0; first < validation_rows; first += batch_size) {
       const std::int64_t rows = std::min(batch_size, validation_rows - first);
       plan.accumulate_validation(plan.forward(validation_x.view.row_range(first, rows)),
@@ -395,14 +415,25 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
       record.val_r2 = validation.r2;
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss)))
-      throw DivergenceError(
-          fmt::format("training diverged at epoch {}: the loss became {}; {}; the model keeps the "
-                      "weights it had before fit",
-                      epoch, record.loss, divergence_causes(options_.optimizer, scaler_.enabled)));
+    if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss))) {
+      // Back to the last finite epoch, which the model keeps.
+      const std::string where = std::isfinite(record.loss)
+                                    ? fmt::format("the validation loss became {}", *record.val_loss)
+                                    : fmt::format("the loss became {}", record.loss);
+      const std::optional<std::int64_t> batch = std::isfinite(record.loss) ? std::nullopt : first_bad_batch(epoch);
+      plan.restore_state();
+      plan.download_parameters(parameters_, velocity_);
+      epochs_completed_ += e;
+      throw DivergenceError(fmt::format("training diverged at epoch {}{}: {}; {}; the model keeps the weights of {}",
+                                        epoch, batch ? fmt::format(", batch {} of {}", *batch, batches) : std::string(),
+                                        where, divergence_causes(options_.optimizer, scaler_.enabled),
+                                        epochs_completed_ > 0
+                                            ? fmt::format("epoch {}, the last finite one", epochs_completed_)
+                                            : std::string("before training")));
+    }
+    plan.snapshot_state();
     history.epochs.push_back(record);
     if (options.on_epoch_end) options.on_epoch_end(record);
-    // Counted only now: a diverged epoch leaves the model as it was before fit.
     if (e + 1 == options.epochs) plan.download_parameters(parameters_, velocity_);
   }
   epochs_completed_ += static_cast<std::int64_t>(history.epochs.size());

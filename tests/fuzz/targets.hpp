@@ -10,8 +10,11 @@
 
 namespace ember::fuzz {
 
-/// The first byte picks the delimiter; the rest is the file. The table is then split into
-/// features and targets as `ember train` does.
+/// The first byte c picks the delimiter (c % 6: , ; tab | " newline), the missing-value policy (c / 6
+/// % 3: error, drop, mean), one-hot encoding of the text columns (c / 18 % 2) and ignoring the first
+/// column (c / 36 % 2); the rest is the file. Its last column is the target; a model learns the
+/// preprocessing from the table (fit with no epochs) and predicts the table, as `ember train` and
+/// `ember predict` do.
 bool csv_input(std::span<const std::uint8_t> bytes);
 
 /// Writes the bytes to scratch_path, loads them as a checkpoint and predicts one row.

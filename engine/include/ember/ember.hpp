@@ -6,5 +6,6 @@
 #include "ember/demo.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
+#include "ember/preprocessing.hpp"
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"

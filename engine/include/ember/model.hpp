@@ -133,7 +133,9 @@ class Sequential {
   void compile(const CompileOptions& options = {});
   /// Trains on x (rows, inputs) and y (rows, outputs). The first call fixes the input width and
   /// initializes the weights from the seed. Throws InputError on bad arguments, DivergenceError
-  /// when the loss becomes non-finite (the weights then stay as they were before fit).
+  /// when the loss becomes non-finite: the model then keeps the weights, optimizer state and epoch
+  /// count of the last epoch whose loss was finite (or those it had before fit), and the message
+  /// names the epoch and the first batch whose loss was not finite.
   History fit(const Matrix& x, const Matrix& y, const FitOptions& options = {});
   /// Trains on a table's columns as columns says: targets, ignored and one-hot columns, missing
   /// values. The first such fit learns the preprocessing (categories and fill values from the
