@@ -6,11 +6,13 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <sstream>
 
 namespace ember::cli {
@@ -88,6 +90,31 @@ std::uint64_t parse_seed(const std::string& text) {
     throw InputError(fmt::format("--seed {}: must be a whole number from 0 to {}", printable(text),
                                  std::numeric_limits<std::uint64_t>::max()));
   return seed;
+}
+
+std::string flag_for(const std::string& setting) {
+  static const std::map<std::string, std::string> flags = {{"SGD::lr", "--lr"},
+                                                           {"SGD::momentum", "--momentum"},
+                                                           {"SGD::nesterov", "--nesterov"},
+                                                           {"SGD::weight_decay", "--weight-decay"},
+                                                           {"Adam::lr", "--lr"},
+                                                           {"Adam::beta1", "--beta1"},
+                                                           {"Adam::beta2", "--beta2"},
+                                                           {"Adam::eps", "--eps"},
+                                                           {"Adam::weight_decay", "--weight-decay"},
+                                                           {"AdamW::lr", "--lr"},
+                                                           {"AdamW::beta1", "--beta1"},
+                                                           {"AdamW::beta2", "--beta2"},
+                                                           {"AdamW::eps", "--eps"},
+                                                           {"AdamW::weight_decay", "--weight-decay"}};
+  const auto found = flags.find(setting);
+  return found == flags.end() ? setting : found->second;
+}
+
+float to_float(double value, const std::string& flag) {
+  if (std::isfinite(value) && std::abs(value) > std::numeric_limits<float>::max())
+    throw InputError(fmt::format("{} {}: beyond float32's range (about 3.4e38)", flag, value));
+  return static_cast<float>(value);
 }
 
 CsvTable read_data(const std::string& data, const CsvOptions& options) {

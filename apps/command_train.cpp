@@ -5,6 +5,8 @@
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <type_traits>
+#include <variant>
 
 #include "cli_common.hpp"
 #include "ember/ember.hpp"
@@ -17,8 +19,9 @@ namespace {
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
   std::string delimiter = ",", matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, missing = "error";
+  std::string optimizer = "sgd";
   std::int64_t epochs = 100, batch_size = 32;
-  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, val_split = 0.0;
+  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
 };
 
@@ -52,17 +55,52 @@ MatmulProvider parse_matmul(const std::string& text) {
   throw InputError(fmt::format("--matmul {}: use ember or cublas", printable(text)));
 }
 
+/// The optimizer the flags ask for: --optimizer (else the checkpoint's under --init, else SGD) with
+/// its defaults, or the checkpoint's settings for the same optimizer, and each flag given on top.
+/// The library checks the values (check_optimizer); its errors name the flags.
+Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command, const Optimizer* stored) {
+  const auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  std::string kind = given("--optimizer") ? a.optimizer : (stored != nullptr ? optimizer_name(*stored) : "sgd");
+  Optimizer optimizer;
+  if (stored != nullptr && optimizer_name(*stored) == kind)
+    optimizer = *stored;
+  else if (kind == "sgd")
+    optimizer = SGD{};
+  else if (kind == "adam")
+    optimizer = Adam{};
+  else if (kind == "adamw")
+    optimizer = AdamW{};
+  else
+    throw InputError(fmt::format("--optimizer {}: use sgd, adam or adamw", printable(a.optimizer)));
+  const auto refuse = [&](std::initializer_list<const char*> flags, const char* which) {
+    for (const char* flag : flags)
+      if (given(flag)) throw InputError(fmt::format("{} applies to --optimizer {}, not {}", flag, which, kind));
+  };
+  if (auto* sgd = std::get_if<SGD>(&optimizer)) {
+    refuse({"--beta1", "--beta2", "--eps"}, "adam or adamw");
+    if (given("--momentum")) sgd->momentum = to_float(a.momentum, "--momentum");
+    if (given("--nesterov")) sgd->nesterov = a.nesterov;
+  } else {
+    refuse({"--momentum", "--nesterov"}, "sgd");
+  }
+  std::visit(
+      [&](auto& settings) {
+        if (given("--lr")) settings.lr = to_float(a.lr, "--lr");
+        if (given("--weight-decay")) settings.weight_decay = to_float(a.weight_decay, "--weight-decay");
+        if constexpr (!std::is_same_v<std::decay_t<decltype(settings)>, SGD>) {
+          if (given("--beta1")) settings.beta1 = to_float(a.beta1, "--beta1");
+          if (given("--beta2")) settings.beta2 = to_float(a.beta2, "--beta2");
+          if (given("--eps")) settings.eps = to_float(a.eps, "--eps");
+        }
+      },
+      optimizer);
+  with_flag_names([&] { check_optimizer(optimizer); });
+  return optimizer;
+}
+
 void validate(const TrainArguments& a) {
   if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
   if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
-  // The optimizer runs in float32: a value beyond its range would become infinite.
-  constexpr double largest = std::numeric_limits<float>::max();
-  if (!(a.lr > 0 && a.lr <= largest)) throw InputError(fmt::format("--lr {}: must be a number > 0", a.lr));
-  if (!(a.momentum >= 0 && a.momentum <= largest))
-    throw InputError(fmt::format("--momentum {}: must be a number >= 0", a.momentum));
-  if (a.nesterov && a.momentum == 0) throw InputError("--nesterov needs --momentum > 0");
-  if (!(a.weight_decay >= 0 && a.weight_decay <= largest))
-    throw InputError(fmt::format("--weight-decay {}: must be a number >= 0", a.weight_decay));
   if (!(a.val_split >= 0 && a.val_split < 1))
     throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
   if (!a.save.empty()) check_output_path(a.save, "--save");
@@ -108,6 +146,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   const char delimiter = parse_delimiter(a.delimiter);
   std::optional<Sequential> resumed;
   if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
+  const Optimizer optimizer =
+      optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
   const ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
   // Only the columns the model uses are read: ignored ones may hold anything.
   CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
@@ -117,11 +157,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   Sequential model = resumed ? std::move(*resumed)
                              : Sequential(parse_layers(a.layers, static_cast<std::int64_t>(spec.targets.size())), seed);
   CompileOptions options = model.compile_options();
-  if (a.init.empty() || command.count("--lr") > 0) options.optimizer.lr = static_cast<float>(a.lr);
-  if (a.init.empty() || command.count("--momentum") > 0) options.optimizer.momentum = static_cast<float>(a.momentum);
-  if (a.init.empty() || command.count("--nesterov") > 0) options.optimizer.nesterov = a.nesterov;
-  if (a.init.empty() || command.count("--weight-decay") > 0)
-    options.optimizer.weight_decay = static_cast<float>(a.weight_decay);
+  options.optimizer = optimizer;
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
@@ -204,9 +240,10 @@ void add_train_command(CLI::App& app) {
   auto arguments = std::make_shared<TrainArguments>();
   CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
   command->footer(
-      "With --init, the architecture, optimizer settings (--lr, --momentum, --nesterov, --weight-decay), column "
-      "handling (--one-hot, --missing) and scaler come from the checkpoint; the defaults shown apply to new models, "
-      "and a flag given on the command line overrides the checkpoint's optimizer setting.");
+      "With --init, the architecture, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
+      "--weight-decay, --beta1, --beta2, --eps), column handling (--one-hot, --missing) and scaler come from the "
+      "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
+      "checkpoint's setting (another --optimizer starts from fresh optimizer state).");
   command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180); - reads standard input")
       ->required();
   command
@@ -230,11 +267,16 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
       ->capture_default_str();
-  command->add_option("--lr", arguments->lr, "SGD learning rate")->capture_default_str();
-  command->add_option("--momentum", arguments->momentum, "SGD momentum (PyTorch's formula)")->capture_default_str();
-  command->add_flag("--nesterov", arguments->nesterov, "Nesterov momentum");
-  command->add_option("--weight-decay", arguments->weight_decay, "L2 weight decay added to the gradient")
+  command->add_option("--optimizer", arguments->optimizer, "sgd, adam or adamw (torch.optim's formulas)")
       ->capture_default_str();
+  command->add_option("--lr", arguments->lr, "Learning rate [default: 0.01 for sgd, 0.001 for adam and adamw]");
+  command->add_option("--momentum", arguments->momentum, "SGD momentum [default: 0]");
+  command->add_flag("--nesterov", arguments->nesterov, "SGD: Nesterov momentum");
+  command->add_option("--weight-decay", arguments->weight_decay,
+                      "Weight decay: L2 added to the gradient (sgd, adam), decoupled (adamw) [default: 0; adamw 0.01]");
+  command->add_option("--beta1", arguments->beta1, "Adam: first-moment decay [default: 0.9]");
+  command->add_option("--beta2", arguments->beta2, "Adam: second-moment decay [default: 0.999]");
+  command->add_option("--eps", arguments->eps, "Adam: added to the root of the second moment [default: 1e-8]");
   command
       ->add_option("--val-split", arguments->val_split, "Fraction of the last rows held out for validation, in [0, 1)")
       ->capture_default_str();

@@ -84,9 +84,15 @@ void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64
 void launch_mse_loss_and_gradient(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
                                   float* sums, float* gradient, float* scratch, cudaStream_t stream);
 
-/// One SGD step over count parameters (torch.optim.SGD's formula); velocity unused when momentum == 0.
-void launch_sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count, float lr,
-                       float momentum, bool nesterov, float weight_decay, cudaStream_t stream);
+/// One SGD step over count parameters (torch.optim.SGD's formula, optimizers.cu) at rate lr * *lr_scale;
+/// momentum_buffer unused (may be null) when momentum == 0.
+void launch_sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count, float lr,
+                       float momentum, bool nesterov, float weight_decay, const float* lr_scale, cudaStream_t stream);
+/// One Adam step (AdamW's with decoupled) over count parameters at rate lr * *lr_scale and step
+/// count *step (>= 1), both device memory.
+void launch_adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
+                        float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                        const float* lr_scale, const std::int32_t* step, cudaStream_t stream);
 
 /// destination row r = source row indices[*cursor + r]; destination is (rows, cols).
 void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,

@@ -128,24 +128,50 @@ inline void expect_losses_match_reference(Backend& backend) {
   }
 }
 
-inline void expect_sgd_matches_reference(Backend& backend) {
+/// Every optimizer's update, three steps from random state over tails of every length (count % 4),
+/// at a learning-rate factor of 0.5 and step counts 1 to 3 read from backend memory.
+inline void expect_optimizers_match_reference(Backend& backend) {
   CpuBackend cpu;
-  const SgdParams settings[] = {{.lr = 0.1f, .momentum = 0, .nesterov = false, .weight_decay = 0},
-                                {.lr = 0.05f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.01f},
-                                {.lr = 0.01f, .momentum = 0.8f, .nesterov = true, .weight_decay = 0.1f}};
+  const Optimizer settings[] = {SGD{.lr = 0.1f}, SGD{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 0.01f},
+                                SGD{.lr = 0.01f, .momentum = 0.8f, .nesterov = true, .weight_decay = 0.1f},
+                                Adam{.lr = 0.01f, .weight_decay = 0.05f},
+                                AdamW{.lr = 0.02f, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f}};
   std::uint64_t seed = 1300;
-  for (const std::int64_t count : {1, 3, 17, 1027, 100003})
-    for (const SgdParams& sgd : settings) {
-      Matrix w = random_matrix(1, count, ++seed), v = random_matrix(1, count, ++seed);
+  for (const std::int64_t count : {1, 3, 17, 1026, 100003})
+    for (const Optimizer& optimizer : settings) {
+      Matrix w = random_matrix(1, count, ++seed), m = random_matrix(1, count, ++seed),
+             v = random_matrix(1, count, ++seed);
+      for (std::int64_t i = 0; i < count; ++i) v.data()[i] = std::abs(v.data()[i]);  // a second moment
       const Matrix g = random_matrix(1, count, ++seed);
-      OnBackend gw(backend, w), gv(backend, v), gg(backend, g);
+      OnBackend gw(backend, w), gm(backend, m), gv(backend, v), gg(backend, g);
+      OptimizerScalars host{.lr_scale = 0.5f, .step = 0};
+      Buffer scalars(backend, sizeof(OptimizerScalars));
+      auto* device = static_cast<OptimizerScalars*>(scalars.data());
+      backend.copy_to_device(device, &host, sizeof(host));
       for (int step = 0; step < 3; ++step) {
-        cpu.sgd_update(w.data(), g.data(), v.data(), count, sgd);
-        backend.sgd_update(gw.view().data, gg.view().data, gv.view().data, count, sgd);
+        if (const auto* sgd = std::get_if<SGD>(&optimizer)) {
+          cpu.sgd_update(w.data(), g.data(), m.data(), count, *sgd, &host);
+          backend.sgd_update(gw.view().data, gg.view().data, gm.view().data, count, *sgd, device);
+        } else {
+          ++host.step;
+          backend.advance_cursor(&device->step, 1);
+          const bool decoupled = std::holds_alternative<AdamW>(optimizer);
+          const Adam adam = decoupled ? Adam{.lr = std::get<AdamW>(optimizer).lr,
+                                             .beta1 = std::get<AdamW>(optimizer).beta1,
+                                             .beta2 = std::get<AdamW>(optimizer).beta2,
+                                             .eps = std::get<AdamW>(optimizer).eps,
+                                             .weight_decay = std::get<AdamW>(optimizer).weight_decay}
+                                      : std::get<Adam>(optimizer);
+          cpu.adam_update(w.data(), g.data(), m.data(), v.data(), count, adam, decoupled, &host);
+          backend.adam_update(gw.view().data, gg.view().data, gm.view().data, gv.view().data, count, adam, decoupled,
+                              device);
+        }
       }
-      EXPECT_LT(relative_error(gw.download(), w), kFloat32Tolerance) << count;
-      if (sgd.momentum != 0) {
-        EXPECT_LT(relative_error(gv.download(), v), kFloat32Tolerance) << count;
+      const std::string name = optimizer_name(optimizer);
+      EXPECT_LT(relative_error(gw.download(), w), kFloat32Tolerance) << name << " " << count;
+      EXPECT_LT(relative_error(gm.download(), m), kFloat32Tolerance) << name << " " << count;
+      if (name != "sgd") {
+        EXPECT_LT(relative_error(gv.download(), v), kFloat32Tolerance) << name << " " << count;
       }
     }
 }
@@ -288,15 +314,14 @@ struct TrainingRun {
 };
 
 /// 50 SGD steps (Nesterov, weight decay) of a small MLP on random data, the same batches on every backend.
-inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {}) {
+inline const Optimizer kNesterov = SGD{.lr = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 1e-4f};
+
+inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {}, Optimizer optimizer = kNesterov) {
   Dataset data;
   data.x = testing::random_matrix(800, 13, 2024);
   data.y = testing::random_matrix(800, 3, 2025);
   Sequential model({Dense(33, Activation::relu), Dense(17, Activation::relu), Dense(3)}, 9);
-  model.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 1e-4f},
-                 .loss = Loss::mse,
-                 .device = device,
-                 .backend = backend});
+  model.compile({.optimizer = optimizer, .loss = Loss::mse, .device = device, .backend = backend});
   // 800 rows, batch 16: exactly 50 steps in one epoch.
   TrainingRun run;
   run.history = model.fit(data.x, data.y, {.epochs = 1, .batch_size = 16});

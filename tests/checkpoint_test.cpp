@@ -20,10 +20,10 @@ void write_all(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-/// A valid checkpoint's bytes.
+/// A valid checkpoint's bytes (with SGD's momentum buffers).
 std::string valid_checkpoint() {
   Sequential model({Dense(4, Activation::relu), Dense(1)}, 3);
-  model.compile({.device = Device::cpu});
+  model.compile({.optimizer = SGD{.momentum = 0.9f}, .device = Device::cpu});
   model.build(2);
   const std::string path = testing::work_path("valid.safetensors");
   model.save(path);
@@ -64,7 +64,9 @@ TEST(Checkpoint, HeaderLayout) {
   EXPECT_NE(header.find("\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[4,2]"), std::string::npos);
   EXPECT_NE(header.find("\"layers.1.bias\":{\"dtype\":\"F32\",\"shape\":[1]"), std::string::npos);
   const std::uint64_t parameters = 4 * 2 + 4 + 1 * 4 + 1;
-  EXPECT_EQ(bytes.size(), 8 + length + 2 * parameters * sizeof(float));  // weights and velocity
+  EXPECT_EQ(bytes.size(), 8 + length + 2 * parameters * sizeof(float));  // weights and momentum
+  EXPECT_NE(header.find("\"optimizer.momentum_buffer.layers.1.bias\":{\"dtype\":\"F32\",\"shape\":[1]"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, LoadingSetsUpNoBackend) {
@@ -105,13 +107,13 @@ TEST(Checkpoint, RejectsBadFiles) {
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"units\\\":4", "\\\"units\\\":3000000000")).find("1 to 2147483647 units"),
             std::string::npos);
-  EXPECT_NE(
-      load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-")).find("its optimizer: learning rate must be > 0"),
-      std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-"))
+                .find("its optimizer: SGD::lr -0.01: must be a finite number > 0"),
+            std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"epochs_completed\\\":0", "\\\"epochs_completed\\\":-1"))
                 .find("epochs_completed is negative"),
             std::string::npos);
-  EXPECT_NE(load_error(with_header(good, "\\\"momentum\\\":0.0", "\\\"momentum\\\":1e39"))
+  EXPECT_NE(load_error(with_header(good, "\\\"momentum\\\":0.8999999761581421", "\\\"momentum\\\":1e39"))
                 .find("optimizer momentum 1e+39 is not a float32 number"),
             std::string::npos);
   try {

@@ -186,7 +186,7 @@ TEST(CliData, CpuNoticeAtMostOnceAndNeverWhenQuiet) {
 
 TEST(CliData, HelpSaysWhatInitOverrides) {
   const CliRun help = run_ember("train --help");
-  EXPECT_NE(help.out.find("With --init, the architecture, optimizer settings"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("With --init, the architecture, optimizer and its settings"), std::string::npos) << help.out;
   for (const std::string flag : {"--ignore", "--one-hot", "--missing", "--data"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   EXPECT_NE(run_ember("predict --help").out.find("--keep"), std::string::npos);

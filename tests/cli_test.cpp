@@ -50,9 +50,17 @@ TEST(Cli, ResumeWithInitContinuesEpochs) {
 TEST(Cli, BadFlagsExitTwo) {
   const std::string data = good_csv();
   expect_input_error("train --data " + data + " --target y --epochs -1", "--epochs -1: must be 0 or more");
-  expect_input_error("train --data " + data + " --target y --lr 0", "--lr 0: must be a number > 0");
-  expect_input_error("train --data " + data + " --target y --lr -0.5", "--lr -0.5: must be a number > 0");
-  expect_input_error("train --data " + data + " --target y --lr 1e39", "--lr 1e+39: must be a number > 0");
+  expect_input_error("train --data " + data + " --target y --lr 0", "--lr 0: must be a finite number > 0");
+  expect_input_error("train --data " + data + " --target y --lr -0.5", "--lr -0.5: must be a finite number > 0");
+  expect_input_error("train --data " + data + " --target y --lr 1e39", "--lr 1e+39: beyond float32's range");
+  expect_input_error("train --data " + data + " --target y --optimizer adam --beta2 1", "--beta2 1: must be in [0, 1)");
+  expect_input_error("train --data " + data + " --target y --optimizer adamw --momentum 0.9",
+                     "--momentum applies to --optimizer sgd, not adamw");
+  expect_input_error("train --data " + data + " --target y --eps 1e-6",
+                     "--eps applies to --optimizer adam or adamw, not sgd");
+  expect_input_error("train --data " + data + " --target y --nesterov", "--nesterov needs a momentum > 0");
+  expect_input_error("train --data " + data + " --target y --optimizer rmsprop",
+                     "--optimizer rmsprop: use sgd, adam or adamw");
   expect_input_error("train --data " + dir() + " --target y", dir() + ": is a directory; give a CSV file");
   expect_input_error("predict --model " + dir() + " --data " + data,
                      dir() + ": is a directory; give a checkpoint file");

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "cpu/cpu_backend.hpp"
 #include "ember/error.hpp"
@@ -87,10 +88,11 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
   // Two steps with momentum 0.9, weight decay 0.1, by hand from torch.optim.SGD's documentation.
   std::vector<float> w{1.0f, -2.0f}, v{0.0f, 0.0f};
   const std::vector<float> g{0.5f, 0.25f};
-  const SgdParams sgd{.lr = 0.1f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.1f};
+  const SGD sgd{.lr = 0.2f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.1f};
+  const OptimizerScalars half{.lr_scale = 0.5f, .step = 0};  // the rate applied is 0.1
   double w_ref[2] = {1.0, -2.0}, v_ref[2] = {0.0, 0.0};
   for (int step = 0; step < 2; ++step) {
-    cpu.sgd_update(w.data(), g.data(), v.data(), 2, sgd);
+    cpu.sgd_update(w.data(), g.data(), v.data(), 2, sgd, &half);
     for (int i = 0; i < 2; ++i) {
       const double d = g[i] + 0.1 * w_ref[i];
       v_ref[i] = 0.9 * v_ref[i] + d;
@@ -101,23 +103,85 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
   EXPECT_NEAR(w[1], w_ref[1], 1e-6);
   EXPECT_NEAR(v[1], v_ref[1], 1e-6);
 
+  const OptimizerScalars one{};
   std::vector<float> wn{1.0f}, vn{0.0f};
   const std::vector<float> gn{0.5f};
-  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1,
-                 {.lr = 0.1f, .momentum = 0.9f, .nesterov = true, .weight_decay = 0});
+  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1, {.lr = 0.1f, .momentum = 0.9f, .nesterov = true}, &one);
   EXPECT_FLOAT_EQ(vn[0], 0.5f);
   EXPECT_FLOAT_EQ(wn[0], 1.0f - 0.1f * (0.5f + 0.9f * 0.5f));  // g + mu v
   std::vector<float> wp{1.0f};
-  cpu.sgd_update(wp.data(), gn.data(), nullptr, 1, {.lr = 0.1f, .momentum = 0, .nesterov = false, .weight_decay = 0});
+  cpu.sgd_update(wp.data(), gn.data(), nullptr, 1, {.lr = 0.1f}, &one);
   EXPECT_FLOAT_EQ(wp[0], 0.95f);
 }
 
-TEST(CpuOps, SgdRejectsBadParameters) {
-  float w = 1, g = 1, v = 0;
-  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 0, .momentum = 0, .nesterov = false, .weight_decay = 0}),
-               InputError);
-  EXPECT_THROW(cpu.sgd_update(&w, &g, &v, 1, {.lr = 1, .momentum = 0, .nesterov = true, .weight_decay = 0}),
-               InputError);
+/// torch.optim.Adam / AdamW's update (non-capturable, non-amsgrad), computed here in float64 from
+/// the documented algorithm: the values the op must reproduce, step by step.
+void adam_by_the_book(std::vector<double>& w, std::vector<double>& m, std::vector<double>& v,
+                      const std::vector<float>& g, double lr, double beta1, double beta2, double eps, double decay,
+                      bool decoupled, int t) {
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    double grad = g[i];
+    if (decoupled)
+      w[i] *= 1 - lr * decay;
+    else
+      grad += decay * w[i];
+    m[i] = beta1 * m[i] + (1 - beta1) * grad;
+    v[i] = beta2 * v[i] + (1 - beta2) * grad * grad;
+    const double step_size = lr / (1 - std::pow(beta1, t));
+    const double denominator = std::sqrt(v[i]) / std::sqrt(1 - std::pow(beta2, t)) + eps;
+    w[i] -= step_size * m[i] / denominator;
+  }
+}
+
+TEST(CpuOps, AdamAndAdamWFollowPytorchFormulas) {
+  for (const bool decoupled : {false, true}) {
+    const Adam adam{.lr = 0.02f, .beta1 = 0.8f, .beta2 = 0.95f, .eps = 1e-3f, .weight_decay = 0.3f};
+    std::vector<float> w{1.0f, -2.0f, 0.5f}, m(3, 0.0f), v(3, 0.0f);
+    std::vector<double> w_ref{1.0, -2.0, 0.5}, m_ref(3, 0.0), v_ref(3, 0.0);
+    OptimizerScalars scalars{.lr_scale = 0.5f, .step = 0};
+    for (int step = 1; step <= 5; ++step) {
+      // A different gradient each step, so that the moments matter.
+      const std::vector<float> g{0.5f * static_cast<float>(step), -0.25f, 1e-3f / static_cast<float>(step)};
+      scalars.step = step;
+      cpu.adam_update(w.data(), g.data(), m.data(), v.data(), 3, adam, decoupled, &scalars);
+      adam_by_the_book(w_ref, m_ref, v_ref, g, 0.01, 0.8, 0.95, 1e-3, 0.3, decoupled, step);
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_NEAR(w[i], w_ref[i], 1e-6) << "decoupled " << decoupled << " step " << step << " i " << i;
+        EXPECT_NEAR(m[i], m_ref[i], 1e-6);
+        EXPECT_NEAR(v[i], v_ref[i], 1e-6);
+      }
+    }
+    // The first step moves each weight by about lr against its gradient's sign, Adam's signature.
+    std::vector<float> w1{1.0f}, m1{0.0f}, v1{0.0f};
+    const std::vector<float> g1{123.0f};
+    const OptimizerScalars first{.lr_scale = 1.0f, .step = 1};
+    cpu.adam_update(w1.data(), g1.data(), m1.data(), v1.data(), 1, {.lr = 0.01f, .eps = 1e-8f}, decoupled, &first);
+    EXPECT_NEAR(w1[0], 0.99f, 1e-6);
+  }
+  float w = 1, g = 1, m = 0, v = 0;
+  const OptimizerScalars unstarted{};
+  EXPECT_THROW(cpu.adam_update(&w, &g, &m, &v, 1, Adam{}, false, &unstarted), Error);
+}
+
+TEST(CpuOps, OptimizersRejectBadSettingsNamingThem) {
+  const auto error = [](const Optimizer& optimizer) {
+    try {
+      check_optimizer(optimizer);
+    } catch (const SettingError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error(SGD{.lr = 0}), "SGD::lr 0: must be a finite number > 0");
+  EXPECT_EQ(error(SGD{.nesterov = true}), "SGD::nesterov needs a momentum > 0");
+  EXPECT_EQ(error(SGD{.momentum = -1}), "SGD::momentum -1: must be a finite number >= 0");
+  EXPECT_EQ(error(Adam{.beta1 = 1.0f}), "Adam::beta1 1: must be in [0, 1)");
+  EXPECT_EQ(error(AdamW{.eps = 0}), "AdamW::eps 0: must be a finite number > 0");
+  EXPECT_EQ(error(Adam{.lr = std::numeric_limits<float>::infinity()}), "Adam::lr inf: must be a finite number > 0");
+  EXPECT_EQ(error(AdamW{}), "no error");
+  float w = 1, g = 1, b = 0;
+  const OptimizerScalars one{};
+  EXPECT_THROW(cpu.sgd_update(&w, &g, &b, 1, {.lr = 0}, &one), InputError);
 }
 
 TEST(CpuOps, FillCopyGatherAdvance) {

@@ -57,9 +57,9 @@ TEST(FastCpu, LossesMatchReference) {
   expect_losses_match_reference(fast);
 }
 
-TEST(FastCpu, SgdMatchesReference) {
+TEST(FastCpu, OptimizersMatchReference) {
   FastCpuBackend fast;
-  expect_sgd_matches_reference(fast);
+  expect_optimizers_match_reference(fast);
 }
 
 TEST(FastCpu, GatherFillCopy) {

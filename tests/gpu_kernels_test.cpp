@@ -90,9 +90,9 @@ TEST(GpuKernels, LossesMatchCpuAndAreDeterministic) {
   expect_losses_match_reference(*gpu);
 }
 
-TEST(GpuKernels, SgdMatchesCpuWithTails) {
+TEST(GpuKernels, OptimizersMatchCpuWithTails) {
   EMBER_REQUIRE_GPU(gpu);
-  expect_sgd_matches_reference(*gpu);
+  expect_optimizers_match_reference(*gpu);
 }
 
 TEST(GpuKernels, GatherFillCopyMatchCpu) {

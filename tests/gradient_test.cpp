@@ -53,13 +53,13 @@ void expect_gradients_match(Backend& backend, const std::vector<Dense>& layers) 
   const Matrix noise = testing::random_matrix(1, model.parameter_count(), 13);
   for (std::size_t i = 0; i < parameters.size(); ++i) parameters[i] += 0.1f * noise.data()[i];
 
-  Plan plan(backend, layers, inputs, rows);
-  plan.upload_parameters(parameters, std::vector<float>(parameters.size(), 0.0f));
+  Plan plan(backend, layers, inputs, rows, SGD{.lr = 1e-3f});
+  plan.upload_parameters(parameters);
   const BackendMatrix device_x(backend, x), device_y(backend, y);
   std::vector<std::int32_t> order(rows);
   std::iota(order.begin(), order.end(), 0);
   plan.bind_training_set(device_x.view, device_y.view, order.data());
-  plan.train_step(rows, {.lr = 1e-3f, .momentum = 0, .nesterov = false, .weight_decay = 0});
+  plan.train_step(rows);
   const std::vector<float> analytic = plan.download_gradients();
 
   std::vector<double> point(parameters.begin(), parameters.end()), numeric;

@@ -30,16 +30,17 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(2 * random.uniform() - 1);
   for (std::int64_t i = 0; i < y.size(); ++i) y.data()[i] = static_cast<float>(2 * random.uniform() - 1);
 
-  Plan plan(backend, layers, step.width, step.batch);
-  plan.upload_parameters(model.parameters(), model.velocity());
+  // A small rate keeps the weights finite however many steps run.
+  const Optimizer optimizer = SGD{.lr = 1e-4f, .momentum = 0.9f};
+  Plan plan(backend, layers, step.width, step.batch, optimizer);
+  plan.upload_parameters(model.parameters(),
+                         std::vector<float>(model.parameters().size() * optimizer_state_names(optimizer).size()));
   const BackendMatrix device_x(backend, x), device_y(backend, y);
   std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
   Buffer indices(backend, order.size() * sizeof(std::int32_t));
   backend.copy_to_device(indices.data(), order.data(), order.size() * sizeof(std::int32_t));
   plan.bind_training_set(device_x.view, device_y.view, static_cast<const std::int32_t*>(indices.data()));
-  // A small rate keeps the weights finite however many steps run.
-  const SgdParams sgd{.lr = 1e-4f, .momentum = 0.9f, .nesterov = false, .weight_decay = 0.0f};
 
   using Clock = std::chrono::steady_clock;
   std::vector<double> step_ms, host_us;
@@ -47,7 +48,7 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     plan.reset_epoch();
     backend.synchronize();
     const auto start = Clock::now();
-    for (std::int64_t s = 0; s < steps_per_run; ++s) plan.train_step(step.batch, sgd);
+    for (std::int64_t s = 0; s < steps_per_run; ++s) plan.train_step(step.batch);
     const auto enqueued = Clock::now();
     backend.synchronize();
     const auto done = Clock::now();

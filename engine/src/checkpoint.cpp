@@ -14,9 +14,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 #include "ember/error.hpp"
 #include "ember/model.hpp"
+#include "parameter_layout.hpp"
 #include "preprocessing_ops.hpp"
 
 static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
@@ -28,8 +31,9 @@ using Json = nlohmann::ordered_json;
 namespace {
 
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
-// Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing";
-// version 1 files still load.
+// Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing" and named
+// the optimizer state as PyTorch does ("optimizer.velocity" became "optimizer.momentum_buffer",
+// written only with momentum); version 1 files still load.
 constexpr int kFormatVersion = 2;
 
 struct TensorEntry {
@@ -39,28 +43,12 @@ struct TensorEntry {
   std::int64_t count;
 };
 
-/// Tensor names and shapes of a model, in file order, with their offset into parameters().
-struct NamedRange {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::int64_t offset;
-  std::int64_t count;
-};
-
 }  // namespace
 
 class CheckpointIo {
  public:
-  static std::vector<NamedRange> ranges(const Sequential& model) {
-    std::vector<NamedRange> out;
-    std::int64_t in = model.input_width_;
-    for (std::size_t l = 0; l < model.layers_.size(); ++l) {
-      const std::int64_t units = model.layers_[l].units;
-      out.push_back({fmt::format("layers.{}.weight", l), {units, in}, model.weight_offset(l), units * in});
-      out.push_back({fmt::format("layers.{}.bias", l), {units}, model.bias_offset(l), units});
-      in = units;
-    }
-    return out;
+  static std::vector<ParameterLayout::Tensor> ranges(const Sequential& model) {
+    return ParameterLayout(model.layers_, model.input_width_).tensors();
   }
 
   static Json metadata(const Sequential& model) {
@@ -72,13 +60,25 @@ class CheckpointIo {
     const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_},
                          {"x_mean", s.x.mean},   {"x_std", s.x.std},
                          {"y_mean", s.y.mean},   {"y_std", s.y.std}};
-    const SGD& sgd = model.options_.optimizer;
-    const Json optimizer = {{"type", "sgd"},
-                            {"lr", sgd.lr},
-                            {"momentum", sgd.momentum},
-                            {"nesterov", sgd.nesterov},
-                            {"weight_decay", sgd.weight_decay},
-                            {"epochs_completed", model.epochs_completed_}};
+    Json optimizer = {{"type", optimizer_name(model.options_.optimizer)}};
+    if (const auto* sgd = std::get_if<SGD>(&model.options_.optimizer)) {
+      optimizer.update({{"lr", sgd->lr},
+                        {"momentum", sgd->momentum},
+                        {"nesterov", sgd->nesterov},
+                        {"weight_decay", sgd->weight_decay}});
+    } else {
+      std::visit(
+          [&](const auto& adam) {
+            if constexpr (!std::is_same_v<std::decay_t<decltype(adam)>, SGD>)
+              optimizer.update({{"lr", adam.lr},
+                                {"beta1", adam.beta1},
+                                {"beta2", adam.beta2},
+                                {"eps", adam.eps},
+                                {"weight_decay", adam.weight_decay}});
+          },
+          model.options_.optimizer);
+    }
+    optimizer.update({{"step", model.optimizer_step_}, {"epochs_completed", model.epochs_completed_}});
     Json features = Json::array();
     for (const FeatureColumn& feature : model.preprocessing_.features) {
       Json entry = {{"name", feature.name}};
@@ -100,13 +100,13 @@ class CheckpointIo {
   static void save(const Sequential& model, const std::string& path) {
     if (!model.built()) throw InputError("the model has no weights yet; fit or build it before save");
     std::vector<TensorEntry> tensors;
-    for (const NamedRange& range : ranges(model)) {
+    for (const ParameterLayout::Tensor& range : ranges(model))
       tensors.push_back({range.name, range.shape, model.parameters_.data() + range.offset, range.count});
-    }
-    for (const NamedRange& range : ranges(model)) {
-      tensors.push_back(
-          {"optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset, range.count});
-    }
+    const std::vector<std::string> state = optimizer_state_names(model.options_.optimizer);
+    for (std::size_t b = 0; b < state.size(); ++b)
+      for (const ParameterLayout::Tensor& range : ranges(model))
+        tensors.push_back({"optimizer." + state[b] + "." + range.name, range.shape,
+                           model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, range.count});
     Json header = {{"__metadata__", metadata(model)}};
     std::int64_t offset = 0;
     for (const TensorEntry& tensor : tensors) {
@@ -250,10 +250,37 @@ class CheckpointIo {
         return static_cast<float>(value);
       };
       CompileOptions options;
-      options.optimizer.lr = float_value("lr");
-      options.optimizer.momentum = float_value("momentum");
-      options.optimizer.nesterov = optimizer.at("nesterov").get<bool>();
-      options.optimizer.weight_decay = float_value("weight_decay");
+      const auto type = optimizer.value("type", "sgd");
+      const auto adam_settings = [&](auto adam) {
+        adam.lr = float_value("lr");
+        adam.beta1 = float_value("beta1");
+        adam.beta2 = float_value("beta2");
+        adam.eps = float_value("eps");
+        adam.weight_decay = float_value("weight_decay");
+        return adam;
+      };
+      if (type == "sgd")
+        options.optimizer = SGD{.lr = float_value("lr"),
+                                .momentum = float_value("momentum"),
+                                .nesterov = optimizer.at("nesterov").get<bool>(),
+                                .weight_decay = float_value("weight_decay")};
+      else if (type == "adam")
+        options.optimizer = adam_settings(Adam{});
+      else if (type == "adamw")
+        options.optimizer = adam_settings(AdamW{});
+      else
+        throw fail(fmt::format("unknown optimizer type '{}'", printable(type)));
+      // Compiled with the stored optimizer (which sizes its state), but no backend yet: the first
+      // fit or predict creates it, on the device the caller may still choose with compile.
+      try {
+        model.set_options(options);
+      } catch (const InputError& error) {
+        throw fail(fmt::format("its optimizer: {}", error.what()));
+      }
+      const auto step = optimizer.value("step", std::int64_t{0});
+      if (step < 0 || step > std::numeric_limits<std::int32_t>::max())
+        throw fail(fmt::format("its optimizer's step {} is outside 0 to 2^31 - 1", step));
+      model.optimizer_step_ = static_cast<std::int32_t>(step);
       model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
       if (model.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
@@ -309,20 +336,21 @@ class CheckpointIo {
         spans.emplace_back(offsets[0], offsets[1]);
         std::memcpy(out, data.data() + offsets[0], offsets[1] - offsets[0]);
       };
-      for (const NamedRange& range : ranges(model)) {
+      // Version 1 called SGD's momentum buffer "velocity" and wrote it even without momentum.
+      const std::vector<std::string> state = optimizer_state_names(options.optimizer);
+      for (const ParameterLayout::Tensor& range : ranges(model)) {
         read_tensor(range.name, range.shape, model.parameters_.data() + range.offset, true);
-        read_tensor("optimizer.velocity." + range.name, range.shape, model.velocity_.data() + range.offset, false);
+        for (std::size_t b = 0; b < state.size(); ++b)
+          read_tensor(fmt::format("optimizer.{}.{}", version == 1 ? "velocity" : state[b], range.name), range.shape,
+                      model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, version > 1);
+        if (version == 1 && state.empty()) {
+          std::vector<float> ignored(static_cast<std::size_t>(range.count));
+          read_tensor("optimizer.velocity." + range.name, range.shape, ignored.data(), false);
+        }
       }
       std::sort(spans.begin(), spans.end());
       for (std::size_t i = 1; i < spans.size(); ++i)
         if (spans[i].first < spans[i - 1].second) throw fail("two tensors' data overlap");
-      // Compiled with the stored optimizer, but no backend yet: the first fit or predict creates
-      // it, on the device the caller may still choose with compile (no GPU set up for nothing).
-      try {
-        model.set_options(options);
-      } catch (const InputError& error) {
-        throw fail(fmt::format("its optimizer: {}", error.what()));
-      }
       return model;
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad metadata: {}", error.what()));

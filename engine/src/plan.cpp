@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
+#include <type_traits>
+#include <variant>
 
 #include "ember/error.hpp"
 
@@ -30,23 +32,23 @@ BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
   view = {static_cast<const float*>(buffer.data()), host.rows(), host.cols()};
 }
 
-Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size)
-    : backend_(backend), id_(next_plan_id()), batch_size_(batch_size), input_width_(input_width) {
+Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+           std::optional<Optimizer> optimizer)
+    : backend_(backend),
+      id_(next_plan_id()),
+      batch_size_(batch_size),
+      input_width_(input_width),
+      layout_(layers, input_width),
+      optimizer_(std::move(optimizer)) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
-  // First pass: offsets in floats from the arena start; second pass turns them into pointers.
-  std::int64_t parameter_floats = 0;
+  if (optimizer_) state_buffers_ = static_cast<std::int64_t>(optimizer_state_names(*optimizer_).size());
   std::int64_t widest = 1;
-  std::int64_t in = input_width;
-  for (const Dense& layer : layers) {
-    parameter_floats += layer.units * in + layer.units;
-    widest = std::max(widest, layer.units);
-    in = layer.units;
-  }
-  parameter_count_ = parameter_floats;
+  for (const Dense& layer : layers) widest = std::max(widest, layer.units);
   const std::int64_t output_width = layers.back().units;
-  const std::int64_t region = align_up(parameter_floats);
-  region_floats_ = region;
-  std::int64_t offset = 5 * region;
+  // First pass: offsets in floats from the arena start; second pass turns them into pointers.
+  region_floats_ = align_up(layout_.count());
+  const std::int64_t training_regions = optimizer_ ? 1 + state_buffers_ + 1 + (1 + state_buffers_) : 1;
+  std::int64_t offset = training_regions * region_floats_;
   const std::int64_t x_offset = offset;
   offset += align_up(batch_size * input_width);
   const std::int64_t y_offset = offset;
@@ -56,73 +58,111 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
     output_offsets.push_back(offset);
     offset += align_up(batch_size * layer.units);
   }
-  const std::array<std::int64_t, 2> gradient_offsets{offset, offset + align_up(batch_size * widest)};
-  offset += 2 * align_up(batch_size * widest);
+  std::array<std::int64_t, 2> gradient_offsets{};
+  if (optimizer_) {
+    gradient_offsets = {offset, offset + align_up(batch_size * widest)};
+    offset += 2 * align_up(batch_size * widest);
+  }
   const std::int64_t sums_offset = offset;
   offset += align_up(4 * output_width);
   const std::int64_t cursor_offset = offset;
+  offset += kAlignFloats;
+  const std::int64_t scalars_offset = offset;
   offset += kAlignFloats;
 
   arena_ = Buffer(backend_, static_cast<std::size_t>(offset) * sizeof(float));
   float* base = static_cast<float*>(arena_.data());
   parameters_ = base;
-  velocity_ = base + region;
-  gradients_ = base + 2 * region;
-  snapshot_ = base + 3 * region;
+  if (optimizer_) {
+    state_ = base + region_floats_;
+    gradients_ = base + (1 + state_buffers_) * region_floats_;
+    snapshot_ = base + (2 + state_buffers_) * region_floats_;
+    gradient_buffers_ = {base + gradient_offsets[0], base + gradient_offsets[1]};
+  }
   x_batch_ = base + x_offset;
   y_batch_ = base + y_offset;
-  gradient_buffers_ = {base + gradient_offsets[0], base + gradient_offsets[1]};
   error_sums_ = base + sums_offset;
   cursor_ = reinterpret_cast<std::int32_t*>(base + cursor_offset);
+  scalars_ = reinterpret_cast<OptimizerScalars*>(base + scalars_offset);
 
-  std::int64_t parameter_offset = 0;
-  in = input_width;
   for (std::size_t l = 0; l < layers.size(); ++l) {
+    const ParameterLayout::Layer& span = layout_.layers()[l];
     LayerSlots slots;
-    slots.in = in;
-    slots.out = layers[l].units;
+    slots.in = span.in;
+    slots.out = span.out;
     slots.activation = layers[l].activation;
-    slots.weight = parameters_ + parameter_offset;
-    slots.weight_gradient = gradients_ + parameter_offset;
-    parameter_offset += slots.out * slots.in;
-    slots.bias = parameters_ + parameter_offset;
-    slots.bias_gradient = gradients_ + parameter_offset;
-    parameter_offset += slots.out;
+    slots.weight = parameters_ + span.weight;
+    slots.bias = parameters_ + span.bias;
+    if (optimizer_) {
+      slots.weight_gradient = gradients_ + span.weight;
+      slots.bias_gradient = gradients_ + span.bias;
+    }
     slots.output = base + output_offsets[l];
     layers_.push_back(slots);
-    in = slots.out;
   }
-  backend_.fill({parameters_, 1, 2 * region}, 0.0f);  // the padding too: the snapshot copies it
+  // Parameters and state with their padding (the snapshot copies it); the state starts at zero.
+  backend_.fill({parameters_, 1, (optimizer_ ? 1 + state_buffers_ : 1) * region_floats_}, 0.0f);
+  const OptimizerScalars first{};
+  backend_.copy_to_device(scalars_, &first, sizeof(first));
   reset_epoch();
 }
 
-void Plan::upload_parameters(const std::vector<float>& parameters, const std::vector<float>& velocity) {
-  const std::size_t bytes = static_cast<std::size_t>(parameter_count_) * sizeof(float);
-  backend_.copy_to_device(parameters_, parameters.data(), bytes);
-  backend_.copy_to_device(velocity_, velocity.data(), bytes);
+void Plan::require_training(const char* what) const {
+  if (!optimizer_) throw Error(fmt::format("{} needs a training plan (one made with an optimizer)", what));
 }
 
-void Plan::download_parameters(std::vector<float>& parameters, std::vector<float>& velocity) {
-  const std::size_t bytes = static_cast<std::size_t>(parameter_count_) * sizeof(float);
-  parameters.resize(static_cast<std::size_t>(parameter_count_));
-  velocity.resize(static_cast<std::size_t>(parameter_count_));
-  backend_.copy_to_host(parameters.data(), parameters_, bytes);
-  backend_.copy_to_host(velocity.data(), velocity_, bytes);
+void Plan::upload_parameters(const std::vector<float>& parameters, const std::vector<float>& state, std::int32_t step) {
+  const std::size_t count = static_cast<std::size_t>(layout_.count());
+  if (parameters.size() != count) throw Error(fmt::format("{} parameters for a plan of {}", parameters.size(), count));
+  backend_.copy_to_device(parameters_, parameters.data(), count * sizeof(float));
+  if (!optimizer_) return;
+  if (state.size() != count * static_cast<std::size_t>(state_buffers_))
+    throw Error(fmt::format("{} optimizer state values for {} buffers of {}", state.size(), state_buffers_, count));
+  for (std::int64_t b = 0; b < state_buffers_; ++b)
+    backend_.copy_to_device(state_ + b * region_floats_, state.data() + static_cast<std::size_t>(b) * count,
+                            count * sizeof(float));
+  backend_.copy_to_device(&scalars_->step, &step, sizeof(step));
+}
+
+void Plan::download_parameters(std::vector<float>& parameters, std::vector<float>& state, std::int32_t& step) {
+  const std::size_t count = static_cast<std::size_t>(layout_.count());
+  parameters.resize(count);
+  backend_.copy_to_host(parameters.data(), parameters_, count * sizeof(float));
+  if (!optimizer_) return;
+  state.resize(count * static_cast<std::size_t>(state_buffers_));
+  for (std::int64_t b = 0; b < state_buffers_; ++b)
+    backend_.copy_to_host(state.data() + static_cast<std::size_t>(b) * count, state_ + b * region_floats_,
+                          count * sizeof(float));
+  backend_.copy_to_host(&step, &scalars_->step, sizeof(step));
 }
 
 std::vector<float> Plan::download_gradients() {
-  std::vector<float> gradients(static_cast<std::size_t>(parameter_count_));
+  require_training("download_gradients");
+  std::vector<float> gradients(static_cast<std::size_t>(layout_.count()));
   backend_.copy_to_host(gradients.data(), gradients_, gradients.size() * sizeof(float));
   return gradients;
 }
 
 void Plan::snapshot_state() {
-  // Parameters and optimizer state are adjacent regions: one copy each way.
-  backend_.copy({parameters_, 1, 2 * region_floats_}, {snapshot_, 1, 2 * region_floats_});
+  // Parameters and optimizer state are adjacent regions: one copy each way. The step count is not
+  // part of it: Sequential keeps it on the host.
+  require_training("snapshot_state");
+  const std::int64_t floats = (1 + state_buffers_) * region_floats_;
+  backend_.copy({parameters_, 1, floats}, {snapshot_, 1, floats});
 }
 
 void Plan::restore_state() {
-  backend_.copy({snapshot_, 1, 2 * region_floats_}, {parameters_, 1, 2 * region_floats_});
+  require_training("restore_state");
+  const std::int64_t floats = (1 + state_buffers_) * region_floats_;
+  backend_.copy({snapshot_, 1, floats}, {parameters_, 1, floats});
+}
+
+void Plan::set_lr_scale(float scale) {
+  backend_.copy_to_device(&scalars_->lr_scale, &scale, sizeof(scale));
+}
+
+void Plan::set_step(std::int32_t step) {
+  backend_.copy_to_device(&scalars_->step, &step, sizeof(step));
 }
 
 void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indices) {
@@ -137,11 +177,12 @@ void Plan::reset_epoch() {
   backend_.copy_to_device(cursor_, &zero, sizeof(zero));
 }
 
-void Plan::train_step(std::int64_t rows, const SgdParams& sgd) {
+void Plan::train_step(std::int64_t rows) {
+  require_training("train_step");
   if (rows <= 0 || rows > batch_size_)
     throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
   if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
-  backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows, sgd); });
+  backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows); });
 }
 
 ConstView Plan::forward(ConstView input) {
@@ -160,7 +201,7 @@ ConstView Plan::forward(ConstView input) {
   return activation;
 }
 
-void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
+void Plan::enqueue_train_step(std::int64_t rows) {
   const std::int64_t output_width = layers_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, output_width};
@@ -194,7 +235,27 @@ void Plan::enqueue_train_step(std::int64_t rows, const SgdParams& sgd) {
                             input_gradient);
     if (input_gradient) gradient = *input_gradient;
   }
-  backend_.sgd_update(parameters_, gradients_, velocity_, parameter_count_, sgd);
+  enqueue_update();
+}
+
+void Plan::enqueue_update() {
+  const std::int64_t count = layout_.count();
+  if (const auto* sgd = std::get_if<SGD>(&*optimizer_)) {
+    backend_.sgd_update(parameters_, gradients_, state_buffers_ > 0 ? state_ : nullptr, count, *sgd, scalars_);
+    return;
+  }
+  // Adam and AdamW: the step count first (bias correction), on the backend.
+  backend_.advance_cursor(&scalars_->step, 1);
+  const bool decoupled = std::holds_alternative<AdamW>(*optimizer_);
+  const Adam adam = std::visit(
+      [](const auto& a) -> Adam {
+        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, SGD>)
+          return {};
+        else
+          return {.lr = a.lr, .beta1 = a.beta1, .beta2 = a.beta2, .eps = a.eps, .weight_decay = a.weight_decay};
+      },
+      *optimizer_);
+  backend_.adam_update(parameters_, gradients_, state_, state_ + region_floats_, count, adam, decoupled, scalars_);
 }
 
 void Plan::accumulate_validation(ConstView prediction, ConstView target) {

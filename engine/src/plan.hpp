@@ -2,21 +2,25 @@
 // A model compiled for one backend and one batch size: every tensor has a place in one arena
 // allocated once, and a training step is a fixed schedule of backend ops with no allocation.
 //
-// Arena layout (floats, each region aligned to 64 floats = 256 bytes):
-//   parameters | velocity | gradients     regions with identical layout, so the SGD update is one
-//   | snapshot (parameters, velocity)      call over all parameters; the snapshot keeps the state
-//                                          of the last good epoch (one copy each way)
+// Arena layout (floats, each region aligned to 64 floats = 256 bytes); a training plan has all of
+// it, an inference plan (no optimizer) only the parameters, batch and activations:
+//   parameters | optimizer state 1..k      regions with the parameters' layout (ParameterLayout),
+//   | gradients                            so an update is one call over all parameters; k is 0
+//                                          (SGD), 1 (SGD with momentum) or 2 (Adam, AdamW)
+//   snapshot (parameters, state)           the state of the last good epoch: one copy each way
 //   x batch (B, in) | y batch (B, out)     the step's gathered inputs and targets
 //   activation l (B, units_l) per layer    forward outputs, kept for backward
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
 //                                          l + 1 no longer needs
-//   error sums: training (2, out) and validation (2, out) | cursor (int32)
+//   error sums: training (2, out) and validation (2, out) | cursor (int32) | OptimizerScalars
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "ember/backend.hpp"
 #include "ember/model.hpp"
+#include "parameter_layout.hpp"
 
 namespace ember {
 
@@ -30,21 +34,30 @@ struct BackendMatrix {
 
 class Plan {
  public:
-  Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size);
+  /// A training plan with optimizer, else an inference plan (forward only).
+  Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+       std::optional<Optimizer> optimizer = std::nullopt);
   ~Plan() { backend_.forget_steps(id_); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
   std::int64_t batch_size() const { return batch_size_; }
-  std::int64_t parameter_count() const { return parameter_count_; }
+  std::int64_t parameter_count() const { return layout_.count(); }
   std::size_t arena_bytes() const { return arena_.bytes(); }
 
-  void upload_parameters(const std::vector<float>& parameters, const std::vector<float>& velocity);
-  void download_parameters(std::vector<float>& parameters, std::vector<float>& velocity);
+  /// The parameters and, for a training plan, the optimizer state (its buffers one after another,
+  /// optimizer_state_names order, each of the parameters' layout) and step count.
+  void upload_parameters(const std::vector<float>& parameters, const std::vector<float>& state = {},
+                         std::int32_t step = 0);
+  void download_parameters(std::vector<float>& parameters, std::vector<float>& state, std::int32_t& step);
   /// Copies the parameters and optimizer state aside (on the backend), and back: fit keeps the
   /// state of the last completed epoch there, to return to when an epoch fails.
   void snapshot_state();
   void restore_state();
+  /// The learning-rate factor the next steps apply (a schedule's, OptimizerScalars::lr_scale).
+  void set_lr_scale(float scale);
+  /// The optimizer's step count (OptimizerScalars::step), e.g. back to a snapshot's.
+  void set_step(std::int32_t step);
   /// The gradients of the last step (same layout as the parameters), for gradient checks.
   std::vector<float> download_gradients();
 
@@ -54,7 +67,7 @@ class Plan {
   /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch).
   void reset_epoch();
   /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, update.
-  void train_step(std::int64_t rows, const SgdParams& sgd);
+  void train_step(std::int64_t rows);
 
   // ---- inference -------------------------------------------------------------------------------
   /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
@@ -79,25 +92,30 @@ class Plan {
     float* bias_gradient = nullptr;
     float* output = nullptr;  // (B, out)
   };
-  void enqueue_train_step(std::int64_t rows, const SgdParams& sgd);
+  void enqueue_train_step(std::int64_t rows);
+  void enqueue_update();
+  void require_training(const char* what) const;
 
   Backend& backend_;
   std::uint64_t id_;  // names this plan's recorded steps in the backend
   std::int64_t batch_size_;
   std::int64_t input_width_;
-  std::int64_t parameter_count_ = 0;
+  ParameterLayout layout_;
+  std::optional<Optimizer> optimizer_;
+  std::int64_t state_buffers_ = 0;  // k
+  std::int64_t region_floats_ = 0;  // each parameter-layout region's size, aligned
   Buffer arena_;
   std::vector<LayerSlots> layers_;
   float* parameters_ = nullptr;
+  float* state_ = nullptr;  // k regions
   float* gradients_ = nullptr;
-  float* velocity_ = nullptr;
   float* snapshot_ = nullptr;
-  std::int64_t region_floats_ = 0;  // each region's size, aligned
   float* x_batch_ = nullptr;
   float* y_batch_ = nullptr;
   std::array<float*, 2> gradient_buffers_{};
   float* error_sums_ = nullptr;  // training (2, out), then validation (2, out)
   std::int32_t* cursor_ = nullptr;
+  OptimizerScalars* scalars_ = nullptr;
   ConstView train_x_{}, train_y_{};
   const std::int32_t* train_indices_ = nullptr;
 };

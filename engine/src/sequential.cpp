@@ -27,11 +27,7 @@ void check_finite(const Matrix& values, const char* what) {
             fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1, values(r, c)));
 }
 
-SgdParams to_sgd_params(const SGD& sgd) {
-  return {sgd.lr, sgd.momentum, sgd.nesterov, sgd.weight_decay};
-}
-
-constexpr std::int64_t kMaxWidth = std::numeric_limits<std::int32_t>::max();  // the kernels' index range
+constexpr std::int64_t kMaxWidth = ParameterLayout::kMaxWidth;
 
 }  // namespace
 
@@ -60,7 +56,14 @@ Sequential::Sequential(Sequential&&) noexcept = default;
 Sequential& Sequential::operator=(Sequential&&) noexcept = default;
 
 void Sequential::set_options(const CompileOptions& options) {
-  check_sgd(to_sgd_params(options.optimizer));
+  check_optimizer(options.optimizer);
+  // Another optimizer (or SGD with momentum switched on or off) starts from fresh state, as a new
+  // torch.optim optimizer would; new settings of the same one keep it.
+  if (optimizer_state_names(options.optimizer) != optimizer_state_names(options_.optimizer) ||
+      options.optimizer.index() != options_.optimizer.index()) {
+    optimizer_state_.assign(parameters_.size() * optimizer_state_names(options.optimizer).size(), 0.0f);
+    optimizer_step_ = 0;
+  }
   options_ = options;
   compiled_ = true;
 }
@@ -86,51 +89,34 @@ void Sequential::set_column_names(std::vector<std::string> features, std::vector
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {
-  std::int64_t offset = 0;
-  std::int64_t in = input_width_;
-  for (std::size_t l = 0; l < layer; ++l) {
-    offset += layers_[l].units * in + layers_[l].units;
-    in = layers_[l].units;
-  }
-  return offset;
+  return ParameterLayout(layers_, input_width_).layers().at(layer).weight;
 }
 
 std::int64_t Sequential::bias_offset(std::size_t layer) const {
-  const std::int64_t in = layer == 0 ? input_width_ : layers_[layer - 1].units;
-  return weight_offset(layer) + layers_[layer].units * in;
+  return ParameterLayout(layers_, input_width_).layers().at(layer).bias;
 }
 
 std::int64_t Sequential::parameter_count_for(std::int64_t input_width) const {
-  if (input_width <= 0 || input_width > kMaxWidth)
-    throw InputError(fmt::format("the model needs 1 to {} input columns, got {}", kMaxWidth, input_width));
-  std::int64_t count = 0;
-  std::int64_t in = input_width;
-  for (const Dense& layer : layers_) {
-    std::int64_t layer_count = 0;  // (in + 1) * units: both factors < 2^31 + 1, so no overflow
-    if (__builtin_add_overflow(count, (in + 1) * layer.units, &layer_count))
-      throw InputError("the model's parameter count overflows 64 bits; use narrower or fewer layers");
-    count = layer_count;
-    in = layer.units;
-  }
-  return count;
+  return ParameterLayout(layers_, input_width).count();
 }
 
 void Sequential::build(std::int64_t input_width) {
   const std::int64_t count = parameter_count_for(input_width);
+  const std::size_t state_buffers = optimizer_state_names(options_.optimizer).size();
   try {
     parameters_.clear();
     parameters_.reserve(static_cast<std::size_t>(count));
-    velocity_.clear();
-    velocity_.reserve(static_cast<std::size_t>(count));
+    optimizer_state_.assign(static_cast<std::size_t>(count) * state_buffers, 0.0f);
   } catch (const std::exception&) {  // std::bad_alloc, or std::length_error beyond max_size()
     parameters_ = {};
-    velocity_ = {};
+    optimizer_state_ = {};
     input_width_ = 0;
-    throw InputError(
-        fmt::format("cannot allocate the model's {} parameters ({:.1f} GiB with the optimizer state); "
-                    "use narrower or fewer layers",
-                    count, 2.0 * static_cast<double>(count) * sizeof(float) / (1u << 30)));
+    throw InputError(fmt::format(
+        "cannot allocate the model's {} parameters ({:.1f} GiB with the optimizer state); "
+        "use narrower or fewer layers",
+        count, static_cast<double>(1 + state_buffers) * static_cast<double>(count) * sizeof(float) / (1u << 30)));
   }
+  optimizer_step_ = 0;
   input_width_ = input_width;
   std::int64_t in = input_width;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -143,7 +129,6 @@ void Sequential::build(std::int64_t input_width) {
     parameters_.insert(parameters_.end(), static_cast<std::size_t>(out), 0.0f);
     in = out;
   }
-  velocity_.assign(parameters_.size(), 0.0f);
   epochs_completed_ = 0;
 }
 
@@ -238,13 +223,15 @@ void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& n
 }
 
 /// Names what likely made training diverge.
-std::string divergence_causes(const SGD& sgd, bool normalized) {
-  std::string causes = fmt::format("try a smaller learning rate (--lr, now {})", sgd.lr);
-  if (sgd.momentum >= 1.0f)
-    causes += fmt::format("; momentum {} is >= 1, which makes every update grow: use --momentum below 1", sgd.momentum);
-  if (sgd.weight_decay * sgd.lr >= 1.0f)
-    causes += fmt::format("; weight decay {} times the learning rate is >= 1, which overshoots (--weight-decay)",
-                          sgd.weight_decay);
+std::string divergence_causes(const Optimizer& optimizer, bool normalized) {
+  std::string causes = fmt::format("try a smaller learning rate (--lr, now {})", learning_rate(optimizer));
+  const float decay = std::visit([](const auto& settings) { return settings.weight_decay; }, optimizer);
+  if (const auto* sgd = std::get_if<SGD>(&optimizer); sgd != nullptr && sgd->momentum >= 1.0f)
+    causes +=
+        fmt::format("; momentum {} is >= 1, which makes every update grow: use --momentum below 1", sgd->momentum);
+  if (decay * learning_rate(optimizer) >= 1.0f)
+    causes +=
+        fmt::format("; weight decay {} times the learning rate is >= 1, which overshoots (--weight-decay)", decay);
   if (!normalized) causes += "; the inputs and targets are not standardized (--no-normalize)";
   return causes;
 }
@@ -331,8 +318,8 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
 
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
-  Plan plan(backend, layers_, input_width_, batch_size);
-  plan.upload_parameters(parameters_, velocity_);
+  Plan plan(backend, layers_, input_width_, batch_size, options_.optimizer);
+  plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
 
   // The data goes to the backend once; the steps gather their batches there.
   const Matrix y_train_scaled = scaler_.y.standardize(y_train);
@@ -355,7 +342,6 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
                             .parameters = parameter_count(),
                             .backend = backend_name_});
 
-  const SgdParams sgd = to_sgd_params(options_.optimizer);
   const std::uint64_t shuffle_seed = options.seed.value_or(seed_);
   const std::int64_t batches = (train_rows + batch_size - 1) / batch_size;
   // The row order of an epoch (absolute epoch numbers, so a resumed run shuffles as an uninterrupted one).
@@ -364,12 +350,15 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     std::iota(order.begin(), order.end(), 0);
     if (options.shuffle) Random(derive_seed(shuffle_seed, static_cast<std::uint64_t>(epoch))).shuffle(order);
   };
+  // The step count of the snapshot (counted on the host: the snapshot copies only the buffers).
+  const bool counts_steps = !std::holds_alternative<SGD>(options_.optimizer);
+  std::int32_t step_before_epoch = optimizer_step_;
   if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
   const auto run_epoch = [&] {
     backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
-      plan.train_step(std::min(batch_size, train_rows - b * batch_size), sgd);
+      plan.train_step(std::min(batch_size, train_rows - b * batch_size));
       if (options.on_batch) options.on_batch(b + 1, batches);
     }
   };
@@ -378,10 +367,11 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   const auto first_bad_batch = [&](std::int64_t epoch) -> std::optional<std::int64_t> {
     shuffle_for(epoch);
     plan.restore_state();
+    plan.set_step(step_before_epoch);
     backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
-      plan.train_step(std::min(batch_size, train_rows - b * batch_size), sgd);
+      plan.train_step(std::min(batch_size, train_rows - b * batch_size));
       const std::vector<float> sums = plan.read_error_sums().train;
       if (!std::all_of(sums.begin(), sums.end(), [](float v) { return std::isfinite(v); })) return b + 1;
     }
@@ -422,7 +412,8 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
                                     : fmt::format("the loss became {}", record.loss);
       const std::optional<std::int64_t> batch = std::isfinite(record.loss) ? std::nullopt : first_bad_batch(epoch);
       plan.restore_state();
-      plan.download_parameters(parameters_, velocity_);
+      plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
+      optimizer_step_ = step_before_epoch;
       epochs_completed_ += e;
       throw DivergenceError(fmt::format("training diverged at epoch {}{}: {}; {}; the model keeps the weights of {}",
                                         epoch, batch ? fmt::format(", batch {} of {}", *batch, batches) : std::string(),
@@ -432,9 +423,10 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
                                             : std::string("before training")));
     }
     plan.snapshot_state();
+    if (counts_steps) step_before_epoch = optimizer_step_ + static_cast<std::int32_t>((e + 1) * batches);
     history.epochs.push_back(record);
     if (options.on_epoch_end) options.on_epoch_end(record);
-    if (e + 1 == options.epochs) plan.download_parameters(parameters_, velocity_);
+    if (e + 1 == options.epochs) plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
   }
   epochs_completed_ += static_cast<std::int64_t>(history.epochs.size());
   return history;
@@ -443,7 +435,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
 Matrix Sequential::predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) {
   const std::int64_t rows = x_scaled.rows();
   Plan plan(backend, layers_, input_width_, std::min(batch_size, rows));
-  plan.upload_parameters(parameters_, velocity_);
+  plan.upload_parameters(parameters_);
   const BackendMatrix input(backend, x_scaled);
   Matrix output(rows, output_width());
   for (std::int64_t first = 0; first < rows; first += plan.batch_size()) {

@@ -57,14 +57,4 @@ inline void check_batch(ConstView x, ConstView y, View x_batch, View y_batch) {
                             x.rows, y.rows, x_batch.rows, y_batch.rows));
 }
 
-inline void check_sgd(const SgdParams& params) {
-  if (!(params.lr > 0.0f && std::isfinite(params.lr)))
-    throw InputError(fmt::format("learning rate must be > 0 and finite, got {}", params.lr));
-  if (!(params.momentum >= 0.0f && std::isfinite(params.momentum)))
-    throw InputError(fmt::format("momentum must be >= 0 and finite, got {}", params.momentum));
-  if (!(params.weight_decay >= 0.0f && std::isfinite(params.weight_decay)))
-    throw InputError(fmt::format("weight decay must be >= 0 and finite, got {}", params.weight_decay));
-  if (params.nesterov && params.momentum == 0.0f) throw InputError("Nesterov momentum needs a momentum > 0");
-}
-
 }  // namespace ember

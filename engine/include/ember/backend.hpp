@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "ember/optimizers.hpp"
 #include "ember/tensor.hpp"
 
 namespace ember {
@@ -24,13 +25,13 @@ enum class MatmulProvider { ember, cublas };
 /// mantissa, FP32 accumulation) where the GPU has them.
 enum class Precision { fp32, tf32 };
 
-/// torch.optim.SGD's update: g = grad + weight_decay * w; with momentum v = momentum * v + g and
-/// g = v (or g + momentum * v with Nesterov); w -= lr * g.
-struct SgdParams {
-  float lr = 0.01f;
-  float momentum = 0.0f;
-  bool nesterov = false;
-  float weight_decay = 0.0f;
+/// What an optimizer step reads when it runs rather than when it is recorded, so that a recorded
+/// step (a CUDA graph) stays valid for a whole run: the learning-rate factor of the epoch (a
+/// schedule's; the rate applied is the optimizer's lr times it) and the step count, 1 at the first
+/// update (Adam's bias correction). One per plan, in backend memory.
+struct OptimizerScalars {
+  float lr_scale = 1.0f;
+  std::int32_t step = 0;
 };
 
 struct BackendOptions {
@@ -84,10 +85,17 @@ class Backend {
   /// gradient (rows, cols) = d MSE / d p = 2 (p - t) / (rows * cols).
   virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
                                      std::optional<View> gradient) = 0;
-  /// The SGD update over count parameters in one flat buffer (see SgdParams). velocity is only
-  /// read and written when params.momentum != 0.
-  virtual void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                          const SgdParams& params) = 0;
+  /// One SGD step (SGD's formula) over count parameters in one flat buffer, at the learning rate
+  /// settings.lr * scalars->lr_scale. momentum_buffer (count floats) is read and written only when
+  /// settings.momentum != 0. The buffers never overlap.
+  virtual void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                          const SGD& settings, const OptimizerScalars* scalars) = 0;
+  /// One Adam step (Adam's formula; AdamW's with decoupled) over count parameters, at the learning
+  /// rate settings.lr * scalars->lr_scale and step count scalars->step (>= 1: advance it first).
+  /// exp_avg and exp_avg_sq hold count floats each. The buffers never overlap.
+  virtual void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
+                           std::int64_t count, const Adam& settings, bool decoupled,
+                           const OptimizerScalars* scalars) = 0;
   // ---- fused layer ops (defaults compose the ops above; backends override them to fuse) -----------
   /// One Dense layer's forward: y = x @ weight^T + bias, then max(y, 0) when relu.
   /// x (rows, in), weight (out, in), bias (1, out), y (rows, out).
@@ -113,7 +121,7 @@ class Backend {
   /// source is (n, cols), indices has n entries, destination is (batch, cols).
   virtual void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
                            View destination) = 0;
-  /// cursor[0] += amount.
+  /// cursor[0] += amount (a gather cursor, or OptimizerScalars::step).
   virtual void advance_cursor(std::int32_t* cursor, std::int32_t amount) = 0;
   /// A training step's batch: gather_rows of x into x_batch and of y into y_batch at the same
   /// cursor, then advance_cursor by x_batch.rows (the GPU does all three in one kernel).

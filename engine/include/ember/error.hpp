@@ -20,6 +20,20 @@ class InputError : public Error {
   int exit_code() const noexcept override { return 2; }
 };
 
+/// An InputError about one setting of the library, named as the library names it ("SGD::lr",
+/// "FitOptions::batch_size"): what() is "SETTING DETAIL". The command line reports it under the
+/// flag that sets it.
+class SettingError : public InputError {
+ public:
+  SettingError(std::string setting, std::string detail)
+      : InputError(setting + " " + detail), setting_(std::move(setting)), detail_(std::move(detail)) {}
+  const std::string& setting() const noexcept { return setting_; }
+  const std::string& detail() const noexcept { return detail_; }
+
+ private:
+  std::string setting_, detail_;
+};
+
 /// Training produced a non-finite loss. Exit code 3.
 class DivergenceError : public Error {
  public:

@@ -17,6 +17,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/data.hpp"
+#include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
 #include "ember/tensor.hpp"
 
@@ -33,16 +34,8 @@ struct Dense {
   bool operator==(const Dense&) const = default;
 };
 
-/// Stochastic gradient descent with PyTorch's momentum formula (see SgdParams).
-struct SGD {
-  float lr = 0.01f;
-  float momentum = 0.0f;
-  bool nesterov = false;
-  float weight_decay = 0.0f;
-};
-
 struct CompileOptions {
-  SGD optimizer{};
+  Optimizer optimizer = SGD{};
   Loss loss = Loss::mse;
   Device device = Device::automatic;
   BackendOptions backend{};
@@ -168,7 +161,11 @@ class Sequential {
   std::int64_t parameter_count_for(std::int64_t input_width) const;
   /// All parameters in one flat buffer: per layer its weight (out, in), then its bias (out).
   const std::vector<float>& parameters() const { return parameters_; }
-  const std::vector<float>& velocity() const { return velocity_; }
+  /// The optimizer's state buffers one after another (optimizer_state_names order), each of the
+  /// parameters' layout: SGD's momentum buffer, Adam's exp_avg and exp_avg_sq; empty for plain SGD.
+  const std::vector<float>& optimizer_state() const { return optimizer_state_; }
+  /// Updates made so far by the optimizer whose state this is (Adam's bias-correction step t).
+  std::int32_t optimizer_step() const { return optimizer_step_; }
   std::int64_t parameter_count() const { return static_cast<std::int64_t>(parameters_.size()); }
   const Scaler& scaler() const { return scaler_; }
   const CompileOptions& compile_options() const { return options_; }
@@ -203,7 +200,8 @@ class Sequential {
   std::uint64_t seed_ = 0;
   std::int64_t input_width_ = 0;
   std::vector<float> parameters_;
-  std::vector<float> velocity_;
+  std::vector<float> optimizer_state_;
+  std::int32_t optimizer_step_ = 0;
   Scaler scaler_;
   CompileOptions options_;
   bool compiled_ = false;

@@ -103,17 +103,43 @@ void CpuBackend::mse_loss_and_gradient(ConstView prediction, ConstView target, f
   }
 }
 
-void CpuBackend::sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                            const SgdParams& params) {
-  check_sgd(params);
+void CpuBackend::sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                            const SGD& settings, const OptimizerScalars* scalars) {
+  check_optimizer(settings);
+  const double lr = static_cast<double>(settings.lr) * scalars->lr_scale;
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < count; ++i) {
-    float g = gradients[i] + params.weight_decay * weights[i];
-    if (params.momentum != 0.0f) {
-      velocity[i] = params.momentum * velocity[i] + g;
-      g = params.nesterov ? g + params.momentum * velocity[i] : velocity[i];
+    double g = static_cast<double>(gradients[i]) + static_cast<double>(settings.weight_decay) * weights[i];
+    if (settings.momentum != 0.0f) {
+      const double b = static_cast<double>(settings.momentum) * momentum_buffer[i] + g;
+      momentum_buffer[i] = static_cast<float>(b);
+      g = settings.nesterov ? g + static_cast<double>(settings.momentum) * b : b;
     }
-    weights[i] -= params.lr * g;
+    weights[i] = static_cast<float>(weights[i] - lr * g);
+  }
+}
+
+void CpuBackend::adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
+                             std::int64_t count, const Adam& settings, bool decoupled,
+                             const OptimizerScalars* scalars) {
+  check_optimizer(settings);
+  if (scalars->step < 1) throw Error(fmt::format("adam_update: step {} is not counted from 1", scalars->step));
+  const double lr = static_cast<double>(settings.lr) * scalars->lr_scale;
+  const double beta1 = settings.beta1, beta2 = settings.beta2, decay = settings.weight_decay;
+  const double correction1 = 1.0 - std::pow(beta1, scalars->step);
+  const double correction2 = 1.0 - std::pow(beta2, scalars->step);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) {
+    double w = weights[i], g = gradients[i];
+    if (decoupled)
+      w *= 1.0 - lr * decay;
+    else
+      g += decay * w;
+    const double m = beta1 * exp_avg[i] + (1.0 - beta1) * g;
+    const double v = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g;
+    exp_avg[i] = static_cast<float>(m);
+    exp_avg_sq[i] = static_cast<float>(v);
+    weights[i] = static_cast<float>(w - lr * (m / correction1) / (std::sqrt(v / correction2) + settings.eps));
   }
 }
 

@@ -20,8 +20,10 @@ class CpuBackend : public Backend {
   void relu_backward(ConstView dy, ConstView y, View dx) override;
   void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
                              std::optional<View> gradient) override;
-  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                  const SgdParams& params) override;
+  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                  const SGD& settings, const OptimizerScalars* scalars) override;
+  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
+                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override;
   void fill(View y, float value) override;
   void copy(ConstView source, View destination) override;
   void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,

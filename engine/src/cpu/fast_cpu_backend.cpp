@@ -62,24 +62,42 @@ void relu_backward_range(const float* dy, const float* y, float* dx, std::int64_
   }
 }
 
-/// torch.optim.SGD's update over count parameters; the three regions never overlap (the plan's
-/// arena keeps them apart).
-void sgd_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ v, std::int64_t count,
-               const SgdParams& params) {
-  const float lr = params.lr, momentum = params.momentum, decay = params.weight_decay;
+/// SGD's update (optimizers.hpp) over count parameters at rate lr; the regions never overlap (the
+/// plan's arena keeps them apart).
+void sgd_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ b, std::int64_t count,
+               const SGD& settings, float lr) {
+  const float momentum = settings.momentum, decay = settings.weight_decay;
   if (momentum == 0.0f) {
     for (std::int64_t i = 0; i < count; ++i) w[i] -= lr * (g[i] + decay * w[i]);
-  } else if (params.nesterov) {
+  } else if (settings.nesterov) {
     for (std::int64_t i = 0; i < count; ++i) {
       const float step = g[i] + decay * w[i];
-      v[i] = momentum * v[i] + step;
-      w[i] -= lr * (step + momentum * v[i]);
+      b[i] = momentum * b[i] + step;
+      w[i] -= lr * (step + momentum * b[i]);
     }
   } else {
     for (std::int64_t i = 0; i < count; ++i) {
-      v[i] = momentum * v[i] + (g[i] + decay * w[i]);
-      w[i] -= lr * v[i];
+      b[i] = momentum * b[i] + (g[i] + decay * w[i]);
+      w[i] -= lr * b[i];
     }
+  }
+}
+
+/// Adam's update (optimizers.hpp; decoupled: AdamW's) at rate lr with the step's bias corrections.
+void adam_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+                std::int64_t count, const Adam& settings, bool decoupled, float lr, float correction1,
+                float correction2_sqrt) {
+  const float beta1 = settings.beta1, beta2 = settings.beta2, eps = settings.eps;
+  const float decay = decoupled ? 0.0f : settings.weight_decay,
+              shrink = decoupled ? 1.0f - lr * settings.weight_decay : 1.0f;
+  const float step_size = lr / correction1;
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) {
+    const float weight = w[i] * shrink;
+    const float gradient = g[i] + decay * weight;
+    m[i] = beta1 * m[i] + (1.0f - beta1) * gradient;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * gradient * gradient;
+    w[i] = weight - step_size * m[i] / (std::sqrt(v[i]) / correction2_sqrt + eps);
   }
 }
 
@@ -187,11 +205,28 @@ void FastCpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
   });
 }
 
-void FastCpuBackend::sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                                const SgdParams& params) {
-  check_sgd(params);
+void FastCpuBackend::sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                                const SGD& settings, const OptimizerScalars* scalars) {
+  check_optimizer(settings);
+  const float lr = settings.lr * scalars->lr_scale;
   for_chunks(count, [&](std::int64_t begin, std::int64_t end) {
-    sgd_range(weights + begin, gradients + begin, velocity + begin, end - begin, params);
+    sgd_range(weights + begin, gradients + begin, momentum_buffer != nullptr ? momentum_buffer + begin : nullptr,
+              end - begin, settings, lr);
+  });
+}
+
+void FastCpuBackend::adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
+                                 std::int64_t count, const Adam& settings, bool decoupled,
+                                 const OptimizerScalars* scalars) {
+  check_optimizer(settings);
+  if (scalars->step < 1) throw Error(fmt::format("adam_update: step {} is not counted from 1", scalars->step));
+  const float lr = settings.lr * scalars->lr_scale;
+  const auto step = static_cast<float>(scalars->step);
+  const float correction1 = 1.0f - std::pow(settings.beta1, step);
+  const float correction2_sqrt = std::sqrt(1.0f - std::pow(settings.beta2, step));
+  for_chunks(count, [&](std::int64_t begin, std::int64_t end) {
+    adam_range(weights + begin, gradients + begin, exp_avg + begin, exp_avg_sq + begin, end - begin, settings,
+               decoupled, lr, correction1, correction2_sqrt);
   });
 }
 
@@ -200,7 +235,7 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   check_bias(y, bias, "dense_forward");
   gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
   if (!relu) return bias_add(y, bias);
-  // Bias and ReLU in one pass over the output, while each row is still in cache.
+    // Bias and ReLU in one pass over the output, while each row is still in cache.
 #pragma omp parallel for schedule(static) if (y.size() >= kParallelElements)
   for (std::int64_t i = 0; i < y.rows; ++i) {
     float* row = y.data + i * y.cols;

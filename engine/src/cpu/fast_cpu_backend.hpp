@@ -19,8 +19,10 @@ class FastCpuBackend final : public CpuBackend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void relu_forward(ConstView x, View y) override;
   void relu_backward(ConstView dy, ConstView y, View dx) override;
-  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                  const SgdParams& params) override;
+  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                  const SGD& settings, const OptimizerScalars* scalars) override;
+  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
+                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) override;
 };
 

@@ -163,11 +163,18 @@ class CudaBackend final : public Backend {
     kernels::launch_mse_loss_and_gradient(prediction.data, target.data, prediction.rows, prediction.cols, sums,
                                           gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
   }
-  void sgd_update(float* weights, const float* gradients, float* velocity, std::int64_t count,
-                  const SgdParams& params) override {
-    check_sgd(params);
-    kernels::launch_sgd_update(weights, gradients, velocity, count, params.lr, params.momentum, params.nesterov,
-                               params.weight_decay, stream_);
+  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
+                  const SGD& settings, const OptimizerScalars* scalars) override {
+    check_optimizer(settings);
+    kernels::launch_sgd_update(weights, gradients, momentum_buffer, count, settings.lr, settings.momentum,
+                               settings.nesterov, settings.weight_decay, &scalars->lr_scale, stream_);
+  }
+  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
+                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override {
+    check_optimizer(settings);
+    kernels::launch_adam_update(weights, gradients, exp_avg, exp_avg_sq, count, settings.lr, settings.beta1,
+                                settings.beta2, settings.eps, settings.weight_decay, decoupled, &scalars->lr_scale,
+                                &scalars->step, stream_);
   }
   void fill(View y, float value) override { kernels::launch_fill(y.data, y.size(), value, stream_); }
   void copy(ConstView source, View destination) override {

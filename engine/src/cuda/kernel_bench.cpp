@@ -295,9 +295,21 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
           [&] { kernels::launch_bias_gradient(first, bias_gradient.floats(), rows, cols, scratch.floats(), stream); });
   measure("relu forward", 2 * operand, [&] { kernels::launch_relu_forward(first, out.floats(), n, stream); });
   measure("relu backward", 3 * operand, [&] { kernels::launch_relu_backward(first, second, out.floats(), n, stream); });
-  // w, gradient, velocity read; w, velocity written. A small rate keeps the weights finite.
+  // The optimizers' step values (OptimizerScalars: rate factor 1, step 1) in device memory.
+  DeviceMemory scalars(sizeof(OptimizerScalars));
+  const OptimizerScalars one{1.0f, 1};
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(scalars.data(), &one, sizeof(one), cudaMemcpyHostToDevice, stream));
+  EMBER_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const auto* step_values = static_cast<const OptimizerScalars*>(scalars.data());
+  // w, gradient, momentum read; w, momentum written. A small rate keeps the weights finite.
   measure("sgd update", 5 * operand, [&] {
-    kernels::launch_sgd_update(out.floats(), first, third.floats(), n, 1e-6f, 0.9f, false, 0.0f, stream);
+    kernels::launch_sgd_update(out.floats(), first, third.floats(), n, 1e-6f, 0.9f, false, 0.0f, &step_values->lr_scale,
+                               stream);
+  });
+  // w, gradient, both moments read; w and the moments written.
+  measure("adam update", 7 * operand, [&] {
+    kernels::launch_adam_update(out.floats(), first, third.floats(), second, n, 1e-6f, 0.9f, 0.999f, 1e-8f, 0.0f, false,
+                                &step_values->lr_scale, &step_values->step, stream);
   });
   measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t),
           [&] { kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream); });

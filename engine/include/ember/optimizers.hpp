@@ -1,0 +1,58 @@
+#pragma once
+// Optimizers, with PyTorch's formulas (torch.optim). Each updates all parameters in one flat
+// buffer; the learning rate it applies is lr times the epoch's schedule factor (schedules.hpp).
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ember {
+
+/// torch.optim.SGD: g = grad + weight_decay * w; with momentum, b = momentum * b + g and g = b
+/// (g + momentum * b with Nesterov); w -= lr * g. State: the momentum buffer b (with momentum).
+struct SGD {
+  float lr = 0.01f;
+  float momentum = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+  bool operator==(const SGD&) const = default;
+};
+
+/// torch.optim.Adam: g = grad + weight_decay * w (L2 added to the gradient); m = beta1 m + (1 -
+/// beta1) g; v = beta2 v + (1 - beta2) g^2; w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 -
+/// beta2^t)) + eps), t the step count from 1 (eps outside the square root). State: m, v, t.
+struct Adam {
+  float lr = 0.001f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  bool operator==(const Adam&) const = default;
+};
+
+/// torch.optim.AdamW: Adam with decoupled weight decay, w -= lr * weight_decay * w before the
+/// Adam step (the gradient is not changed).
+struct AdamW {
+  float lr = 0.001f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.01f;
+  bool operator==(const AdamW&) const = default;
+};
+
+using Optimizer = std::variant<SGD, Adam, AdamW>;
+
+/// "sgd", "adam" or "adamw".
+std::string optimizer_name(const Optimizer& optimizer);
+/// Throws InputError naming the setting (e.g. "Adam::beta2 1.5 must be in [0, 1)") when a value is
+/// out of range or not a finite float.
+void check_optimizer(const Optimizer& optimizer);
+/// The optimizer's learning rate (its base rate, before any schedule).
+float learning_rate(const Optimizer& optimizer);
+/// The names of its state buffers, each of the parameters' layout, as its checkpoint calls them
+/// (PyTorch's state_dict names): "momentum_buffer" for SGD with momentum, "exp_avg" and
+/// "exp_avg_sq" for Adam and AdamW.
+std::vector<std::string> optimizer_state_names(const Optimizer& optimizer);
+
+}  // namespace ember
