@@ -106,7 +106,8 @@ std::string flag_for(const std::string& setting) {
                                                            {"AdamW::beta1", "--beta1"},
                                                            {"AdamW::beta2", "--beta2"},
                                                            {"AdamW::eps", "--eps"},
-                                                           {"AdamW::weight_decay", "--weight-decay"}};
+                                                           {"AdamW::weight_decay", "--weight-decay"},
+                                                           {"Huber::delta", "--huber-delta"}};
   const auto found = flags.find(setting);
   return found == flags.end() ? setting : found->second;
 }

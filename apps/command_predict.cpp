@@ -1,6 +1,7 @@
 // ember predict / ember evaluate: checkpoint + CSV -> predictions or metrics.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -43,9 +44,16 @@ PredictOptions predict_options(const CsvTable& table) {
   }};
 }
 
-/// "price_predicted": a prediction column is never mistaken for the target it estimates.
+/// "price_predicted": a prediction column is never mistaken for the target it estimates. A
+/// classifier writes the predicted label, then each class's probability ("species_probability_setosa").
 std::vector<std::string> prediction_columns(const Sequential& model) {
   std::vector<std::string> names;
+  if (is_classification(model.compile_options().loss)) {
+    const std::string target = model.target_names().empty() ? "class" : model.target_names()[0];
+    names.push_back(target + "_predicted");
+    for (const std::string& label : model.classes()) names.push_back(target + "_probability_" + label);
+    return names;
+  }
   for (std::int64_t c = 0; c < model.output_width(); ++c) {
     const auto j = static_cast<std::size_t>(c);
     names.push_back((j < model.target_names().size() ? model.target_names()[j] : fmt::format("output{}", c)) +
@@ -67,6 +75,8 @@ void run_predict(const ModelArguments& a) {
   std::vector<const CsvColumn*> kept;
   for (const std::string& name : keep) kept.push_back(&table.column(name));
   const Matrix prediction = model.predict(table, predict_options(table));
+  const bool classification = is_classification(model.compile_options().loss);
+  const std::vector<std::string> classes = model.classes();
 
   std::string text;
   for (const CsvColumn* column : kept) text += csv_field(column->name) + ',';
@@ -74,9 +84,17 @@ void run_predict(const ModelArguments& a) {
   text += '\n';
   for (std::int64_t r = 0; r < prediction.rows(); ++r) {
     for (const CsvColumn* column : kept) text += csv_field(column->cell(r)) + ',';
+    const bool predicted = !std::isnan(prediction(r, 0));  // else no prediction: empty cells
+    if (classification) {
+      std::int64_t best = 0;
+      for (std::int64_t c = 1; c < prediction.cols(); ++c)
+        if (prediction(r, c) > prediction(r, best)) best = c;
+      if (predicted) text += csv_field(classes[static_cast<std::size_t>(best)]);
+      text += ',';
+    }
     for (std::int64_t c = 0; c < prediction.cols(); ++c) {
       if (c > 0) text += ',';
-      if (!std::isnan(prediction(r, c))) text += format_number(prediction(r, c));  // empty: no prediction
+      if (predicted) text += format_number(prediction(r, c));
     }
     text += '\n';
   }
@@ -86,6 +104,31 @@ void run_predict(const ModelArguments& a) {
     write_file_atomically(a.out, text);
 }
 
+/// Accuracy, log-loss, macro-F1 and the confusion matrix (rows: true class, columns: predicted).
+void report_classification(const ModelArguments& a, const Metrics& m) {
+  std::printf("accuracy: %.6f\nlog_loss: %.6g\nmacro_f1: %.6f\nrows: %lld\n", m.accuracy, m.log_loss, m.macro_f1,
+              static_cast<long long>(m.rows));
+  if (m.dropped_rows > 0) std::printf("dropped rows: %lld (missing values)\n", static_cast<long long>(m.dropped_rows));
+  std::printf("confusion (rows: true class, columns: predicted):\n");
+  std::size_t width = 5;
+  for (const std::string& name : m.classes) width = std::max(width, name.size());
+  std::printf("%*s", static_cast<int>(width), "");
+  for (const std::string& name : m.classes) std::printf(" %*s", static_cast<int>(width), name.c_str());
+  std::printf("\n");
+  for (std::size_t t = 0; t < m.classes.size(); ++t) {
+    std::printf("%*s", static_cast<int>(width), m.classes[t].c_str());
+    for (const std::int64_t count : m.confusion[t])
+      std::printf(" %*lld", static_cast<int>(width), static_cast<long long>(count));
+    std::printf("\n");
+  }
+  if (!a.metrics_out.empty()) {
+    const nlohmann::ordered_json json = {
+        {"accuracy", m.accuracy},         {"log_loss", m.log_loss}, {"macro_f1", m.macro_f1},  {"rows", m.rows},
+        {"dropped_rows", m.dropped_rows}, {"classes", m.classes},   {"confusion", m.confusion}};
+    write_file_atomically(a.metrics_out, json.dump(2) + "\n");
+  }
+}
+
 void run_evaluate(const ModelArguments& a) {
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
   Sequential model = load_model(a);
@@ -93,6 +136,7 @@ void run_evaluate(const ModelArguments& a) {
     throw InputError(fmt::format("{}: the model stores no target column names", a.model));
   const CsvTable table = read_model_columns(model, a, true, {});
   const Metrics m = model.evaluate(table, predict_options(table));
+  if (is_classification(model.compile_options().loss)) return report_classification(a, m);
   std::printf("mse: %.6g\nmae: %.6g\nr2: %.6f\nrows: %lld\n", m.mse, m.mae, m.r2, static_cast<long long>(m.rows));
   if (m.dropped_rows > 0) std::printf("dropped rows: %lld (missing values)\n", static_cast<long long>(m.dropped_rows));
   if (m.targets.size() > 1)

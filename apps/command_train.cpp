@@ -19,9 +19,10 @@ namespace {
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
   std::string delimiter = ",", matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, missing = "error";
-  std::string optimizer = "sgd";
+  std::string optimizer = "sgd", loss = "mse";
   std::int64_t epochs = 100, batch_size = 32;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
+  double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
 };
 
@@ -98,6 +99,33 @@ Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command,
   return optimizer;
 }
 
+/// --loss (else the checkpoint's under --init, else MSE) and --huber-delta; the library checks them.
+Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Loss* stored) {
+  const bool given = command.count("--loss") > 0;
+  const std::string kind = given ? a.loss : (stored != nullptr ? loss_name(*stored) : "mse");
+  Loss loss;
+  if (kind == "mse")
+    loss = MeanSquaredError{};
+  else if (kind == "huber")
+    loss = Huber{.delta =
+                     command.count("--huber-delta") > 0 || stored == nullptr || !std::holds_alternative<Huber>(*stored)
+                         ? to_float(a.huber_delta, "--huber-delta")
+                         : std::get<Huber>(*stored).delta};
+  else if (kind == "crossentropy")
+    loss = CrossEntropy{};
+  else
+    throw InputError(fmt::format("--loss {}: use mse, huber or crossentropy", printable(a.loss)));
+  if (command.count("--huber-delta") > 0 && kind != "huber")
+    throw InputError(fmt::format("--huber-delta applies to --loss huber, not {}", kind));
+  if (stored != nullptr && is_classification(*stored) != is_classification(loss))
+    throw InputError(
+        fmt::format("--loss {}: the model in --init was trained with {}; a {} model cannot become a {} one", kind,
+                    loss_name(*stored), is_classification(*stored) ? "classification" : "regression",
+                    is_classification(loss) ? "classification" : "regression"));
+  with_flag_names([&] { check_loss(loss); });
+  return loss;
+}
+
 void validate(const TrainArguments& a) {
   if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
   if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
@@ -109,16 +137,17 @@ void validate(const TrainArguments& a) {
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
 }
 
-std::string optional_number(const std::optional<double>& value) {
-  return value ? format_number(*value) : "";
-}
-
+/// One row per epoch: the epoch, its figures (every record of a run holds the same ones), seconds.
 std::string history_csv(const History& history) {
-  std::string text = "epoch,loss,mae,r2,val_loss,val_mae,val_r2,seconds\n";
-  for (const EpochRecord& r : history.epochs)
-    text += fmt::format("{},{},{},{},{},{},{},{:.6f}\n", r.epoch, format_number(r.loss), format_number(r.mae),
-                        format_number(r.r2), optional_number(r.val_loss), optional_number(r.val_mae),
-                        optional_number(r.val_r2), r.seconds);
+  std::string text = "epoch";
+  if (!history.epochs.empty())
+    for (const auto& [name, value] : epoch_figures(history.epochs.front())) text += fmt::format(",{}", name);
+  text += ",seconds\n";
+  for (const EpochRecord& r : history.epochs) {
+    text += std::to_string(r.epoch);
+    for (const auto& [name, value] : epoch_figures(r)) text += fmt::format(",{}", format_number(value));
+    text += fmt::format(",{:.6f}\n", r.seconds);
+  }
   return text;
 }
 
@@ -148,16 +177,24 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
   const Optimizer optimizer =
       optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
+  const Loss loss = loss_from_flags(a, command, resumed ? &resumed->compile_options().loss : nullptr);
+  const bool classification = is_classification(loss);
   const ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
-  // Only the columns the model uses are read: ignored ones may hold anything.
+  // Only the columns the model uses are read: ignored ones may hold anything. Class labels are
+  // read as text, so "01" and "1" stay two labels as they were written.
   CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
+  if (classification) reading.text_columns.insert(reading.text_columns.end(), spec.targets.begin(), spec.targets.end());
   if (resumed && !resumed->preprocessing().empty()) reading = resumed->preprocessing().csv_options(delimiter, true);
   const CsvTable table = read_data(a.data, reading);
 
-  Sequential model = resumed ? std::move(*resumed)
-                             : Sequential(parse_layers(a.layers, static_cast<std::int64_t>(spec.targets.size())), seed);
+  std::vector<std::string> classes;
+  if (classification) classes = resumed ? resumed->classes() : class_labels(table, spec);
+  const std::int64_t outputs = classification ? outputs_for_classes(static_cast<std::int64_t>(classes.size()))
+                                              : static_cast<std::int64_t>(spec.targets.size());
+  Sequential model = resumed ? std::move(*resumed) : Sequential(parse_layers(a.layers, outputs), seed);
   CompileOptions options = model.compile_options();
   options.optimizer = optimizer;
+  options.loss = loss;
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
@@ -185,8 +222,11 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     if (s.dropped_rows > 0) rows += fmt::format(", {} dropped for missing values", s.dropped_rows);
     std::string inputs = plural(features, "feature");
     if (s.inputs != features) inputs += fmt::format(" ({} inputs)", s.inputs);
-    std::printf("Training on %s: %s; %s, %s, %s\n", s.backend.c_str(), rows.c_str(), inputs.c_str(),
-                plural(s.outputs, "target").c_str(), plural(s.parameters, "parameter").c_str());
+    const std::string targets =
+        classification ? fmt::format("target '{}' with {} classes", model.target_names().at(0), classes.size())
+                       : plural(s.outputs, "target");
+    std::printf("Training on %s: %s; %s, %s, %s\n", s.backend.c_str(), rows.c_str(), inputs.c_str(), targets.c_str(),
+                plural(s.parameters, "parameter").c_str());
   };
   fit.on_batch = [&](std::int64_t b, std::int64_t n) { progress.on_batch(b, n); };
   fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
@@ -198,13 +238,11 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   double seconds = 0;
   for (const EpochRecord& r : history.epochs) seconds += r.seconds;
   if (!a.quiet && !history.epochs.empty()) {
-    const EpochRecord& last = history.epochs.back();
-    std::printf("Trained %s in %s: loss %.6g, mae %.6g, r2 %.4f",
-                plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
-                format_seconds(seconds).c_str(), last.loss, last.mae, last.r2);
-    if (last.val_loss)
-      std::printf("; val_loss %.6g, val_mae %.6g, val_r2 %.4f", *last.val_loss, *last.val_mae, *last.val_r2);
-    std::printf("\n");
+    std::string figures;
+    for (const auto& [name, value] : epoch_figures(history.epochs.back()))
+      figures += fmt::format("{}{} {:.6g}", figures.empty() ? "" : ", ", name, value);
+    std::printf("Trained %s in %s: %s\n", plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
+                format_seconds(seconds).c_str(), figures.c_str());
   }
   if (!a.save.empty()) {
     model.save(a.save);
@@ -219,17 +257,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
         {"training_rows", summary.training_rows}, {"validation_rows", summary.validation_rows},
         {"dropped_rows", summary.dropped_rows},   {"seconds", seconds},
         {"backend", model.backend_name()}};
-    if (!history.epochs.empty()) {
-      const EpochRecord& last = history.epochs.back();
-      metrics["loss"] = last.loss;
-      metrics["mae"] = last.mae;
-      metrics["r2"] = last.r2;
-      if (last.val_loss) {
-        metrics["val_loss"] = *last.val_loss;
-        metrics["val_mae"] = *last.val_mae;
-        metrics["val_r2"] = *last.val_r2;
-      }
-    }
+    if (!history.epochs.empty())
+      for (const auto& [name, value] : epoch_figures(history.epochs.back())) metrics[name] = value;
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
   }
 }
@@ -240,7 +269,7 @@ void add_train_command(CLI::App& app) {
   auto arguments = std::make_shared<TrainArguments>();
   CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
   command->footer(
-      "With --init, the architecture, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
+      "With --init, the architecture, loss, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
       "--weight-decay, --beta1, --beta2, --eps), column handling (--one-hot, --missing) and scaler come from the "
       "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
       "checkpoint's setting (another --optimizer starts from fresh optimizer state).");
@@ -266,6 +295,14 @@ void add_train_command(CLI::App& app) {
   command->add_option("--epochs", arguments->epochs, "Passes over the training rows (0: only initialize)")
       ->capture_default_str();
   command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
+      ->capture_default_str();
+  command
+      ->add_option("--loss", arguments->loss,
+                   "mse, huber (robust regression), or crossentropy (classification: the target holds class labels)")
+      ->capture_default_str();
+  command
+      ->add_option("--huber-delta", arguments->huber_delta,
+                   "Huber's delta, in standardized target units when normalizing")
       ->capture_default_str();
   command->add_option("--optimizer", arguments->optimizer, "sgd, adam or adamw (torch.optim's formulas)")
       ->capture_default_str();

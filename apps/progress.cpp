@@ -23,14 +23,30 @@ std::string bar(std::int64_t done, std::int64_t total) {
 }
 
 std::string figures(const EpochRecord& record) {
-  std::string text = fmt::format("loss: {:.4g} - mae: {:.4g} - r2: {:.4f}", record.loss, record.mae, record.r2);
-  if (record.val_loss)
-    text += fmt::format(" - val_loss: {:.4g} - val_mae: {:.4g} - val_r2: {:.4f}", *record.val_loss, *record.val_mae,
-                        *record.val_r2);
+  std::string text;
+  for (const auto& [name, value] : epoch_figures(record))
+    text += fmt::format("{}{}: {}", text.empty() ? "" : " - ", name,
+                        name.ends_with("r2") || name.ends_with("accuracy") ? fmt::format("{:.4f}", value)
+                                                                           : fmt::format("{:.4g}", value));
   return text;
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record) {
+  std::vector<std::pair<std::string, double>> out{{"loss", record.loss}};
+  const auto add = [&](const char* name, const std::optional<double>& value) {
+    if (value) out.emplace_back(name, *value);
+  };
+  add("mae", record.mae);
+  add("r2", record.r2);
+  add("accuracy", record.accuracy);
+  add("val_loss", record.val_loss);
+  add("val_mae", record.val_mae);
+  add("val_r2", record.val_r2);
+  add("val_accuracy", record.val_accuracy);
+  return out;
+}
 
 Progress::Progress(std::int64_t first_epoch, std::int64_t epochs, bool quiet)
     : first_epoch_(first_epoch),

@@ -2,10 +2,17 @@
 // Keras-like progress: on a terminal "Epoch 3/200" and a live bar; otherwise one line per epoch.
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ember/model.hpp"
 
 namespace ember::cli {
+
+/// The figures an epoch record holds, named as Keras names them, in a fixed order: loss, then the
+/// task's metrics (mae, r2 or accuracy), then the same for validation.
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record);
 
 class Progress {
  public:

@@ -78,11 +78,17 @@ void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStrea
 /// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
 void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
 
-/// The MSE loss's sums and gradient, deterministic (two passes through scratch): for each column c,
-/// sums[c] += sum over rows of (p - t)^2 and sums[cols + c] += sum of |p - t|; gradient (skipped
-/// when null) = 2 (p - t) / (rows * cols). prediction, target and gradient are (rows, cols).
-void launch_mse_loss_and_gradient(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
-                                  float* sums, float* gradient, float* scratch, cudaStream_t stream);
+/// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
+/// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
+/// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient
+/// (skipped when null) = the derivative of the mean loss. prediction, target, gradient (rows, cols).
+void launch_regression_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
+                            float huber_delta, float* sums, float* gradient, float* scratch, cudaStream_t stream);
+/// Cross-entropy on logits (rows, k) against labels (rows, 1) (cross_entropy.cu): sums[0] += the
+/// loss, sums[1] += the rows predicted right; gradient (skipped when null) of the mean loss.
+/// Deterministic (two passes through scratch).
+void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k, float* sums,
+                          float* gradient, float* scratch, cudaStream_t stream);
 
 /// One SGD step over count parameters (torch.optim.SGD's formula, optimizers.cu) at rate lr * *lr_scale;
 /// momentum_buffer unused (may be null) when momentum == 0.

@@ -2,6 +2,7 @@
 // The conformance checks every fast backend passes against the CPU reference (CpuBackend): each op
 // on fresh random inputs over a sweep of odd shapes, outputs poisoned with NaN before each run,
 // compared by relative error. Used by the fast CPU path's tests and the GPU tests.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -109,22 +110,48 @@ inline const std::pair<std::int64_t, std::int64_t> kLossShapes[] = {{1, 1},    {
 inline void expect_losses_match_reference(Backend& backend) {
   CpuBackend cpu;
   std::uint64_t seed = 900;
-  for (const auto& [rows, cols] : kLossShapes) {
-    const Matrix p = random_matrix(rows, cols, ++seed), t = random_matrix(rows, cols, ++seed);
-    // The sums accumulate: start from values already there.
-    const Matrix start = random_matrix(2, cols, ++seed);
-    Matrix sums = start, gradient = poisoned(rows, cols);
-    cpu.mse_loss_and_gradient(p.view(), t.view(), sums.data(), gradient.view());
-    OnBackend gp(backend, p), gt(backend, t), gsums(backend, start), ggradient(backend, poisoned(rows, cols));
-    backend.mse_loss_and_gradient(gp.view(), gt.view(), gsums.view().data, ggradient.view());
+  for (const std::optional<float> huber_delta : {std::optional<float>(), std::optional<float>(0.6f)})
+    for (const auto& [rows, cols] : kLossShapes) {
+      const std::string name = fmt::format("{} {}x{}", huber_delta ? "huber" : "mse", rows, cols);
+      const Matrix p = random_matrix(rows, cols, ++seed), t = random_matrix(rows, cols, ++seed);
+      // The sums accumulate: start from values already there.
+      const Matrix start = random_matrix(3, cols, ++seed);
+      Matrix sums = start, gradient = poisoned(rows, cols);
+      cpu.regression_loss(p.view(), t.view(), huber_delta, sums.data(), gradient.view());
+      OnBackend gp(backend, p), gt(backend, t), gsums(backend, start), ggradient(backend, poisoned(rows, cols));
+      backend.regression_loss(gp.view(), gt.view(), huber_delta, gsums.view().data, ggradient.view());
+      const Matrix first = gsums.download();
+      EXPECT_LT(relative_error(first, sums), kFloat32Tolerance) << name;
+      EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << name;
+      // The same inputs give the same bits (no atomics whose order varies); without a gradient the
+      // sums are the same.
+      OnBackend again(backend, start);
+      backend.regression_loss(gp.view(), gt.view(), huber_delta, again.view().data, std::nullopt);
+      EXPECT_EQ(again.download(), first) << name;
+    }
+  // Cross-entropy: two classes on one logit, and 2, 3, 17 and 1000 logits; one row up to many chunks.
+  const std::pair<std::int64_t, std::int64_t> cross_entropy_shapes[] = {{1, 1},    {1, 3},    {33, 2},   {517, 1},
+                                                                        {5000, 3}, {300, 17}, {70, 1000}};
+  for (const auto& [rows, k] : cross_entropy_shapes) {
+    const std::string name = fmt::format("cross-entropy {}x{}", rows, k);
+    Matrix logits = random_matrix(rows, k, ++seed);
+    for (std::int64_t i = 0; i < logits.size(); ++i) logits.data()[i] *= 4;  // confident and wrong rows too
+    Matrix labels(rows, 1);
+    Random random(++seed);
+    for (std::int64_t r = 0; r < rows; ++r)
+      labels(r, 0) = static_cast<float>(random.below(static_cast<std::uint64_t>(std::max<std::int64_t>(k, 2))));
+    const Matrix start{{0.25f, 3.0f}};
+    Matrix sums = start, gradient = poisoned(rows, k);
+    cpu.cross_entropy_loss(logits.view(), labels.view(), sums.data(), gradient.view());
+    OnBackend gz(backend, logits), gy(backend, labels), gsums(backend, start), ggradient(backend, poisoned(rows, k));
+    backend.cross_entropy_loss(gz.view(), gy.view(), gsums.view().data, ggradient.view());
     const Matrix first = gsums.download();
-    EXPECT_LT(relative_error(first, sums), kFloat32Tolerance) << rows << "x" << cols;
-    EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << rows << "x" << cols;
-    // The same inputs give the same bits (no atomics whose order varies); without a gradient the
-    // sums are the same.
+    EXPECT_LT(relative_error(first.data(), sums.data(), 1), kFloat32Tolerance) << name << " loss";
+    EXPECT_EQ(first(0, 1), sums(0, 1)) << name << " rows predicted right";
+    EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << name;
     OnBackend again(backend, start);
-    backend.mse_loss_and_gradient(gp.view(), gt.view(), again.view().data, std::nullopt);
-    EXPECT_EQ(again.download(), first) << rows << "x" << cols;
+    backend.cross_entropy_loss(gz.view(), gy.view(), again.view().data, std::nullopt);
+    EXPECT_EQ(again.download(), first) << name;
   }
 }
 
@@ -321,7 +348,7 @@ inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {},
   data.x = testing::random_matrix(800, 13, 2024);
   data.y = testing::random_matrix(800, 3, 2025);
   Sequential model({Dense(33, Activation::relu), Dense(17, Activation::relu), Dense(3)}, 9);
-  model.compile({.optimizer = optimizer, .loss = Loss::mse, .device = device, .backend = backend});
+  model.compile({.optimizer = optimizer, .loss = MeanSquaredError{}, .device = device, .backend = backend});
   // 800 rows, batch 16: exactly 50 steps in one epoch.
   TrainingRun run;
   run.history = model.fit(data.x, data.y, {.epochs = 1, .batch_size = 16});

@@ -108,7 +108,7 @@ TEST(Checkpoint, RejectsBadFiles) {
   EXPECT_NE(load_error(with_header(good, "\\\"units\\\":4", "\\\"units\\\":3000000000")).find("1 to 2147483647 units"),
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"lr\\\":", "\\\"lr\\\":-"))
-                .find("its optimizer: SGD::lr -0.01: must be a finite number > 0"),
+                .find("its optimizer or loss: SGD::lr -0.01: must be a finite number > 0"),
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"epochs_completed\\\":0", "\\\"epochs_completed\\\":-1"))
                 .find("epochs_completed is negative"),

@@ -184,9 +184,58 @@ TEST(CliData, CpuNoticeAtMostOnceAndNeverWhenQuiet) {
   EXPECT_EQ(cpu.err.find("note:"), std::string::npos) << cpu.err;
 }
 
+TEST(CliData, ClassificationEndToEnd) {
+  std::string text = "petal,sepal,species\n";
+  const char* names[] = {"setosa", "versicolor", "virginica"};
+  for (int i = 0; i < 150; ++i)
+    text +=
+        std::to_string(3 * (i % 3) + 0.1 * (i % 7)) + "," + std::to_string((i % 5) * 0.2) + "," + names[i % 3] + "\n";
+  const std::string data = file_with("iris.csv", text), model = dir() + "/iris.safetensors", history = dir() + "/h.csv";
+  const CliRun train = run_ember(
+      "train --device cpu --loss crossentropy --optimizer adam --lr 0.02 --epochs 30 --layers 8 "
+      "--val-split 0.2 --data " +
+      data + " --target species --save " + model + " --history " + history);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("; 2 features, target 'species' with 3 classes,"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find(" - accuracy: "), std::string::npos) << train.out;
+  EXPECT_NE(slurp(history).find("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n1,"), std::string::npos);
+
+  const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  EXPECT_EQ(
+      predict.out.substr(0, predict.out.find('\n')),
+      "species_predicted,species_probability_setosa,species_probability_versicolor,species_probability_virginica");
+  EXPECT_EQ(predict.out.substr(predict.out.find('\n') + 1, 7), "setosa,");
+
+  const std::string metrics = dir() + "/metrics.json";
+  const CliRun evaluate =
+      run_ember("evaluate --device cpu --model " + model + " --data " + data + " --metrics-out " + metrics);
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
+  EXPECT_NE(evaluate.out.find("accuracy: 1.000000\n"), std::string::npos) << evaluate.out;
+  EXPECT_NE(evaluate.out.find("confusion (rows: true class, columns: predicted):"), std::string::npos);
+  EXPECT_NE(slurp(metrics).find("\"confusion\": [\n    [\n      50,\n      0,\n      0\n    ],"), std::string::npos)
+      << slurp(metrics);
+
+  const std::string unseen = file_with("unseen.csv", "petal,sepal,species\n1,2,daisy\n");
+  expect_input_error("evaluate --device cpu --model " + model + " --data " + unseen,
+                     unseen + ":2:3 (column 'species'): 'daisy' is not one of the model's classes");
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + unseen).exit_code, 0);
+  expect_input_error("train --device cpu --data " + data + " --target species --init " + model + " --loss mse",
+                     "--loss mse: the model in --init was trained with crossentropy");
+  expect_input_error("train --device cpu --data " + data + " --target species --loss huber --huber-delta 0",
+                     "--huber-delta 0: must be a finite number > 0");
+  expect_input_error("train --device cpu --data " + data + " --target petal --huber-delta 2",
+                     "--huber-delta applies to --loss huber, not mse");
+  expect_input_error("train --device cpu --data " + data + " --target species --loss hinge",
+                     "--loss hinge: use mse, huber or crossentropy");
+  expect_input_error("train --device cpu --data " + data + " --target petal,sepal --loss crossentropy",
+                     "classification takes one target column, not petal, sepal");
+}
+
 TEST(CliData, HelpSaysWhatInitOverrides) {
   const CliRun help = run_ember("train --help");
-  EXPECT_NE(help.out.find("With --init, the architecture, optimizer and its settings"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("With --init, the architecture, loss, optimizer and its settings"), std::string::npos)
+      << help.out;
   for (const std::string flag : {"--ignore", "--one-hot", "--missing", "--data"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   EXPECT_NE(run_ember("predict --help").out.find("--keep"), std::string::npos);

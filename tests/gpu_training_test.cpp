@@ -78,5 +78,10 @@ TEST(GpuTraining, DemoHousePrices) {
   EXPECT_GE(demo::house_price_mlp(Device::cuda).test_r2, 0.9);
 }
 
+TEST(GpuTraining, DemoSpirals) {
+  EMBER_REQUIRE_GPU(gpu);
+  EXPECT_GE(demo::spiral_classifier(Device::cuda).test_accuracy, 0.9);
+}
+
 }  // namespace
 }  // namespace ember

@@ -76,8 +76,8 @@ void expect_gradients_match(Backend& backend, const std::vector<Dense>& layers) 
   EXPECT_LT(testing::relative_error(analytic.data(), numeric.data(), static_cast<std::int64_t>(numeric.size())),
             testing::kGradientTolerance);
   // And the loss the step accumulated is the loss at this point.
-  const std::vector<float> sums = plan.read_error_sums().train;
-  const std::size_t width = sums.size() / 2;
+  const std::vector<float> sums = plan.read_loss_sums().train;
+  const std::size_t width = sums.size() / 3;  // the loss per output comes first
   double squared = 0.0;
   for (std::size_t c = 0; c < width; ++c) squared += sums[c];
   EXPECT_NEAR(squared / static_cast<double>(rows * width), reference_loss(layers, inputs, point, x, y), 1e-5);

@@ -16,7 +16,8 @@
 namespace ember {
 namespace {
 
-const CompileOptions kCpuSgd{.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .loss = Loss::mse, .device = Device::cpu};
+const CompileOptions kCpuSgd{
+    .optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .loss = MeanSquaredError{}, .device = Device::cpu};
 
 /// y = x @ beta + 0.5 + noise, with x uniform in [-1, 1).
 Dataset linear_data(std::int64_t rows, std::uint64_t seed) {
@@ -57,7 +58,7 @@ std::vector<double> normal_equations(const Matrix& x, const Matrix& y) {
 TEST(Training, LinearRegressionConvergesToNormalEquations) {
   const Dataset data = linear_data(257, 21);
   Sequential model{Dense(1)};
-  model.compile({.optimizer = SGD{.lr = 0.1f}, .loss = Loss::mse, .device = Device::cpu});
+  model.compile({.optimizer = SGD{.lr = 0.1f}, .loss = MeanSquaredError{}, .device = Device::cpu});
   model.fit(data.x, data.y, {.epochs = 3000, .batch_size = 257, .shuffle = false, .normalize = false});
   const std::vector<double> expected = normal_equations(data.x, data.y);
   const std::vector<float>& learned = model.parameters();  // w (1, 3) then b
@@ -70,6 +71,16 @@ TEST(Training, SeedExamplePredictsFive) {
 
 TEST(Training, HousePriceDemoReachesR2) {
   EXPECT_GE(demo::house_price_mlp(Device::cpu).test_r2, 0.9);
+}
+
+TEST(Training, DemoSpiralsAreClassified) {
+  // Three interleaved arms: a linear model cannot separate them, the demo's MLP must.
+  EXPECT_GE(demo::spiral_classifier(Device::cpu).test_accuracy, 0.9);
+  const Dataset data = demo::spirals(600, 3);
+  Sequential linear{Dense(3)};
+  linear.compile({.optimizer = Adam{.lr = 0.01f}, .loss = CrossEntropy{}, .device = Device::cpu});
+  linear.fit(data.x, data.y, {.epochs = 30});
+  EXPECT_LT(linear.evaluate(data.x, data.y).accuracy, 0.7);
 }
 
 TEST(Training, SameSeedGivesBitIdenticalWeights) {
@@ -227,7 +238,7 @@ TEST(Training, ValidationSplitTakesTheLastRows) {
 TEST(Training, DivergenceKeepsTheLastFiniteEpochAndNamesTheBatch) {
   const Dataset data = linear_data(40, 9);
   const CompileOptions options{
-      .optimizer = SGD{.lr = 0.9f, .momentum = 0.99f}, .loss = Loss::mse, .device = Device::cpu};
+      .optimizer = SGD{.lr = 0.9f, .momentum = 0.99f}, .loss = MeanSquaredError{}, .device = Device::cpu};
   Sequential model{Dense(1)};
   model.compile(options);
   std::int64_t finite_epochs = 0;
@@ -260,7 +271,7 @@ TEST(Training, DivergenceKeepsTheLastFiniteEpochAndNamesTheBatch) {
 TEST(Training, DivergenceInTheFirstEpochKeepsTheWeightsOfBeforeFit) {
   const Dataset data = linear_data(40, 9);
   Sequential model{Dense(1)};
-  model.compile({.optimizer = SGD{.lr = 1e30f}, .loss = Loss::mse, .device = Device::cpu});
+  model.compile({.optimizer = SGD{.lr = 1e30f}, .loss = MeanSquaredError{}, .device = Device::cpu});
   model.build(3);
   const std::vector<float> before = model.parameters();
   try {

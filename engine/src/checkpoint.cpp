@@ -86,14 +86,18 @@ class CheckpointIo {
       if (!feature.fill.empty()) entry["fill"] = feature.fill;
       features.push_back(std::move(entry));
     }
-    const Json preprocessing = {{"features", features},
-                                {"targets", model.preprocessing_.targets},
-                                {"missing", to_string(model.preprocessing_.missing)}};
+    Json preprocessing = {{"features", features},
+                          {"targets", model.preprocessing_.targets},
+                          {"missing", to_string(model.preprocessing_.missing)}};
+    if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
+    Json loss = {{"type", loss_name(model.options_.loss)}};
+    if (const auto* huber = std::get_if<Huber>(&model.options_.loss)) loss["delta"] = huber->delta;
     return {{"format", "ember"},
             {"ember.version", std::to_string(kFormatVersion)},
             {"ember.architecture", architecture.dump()},
             {"ember.scaler", scaler.dump()},
             {"ember.optimizer", optimizer.dump()},
+            {"ember.loss", loss.dump()},
             {"ember.preprocessing", preprocessing.dump()}};
   }
 
@@ -155,6 +159,12 @@ class CheckpointIo {
       throw fail(fmt::format("unknown missing-value policy '{}'", printable(missing)));
     p.missing = parse_missing(missing);
     p.targets = json.at("targets").get<std::vector<std::string>>();
+    if (json.contains("classes")) {
+      p.classes = json.at("classes").get<std::vector<std::string>>();
+      const std::set<std::string> unique(p.classes.begin(), p.classes.end());
+      if (p.classes.size() < 2 || unique.size() != p.classes.size())
+        throw fail("its classes are fewer than two or repeat one");
+    }
     std::set<std::string> names;
     for (const Json& entry : json.at("features")) {
       FeatureColumn feature{.name = entry.at("name").get<std::string>()};
@@ -210,7 +220,7 @@ class CheckpointIo {
     file.read(data.data(), static_cast<std::streamsize>(data_size));
     if (!file) throw fail("the file could not be read to its end");
 
-    Json header, architecture, scaler_json, optimizer, columns;
+    Json header, architecture, scaler_json, optimizer, columns, loss_json = {{"type", "mse"}};
     int version = 0;
     try {
       header = Json::parse(header_text);
@@ -226,6 +236,7 @@ class CheckpointIo {
       scaler_json = Json::parse(meta.at("ember.scaler").get<std::string>());
       optimizer = Json::parse(meta.at("ember.optimizer").get<std::string>());
       columns = Json::parse(meta.at(version == 1 ? "ember.columns" : "ember.preprocessing").get<std::string>());
+      if (version > 1) loss_json = Json::parse(meta.at("ember.loss").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -270,12 +281,21 @@ class CheckpointIo {
         options.optimizer = adam_settings(AdamW{});
       else
         throw fail(fmt::format("unknown optimizer type '{}'", printable(type)));
+      const auto loss_type = loss_json.at("type").get<std::string>();
+      if (loss_type == "mse")
+        options.loss = MeanSquaredError{};
+      else if (loss_type == "huber")
+        options.loss = Huber{.delta = static_cast<float>(loss_json.at("delta").get<double>())};
+      else if (loss_type == "crossentropy")
+        options.loss = CrossEntropy{};
+      else
+        throw fail(fmt::format("unknown loss type '{}'", printable(loss_type)));
       // Compiled with the stored optimizer (which sizes its state), but no backend yet: the first
       // fit or predict creates it, on the device the caller may still choose with compile.
       try {
         model.set_options(options);
       } catch (const InputError& error) {
-        throw fail(fmt::format("its optimizer: {}", error.what()));
+        throw fail(fmt::format("its optimizer or loss: {}", error.what()));
       }
       const auto step = optimizer.value("step", std::int64_t{0});
       if (step < 0 || step > std::numeric_limits<std::int32_t>::max())
@@ -309,8 +329,16 @@ class CheckpointIo {
       if (!p.empty() && p.input_width() != model.input_width_)
         throw fail(fmt::format("its preprocessing gives {} inputs, but the architecture takes {}", p.input_width(),
                                model.input_width_));
-      if (!p.targets.empty() && static_cast<std::int64_t>(p.targets.size()) != model.output_width())
+      const bool classification = is_classification(options.loss);
+      if (!classification && !p.targets.empty() && static_cast<std::int64_t>(p.targets.size()) != model.output_width())
         throw fail(fmt::format("it names {} target columns for {} outputs", p.targets.size(), model.output_width()));
+      if (!p.classes.empty() &&
+          (!classification || p.targets.size() != 1 ||
+           outputs_for_classes(static_cast<std::int64_t>(p.classes.size())) != model.output_width()))
+        throw fail(
+            fmt::format("its {} classes do not fit its loss and {} outputs", p.classes.size(), model.output_width()));
+      if (classification && p.classes.empty() && !p.targets.empty())
+        throw fail("a classification model that names its target needs its classes");
 
       // Every tensor: F32, the expected shape, inside the data area, no two overlapping.
       std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;

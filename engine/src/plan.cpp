@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "ember/error.hpp"
+#include "loss_part.hpp"
 
 namespace ember {
 namespace {
@@ -33,18 +34,21 @@ BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
 }
 
 Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
-           std::optional<Optimizer> optimizer)
+           std::optional<Optimizer> optimizer, Loss loss)
     : backend_(backend),
       id_(next_plan_id()),
       batch_size_(batch_size),
       input_width_(input_width),
       layout_(layers, input_width),
-      optimizer_(std::move(optimizer)) {
+      optimizer_(std::move(optimizer)),
+      loss_(loss) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
   if (optimizer_) state_buffers_ = static_cast<std::int64_t>(optimizer_state_names(*optimizer_).size());
   std::int64_t widest = 1;
   for (const Dense& layer : layers) widest = std::max(widest, layer.units);
   const std::int64_t output_width = layers.back().units;
+  const std::int64_t target_width = loss_part::target_width(loss_, output_width);
+  sums_width_ = loss_part::sums_width(loss_, output_width);
   // First pass: offsets in floats from the arena start; second pass turns them into pointers.
   region_floats_ = align_up(layout_.count());
   const std::int64_t training_regions = optimizer_ ? 1 + state_buffers_ + 1 + (1 + state_buffers_) : 1;
@@ -52,7 +56,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   const std::int64_t x_offset = offset;
   offset += align_up(batch_size * input_width);
   const std::int64_t y_offset = offset;
-  offset += align_up(batch_size * output_width);
+  offset += align_up(batch_size * target_width);
   std::vector<std::int64_t> output_offsets;
   for (const Dense& layer : layers) {
     output_offsets.push_back(offset);
@@ -64,7 +68,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
     offset += 2 * align_up(batch_size * widest);
   }
   const std::int64_t sums_offset = offset;
-  offset += align_up(4 * output_width);
+  offset += align_up(2 * sums_width_);
   const std::int64_t cursor_offset = offset;
   offset += kAlignFloats;
   const std::int64_t scalars_offset = offset;
@@ -81,7 +85,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   }
   x_batch_ = base + x_offset;
   y_batch_ = base + y_offset;
-  error_sums_ = base + sums_offset;
+  loss_sums_ = base + sums_offset;
   cursor_ = reinterpret_cast<std::int32_t*>(base + cursor_offset);
   scalars_ = reinterpret_cast<OptimizerScalars*>(base + scalars_offset);
 
@@ -172,7 +176,7 @@ void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indic
 }
 
 void Plan::reset_epoch() {
-  backend_.fill({error_sums_, 1, 4 * layers_.back().out}, 0.0f);
+  backend_.fill({loss_sums_, 1, 2 * sums_width_}, 0.0f);
   const std::int32_t zero = 0;
   backend_.copy_to_device(cursor_, &zero, sizeof(zero));
 }
@@ -204,7 +208,7 @@ ConstView Plan::forward(ConstView input) {
 void Plan::enqueue_train_step(std::int64_t rows) {
   const std::int64_t output_width = layers_.back().out;
   View x{x_batch_, rows, input_width_};
-  View y{y_batch_, rows, output_width};
+  View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   ConstView prediction = forward(x);
@@ -213,7 +217,7 @@ void Plan::enqueue_train_step(std::int64_t rows) {
   // already through that layer's ReLU when masked is set (folded into the input-gradient matmul).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
-  backend_.mse_loss_and_gradient(prediction, y, error_sums_, gradient);
+  loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
   bool masked = false;
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];
@@ -259,13 +263,13 @@ void Plan::enqueue_update() {
 }
 
 void Plan::accumulate_validation(ConstView prediction, ConstView target) {
-  backend_.mse_loss_and_gradient(prediction, target, error_sums_ + 2 * target.cols, std::nullopt);
+  loss_part::enqueue(backend_, loss_, prediction, target, loss_sums_ + sums_width_, std::nullopt);
 }
 
-Plan::ErrorSums Plan::read_error_sums() {
-  const std::size_t width = 2 * static_cast<std::size_t>(layers_.back().out);
+Plan::LossSums Plan::read_loss_sums() {
+  const auto width = static_cast<std::size_t>(sums_width_);
   std::vector<float> both(2 * width);
-  backend_.copy_to_host(both.data(), error_sums_, both.size() * sizeof(float));
+  backend_.copy_to_host(both.data(), loss_sums_, both.size() * sizeof(float));
   return {{both.begin(), both.begin() + static_cast<std::ptrdiff_t>(width)},
           {both.begin() + static_cast<std::ptrdiff_t>(width), both.end()}};
 }

@@ -8,11 +8,13 @@
 //   | gradients                            so an update is one call over all parameters; k is 0
 //                                          (SGD), 1 (SGD with momentum) or 2 (Adam, AdamW)
 //   snapshot (parameters, state)           the state of the last good epoch: one copy each way
-//   x batch (B, in) | y batch (B, out)     the step's gathered inputs and targets
+//   x batch (B, in) | y batch (B, targets) the step's gathered inputs and targets (targets: out for
+//                                          regression, 1 class index for classification)
 //   activation l (B, units_l) per layer    forward outputs, kept for backward
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
 //                                          l + 1 no longer needs
-//   error sums: training (2, out) and validation (2, out) | cursor (int32) | OptimizerScalars
+//   metric sums of the loss: training and validation (loss_part::sums_width each) | cursor (int32)
+//   | OptimizerScalars
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -34,9 +36,10 @@ struct BackendMatrix {
 
 class Plan {
  public:
-  /// A training plan with optimizer, else an inference plan (forward only).
+  /// A training plan with optimizer, else an inference plan (forward only). loss decides the
+  /// targets' width and the metric sums.
   Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
-       std::optional<Optimizer> optimizer = std::nullopt);
+       std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{});
   ~Plan() { backend_.forget_steps(id_); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -72,15 +75,15 @@ class Plan {
   // ---- inference -------------------------------------------------------------------------------
   /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
   ConstView forward(ConstView input);
-  /// Adds the errors of prediction vs target into the validation sums.
+  /// Adds the loss of prediction vs target into the validation sums.
   void accumulate_validation(ConstView prediction, ConstView target);
 
-  /// The epoch's per-column error sums (Backend::mse_loss_and_gradient) of the training steps and of
-  /// validation, 2 * outputs floats each: squared errors, then absolute errors. One device read.
-  struct ErrorSums {
+  /// The epoch's metric sums of the loss (loss_part.hpp) over the training steps and over
+  /// validation. One device read.
+  struct LossSums {
     std::vector<float> train, validation;
   };
-  ErrorSums read_error_sums();
+  LossSums read_loss_sums();
 
  private:
   struct LayerSlots {
@@ -102,6 +105,8 @@ class Plan {
   std::int64_t input_width_;
   ParameterLayout layout_;
   std::optional<Optimizer> optimizer_;
+  Loss loss_;
+  std::int64_t sums_width_ = 0;
   std::int64_t state_buffers_ = 0;  // k
   std::int64_t region_floats_ = 0;  // each parameter-layout region's size, aligned
   Buffer arena_;
@@ -113,7 +118,7 @@ class Plan {
   float* x_batch_ = nullptr;
   float* y_batch_ = nullptr;
   std::array<float*, 2> gradient_buffers_{};
-  float* error_sums_ = nullptr;  // training (2, out), then validation (2, out)
+  float* loss_sums_ = nullptr;  // training, then validation
   std::int32_t* cursor_ = nullptr;
   OptimizerScalars* scalars_ = nullptr;
   ConstView train_x_{}, train_y_{};

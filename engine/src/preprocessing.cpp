@@ -137,14 +137,17 @@ constexpr const char* kMissingTargetAdvice =
 
 namespace preprocessing {
 
-Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec) {
+Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification) {
   if (spec.targets.empty()) throw InputError("no target column given; name one with --target");
+  if (classification && spec.targets.size() > 1)
+    throw InputError(fmt::format("classification takes one target column, not {}", joined(spec.targets)));
   Preprocessing p;
   p.missing = spec.missing;
   for (const std::string& name : spec.targets) {
     if (contains(p.targets, name))
       throw InputError(fmt::format("target column '{}' is named twice in --target", printable(name)));
-    numbers_of(table, used_column(table, name), kTargetAdvice);
+    const std::int64_t index = used_column(table, name);
+    if (!classification) numbers_of(table, index, kTargetAdvice);
     p.targets.push_back(name);
   }
   for (const auto& [list, flag] : {std::pair{&spec.ignore, "--ignore"}, std::pair{&spec.one_hot, "--one-hot"}})
@@ -263,6 +266,21 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
   }
 }
 
+std::vector<std::string> class_labels(const Preprocessing& p, const CsvTable& table,
+                                      const std::vector<std::int64_t>& rows) {
+  const CsvColumn& column = table.columns[static_cast<std::size_t>(used_column(table, p.targets.at(0)))];
+  std::set<std::string> seen;
+  for (const std::int64_t r : rows)
+    if (!column.missing(r)) seen.insert(column.cell(r));
+  std::vector<std::string> classes(seen.begin(), seen.end());
+  if (classes.size() < 2)
+    throw InputError(fmt::format("{}: the target column '{}' holds {} class{} ({}); classification needs at least two",
+                                 table.path, printable(column.name), classes.size(), classes.size() == 1 ? "" : "es",
+                                 joined(classes)));
+  sort_categories(classes);
+  return classes;
+}
+
 Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows,
                bool with_targets) {
   Encoded out;
@@ -316,7 +334,20 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
       ++input;
     }
   }
-  if (with_targets) {
+  if (with_targets && !p.classes.empty()) {
+    const std::int64_t index = used_column(table, p.targets[0]);
+    const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
+    const std::vector<std::int32_t> codes = category_codes(column, p.classes);
+    out.y = Matrix(n, 1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t row = rows[static_cast<std::size_t>(i)];
+      const std::int32_t code = codes[static_cast<std::size_t>(row)];
+      if (code < 0)
+        throw InputError(fmt::format("{}: '{}' is not one of the model's classes ({})", table.where(row, index),
+                                     printable(column.cell(row)), joined(p.classes)));
+      out.y(i, 0) = static_cast<float>(code);
+    }
+  } else if (with_targets) {
     out.y = Matrix(n, static_cast<std::int64_t>(p.targets.size()));
     for (std::size_t t = 0; t < p.targets.size(); ++t) {
       const std::vector<float> values = numbers_of(table, used_column(table, p.targets[t]), kTargetAdvice);
@@ -372,6 +403,8 @@ CsvOptions Preprocessing::csv_options(char delimiter, bool with_targets) const {
     if (feature.one_hot) options.text_columns.push_back(feature.name);
   }
   if (with_targets) options.columns.insert(options.columns.end(), targets.begin(), targets.end());
+  if (with_targets && !classes.empty())
+    options.text_columns.insert(options.text_columns.end(), targets.begin(), targets.end());
   return options;
 }
 
@@ -394,8 +427,13 @@ Missing parse_missing(const std::string& text) {
   throw InputError(fmt::format("--missing {}: use error, drop or mean", printable(text)));
 }
 
+std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns) {
+  const Preprocessing p = preprocessing::columns_of(table, columns, true);
+  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true));
+}
+
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {
-  const Preprocessing p = preprocessing::columns_of(table, {.targets = target_names});
+  const Preprocessing p = preprocessing::columns_of(table, {.targets = target_names}, false);
   preprocessing::Encoded encoded = preprocessing::encode(p, table, preprocessing::usable_rows(p, table, true), true);
   return {std::move(encoded.x), std::move(encoded.y), p.feature_names(), p.targets};
 }

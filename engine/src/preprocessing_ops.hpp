@@ -11,8 +11,9 @@
 namespace ember::preprocessing {
 
 /// The features (every column but the targets and the ignored ones) and targets that spec names
-/// in table, checked; nothing learned yet. Throws InputError.
-Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec);
+/// in table, checked; nothing learned yet. With classification the one target holds class labels
+/// (text or numbers), else numbers. Throws InputError.
+Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification);
 /// Throws InputError when a later fit's spec contradicts the preprocessing the first fit learned.
 void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec);
 /// The table rows usable under p.missing: every row (error: InputError at the first missing cell;
@@ -20,13 +21,18 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec);
 std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets);
 /// Learns the categories and fill values from the given rows (the training rows).
 void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows);
+/// Classification: the sorted distinct labels of the target in the given rows. InputError for
+/// fewer than two.
+std::vector<std::string> class_labels(const Preprocessing& p, const CsvTable& table,
+                                      const std::vector<std::int64_t>& rows);
 
 struct Encoded {
   Matrix x;                           // (rows, p.input_width())
   Matrix y;                           // (rows, targets), empty without targets
   std::vector<std::string> warnings;  // e.g. categories training never saw, with their counts
 };
-/// The inputs (and targets) of the given rows, which must be usable.
+/// The inputs (and targets) of the given rows, which must be usable. A class label not among
+/// p.classes is an InputError naming its cell.
 Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows, bool with_targets);
 
 /// A preprocessing of plain numeric features named `features`, no targets.

@@ -12,6 +12,7 @@
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
+#include "loss_part.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
 #include "shape_checks.hpp"
@@ -57,6 +58,7 @@ Sequential& Sequential::operator=(Sequential&&) noexcept = default;
 
 void Sequential::set_options(const CompileOptions& options) {
   check_optimizer(options.optimizer);
+  check_loss(options.loss);
   // Another optimizer (or SGD with momentum switched on or off) starts from fresh state, as a new
   // torch.optim optimizer would; new settings of the same one keep it.
   if (optimizer_state_names(options.optimizer) != optimizer_state_names(options_.optimizer) ||
@@ -180,25 +182,6 @@ std::vector<double> total_squares(const Matrix& y) {
   return totals;
 }
 
-struct Figures {
-  double loss, mae, r2;
-};
-/// An epoch's figures from its error sums over rows rows (Plan::ErrorSums, in the units the model
-/// sees): the objective, the MAE in original units (scale: the targets' standard deviations) and
-/// R^2 averaged over the targets (totals: the rows' total_squares in the same units as the sums).
-Figures figures_of(const std::vector<float>& sums, std::int64_t rows, const std::vector<double>& scale,
-                   const std::vector<double>& totals) {
-  const std::size_t cols = scale.size();
-  const double elements = static_cast<double>(rows) * static_cast<double>(cols);
-  Figures figures{0.0, 0.0, 0.0};
-  for (std::size_t c = 0; c < cols; ++c) {
-    figures.loss += sums[c] / elements;
-    figures.mae += scale[c] * sums[cols + c] / elements;
-    figures.r2 += r_squared(sums[c], totals[c]) / static_cast<double>(cols);
-  }
-  return figures;
-}
-
 /// Targets that look like class labels (0/1, or a few whole numbers) are trained as regression
 /// here: say so once.
 void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& names, const Warn& warn) {
@@ -246,12 +229,17 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   const bool learned = !preprocessing_.empty();
+  const bool classification = is_classification(options_.loss);
   Preprocessing p;
   if (learned) {
     preprocessing::check_spec_matches(preprocessing_, columns);
+    if (classification != !preprocessing_.classes.empty())
+      throw InputError(fmt::format("the model was trained for {}; compile it with a {} loss",
+                                   classification ? "regression" : "classification",
+                                   classification ? "regression" : "classification"));
     p = preprocessing_;
   } else {
-    p = preprocessing::columns_of(table, columns);
+    p = preprocessing::columns_of(table, columns, classification);
   }
   const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true);
   if (rows.empty())
@@ -260,6 +248,14 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
                     "train on",
                     table.path));
   const std::int64_t train = training_rows(static_cast<std::int64_t>(rows.size()), options.validation_split);
+  if (!learned && classification) {
+    p.classes = preprocessing::class_labels(p, table, rows);
+    const std::int64_t needed = outputs_for_classes(static_cast<std::int64_t>(p.classes.size()));
+    if (needed != output_width())
+      throw InputError(fmt::format("the target '{}' has {} classes, so the model's last layer needs {} unit{}, not {}",
+                                   printable(p.targets[0]), p.classes.size(), needed, needed == 1 ? "" : "s",
+                                   output_width()));
+  }
   if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)});
   preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, true);
   const Warn warn = warner(options.on_warning);
@@ -281,13 +277,12 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   if (x.rows() == 0) throw InputError("fit needs at least one row");
   if (x.rows() != y.rows())
     throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
-  if (y.cols() != output_width())
-    throw InputError(fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols()));
+  const bool classification = is_classification(options_.loss);
+  check_targets(y);
   if (built() && x.cols() != input_width_)
     throw InputError(
         fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols()));
   check_finite(x, "input");
-  check_finite(y, "target");
   const std::int64_t train_rows = training_rows(x.rows(), options.validation_split);
   const std::int64_t validation_rows = x.rows() - train_rows;
   if (train_rows == 0)
@@ -305,27 +300,31 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
     scaler_.x = options.normalize ? ColumnStatistics::of(x_train) : ColumnStatistics::identity(x.cols());
-    scaler_.y = options.normalize ? ColumnStatistics::of(y_train) : ColumnStatistics::identity(y.cols());
+    // Class labels are indices, never standardized.
+    scaler_.y = options.normalize && !classification ? ColumnStatistics::of(y_train)
+                                                     : ColumnStatistics::identity(output_width());
     const std::vector<std::string> inputs = preprocessing_.input_names();
     for (std::int64_t c : scaler_.x.constant_columns)
       warn(fmt::format("{} is constant; its standard deviation is taken as 1", column_label(inputs, c, "feature")));
     for (std::int64_t c : scaler_.y.constant_columns)
       warn(fmt::format("{} is constant; its standard deviation is taken as 1",
                        column_label(preprocessing_.targets, c, "target")));
-    warn_about_label_targets(y_train, preprocessing_.targets, warn);
+    if (!classification) warn_about_label_targets(y_train, preprocessing_.targets, warn);
     scaler_fitted_ = true;
   }
 
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
-  Plan plan(backend, layers_, input_width_, batch_size, options_.optimizer);
+  Plan plan(backend, layers_, input_width_, batch_size, options_.optimizer, options_.loss);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
 
   // The data goes to the backend once; the steps gather their batches there.
-  const Matrix y_train_scaled = scaler_.y.standardize(y_train);
-  const Matrix y_validation_scaled = scaler_.y.standardize(y.take_rows(validation_index));
-  const std::vector<double> train_totals = total_squares(y_train_scaled);
-  const std::vector<double> validation_totals = total_squares(y_validation_scaled);
+  const Matrix y_train_scaled = classification ? y_train : scaler_.y.standardize(y_train);
+  const Matrix y_validation_scaled =
+      classification ? y.take_rows(validation_index) : scaler_.y.standardize(y.take_rows(validation_index));
+  const std::vector<double> train_totals = classification ? std::vector<double>{} : total_squares(y_train_scaled);
+  const std::vector<double> validation_totals =
+      classification ? std::vector<double>{} : total_squares(y_validation_scaled);
   const BackendMatrix train_x(backend, scaler_.x.standardize(x_train));
   const BackendMatrix train_y(backend, y_train_scaled);
   const BackendMatrix validation_x(backend, scaler_.x.standardize(x.take_rows(validation_index)));
@@ -372,7 +371,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
       plan.train_step(std::min(batch_size, train_rows - b * batch_size));
-      const std::vector<float> sums = plan.read_error_sums().train;
+      const std::vector<float> sums = plan.read_loss_sums().train;
       if (!std::all_of(sums.begin(), sums.end(), [](float v) { return std::isfinite(v); })) return b + 1;
     }
     return std::nullopt;
@@ -391,18 +390,22 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
     // (its upload above has completed: copy_to_device returns once the source may be reused).
     if (e + 1 < options.epochs) shuffle_for(epoch + 1);
-    const Plan::ErrorSums sums = plan.read_error_sums();
+    const Plan::LossSums sums = plan.read_loss_sums();
     EpochRecord record;
     record.epoch = epoch;
-    const Figures train = figures_of(sums.train, train_rows, scaler_.y.std, train_totals);
+    const loss_part::Figures train =
+        loss_part::figures(options_.loss, sums.train, train_rows, scaler_.y.std, train_totals);
     record.loss = train.loss;
     record.mae = train.mae;
     record.r2 = train.r2;
+    record.accuracy = train.accuracy;
     if (validation_rows > 0) {
-      const Figures validation = figures_of(sums.validation, validation_rows, scaler_.y.std, validation_totals);
+      const loss_part::Figures validation =
+          loss_part::figures(options_.loss, sums.validation, validation_rows, scaler_.y.std, validation_totals);
       record.val_loss = validation.loss;
       record.val_mae = validation.mae;
       record.val_r2 = validation.r2;
+      record.val_accuracy = validation.accuracy;
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss))) {
@@ -447,6 +450,28 @@ Matrix Sequential::predict_scaled(Backend& backend, const Matrix& x_scaled, std:
   return output;
 }
 
+std::int64_t Sequential::class_count() const {
+  return output_width() == 1 ? 2 : output_width();
+}
+
+void Sequential::check_targets(const Matrix& y) const {
+  if (!is_classification(options_.loss)) {
+    if (y.cols() != output_width())
+      throw InputError(
+          fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols()));
+    check_finite(y, "target");
+    return;
+  }
+  if (y.cols() != 1)
+    throw InputError(fmt::format("classification targets are one column of class indices, not {}", y.cols()));
+  for (std::int64_t r = 0; r < y.rows(); ++r) {
+    const float label = y(r, 0);
+    if (!(label >= 0.0f && label < static_cast<float>(class_count())) || label != std::floor(label))
+      throw InputError(fmt::format("target row {} is {}, not a class index from 0 to {} (the model has {} output{})",
+                                   r + 1, label, class_count() - 1, output_width(), output_width() == 1 ? "" : "s"));
+  }
+}
+
 Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
   if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
   if (x.rows() == 0) throw InputError("predict needs at least one row");
@@ -454,7 +479,46 @@ Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
   if (x.cols() != input_width_)
     throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols()));
   check_finite(x, "input");
-  return scaler_.y.restore(predict_scaled(backend(), scaler_.x.standardize(x), batch_size));
+  const Matrix output = predict_scaled(backend(), scaler_.x.standardize(x), batch_size);
+  if (!is_classification(options_.loss)) return scaler_.y.restore(output);
+  // Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
+  Matrix probabilities(output.rows(), class_count());
+  for (std::int64_t r = 0; r < output.rows(); ++r) {
+    if (output.cols() == 1) {
+      const double p = 1.0 / (1.0 + std::exp(-static_cast<double>(output(r, 0))));
+      probabilities(r, 0) = static_cast<float>(1.0 - p);
+      probabilities(r, 1) = static_cast<float>(p);
+      continue;
+    }
+    double largest = output(r, 0), sum = 0.0;
+    for (std::int64_t c = 1; c < output.cols(); ++c) largest = std::max<double>(largest, output(r, c));
+    for (std::int64_t c = 0; c < output.cols(); ++c) sum += std::exp(output(r, c) - largest);
+    for (std::int64_t c = 0; c < output.cols(); ++c)
+      probabilities(r, c) = static_cast<float>(std::exp(output(r, c) - largest) / sum);
+  }
+  return probabilities;
+}
+
+std::vector<std::int64_t> Sequential::predict_classes(const Matrix& x, std::int64_t batch_size) {
+  if (!is_classification(options_.loss))
+    throw InputError("predict_classes needs a classification model (a CrossEntropy loss)");
+  const Matrix probabilities = predict(x, batch_size);
+  std::vector<std::int64_t> classes(static_cast<std::size_t>(probabilities.rows()));
+  for (std::int64_t r = 0; r < probabilities.rows(); ++r) {
+    std::int64_t best = 0;
+    for (std::int64_t c = 1; c < probabilities.cols(); ++c)
+      if (probabilities(r, c) > probabilities(r, best)) best = c;
+    classes[static_cast<std::size_t>(r)] = best;
+  }
+  return classes;
+}
+
+std::vector<std::string> Sequential::classes() const {
+  if (!is_classification(options_.loss)) return {};
+  if (!preprocessing_.classes.empty()) return preprocessing_.classes;
+  std::vector<std::string> names;
+  for (std::int64_t c = 0; c < class_count(); ++c) names.push_back(std::to_string(c));
+  return names;
 }
 
 Preprocessing Sequential::table_preprocessing(const CsvTable& table) const {
@@ -478,7 +542,8 @@ Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options)
   const preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, false);
   const Warn warn = warner(options.on_warning);
   for (const std::string& message : encoded.warnings) warn(message);
-  Matrix output(table.rows(), output_width(), std::numeric_limits<float>::quiet_NaN());
+  const std::int64_t width = is_classification(options_.loss) ? class_count() : output_width();
+  Matrix output(table.rows(), width, std::numeric_limits<float>::quiet_NaN());
   if (rows.empty()) {
     warn(fmt::format("{}: every row has a missing feature; every prediction is NaN", table.path));
     return output;
@@ -493,15 +558,73 @@ Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options)
   return output;
 }
 
+std::vector<std::string> Sequential::predict_labels(const CsvTable& table, const PredictOptions& options) {
+  if (!is_classification(options_.loss))
+    throw InputError("predict_labels needs a classification model (a CrossEntropy loss)");
+  const Matrix probabilities = predict(table, options);
+  const std::vector<std::string> names = classes();
+  std::vector<std::string> labels(static_cast<std::size_t>(probabilities.rows()));
+  for (std::int64_t r = 0; r < probabilities.rows(); ++r) {
+    if (std::isnan(probabilities(r, 0))) continue;  // left out: a missing feature
+    std::int64_t best = 0;
+    for (std::int64_t c = 1; c < probabilities.cols(); ++c)
+      if (probabilities(r, c) > probabilities(r, best)) best = c;
+    labels[static_cast<std::size_t>(r)] = names[static_cast<std::size_t>(best)];
+  }
+  return labels;
+}
+
+namespace {
+
+/// Accuracy, log-loss, macro-F1 and the confusion matrix of probabilities (rows, classes) against
+/// class indices, as scikit-learn computes them (log_loss clips p to [eps, 1 - eps] with float64's
+/// eps; f1_score(average="macro") over the classes that are true or predicted, 0 where undefined).
+void classification_metrics(const Matrix& probabilities, const Matrix& labels, Metrics& metrics) {
+  const std::int64_t k = probabilities.cols();
+  metrics.confusion.assign(static_cast<std::size_t>(k), std::vector<std::int64_t>(static_cast<std::size_t>(k), 0));
+  double log_loss = 0.0, correct = 0.0;
+  constexpr double eps = std::numeric_limits<double>::epsilon();
+  for (std::int64_t r = 0; r < probabilities.rows(); ++r) {
+    const auto y = static_cast<std::int64_t>(labels(r, 0));
+    std::int64_t best = 0;
+    for (std::int64_t c = 1; c < k; ++c)
+      if (probabilities(r, c) > probabilities(r, best)) best = c;
+    ++metrics.confusion[static_cast<std::size_t>(y)][static_cast<std::size_t>(best)];
+    correct += best == y ? 1.0 : 0.0;
+    log_loss -= std::log(std::clamp<double>(probabilities(r, y), eps, 1.0 - eps));
+  }
+  const auto rows = static_cast<double>(probabilities.rows());
+  metrics.accuracy = correct / rows;
+  metrics.log_loss = log_loss / rows;
+  double f1_sum = 0.0, counted = 0.0;
+  for (std::int64_t c = 0; c < k; ++c) {
+    double true_positive = 0, actual = 0, predicted = 0;
+    for (std::int64_t o = 0; o < k; ++o) {
+      actual += static_cast<double>(metrics.confusion[static_cast<std::size_t>(c)][static_cast<std::size_t>(o)]);
+      predicted += static_cast<double>(metrics.confusion[static_cast<std::size_t>(o)][static_cast<std::size_t>(c)]);
+    }
+    true_positive = static_cast<double>(metrics.confusion[static_cast<std::size_t>(c)][static_cast<std::size_t>(c)]);
+    if (actual == 0 && predicted == 0) continue;
+    f1_sum += 2.0 * true_positive / (actual + predicted);
+    counted += 1;
+  }
+  metrics.macro_f1 = counted > 0 ? f1_sum / counted : 0.0;
+}
+
+}  // namespace
+
 Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) {
   if (x.rows() != y.rows())
     throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
-  if (y.cols() != output_width())
-    throw InputError(fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols()));
-  check_finite(y, "target");
+  check_targets(y);
   const Matrix prediction = predict(x, batch_size);
   Metrics metrics;
   metrics.rows = x.rows();
+  if (is_classification(options_.loss)) {
+    metrics.classes = classes();
+    classification_metrics(prediction, y, metrics);
+    return metrics;
+  }
   double squared = 0.0, absolute = 0.0, r2_sum = 0.0;
   for (std::int64_t c = 0; c < y.cols(); ++c) {
     double mean = 0.0;

@@ -78,13 +78,22 @@ class Backend {
   virtual void relu_forward(ConstView x, View y) = 0;
   /// dx = dy where y > 0, else 0. y is the forward output. dy, y, dx are (rows, cols); dx may alias dy.
   virtual void relu_backward(ConstView dy, ConstView y, View dx) = 0;
-  /// The MSE loss of a batch, its metric sums and its gradient, from one read of prediction and
-  /// target (both (rows, cols)): for every column c, sums[c] += the sum over rows of (p - t)^2 and
-  /// sums[cols + c] += the sum of |p - t| (sums is 2 * cols floats of backend memory, accumulated
-  /// across calls: the loss, MAE and R^2 of an epoch come from them); when gradient is given,
-  /// gradient (rows, cols) = d MSE / d p = 2 (p - t) / (rows * cols).
-  virtual void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
-                                     std::optional<View> gradient) = 0;
+  /// A regression loss of a batch (MeanSquaredError, or Huber with huber_delta), its metric sums and
+  /// its gradient, from one read of prediction and target (both (rows, cols)). With e = p - t, for
+  /// every column c (sums is 3 * cols floats of backend memory, accumulated across calls: an
+  /// epoch's loss, MAE and R^2 come from them): sums[c] += the sum over rows of the loss (e^2, or
+  /// Huber's 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2)), sums[cols + c] += the sum of
+  /// e^2 and sums[2 cols + c] += the sum of |e|. When gradient is given, gradient (rows, cols) = the
+  /// derivative of the mean loss: 2 e / (rows * cols), or clamp(e, -delta, delta) / (rows * cols).
+  virtual void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
+                               std::optional<View> gradient) = 0;
+  /// Cross-entropy on logits (CrossEntropy) of a batch, its metric sums and its gradient, from one
+  /// read of the logits (rows, k) and labels (rows, 1: class indices as floats, 0 to classes - 1).
+  /// k == 1, two classes: z is the logit of class 1, loss max(z, 0) - z y + log1p(exp(-|z|)),
+  /// gradient (sigmoid(z) - y) / rows, predicted class 1 where z > 0. k >= 2: loss logsumexp(z) -
+  /// z_y, gradient (softmax(z) - onehot(y)) / rows, predicted class the first largest logit.
+  /// sums[0] += the sum of the rows' losses, sums[1] += the rows whose predicted class is y.
+  virtual void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) = 0;
   /// One SGD step (SGD's formula) over count parameters in one flat buffer, at the learning rate
   /// settings.lr * scalars->lr_scale. momentum_buffer (count floats) is read and written only when
   /// settings.momentum != 0. The buffers never overlap.

@@ -2,7 +2,7 @@
 // The Keras-like model API:
 //
 //   ember::Sequential model{ember::Dense(64, ember::Activation::relu), ember::Dense(1)};
-//   model.compile({.optimizer = ember::SGD{.lr = 0.01f}, .loss = ember::Loss::mse});
+//   model.compile({.optimizer = ember::SGD{.lr = 0.01f}, .loss = ember::MeanSquaredError{}});
 //   ember::History history = model.fit(x, y, {.epochs = 100});
 //   ember::Matrix prediction = model.predict(x);
 //
@@ -17,6 +17,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/data.hpp"
+#include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
 #include "ember/tensor.hpp"
@@ -24,7 +25,6 @@
 namespace ember {
 
 enum class Activation { linear, relu };
-enum class Loss { mse };
 
 struct Dense {
   explicit Dense(std::int64_t units, Activation activation = Activation::linear)
@@ -36,23 +36,25 @@ struct Dense {
 
 struct CompileOptions {
   Optimizer optimizer = SGD{};
-  Loss loss = Loss::mse;
+  Loss loss = MeanSquaredError{};
   Device device = Device::automatic;
   BackendOptions backend{};
 };
 
-/// One epoch's figures. loss and val_loss are the training objective (MSE of the targets the model
-/// sees: standardized when normalization is on); mae and val_mae are in original target units; r2
-/// and val_r2 are the coefficient of determination averaged over the targets. The training figures
-/// are sums over the epoch's steps, each batch measured before its update (as Keras reports them).
+/// One epoch's figures. loss and val_loss are the training objective (the loss on the targets the
+/// model sees: standardized when normalization is on); for regression mae and val_mae are in
+/// original target units and r2 and val_r2 the coefficient of determination averaged over the
+/// targets; for classification accuracy and val_accuracy are the share of rows predicted right
+/// (the loss is then the log-loss). The training figures are sums over the epoch's steps, each
+/// batch measured before its update (as Keras reports them); val_* are set with a validation split.
 struct EpochRecord {
   std::int64_t epoch = 0;  // 1-based, counting epochs of earlier fits of this model too
   double loss = 0;
-  double mae = 0;
-  double r2 = 0;
+  std::optional<double> mae{}, r2{};  // regression
+  std::optional<double> accuracy{};   // classification
   std::optional<double> val_loss{};
-  std::optional<double> val_mae{};
-  std::optional<double> val_r2{};
+  std::optional<double> val_mae{}, val_r2{};
+  std::optional<double> val_accuracy{};
   double seconds = 0;
 };
 
@@ -104,13 +106,20 @@ struct TargetMetrics {
   double r2 = 0;  // as scikit-learn's r2_score; a constant target scores 1 if predicted exactly, else 0
 };
 
+/// Regression figures (mse, mae, r2, targets) or classification figures (accuracy onwards), as the
+/// model's loss makes it.
 struct Metrics {
   double mse = 0;  // mean over all elements, original units
   double mae = 0;
   double r2 = 0;                       // coefficient of determination, averaged over target columns
-  std::int64_t rows = 0;               // rows evaluated
-  std::int64_t dropped_rows = 0;       // rows left out for a missing value (Missing::drop)
-  std::vector<TargetMetrics> targets;  // per target column
+  double accuracy = 0;                 // share of rows whose most likely class is the label
+  double log_loss = 0;                 // mean of -log p(label), as scikit-learn's log_loss
+  double macro_f1 = 0;                 // F1 averaged over the classes (a class never true nor predicted: 0)
+  std::vector<std::string> classes{};  // names of the classes (class i is row and column i below)
+  std::vector<std::vector<std::int64_t>> confusion{};  // confusion[true class][predicted class] = rows
+  std::int64_t rows = 0;                               // rows evaluated
+  std::int64_t dropped_rows = 0;                       // rows left out for a missing value (Missing::drop)
+  std::vector<TargetMetrics> targets;                  // per target column
 };
 
 class Plan;
@@ -138,11 +147,22 @@ class Sequential {
   Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024);
   /// Evaluates on a table's feature and target columns, selected by name and preprocessed as in fit.
   Metrics evaluate(const CsvTable& table, const PredictOptions& options = {});
+  /// Regression: the targets, in original units, (rows, outputs). Classification: each class's
+  /// probability (rows, classes): the sigmoid of the logit for two classes ([1 - p, p]), else the
+  /// softmax of the logits.
   Matrix predict(const Matrix& x, std::int64_t batch_size = 1024);
+  /// Classification: the most likely class of each row (ties: the first); InputError for regression.
+  std::vector<std::int64_t> predict_classes(const Matrix& x, std::int64_t batch_size = 1024);
   /// Predicts each row of a table from its feature columns, selected by name (other columns are
   /// not read) and preprocessed as in fit. A row left out under Missing::drop predicts NaN. A model
   /// that stores no column names takes every column of the table, in order.
   Matrix predict(const CsvTable& table, const PredictOptions& options = {});
+  /// Classification: the most likely class's label for each row of a table (empty for a row left
+  /// out under Missing::drop).
+  std::vector<std::string> predict_labels(const CsvTable& table, const PredictOptions& options = {});
+  /// Classification: the classes' labels (index = class), from the first fit on a table (or
+  /// "0", "1", ... for a model trained on matrices); empty for regression.
+  std::vector<std::string> classes() const;
 
   /// Writes a safetensors checkpoint (docs/formats.md) through a temporary file and a rename.
   void save(const std::string& path) const;
@@ -195,6 +215,10 @@ class Sequential {
   Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size);
   History fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options, std::int64_t dropped_rows);
   Preprocessing table_preprocessing(const CsvTable& table) const;
+  /// InputError unless y suits the loss: (rows, outputs) finite numbers for regression, (rows, 1)
+  /// class indices below class_count() for classification.
+  void check_targets(const Matrix& y) const;
+  std::int64_t class_count() const;  // classification: 2 for one output, else the outputs
 
   std::vector<Dense> layers_;
   std::uint64_t seed_ = 0;

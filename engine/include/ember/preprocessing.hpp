@@ -44,6 +44,10 @@ struct Preprocessing {
   std::vector<FeatureColumn> features;
   std::vector<std::string> targets;
   Missing missing = Missing::error;
+  /// Classification: the target's class labels, the distinct labels of the rows the first fit used
+  /// (held-out rows included, as scikit-learn's label encoding), sorted as categories are; class i
+  /// is classes[i]. Empty for regression.
+  std::vector<std::string> classes{};
 
   bool empty() const { return features.empty(); }
   /// The model's input width: one input per numeric feature and per category.
@@ -54,10 +58,15 @@ struct Preprocessing {
   /// The spec that gives this preprocessing (ignore empty: the unused columns are not recorded).
   ColumnSpec spec() const;
   /// Options that read exactly the columns used here (the targets too when with_targets), the
-  /// categorical ones as text; any other column is skipped unparsed and may hold anything.
+  /// categorical ones and class labels as text; any other column is skipped unparsed.
   CsvOptions csv_options(char delimiter = ',', bool with_targets = false) const;
   bool operator==(const Preprocessing&) const = default;
 };
+
+/// A classification target's classes as fit would learn them: the sorted distinct labels of the
+/// target column in the rows usable under columns.missing. Its size tells the model's outputs
+/// (outputs_for_classes). InputError for fewer than two classes or more than one target.
+std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns);
 
 std::string to_string(Missing missing);
 Missing parse_missing(const std::string& text);  // "error", "drop", "mean"; throws InputError

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -83,24 +84,70 @@ void CpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
   for (std::int64_t i = 0; i < dy.size(); ++i) dx.data[i] = y.data[i] > 0.0f ? dy.data[i] : 0.0f;
 }
 
-void CpuBackend::mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
-                                       std::optional<View> gradient) {
-  check_same_shape(prediction, target, "mse_loss_and_gradient");
-  if (gradient) check_same_shape(prediction, *gradient, "mse_loss_and_gradient");
+void CpuBackend::regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
+                                 std::optional<View> gradient) {
+  check_same_shape(prediction, target, "regression_loss");
+  if (gradient) check_same_shape(prediction, *gradient, "regression_loss");
   const std::int64_t cols = prediction.cols;
-  const double scale = 2.0 / static_cast<double>(prediction.size());
+  const double scale = 1.0 / static_cast<double>(prediction.size());
+  const double delta = huber_delta.value_or(0.0f);
   for (std::int64_t j = 0; j < cols; ++j) {
-    double squared = 0.0, absolute = 0.0;
+    double loss = 0.0, squared = 0.0, absolute = 0.0;
     for (std::int64_t i = 0; i < prediction.rows; ++i) {
       const std::int64_t at = i * cols + j;
-      const double error = static_cast<double>(prediction.data[at]) - target.data[at];
-      squared += error * error;
-      absolute += std::abs(error);
-      if (gradient) gradient->data[at] = static_cast<float>(scale * error);
+      const double e = static_cast<double>(prediction.data[at]) - target.data[at];
+      const bool quadratic = !huber_delta || std::abs(e) <= delta;
+      loss += !huber_delta ? e * e : (quadratic ? 0.5 * e * e : delta * (std::abs(e) - 0.5 * delta));
+      squared += e * e;
+      absolute += std::abs(e);
+      if (gradient)
+        gradient->data[at] = static_cast<float>(scale * (!huber_delta ? 2.0 * e : std::clamp(e, -delta, delta)));
     }
-    sums[j] = static_cast<float>(sums[j] + squared);
-    sums[cols + j] = static_cast<float>(sums[cols + j] + absolute);
+    sums[j] = static_cast<float>(sums[j] + loss);
+    sums[cols + j] = static_cast<float>(sums[cols + j] + squared);
+    sums[2 * cols + j] = static_cast<float>(sums[2 * cols + j] + absolute);
   }
+}
+
+void CpuBackend::cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) {
+  if (labels.cols != 1 || labels.rows != logits.rows)
+    throw Error(fmt::format("cross_entropy_loss: labels ({}, {}) for logits ({}, {}); they must be ({}, 1)",
+                            labels.rows, labels.cols, logits.rows, logits.cols, logits.rows));
+  if (gradient) check_same_shape(logits, *gradient, "cross_entropy_loss");
+  const std::int64_t k = logits.cols;
+  const double scale = 1.0 / static_cast<double>(logits.rows);
+  double loss = 0.0, correct = 0.0;
+  for (std::int64_t i = 0; i < logits.rows; ++i) {
+    const float label = labels.data[i];
+    const auto y = static_cast<std::int64_t>(label);
+    if (!(label >= 0.0f) || static_cast<float>(y) != label || y >= std::max<std::int64_t>(k, 2))
+      throw Error(fmt::format("cross_entropy_loss: row {} has label {}, not a class index below {}", i, label,
+                              std::max<std::int64_t>(k, 2)));
+    const float* z = logits.data + i * k;
+    if (k == 1) {
+      const double logit = z[0];
+      loss += std::max(logit, 0.0) - logit * static_cast<double>(y) + std::log1p(std::exp(-std::abs(logit)));
+      correct += (logit > 0.0) == (y == 1) ? 1.0 : 0.0;
+      if (gradient)
+        gradient->data[i] = static_cast<float>(scale * (1.0 / (1.0 + std::exp(-logit)) - static_cast<double>(y)));
+      continue;
+    }
+    std::int64_t predicted = 0;
+    for (std::int64_t c = 1; c < k; ++c)
+      if (z[c] > z[predicted]) predicted = c;
+    const double largest = z[predicted];
+    double sum = 0.0;
+    for (std::int64_t c = 0; c < k; ++c) sum += std::exp(static_cast<double>(z[c]) - largest);
+    const double logsumexp = largest + std::log(sum);
+    loss += logsumexp - z[y];
+    correct += predicted == y ? 1.0 : 0.0;
+    if (gradient)
+      for (std::int64_t c = 0; c < k; ++c)
+        gradient->data[i * k + c] =
+            static_cast<float>(scale * (std::exp(static_cast<double>(z[c]) - logsumexp) - (c == y ? 1.0 : 0.0)));
+  }
+  sums[0] = static_cast<float>(sums[0] + loss);
+  sums[1] = static_cast<float>(sums[1] + correct);
 }
 
 void CpuBackend::sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,

@@ -18,8 +18,9 @@ class CpuBackend : public Backend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void relu_forward(ConstView x, View y) override;
   void relu_backward(ConstView dy, ConstView y, View dx) override;
-  void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
-                             std::optional<View> gradient) override;
+  void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
+                       std::optional<View> gradient) override;
+  void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override;
   void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
                   const SGD& settings, const OptimizerScalars* scalars) override;
   void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,

@@ -156,12 +156,21 @@ class CudaBackend final : public Backend {
     check_same_shape(dy, dx, "relu_backward");
     kernels::launch_relu_backward(dy.data, y.data, dx.data, dy.size(), stream_);
   }
-  void mse_loss_and_gradient(ConstView prediction, ConstView target, float* sums,
-                             std::optional<View> gradient) override {
-    check_same_shape(prediction, target, "mse_loss_and_gradient");
-    if (gradient) check_same_shape(prediction, *gradient, "mse_loss_and_gradient");
-    kernels::launch_mse_loss_and_gradient(prediction.data, target.data, prediction.rows, prediction.cols, sums,
-                                          gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
+  void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
+                       std::optional<View> gradient) override {
+    check_same_shape(prediction, target, "regression_loss");
+    if (gradient) check_same_shape(prediction, *gradient, "regression_loss");
+    kernels::launch_regression_loss(prediction.data, target.data, prediction.rows, prediction.cols,
+                                    huber_delta.value_or(0.0f), sums, gradient ? gradient->data : nullptr,
+                                    reduction_scratch_, stream_);
+  }
+  void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override {
+    if (labels.cols != 1 || labels.rows != logits.rows)
+      throw Error(fmt::format("cross_entropy_loss: labels ({}, {}) for logits ({}, {}); they must be ({}, 1)",
+                              labels.rows, labels.cols, logits.rows, logits.cols, logits.rows));
+    if (gradient) check_same_shape(logits, *gradient, "cross_entropy_loss");
+    kernels::launch_cross_entropy(logits.data, labels.data, logits.rows, logits.cols, sums,
+                                  gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
   }
   void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
                   const SGD& settings, const OptimizerScalars* scalars) override {

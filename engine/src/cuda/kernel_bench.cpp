@@ -254,7 +254,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   DeviceMemory bias(cols * sizeof(float)), bias_gradient(cols * sizeof(float));
   DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(sizeof(std::int32_t));
   DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float)), sum(sizeof(float));
-  DeviceMemory column_sums(2 * cols * sizeof(float));
+  DeviceMemory column_sums(3 * cols * sizeof(float)), labels(static_cast<std::size_t>(rows) * sizeof(float));
   const std::size_t cub_bytes = kernels::cub_sum_scratch_bytes(2 * n);
   DeviceMemory cub_scratch(cub_bytes);
   float* first = pair.floats();
@@ -271,6 +271,11 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   EMBER_CUDA_CHECK(cudaMemcpyAsync(indices.data(), order.data(), order.size() * sizeof(std::int32_t),
                                    cudaMemcpyHostToDevice, stream));
   EMBER_CUDA_CHECK(cudaMemsetAsync(cursor.data(), 0, sizeof(std::int32_t), stream));
+  // Class labels for the cross-entropy: every class in turn.
+  std::vector<float> label_values(static_cast<std::size_t>(rows));
+  for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<float>(i % cols);
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(labels.data(), label_values.data(), label_values.size() * sizeof(float),
+                                   cudaMemcpyHostToDevice, stream));
   EMBER_CUDA_CHECK(cudaStreamSynchronize(stream));
   const auto* index_data = static_cast<const std::int32_t*>(indices.data());
   const auto* cursor_data = static_cast<const std::int32_t*>(cursor.data());
@@ -318,10 +323,15 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
     kernels::launch_cub_sum(first, 2 * n, sum.floats(), cub_scratch.data(), cub_bytes, stream);
   }));
   emit({"cub reduce sum", 2 * operand, cub, "cub reduce sum", cub});
-  // The loss reads prediction and target and writes the gradient; its column sums are small.
+  // The losses read prediction and target (cross-entropy: the labels, one per row) and write the
+  // gradient; their sums are small.
   measure("mse loss + gradient", 3 * operand, [&] {
-    kernels::launch_mse_loss_and_gradient(first, second, rows, cols, column_sums.floats(), out.floats(),
-                                          scratch.floats(), stream);
+    kernels::launch_regression_loss(first, second, rows, cols, 0.0f, column_sums.floats(), out.floats(),
+                                    scratch.floats(), stream);
+  });
+  measure("cross-entropy + gradient", 2 * operand + static_cast<double>(rows) * sizeof(float), [&] {
+    kernels::launch_cross_entropy(first, labels.floats(), rows, cols, column_sums.floats(), out.floats(),
+                                  scratch.floats(), stream);
   });
   return table;
 }

@@ -251,6 +251,11 @@ inline unsigned atomicAdd(unsigned* address, unsigned value) {
   return old;
 }
 template <typename T>
+T __shfl_sync(unsigned mask, T value, int source_lane) {
+  static_assert(sizeof(T) == 4, "32-bit shuffles only");
+  return std::bit_cast<T>(ember::emulator::warp_exchange(mask, std::bit_cast<std::uint32_t>(value), source_lane % 32));
+}
+template <typename T>
 T __shfl_down_sync(unsigned mask, T value, unsigned delta) {
   static_assert(sizeof(T) == 4, "32-bit shuffles only");
   const int source = ember::emulator::lane_id() + static_cast<int>(delta);

@@ -1,0 +1,41 @@
+#pragma once
+// Losses, with PyTorch's formulas (torch.nn), each averaged over the batch.
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace ember {
+
+/// torch.nn.MSELoss: the mean over all elements of (prediction - target)^2. Regression: targets
+/// are numbers (standardized when the model normalizes).
+struct MeanSquaredError {
+  bool operator==(const MeanSquaredError&) const = default;
+};
+
+/// torch.nn.HuberLoss: per element 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2), the
+/// mean over all elements; robust to outliers. Regression, as MeanSquaredError. With normalization
+/// on, delta is in standardized units (standard deviations of the target).
+struct Huber {
+  float delta = 1.0f;
+  bool operator==(const Huber&) const = default;
+};
+
+/// Classification: targets are class labels. With two classes the model has one output, the logit
+/// of the second class, and the loss is torch.nn.BCEWithLogitsLoss (max(z, 0) - z y + log(1 +
+/// exp(-|z|))); with more, one output per class and torch.nn.CrossEntropyLoss (logsumexp(z) - z_y).
+struct CrossEntropy {
+  bool operator==(const CrossEntropy&) const = default;
+};
+
+using Loss = std::variant<MeanSquaredError, Huber, CrossEntropy>;
+
+/// "mse", "huber" or "crossentropy".
+std::string loss_name(const Loss& loss);
+/// Throws SettingError (e.g. "Huber::delta 0: must be ...") for a setting out of range.
+void check_loss(const Loss& loss);
+bool is_classification(const Loss& loss);
+/// The model outputs a classification over this many classes needs: 1 for two classes (a single
+/// logit), else one per class. InputError for fewer than two classes.
+std::int64_t outputs_for_classes(std::int64_t classes);
+
+}  // namespace ember

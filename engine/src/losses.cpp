@@ -1,0 +1,33 @@
+#include "ember/losses.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "ember/error.hpp"
+
+namespace ember {
+
+std::string loss_name(const Loss& loss) {
+  if (std::holds_alternative<Huber>(loss)) return "huber";
+  if (std::holds_alternative<CrossEntropy>(loss)) return "crossentropy";
+  return "mse";
+}
+
+void check_loss(const Loss& loss) {
+  if (const auto* huber = std::get_if<Huber>(&loss);
+      huber != nullptr && !(huber->delta > 0.0f && std::isfinite(huber->delta)))
+    throw SettingError("Huber::delta", fmt::format("{}: must be a finite number > 0", huber->delta));
+}
+
+bool is_classification(const Loss& loss) {
+  return std::holds_alternative<CrossEntropy>(loss);
+}
+
+std::int64_t outputs_for_classes(std::int64_t classes) {
+  if (classes < 2)
+    throw InputError(fmt::format("classification needs at least two classes, the target has {}", classes));
+  return classes == 2 ? 1 : classes;
+}
+
+}  // namespace ember

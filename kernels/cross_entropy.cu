@@ -1,0 +1,147 @@
+// Cross-entropy on logits z (rows, k) against class labels y (rows, 1; indices as floats), with its
+// metric sums and gradient in one read of the logits:
+//   k == 1 (two classes, z the logit of class 1):
+//     loss = max(z, 0) - z y + log1p(exp(-|z|)),  gradient = (sigmoid(z) - y) / rows,
+//     predicted class 1 where z > 0
+//   k >= 2: loss = logsumexp(z) - z_y,  gradient = (softmax(z) - onehot(y)) / rows,
+//     predicted class the first largest logit
+//   sums[0] += the rows' losses, sums[1] += the rows predicted right
+// A warp per row (its lanes stride over the k logits: a max with its index, the sums of
+// exponentials, and the gradient, each a pass over the row; 1 - p_y comes from the other classes'
+// exponentials, so a confident right answer loses no digits), 8 warps per block over a chunk of rows. Each warp
+// keeps its rows' sums in lane 0; the block adds its warps in order into the chunk's partials, and
+// one thread adds the chunks in order (deterministic; the grid depends on the shape only).
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+#include "launch.cuh"
+
+namespace ember::kernels {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+__device__ float warp_sum(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(kFullWarp, value, offset);
+  return __shfl_sync(kFullWarp, value, 0);
+}
+
+__device__ float sigmoid(float x) {
+  return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+/// The largest value and its first index over the warp (lane 0's view broadcast to all lanes).
+__device__ void warp_argmax(float& value, int& index) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other = __shfl_down_sync(kFullWarp, value, offset);
+    const int other_index = __shfl_down_sync(kFullWarp, index, offset);
+    if (other > value || (other == value && other_index < index)) {
+      value = other;
+      index = other_index;
+    }
+  }
+  value = __shfl_sync(kFullWarp, value, 0);
+  index = __shfl_sync(kFullWarp, index, 0);
+}
+
+__global__ void __launch_bounds__(kWarps * 32)
+    cross_entropy_partial_kernel(const float* __restrict__ logits, const float* __restrict__ labels, long long rows,
+                                 int k, long long chunk, float inv_rows, float* __restrict__ gradient,
+                                 float* __restrict__ out, bool accumulate) {
+  __shared__ float warp_loss[kWarps], warp_correct[kWarps];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const long long begin = blockIdx.x * chunk, end = begin + chunk < rows ? begin + chunk : rows;
+  float loss = 0.0f, correct = 0.0f;  // lane 0's
+  for (long long r = begin + warp; r < end; r += kWarps) {
+    const float* z = logits + r * k;
+    const int y = static_cast<int>(labels[r]);
+    if (k == 1) {
+      if (lane == 0) {
+        const float logit = z[0], label = static_cast<float>(y);
+        loss += fmaxf(logit, 0.0f) - logit * label + log1pf(expf(-fabsf(logit)));
+        correct += (logit > 0.0f) == (y == 1) ? 1.0f : 0.0f;
+        // sigmoid(z) - 1 = -sigmoid(-z): no cancellation for a confident right answer.
+        if (gradient != nullptr) gradient[r] = (y == 1 ? -sigmoid(-logit) : sigmoid(logit)) * inv_rows;
+      }
+      continue;
+    }
+    float largest = -INFINITY;
+    int predicted = k;  // beyond every class: loses every tie
+    for (int c = lane; c < k; c += 32)
+      if (z[c] > largest) {
+        largest = z[c];
+        predicted = c;
+      }
+    warp_argmax(largest, predicted);
+    // The sum of exponentials, and the same without the label's: 1 - p_y = others / sum without the
+    // cancellation of p_y - 1 when the model is confident and right.
+    float exponentials = 0.0f, others = 0.0f;
+    for (int c = lane; c < k; c += 32) {
+      const float e = expf(z[c] - largest);
+      exponentials += e;
+      if (c != y) others += e;
+    }
+    exponentials = warp_sum(exponentials);
+    others = warp_sum(others);
+    if (gradient != nullptr)
+      for (int c = lane; c < k; c += 32)
+        gradient[r * k + c] = (c == y ? -others : expf(z[c] - largest)) / exponentials * inv_rows;
+    if (lane == 0) {
+      // logsumexp(z) - z_y; log1p(others) when z_y is the largest (the sum is then 1 + others).
+      loss += z[y] == largest ? log1pf(others) : largest + logf(exponentials) - z[y];
+      correct += predicted == y ? 1.0f : 0.0f;
+    }
+  }
+  if (lane == 0) {
+    warp_loss[warp] = loss;
+    warp_correct[warp] = correct;
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  float block_loss = 0.0f, block_correct = 0.0f;
+  for (int w = 0; w < kWarps; ++w) {
+    block_loss += warp_loss[w];
+    block_correct += warp_correct[w];
+  }
+  if (accumulate) {
+    out[0] += block_loss;
+    out[1] += block_correct;
+  } else {
+    out[2 * blockIdx.x] = block_loss;
+    out[2 * blockIdx.x + 1] = block_correct;
+  }
+}
+
+/// Pass two: sums[s] += partials[0][s] + partials[1][s] + ..., in chunk order.
+__global__ void cross_entropy_sum_chunks_kernel(const float* __restrict__ partials, long long chunks,
+                                                float* __restrict__ sums) {
+  if (threadIdx.x >= 2) return;
+  float total = 0.0f;
+  for (long long c = 0; c < chunks; ++c) total += partials[2 * c + threadIdx.x];
+  sums[threadIdx.x] += total;
+}
+
+}  // namespace
+
+void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k, float* sums,
+                          float* gradient, float* scratch, cudaStream_t stream) {
+  if (rows == 0) return;
+  // Chunks of at least 64 rows, at most 1024 of them: partials within the scratch.
+  std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(1024, (rows + 63) / 64));
+  const std::int64_t chunk = (rows + chunks - 1) / chunks;
+  chunks = (rows + chunk - 1) / chunk;
+  launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks), kWarps * 32, 0, stream, logits, labels, rows,
+         static_cast<int>(k), chunk, static_cast<float>(1.0 / static_cast<double>(rows)), gradient,
+         chunks == 1 ? sums : scratch, chunks == 1);
+  check_launch("cross_entropy_partial_kernel", [&] { return shape_text("logits", rows, k); });
+  if (chunks == 1) return;
+  launch(cross_entropy_sum_chunks_kernel, 1, 32, 0, stream, scratch, chunks, sums);
+  check_launch("cross_entropy_sum_chunks_kernel", [&] { return shape_text("logits", rows, k); });
+}
+
+}  // namespace ember::kernels
