@@ -107,7 +107,18 @@ std::string flag_for(const std::string& setting) {
                                                            {"AdamW::beta2", "--beta2"},
                                                            {"AdamW::eps", "--eps"},
                                                            {"AdamW::weight_decay", "--weight-decay"},
-                                                           {"Huber::delta", "--huber-delta"}};
+                                                           {"Huber::delta", "--huber-delta"},
+                                                           {"StepDecay::step_epochs", "--step-epochs"},
+                                                           {"StepDecay::gamma", "--decay"},
+                                                           {"CosineDecay::epochs", "--epochs"},
+                                                           {"CosineDecay::warmup_epochs", "--warmup-epochs"},
+                                                           {"CosineDecay::min_scale", "--min-lr-scale"},
+                                                           {"ReduceOnPlateau::factor", "--decay"},
+                                                           {"ReduceOnPlateau::patience", "--plateau-patience"},
+                                                           {"ReduceOnPlateau::min_scale", "--min-lr-scale"},
+                                                           {"EarlyStopping::patience", "--early-stopping"},
+                                                           {"EarlyStopping::min_delta", "--min-delta"},
+                                                           {"FitOptions::checkpoint_every", "--checkpoint-every"}};
   const auto found = flags.find(setting);
   return found == flags.end() ? setting : found->second;
 }

@@ -11,7 +11,9 @@
 namespace ember::cli {
 
 /// Exit codes (README.md, "Exit codes").
-enum ExitCode { exit_ok = 0, exit_internal = 1, exit_input = 2, exit_diverged = 3 };
+enum ExitCode { exit_ok = 0, exit_internal = 1, exit_input = 2, exit_diverged = 3, exit_interrupted = 130 };
+/// Thrown once an interrupted command has written what it keeps and said so: main exits 130.
+struct Interrupted {};
 
 /// Writes content to path through a temporary file and a rename, so a failure never leaves a
 /// partial file. Throws InputError when the file cannot be written.

@@ -1,10 +1,14 @@
 // ember train: CSV -> table -> model -> fit -> checkpoint, history, plot, metrics.
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stop_token>
 #include <type_traits>
 #include <variant>
 
@@ -19,8 +23,11 @@ namespace {
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
   std::string delimiter = ",", matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, missing = "error";
-  std::string optimizer = "sgd", loss = "mse";
-  std::int64_t epochs = 100, batch_size = 32;
+  std::string optimizer = "sgd", loss = "mse", schedule = "constant";
+  std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
+  std::int64_t early_stopping = 0, checkpoint_every = 0;
+  double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
+  bool no_restore_best = false;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
@@ -126,6 +133,54 @@ Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Los
   return loss;
 }
 
+/// --schedule and its settings (else the checkpoint's under --init). A cosine decays over the
+/// epochs this run ends at.
+Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, const Schedule* stored,
+                             std::int64_t epochs_before) {
+  const auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  if (stored != nullptr && !given("--schedule")) {
+    for (const char* flag : {"--step-epochs", "--decay", "--warmup-epochs", "--min-lr-scale", "--plateau-patience"})
+      if (given(flag))
+        throw InputError(fmt::format("{} needs --schedule with --init (the checkpoint's is kept otherwise)", flag));
+    return *stored;
+  }
+  Schedule schedule;
+  const auto only = [&](std::initializer_list<const char*> flags, const char* which) {
+    for (const char* flag : flags)
+      if (given(flag)) throw InputError(fmt::format("{} applies to --schedule {}, not {}", flag, which, a.schedule));
+  };
+  if (a.schedule == "constant") {
+    only({"--step-epochs", "--decay", "--warmup-epochs", "--min-lr-scale", "--plateau-patience"},
+         "step, cosine or plateau");
+    schedule = ConstantRate{};
+  } else if (a.schedule == "step") {
+    only({"--warmup-epochs", "--min-lr-scale", "--plateau-patience"}, "cosine or plateau");
+    schedule = StepDecay{.step_epochs = a.step_epochs, .gamma = to_float(a.decay, "--decay")};
+  } else if (a.schedule == "cosine") {
+    only({"--step-epochs", "--decay", "--plateau-patience"}, "step or plateau");
+    schedule = CosineDecay{.epochs = epochs_before + a.epochs,
+                           .warmup_epochs = a.warmup_epochs,
+                           .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
+  } else if (a.schedule == "plateau") {
+    only({"--step-epochs", "--warmup-epochs"}, "step or cosine");
+    schedule = ReduceOnPlateau{.factor = to_float(a.decay, "--decay"),
+                               .patience = a.plateau_patience,
+                               .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
+  } else {
+    throw InputError(fmt::format("--schedule {}: use constant, step, cosine or plateau", printable(a.schedule)));
+  }
+  with_flag_names([&] { check_schedule(schedule); });
+  return schedule;
+}
+
+/// Set by SIGINT and SIGTERM: the first asks training to stop at the end of its batch, a second
+/// exits at once.
+std::atomic<int> interrupts{0};
+extern "C" void on_interrupt(int) {
+  if (interrupts.fetch_add(1) >= 1) _exit(exit_interrupted);
+}
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free counter");
+
 void validate(const TrainArguments& a) {
   if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
   if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
@@ -135,18 +190,24 @@ void validate(const TrainArguments& a) {
   if (!a.history.empty()) check_output_path(a.history, "--history");
   if (!a.plot.empty()) check_output_path(a.plot, "--plot");
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
+  if (a.early_stopping < 0) throw InputError(fmt::format("--early-stopping {}: must be 1 or more", a.early_stopping));
+  if (a.checkpoint_every < 0)
+    throw InputError(fmt::format("--checkpoint-every {}: must be 1 or more", a.checkpoint_every));
+  if (a.checkpoint_every > 0 && a.save.empty())
+    throw InputError("--checkpoint-every needs --save FILE: the file it writes every few epochs");
 }
 
-/// One row per epoch: the epoch, its figures (every record of a run holds the same ones), seconds.
+/// One row per epoch: the epoch, its figures (every record of a run holds the same ones), its
+/// learning rate, seconds.
 std::string history_csv(const History& history) {
   std::string text = "epoch";
   if (!history.epochs.empty())
     for (const auto& [name, value] : epoch_figures(history.epochs.front())) text += fmt::format(",{}", name);
-  text += ",seconds\n";
+  text += ",lr,seconds\n";
   for (const EpochRecord& r : history.epochs) {
     text += std::to_string(r.epoch);
     for (const auto& [name, value] : epoch_figures(r)) text += fmt::format(",{}", format_number(value));
-    text += fmt::format(",{:.6f}\n", r.seconds);
+    text += fmt::format(",{},{:.6f}\n", format_number(r.lr), r.seconds);
   }
   return text;
 }
@@ -195,6 +256,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   CompileOptions options = model.compile_options();
   options.optimizer = optimizer;
   options.loss = loss;
+  options.schedule = schedule_from_flags(a, command, a.init.empty() ? nullptr : &model.compile_options().schedule,
+                                         model.epochs_completed());
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
@@ -212,6 +275,15 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.validation_split = a.val_split;
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
+  if (command.count("--early-stopping") > 0)
+    fit.early_stopping =
+        EarlyStopping{.patience = a.early_stopping, .min_delta = a.min_delta, .restore_best = !a.no_restore_best};
+  else if (command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0)
+    throw InputError("--min-delta and --no-restore-best go with --early-stopping PATIENCE");
+  fit.checkpoint_every = a.checkpoint_every;
+  fit.checkpoint_path = a.save;
+  std::stop_source stop;
+  fit.stop = stop.get_token();
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
     summary = s;
@@ -228,21 +300,41 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     std::printf("Training on %s: %s; %s, %s, %s\n", s.backend.c_str(), rows.c_str(), inputs.c_str(), targets.c_str(),
                 plural(s.parameters, "parameter").c_str());
   };
-  fit.on_batch = [&](std::int64_t b, std::int64_t n) { progress.on_batch(b, n); };
+  fit.on_batch = [&](std::int64_t b, std::int64_t n) {
+    progress.on_batch(b, n);
+    if (interrupts.load() > 0) stop.request_stop();
+  };
   fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
   fit.on_warning = [&](const std::string& message) {
     std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), message.c_str());
   };
-  const History history = model.fit(table, spec, fit);  // DivergenceError leaves every output untouched
+  // Ctrl-C or SIGTERM: the epochs completed so far are kept and written below.
+  interrupts = 0;
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  // DivergenceError leaves every output untouched.
+  const History history = with_flag_names([&] { return model.fit(table, spec, fit); });
+  const bool interrupted = interrupts.load() > 0;
+  // The figures reported: those of the epoch the model ends at (the best one with early stopping).
+  const EpochRecord* reported = history.epochs.empty() ? nullptr : &history.epochs.back();
+  for (const EpochRecord& r : history.epochs)
+    if (r.epoch == model.epochs_completed()) reported = &r;
 
   double seconds = 0;
   for (const EpochRecord& r : history.epochs) seconds += r.seconds;
-  if (!a.quiet && !history.epochs.empty()) {
+  if (!a.quiet && reported != nullptr) {
     std::string figures;
-    for (const auto& [name, value] : epoch_figures(history.epochs.back()))
+    for (const auto& [name, value] : epoch_figures(*reported))
       figures += fmt::format("{}{} {:.6g}", figures.empty() ? "" : ", ", name, value);
-    std::printf("Trained %s in %s: %s\n", plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
-                format_seconds(seconds).c_str(), figures.c_str());
+    std::printf("Trained %s in %s%s; epoch %lld: %s\n",
+                plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
+                format_seconds(seconds).c_str(),
+                history.stopped.empty() ? "" : fmt::format(" ({})", history.stopped).c_str(),
+                static_cast<long long>(reported->epoch), figures.c_str());
+    if (history.best_epoch)
+      std::printf("Best epoch: %lld (lowest %s)%s\n", static_cast<long long>(*history.best_epoch),
+                  reported->val_loss ? "val_loss" : "loss",
+                  fit.early_stopping->restore_best ? "; the model keeps its weights" : "");
   }
   if (!a.save.empty()) {
     model.save(a.save);
@@ -252,14 +344,26 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (!a.plot.empty())
     write_file_atomically(a.plot, loss_plot_svg(history, fmt::format("Training loss: {}", table.path)));
   if (!a.metrics_out.empty()) {
-    nlohmann::ordered_json metrics = {
-        {"epochs", model.epochs_completed()},     {"rows", summary.training_rows + summary.validation_rows},
-        {"training_rows", summary.training_rows}, {"validation_rows", summary.validation_rows},
-        {"dropped_rows", summary.dropped_rows},   {"seconds", seconds},
-        {"backend", model.backend_name()}};
-    if (!history.epochs.empty())
-      for (const auto& [name, value] : epoch_figures(history.epochs.back())) metrics[name] = value;
+    nlohmann::ordered_json metrics = {{"epochs", model.epochs_completed()},
+                                      {"epochs_run", history.epochs.size()},
+                                      {"rows", summary.training_rows + summary.validation_rows},
+                                      {"training_rows", summary.training_rows},
+                                      {"validation_rows", summary.validation_rows},
+                                      {"dropped_rows", summary.dropped_rows},
+                                      {"seconds", seconds},
+                                      {"backend", model.backend_name()}};
+    if (reported != nullptr)
+      for (const auto& [name, value] : epoch_figures(*reported)) metrics[name] = value;
+    if (history.best_epoch) metrics["best_epoch"] = *history.best_epoch;
+    if (!history.stopped.empty()) metrics["stopped"] = history.stopped;
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
+  }
+  if (interrupted) {
+    std::fprintf(stderr, "Interrupted: the model is at epoch %lld%s\n",
+                 static_cast<long long>(model.epochs_completed()),
+                 a.save.empty() ? "; nothing was saved (no --save)"
+                                : fmt::format("; saved to {} (resume with --init {})", a.save, a.save).c_str());
+    throw Interrupted{};
   }
 }
 
@@ -272,7 +376,9 @@ void add_train_command(CLI::App& app) {
       "With --init, the architecture, loss, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
       "--weight-decay, --beta1, --beta2, --eps), column handling (--one-hot, --missing) and scaler come from the "
       "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
-      "checkpoint's setting (another --optimizer starts from fresh optimizer state).");
+      "checkpoint's setting (another --optimizer starts from fresh optimizer state; --schedule likewise).\n"
+      "Ctrl-C or SIGTERM stops at the end of the current batch, writes --save, --history, --plot and "
+      "--metrics-out with the epochs completed, and exits with code 130; a second one exits at once.");
   command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180); - reads standard input")
       ->required();
   command
@@ -333,6 +439,31 @@ void add_train_command(CLI::App& app) {
                     "Launch each step's kernels one by one instead of replaying a CUDA graph");
   command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")
       ->capture_default_str();
+  command
+      ->add_option("--schedule", arguments->schedule,
+                   "Learning-rate schedule: constant, step (--step-epochs, --decay), cosine (over the epochs this "
+                   "run ends at; --warmup-epochs, --min-lr-scale) or plateau (on val_loss; --plateau-patience, "
+                   "--decay, --min-lr-scale)")
+      ->capture_default_str();
+  command->add_option("--step-epochs", arguments->step_epochs, "step: epochs between decays")->capture_default_str();
+  command->add_option("--decay", arguments->decay, "step and plateau: the factor applied at each decay")
+      ->capture_default_str();
+  command->add_option("--warmup-epochs", arguments->warmup_epochs, "cosine: epochs of linear warm-up first")
+      ->capture_default_str();
+  command->add_option("--min-lr-scale", arguments->min_lr_scale, "cosine and plateau: the lowest factor of the rate")
+      ->capture_default_str();
+  command
+      ->add_option("--plateau-patience", arguments->plateau_patience,
+                   "plateau: epochs without improvement before a decay")
+      ->capture_default_str();
+  command->add_option("--early-stopping", arguments->early_stopping,
+                      "Stop after this many epochs without a lower val_loss (loss without --val-split); the model "
+                      "returns to its best epoch");
+  command->add_option("--min-delta", arguments->min_delta, "Early stopping: the least decrease that counts")
+      ->capture_default_str();
+  command->add_flag("--no-restore-best", arguments->no_restore_best, "Early stopping: keep the last epoch's weights");
+  command->add_option("--checkpoint-every", arguments->checkpoint_every,
+                      "Write --save every N epochs (atomically), so a crash loses at most N epochs");
   command->add_option("--init", arguments->init,
                       "Start from this checkpoint's weights, optimizer state, scaler and column handling (resume)");
   command->add_option("--save", arguments->save, "Write the trained model to this safetensors file");

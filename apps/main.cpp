@@ -8,7 +8,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Ember: train small neural networks on tabular data, on NVIDIA GPUs or the CPU.\n"
-               "Exit codes: 0 success, 1 internal error, 2 bad input or flags, 3 training diverged."};
+               "Exit codes: 0 success, 1 internal error, 2 bad input or flags, 3 training diverged, 130 interrupted."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ember 0.1.0");
   ember::cli::add_train_command(app);
@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s; run 'ember --help' or 'ember COMMAND --help'\n", e.what());
     return ember::cli::exit_input;
+  } catch (const ember::cli::Interrupted&) {
+    return ember::cli::exit_interrupted;
   } catch (const ember::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "error: %s\n", e.what());

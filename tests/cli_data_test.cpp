@@ -2,7 +2,11 @@
 // marks, id and text columns, categories, missing values, other delimiters, standard input; the
 // figures it prints; and the flags it refuses.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "cli_support.hpp"
@@ -138,7 +142,7 @@ TEST(CliData, FiguresPerTargetAndLabelWarning) {
       << train.err;
   EXPECT_EQ(train.err.find("'p' holds only"), std::string::npos) << "p is not whole: " << train.err;
   EXPECT_NE(train.out.find("; 2 features, 2 targets,"), std::string::npos) << train.out;
-  EXPECT_NE(slurp(history).find("epoch,loss,mae,r2,val_loss,val_mae,val_r2,seconds\n1,"), std::string::npos);
+  EXPECT_NE(slurp(history).find("epoch,loss,mae,r2,val_loss,val_mae,val_r2,lr,seconds\n1,"), std::string::npos);
   const CliRun evaluate = run_ember("evaluate --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
   EXPECT_NE(evaluate.out.find("\np: mse "), std::string::npos) << evaluate.out;
@@ -198,7 +202,7 @@ TEST(CliData, ClassificationEndToEnd) {
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_NE(train.out.find("; 2 features, target 'species' with 3 classes,"), std::string::npos) << train.out;
   EXPECT_NE(train.out.find(" - accuracy: "), std::string::npos) << train.out;
-  EXPECT_NE(slurp(history).find("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n1,"), std::string::npos);
+  EXPECT_NE(slurp(history).find("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n1,"), std::string::npos);
 
   const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
@@ -230,6 +234,82 @@ TEST(CliData, ClassificationEndToEnd) {
                      "--loss hinge: use mse, huber or crossentropy");
   expect_input_error("train --device cpu --data " + data + " --target petal,sepal --loss crossentropy",
                      "classification takes one target column, not petal, sepal");
+}
+
+TEST(CliData, SchedulesEarlyStoppingAndPeriodicCheckpoints) {
+  const std::string data = good_csv(), model = dir() + "/m.safetensors", history = dir() + "/h.csv";
+  const CliRun step = run_ember(
+      "train --device cpu --quiet --epochs 4 --schedule step --step-epochs 2 --decay 0.5 "
+      "--lr 0.04 --data " +
+      data + " --target y --history " + history);
+  ASSERT_EQ(step.exit_code, 0) << step.err;
+  const std::string rows = slurp(history);
+  EXPECT_NE(rows.find(",0.04,"), std::string::npos) << rows;
+  EXPECT_NE(rows.find(",0.02,"), std::string::npos) << rows;
+  EXPECT_EQ(rows.find(",0.01,"), std::string::npos) << rows;
+
+  const CliRun early = run_ember(
+      "train --device cpu --epochs 500 --layers 64,64 --optimizer adam --lr 0.01 "
+      "--val-split 0.3 --early-stopping 3 --data " +
+      data + " --target y --save " + model + " --checkpoint-every 5");
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  EXPECT_NE(early.out.find("(early stopping); epoch "), std::string::npos) << early.out;
+  EXPECT_NE(early.out.find("Best epoch: "), std::string::npos) << early.out;
+
+  expect_input_error("train --data " + data + " --target y --checkpoint-every 2",
+                     "--checkpoint-every needs --save FILE");
+  expect_input_error("train --data " + data + " --target y --schedule cosine --decay 0.5",
+                     "--decay applies to --schedule step or plateau, not cosine");
+  expect_input_error("train --data " + data + " --target y --schedule step --decay 2", "--decay 2: must be in (0, 1]");
+  expect_input_error("train --data " + data + " --target y --schedule sawtooth", "--schedule sawtooth: use constant");
+  expect_input_error("train --data " + data + " --target y --min-delta 0.1",
+                     "--min-delta and --no-restore-best go with");
+}
+
+TEST(CliData, InterruptWritesTheCompletedEpochsAndResumes) {
+  // A run that would take long: 20000 rows, many epochs. SIGINT after the first epoch's line.
+  std::string text = "a,b,c,y\n";
+  for (int i = 0; i < 20000; ++i)
+    text += std::to_string(i % 13) + "," + std::to_string(i % 7) + "," + std::to_string(i % 5) + "," +
+            std::to_string(i % 13 + 2 * (i % 7)) + "\n";
+  const std::string data = file_with("big.csv", text), model = dir() + "/interrupted.safetensors",
+                    history = dir() + "/history.csv";
+  std::filesystem::remove(model);
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    execl(EMBER_CLI_PATH, EMBER_CLI_PATH, "train", "--device", "cpu", "--epochs", "100000", "--layers", "32", "--data",
+          data.c_str(), "--target", "y", "--save", model.c_str(), "--history", history.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string seen;
+  char buffer[4096];
+  while (seen.find("Epoch 1/") == std::string::npos) {
+    const ssize_t n = read(out[0], buffer, sizeof(buffer));
+    ASSERT_GT(n, 0) << seen;
+    seen.append(buffer, static_cast<std::size_t>(n));
+  }
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(out[0]);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  ASSERT_TRUE(std::filesystem::exists(model));
+  const std::string rows = slurp(history);
+  const auto epochs = std::count(rows.begin(), rows.end(), '\n') - 1;
+  EXPECT_GE(epochs, 1) << rows;
+  // The checkpoint holds exactly the epochs the history lists; --init continues from there.
+  const CliRun resumed = run_ember("train --device cpu --epochs 1 --data " + data + " --target y --init " + model);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("Epoch " + std::to_string(epochs + 1) + "/" + std::to_string(epochs + 1)),
+            std::string::npos)
+      << resumed.out;
 }
 
 TEST(CliData, HelpSaysWhatInitOverrides) {

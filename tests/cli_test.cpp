@@ -18,7 +18,7 @@ TEST(Cli, TrainPredictEvaluateRoundTrip) {
                                  model + " --history " + history + " --plot " + plot + " --metrics-out " + metrics);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_NE(train.out.find("Epoch 40/40"), std::string::npos);
-  EXPECT_NE(slurp(history).find("epoch,loss,mae,r2,val_loss,val_mae,val_r2,seconds\n1,"), std::string::npos);
+  EXPECT_NE(slurp(history).find("epoch,loss,mae,r2,val_loss,val_mae,val_r2,lr,seconds\n1,"), std::string::npos);
   EXPECT_NE(slurp(plot).find("<svg"), std::string::npos);
   EXPECT_NE(slurp(plot).find("val_loss"), std::string::npos);
   EXPECT_NE(slurp(metrics).find("\"val_loss\""), std::string::npos);

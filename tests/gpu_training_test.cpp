@@ -63,6 +63,30 @@ TEST(GpuTraining, GraphReplayIsBitIdenticalToPlainLaunches) {
   }
 }
 
+TEST(GpuTraining, ScheduledAdamReplaysOneGraphForAWholeRun) {
+  // The rate changes every epoch (a cosine with warm-up) and Adam's step count every step, both
+  // read from device memory: the graph captured once must give the plain launches' bits.
+  EMBER_REQUIRE_GPU(gpu);
+  const auto run = [](bool graph) {
+    Sequential model({Dense(33, Activation::relu), Dense(3)}, 9);
+    model.compile({.optimizer = Adam{.lr = 0.01f},
+                   .schedule = CosineDecay{.epochs = 4, .warmup_epochs = 1},
+                   .device = Device::cuda,
+                   .backend = {.cuda_graph = graph}});
+    const History history = model.fit(testing::random_matrix(320, 13, 5), testing::random_matrix(320, 3, 6),
+                                      {.epochs = 4, .batch_size = 32, .validation_split = 0.2});
+    return std::pair{model.parameters(), history};
+  };
+  const auto [graph_parameters, graph_history] = run(true);
+  const auto [plain_parameters, plain_history] = run(false);
+  EXPECT_EQ(graph_parameters, plain_parameters);
+  for (std::size_t e = 0; e < 4; ++e) {
+    EXPECT_EQ(graph_history.epochs[e].loss, plain_history.epochs[e].loss) << e;
+    EXPECT_EQ(graph_history.epochs[e].val_loss, plain_history.epochs[e].val_loss) << e;
+  }
+  EXPECT_NE(graph_history.epochs[1].lr, graph_history.epochs[2].lr);
+}
+
 TEST(GpuTraining, TwoRunsAreBitIdentical) {
   EMBER_REQUIRE_GPU(gpu);
   EXPECT_EQ(train_fifty_steps(Device::cuda).parameters, train_fifty_steps(Device::cuda).parameters);

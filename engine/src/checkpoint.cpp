@@ -91,6 +91,26 @@ class CheckpointIo {
                           {"missing", to_string(model.preprocessing_.missing)}};
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
     Json loss = {{"type", loss_name(model.options_.loss)}};
+    Json schedule = {{"type", schedule_name(model.options_.schedule)}};
+    std::visit(
+        [&](const auto& s) {
+          using S = std::decay_t<decltype(s)>;
+          if constexpr (std::is_same_v<S, StepDecay>)
+            schedule.update({{"step_epochs", s.step_epochs}, {"gamma", s.gamma}});
+          if constexpr (std::is_same_v<S, CosineDecay>)
+            schedule.update({{"epochs", s.epochs}, {"warmup_epochs", s.warmup_epochs}, {"min_scale", s.min_scale}});
+          if constexpr (std::is_same_v<S, ReduceOnPlateau>)
+            schedule.update({{"factor", s.factor},
+                             {"patience", s.patience},
+                             {"threshold", s.threshold},
+                             {"min_scale", s.min_scale}});
+        },
+        model.options_.schedule);
+    const ScheduleState& state = model.schedule_state_;
+    // JSON has no infinity: a best loss not seen yet is written as null.
+    schedule["state"] = {{"scale", state.scale},
+                         {"best", std::isfinite(state.best) ? Json(state.best) : Json(nullptr)},
+                         {"bad_epochs", state.bad_epochs}};
     if (const auto* huber = std::get_if<Huber>(&model.options_.loss)) loss["delta"] = huber->delta;
     return {{"format", "ember"},
             {"ember.version", std::to_string(kFormatVersion)},
@@ -98,6 +118,7 @@ class CheckpointIo {
             {"ember.scaler", scaler.dump()},
             {"ember.optimizer", optimizer.dump()},
             {"ember.loss", loss.dump()},
+            {"ember.schedule", schedule.dump()},
             {"ember.preprocessing", preprocessing.dump()}};
   }
 
@@ -220,7 +241,8 @@ class CheckpointIo {
     file.read(data.data(), static_cast<std::streamsize>(data_size));
     if (!file) throw fail("the file could not be read to its end");
 
-    Json header, architecture, scaler_json, optimizer, columns, loss_json = {{"type", "mse"}};
+    Json header, architecture, scaler_json, optimizer, columns, loss_json = {{"type", "mse"}},
+                                                                schedule_json = {{"type", "constant"}};
     int version = 0;
     try {
       header = Json::parse(header_text);
@@ -237,6 +259,7 @@ class CheckpointIo {
       optimizer = Json::parse(meta.at("ember.optimizer").get<std::string>());
       columns = Json::parse(meta.at(version == 1 ? "ember.columns" : "ember.preprocessing").get<std::string>());
       if (version > 1) loss_json = Json::parse(meta.at("ember.loss").get<std::string>());
+      if (version > 1) schedule_json = Json::parse(meta.at("ember.schedule").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -290,12 +313,40 @@ class CheckpointIo {
         options.loss = CrossEntropy{};
       else
         throw fail(fmt::format("unknown loss type '{}'", printable(loss_type)));
+      const auto schedule_type = schedule_json.at("type").get<std::string>();
+      if (schedule_type == "constant")
+        options.schedule = ConstantRate{};
+      else if (schedule_type == "step")
+        options.schedule = StepDecay{.step_epochs = schedule_json.at("step_epochs").get<std::int64_t>(),
+                                     .gamma = static_cast<float>(schedule_json.at("gamma").get<double>())};
+      else if (schedule_type == "cosine")
+        options.schedule = CosineDecay{.epochs = schedule_json.at("epochs").get<std::int64_t>(),
+                                       .warmup_epochs = schedule_json.at("warmup_epochs").get<std::int64_t>(),
+                                       .min_scale = static_cast<float>(schedule_json.at("min_scale").get<double>())};
+      else if (schedule_type == "plateau")
+        options.schedule =
+            ReduceOnPlateau{.factor = static_cast<float>(schedule_json.at("factor").get<double>()),
+                            .patience = schedule_json.at("patience").get<std::int64_t>(),
+                            .threshold = schedule_json.at("threshold").get<double>(),
+                            .min_scale = static_cast<float>(schedule_json.at("min_scale").get<double>())};
+      else
+        throw fail(fmt::format("unknown schedule type '{}'", printable(schedule_type)));
       // Compiled with the stored optimizer (which sizes its state), but no backend yet: the first
       // fit or predict creates it, on the device the caller may still choose with compile.
       try {
         model.set_options(options);
       } catch (const InputError& error) {
         throw fail(fmt::format("its optimizer or loss: {}", error.what()));
+      }
+      if (schedule_json.contains("state")) {
+        const Json& state = schedule_json.at("state");
+        ScheduleState& kept = model.schedule_state_;
+        kept.scale = static_cast<float>(state.at("scale").get<double>());
+        kept.best =
+            state.at("best").is_null() ? std::numeric_limits<double>::infinity() : state.at("best").get<double>();
+        kept.bad_epochs = state.at("bad_epochs").get<std::int64_t>();
+        if (!(kept.scale >= 0.0f && kept.scale <= 1.0f) || kept.bad_epochs < 0 || std::isnan(kept.best))
+          throw fail("its schedule's state is out of range");
       }
       const auto step = optimizer.value("step", std::int64_t{0});
       if (step < 0 || step > std::numeric_limits<std::int32_t>::max())

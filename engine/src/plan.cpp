@@ -161,6 +161,22 @@ void Plan::restore_state() {
   backend_.copy({snapshot_, 1, floats}, {parameters_, 1, floats});
 }
 
+void Plan::reserve_best() {
+  require_training("reserve_best");
+  if (best_.data() == nullptr)
+    best_ = Buffer(backend_, static_cast<std::size_t>((1 + state_buffers_) * region_floats_) * sizeof(float));
+}
+
+void Plan::keep_best() {
+  const std::int64_t floats = (1 + state_buffers_) * region_floats_;
+  backend_.copy({parameters_, 1, floats}, {static_cast<float*>(best_.data()), 1, floats});
+}
+
+void Plan::restore_best() {
+  const std::int64_t floats = (1 + state_buffers_) * region_floats_;
+  backend_.copy({static_cast<const float*>(best_.data()), 1, floats}, {parameters_, 1, floats});
+}
+
 void Plan::set_lr_scale(float scale) {
   backend_.copy_to_device(&scalars_->lr_scale, &scale, sizeof(scale));
 }

@@ -57,6 +57,11 @@ class Plan {
   /// state of the last completed epoch there, to return to when an epoch fails.
   void snapshot_state();
   void restore_state();
+  /// A second copy, of the best epoch (early stopping): reserve_best allocates it (before
+  /// training: no step allocates), keep_best copies the current state there, restore_best back.
+  void reserve_best();
+  void keep_best();
+  void restore_best();
   /// The learning-rate factor the next steps apply (a schedule's, OptimizerScalars::lr_scale).
   void set_lr_scale(float scale);
   /// The optimizer's step count (OptimizerScalars::step), e.g. back to a snapshot's.
@@ -110,6 +115,7 @@ class Plan {
   std::int64_t state_buffers_ = 0;  // k
   std::int64_t region_floats_ = 0;  // each parameter-layout region's size, aligned
   Buffer arena_;
+  Buffer best_;
   std::vector<LayerSlots> layers_;
   float* parameters_ = nullptr;
   float* state_ = nullptr;  // k regions

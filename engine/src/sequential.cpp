@@ -59,6 +59,9 @@ Sequential& Sequential::operator=(Sequential&&) noexcept = default;
 void Sequential::set_options(const CompileOptions& options) {
   check_optimizer(options.optimizer);
   check_loss(options.loss);
+  check_schedule(options.schedule);
+  // Another schedule starts from its beginning.
+  if (options.schedule.index() != options_.schedule.index()) schedule_state_ = {};
   // Another optimizer (or SGD with momentum switched on or off) starts from fresh state, as a new
   // torch.optim optimizer would; new settings of the same one keep it.
   if (optimizer_state_names(options.optimizer) != optimizer_state_names(options_.optimizer) ||
@@ -142,6 +145,17 @@ std::int64_t training_rows(std::int64_t rows, double validation_split) {
 }
 
 void check_fit_options(const FitOptions& options) {
+  if (options.early_stopping && !(options.early_stopping->patience >= 0))
+    throw SettingError("EarlyStopping::patience",
+                       fmt::format("{}: must be 0 or more", options.early_stopping->patience));
+  if (options.early_stopping &&
+      !(options.early_stopping->min_delta >= 0.0 && std::isfinite(options.early_stopping->min_delta)))
+    throw SettingError("EarlyStopping::min_delta",
+                       fmt::format("{}: must be a finite number >= 0", options.early_stopping->min_delta));
+  if (options.checkpoint_every < 0)
+    throw SettingError("FitOptions::checkpoint_every", fmt::format("{}: must be 0 or more", options.checkpoint_every));
+  if (options.checkpoint_every > 0 && options.checkpoint_path.empty())
+    throw SettingError("FitOptions::checkpoint_path", "is empty: checkpoint_every needs a file to write");
   if (options.epochs < 0) throw InputError(fmt::format("epochs must be >= 0, got {}", options.epochs));
   if (options.batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", options.batch_size));
   if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
@@ -351,15 +365,27 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   };
   // The step count of the snapshot (counted on the host: the snapshot copies only the buffers).
   const bool counts_steps = !std::holds_alternative<SGD>(options_.optimizer);
-  std::int32_t step_before_epoch = optimizer_step_;
+  const std::int32_t step_at_start = optimizer_step_;
+  std::int32_t step_before_epoch = step_at_start;
+  const std::int64_t epochs_before = epochs_completed_;
+  std::int64_t completed = 0;  // epochs of this fit whose state the snapshot holds
+  // The model's host state from the plan: the state after `done` epochs of this fit.
+  const auto take_state = [&](std::int64_t done, std::int32_t step) {
+    plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
+    optimizer_step_ = step;
+    epochs_completed_ = epochs_before + done;
+  };
   if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
+  // An epoch's steps; false when a stop was requested (the epoch then ends at that batch).
   const auto run_epoch = [&] {
     backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
       plan.train_step(std::min(batch_size, train_rows - b * batch_size));
       if (options.on_batch) options.on_batch(b + 1, batches);
+      if (options.stop.stop_requested()) return false;
     }
+    return true;
   };
   // The first batch of an epoch whose loss is not finite: the epoch again from its start (the
   // steps are deterministic), reading the sums after each step.
@@ -376,62 +402,109 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     }
     return std::nullopt;
   };
+  const std::optional<EarlyStopping>& early = options.early_stopping;
+  if (early && early->restore_best) plan.reserve_best();
+  double best_loss = std::numeric_limits<double>::infinity();
+  std::int64_t best_completed = 0, waited = 0;
+  std::int32_t best_step = step_before_epoch;
+  ScheduleState best_schedule = schedule_state_;
   plan.snapshot_state();
   History history;
-  for (std::int64_t e = 0; e < options.epochs; ++e) {
-    const auto start = std::chrono::steady_clock::now();
-    const std::int64_t epoch = epochs_completed_ + e + 1;
-    run_epoch();
-    for (std::int64_t first = 0; first < validation_rows; first += batch_size) {
-      const std::int64_t rows = std::min(batch_size, validation_rows - first);
-      plan.accumulate_validation(plan.forward(validation_x.view.row_range(first, rows)),
-                                 validation_y.view.row_range(first, rows));
+  try {
+    for (std::int64_t e = 0; e < options.epochs; ++e) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::int64_t epoch = epochs_before + e + 1;
+      const float scale = schedule_scale(options_.schedule, epoch - 1, schedule_state_);
+      plan.set_lr_scale(scale);
+      if (!run_epoch()) {  // stopped inside the epoch: back to its start
+        history.stopped = "stop requested";
+        break;
+      }
+      for (std::int64_t first = 0; first < validation_rows; first += batch_size) {
+        const std::int64_t rows = std::min(batch_size, validation_rows - first);
+        plan.accumulate_validation(plan.forward(validation_x.view.row_range(first, rows)),
+                                   validation_y.view.row_range(first, rows));
+      }
+      // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
+      // (its upload above has completed: copy_to_device returns once the source may be reused).
+      if (e + 1 < options.epochs) shuffle_for(epoch + 1);
+      const Plan::LossSums sums = plan.read_loss_sums();
+      EpochRecord record;
+      record.epoch = epoch;
+      record.lr = static_cast<double>(learning_rate(options_.optimizer)) * scale;
+      const loss_part::Figures train =
+          loss_part::figures(options_.loss, sums.train, train_rows, scaler_.y.std, train_totals);
+      record.loss = train.loss;
+      record.mae = train.mae;
+      record.r2 = train.r2;
+      record.accuracy = train.accuracy;
+      if (validation_rows > 0) {
+        const loss_part::Figures validation =
+            loss_part::figures(options_.loss, sums.validation, validation_rows, scaler_.y.std, validation_totals);
+        record.val_loss = validation.loss;
+        record.val_mae = validation.mae;
+        record.val_r2 = validation.r2;
+        record.val_accuracy = validation.accuracy;
+      }
+      record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss))) {
+        const std::string what = std::isfinite(record.loss)
+                                     ? fmt::format("the validation loss became {}", *record.val_loss)
+                                     : fmt::format("the loss became {}", record.loss);
+        const std::optional<std::int64_t> batch = std::isfinite(record.loss) ? std::nullopt : first_bad_batch(epoch);
+        const std::int64_t kept = epochs_before + completed;
+        throw DivergenceError(fmt::format(
+            "training diverged at epoch {}{}: {}; {}; the model keeps the weights of {}", epoch,
+            batch ? fmt::format(", batch {} of {}", *batch, batches) : std::string(), what,
+            divergence_causes(options_.optimizer, scaler_.enabled),
+            kept > 0 ? fmt::format("epoch {}, the last finite one", kept) : std::string("before training")));
+      }
+      plan.snapshot_state();
+      completed = e + 1;
+      if (counts_steps) step_before_epoch = step_at_start + static_cast<std::int32_t>(completed * batches);
+      history.epochs.push_back(record);
+      const double monitored = record.val_loss.value_or(record.loss);
+      schedule_observe(options_.schedule, monitored, schedule_state_);
+      bool stop = false;
+      if (early) {  // Keras: an improvement is a loss below best - min_delta
+        if (monitored < best_loss - early->min_delta) {
+          best_loss = monitored;
+          best_completed = completed;
+          best_step = step_before_epoch;
+          history.best_epoch = epoch;
+          best_schedule = schedule_state_;
+          waited = 0;
+          if (early->restore_best) plan.keep_best();
+        } else if (++waited >= early->patience) {
+          stop = true;
+          history.stopped = "early stopping";
+        }
+      }
+      if (options.checkpoint_every > 0 && epoch % options.checkpoint_every == 0) {
+        take_state(completed, step_before_epoch);
+        save(options.checkpoint_path);
+      }
+      if (options.on_epoch_end) options.on_epoch_end(record);
+      if (stop) break;
+      if (options.stop.stop_requested()) {
+        if (e + 1 < options.epochs) history.stopped = "stop requested";
+        break;
+      }
     }
-    // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
-    // (its upload above has completed: copy_to_device returns once the source may be reused).
-    if (e + 1 < options.epochs) shuffle_for(epoch + 1);
-    const Plan::LossSums sums = plan.read_loss_sums();
-    EpochRecord record;
-    record.epoch = epoch;
-    const loss_part::Figures train =
-        loss_part::figures(options_.loss, sums.train, train_rows, scaler_.y.std, train_totals);
-    record.loss = train.loss;
-    record.mae = train.mae;
-    record.r2 = train.r2;
-    record.accuracy = train.accuracy;
-    if (validation_rows > 0) {
-      const loss_part::Figures validation =
-          loss_part::figures(options_.loss, sums.validation, validation_rows, scaler_.y.std, validation_totals);
-      record.val_loss = validation.loss;
-      record.val_mae = validation.mae;
-      record.val_r2 = validation.r2;
-      record.val_accuracy = validation.accuracy;
-    }
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!std::isfinite(record.loss) || (record.val_loss && !std::isfinite(*record.val_loss))) {
-      // Back to the last finite epoch, which the model keeps.
-      const std::string where = std::isfinite(record.loss)
-                                    ? fmt::format("the validation loss became {}", *record.val_loss)
-                                    : fmt::format("the loss became {}", record.loss);
-      const std::optional<std::int64_t> batch = std::isfinite(record.loss) ? std::nullopt : first_bad_batch(epoch);
-      plan.restore_state();
-      plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
-      optimizer_step_ = step_before_epoch;
-      epochs_completed_ += e;
-      throw DivergenceError(fmt::format("training diverged at epoch {}{}: {}; {}; the model keeps the weights of {}",
-                                        epoch, batch ? fmt::format(", batch {} of {}", *batch, batches) : std::string(),
-                                        where, divergence_causes(options_.optimizer, scaler_.enabled),
-                                        epochs_completed_ > 0
-                                            ? fmt::format("epoch {}, the last finite one", epochs_completed_)
-                                            : std::string("before training")));
-    }
-    plan.snapshot_state();
-    if (counts_steps) step_before_epoch = optimizer_step_ + static_cast<std::int32_t>((e + 1) * batches);
-    history.epochs.push_back(record);
-    if (options.on_epoch_end) options.on_epoch_end(record);
-    if (e + 1 == options.epochs) plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
+  } catch (...) {
+    // An exception from a callback, a divergence or a failing backend: the model keeps the state
+    // after the last completed epoch (the snapshot).
+    plan.restore_state();
+    take_state(completed, step_before_epoch);
+    throw;
   }
-  epochs_completed_ += static_cast<std::int64_t>(history.epochs.size());
+  plan.restore_state();  // a stop inside an epoch left part of it in the plan
+  take_state(completed, step_before_epoch);
+  if (early && early->restore_best && history.best_epoch && best_completed != completed) {
+    plan.restore_best();
+    take_state(best_completed, best_step);
+    schedule_state_ = best_schedule;
+  }
   return history;
 }
 

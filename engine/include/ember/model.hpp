@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
+#include "ember/schedules.hpp"
 #include "ember/tensor.hpp"
 
 namespace ember {
@@ -36,6 +38,7 @@ struct Dense {
 
 struct CompileOptions {
   Optimizer optimizer = SGD{};
+  Schedule schedule = ConstantRate{};
   Loss loss = MeanSquaredError{};
   Device device = Device::automatic;
   BackendOptions backend{};
@@ -55,6 +58,7 @@ struct EpochRecord {
   std::optional<double> val_loss{};
   std::optional<double> val_mae{}, val_r2{};
   std::optional<double> val_accuracy{};
+  double lr = 0;  // the learning rate of the epoch: the optimizer's times the schedule's factor
   double seconds = 0;
 };
 
@@ -71,6 +75,22 @@ struct TrainingSummary {
 
 struct History {
   std::vector<EpochRecord> epochs;
+  /// With early stopping: the epoch whose monitored loss was best (the model's state after
+  /// fit is that epoch's when EarlyStopping::restore_best).
+  std::optional<std::int64_t> best_epoch{};
+  /// Why training ended before FitOptions::epochs: "early stopping" or "stop requested"; empty
+  /// when every epoch ran.
+  std::string stopped{};
+};
+
+/// Stops training when the validation loss (the training loss without a validation split) has
+/// not improved by more than min_delta for patience epochs, as Keras' EarlyStopping; with
+/// restore_best (Keras' restore_best_weights) the model ends at its best epoch: its weights,
+/// optimizer state and epoch count.
+struct EarlyStopping {
+  std::int64_t patience = 10;
+  double min_delta = 0.0;
+  bool restore_best = true;
 };
 
 struct FitOptions {
@@ -80,12 +100,22 @@ struct FitOptions {
   bool shuffle = true;
   std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
   bool normalize = true;                // standardize inputs and targets with training-set statistics
+  std::optional<EarlyStopping> early_stopping{};
+  /// Training ends at the end of the batch during which a stop is requested (a callback, a signal
+  /// handler's flag), and the model returns to the end of the last completed epoch, so that a later
+  /// fit resumes exactly; fit then returns the completed epochs with History::stopped set.
+  std::stop_token stop{};
+  /// Every this many epochs (0: never) the model is saved to checkpoint_path (atomically, as save),
+  /// so that a crash loses at most that many epochs.
+  std::int64_t checkpoint_every = 0;
+  std::string checkpoint_path{};
   /// Called once the data is checked and the weights built, before the first epoch.
   std::function<void(const TrainingSummary&)> on_train_begin{};
   /// Called after each batch is enqueued with (batch, batches): batch counts from 1 to batches
   /// within the epoch.
   std::function<void(std::int64_t, std::int64_t)> on_batch{};
-  /// Called after each epoch, with its figures.
+  /// Called after each epoch, with its figures. An exception from any callback ends fit and leaves
+  /// the model at the end of the last completed epoch (the one just reported, for on_epoch_end).
   std::function<void(const EpochRecord&)> on_epoch_end{};
   /// Receives warnings (e.g. a constant column); default prints "warning: ..." to stderr.
   std::function<void(const std::string&)> on_warning{};
@@ -186,6 +216,8 @@ class Sequential {
   const std::vector<float>& optimizer_state() const { return optimizer_state_; }
   /// Updates made so far by the optimizer whose state this is (Adam's bias-correction step t).
   std::int32_t optimizer_step() const { return optimizer_step_; }
+  /// The schedule's state (ReduceOnPlateau's current factor and its bookkeeping).
+  const ScheduleState& schedule_state() const { return schedule_state_; }
   std::int64_t parameter_count() const { return static_cast<std::int64_t>(parameters_.size()); }
   const Scaler& scaler() const { return scaler_; }
   const CompileOptions& compile_options() const { return options_; }
@@ -226,6 +258,7 @@ class Sequential {
   std::vector<float> parameters_;
   std::vector<float> optimizer_state_;
   std::int32_t optimizer_step_ = 0;
+  ScheduleState schedule_state_;
   Scaler scaler_;
   CompileOptions options_;
   bool compiled_ = false;

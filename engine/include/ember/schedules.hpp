@@ -1,0 +1,65 @@
+#pragma once
+// Learning-rate schedules: each epoch trains at the optimizer's lr times a factor the schedule
+// gives for it. Epochs count from 0 across fits (a resumed run continues the schedule), as PyTorch's
+// schedulers stepped once an epoch.
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <variant>
+
+namespace ember {
+
+/// The optimizer's rate in every epoch.
+struct ConstantRate {
+  bool operator==(const ConstantRate&) const = default;
+};
+
+/// torch.optim.lr_scheduler.StepLR: the factor is gamma^floor(epoch / step_epochs).
+struct StepDecay {
+  std::int64_t step_epochs = 10;
+  float gamma = 0.1f;
+  bool operator==(const StepDecay&) const = default;
+};
+
+/// A linear warm-up over warmup_epochs (factor (epoch + 1) / warmup_epochs), then
+/// torch.optim.lr_scheduler.CosineAnnealingLR over the remaining epochs - warmup_epochs: the
+/// factor falls from 1 to min_scale along half a cosine and stays at min_scale after.
+struct CosineDecay {
+  std::int64_t epochs = 100;
+  std::int64_t warmup_epochs = 0;
+  float min_scale = 0.0f;
+  bool operator==(const CosineDecay&) const = default;
+};
+
+/// torch.optim.lr_scheduler.ReduceLROnPlateau on the validation loss (the training loss without a
+/// validation split), mode "min", threshold_mode "rel": after patience epochs without a loss below
+/// best * (1 - threshold), the factor is multiplied by factor, down to min_scale.
+struct ReduceOnPlateau {
+  float factor = 0.1f;
+  std::int64_t patience = 10;
+  double threshold = 1e-4;
+  float min_scale = 0.0f;
+  bool operator==(const ReduceOnPlateau&) const = default;
+};
+
+using Schedule = std::variant<ConstantRate, StepDecay, CosineDecay, ReduceOnPlateau>;
+
+/// What a schedule carries from epoch to epoch (ReduceOnPlateau's); kept by the model and its
+/// checkpoints.
+struct ScheduleState {
+  float scale = 1.0f;
+  double best = std::numeric_limits<double>::infinity();
+  std::int64_t bad_epochs = 0;
+  bool operator==(const ScheduleState&) const = default;
+};
+
+/// "constant", "step", "cosine" or "plateau".
+std::string schedule_name(const Schedule& schedule);
+/// Throws SettingError (e.g. "StepDecay::gamma") for a setting out of range.
+void check_schedule(const Schedule& schedule);
+/// The factor of epoch (counted from 0) for the rate.
+float schedule_scale(const Schedule& schedule, std::int64_t epoch, const ScheduleState& state);
+/// After an epoch: ReduceOnPlateau's bookkeeping with the epoch's monitored loss.
+void schedule_observe(const Schedule& schedule, double loss, ScheduleState& state);
+
+}  // namespace ember

@@ -1,0 +1,187 @@
+// How training ends and how its rate moves: schedules, early stopping that returns to the best
+// epoch, stopping from a callback or a stop token, exceptions from callbacks, periodic checkpoints.
+// Each ending is checked against an uninterrupted run of the same epochs: the same bits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <stop_token>
+
+#include "ember/ember.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+/// Noisy data on few rows, and a wide model: the validation loss turns up after a few epochs.
+struct Problem {
+  Matrix x, y;
+  Problem() : x(testing::random_matrix(60, 4, 71)), y(testing::random_matrix(60, 1, 72)) {}
+};
+
+Sequential fresh_model(const CompileOptions& options) {
+  Sequential model({Dense(32, Activation::relu), Dense(1)}, 4);
+  model.compile(options);
+  return model;
+}
+
+const CompileOptions kAdam{.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu};
+
+TEST(Schedules, FactorsFollowTheFormulas) {
+  const ScheduleState start{};
+  for (std::int64_t epoch = 0; epoch < 10; ++epoch) {
+    EXPECT_EQ(schedule_scale(ConstantRate{}, epoch, start), 1.0f);
+    EXPECT_FLOAT_EQ(schedule_scale(StepDecay{.step_epochs = 3, .gamma = 0.5f}, epoch, start),
+                    static_cast<float>(std::pow(0.5, epoch / 3)));
+    const CosineDecay cosine{.epochs = 8, .warmup_epochs = 2, .min_scale = 0.1f};
+    const double expected =
+        epoch < 2 ? (epoch + 1) / 2.0 : 0.1 + 0.9 * 0.5 * (1 + std::cos(kPi * std::min<double>(epoch - 2, 6) / 6));
+    EXPECT_NEAR(schedule_scale(cosine, epoch, start), expected, 1e-6) << epoch;
+  }
+  // ReduceLROnPlateau: patience 1, factor 0.5; improvements are losses below best * (1 - 1e-4).
+  const ReduceOnPlateau plateau{.factor = 0.5f, .patience = 1, .min_scale = 0.2f};
+  ScheduleState state;
+  const double losses[] = {1.0, 0.9, 0.95, 0.95, 0.8, 0.85, 0.9, 0.9, 0.9, 0.9};
+  const float expected[] = {1, 1, 1, 0.5f, 0.5f, 0.5f, 0.25f, 0.25f, 0.2f, 0.2f};
+  for (int i = 0; i < 10; ++i) {
+    schedule_observe(plateau, losses[i], state);
+    EXPECT_EQ(schedule_scale(plateau, i, state), expected[i]) << i;
+  }
+  EXPECT_THROW(check_schedule(StepDecay{.gamma = 0}), SettingError);
+  EXPECT_THROW(check_schedule(CosineDecay{.epochs = 5, .warmup_epochs = 5}), SettingError);
+  EXPECT_THROW(check_schedule(ReduceOnPlateau{.factor = 1}), SettingError);
+}
+
+TEST(Schedules, EachEpochTrainsAtItsRate) {
+  const Problem data;
+  CompileOptions options = kAdam;
+  options.schedule = StepDecay{.step_epochs = 2, .gamma = 0.5f};
+  Sequential model = fresh_model(options);
+  const History history = model.fit(data.x, data.y, {.epochs = 5});
+  const double rates[] = {0.01, 0.01, 0.005, 0.005, 0.0025};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(history.epochs[static_cast<std::size_t>(i)].lr, rates[i], 1e-9);
+  // Resumed through a checkpoint, the schedule continues where it was.
+  const std::string path = testing::work_path("schedule.safetensors");
+  model.save(path);
+  Sequential resumed = Sequential::load(path);
+  EXPECT_EQ(resumed.compile_options().schedule, options.schedule);
+  CompileOptions again = resumed.compile_options();
+  again.device = Device::cpu;
+  resumed.compile(again);
+  EXPECT_NEAR(resumed.fit(data.x, data.y, {.epochs = 1}).epochs[0].lr, 0.0025, 1e-9);
+  // A plateau's state travels in the checkpoint too.
+  options.schedule = ReduceOnPlateau{.factor = 0.5f, .patience = 0};
+  Sequential plateau = fresh_model(options);
+  plateau.fit(data.x, data.y, {.epochs = 8, .validation_split = 0.5});
+  plateau.save(path);
+  EXPECT_EQ(Sequential::load(path).schedule_state(), plateau.schedule_state());
+}
+
+TEST(EarlyStopping, EndsAtTheBestEpochExactly) {
+  const Problem data;
+  Sequential model = fresh_model(kAdam);
+  const History history = model.fit(
+      data.x, data.y,
+      {.epochs = 200, .batch_size = 8, .validation_split = 0.3, .early_stopping = EarlyStopping{.patience = 3}});
+  ASSERT_TRUE(history.best_epoch.has_value());
+  EXPECT_EQ(history.stopped, "early stopping");
+  EXPECT_EQ(static_cast<std::int64_t>(history.epochs.size()), *history.best_epoch + 3);
+  for (const EpochRecord& r : history.epochs) EXPECT_GE(*r.val_loss, *history.epochs[*history.best_epoch - 1].val_loss);
+  EXPECT_EQ(model.epochs_completed(), *history.best_epoch);
+  // The same bits as a run that stopped there by itself.
+  Sequential reference = fresh_model(kAdam);
+  reference.fit(data.x, data.y, {.epochs = *history.best_epoch, .batch_size = 8, .validation_split = 0.3});
+  EXPECT_EQ(model.parameters(), reference.parameters());
+  EXPECT_EQ(model.optimizer_state(), reference.optimizer_state());
+  EXPECT_EQ(model.optimizer_step(), reference.optimizer_step());
+
+  // Without restore_best the model keeps its last epoch.
+  Sequential last = fresh_model(kAdam);
+  const History kept = last.fit(data.x, data.y,
+                                {.epochs = 200,
+                                 .batch_size = 8,
+                                 .validation_split = 0.3,
+                                 .early_stopping = EarlyStopping{.patience = 3, .restore_best = false}});
+  EXPECT_EQ(last.epochs_completed(), static_cast<std::int64_t>(kept.epochs.size()));
+}
+
+TEST(Stopping, AStopTokenEndsAtTheLastCompletedEpochAndResumesExactly) {
+  const Problem data;
+  std::stop_source source;
+  Sequential model = fresh_model(kAdam);
+  std::int64_t epochs_seen = 0;
+  FitOptions options{.epochs = 6, .batch_size = 16};
+  options.stop = source.get_token();
+  options.on_batch = [&](std::int64_t batch, std::int64_t) {
+    if (epochs_seen == 2 && batch == 2) source.request_stop();  // inside the third epoch
+  };
+  options.on_epoch_end = [&](const EpochRecord&) { ++epochs_seen; };
+  const History stopped = model.fit(data.x, data.y, options);
+  EXPECT_EQ(stopped.stopped, "stop requested");
+  EXPECT_EQ(stopped.epochs.size(), 2u);
+  EXPECT_EQ(model.epochs_completed(), 2);
+  Sequential two = fresh_model(kAdam);
+  two.fit(data.x, data.y, {.epochs = 2, .batch_size = 16});
+  EXPECT_EQ(model.parameters(), two.parameters());
+  // The rest of the run, resumed: the same as six epochs at once.
+  model.fit(data.x, data.y, {.epochs = 4, .batch_size = 16});
+  Sequential six = fresh_model(kAdam);
+  six.fit(data.x, data.y, {.epochs = 6, .batch_size = 16});
+  EXPECT_EQ(model.parameters(), six.parameters());
+  EXPECT_EQ(model.optimizer_state(), six.optimizer_state());
+}
+
+TEST(Stopping, ExceptionsFromCallbacksKeepTheCompletedEpochs) {
+  const Problem data;
+  Sequential three = fresh_model(kAdam), two = fresh_model(kAdam);
+  three.fit(data.x, data.y, {.epochs = 3, .batch_size = 16});
+  two.fit(data.x, data.y, {.epochs = 2, .batch_size = 16});
+
+  Sequential from_epoch_end = fresh_model(kAdam);
+  EXPECT_THROW(from_epoch_end.fit(data.x, data.y,
+                                  {.epochs = 10,
+                                   .batch_size = 16,
+                                   .on_epoch_end =
+                                       [](const EpochRecord& r) {
+                                         if (r.epoch == 3) throw std::runtime_error("enough");
+                                       }}),
+               std::runtime_error);
+  EXPECT_EQ(from_epoch_end.epochs_completed(), 3);  // the epoch it was told about is complete
+  EXPECT_EQ(from_epoch_end.parameters(), three.parameters());
+
+  Sequential from_batch = fresh_model(kAdam);
+  std::int64_t batches = 0;
+  EXPECT_THROW(from_batch.fit(data.x, data.y,
+                              {.epochs = 10,
+                               .batch_size = 16,
+                               .on_batch =
+                                   [&](std::int64_t, std::int64_t) {
+                                     if (++batches == 10) throw std::runtime_error("mid-epoch");  // in epoch 3
+                                   }}),
+               std::runtime_error);
+  EXPECT_EQ(from_batch.epochs_completed(), 2);
+  EXPECT_EQ(from_batch.parameters(), two.parameters());
+  EXPECT_EQ(from_batch.optimizer_step(), two.optimizer_step());
+}
+
+TEST(Stopping, PeriodicCheckpointsResumeExactly) {
+  const Problem data;
+  const std::string path = testing::work_path("every.safetensors");
+  std::filesystem::remove(path);
+  Sequential model = fresh_model(kAdam);
+  model.fit(data.x, data.y, {.epochs = 5, .batch_size = 16, .checkpoint_every = 2, .checkpoint_path = path});
+  Sequential saved = Sequential::load(path);
+  EXPECT_EQ(saved.epochs_completed(), 4);
+  CompileOptions options = saved.compile_options();
+  options.device = Device::cpu;
+  saved.compile(options);
+  saved.fit(data.x, data.y, {.epochs = 1, .batch_size = 16});
+  EXPECT_EQ(saved.parameters(), model.parameters());
+  Sequential refused = fresh_model(kAdam);
+  EXPECT_THROW(refused.fit(data.x, data.y, {.epochs = 1, .checkpoint_every = 1}), SettingError);
+}
+
+}  // namespace
+}  // namespace ember
