@@ -48,9 +48,10 @@ std::string error_text(double error, double tolerance, int& wrong) {
 
 /// Returns how many Ember products differed from cuBLAS's beyond their tolerance.
 int gemm(const BenchArguments& a, CsvRows& csv) {
-  std::printf("\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision; "
-              "errors of Ember's results against cuBLAS FP32's\n",
-              static_cast<long long>(a.runs));
+  std::printf(
+      "\nGEMM, TFLOP/s (median of %lld runs, L2 flushed); ratios against cuBLAS in the same precision; "
+      "errors of Ember's results against cuBLAS FP32's\n",
+      static_cast<long long>(a.runs));
   std::printf("%-26s %-4s %8s %8s %7s %11s %12s %7s %9s %9s %8s %8s  %s\n", "case", "mode", "ember", "cublas", "ratio",
               "ember-tf32", "cublas-tf32", "ratio", "mma.sync", "128x256", "error", "tf32 err", "ember kernel");
   int wrong = 0;
@@ -102,9 +103,10 @@ void memory(const BenchArguments& a, CsvRows& csv) {
 
 /// Returns how many plans gave results that differ from the chosen plan's beyond tolerance.
 int tuning(const BenchArguments& a, CsvRows& csv) {
-  std::printf("\nMatmul plans for the products of the step table's MLPs (FP32, with the step's epilogues), "
-              "microseconds (median of %lld runs, L2 flushed)\n",
-              static_cast<long long>(a.runs));
+  std::printf(
+      "\nMatmul plans for the products of the step table's MLPs (FP32, with the step's epilogues), "
+      "microseconds (median of %lld runs, L2 flushed)\n",
+      static_cast<long long>(a.runs));
   std::printf("%-42s %-18s %-4s %-15s %9s %-15s %9s %7s %s\n", "product", "m x n x k", "mode", "ember plan", "us",
               "fastest plan", "us", "ratio", "errors");
   int wrong = 0;
@@ -143,13 +145,14 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   std::vector<std::pair<std::string, BackendOptions>> variants;
   if (gpu) {
     for (std::int64_t width : {64, 256, 1024, 4096})
-      for (std::int64_t batch : {1024, 8192}) cases.push_back({4, width, batch});
+      for (std::int64_t batch : {1024, 8192})
+        for (std::int64_t classes : {0, 10}) cases.push_back({4, width, batch, classes});
     variants = {{"graph", {.matmul = MatmulProvider::ember, .cuda_graph = true}},
                 {"launches", {.matmul = MatmulProvider::ember, .cuda_graph = false}},
                 {"cublas+graph", {.matmul = MatmulProvider::cublas, .cuda_graph = true}},
                 {"tf32+graph", {.matmul = MatmulProvider::ember, .cuda_graph = true, .precision = Precision::tf32}}};
   } else {
-    cases = {{4, 64, 32}, {4, 256, 256}};
+    cases = {{4, 64, 32}, {4, 64, 32, 10}, {4, 256, 256}, {4, 256, 256, 10}};
     variants = {{"cpu", {}}, {"cpu-reference", {.cpu_reference = true}}};
   }
   if (a.width != 0) {
@@ -157,26 +160,29 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     if (cases.empty())
       throw InputError(fmt::format("--width {}: the step table on this device has no such width", a.width));
   }
-  std::printf("\nTraining step: MLP depth 4 (ReLU), MSE, SGD momentum 0.9; median of %lld runs of 10 steps\n",
-              static_cast<long long>(a.runs));
-  std::printf("%-6s %-6s %-13s %11s %12s %13s %11s\n", "width", "batch", "variant", "parameters", "step ms",
-              "host us/step", "steps/s");
+  std::printf(
+      "\nTraining step: MLP depth 4 (ReLU); task mse: one output, MSE, SGD momentum 0.9; softmax: 10 classes, "
+      "softmax cross-entropy, Adam; median of %lld runs of 10 steps\n",
+      static_cast<long long>(a.runs));
+  std::printf("%-6s %-6s %-8s %-13s %11s %12s %13s %11s\n", "width", "batch", "task", "variant", "parameters",
+              "step ms", "host us/step", "steps/s");
   for (const bench::StepCase& step : cases)
     for (const auto& [label, options] : variants) {
       std::unique_ptr<Backend> backend;
       try {
         backend = make_backend(device, options);
       } catch (const InputError& e) {  // e.g. TF32 on a GPU without tensor cores: the row says why
-        std::printf("%-6lld %-6lld %-13s skipped: %s\n", static_cast<long long>(step.width),
-                    static_cast<long long>(step.batch), label.c_str(), e.what());
+        std::printf("%-6lld %-6lld %-8s %-13s skipped: %s\n", static_cast<long long>(step.width),
+                    static_cast<long long>(step.batch), step.classes > 0 ? "softmax" : "mse", label.c_str(), e.what());
         continue;
       }
       const bench::StepTiming t = bench::time_training_step(*backend, step, a.runs);
-      std::printf("%-6lld %-6lld %-13s %11lld %12.4f %13.2f %11.0f\n", static_cast<long long>(step.width),
-                  static_cast<long long>(step.batch), label.c_str(), static_cast<long long>(t.parameters),
-                  t.median_step_ms, t.host_us_per_step, 1000.0 / t.median_step_ms);
+      std::printf("%-6lld %-6lld %-8s %-13s %11lld %12.4f %13.2f %11.0f\n", static_cast<long long>(step.width),
+                  static_cast<long long>(step.batch), step.classes > 0 ? "softmax" : "mse", label.c_str(),
+                  static_cast<long long>(t.parameters), t.median_step_ms, t.host_us_per_step,
+                  1000.0 / t.median_step_ms);
       std::fflush(stdout);
-      const std::string name = fmt::format("depth {} width {} batch {}", step.depth, step.width, step.batch);
+      const std::string name = step.name();
       csv.add("step", name, label, "step ms", t.median_step_ms);
       csv.add("step", name, label, "host us/step", t.host_us_per_step);
     }
@@ -213,9 +219,10 @@ void run_bench(const BenchArguments& a) {
   if (tables.contains("step")) steps(a, device, gpu, csv);
   if (!a.csv.empty()) write_file_atomically(a.csv, csv.text());
   if (wrong > 0)  // a benchmark of wrong results is a failure, reported after all the figures
-    throw Error(fmt::format("ember bench: {} matmul result(s) differ from their reference beyond tolerance (marked "
-                            "WRONG above)",
-                            wrong));
+    throw Error(
+        fmt::format("ember bench: {} matmul result(s) differ from their reference beyond tolerance (marked "
+                    "WRONG above)",
+                    wrong));
 }
 
 }  // namespace

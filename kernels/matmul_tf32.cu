@@ -41,26 +41,12 @@ static_assert(kSliceK == 2 * kBigK && kBigM == kBigN, "a slice is two loader sli
   return ((step * (kBigN / 8) + block) * 32 + lane) * 2 + reg;
 }
 
-[[maybe_unused]] __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4& a, const float2& b) {
-#if defined(EMBER_CUDA_EMULATOR)
-  const std::uint32_t fa[4] = {__float_as_uint(a.x), __float_as_uint(a.y), __float_as_uint(a.z), __float_as_uint(a.w)};
-  const std::uint32_t fb[2] = {__float_as_uint(b.x), __float_as_uint(b.y)};
-  emulator::mma_m16n8k8_tf32(d, fa, fb);
-#else
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)), "r"(__float_as_uint(a.w)),
-        "r"(__float_as_uint(b.x)), "r"(__float_as_uint(b.y)));
-#endif
-}
-
 template <bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 // One block per SM is the floor (registers up to 255): the accumulators alone take 64 registers.
 __global__ void __launch_bounds__(kBigThreads, 1)
     matmul_tf32_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
                        float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
-#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(EMBER_CUDA_EMULATOR)
+#if defined(EMBER_HAS_MMA_TF32)
   __shared__ __align__(16) float slice_a[2][kSliceFloats];
   __shared__ __align__(16) float slice_b[2][kSliceFloats];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -123,7 +109,7 @@ __global__ void __launch_bounds__(kBigThreads, 1)
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) mma_tf32(acc[i][j], fa[i], fb[j]);
+        for (int j = 0; j < 4; ++j) device::mma_m16n8k8_tf32(acc[i][j], fa[i], fb[j]);
     }
     if (more) store_slice(current ^ 1);  // the other buffer was last read before the previous barrier
     __syncthreads();

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "cuda_check.hpp"
+#include "device_intrinsics.cuh"
 #include "kernels.hpp"
 #include "launch.cuh"
 
@@ -25,17 +26,8 @@ __device__ __forceinline__ float epilogue_value(const MatmulEpilogue& e, float a
   }
 }
 
-/// x rounded to TF32 (10 mantissa bits, to nearest, ties away from zero), as the TF32 kernels store
-/// their operands. Compute capability 8.0 and newer.
-__device__ __forceinline__ float to_tf32(float x) {
-#if defined(EMBER_CUDA_EMULATOR)
-  return emulator::round_to_tf32(x);
-#else
-  std::uint32_t bits;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
-  return __uint_as_float(bits);
-#endif
-}
+/// x rounded to TF32, as the TF32 kernels store their operands.
+using device::to_tf32;
 
 // 128 x 128 tiles of c, k slices loaded 8 at a time by 256 threads.
 constexpr int kBigM = kBigTile, kBigN = kBigTile, kBigK = 8, kBigThreads = 256;

@@ -95,80 +95,13 @@ struct SwizzledSlice {
          (std::uint64_t{kGroupBytes >> 4} << 32) | (std::uint64_t{1} << 62);
 }
 
-/// Keeps the compiler from moving accumulator accesses across the asynchronous wgmma region.
-template <int Count>
-[[maybe_unused]] __device__ __forceinline__ void fence_accumulators(float (&d)[Count]) {
-#if !defined(EMBER_CUDA_EMULATOR)
-#pragma unroll
-  for (int i = 0; i < Count; ++i) asm volatile("" : "+f"(d[i])::"memory");
-#else
-  (void)d;
-#endif
-}
-
-// The asynchronous proxy's fence and wgmma's group control. The CPU emulator (tests/emulator)
-// interprets them: a wgmma runs at the wait_group that completes its group, reading shared memory
-// as the async proxy saw it at the last fence.
-#if defined(EMBER_CUDA_EMULATOR)
-#define EMBER_PTX(instruction) emulator::ptx(instruction)
-#else
-#define EMBER_PTX(instruction) asm volatile(instruction ::: "memory")
-#endif
-
-// The accumulators as asm operands: "+f"(d[i]) .. "+f"(d[i + 63]).
-#define EMBER_D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
-#define EMBER_D16(i) EMBER_D4(i), EMBER_D4(i + 4), EMBER_D4(i + 8), EMBER_D4(i + 12)
-#define EMBER_D64(i) EMBER_D16(i), EMBER_D16(i + 16), EMBER_D16(i + 32), EMBER_D16(i + 48)
-
-/// d (64 x N, N / 2 accumulators per thread) += a (64 x 8) b (8 x N), both from shared memory.
-template <int N>
-[[maybe_unused]] __device__ __forceinline__ void wgmma_m64nNk8(float (&d)[N / 2], std::uint64_t a, std::uint64_t b) {
-  static_assert(N == 128 || N == 256, "the two tile widths");
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  const int scale_d = 1;  // d = a b + d
-  if constexpr (N == 128)
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
-        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-        : EMBER_D64(0)
-        : "l"(a), "l"(b), "r"(scale_d));
-  else
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n256k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
-        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, "
-        "%71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, "
-        "%91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, "
-        "%109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, "
-        "%126, %127}, %128, %129, p, 1, 1;\n}\n"
-        : EMBER_D64(0), EMBER_D64(64)
-        : "l"(a), "l"(b), "r"(scale_d));
-#elif defined(EMBER_CUDA_EMULATOR)
-  emulator::wgmma_m64nNk8_tf32(d, N, a, b);
-#else
-  (void)d, (void)a, (void)b;
-#endif
-}
-#undef EMBER_D64
-#undef EMBER_D16
-#undef EMBER_D4
-
 /// A 128 x TileN tile of c per block (TileN 128 or 256): each warpgroup's wgmma is m64nTileNk8.
 template <int TileN, bool TransposeA, bool TransposeB, bool Vector, EpilogueKind Kind>
 __global__ void __launch_bounds__(kWgThreads, 1)
     matmul_wgmma_kernel(int m, int n, int k, const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb,
                         float* __restrict__ c, int ldc, MatmulEpilogue epilogue) {
-#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(EMBER_CUDA_EMULATOR)
-#if defined(EMBER_CUDA_EMULATOR)
-  unsigned char* const dynamic_shared = emulator::dynamic_shared_memory();
-#else
-  extern __shared__ unsigned char dynamic_shared[];
-#endif
+#if defined(EMBER_HAS_WGMMA)
+  EMBER_DYNAMIC_SHARED(dynamic_shared);
   // The swizzle is a function of address bits: tiles start on 1024-byte boundaries.
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(dynamic_shared));
   const std::uint32_t pad = (1024u - raw % 1024u) % 1024u, shared_base = raw + pad;
@@ -187,7 +120,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   slice_b.load(b, ldb, col0, n, 0, k);
   slice_a.store(stages);
   slice_b.store(stages + kTileBytes);
-  EMBER_PTX("fence.proxy.async.shared::cta;\n");
+  device::fence_proxy_async_shared();
   __syncthreads();
 
   const int slices = (k + kWgSliceK - 1) / kWgSliceK;
@@ -201,19 +134,19 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     // This warpgroup's 64 rows of A; all TileN columns of B; k steps of 8 are 32 bytes along each row.
     const std::uint32_t a_tile = shared_base + current * kStageBytes + group * 64 * 128;
     const std::uint32_t b_tile = shared_base + current * kStageBytes + kTileBytes;
-    fence_accumulators(acc);
-    EMBER_PTX("wgmma.fence.sync.aligned;\n");
+    device::fence_accumulators(acc);
+    device::wgmma_fence();
 #pragma unroll
     for (int step = 0; step < kWgSliceK / 8; ++step)
-      wgmma_m64nNk8<TileN>(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
-    EMBER_PTX("wgmma.commit_group.sync.aligned;\n");
+      device::wgmma_m64nNk8<TileN>(acc, smem_descriptor(a_tile + 32 * step), smem_descriptor(b_tile + 32 * step));
+    device::wgmma_commit_group();
     if (more) {  // the other buffer was last read by the wgmmas waited for before the previous barrier
       slice_a.store(stages + (current ^ 1) * kStageBytes);
       slice_b.store(stages + (current ^ 1) * kStageBytes + kTileBytes);
     }
-    EMBER_PTX("wgmma.wait_group.sync.aligned 0;\n");
-    fence_accumulators(acc);
-    EMBER_PTX("fence.proxy.async.shared::cta;\n");
+    device::wgmma_wait_group<0>();
+    device::fence_accumulators(acc);
+    device::fence_proxy_async_shared();
     __syncthreads();
   }
 
@@ -237,7 +170,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 
 /// Writes 1 where this binary's code for the device has the sm_90a features (wgmma), else 0.
 __global__ void wgmma_probe_kernel(int* has_wgmma) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(EMBER_CUDA_EMULATOR)
+#if defined(EMBER_HAS_WGMMA)
   *has_wgmma = 1;
 #else
   *has_wgmma = 0;

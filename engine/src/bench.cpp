@@ -16,10 +16,15 @@
 
 namespace ember::bench {
 
+std::string StepCase::name() const {
+  return fmt::format("depth {} width {} batch {}{}", depth, width, batch,
+                     classes > 0 ? fmt::format(" softmax {} adam", classes) : std::string());
+}
+
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run) {
   std::vector<Dense> layers;
   for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
-  layers.emplace_back(1);
+  layers.emplace_back(step.classes > 0 ? step.classes : 1);
   Sequential model(layers, 1);
   model.build(step.width);
 
@@ -28,11 +33,15 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   Random random(7);
   Matrix x(rows, step.width), y(rows, 1);
   for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(2 * random.uniform() - 1);
-  for (std::int64_t i = 0; i < y.size(); ++i) y.data()[i] = static_cast<float>(2 * random.uniform() - 1);
+  for (std::int64_t i = 0; i < y.size(); ++i)
+    y.data()[i] = step.classes > 0 ? static_cast<float>(random.below(static_cast<std::uint64_t>(step.classes)))
+                                   : static_cast<float>(2 * random.uniform() - 1);
 
   // A small rate keeps the weights finite however many steps run.
-  const Optimizer optimizer = SGD{.lr = 1e-4f, .momentum = 0.9f};
-  Plan plan(backend, layers, step.width, step.batch, optimizer);
+  const Optimizer optimizer =
+      step.classes > 0 ? Optimizer{Adam{.lr = 1e-4f}} : Optimizer{SGD{.lr = 1e-4f, .momentum = 0.9f}};
+  const Loss loss = step.classes > 0 ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}};
+  Plan plan(backend, layers, step.width, step.batch, optimizer, loss);
   plan.upload_parameters(model.parameters(),
                          std::vector<float>(model.parameters().size() * optimizer_state_names(optimizer).size()));
   const BackendMatrix device_x(backend, x), device_y(backend, y);
@@ -53,8 +62,10 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     backend.synchronize();
     const auto done = Clock::now();
     if (run < 0) continue;
-    step_ms.push_back(std::chrono::duration<double, std::milli>(done - start).count() / static_cast<double>(steps_per_run));
-    host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() / static_cast<double>(steps_per_run));
+    step_ms.push_back(std::chrono::duration<double, std::milli>(done - start).count() /
+                      static_cast<double>(steps_per_run));
+    host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() /
+                      static_cast<double>(steps_per_run));
   }
   const auto median = [](std::vector<double> values) {
     std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2), values.end());

@@ -434,27 +434,27 @@ void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64
   current_fiber().uncommitted.push_back({d, n, a_descriptor, b_descriptor});
 }
 
-void ptx(const char* instruction) {
-  const std::string text = instruction;
-  Fiber& fiber = current_fiber();
-  if (text.starts_with("fence.proxy.async")) {
-    const int live = static_cast<int>(std::count_if(run.fibers.begin(), run.fibers.begin() + run.threads,
-                                                    [](const Fiber& f) { return f.state != FiberState::exited; }));
-    if (++run.proxy_fences >= live) {
-      run.async_view = run.shared;
-      run.proxy_fences = 0;
-    }
-  } else if (text.starts_with("wgmma.fence")) {
-    // Orders the threads' accumulator registers before the wgmmas: nothing to do here.
-  } else if (text.starts_with("wgmma.commit_group")) {
-    fiber.groups.push_back(std::move(fiber.uncommitted));
-    fiber.uncommitted.clear();
-  } else if (int pending = 0; std::sscanf(instruction, "wgmma.wait_group.sync.aligned %d", &pending) == 1) {
-    for (; fiber.groups.size() > static_cast<std::size_t>(pending); fiber.groups.pop_front())
-      for (const Wgmma& wgmma : fiber.groups.front()) run_wgmma(wgmma);
-  } else {
-    fault("PTX not emulated: " + text);
+void fence_proxy_async() {
+  const int live = static_cast<int>(std::count_if(run.fibers.begin(), run.fibers.begin() + run.threads,
+                                                  [](const Fiber& f) { return f.state != FiberState::exited; }));
+  if (++run.proxy_fences >= live) {
+    run.async_view = run.shared;
+    run.proxy_fences = 0;
   }
+}
+
+void wgmma_fence() {}
+
+void wgmma_commit_group() {
+  Fiber& fiber = current_fiber();
+  fiber.groups.push_back(std::move(fiber.uncommitted));
+  fiber.uncommitted.clear();
+}
+
+void wgmma_wait_group(int pending) {
+  Fiber& fiber = current_fiber();
+  for (; fiber.groups.size() > static_cast<std::size_t>(pending); fiber.groups.pop_front())
+    for (const Wgmma& wgmma : fiber.groups.front()) run_wgmma(wgmma);
 }
 
 void trap() {

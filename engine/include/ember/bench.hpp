@@ -14,19 +14,24 @@
 namespace ember::bench {
 
 struct StepCase {
-  std::int64_t depth = 4;   // Dense layers, the last one with one output
+  std::int64_t depth = 4;   // Dense layers
   std::int64_t width = 64;  // units of every hidden layer, and the input width
   std::int64_t batch = 32;
+  /// 0: regression, one output, MSE, SGD with momentum 0.9. Else a classification over this many
+  /// classes: one output per class, softmax cross-entropy, Adam.
+  std::int64_t classes = 0;
+  /// "depth 4 width 64 batch 32", with " softmax 10 adam" for a classification.
+  std::string name() const;
 };
 
 struct StepTiming {
-  double median_step_ms = 0;     // wall time per step, device work included
-  double host_us_per_step = 0;   // host time to enqueue one step (equals the step on the CPU)
+  double median_step_ms = 0;    // wall time per step, device work included
+  double host_us_per_step = 0;  // host time to enqueue one step (equals the step on the CPU)
   std::int64_t parameters = 0;
   std::int64_t runs = 0;
 };
 
-/// Times training steps (forward, backward, SGD with momentum) on backend; runs >= 20.
+/// Times training steps (forward, loss, backward, update) on backend; runs >= 20.
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs = 21,
                               std::int64_t steps_per_run = 10);
 
@@ -38,7 +43,7 @@ struct GemmRow {
   std::int64_t m = 0, n = 0, k = 0;
   std::string mode;  // "NN", "NT" or "TN": op(a), op(b) transposed or not
   double ember = 0, cublas = 0, ember_tf32 = 0, cublas_tf32 = 0;
-  double ember_tf32_mma = 0;  // where TF32 ran on wgmma: the mma.sync kernel on the same product; else NaN
+  double ember_tf32_mma = 0;   // where TF32 ran on wgmma: the mma.sync kernel on the same product; else NaN
   double ember_tf32_wide = 0;  // likewise the wgmma kernel on 128 x 256 tiles (a candidate Ember does not pick yet)
   /// Relative error ||ember - cublas|| / ||cublas|| of each Ember result against cuBLAS's FP32 product
   /// (NaN where that variant did not run); above kFp32GemmTolerance or kTf32GemmTolerance, it is wrong.
@@ -60,8 +65,8 @@ struct BandwidthRow {
 struct TuningRow {
   std::string product;  // "width 256 batch 1024 forward"
   std::int64_t m = 0, n = 0, k = 0;
-  std::string mode;    // "NN", "NT" or "TN"
-  std::string plan;    // "32x32", "64x64", "64x64 split 8", "128x128"
+  std::string mode;  // "NN", "NT" or "TN"
+  std::string plan;  // "32x32", "64x64", "64x64 split 8", "128x128"
   double microseconds = 0;
   bool chosen = false;  // the plan Ember uses for this product
   /// ||this plan's result - the chosen plan's|| / ||the chosen plan's||; above kFp32GemmTolerance, wrong.
@@ -69,7 +74,7 @@ struct TuningRow {
 };
 
 struct KernelTableOptions {
-  std::int64_t runs = 21;                                 // timed runs per figure (median), >= 20
+  std::int64_t runs = 21;                                // timed runs per figure (median), >= 20
   std::int64_t memory_elements = std::int64_t{1} << 28;  // floats per operand of the memory table (1 GiB)
 };
 

@@ -86,8 +86,12 @@ struct alignas(16) float4 {
 struct alignas(8) float2 {
   float x, y;
 };
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) {
+  return {x, y, z, w};
+}
+inline float2 make_float2(float x, float y) {
+  return {x, y};
+}
 
 // ---- runtime API (tests/emulator/runtime.cpp, streams.cpp) ----------------------------------------
 cudaError_t cudaGetLastError();
@@ -151,13 +155,20 @@ std::uint32_t warp_exchange(unsigned mask, std::uint32_t word, int source_lane);
 void mma_m16n8k8_tf32(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]);
 /// wgmma.mma_async.sync.aligned.m64nNk8.f32.tf32.tf32 with scale-d 1 (d += a b), both operands
 /// from shared memory through their descriptors (K-major, 128-byte swizzle). It runs when a
-/// wgmma.wait_group completes its group (ptx below), reading shared memory as the async proxy saw
+/// wgmma.wait_group completes its group (wgmma_wait_group below), reading shared memory as the async proxy saw
 /// it at the last fence.proxy.async of the block's threads; where that differs from what the
 /// threads wrote, the launch fails.
 void wgmma_m64nNk8_tf32(float* d, int n, std::uint64_t a_descriptor, std::uint64_t b_descriptor);
-/// The other PTX of the wgmma kernel, by its text: fence.proxy.async..., wgmma.fence...,
-/// wgmma.commit_group..., wgmma.wait_group.sync.aligned N.
-void ptx(const char* instruction);
+/// fence.proxy.async.shared::cta: once every live thread of the block has fenced, the async proxy
+/// sees shared memory as it is.
+void fence_proxy_async();
+/// wgmma.fence.sync.aligned (nothing to do: the accumulators are plain memory here).
+void wgmma_fence();
+/// wgmma.commit_group.sync.aligned: the thread's uncommitted wgmmas form a group.
+void wgmma_commit_group();
+/// wgmma.wait_group.sync.aligned pending: runs the thread's oldest groups until at most pending
+/// remain.
+void wgmma_wait_group(int pending);
 /// The running block's dynamic shared memory (extern __shared__), and a pointer's address in the
 /// shared window (__cvta_generic_to_shared).
 unsigned char* dynamic_shared_memory();
@@ -236,15 +247,29 @@ cudaError_t cudaFuncSetAttribute(void (*function)(Params...), cudaFuncAttribute 
 #define gridDim (::ember::emulator::thread_context().grid_dim)
 
 // CUDA's integer min of device code.
-inline int min(int a, int b) { return a < b ? a : b; }
+inline int min(int a, int b) {
+  return a < b ? a : b;
+}
 
-inline void __syncthreads() { ember::emulator::sync_threads(); }
+inline void __syncthreads() {
+  ember::emulator::sync_threads();
+}
 inline void __threadfence() {}  // the emulated threads run one at a time: every write is visible
-[[noreturn]] inline void __trap() { ember::emulator::trap(); }
-inline float __uint_as_float(unsigned x) { return std::bit_cast<float>(x); }
-inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
-inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
-inline std::size_t __cvta_generic_to_shared(const void* pointer) { return ember::emulator::shared_address(pointer); }
+[[noreturn]] inline void __trap() {
+  ember::emulator::trap();
+}
+inline float __uint_as_float(unsigned x) {
+  return std::bit_cast<float>(x);
+}
+inline float __int_as_float(int x) {
+  return std::bit_cast<float>(x);
+}
+inline unsigned __float_as_uint(float x) {
+  return std::bit_cast<unsigned>(x);
+}
+inline std::size_t __cvta_generic_to_shared(const void* pointer) {
+  return ember::emulator::shared_address(pointer);
+}
 inline unsigned atomicAdd(unsigned* address, unsigned value) {
   const unsigned old = *address;
   *address = old + value;
