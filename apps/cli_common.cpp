@@ -92,35 +92,53 @@ std::uint64_t parse_seed(const std::string& text) {
   return seed;
 }
 
-std::string flag_for(const std::string& setting) {
-  static const std::map<std::string, std::string> flags = {{"SGD::lr", "--lr"},
-                                                           {"SGD::momentum", "--momentum"},
-                                                           {"SGD::nesterov", "--nesterov"},
-                                                           {"SGD::weight_decay", "--weight-decay"},
-                                                           {"Adam::lr", "--lr"},
-                                                           {"Adam::beta1", "--beta1"},
-                                                           {"Adam::beta2", "--beta2"},
-                                                           {"Adam::eps", "--eps"},
-                                                           {"Adam::weight_decay", "--weight-decay"},
-                                                           {"AdamW::lr", "--lr"},
-                                                           {"AdamW::beta1", "--beta1"},
-                                                           {"AdamW::beta2", "--beta2"},
-                                                           {"AdamW::eps", "--eps"},
-                                                           {"AdamW::weight_decay", "--weight-decay"},
-                                                           {"Huber::delta", "--huber-delta"},
-                                                           {"StepDecay::step_epochs", "--step-epochs"},
-                                                           {"StepDecay::gamma", "--decay"},
-                                                           {"CosineDecay::epochs", "--epochs"},
-                                                           {"CosineDecay::warmup_epochs", "--warmup-epochs"},
-                                                           {"CosineDecay::min_scale", "--min-lr-scale"},
-                                                           {"ReduceOnPlateau::factor", "--decay"},
-                                                           {"ReduceOnPlateau::patience", "--plateau-patience"},
-                                                           {"ReduceOnPlateau::min_scale", "--min-lr-scale"},
-                                                           {"EarlyStopping::patience", "--early-stopping"},
-                                                           {"EarlyStopping::min_delta", "--min-delta"},
-                                                           {"FitOptions::checkpoint_every", "--checkpoint-every"}};
-  const auto found = flags.find(setting);
-  return found == flags.end() ? setting : found->second;
+std::string in_flags(std::string message) {
+  // The library names its settings as Type::member (and a few values); each token here is what
+  // the command line calls it. Longer tokens first, so none is replaced inside another.
+  static const std::vector<std::pair<std::string, std::string>> flags = [] {
+    std::vector<std::pair<std::string, std::string>> table = {{"SGD::lr", "--lr"},
+                                                              {"SGD::momentum", "--momentum"},
+                                                              {"SGD::nesterov", "--nesterov"},
+                                                              {"SGD::weight_decay", "--weight-decay"},
+                                                              {"Adam::lr", "--lr"},
+                                                              {"Adam::beta1", "--beta1"},
+                                                              {"Adam::beta2", "--beta2"},
+                                                              {"Adam::eps", "--eps"},
+                                                              {"Adam::weight_decay", "--weight-decay"},
+                                                              {"AdamW::lr", "--lr"},
+                                                              {"AdamW::beta1", "--beta1"},
+                                                              {"AdamW::beta2", "--beta2"},
+                                                              {"AdamW::eps", "--eps"},
+                                                              {"AdamW::weight_decay", "--weight-decay"},
+                                                              {"Huber::delta", "--huber-delta"},
+                                                              {"StepDecay::step_epochs", "--step-epochs"},
+                                                              {"StepDecay::gamma", "--decay"},
+                                                              {"CosineDecay::epochs", "--epochs"},
+                                                              {"CosineDecay::warmup_epochs", "--warmup-epochs"},
+                                                              {"CosineDecay::min_scale", "--min-lr-scale"},
+                                                              {"ReduceOnPlateau::factor", "--decay"},
+                                                              {"ReduceOnPlateau::patience", "--plateau-patience"},
+                                                              {"ReduceOnPlateau::min_scale", "--min-lr-scale"},
+                                                              {"EarlyStopping::patience", "--early-stopping"},
+                                                              {"EarlyStopping::min_delta", "--min-delta"},
+                                                              {"FitOptions::checkpoint_every", "--checkpoint-every"},
+                                                              {"FitOptions::normalize = false", "--no-normalize"},
+                                                              {"ColumnSpec::targets", "--target"},
+                                                              {"ColumnSpec::ignore", "--ignore"},
+                                                              {"ColumnSpec::one_hot", "--one-hot"},
+                                                              {"ColumnSpec::missing", "--missing"},
+                                                              {"CsvOptions::delimiter", "--delimiter"},
+                                                              {"BackendOptions::precision", "--precision"},
+                                                              {"Device::cuda", "--device cuda"},
+                                                              {"Device::cpu", "--device cpu"},
+                                                              {"Device::automatic", "--device auto"}};
+    std::sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    return table;
+  }();
+  for (const auto& [token, flag] : flags)
+    for (std::size_t at = message.find(token); at != std::string::npos; at = message.find(token, at + flag.size()))
+      message.replace(at, token.size(), flag);
+  return message;
 }
 
 float to_float(double value, const std::string& flag) {

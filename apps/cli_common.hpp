@@ -29,12 +29,10 @@ char parse_delimiter(const std::string& text);
 Device parse_device_flag(const std::string& text);
 /// The --seed value: 0 to 2^64 - 1, digits only (no sign).
 std::uint64_t parse_seed(const std::string& text);
-/// Runs body; a SettingError from the library is rethrown as an InputError naming the flag that
-/// sets it ("SGD::lr 0: ..." becomes "--lr 0: ..."). The one place library settings meet flags.
-template <typename Body>
-auto with_flag_names(Body&& body) -> decltype(body());
-/// The flag that sets a library setting ("SGD::lr" -> "--lr"), or the setting itself.
-std::string flag_for(const std::string& setting);
+/// A library message in the command line's words: each setting the library names (SGD::lr,
+/// ColumnSpec::ignore, Device::cuda, ...) becomes the flag that sets it. The one place library
+/// settings meet flags: main passes every error through it.
+std::string in_flags(std::string message);
 /// A flag's double as a float32; InputError beyond float32's range.
 float to_float(double value, const std::string& flag);
 /// Reads --data: a CSV file, or standard input for "-".
@@ -45,15 +43,6 @@ std::string format_number(double value);
 std::string csv_field(const std::string& text, char delimiter = ',');
 /// A duration for people: "0.42ms", "12.3ms", "1.25s".
 std::string format_seconds(double seconds);
-
-template <typename Body>
-auto with_flag_names(Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const SettingError& error) {
-    throw InputError(flag_for(error.setting()) + " " + error.detail());
-  }
-}
 
 /// Adds the subcommands to app; each sets a callback that runs it.
 void add_train_command(CLI::App& app);

@@ -102,7 +102,7 @@ Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command,
         }
       },
       optimizer);
-  with_flag_names([&] { check_optimizer(optimizer); });
+  check_optimizer(optimizer);
   return optimizer;
 }
 
@@ -129,7 +129,7 @@ Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Los
         fmt::format("--loss {}: the model in --init was trained with {}; a {} model cannot become a {} one", kind,
                     loss_name(*stored), is_classification(*stored) ? "classification" : "regression",
                     is_classification(loss) ? "classification" : "regression"));
-  with_flag_names([&] { check_loss(loss); });
+  check_loss(loss);
   return loss;
 }
 
@@ -169,7 +169,7 @@ Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, c
   } else {
     throw InputError(fmt::format("--schedule {}: use constant, step, cosine or plateau", printable(a.schedule)));
   }
-  with_flag_names([&] { check_schedule(schedule); });
+  check_schedule(schedule);
   return schedule;
 }
 
@@ -313,7 +313,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   // DivergenceError leaves every output untouched.
-  const History history = with_flag_names([&] { return model.fit(table, spec, fit); });
+  const History history = model.fit(table, spec, fit);
   const bool interrupted = interrupts.load() > 0;
   // The figures reported: those of the epoch the model ends at (the best one with early stopping).
   const EpochRecord* reported = history.epochs.empty() ? nullptr : &history.epochs.back();

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     return ember::cli::exit_interrupted;
   } catch (const ember::Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", ember::cli::in_flags(e.what()).c_str());
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);

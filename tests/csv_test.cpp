@@ -121,39 +121,41 @@ TEST(Csv, ErrorsNameFileLineColumn) {
   EXPECT_EQ(error_of("a,b\n1,\"2\"x\n"), "f.csv:2: text after a closing quote; quote the whole field");
   EXPECT_EQ(error_of("a,b\n1,\"\" \"2\"\n"), "f.csv:2: text after a closing quote; quote the whole field");
   EXPECT_EQ(error_of("a,b\n1,2\n", {.delimiter = '"'}),
-            "--delimiter '\"' cannot be used; pick a character such as , ; or tab");
+            "CsvOptions::delimiter '\"' cannot be used; pick a character such as , ; or tab");
   // The first error in the file is the one reported.
   EXPECT_EQ(error_of("a,b\n1,1e39\n3,\"4\n"),
             "f.csv:2:2 (column 'b'): '1e39' is not a finite float32 number; remove or fix the value");
 }
 
 TEST(Csv, TextAndMissingCellsInNumericColumnsAreRefusedWhereUsed) {
-  EXPECT_EQ(
-      split_error("a,b\n1,x\n", {"a"}),
-      "f.csv:2:2 (column 'b'): 'x' is not a number; if the column holds ids or text, leave it out with --ignore b "
-      "or encode its values as categories with --one-hot b");
+  EXPECT_EQ(split_error("a,b\n1,x\n", {"a"}),
+            "f.csv:2:2 (column 'b'): 'x' is not a number; if the column holds ids or text, leave it out with "
+            "ColumnSpec::ignore b "
+            "or encode its values as categories with ColumnSpec::one_hot b");
   EXPECT_EQ(split_error("a,b\n1,x\n", {"b"}),
             "f.csv:2:2 (column 'b'): 'x' is not a number; a regression target must be numeric");
-  EXPECT_EQ(split_error("a,b\n1,2\n3,\"4,5\"\n", {"a"}),
-            "f.csv:3:2 (column 'b'): '4,5' is not a number (it has a decimal comma: write decimal points, 1.5 rather "
-            "than 1,5); if the column holds ids or text, leave it out with --ignore b or encode its values as "
-            "categories with --one-hot b");
+  EXPECT_EQ(
+      split_error("a,b\n1,2\n3,\"4,5\"\n", {"a"}),
+      "f.csv:3:2 (column 'b'): '4,5' is not a number (it has a decimal comma: write decimal points, 1.5 rather "
+      "than 1,5); if the column holds ids or text, leave it out with ColumnSpec::ignore b or encode its values as "
+      "categories with ColumnSpec::one_hot b");
   EXPECT_EQ(split_error("a,b\n1,\n", {"a"}),
             "f.csv:2:2 (column 'b'): missing value (an empty cell, NA, NaN, null or the like); fill in a value or "
-            "remove the row, or use --missing drop to leave such rows out or --missing mean to fill features with "
+            "remove the row, or use ColumnSpec::missing drop to leave such rows out or ColumnSpec::missing mean to "
+            "fill features with "
             "their training mean");
 }
 
 TEST(Csv, HeaderOfOneFieldHintsAtTheDelimiter) {
   EXPECT_EQ(error_of("x1;x2;y\n1,5;2,5;3\n"),
             "f.csv:2: 3 fields, but the header has 1; every row needs one value per column; the header is one field "
-            "holding ';': the file looks ';'-separated, so use --delimiter ;");
+            "holding ';': the file looks ';'-separated, so use CsvOptions::delimiter ;");
   EXPECT_EQ(split_error("x1\tx2\ty\n1\t2\t3\n", {"y"}),
             "f.csv: no column named 'y'; the columns are: x1\\tx2\\ty; the header is one field holding tab: the file "
-            "looks tab-separated, so use --delimiter tab");
+            "looks tab-separated, so use CsvOptions::delimiter tab");
   EXPECT_EQ(error_of("a|b\n1|2,3\n"),
             "f.csv:2: 2 fields, but the header has 1; every row needs one value per column; the header is one field "
-            "holding '|': the file looks '|'-separated, so use --delimiter |");
+            "holding '|': the file looks '|'-separated, so use CsvOptions::delimiter |");
 }
 
 TEST(Csv, ControlCharactersAreEscapedInMessages) {

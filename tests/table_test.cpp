@@ -122,13 +122,13 @@ TEST(Tables, RefusedSpecsNameTheColumn) {
   };
   EXPECT_EQ(error({.targets = {"y"}, .one_hot = {"city"}, .missing = Missing::mean}),
             "cities.csv:2:1 (column 'id'): 'cust_0' is not a number; if the column holds ids or text, leave it out "
-            "with --ignore id or encode its values as categories with --one-hot id");
+            "with ColumnSpec::ignore id or encode its values as categories with ColumnSpec::one_hot id");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id", "city"}}).substr(0, 36), "cities.csv:5:3 (column 'x'): missing");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"idd"}}).substr(0, 36), "cities.csv: no column named 'idd'; t");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"y"}}),
-            "--ignore y: 'y' is a target column; a target cannot be a feature or be ignored");
+            "ColumnSpec::ignore y: 'y' is a target column; a target cannot be a feature or be ignored");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"city"}, .one_hot = {"city"}}),
-            "column 'city' is named by both --ignore and --one-hot; pick one");
+            "column 'city' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one");
   EXPECT_EQ(error({.targets = {"city"}, .ignore = {"id"}}),
             "cities.csv:2:2 (column 'city'): 'Paris' is not a number; a regression target must be numeric");
   EXPECT_FALSE(model.built());  // nothing was learned from a refused spec
@@ -140,7 +140,7 @@ TEST(Tables, RefusedSpecsNameTheColumn) {
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id"}, .missing = Missing::mean}),
             "the model one-hot encodes city, not none; its categories were fixed by its first training");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id"}, .one_hot = {"city"}}),
-            "the model was trained with --missing mean, not error");
+            "the model was trained with ColumnSpec::missing mean, not error");
   EXPECT_EQ(error({.targets = {"x"}, .ignore = {"id"}, .one_hot = {"city"}, .missing = Missing::mean}),
             "the model was trained for the target columns y, not x");
   EXPECT_NO_THROW(model.fit(table, spec, {.epochs = 1}));

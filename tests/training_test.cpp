@@ -251,7 +251,7 @@ TEST(Training, DivergenceKeepsTheLastFiniteEpochAndNamesTheBatch) {
     EXPECT_NE(message.find(fmt::format("training diverged at epoch {}, batch ", finite_epochs + 1)), std::string::npos)
         << message;
     EXPECT_NE(message.find(" of 5: the loss became "), std::string::npos) << message;
-    EXPECT_NE(message.find("try a smaller learning rate (--lr, now 0.9)"), std::string::npos) << message;
+    EXPECT_NE(message.find("try a smaller learning rate (SGD::lr, now 0.9)"), std::string::npos) << message;
     EXPECT_NE(message.find(fmt::format("the model keeps the weights of epoch {}, the last finite one", finite_epochs)),
               std::string::npos)
         << message;

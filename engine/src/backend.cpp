@@ -134,7 +134,7 @@ Device parse_device(const std::string& text) {
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::fp32;
   if (text == "tf32") return Precision::tf32;
-  throw InputError(fmt::format("--precision {}: use fp32 or tf32", text));
+  throw InputError(fmt::format("BackendOptions::precision {}: use fp32 or tf32", text));
 }
 
 std::string to_string(Device device) {

@@ -179,8 +179,9 @@ std::string delimiter_hint(const std::vector<std::string>& header, char delimite
   if (header.size() != 1) return {};
   for (const char candidate : {';', '\t', '|', ','})
     if (candidate != delimiter && header[0].find(candidate) != std::string::npos)
-      return fmt::format("; the header is one field holding {0}: the file looks {0}-separated, so use --delimiter {1}",
-                         delimiter_name(candidate), candidate == '\t' ? "tab" : std::string(1, candidate));
+      return fmt::format(
+          "; the header is one field holding {0}: the file looks {0}-separated, so use CsvOptions::delimiter {1}",
+          delimiter_name(candidate), candidate == '\t' ? "tab" : std::string(1, candidate));
   return {};
 }
 
@@ -255,7 +256,7 @@ std::string CsvColumn::cell(std::int64_t row) const {
 
 CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOptions& options) {
   if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' || options.delimiter == '\0')
-    throw InputError(fmt::format("--delimiter {} cannot be used; pick a character such as , ; or tab",
+    throw InputError(fmt::format("CsvOptions::delimiter {} cannot be used; pick a character such as , ; or tab",
                                  delimiter_name(options.delimiter)));
   if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF"))
     throw InputError(fmt::format("{}: the file is UTF-16 encoded; save it as UTF-8 (\"CSV UTF-8\" in Excel)", path));

@@ -37,8 +37,8 @@ std::string decimal_comma_hint(std::string_view cell) {
 
 std::string feature_advice(const std::string& name) {
   return fmt::format(
-      "if the column holds ids or text, leave it out with --ignore {0} or encode its values as "
-      "categories with --one-hot {0}",
+      "if the column holds ids or text, leave it out with ColumnSpec::ignore {0} or encode its values "
+      "as categories with ColumnSpec::one_hot {0}",
       printable(name));
 }
 constexpr const char* kTargetAdvice = "a regression target must be numeric";
@@ -127,30 +127,33 @@ void sort_categories(std::vector<std::string>& categories) {
 }
 
 constexpr const char* kMissingAdvice =
-    "fill in a value or remove the row, or use --missing drop to leave such rows out or --missing mean to fill "
+    "fill in a value or remove the row, or use ColumnSpec::missing drop to leave such rows out or ColumnSpec::missing "
+    "mean to fill "
     "features "
     "with their training mean";
 constexpr const char* kMissingTargetAdvice =
-    "a missing target is never filled: fill it in or remove the row, or use --missing drop to leave such rows out";
+    "a missing target is never filled: fill it in or remove the row, or use ColumnSpec::missing drop to leave such "
+    "rows out";
 
 }  // namespace
 
 namespace preprocessing {
 
 Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification) {
-  if (spec.targets.empty()) throw InputError("no target column given; name one with --target");
+  if (spec.targets.empty()) throw InputError("no target column given; name one in ColumnSpec::targets");
   if (classification && spec.targets.size() > 1)
     throw InputError(fmt::format("classification takes one target column, not {}", joined(spec.targets)));
   Preprocessing p;
   p.missing = spec.missing;
   for (const std::string& name : spec.targets) {
     if (contains(p.targets, name))
-      throw InputError(fmt::format("target column '{}' is named twice in --target", printable(name)));
+      throw InputError(fmt::format("target column '{}' is named twice in ColumnSpec::targets", printable(name)));
     const std::int64_t index = used_column(table, name);
     if (!classification) numbers_of(table, index, kTargetAdvice);
     p.targets.push_back(name);
   }
-  for (const auto& [list, flag] : {std::pair{&spec.ignore, "--ignore"}, std::pair{&spec.one_hot, "--one-hot"}})
+  for (const auto& [list, flag] :
+       {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"}})
     for (const std::string& name : *list) {
       table.column_index(name);
       if (contains(spec.targets, name))
@@ -159,7 +162,8 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
     }
   for (const std::string& name : spec.one_hot)
     if (contains(spec.ignore, name))
-      throw InputError(fmt::format("column '{}' is named by both --ignore and --one-hot; pick one", printable(name)));
+      throw InputError(fmt::format("column '{}' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one",
+                                   printable(name)));
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
     const CsvColumn& column = table.columns[c];
     if (column.type == ColumnType::skipped || contains(spec.targets, column.name) || contains(spec.ignore, column.name))
@@ -190,12 +194,12 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
         fmt::format("the model one-hot encodes {}, not {}; its categories were fixed by its first training",
                     joined(stored_one_hot), joined(given)));
   if (spec.missing != learned.missing)
-    throw InputError(fmt::format("the model was trained with --missing {}, not {}", to_string(learned.missing),
-                                 to_string(spec.missing)));
+    throw InputError(fmt::format("the model was trained with ColumnSpec::missing {}, not {}",
+                                 to_string(learned.missing), to_string(spec.missing)));
   for (const FeatureColumn& feature : learned.features)
     if (contains(spec.ignore, feature.name))
-      throw InputError(
-          fmt::format("--ignore {}: the model was trained with this column as a feature", printable(feature.name)));
+      throw InputError(fmt::format("ColumnSpec::ignore {}: the model was trained with this column as a feature",
+                                   printable(feature.name)));
 }
 
 std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets) {
@@ -424,7 +428,7 @@ Missing parse_missing(const std::string& text) {
   if (text == "error") return Missing::error;
   if (text == "drop") return Missing::drop;
   if (text == "mean") return Missing::mean;
-  throw InputError(fmt::format("--missing {}: use error, drop or mean", printable(text)));
+  throw InputError(fmt::format("ColumnSpec::missing {}: use error, drop or mean", printable(text)));
 }
 
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns) {

@@ -219,17 +219,20 @@ void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& n
   }
 }
 
-/// Names what likely made training diverge.
+/// Names what likely made training diverge, by the settings that set it (Adam::lr, ...).
 std::string divergence_causes(const Optimizer& optimizer, bool normalized) {
-  std::string causes = fmt::format("try a smaller learning rate (--lr, now {})", learning_rate(optimizer));
+  const std::string type = optimizer_name(optimizer) == "sgd"    ? "SGD"
+                           : optimizer_name(optimizer) == "adam" ? "Adam"
+                                                                 : "AdamW";
+  std::string causes = fmt::format("try a smaller learning rate ({}::lr, now {})", type, learning_rate(optimizer));
   const float decay = std::visit([](const auto& settings) { return settings.weight_decay; }, optimizer);
   if (const auto* sgd = std::get_if<SGD>(&optimizer); sgd != nullptr && sgd->momentum >= 1.0f)
     causes +=
-        fmt::format("; momentum {} is >= 1, which makes every update grow: use --momentum below 1", sgd->momentum);
+        fmt::format("; momentum {} is >= 1, which makes every update grow: use SGD::momentum below 1", sgd->momentum);
   if (decay * learning_rate(optimizer) >= 1.0f)
-    causes +=
-        fmt::format("; weight decay {} times the learning rate is >= 1, which overshoots (--weight-decay)", decay);
-  if (!normalized) causes += "; the inputs and targets are not standardized (--no-normalize)";
+    causes += fmt::format("; weight decay {} times the learning rate is >= 1, which overshoots ({}::weight_decay)",
+                          decay, type);
+  if (!normalized) causes += "; the inputs and targets are not standardized (FitOptions::normalize = false)";
   return causes;
 }
 

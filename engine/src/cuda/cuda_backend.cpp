@@ -29,7 +29,9 @@ class CudaBackend final : public Backend {
     kernels::multiprocessor_count();
     const bool tf32_available = kernels::tf32_matmul_available();
     if (precision_ == kernels::MatmulPrecision::tf32 && !tf32_available)
-      throw InputError("--precision tf32 needs a GPU of compute capability 8.0 or newer; use --precision fp32");
+      throw InputError(
+          "BackendOptions::precision tf32 needs a GPU of compute capability 8.0 or newer; use "
+          "BackendOptions::precision fp32");
     cudaDeviceProp properties{};
     EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
     name_ = fmt::format("cuda:0 ({})", properties.name);
@@ -299,7 +301,7 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   const std::string reason = unavailable_reason();
-  if (!reason.empty()) throw InputError(fmt::format("--device cuda: no usable GPU: {}; use --device cpu", reason));
+  if (!reason.empty()) throw InputError(fmt::format("Device::cuda: no usable GPU: {}; use Device::cpu", reason));
   return std::make_unique<CudaBackend>(options);
 }
 
