@@ -331,10 +331,6 @@ inline void expect_dense_ops_match_reference(Backend& backend, double tolerance,
   }
 }
 
-// 50 SGD steps amplify float32 rounding differences between the reference's float64 sums and a
-// fast backend's float32 sums (about 1e-6 per op); 1e-4 bounds the drift seen over this horizon.
-inline constexpr double kTrainingParityTolerance = 1e-4;
-
 struct TrainingRun {
   std::vector<float> parameters;
   History history;

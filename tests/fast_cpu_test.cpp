@@ -27,9 +27,9 @@ TEST(FastCpu, FiftyTrainingStepsMatchReference) {
   const TrainingRun fast = train_fifty_steps(Device::cpu);
   EXPECT_LT(relative_error(fast.parameters.data(), reference.parameters.data(),
                            static_cast<std::int64_t>(reference.parameters.size())),
-            kTrainingParityTolerance);
+            kTrainingTolerance);
   EXPECT_NEAR(fast.history.epochs[0].loss, reference.history.epochs[0].loss,
-              kTrainingParityTolerance * reference.history.epochs[0].loss);
+              kTrainingTolerance * reference.history.epochs[0].loss);
 }
 
 TEST(FastCpu, MatmulAllShapesAndModes) {

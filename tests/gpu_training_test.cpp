@@ -7,7 +7,7 @@
 namespace ember {
 namespace {
 
-using testing::kTrainingParityTolerance;
+using testing::kTrainingTolerance;
 using testing::train_fifty_steps;
 using testing::TrainingRun;
 const BackendOptions kReference{.cpu_reference = true};
@@ -22,10 +22,10 @@ TEST(GpuTraining, FiftyStepsMatchCpu) {
                       cuda = train_fifty_steps(Device::cuda, {}, optimizer);
     EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
                                       static_cast<std::int64_t>(cpu.parameters.size())),
-              kTrainingParityTolerance)
+              kTrainingTolerance)
         << optimizer_name(optimizer);
     EXPECT_NEAR(cuda.history.epochs[0].loss, cpu.history.epochs[0].loss,
-                kTrainingParityTolerance * cpu.history.epochs[0].loss);
+                kTrainingTolerance * cpu.history.epochs[0].loss);
   }
 }
 
@@ -35,19 +35,16 @@ TEST(GpuTraining, CublasProviderMatchesCpu) {
                     cuda = train_fifty_steps(Device::cuda, {.matmul = MatmulProvider::cublas, .cuda_graph = true});
   EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
                                     static_cast<std::int64_t>(cpu.parameters.size())),
-            kTrainingParityTolerance);
+            kTrainingTolerance);
 }
 
 TEST(GpuTraining, Tf32FiftyStepsMatchCpu) {
-  // Gradients carry TF32's ~1e-3 relative error; 50 small SGD steps move the weights by a fraction
-  // of themselves, so the weights stay within 1e-2.
-  constexpr double kTf32TrainingTolerance = 1e-2;
   EMBER_REQUIRE_GPU(gpu, BackendOptions{.precision = Precision::tf32});
   const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference);
   const TrainingRun tf32 = train_fifty_steps(Device::cuda, {.precision = Precision::tf32});
   EXPECT_LT(testing::relative_error(tf32.parameters.data(), cpu.parameters.data(),
                                     static_cast<std::int64_t>(cpu.parameters.size())),
-            kTf32TrainingTolerance);
+            testing::kTf32TrainingTolerance);
 }
 
 TEST(GpuTraining, GraphReplayIsBitIdenticalToPlainLaunches) {
@@ -85,6 +82,16 @@ TEST(GpuTraining, ScheduledAdamReplaysOneGraphForAWholeRun) {
     EXPECT_EQ(graph_history.epochs[e].val_loss, plain_history.epochs[e].val_loss) << e;
   }
   EXPECT_NE(graph_history.epochs[1].lr, graph_history.epochs[2].lr);
+}
+
+TEST(GpuTraining, CompareTrainingAgainstTheReference) {
+  // The installed helper users call in their own tests: the GPU against the float64 reference.
+  EMBER_REQUIRE_GPU(gpu);
+  const testing::TrainingComparison comparison = testing::compare_training(
+      {Dense(33, Activation::relu), Dense(17, Activation::relu), Dense(3)}, {.optimizer = Adam{.lr = 0.003f}},
+      testing::random_matrix(800, 13, 2024), testing::random_matrix(800, 3, 2025), {.epochs = 1, .batch_size = 16},
+      {.device = Device::cpu, .backend = {.cpu_reference = true}}, {.device = Device::cuda});
+  EXPECT_TRUE(comparison.within_tolerance()) << comparison.report();
 }
 
 TEST(GpuTraining, TwoRunsAreBitIdentical) {

@@ -9,6 +9,7 @@
 
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
+#include "ember/testing.hpp"
 
 namespace ember::testing {
 
@@ -43,18 +44,8 @@ double relative_error(const A* out, const B* ref, std::int64_t n) {
   return std::sqrt(diff / norm);
 }
 
-inline double relative_error(const Matrix& out, const Matrix& ref) {
-  if (out.rows() != ref.rows() || out.cols() != ref.cols()) return std::numeric_limits<double>::infinity();
-  return relative_error(out.data(), ref.data(), out.size());
-}
-
-// Float32 results of O(k)-term sums compared with float64 references land near sqrt(k) * 2^-24;
-// 1e-5 leaves room for k in the millions. Used for every op with float32 outputs.
-inline constexpr double kFloat32Tolerance = 1e-5;
-// TF32 tensor cores round each input to 10 mantissa bits (relative 2^-11 ~ 4.9e-4) and accumulate
-// in float32: a product's relative error is ~7e-4 and a k-term sum's, norm-wise, the same order.
-// 5e-3 is a safe bound; FP32 results land 100 times lower, which the TF32 tests also check.
-inline constexpr double kTf32Tolerance = 5e-3;
+// kFloat32Tolerance, kTf32Tolerance, kTrainingTolerance and relative_error of matrices and views
+// come from the installed ember/testing.hpp, which users' own tests share.
 // Central finite differences in float64 with step 1e-6 against float32 analytic gradients: the
 // float32 rounding of the gradient (~1e-7 relative) dominates, so 1e-4 is a safe bound.
 inline constexpr double kGradientTolerance = 1e-4;

@@ -1,8 +1,11 @@
-// A downstream program built against an installed Ember: the seed example on the CPU, and a model
-// trained on a table with an id, a category and a gap, saved, loaded and predicting raw rows.
+// A downstream program built against an installed Ember: the seed example on the CPU; a model
+// trained on a table with an id, a category and a gap, saved, loaded and predicting raw rows; and
+// the installed testing helpers comparing the fast CPU path (and the GPU, where one is usable)
+// with the float64 reference.
 #include <cmath>
 #include <cstdio>
 #include <ember/ember.hpp>
+#include <ember/testing.hpp>
 #include <string>
 
 int main() {
@@ -24,5 +27,23 @@ int main() {
       ember::parse_csv("x,city\n3,Lyon\nNA,Paris\n", "rows.csv", loaded.preprocessing().csv_options());
   const bool same = loaded.predict(rows) == model.predict(rows);
   std::printf("consumer: table model reloaded, predictions %s\n", same ? "identical" : "DIFFER");
-  return same ? 0 : 1;
+  if (!same) return 1;
+
+  ember::Matrix x(200, 4), y(200, 1);
+  for (std::int64_t r = 0; r < 200; ++r) {
+    for (std::int64_t c = 0; c < 4; ++c) x(r, c) = static_cast<float>(std::sin(0.37 * static_cast<double>(r * 4 + c)));
+    y(r, 0) = x(r, 0) * x(r, 1) - x(r, 3);
+  }
+  const ember::testing::TrainingSide reference{.device = ember::Device::cpu, .backend = {.cpu_reference = true}};
+  std::vector<ember::testing::TrainingSide> sides{{.device = ember::Device::cpu}};
+  if (ember::cuda_unavailable_reason().empty()) sides.push_back({.device = ember::Device::cuda});
+  for (const ember::testing::TrainingSide& side : sides) {
+    const ember::testing::TrainingComparison comparison = ember::testing::compare_training(
+        {ember::Dense(32, ember::Activation::relu), ember::Dense(1)}, {.optimizer = ember::Adam{.lr = 0.003f}}, x, y,
+        {.epochs = 2, .batch_size = 16}, reference, side);
+    std::printf("consumer: %s against the reference:\n%s", ember::to_string(side.device).c_str(),
+                comparison.report().c_str());
+    if (!comparison.within_tolerance()) return 1;
+  }
+  return 0;
 }
