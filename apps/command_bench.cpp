@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cli_common.hpp"
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
 #include "ember/ember.hpp"
 
 namespace ember::cli {

@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "cli_common.hpp"
+#include "ember/backend.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
 
 namespace ember::cli {

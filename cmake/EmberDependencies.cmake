@@ -35,7 +35,9 @@ if(EMBER_BUILD_TESTS)
 endif()
 
 # OpenMP parallelizes the CPU reference over rows; without it the reference runs on one core.
-find_package(OpenMP COMPONENTS CXX QUIET)
+if(EMBER_OPENMP)
+  find_package(OpenMP COMPONENTS CXX QUIET)
+endif()
 if(OpenMP_CXX_FOUND)
   message(STATUS "Ember: OpenMP found, the CPU backend runs in parallel")
 else()

@@ -13,7 +13,11 @@
 #include <vector>
 
 #include "cpu/cpu_backend.hpp"
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "gpu_support.hpp"
 
 namespace ember::testing {

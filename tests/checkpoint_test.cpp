@@ -5,7 +5,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "test_support.hpp"
 
 namespace ember {

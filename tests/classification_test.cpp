@@ -6,7 +6,11 @@
 #include <cmath>
 #include <numeric>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "test_support.hpp"
 
 namespace ember {

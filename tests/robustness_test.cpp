@@ -12,7 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "fuzz/targets.hpp"
 #include "test_support.hpp"
 

@@ -6,8 +6,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
 #include "ember/preprocessing.hpp"
+#include "ember/random.hpp"
 #include "test_support.hpp"
 
 namespace ember {

@@ -5,7 +5,11 @@
 #include <cmath>
 #include <limits>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "ember/testing.hpp"
 
 namespace ember {

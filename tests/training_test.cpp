@@ -9,7 +9,11 @@
 #include <numeric>
 
 #include "cpu/cpu_backend.hpp"
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "plan.hpp"
 #include "test_support.hpp"
 

@@ -13,6 +13,7 @@
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "loss_part.hpp"
+#include "parameter_layout.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
 #include "shape_checks.hpp"
@@ -55,6 +56,27 @@ Sequential::Sequential(std::vector<Dense> layers, std::uint64_t seed) : layers_(
 Sequential::~Sequential() = default;
 Sequential::Sequential(Sequential&&) noexcept = default;
 Sequential& Sequential::operator=(Sequential&&) noexcept = default;
+Sequential::Sequential(const Sequential& other) = default;
+Sequential& Sequential::operator=(const Sequential& other) = default;
+
+Sequential::Runtime::Runtime() = default;
+Sequential::Runtime::~Runtime() = default;
+Sequential::Runtime::Runtime(const Runtime&) {}
+Sequential::Runtime& Sequential::Runtime::operator=(const Runtime&) {
+  const std::lock_guard lock(mutex);
+  backend.reset();
+  name.clear();
+  notice.clear();
+  return *this;
+}
+Sequential::Runtime::Runtime(Runtime&& other) noexcept
+    : backend(std::move(other.backend)), name(std::move(other.name)), notice(std::move(other.notice)) {}
+Sequential::Runtime& Sequential::Runtime::operator=(Runtime&& other) noexcept {
+  backend = std::move(other.backend);
+  name = std::move(other.name);
+  notice = std::move(other.notice);
+  return *this;
+}
 
 void Sequential::set_options(const CompileOptions& options) {
   check_optimizer(options.optimizer);
@@ -75,14 +97,49 @@ void Sequential::set_options(const CompileOptions& options) {
 
 void Sequential::compile(const CompileOptions& options) {
   set_options(options);
-  backend_notice_.clear();
-  backend_ = make_backend(options_.device, options_.backend, &backend_notice_);
-  backend_name_ = backend_->name();
+  const std::lock_guard lock(runtime_.mutex);
+  runtime_.backend.reset();
+  backend();
 }
 
-Backend& Sequential::backend() {
-  if (!backend_) compile(options_);
-  return *backend_;
+Backend& Sequential::backend() const {
+  if (!runtime_.backend) {
+    runtime_.notice.clear();
+    runtime_.backend = make_backend(options_.device, options_.backend, &runtime_.notice);
+    runtime_.name = runtime_.backend->name();
+  }
+  return *runtime_.backend;
+}
+
+ConstView Sequential::weight(std::size_t layer) const {
+  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
+  if (layer >= layers_.size())
+    throw InputError(fmt::format("the model has {} layers; there is no layer {}", layers_.size(), layer));
+  const ParameterLayout::Layer span = ParameterLayout(layers_, input_width_).layers()[layer];
+  return {parameters_.data() + span.weight, span.out, span.in};
+}
+
+ConstView Sequential::bias(std::size_t layer) const {
+  const ConstView w = weight(layer);
+  return {w.data + w.size(), 1, w.rows};
+}
+
+void Sequential::set_weight(std::size_t layer, const Matrix& weight) {
+  const ConstView current = this->weight(layer);
+  if (weight.rows() != current.rows || weight.cols() != current.cols)
+    throw InputError(fmt::format("layer {}'s weight is ({}, {}), not ({}, {})", layer, current.rows, current.cols,
+                                 weight.rows(), weight.cols()));
+  check_finite(weight, "weight");
+  std::copy(weight.data(), weight.data() + weight.size(), parameters_.begin() + (current.data - parameters_.data()));
+}
+
+void Sequential::set_bias(std::size_t layer, const Matrix& bias) {
+  const ConstView current = this->bias(layer);
+  if (bias.rows() != 1 || bias.cols() != current.cols)
+    throw InputError(
+        fmt::format("layer {}'s bias is (1, {}), not ({}, {})", layer, current.cols, bias.rows(), bias.cols()));
+  check_finite(bias, "bias");
+  std::copy(bias.data(), bias.data() + bias.size(), parameters_.begin() + (current.data - parameters_.data()));
 }
 
 void Sequential::set_column_names(std::vector<std::string> features, std::vector<std::string> targets) {
@@ -122,6 +179,9 @@ void Sequential::build(std::int64_t input_width) {
         count, static_cast<double>(1 + state_buffers) * static_cast<double>(count) * sizeof(float) / (1u << 30)));
   }
   optimizer_step_ = 0;
+  // Until the first fit fixes them, inputs and outputs pass through unscaled (predict after build).
+  if (!scaler_fitted_)
+    scaler_ = {false, ColumnStatistics::identity(input_width), ColumnStatistics::identity(output_width())};
   input_width_ = input_width;
   std::int64_t in = input_width;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -330,6 +390,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     scaler_fitted_ = true;
   }
 
+  const std::lock_guard lock(runtime_.mutex);
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
   Plan plan(backend, layers_, input_width_, batch_size, options_.optimizer, options_.loss);
@@ -356,7 +417,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
                             .inputs = input_width_,
                             .outputs = output_width(),
                             .parameters = parameter_count(),
-                            .backend = backend_name_});
+                            .backend = runtime_.name});
 
   const std::uint64_t shuffle_seed = options.seed.value_or(seed_);
   const std::int64_t batches = (train_rows + batch_size - 1) / batch_size;
@@ -511,7 +572,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   return history;
 }
 
-Matrix Sequential::predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) {
+Matrix Sequential::predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) const {
   const std::int64_t rows = x_scaled.rows();
   Plan plan(backend, layers_, input_width_, std::min(batch_size, rows));
   plan.upload_parameters(parameters_);
@@ -548,14 +609,18 @@ void Sequential::check_targets(const Matrix& y) const {
   }
 }
 
-Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
+Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) const {
   if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
   if (x.rows() == 0) throw InputError("predict needs at least one row");
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", batch_size));
   if (x.cols() != input_width_)
     throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols()));
   check_finite(x, "input");
-  const Matrix output = predict_scaled(backend(), scaler_.x.standardize(x), batch_size);
+  const Matrix scaled = scaler_.x.standardize(x);
+  const Matrix output = [&] {
+    const std::lock_guard lock(runtime_.mutex);
+    return predict_scaled(backend(), scaled, batch_size);
+  }();
   if (!is_classification(options_.loss)) return scaler_.y.restore(output);
   // Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
   Matrix probabilities(output.rows(), class_count());
@@ -575,7 +640,7 @@ Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
   return probabilities;
 }
 
-std::vector<std::int64_t> Sequential::predict_classes(const Matrix& x, std::int64_t batch_size) {
+std::vector<std::int64_t> Sequential::predict_classes(const Matrix& x, std::int64_t batch_size) const {
   if (!is_classification(options_.loss))
     throw InputError("predict_classes needs a classification model (a CrossEntropy loss)");
   const Matrix probabilities = predict(x, batch_size);
@@ -612,7 +677,7 @@ Preprocessing Sequential::table_preprocessing(const CsvTable& table) const {
   return preprocessing::numeric(names, {});
 }
 
-Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options) {
+Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options) const {
   const Preprocessing p = table_preprocessing(table);
   const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, false);
   const preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, false);
@@ -634,7 +699,7 @@ Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options)
   return output;
 }
 
-std::vector<std::string> Sequential::predict_labels(const CsvTable& table, const PredictOptions& options) {
+std::vector<std::string> Sequential::predict_labels(const CsvTable& table, const PredictOptions& options) const {
   if (!is_classification(options_.loss))
     throw InputError("predict_labels needs a classification model (a CrossEntropy loss)");
   const Matrix probabilities = predict(table, options);
@@ -689,7 +754,7 @@ void classification_metrics(const Matrix& probabilities, const Matrix& labels, M
 
 }  // namespace
 
-Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) {
+Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) const {
   if (x.rows() != y.rows())
     throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
   check_targets(y);
@@ -729,7 +794,7 @@ Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batc
   return metrics;
 }
 
-Metrics Sequential::evaluate(const CsvTable& table, const PredictOptions& options) {
+Metrics Sequential::evaluate(const CsvTable& table, const PredictOptions& options) const {
   if (!built()) throw InputError("the model has no weights yet; fit or load it before evaluate");
   if (preprocessing_.targets.empty())
     throw InputError(fmt::format("{}: the model stores no target column names to evaluate against", table.path));

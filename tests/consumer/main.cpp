@@ -4,6 +4,7 @@
 // with the float64 reference.
 #include <cmath>
 #include <cstdio>
+#include <ember/demo.hpp>
 #include <ember/ember.hpp>
 #include <ember/testing.hpp>
 #include <string>

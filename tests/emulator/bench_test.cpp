@@ -8,7 +8,11 @@
 
 #include <cmath>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 
 namespace ember {
 namespace {

@@ -3,7 +3,11 @@
 #include <array>
 #include <fstream>
 
+#include "ember/backend.hpp"
+#include "ember/bench.hpp"
+#include "ember/demo.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 
 namespace ember::fuzz {
 

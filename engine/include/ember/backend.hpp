@@ -1,10 +1,12 @@
 #pragma once
-// The backend interface: memory and the op set. The CPU backend is the reference every other
-// backend is tested against. All ops are enqueued in order on the backend's one stream; host
-// memory is only valid to read after synchronize() (or a copy_to_host, which synchronizes).
+// The backend interface, for those who write or test a backend (users need ember/device.hpp): memory
+// and the op set. The CPU backend is the reference every other backend is tested against. All ops are enqueued in order
+// on the backend's one stream; host memory is only valid to read after synchronize() (or a copy_to_host, which
+// synchronizes).
 //
 // Shapes are given in comments as (rows, cols). Unless said otherwise, outputs are overwritten
 // and never read, so an output poisoned with NaN before the op must come back fully written.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -12,18 +14,13 @@
 #include <optional>
 #include <string>
 
+#include "ember/device.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/tensor.hpp"
 
 namespace ember {
 
-enum class Device { automatic, cpu, cuda };
 enum class Transpose { no, yes };
-/// Who computes matmul on the CUDA backend: Ember's own kernels, or cuBLAS (the yardstick).
-enum class MatmulProvider { ember, cublas };
-/// Arithmetic of the CUDA matmul: plain FP32, or TF32 tensor cores (inputs rounded to a 10-bit
-/// mantissa, FP32 accumulation) where the GPU has them.
-enum class Precision { fp32, tf32 };
 
 /// What an optimizer step reads when it runs rather than when it is recorded, so that a recorded
 /// step (a CUDA graph) stays valid for a whole run: the learning-rate factor of the epoch (a
@@ -32,15 +29,6 @@ enum class Precision { fp32, tf32 };
 struct OptimizerScalars {
   float lr_scale = 1.0f;
   std::int32_t step = 0;
-};
-
-struct BackendOptions {
-  MatmulProvider matmul = MatmulProvider::ember;
-  bool cuda_graph = true;  // replay each training step as a CUDA graph (CUDA backend only)
-  Precision precision = Precision::fp32;
-  /// On the CPU: the plain float64 reference ops instead of the fast path (BLAS matmul, fused
-  /// float32 loops). Tests use the reference as the oracle.
-  bool cpu_reference = false;
 };
 
 class Backend {
@@ -59,7 +47,7 @@ class Backend {
   void* allocate(std::size_t bytes);
   void deallocate(void* pointer) noexcept;
   /// How many allocations were made so far; a training step must not change it.
-  std::size_t allocation_count() const { return allocation_count_; }
+  std::size_t allocation_count() const { return allocation_count_.load(); }
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;
   /// Waits for all queued work, then copies.
   virtual void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) = 0;
@@ -153,7 +141,7 @@ class Backend {
   virtual void do_deallocate(void* pointer) noexcept = 0;
 
  private:
-  std::size_t allocation_count_ = 0;
+  std::atomic<std::size_t> allocation_count_ = 0;  // allocations may come from several threads
 };
 
 /// Owning handle on one backend allocation.
@@ -180,16 +168,5 @@ class Buffer {
 /// Creates a backend. Device::automatic picks the first usable GPU, else the CPU (and reports the
 /// reason through notice, when given). Device::cuda without a usable GPU throws InputError.
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {}, std::string* notice = nullptr);
-
-/// Whether this build contains the CUDA backend.
-bool cuda_compiled();
-/// Why no GPU can be used, or empty when one can.
-std::string cuda_unavailable_reason();
-/// Lines describing the backends and devices (for `ember info`).
-std::string describe_devices();
-
-Device parse_device(const std::string& text);  // "auto", "cpu", "cuda"; throws InputError
-std::string to_string(Device device);
-Precision parse_precision(const std::string& text);  // "fp32", "tf32"; throws InputError
 
 }  // namespace ember

@@ -1,11 +1,14 @@
 #pragma once
-// Everything a user of the library needs.
-#include "ember/backend.hpp"
-#include "ember/bench.hpp"
+// Everything a user of the library needs: models, data, losses, optimizers, schedules, devices.
+// Beyond it: ember/testing.hpp (comparing backends in tests), ember/format.hpp (fmt formatting),
+// ember/demo.hpp and ember/bench.hpp (what `ember demo` and `ember bench` run), ember/random.hpp,
+// and ember/backend.hpp for writing or testing a backend.
 #include "ember/data.hpp"
-#include "ember/demo.hpp"
+#include "ember/device.hpp"
 #include "ember/error.hpp"
+#include "ember/losses.hpp"
 #include "ember/model.hpp"
+#include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
-#include "ember/random.hpp"
+#include "ember/schedules.hpp"
 #include "ember/tensor.hpp"

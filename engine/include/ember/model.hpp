@@ -11,13 +11,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
 
-#include "ember/backend.hpp"
 #include "ember/data.hpp"
+#include "ember/device.hpp"
 #include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
@@ -153,7 +154,12 @@ struct Metrics {
 };
 
 class Plan;
+class Backend;
 
+/// Thread safety: distinct models are independent and may be used from distinct threads at once.
+/// One model's const members (predict, evaluate, save, the accessors) may be called from several
+/// threads at once: they take turns on the model's backend. Its other members (fit, compile,
+/// build, set_*) need exclusive use: no other call on the same model may run meanwhile.
 class Sequential {
  public:
   Sequential(std::initializer_list<Dense> layers, std::uint64_t seed = 0);
@@ -161,6 +167,10 @@ class Sequential {
   ~Sequential();
   Sequential(Sequential&&) noexcept;
   Sequential& operator=(Sequential&&) noexcept;
+  /// A deep copy: weights, optimizer state, scaler, preprocessing, options and counts (e.g. a
+  /// snapshot of the best model). The copy creates its own backend, on the same device, at first use.
+  Sequential(const Sequential& other);
+  Sequential& operator=(const Sequential& other);
 
   void compile(const CompileOptions& options = {});
   /// Trains on x (rows, inputs) and y (rows, outputs). The first call fixes the input width and
@@ -174,22 +184,22 @@ class Sequential {
   /// training rows, i.e. before the validation split's rows) and keeps it, like the scaler; later
   /// fits must give the same targets, one-hot columns and missing-value policy.
   History fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options = {});
-  Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024);
+  Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024) const;
   /// Evaluates on a table's feature and target columns, selected by name and preprocessed as in fit.
-  Metrics evaluate(const CsvTable& table, const PredictOptions& options = {});
+  Metrics evaluate(const CsvTable& table, const PredictOptions& options = {}) const;
   /// Regression: the targets, in original units, (rows, outputs). Classification: each class's
   /// probability (rows, classes): the sigmoid of the logit for two classes ([1 - p, p]), else the
   /// softmax of the logits.
-  Matrix predict(const Matrix& x, std::int64_t batch_size = 1024);
+  Matrix predict(const Matrix& x, std::int64_t batch_size = 1024) const;
   /// Classification: the most likely class of each row (ties: the first); InputError for regression.
-  std::vector<std::int64_t> predict_classes(const Matrix& x, std::int64_t batch_size = 1024);
+  std::vector<std::int64_t> predict_classes(const Matrix& x, std::int64_t batch_size = 1024) const;
   /// Predicts each row of a table from its feature columns, selected by name (other columns are
   /// not read) and preprocessed as in fit. A row left out under Missing::drop predicts NaN. A model
   /// that stores no column names takes every column of the table, in order.
-  Matrix predict(const CsvTable& table, const PredictOptions& options = {});
+  Matrix predict(const CsvTable& table, const PredictOptions& options = {}) const;
   /// Classification: the most likely class's label for each row of a table (empty for a row left
   /// out under Missing::drop).
-  std::vector<std::string> predict_labels(const CsvTable& table, const PredictOptions& options = {});
+  std::vector<std::string> predict_labels(const CsvTable& table, const PredictOptions& options = {}) const;
   /// Classification: the classes' labels (index = class), from the first fit on a table (or
   /// "0", "1", ... for a model trained on matrices); empty for regression.
   std::vector<std::string> classes() const;
@@ -232,19 +242,29 @@ class Sequential {
   std::vector<std::string> feature_names() const { return preprocessing_.feature_names(); }
   const std::vector<std::string>& target_names() const { return preprocessing_.targets; }
   /// Name of the backend last used ("cpu", "cuda:0 (...)"), empty before.
-  const std::string& backend_name() const { return backend_name_; }
+  const std::string& backend_name() const { return runtime_.name; }
   /// Why Device::automatic fell back to the CPU, empty otherwise (set by compile).
-  const std::string& backend_notice() const { return backend_notice_; }
+  const std::string& backend_notice() const { return runtime_.notice; }
   /// Offset of layer l's weight and bias in parameters().
   std::int64_t weight_offset(std::size_t layer) const;
   std::int64_t bias_offset(std::size_t layer) const;
+  /// Layer l's weight (out, in), as torch.nn.Linear's, and bias (1, out): views into parameters(),
+  /// valid until the model is built, loaded or assigned again. InputError for a model not built or
+  /// a layer it does not have.
+  ConstView weight(std::size_t layer) const;
+  ConstView bias(std::size_t layer) const;
+  /// Sets them: InputError unless the shape is the layer's and every value is finite. The
+  /// optimizer state is kept (set it apart from training, or train from here as from any weights).
+  void set_weight(std::size_t layer, const Matrix& weight);
+  void set_bias(std::size_t layer, const Matrix& bias);
 
  private:
   friend class CheckpointIo;
   /// compile() without the backend: checks and keeps the options (InputError when they are bad).
   void set_options(const CompileOptions& options);
-  Backend& backend();
-  Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size);
+  /// The backend, created from the compiled options at first use; the caller holds runtime_.mutex.
+  Backend& backend() const;
+  Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) const;
   History fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options, std::int64_t dropped_rows);
   Preprocessing table_preprocessing(const CsvTable& table) const;
   /// InputError unless y suits the loss: (rows, outputs) finite numbers for regression, (rows, 1)
@@ -265,9 +285,21 @@ class Sequential {
   std::int64_t epochs_completed_ = 0;
   Preprocessing preprocessing_;
   bool scaler_fitted_ = false;  // the scaler is fixed by the first fit and kept (also through save/load)
-  std::unique_ptr<Backend> backend_;
-  std::string backend_name_;
-  std::string backend_notice_;
+  /// The model's backend and what compile said of it. A copied model gets none (it creates its
+  /// own at first use). The mutex lets one caller at a time use the backend: const members may be
+  /// called from several threads at once.
+  struct Runtime {
+    std::unique_ptr<Backend> backend;
+    std::string name, notice;
+    std::mutex mutex;
+    Runtime();
+    ~Runtime();
+    Runtime(const Runtime&);
+    Runtime& operator=(const Runtime&);
+    Runtime(Runtime&& other) noexcept;
+    Runtime& operator=(Runtime&& other) noexcept;
+  };
+  mutable Runtime runtime_;
 };
 
 std::string to_string(Activation activation);

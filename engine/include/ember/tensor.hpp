@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iosfwd>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace ember {
@@ -28,9 +31,14 @@ using ConstView = BasicView<const float>;
 class Matrix {
  public:
   Matrix() = default;
+  /// rows x cols elements equal to value. InputError for a negative shape.
   Matrix(std::int64_t rows, std::int64_t cols, float value = 0.0f);
   /// Matrix{{1, 2}, {3, 4}}: one initializer list per row; rows must have equal length.
   Matrix(std::initializer_list<std::initializer_list<float>> rows);
+  /// rows x cols elements from values, row by row (a vector, an array, another buffer):
+  /// InputError unless values holds exactly rows * cols of them.
+  Matrix(std::int64_t rows, std::int64_t cols, std::span<const float> values);
+  Matrix(std::int64_t rows, std::int64_t cols, std::initializer_list<float> values);
 
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
@@ -38,7 +46,15 @@ class Matrix {
   float* data() { return values_.data(); }
   const float* data() const { return values_.data(); }
   float& operator()(std::int64_t row, std::int64_t col) { return values_[static_cast<std::size_t>(row * cols_ + col)]; }
-  float operator()(std::int64_t row, std::int64_t col) const { return values_[static_cast<std::size_t>(row * cols_ + col)]; }
+  float operator()(std::int64_t row, std::int64_t col) const {
+    return values_[static_cast<std::size_t>(row * cols_ + col)];
+  }
+  /// Element access with bounds checks: InputError naming the index and the shape.
+  float& at(std::int64_t row, std::int64_t col);
+  float at(std::int64_t row, std::int64_t col) const;
+  /// Row r's elements; InputError outside the matrix.
+  std::span<float> row(std::int64_t r);
+  std::span<const float> row(std::int64_t r) const;
   View view() { return {data(), rows_, cols_}; }
   ConstView view() const { return {data(), rows_, cols_}; }
   /// Copy of the listed rows, in order.
@@ -50,5 +66,10 @@ class Matrix {
   std::int64_t cols_ = 0;
   std::vector<float> values_;
 };
+
+/// "[[1, 2], [3, 4]]": each value with enough digits to read back the same float. ember/format.hpp
+/// makes it fmt's format of a Matrix; operator<< prints it (GoogleTest shows failing matrices so).
+std::string to_string(const Matrix& matrix);
+std::ostream& operator<<(std::ostream& out, const Matrix& matrix);
 
 }  // namespace ember
