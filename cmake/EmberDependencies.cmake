@@ -53,7 +53,19 @@ if(NOT EMBER_BLAS STREQUAL "OFF")
   find_package(OpenBLAS CONFIG QUIET)
   if(OpenBLAS_FOUND AND OpenBLAS_LIBRARIES)
     set(EMBER_WITH_OPENBLAS ON)
-    message(STATUS "Ember: OpenBLAS ${OpenBLAS_VERSION} computes the fast CPU path's matmul")
+    # Which of Debian's builds this is (openblas-openmp, openblas-pthread, openblas-serial): the
+    # installed library looks for it first (its RUNPATH) and refuses another at start-up.
+    get_filename_component(EMBER_OPENBLAS_DIR "${OpenBLAS_LIBRARIES}" DIRECTORY)
+    if(OpenBLAS_LIBRARIES MATCHES "openmp")
+      set(EMBER_OPENBLAS_PARALLEL 2)
+    elseif(OpenBLAS_LIBRARIES MATCHES "pthread")
+      set(EMBER_OPENBLAS_PARALLEL 1)
+    elseif(OpenBLAS_LIBRARIES MATCHES "serial")
+      set(EMBER_OPENBLAS_PARALLEL 0)
+    else()
+      set(EMBER_OPENBLAS_PARALLEL -1)  # unknown: no check
+    endif()
+    message(STATUS "Ember: OpenBLAS ${OpenBLAS_VERSION} (${EMBER_OPENBLAS_DIR}) computes the fast CPU path's matmul")
   elseif(EMBER_BLAS STREQUAL "ON")
     message(FATAL_ERROR "EMBER_BLAS=ON but OpenBLAS was not found. Install it with:\n"
                         "  sudo apt-get install libopenblas-openmp-dev")

@@ -31,13 +31,20 @@ inline std::string slurp(const std::string& path) {
   return text.str();
 }
 
-/// Runs `ember arguments` with standard input from input_path.
-inline CliRun run_ember(const std::string& arguments, const std::string& input_path = "/dev/null") {
+/// Runs `ember arguments` with standard input from input_path, after environment assignments
+/// ("NAME=value ...", may be empty).
+inline CliRun run_ember_with_environment(const std::string& environment, const std::string& arguments,
+                                         const std::string& input_path = "/dev/null") {
   const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string command =
-      std::string(EMBER_CLI_PATH) + " " + arguments + " >" + out + " 2>" + err + " <" + input_path;
+  const std::string command = (environment.empty() ? "" : "env " + environment + " ") + std::string(EMBER_CLI_PATH) +
+                              " " + arguments + " >" + out + " 2>" + err + " <" + input_path;
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+/// Runs `ember arguments` with standard input from input_path.
+inline CliRun run_ember(const std::string& arguments, const std::string& input_path = "/dev/null") {
+  return run_ember_with_environment("", arguments, input_path);
 }
 
 /// The run fails with exit code 2 and an error line containing message.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cli_support.hpp"
+#include "ember/device.hpp"
 
 namespace {
 
@@ -153,6 +154,22 @@ TEST(Cli, DivergenceExitsThreeAndKeepsCheckpoint) {
   EXPECT_NE(run.err.find("error: training diverged at epoch"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("try a smaller learning rate (--lr, now 1000000)"), std::string::npos);
   EXPECT_EQ(slurp(model), before);
+}
+
+TEST(Cli, RefusesAnotherOpenBlasBuildThanItWasBuiltWith) {
+  // Debian installs OpenBLAS builds side by side; the system's alternatives may name the pthreads
+  // one. Ember looks for its own first (RUNPATH), and refuses another forced on it.
+  const std::string other = "/usr/lib/x86_64-linux-gnu/openblas-pthread";
+  if (!std::filesystem::exists(other + "/libopenblas.so.0") ||
+      ember::cpu_matmul_library().find("OpenMP") == std::string::npos)
+    GTEST_SKIP() << "needs Ember built with the OpenMP OpenBLAS and the pthreads build installed beside it";
+  const CliRun own = run_ember("train --device cpu --epochs 1 --quiet --data " + good_csv() + " --target y");
+  EXPECT_EQ(own.exit_code, 0) << own.err;
+  const CliRun forced = run_ember_with_environment(
+      "LD_LIBRARY_PATH=" + other, "train --device cpu --epochs 1 --data " + good_csv() + " --target y");
+  EXPECT_EQ(forced.exit_code, 1);
+  EXPECT_NE(forced.err.find("the pthreads build) is not the OpenMP build this Ember was built with"), std::string::npos)
+      << forced.err;
 }
 
 TEST(Cli, HelpAndInfo) {

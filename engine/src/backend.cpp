@@ -110,6 +110,10 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
   return make_cpu_backend(options, notice);
 }
 
+std::string cpu_matmul_library() {
+  return FastCpuBackend::matmul_library();
+}
+
 std::string describe_devices() {
   std::string text = fmt::format("backends: cpu ({}), cpu-reference", FastCpuBackend::matmul_library());
   text += cuda_compiled() ? ", cuda\n" : "\n";

@@ -26,8 +26,9 @@ struct CsvOptions {
 
 enum class ColumnType { number, text, skipped };
 
-/// One column of a CsvTable. A cell is missing when it is empty or one of the tokens NA, N/A,
-/// n/a, #N/A, <NA>, NaN, nan, -NaN, -nan, NULL, null, None (pandas' defaults, docs/formats.md).
+/// One column of a CsvTable. A cell is missing when it is empty or one of the tokens `NA`, `N/A`,
+/// `n/a`, `#N/A`, `<NA>`, `NaN`, `nan`, `-NaN`, `-nan`, `NULL`, `null`, `None` (pandas' defaults,
+/// docs/formats.md).
 struct CsvColumn {
   std::string name;
   ColumnType type = ColumnType::number;
@@ -78,7 +79,7 @@ struct Dataset {
 /// missing. (Sequential::fit on a CsvTable also handles text and missing cells.)
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names);
 
-/// text with control characters escaped (\t, \n, \r, \xNN), for messages that quote input.
+/// text with control characters escaped (as `\\t`, `\\n`, `\\r`, `\\xNN`), for messages that quote input.
 std::string printable(std::string_view text);
 
 /// Per-column mean and standard deviation (population), as float64.

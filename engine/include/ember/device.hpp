@@ -25,6 +25,9 @@ struct BackendOptions {
 bool cuda_compiled();
 /// Why no GPU can be used, or empty when one can.
 std::string cuda_unavailable_reason();
+/// Who multiplies on the CPU's fast path: "matmul by OpenBLAS 0.3.21 (OpenMP build)", or the
+/// built-in loops.
+std::string cpu_matmul_library();
 /// Lines describing the backends and devices (for `ember info`).
 std::string describe_devices();
 

@@ -148,9 +148,36 @@ void gemm(bool ta, bool tb, const MatmulShape& shape, float alpha, ConstView a, 
 
 }  // namespace
 
+namespace {
+
+#ifdef EMBER_WITH_OPENBLAS
+const char* openblas_threading(int parallel) {
+  return parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : parallel == 0 ? "single-threaded" : "unknown";
+}
+#endif
+
+}  // namespace
+
+void FastCpuBackend::check_blas() {
+#if defined(EMBER_WITH_OPENBLAS) && EMBER_OPENBLAS_PARALLEL >= 0
+  // Ember's own loops and OpenBLAS share the OpenMP thread pool; another OpenBLAS build (which
+  // the loader may find first through Debian's alternatives) would start threads of its own.
+  static const int loaded = openblas_get_parallel();
+  if (loaded != EMBER_OPENBLAS_PARALLEL)
+    throw Error(
+        fmt::format("the OpenBLAS loaded ({}, the {} build) is not the {} build this Ember was built with; "
+                    "install it (Debian: libopenblas0-{}) or rebuild Ember against the loaded one",
+                    openblas_get_config(), openblas_threading(loaded), openblas_threading(EMBER_OPENBLAS_PARALLEL),
+                    EMBER_OPENBLAS_PARALLEL == 2   ? "openmp"
+                    : EMBER_OPENBLAS_PARALLEL == 1 ? "pthread"
+                                                   : "serial"));
+#endif
+}
+
 std::string FastCpuBackend::matmul_library() {
 #ifdef EMBER_WITH_OPENBLAS
-  return fmt::format("matmul by OpenBLAS {}", EMBER_OPENBLAS_VERSION);
+  return fmt::format("matmul by OpenBLAS {} ({} build)", EMBER_OPENBLAS_VERSION,
+                     openblas_threading(openblas_get_parallel()));
 #else
   return "matmul by built-in loops: this build has no OpenBLAS";
 #endif
