@@ -30,6 +30,11 @@ int main() {
   std::printf("consumer: table model reloaded, predictions %s\n", same ? "identical" : "DIFFER");
   if (!same) return 1;
 
+  // The OpenBLAS build the library was configured with, whatever the system's alternatives name.
+  const std::string blas = ember::cpu_matmul_library();
+  std::printf("consumer: %s\n", blas.c_str());
+  if (blas.find("OpenBLAS") != std::string::npos && blas.find("(OpenMP build)") == std::string::npos) return 1;
+
   ember::Matrix x(200, 4), y(200, 1);
   for (std::int64_t r = 0; r < 200; ++r) {
     for (std::int64_t c = 0; c < 4; ++c) x(r, c) = static_cast<float>(std::sin(0.37 * static_cast<double>(r * 4 + c)));
