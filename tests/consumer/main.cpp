@@ -7,7 +7,9 @@
 #include <ember/demo.hpp>
 #include <ember/ember.hpp>
 #include <ember/testing.hpp>
+#include <stop_token>
 #include <string>
+#include <vector>
 
 int main() {
   const double prediction = ember::demo::seed_example(ember::Device::cpu);
@@ -51,5 +53,23 @@ int main() {
                 comparison.report().c_str());
     if (!comparison.within_tolerance()) return 1;
   }
-  return 0;
+
+  // The conveniences and the stopping that keeps the work, through the installed headers.
+  const ember::Matrix small(2, 2, std::vector<float>{1, 2, 3, 4});
+  if (small.at(1, 0) != 3.0f || ember::to_string(small) != "[[1, 2], [3, 4]]") return 1;
+  ember::Sequential trained{ember::Dense(8, ember::Activation::relu), ember::Dense(1)};
+  trained.compile({.optimizer = ember::Adam{.lr = 0.01f}, .device = ember::Device::cpu});
+  std::stop_source stop;
+  ember::FitOptions options{.epochs = 10, .batch_size = 16};
+  options.stop = stop.get_token();
+  options.on_epoch_end = [&](const ember::EpochRecord& record) {
+    if (record.epoch == 3) stop.request_stop();
+  };
+  const ember::History history = trained.fit(x, y, options);
+  const ember::Sequential copy = trained;
+  const bool kept = history.stopped == "stop requested" && trained.epochs_completed() == 3 &&
+                    copy.predict(x) == trained.predict(x) && trained.weight(0).rows == 8;
+  std::printf("consumer: stopped after epoch %lld, copy predicts alike: %s\n",
+              static_cast<long long>(trained.epochs_completed()), kept ? "yes" : "NO");
+  return kept ? 0 : 1;
 }
