@@ -118,7 +118,7 @@ TEST(Checkpoint, RejectsBadFiles) {
                 .find("epochs_completed is negative"),
             std::string::npos);
   EXPECT_NE(load_error(with_header(good, "\\\"momentum\\\":0.8999999761581421", "\\\"momentum\\\":1e39"))
-                .find("optimizer momentum 1e+39 is not a float32 number"),
+                .find("its optimizer, loss or schedule: momentum 1e+39 is not a float32 number"),
             std::string::npos);
   try {
     Sequential::load(testing::work_path("does-not-exist.safetensors"));

@@ -21,6 +21,7 @@
 #include "ember/model.hpp"
 #include "parameter_layout.hpp"
 #include "preprocessing_ops.hpp"
+#include "settings_json.hpp"
 
 static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
 
@@ -60,24 +61,7 @@ class CheckpointIo {
     const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_},
                          {"x_mean", s.x.mean},   {"x_std", s.x.std},
                          {"y_mean", s.y.mean},   {"y_std", s.y.std}};
-    Json optimizer = {{"type", optimizer_name(model.options_.optimizer)}};
-    if (const auto* sgd = std::get_if<SGD>(&model.options_.optimizer)) {
-      optimizer.update({{"lr", sgd->lr},
-                        {"momentum", sgd->momentum},
-                        {"nesterov", sgd->nesterov},
-                        {"weight_decay", sgd->weight_decay}});
-    } else {
-      std::visit(
-          [&](const auto& adam) {
-            if constexpr (!std::is_same_v<std::decay_t<decltype(adam)>, SGD>)
-              optimizer.update({{"lr", adam.lr},
-                                {"beta1", adam.beta1},
-                                {"beta2", adam.beta2},
-                                {"eps", adam.eps},
-                                {"weight_decay", adam.weight_decay}});
-          },
-          model.options_.optimizer);
-    }
+    Json optimizer = to_json(model.options_.optimizer);
     optimizer.update({{"step", model.optimizer_step_}, {"epochs_completed", model.epochs_completed_}});
     Json features = Json::array();
     for (const FeatureColumn& feature : model.preprocessing_.features) {
@@ -90,28 +74,13 @@ class CheckpointIo {
                           {"targets", model.preprocessing_.targets},
                           {"missing", to_string(model.preprocessing_.missing)}};
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
-    Json loss = {{"type", loss_name(model.options_.loss)}};
-    Json schedule = {{"type", schedule_name(model.options_.schedule)}};
-    std::visit(
-        [&](const auto& s) {
-          using S = std::decay_t<decltype(s)>;
-          if constexpr (std::is_same_v<S, StepDecay>)
-            schedule.update({{"step_epochs", s.step_epochs}, {"gamma", s.gamma}});
-          if constexpr (std::is_same_v<S, CosineDecay>)
-            schedule.update({{"epochs", s.epochs}, {"warmup_epochs", s.warmup_epochs}, {"min_scale", s.min_scale}});
-          if constexpr (std::is_same_v<S, ReduceOnPlateau>)
-            schedule.update({{"factor", s.factor},
-                             {"patience", s.patience},
-                             {"threshold", s.threshold},
-                             {"min_scale", s.min_scale}});
-        },
-        model.options_.schedule);
+    const Json loss = to_json(model.options_.loss);
+    Json schedule = to_json(model.options_.schedule);
     const ScheduleState& state = model.schedule_state_;
     // JSON has no infinity: a best loss not seen yet is written as null.
     schedule["state"] = {{"scale", state.scale},
                          {"best", std::isfinite(state.best) ? Json(state.best) : Json(nullptr)},
                          {"bad_epochs", state.bad_epochs}};
-    if (const auto* huber = std::get_if<Huber>(&model.options_.loss)) loss["delta"] = huber->delta;
     return {{"format", "ember"},
             {"ember.version", std::to_string(kFormatVersion)},
             {"ember.architecture", architecture.dump()},
@@ -277,60 +246,14 @@ class CheckpointIo {
         throw fail(fmt::format("its architecture has {} parameters, more than the {}-byte data area holds", parameters,
                                data_size));
       model.build(input_width);
-      const auto float_value = [&](const char* key) {
-        const auto value = optimizer.at(key).get<double>();
-        if (!(std::abs(value) <= std::numeric_limits<float>::max()))
-          throw fail(fmt::format("optimizer {} {} is not a float32 number", key, value));
-        return static_cast<float>(value);
-      };
       CompileOptions options;
-      const auto type = optimizer.value("type", "sgd");
-      const auto adam_settings = [&](auto adam) {
-        adam.lr = float_value("lr");
-        adam.beta1 = float_value("beta1");
-        adam.beta2 = float_value("beta2");
-        adam.eps = float_value("eps");
-        adam.weight_decay = float_value("weight_decay");
-        return adam;
-      };
-      if (type == "sgd")
-        options.optimizer = SGD{.lr = float_value("lr"),
-                                .momentum = float_value("momentum"),
-                                .nesterov = optimizer.at("nesterov").get<bool>(),
-                                .weight_decay = float_value("weight_decay")};
-      else if (type == "adam")
-        options.optimizer = adam_settings(Adam{});
-      else if (type == "adamw")
-        options.optimizer = adam_settings(AdamW{});
-      else
-        throw fail(fmt::format("unknown optimizer type '{}'", printable(type)));
-      const auto loss_type = loss_json.at("type").get<std::string>();
-      if (loss_type == "mse")
-        options.loss = MeanSquaredError{};
-      else if (loss_type == "huber")
-        options.loss = Huber{.delta = static_cast<float>(loss_json.at("delta").get<double>())};
-      else if (loss_type == "crossentropy")
-        options.loss = CrossEntropy{};
-      else
-        throw fail(fmt::format("unknown loss type '{}'", printable(loss_type)));
-      const auto schedule_type = schedule_json.at("type").get<std::string>();
-      if (schedule_type == "constant")
-        options.schedule = ConstantRate{};
-      else if (schedule_type == "step")
-        options.schedule = StepDecay{.step_epochs = schedule_json.at("step_epochs").get<std::int64_t>(),
-                                     .gamma = static_cast<float>(schedule_json.at("gamma").get<double>())};
-      else if (schedule_type == "cosine")
-        options.schedule = CosineDecay{.epochs = schedule_json.at("epochs").get<std::int64_t>(),
-                                       .warmup_epochs = schedule_json.at("warmup_epochs").get<std::int64_t>(),
-                                       .min_scale = static_cast<float>(schedule_json.at("min_scale").get<double>())};
-      else if (schedule_type == "plateau")
-        options.schedule =
-            ReduceOnPlateau{.factor = static_cast<float>(schedule_json.at("factor").get<double>()),
-                            .patience = schedule_json.at("patience").get<std::int64_t>(),
-                            .threshold = schedule_json.at("threshold").get<double>(),
-                            .min_scale = static_cast<float>(schedule_json.at("min_scale").get<double>())};
-      else
-        throw fail(fmt::format("unknown schedule type '{}'", printable(schedule_type)));
+      try {
+        options.optimizer = optimizer_from_json(optimizer);
+        options.loss = loss_from_json(loss_json);
+        options.schedule = schedule_from_json(schedule_json);
+      } catch (const InputError& error) {
+        throw fail(fmt::format("its optimizer, loss or schedule: {}", error.what()));
+      }
       // Compiled with the stored optimizer (which sizes its state), but no backend yet: the first
       // fit or predict creates it, on the device the caller may still choose with compile.
       try {

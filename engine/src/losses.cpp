@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ember/error.hpp"
+#include "settings_json.hpp"
 
 namespace ember {
 
@@ -28,6 +29,20 @@ std::int64_t outputs_for_classes(std::int64_t classes) {
   if (classes < 2)
     throw InputError(fmt::format("classification needs at least two classes, the target has {}", classes));
   return classes == 2 ? 1 : classes;
+}
+
+SettingsJson to_json(const Loss& loss) {
+  SettingsJson json = {{"type", loss_name(loss)}};
+  if (const auto* huber = std::get_if<Huber>(&loss)) json["delta"] = huber->delta;
+  return json;
+}
+
+Loss loss_from_json(const SettingsJson& json) {
+  const auto type = json.at("type").get<std::string>();
+  if (type == "mse") return MeanSquaredError{};
+  if (type == "huber") return Huber{.delta = settings_float(json, "delta")};
+  if (type == "crossentropy") return CrossEntropy{};
+  throw InputError(fmt::format("unknown loss type '{}'", type));
 }
 
 }  // namespace ember

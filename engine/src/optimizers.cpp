@@ -5,7 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "ember/backend.hpp"
 #include "ember/error.hpp"
+#include "optimizer_part.hpp"
+#include "settings_json.hpp"
 
 namespace ember {
 namespace {
@@ -64,5 +67,69 @@ std::vector<std::string> optimizer_state_names(const Optimizer& optimizer) {
     return sgd->momentum != 0.0f ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{};
   return {"exp_avg", "exp_avg_sq"};
 }
+
+SettingsJson to_json(const Optimizer& optimizer) {
+  SettingsJson json = {{"type", optimizer_name(optimizer)}};
+  std::visit(Overloaded{[&](const SGD& s) {
+                          json.update({{"lr", s.lr},
+                                       {"momentum", s.momentum},
+                                       {"nesterov", s.nesterov},
+                                       {"weight_decay", s.weight_decay}});
+                        },
+                        [&](const auto& adam) {
+                          json.update({{"lr", adam.lr},
+                                       {"beta1", adam.beta1},
+                                       {"beta2", adam.beta2},
+                                       {"eps", adam.eps},
+                                       {"weight_decay", adam.weight_decay}});
+                        }},
+             optimizer);
+  return json;
+}
+
+Optimizer optimizer_from_json(const SettingsJson& json) {
+  const auto type = json.value("type", "sgd");
+  const auto adam = [&](auto settings) {
+    settings.lr = settings_float(json, "lr");
+    settings.beta1 = settings_float(json, "beta1");
+    settings.beta2 = settings_float(json, "beta2");
+    settings.eps = settings_float(json, "eps");
+    settings.weight_decay = settings_float(json, "weight_decay");
+    return settings;
+  };
+  if (type == "sgd")
+    return SGD{.lr = settings_float(json, "lr"),
+               .momentum = settings_float(json, "momentum"),
+               .nesterov = json.at("nesterov").get<bool>(),
+               .weight_decay = settings_float(json, "weight_decay")};
+  if (type == "adam") return adam(Adam{});
+  if (type == "adamw") return adam(AdamW{});
+  throw InputError(fmt::format("unknown optimizer type '{}'", type));
+}
+
+namespace optimizer_part {
+
+void enqueue_update(Backend& backend, const Optimizer& optimizer, float* parameters, const float* gradients,
+                    float* state, std::int64_t region, std::int64_t count, OptimizerScalars* scalars) {
+  if (const auto* sgd = std::get_if<SGD>(&optimizer))
+    return backend.sgd_update(parameters, gradients, sgd->momentum != 0.0f ? state : nullptr, count, *sgd, scalars);
+  // Adam and AdamW: the step count first (bias correction), on the backend.
+  backend.advance_cursor(&scalars->step, 1);
+  const bool decoupled = std::holds_alternative<AdamW>(optimizer);
+  const Adam adam = std::visit(
+      Overloaded{[](const SGD&) { return Adam{}; },
+                 [](const auto& a) {
+                   return Adam{
+                       .lr = a.lr, .beta1 = a.beta1, .beta2 = a.beta2, .eps = a.eps, .weight_decay = a.weight_decay};
+                 }},
+      optimizer);
+  backend.adam_update(parameters, gradients, state, state + region, count, adam, decoupled, scalars);
+}
+
+bool counts_steps(const Optimizer& optimizer) {
+  return !std::holds_alternative<SGD>(optimizer);
+}
+
+}  // namespace optimizer_part
 
 }  // namespace ember

@@ -10,6 +10,7 @@
 
 #include "ember/error.hpp"
 #include "loss_part.hpp"
+#include "optimizer_part.hpp"
 
 namespace ember {
 namespace {
@@ -259,23 +260,8 @@ void Plan::enqueue_train_step(std::int64_t rows) {
 }
 
 void Plan::enqueue_update() {
-  const std::int64_t count = layout_.count();
-  if (const auto* sgd = std::get_if<SGD>(&*optimizer_)) {
-    backend_.sgd_update(parameters_, gradients_, state_buffers_ > 0 ? state_ : nullptr, count, *sgd, scalars_);
-    return;
-  }
-  // Adam and AdamW: the step count first (bias correction), on the backend.
-  backend_.advance_cursor(&scalars_->step, 1);
-  const bool decoupled = std::holds_alternative<AdamW>(*optimizer_);
-  const Adam adam = std::visit(
-      [](const auto& a) -> Adam {
-        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, SGD>)
-          return {};
-        else
-          return {.lr = a.lr, .beta1 = a.beta1, .beta2 = a.beta2, .eps = a.eps, .weight_decay = a.weight_decay};
-      },
-      *optimizer_);
-  backend_.adam_update(parameters_, gradients_, state_, state_ + region_floats_, count, adam, decoupled, scalars_);
+  optimizer_part::enqueue_update(backend_, *optimizer_, parameters_, gradients_, state_, region_floats_,
+                                 layout_.count(), scalars_);
 }
 
 void Plan::accumulate_validation(ConstView prediction, ConstView target) {

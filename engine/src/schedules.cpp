@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ember/error.hpp"
+#include "settings_json.hpp"
 
 namespace ember {
 namespace {
@@ -70,6 +71,38 @@ void schedule_observe(const Schedule& schedule, double loss, ScheduleState& stat
     state.scale = std::max(state.scale * plateau->factor, plateau->min_scale);
     state.bad_epochs = 0;
   }
+}
+
+SettingsJson to_json(const Schedule& schedule) {
+  SettingsJson json = {{"type", schedule_name(schedule)}};
+  if (const auto* step = std::get_if<StepDecay>(&schedule))
+    json.update({{"step_epochs", step->step_epochs}, {"gamma", step->gamma}});
+  if (const auto* cosine = std::get_if<CosineDecay>(&schedule))
+    json.update(
+        {{"epochs", cosine->epochs}, {"warmup_epochs", cosine->warmup_epochs}, {"min_scale", cosine->min_scale}});
+  if (const auto* plateau = std::get_if<ReduceOnPlateau>(&schedule))
+    json.update({{"factor", plateau->factor},
+                 {"patience", plateau->patience},
+                 {"threshold", plateau->threshold},
+                 {"min_scale", plateau->min_scale}});
+  return json;
+}
+
+Schedule schedule_from_json(const SettingsJson& json) {
+  const auto type = json.at("type").get<std::string>();
+  if (type == "constant") return ConstantRate{};
+  if (type == "step")
+    return StepDecay{.step_epochs = json.at("step_epochs").get<std::int64_t>(), .gamma = settings_float(json, "gamma")};
+  if (type == "cosine")
+    return CosineDecay{.epochs = json.at("epochs").get<std::int64_t>(),
+                       .warmup_epochs = json.at("warmup_epochs").get<std::int64_t>(),
+                       .min_scale = settings_float(json, "min_scale")};
+  if (type == "plateau")
+    return ReduceOnPlateau{.factor = settings_float(json, "factor"),
+                           .patience = json.at("patience").get<std::int64_t>(),
+                           .threshold = json.at("threshold").get<double>(),
+                           .min_scale = settings_float(json, "min_scale")};
+  throw InputError(fmt::format("unknown schedule type '{}'", type));
 }
 
 }  // namespace ember

@@ -13,6 +13,7 @@
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "loss_part.hpp"
+#include "optimizer_part.hpp"
 #include "parameter_layout.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
@@ -428,7 +429,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     if (options.shuffle) Random(derive_seed(shuffle_seed, static_cast<std::uint64_t>(epoch))).shuffle(order);
   };
   // The step count of the snapshot (counted on the host: the snapshot copies only the buffers).
-  const bool counts_steps = !std::holds_alternative<SGD>(options_.optimizer);
+  const bool counts_steps = optimizer_part::counts_steps(options_.optimizer);
   const std::int32_t step_at_start = optimizer_step_;
   std::int32_t step_before_epoch = step_at_start;
   const std::int64_t epochs_before = epochs_completed_;
