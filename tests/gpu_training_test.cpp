@@ -2,6 +2,9 @@
 // run-to-run determinism, and the demo's bars. Skipped where no GPU is usable.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+
 #include "backend_conformance.hpp"
 
 namespace ember {
@@ -27,6 +30,21 @@ TEST(GpuTraining, FiftyStepsMatchCpu) {
     EXPECT_NEAR(cuda.history.epochs[0].loss, cpu.history.epochs[0].loss,
                 kTrainingTolerance * cpu.history.epochs[0].loss);
   }
+}
+
+/// Whether a library whose file name contains name is mapped into this process.
+bool mapped(const std::string& name) {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);)
+    if (line.find(name) != std::string::npos) return true;
+  return false;
+}
+
+TEST(GpuTraining, OwnKernelsNeverLoadCublas) {
+  if (mapped("libcublas")) GTEST_SKIP() << "an earlier test in this process loaded cuBLAS";
+  EMBER_REQUIRE_GPU(gpu);
+  train_fifty_steps(Device::cuda, {});
+  EXPECT_FALSE(mapped("libcublas")) << "a training run on Ember's kernels loaded cuBLAS";
 }
 
 TEST(GpuTraining, CublasProviderMatchesCpu) {

@@ -8,11 +8,9 @@
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/fast_cpu_backend.hpp"
+#include "cuda/cuda_api.hpp"
 #include "ember/data.hpp"
 #include "ember/error.hpp"
-#ifdef EMBER_WITH_CUDA
-#include "cuda/cuda_api.hpp"
-#endif
 
 namespace ember {
 
@@ -77,11 +75,8 @@ bool cuda_compiled() {
 }
 
 std::string cuda_unavailable_reason() {
-#ifdef EMBER_WITH_CUDA
-  return cuda::unavailable_reason();
-#else
-  return "this build of Ember has no CUDA backend (configured with EMBER_CUDA=OFF or without nvcc)";
-#endif
+  const cuda::PluginLookup& plugin = cuda::find_plugin();
+  return plugin.api != nullptr ? plugin.api->unavailable_reason() : plugin.reason;
 }
 
 namespace {
@@ -99,11 +94,7 @@ std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options, std::st
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options, std::string* notice) {
   if (device == Device::cpu) return make_cpu_backend(options, notice);
   const std::string reason = cuda_unavailable_reason();
-  if (reason.empty()) {
-#ifdef EMBER_WITH_CUDA
-    return cuda::make_backend(options);
-#endif
-  }
+  if (reason.empty()) return cuda::find_plugin().api->make_backend(options);
   if (device == Device::cuda)
     throw InputError(fmt::format("no usable GPU for Device::cuda: {}; use Device::cpu or Device::automatic", reason));
   if (notice != nullptr) *notice = fmt::format("no usable GPU ({}); running on the CPU", reason);
@@ -118,12 +109,10 @@ std::string describe_devices() {
   std::string text = fmt::format("backends: cpu ({}), cpu-reference", FastCpuBackend::matmul_library());
   text += cuda_compiled() ? ", cuda\n" : "\n";
   text += "cpu: available\n";
-#ifdef EMBER_WITH_CUDA
-  text += cuda::describe_devices();
-#else
-  text += "cuda: " + cuda_unavailable_reason() + "\n";
-#endif
-  return text;
+  const cuda::PluginLookup& plugin = cuda::find_plugin();
+  if (plugin.api == nullptr) return text + "cuda: unavailable: " + plugin.reason + "\n";
+  if (!plugin.path.empty()) text += "cuda: plugin " + plugin.path + "\n";
+  return text + plugin.api->describe_devices();
 }
 
 Device parse_device(const std::string& text) {

@@ -6,13 +6,11 @@
 #include <chrono>
 #include <numeric>
 
+#include "cuda/cuda_api.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "plan.hpp"
-#ifdef EMBER_WITH_CUDA
-#include "cuda/cuda_api.hpp"
-#endif
 
 namespace ember::bench {
 
@@ -76,40 +74,29 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
 
 namespace {
 
-/// Runs a GPU table: InputError, naming the table, where no GPU is usable (or in a CPU-only build).
+/// One of the plugin's kernel tables, or InputError saying why there is no GPU to run it on.
 template <typename Row, typename Table>
-std::vector<Row> gpu_table(const char* name, [[maybe_unused]] Table table,
-                           [[maybe_unused]] const KernelTableOptions& options,
-                           [[maybe_unused]] const std::function<void(const Row&)>& on_row) {
+std::vector<Row> gpu_table(const char* name, Table cuda::PluginApi::*table, const KernelTableOptions& options,
+                           const std::function<void(const Row&)>& on_row) {
   const std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) throw InputError(fmt::format("the {} table needs a GPU: {}", name, reason));
-#ifdef EMBER_WITH_CUDA
-  return table(options, on_row);
-#else
-  return {};
-#endif
+  return (cuda::find_plugin().api->*table)(options, on_row);
 }
 
 }  // namespace
 
-#ifdef EMBER_WITH_CUDA
-#define EMBER_GPU_TABLE(function) cuda::function
-#else
-#define EMBER_GPU_TABLE(function) nullptr
-#endif
-
 std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
-  return gpu_table<GemmRow>("GEMM", EMBER_GPU_TABLE(gemm_table), options, on_row);
+  return gpu_table<GemmRow>("GEMM", &cuda::PluginApi::gemm_table, options, on_row);
 }
 
 std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
                                           const std::function<void(const BandwidthRow&)>& on_row) {
-  return gpu_table<BandwidthRow>("memory-bound", EMBER_GPU_TABLE(bandwidth_table), options, on_row);
+  return gpu_table<BandwidthRow>("memory-bound", &cuda::PluginApi::bandwidth_table, options, on_row);
 }
 
 std::vector<TuningRow> tuning_table(const KernelTableOptions& options,
                                     const std::function<void(const TuningRow&)>& on_row) {
-  return gpu_table<TuningRow>("tuning", EMBER_GPU_TABLE(tuning_table), options, on_row);
+  return gpu_table<TuningRow>("tuning", &cuda::PluginApi::tuning_table, options, on_row);
 }
 
 }  // namespace ember::bench

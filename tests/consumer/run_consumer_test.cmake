@@ -1,4 +1,5 @@
-# Installs the build tree into a scratch prefix, then configures, builds and runs a consumer of it.
+# Installs the build tree into a scratch prefix, then configures, builds and runs a consumer of it:
+# with the CUDA plugin where the build has one, then with it removed, as on a machine without CUDA.
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -6,9 +7,33 @@ function(run)
     message(FATAL_ERROR "failed (${result}): ${ARGV}\n${out}")
   endif()
   message(STATUS "${out}")
+  set(output "${out}" PARENT_SCOPE)
 endfunction()
 run(${CMAKE_COMMAND} --install ${EMBER_BINARY_DIR} --prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
+
+# Neither the installed CLI nor the library names a CUDA library: the plugin alone does.
+file(GLOB library ${WORK_DIR}/prefix/lib*/libember.so)
+foreach(binary ${WORK_DIR}/prefix/bin/ember ${library})
+  run(ldd ${binary})
+  if(output MATCHES "libcudart|libcublas|libcuda\\.so")
+    message(FATAL_ERROR "${binary} needs a CUDA library:\n${output}")
+  endif()
+endforeach()
+
+file(GLOB plugin ${WORK_DIR}/prefix/lib*/libember_cuda.so)
+if(plugin)
+  run(${WORK_DIR}/prefix/bin/ember info)
+  if(NOT output MATCHES "cuda: plugin ${plugin}")
+    message(FATAL_ERROR "the installed ember did not find its plugin ${plugin}:\n${output}")
+  endif()
+  file(REMOVE ${plugin})
+  run(${WORK_DIR}/build/consumer)
+  run(${WORK_DIR}/prefix/bin/ember info)
+  if(NOT output MATCHES "cuda: unavailable: the CUDA plugin could not be loaded")
+    message(FATAL_ERROR "without its plugin, ember info did not say so:\n${output}")
+  endif()
+endif()

@@ -1,10 +1,10 @@
 // The CUDA backend (host code, built by the C++ compiler): Ember's kernels (or cuBLAS for matmul) on one stream, memory
 // from cudaMalloc, and each training step captured once per shape as a CUDA graph and replayed.
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "cuda/cublas_util.hpp"
@@ -36,13 +36,12 @@ class CudaBackend final : public Backend {
     EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
     name_ = fmt::format("cuda:0 ({})", properties.name);
     EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    EMBER_CUBLAS_CHECK(cublasCreate(&cublas_));
-    EMBER_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    // FP32 as the yardstick, no tensor-core shortcuts; TF32 tensor cores only when asked for.
-    EMBER_CUBLAS_CHECK(cublasSetMathMode(
-        cublas_, precision_ == kernels::MatmulPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
-    EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
-    EMBER_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+    if (options_.matmul == MatmulProvider::cublas) {
+      // Only now is cuBLAS loaded; created here, never during a graph capture.
+      cublas_.emplace(stream_, precision_ == kernels::MatmulPrecision::tf32);
+      EMBER_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+      EMBER_CUBLAS_CHECK(cublas().set_workspace(cublas_->get(), cublas_workspace_, kCublasWorkspaceBytes));
+    }
     EMBER_CUDA_CHECK(
         cudaMalloc(reinterpret_cast<void**>(&reduction_scratch_), kernels::kReductionScratchFloats * sizeof(float)));
     EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
@@ -58,7 +57,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     // Destructors must not throw: release what exists, ignoring errors (a failed GPU is reported elsewhere).
     for (auto& [key, graph] : graphs_) cudaGraphExecDestroy(graph);
-    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    cublas_.reset();
     if (cublas_workspace_ != nullptr) cudaFree(cublas_workspace_);
     if (reduction_scratch_ != nullptr) cudaFree(reduction_scratch_);
     if (side_scratch_ != nullptr) cudaFree(side_scratch_);
@@ -90,7 +89,7 @@ class CudaBackend final : public Backend {
     const bool ta = transpose_a == Transpose::yes, tb = transpose_b == Transpose::yes;
     if (shape.m == 0 || shape.n == 0) return;
     if (options_.matmul == MatmulProvider::cublas) {
-      cublas_sgemm_row_major(cublas_, ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n),
+      cublas_sgemm_row_major(cublas_->get(), ta, tb, static_cast<int>(shape.m), static_cast<int>(shape.n),
                              static_cast<int>(shape.k), alpha, a.data, static_cast<int>(a.cols), b.data,
                              static_cast<int>(b.cols), beta, c.data, static_cast<int>(c.cols));
       return;
@@ -286,7 +285,7 @@ class CudaBackend final : public Backend {
   kernels::MatmulPrecision precision_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
-  cublasHandle_t cublas_ = nullptr;
+  std::optional<CublasHandle> cublas_;  // with BackendOptions::matmul cublas only
   void* cublas_workspace_ = nullptr;
   float* reduction_scratch_ = nullptr;  // the reductions' partial sums (losses, bias gradients, split k)
   // dense_backward's second branch: the parameter gradients run there beside the input gradient.

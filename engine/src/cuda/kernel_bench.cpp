@@ -2,7 +2,6 @@
 // device-to-device copy, CUB) in the same run. Every figure is the median of the timed runs, each
 // bracketed by CUDA events after the L2 cache was flushed (a 256 MiB memset), following two
 // untimed warm-up runs. Inputs are uniform random in (0, 1] (a counter-based hash), never zeros.
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
@@ -109,23 +108,6 @@ class Bench {
   std::uint64_t seed_ = 2024;
 };
 
-/// A cuBLAS handle on stream in FP32 (pedantic: no tensor cores) or TF32 tensor-core math.
-class Cublas {
- public:
-  Cublas(cudaStream_t stream, bool tf32) {
-    EMBER_CUBLAS_CHECK(cublasCreate(&handle_));
-    EMBER_CUBLAS_CHECK(cublasSetStream(handle_, stream));
-    EMBER_CUBLAS_CHECK(cublasSetMathMode(handle_, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
-  }
-  ~Cublas() { cublasDestroy(handle_); }
-  Cublas(const Cublas&) = delete;
-  Cublas& operator=(const Cublas&) = delete;
-  cublasHandle_t get() const { return handle_; }
-
- private:
-  cublasHandle_t handle_ = nullptr;
-};
-
 struct GemmCase {
   std::string label;
   std::int64_t m, n, k;
@@ -176,7 +158,7 @@ std::string mode_name(bool ta, bool tb) {
 
 std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::function<void(const GemmRow&)>& on_row) {
   Bench bench(options.runs);
-  Cublas fp32(bench.stream(), false), tf32(bench.stream(), true);
+  CublasHandle fp32(bench.stream(), false), tf32(bench.stream(), true);
   DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float));  // as the CUDA backend has: split-k on
   std::vector<GemmRow> rows;
   for (const GemmCase& g : gemm_cases()) {
@@ -204,7 +186,7 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
       relative = relative_error(got, expected);
       return figure;
     };
-    const auto cublas = [&](const Cublas& handle) {
+    const auto time_cublas = [&](const CublasHandle& handle) {
       return tflops(bench.median_ms([&] {
         cublas_sgemm_row_major(handle.get(), g.ta, g.tb, m, n, k, 1.0f, a.floats(), lda, b.floats(), ldb, 0.0f,
                                c.floats(), n);
@@ -216,7 +198,7 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
     row.n = g.n;
     row.k = g.k;
     row.mode = mode_name(g.ta, g.tb);
-    row.cublas = cublas(fp32);
+    row.cublas = time_cublas(fp32);
     bench.download(c, expected);
     row.ember = ember(kernels::MatmulPrecision::fp32, nullptr, row.error);
     row.kernel = short_kernel_name(kernel);
@@ -234,7 +216,7 @@ std::vector<GemmRow> gemm_table(const KernelTableOptions& options, const std::fu
         row.ember_tf32_wide = ember(kernels::MatmulPrecision::tf32, &wide, row.error_tf32_wide);
       }
     }
-    row.cublas_tf32 = cublas(tf32);
+    row.cublas_tf32 = time_cublas(tf32);
     on_row(row);
     rows.push_back(row);
   }
