@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <thread>
 
 namespace ember::cli {
 
@@ -174,6 +176,29 @@ char parse_delimiter(const std::string& text) {
 
 std::string format_number(double value) {
   return fmt::format("{}", static_cast<float>(value));
+}
+
+int report_error(const std::string& line, int code) {
+  std::shared_ptr<Communicator> world;
+  try {
+    world = distributed::world();
+  } catch (const Error&) {  // several processes but no MPI: each reports for itself
+  }
+  std::fflush(stdout);
+  if (world && world->size() > 1) {
+    if (world->rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::fprintf(stderr, "error: %s\n", line.c_str());
+    std::fflush(stderr);
+    world->abort(code);
+  }
+  std::fprintf(stderr, "error: %s\n", line.c_str());
+  return code;
+}
+
+void require_one_process(const char* command) {
+  const int size = distributed::world()->size();
+  if (size > 1)
+    throw InputError(fmt::format("{} runs as one process, not {}: start it without mpirun or srun", command, size));
 }
 
 }  // namespace ember::cli

@@ -6,6 +6,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/data.hpp"
+#include "ember/distributed.hpp"
 #include "ember/error.hpp"
 
 namespace ember::cli {
@@ -43,6 +44,13 @@ std::string format_number(double value);
 std::string csv_field(const std::string& text, char delimiter = ',');
 /// A duration for people: "0.42ms", "12.3ms", "1.25s".
 std::string format_seconds(double seconds);
+
+/// Prints "error: line" and returns code. Under a launcher with several ranks it ends them all
+/// with code: rank 0 at once, another rank after giving rank 0 the time to, so that an error
+/// every rank meets is printed once and one rank's error ends the run rather than hanging it.
+int report_error(const std::string& line, int code);
+/// Throws InputError when a launcher started several processes: command runs as one.
+void require_one_process(const char* command);
 
 /// Adds the subcommands to app; each sets a callback that runs it.
 void add_train_command(CLI::App& app);

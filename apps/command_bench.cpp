@@ -241,7 +241,10 @@ void add_bench_command(CLI::App& app) {
                       "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
   command->add_option("--csv", arguments->csv,
                       "Also write every figure to this CSV file (table,case,variant,metric,value,yardstick,ratio)");
-  command->callback([arguments] { run_bench(*arguments); });
+  command->callback([arguments] {
+    require_one_process("ember bench");
+    run_bench(*arguments);
+  });
 }
 
 }  // namespace ember::cli

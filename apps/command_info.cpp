@@ -13,12 +13,16 @@ namespace ember::cli {
 
 void add_info_commands(CLI::App& app) {
   CLI::App* info = app.add_subcommand("info", "Show the backends and devices Ember can use");
-  info->callback([] { std::fputs(("ember 0.1.0\n" + describe_devices()).c_str(), stdout); });
+  info->callback([] {
+    const std::string mpi = distributed::mpi_compiled() ? "available" : "not built (configured without MPI)";
+    std::fputs(("ember 0.1.0\n" + describe_devices() + "distributed: MPI " + mpi + "\n").c_str(), stdout);
+  });
 
   auto device = std::make_shared<std::string>("auto");
   CLI::App* demo = app.add_subcommand("demo", "Train the built-in examples and print their results");
   demo->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   demo->callback([device] {
+    require_one_process("ember demo");
     const Device chosen = parse_device_flag(*device);
     std::string notice;
     const std::string backend = make_backend(chosen, {}, &notice)->name();

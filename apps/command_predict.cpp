@@ -177,14 +177,20 @@ void add_predict_commands(CLI::App& app) {
   p->footer(
       "Output: the --keep columns, then one column per target named TARGET_predicted; a row with a missing "
       "feature under a model trained with --missing drop gets an empty prediction.");
-  p->callback([predict] { run_predict(*predict); });
+  p->callback([predict] {
+    require_one_process("ember predict");
+    run_predict(*predict);
+  });
 
   auto evaluate = std::make_shared<ModelArguments>();
   CLI::App* e =
       app.add_subcommand("evaluate", "Report mse, mae and r2 of a model on a CSV file with its target columns");
   add_common(e, *evaluate);
   e->add_option("--metrics-out", evaluate->metrics_out, "Also write the metrics to this JSON file");
-  e->callback([evaluate] { run_evaluate(*evaluate); });
+  e->callback([evaluate] {
+    require_one_process("ember evaluate");
+    run_evaluate(*evaluate);
+  });
 }
 
 }  // namespace ember::cli

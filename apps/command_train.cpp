@@ -231,6 +231,9 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
 
 void run_train(const TrainArguments& a, const CLI::App& command) {
   validate(a);
+  // Under mpirun or srun every rank trains its slice of each batch; rank 0 alone prints and writes.
+  const std::shared_ptr<Communicator> world = distributed::world();
+  const bool lead = world->rank() == 0, quiet = a.quiet || !lead;
   const Device device = parse_device_flag(a.device);
   const std::uint64_t seed = parse_seed(a.seed);
   const char delimiter = parse_delimiter(a.delimiter);
@@ -266,9 +269,9 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers",
                                  printable(a.layers), a.init));
   model.compile(options);
-  if (!model.backend_notice().empty() && !a.quiet) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
+  if (!model.backend_notice().empty() && !quiet) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
 
-  Progress progress(model.epochs_completed() + 1, a.epochs, a.quiet);
+  Progress progress(model.epochs_completed() + 1, a.epochs, quiet);
   FitOptions fit;
   fit.epochs = a.epochs;
   fit.batch_size = a.batch_size;
@@ -282,12 +285,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     throw InputError("--min-delta and --no-restore-best go with --early-stopping PATIENCE");
   fit.checkpoint_every = a.checkpoint_every;
   fit.checkpoint_path = a.save;
+  fit.communicator = world;
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
     summary = s;
-    if (a.quiet) return;
+    if (quiet) return;
     const auto features = static_cast<std::int64_t>(model.preprocessing().features.size());
     std::string rows = plural(s.training_rows, "training row");
     if (s.validation_rows > 0) rows += fmt::format(", {} held out for validation", s.validation_rows);
@@ -306,7 +310,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   };
   fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
   fit.on_warning = [&](const std::string& message) {
-    std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), message.c_str());
+    if (lead) std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), message.c_str());
   };
   // Ctrl-C or SIGTERM: the epochs completed so far are kept and written below.
   interrupts = 0;
@@ -314,7 +318,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   std::signal(SIGTERM, on_interrupt);
   // DivergenceError leaves every output untouched.
   const History history = model.fit(table, spec, fit);
-  const bool interrupted = interrupts.load() > 0;
+  // Every rank stops at the batch where any rank was interrupted.
+  const bool interrupted = interrupts.load() > 0 || history.stopped == "stop requested";
   // The figures reported: those of the epoch the model ends at (the best one with early stopping).
   const EpochRecord* reported = history.epochs.empty() ? nullptr : &history.epochs.back();
   for (const EpochRecord& r : history.epochs)
@@ -322,7 +327,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
 
   double seconds = 0;
   for (const EpochRecord& r : history.epochs) seconds += r.seconds;
-  if (!a.quiet && reported != nullptr) {
+  if (!quiet && reported != nullptr) {
     std::string figures;
     for (const auto& [name, value] : epoch_figures(*reported))
       figures += fmt::format("{}{} {:.6g}", figures.empty() ? "" : ", ", name, value);
@@ -336,9 +341,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                   reported->val_loss ? "val_loss" : "loss",
                   fit.early_stopping->restore_best ? "; the model keeps its weights" : "");
   }
+  if (!lead) {
+    if (interrupted) throw Interrupted{};
+    return;
+  }
   if (!a.save.empty()) {
     model.save(a.save);
-    if (!a.quiet) std::printf("Saved the model to %s\n", a.save.c_str());
+    if (!quiet) std::printf("Saved the model to %s\n", a.save.c_str());
   }
   if (!a.history.empty()) write_file_atomically(a.history, history_csv(history));
   if (!a.plot.empty())

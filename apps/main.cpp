@@ -7,8 +7,9 @@
 #include "cli_common.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Ember: train small neural networks on tabular data, on NVIDIA GPUs or the CPU.\n"
-               "Exit codes: 0 success, 1 internal error, 2 bad input or flags, 3 training diverged, 130 interrupted."};
+  CLI::App app{
+      "Ember: train small neural networks on tabular data, on NVIDIA GPUs or the CPU.\n"
+      "Exit codes: 0 success, 1 internal error, 2 bad input or flags, 3 training diverged, 130 interrupted."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ember 0.1.0");
   ember::cli::add_train_command(app);
@@ -24,18 +25,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s; run 'ember --help' or 'ember COMMAND --help'\n", e.what());
-    return ember::cli::exit_input;
+    return ember::cli::report_error(fmt::format("{}; run 'ember --help' or 'ember COMMAND --help'", e.what()),
+                                    ember::cli::exit_input);
   } catch (const ember::cli::Interrupted&) {
     return ember::cli::exit_interrupted;
   } catch (const ember::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", ember::cli::in_flags(e.what()).c_str());
-    return e.exit_code();
+    return ember::cli::report_error(ember::cli::in_flags(e.what()), e.exit_code());
   } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: internal: %s\n", e.what());
-    return ember::cli::exit_internal;
+    return ember::cli::report_error(std::string("internal: ") + e.what(), ember::cli::exit_internal);
   }
   return ember::cli::exit_ok;
 }

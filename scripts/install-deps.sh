@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Ember needs to build on Debian/Ubuntu: a C++20 compiler, CMake, Ninja, fmt,
-# nlohmann-json, CLI11, GoogleTest, OpenBLAS (OpenMP build). The CUDA toolkit is optional (install it from NVIDIA for the
+# nlohmann-json, CLI11, GoogleTest, OpenBLAS (OpenMP build), Open MPI (data-parallel training). The CUDA toolkit is optional (install it from NVIDIA for the
 # GPU backend). Runs apt-get as root or through sudo; otherwise prints the command to run.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libopenblas-openmp-dev)
+packages=(g++ cmake ninja-build libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libopenblas-openmp-dev
+          libopenmpi-dev openmpi-bin)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <optional>
 #include <type_traits>
 #include <variant>
@@ -206,6 +207,22 @@ void Plan::train_step(std::int64_t rows) {
   backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows); });
 }
 
+void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
+  require_training("train_step");
+  if (rows < 0 || rows > batch_size_)
+    throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
+  if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
+  if (rows > 0)
+    backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
+  else
+    backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
+  std::vector<float> gradients = download_gradients();
+  reduce(gradients);
+  backend_.copy_to_device(gradients_, gradients.data(), gradients.size() * sizeof(float));
+  // The update is recorded apart from the gradients' steps: a key no row count takes.
+  backend_.run_step(id_, std::numeric_limits<std::uint64_t>::max(), [&] { enqueue_update(); });
+}
+
 ConstView Plan::forward(ConstView input) {
   const std::int64_t rows = input.rows;
   if (rows > batch_size_ || input.cols != input_width_)
@@ -223,6 +240,11 @@ ConstView Plan::forward(ConstView input) {
 }
 
 void Plan::enqueue_train_step(std::int64_t rows) {
+  enqueue_gradients(rows);
+  enqueue_update();
+}
+
+void Plan::enqueue_gradients(std::int64_t rows) {
   const std::int64_t output_width = layers_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
@@ -256,7 +278,6 @@ void Plan::enqueue_train_step(std::int64_t rows) {
                             input_gradient);
     if (input_gradient) gradient = *input_gradient;
   }
-  enqueue_update();
 }
 
 void Plan::enqueue_update() {

@@ -17,6 +17,7 @@
 //   | OptimizerScalars
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -76,6 +77,11 @@ class Plan {
   void reset_epoch();
   /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, update.
   void train_step(std::int64_t rows);
+  /// A step whose gradients are combined with other processes' before the update (data-parallel
+  /// training): the gradients of the next rows (0 to batch size; zeros for 0) come to the host,
+  /// reduce replaces them with the combined ones, which go back for the update.
+  using GradientReduction = std::function<void(std::vector<float>& gradients)>;
+  void train_step(std::int64_t rows, const GradientReduction& reduce);
 
   // ---- inference -------------------------------------------------------------------------------
   /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
@@ -101,6 +107,7 @@ class Plan {
     float* output = nullptr;  // (B, out)
   };
   void enqueue_train_step(std::int64_t rows);
+  void enqueue_gradients(std::int64_t rows);
   void enqueue_update();
   void require_training(const char* what) const;
 

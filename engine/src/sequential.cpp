@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "data_parallel.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
@@ -394,7 +395,10 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   const std::lock_guard lock(runtime_.mutex);
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
-  Plan plan(backend, layers_, input_width_, batch_size, options_.optimizer, options_.loss);
+  // With several ranks, each trains on its slice of every batch and the steps' gradients are summed.
+  DataParallel parallel(options.communicator.get(), batch_size, train_rows);
+  Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss);
+  parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
 
   // The data goes to the backend once; the steps gather their batches there.
@@ -420,7 +424,7 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
                             .parameters = parameter_count(),
                             .backend = runtime_.name});
 
-  const std::uint64_t shuffle_seed = options.seed.value_or(seed_);
+  const std::uint64_t shuffle_seed = parallel.broadcast(options.seed.value_or(seed_));
   const std::int64_t batches = (train_rows + batch_size - 1) / batch_size;
   // The row order of an epoch (absolute epoch numbers, so a resumed run shuffles as an uninterrupted one).
   std::vector<std::int32_t> order(static_cast<std::size_t>(train_rows));
@@ -442,13 +446,23 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
   };
   if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
   // An epoch's steps; false when a stop was requested (the epoch then ends at that batch).
+  const auto upload_order = [&] {
+    const std::vector<std::int32_t> local = parallel.local_order(order);
+    backend.copy_to_device(indices, local.data(), local.size() * sizeof(std::int32_t));
+  };
+  // Batch b's step; whether a stop was requested (on any rank).
+  const auto step = [&](std::int64_t b) {
+    if (parallel.active()) return parallel.step(plan, b, options.stop.stop_requested());
+    plan.train_step(std::min(batch_size, train_rows - b * batch_size));
+    return options.stop.stop_requested();
+  };
   const auto run_epoch = [&] {
-    backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
+    upload_order();
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
-      plan.train_step(std::min(batch_size, train_rows - b * batch_size));
+      const bool stop = step(b);
       if (options.on_batch) options.on_batch(b + 1, batches);
-      if (options.stop.stop_requested()) return false;
+      if (stop) return false;
     }
     return true;
   };
@@ -458,11 +472,11 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
     shuffle_for(epoch);
     plan.restore_state();
     plan.set_step(step_before_epoch);
-    backend.copy_to_device(indices, order.data(), order.size() * sizeof(std::int32_t));
+    upload_order();
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
-      plan.train_step(std::min(batch_size, train_rows - b * batch_size));
-      const std::vector<float> sums = plan.read_loss_sums().train;
+      step(b);
+      const std::vector<float> sums = parallel.sum(plan.read_loss_sums().train);
       if (!std::all_of(sums.begin(), sums.end(), [](float v) { return std::isfinite(v); })) return b + 1;
     }
     return std::nullopt;
@@ -485,15 +499,16 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
         history.stopped = "stop requested";
         break;
       }
-      for (std::int64_t first = 0; first < validation_rows; first += batch_size) {
-        const std::int64_t rows = std::min(batch_size, validation_rows - first);
+      for (std::int64_t first = 0; first < validation_rows; first += plan.batch_size()) {
+        const std::int64_t rows = std::min(plan.batch_size(), validation_rows - first);
         plan.accumulate_validation(plan.forward(validation_x.view.row_range(first, rows)),
                                    validation_y.view.row_range(first, rows));
       }
       // The next epoch's order, shuffled on the host while a GPU still runs this epoch's queued steps
       // (its upload above has completed: copy_to_device returns once the source may be reused).
       if (e + 1 < options.epochs) shuffle_for(epoch + 1);
-      const Plan::LossSums sums = plan.read_loss_sums();
+      Plan::LossSums sums = plan.read_loss_sums();
+      sums.train = parallel.sum(sums.train);  // every rank validates on all validation rows
       EpochRecord record;
       record.epoch = epoch;
       record.lr = static_cast<double>(learning_rate(options_.optimizer)) * scale;
@@ -525,6 +540,12 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
             kept > 0 ? fmt::format("epoch {}, the last finite one", kept) : std::string("before training")));
       }
       plan.snapshot_state();
+      if (parallel.active()) {
+        std::vector<float> parameters, state;
+        std::int32_t unused = 0;
+        plan.download_parameters(parameters, state, unused);
+        parallel.check_same(parameters, epoch);
+      }
       completed = e + 1;
       if (counts_steps) step_before_epoch = step_at_start + static_cast<std::int32_t>(completed * batches);
       history.epochs.push_back(record);
@@ -547,11 +568,21 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
       }
       if (options.checkpoint_every > 0 && epoch % options.checkpoint_every == 0) {
         take_state(completed, step_before_epoch);
-        save(options.checkpoint_path);
+        // Rank 0 writes; the others wait to hear whether it could.
+        std::exception_ptr failed;
+        if (parallel.writes_files()) try {
+            save(options.checkpoint_path);
+          } catch (...) {
+            failed = std::current_exception();
+          }
+        if (parallel.any(failed != nullptr)) {
+          if (failed) std::rethrow_exception(failed);
+          throw Error(fmt::format("rank 0 could not write the checkpoint {}", options.checkpoint_path));
+        }
       }
       if (options.on_epoch_end) options.on_epoch_end(record);
       if (stop) break;
-      if (options.stop.stop_requested()) {
+      if (parallel.any(options.stop.stop_requested())) {
         if (e + 1 < options.epochs) history.stopped = "stop requested";
         break;
       }

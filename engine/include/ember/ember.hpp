@@ -1,10 +1,12 @@
 #pragma once
-// Everything a user of the library needs: models, data, losses, optimizers, schedules, devices.
+// Everything a user of the library needs: models, data, losses, optimizers, schedules, devices,
+// data-parallel training.
 // Beyond it: ember/testing.hpp (comparing backends in tests), ember/format.hpp (fmt formatting),
 // ember/demo.hpp and ember/bench.hpp (what `ember demo` and `ember bench` run), ember/random.hpp,
 // and ember/backend.hpp for writing or testing a backend.
 #include "ember/data.hpp"
 #include "ember/device.hpp"
+#include "ember/distributed.hpp"
 #include "ember/error.hpp"
 #include "ember/losses.hpp"
 #include "ember/model.hpp"

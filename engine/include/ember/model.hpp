@@ -19,6 +19,7 @@
 
 #include "ember/data.hpp"
 #include "ember/device.hpp"
+#include "ember/distributed.hpp"
 #include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
@@ -120,6 +121,11 @@ struct FitOptions {
   std::function<void(const EpochRecord&)> on_epoch_end{};
   /// Receives warnings (e.g. a constant column); default prints "warning: ..." to stderr.
   std::function<void(const std::string&)> on_warning{};
+  /// Data-parallel training (ember/distributed.hpp): with several ranks, each trains on its slice
+  /// of every batch and the gradients are summed, so the ranks take the steps one process with the
+  /// same batch_size would. Every rank calls fit with the same data and options; rank 0 alone
+  /// writes checkpoint_path. Null or one rank: a single process.
+  std::shared_ptr<Communicator> communicator{};
 };
 
 /// Options of predict and evaluate.

@@ -1,0 +1,109 @@
+#include "data_parallel.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ember/error.hpp"
+
+namespace ember {
+
+DataParallel::DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows)
+    : communicator_(communicator != nullptr && communicator->size() > 1 ? communicator : nullptr),
+      batch_size_(batch_size),
+      train_rows_(train_rows) {}
+
+std::int64_t DataParallel::slice_begin(std::int64_t batch_rows, int rank) const {
+  // Uneven splits differ by at most one row; the first ranks take the smaller slices.
+  return batch_rows * rank / communicator_->size();
+}
+
+std::int64_t DataParallel::plan_batch_size() const {
+  if (!active()) return batch_size_;
+  const int size = communicator_->size();
+  return std::max<std::int64_t>(1, (batch_size_ + size - 1) / size);
+}
+
+std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32_t>& order) const {
+  if (!active()) return order;
+  std::vector<std::int32_t> local;
+  const int rank = communicator_->rank();
+  for (std::int64_t first = 0; first < train_rows_; first += batch_size_) {
+    const std::int64_t rows = std::min(batch_size_, train_rows_ - first);
+    local.insert(local.end(), order.begin() + first + slice_begin(rows, rank),
+                 order.begin() + first + slice_begin(rows, rank + 1));
+  }
+  return local;
+}
+
+bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
+  const std::int64_t rows = std::min(batch_size_, train_rows_ - batch * batch_size_);
+  const int rank = communicator_->rank();
+  const std::int64_t mine = slice_begin(rows, rank + 1) - slice_begin(rows, rank);
+  bool stop = false;
+  plan.train_step(mine, [&](std::vector<float>& gradients) {
+    // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
+    // the global batch's rows, is the mean over the global batch. One more value carries the stops.
+    reduction_.resize(gradients.size() + 1);
+    for (std::size_t i = 0; i < gradients.size(); ++i)
+      reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
+    reduction_.back() = stop_requested ? 1.0 : 0.0;
+    communicator_->all_reduce(reduction_, Reduction::sum);
+    for (std::size_t i = 0; i < gradients.size(); ++i)
+      gradients[i] = static_cast<float>(reduction_[i] / static_cast<double>(rows));
+    stop = reduction_.back() > 0.0;
+  });
+  return stop;
+}
+
+std::vector<float> DataParallel::sum(const std::vector<float>& local) {
+  if (!active()) return local;
+  std::vector<double> values(local.begin(), local.end());
+  communicator_->all_reduce(values, Reduction::sum);
+  return {values.begin(), values.end()};
+}
+
+bool DataParallel::any(bool condition) {
+  if (!active()) return condition;
+  double value = condition ? 1.0 : 0.0;
+  communicator_->all_reduce({&value, 1}, Reduction::max);
+  return value > 0.0;
+}
+
+std::uint64_t DataParallel::broadcast(std::uint64_t value) {
+  if (!active()) return value;
+  // In 16-bit pieces, each exact in a double; the other ranks add zeros.
+  double pieces[4];
+  for (int i = 0; i < 4; ++i)
+    pieces[i] = communicator_->rank() == 0 ? static_cast<double>((value >> (16 * i)) & 0xffffu) : 0.0;
+  communicator_->all_reduce(pieces, Reduction::sum);
+  std::uint64_t result = 0;
+  for (int i = 0; i < 4; ++i) result |= static_cast<std::uint64_t>(pieces[i]) << (16 * i);
+  return result;
+}
+
+void DataParallel::broadcast(std::vector<float>& parameters, std::vector<float>& state) {
+  if (!active()) return;
+  communicator_->broadcast(parameters, 0);
+  communicator_->broadcast(state, 0);
+}
+
+void DataParallel::check_same(const std::vector<float>& parameters, std::int64_t epoch) {
+  if (!active()) return;
+  // FNV-1a over the bytes, as two 32-bit halves: exact in a double, so min == max means equal.
+  std::uint64_t hash = 14695981039346656037ull;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(parameters.data());
+  for (std::size_t i = 0; i < parameters.size() * sizeof(float); ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
+  const double halves[2] = {static_cast<double>(hash >> 32), static_cast<double>(hash & 0xffffffffu)};
+  double low[2] = {halves[0], halves[1]}, high[2] = {halves[0], halves[1]};
+  communicator_->all_reduce(low, Reduction::min);
+  communicator_->all_reduce(high, Reduction::max);
+  if (low[0] != high[0] || low[1] != high[1])
+    throw Error(fmt::format(
+        "the ranks' parameters differ after epoch {} (rank {} has checksum {:016x}): the ranks did not take the "
+        "same steps; check that every rank reads the same data with the same options",
+        epoch, communicator_->rank(), hash));
+}
+
+}  // namespace ember

@@ -1,0 +1,134 @@
+// Data-parallel training, run under mpiexec with 2 and 3 ranks (tests/CMakeLists.txt): each rank
+// also trains the same model alone, and the ranks' run must match it. 3 ranks split batches
+// unevenly, and batches smaller than the ranks leave some ranks without rows.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <stop_token>
+
+#include "ember/ember.hpp"
+#include "ember/testing.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+std::shared_ptr<Communicator> world() {
+  static const std::shared_ptr<Communicator> communicator = distributed::world();
+  return communicator;
+}
+
+struct Data {
+  Matrix x = testing::random_matrix(203, 5, 11), y = testing::random_matrix(203, 2, 12);
+};
+
+Sequential model_for(const CompileOptions& options, std::int64_t outputs = 2) {
+  Sequential model({Dense(16, Activation::relu), Dense(12, Activation::relu), Dense(outputs)}, 7);
+  model.compile(options);
+  return model;
+}
+
+/// The largest and smallest of a value over the ranks are equal.
+void expect_same_on_every_rank(double value, const char* what) {
+  double low = value, high = value;
+  world()->all_reduce({&low, 1}, Reduction::min);
+  world()->all_reduce({&high, 1}, Reduction::max);
+  EXPECT_EQ(low, high) << what << " differs between ranks";
+}
+
+/// Trains a copy alone and one over the ranks; returns the relative error between their
+/// parameters, and checks that every rank reports the same figures.
+double distributed_against_alone(const CompileOptions& compile, FitOptions fit, const Matrix& x, const Matrix& y,
+                                 std::int64_t outputs = 2) {
+  Sequential alone = model_for(compile, outputs), together = model_for(compile, outputs);
+  const History expected = alone.fit(x, y, fit);
+  fit.communicator = world();
+  const History history = together.fit(x, y, fit);
+  EXPECT_EQ(history.epochs.size(), expected.epochs.size());
+  for (std::size_t e = 0; e < std::min(history.epochs.size(), expected.epochs.size()); ++e) {
+    EXPECT_NEAR(history.epochs[e].loss, expected.epochs[e].loss, testing::kTrainingTolerance * expected.epochs[e].loss);
+    expect_same_on_every_rank(history.epochs[e].loss, "the loss");
+    if (history.epochs[e].val_loss) expect_same_on_every_rank(*history.epochs[e].val_loss, "the validation loss");
+  }
+  const double error = testing::relative_error(together.parameters().data(), alone.parameters().data(),
+                                               static_cast<std::int64_t>(alone.parameters().size()));
+  if (world()->rank() == 0)
+    std::printf("%d ranks against one process: parameters' relative error %.3g\n", world()->size(), error);
+  return error;
+}
+
+TEST(Distributed, RunsUnderALauncher) {
+  EXPECT_TRUE(distributed::mpi_compiled());
+  EXPECT_GE(world()->size(), 2) << "run this binary under mpiexec -n 2 or more";
+  EXPECT_NE(world()->describe().find("MPI"), std::string::npos) << world()->describe();
+}
+
+TEST(Distributed, ReferenceBackendMatchesOneProcess) {
+  const Data data;
+  const CompileOptions compile{
+      .optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .device = Device::cpu, .backend = {.cpu_reference = true}};
+  // 203 rows in batches of 32: 7 batches, the last of 11 rows; 50 steps in all.
+  const double error = distributed_against_alone(compile, {.epochs = 7, .batch_size = 32}, data.x, data.y);
+  EXPECT_LT(error, 1e-6) << "after 49 steps";
+  expect_same_on_every_rank(error, "the parameters");
+}
+
+TEST(Distributed, BatchesSmallerThanTheRanks) {
+  const Data data;
+  const CompileOptions compile{.optimizer = Adam{.lr = 0.003f}, .device = Device::cpu};
+  const double error =
+      distributed_against_alone(compile, {.epochs = 1, .batch_size = 2, .validation_split = 0.2}, data.x, data.y);
+  EXPECT_LT(error, 1e-6);
+}
+
+TEST(Distributed, ClassificationWithAdamOnTheFastPath) {
+  const Data data;
+  Matrix labels(data.x.rows(), 1);
+  for (std::int64_t r = 0; r < data.x.rows(); ++r) labels(r, 0) = data.x(r, 0) + data.x(r, 1) > 0 ? 2.0f : (r % 2);
+  const CompileOptions compile{.optimizer = Adam{.lr = 0.01f}, .loss = CrossEntropy{}, .device = Device::cpu};
+  const double error =
+      distributed_against_alone(compile, {.epochs = 3, .batch_size = 50, .validation_split = 0.25}, data.x, labels, 3);
+  EXPECT_LT(error, 1e-6);
+}
+
+TEST(Distributed, AStopOnOneRankStopsEveryRankAtTheSameBatch) {
+  const Data data;
+  Sequential model = model_for({.device = Device::cpu});
+  std::stop_source stop;
+  FitOptions fit{.epochs = 5, .batch_size = 16, .communicator = world()};
+  fit.stop = stop.get_token();
+  // Rank 1 alone asks to stop, in the third epoch.
+  fit.on_batch = [&](std::int64_t batch, std::int64_t) {
+    static std::int64_t seen = 0;
+    if (++seen == 30 && world()->rank() == 1) stop.request_stop();
+    (void)batch;
+  };
+  const History history = model.fit(data.x, data.y, fit);
+  EXPECT_EQ(history.stopped, "stop requested");
+  EXPECT_EQ(history.epochs.size(), 2u);
+  expect_same_on_every_rank(static_cast<double>(model.epochs_completed()), "the epochs completed");
+}
+
+TEST(Distributed, RankZeroAloneWritesCheckpointsAndAnotherRankCountResumes) {
+  const Data data;
+  const CompileOptions compile{.optimizer = Adam{.lr = 0.003f}, .device = Device::cpu};
+  const std::string path = testing::work_path("distributed_rank" + std::to_string(world()->rank()) + ".safetensors");
+  std::filesystem::remove(path);
+  Sequential together = model_for(compile);
+  together.fit(
+      data.x, data.y,
+      {.epochs = 2, .batch_size = 32, .checkpoint_every = 1, .checkpoint_path = path, .communicator = world()});
+  EXPECT_EQ(std::filesystem::exists(path), world()->rank() == 0);
+  // Two epochs on the ranks, then one alone: as three epochs alone.
+  together.fit(data.x, data.y, {.epochs = 1, .batch_size = 32});
+  Sequential alone = model_for(compile);
+  alone.fit(data.x, data.y, {.epochs = 3, .batch_size = 32});
+  EXPECT_EQ(together.epochs_completed(), 3);
+  EXPECT_LT(testing::relative_error(together.parameters().data(), alone.parameters().data(),
+                                    static_cast<std::int64_t>(alone.parameters().size())),
+            testing::kTrainingTolerance);
+}
+
+}  // namespace
+}  // namespace ember
