@@ -4,10 +4,10 @@
 
 namespace ember {
 
-ColumnStatistics ColumnStatistics::of(const Matrix& values) {
+ColumnStatistics ColumnStatistics::of(ConstView values) {
   ColumnStatistics stats;
-  const std::int64_t rows = values.rows();
-  for (std::int64_t c = 0; c < values.cols(); ++c) {
+  const std::int64_t rows = values.rows;
+  for (std::int64_t c = 0; c < values.cols; ++c) {
     double sum = 0.0;
     for (std::int64_t r = 0; r < rows; ++r) sum += values(r, c);
     const double mean = rows > 0 ? sum / static_cast<double>(rows) : 0.0;
@@ -31,10 +31,10 @@ ColumnStatistics ColumnStatistics::identity(std::int64_t columns) {
   return stats;
 }
 
-Matrix ColumnStatistics::standardize(const Matrix& values) const {
-  Matrix out(values.rows(), values.cols());
-  for (std::int64_t r = 0; r < values.rows(); ++r)
-    for (std::int64_t c = 0; c < values.cols(); ++c) {
+Matrix ColumnStatistics::standardize(ConstView values) const {
+  Matrix out(values.rows, values.cols);
+  for (std::int64_t r = 0; r < values.rows; ++r)
+    for (std::int64_t c = 0; c < values.cols; ++c) {
       const auto j = static_cast<std::size_t>(c);
       out(r, c) = static_cast<float>((values(r, c) - mean[j]) / std[j]);
     }

@@ -23,9 +23,9 @@
 namespace ember {
 namespace {
 
-void check_finite(const Matrix& values, const char* what) {
-  for (std::int64_t r = 0; r < values.rows(); ++r)
-    for (std::int64_t c = 0; c < values.cols(); ++c)
+void check_finite(ConstView values, const char* what) {
+  for (std::int64_t r = 0; r < values.rows; ++r)
+    for (std::int64_t c = 0; c < values.cols; ++c)
       if (!std::isfinite(values(r, c)))
         throw InputError(
             fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1, values(r, c)));
@@ -300,7 +300,7 @@ std::string divergence_causes(const Optimizer& optimizer, bool normalized) {
 
 }  // namespace
 
-History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& options) {
+History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
   return fit_matrices(x, y, options, 0);
 }
 
@@ -349,36 +349,34 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   }
 }
 
-History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options,
-                                 std::int64_t dropped_rows) {
+History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
-  if (x.rows() == 0) throw InputError("fit needs at least one row");
-  if (x.rows() != y.rows())
-    throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
+  if (x.rows == 0) throw InputError("fit needs at least one row");
+  if (x.rows != y.rows) throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows, y.rows));
   const bool classification = is_classification(options_.loss);
   check_targets(y);
-  if (built() && x.cols() != input_width_)
+  if (built() && x.cols != input_width_)
     throw InputError(
-        fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols()));
+        fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols));
   check_finite(x, "input");
-  const std::int64_t train_rows = training_rows(x.rows(), options.validation_split);
-  const std::int64_t validation_rows = x.rows() - train_rows;
+  const std::int64_t train_rows = training_rows(x.rows, options.validation_split);
+  const std::int64_t validation_rows = x.rows - train_rows;
   if (train_rows == 0)
     throw InputError(
-        fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows()));
-  if (!built()) build(x.cols());
+        fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows));
+  if (!built()) build(x.cols);
   const Warn warn = warner(options.on_warning);
 
   std::vector<std::int64_t> train_index(static_cast<std::size_t>(train_rows));
   std::iota(train_index.begin(), train_index.end(), 0);
   std::vector<std::int64_t> validation_index(static_cast<std::size_t>(validation_rows));
   std::iota(validation_index.begin(), validation_index.end(), train_rows);
-  const Matrix x_train = x.take_rows(train_index), y_train = y.take_rows(train_index);
+  const Matrix x_train = Matrix::take_rows(x, train_index), y_train = Matrix::take_rows(y, train_index);
 
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
-    scaler_.x = options.normalize ? ColumnStatistics::of(x_train) : ColumnStatistics::identity(x.cols());
+    scaler_.x = options.normalize ? ColumnStatistics::of(x_train) : ColumnStatistics::identity(x.cols);
     // Class labels are indices, never standardized.
     scaler_.y = options.normalize && !classification ? ColumnStatistics::of(y_train)
                                                      : ColumnStatistics::identity(output_width());
@@ -403,14 +401,14 @@ History Sequential::fit_matrices(const Matrix& x, const Matrix& y, const FitOpti
 
   // The data goes to the backend once; the steps gather their batches there.
   const Matrix y_train_scaled = classification ? y_train : scaler_.y.standardize(y_train);
-  const Matrix y_validation_scaled =
-      classification ? y.take_rows(validation_index) : scaler_.y.standardize(y.take_rows(validation_index));
+  const Matrix y_validation_scaled = classification ? Matrix::take_rows(y, validation_index)
+                                                    : scaler_.y.standardize(Matrix::take_rows(y, validation_index));
   const std::vector<double> train_totals = classification ? std::vector<double>{} : total_squares(y_train_scaled);
   const std::vector<double> validation_totals =
       classification ? std::vector<double>{} : total_squares(y_validation_scaled);
   const BackendMatrix train_x(backend, scaler_.x.standardize(x_train));
   const BackendMatrix train_y(backend, y_train_scaled);
-  const BackendMatrix validation_x(backend, scaler_.x.standardize(x.take_rows(validation_index)));
+  const BackendMatrix validation_x(backend, scaler_.x.standardize(Matrix::take_rows(x, validation_index)));
   const BackendMatrix validation_y(backend, y_validation_scaled);
   Buffer indices_buffer(backend, static_cast<std::size_t>(train_rows) * sizeof(std::int32_t));
   auto* indices = static_cast<std::int32_t*>(indices_buffer.data());
@@ -623,17 +621,16 @@ std::int64_t Sequential::class_count() const {
   return output_width() == 1 ? 2 : output_width();
 }
 
-void Sequential::check_targets(const Matrix& y) const {
+void Sequential::check_targets(ConstView y) const {
   if (!is_classification(options_.loss)) {
-    if (y.cols() != output_width())
-      throw InputError(
-          fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols()));
+    if (y.cols != output_width())
+      throw InputError(fmt::format("the model has {} outputs but the targets have {} columns", output_width(), y.cols));
     check_finite(y, "target");
     return;
   }
-  if (y.cols() != 1)
-    throw InputError(fmt::format("classification targets are one column of class indices, not {}", y.cols()));
-  for (std::int64_t r = 0; r < y.rows(); ++r) {
+  if (y.cols != 1)
+    throw InputError(fmt::format("classification targets are one column of class indices, not {}", y.cols));
+  for (std::int64_t r = 0; r < y.rows; ++r) {
     const float label = y(r, 0);
     if (!(label >= 0.0f && label < static_cast<float>(class_count())) || label != std::floor(label))
       throw InputError(fmt::format("target row {} is {}, not a class index from 0 to {} (the model has {} output{})",
@@ -641,12 +638,12 @@ void Sequential::check_targets(const Matrix& y) const {
   }
 }
 
-Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) const {
+Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
-  if (x.rows() == 0) throw InputError("predict needs at least one row");
+  if (x.rows == 0) throw InputError("predict needs at least one row");
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", batch_size));
-  if (x.cols() != input_width_)
-    throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols()));
+  if (x.cols != input_width_)
+    throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
   check_finite(x, "input");
   const Matrix scaled = scaler_.x.standardize(x);
   const Matrix output = [&] {
@@ -672,7 +669,7 @@ Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) const {
   return probabilities;
 }
 
-std::vector<std::int64_t> Sequential::predict_classes(const Matrix& x, std::int64_t batch_size) const {
+std::vector<std::int64_t> Sequential::predict_classes(ConstView x, std::int64_t batch_size) const {
   if (!is_classification(options_.loss))
     throw InputError("predict_classes needs a classification model (a CrossEntropy loss)");
   const Matrix probabilities = predict(x, batch_size);
@@ -752,7 +749,7 @@ namespace {
 /// Accuracy, log-loss, macro-F1 and the confusion matrix of probabilities (rows, classes) against
 /// class indices, as scikit-learn computes them (log_loss clips p to [eps, 1 - eps] with float64's
 /// eps; f1_score(average="macro") over the classes that are true or predicted, 0 where undefined).
-void classification_metrics(const Matrix& probabilities, const Matrix& labels, Metrics& metrics) {
+void classification_metrics(const Matrix& probabilities, ConstView labels, Metrics& metrics) {
   const std::int64_t k = probabilities.cols();
   metrics.confusion.assign(static_cast<std::size_t>(k), std::vector<std::int64_t>(static_cast<std::size_t>(k), 0));
   double log_loss = 0.0, correct = 0.0;
@@ -786,25 +783,24 @@ void classification_metrics(const Matrix& probabilities, const Matrix& labels, M
 
 }  // namespace
 
-Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) const {
-  if (x.rows() != y.rows())
-    throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows(), y.rows()));
+Metrics Sequential::evaluate(ConstView x, ConstView y, std::int64_t batch_size) const {
+  if (x.rows != y.rows) throw InputError(fmt::format("{} input rows do not match {} target rows", x.rows, y.rows));
   check_targets(y);
   const Matrix prediction = predict(x, batch_size);
   Metrics metrics;
-  metrics.rows = x.rows();
+  metrics.rows = x.rows;
   if (is_classification(options_.loss)) {
     metrics.classes = classes();
     classification_metrics(prediction, y, metrics);
     return metrics;
   }
   double squared = 0.0, absolute = 0.0, r2_sum = 0.0;
-  for (std::int64_t c = 0; c < y.cols(); ++c) {
+  for (std::int64_t c = 0; c < y.cols; ++c) {
     double mean = 0.0;
-    for (std::int64_t r = 0; r < y.rows(); ++r) mean += y(r, c);
-    mean /= static_cast<double>(y.rows());
+    for (std::int64_t r = 0; r < y.rows; ++r) mean += y(r, c);
+    mean /= static_cast<double>(y.rows);
     double residual = 0.0, total = 0.0, column_absolute = 0.0;
-    for (std::int64_t r = 0; r < y.rows(); ++r) {
+    for (std::int64_t r = 0; r < y.rows; ++r) {
       const double error = static_cast<double>(prediction(r, c)) - y(r, c);
       residual += error * error;
       column_absolute += std::abs(error);
@@ -816,13 +812,13 @@ Metrics Sequential::evaluate(const Matrix& x, const Matrix& y, std::int64_t batc
     r2_sum += r2;
     const auto name = static_cast<std::size_t>(c) < target_names().size() ? target_names()[static_cast<std::size_t>(c)]
                                                                           : std::string();
-    const double rows = static_cast<double>(y.rows());
+    const double rows = static_cast<double>(y.rows);
     metrics.targets.push_back({name, residual / rows, column_absolute / rows, r2});
   }
   const double elements = static_cast<double>(y.size());
   metrics.mse = squared / elements;
   metrics.mae = absolute / elements;
-  metrics.r2 = r2_sum / static_cast<double>(y.cols());
+  metrics.r2 = r2_sum / static_cast<double>(y.cols);
   return metrics;
 }
 

@@ -76,9 +76,13 @@ std::ostream& operator<<(std::ostream& out, const Matrix& matrix) {
 }
 
 Matrix Matrix::take_rows(const std::vector<std::int64_t>& indices) const {
-  Matrix out(static_cast<std::int64_t>(indices.size()), cols_);
+  return take_rows(view(), indices);
+}
+
+Matrix Matrix::take_rows(ConstView view, const std::vector<std::int64_t>& indices) {
+  Matrix out(static_cast<std::int64_t>(indices.size()), view.cols);
   for (std::size_t r = 0; r < indices.size(); ++r)
-    for (std::int64_t c = 0; c < cols_; ++c) out(static_cast<std::int64_t>(r), c) = (*this)(indices[r], c);
+    std::copy_n(view.data + indices[r] * view.cols, view.cols, out.data() + static_cast<std::int64_t>(r) * view.cols);
   return out;
 }
 

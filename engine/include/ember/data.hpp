@@ -88,10 +88,10 @@ struct ColumnStatistics {
   std::vector<double> std;  // a constant column gets 1, so it maps to 0
   std::vector<std::int64_t> constant_columns;
 
-  static ColumnStatistics of(const Matrix& values);
+  static ColumnStatistics of(ConstView values);
   static ColumnStatistics identity(std::int64_t columns);
   /// (value - mean) / std, column by column.
-  Matrix standardize(const Matrix& values) const;
+  Matrix standardize(ConstView values) const;
   /// value * std + mean, column by column.
   Matrix restore(const Matrix& values) const;
   bool operator==(const ColumnStatistics&) const = default;

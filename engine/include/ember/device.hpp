@@ -26,7 +26,8 @@ bool cuda_compiled();
 /// Why no GPU can be used, or empty when one can.
 std::string cuda_unavailable_reason();
 /// Who multiplies on the CPU's fast path: "matmul by OpenBLAS 0.3.21 (OpenMP build)", or the
-/// built-in loops.
+/// built-in loops. Where the process had already loaded another OpenBLAS build (an `LD_LIBRARY_PATH`,
+/// or Debian's numpy in the same Python process), it is used and named with the one Ember expected.
 std::string cpu_matmul_library();
 /// Lines describing the backends and devices (for `ember info`).
 std::string describe_devices();

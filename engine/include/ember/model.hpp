@@ -179,26 +179,27 @@ class Sequential {
   Sequential& operator=(const Sequential& other);
 
   void compile(const CompileOptions& options = {});
-  /// Trains on x (rows, inputs) and y (rows, outputs). The first call fixes the input width and
+  /// Trains on x (rows, inputs) and y (rows, outputs), host memory: a Matrix, or a view of data
+  /// that lies elsewhere (read in place, never kept). The first call fixes the input width and
   /// initializes the weights from the seed. Throws InputError on bad arguments, DivergenceError
   /// when the loss becomes non-finite: the model then keeps the weights, optimizer state and epoch
   /// count of the last epoch whose loss was finite (or those it had before fit), and the message
   /// names the epoch and the first batch whose loss was not finite.
-  History fit(const Matrix& x, const Matrix& y, const FitOptions& options = {});
+  History fit(ConstView x, ConstView y, const FitOptions& options = {});
   /// Trains on a table's columns as columns says: targets, ignored and one-hot columns, missing
   /// values. The first such fit learns the preprocessing (categories and fill values from the
   /// training rows, i.e. before the validation split's rows) and keeps it, like the scaler; later
   /// fits must give the same targets, one-hot columns and missing-value policy.
   History fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options = {});
-  Metrics evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size = 1024) const;
+  Metrics evaluate(ConstView x, ConstView y, std::int64_t batch_size = 1024) const;
   /// Evaluates on a table's feature and target columns, selected by name and preprocessed as in fit.
   Metrics evaluate(const CsvTable& table, const PredictOptions& options = {}) const;
   /// Regression: the targets, in original units, (rows, outputs). Classification: each class's
   /// probability (rows, classes): the sigmoid of the logit for two classes ([1 - p, p]), else the
   /// softmax of the logits.
-  Matrix predict(const Matrix& x, std::int64_t batch_size = 1024) const;
+  Matrix predict(ConstView x, std::int64_t batch_size = 1024) const;
   /// Classification: the most likely class of each row (ties: the first); InputError for regression.
-  std::vector<std::int64_t> predict_classes(const Matrix& x, std::int64_t batch_size = 1024) const;
+  std::vector<std::int64_t> predict_classes(ConstView x, std::int64_t batch_size = 1024) const;
   /// Predicts each row of a table from its feature columns, selected by name (other columns are
   /// not read) and preprocessed as in fit. A row left out under Missing::drop predicts NaN. A model
   /// that stores no column names takes every column of the table, in order.
@@ -271,11 +272,11 @@ class Sequential {
   /// The backend, created from the compiled options at first use; the caller holds runtime_.mutex.
   Backend& backend() const;
   Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) const;
-  History fit_matrices(const Matrix& x, const Matrix& y, const FitOptions& options, std::int64_t dropped_rows);
+  History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows);
   Preprocessing table_preprocessing(const CsvTable& table) const;
   /// InputError unless y suits the loss: (rows, outputs) finite numbers for regression, (rows, 1)
   /// class indices below class_count() for classification.
-  void check_targets(const Matrix& y) const;
+  void check_targets(ConstView y) const;
   std::int64_t class_count() const;  // classification: 2 for one output, else the outputs
 
   std::vector<Dense> layers_;

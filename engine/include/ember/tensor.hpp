@@ -20,6 +20,8 @@ struct BasicView {
   std::int64_t cols = 0;
 
   std::int64_t size() const { return rows * cols; }
+  /// Element (row, col), unchecked; host memory only.
+  T& operator()(std::int64_t row, std::int64_t col) const { return data[row * cols + col]; }
   /// Rows [first, first + count) of this view; throws if they are not inside it.
   BasicView row_range(std::int64_t first, std::int64_t count) const;
   operator BasicView<const T>() const { return {data, rows, cols}; }
@@ -57,8 +59,13 @@ class Matrix {
   std::span<const float> row(std::int64_t r) const;
   View view() { return {data(), rows_, cols_}; }
   ConstView view() const { return {data(), rows_, cols_}; }
+  /// A Matrix is accepted wherever a host ConstView is (fit, predict, evaluate take views, so
+  /// that data already in memory, a numpy array say, is read where it lies).
+  operator ConstView() const { return view(); }
   /// Copy of the listed rows, in order.
   Matrix take_rows(const std::vector<std::int64_t>& indices) const;
+  /// Copy of the listed rows of a host view, in order.
+  static Matrix take_rows(ConstView view, const std::vector<std::int64_t>& indices);
   bool operator==(const Matrix&) const = default;
 
  private:

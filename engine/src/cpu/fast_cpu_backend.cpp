@@ -158,26 +158,16 @@ const char* openblas_threading(int parallel) {
 
 }  // namespace
 
-void FastCpuBackend::check_blas() {
-#if defined(EMBER_WITH_OPENBLAS) && EMBER_OPENBLAS_PARALLEL >= 0
-  // Ember's own loops and OpenBLAS share the OpenMP thread pool; another OpenBLAS build (which
-  // the loader may find first through Debian's alternatives) would start threads of its own.
-  static const int loaded = openblas_get_parallel();
-  if (loaded != EMBER_OPENBLAS_PARALLEL)
-    throw Error(
-        fmt::format("the OpenBLAS loaded ({}, the {} build) is not the {} build this Ember was built with; "
-                    "install it (Debian: libopenblas0-{}) or rebuild Ember against the loaded one",
-                    openblas_get_config(), openblas_threading(loaded), openblas_threading(EMBER_OPENBLAS_PARALLEL),
-                    EMBER_OPENBLAS_PARALLEL == 2   ? "openmp"
-                    : EMBER_OPENBLAS_PARALLEL == 1 ? "pthread"
-                                                   : "serial"));
-#endif
-}
-
 std::string FastCpuBackend::matmul_library() {
 #ifdef EMBER_WITH_OPENBLAS
-  return fmt::format("matmul by OpenBLAS {} ({} build)", EMBER_OPENBLAS_VERSION,
-                     openblas_threading(openblas_get_parallel()));
+  // The installed library finds its own build first (RUNPATH), but a process may already hold
+  // another under the same soname (Debian's numpy loads the one the alternatives name). It computes
+  // the same products; its threads and Ember's OpenMP ones take turns rather than share a pool.
+  const int loaded = openblas_get_parallel();
+  if (EMBER_OPENBLAS_PARALLEL >= 0 && loaded != EMBER_OPENBLAS_PARALLEL)
+    return fmt::format("matmul by OpenBLAS {} ({} build, loaded in place of the {} build Ember was built with)",
+                       EMBER_OPENBLAS_VERSION, openblas_threading(loaded), openblas_threading(EMBER_OPENBLAS_PARALLEL));
+  return fmt::format("matmul by OpenBLAS {} ({} build)", EMBER_OPENBLAS_VERSION, openblas_threading(loaded));
 #else
   return "matmul by built-in loops: this build has no OpenBLAS";
 #endif

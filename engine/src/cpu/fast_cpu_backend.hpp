@@ -9,12 +9,10 @@ namespace ember {
 
 class FastCpuBackend final : public CpuBackend {
  public:
-  /// Error when the OpenBLAS loaded is not the build (OpenMP, pthreads, serial) Ember was built with.
-  FastCpuBackend() { check_blas(); }
   std::string name() const override { return "cpu"; }
-  /// "matmul by OpenBLAS 0.3.21 (OpenMP build)" or "matmul by built-in loops: ...".
+  /// "matmul by OpenBLAS 0.3.21 (OpenMP build)" or "matmul by built-in loops: ..."; names the
+  /// build Ember was built with where the process loaded another.
   static std::string matmul_library();
-  static void check_blas();
 
   void matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b, float beta,
               View c) override;

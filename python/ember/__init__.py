@@ -1,0 +1,115 @@
+"""Ember: neural networks on tabular data, trained on NVIDIA GPUs or the CPU by a C++ engine.
+
+    import ember, numpy as np
+    model = ember.Sequential([ember.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.array([[1], [2], [3], [4]]), np.array([1, 2, 3, 4]), epochs=1000, verbose=0)
+    model.predict(np.array([[5]]))     # about 5
+
+Arrays of float32 in C order are read where they lie; others are converted once. The GIL is
+released while the engine works; Ctrl-C during fit raises KeyboardInterrupt at the next batch and
+leaves the model at its last completed epoch. Checkpoints are those of `ember train` (safetensors).
+"""
+import numpy as _np
+
+from . import _core
+from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Error, History, Huber, InputError,
+                    MeanSquaredError, SGD, cuda_unavailable_reason, describe_devices)
+
+__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "MeanSquaredError", "Huber", "CrossEntropy", "History",
+           "Error", "InputError", "DivergenceError", "cuda_unavailable_reason", "describe_devices"]
+__version__ = "0.1.0"
+
+_OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+_LOSSES = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError, "huber": Huber,
+           "crossentropy": CrossEntropy, "cross_entropy": CrossEntropy,
+           "sparse_categorical_crossentropy": CrossEntropy, "binary_crossentropy": CrossEntropy}
+
+
+def _matrix(values, name):
+    """values as a 2-D float32 C-ordered array: the same array when it already is one."""
+    array = _np.asarray(values)
+    if array.dtype == object or not (_np.issubdtype(array.dtype, _np.number) or array.dtype == bool):
+        raise InputError(f"{name} must hold numbers, not {array.dtype}")
+    if _np.iscomplexobj(array):
+        raise InputError(f"{name} must hold real numbers, not complex ones")
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise InputError(f"{name} must be 2-D (rows, columns), not {array.ndim}-D")
+    return _np.ascontiguousarray(array, dtype=_np.float32)
+
+
+class Sequential:
+    """A stack of Dense layers, as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
+
+    def __init__(self, layers, seed=0):
+        self._model = _core.Sequential(list(layers), seed)
+
+    def compile(self, optimizer="sgd", loss="mse", device="auto", cpu_reference=False, **settings):
+        """optimizer: "sgd", "adam", "adamw" or an SGD/Adam/AdamW; loss: "mse", "huber",
+        "crossentropy" or a loss object; settings (lr, momentum, beta1, ...) go to the optimizer
+        named by a string; device: "auto", "cpu" or "cuda"."""
+        if isinstance(optimizer, str):
+            if optimizer.lower() not in _OPTIMIZERS:
+                raise InputError(f"optimizer '{optimizer}': use sgd, adam or adamw")
+            optimizer = _OPTIMIZERS[optimizer.lower()](**settings)
+        elif settings:
+            raise InputError(f"settings {sorted(settings)} go with an optimizer given by name")
+        if isinstance(loss, str):
+            if loss.lower() not in _LOSSES:
+                raise InputError(f"loss '{loss}': use mse, huber or crossentropy")
+            loss = _LOSSES[loss.lower()]()
+        self._model._compile(optimizer, loss, device, cpu_reference)
+        return self
+
+    def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
+            early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
+            checkpoint_path=""):
+        """Trains; returns a History whose .history maps each figure to its list over the epochs.
+        early_stopping: a patience in epochs (Keras' EarlyStopping on val_loss, else loss)."""
+        return self._model._fit(_matrix(x, "x"), _matrix(y, "y"), epochs, batch_size, validation_split, shuffle,
+                                seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
+                                str(checkpoint_path))
+
+    def predict(self, x, batch_size=1024):
+        """Regression: the targets (rows, outputs) in original units. Classification: each class's
+        probability (rows, classes)."""
+        return self._model._predict(_matrix(x, "x"), batch_size)
+
+    def predict_classes(self, x, batch_size=1024):
+        """Classification: the index of each row's most likely class."""
+        return _np.argmax(self.predict(x, batch_size), axis=1)
+
+    def evaluate(self, x, y, batch_size=1024):
+        """Regression: mse, mae, r2; classification: accuracy, log_loss, macro_f1, confusion."""
+        return self._model._evaluate(_matrix(x, "x"), _matrix(y, "y"), batch_size)
+
+    def save(self, path):
+        """Writes a safetensors checkpoint, as `ember train --save` (PyTorch loads it)."""
+        self._model.save(str(path))
+
+    @classmethod
+    def load(cls, path):
+        """Reads a checkpoint written by save or by `ember train --save`."""
+        model = cls.__new__(cls)
+        model._model = _core.Sequential.load(str(path))
+        return model
+
+    def get_weights(self):
+        """Per layer its weight (units, inputs), as torch.nn.Linear, then its bias (1, units)."""
+        return self._model.get_weights()
+
+    def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __reduce__(self):
+        return (_from_bytes, (self._model._to_bytes(),))
+
+
+def _from_bytes(data):
+    model = Sequential.__new__(Sequential)
+    model._model = _core.Sequential._from_bytes(data)
+    return model

@@ -1,0 +1,127 @@
+"""scikit-learn estimators on Ember: EmberRegressor and EmberClassifier.
+
+They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn's estimator checks
+(sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
+Ember's engine with Adam (or SGD) for a fixed number of epochs, optionally stopped early on a held-
+out validation fraction. Inputs and regression targets are standardized inside the model.
+"""
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+try:  # scikit-learn 1.6 and later
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # older releases (Debian's): the estimator's own method
+    def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
+        return estimator._validate_data(X, y, reset=reset, **settings)
+
+from . import Dense, Sequential
+
+__all__ = ["EmberRegressor", "EmberClassifier"]
+
+
+class _EmberEstimator(BaseEstimator):
+    def __init__(self, hidden_layer_sizes=(64, 64), activation="relu", optimizer="adam", lr=0.001, momentum=0.9,
+                 epochs=200, batch_size=32, early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 normalize=True, random_state=None, device="auto", verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.normalize = normalize
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _train(self, X, targets, outputs, loss):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if np.isscalar(sizes) else list(sizes)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        layers = [Dense(int(units), self.activation) for units in sizes] + [Dense(outputs)]
+        model = Sequential(layers, seed=seed)
+        settings = {"lr": float(self.lr)}
+        if str(self.optimizer).lower() == "sgd":
+            settings["momentum"] = float(self.momentum)
+        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
+        # Early stopping holds out the last rows: shuffled first, as scikit-learn's MLP does.
+        order = check_random_state(seed).permutation(X.shape[0]) if self.early_stopping else slice(None)
+        history = model.fit(X[order], targets[order], epochs=int(self.epochs), batch_size=int(self.batch_size),
+                            validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
+                            early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
+                            normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
+        self.model_ = model
+        self.loss_curve_ = list(history.history.get("loss", []))
+        self.validation_scores_ = list(history.history.get("val_loss", []))
+        self.n_iter_ = model.epochs_completed
+        return self
+
+    def _predictor(self):
+        """The fitted model, ready to predict. A row's prediction must not depend on the other rows
+        predicted with it (scikit-learn checks it), and OpenBLAS rounds a row's products by its place
+        in its blocks: on the CPU, predictions come from the float64 reference ops, which do not."""
+        check_is_fitted(self, "model_")
+        name = self.model_.backend_name  # empty until first used (a model just unpickled)
+        if name != "cpu (reference)" and not name.startswith("cuda"):
+            self.model_._model._recompile(self.device, True)
+        return self.model_
+
+
+class EmberRegressor(RegressorMixin, _EmberEstimator):
+    """Regression by an MLP (MSE loss); y of one or several columns; float64 predictions."""
+
+    def fit(self, X, y):
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32)
+        self._y_ndim = np.ndim(y)
+        targets = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
+        return self._train(X, targets, targets.shape[1], "mse")
+
+    def predict(self, X):
+        model = self._predictor()
+        X = _validate_data(self, X, reset=False, dtype=np.float32)
+        prediction = model.predict(X).astype(np.float64)
+        return prediction.ravel() if self._y_ndim == 1 else prediction
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn before 1.6
+        return {"multioutput": True}
+
+
+class EmberClassifier(ClassifierMixin, _EmberEstimator):
+    """Classification by an MLP with softmax cross-entropy (one logit and the binary loss for two
+    classes); any labels (numbers or strings); float64 probabilities."""
+
+    def fit(self, X, y):
+        X, y = _validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        encoder = LabelEncoder()
+        indices = encoder.fit_transform(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(f"EmberClassifier needs samples of at least 2 classes; the data has one class: "
+                             f"{self.classes_[0]!r}")
+        outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
+        return self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy")
+
+    def predict_proba(self, X):
+        model = self._predictor()
+        X = _validate_data(self, X, reset=False, dtype=np.float32)
+        probabilities = model.predict(X).astype(np.float64)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        check_is_fitted(self, "model_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

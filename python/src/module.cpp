@@ -1,0 +1,356 @@
+// ember._core: the C++ library for Python (nanobind). numpy arrays of float32, C-contiguous, are
+// read where they lie; the GIL is released while the engine trains, evaluates or predicts; Ember's
+// exceptions arrive as Python ones with the same messages. ember/__init__.py adds the Keras-style
+// string settings and ember/sklearn.py the scikit-learn estimators on top.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stop_token>
+
+#include "ember/ember.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using Input = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using Output = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
+
+ember::ConstView view_of(const Input& array) {
+  return {array.data(), static_cast<std::int64_t>(array.shape(0)), static_cast<std::int64_t>(array.shape(1))};
+}
+
+/// A Matrix handed to numpy without a copy: the array owns it.
+Output to_numpy(ember::Matrix&& matrix) {
+  auto* owned = new ember::Matrix(std::move(matrix));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<ember::Matrix*>(p); });
+  const std::size_t shape[2] = {static_cast<std::size_t>(owned->rows()), static_cast<std::size_t>(owned->cols())};
+  return Output(owned->data(), 2, shape, owner);
+}
+
+PyObject* error_type = nullptr;
+PyObject* input_error_type = nullptr;
+PyObject* divergence_error_type = nullptr;
+
+/// The epoch's figures under Keras' names.
+nb::dict figures(const ember::EpochRecord& r) {
+  nb::dict d;
+  d["loss"] = r.loss;
+  if (r.mae) d["mae"] = *r.mae;
+  if (r.r2) d["r2"] = *r.r2;
+  if (r.accuracy) d["accuracy"] = *r.accuracy;
+  if (r.val_loss) d["val_loss"] = *r.val_loss;
+  if (r.val_mae) d["val_mae"] = *r.val_mae;
+  if (r.val_r2) d["val_r2"] = *r.val_r2;
+  if (r.val_accuracy) d["val_accuracy"] = *r.val_accuracy;
+  d["lr"] = r.lr;
+  return d;
+}
+
+/// Keras' History: history["loss"] is the list of the epochs' losses, epoch their numbers.
+struct PyHistory {
+  nb::dict history;
+  nb::list epoch;
+  std::optional<std::int64_t> best_epoch;
+  std::string stopped;
+};
+
+PyHistory fit(ember::Sequential& model, const Input& x, const Input& y, std::int64_t epochs, std::int64_t batch_size,
+              double validation_split, bool shuffle, std::optional<std::uint64_t> seed, bool normalize,
+              std::optional<std::int64_t> early_stopping, double min_delta, bool restore_best, int verbose,
+              std::int64_t checkpoint_every, const std::string& checkpoint_path) {
+  ember::FitOptions options;
+  options.epochs = epochs;
+  options.batch_size = batch_size;
+  options.validation_split = validation_split;
+  options.shuffle = shuffle;
+  options.seed = seed;
+  options.normalize = normalize;
+  if (early_stopping)
+    options.early_stopping =
+        ember::EarlyStopping{.patience = *early_stopping, .min_delta = min_delta, .restore_best = restore_best};
+  options.checkpoint_every = checkpoint_every;
+  options.checkpoint_path = checkpoint_path;
+  std::stop_source stop;
+  options.stop = stop.get_token();
+  bool interrupted = false;
+  // Each batch: Python's signal handlers run (Ctrl-C raises KeyboardInterrupt at a batch boundary,
+  // after the model has returned to its last completed epoch). Checked at most every 50 ms.
+  auto last_check = std::chrono::steady_clock::now();
+  options.on_batch = [&](std::int64_t, std::int64_t) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_check < std::chrono::milliseconds(50)) return;
+    last_check = now;
+    nb::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      interrupted = true;
+      stop.request_stop();
+    }
+  };
+  options.on_epoch_end = [&](const ember::EpochRecord& r) {
+    if (verbose <= 0) return;
+    nb::gil_scoped_acquire gil;
+    nb::dict d = figures(r);
+    std::ostringstream text;
+    text << "Epoch " << r.epoch << " - " << static_cast<long long>(r.seconds * 1000) << "ms";
+    for (auto [key, value] : d)
+      if (nb::cast<std::string>(key) != "lr")
+        text << " - " << nb::cast<std::string>(key) << ": " << nb::cast<double>(value);
+    nb::print(text.str().c_str());
+  };
+  options.on_warning = [&](const std::string& message) {
+    nb::gil_scoped_acquire gil;
+    PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1);
+  };
+  ember::History history;
+  {
+    nb::gil_scoped_release release;
+    history = model.fit(view_of(x), view_of(y), options);
+  }
+  if (PyErr_Occurred() != nullptr) throw nb::python_error();  // a warning turned into an error
+  if (interrupted) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw nb::python_error();
+  }
+  PyHistory result;
+  for (const ember::EpochRecord& r : history.epochs) {
+    result.epoch.append(r.epoch);
+    for (auto [key, value] : figures(r)) {
+      if (!result.history.contains(key)) result.history[key] = nb::list();
+      nb::cast<nb::list>(result.history[key]).append(value);
+    }
+  }
+  result.best_epoch = history.best_epoch;
+  result.stopped = history.stopped;
+  return result;
+}
+
+nb::dict metrics_dict(const ember::Metrics& m, bool classification) {
+  nb::dict d;
+  if (classification) {
+    d["accuracy"] = m.accuracy;
+    d["log_loss"] = m.log_loss;
+    d["macro_f1"] = m.macro_f1;
+    d["classes"] = m.classes;
+    d["confusion"] = m.confusion;
+  } else {
+    d["mse"] = m.mse;
+    d["mae"] = m.mae;
+    d["r2"] = m.r2;
+  }
+  d["rows"] = m.rows;
+  return d;
+}
+
+/// The checkpoint's bytes (pickling): written through a temporary file, as save does.
+nb::bytes to_bytes(const ember::Sequential& model) {
+  char name[] = "/tmp/ember-pickle-XXXXXX";
+  const int fd = mkstemp(name);
+  if (fd < 0) throw ember::Error("cannot create a temporary file to serialize the model");
+  close(fd);
+  const std::string path = std::string(name) + ".safetensors";
+  std::filesystem::remove(name);
+  try {
+    model.save(path);
+    std::ifstream file(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(path);
+    return nb::bytes(bytes.data(), bytes.size());
+  } catch (...) {
+    std::filesystem::remove(path);
+    throw;
+  }
+}
+
+ember::Sequential from_bytes(nb::bytes bytes) {
+  char name[] = "/tmp/ember-pickle-XXXXXX";
+  const int fd = mkstemp(name);
+  if (fd < 0) throw ember::Error("cannot create a temporary file to read the model");
+  const bool written = write(fd, bytes.c_str(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  close(fd);
+  const std::string path = std::string(name) + ".safetensors";
+  std::filesystem::rename(name, path);
+  try {
+    if (!written) throw ember::Error("cannot write a temporary file to read the model");
+    ember::Sequential model = ember::Sequential::load(path);
+    std::filesystem::remove(path);
+    return model;
+  } catch (...) {
+    std::filesystem::remove(path);
+    throw;
+  }
+}
+
+// Adam and AdamW share their settings (their defaults differ in weight_decay).
+template <typename Optimizer>
+void bind_adam(nb::module_& m, const char* name) {
+  const Optimizer defaults{};
+  nb::class_<Optimizer>(m, name)
+      .def(
+          "__init__",
+          [](Optimizer* self, float lr, float beta1, float beta2, float eps, float weight_decay) {
+            new (self) Optimizer{lr, beta1, beta2, eps, weight_decay};
+          },
+          "lr"_a = defaults.lr, "beta1"_a = defaults.beta1, "beta2"_a = defaults.beta2, "eps"_a = defaults.eps,
+          "weight_decay"_a = defaults.weight_decay)
+      .def_rw("lr", &Optimizer::lr)
+      .def_rw("beta1", &Optimizer::beta1)
+      .def_rw("beta2", &Optimizer::beta2)
+      .def_rw("eps", &Optimizer::eps)
+      .def_rw("weight_decay", &Optimizer::weight_decay);
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "Ember's C++ engine (use the ember package)";
+  error_type = PyErr_NewExceptionWithDoc("ember.Error", "An error from Ember's engine.", PyExc_RuntimeError, nullptr);
+  input_error_type =
+      PyErr_NewExceptionWithDoc("ember.InputError", "Bad input: data, a setting, a file.", PyExc_ValueError, nullptr);
+  divergence_error_type = PyErr_NewExceptionWithDoc(
+      "ember.DivergenceError", "Training produced a non-finite loss; the model keeps its last finite epoch.",
+      error_type, nullptr);
+  m.attr("Error") = nb::handle(error_type);
+  m.attr("InputError") = nb::handle(input_error_type);
+  m.attr("DivergenceError") = nb::handle(divergence_error_type);
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const ember::InputError& e) {
+      PyErr_SetString(input_error_type, e.what());
+    } catch (const ember::DivergenceError& e) {
+      PyErr_SetString(divergence_error_type, e.what());
+    } catch (const ember::Error& e) {
+      PyErr_SetString(error_type, e.what());
+    }
+  });
+
+  nb::class_<ember::Dense>(m, "Dense")
+      .def(
+          "__init__",
+          [](ember::Dense* self, std::int64_t units, const std::string& activation) {
+            if (activation != "linear" && activation != "relu" && activation != "none")
+              throw ember::InputError("Dense activation '" + activation + "': use 'relu' or 'linear'");
+            new (self) ember::Dense(units, activation == "relu" ? ember::Activation::relu : ember::Activation::linear);
+          },
+          "units"_a, "activation"_a = "linear")
+      .def_prop_ro("units", [](const ember::Dense& d) { return d.units; })
+      .def_prop_ro("activation", [](const ember::Dense& d) { return ember::to_string(d.activation); })
+      .def("__repr__", [](const ember::Dense& d) {
+        return "Dense(" + std::to_string(d.units) + ", '" + ember::to_string(d.activation) + "')";
+      });
+
+  nb::class_<ember::SGD>(m, "SGD")
+      .def(nb::init<>())
+      .def(
+          "__init__",
+          [](ember::SGD* self, float lr, float momentum, bool nesterov, float weight_decay) {
+            new (self) ember::SGD{lr, momentum, nesterov, weight_decay};
+          },
+          "lr"_a = ember::SGD{}.lr, "momentum"_a = 0.0f, "nesterov"_a = false, "weight_decay"_a = 0.0f)
+      .def_rw("lr", &ember::SGD::lr)
+      .def_rw("momentum", &ember::SGD::momentum)
+      .def_rw("nesterov", &ember::SGD::nesterov)
+      .def_rw("weight_decay", &ember::SGD::weight_decay);
+  bind_adam<ember::Adam>(m, "Adam");
+  bind_adam<ember::AdamW>(m, "AdamW");
+  nb::class_<ember::MeanSquaredError>(m, "MeanSquaredError").def(nb::init<>());
+  nb::class_<ember::Huber>(m, "Huber")
+      .def(
+          "__init__", [](ember::Huber* self, float delta) { new (self) ember::Huber{delta}; },
+          "delta"_a = ember::Huber{}.delta)
+      .def_rw("delta", &ember::Huber::delta);
+  nb::class_<ember::CrossEntropy>(m, "CrossEntropy").def(nb::init<>());
+
+  nb::class_<PyHistory>(m, "History")
+      .def_ro("history", &PyHistory::history, "Each figure's list over the epochs, as Keras' History.history")
+      .def_ro("epoch", &PyHistory::epoch)
+      .def_ro("best_epoch", &PyHistory::best_epoch)
+      .def_ro("stopped", &PyHistory::stopped);
+
+  nb::class_<ember::Sequential>(m, "Sequential")
+      .def(nb::init<std::vector<ember::Dense>, std::uint64_t>(), "layers"_a, "seed"_a = 0)
+      .def(
+          "_compile",
+          [](ember::Sequential& model, const ember::Optimizer& optimizer, const ember::Loss& loss,
+             const std::string& device, bool cpu_reference) {
+            model.compile({.optimizer = optimizer,
+                           .loss = loss,
+                           .device = ember::parse_device(device),
+                           .backend = {.cpu_reference = cpu_reference}});
+          },
+          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a)
+      .def(
+          "_recompile",
+          [](ember::Sequential& model, const std::string& device, bool cpu_reference) {
+            ember::CompileOptions options = model.compile_options();
+            options.device = ember::parse_device(device);
+            options.backend.cpu_reference = cpu_reference;
+            model.compile(options);
+          },
+          "device"_a, "cpu_reference"_a, "The same model on another device or CPU backend")
+      .def("_fit", &fit, "x"_a, "y"_a, "epochs"_a, "batch_size"_a, "validation_split"_a, "shuffle"_a, "seed"_a.none(),
+           "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a, "verbose"_a, "checkpoint_every"_a,
+           "checkpoint_path"_a)
+      .def(
+          "_predict",
+          [](const ember::Sequential& model, const Input& x, std::int64_t batch_size) {
+            ember::Matrix out;
+            {
+              nb::gil_scoped_release release;
+              out = model.predict(view_of(x), batch_size);
+            }
+            return to_numpy(std::move(out));
+          },
+          "x"_a, "batch_size"_a)
+      .def(
+          "_evaluate",
+          [](const ember::Sequential& model, const Input& x, const Input& y, std::int64_t batch_size) {
+            ember::Metrics metrics;
+            {
+              nb::gil_scoped_release release;
+              metrics = model.evaluate(view_of(x), view_of(y), batch_size);
+            }
+            return metrics_dict(metrics, ember::is_classification(model.compile_options().loss));
+          },
+          "x"_a, "y"_a, "batch_size"_a)
+      .def("save", &ember::Sequential::save, "path"_a, nb::call_guard<nb::gil_scoped_release>(),
+           "Writes the model to a safetensors checkpoint (the CLI's format; PyTorch loads it)")
+      .def_static("load", &ember::Sequential::load, "path"_a, "Reads a checkpoint written by save or `ember train`")
+      .def("_to_bytes", &to_bytes)
+      .def_static("_from_bytes", &from_bytes)
+      .def_prop_ro("layers", &ember::Sequential::layers)
+      .def_prop_ro("built", &ember::Sequential::built)
+      .def_prop_ro("epochs_completed", &ember::Sequential::epochs_completed)
+      .def_prop_ro("input_width", [](const ember::Sequential& s) { return s.input_width(); })
+      .def_prop_ro("output_width", &ember::Sequential::output_width)
+      .def_prop_ro("backend_name", &ember::Sequential::backend_name)
+      .def_prop_ro("classification",
+                   [](const ember::Sequential& s) { return ember::is_classification(s.compile_options().loss); })
+      .def_prop_ro("classes", &ember::Sequential::classes)
+      .def("get_weights", [](const ember::Sequential& s) {
+        nb::list out;
+        for (std::size_t l = 0; l < s.layers().size(); ++l) {
+          const ember::ConstView w = s.weight(l), b = s.bias(l);
+          out.append(to_numpy(ember::Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size()))));
+          out.append(to_numpy(ember::Matrix(1, b.cols, std::span<const float>(b.data, b.size()))));
+        }
+        return out;
+      });
+
+  // Where the engine reads an array (the tests check that float32 C-contiguous data is not copied).
+  m.def("_address", [](const Input& x) { return reinterpret_cast<std::uintptr_t>(x.data()); });
+  m.def("cuda_unavailable_reason", &ember::cuda_unavailable_reason);
+  m.def("describe_devices", &ember::describe_devices);
+}

@@ -1,0 +1,190 @@
+"""The Keras-style API from Python: arrays in and out, errors, the GIL, Ctrl-C, checkpoints."""
+import os
+import pickle
+import subprocess
+import threading
+import time
+import _thread
+
+import numpy as np
+import pytest
+
+import ember
+
+
+def seed_model(**compile_settings):
+    model = ember.Sequential([ember.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", device="cpu", **compile_settings)
+    return model
+
+
+def regression_data(rows=200, features=4, seed=0):
+    rng = np.random.RandomState(seed)
+    x = rng.randn(rows, features).astype(np.float32)
+    y = (x @ rng.randn(features) + 0.5).astype(np.float32)
+    return x, y
+
+
+def test_seed_example_predicts_five():
+    model = seed_model()
+    history = model.fit(np.array([[1], [2], [3], [4]]), np.array([1, 2, 3, 4]), epochs=1000, verbose=0)
+    assert model.predict(np.array([[5]]))[0, 0] == pytest.approx(5, abs=0.01)
+    assert len(history.history["loss"]) == 1000 and history.epoch[0] == 1 and history.epoch[-1] == 1000
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_float32_c_arrays_are_read_in_place_and_others_converted_once():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert ember._matrix(x, "x") is x
+    assert ember._core._address(x) == x.__array_interface__["data"][0]
+    for other in (x.astype(np.float64), np.asfortranarray(x), x[:, ::2], x.astype(np.int64), x.tolist()):
+        converted = ember._matrix(other, "x")
+        assert converted.dtype == np.float32 and converted.flags.c_contiguous
+        np.testing.assert_array_equal(converted, np.asarray(other, dtype=np.float32))
+    assert ember._matrix(np.arange(3), "y").shape == (3, 1)
+
+
+def test_every_layout_trains_the_same():
+    x, y = regression_data()
+    results = []
+    for data in (x, x.astype(np.float64), np.asfortranarray(x)):
+        model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)], seed=3).compile("adam", "mse", "cpu")
+        model.fit(data, y, epochs=3, verbose=0)
+        results.append(model.predict(x))
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([[1.0, np.nan]]), "input row 1 column 2 is not finite"),
+    (np.array([[1.0, np.inf]]), "input row 1 column 2 is not finite"),
+    (np.zeros((2, 2, 2)), "x must be 2-D"),
+    (np.array([["a", "b"]]), "x must hold numbers"),
+    (np.array([[1 + 2j, 1]]), "real numbers"),
+])
+def test_bad_inputs_raise_input_error(bad, message):
+    model = ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", "cpu")
+    with pytest.raises(ember.InputError, match=message):
+        model.fit(bad, np.ones(len(bad)), verbose=0)
+
+
+def test_errors_are_python_exceptions_with_ember_messages():
+    model = ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", "cpu")
+    with pytest.raises(ValueError, match="3 input rows do not match 2 target rows"):
+        model.fit(np.ones((3, 2)), np.ones(2), verbose=0)
+    model.fit(np.ones((3, 2)), np.ones(3), verbose=0)
+    with pytest.raises(ember.InputError, match="the model takes 2 inputs but the data has 5"):
+        model.predict(np.ones((1, 5)))
+    with pytest.raises(ember.InputError, match="lr"):
+        ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", "cpu", lr=-1.0)
+    with pytest.raises(ember.InputError, match="optimizer 'rmsprop'"):
+        ember.Sequential([ember.Dense(1)]).compile("rmsprop")
+    diverging = seed_model(lr=1e6)
+    with pytest.raises(ember.DivergenceError, match="training diverged at epoch"):
+        diverging.fit(np.arange(40.0).reshape(-1, 1), np.arange(40.0), epochs=3, verbose=0, normalize=False)
+    assert issubclass(ember.DivergenceError, ember.Error)
+
+
+def test_training_releases_the_gil():
+    x, y = regression_data(rows=20000, features=32)
+    model = ember.Sequential([ember.Dense(64, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    ticks = []
+    done = threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    start = time.perf_counter()
+    model.fit(x, y, epochs=30, batch_size=32, verbose=0)
+    seconds = time.perf_counter() - start
+    done.set()
+    counter.join()
+    # Once a millisecond when free to run; with the GIL held for the whole fit, about once.
+    assert seconds > 0.05 and len(ticks) > seconds * 1000 / 10, (seconds, len(ticks))
+
+
+def test_ctrl_c_stops_at_a_batch_and_keeps_the_completed_epochs():
+    x, y = regression_data(rows=20000, features=32)
+    model = ember.Sequential([ember.Dense(64, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    epoch_seconds = time.perf_counter()
+    model.fit(x, y, epochs=1, verbose=0)
+    epoch_seconds = time.perf_counter() - epoch_seconds
+    timer = threading.Timer(epoch_seconds * 2.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=1000, verbose=0)
+    timer.cancel()
+    completed = model.epochs_completed
+    assert 1 < completed < 100
+    # The weights are those of the last completed epoch: one more epoch from them runs normally.
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.epochs_completed == completed + 1
+
+
+def test_verbose_prints_epochs_and_quiet_prints_nothing(capsys):
+    seed_model().fit([[1], [2]], [1, 2], epochs=2, verbose=1)
+    assert "Epoch 2" in capsys.readouterr().out
+    seed_model().fit([[1], [2]], [1, 2], epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_classification_probabilities_and_evaluate():
+    rng = np.random.RandomState(1)
+    x = rng.randn(300, 2).astype(np.float32)
+    labels = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)
+    model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(3)], seed=2).compile("adam", "crossentropy", "cpu",
+                                                                                       lr=0.01)
+    history = model.fit(x, labels, epochs=30, validation_split=0.2, verbose=0)
+    assert "accuracy" in history.history and "val_accuracy" in history.history
+    probabilities = model.predict(x)
+    assert probabilities.shape == (300, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    metrics = model.evaluate(x, labels)
+    assert metrics["accuracy"] > 0.9 and np.sum(metrics["confusion"]) == 300
+    assert (model.predict_classes(x) == np.argmax(probabilities, axis=1)).all()
+
+
+def test_pickle_and_save_load_keep_the_model(tmp_path):
+    x, y = regression_data()
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    model.fit(x, y, epochs=2, verbose=0)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    model.save(tmp_path / "m.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.epochs_completed == 2 and [l.units for l in loaded.layers] == [8, 1]
+
+
+CLI = os.environ.get("EMBER_CLI")
+
+
+@pytest.mark.skipif(not CLI, reason="EMBER_CLI names the ember binary (set by ctest)")
+def test_checkpoints_cross_between_the_cli_and_python(tmp_path):
+    x, y = regression_data(rows=100, features=3)
+    data = tmp_path / "data.csv"
+    np.savetxt(data, np.column_stack([x, y]), delimiter=",", header="a,b,c,y", comments="", fmt="%.9g")
+    read = np.loadtxt(data, delimiter=",", skiprows=1, dtype=np.float32)
+    # The CLI trains; Python predicts what `ember predict` predicts.
+    subprocess.run([CLI, "train", "--data", str(data), "--target", "y", "--layers", "8", "--epochs", "3",
+                    "--device", "cpu", "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
+    out = tmp_path / "cli_predictions.csv"
+    subprocess.run([CLI, "predict", "--model", str(tmp_path / "cli.safetensors"), "--data", str(data), "--device",
+                    "cpu", "--quiet", "--out", str(out)], check=True)
+    from_cli = np.loadtxt(out, delimiter=",", skiprows=1)
+    model = ember.Sequential.load(tmp_path / "cli.safetensors")
+    np.testing.assert_allclose(model.predict(read[:, :3])[:, 0], from_cli, rtol=1e-6)
+    # Python trains; the CLI predicts what Python predicts.
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    model.fit(read[:, :3], read[:, 3], epochs=3, verbose=0)
+    model.save(tmp_path / "py.safetensors")
+    features = tmp_path / "features.csv"  # a model trained on arrays takes every column, in order
+    np.savetxt(features, read[:, :3], delimiter=",", header="a,b,c", comments="", fmt="%.9g")
+    subprocess.run([CLI, "predict", "--model", str(tmp_path / "py.safetensors"), "--data", str(features), "--device",
+                    "cpu", "--quiet", "--out", str(out)], check=True)
+    np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), model.predict(read[:, :3])[:, 0],
+                               rtol=1e-6)
