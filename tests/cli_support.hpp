@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include "test_support.hpp"
+
 namespace ember::testing {
 
 struct CliRun {
@@ -18,8 +20,7 @@ struct CliRun {
 
 /// The running test's own folder, so that tests run in parallel (ctest -j) never share a file.
 inline std::string dir() {
-  const std::string d =
-      std::string(EMBER_TEST_WORKDIR) + "/cli/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::string d = work_directory() + "/cli/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
   std::filesystem::create_directories(d);
   return d;
 }

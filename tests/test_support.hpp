@@ -2,6 +2,7 @@
 // Helpers shared by the tests: random inputs, NaN poisoning, relative error, tolerances.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <string>
@@ -13,10 +14,18 @@
 
 namespace ember::testing {
 
+/// The tests' work directory: the build's, or $EMBER_TEST_WORKDIR where a second run of the same
+/// tests goes on beside the first (ctest -j) and must not share its files.
+inline std::string work_directory() {
+  const char* chosen = std::getenv("EMBER_TEST_WORKDIR");
+  const std::string directory = chosen != nullptr && *chosen != '\0' ? chosen : EMBER_TEST_WORKDIR;
+  std::filesystem::create_directories(directory);
+  return directory;
+}
+
 /// A file name in the tests' work directory (created if needed).
 inline std::string work_path(const std::string& name) {
-  std::filesystem::create_directories(EMBER_TEST_WORKDIR);
-  return std::string(EMBER_TEST_WORKDIR) + "/" + name;
+  return work_directory() + "/" + name;
 }
 
 /// Fresh values uniform in [-1, 1) (never zeros).
