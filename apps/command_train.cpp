@@ -28,6 +28,7 @@ struct TrainArguments {
   std::int64_t early_stopping = 0, checkpoint_every = 0;
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
   bool no_restore_best = false;
+  bool deterministic_reduce = false;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
@@ -286,6 +287,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.checkpoint_every = a.checkpoint_every;
   fit.checkpoint_path = a.save;
   fit.communicator = world;
+  fit.deterministic_reduction = a.deterministic_reduce;
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
@@ -479,6 +481,9 @@ void add_train_command(CLI::App& app) {
   command->add_option("--history", arguments->history, "Write per-epoch loss and metrics to this CSV file");
   command->add_option("--plot", arguments->plot, "Write an SVG loss curve to this file");
   command->add_option("--metrics-out", arguments->metrics_out, "Write the final figures to this JSON file");
+  command->add_flag("--deterministic-reduce", arguments->deterministic_reduce,
+                    "Under mpirun: add the ranks' gradients in rank order, so that reruns are bit-identical "
+                    "(sends N times the bytes)");
   command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
   command->callback([arguments, command] { run_train(*arguments, *command); });
 }

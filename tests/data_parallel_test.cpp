@@ -1,80 +1,16 @@
-// Data-parallel training in every build, sanitizers included: ranks as threads of one process,
-// through a Communicator written here (the interface users implement for a transport of their own).
-#include <gtest/gtest.h>
+// Data-parallel training in every build, sanitizers included: ranks as threads of one process
+// (thread_communicator.hpp).
+#include "data_parallel.hpp"
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <gtest/gtest.h>
 
 #include "ember/ember.hpp"
 #include "ember/testing.hpp"
 #include "test_support.hpp"
+#include "thread_communicator.hpp"
 
 namespace ember {
 namespace {
-
-/// What the ranks share: each collective gathers every rank's values, then lets every rank copy
-/// the result before the next one may start.
-class Rendezvous {
- public:
-  explicit Rendezvous(int size) : size_(size) {}
-  void all_reduce(std::span<double> values, Reduction reduction) {
-    exchange(values, [&](bool first) {
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (first) {
-          result_.assign(values.begin(), values.end());
-          return;
-        }
-        double& r = result_[i];
-        r = reduction == Reduction::sum   ? r + values[i]
-            : reduction == Reduction::min ? std::min(r, values[i])
-                                          : std::max(r, values[i]);
-      }
-    });
-  }
-  void broadcast(std::span<float> values, bool root) {
-    std::vector<double> wide(values.begin(), values.end());
-    exchange(wide, [&](bool) {
-      if (root) result_ = wide;
-    });
-    for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(wide[i]);
-  }
-
- private:
-  template <typename Combine>
-  void exchange(std::span<double> values, Combine combine) {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return copied_ == 0; });  // the previous collective is over
-    combine(arrived_ == 0);
-    if (++arrived_ == size_) changed_.notify_all();
-    changed_.wait(lock, [&] { return arrived_ == size_; });
-    std::copy(result_.begin(), result_.end(), values.begin());
-    if (++copied_ == size_) {
-      arrived_ = copied_ = 0;
-      changed_.notify_all();
-    }
-  }
-  int size_, arrived_ = 0, copied_ = 0;
-  std::vector<double> result_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-};
-
-class ThreadRank final : public Communicator {
- public:
-  ThreadRank(Rendezvous& shared, int rank, int size) : shared_(shared), rank_(rank), size_(size) {}
-  int rank() const override { return rank_; }
-  int size() const override { return size_; }
-  int local_rank() const override { return rank_; }
-  void all_reduce(std::span<double> values, Reduction reduction) override { shared_.all_reduce(values, reduction); }
-  void broadcast(std::span<float> values, int root) override { shared_.broadcast(values, rank_ == root); }
-  [[noreturn]] void abort(int) override { std::abort(); }
-  std::string describe() const override { return "threads"; }
-
- private:
-  Rendezvous& shared_;
-  int rank_, size_;
-};
 
 Sequential model(std::uint64_t seed) {
   Sequential m({Dense(8, Activation::relu), Dense(2)}, seed);
@@ -88,19 +24,10 @@ TEST(Library, DataParallelOverThreadsMatchesOneProcess) {
   Sequential alone = model(1);
   const History expected = alone.fit(x, y, fit);
   constexpr int kRanks = 3;
-  Rendezvous shared(kRanks);
   // Rank 0's initial weights reach the others: they start from other seeds.
   std::vector<Sequential> ranks;
   for (int r = 0; r < kRanks; ++r) ranks.push_back(model(r == 0 ? 1 : 100 + r));
-  std::vector<History> histories(kRanks);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < kRanks; ++r)
-    threads.emplace_back([&, r] {
-      FitOptions mine = fit;
-      mine.communicator = std::make_shared<ThreadRank>(shared, r, kRanks);
-      histories[r] = ranks[r].fit(x, y, mine);
-    });
-  for (std::thread& t : threads) t.join();
+  const std::vector<History> histories = testing::fit_on_threads(ranks, x, y, fit);
   for (int r = 0; r < kRanks; ++r) {
     EXPECT_EQ(ranks[r].parameters(), ranks[0].parameters()) << "rank " << r;
     ASSERT_EQ(histories[r].epochs.size(), expected.epochs.size());
@@ -109,6 +36,54 @@ TEST(Library, DataParallelOverThreadsMatchesOneProcess) {
   EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), 1e-6);
   EXPECT_NEAR(histories[0].epochs.back().val_loss.value(), expected.epochs.back().val_loss.value(),
               1e-6 * expected.epochs.back().val_loss.value());
+}
+
+TEST(Library, DeterministicReductionAddsInRankOrderWhateverOrderTheRanksArriveIn) {
+  // Values whose float64 sum depends on the order: (1 + 1e17) - 1e17 is 0, (-1e17 + 1e17) + 1 is
+  // 1. The threads' transport adds in arrival order; rank 2 arrives first, then 0, then 1.
+  const std::vector<float> values = {1e17f, 1.0f, -1e17f};
+  const std::vector<std::chrono::microseconds> delays = {
+      std::chrono::milliseconds(40), std::chrono::milliseconds(80), {}};
+  const auto sums = [&](bool deterministic) {
+    testing::Rendezvous shared(3);
+    std::vector<float> result(3);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 3; ++r)
+      threads.emplace_back([&, r] {
+        const auto rank = static_cast<std::size_t>(r);
+        testing::ThreadRank communicator(shared, r, 3, delays[rank]);
+        DataParallel parallel(&communicator, 30, 300, deterministic);
+        result[rank] = parallel.sum({values[rank]}).front();
+      });
+    for (std::thread& t : threads) t.join();
+    return result;
+  };
+  EXPECT_EQ(sums(false), std::vector<float>(3, 1.0f)) << "the transport's order, as the delays arrange it";
+  EXPECT_EQ(sums(true), std::vector<float>(3, 0.0f)) << "rank order: (1e17 + 1) - 1e17";
+}
+
+TEST(Library, RanksThatDriftApartStopTheRunWithinAFewHundredSteps) {
+  // Rank 1 is compiled with another learning rate: its steps differ from the first one on, and the
+  // checksum every 256 steps ends the run on every rank before the epoch's 300 steps are done.
+  const Matrix x = testing::random_matrix(600, 3, 9), y = testing::random_matrix(600, 2, 10);
+  testing::Rendezvous shared(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      Sequential m({Dense(4, Activation::relu), Dense(2)}, 1);
+      m.compile({.optimizer = SGD{.lr = r == 0 ? 0.01f : 0.02f}, .device = Device::cpu});
+      FitOptions fit{.epochs = 1, .batch_size = 2};
+      fit.communicator = std::make_shared<testing::ThreadRank>(shared, r, 2);
+      try {
+        m.fit(x, y, fit);
+      } catch (const Error& e) {
+        errors[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (const std::string& error : errors)
+    EXPECT_NE(error.find("the ranks' parameters differ at batch 256 of epoch 1"), std::string::npos) << error;
 }
 
 }  // namespace

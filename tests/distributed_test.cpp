@@ -10,6 +10,7 @@
 #include "ember/ember.hpp"
 #include "ember/testing.hpp"
 #include "test_support.hpp"
+#include "thread_communicator.hpp"
 
 namespace ember {
 namespace {
@@ -128,6 +129,24 @@ TEST(Distributed, RankZeroAloneWritesCheckpointsAndAnotherRankCountResumes) {
   EXPECT_LT(testing::relative_error(together.parameters().data(), alone.parameters().data(),
                                     static_cast<std::int64_t>(alone.parameters().size())),
             testing::kTrainingTolerance);
+}
+
+TEST(Distributed, DeterministicReductionRepeatsBitForBitAndMatchesTheRanksAsThreadsOfOneProcess) {
+  const Data data;
+  const CompileOptions compile{.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu};
+  FitOptions fit{.epochs = 2, .batch_size = 24, .validation_split = 0.1, .deterministic_reduction = true};
+  // One process holding every rank's slice, adding them in rank order (ranks as threads).
+  std::vector<Sequential> threads;
+  for (int r = 0; r < world()->size(); ++r) threads.push_back(model_for(compile));
+  const std::vector<History> expected = testing::fit_on_threads(threads, data.x, data.y, fit);
+  fit.communicator = world();
+  for (int run = 0; run < 2; ++run) {
+    Sequential model = model_for(compile);
+    const History history = model.fit(data.x, data.y, fit);
+    EXPECT_EQ(model.parameters(), threads[0].parameters()) << "run " << run;
+    EXPECT_EQ(history.epochs.back().loss, expected[0].epochs.back().loss) << "run " << run;
+    EXPECT_EQ(history.epochs.back().val_loss, expected[0].epochs.back().val_loss) << "run " << run;
+  }
 }
 
 }  // namespace

@@ -9,10 +9,32 @@
 
 namespace ember {
 
-DataParallel::DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows)
+DataParallel::DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows,
+                           bool deterministic)
     : communicator_(communicator != nullptr && communicator->size() > 1 ? communicator : nullptr),
       batch_size_(batch_size),
-      train_rows_(train_rows) {}
+      train_rows_(train_rows),
+      deterministic_(deterministic) {}
+
+void DataParallel::sum_over_ranks(std::vector<double>& values) {
+  if (!deterministic_) {
+    communicator_->all_reduce(values, Reduction::sum);
+    return;
+  }
+  // A gather through the all-reduce every Communicator has: each rank's values in its own segment
+  // and zeros elsewhere, so the transport's sums are exact whatever their order. The segments are
+  // then added in rank order.
+  const std::size_t n = values.size();
+  const auto ranks = static_cast<std::size_t>(communicator_->size());
+  gathered_.assign(n * ranks, 0.0);
+  std::copy(values.begin(), values.end(), gathered_.begin() + static_cast<std::ptrdiff_t>(n) * communicator_->rank());
+  communicator_->all_reduce(gathered_, Reduction::sum);
+  for (std::size_t i = 0; i < n; ++i) {
+    double total = gathered_[i];
+    for (std::size_t r = 1; r < ranks; ++r) total += gathered_[r * n + i];
+    values[i] = total;
+  }
+}
 
 std::int64_t DataParallel::slice_begin(std::int64_t batch_rows, int rank) const {
   // Uneven splits differ by at most one row; the first ranks take the smaller slices.
@@ -49,7 +71,7 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
     for (std::size_t i = 0; i < gradients.size(); ++i)
       reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
     reduction_.back() = stop_requested ? 1.0 : 0.0;
-    communicator_->all_reduce(reduction_, Reduction::sum);
+    sum_over_ranks(reduction_);
     for (std::size_t i = 0; i < gradients.size(); ++i)
       gradients[i] = static_cast<float>(reduction_[i] / static_cast<double>(rows));
     stop = reduction_.back() > 0.0;
@@ -60,7 +82,7 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
 std::vector<float> DataParallel::sum(const std::vector<float>& local) {
   if (!active()) return local;
   std::vector<double> values(local.begin(), local.end());
-  communicator_->all_reduce(values, Reduction::sum);
+  sum_over_ranks(values);
   return {values.begin(), values.end()};
 }
 
@@ -89,7 +111,7 @@ void DataParallel::broadcast(std::vector<float>& parameters, std::vector<float>&
   communicator_->broadcast(state, 0);
 }
 
-void DataParallel::check_same(const std::vector<float>& parameters, std::int64_t epoch) {
+void DataParallel::check_same(const std::vector<float>& parameters, const std::string& when) {
   if (!active()) return;
   // FNV-1a over the bytes, as two 32-bit halves: exact in a double, so min == max means equal.
   std::uint64_t hash = 14695981039346656037ull;
@@ -100,10 +122,10 @@ void DataParallel::check_same(const std::vector<float>& parameters, std::int64_t
   communicator_->all_reduce(low, Reduction::min);
   communicator_->all_reduce(high, Reduction::max);
   if (low[0] != high[0] || low[1] != high[1])
-    throw Error(fmt::format(
-        "the ranks' parameters differ after epoch {} (rank {} has checksum {:016x}): the ranks did not take the "
-        "same steps; check that every rank reads the same data with the same options",
-        epoch, communicator_->rank(), hash));
+    throw Error(
+        fmt::format("the ranks' parameters differ {} (rank {} has checksum {:016x}): the ranks did not take the "
+                    "same steps; check that every rank reads the same data with the same options",
+                    when, communicator_->rank(), hash));
 }
 
 }  // namespace ember

@@ -4,6 +4,7 @@
 // and the decisions to stop are combined over the ranks, so that every rank takes the same steps
 // and reports the same figures as one process with the same global batch would.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "ember/distributed.hpp"
@@ -14,7 +15,8 @@ namespace ember {
 class DataParallel {
  public:
   /// communicator null or of one process: inactive, and fit trains as it always does.
-  DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows);
+  DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows,
+               bool deterministic = false);
   bool active() const { return communicator_ != nullptr; }
   bool writes_files() const { return !active() || communicator_->rank() == 0; }
   /// The plan's batch size: the largest slice of a global batch.
@@ -34,13 +36,18 @@ class DataParallel {
   void broadcast(std::vector<float>& parameters, std::vector<float>& state);
   /// Throws Error on every rank when the ranks' parameters differ (a checksum's minimum and
   /// maximum over the ranks): drift would otherwise go unnoticed.
-  void check_same(const std::vector<float>& parameters, std::int64_t epoch);
+  /// when: "after epoch 3", for the message.
+  void check_same(const std::vector<float>& parameters, const std::string& when);
 
  private:
   std::int64_t slice_begin(std::int64_t batch_rows, int rank) const;
+  /// The element-wise sum over the ranks, in place: the transport's all-reduce, or (deterministic)
+  /// each rank's values gathered and added in rank order.
+  void sum_over_ranks(std::vector<double>& values);
   Communicator* communicator_;
   std::int64_t batch_size_, train_rows_;
-  std::vector<double> reduction_;
+  bool deterministic_;
+  std::vector<double> reduction_, gathered_;
 };
 
 }  // namespace ember

@@ -394,7 +394,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, train_rows);
   // With several ranks, each trains on its slice of every batch and the steps' gradients are summed.
-  DataParallel parallel(options.communicator.get(), batch_size, train_rows);
+  DataParallel parallel(options.communicator.get(), batch_size, train_rows, options.deterministic_reduction);
   Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss);
   parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
@@ -454,13 +454,24 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     plan.train_step(std::min(batch_size, train_rows - b * batch_size));
     return options.stop.stop_requested();
   };
-  const auto run_epoch = [&] {
+  // With several ranks, their parameters are compared every kStepsBetweenChecks steps and at the
+  // end of each epoch: ranks that drift apart stop the run instead of training on silently.
+  constexpr std::int64_t kStepsBetweenChecks = 256;
+  const auto check_ranks = [&](const std::string& when) {
+    std::vector<float> parameters, state;
+    std::int32_t unused = 0;
+    plan.download_parameters(parameters, state, unused);
+    parallel.check_same(parameters, when);
+  };
+  const auto run_epoch = [&](std::int64_t epoch) {
     upload_order();
     plan.reset_epoch();
     for (std::int64_t b = 0; b < batches; ++b) {
       const bool stop = step(b);
       if (options.on_batch) options.on_batch(b + 1, batches);
       if (stop) return false;
+      if (parallel.active() && (b + 1) % kStepsBetweenChecks == 0 && b + 1 < batches)
+        check_ranks(fmt::format("at batch {} of epoch {}", b + 1, epoch));
     }
     return true;
   };
@@ -493,7 +504,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
       const std::int64_t epoch = epochs_before + e + 1;
       const float scale = schedule_scale(options_.schedule, epoch - 1, schedule_state_);
       plan.set_lr_scale(scale);
-      if (!run_epoch()) {  // stopped inside the epoch: back to its start
+      if (!run_epoch(epoch)) {  // stopped inside the epoch: back to its start
         history.stopped = "stop requested";
         break;
       }
@@ -538,12 +549,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
             kept > 0 ? fmt::format("epoch {}, the last finite one", kept) : std::string("before training")));
       }
       plan.snapshot_state();
-      if (parallel.active()) {
-        std::vector<float> parameters, state;
-        std::int32_t unused = 0;
-        plan.download_parameters(parameters, state, unused);
-        parallel.check_same(parameters, epoch);
-      }
+      if (parallel.active()) check_ranks(fmt::format("after epoch {}", epoch));
       completed = e + 1;
       if (counts_steps) step_before_epoch = step_at_start + static_cast<std::int32_t>(completed * batches);
       history.epochs.push_back(record);

@@ -126,6 +126,10 @@ struct FitOptions {
   /// same batch_size would. Every rank calls fit with the same data and options; rank 0 alone
   /// writes checkpoint_path. Null or one rank: a single process.
   std::shared_ptr<Communicator> communicator{};
+  /// With several ranks: every sum over the ranks (the gradients, the epoch's figures) gathers
+  /// each rank's values and adds them in float64 in rank order, so that two runs on the same
+  /// ranks are bit-identical whatever order the transport adds in. Sends N times the bytes.
+  bool deterministic_reduction = false;
 };
 
 /// Options of predict and evaluate.
