@@ -142,6 +142,14 @@ int tuning(const BenchArguments& a, CsvRows& csv) {
   return wrong;
 }
 
+/// --width: only the cases of that width.
+void keep_width(std::vector<bench::StepCase>& cases, std::int64_t width, const char* table) {
+  if (width == 0) return;
+  std::erase_if(cases, [&](const bench::StepCase& c) { return c.width != width; });
+  if (cases.empty())
+    throw InputError(fmt::format("--width {}: the {} table on this device has no such width", width, table));
+}
+
 void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   std::vector<bench::StepCase> cases;
   std::vector<std::pair<std::string, BackendOptions>> variants;
@@ -157,11 +165,7 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     cases = {{4, 64, 32}, {4, 64, 32, 10}, {4, 256, 256}, {4, 256, 256, 10}};
     variants = {{"cpu", {}}, {"cpu-reference", {.cpu_reference = true}}};
   }
-  if (a.width != 0) {
-    std::erase_if(cases, [&](const bench::StepCase& c) { return c.width != a.width; });
-    if (cases.empty())
-      throw InputError(fmt::format("--width {}: the step table on this device has no such width", a.width));
-  }
+  keep_width(cases, a.width, "step");
   std::printf(
       "\nTraining step: MLP depth 4 (ReLU); task mse: one output, MSE, SGD momentum 0.9; softmax: 10 classes, "
       "softmax cross-entropy, Adam; median of %lld runs of 10 steps\n",
@@ -190,21 +194,74 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     }
 }
 
+/// The data-parallel step (under mpirun): the all-reduce of the step's gradients, and the step of
+/// one global batch on one rank (rank 0 alone, the others waiting) and on all ranks.
+void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
+  Communicator& world = *distributed::world();
+  const bool lead = world.rank() == 0;
+  const int ranks = world.size();
+  if (ranks == 1) {
+    std::printf(
+        "\nData-parallel step: one process; start it under the launcher to measure N ranks: "
+        "mpirun -np N ember bench --tables comm\n");
+    return;
+  }
+  std::vector<bench::StepCase> cases;
+  if (gpu)
+    cases = {{4, 256, 8192}, {4, 1024, 8192}, {4, 4096, 8192}};
+  else
+    cases = {{4, 64, 256}, {4, 256, 1024}, {4, 1024, 1024}};
+  keep_width(cases, a.width, "comm");
+  const auto slowest = [&](double value) {  // a step waits for the slowest rank
+    world.all_reduce({&value, 1}, Reduction::max);
+    return value;
+  };
+  if (lead) {
+    std::printf(
+        "\nData-parallel step over %d ranks (%s): MLP depth 4 (ReLU), MSE, SGD momentum 0.9; gradients summed in "
+        "float64 between backward and update; medians of %lld runs of 10 steps, the slowest rank's\n",
+        ranks, world.describe().c_str(), static_cast<long long>(a.runs));
+    std::printf("%-6s %-6s %11s %10s %13s %12s %12s %9s %11s\n", "width", "batch", "parameters", "MB reduced",
+                "all-reduce ms", "1 rank ms", "N ranks ms", "speed-up", "comm share");
+  }
+  for (const bench::StepCase& step : cases) {
+    const std::unique_ptr<Backend> backend = make_backend(device, {});
+    bench::StepTiming one{};
+    if (lead) one = bench::time_training_step(*backend, step, a.runs);
+    double parameters = static_cast<double>(one.parameters);
+    world.all_reduce({&parameters, 1}, Reduction::max);  // the others wait here while rank 0 runs alone
+    const bench::StepTiming together = bench::time_training_step(*backend, step, a.runs, 10, &world);
+    const double together_ms = slowest(together.median_step_ms);
+    const double reduce_ms = bench::time_all_reduce(world, together.parameters + 1, a.runs);
+    if (!lead) continue;
+    const double megabytes = static_cast<double>(together.parameters + 1) * sizeof(double) / 1e6;
+    std::printf("%-6lld %-6lld %11lld %10.3f %13.4f %12.4f %12.4f %9.2f %10.0f%%\n", static_cast<long long>(step.width),
+                static_cast<long long>(step.batch), static_cast<long long>(together.parameters), megabytes, reduce_ms,
+                one.median_step_ms, together_ms, one.median_step_ms / together_ms, 100.0 * reduce_ms / together_ms);
+    std::fflush(stdout);
+    const std::string name = step.name(), variant = fmt::format("{} ranks", ranks);
+    csv.add("comm", name, variant, "all-reduce ms", reduce_ms);
+    csv.add("comm", name, "1 rank", "step ms", one.median_step_ms);
+    csv.add("comm", name, variant, "step ms", together_ms, "1 rank", one.median_step_ms / together_ms);
+  }
+}
+
 void run_bench(const BenchArguments& a) {
   if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
-  const std::set<std::string> known{"gemm", "memory", "tuning", "step"};
+  const std::set<std::string> known{"gemm", "memory", "tuning", "step", "comm"};
   std::set<std::string> tables;
   for (const std::string& table : split_list(a.tables, "--tables")) {
     if (!known.contains(table))
-      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning and step", table));
+      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning, step and comm", table));
     tables.insert(table);
   }
-  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step");
+  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step, comm");
+  if (tables != std::set<std::string>{"comm"}) require_one_process("ember bench (but for --tables comm)");
   if (!a.csv.empty()) check_output_path(a.csv, "--csv");
   const Device device = parse_device_flag(a.device);
   std::string notice;
   const bool gpu = make_backend(device, {}, &notice)->device() == Device::cuda;
-  if (!notice.empty()) std::fprintf(stderr, "note: %s\n", notice.c_str());
+  if (!notice.empty() && distributed::world()->rank() == 0) std::fprintf(stderr, "note: %s\n", notice.c_str());
   if (!gpu && (tables.contains("gemm") || tables.contains("memory") || tables.contains("tuning"))) {
     if (a.tables != BenchArguments{}.tables) {  // asked for by name: say why it cannot be done
       const std::string reason = cuda_unavailable_reason();
@@ -219,7 +276,8 @@ void run_bench(const BenchArguments& a) {
   if (tables.contains("memory")) memory(a, csv);
   if (tables.contains("tuning")) wrong += tuning(a, csv);
   if (tables.contains("step")) steps(a, device, gpu, csv);
-  if (!a.csv.empty()) write_file_atomically(a.csv, csv.text());
+  if (tables.contains("comm")) comm(a, device, gpu, csv);
+  if (!a.csv.empty() && distributed::world()->rank() == 0) write_file_atomically(a.csv, csv.text());
   if (wrong > 0)  // a benchmark of wrong results is a failure, reported after all the figures
     throw Error(
         fmt::format("ember bench: {} matmul result(s) differ from their reference beyond tolerance (marked "
@@ -234,17 +292,17 @@ void add_bench_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand(
       "bench", "Measure kernels against cuBLAS, CUB and the copy bandwidth (GPU), and training steps");
   command->add_option("--device", arguments->device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--tables", arguments->tables, "Comma-separated: gemm, memory, tuning (GPU only), step")
+  command
+      ->add_option("--tables", arguments->tables,
+                   "Comma-separated: gemm, memory, tuning (GPU only), step; comm (the data-parallel step, alone "
+                   "under mpirun -np N)")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
   command->add_option("--width", arguments->width,
                       "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
   command->add_option("--csv", arguments->csv,
                       "Also write every figure to this CSV file (table,case,variant,metric,value,yardstick,ratio)");
-  command->callback([arguments] {
-    require_one_process("ember bench");
-    run_bench(*arguments);
-  });
+  command->callback([arguments] { run_bench(*arguments); });
 }
 
 }  // namespace ember::cli

@@ -137,5 +137,23 @@ TEST(CliDistributed, CtrlCToTheLauncherStopsEveryRankAndRankZeroSavesTheComplete
 #endif
 }
 
+TEST(CliDistributed, BenchCommMeasuresTheDataParallelStepOnTheRanks) {
+  EMBER_REQUIRE_MPI();
+#ifdef EMBER_MPIEXEC
+  const std::string csv = dir() + "/comm.csv";
+  const CliRun run = run_launched(
+      2, fmt::format("{} bench --tables comm --device cpu --width 64 --runs 20 --csv {}", EMBER_CLI_PATH, csv));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(count(run.out, "Data-parallel step over 2 ranks"), 1u) << run.out;
+  EXPECT_EQ(count(run.out, "\n64     256          12545"), 1u) << run.out;  // width, batch, parameters
+  const std::string figures = slurp(csv);
+  EXPECT_NE(figures.find("comm,depth 4 width 64 batch 256,2 ranks,all-reduce ms,"), std::string::npos) << figures;
+  EXPECT_NE(figures.find("comm,depth 4 width 64 batch 256,2 ranks,step ms,"), std::string::npos) << figures;
+  const CliRun other = run_launched(2, fmt::format("{} bench --tables step --device cpu", EMBER_CLI_PATH));
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("runs as one process, not 2"), std::string::npos) << other.err;
+#endif
+}
+
 }  // namespace
 }  // namespace ember::testing

@@ -6,6 +6,7 @@
 
 #include "ember/ember.hpp"
 #include "ember/testing.hpp"
+#include "gpu_binding.hpp"
 #include "test_support.hpp"
 #include "thread_communicator.hpp"
 
@@ -84,6 +85,19 @@ TEST(Library, RanksThatDriftApartStopTheRunWithinAFewHundredSteps) {
   for (std::thread& t : threads) t.join();
   for (const std::string& error : errors)
     EXPECT_NE(error.find("the ranks' parameters differ at batch 256 of epoch 1"), std::string::npos) << error;
+}
+
+TEST(GpuBinding, EachLocalRankGetsOneOfTheVisibleGpus) {
+  using distributed::visible_gpu_for;
+  EXPECT_EQ(visible_gpu_for(0, nullptr, 8), "0");
+  EXPECT_EQ(visible_gpu_for(5, nullptr, 8), "5");
+  EXPECT_EQ(visible_gpu_for(9, nullptr, 8), "1") << "more ranks than GPUs: they share, in turn";
+  EXPECT_EQ(visible_gpu_for(1, "4,6", 8), "6") << "the visible list, not the machine's";
+  EXPECT_EQ(visible_gpu_for(2, "GPU-8a1f,GPU-77c2", 8), "GPU-8a1f") << "UUIDs as well";
+  EXPECT_EQ(visible_gpu_for(3, "2", 8), std::nullopt) << "bound by the launcher already";
+  EXPECT_EQ(visible_gpu_for(1, "", 8), std::nullopt) << "no GPU allowed";
+  EXPECT_EQ(visible_gpu_for(1, nullptr, 1), std::nullopt);
+  EXPECT_EQ(visible_gpu_for(1, nullptr, 0), std::nullopt) << "no driver";
 }
 
 }  // namespace

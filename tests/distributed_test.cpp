@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <stop_token>
+#include <string>
+#include <vector>
 
 #include "ember/ember.hpp"
 #include "ember/testing.hpp"
@@ -147,6 +150,18 @@ TEST(Distributed, DeterministicReductionRepeatsBitForBitAndMatchesTheRanksAsThre
     EXPECT_EQ(history.epochs.back().loss, expected[0].epochs.back().loss) << "run " << run;
     EXPECT_EQ(history.epochs.back().val_loss, expected[0].epochs.back().val_loss) << "run " << run;
   }
+}
+
+TEST(Distributed, EachRankOnAMachineSeesItsOwnGpu) {
+  // ctest starts the ranks with CUDA_VISIBLE_DEVICES and EMBER_TEST_GPU_LIST both "7,5,3".
+  const char* list = std::getenv("EMBER_TEST_GPU_LIST");
+  if (list == nullptr) GTEST_SKIP() << "set CUDA_VISIBLE_DEVICES and EMBER_TEST_GPU_LIST to the same list";
+  const std::vector<std::string> gpus = {"7", "5", "3"};
+  ASSERT_STREQ(list, "7,5,3");
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  ASSERT_NE(visible, nullptr);
+  EXPECT_EQ(visible, gpus[static_cast<std::size_t>(world()->local_rank()) % gpus.size()])
+      << "local rank " << world()->local_rank();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "cuda/cuda_api.hpp"
+#include "data_parallel.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
@@ -19,7 +20,17 @@ std::string StepCase::name() const {
                      classes > 0 ? fmt::format(" softmax {} adam", classes) : std::string());
 }
 
-StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run) {
+namespace {
+
+double median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run,
+                              Communicator* communicator) {
   std::vector<Dense> layers;
   for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
   layers.emplace_back(step.classes > 0 ? step.classes : 1);
@@ -39,12 +50,14 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   const Optimizer optimizer =
       step.classes > 0 ? Optimizer{Adam{.lr = 1e-4f}} : Optimizer{SGD{.lr = 1e-4f, .momentum = 0.9f}};
   const Loss loss = step.classes > 0 ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}};
-  Plan plan(backend, layers, step.width, step.batch, optimizer, loss);
+  DataParallel parallel(communicator, step.batch, rows);
+  Plan plan(backend, layers, step.width, parallel.plan_batch_size(), optimizer, loss);
   plan.upload_parameters(model.parameters(),
                          std::vector<float>(model.parameters().size() * optimizer_state_names(optimizer).size()));
   const BackendMatrix device_x(backend, x), device_y(backend, y);
   std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
+  order = parallel.local_order(order);
   Buffer indices(backend, order.size() * sizeof(std::int32_t));
   backend.copy_to_device(indices.data(), order.data(), order.size() * sizeof(std::int32_t));
   plan.bind_training_set(device_x.view, device_y.view, static_cast<const std::int32_t*>(indices.data()));
@@ -55,7 +68,12 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     plan.reset_epoch();
     backend.synchronize();
     const auto start = Clock::now();
-    for (std::int64_t s = 0; s < steps_per_run; ++s) plan.train_step(step.batch);
+    for (std::int64_t s = 0; s < steps_per_run; ++s) {
+      if (parallel.active())
+        parallel.step(plan, s, false);
+      else
+        plan.train_step(step.batch);
+    }
     const auto enqueued = Clock::now();
     backend.synchronize();
     const auto done = Clock::now();
@@ -65,11 +83,22 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() /
                       static_cast<double>(steps_per_run));
   }
-  const auto median = [](std::vector<double> values) {
-    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2), values.end());
-    return values[values.size() / 2];
-  };
   return {median(step_ms), median(host_us), plan.parameter_count(), runs};
+}
+
+double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs) {
+  std::vector<double> buffer(static_cast<std::size_t>(values), 1.0), ms;
+  for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
+    const auto start = std::chrono::steady_clock::now();
+    communicator.all_reduce(buffer, Reduction::sum);
+    const auto done = std::chrono::steady_clock::now();
+    if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+    std::fill(buffer.begin(), buffer.end(), 1.0);
+  }
+  // The slowest rank's median: the step waits for it.
+  double slowest = median(ms);
+  communicator.all_reduce({&slowest, 1}, Reduction::max);
+  return slowest;
 }
 
 namespace {

@@ -6,9 +6,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
+#include <optional>
+#include <sstream>
+#include <vector>
 
 #include "ember/error.hpp"
+#include "gpu_binding.hpp"
 #ifdef EMBER_WITH_MPI
 #include <mpi.h>
 #endif
@@ -97,6 +102,29 @@ class Mpi final : public Communicator {
 
 }  // namespace
 
+std::optional<std::string> visible_gpu_for(int local_rank, const char* visible, int gpus) {
+  std::vector<std::string> listed;
+  if (visible != nullptr) {
+    std::stringstream entries(visible);
+    for (std::string entry; std::getline(entries, entry, ',');)
+      if (!entry.empty()) listed.push_back(entry);
+    if (listed.size() <= 1) return std::nullopt;  // bound already (or no GPU allowed)
+  } else {
+    for (int gpu = 0; gpu < gpus; ++gpu) listed.push_back(std::to_string(gpu));
+    if (listed.size() <= 1) return std::nullopt;  // device 0 is the only choice anyway
+  }
+  return listed[static_cast<std::size_t>(local_rank) % listed.size()];
+}
+
+int driver_gpu_count() {
+  std::error_code error;
+  int count = 0;
+  for (std::filesystem::directory_iterator entry("/proc/driver/nvidia/gpus", error), end; !error && entry != end;
+       entry.increment(error))
+    ++count;
+  return count;
+}
+
 bool mpi_compiled() {
 #ifdef EMBER_WITH_MPI
   return true;
@@ -117,7 +145,11 @@ std::shared_ptr<Communicator> world() {
   const int launched = launched_processes();
   if (launched <= 1) return world = single_process();
 #ifdef EMBER_WITH_MPI
-  return world = std::make_shared<Mpi>();
+  world = std::make_shared<Mpi>();
+  if (const std::optional<std::string> gpu =
+          visible_gpu_for(world->local_rank(), std::getenv("CUDA_VISIBLE_DEVICES"), driver_gpu_count()))
+    setenv("CUDA_VISIBLE_DEVICES", gpu->c_str(), 1);
+  return world;
 #else
   throw InputError(fmt::format(
       "a launcher started {} processes, but this build of Ember has no MPI: install Open MPI (libopenmpi-dev) and "

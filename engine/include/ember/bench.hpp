@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ember/backend.hpp"
+#include "ember/distributed.hpp"
 
 namespace ember::bench {
 
@@ -31,9 +32,16 @@ struct StepTiming {
   std::int64_t runs = 0;
 };
 
-/// Times training steps (forward, loss, backward, update) on backend; runs >= 20.
+/// Times training steps (forward, loss, backward, update) on backend; runs >= 20. With a
+/// communicator of several ranks (every rank calls it), each rank trains on its slice of each
+/// global batch of step.batch rows and the gradients are summed between backward and update, as
+/// fit does: the data-parallel step.
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs = 21,
-                              std::int64_t steps_per_run = 10);
+                              std::int64_t steps_per_run = 10, Communicator* communicator = nullptr);
+
+/// The median time in milliseconds of communicator.all_reduce (sum) over values float64 values,
+/// as a data-parallel step reduces its gradients; every rank calls it.
+double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs = 21);
 
 /// One GEMM case: TFLOP/s (2 m n k per product) of each provider; NaN where one is unavailable.
 inline constexpr double kFp32GemmTolerance = 1e-5, kTf32GemmTolerance = 5e-3;

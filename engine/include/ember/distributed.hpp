@@ -45,7 +45,9 @@ bool mpi_compiled();
 /// The processes the launcher (mpirun, mpiexec, srun) started, MPI initialized on first use and
 /// finalized at exit; a process started without a launcher is a world of one. The same object on
 /// every call. Throws InputError when a launcher started several processes but this build has no
-/// MPI.
+/// MPI. With several ranks, it gives each its own GPU: CUDA_VISIBLE_DEVICES is narrowed to the
+/// local_rank-th GPU visible (modulo their number; left alone where it names one GPU already), so
+/// call it before the process first uses CUDA.
 std::shared_ptr<Communicator> world();
 /// A world of one process: every collective returns its input.
 std::shared_ptr<Communicator> single_process();
