@@ -29,6 +29,7 @@ struct TrainArguments {
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
   bool no_restore_best = false;
   bool deterministic_reduce = false;
+  bool shard_data = false;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
@@ -250,10 +251,17 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
   if (classification) reading.text_columns.insert(reading.text_columns.end(), spec.targets.begin(), spec.targets.end());
   if (resumed && !resumed->preprocessing().empty()) reading = resumed->preprocessing().csv_options(delimiter, true);
+  const bool sharded = a.shard_data && world->size() > 1;
+  if (sharded) {
+    if (a.data == "-") throw InputError("--shard-data reads each rank's part of a file, not standard input");
+    reading.shard = world->rank();
+    reading.shards = world->size();
+  }
   const CsvTable table = read_data(a.data, reading);
 
   std::vector<std::string> classes;
-  if (classification) classes = resumed ? resumed->classes() : class_labels(table, spec);
+  if (classification)
+    classes = resumed ? resumed->classes() : sharded ? class_labels(table, spec, *world) : class_labels(table, spec);
   const std::int64_t outputs = classification ? outputs_for_classes(static_cast<std::int64_t>(classes.size()))
                                               : static_cast<std::int64_t>(spec.targets.size());
   Sequential model = resumed ? std::move(*resumed) : Sequential(parse_layers(a.layers, outputs), seed);
@@ -288,6 +296,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.checkpoint_path = a.save;
   fit.communicator = world;
   fit.deterministic_reduction = a.deterministic_reduce;
+  fit.sharded_data = sharded;
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
@@ -484,6 +493,9 @@ void add_train_command(CLI::App& app) {
   command->add_flag("--deterministic-reduce", arguments->deterministic_reduce,
                     "Under mpirun: add the ranks' gradients in rank order, so that reruns are bit-identical "
                     "(sends N times the bytes)");
+  command->add_flag("--shard-data", arguments->shard_data,
+                    "Under mpirun: each rank reads only its 1/N of the file's rows (for data beyond one machine's "
+                    "memory); not bit-identical to one process");
   command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
   command->callback([arguments, command] { run_train(*arguments, *command); });
 }

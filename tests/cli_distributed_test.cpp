@@ -155,5 +155,35 @@ TEST(CliDistributed, BenchCommMeasuresTheDataParallelStepOnTheRanks) {
 #endif
 }
 
+TEST(CliDistributed, ShardedDataReadsAPartPerRankAndLearnsEveryRanksClasses) {
+  EMBER_REQUIRE_MPI();
+#ifdef EMBER_MPIEXEC
+  // "blue" only in the file's last rows: the last shard alone holds it, and the model must still
+  // have three classes.
+  std::string text = "a,b,colour\n";
+  for (int i = 0; i < 600; ++i) {
+    const double a = (i % 23) / 11.0 - 1, b = (i % 19) / 9.0 - 1;
+    text += fmt::format("{},{},{}\n", a, b, i >= 570 ? "blue" : a + b > 0 ? "red" : "green");
+  }
+  const std::string data = file_with("colours.csv", text), model = dir() + "/sharded.safetensors";
+  const CliRun run = run_launched(
+      2, fmt::format("{} train --device cpu --data {} --target colour --loss crossentropy --optimizer adam "
+                     "--lr 0.01 --epochs 30 --batch-size 32 --shard-data --save {}",
+                     EMBER_CLI_PATH, data, model));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(count(run.out, "Training on cpu: 600 training rows"), 1u) << run.out;
+  EXPECT_EQ(count(run.out, "Saved the model to"), 1u) << run.out;
+  const Sequential trained = Sequential::load(model);
+  EXPECT_EQ(trained.classes(), (std::vector<std::string>{"blue", "green", "red"}));
+  const Metrics metrics = trained.evaluate(read_csv(data, {.text_columns = {"colour"}}));
+  EXPECT_GT(metrics.accuracy, 0.9) << "trained on both shards";
+  const CliRun piped =
+      run_launched(2, fmt::format("{} train --device cpu --data - --target colour --shard-data", EMBER_CLI_PATH));
+  EXPECT_EQ(piped.exit_code, 2);
+  EXPECT_NE(piped.err.find("--shard-data reads each rank's part of a file, not standard input"), std::string::npos)
+      << piped.err;
+#endif
+}
+
 }  // namespace
 }  // namespace ember::testing

@@ -176,6 +176,52 @@ TEST(Csv, ReadsFilesAndPipes) {
   EXPECT_EQ(table.column("b").numbers, std::vector<float>{6});
 }
 
+TEST(Csv, ShardsHoldEveryRowOnceAndNameTheFilesLines) {
+  // Rows of uneven lengths, CRLF endings, a BOM and a quoted field: for each number of shards,
+  // the shards' rows, in shard order, are the file's rows, with the file's line numbers.
+  const std::string path = testing::work_path("shards.csv");
+  std::string text = "\xEF\xBB\xBFid,name,value\r\n";
+  for (int i = 0; i < 37; ++i)
+    text += std::to_string(i) + ",\"n " + std::string(static_cast<std::size_t>(i % 9), 'x') + "\"," +
+            std::to_string(i * 0.5) + "\r\n";
+  std::ofstream(path, std::ios::binary) << text;
+  const CsvTable whole = read_csv(path);
+  for (int shards : {1, 2, 3, 5, 10}) {
+    std::vector<float> ids;
+    std::vector<std::int64_t> lines;
+    for (int shard = 0; shard < shards; ++shard) {
+      const CsvTable part = read_csv(path, {.shard = shard, .shards = shards});
+      EXPECT_EQ(part.names(), whole.names());
+      const std::vector<float>& column = part.column("id").numbers;
+      ids.insert(ids.end(), column.begin(), column.end());
+      lines.insert(lines.end(), part.line_of_row.begin(), part.line_of_row.end());
+      EXPECT_NEAR(static_cast<double>(part.rows()), 37.0 / shards, 2.0) << shards << " shards";
+    }
+    EXPECT_EQ(ids, whole.column("id").numbers) << shards << " shards";
+    EXPECT_EQ(lines, whole.line_of_row) << shards << " shards";
+  }
+  int empty = 0;  // 40 shards of 37 rows: at least 3 hold none, and say so
+  for (int shard = 0; shard < 40; ++shard) try {
+      read_csv(path, {.shard = shard, .shards = 40});
+    } catch (const InputError& error) {
+      ++empty;
+      EXPECT_NE(std::string(error.what()).find("holds no rows; the file has too few rows for 40 shards"),
+                std::string::npos)
+          << error.what();
+    }
+  EXPECT_GE(empty, 3);
+  // A bad cell in the last shard is named by its line in the file.
+  std::ofstream(path, std::ios::binary) << "a,b\n1,2\n3,4\n5,6\n7,oops\n";
+  try {
+    split_features_targets(read_csv(path, {.shard = 1, .shards = 2}), {"b"});
+    FAIL();
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("shards.csv:5:2 (column 'b')"), std::string::npos) << error.what();
+  }
+  EXPECT_NE(error_of("a\n1\n", {.shard = 0, .shards = 2}).find("CsvOptions::shards is for read_csv"),
+            std::string::npos);
+}
+
 TEST(Csv, MissingFileAndColumns) {
   try {
     read_csv("/nonexistent/data.csv");

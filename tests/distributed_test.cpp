@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -162,6 +163,86 @@ TEST(Distributed, EachRankOnAMachineSeesItsOwnGpu) {
   ASSERT_NE(visible, nullptr);
   EXPECT_EQ(visible, gpus[static_cast<std::size_t>(world()->local_rank()) % gpus.size()])
       << "local rank " << world()->local_rank();
+}
+
+/// A file every rank can read: each writes its own copy (the same bytes), so no rank waits on another.
+std::string regression_file(std::int64_t rows) {
+  const std::string path = testing::work_path("sharded_rank" + std::to_string(world()->rank()) + ".csv");
+  std::ofstream file(path);
+  file << "a,b,city,y\n";
+  Random random(21);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const double a = 2 * random.uniform() - 1, b = 2 * random.uniform() - 1;
+    // "Oslo" only in the last rows, so in the last shard alone; some cells missing.
+    const char* city = r >= rows - 30 ? "Oslo" : r % 3 == 0 ? "Lyon" : "Pune";
+    const double shift = city[0] == 'O' ? 2.0 : city[0] == 'L' ? -1.0 : 0.5;
+    if (r % 17 == 5)
+      file << "NA," << b << "," << city << "," << 0.5 * b + shift << "\n";
+    else
+      file << a << "," << b << "," << city << "," << a * b + 0.5 * b + shift << "\n";
+  }
+  return path;
+}
+
+TEST(Distributed, ShardedDataLearnsFromEveryRanksRowsAndTrainsAsTheWholeFile) {
+  constexpr std::int64_t kRows = 1200;
+  const std::string path = regression_file(kRows);
+  const ColumnSpec spec{.targets = {"y"}, .one_hot = {"city"}, .missing = Missing::mean};
+  const CsvOptions text{.text_columns = {"city"}};
+  const CsvTable whole = read_csv(path, text);
+  CsvOptions shard = text;
+  shard.shard = world()->rank();
+  shard.shards = world()->size();
+  const CsvTable mine = read_csv(path, shard);
+  EXPECT_NEAR(static_cast<double>(mine.rows()), static_cast<double>(kRows) / world()->size(), 10.0)
+      << "each rank reads about 1/N of the rows";
+  double rows = static_cast<double>(mine.rows());
+  world()->all_reduce({&rows, 1}, Reduction::sum);
+  EXPECT_EQ(rows, static_cast<double>(kRows)) << "every row in one shard";
+
+  const CompileOptions compile{.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu};
+  const auto model = [&] {
+    Sequential m({Dense(32, Activation::relu), Dense(1)}, 3);
+    m.compile(compile);
+    return m;
+  };
+  // What is learned: from every rank's rows, as from the whole file (sums in another order).
+  Sequential alone = model(), together = model();
+  alone.fit(whole, spec, {.epochs = 1, .batch_size = 64});
+  together.fit(mine, spec, {.epochs = 1, .batch_size = 64, .communicator = world(), .sharded_data = true});
+  const Preprocessing& expected = alone.preprocessing();
+  const Preprocessing& learned = together.preprocessing();
+  ASSERT_EQ(learned.features.size(), expected.features.size());
+  for (std::size_t f = 0; f < expected.features.size(); ++f) {
+    EXPECT_EQ(learned.features[f].categories, expected.features[f].categories) << expected.features[f].name;
+    ASSERT_EQ(learned.features[f].fill.size(), expected.features[f].fill.size());
+    for (std::size_t k = 0; k < expected.features[f].fill.size(); ++k)
+      EXPECT_NEAR(learned.features[f].fill[k], expected.features[f].fill[k], 1e-12) << expected.features[f].name;
+  }
+  for (std::size_t c = 0; c < static_cast<std::size_t>(expected.input_width()); ++c) {
+    EXPECT_NEAR(together.scaler().x.mean[c], alone.scaler().x.mean[c], 1e-12);
+    EXPECT_NEAR(together.scaler().x.std[c], alone.scaler().x.std[c], 1e-12);
+  }
+  EXPECT_NEAR(together.scaler().y.std[0], alone.scaler().y.std[0], 1e-12);
+
+  // Training: with a validation fraction of each shard, the figures the same on every rank, and
+  // the model as good on the whole file as one trained on all of it.
+  Sequential alone_trained = model(), sharded = model();
+  const FitOptions fit{.epochs = 40, .batch_size = 64, .validation_split = 0.2};
+  alone_trained.fit(whole, spec, fit);
+  FitOptions on_shards = fit;
+  on_shards.communicator = world();
+  on_shards.sharded_data = true;
+  const History history = sharded.fit(mine, spec, on_shards);
+  expect_same_on_every_rank(history.epochs.back().loss, "the loss");
+  expect_same_on_every_rank(*history.epochs.back().val_loss, "the validation loss");
+  const double mse_alone = alone_trained.evaluate(whole).mse, mse_sharded = sharded.evaluate(whole).mse;
+  if (world()->rank() == 0)
+    std::printf("%d shards: mse on the whole file %.4g (one process on the whole file: %.4g)\n", world()->size(),
+                mse_sharded, mse_alone);
+  EXPECT_LT(mse_sharded, 1.25 * mse_alone + 1e-3);
+  const double variance = alone_trained.scaler().y.std[0] * alone_trained.scaler().y.std[0];
+  EXPECT_LT(mse_sharded, 0.25 * variance) << "it learned more than the mean";
 }
 
 }  // namespace

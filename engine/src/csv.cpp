@@ -70,6 +70,8 @@ class RecordReader {
 
   /// The 1-based line where the record last returned by next() starts.
   std::int64_t record_line() const { return record_line_; }
+  /// Counts lines of the file that the text leaves out (those before a shard's rows).
+  void skip_lines(std::int64_t lines) { line_ += lines; }
 
  private:
   struct Span {
@@ -254,7 +256,12 @@ std::string CsvColumn::cell(std::int64_t row) const {
   return labels[static_cast<std::size_t>(codes[r])];
 }
 
-CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOptions& options) {
+namespace {
+
+/// The header and rows of text; lines_skipped: the file's lines between the header and the first
+/// row of text (a shard's), so that messages name the file's lines.
+CsvTable parse_rows(std::string_view text, const std::string& path, const CsvOptions& options,
+                    std::int64_t lines_skipped) {
   if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' || options.delimiter == '\0')
     throw InputError(fmt::format("CsvOptions::delimiter {} cannot be used; pick a character such as , ; or tab",
                                  delimiter_name(options.delimiter)));
@@ -278,6 +285,7 @@ CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOpti
                                    c + 1, printable(name)));
     header.push_back(name);
   }
+  reader.skip_lines(lines_skipped);
   table.delimiter_hint = delimiter_hint(header, options.delimiter);
   for (const std::string& name : header) table.columns.push_back({.name = name});
   for (const auto& [list, purpose] :
@@ -343,7 +351,11 @@ CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOpti
       }
     }
   }
-  if (table.line_of_row.empty()) throw InputError(fmt::format("{}: the file has a header but no data rows", path));
+  if (table.line_of_row.empty())
+    throw InputError(options.shards > 1
+                         ? fmt::format("{}: shard {} of {} holds no rows; the file has too few rows for {} shards",
+                                       path, options.shard + 1, options.shards, options.shards)
+                         : fmt::format("{}: the file has a header but no data rows", path));
   if (std::find(reread.begin(), reread.end(), true) != reread.end()) {
     RecordReader again(text, path, options.delimiter);
     again.next(fields);  // the header
@@ -356,12 +368,75 @@ CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOpti
   return table;
 }
 
+/// The offset of the first line that starts at or after offset (a line starts after a '\n').
+std::uint64_t line_start_from(std::ifstream& file, std::uint64_t offset, std::uint64_t size) {
+  if (offset == 0 || offset >= size) return std::min(offset, size);
+  file.clear();
+  file.seekg(static_cast<std::streamoff>(offset - 1));
+  char buffer[4096];
+  std::uint64_t at = offset - 1;
+  while (at < size) {
+    file.read(buffer, sizeof buffer);
+    const auto got = static_cast<std::uint64_t>(file.gcount());
+    if (got == 0) break;
+    if (const void* newline = std::memchr(buffer, '\n', got))
+      return at + static_cast<std::uint64_t>(static_cast<const char*>(newline) - buffer) + 1;
+    at += got;
+  }
+  return size;
+}
+
+/// The header and one shard's rows: the shard is the line-aligned part of the rows' bytes from
+/// shard/shards to (shard + 1)/shards of them.
+CsvTable read_shard(std::ifstream& file, const std::string& path, const CsvOptions& options) {
+  if (options.shard < 0 || options.shard >= options.shards)
+    throw InputError(fmt::format("CsvOptions::shard {} is not one of the {} shards (0 to {})", options.shard,
+                                 options.shards, options.shards - 1));
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw InputError(fmt::format("{}: reading a shard needs a file, not a pipe or a device", path));
+  const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, error));
+  const std::uint64_t rows_start = line_start_from(file, 1, size);  // after the header's line
+  const std::uint64_t rows = size - rows_start;
+  const auto boundary = [&](int shard) {
+    return line_start_from(
+        file, rows_start + rows * static_cast<std::uint64_t>(shard) / static_cast<std::uint64_t>(options.shards), size);
+  };
+  const std::uint64_t begin = boundary(options.shard), end = boundary(options.shard + 1);
+  // The header, the lines before the shard (counted, not kept), then the shard's bytes.
+  std::string text(static_cast<std::size_t>(rows_start + (end - begin)), '\0');
+  file.clear();
+  file.seekg(0);
+  file.read(text.data(), static_cast<std::streamsize>(rows_start));
+  std::int64_t lines_before = 0;
+  std::vector<char> buffer(1 << 20);
+  for (std::uint64_t at = rows_start; at < begin;) {
+    const std::uint64_t chunk = std::min<std::uint64_t>(buffer.size(), begin - at);
+    file.read(buffer.data(), static_cast<std::streamsize>(chunk));
+    lines_before += std::count(buffer.data(), buffer.data() + chunk, '\n');
+    at += chunk;
+  }
+  file.read(text.data() + rows_start, static_cast<std::streamsize>(end - begin));
+  if (!file) throw InputError(fmt::format("{}: cannot read the file ({})", path, std::strerror(errno)));
+  return parse_rows(text, path, options, lines_before);
+}
+
+}  // namespace
+
+CsvTable parse_csv(std::string_view text, const std::string& path, const CsvOptions& options) {
+  if (options.shards != 1)
+    throw InputError("CsvOptions::shards is for read_csv, which reads one shard of a file; parse_csv reads all text");
+  return parse_rows(text, path, options, 0);
+}
+
 CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   std::error_code ignored;
   if (std::filesystem::is_directory(path, ignored))
     throw InputError(fmt::format("{}: is a directory; give a CSV file", path));
+  if (options.shards < 1) throw InputError(fmt::format("CsvOptions::shards {}: at least 1", options.shards));
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError(fmt::format("{}: cannot open the file ({}); check the path", path, std::strerror(errno)));
+  if (options.shards > 1) return read_shard(file, path, options);
   std::string text;
   if (std::filesystem::is_regular_file(path, ignored)) {  // one read of the known size
     text.resize(static_cast<std::size_t>(std::filesystem::file_size(path, ignored)));
@@ -373,7 +448,7 @@ CsvTable read_csv(const std::string& path, const CsvOptions& options) {
     text = std::move(contents).str();
   }
   if (file.bad()) throw InputError(fmt::format("{}: cannot read the file ({})", path, std::strerror(errno)));
-  return parse_csv(text, path, options);
+  return parse_rows(text, path, options, 0);
 }
 
 std::vector<std::string> CsvTable::names() const {

@@ -9,12 +9,76 @@
 
 namespace ember {
 
-DataParallel::DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows,
-                           bool deterministic)
+DataParallel::DataParallel(Communicator* communicator, bool deterministic, bool sharded)
     : communicator_(communicator != nullptr && communicator->size() > 1 ? communicator : nullptr),
-      batch_size_(batch_size),
-      train_rows_(train_rows),
-      deterministic_(deterministic) {}
+      deterministic_(deterministic),
+      sharded_(sharded) {}
+
+void DataParallel::set_rows(std::int64_t batch_size, std::int64_t train_rows) {
+  batch_size_ = batch_size;
+  train_rows_ = train_rows;
+  batches_ = (train_rows + batch_size - 1) / batch_size;
+  if (!sharded()) return;
+  const std::int64_t slice = my_slice();
+  if (slice == 0)
+    throw InputError(
+        fmt::format("sharded data: a batch of {} rows leaves rank {} of {} without rows; use a batch "
+                    "size of at least the number of ranks",
+                    batch_size, communicator_->rank(), communicator_->size()));
+  double most = static_cast<double>((train_rows + slice - 1) / slice);
+  communicator_->all_reduce({&most, 1}, Reduction::max);
+  batches_ = static_cast<std::int64_t>(most);
+}
+
+std::int64_t DataParallel::my_slice() const {
+  const int rank = communicator_->rank();
+  return slice_begin(batch_size_, rank + 1) - slice_begin(batch_size_, rank);
+}
+
+RankSums DataParallel::rank_sums() {
+  if (!sharded()) return {};
+  return {.sum = [this](std::vector<double>& values) { sum_over_ranks(values); },
+          .unite = [this](const std::set<std::string>& mine) { return unite(mine); }};
+}
+
+std::int64_t DataParallel::total(std::int64_t count) {
+  if (!sharded()) return count;
+  std::vector<double> value{static_cast<double>(count)};
+  sum_over_ranks(value);
+  return static_cast<std::int64_t>(value[0]);
+}
+
+std::set<std::string> DataParallel::unite(const std::set<std::string>& mine) {
+  // Each string as its length and its bytes, one per double (exact); each rank's in its own
+  // segment of one sum, the others' segments zeros.
+  std::vector<double> encoded;
+  for (const std::string& text : mine) {
+    encoded.push_back(static_cast<double>(text.size()));
+    for (const char c : text) encoded.push_back(static_cast<double>(static_cast<unsigned char>(c)));
+  }
+  const auto ranks = static_cast<std::size_t>(communicator_->size());
+  const auto rank = static_cast<std::size_t>(communicator_->rank());
+  std::vector<double> lengths(ranks, 0.0);
+  lengths[rank] = static_cast<double>(encoded.size());
+  communicator_->all_reduce(lengths, Reduction::sum);
+  std::size_t offset = 0, total = 0;
+  for (std::size_t r = 0; r < ranks; ++r) {
+    if (r == rank) offset = total;
+    total += static_cast<std::size_t>(lengths[r]);
+  }
+  std::vector<double> all(total, 0.0);
+  std::copy(encoded.begin(), encoded.end(), all.begin() + static_cast<std::ptrdiff_t>(offset));
+  communicator_->all_reduce(all, Reduction::sum);
+  std::set<std::string> united;
+  for (std::size_t at = 0; at < all.size();) {
+    const auto length = static_cast<std::size_t>(all[at++]);
+    std::string text(length, '\0');
+    for (std::size_t i = 0; i < length; ++i) text[i] = static_cast<char>(static_cast<unsigned char>(all[at + i]));
+    at += length;
+    united.insert(std::move(text));
+  }
+  return united;
+}
 
 void DataParallel::sum_over_ranks(std::vector<double>& values) {
   if (!deterministic_) {
@@ -48,7 +112,7 @@ std::int64_t DataParallel::plan_batch_size() const {
 }
 
 std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32_t>& order) const {
-  if (!active()) return order;
+  if (!active() || sharded_) return order;
   std::vector<std::int32_t> local;
   const int rank = communicator_->rank();
   for (std::int64_t first = 0; first < train_rows_; first += batch_size_) {
@@ -60,21 +124,28 @@ std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32
 }
 
 bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
-  const std::int64_t rows = std::min(batch_size_, train_rows_ - batch * batch_size_);
-  const int rank = communicator_->rank();
-  const std::int64_t mine = slice_begin(rows, rank + 1) - slice_begin(rows, rank);
+  std::int64_t mine = 0;
+  if (sharded_) {
+    mine = std::clamp<std::int64_t>(train_rows_ - batch * my_slice(), 0, my_slice());
+  } else {
+    const std::int64_t rows = std::min(batch_size_, train_rows_ - batch * batch_size_);
+    const int rank = communicator_->rank();
+    mine = slice_begin(rows, rank + 1) - slice_begin(rows, rank);
+  }
   bool stop = false;
   plan.train_step(mine, [&](std::vector<float>& gradients) {
     // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
-    // the global batch's rows, is the mean over the global batch. One more value carries the stops.
-    reduction_.resize(gradients.size() + 1);
-    for (std::size_t i = 0; i < gradients.size(); ++i)
-      reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
-    reduction_.back() = stop_requested ? 1.0 : 0.0;
+    // all ranks' rows, is the mean over the global batch. Two more values carry the stops and the
+    // rows.
+    const std::size_t n = gradients.size();
+    reduction_.resize(n + 2);
+    for (std::size_t i = 0; i < n; ++i) reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
+    reduction_[n] = stop_requested ? 1.0 : 0.0;
+    reduction_[n + 1] = static_cast<double>(mine);
     sum_over_ranks(reduction_);
-    for (std::size_t i = 0; i < gradients.size(); ++i)
-      gradients[i] = static_cast<float>(reduction_[i] / static_cast<double>(rows));
-    stop = reduction_.back() > 0.0;
+    const double rows = reduction_[n + 1];
+    for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
+    stop = reduction_[n] > 0.0;
   });
   return stop;
 }

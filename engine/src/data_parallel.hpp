@@ -4,27 +4,43 @@
 // and the decisions to stop are combined over the ranks, so that every rank takes the same steps
 // and reports the same figures as one process with the same global batch would.
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ember/distributed.hpp"
 #include "plan.hpp"
+#include "rank_sums.hpp"
 
 namespace ember {
 
 class DataParallel {
  public:
-  /// communicator null or of one process: inactive, and fit trains as it always does.
-  DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows,
-               bool deterministic = false);
+  /// communicator null or of one process: inactive, and fit trains as it always does. sharded:
+  /// each rank holds other rows (FitOptions::sharded_data). set_rows follows.
+  DataParallel(Communicator* communicator, bool deterministic, bool sharded);
+  DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows, bool deterministic = false)
+      : DataParallel(communicator, deterministic, false) {
+    set_rows(batch_size, train_rows);
+  }
+  /// The global batch and this rank's training rows (all ranks' alike unless sharded).
+  void set_rows(std::int64_t batch_size, std::int64_t train_rows);
   bool active() const { return communicator_ != nullptr; }
+  bool sharded() const { return active() && sharded_; }
+  /// Sharded: sums and unions over the ranks, for what fit learns from the rows; else empty.
+  RankSums rank_sums();
+  /// Sharded: the sum of a count over the ranks; else the count.
+  std::int64_t total(std::int64_t count);
+  /// Steps per epoch: sharded, the most any rank's rows need (the others then contribute none).
+  std::int64_t batches() const { return batches_; }
   bool writes_files() const { return !active() || communicator_->rank() == 0; }
   /// The plan's batch size: the largest slice of a global batch.
   std::int64_t plan_batch_size() const;
-  /// This rank's part of an epoch's row order: its slice of each global batch, one after another.
+  /// This rank's part of an epoch's row order: its slice of each global batch, one after another
+  /// (sharded: its own rows, in their order).
   std::vector<std::int32_t> local_order(const std::vector<std::int32_t>& order) const;
-  /// A training step of global batch b: this rank's gradients, scaled by its share of the batch's
-  /// rows, summed over the ranks, with the stop requests. Whether any rank asked to stop.
+  /// A training step of global batch b: this rank's gradients, scaled by its rows, summed over the
+  /// ranks and divided by all ranks' rows, with the stop requests. Whether any rank asked to stop.
   bool step(Plan& plan, std::int64_t batch, bool stop_requested);
   /// Metric sums over all ranks' rows.
   std::vector<float> sum(const std::vector<float>& local);
@@ -41,12 +57,16 @@ class DataParallel {
 
  private:
   std::int64_t slice_begin(std::int64_t batch_rows, int rank) const;
+  /// The rows of a global batch this rank trains on (sharded: each step, until its rows run out).
+  std::int64_t my_slice() const;
+  /// Every rank's strings.
+  std::set<std::string> unite(const std::set<std::string>& mine);
   /// The element-wise sum over the ranks, in place: the transport's all-reduce, or (deterministic)
   /// each rank's values gathered and added in rank order.
   void sum_over_ranks(std::vector<double>& values);
   Communicator* communicator_;
-  std::int64_t batch_size_, train_rows_;
-  bool deterministic_;
+  std::int64_t batch_size_ = 1, train_rows_ = 0, batches_ = 0;
+  bool deterministic_, sharded_;
   std::vector<double> reduction_, gathered_;
 };
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "cells.hpp"
+#include "data_parallel.hpp"
 #include "ember/error.hpp"
 #include "preprocessing_ops.hpp"
 
@@ -227,7 +228,7 @@ std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& ta
   return rows;
 }
 
-void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows) {
+void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows, const RankSums& ranks) {
   for (FeatureColumn& feature : p.features) {
     const std::int64_t index = used_column(table, feature.name);
     const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
@@ -236,6 +237,7 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
       std::set<std::string> seen;
       for (const std::int64_t r : rows)
         if (!column.missing(r)) seen.insert(column.cell(r));
+      seen = ranks.all(seen);
       if (seen.empty())
         throw InputError(
             fmt::format("{}: column '{}' has no category in the training rows; it cannot be one-hot encoded",
@@ -244,24 +246,28 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
       sort_categories(feature.categories);
       if (p.missing == Missing::mean) {
         const std::vector<std::int32_t> codes = category_codes(column, feature.categories);
-        std::vector<double> counts(feature.categories.size(), 0.0);
-        double present = 0;
+        std::vector<double> counts(feature.categories.size() + 1, 0.0);  // then the rows with a category
         for (const std::int64_t r : rows)
           if (codes[static_cast<std::size_t>(r)] >= 0) {
             counts[static_cast<std::size_t>(codes[static_cast<std::size_t>(r)])] += 1;
-            present += 1;
+            counts.back() += 1;
           }
+        ranks.add(counts);
+        const double present = counts.back();
+        counts.pop_back();
         for (double& count : counts) count /= present;
         feature.fill = std::move(counts);
       }
     } else if (p.missing == Missing::mean) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
-      double sum = 0.0, present = 0.0;
+      std::vector<double> sums(2, 0.0);  // the values' sum and count
       for (const std::int64_t r : rows)
         if (!std::isnan(values[static_cast<std::size_t>(r)])) {
-          sum += values[static_cast<std::size_t>(r)];
-          present += 1;
+          sums[0] += values[static_cast<std::size_t>(r)];
+          sums[1] += 1;
         }
+      ranks.add(sums);
+      const double sum = sums[0], present = sums[1];
       if (present == 0)
         throw InputError(fmt::format("{}: column '{}' has no value in the training rows to take the mean of",
                                      table.path, printable(feature.name)));
@@ -271,11 +277,12 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
 }
 
 std::vector<std::string> class_labels(const Preprocessing& p, const CsvTable& table,
-                                      const std::vector<std::int64_t>& rows) {
+                                      const std::vector<std::int64_t>& rows, const RankSums& ranks) {
   const CsvColumn& column = table.columns[static_cast<std::size_t>(used_column(table, p.targets.at(0)))];
   std::set<std::string> seen;
   for (const std::int64_t r : rows)
     if (!column.missing(r)) seen.insert(column.cell(r));
+  seen = ranks.all(seen);
   std::vector<std::string> classes(seen.begin(), seen.end());
   if (classes.size() < 2)
     throw InputError(fmt::format("{}: the target column '{}' holds {} class{} ({}); classification needs at least two",
@@ -434,6 +441,12 @@ Missing parse_missing(const std::string& text) {
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns) {
   const Preprocessing p = preprocessing::columns_of(table, columns, true);
   return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true));
+}
+
+std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns, Communicator& shards) {
+  const Preprocessing p = preprocessing::columns_of(table, columns, true);
+  DataParallel parallel(&shards, false, true);
+  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true), parallel.rank_sums());
 }
 
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ember/preprocessing.hpp"
+#include "rank_sums.hpp"
 
 namespace ember::preprocessing {
 
@@ -19,12 +20,13 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec);
 /// The table rows usable under p.missing: every row (error: InputError at the first missing cell;
 /// mean: at the first missing target), or those without a missing cell in a used column (drop).
 std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets);
-/// Learns the categories and fill values from the given rows (the training rows).
-void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows);
-/// Classification: the sorted distinct labels of the target in the given rows. InputError for
-/// fewer than two.
+/// Learns the categories and fill values from the given rows (the training rows), and from every
+/// rank's where ranks combines them (sharded data).
+void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows, const RankSums& ranks = {});
+/// Classification: the sorted distinct labels of the target in the given rows (every rank's with
+/// ranks). InputError for fewer than two.
 std::vector<std::string> class_labels(const Preprocessing& p, const CsvTable& table,
-                                      const std::vector<std::int64_t>& rows);
+                                      const std::vector<std::int64_t>& rows, const RankSums& ranks = {});
 
 struct Encoded {
   Matrix x;                           // (rows, p.input_width())

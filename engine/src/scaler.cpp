@@ -1,27 +1,47 @@
 #include <cmath>
 
 #include "ember/data.hpp"
+#include "rank_sums.hpp"
 
 namespace ember {
 
-ColumnStatistics ColumnStatistics::of(ConstView values) {
-  ColumnStatistics stats;
-  const std::int64_t rows = values.rows;
+ColumnMoments column_moments(ConstView values, const RankSums& ranks) {
+  const auto cols = static_cast<std::size_t>(values.cols);
+  ColumnMoments moments;
+  std::vector<double> sums(cols + 1, 0.0);  // each column's sum, then the rows
+  for (std::int64_t c = 0; c < values.cols; ++c)
+    for (std::int64_t r = 0; r < values.rows; ++r) sums[static_cast<std::size_t>(c)] += values(r, c);
+  sums[cols] = static_cast<double>(values.rows);
+  ranks.add(sums);
+  moments.rows = sums[cols];
+  for (std::size_t c = 0; c < cols; ++c) moments.mean.push_back(moments.rows > 0 ? sums[c] / moments.rows : 0.0);
+  moments.squares.assign(cols, 0.0);
   for (std::int64_t c = 0; c < values.cols; ++c) {
-    double sum = 0.0;
-    for (std::int64_t r = 0; r < rows; ++r) sum += values(r, c);
-    const double mean = rows > 0 ? sum / static_cast<double>(rows) : 0.0;
-    double squares = 0.0;
-    for (std::int64_t r = 0; r < rows; ++r) squares += (values(r, c) - mean) * (values(r, c) - mean);
-    double std = rows > 0 ? std::sqrt(squares / static_cast<double>(rows)) : 0.0;
+    const double mean = moments.mean[static_cast<std::size_t>(c)];
+    for (std::int64_t r = 0; r < values.rows; ++r)
+      moments.squares[static_cast<std::size_t>(c)] += (values(r, c) - mean) * (values(r, c) - mean);
+  }
+  ranks.add(moments.squares);
+  return moments;
+}
+
+ColumnStatistics column_statistics(ConstView values, const RankSums& ranks) {
+  const ColumnMoments moments = column_moments(values, ranks);
+  ColumnStatistics stats;
+  for (std::size_t c = 0; c < moments.mean.size(); ++c) {
+    double std = moments.rows > 0 ? std::sqrt(moments.squares[c] / moments.rows) : 0.0;
     if (!(std > 0.0)) {
-      stats.constant_columns.push_back(c);
+      stats.constant_columns.push_back(static_cast<std::int64_t>(c));
       std = 1.0;
     }
-    stats.mean.push_back(mean);
+    stats.mean.push_back(moments.mean[c]);
     stats.std.push_back(std);
   }
   return stats;
+}
+
+ColumnStatistics ColumnStatistics::of(ConstView values) {
+  return column_statistics(values, {});
 }
 
 ColumnStatistics ColumnStatistics::identity(std::int64_t columns) {

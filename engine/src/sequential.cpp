@@ -246,18 +246,6 @@ double r_squared(double residual, double total) {
 }
 
 /// Per column, the sum of squared deviations from the column mean (float64).
-std::vector<double> total_squares(const Matrix& y) {
-  std::vector<double> totals(static_cast<std::size_t>(y.cols()), 0.0);
-  for (std::int64_t c = 0; c < y.cols(); ++c) {
-    double mean = 0.0;
-    for (std::int64_t r = 0; r < y.rows(); ++r) mean += y(r, c);
-    mean /= static_cast<double>(std::max<std::int64_t>(y.rows(), 1));
-    for (std::int64_t r = 0; r < y.rows(); ++r)
-      totals[static_cast<std::size_t>(c)] += (y(r, c) - mean) * (y(r, c) - mean);
-  }
-  return totals;
-}
-
 /// Targets that look like class labels (0/1, or a few whole numbers) are trained as regression
 /// here: say so once.
 void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& names, const Warn& warn) {
@@ -327,15 +315,18 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
                     "train on",
                     table.path));
   const std::int64_t train = training_rows(static_cast<std::int64_t>(rows.size()), options.validation_split);
+  // Sharded data: categories, classes and fill values from every rank's rows.
+  DataParallel parallel(options.communicator.get(), options.deterministic_reduction, options.sharded_data);
+  const RankSums ranks = parallel.rank_sums();
   if (!learned && classification) {
-    p.classes = preprocessing::class_labels(p, table, rows);
+    p.classes = preprocessing::class_labels(p, table, rows, ranks);
     const std::int64_t needed = outputs_for_classes(static_cast<std::int64_t>(p.classes.size()));
     if (needed != output_width())
       throw InputError(fmt::format("the target '{}' has {} classes, so the model's last layer needs {} unit{}, not {}",
                                    printable(p.targets[0]), p.classes.size(), needed, needed == 1 ? "" : "s",
                                    output_width()));
   }
-  if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)});
+  if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)}, ranks);
   preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, true);
   const Warn warn = warner(options.on_warning);
   for (const std::string& message : encoded.warnings) warn(message);
@@ -367,6 +358,12 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
         fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows));
   if (!built()) build(x.cols);
   const Warn warn = warner(options.on_warning);
+  // With several ranks, each trains on its slice of every batch and the steps' gradients are
+  // summed; with sharded data each rank holds other rows, and what is learned from them (the
+  // scaler, the figures' totals) is summed over the ranks.
+  DataParallel parallel(options.communicator.get(), options.deterministic_reduction, options.sharded_data);
+  const RankSums ranks = parallel.rank_sums();
+  const std::int64_t all_train_rows = parallel.total(train_rows), all_validation_rows = parallel.total(validation_rows);
 
   std::vector<std::int64_t> train_index(static_cast<std::size_t>(train_rows));
   std::iota(train_index.begin(), train_index.end(), 0);
@@ -376,9 +373,9 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
 
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
-    scaler_.x = options.normalize ? ColumnStatistics::of(x_train) : ColumnStatistics::identity(x.cols);
+    scaler_.x = options.normalize ? column_statistics(x_train, ranks) : ColumnStatistics::identity(x.cols);
     // Class labels are indices, never standardized.
-    scaler_.y = options.normalize && !classification ? ColumnStatistics::of(y_train)
+    scaler_.y = options.normalize && !classification ? column_statistics(y_train, ranks)
                                                      : ColumnStatistics::identity(output_width());
     const std::vector<std::string> inputs = preprocessing_.input_names();
     for (std::int64_t c : scaler_.x.constant_columns)
@@ -392,9 +389,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
 
   const std::lock_guard lock(runtime_.mutex);
   Backend& backend = this->backend();
-  const std::int64_t batch_size = std::min(options.batch_size, train_rows);
-  // With several ranks, each trains on its slice of every batch and the steps' gradients are summed.
-  DataParallel parallel(options.communicator.get(), batch_size, train_rows, options.deterministic_reduction);
+  const std::int64_t batch_size = std::min(options.batch_size, all_train_rows);
+  parallel.set_rows(batch_size, train_rows);
   Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss);
   parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
@@ -403,9 +399,11 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const Matrix y_train_scaled = classification ? y_train : scaler_.y.standardize(y_train);
   const Matrix y_validation_scaled = classification ? Matrix::take_rows(y, validation_index)
                                                     : scaler_.y.standardize(Matrix::take_rows(y, validation_index));
-  const std::vector<double> train_totals = classification ? std::vector<double>{} : total_squares(y_train_scaled);
+  // R²'s totals: the squared deviations of the targets from their mean.
+  const std::vector<double> train_totals =
+      classification ? std::vector<double>{} : column_moments(y_train_scaled, ranks).squares;
   const std::vector<double> validation_totals =
-      classification ? std::vector<double>{} : total_squares(y_validation_scaled);
+      classification ? std::vector<double>{} : column_moments(y_validation_scaled, ranks).squares;
   const BackendMatrix train_x(backend, scaler_.x.standardize(x_train));
   const BackendMatrix train_y(backend, y_train_scaled);
   const BackendMatrix validation_x(backend, scaler_.x.standardize(Matrix::take_rows(x, validation_index)));
@@ -414,16 +412,18 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   auto* indices = static_cast<std::int32_t*>(indices_buffer.data());
   plan.bind_training_set(train_x.view, train_y.view, indices);
   if (options.on_train_begin)
-    options.on_train_begin({.training_rows = train_rows,
-                            .validation_rows = validation_rows,
+    options.on_train_begin({.training_rows = all_train_rows,
+                            .validation_rows = all_validation_rows,
                             .dropped_rows = dropped_rows,
                             .inputs = input_width_,
                             .outputs = output_width(),
                             .parameters = parameter_count(),
                             .backend = runtime_.name});
 
-  const std::uint64_t shuffle_seed = parallel.broadcast(options.seed.value_or(seed_));
-  const std::int64_t batches = (train_rows + batch_size - 1) / batch_size;
+  std::uint64_t shuffle_seed = parallel.broadcast(options.seed.value_or(seed_));
+  if (parallel.sharded())  // each rank shuffles its own rows
+    shuffle_seed = derive_seed(shuffle_seed, 0x5eed0000u + static_cast<std::uint64_t>(options.communicator->rank()));
+  const std::int64_t batches = parallel.batches();
   // The row order of an epoch (absolute epoch numbers, so a resumed run shuffles as an uninterrupted one).
   std::vector<std::int32_t> order(static_cast<std::size_t>(train_rows));
   const auto shuffle_for = [&](std::int64_t epoch) {
@@ -517,19 +517,20 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
       // (its upload above has completed: copy_to_device returns once the source may be reused).
       if (e + 1 < options.epochs) shuffle_for(epoch + 1);
       Plan::LossSums sums = plan.read_loss_sums();
-      sums.train = parallel.sum(sums.train);  // every rank validates on all validation rows
+      sums.train = parallel.sum(sums.train);
+      if (parallel.sharded()) sums.validation = parallel.sum(sums.validation);  // else every rank has them all
       EpochRecord record;
       record.epoch = epoch;
       record.lr = static_cast<double>(learning_rate(options_.optimizer)) * scale;
       const loss_part::Figures train =
-          loss_part::figures(options_.loss, sums.train, train_rows, scaler_.y.std, train_totals);
+          loss_part::figures(options_.loss, sums.train, all_train_rows, scaler_.y.std, train_totals);
       record.loss = train.loss;
       record.mae = train.mae;
       record.r2 = train.r2;
       record.accuracy = train.accuracy;
-      if (validation_rows > 0) {
+      if (all_validation_rows > 0) {
         const loss_part::Figures validation =
-            loss_part::figures(options_.loss, sums.validation, validation_rows, scaler_.y.std, validation_totals);
+            loss_part::figures(options_.loss, sums.validation, all_validation_rows, scaler_.y.std, validation_totals);
         record.val_loss = validation.loss;
         record.val_mae = validation.mae;
         record.val_r2 = validation.r2;

@@ -22,6 +22,12 @@ struct CsvOptions {
   /// Columns read as text even when every cell is a number (categories such as zip codes, whose
   /// spelling matters: "02134" stays "02134").
   std::vector<std::string> text_columns{};
+  /// Data-parallel training on a file larger than one machine's memory (docs/distributed.md):
+  /// read_csv reads the header and only the shard-th (from 0) of shards line-aligned byte ranges of
+  /// the rows, so that every row belongs to exactly one shard. Needs a file, not a pipe, whose
+  /// records each fit on one line (no line break inside a quoted field).
+  int shard = 0;
+  int shards = 1;
 };
 
 enum class ColumnType { number, text, skipped };

@@ -130,6 +130,12 @@ struct FitOptions {
   /// each rank's values and adds them in float64 in rank order, so that two runs on the same
   /// ranks are bit-identical whatever order the transport adds in. Sends N times the bytes.
   bool deterministic_reduction = false;
+  /// With several ranks: each rank was given other rows (its shard of a file, CsvOptions::shard)
+  /// rather than all of them. The column handling, the scaler and the figures then come from every
+  /// rank's rows; each rank holds out the validation fraction of its own rows and shuffles its own;
+  /// each step takes a slice of the global batch from every rank that has rows left. Trains as one
+  /// process on the whole file would, but not bit for bit (docs/distributed.md).
+  bool sharded_data = false;
 };
 
 /// Options of predict and evaluate.

@@ -11,6 +11,8 @@
 
 namespace ember {
 
+class Communicator;
+
 /// What happens to a row with a missing cell (CsvColumn) in a column the model uses.
 enum class Missing {
   error,  // refused: the error names the first missing cell
@@ -67,6 +69,9 @@ struct Preprocessing {
 /// target column in the rows usable under columns.missing. Its size tells the model's outputs
 /// (outputs_for_classes). InputError for fewer than two classes or more than one target.
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns);
+/// With the ranks of a fit on sharded data (FitOptions::sharded_data), each holding its shard in
+/// table: the classes of every rank's rows, as that fit learns them. Every rank calls it.
+std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns, Communicator& shards);
 
 std::string to_string(Missing missing);
 Missing parse_missing(const std::string& text);  // "error", "drop", "mean"; throws InputError
