@@ -177,6 +177,16 @@ TEST(CliDistributed, ShardedDataReadsAPartPerRankAndLearnsEveryRanksClasses) {
   EXPECT_EQ(trained.classes(), (std::vector<std::string>{"blue", "green", "red"}));
   const Metrics metrics = trained.evaluate(read_csv(data, {.text_columns = {"colour"}}));
   EXPECT_GT(metrics.accuracy, 0.9) << "trained on both shards";
+  // A bad cell in the last shard: that rank alone fails; the run ends with its error, once.
+  std::string bad = "a,b,y\n";
+  for (int i = 0; i < 400; ++i) bad += i == 389 ? "1,oops,2\n" : fmt::format("{},{},{}\n", i % 7, i % 5, i % 3);
+  const auto start = std::chrono::steady_clock::now();
+  const CliRun failed = run_launched(2, fmt::format("{} train --device cpu --quiet --data {} --target y --shard-data",
+                                                    EMBER_CLI_PATH, file_with("bad.csv", bad)));
+  EXPECT_EQ(failed.exit_code, 2) << failed.err;
+  EXPECT_EQ(count(failed.err, "error: "), 1u) << failed.err;
+  EXPECT_NE(failed.err.find("bad.csv:391:2 (column 'b'): 'oops' is not a number"), std::string::npos) << failed.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   const CliRun piped =
       run_launched(2, fmt::format("{} train --device cpu --data - --target colour --shard-data", EMBER_CLI_PATH));
   EXPECT_EQ(piped.exit_code, 2);
