@@ -2,10 +2,12 @@
 // run-to-run determinism, and the demo's bars. Skipped where no GPU is usable.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
 #include "backend_conformance.hpp"
+#include "thread_communicator.hpp"
 
 namespace ember {
 namespace {
@@ -30,6 +32,29 @@ TEST(GpuTraining, FiftyStepsMatchCpu) {
     EXPECT_NEAR(cuda.history.epochs[0].loss, cpu.history.epochs[0].loss,
                 kTrainingTolerance * cpu.history.epochs[0].loss);
   }
+}
+
+TEST(GpuTraining, TwoRanksSharingTheGpuTrainAsOneProcess) {
+  // Data-parallel training through the host-staged reduction, two ranks (threads of this process,
+  // each with its own backend and stream) on the one GPU, as two processes sharing a GPU do.
+  EMBER_REQUIRE_GPU(gpu);
+  if (std::getenv("EMBER_EMULATED_GPU") != nullptr)
+    GTEST_SKIP() << "the emulated runtime serves one host thread at a time";
+  const Matrix x = testing::random_matrix(203, 6, 31), y = testing::random_matrix(203, 2, 32);
+  const auto model = [] {
+    Sequential m({Dense(32, Activation::relu), Dense(2)}, 5);
+    m.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda});
+    return m;
+  };
+  const FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
+  Sequential alone = model();
+  alone.fit(x, y, fit);
+  std::vector<Sequential> ranks;
+  ranks.push_back(model());
+  ranks.push_back(model());
+  testing::fit_on_threads(ranks, x, y, fit);
+  EXPECT_EQ(ranks[0].parameters(), ranks[1].parameters());
+  EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), kTrainingTolerance);
 }
 
 /// Whether a library whose file name contains name is mapped into this process.
