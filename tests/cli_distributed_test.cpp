@@ -15,14 +15,15 @@ namespace ember::testing {
 namespace {
 
 #ifdef EMBER_MPIEXEC
-/// Runs command under the launcher with ranks processes (as root too, as CI runs).
+/// The shell line that starts command under the launcher with ranks processes (as root too, as
+/// CI runs).
+std::string launch_line(int ranks, const std::string& command) {
+  return fmt::format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 {} -n {} {} {}",
+                     EMBER_MPIEXEC, ranks, EMBER_MPIEXEC_FLAGS, command);
+}
+
 CliRun run_launched(int ranks, const std::string& command) {
-  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string line = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 ") +
-                           EMBER_MPIEXEC + " -n " + std::to_string(ranks) + " " + EMBER_MPIEXEC_FLAGS + " " + command +
-                           " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(line.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  return run_shell(launch_line(ranks, command));
 }
 
 std::size_t count(const std::string& text, const std::string& what) {
@@ -30,6 +31,14 @@ std::size_t count(const std::string& text, const std::string& what) {
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
 }
+
+/// The run ended with exit_code and printed one error, which contains message.
+void expect_one_error(const CliRun& run, int exit_code, const std::string& message) {
+  EXPECT_EQ(run.exit_code, exit_code) << run.err;
+  EXPECT_EQ(count(run.err, "error: "), 1u) << run.err;
+  EXPECT_NE(run.err.find(message), std::string::npos) << run.err;
+}
+
 /// 2000 rows: many epochs take long enough to be interrupted.
 std::string long_csv() {
   std::string text = "a,b,y\n";
@@ -86,9 +95,7 @@ TEST(CliDistributed, AnErrorOnEveryRankIsPrintedOnceAndEndsTheRun) {
   const auto start = std::chrono::steady_clock::now();
   const CliRun run =
       run_launched(2, std::string(EMBER_CLI_PATH) + " train --data " + dir() + "/missing.csv --target y");
-  EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_EQ(count(run.err, "error: "), 1u) << run.err;
-  EXPECT_NE(run.err.find("missing.csv: cannot open the file"), std::string::npos) << run.err;
+  expect_one_error(run, 2, "missing.csv: cannot open the file");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   const CliRun predict = run_launched(2, std::string(EMBER_CLI_PATH) + " predict --model x --data y");
   EXPECT_EQ(predict.exit_code, 2);
@@ -119,20 +126,17 @@ TEST(CliDistributed, CtrlCToTheLauncherStopsEveryRankAndRankZeroSavesTheComplete
   std::filesystem::remove(model);
   // The launcher passes Ctrl-C on as SIGTERM, which Ember handles as Ctrl-C: every rank stops at
   // the same batch, and rank 0 writes the epochs completed before the launcher ends the job.
-  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string line = fmt::format(
-      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 60 "
-      "sh -c '{} -n 2 {} {} train --device cpu --quiet --epochs 100000 --data {} --target y --save {} & "
-      "pid=$!; sleep 2; kill -INT $pid; wait $pid' >{} 2>{} </dev/null",
-      EMBER_MPIEXEC, EMBER_MPIEXEC_FLAGS, EMBER_CLI_PATH, data, model, out, err);
   const auto start = std::chrono::steady_clock::now();
-  const int status = std::system(line.c_str());
+  const CliRun run = run_shell(fmt::format(
+      "timeout 60 sh -c '{} & pid=$!; sleep 2; kill -INT $pid; wait $pid'",
+      launch_line(2, fmt::format("{} train --device cpu --quiet --epochs 100000 --data {} --target y --save {}",
+                                 EMBER_CLI_PATH, data, model))));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_NE(WEXITSTATUS(status), 0);
-  EXPECT_NE(WEXITSTATUS(status), 124) << "the launcher did not end the run";
+  ASSERT_NE(run.exit_code, -1) << "ended by a signal";
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.exit_code, 124) << "the launcher did not end the run";
   // What rank 0 printed last may not reach the file: the launcher ends the job once it exits.
-  ASSERT_TRUE(std::filesystem::exists(model)) << slurp(err);
+  ASSERT_TRUE(std::filesystem::exists(model)) << run.err;
   EXPECT_GT(Sequential::load(model).epochs_completed(), 0);
 #endif
 }
@@ -183,9 +187,7 @@ TEST(CliDistributed, ShardedDataReadsAPartPerRankAndLearnsEveryRanksClasses) {
   const auto start = std::chrono::steady_clock::now();
   const CliRun failed = run_launched(2, fmt::format("{} train --device cpu --quiet --data {} --target y --shard-data",
                                                     EMBER_CLI_PATH, file_with("bad.csv", bad)));
-  EXPECT_EQ(failed.exit_code, 2) << failed.err;
-  EXPECT_EQ(count(failed.err, "error: "), 1u) << failed.err;
-  EXPECT_NE(failed.err.find("bad.csv:391:2 (column 'b'): 'oops' is not a number"), std::string::npos) << failed.err;
+  expect_one_error(failed, 2, "bad.csv:391:2 (column 'b'): 'oops' is not a number");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   const CliRun piped =
       run_launched(2, fmt::format("{} train --device cpu --data - --target colour --shard-data", EMBER_CLI_PATH));

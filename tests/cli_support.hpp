@@ -32,15 +32,22 @@ inline std::string slurp(const std::string& path) {
   return text.str();
 }
 
+/// Runs a shell command line with standard input from input_path; exit_code -1 where it did not
+/// exit (a signal).
+inline CliRun run_shell(const std::string& line, const std::string& input_path = "/dev/null") {
+  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
+  const std::string command = line + " >" + out + " 2>" + err + " <" + input_path;
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
 /// Runs `ember arguments` with standard input from input_path, after environment assignments
 /// ("NAME=value ...", may be empty).
 inline CliRun run_ember_with_environment(const std::string& environment, const std::string& arguments,
                                          const std::string& input_path = "/dev/null") {
-  const std::string out = dir() + "/stdout.txt", err = dir() + "/stderr.txt";
-  const std::string command = (environment.empty() ? "" : "env " + environment + " ") + std::string(EMBER_CLI_PATH) +
-                              " " + arguments + " >" + out + " 2>" + err + " <" + input_path;
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  return run_shell(
+      (environment.empty() ? "" : "env " + environment + " ") + std::string(EMBER_CLI_PATH) + " " + arguments,
+      input_path);
 }
 
 /// Runs `ember arguments` with standard input from input_path.

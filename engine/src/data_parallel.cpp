@@ -49,8 +49,7 @@ std::int64_t DataParallel::total(std::int64_t count) {
 }
 
 std::set<std::string> DataParallel::unite(const std::set<std::string>& mine) {
-  // Each string as its length and its bytes, one per double (exact); each rank's in its own
-  // segment of one sum, the others' segments zeros.
+  // Each string as its length and its bytes, one per double (exact), gathered.
   std::vector<double> encoded;
   for (const std::string& text : mine) {
     encoded.push_back(static_cast<double>(text.size()));
@@ -66,9 +65,8 @@ std::set<std::string> DataParallel::unite(const std::set<std::string>& mine) {
     if (r == rank) offset = total;
     total += static_cast<std::size_t>(lengths[r]);
   }
-  std::vector<double> all(total, 0.0);
-  std::copy(encoded.begin(), encoded.end(), all.begin() + static_cast<std::ptrdiff_t>(offset));
-  communicator_->all_reduce(all, Reduction::sum);
+  std::vector<double> all;
+  gather(encoded, offset, total, all);
   std::set<std::string> united;
   for (std::size_t at = 0; at < all.size();) {
     const auto length = static_cast<std::size_t>(all[at++]);
@@ -80,19 +78,24 @@ std::set<std::string> DataParallel::unite(const std::set<std::string>& mine) {
   return united;
 }
 
+void DataParallel::gather(std::span<const double> mine, std::size_t offset, std::size_t total,
+                          std::vector<double>& all) {
+  // Through the all-reduce every Communicator has: each rank's values in its own segment and zeros
+  // elsewhere, so the transport's sums are exact whatever their order.
+  all.assign(total, 0.0);
+  std::copy(mine.begin(), mine.end(), all.begin() + static_cast<std::ptrdiff_t>(offset));
+  communicator_->all_reduce(all, Reduction::sum);
+}
+
 void DataParallel::sum_over_ranks(std::vector<double>& values) {
   if (!deterministic_) {
     communicator_->all_reduce(values, Reduction::sum);
     return;
   }
-  // A gather through the all-reduce every Communicator has: each rank's values in its own segment
-  // and zeros elsewhere, so the transport's sums are exact whatever their order. The segments are
-  // then added in rank order.
+  // Gathered, then the segments added in rank order.
   const std::size_t n = values.size();
   const auto ranks = static_cast<std::size_t>(communicator_->size());
-  gathered_.assign(n * ranks, 0.0);
-  std::copy(values.begin(), values.end(), gathered_.begin() + static_cast<std::ptrdiff_t>(n) * communicator_->rank());
-  communicator_->all_reduce(gathered_, Reduction::sum);
+  gather(values, n * static_cast<std::size_t>(communicator_->rank()), n * ranks, gathered_);
   for (std::size_t i = 0; i < n; ++i) {
     double total = gathered_[i];
     for (std::size_t r = 1; r < ranks; ++r) total += gathered_[r * n + i];

@@ -5,6 +5,7 @@
 // and reports the same figures as one process with the same global batch would.
 #include <cstdint>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ class DataParallel {
   std::int64_t my_slice() const;
   /// Every rank's strings.
   std::set<std::string> unite(const std::set<std::string>& mine);
+  /// Every rank's values end to end in rank order (total in all), this rank's at offset.
+  void gather(std::span<const double> mine, std::size_t offset, std::size_t total, std::vector<double>& all);
   /// The element-wise sum over the ranks, in place: the transport's all-reduce, or (deterministic)
   /// each rank's values gathered and added in rank order.
   void sum_over_ranks(std::vector<double>& values);

@@ -245,7 +245,6 @@ double r_squared(double residual, double total) {
   return total > 0.0 ? 1.0 - residual / total : (residual == 0.0 ? 1.0 : 0.0);
 }
 
-/// Per column, the sum of squared deviations from the column mean (float64).
 /// Targets that look like class labels (0/1, or a few whole numbers) are trained as regression
 /// here: say so once.
 void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& names, const Warn& warn) {
