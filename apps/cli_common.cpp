@@ -131,6 +131,7 @@ std::string in_flags(std::string message) {
                                                               {"ColumnSpec::missing", "--missing"},
                                                               {"CsvOptions::delimiter", "--delimiter"},
                                                               {"BackendOptions::precision", "--precision"},
+                                                              {"GradientSum::nccl", "--comm nccl"},
                                                               {"Device::cuda", "--device cuda"},
                                                               {"Device::cpu", "--device cpu"},
                                                               {"Device::automatic", "--device auto"}};

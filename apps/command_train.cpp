@@ -30,6 +30,7 @@ struct TrainArguments {
   bool no_restore_best = false;
   bool deterministic_reduce = false;
   bool shard_data = false;
+  std::string comm = "auto";
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
@@ -231,6 +232,12 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
   return spec;
 }
 
+GradientSum parse_comm(const std::string& text) {
+  if (text == "nccl") return GradientSum::nccl;
+  if (text == "mpi") return GradientSum::host;
+  return GradientSum::automatic;
+}
+
 void run_train(const TrainArguments& a, const CLI::App& command) {
   validate(a);
   // Under mpirun or srun every rank trains its slice of each batch; rank 0 alone prints and writes.
@@ -297,6 +304,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.communicator = world;
   fit.deterministic_reduction = a.deterministic_reduce;
   fit.sharded_data = sharded;
+  fit.gradient_sum = parse_comm(a.comm);
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
@@ -314,6 +322,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                        : plural(s.outputs, "target");
     std::printf("Training on %s: %s; %s, %s, %s\n", s.backend.c_str(), rows.c_str(), inputs.c_str(), targets.c_str(),
                 plural(s.parameters, "parameter").c_str());
+    if (!s.data_parallel.empty()) std::printf("Data parallel: %s\n", s.data_parallel.c_str());
   };
   fit.on_batch = [&](std::int64_t b, std::int64_t n) {
     progress.on_batch(b, n);
@@ -496,6 +505,12 @@ void add_train_command(CLI::App& app) {
   command->add_flag("--shard-data", arguments->shard_data,
                     "Under mpirun: each rank reads only its 1/N of the file's rows (for data beyond one machine's "
                     "memory); not bit-identical to one process");
+  command
+      ->add_option("--comm", arguments->comm,
+                   "Under mpirun: where GPU ranks sum their gradients: nccl (on the GPUs, inside the step's CUDA "
+                   "graph), mpi (on the host), or auto (nccl where every rank has a GPU of its own and NCCL)")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
+      ->capture_default_str();
   command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
   command->callback([arguments, command] { run_train(*arguments, *command); });
 }

@@ -71,6 +71,11 @@ gpu_other=$(grep -E 'Test +#[0-9]+: Gpu' "$out/ctest.log" | grep -cv ' Passed')
 verdict "  of which GPU tests" "$([ "$gpu_other" -eq 0 ] && [ "$gpu_passed" -gt 0 ] && echo ok || echo FAIL)" \
   "$gpu_passed passed, $gpu_other failed or skipped"
 
+# NCCL: one rank's all-reduce captured in the step's graph, bucket by bucket (skipped without NCCL).
+nccl_passed=$(grep -cE 'Test +#[0-9]+: GpuTraining\.(OneRankNccl|NcclBuckets)[^ ]* \.+ +Passed' "$out/ctest.log")
+verdict "  NCCL in the step's graph" "$([ "$nccl_passed" -eq 2 ] && echo ok || echo FAIL)" \
+  "$nccl_passed of 2 passed; $(grep -o '^nccl: .*' "$out/info.log")"
+
 if timeout 120 "$build/ember" demo --device cuda >"$out/demo.log" 2>&1; then
   verdict "ember demo --device cuda" ok "$(grep -E 'predict\(5\)|R2' "$out/demo.log" | sed 's/.*= //' | tr '\n' ' ')"
 else

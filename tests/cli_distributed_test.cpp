@@ -15,30 +15,6 @@ namespace ember::testing {
 namespace {
 
 #ifdef EMBER_MPIEXEC
-/// The shell line that starts command under the launcher with ranks processes (as root too, as
-/// CI runs).
-std::string launch_line(int ranks, const std::string& command) {
-  return fmt::format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 {} -n {} {} {}",
-                     EMBER_MPIEXEC, ranks, EMBER_MPIEXEC_FLAGS, command);
-}
-
-CliRun run_launched(int ranks, const std::string& command) {
-  return run_shell(launch_line(ranks, command));
-}
-
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
-/// The run ended with exit_code and printed one error, which contains message.
-void expect_one_error(const CliRun& run, int exit_code, const std::string& message) {
-  EXPECT_EQ(run.exit_code, exit_code) << run.err;
-  EXPECT_EQ(count(run.err, "error: "), 1u) << run.err;
-  EXPECT_NE(run.err.find(message), std::string::npos) << run.err;
-}
-
 /// 2000 rows: many epochs take long enough to be interrupted.
 std::string long_csv() {
   std::string text = "a,b,y\n";
@@ -156,6 +132,19 @@ TEST(CliDistributed, BenchCommMeasuresTheDataParallelStepOnTheRanks) {
   const CliRun other = run_launched(2, fmt::format("{} bench --tables step --device cpu", EMBER_CLI_PATH));
   EXPECT_EQ(other.exit_code, 2);
   EXPECT_NE(other.err.find("runs as one process, not 2"), std::string::npos) << other.err;
+#endif
+}
+
+TEST(CliDistributed, CommSaysWhereTheRanksSumAndNcclNeedsGpus) {
+  EMBER_REQUIRE_MPI();
+#ifdef EMBER_MPIEXEC
+  const std::string train =
+      fmt::format("{} train --device cpu --epochs 2 --data {} --target y", EMBER_CLI_PATH, good_csv());
+  const CliRun automatic = run_launched(2, train);
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.err;
+  EXPECT_EQ(count(automatic.out, ", 2 ranks; gradients summed on the host\n"), 1u) << automatic.out;
+  expect_one_error(run_launched(2, train + " --comm nccl"), 2,
+                   "error: --comm nccl: the cpu backend has no collectives of its own");
 #endif
 }
 

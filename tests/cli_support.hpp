@@ -1,5 +1,6 @@
 #pragma once
 // Running the `ember` binary that EMBER_CLI_PATH names, in a folder of the running test's own.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -40,6 +41,32 @@ inline CliRun run_shell(const std::string& line, const std::string& input_path =
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }
+
+#ifdef EMBER_MPIEXEC
+/// The shell line that starts command under the launcher with ranks processes (as root too, as
+/// CI runs).
+inline std::string launch_line(int ranks, const std::string& command) {
+  return fmt::format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 {} -n {} {} {}",
+                     EMBER_MPIEXEC, ranks, EMBER_MPIEXEC_FLAGS, command);
+}
+
+inline CliRun run_launched(int ranks, const std::string& command) {
+  return run_shell(launch_line(ranks, command));
+}
+
+inline std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+/// The run ended with exit_code and printed one error, which contains message.
+inline void expect_one_error(const CliRun& run, int exit_code, const std::string& message) {
+  EXPECT_EQ(run.exit_code, exit_code) << run.err;
+  EXPECT_EQ(count(run.err, "error: "), 1u) << run.err;
+  EXPECT_NE(run.err.find(message), std::string::npos) << run.err;
+}
+#endif
 
 /// Runs `ember arguments` with standard input from input_path, after environment assignments
 /// ("NAME=value ...", may be empty).

@@ -51,6 +51,9 @@ TEST(Cli, ResumeWithInitContinuesEpochs) {
 }
 
 TEST(Cli, BadFlagsExitTwo) {
+  expect_input_error("train --data " + good_csv() + " --target y --device cpu --comm nccl",
+                     "--comm nccl: the cpu backend has no collectives of its own");
+  expect_input_error("train --data " + good_csv() + " --target y --comm gloo", "--comm: gloo not in {auto,nccl,mpi}");
   const std::string data = good_csv();
   expect_input_error("train --data " + data + " --target y --epochs -1", "--epochs -1: must be 0 or more");
   expect_input_error("train --data " + data + " --target y --lr 0", "--lr 0: must be a finite number > 0");

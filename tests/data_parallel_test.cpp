@@ -4,7 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <numeric>
+#include <thread>
+
+#include "cpu/cpu_backend.hpp"
 #include "ember/ember.hpp"
+#include "ember/random.hpp"
 #include "ember/testing.hpp"
 #include "gpu_binding.hpp"
 #include "test_support.hpp"
@@ -85,6 +91,162 @@ TEST(Library, RanksThatDriftApartStopTheRunWithinAFewHundredSteps) {
   for (std::thread& t : threads) t.join();
   for (const std::string& error : errors)
     EXPECT_NE(error.find("the ranks' parameters differ at batch 256 of epoch 1"), std::string::npos) << error;
+}
+
+/// The reference backend with a collective of its own, as the CUDA backend's NCCL one: its sums go
+/// through the rank's communicator (in float64, rounded to float32 as NCCL's are not), so that the
+/// data-parallel step on a backend's collective runs here. device names the "GPU" (ranks sharing
+/// one fall back to the host); unavailable makes it refuse.
+class CollectiveCpuBackend final : public CpuBackend {
+ public:
+  CollectiveCpuBackend(Communicator& ranks, std::string device, std::string unavailable = "")
+      : ranks_(ranks), device_(std::move(device)), unavailable_(std::move(unavailable)) {}
+  CollectiveSupport collective_support() override {
+    CollectiveSupport support;
+    support.unavailable_reason = unavailable_;
+    support.library = "test sums";
+    support.device = device_;
+    return support;
+  }
+  std::vector<std::uint8_t> new_collective_id() override { return {7, 1, 2}; }
+  std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks) override {
+    EXPECT_EQ(id, (std::vector<std::uint8_t>{7, 1, 2})) << "rank 0's id reaches every rank";
+    EXPECT_EQ(rank, ranks_.rank());
+    EXPECT_EQ(ranks, ranks_.size());
+    return std::make_unique<Sums>(*this);
+  }
+  int sums = 0;  // started
+
+ private:
+  struct Sums final : DeviceCollective {
+    explicit Sums(CollectiveCpuBackend& owner) : owner(owner) {}
+    void start_scaled_sum(float* values, std::int64_t count, const float* factor) override {
+      std::vector<double> scaled(values, values + count);
+      for (double& value : scaled) value *= *factor;
+      owner.ranks_.all_reduce(scaled, Reduction::sum);
+      std::copy(scaled.begin(), scaled.end(), values);
+      ++owner.sums;
+    }
+    void finish() override {}
+    CollectiveCpuBackend& owner;
+  };
+  Communicator& ranks_;
+  std::string device_, unavailable_;
+};
+
+struct RankRun {
+  std::vector<float> parameters;
+  std::string data_parallel, error;
+  int sums = 0;
+};
+
+/// Trains a plan on each of ranks threads for two epochs as fit does (DataParallel's step on every
+/// batch), rank r on its slice of each batch or (sharded) its own rows: 40 + 9 r of them.
+std::vector<RankRun> train_ranks(
+    int ranks, bool sharded, GradientSum gradient_sum, const std::function<std::string(int)>& device,
+    const std::function<std::string(int)>& unavailable = [](int) { return ""; }) {
+  const std::vector<Dense> layers{Dense(6, Activation::relu), Dense(2)};
+  testing::Rendezvous shared(ranks);
+  std::vector<RankRun> runs(static_cast<std::size_t>(ranks));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      RankRun& run = runs[static_cast<std::size_t>(r)];
+      testing::ThreadRank communicator(shared, r, ranks);
+      CollectiveCpuBackend backend(communicator, device(r), unavailable(r));
+      const std::int64_t rows = sharded ? 40 + 9 * r : 97;
+      const Matrix x = testing::random_matrix(rows, 3, sharded ? 50 + r : 50),
+                   y = testing::random_matrix(rows, 2, sharded ? 60 + r : 60);
+      try {
+        DataParallel parallel(&communicator, false, sharded, gradient_sum);
+        parallel.set_rows(16, rows);
+        Plan plan(backend, layers, 3, parallel.plan_batch_size(), Adam{.lr = 0.01f});
+        std::vector<float> parameters(static_cast<std::size_t>(plan.parameter_count())), state;
+        Random random(3);
+        for (float& value : parameters) value = static_cast<float>(random.uniform() - 0.5);
+        state.assign(parameters.size() * 2, 0.0f);
+        plan.upload_parameters(parameters, state);
+        run.data_parallel = parallel.connect(backend);
+        const BackendMatrix x_on(backend, x), y_on(backend, y);
+        std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
+        std::iota(order.begin(), order.end(), 0);
+        const std::vector<std::int32_t> local = parallel.local_order(order);
+        plan.bind_training_set(x_on.view, y_on.view, local.data());
+        for (int epoch = 0; epoch < 2; ++epoch) {
+          plan.reset_epoch();
+          for (std::int64_t b = 0; b < parallel.batches(); ++b) parallel.step(plan, b, false);
+        }
+        std::int32_t steps = 0;
+        plan.download_parameters(run.parameters, state, steps);
+      } catch (const Error& error) {
+        run.error = error.what();
+      }
+      run.sums = backend.sums;
+    });
+  for (std::thread& t : threads) t.join();
+  return runs;
+}
+
+TEST(Library, BackendCollectiveStepsTrainAsTheHostSum) {
+  // Each rank on a device of its own: the steps sum on the backend, bucket by bucket, each rank's
+  // gradients times its share of the step's rows (uneven slices; sharded, ranks whose rows ran out).
+  const auto own = [](int r) { return "gpu" + std::to_string(r); };
+  for (const bool sharded : {false, true}) {
+    const std::vector<RankRun> host = train_ranks(3, sharded, GradientSum::host, own);
+    const std::vector<RankRun> backend = train_ranks(3, sharded, GradientSum::automatic, own);
+    for (std::size_t r = 0; r < 3; ++r) {
+      ASSERT_EQ(backend[r].error, "") << "sharded " << sharded;
+      EXPECT_NE(backend[r].data_parallel.find("gradients summed by test sums in the step's CUDA graph"),
+                std::string::npos)
+          << backend[r].data_parallel;
+      EXPECT_NE(host[r].data_parallel.find("gradients summed on the host"), std::string::npos);
+      EXPECT_GT(backend[r].sums, 0);
+      EXPECT_EQ(host[r].sums, 0);
+      EXPECT_EQ(backend[r].parameters, backend[0].parameters) << "rank " << r << " sharded " << sharded;
+      EXPECT_LT(testing::relative_error(backend[r].parameters, host[r].parameters), 1e-6) << "sharded " << sharded;
+    }
+  }
+}
+
+TEST(Library, RanksSharingADeviceOrLackingTheCollectiveSumOnTheHost) {
+  const auto shared_device = [](int r) { return r < 2 ? std::string("gpu0") : std::string("gpu1"); };
+  for (const RankRun& run : train_ranks(3, false, GradientSum::automatic, shared_device)) {
+    EXPECT_EQ(run.error, "");
+    EXPECT_NE(run.data_parallel.find("gradients summed on the host"), std::string::npos) << run.data_parallel;
+    EXPECT_EQ(run.sums, 0);
+  }
+  const auto own = [](int r) { return "gpu" + std::to_string(r); };
+  const auto rank_one_lacks = [](int r) { return r == 1 ? std::string("no library here") : std::string(); };
+  for (const RankRun& run : train_ranks(2, false, GradientSum::automatic, own, rank_one_lacks))
+    EXPECT_EQ(run.sums, 0) << "every rank falls back when one cannot: " << run.data_parallel;
+  // Asked for explicitly, it is an error on every rank, none waiting for the others.
+  for (const RankRun& run : train_ranks(3, false, GradientSum::nccl, shared_device))
+    EXPECT_NE(run.error.find("GradientSum::nccl: 3 ranks share 2 GPUs"), std::string::npos) << run.error;
+  for (const RankRun& run : train_ranks(2, false, GradientSum::nccl, own, rank_one_lacks))
+    EXPECT_NE(run.error.find("GradientSum::nccl: "), std::string::npos) << run.error;
+}
+
+TEST(Library, GradientSumOnTheCpuSaysWhereItSums) {
+  const Matrix x = testing::random_matrix(60, 3, 11), y = testing::random_matrix(60, 2, 12);
+  FitOptions fit{.epochs = 2, .batch_size = 8};
+  std::string data_parallel;
+  fit.on_train_begin = [&](const TrainingSummary& summary) { data_parallel = summary.data_parallel; };
+  std::vector<Sequential> ranks{model(1), model(1)};
+  testing::fit_on_threads(ranks, x, y, fit);
+  EXPECT_EQ(data_parallel, "threads; gradients summed on the host");
+  Sequential alone = model(1);
+  alone.fit(x, y, fit);
+  EXPECT_EQ(data_parallel, "") << "one process";
+  fit.gradient_sum = GradientSum::nccl;
+  try {
+    testing::fit_on_threads(ranks, x, y, fit);
+    ADD_FAILURE() << "GradientSum::nccl on the CPU trained";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("GradientSum::nccl: the cpu backend has no collectives of its own"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_THROW(alone.fit(x, y, fit), InputError) << "one process: a communicator of one rank, on the CPU";
 }
 
 TEST(GpuBinding, EachLocalRankGetsOneOfTheVisibleGpus) {

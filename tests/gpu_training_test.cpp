@@ -2,11 +2,17 @@
 // run-to-run determinism, and the demo's bars. Skipped where no GPU is usable.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "backend_conformance.hpp"
+#include "ember/random.hpp"
+#include "gpu_support.hpp"
+#include "parameter_layout.hpp"
+#include "plan.hpp"
 #include "thread_communicator.hpp"
 
 namespace ember {
@@ -55,6 +61,73 @@ TEST(GpuTraining, TwoRanksSharingTheGpuTrainAsOneProcess) {
   testing::fit_on_threads(ranks, x, y, fit);
   EXPECT_EQ(ranks[0].parameters(), ranks[1].parameters());
   EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), kTrainingTolerance);
+}
+
+TEST(GpuTraining, OneRankNcclInTheStepsGraphTrainsAsWithoutCommunication) {
+  // GradientSum::nccl with one process: NCCL's all-reduce of one rank, in buckets inside the
+  // captured step, must leave every bit as no communication does.
+  EMBER_REQUIRE_GPU(gpu);
+  if (const std::string reason = gpu->collective_support().unavailable_reason; !reason.empty()) GTEST_SKIP() << reason;
+  const Matrix x = testing::random_matrix(203, 6, 41), y = testing::random_matrix(203, 2, 42);
+  const auto model = [] {
+    Sequential m({Dense(32, Activation::relu), Dense(2)}, 5);
+    m.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda});
+    return m;
+  };
+  FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
+  Sequential alone = model();
+  alone.fit(x, y, fit);
+  std::string data_parallel;
+  fit.gradient_sum = GradientSum::nccl;
+  fit.on_train_begin = [&](const TrainingSummary& summary) { data_parallel = summary.data_parallel; };
+  Sequential summed = model();
+  summed.fit(x, y, fit);
+  EXPECT_EQ(summed.parameters(), alone.parameters());
+  EXPECT_NE(data_parallel.find("gradients summed by NCCL"), std::string::npos) << data_parallel;
+}
+
+TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {
+  // A plan whose sums run in two buckets (small ones) beside backward, each gradient times 0.5,
+  // against the same plan with the gradients halved on the host: the same bits, in every stream
+  // order (the emulator's), or the update read a bucket before its sum ended.
+  EMBER_REQUIRE_GPU(gpu);
+  if (const std::string reason = gpu->collective_support().unavailable_reason; !reason.empty()) GTEST_SKIP() << reason;
+  const std::vector<Dense> layers{Dense(24, Activation::relu), Dense(16, Activation::relu), Dense(3)};
+  constexpr std::int64_t kInputs = 5, kRows = 45, kBatch = 20;
+  const Optimizer optimizer = SGD{.lr = 0.1f, .momentum = 0.9f};
+  const Matrix x = testing::random_matrix(kRows, kInputs, 43), y = testing::random_matrix(kRows, 3, 44);
+  const testing::OnBackend x_on(*gpu, x), y_on(*gpu, y);
+  std::vector<std::int32_t> order(kRows);
+  for (std::int32_t i = 0; i < kRows; ++i) order[static_cast<std::size_t>(i)] = (i * 7) % kRows;
+  Buffer indices(*gpu, order.size() * sizeof(std::int32_t));
+  gpu->copy_to_device(indices.data(), order.data(), order.size() * sizeof(std::int32_t));
+  std::vector<float> start(static_cast<std::size_t>(ParameterLayout(layers, kInputs).count()));
+  Random random(45);
+  for (float& value : start) value = static_cast<float>(random.uniform() - 0.5);
+
+  const auto train = [&](const std::function<void(Plan&, std::int64_t)>& step) {
+    Plan plan(*gpu, layers, kInputs, kBatch, optimizer);
+    plan.set_bucket_floats(100);  // layers 2 and 1 (451 floats), then layer 0 (144)
+    plan.upload_parameters(start, std::vector<float>(start.size(), 0.0f));  // momentum from zero
+    plan.bind_training_set(x_on.view(), y_on.view(), static_cast<const std::int32_t*>(indices.data()));
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      plan.reset_epoch();
+      for (std::int64_t first = 0; first < kRows; first += kBatch) step(plan, std::min(kBatch, kRows - first));
+    }
+    std::vector<float> parameters, state;
+    std::int32_t steps = 0;
+    plan.download_parameters(parameters, state, steps);
+    return parameters;
+  };
+  const std::vector<float> on_host = train([](Plan& plan, std::int64_t rows) {
+    plan.train_step(rows, [](std::vector<float>& gradients) {
+      for (float& g : gradients) g *= 0.5f;
+    });
+  });
+  const std::unique_ptr<DeviceCollective> nccl = gpu->join_collective(gpu->new_collective_id(), 0, 1);
+  const std::vector<float> in_graph = train([&](Plan& plan, std::int64_t rows) { plan.train_step(rows, *nccl, 0.5f); });
+  EXPECT_EQ(in_graph, on_host);
+  EXPECT_NE(in_graph, start);
 }
 
 /// Whether a library whose file name contains name is mapped into this process.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -84,21 +85,29 @@ class ThreadRank final : public Communicator {
   std::chrono::microseconds delay_;
 };
 
-/// Trains models[r] on rank r of models.size() threads; returns each rank's history.
+/// Trains models[r] on rank r of models.size() threads; returns each rank's history, or rethrows
+/// the first rank's exception once every rank has returned.
 inline std::vector<History> fit_on_threads(std::vector<Sequential>& models, const Matrix& x, const Matrix& y,
                                            const FitOptions& fit, std::vector<std::chrono::microseconds> delays = {}) {
   const int ranks = static_cast<int>(models.size());
   delays.resize(models.size());
   Rendezvous shared(ranks);
   std::vector<History> histories(models.size());
+  std::vector<std::exception_ptr> errors(models.size());
   std::vector<std::thread> threads;
   for (int r = 0; r < ranks; ++r)
     threads.emplace_back([&, r] {
       FitOptions mine = fit;
       mine.communicator = std::make_shared<ThreadRank>(shared, r, ranks, delays[static_cast<std::size_t>(r)]);
-      histories[static_cast<std::size_t>(r)] = models[static_cast<std::size_t>(r)].fit(x, y, mine);
+      try {
+        histories[static_cast<std::size_t>(r)] = models[static_cast<std::size_t>(r)].fit(x, y, mine);
+      } catch (...) {
+        errors[static_cast<std::size_t>(r)] = std::current_exception();
+      }
     });
   for (std::thread& t : threads) t.join();
+  for (const std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
   return histories;
 }
 

@@ -49,6 +49,20 @@ void Backend::gather_batch(ConstView x, ConstView y, const std::int32_t* indices
   advance_cursor(cursor, static_cast<std::int32_t>(x_batch.rows));
 }
 
+CollectiveSupport Backend::collective_support() {
+  CollectiveSupport support;
+  support.unavailable_reason = fmt::format("the {} backend has no collectives of its own", name());
+  return support;
+}
+
+std::vector<std::uint8_t> Backend::new_collective_id() {
+  throw Error(collective_support().unavailable_reason);
+}
+
+std::unique_ptr<DeviceCollective> Backend::join_collective(const std::vector<std::uint8_t>&, int, int) {
+  throw Error(collective_support().unavailable_reason);
+}
+
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     release();

@@ -5,34 +5,115 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ember/device.hpp"
 #include "ember/error.hpp"
 
 namespace ember {
 
-DataParallel::DataParallel(Communicator* communicator, bool deterministic, bool sharded)
+DataParallel::DataParallel(Communicator* communicator, bool deterministic, bool sharded, GradientSum gradient_sum)
     : communicator_(communicator != nullptr && communicator->size() > 1 ? communicator : nullptr),
       deterministic_(deterministic),
-      sharded_(sharded) {}
+      sharded_(sharded),
+      gradient_sum_(gradient_sum) {
+  if (communicator_ == nullptr && gradient_sum == GradientSum::nccl) {
+    if (communicator == nullptr) own_ = distributed::single_process();
+    communicator_ = communicator != nullptr ? communicator : own_.get();
+  }
+}
 
 void DataParallel::set_rows(std::int64_t batch_size, std::int64_t train_rows) {
   batch_size_ = batch_size;
   train_rows_ = train_rows;
   batches_ = (train_rows + batch_size - 1) / batch_size;
   if (!sharded()) return;
-  const std::int64_t slice = my_slice();
-  if (slice == 0)
+  const int ranks = communicator_->size();
+  if (slice_of(communicator_->rank()) == 0)
     throw InputError(
         fmt::format("sharded data: a batch of {} rows leaves rank {} of {} without rows; use a batch "
                     "size of at least the number of ranks",
-                    batch_size, communicator_->rank(), communicator_->size()));
-  double most = static_cast<double>((train_rows + slice - 1) / slice);
-  communicator_->all_reduce({&most, 1}, Reduction::max);
-  batches_ = static_cast<std::int64_t>(most);
+                    batch_size, communicator_->rank(), ranks));
+  // Every rank's rows, so that each can tell how many rows a step has in all.
+  std::vector<double> all;
+  const double mine = static_cast<double>(train_rows);
+  gather({&mine, 1}, static_cast<std::size_t>(communicator_->rank()), static_cast<std::size_t>(ranks), all);
+  rank_rows_.assign(all.begin(), all.end());
+  batches_ = 0;
+  for (int rank = 0; rank < ranks; ++rank)
+    batches_ = std::max(batches_, (rank_rows_[rank] + slice_of(rank) - 1) / slice_of(rank));
 }
 
-std::int64_t DataParallel::my_slice() const {
-  const int rank = communicator_->rank();
+std::int64_t DataParallel::slice_of(int rank) const {
   return slice_begin(batch_size_, rank + 1) - slice_begin(batch_size_, rank);
+}
+
+std::int64_t DataParallel::rows_of(int rank, std::int64_t batch) const {
+  if (sharded()) return std::clamp<std::int64_t>(rank_rows_[rank] - batch * slice_of(rank), 0, slice_of(rank));
+  const std::int64_t rows = std::min(batch_size_, train_rows_ - batch * batch_size_);
+  return slice_begin(rows, rank + 1) - slice_begin(rows, rank);
+}
+
+std::int64_t DataParallel::rows_in(std::int64_t batch) const {
+  if (!sharded()) return std::min(batch_size_, train_rows_ - batch * batch_size_);
+  std::int64_t rows = 0;
+  for (int rank = 0; rank < communicator_->size(); ++rank) rows += rows_of(rank, batch);
+  return rows;
+}
+
+std::string DataParallel::connect(Backend& backend) {
+  if (!active()) return "";
+  const std::string ranks = communicator_->describe();
+  if (gradient_sum_ == GradientSum::host) return ranks + "; gradients summed on the host";
+  std::string library;
+  std::string why = collective_unusable(backend, library);
+  if (why.empty()) {
+    // Rank 0's identity of the collective to every rank, a byte per double.
+    std::vector<std::uint8_t> id;
+    std::string failure;
+    const bool lead = communicator_->rank() == 0;
+    if (lead) try {
+        id = backend.new_collective_id();
+      } catch (const Error& error) {
+        failure = error.what();
+      }
+    double length = lead ? static_cast<double>(id.size()) : 0.0;
+    communicator_->all_reduce({&length, 1}, Reduction::sum);
+    std::vector<double> bytes(static_cast<std::size_t>(length), 0.0);
+    if (lead) std::copy(id.begin(), id.end(), bytes.begin());
+    communicator_->all_reduce(bytes, Reduction::sum);
+    id.assign(bytes.begin(), bytes.end());
+    if (length > 0) try {
+        collective_ = backend.join_collective(id, communicator_->rank(), communicator_->size());
+      } catch (const Error& error) {
+        failure = error.what();
+      }
+    if (any(!failure.empty())) {
+      collective_.reset();
+      why = failure.empty() ? "another rank could not connect" : failure;
+    }
+  }
+  if (why.empty()) return fmt::format("{}; gradients summed by {} in the step's CUDA graph", ranks, library);
+  if (gradient_sum_ == GradientSum::nccl) throw InputError("GradientSum::nccl: " + why);
+  if (backend.device() != Device::cuda) return ranks + "; gradients summed on the host";
+  return fmt::format("{}; gradients summed on the host: {}", ranks, why);
+}
+
+std::string DataParallel::collective_unusable(Backend& backend, std::string& library) {
+  std::string why;
+  CollectiveSupport support;
+  if (deterministic_) {
+    why = "a deterministic reduction adds in rank order on the host";
+  } else {
+    support = backend.collective_support();
+    why = support.unavailable_reason;
+    library = support.library;
+  }
+  if (any(!why.empty())) return why.empty() ? "another rank cannot use its backend's collective" : why;
+  const std::size_t devices = unite({support.device}).size();
+  const auto ranks = static_cast<std::size_t>(communicator_->size());
+  if (devices < ranks)
+    return fmt::format("{} ranks share {} GPU{} ({} needs a GPU per rank)", ranks, devices, devices == 1 ? "" : "s",
+                       library);
+  return "";
 }
 
 RankSums DataParallel::rank_sums() {
@@ -127,13 +208,13 @@ std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32
 }
 
 bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
-  std::int64_t mine = 0;
-  if (sharded_) {
-    mine = std::clamp<std::int64_t>(train_rows_ - batch * my_slice(), 0, my_slice());
-  } else {
-    const std::int64_t rows = std::min(batch_size_, train_rows_ - batch * batch_size_);
-    const int rank = communicator_->rank();
-    mine = slice_begin(rows, rank + 1) - slice_begin(rows, rank);
+  const std::int64_t mine = rows_of(communicator_->rank(), batch);
+  if (collective_) {
+    // Each rank's gradient is the mean over its rows: times its share of the step's rows, summed,
+    // it is the mean over the global batch.
+    plan.train_step(mine, *collective_,
+                    static_cast<float>(static_cast<double>(mine) / static_cast<double>(rows_in(batch))));
+    return any(stop_requested);
   }
   bool stop = false;
   plan.train_step(mine, [&](std::vector<float>& gradients) {

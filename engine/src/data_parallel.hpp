@@ -4,11 +4,13 @@
 // and the decisions to stop are combined over the ranks, so that every rank takes the same steps
 // and reports the same figures as one process with the same global batch would.
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "ember/backend.hpp"
 #include "ember/distributed.hpp"
 #include "plan.hpp"
 #include "rank_sums.hpp"
@@ -17,9 +19,11 @@ namespace ember {
 
 class DataParallel {
  public:
-  /// communicator null or of one process: inactive, and fit trains as it always does. sharded:
-  /// each rank holds other rows (FitOptions::sharded_data). set_rows follows.
-  DataParallel(Communicator* communicator, bool deterministic, bool sharded);
+  /// communicator null or of one process: inactive, and fit trains as it always does (unless
+  /// gradient_sum is nccl: then one rank of its own). sharded: each rank holds other rows
+  /// (FitOptions::sharded_data). set_rows follows.
+  DataParallel(Communicator* communicator, bool deterministic, bool sharded,
+               GradientSum gradient_sum = GradientSum::automatic);
   DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows, bool deterministic = false)
       : DataParallel(communicator, deterministic, false) {
     set_rows(batch_size, train_rows);
@@ -35,6 +39,10 @@ class DataParallel {
   /// Steps per epoch: sharded, the most any rank's rows need (the others then contribute none).
   std::int64_t batches() const { return batches_; }
   bool writes_files() const { return !active() || communicator_->rank() == 0; }
+  /// Decides where the steps sum the gradients (on every rank alike) and, for the backend's own
+  /// collective, connects the ranks: with every rank together, before the first step. What fit
+  /// reports: the ranks and where their gradients are summed; empty when inactive.
+  std::string connect(Backend& backend);
   /// The plan's batch size: the largest slice of a global batch.
   std::int64_t plan_batch_size() const;
   /// This rank's part of an epoch's row order: its slice of each global batch, one after another
@@ -58,8 +66,14 @@ class DataParallel {
 
  private:
   std::int64_t slice_begin(std::int64_t batch_rows, int rank) const;
-  /// The rows of a global batch this rank trains on (sharded: each step, until its rows run out).
-  std::int64_t my_slice() const;
+  /// The rows of a global batch rank trains on (sharded: each step, until its rows run out).
+  std::int64_t slice_of(int rank) const;
+  /// The rows rank trains on in global batch b, and all ranks' rows together.
+  std::int64_t rows_of(int rank, std::int64_t batch) const;
+  std::int64_t rows_in(std::int64_t batch) const;
+  /// Why the backend's collective cannot serve this run; empty when it can. Every rank gets the
+  /// same answer.
+  std::string collective_unusable(Backend& backend, std::string& library);
   /// Every rank's strings.
   std::set<std::string> unite(const std::set<std::string>& mine);
   /// Every rank's values end to end in rank order (total in all), this rank's at offset.
@@ -67,9 +81,13 @@ class DataParallel {
   /// The element-wise sum over the ranks, in place: the transport's all-reduce, or (deterministic)
   /// each rank's values gathered and added in rank order.
   void sum_over_ranks(std::vector<double>& values);
+  std::shared_ptr<Communicator> own_;  // the one rank of a GradientSum::nccl run without ranks
   Communicator* communicator_;
   std::int64_t batch_size_ = 1, train_rows_ = 0, batches_ = 0;
+  std::vector<std::int64_t> rank_rows_;  // sharded: every rank's training rows
   bool deterministic_, sharded_;
+  GradientSum gradient_sum_;
+  std::unique_ptr<DeviceCollective> collective_;  // the steps sum on the backend when set
   std::vector<double> reduction_, gathered_;
 };
 

@@ -75,6 +75,8 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   offset += kAlignFloats;
   const std::int64_t scalars_offset = offset;
   offset += kAlignFloats;
+  const std::int64_t factor_offset = offset;
+  offset += kAlignFloats;
 
   arena_ = Buffer(backend_, static_cast<std::size_t>(offset) * sizeof(float));
   float* base = static_cast<float*>(arena_.data());
@@ -90,6 +92,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
   loss_sums_ = base + sums_offset;
   cursor_ = reinterpret_cast<std::int32_t*>(base + cursor_offset);
   scalars_ = reinterpret_cast<OptimizerScalars*>(base + scalars_offset);
+  sum_factor_ = base + factor_offset;
 
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const ParameterLayout::Layer& span = layout_.layers()[l];
@@ -223,6 +226,30 @@ void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
   backend_.run_step(id_, std::numeric_limits<std::uint64_t>::max(), [&] { enqueue_update(); });
 }
 
+void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float factor) {
+  require_training("train_step");
+  if (rows < 0 || rows > batch_size_)
+    throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
+  if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
+  // The factor changes only at an epoch's last (shorter) batch: written when it does.
+  if (factor != sum_factor_value_) {
+    backend_.copy_to_device(sum_factor_, &factor, sizeof(factor));
+    sum_factor_value_ = factor;
+  }
+  // Recorded apart from the steps without a collective: keys no row count takes.
+  constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
+  backend_.run_step(id_, kCollectiveStep | static_cast<std::uint64_t>(rows), [&] {
+    if (rows > 0) {
+      enqueue_gradients(rows, &collective);
+    } else {  // this rank has no rows left (sharded data): it adds zeros
+      backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
+      collective.start_scaled_sum(gradients_, layout_.count(), sum_factor_);
+    }
+    collective.finish();
+    enqueue_update();
+  });
+}
+
 ConstView Plan::forward(ConstView input) {
   const std::int64_t rows = input.rows;
   if (rows > batch_size_ || input.cols != input_width_)
@@ -244,7 +271,7 @@ void Plan::enqueue_train_step(std::int64_t rows) {
   enqueue_update();
 }
 
-void Plan::enqueue_gradients(std::int64_t rows) {
+void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   const std::int64_t output_width = layers_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
@@ -258,6 +285,10 @@ void Plan::enqueue_gradients(std::int64_t rows) {
   View gradient{gradient_buffers_[ping], rows, output_width};
   loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
   bool masked = false;
+  // With a collective, the gradients are summed in buckets of whole layers as backward produces
+  // them (as PyTorch DDP's buckets), so that a bucket's sum runs beside the backward of the layers
+  // below it. The layers' parameters are contiguous, last layer last: a bucket is one range.
+  float* bucket_end = gradients_ + layout_.count();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];
     if (layer.activation == Activation::relu && !masked)
@@ -277,6 +308,10 @@ void Plan::enqueue_gradients(std::int64_t rows) {
                             View{layer.weight_gradient, layer.out, layer.in}, View{layer.bias_gradient, 1, layer.out},
                             input_gradient);
     if (input_gradient) gradient = *input_gradient;
+    if (collective != nullptr && (bucket_end - layer.weight_gradient >= bucket_floats_ || l == 0)) {
+      collective->start_scaled_sum(layer.weight_gradient, bucket_end - layer.weight_gradient, sum_factor_);
+      bucket_end = layer.weight_gradient;
+    }
   }
 }
 

@@ -14,10 +14,11 @@
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
 //                                          l + 1 no longer needs
 //   metric sums of the loss: training and validation (loss_part::sums_width each) | cursor (int32)
-//   | OptimizerScalars
+//   | OptimizerScalars | the factor of a data-parallel step's sums (DeviceCollective)
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -82,6 +83,14 @@ class Plan {
   /// reduce replaces them with the combined ones, which go back for the update.
   using GradientReduction = std::function<void(std::vector<float>& gradients)>;
   void train_step(std::int64_t rows, const GradientReduction& reduce);
+  /// A data-parallel step whose gradients are summed on the backend, inside the recorded step: the
+  /// gradients of the next rows (0 to batch size; zeros for 0) times factor (this rank's rows over
+  /// all ranks'), summed over the ranks in buckets of layers as backward produces them, then the
+  /// update.
+  void train_step(std::int64_t rows, DeviceCollective& collective, float factor);
+  /// The floats of gradients a bucket collects before its sum starts (by default 2^20, 4 MiB: fewer,
+  /// larger sums cost less per byte; smaller ones start sooner).
+  void set_bucket_floats(std::int64_t floats) { bucket_floats_ = floats; }
 
   // ---- inference -------------------------------------------------------------------------------
   /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
@@ -107,7 +116,7 @@ class Plan {
     float* output = nullptr;  // (B, out)
   };
   void enqueue_train_step(std::int64_t rows);
-  void enqueue_gradients(std::int64_t rows);
+  void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
   void enqueue_update();
   void require_training(const char* what) const;
 
@@ -134,6 +143,9 @@ class Plan {
   float* loss_sums_ = nullptr;  // training, then validation
   std::int32_t* cursor_ = nullptr;
   OptimizerScalars* scalars_ = nullptr;
+  float* sum_factor_ = nullptr;
+  std::int64_t bucket_floats_ = std::int64_t{1} << 20;
+  float sum_factor_value_ = std::numeric_limits<float>::quiet_NaN();  // what sum_factor_ holds
   ConstView train_x_{}, train_y_{};
   const std::int32_t* train_indices_ = nullptr;
 };

@@ -360,7 +360,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   // With several ranks, each trains on its slice of every batch and the steps' gradients are
   // summed; with sharded data each rank holds other rows, and what is learned from them (the
   // scaler, the figures' totals) is summed over the ranks.
-  DataParallel parallel(options.communicator.get(), options.deterministic_reduction, options.sharded_data);
+  DataParallel parallel(options.communicator.get(), options.deterministic_reduction, options.sharded_data,
+                        options.gradient_sum);
   const RankSums ranks = parallel.rank_sums();
   const std::int64_t all_train_rows = parallel.total(train_rows), all_validation_rows = parallel.total(validation_rows);
 
@@ -393,6 +394,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss);
   parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
+  const std::string data_parallel = parallel.connect(backend);
 
   // The data goes to the backend once; the steps gather their batches there.
   const Matrix y_train_scaled = classification ? y_train : scaler_.y.standardize(y_train);
@@ -417,7 +419,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
                             .inputs = input_width_,
                             .outputs = output_width(),
                             .parameters = parameter_count(),
-                            .backend = runtime_.name});
+                            .backend = runtime_.name,
+                            .data_parallel = data_parallel});
 
   std::uint64_t shuffle_seed = parallel.broadcast(options.seed.value_or(seed_));
   if (parallel.sharded())  // each rank shuffles its own rows

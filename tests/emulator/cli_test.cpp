@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "cli_support.hpp"
+#include "ember/data.hpp"
+#include "ember/testing.hpp"
 
 namespace {
 
@@ -40,6 +43,46 @@ TEST(EmulatedCli, TrainsPredictsAndEvaluatesOnTheGpu) {
       run_ember("predict --device cuda --model " + model + " --data " + data + " --out " + predictions);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
   EXPECT_EQ(slurp(predictions).substr(0, 12), "y_predicted\n");
+}
+
+TEST(EmulatedCli, NcclSumsInTheStepsGraphAndRanksSharingTheGpuSumOnTheHost) {
+  const std::string data = good_csv(), alone = dir() + "/alone.csv", summed = dir() + "/summed.csv";
+  const std::string train = "train --device cuda --data " + data + " --target y --layers 8 --epochs 5 --save ";
+  ASSERT_EQ(run_ember(train + dir() + "/alone.safetensors").exit_code, 0);
+  const CliRun nccl = run_ember(train + dir() + "/summed.safetensors --comm nccl");
+  ASSERT_EQ(nccl.exit_code, 0) << nccl.err;
+  EXPECT_NE(nccl.out.find("Data parallel: one process; gradients summed by NCCL 2.28.9 (the emulator's, one rank) in "
+                          "the step's CUDA graph\n"),
+            std::string::npos)
+      << nccl.out;
+  // One rank's sums change no bit.
+  for (const auto& [model, out] : {std::pair{"alone", alone}, std::pair{"summed", summed}})
+    ASSERT_EQ(run_ember("predict --device cuda --model " + dir() + "/" + model + ".safetensors --data " + data +
+                        " --out " + out)
+                  .exit_code,
+              0);
+  EXPECT_EQ(slurp(summed), slurp(alone));
+#ifdef EMBER_MPIEXEC
+  // Two processes, each with its emulated GPU of the same identity: they share one GPU, so they
+  // sum on the host (the split step), and train as one process does.
+  const std::string launched = std::string(EMBER_CLI_PATH) + " " + train + dir() + "/ranks.safetensors";
+  const CliRun ranks = run_launched(2, launched);
+  ASSERT_EQ(ranks.exit_code, 0) << ranks.err;
+  EXPECT_NE(ranks.out.find(", 2 ranks; gradients summed on the host: 2 ranks share 1 GPU (NCCL 2.28.9 (the "
+                           "emulator's, one rank) needs a GPU per rank)\n"),
+            std::string::npos)
+      << ranks.out;
+  const std::string together = dir() + "/ranks.csv";
+  ASSERT_EQ(
+      run_ember("predict --device cuda --model " + dir() + "/ranks.safetensors --data " + data + " --out " + together)
+          .exit_code,
+      0);
+  const std::vector<float> expected = ember::read_csv(alone).columns.at(0).numbers,
+                           got = ember::read_csv(together).columns.at(0).numbers;
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_LT(relative_error(got.data(), expected.data(), static_cast<std::int64_t>(got.size())), 1e-5);
+  expect_one_error(run_launched(2, launched + " --comm nccl"), 2, "error: --comm nccl: 2 ranks share 1 GPU");
+#endif
 }
 
 TEST(EmulatedCli, DemoOnTheGpu) {

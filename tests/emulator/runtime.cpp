@@ -193,6 +193,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
   properties->major = kMajor;
   properties->minor = kMinor;
   properties->multiProcessorCount = kMultiprocessors;
+  std::memcpy(properties->uuid.bytes, "ember-emulator-0", sizeof properties->uuid.bytes);
   return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ember/device.hpp"
 #include "ember/optimizers.hpp"
@@ -29,6 +30,29 @@ enum class Transpose { no, yes };
 struct OptimizerScalars {
   float lr_scale = 1.0f;
   std::int32_t step = 0;
+};
+
+/// Sums buffers in backend memory over the ranks of a data-parallel run (NCCL on the GPU), in
+/// order with the backend's ops so that a recorded step (Backend::run_step) holds it. Every rank
+/// makes the same calls in the same order.
+class DeviceCollective {
+ public:
+  virtual ~DeviceCollective() = default;
+  /// After the ops enqueued so far: values (count floats) times *factor summed over the ranks, in
+  /// place. factor is backend memory, read when the sum runs. The sum may run beside the ops
+  /// enqueued next, which must not touch values until finish().
+  virtual void start_scaled_sum(float* values, std::int64_t count, const float* factor) = 0;
+  /// The ops enqueued next run after every sum started.
+  virtual void finish() = 0;
+};
+
+/// Whether a backend can sum over the ranks in its own memory (Backend::collective_support).
+struct CollectiveSupport {
+  std::string unavailable_reason;  // empty when it can
+  std::string library;             // "NCCL 2.28.9"
+  /// Names the device this rank uses (the GPU's UUID): ranks sharing one cannot use the
+  /// collective and sum on the host instead.
+  std::string device;
 };
 
 class Backend {
@@ -135,6 +159,16 @@ class Backend {
   }
   /// Drops the recordings of owner (its buffers are about to be freed).
   virtual void forget_steps(std::uint64_t owner) noexcept { (void)owner; }
+
+  // ---- data-parallel collectives ---------------------------------------------------------------
+  /// Whether this backend sums over the ranks in its own memory (the CUDA backend with NCCL).
+  virtual CollectiveSupport collective_support();
+  /// Rank 0's identity of a new collective (NCCL's unique id), which every rank passes to
+  /// join_collective. Throws Error where collective_support says none.
+  virtual std::vector<std::uint8_t> new_collective_id();
+  /// This rank's member of the collective of ranks ranks that id names; every rank calls it
+  /// together. Throws Error when it cannot join (the other ranks may then fail too).
+  virtual std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks);
 
  protected:
   virtual void* do_allocate(std::size_t bytes) = 0;

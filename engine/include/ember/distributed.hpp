@@ -18,6 +18,19 @@ namespace ember {
 /// How all_reduce combines the ranks' values.
 enum class Reduction { sum, min, max };
 
+/// Where a data-parallel step sums the ranks' gradients (FitOptions::gradient_sum).
+enum class GradientSum {
+  /// nccl where every rank can use it (each on a GPU of its own, NCCL installed, no
+  /// deterministic_reduction), else host.
+  automatic,
+  /// On the GPUs with NCCL, inside the step's CUDA graph, each bucket of layers as soon as backward
+  /// has produced it. InputError where a rank cannot. With one process, a communicator of one
+  /// rank (what the sums cost, or a test).
+  nccl,
+  /// Copied to the host, summed in float64 by the Communicator (MPI), copied back: any backend.
+  host,
+};
+
 /// The processes of one data-parallel run and the collectives fit needs between them. Every rank
 /// must make the same calls in the same order. Implement it to train over a transport of your own.
 class Communicator {

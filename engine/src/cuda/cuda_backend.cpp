@@ -9,6 +9,7 @@
 
 #include "cuda/cublas_util.hpp"
 #include "cuda/cuda_api.hpp"
+#include "cuda/nccl_util.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "shape_checks.hpp"
@@ -248,6 +249,24 @@ class CudaBackend final : public Backend {
         ++it;
       }
     }
+  }
+
+  CollectiveSupport collective_support() override {
+    CollectiveSupport support;
+    try {
+      support.library = nccl_library();
+    } catch (const InputError& error) {
+      support.unavailable_reason = error.what();
+    }
+    cudaDeviceProp properties{};
+    EMBER_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
+    for (const char byte : properties.uuid.bytes)
+      support.device += fmt::format("{:02x}", static_cast<unsigned char>(byte));
+    return support;
+  }
+  std::vector<std::uint8_t> new_collective_id() override { return new_nccl_id(); }
+  std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks) override {
+    return join_nccl(id, rank, ranks, stream_);
   }
 
  protected:

@@ -3,13 +3,16 @@
 #include <fmt/format.h>
 
 #include "cuda/cuda_api.hpp"
+#include "cuda/nccl_util.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 
 namespace ember::cuda {
 namespace {
 
-std::string version_text(int version) { return fmt::format("{}.{}", version / 1000, (version % 1000) / 10); }
+std::string version_text(int version) {
+  return fmt::format("{}.{}", version / 1000, (version % 1000) / 10);
+}
 
 }  // namespace
 
@@ -46,6 +49,12 @@ std::string describe_devices() {
     if (cudaGetDeviceProperties(&p, d) != cudaSuccess) continue;
     text += fmt::format("cuda:{}: {}, compute capability {}.{}, {:.1f} GiB, {} SMs\n", d, p.name, p.major, p.minor,
                         p.totalGlobalMem / 1073741824.0, p.multiProcessorCount);
+  }
+  // What GPU ranks of a data-parallel run sum their gradients with.
+  try {
+    text += "nccl: " + nccl_library() + "\n";
+  } catch (const InputError& error) {
+    text += std::string("nccl: unavailable: ") + error.what() + "\n";
   }
   const std::string reason = unavailable_reason();
   if (!reason.empty()) return text + "cuda: unavailable: " + reason + "\n";
