@@ -179,6 +179,12 @@ std::string format_number(double value) {
   return fmt::format("{}", static_cast<float>(value));
 }
 
+GradientSum parse_comm(const std::string& text) {
+  if (text == "nccl") return GradientSum::nccl;
+  if (text == "mpi") return GradientSum::host;
+  return GradientSum::automatic;
+}
+
 int report_error(const std::string& line, int code) {
   std::shared_ptr<Communicator> world;
   try {

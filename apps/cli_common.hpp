@@ -25,6 +25,8 @@ void check_output_path(const std::string& path, const std::string& flag);
 std::vector<std::string> split_list(const std::string& text, const std::string& flag);
 /// The --delimiter value: one character, or "tab" (or "\t") for a tab; throws InputError.
 char parse_delimiter(const std::string& text);
+/// The --comm value (auto, nccl or mpi, which CLI11 has checked).
+GradientSum parse_comm(const std::string& text);
 /// The --device value, any case ("CUDA", "gpu"); an error quotes text as typed. Device::cuda
 /// without a usable GPU is refused here, naming the flag as the user wrote it.
 Device parse_device_flag(const std::string& text);

@@ -21,6 +21,7 @@ struct BenchArguments {
   std::string device = "auto", csv, tables = "gemm,memory,tuning,step";
   std::int64_t runs = 21;
   std::int64_t width = 0;  // 0: every width of the step table
+  std::string comm = "auto";
 };
 
 /// The CSV: one figure per line, so that every table fits one format.
@@ -216,25 +217,29 @@ void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     world.all_reduce({&value, 1}, Reduction::max);
     return value;
   };
-  if (lead) {
-    std::printf(
-        "\nData-parallel step over %d ranks (%s): MLP depth 4 (ReLU), MSE, SGD momentum 0.9; gradients summed in "
-        "float64 between backward and update; medians of %lld runs of 10 steps, the slowest rank's\n",
-        ranks, world.describe().c_str(), static_cast<long long>(a.runs));
-    std::printf("%-6s %-6s %11s %10s %13s %12s %12s %9s %11s\n", "width", "batch", "parameters", "MB reduced",
-                "all-reduce ms", "1 rank ms", "N ranks ms", "speed-up", "comm share");
-  }
   for (const bench::StepCase& step : cases) {
     const std::unique_ptr<Backend> backend = make_backend(device, {});
     bench::StepTiming one{};
     if (lead) one = bench::time_training_step(*backend, step, a.runs);
     double parameters = static_cast<double>(one.parameters);
     world.all_reduce({&parameters, 1}, Reduction::max);  // the others wait here while rank 0 runs alone
-    const bench::StepTiming together = bench::time_training_step(*backend, step, a.runs, 10, &world);
+    const GradientSum gradient_sum = parse_comm(a.comm);
+    const bench::StepTiming together = bench::time_training_step(*backend, step, a.runs, 10, &world, gradient_sum);
     const double together_ms = slowest(together.median_step_ms);
-    const double reduce_ms = bench::time_all_reduce(world, together.parameters + 1, a.runs);
+    // What the step sums: float64 gradients and the two counts on the host, float32 gradients with NCCL.
+    const bool on_device = together.data_parallel.find("in the step's CUDA graph") != std::string::npos;
+    const std::int64_t values = on_device ? together.parameters : together.parameters + 2;
+    const double reduce_ms = bench::time_all_reduce(world, values, a.runs, backend.get(), gradient_sum);
     if (!lead) continue;
-    const double megabytes = static_cast<double>(together.parameters + 1) * sizeof(double) / 1e6;
+    if (&step == &cases.front()) {
+      std::printf(
+          "\nData-parallel step over %d ranks (%s): MLP depth 4 (ReLU), MSE, SGD momentum 0.9; medians of %lld runs "
+          "of 10 steps, the slowest rank's\n",
+          ranks, together.data_parallel.c_str(), static_cast<long long>(a.runs));
+      std::printf("%-6s %-6s %11s %10s %13s %12s %12s %9s %11s\n", "width", "batch", "parameters", "MB reduced",
+                  "all-reduce ms", "1 rank ms", "N ranks ms", "speed-up", "comm share");
+    }
+    const double megabytes = static_cast<double>(values) * (on_device ? sizeof(float) : sizeof(double)) / 1e6;
     std::printf("%-6lld %-6lld %11lld %10.3f %13.4f %12.4f %12.4f %9.2f %10.0f%%\n", static_cast<long long>(step.width),
                 static_cast<long long>(step.batch), static_cast<long long>(together.parameters), megabytes, reduce_ms,
                 one.median_step_ms, together_ms, one.median_step_ms / together_ms, 100.0 * reduce_ms / together_ms);
@@ -298,6 +303,11 @@ void add_bench_command(CLI::App& app) {
                    "under mpirun -np N)")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
+  command->add_option("--comm", arguments->comm,
+                      "--tables comm: where the ranks sum: nccl (GPUs, in the step's CUDA graph), mpi (the host), "
+                      "auto")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
+      ->capture_default_str();
   command->add_option("--width", arguments->width,
                       "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
   command->add_option("--csv", arguments->csv,

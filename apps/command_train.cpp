@@ -232,12 +232,6 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
   return spec;
 }
 
-GradientSum parse_comm(const std::string& text) {
-  if (text == "nccl") return GradientSum::nccl;
-  if (text == "mpi") return GradientSum::host;
-  return GradientSum::automatic;
-}
-
 void run_train(const TrainArguments& a, const CLI::App& command) {
   validate(a);
   // Under mpirun or srun every rank trains its slice of each batch; rank 0 alone prints and writes.

@@ -30,7 +30,7 @@ double median(std::vector<double> values) {
 }  // namespace
 
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run,
-                              Communicator* communicator) {
+                              Communicator* communicator, GradientSum gradient_sum) {
   std::vector<Dense> layers;
   for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
   layers.emplace_back(step.classes > 0 ? step.classes : 1);
@@ -50,10 +50,12 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   const Optimizer optimizer =
       step.classes > 0 ? Optimizer{Adam{.lr = 1e-4f}} : Optimizer{SGD{.lr = 1e-4f, .momentum = 0.9f}};
   const Loss loss = step.classes > 0 ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}};
-  DataParallel parallel(communicator, step.batch, rows);
+  DataParallel parallel(communicator, false, false, gradient_sum);
+  parallel.set_rows(step.batch, rows);
   Plan plan(backend, layers, step.width, parallel.plan_batch_size(), optimizer, loss);
   plan.upload_parameters(model.parameters(),
                          std::vector<float>(model.parameters().size() * optimizer_state_names(optimizer).size()));
+  const std::string data_parallel = parallel.connect(backend);
   const BackendMatrix device_x(backend, x), device_y(backend, y);
   std::vector<std::int32_t> order(static_cast<std::size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
@@ -83,17 +85,38 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() /
                       static_cast<double>(steps_per_run));
   }
-  return {median(step_ms), median(host_us), plan.parameter_count(), runs};
+  return {median(step_ms), median(host_us), plan.parameter_count(), runs, data_parallel};
 }
 
-double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs) {
-  std::vector<double> buffer(static_cast<std::size_t>(values), 1.0), ms;
-  for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
-    const auto start = std::chrono::steady_clock::now();
-    communicator.all_reduce(buffer, Reduction::sum);
-    const auto done = std::chrono::steady_clock::now();
-    if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
-    std::fill(buffer.begin(), buffer.end(), 1.0);
+double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs, Backend* backend,
+                       GradientSum gradient_sum) {
+  std::vector<double> ms;
+  DataParallel parallel(&communicator, false, false, gradient_sum);
+  if (backend != nullptr) parallel.connect(*backend);
+  if (DeviceCollective* collective = parallel.collective()) {
+    // The scaled sum of float32 values in backend memory, as the step runs it (one bucket).
+    Buffer buffer(*backend, static_cast<std::size_t>(values) * sizeof(float)), factor(*backend, sizeof(float));
+    backend->fill({static_cast<float*>(factor.data()), 1, 1}, 1.0f);
+    backend->fill({static_cast<float*>(buffer.data()), 1, values}, 1.0f);
+    for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
+      backend->synchronize();
+      const auto start = std::chrono::steady_clock::now();
+      collective->start_scaled_sum(static_cast<float*>(buffer.data()), values,
+                                   static_cast<const float*>(factor.data()));
+      collective->finish();
+      backend->synchronize();
+      const auto done = std::chrono::steady_clock::now();
+      if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+    }
+  } else {
+    std::vector<double> buffer(static_cast<std::size_t>(values), 1.0);
+    for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
+      const auto start = std::chrono::steady_clock::now();
+      communicator.all_reduce(buffer, Reduction::sum);
+      const auto done = std::chrono::steady_clock::now();
+      if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+      std::fill(buffer.begin(), buffer.end(), 1.0);
+    }
   }
   // The slowest rank's median: the step waits for it.
   double slowest = median(ms);

@@ -43,6 +43,8 @@ class DataParallel {
   /// collective, connects the ranks: with every rank together, before the first step. What fit
   /// reports: the ranks and where their gradients are summed; empty when inactive.
   std::string connect(Backend& backend);
+  /// The backend's collective the steps sum with, once connected; null when they sum on the host.
+  DeviceCollective* collective() const { return collective_.get(); }
   /// The plan's batch size: the largest slice of a global batch.
   std::int64_t plan_batch_size() const;
   /// This rank's part of an epoch's row order: its slice of each global batch, one after another

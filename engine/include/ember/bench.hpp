@@ -30,18 +30,24 @@ struct StepTiming {
   double host_us_per_step = 0;  // host time to enqueue one step (equals the step on the CPU)
   std::int64_t parameters = 0;
   std::int64_t runs = 0;
+  std::string data_parallel{};  // with several ranks: where the gradients were summed (TrainingSummary's)
 };
 
 /// Times training steps (forward, loss, backward, update) on backend; runs >= 20. With a
 /// communicator of several ranks (every rank calls it), each rank trains on its slice of each
 /// global batch of step.batch rows and the gradients are summed between backward and update, as
 /// fit does: the data-parallel step.
+/// gradient_sum: where, as FitOptions::gradient_sum.
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs = 21,
-                              std::int64_t steps_per_run = 10, Communicator* communicator = nullptr);
+                              std::int64_t steps_per_run = 10, Communicator* communicator = nullptr,
+                              GradientSum gradient_sum = GradientSum::automatic);
 
-/// The median time in milliseconds of communicator.all_reduce (sum) over values float64 values,
-/// as a data-parallel step reduces its gradients; every rank calls it.
-double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs = 21);
+/// The median time in milliseconds of the sum over the ranks of values gradients, as a data-parallel
+/// step sums them (every rank calls it): communicator.all_reduce over float64 values, or, where
+/// gradient_sum chooses the backend's collective (NCCL), its scaled sum of float32 values in backend
+/// memory.
+double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs = 21,
+                       Backend* backend = nullptr, GradientSum gradient_sum = GradientSum::host);
 
 /// One GEMM case: TFLOP/s (2 m n k per product) of each provider; NaN where one is unavailable.
 inline constexpr double kFp32GemmTolerance = 1e-5, kTf32GemmTolerance = 5e-3;
