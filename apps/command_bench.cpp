@@ -303,9 +303,10 @@ void add_bench_command(CLI::App& app) {
                    "under mpirun -np N)")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
-  command->add_option("--comm", arguments->comm,
-                      "--tables comm: where the ranks sum: nccl (GPUs, in the step's CUDA graph), mpi (the host), "
-                      "auto")
+  command
+      ->add_option("--comm", arguments->comm,
+                   "--tables comm: where the ranks sum: nccl (GPUs, in the step's CUDA graph), mpi (the host), "
+                   "auto")
       ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
       ->capture_default_str();
   command->add_option("--width", arguments->width,

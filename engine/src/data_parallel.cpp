@@ -81,15 +81,12 @@ std::string DataParallel::connect(Backend& backend) {
     if (lead) std::copy(id.begin(), id.end(), bytes.begin());
     communicator_->all_reduce(bytes, Reduction::sum);
     id.assign(bytes.begin(), bytes.end());
-    if (length > 0) try {
-        collective_ = backend.join_collective(id, communicator_->rank(), communicator_->size());
-      } catch (const Error& error) {
-        failure = error.what();
-      }
-    if (any(!failure.empty())) {
-      collective_.reset();
-      why = failure.empty() ? "another rank could not connect" : failure;
-    }
+    // A rank that fails to join leaves the others waiting inside the join (NCCL's bootstrap has no
+    // timeout): its error must end the run (the CLI aborts every rank), so it is not caught here.
+    if (length > 0)
+      collective_ = backend.join_collective(id, communicator_->rank(), communicator_->size());
+    else
+      why = lead ? failure : "rank 0 could not start the collective";
   }
   if (why.empty()) return fmt::format("{}; gradients summed by {} in the step's CUDA graph", ranks, library);
   if (gradient_sum_ == GradientSum::nccl) throw InputError("GradientSum::nccl: " + why);

@@ -167,7 +167,8 @@ class Backend {
   /// join_collective. Throws Error where collective_support says none.
   virtual std::vector<std::uint8_t> new_collective_id();
   /// This rank's member of the collective of ranks ranks that id names; every rank calls it
-  /// together. Throws Error when it cannot join (the other ranks may then fail too).
+  /// together. Throws Error when it cannot join; the other ranks may then wait for it forever, so
+  /// the run must end (the CLI aborts every rank).
   virtual std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks);
 
  protected:
