@@ -125,7 +125,12 @@ TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {
     });
   });
   const std::unique_ptr<DeviceCollective> nccl = gpu->join_collective(gpu->new_collective_id(), 0, 1);
-  const std::vector<float> in_graph = train([&](Plan& plan, std::int64_t rows) { plan.train_step(rows, *nccl, 0.5f); });
+  bool warm = false;
+  const std::vector<float> in_graph = train([&](Plan& plan, std::int64_t rows) {
+    if (!warm) plan.warm_up(*nccl);  // as DataParallel does before its first step
+    warm = true;
+    plan.train_step(rows, *nccl, 0.5f);
+  });
   EXPECT_EQ(in_graph, on_host);
   EXPECT_NE(in_graph, start);
 }

@@ -207,6 +207,8 @@ std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32
 bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
   const std::int64_t mine = rows_of(communicator_->rank(), batch);
   if (collective_) {
+    if (!warmed_up_) plan.warm_up(*collective_);  // before the first step's capture
+    warmed_up_ = true;
     // Each rank's gradient is the mean over its rows: times its share of the step's rows, summed,
     // it is the mean over the global batch.
     plan.train_step(mine, *collective_,

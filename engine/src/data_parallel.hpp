@@ -90,6 +90,7 @@ class DataParallel {
   bool deterministic_, sharded_;
   GradientSum gradient_sum_;
   std::unique_ptr<DeviceCollective> collective_;  // the steps sum on the backend when set
+  bool warmed_up_ = false;
   std::vector<double> reduction_, gathered_;
 };
 

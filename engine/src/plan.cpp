@@ -231,11 +231,7 @@ void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float fac
   if (rows < 0 || rows > batch_size_)
     throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
   if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
-  // The factor changes only at an epoch's last (shorter) batch: written when it does.
-  if (factor != sum_factor_value_) {
-    backend_.copy_to_device(sum_factor_, &factor, sizeof(factor));
-    sum_factor_value_ = factor;
-  }
+  set_sum_factor(factor);
   // Recorded apart from the steps without a collective: keys no row count takes.
   constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
   backend_.run_step(id_, kCollectiveStep | static_cast<std::uint64_t>(rows), [&] {
@@ -248,6 +244,27 @@ void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float fac
     collective.finish();
     enqueue_update();
   });
+}
+
+void Plan::set_sum_factor(float factor) {
+  // The factor changes only at an epoch's last (shorter) batch: written when it does.
+  if (factor == sum_factor_value_) return;
+  backend_.copy_to_device(sum_factor_, &factor, sizeof(factor));
+  sum_factor_value_ = factor;
+}
+
+void Plan::warm_up(DeviceCollective& collective) {
+  require_training("warm_up");
+  set_sum_factor(0.0f);
+  float* bucket_end = gradients_ + layout_.count();
+  for (std::size_t l = layers_.size(); l-- > 0;)
+    if (closes_bucket(l, bucket_end)) {
+      collective.start_scaled_sum(layers_[l].weight_gradient, bucket_end - layers_[l].weight_gradient, sum_factor_);
+      bucket_end = layers_[l].weight_gradient;
+    }
+  collective.start_scaled_sum(gradients_, layout_.count(), sum_factor_);  // a step without rows
+  collective.finish();
+  backend_.synchronize();
 }
 
 ConstView Plan::forward(ConstView input) {
@@ -308,7 +325,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
                             View{layer.weight_gradient, layer.out, layer.in}, View{layer.bias_gradient, 1, layer.out},
                             input_gradient);
     if (input_gradient) gradient = *input_gradient;
-    if (collective != nullptr && (bucket_end - layer.weight_gradient >= bucket_floats_ || l == 0)) {
+    if (collective != nullptr && closes_bucket(l, bucket_end)) {
       collective->start_scaled_sum(layer.weight_gradient, bucket_end - layer.weight_gradient, sum_factor_);
       bucket_end = layer.weight_gradient;
     }

@@ -88,6 +88,10 @@ class Plan {
   /// all ranks'), summed over the ranks in buckets of layers as backward produces them, then the
   /// update.
   void train_step(std::int64_t rows, DeviceCollective& collective, float factor);
+  /// Runs the sums of train_step's buckets once, outside a recorded step, and waits for them: NCCL
+  /// sets up its connections for a size at its first sum, which must not happen inside a capture.
+  /// Leaves the gradients undefined.
+  void warm_up(DeviceCollective& collective);
   /// The floats of gradients a bucket collects before its sum starts (by default 2^20, 4 MiB: fewer,
   /// larger sums cost less per byte; smaller ones start sooner).
   void set_bucket_floats(std::int64_t floats) { bucket_floats_ = floats; }
@@ -118,6 +122,12 @@ class Plan {
   void enqueue_train_step(std::int64_t rows);
   void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
   void enqueue_update();
+  /// Whether a bucket closes after layer l's backward: the gradients from layer l's to bucket_end
+  /// fill one, or l is the first layer.
+  bool closes_bucket(std::size_t l, const float* bucket_end) const {
+    return l == 0 || bucket_end - layers_[l].weight_gradient >= bucket_floats_;
+  }
+  void set_sum_factor(float factor);
   void require_training(const char* what) const;
 
   Backend& backend_;
