@@ -145,6 +145,8 @@ TEST(CliDistributed, CommSaysWhereTheRanksSumAndNcclNeedsGpus) {
   EXPECT_EQ(count(automatic.out, ", 2 ranks; gradients summed on the host\n"), 1u) << automatic.out;
   expect_one_error(run_launched(2, train + " --comm nccl"), 2,
                    "error: --comm nccl: the cpu backend has no collectives of its own");
+  expect_one_error(run_launched(2, train + " --comm nccl --deterministic-reduce"), 2,
+                   "error: --comm nccl: --deterministic-reduce adds in rank order on the host");
 #endif
 }
 

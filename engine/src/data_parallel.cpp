@@ -98,7 +98,7 @@ std::string DataParallel::collective_unusable(Backend& backend, std::string& lib
   std::string why;
   CollectiveSupport support;
   if (deterministic_) {
-    why = "a deterministic reduction adds in rank order on the host";
+    why = "FitOptions::deterministic_reduction adds in rank order on the host";
   } else {
     support = backend.collective_support();
     why = support.unavailable_reason;
