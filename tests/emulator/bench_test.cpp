@@ -43,5 +43,17 @@ TEST(EmulatedBench, TrainingStepTimesWithAndWithoutGraphs) {
   }
 }
 
+TEST(EmulatedBench, CommTimesTheStepAndTheSumWhereNcclMakesThem) {
+  // One rank through NCCL (the emulator's): the comm table's two measurements on the GPU path.
+  const auto backend = make_backend(Device::cuda);
+  const std::shared_ptr<Communicator> one = distributed::single_process();
+  const bench::StepTiming timing =
+      bench::time_training_step(*backend, {.depth = 4, .width = 17, .batch = 33}, 20, 3, one.get(), GradientSum::nccl);
+  EXPECT_GT(timing.median_step_ms, 0);
+  EXPECT_NE(timing.data_parallel.find("gradients summed by NCCL"), std::string::npos) << timing.data_parallel;
+  const double sum_ms = bench::time_all_reduce(*one, timing.parameters, 20, backend.get(), GradientSum::nccl);
+  EXPECT_TRUE(std::isfinite(sum_ms) && sum_ms > 0) << sum_ms;
+}
+
 }  // namespace
 }  // namespace ember
