@@ -76,6 +76,24 @@ nccl_passed=$(grep -cE 'Test +#[0-9]+: GpuTraining\.(OneRankNccl|NcclBuckets)[^ 
 verdict "  NCCL in the step's graph" "$([ "$nccl_passed" -eq 2 ] && echo ok || echo FAIL)" \
   "$nccl_passed of 2 passed; $(grep -o '^nccl: .*' "$out/info.log")"
 
+# Two processes sharing the one GPU (where mpiexec is installed and the build found MPI): they sum
+# on the host, the split step, and --comm nccl must refuse with one error.
+if command -v mpiexec >/dev/null 2>&1 && grep -q 'distributed: MPI available' "$out/info.log"; then
+  printf 'x0,x1,y\n' >"$out/ranks.csv"
+  for i in $(seq 0 299); do echo "$((i % 7)),$((i % 5)),$((2 * (i % 7) - i % 5 + 1))" >>"$out/ranks.csv"; done
+  launch=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=2 timeout 120 mpiexec -n 2
+          "$build/ember" train --device cuda --data "$out/ranks.csv" --target y --epochs 20)
+  "${launch[@]}" >"$out/ranks.log" 2>&1; shared=$?
+  "${launch[@]}" --comm nccl >"$out/ranks-nccl.log" 2>&1; refused=$?
+  if [ $shared -eq 0 ] && grep -q 'share 1 GPU' "$out/ranks.log" && [ $refused -eq 2 ]; then
+    verdict "2 ranks sharing the GPU" ok "host-staged step; $(grep -o 'val_loss.*\|loss [0-9.e-]*' "$out/ranks.log" | tail -1)"
+  else
+    verdict "2 ranks sharing the GPU" FAIL "exit $shared / $refused: $(tail -1 "$out/ranks.log")"
+  fi
+else
+  verdict "2 ranks sharing the GPU" n/a "no mpiexec or no MPI in the build"
+fi
+
 if timeout 120 "$build/ember" demo --device cuda >"$out/demo.log" 2>&1; then
   verdict "ember demo --device cuda" ok "$(grep -E 'predict\(5\)|R2' "$out/demo.log" | sed 's/.*= //' | tr '\n' ' ')"
 else
