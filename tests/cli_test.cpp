@@ -195,6 +195,14 @@ TEST(Cli, HelpAndInfo) {
   const CliRun info = run_ember("info");
   EXPECT_EQ(info.exit_code, 0);
   EXPECT_NE(info.out.find("cpu: available"), std::string::npos);
+  // Where the CUDA plugin loads, it says whether GPU ranks can sum with NCCL, which it opens at run
+  // time: a library that is not there is a reason, not an error.
+  if (info.out.find("cuda: plugin ") == std::string::npos) return;
+  EXPECT_NE(info.out.find("\nnccl: "), std::string::npos) << info.out;
+  const CliRun missing = run_ember_with_environment("EMBER_NCCL_LIBRARY=/nonexistent/libnccl.so.2", "info");
+  EXPECT_EQ(missing.exit_code, 0);
+  EXPECT_NE(missing.out.find("nccl: unavailable: "), std::string::npos) << missing.out;
+  EXPECT_NE(missing.out.find("/nonexistent/libnccl.so.2"), std::string::npos) << missing.out;
 }
 
 }  // namespace
