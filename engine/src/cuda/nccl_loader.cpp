@@ -41,6 +41,11 @@ Loaded load() {
     if ((library = dlopen(beside.c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr) name = beside;
   }
 #endif
+  if (library == nullptr && name != kLibrary)
+    throw InputError(
+        fmt::format("NCCL could not be loaded from EMBER_NCCL_LIBRARY ({}); point it at a "
+                    "libnccl.so.{} or unset it",
+                    dlerror(), NCCL_MAJOR));
   if (library == nullptr)
     throw InputError(
         fmt::format("NCCL could not be loaded ({}); install NCCL {} (libnccl2) or set "
