@@ -121,6 +121,10 @@ class CollectiveCpuBackend final : public CpuBackend {
   struct Sums final : DeviceCollective {
     explicit Sums(CollectiveCpuBackend& owner) : owner(owner) {}
     void start_scaled_sum(float* values, std::int64_t count, const float* factor) override {
+      // As NCCL requires: every rank sums the same count in the same call.
+      double counts[2] = {static_cast<double>(count), -static_cast<double>(count)};
+      owner.ranks_.all_reduce(counts, Reduction::max);
+      EXPECT_EQ(counts[0], -counts[1]) << "the ranks' sums differ in size";
       std::vector<double> scaled(values, values + count);
       for (double& value : scaled) value *= *factor;
       owner.ranks_.all_reduce(scaled, Reduction::sum);
@@ -161,6 +165,7 @@ std::vector<RankRun> train_ranks(
         DataParallel parallel(&communicator, false, sharded, gradient_sum);
         parallel.set_rows(16, rows);
         Plan plan(backend, layers, 3, parallel.plan_batch_size(), Adam{.lr = 0.01f});
+        plan.set_bucket_floats(10);  // two buckets: layer 1's 14 gradients, then layer 0's 24
         std::vector<float> parameters(static_cast<std::size_t>(plan.parameter_count())), state;
         Random random(3);
         for (float& value : parameters) value = static_cast<float>(random.uniform() - 0.5);
@@ -201,6 +206,7 @@ TEST(Library, BackendCollectiveStepsTrainAsTheHostSum) {
           << backend[r].data_parallel;
       EXPECT_NE(host[r].data_parallel.find("gradients summed on the host"), std::string::npos);
       EXPECT_GT(backend[r].sums, 0);
+      EXPECT_EQ(backend[r].sums, backend[0].sums) << "every rank the same sums, rows or none";
       EXPECT_EQ(host[r].sums, 0);
       EXPECT_EQ(backend[r].parameters, backend[0].parameters) << "rank " << r << " sharded " << sharded;
       EXPECT_LT(testing::relative_error(backend[r].parameters, host[r].parameters), 1e-6) << "sharded " << sharded;

@@ -237,9 +237,9 @@ void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float fac
   backend_.run_step(id_, kCollectiveStep | static_cast<std::uint64_t>(rows), [&] {
     if (rows > 0) {
       enqueue_gradients(rows, &collective);
-    } else {  // this rank has no rows left (sharded data): it adds zeros
+    } else {  // this rank has no rows left (sharded data): it adds zeros, in the same buckets
       backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
-      collective.start_scaled_sum(gradients_, layout_.count(), sum_factor_);
+      enqueue_bucket_sums(collective);
     }
     collective.finish();
     enqueue_update();
@@ -253,16 +253,19 @@ void Plan::set_sum_factor(float factor) {
   sum_factor_value_ = factor;
 }
 
-void Plan::warm_up(DeviceCollective& collective) {
-  require_training("warm_up");
-  set_sum_factor(0.0f);
+void Plan::enqueue_bucket_sums(DeviceCollective& collective) {
   float* bucket_end = gradients_ + layout_.count();
   for (std::size_t l = layers_.size(); l-- > 0;)
     if (closes_bucket(l, bucket_end)) {
       collective.start_scaled_sum(layers_[l].weight_gradient, bucket_end - layers_[l].weight_gradient, sum_factor_);
       bucket_end = layers_[l].weight_gradient;
     }
-  collective.start_scaled_sum(gradients_, layout_.count(), sum_factor_);  // a step without rows
+}
+
+void Plan::warm_up(DeviceCollective& collective) {
+  require_training("warm_up");
+  set_sum_factor(0.0f);
+  enqueue_bucket_sums(collective);
   collective.finish();
   backend_.synchronize();
 }

@@ -127,6 +127,9 @@ class Plan {
   bool closes_bucket(std::size_t l, const float* bucket_end) const {
     return l == 0 || bucket_end - layers_[l].weight_gradient >= bucket_floats_;
   }
+  /// Every bucket's sum, as enqueue_gradients starts them (every rank must make the same sums, in
+  /// the same order, whatever rows it has).
+  void enqueue_bucket_sums(DeviceCollective& collective);
   void set_sum_factor(float factor);
   void require_training(const char* what) const;
 
