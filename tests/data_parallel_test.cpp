@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <numeric>
+#include <set>
 #include <thread>
 
 #include "cpu/cpu_backend.hpp"
@@ -116,6 +117,14 @@ class CollectiveCpuBackend final : public CpuBackend {
     return std::make_unique<Sums>(*this);
   }
   int sums = 0;  // started
+  /// The steps at which a step of a new shape was recorded: NCCL needs every rank to record its
+  /// captured sums at the same steps.
+  std::vector<int> recorded_at;
+  void run_step(std::uint64_t owner, std::uint64_t shape_key, const std::function<void()>& step) override {
+    if (shapes_.insert({owner, shape_key}).second) recorded_at.push_back(steps_);
+    ++steps_;
+    step();
+  }
 
  private:
   struct Sums final : DeviceCollective {
@@ -136,12 +145,15 @@ class CollectiveCpuBackend final : public CpuBackend {
   };
   Communicator& ranks_;
   std::string device_, unavailable_;
+  std::set<std::pair<std::uint64_t, std::uint64_t>> shapes_;
+  int steps_ = 0;
 };
 
 struct RankRun {
   std::vector<float> parameters;
   std::string data_parallel, error;
   int sums = 0;
+  std::vector<int> recorded_at;
 };
 
 /// Trains a plan on each of ranks threads for two epochs as fit does (DataParallel's step on every
@@ -158,7 +170,9 @@ std::vector<RankRun> train_ranks(
       RankRun& run = runs[static_cast<std::size_t>(r)];
       testing::ThreadRank communicator(shared, r, ranks);
       CollectiveCpuBackend backend(communicator, device(r), unavailable(r));
-      const std::int64_t rows = sharded ? 40 + 9 * r : 97;
+      // Unsharded: batches of 16 rows in slices of 5, 5 and 6, the last of 15 in slices of 5: rank 2
+      // alone meets a new slice there.
+      const std::int64_t rows = sharded ? 40 + 9 * r : 95;
       const Matrix x = testing::random_matrix(rows, 3, sharded ? 50 + r : 50),
                    y = testing::random_matrix(rows, 2, sharded ? 60 + r : 60);
       try {
@@ -187,6 +201,7 @@ std::vector<RankRun> train_ranks(
         run.error = error.what();
       }
       run.sums = backend.sums;
+      run.recorded_at = backend.recorded_at;
     });
   for (std::thread& t : threads) t.join();
   return runs;
@@ -207,6 +222,7 @@ TEST(Library, BackendCollectiveStepsTrainAsTheHostSum) {
       EXPECT_NE(host[r].data_parallel.find("gradients summed on the host"), std::string::npos);
       EXPECT_GT(backend[r].sums, 0);
       EXPECT_EQ(backend[r].sums, backend[0].sums) << "every rank the same sums, rows or none";
+      EXPECT_EQ(backend[r].recorded_at, backend[0].recorded_at) << "every rank records its steps together";
       EXPECT_EQ(host[r].sums, 0);
       EXPECT_EQ(backend[r].parameters, backend[0].parameters) << "rank " << r << " sharded " << sharded;
       EXPECT_LT(testing::relative_error(backend[r].parameters, host[r].parameters), 1e-6) << "sharded " << sharded;

@@ -129,7 +129,7 @@ TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {
   const std::vector<float> in_graph = train([&](Plan& plan, std::int64_t rows) {
     if (!warm) plan.warm_up(*nccl);  // as DataParallel does before its first step
     warm = true;
-    plan.train_step(rows, *nccl, 0.5f);
+    plan.train_step(rows, *nccl, 0.5f, static_cast<std::uint64_t>(rows));
   });
   EXPECT_EQ(in_graph, on_host);
   EXPECT_NE(in_graph, start);

@@ -59,6 +59,14 @@ std::int64_t DataParallel::rows_in(std::int64_t batch) const {
   return rows;
 }
 
+std::uint64_t DataParallel::step_shape(std::int64_t batch) const {
+  if (!sharded()) return static_cast<std::uint64_t>(rows_in(batch));  // the global rows decide every slice
+  std::uint64_t hash = 14695981039346656037ull;                       // FNV-1a over the ranks' rows
+  for (int rank = 0; rank < communicator_->size(); ++rank)
+    hash = (hash ^ static_cast<std::uint64_t>(rows_of(rank, batch))) * 1099511628211ull;
+  return hash;
+}
+
 std::string DataParallel::connect(Backend& backend) {
   if (!active()) return "";
   const std::string ranks = communicator_->describe();
@@ -212,7 +220,8 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
     // Each rank's gradient is the mean over its rows: times its share of the step's rows, summed,
     // it is the mean over the global batch.
     plan.train_step(mine, *collective_,
-                    static_cast<float>(static_cast<double>(mine) / static_cast<double>(rows_in(batch))));
+                    static_cast<float>(static_cast<double>(mine) / static_cast<double>(rows_in(batch))),
+                    step_shape(batch));
     return any(stop_requested);
   }
   bool stop = false;

@@ -73,6 +73,8 @@ class DataParallel {
   /// The rows rank trains on in global batch b, and all ranks' rows together.
   std::int64_t rows_of(int rank, std::int64_t batch) const;
   std::int64_t rows_in(std::int64_t batch) const;
+  /// Names every rank's rows in global batch b, alike on every rank (Plan::train_step's shape).
+  std::uint64_t step_shape(std::int64_t batch) const;
   /// Why the backend's collective cannot serve this run; empty when it can. Every rank gets the
   /// same answer.
   std::string collective_unusable(Backend& backend, std::string& library);

@@ -226,7 +226,7 @@ void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
   backend_.run_step(id_, std::numeric_limits<std::uint64_t>::max(), [&] { enqueue_update(); });
 }
 
-void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float factor) {
+void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float factor, std::uint64_t shape) {
   require_training("train_step");
   if (rows < 0 || rows > batch_size_)
     throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
@@ -234,7 +234,7 @@ void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float fac
   set_sum_factor(factor);
   // Recorded apart from the steps without a collective: keys no row count takes.
   constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
-  backend_.run_step(id_, kCollectiveStep | static_cast<std::uint64_t>(rows), [&] {
+  backend_.run_step(id_, kCollectiveStep | (shape & (kCollectiveStep - 1)), [&] {
     if (rows > 0) {
       enqueue_gradients(rows, &collective);
     } else {  // this rank has no rows left (sharded data): it adds zeros, in the same buckets

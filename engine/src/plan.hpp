@@ -86,8 +86,10 @@ class Plan {
   /// A data-parallel step whose gradients are summed on the backend, inside the recorded step: the
   /// gradients of the next rows (0 to batch size; zeros for 0) times factor (this rank's rows over
   /// all ranks'), summed over the ranks in buckets of layers as backward produces them, then the
-  /// update.
-  void train_step(std::int64_t rows, DeviceCollective& collective, float factor);
+  /// update. shape names every rank's rows in this step (the same value on every rank, and rows a
+  /// function of it): the recording is keyed by it, so that the ranks record a step together, as
+  /// NCCL requires of captured collectives.
+  void train_step(std::int64_t rows, DeviceCollective& collective, float factor, std::uint64_t shape);
   /// Runs the sums of train_step's buckets once, outside a recorded step, and waits for them: NCCL
   /// sets up its connections for a size at its first sum, which must not happen inside a capture.
   /// Leaves the gradients undefined.
