@@ -14,7 +14,7 @@ namespace ember::cli {
 void add_info_commands(CLI::App& app) {
   CLI::App* info = app.add_subcommand("info", "Show the backends and devices Ember can use");
   info->callback([] {
-    // GPU ranks sum with NCCL where the cuda lines say it is available, else through MPI.
+    // GPU ranks sum with NCCL where the nccl line says it is available, else through MPI.
     const std::string mpi = distributed::mpi_compiled() ? "available" : "not built (configured without MPI)";
     std::fputs(("ember 0.1.0\n" + describe_devices() + "distributed: MPI " + mpi + "\n").c_str(), stdout);
   });
