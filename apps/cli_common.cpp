@@ -181,6 +181,16 @@ std::string format_number(double value) {
   return fmt::format("{}", static_cast<float>(value));
 }
 
+void add_comm_option(CLI::App& command, std::string& value, const std::string& purpose) {
+  command
+      .add_option("--comm", value,
+                  purpose +
+                      ": nccl (on the GPUs, inside the step's CUDA graph), mpi (on the host), or auto (nccl where "
+                      "every rank has a GPU of its own and NCCL)")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
+      ->capture_default_str();
+}
+
 GradientSum parse_comm(const std::string& text) {
   if (text == "nccl") return GradientSum::nccl;
   if (text == "mpi") return GradientSum::host;

@@ -25,7 +25,9 @@ void check_output_path(const std::string& path, const std::string& flag);
 std::vector<std::string> split_list(const std::string& text, const std::string& flag);
 /// The --delimiter value: one character, or "tab" (or "\t") for a tab; throws InputError.
 char parse_delimiter(const std::string& text);
-/// The --comm value (auto, nccl or mpi, which CLI11 has checked).
+/// Adds --comm (auto, nccl or mpi: where data-parallel ranks sum their gradients) to command;
+/// purpose starts its help. parse_comm turns its value into FitOptions::gradient_sum.
+void add_comm_option(CLI::App& command, std::string& value, const std::string& purpose);
 GradientSum parse_comm(const std::string& text);
 /// The --device value, any case ("CUDA", "gpu"); an error quotes text as typed. Device::cuda
 /// without a usable GPU is refused here, naming the flag as the user wrote it.

@@ -217,19 +217,17 @@ void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     world.all_reduce({&value, 1}, Reduction::max);
     return value;
   };
+  const GradientSum gradient_sum = parse_comm(a.comm);
   for (const bench::StepCase& step : cases) {
     const std::unique_ptr<Backend> backend = make_backend(device, {});
     bench::StepTiming one{};
     if (lead) one = bench::time_training_step(*backend, step, a.runs);
     double parameters = static_cast<double>(one.parameters);
     world.all_reduce({&parameters, 1}, Reduction::max);  // the others wait here while rank 0 runs alone
-    const GradientSum gradient_sum = parse_comm(a.comm);
     const bench::StepTiming together = bench::time_training_step(*backend, step, a.runs, 10, &world, gradient_sum);
     const double together_ms = slowest(together.median_step_ms);
-    // What the step sums: float64 gradients and the two counts on the host, float32 gradients with NCCL.
-    const bool on_device = together.data_parallel.find("in the step's CUDA graph") != std::string::npos;
-    const std::int64_t values = on_device ? together.parameters : together.parameters + 2;
-    const double reduce_ms = bench::time_all_reduce(world, values, a.runs, backend.get(), gradient_sum);
+    const bench::SumTiming sum =
+        bench::time_gradient_sum(world, together.parameters, a.runs, backend.get(), gradient_sum);
     if (!lead) continue;
     if (&step == &cases.front()) {
       std::printf(
@@ -239,13 +237,13 @@ void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
       std::printf("%-6s %-6s %11s %10s %13s %12s %12s %9s %11s\n", "width", "batch", "parameters", "MB reduced",
                   "all-reduce ms", "1 rank ms", "N ranks ms", "speed-up", "comm share");
     }
-    const double megabytes = static_cast<double>(values) * (on_device ? sizeof(float) : sizeof(double)) / 1e6;
     std::printf("%-6lld %-6lld %11lld %10.3f %13.4f %12.4f %12.4f %9.2f %10.0f%%\n", static_cast<long long>(step.width),
-                static_cast<long long>(step.batch), static_cast<long long>(together.parameters), megabytes, reduce_ms,
-                one.median_step_ms, together_ms, one.median_step_ms / together_ms, 100.0 * reduce_ms / together_ms);
+                static_cast<long long>(step.batch), static_cast<long long>(together.parameters), sum.megabytes,
+                sum.median_ms, one.median_step_ms, together_ms, one.median_step_ms / together_ms,
+                100.0 * sum.median_ms / together_ms);
     std::fflush(stdout);
     const std::string name = step.name(), variant = fmt::format("{} ranks", ranks);
-    csv.add("comm", name, variant, "all-reduce ms", reduce_ms);
+    csv.add("comm", name, variant, "all-reduce ms", sum.median_ms);
     csv.add("comm", name, "1 rank", "step ms", one.median_step_ms);
     csv.add("comm", name, variant, "step ms", together_ms, "1 rank", one.median_step_ms / together_ms);
   }
@@ -303,12 +301,7 @@ void add_bench_command(CLI::App& app) {
                    "under mpirun -np N)")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
-  command
-      ->add_option("--comm", arguments->comm,
-                   "--tables comm: where the ranks sum: nccl (GPUs, in the step's CUDA graph), mpi (the host), "
-                   "auto")
-      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
-      ->capture_default_str();
+  add_comm_option(*command, arguments->comm, "--tables comm: where the ranks sum their gradients");
   command->add_option("--width", arguments->width,
                       "Only the step-table rows of this width (CPU: 64, 256; GPU: 64 to 4096)");
   command->add_option("--csv", arguments->csv,

@@ -499,12 +499,7 @@ void add_train_command(CLI::App& app) {
   command->add_flag("--shard-data", arguments->shard_data,
                     "Under mpirun: each rank reads only its 1/N of the file's rows (for data beyond one machine's "
                     "memory); not bit-identical to one process");
-  command
-      ->add_option("--comm", arguments->comm,
-                   "Under mpirun: where GPU ranks sum their gradients: nccl (on the GPUs, inside the step's CUDA "
-                   "graph), mpi (on the host), or auto (nccl where every rank has a GPU of its own and NCCL)")
-      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
-      ->capture_default_str();
+  add_comm_option(*command, arguments->comm, "Under mpirun: where GPU ranks sum their gradients");
   command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
   command->callback([arguments, command] { run_train(*arguments, *command); });
 }

@@ -60,7 +60,7 @@ TEST(Library, DeterministicReductionAddsInRankOrderWhateverOrderTheRanksArriveIn
       threads.emplace_back([&, r] {
         const auto rank = static_cast<std::size_t>(r);
         testing::ThreadRank communicator(shared, r, 3, delays[rank]);
-        DataParallel parallel(&communicator, 30, 300, deterministic);
+        DataParallel parallel(&communicator, deterministic, false);
         result[rank] = parallel.sum({values[rank]}).front();
       });
     for (std::thread& t : threads) t.join();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <numeric>
 
 #include "cuda/cuda_api.hpp"
@@ -88,40 +89,47 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   return {median(step_ms), median(host_us), plan.parameter_count(), runs, data_parallel};
 }
 
-double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs, Backend* backend,
-                       GradientSum gradient_sum) {
-  std::vector<double> ms;
+SumTiming time_gradient_sum(Communicator& communicator, std::int64_t parameters, std::int64_t runs, Backend* backend,
+                            GradientSum gradient_sum) {
+  // Two warm-up runs (connections, pages), then the median of runs; prepare runs untimed before each.
+  const auto median_ms = [runs](const std::function<void()>& prepare, const std::function<void()>& sum) {
+    std::vector<double> ms;
+    for (std::int64_t run = -2; run < runs; ++run) {
+      prepare();
+      const auto start = std::chrono::steady_clock::now();
+      sum();
+      const auto done = std::chrono::steady_clock::now();
+      if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+    }
+    return median(ms);
+  };
+  SumTiming timing;
   DataParallel parallel(&communicator, false, false, gradient_sum);
   if (backend != nullptr) parallel.connect(*backend);
   if (DeviceCollective* collective = parallel.collective()) {
-    // The scaled sum of float32 values in backend memory, as the step runs it (one bucket).
-    Buffer buffer(*backend, static_cast<std::size_t>(values) * sizeof(float)), factor(*backend, sizeof(float));
+    // The scaled sum of the float32 gradients in backend memory, as the step runs it (one bucket).
+    Buffer buffer(*backend, static_cast<std::size_t>(parameters) * sizeof(float)), factor(*backend, sizeof(float));
+    auto* values = static_cast<float*>(buffer.data());
     backend->fill({static_cast<float*>(factor.data()), 1, 1}, 1.0f);
-    backend->fill({static_cast<float*>(buffer.data()), 1, values}, 1.0f);
-    for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
-      backend->synchronize();
-      const auto start = std::chrono::steady_clock::now();
-      collective->start_scaled_sum(static_cast<float*>(buffer.data()), values,
-                                   static_cast<const float*>(factor.data()));
-      collective->finish();
-      backend->synchronize();
-      const auto done = std::chrono::steady_clock::now();
-      if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
-    }
+    backend->fill({values, 1, parameters}, 1.0f);
+    timing.median_ms =
+        median_ms([&] { backend->synchronize(); },
+                  [&] {
+                    collective->start_scaled_sum(values, parameters, static_cast<const float*>(factor.data()));
+                    collective->finish();
+                    backend->synchronize();
+                  });
+    timing.megabytes = static_cast<double>(parameters) * sizeof(float) / 1e6;
   } else {
-    std::vector<double> buffer(static_cast<std::size_t>(values), 1.0);
-    for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: connections, pages
-      const auto start = std::chrono::steady_clock::now();
-      communicator.all_reduce(buffer, Reduction::sum);
-      const auto done = std::chrono::steady_clock::now();
-      if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
-      std::fill(buffer.begin(), buffer.end(), 1.0);
-    }
+    // The float64 gradients and what the host step carries beside them.
+    std::vector<double> values(static_cast<std::size_t>(parameters + DataParallel::kHostStepExtras));
+    timing.median_ms = median_ms([&] { std::fill(values.begin(), values.end(), 1.0); },
+                                 [&] { communicator.all_reduce(values, Reduction::sum); });
+    timing.megabytes = static_cast<double>(values.size()) * sizeof(double) / 1e6;
   }
   // The slowest rank's median: the step waits for it.
-  double slowest = median(ms);
-  communicator.all_reduce({&slowest, 1}, Reduction::max);
-  return slowest;
+  communicator.all_reduce({&timing.median_ms, 1}, Reduction::max);
+  return timing;
 }
 
 namespace {

@@ -83,11 +83,11 @@ std::string DataParallel::connect(Backend& backend) {
       } catch (const Error& error) {
         failure = error.what();
       }
-    double length = lead ? static_cast<double>(id.size()) : 0.0;
+    const std::vector<double> mine(id.begin(), id.end());
+    double length = static_cast<double>(mine.size());
     communicator_->all_reduce({&length, 1}, Reduction::sum);
-    std::vector<double> bytes(static_cast<std::size_t>(length), 0.0);
-    if (lead) std::copy(id.begin(), id.end(), bytes.begin());
-    communicator_->all_reduce(bytes, Reduction::sum);
+    std::vector<double> bytes;
+    gather(mine, 0, static_cast<std::size_t>(length), bytes);
     id.assign(bytes.begin(), bytes.end());
     // A rank that fails to join leaves the others waiting inside the join (NCCL's bootstrap has no
     // timeout): its error must end the run (the CLI aborts every rank), so it is not caught here.
@@ -227,15 +227,13 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
   bool stop = false;
   plan.train_step(mine, [&](std::vector<float>& gradients) {
     // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
-    // all ranks' rows, is the mean over the global batch. Two more values carry the stops and the
-    // rows.
+    // all ranks' rows, is the mean over the global batch. One more value carries the stops.
     const std::size_t n = gradients.size();
-    reduction_.resize(n + 2);
+    reduction_.resize(n + kHostStepExtras);
     for (std::size_t i = 0; i < n; ++i) reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
     reduction_[n] = stop_requested ? 1.0 : 0.0;
-    reduction_[n + 1] = static_cast<double>(mine);
     sum_over_ranks(reduction_);
-    const double rows = reduction_[n + 1];
+    const auto rows = static_cast<double>(rows_in(batch));
     for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
     stop = reduction_[n] > 0.0;
   });

@@ -24,10 +24,8 @@ class DataParallel {
   /// (FitOptions::sharded_data). set_rows follows.
   DataParallel(Communicator* communicator, bool deterministic, bool sharded,
                GradientSum gradient_sum = GradientSum::automatic);
-  DataParallel(Communicator* communicator, std::int64_t batch_size, std::int64_t train_rows, bool deterministic = false)
-      : DataParallel(communicator, deterministic, false) {
-    set_rows(batch_size, train_rows);
-  }
+  /// The values a step summed on the host carries beside the gradients: the stop requests.
+  static constexpr std::int64_t kHostStepExtras = 1;
   /// The global batch and this rank's training rows (all ranks' alike unless sharded).
   void set_rows(std::int64_t batch_size, std::int64_t train_rows);
   bool active() const { return communicator_ != nullptr; }

@@ -202,19 +202,20 @@ void Plan::reset_epoch() {
   backend_.copy_to_device(cursor_, &zero, sizeof(zero));
 }
 
-void Plan::train_step(std::int64_t rows) {
+void Plan::check_step(std::int64_t rows, std::int64_t fewest) const {
   require_training("train_step");
-  if (rows <= 0 || rows > batch_size_)
+  if (rows < fewest || rows > batch_size_)
     throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
   if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
+}
+
+void Plan::train_step(std::int64_t rows) {
+  check_step(rows, 1);
   backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows); });
 }
 
 void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
-  require_training("train_step");
-  if (rows < 0 || rows > batch_size_)
-    throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
-  if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
+  check_step(rows, 0);
   if (rows > 0)
     backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
   else
@@ -227,10 +228,7 @@ void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
 }
 
 void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float factor, std::uint64_t shape) {
-  require_training("train_step");
-  if (rows < 0 || rows > batch_size_)
-    throw Error(fmt::format("step of {} rows does not fit the plan's batch size {}", rows, batch_size_));
-  if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
+  check_step(rows, 0);
   set_sum_factor(factor);
   // Recorded apart from the steps without a collective: keys no row count takes.
   constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
@@ -253,13 +251,16 @@ void Plan::set_sum_factor(float factor) {
   sum_factor_value_ = factor;
 }
 
+float* Plan::sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective& collective) {
+  float* first = layers_[l].weight_gradient;
+  if (l > 0 && bucket_end - first < bucket_floats_) return bucket_end;
+  collective.start_scaled_sum(first, bucket_end - first, sum_factor_);
+  return first;
+}
+
 void Plan::enqueue_bucket_sums(DeviceCollective& collective) {
   float* bucket_end = gradients_ + layout_.count();
-  for (std::size_t l = layers_.size(); l-- > 0;)
-    if (closes_bucket(l, bucket_end)) {
-      collective.start_scaled_sum(layers_[l].weight_gradient, bucket_end - layers_[l].weight_gradient, sum_factor_);
-      bucket_end = layers_[l].weight_gradient;
-    }
+  for (std::size_t l = layers_.size(); l-- > 0;) bucket_end = sum_bucket_after(l, bucket_end, collective);
 }
 
 void Plan::warm_up(DeviceCollective& collective) {
@@ -328,10 +329,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
                             View{layer.weight_gradient, layer.out, layer.in}, View{layer.bias_gradient, 1, layer.out},
                             input_gradient);
     if (input_gradient) gradient = *input_gradient;
-    if (collective != nullptr && closes_bucket(l, bucket_end)) {
-      collective->start_scaled_sum(layer.weight_gradient, bucket_end - layer.weight_gradient, sum_factor_);
-      bucket_end = layer.weight_gradient;
-    }
+    if (collective != nullptr) bucket_end = sum_bucket_after(l, bucket_end, *collective);
   }
 }
 

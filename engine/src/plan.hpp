@@ -124,16 +124,16 @@ class Plan {
   void enqueue_train_step(std::int64_t rows);
   void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
   void enqueue_update();
-  /// Whether a bucket closes after layer l's backward: the gradients from layer l's to bucket_end
-  /// fill one, or l is the first layer.
-  bool closes_bucket(std::size_t l, const float* bucket_end) const {
-    return l == 0 || bucket_end - layers_[l].weight_gradient >= bucket_floats_;
-  }
+  /// After layer l's backward: when the gradients from layer l's to bucket_end fill a bucket, or l
+  /// is the first layer, starts their sum and returns where the next bucket ends; else bucket_end.
+  float* sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective& collective);
   /// Every bucket's sum, as enqueue_gradients starts them (every rank must make the same sums, in
   /// the same order, whatever rows it has).
   void enqueue_bucket_sums(DeviceCollective& collective);
   void set_sum_factor(float factor);
   void require_training(const char* what) const;
+  /// Throws Error unless a training step of rows (fewest to the batch size) can run.
+  void check_step(std::int64_t rows, std::int64_t fewest) const;
 
   Backend& backend_;
   std::uint64_t id_;  // names this plan's recorded steps in the backend

@@ -51,8 +51,9 @@ TEST(EmulatedBench, CommTimesTheStepAndTheSumWhereNcclMakesThem) {
       bench::time_training_step(*backend, {.depth = 4, .width = 17, .batch = 33}, 20, 3, one.get(), GradientSum::nccl);
   EXPECT_GT(timing.median_step_ms, 0);
   EXPECT_NE(timing.data_parallel.find("gradients summed by NCCL"), std::string::npos) << timing.data_parallel;
-  const double sum_ms = bench::time_all_reduce(*one, timing.parameters, 20, backend.get(), GradientSum::nccl);
-  EXPECT_TRUE(std::isfinite(sum_ms) && sum_ms > 0) << sum_ms;
+  const bench::SumTiming sum = bench::time_gradient_sum(*one, timing.parameters, 20, backend.get(), GradientSum::nccl);
+  EXPECT_TRUE(std::isfinite(sum.median_ms) && sum.median_ms > 0) << sum.median_ms;
+  EXPECT_EQ(sum.megabytes, static_cast<double>(timing.parameters) * sizeof(float) / 1e6) << "float32, on the GPU";
 }
 
 }  // namespace

@@ -42,12 +42,17 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
                               std::int64_t steps_per_run = 10, Communicator* communicator = nullptr,
                               GradientSum gradient_sum = GradientSum::automatic);
 
-/// The median time in milliseconds of the sum over the ranks of values gradients, as a data-parallel
-/// step sums them (every rank calls it): communicator.all_reduce over float64 values, or, where
-/// gradient_sum chooses the backend's collective (NCCL), its scaled sum of float32 values in backend
-/// memory.
-double time_all_reduce(Communicator& communicator, std::int64_t values, std::int64_t runs = 21,
-                       Backend* backend = nullptr, GradientSum gradient_sum = GradientSum::host);
+struct SumTiming {
+  double median_ms = 0;  // the slowest rank's median
+  double megabytes = 0;  // what each rank sums
+};
+
+/// The sum over the ranks of one step's gradients for a model of parameters, as a data-parallel
+/// step makes it (every rank calls it): communicator.all_reduce over the float64 gradients (and
+/// what the step carries beside them), or, where gradient_sum chooses the backend's collective
+/// (NCCL), its scaled sum of the float32 gradients in backend memory.
+SumTiming time_gradient_sum(Communicator& communicator, std::int64_t parameters, std::int64_t runs = 21,
+                            Backend* backend = nullptr, GradientSum gradient_sum = GradientSum::host);
 
 /// One GEMM case: TFLOP/s (2 m n k per product) of each provider; NaN where one is unavailable.
 inline constexpr double kFp32GemmTolerance = 1e-5, kTf32GemmTolerance = 5e-3;
