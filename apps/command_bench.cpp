@@ -195,6 +195,57 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
     }
 }
 
+/// The CPU's threads: the training step and a predict of 100,000 rows with the default threads and
+/// with one thread, under whatever load the machine has (bench/contention.py runs it idle and busy).
+void threads_table(const BenchArguments& a, CsvRows& csv) {
+  constexpr std::int64_t kPredictRows = 100'000;
+  const std::int64_t predict_runs = std::max<std::int64_t>(5, a.runs / 4);
+  std::vector<bench::StepCase> cases = {{4, 64, 32}, {4, 64, 256}, {4, 256, 32}, {4, 256, 256}, {4, 1024, 256}};
+  keep_width(cases, a.width, "threads");
+  std::printf(
+      "\nCPU threads: %s; training step (MLP depth 4, ReLU, MSE, SGD momentum 0.9; median of %lld runs) and predict "
+      "of %lld rows (widths 64 and 256; median of %lld runs), default threads against one thread\n",
+      describe_threads().c_str(), static_cast<long long>(a.runs), static_cast<long long>(kPredictRows),
+      static_cast<long long>(predict_runs));
+  std::printf("%-6s %-6s %13s %13s %7s %16s %16s %7s\n", "width", "batch", "step ms", "1-thread ms", "ratio",
+              "predict ms", "1-thread ms", "ratio");
+  const int limit = num_threads();
+  const auto with_threads = [limit](bool one, const auto& measure) {
+    set_num_threads(one ? 1 : limit);
+    const double ms = measure();
+    set_num_threads(0);
+    return ms;
+  };
+  for (const bench::StepCase& step : cases) {
+    const std::unique_ptr<Backend> backend = make_backend(Device::cpu, {});
+    const std::int64_t steps_per_run = step.width >= 1024 ? 2 : 10;
+    const auto time_step = [&] {
+      return bench::time_training_step(*backend, step, a.runs, steps_per_run).median_step_ms;
+    };
+    const double step_default = with_threads(false, time_step), step_one = with_threads(true, time_step);
+    double predict_default = std::nan(""), predict_one = std::nan("");
+    if (step.width <= 256 && step.batch == 256) {
+      const auto time_predict = [&] { return bench::time_predict(Device::cpu, step, kPredictRows, predict_runs); };
+      predict_default = with_threads(false, time_predict);
+      predict_one = with_threads(true, time_predict);
+    }
+    std::printf("%-6lld %-6lld %13.4f %13.4f %7.2f %16s %16s %7s\n", static_cast<long long>(step.width),
+                static_cast<long long>(step.batch), step_default, step_one, step_default / step_one,
+                figure(predict_default, "{:.2f}").c_str(), figure(predict_one, "{:.2f}").c_str(),
+                figure(predict_default / predict_one, "{:.2f}").c_str());
+    std::fflush(stdout);
+    const std::string name = step.name();
+    csv.add("threads", name, "default", "step ms", step_default, "1 thread", step_default / step_one);
+    csv.add("threads", name, "1 thread", "step ms", step_one);
+    if (!std::isnan(predict_default)) {
+      const std::string predict =
+          fmt::format("predict {} rows depth {} width {}", kPredictRows, step.depth, step.width);
+      csv.add("threads", predict, "default", "predict ms", predict_default, "1 thread", predict_default / predict_one);
+      csv.add("threads", predict, "1 thread", "predict ms", predict_one);
+    }
+  }
+}
+
 /// The data-parallel step (under mpirun): the all-reduce of the step's gradients, and the step of
 /// one global batch on one rank (rank 0 alone, the others waiting) and on all ranks.
 void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
@@ -251,14 +302,15 @@ void comm(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
 
 void run_bench(const BenchArguments& a) {
   if (a.runs < 20) throw InputError(fmt::format("--runs {}: at least 20 runs make a median", a.runs));
-  const std::set<std::string> known{"gemm", "memory", "tuning", "step", "comm"};
+  const std::set<std::string> known{"gemm", "memory", "tuning", "step", "comm", "threads"};
   std::set<std::string> tables;
   for (const std::string& table : split_list(a.tables, "--tables")) {
     if (!known.contains(table))
-      throw InputError(fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning, step and comm", table));
+      throw InputError(
+          fmt::format("--tables: unknown table '{}'; use gemm, memory, tuning, step, comm and threads", table));
     tables.insert(table);
   }
-  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step, comm");
+  if (tables.empty()) throw InputError("--tables: name at least one of gemm, memory, tuning, step, comm, threads");
   if (tables != std::set<std::string>{"comm"}) require_one_process("ember bench (but for --tables comm)");
   if (!a.csv.empty()) check_output_path(a.csv, "--csv");
   const Device device = parse_device_flag(a.device);
@@ -280,6 +332,7 @@ void run_bench(const BenchArguments& a) {
   if (tables.contains("tuning")) wrong += tuning(a, csv);
   if (tables.contains("step")) steps(a, device, gpu, csv);
   if (tables.contains("comm")) comm(a, device, gpu, csv);
+  if (tables.contains("threads")) threads_table(a, csv);
   if (!a.csv.empty() && distributed::world()->rank() == 0) write_file_atomically(a.csv, csv.text());
   if (wrong > 0)  // a benchmark of wrong results is a failure, reported after all the figures
     throw Error(
@@ -298,7 +351,7 @@ void add_bench_command(CLI::App& app) {
   command
       ->add_option("--tables", arguments->tables,
                    "Comma-separated: gemm, memory, tuning (GPU only), step; comm (the data-parallel step, alone "
-                   "under mpirun -np N)")
+                   "under mpirun -np N); threads (CPU: default threads against one thread, step and predict)")
       ->capture_default_str();
   command->add_option("--runs", arguments->runs, "Timed runs per figure (median; at least 20)")->capture_default_str();
   add_comm_option(*command, arguments->comm, "--tables comm: where the ranks sum their gradients");

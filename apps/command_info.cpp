@@ -16,7 +16,8 @@ void add_info_commands(CLI::App& app) {
   info->callback([] {
     // GPU ranks sum with NCCL where the nccl line says it is available, else through MPI.
     const std::string mpi = distributed::mpi_compiled() ? "available" : "not built (configured without MPI)";
-    std::fputs(("ember 0.1.0\n" + describe_devices() + "distributed: MPI " + mpi + "\n").c_str(), stdout);
+    std::fputs(("ember 0.1.0\n" + describe_devices() + describe_threads() + "\ndistributed: MPI " + mpi + "\n").c_str(),
+               stdout);
   });
 
   auto device = std::make_shared<std::string>("auto");

@@ -34,18 +34,9 @@ if(EMBER_BUILD_TESTS)
   endif()
 endif()
 
-# OpenMP parallelizes the CPU reference over rows; without it the reference runs on one core.
-if(EMBER_OPENMP)
-  find_package(OpenMP COMPONENTS CXX QUIET)
-endif()
-if(OpenMP_CXX_FOUND)
-  message(STATUS "Ember: OpenMP found, the CPU backend runs in parallel")
-else()
-  message(STATUS "Ember: OpenMP not found, the CPU backend runs on one core")
-endif()
-
-# OpenBLAS (the OpenMP build, so that it shares the thread pool with Ember's own loops) computes
-# the fast CPU path's matmul; without it that path uses plain float32 loops.
+# OpenBLAS computes the fast CPU path's matmul; without it that path uses plain float32 loops.
+# Ember sets it to one thread and splits products among its own threads (engine/src/cpu/thread_pool.hpp);
+# Debian's OpenMP build is the one scripts/install-deps.sh installs.
 set(EMBER_BLAS AUTO CACHE STRING "Use OpenBLAS for the fast CPU path's matmul: AUTO (when found), ON or OFF")
 set_property(CACHE EMBER_BLAS PROPERTY STRINGS AUTO ON OFF)
 set(EMBER_WITH_OPENBLAS OFF)
@@ -66,6 +57,11 @@ if(NOT EMBER_BLAS STREQUAL "OFF")
       set(EMBER_OPENBLAS_PARALLEL -1)  # unknown: no check
     endif()
     message(STATUS "Ember: OpenBLAS ${OpenBLAS_VERSION} (${EMBER_OPENBLAS_DIR}) computes the fast CPU path's matmul")
+    if(EMBER_OPENBLAS_PARALLEL EQUAL 2)
+      # The OpenMP build threads each call by the caller's OpenMP thread count, which Ember sets to
+      # one around its calls (omp_set_num_threads): the OpenMP runtime is linked for that alone.
+      find_package(OpenMP COMPONENTS CXX REQUIRED)
+    endif()
   elseif(EMBER_BLAS STREQUAL "ON")
     message(FATAL_ERROR "EMBER_BLAS=ON but OpenBLAS was not found. Install it with:\n"
                         "  sudo apt-get install libopenblas-openmp-dev")

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <numeric>
+#include <utility>
 
 #include "cuda/cuda_api.hpp"
 #include "data_parallel.hpp"
@@ -87,6 +89,27 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
                       static_cast<double>(steps_per_run));
   }
   return {median(step_ms), median(host_us), plan.parameter_count(), runs, data_parallel};
+}
+
+double time_predict(Device device, const StepCase& step, std::int64_t rows, std::int64_t runs) {
+  std::vector<Dense> layers;
+  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
+  layers.emplace_back(step.classes > 0 ? step.classes : 1);
+  Sequential model(layers, 1);
+  model.compile({.optimizer = SGD{}, .loss = MeanSquaredError{}, .device = device});
+  model.build(step.width);
+  Random random(11);
+  Matrix x(rows, step.width);
+  for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(2 * random.uniform() - 1);
+  std::vector<double> ms;
+  for (std::int64_t run = -1; run < runs; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    const Matrix y = model.predict(std::as_const(x).view());
+    const auto done = std::chrono::steady_clock::now();
+    if (!std::isfinite(y.data()[0])) throw Error("time_predict: the prediction is not finite");
+    if (run >= 0) ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+  }
+  return median(ms);
 }
 
 SumTiming time_gradient_sum(Communicator& communicator, std::int64_t parameters, std::int64_t runs, Backend* backend,

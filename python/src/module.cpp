@@ -353,4 +353,10 @@ NB_MODULE(_core, m) {
   m.def("_address", [](const Input& x) { return reinterpret_cast<std::uintptr_t>(x.data()); });
   m.def("cuda_unavailable_reason", &ember::cuda_unavailable_reason);
   m.def("describe_devices", &ember::describe_devices);
+  m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
+        "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
+  m.def("get_num_threads", &ember::num_threads,
+        "The most CPU threads an operation may use: set_num_threads, else EMBER_NUM_THREADS, else "
+        "OMP_NUM_THREADS, else the usable cores. Ember uses fewer for small work and while other processes "
+        "keep the cores busy.");
 }

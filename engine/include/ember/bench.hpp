@@ -42,6 +42,10 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
                               std::int64_t steps_per_run = 10, Communicator* communicator = nullptr,
                               GradientSum gradient_sum = GradientSum::automatic);
 
+/// Times Sequential::predict (its default batch of 1024 rows) of `rows` random inputs on the step's
+/// MLP on device: milliseconds, the median of runs after one warm-up.
+double time_predict(Device device, const StepCase& step, std::int64_t rows, std::int64_t runs);
+
 struct SumTiming {
   double median_ms = 0;  // the slowest rank's median
   double megabytes = 0;  // what each rank sums

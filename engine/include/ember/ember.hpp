@@ -14,3 +14,4 @@
 #include "ember/preprocessing.hpp"
 #include "ember/schedules.hpp"
 #include "ember/tensor.hpp"
+#include "ember/threads.hpp"

@@ -5,42 +5,39 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <optional>
 
+#include "cpu/thread_pool.hpp"
 #include "shape_checks.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef EMBER_WITH_OPENBLAS
 #include <cblas.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 
 namespace ember {
 namespace {
 
-// Below this many elements an elementwise op runs on one thread: starting a parallel region
-// costs more than the loop. Loops over possibly aliased memory are marked `omp simd`: outputs alias
-// inputs only at the same index (in-place ops), which vectorization allows.
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;
+// Elementwise loops over possibly aliased memory are marked `omp simd` (vectorization only, no
+// OpenMP threads): outputs alias inputs only at the same index (in-place ops), which
+// vectorization allows. Threads come from Ember's pool (thread_pool.hpp), one chunk of contiguous
+// elements each; the loops live in plain functions, where GCC vectorizes them.
 
-/// Runs body(begin, end) over [0, count): on the calling thread below kParallelElements, else one
-/// contiguous chunk per OpenMP thread. The loops then live in plain functions, where GCC
-/// vectorizes them; inside OpenMP's outlined bodies it loses the pointers' restrict qualifiers
-/// and runs a scalar alias-check fallback.
+/// Runs body(begin, end) over [0, count) in chunks, for a loop reading and writing `bytes_per_element`.
 template <typename Body>
-void for_chunks(std::int64_t count, Body&& body) {
-#ifdef _OPENMP
-  if (count >= kParallelElements) {
-#pragma omp parallel
-    {
-      const std::int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
-      const std::int64_t chunk = (count + threads - 1) / threads;
-      const std::int64_t begin = std::min(count, thread * chunk), end = std::min(count, begin + chunk);
-      if (begin < end) body(begin, end);
-    }
-    return;
-  }
-#endif
-  body(0, count);
+void for_chunks(std::int64_t count, double bytes_per_element, Body&& body) {
+  const double seconds = threads::single_thread_seconds(0, bytes_per_element * static_cast<double>(count));
+  threads::for_ranges(count, seconds, 16, body);  // 16 floats: one 64-byte cache line per boundary
+}
+
+/// Runs body(row) for every row of a (rows, cols) float matrix, rows split among threads.
+template <typename Body>
+void for_rows(std::int64_t rows, std::int64_t cols, double bytes_per_element, Body&& body) {
+  const double seconds = threads::single_thread_seconds(0, bytes_per_element * static_cast<double>(rows * cols));
+  threads::for_ranges(rows, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) body(i);
+  });
 }
 
 /// y = max(x, 0), as the reference's select (NaN becomes 0); y may be x.
@@ -101,12 +98,49 @@ void adam_range(float* __restrict__ w, const float* __restrict__ g, float* __res
   }
 }
 
-#ifndef EMBER_WITH_OPENBLAS
+#ifdef EMBER_WITH_OPENBLAS
+const char* openblas_threading(int parallel) {
+  return parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : parallel == 0 ? "single-threaded" : "unknown";
+}
+
+/// Whether the loaded OpenBLAS is the build Ember was built with. Then each call runs on one thread
+/// and Ember splits products among its own threads; another build already loaded in the process
+/// (Debian's numpy loads the pthreads one) keeps its own threading, which its other users rely on.
+bool own_openblas() {
+  static const bool own = [] {
+    if (openblas_get_parallel() != EMBER_OPENBLAS_PARALLEL) return false;
+    // The pthreads build has one process-wide count; the OpenMP build follows each calling
+    // thread's OpenMP count, set per call below.
+    if (EMBER_OPENBLAS_PARALLEL == 1) openblas_set_num_threads(1);
+    return true;
+  }();
+  return own;
+}
+
+/// For one call: the calling thread's OpenMP thread count at 1, which makes the OpenMP build of
+/// OpenBLAS compute on the caller alone (its idle OpenMP threads would otherwise spin on the cores
+/// Ember's threads use), restored after it: the count is the caller's own business.
+class OneOpenBlasThread {
+#if defined(_OPENMP) && EMBER_OPENBLAS_PARALLEL == 2
+ public:
+  OneOpenBlasThread() : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(1);
+  }
+  ~OneOpenBlasThread() {
+    omp_set_num_threads(saved_);
+  }
+  OneOpenBlasThread(const OneOpenBlasThread&) = delete;
+  OneOpenBlasThread& operator=(const OneOpenBlasThread&) = delete;
+
+ private:
+  int saved_;
+#endif
+};
+#else
 // c = alpha op(a) op(b) + beta c in float32 without BLAS: row i of c accumulates a(i, p) * row p of
 // op(b) when op(b)'s rows are contiguous, else each entry is a dot product of contiguous rows.
 void matmul_loops(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                   std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-#pragma omp parallel for schedule(static) if (m * n * k >= kParallelElements * 16)
   for (std::int64_t i = 0; i < m; ++i) {
     float* row = c + i * ldc;
     if (!tb) {
@@ -128,33 +162,55 @@ void matmul_loops(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
 }
 #endif
 
-void gemm(bool ta, bool tb, const MatmulShape& shape, float alpha, ConstView a, ConstView b, float beta, View c) {
-  if (shape.m == 0 || shape.n == 0) return;
+/// One block of c = alpha op(a) op(b) + beta c on the calling thread; leading dimensions as stored.
+void gemm_block(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
 #ifdef EMBER_WITH_OPENBLAS
-  if (shape.k == 0) {  // an empty sum: c = beta c, stated outright rather than left to the BLAS
-    for (std::int64_t i = 0; i < c.size(); ++i) c.data[i] = beta == 0.0f ? 0.0f : beta * c.data[i];
+  if (k == 0) {  // an empty sum: c = beta c, stated outright rather than left to the BLAS
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
   // BLAS requires leading dimensions >= 1 even for single-column matrices.
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(shape.m),
-              static_cast<int>(shape.n), static_cast<int>(shape.k), alpha, a.data,
-              static_cast<int>(std::max<std::int64_t>(a.cols, 1)), b.data,
-              static_cast<int>(std::max<std::int64_t>(b.cols, 1)), beta, c.data,
-              static_cast<int>(std::max<std::int64_t>(c.cols, 1)));
+  const std::optional<OneOpenBlasThread> one_thread =
+      own_openblas() ? std::optional<OneOpenBlasThread>(std::in_place) : std::nullopt;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(std::max<std::int64_t>(lda, 1)), b,
+              static_cast<int>(std::max<std::int64_t>(ldb, 1)), beta, c,
+              static_cast<int>(std::max<std::int64_t>(ldc, 1)));
 #else
-  matmul_loops(ta, tb, shape.m, shape.n, shape.k, alpha, a.data, a.cols, b.data, b.cols, beta, c.data, c.cols);
+  matmul_loops(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif
 }
 
-}  // namespace
-
-namespace {
-
+/// c = alpha op(a) op(b) + beta c, split into blocks of c's rows or columns that run on the pool.
+/// Each block packs the whole of the other operand, so the split runs along the dimension whose
+/// other operand is smaller. The blocks depend on the shape and num_threads() only: the result is
+/// the same however many threads the load allows.
+void gemm(bool ta, bool tb, const MatmulShape& shape, float alpha, ConstView a, ConstView b, float beta, View c) {
+  const auto [m, n, k] = shape;
+  if (m == 0 || n == 0) return;
+  const std::int64_t lda = a.cols, ldb = b.cols, ldc = c.cols;
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const double bytes = 4.0 * static_cast<double>(m * k + k * n + 2 * m * n);
 #ifdef EMBER_WITH_OPENBLAS
-const char* openblas_threading(int parallel) {
-  return parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : parallel == 0 ? "single-threaded" : "unknown";
-}
+  const double seconds = own_openblas() ? threads::single_thread_seconds(flops, bytes) : 0.0;
+#else
+  const double seconds = threads::single_thread_seconds(flops * 8, bytes);  // plain loops: ~1/8 of BLAS's rate
 #endif
+  // Blocks of 16 rows or columns: whole micro-kernel tiles.
+  if (n <= m) {
+    threads::for_ranges(m, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+      gemm_block(ta, tb, end - begin, n, k, alpha, a.data + (ta ? begin : begin * lda), lda, b.data, ldb, beta,
+                 c.data + begin * ldc, ldc);
+    });
+  } else {
+    threads::for_ranges(n, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+      gemm_block(ta, tb, m, end - begin, k, alpha, a.data, lda, b.data + (tb ? begin * ldb : begin), ldb, beta,
+                 c.data + begin, ldc);
+    });
+  }
+}
 
 }  // namespace
 
@@ -181,22 +237,19 @@ void FastCpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float 
 
 void FastCpuBackend::bias_add(View y, ConstView bias) {
   check_bias(y, bias, "bias_add");
-#pragma omp parallel for schedule(static) if (y.size() >= kParallelElements)
-  for (std::int64_t i = 0; i < y.rows; ++i) {
+  for_rows(y.rows, y.cols, 8, [&](std::int64_t i) {
     float* row = y.data + i * y.cols;
 #pragma omp simd
     for (std::int64_t j = 0; j < y.cols; ++j) row[j] += bias.data[j];
-  }
+  });
 }
 
 void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
   check_bias(dy, bias_gradient, "bias_gradient");
-  // Rows outer so that dy is read in order; threads take disjoint column blocks.
-  constexpr std::int64_t kBlock = 256;
-  const std::int64_t blocks = (dy.cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (dy.size() >= kParallelElements && blocks > 1)
-  for (std::int64_t block = 0; block < blocks; ++block) {
-    const std::int64_t begin = block * kBlock, end = std::min(dy.cols, begin + kBlock);
+  // Rows outer so that dy is read in order; threads take disjoint blocks of columns, so every
+  // column is summed in row order whatever the split.
+  const double seconds = threads::single_thread_seconds(0, 4.0 * static_cast<double>(dy.size()));
+  threads::for_ranges(dy.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
     float* sum = bias_gradient.data;
     for (std::int64_t j = begin; j < end; ++j) sum[j] = 0.0f;
     for (std::int64_t i = 0; i < dy.rows; ++i) {
@@ -204,12 +257,12 @@ void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
 #pragma omp simd
       for (std::int64_t j = begin; j < end; ++j) sum[j] += row[j];
     }
-  }
+  });
 }
 
 void FastCpuBackend::relu_forward(ConstView x, View y) {
   check_same_shape(x, y, "relu_forward");
-  for_chunks(x.size(), [&](std::int64_t begin, std::int64_t end) {
+  for_chunks(x.size(), 8, [&](std::int64_t begin, std::int64_t end) {
     relu_forward_range(x.data + begin, y.data + begin, end - begin);
   });
 }
@@ -217,7 +270,7 @@ void FastCpuBackend::relu_forward(ConstView x, View y) {
 void FastCpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
   check_same_shape(dy, y, "relu_backward");
   check_same_shape(dy, dx, "relu_backward");
-  for_chunks(dy.size(), [&](std::int64_t begin, std::int64_t end) {
+  for_chunks(dy.size(), 12, [&](std::int64_t begin, std::int64_t end) {
     relu_backward_range(dy.data + begin, y.data + begin, dx.data + begin, end - begin);
   });
 }
@@ -226,7 +279,7 @@ void FastCpuBackend::sgd_update(float* weights, const float* gradients, float* m
                                 const SGD& settings, const OptimizerScalars* scalars) {
   check_optimizer(settings);
   const float lr = settings.lr * scalars->lr_scale;
-  for_chunks(count, [&](std::int64_t begin, std::int64_t end) {
+  for_chunks(count, 20, [&](std::int64_t begin, std::int64_t end) {
     sgd_range(weights + begin, gradients + begin, momentum_buffer != nullptr ? momentum_buffer + begin : nullptr,
               end - begin, settings, lr);
   });
@@ -241,7 +294,7 @@ void FastCpuBackend::adam_update(float* weights, const float* gradients, float* 
   const auto step = static_cast<float>(scalars->step);
   const float correction1 = 1.0f - std::pow(settings.beta1, step);
   const float correction2_sqrt = std::sqrt(1.0f - std::pow(settings.beta2, step));
-  for_chunks(count, [&](std::int64_t begin, std::int64_t end) {
+  for_chunks(count, 28, [&](std::int64_t begin, std::int64_t end) {
     adam_range(weights + begin, gradients + begin, exp_avg + begin, exp_avg_sq + begin, end - begin, settings,
                decoupled, lr, correction1, correction2_sqrt);
   });
@@ -252,16 +305,15 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   check_bias(y, bias, "dense_forward");
   gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
   if (!relu) return bias_add(y, bias);
-    // Bias and ReLU in one pass over the output, while each row is still in cache.
-#pragma omp parallel for schedule(static) if (y.size() >= kParallelElements)
-  for (std::int64_t i = 0; i < y.rows; ++i) {
+  // Bias and ReLU in one pass over the output.
+  for_rows(y.rows, y.cols, 8, [&](std::int64_t i) {
     float* row = y.data + i * y.cols;
 #pragma omp simd
     for (std::int64_t j = 0; j < y.cols; ++j) {
       const float value = row[j] + bias.data[j];
       row[j] = value > 0.0f ? value : 0.0f;
     }
-  }
+  });
 }
 
 }  // namespace ember
