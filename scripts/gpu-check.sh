@@ -58,7 +58,7 @@ verdict "ember info" "$(grep -q '^cuda: available' "$out/info.log" && echo ok ||
   "$(grep -o 'TF32 matmul: .*' "$out/info.log" || tail -1 "$out/info.log")"
 
 # A hung test (a kernel that never returns) must not eat the run: each test gets 180 s. Four tests
-# at a time share the cores: each CPU test's OpenMP threads get a quarter of them, since spinning
+# at a time share the cores: each CPU test's threads (OMP_NUM_THREADS caps Ember's) get a quarter of them, since
 # threads beyond the core count slow a run several times over.
 threads=$(( $(nproc) / 4 > 0 ? $(nproc) / 4 : 1 ))
 OMP_NUM_THREADS=$threads timeout "$(left)" ctest --test-dir "$build" --output-on-failure -j4 --timeout 180 \

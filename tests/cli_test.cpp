@@ -89,7 +89,7 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("fly", "");
   expect_input_error("bench --runs 5", "--runs 5: at least 20 runs make a median");
   expect_input_error("bench --tables gemm,speed",
-                     "--tables: unknown table 'speed'; use gemm, memory, tuning, step and comm");
+                     "--tables: unknown table 'speed'; use gemm, memory, tuning, step, comm and threads");
   expect_input_error("bench --device cpu --width 100", "--width 100: the step table on this device has no such width");
 }
 

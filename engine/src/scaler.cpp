@@ -1,6 +1,9 @@
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "ember/data.hpp"
+#include "ember/error.hpp"
 #include "rank_sums.hpp"
 
 namespace ember {
@@ -53,12 +56,19 @@ ColumnStatistics ColumnStatistics::identity(std::int64_t columns) {
 
 Matrix ColumnStatistics::standardize(ConstView values) const {
   Matrix out(values.rows, values.cols);
+  standardize_into(values, out.view());
+  return out;
+}
+
+void ColumnStatistics::standardize_into(ConstView values, View out) const {
+  if (out.rows != values.rows || out.cols != values.cols || std::ssize(mean) < values.cols)
+    throw InputError(fmt::format("standardize: ({}, {}) values into ({}, {}) with statistics of {} columns",
+                                 values.rows, values.cols, out.rows, out.cols, mean.size()));
   for (std::int64_t r = 0; r < values.rows; ++r)
     for (std::int64_t c = 0; c < values.cols; ++c) {
       const auto j = static_cast<std::size_t>(c);
       out(r, c) = static_cast<float>((values(r, c) - mean[j]) / std[j]);
     }
-  return out;
 }
 
 Matrix ColumnStatistics::restore(const Matrix& values) const {

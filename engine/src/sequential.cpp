@@ -611,15 +611,19 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   return history;
 }
 
-Matrix Sequential::predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) const {
-  const std::int64_t rows = x_scaled.rows();
+Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const {
+  const std::int64_t rows = x.rows;
   Plan plan(backend, layers_, input_width_, std::min(batch_size, rows));
   plan.upload_parameters(parameters_);
-  const BackendMatrix input(backend, x_scaled);
+  Matrix scaled(plan.batch_size(), x.cols);
+  Buffer input(backend, static_cast<std::size_t>(scaled.size()) * sizeof(float));
   Matrix output(rows, output_width());
   for (std::int64_t first = 0; first < rows; first += plan.batch_size()) {
     const std::int64_t count = std::min(plan.batch_size(), rows - first);
-    const ConstView result = plan.forward(input.view.row_range(first, count));
+    const View batch = scaled.view().row_range(0, count);
+    scaler_.x.standardize_into(x.row_range(first, count), batch);
+    backend.copy_to_device(input.data(), batch.data, static_cast<std::size_t>(batch.size()) * sizeof(float));
+    const ConstView result = plan.forward({static_cast<const float*>(input.data()), count, x.cols});
     backend.copy_to_host(output.data() + first * output.cols(), result.data,
                          static_cast<std::size_t>(result.size()) * sizeof(float));
   }
@@ -654,10 +658,9 @@ Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   if (x.cols != input_width_)
     throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
   check_finite(x, "input");
-  const Matrix scaled = scaler_.x.standardize(x);
   const Matrix output = [&] {
     const std::lock_guard lock(runtime_.mutex);
-    return predict_scaled(backend(), scaled, batch_size);
+    return predict_rows(backend(), x, batch_size);
   }();
   if (!is_classification(options_.loss)) return scaler_.y.restore(output);
   // Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.

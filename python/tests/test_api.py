@@ -195,3 +195,27 @@ def test_checkpoints_cross_between_the_cli_and_python(tmp_path):
                     "cpu", "--quiet", "--out", str(out)], check=True)
     np.testing.assert_allclose(np.loadtxt(out, delimiter=",", skiprows=1), model.predict(read[:, :3])[:, 0],
                                rtol=1e-6)
+
+
+def test_set_num_threads_sets_the_limit_and_results_do_not_depend_on_it():
+    default = ember.get_num_threads()
+    assert default >= 1
+    x = np.random.RandomState(3).uniform(-1, 1, (3000, 300)).astype(np.float32)
+    model = ember.Sequential([ember.Dense(300, "relu"), ember.Dense(1)], seed=2)
+    model.compile(optimizer="sgd", loss="mse", device="cpu")
+    model.fit(x[:64], x[:64, 0], epochs=1, verbose=0)
+    try:
+        ember.set_num_threads(3)
+        assert ember.get_num_threads() == 3
+        split = model.predict(x)  # big enough to be split into three blocks
+        ember.set_num_threads(1)
+        whole = model.predict(x)
+        assert np.isfinite(split).all()
+        ember.set_num_threads(3)
+        assert np.array_equal(model.predict(x), split)  # the same bits run after run
+        assert np.abs(whole - split).max() <= 1e-5 * np.abs(split).max()
+        with pytest.raises(ember.InputError, match="use 1 or more threads"):
+            ember.set_num_threads(-2)
+    finally:
+        ember.set_num_threads(0)
+    assert ember.get_num_threads() == default

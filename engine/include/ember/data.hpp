@@ -98,6 +98,8 @@ struct ColumnStatistics {
   static ColumnStatistics identity(std::int64_t columns);
   /// (value - mean) / std, column by column.
   Matrix standardize(ConstView values) const;
+  /// The same into out, which has values' shape (InputError otherwise).
+  void standardize_into(ConstView values, View out) const;
   /// value * std + mean, column by column.
   Matrix restore(const Matrix& values) const;
   bool operator==(const ColumnStatistics&) const = default;

@@ -287,7 +287,8 @@ class Sequential {
   void set_options(const CompileOptions& options);
   /// The backend, created from the compiled options at first use; the caller holds runtime_.mutex.
   Backend& backend() const;
-  Matrix predict_scaled(Backend& backend, const Matrix& x_scaled, std::int64_t batch_size) const;
+  /// The outputs for x, standardized a batch at a time (no copy of the whole input).
+  Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
   History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows);
   Preprocessing table_preprocessing(const CsvTable& table) const;
   /// InputError unless y suits the loss: (rows, outputs) finite numbers for regression, (rows, 1)

@@ -35,6 +35,9 @@ constexpr double kSecondsPerThread = 50e-6;
 // How often the runnable count is sampled, and how fast its average follows.
 constexpr auto kLoadSamplePeriod = std::chrono::milliseconds(5);
 constexpr double kLoadSmoothing = 0.3;
+// Chunks this long run on their threads whatever the load: a stall of a time slice or two is small
+// beside them, and the threads get the process a larger share of busy cores (as PyTorch's do).
+constexpr double kLongChunkSeconds = 5e-3;
 // After a stall, one thread for this long, doubled on each further stall up to the maximum.
 constexpr auto kFirstBackoff = std::chrono::milliseconds(20), kMaxBackoff = std::chrono::milliseconds(2000);
 
@@ -78,12 +81,14 @@ int local_processes() {
 
 struct Limit {
   int threads = 1, cores = 1;
+  int machine_cores = 1;  // every online core, which the kernel's runnable count covers
   std::string source;
 };
 
 Limit default_limit() {
   Limit limit;
   limit.cores = usable_cores();
+  limit.machine_cores = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
   if (const int ember = environment_threads("EMBER_NUM_THREADS"); ember > 0) {
     limit.threads = ember;
     limit.source = "EMBER_NUM_THREADS";
@@ -119,12 +124,13 @@ class LoadMonitor {
         const int running = runnable();
         if (running > 0) {
           const double seen = std::max(0, running - 1 - awake_workers());
-          average_.store(average_.load(std::memory_order_relaxed) * (1 - kLoadSmoothing) + seen * kLoadSmoothing,
+          const double before = average_.load(std::memory_order_relaxed);
+          average_.store(before < 0 ? seen : before * (1 - kLoadSmoothing) + seen * kLoadSmoothing,
                          std::memory_order_relaxed);
         }
       }
     }
-    return average_.load(std::memory_order_relaxed);
+    return std::max(0.0, average_.load(std::memory_order_relaxed));
   }
 
  private:
@@ -146,7 +152,7 @@ class LoadMonitor {
   std::mutex mutex_;
   int file_ = -2;
   std::atomic<Clock::rep> last_sample_{0};
-  std::atomic<double> average_{0};
+  std::atomic<double> average_{-1};  // below 0 until the first sample
 };
 
 LoadMonitor& load() {
@@ -184,9 +190,12 @@ int chunks_for(double seconds) {
 int threads_for(double seconds) {
   const int wanted = chunks_for(seconds);
   if (wanted <= 1) return 1;
+  if (seconds / wanted >= kLongChunkSeconds) return wanted;
   if (Clock::now().time_since_epoch().count() < backoff_until.load(std::memory_order_relaxed)) return 1;
-  const int free_cores = environment_limit().cores - static_cast<int>(std::lround(load().others()));
-  return std::clamp(free_cores, 1, wanted);
+  // The runnable count covers the whole machine (a container's too), so the cores left free are
+  // counted on the machine; a process confined to fewer cores takes at most its own.
+  const int free_cores = environment_limit().machine_cores - static_cast<int>(std::lround(load().others()));
+  return std::clamp(std::min(free_cores, environment_limit().cores), 1, wanted);
 }
 
 }  // namespace threads
