@@ -204,7 +204,7 @@ void threads_table(const BenchArguments& a, CsvRows& csv) {
   // The two variants alternate in rounds, each round a median of a few runs, and each figure is
   // the median of its rounds: a machine whose speed drifts (other processes, a virtual machine's
   // neighbours) then weighs on both alike.
-  const std::int64_t rounds = std::max<std::int64_t>(8, a.runs / 2), predict_rounds = 5;
+  const std::int64_t rounds = std::max<std::int64_t>(8, a.runs / 2), predict_rounds = std::max<std::int64_t>(5, a.runs / 4);
   std::vector<bench::StepCase> cases = {{4, 64, 32}, {4, 64, 256}, {4, 256, 32}, {4, 256, 256}, {4, 1024, 256}};
   keep_width(cases, a.width, "threads");
   std::printf(

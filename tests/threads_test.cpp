@@ -153,6 +153,24 @@ TEST(Threads, ResultsAreTheSameBitsOnThePoolAndOnOneThread) {
   EXPECT_EQ(pooled, inline_product);
 }
 
+TEST(Threads, PredictRunsWholeBatchesOnThreadsWithTheBitsOfOneThread) {
+  // Threads take whole batches of predict, each with a plan of its own; inside a task (as here in
+  // the second run) the batches run one after another on the caller. Both give the same bits.
+  const ThreadLimit limit(3);
+  Sequential model{Dense(200, Activation::relu), Dense(200, Activation::relu), Dense(3)};
+  model.compile({.optimizer = SGD{}, .loss = MeanSquaredError{}, .device = Device::cpu});
+  model.build(37);
+  const Matrix x = random_matrix(5000, 37, 9);
+  const Matrix threaded = model.predict(x.view(), 256);
+  Matrix serial;
+  threads::run_chunks(2, 2, [&](std::int64_t chunk) {
+    if (chunk == 0) serial = model.predict(x.view(), 256);
+  });
+  ASSERT_EQ(threaded.rows(), 5000);
+  EXPECT_EQ(threaded, serial);
+  EXPECT_EQ(model.predict(x.view(), 256), threaded);
+}
+
 TEST(Threads, InfoNamesTheLimitAndWhereItCameFrom) {
   const CliRun ember = run_ember_with_environment("EMBER_NUM_THREADS=3 OMP_NUM_THREADS=2", "info");
   EXPECT_EQ(ember.exit_code, 0) << ember.err;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "cpu/thread_pool.hpp"
 #include "data_parallel.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
@@ -612,21 +613,58 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
 }
 
 Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const {
-  const std::int64_t rows = x.rows;
-  Plan plan(backend, layers_, input_width_, std::min(batch_size, rows));
-  plan.upload_parameters(parameters_);
-  Matrix scaled(plan.batch_size(), x.cols);
-  Buffer input(backend, static_cast<std::size_t>(scaled.size()) * sizeof(float));
+  const std::int64_t rows = x.rows, batch = std::min(batch_size, rows), batches = (rows + batch - 1) / batch;
   Matrix output(rows, output_width());
-  for (std::int64_t first = 0; first < rows; first += plan.batch_size()) {
-    const std::int64_t count = std::min(plan.batch_size(), rows - first);
-    const View batch = scaled.view().row_range(0, count);
-    scaler_.x.standardize_into(x.row_range(first, count), batch);
-    backend.copy_to_device(input.data(), batch.data, static_cast<std::size_t>(batch.size()) * sizeof(float));
-    const ConstView result = plan.forward({static_cast<const float*>(input.data()), count, x.cols});
+  // What one batch needs: an inference plan, and its input standardized in host memory.
+  struct Worker {
+    Plan plan;
+    Matrix scaled;
+    Buffer input;
+  };
+  const auto make_worker = [&] {
+    // Braces build the plan in place (a Plan does not move).
+    std::unique_ptr<Worker> worker(
+        new Worker{Plan(backend, layers_, input_width_, batch), Matrix(batch, x.cols),
+                   Buffer(backend, static_cast<std::size_t>(batch * x.cols) * sizeof(float))});
+    worker->plan.upload_parameters(parameters_);
+    return worker;
+  };
+  const auto run_batch = [&](Worker& worker, std::int64_t index) {
+    const std::int64_t first = index * batch, count = std::min(batch, rows - first);
+    const View scaled = worker.scaled.view().row_range(0, count);
+    scaler_.x.standardize_into(x.row_range(first, count), scaled);
+    backend.copy_to_device(worker.input.data(), scaled.data, static_cast<std::size_t>(scaled.size()) * sizeof(float));
+    const ConstView result = worker.plan.forward({static_cast<const float*>(worker.input.data()), count, x.cols});
     backend.copy_to_host(output.data() + first * output.cols(), result.data,
                          static_cast<std::size_t>(result.size()) * sizeof(float));
+  };
+  // On the CPU, threads take whole batches, each with a plan of its own: one hand-off per batch
+  // rather than per op, so that a thread held up by another process costs at most its last batch.
+  // Every batch is computed the same way on any thread. The GPU runs the batches on its stream.
+  const double seconds =
+      threads::single_thread_seconds(2.0 * static_cast<double>(rows) * static_cast<double>(parameters_.size()), 0);
+  const int threads = backend.device() == Device::cpu ? threads::threads_for_tasks(seconds, batches) : 1;
+  if (threads <= 1) {
+    const std::unique_ptr<Worker> worker = make_worker();
+    for (std::int64_t index = 0; index < batches; ++index) run_batch(*worker, index);
+    return output;
   }
+  std::mutex idle_mutex;
+  std::vector<std::unique_ptr<Worker>> idle;  // workers between batches
+  threads::run_chunks(batches, threads, [&](std::int64_t index) {
+    std::unique_ptr<Worker> worker;
+    {
+      const std::lock_guard lock(idle_mutex);
+      if (!idle.empty()) {
+        worker = std::move(idle.back());
+        idle.pop_back();
+      }
+    }
+    if (!worker) worker = make_worker();
+    run_batch(*worker, index);
+    const std::lock_guard lock(idle_mutex);
+    idle.push_back(std::move(worker));
+  });
   return output;
 }
 

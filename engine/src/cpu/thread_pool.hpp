@@ -50,6 +50,12 @@ int chunks_for(double seconds);
 /// a worker was seen starting late.
 int threads_for(double seconds);
 
+/// How many threads to run `tasks` independent tasks of this total cost on (each small enough to
+/// claim one at a time): as threads_for, but whatever the load once the whole is long beside a
+/// stalled thread's time slice and the tasks are many, since a late thread then only delays the
+/// last of its tasks.
+int threads_for_tasks(double seconds, std::int64_t tasks);
+
 /// Splits [0, count) into `chunks` ranges aligned to `align` and runs body(begin, end) on each with
 /// threads_for(seconds).
 template <typename Body>

@@ -38,6 +38,8 @@ constexpr double kLoadSmoothing = 0.3;
 // Chunks this long run on their threads whatever the load: a stall of a time slice or two is small
 // beside them, and the threads get the process a larger share of busy cores (as PyTorch's do).
 constexpr double kLongChunkSeconds = 5e-3;
+// Many small tasks taking this long in all run on their threads whatever the load.
+constexpr double kLongTasksSeconds = 20e-3;
 // After a stall, one thread for this long, doubled on each further stall up to the maximum.
 constexpr auto kFirstBackoff = std::chrono::milliseconds(20), kMaxBackoff = std::chrono::milliseconds(2000);
 
@@ -196,6 +198,13 @@ int threads_for(double seconds) {
   // counted on the machine; a process confined to fewer cores takes at most its own.
   const int free_cores = environment_limit().machine_cores - static_cast<int>(std::lround(load().others()));
   return std::clamp(std::min(free_cores, environment_limit().cores), 1, wanted);
+}
+
+int threads_for_tasks(double seconds, std::int64_t tasks) {
+  const int wanted = static_cast<int>(std::min<std::int64_t>(chunks_for(seconds), tasks));
+  if (wanted <= 1) return 1;
+  if (seconds >= kLongTasksSeconds && tasks >= 4 * wanted) return wanted;
+  return std::min(wanted, threads_for(seconds / static_cast<double>(tasks) * wanted));
 }
 
 }  // namespace threads
