@@ -7,8 +7,6 @@
 #include <cstdio>
 #include <memory>
 #include <set>
-#include <tuple>
-#include <utility>
 #include <vector>
 
 #include "cli_common.hpp"
@@ -201,44 +199,47 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
 /// with one thread, under whatever load the machine has (bench/contention.py runs it idle and busy).
 void threads_table(const BenchArguments& a, CsvRows& csv) {
   constexpr std::int64_t kPredictRows = 100'000;
-  // The two variants alternate in rounds, each round a median of a few runs, and each figure is
-  // the median of its rounds: a machine whose speed drifts (other processes, a virtual machine's
-  // neighbours) then weighs on both alike.
-  const std::int64_t rounds = std::max<std::int64_t>(8, a.runs / 2), predict_rounds = std::max<std::int64_t>(5, a.runs / 4);
+  // The two variants alternate run by run (a run: 10 steps, or one predict), and each figure is the
+  // median of its runs: a machine whose speed changes (other processes, the scheduler moving them
+  // between cores, a virtual machine's neighbours) then weighs on both alike.
+  const std::int64_t runs = 2 * a.runs, predict_rounds = std::max<std::int64_t>(5, a.runs / 4);
   std::vector<bench::StepCase> cases = {{4, 64, 32}, {4, 64, 256}, {4, 256, 32}, {4, 256, 256}, {4, 1024, 256}};
   keep_width(cases, a.width, "threads");
   std::printf(
       "\nCPU %s\nTraining step (MLP depth 4, ReLU, MSE, SGD momentum 0.9) and predict of %lld rows (widths 64 "
-      "and 256), default threads against one thread, alternating: medians of %lld rounds of 5 runs (predict: %lld "
-      "rounds of 1)\n",
-      describe_threads().c_str(), static_cast<long long>(kPredictRows), static_cast<long long>(rounds),
+      "and 256), default threads against one thread, alternating run by run: medians of %lld runs each (predict: "
+      "%lld)\n",
+      describe_threads().c_str(), static_cast<long long>(kPredictRows), static_cast<long long>(a.runs),
       static_cast<long long>(predict_rounds));
   std::printf("%-6s %-6s %13s %13s %7s %16s %16s %7s\n", "width", "batch", "step ms", "1-thread ms", "ratio",
               "predict ms", "1-thread ms", "ratio");
-  // The default and one thread, alternating; the medians of each one's rounds.
-  const auto alternate = [](std::int64_t count, const auto& measure) {
-    std::vector<double> by_default, one;
-    for (std::int64_t round = 0; round < count; ++round) {
-      by_default.push_back(measure());
-      set_num_threads(1);
-      one.push_back(measure());
-      set_num_threads(0);
-    }
-    const auto median = [](std::vector<double> values) {
-      std::sort(values.begin(), values.end());
-      return values[values.size() / 2];
-    };
-    return std::pair{median(by_default), median(one)};
+  const auto median = [](std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
   };
+  // Even runs with the default threads, odd runs with one.
+  const auto by_parity = [](std::int64_t run) { set_num_threads(run % 2 != 0 ? 1 : 0); };
   for (const bench::StepCase& step : cases) {
     const std::unique_ptr<Backend> backend = make_backend(Device::cpu, {});
     const std::int64_t steps_per_run = step.width >= 1024 ? 2 : 10;
-    const auto [step_default, step_one] =
-        alternate(rounds, [&] { return bench::time_training_step(*backend, step, 5, steps_per_run).median_step_ms; });
-    double predict_default = std::nan(""), predict_one = std::nan("");
+    const bench::StepTiming timing =
+        bench::time_training_step(*backend, step, runs, steps_per_run, nullptr, GradientSum::automatic, by_parity);
+    set_num_threads(0);
+    std::vector<double> by_default, one;
+    for (std::size_t run = 0; run < timing.run_ms.size(); ++run)
+      (run % 2 != 0 ? one : by_default).push_back(timing.run_ms[run]);
+    const double step_default = median(by_default), step_one = median(one);
+    // Predict alternates call by call.
+    std::vector<double> predict_by_default, predict_one_thread;
     if (step.width <= 256 && step.batch == 256)
-      std::tie(predict_default, predict_one) =
-          alternate(predict_rounds, [&] { return bench::time_predict(Device::cpu, step, kPredictRows, 1); });
+      for (std::int64_t round = 0; round < predict_rounds; ++round) {
+        predict_by_default.push_back(bench::time_predict(Device::cpu, step, kPredictRows, 1));
+        set_num_threads(1);
+        predict_one_thread.push_back(bench::time_predict(Device::cpu, step, kPredictRows, 1));
+        set_num_threads(0);
+      }
+    const double predict_default = predict_by_default.empty() ? std::nan("") : median(predict_by_default);
+    const double predict_one = predict_one_thread.empty() ? std::nan("") : median(predict_one_thread);
     std::printf("%-6lld %-6lld %13.4f %13.4f %7.2f %16s %16s %7s\n", static_cast<long long>(step.width),
                 static_cast<long long>(step.batch), step_default, step_one, step_default / step_one,
                 figure(predict_default, "{:.2f}").c_str(), figure(predict_one, "{:.2f}").c_str(),

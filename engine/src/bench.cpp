@@ -33,7 +33,8 @@ double median(std::vector<double> values) {
 }  // namespace
 
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run,
-                              Communicator* communicator, GradientSum gradient_sum) {
+                              Communicator* communicator, GradientSum gradient_sum,
+                              const std::function<void(std::int64_t run)>& before_run) {
   std::vector<Dense> layers;
   for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
   layers.emplace_back(step.classes > 0 ? step.classes : 1);
@@ -70,6 +71,7 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
   using Clock = std::chrono::steady_clock;
   std::vector<double> step_ms, host_us;
   for (std::int64_t run = -2; run < runs; ++run) {  // two warm-up runs: graph capture, caches
+    if (before_run) before_run(run);
     plan.reset_epoch();
     backend.synchronize();
     const auto start = Clock::now();
@@ -88,7 +90,8 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
     host_us.push_back(std::chrono::duration<double, std::micro>(enqueued - start).count() /
                       static_cast<double>(steps_per_run));
   }
-  return {median(step_ms), median(host_us), plan.parameter_count(), runs, data_parallel};
+  const double median_ms = median(step_ms);
+  return {median_ms, median(host_us), plan.parameter_count(), runs, data_parallel, std::move(step_ms)};
 }
 
 double time_predict(Device device, const StepCase& step, std::int64_t rows, std::int64_t runs) {

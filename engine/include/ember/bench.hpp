@@ -30,7 +30,8 @@ struct StepTiming {
   double host_us_per_step = 0;  // host time to enqueue one step (equals the step on the CPU)
   std::int64_t parameters = 0;
   std::int64_t runs = 0;
-  std::string data_parallel{};  // with several ranks: where the gradients were summed (TrainingSummary's)
+  std::string data_parallel{};   // with several ranks: where the gradients were summed (TrainingSummary's)
+  std::vector<double> run_ms{};  // each timed run's step time, in order
 };
 
 /// Times training steps (forward, loss, backward, update) on backend; runs >= 20. With a
@@ -38,9 +39,12 @@ struct StepTiming {
 /// global batch of step.batch rows and the gradients are summed between backward and update, as
 /// fit does: the data-parallel step.
 /// gradient_sum: where, as FitOptions::gradient_sum.
+/// before_run(run), where given, is called before each run (warm-ups count from -2): a way to change
+/// a setting between runs and compare two settings run by run (StepTiming::run_ms).
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs = 21,
                               std::int64_t steps_per_run = 10, Communicator* communicator = nullptr,
-                              GradientSum gradient_sum = GradientSum::automatic);
+                              GradientSum gradient_sum = GradientSum::automatic,
+                              const std::function<void(std::int64_t run)>& before_run = nullptr);
 
 /// Times Sequential::predict (its default batch of 1024 rows) of `rows` random inputs on the step's
 /// MLP on device: milliseconds, the median of runs after one warm-up.
