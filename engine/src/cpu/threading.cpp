@@ -31,7 +31,7 @@ using Clock = std::chrono::steady_clock;
 constexpr double kFlopsPerSecond = 50e9, kBytesPerSecond = 10e9;
 // Each thread of an operation must get at least this much work: handing chunks to a worker and
 // waiting for it costs a few microseconds on an idle machine.
-constexpr double kSecondsPerThread = 50e-6;
+constexpr double kSecondsPerThread = 25e-6;
 // How often the runnable count is sampled, and how fast its average follows.
 constexpr auto kLoadSamplePeriod = std::chrono::milliseconds(5);
 constexpr double kLoadSmoothing = 0.3;
