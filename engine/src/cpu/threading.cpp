@@ -162,7 +162,7 @@ LoadMonitor& load() {
   return monitor;
 }
 
-// Stall back-off: one thread until backoff_until_ (steady clock ticks).
+// Stall back-off: one thread until backoff_until (steady clock ticks).
 std::atomic<Clock::rep> backoff_until{0};
 std::atomic<Clock::rep> backoff_length{Clock::duration(kFirstBackoff).count()};
 
