@@ -21,35 +21,25 @@ namespace ember::cli {
 
 void check_output_path(const std::string& path, const std::string& flag) {
   if (path.empty()) throw InputError(fmt::format("{} needs a file name", flag));
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent))
-    throw InputError(
-        fmt::format("{} {}: the directory '{}' does not exist; create it first", flag, path, parent.string()));
-  if (std::filesystem::is_directory(path))
-    throw InputError(fmt::format("{} {}: is a directory; give a file name", flag, path));
+  try {
+    check_writable(path);
+  } catch (const InputError& error) {
+    throw InputError(fmt::format("{} {}", flag, error.what()));
+  }
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file)
-      throw InputError(
-          fmt::format("{}: cannot write ({}); check the directory is writable", path, std::strerror(errno)));
-    file << content;
-    file.flush();
-    if (!file) {
-      file.close();
-      std::filesystem::remove(temporary);
-      throw Error(fmt::format("{}: writing failed ({})", path, std::strerror(errno)));
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary);
-    throw Error(fmt::format("{}: cannot move the file into place ({})", path, error.message()));
-  }
+char parse_comment(const std::string& text) {
+  if (text.empty()) return '\0';
+  if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r")
+    throw InputError(
+        fmt::format("--comment {}: give one character that starts comment lines, such as #", printable(text)));
+  return text[0];
+}
+
+void add_csv_options(CLI::App& command, std::string& delimiter, std::string& comment) {
+  command.add_option("--delimiter", delimiter, "CSV field separator (one character, or 'tab')")->capture_default_str();
+  command.add_option("--comment", comment,
+                     "Skip lines whose first non-blank character is this one (e.g. '#'); whole lines only");
 }
 
 std::vector<std::string> split_list(const std::string& text, const std::string& flag) {
@@ -131,6 +121,11 @@ std::string in_flags(std::string message) {
         {"ColumnSpec::one_hot", "--one-hot"},
         {"ColumnSpec::missing", "--missing"},
         {"CsvOptions::delimiter", "--delimiter"},
+        {"CsvOptions::comment", "--comment"},
+        {"the loss CrossEntropy", "--loss crossentropy"},
+        {"Sequential::save", "ember train --save"},
+        {"Dense::units", "--layers"},
+        {"FitOptions::batch_size", "--batch-size"},
         {"BackendOptions::precision", "--precision"},
         {"GradientSum::nccl", "--comm nccl"},
         {"FitOptions::deterministic_reduction", "--deterministic-reduce"},

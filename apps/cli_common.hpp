@@ -16,11 +16,14 @@ enum ExitCode { exit_ok = 0, exit_internal = 1, exit_input = 2, exit_diverged = 
 /// Thrown once an interrupted command has written what it keeps and said so: main exits 130.
 struct Interrupted {};
 
-/// Writes content to path through a temporary file and a rename, so a failure never leaves a
-/// partial file. Throws InputError when the file cannot be written.
-void write_file_atomically(const std::string& path, const std::string& content);
-/// Throws InputError (naming the flag) when path's directory does not exist, before any work starts.
+/// Throws InputError (naming the flag) when path cannot be written (a missing or read-only folder,
+/// a folder given as the file), before any work starts. Outputs are written with the library's
+/// write_file_atomically.
 void check_output_path(const std::string& path, const std::string& flag);
+/// The --comment value: one character, or '\0' for none.
+char parse_comment(const std::string& text);
+/// Adds --delimiter and --comment, the options of every command that reads a CSV file.
+void add_csv_options(CLI::App& command, std::string& delimiter, std::string& comment);
 /// Splits flag's value "a,b,c" into its parts; an empty part ("a,,b", "a,") is an InputError.
 std::vector<std::string> split_list(const std::string& text, const std::string& flag);
 /// The --delimiter value: one character, or "tab" (or "\t") for a tab; throws InputError.
@@ -60,6 +63,7 @@ void require_one_process(const char* command);
 void add_train_command(CLI::App& app);
 void add_predict_commands(CLI::App& app);
 void add_info_commands(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
 }  // namespace ember::cli

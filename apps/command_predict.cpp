@@ -14,7 +14,7 @@ namespace ember::cli {
 namespace {
 
 struct ModelArguments {
-  std::string model, data, out, metrics_out, keep, device = "auto", delimiter = ",";
+  std::string model, data, out, metrics_out, keep, device = "auto", delimiter = ",", comment;
   bool quiet = false;
 };
 
@@ -33,6 +33,7 @@ CsvTable read_model_columns(const Sequential& model, const ModelArguments& a, bo
   const char delimiter = parse_delimiter(a.delimiter);
   CsvOptions options = model.preprocessing().empty() ? CsvOptions{.delimiter = delimiter}
                                                      : model.preprocessing().csv_options(delimiter, with_targets);
+  options.comment = parse_comment(a.comment);
   if (!options.columns.empty()) options.columns.insert(options.columns.end(), keep.begin(), keep.end());
   options.text_columns.insert(options.text_columns.end(), keep.begin(), keep.end());
   return read_data(a.data, options);
@@ -160,8 +161,7 @@ void add_common(CLI::App* command, ModelArguments& a) {
                    "standard input")
       ->required();
   command->add_option("--device", a.device, "auto, cpu or cuda")->capture_default_str();
-  command->add_option("--delimiter", a.delimiter, "CSV field separator (one character, or 'tab')")
-      ->capture_default_str();
+  add_csv_options(*command, a.delimiter, a.comment);
   command->add_flag("--quiet,-q", a.quiet, "Print no notes (warnings and errors still go to standard error)");
 }
 
@@ -175,16 +175,20 @@ void add_predict_commands(CLI::App& app) {
   p->add_option("--keep", predict->keep,
                 "Columns copied unchanged into the output before the predictions (ids), comma-separated");
   p->footer(
-      "Output: the --keep columns, then one column per target named TARGET_predicted; a row with a missing "
-      "feature under a model trained with --missing drop gets an empty prediction.");
+      "Output: the --keep columns, then for a regression model one column per target named TARGET_predicted; for "
+      "a classifier TARGET_predicted (the most probable class) and one TARGET_probability_CLASS column per class "
+      "(the softmax or sigmoid probabilities, summing to 1). A row with a missing feature under a model trained "
+      "with --missing drop gets empty cells.");
   p->callback([predict] {
     require_one_process("ember predict");
     run_predict(*predict);
   });
 
   auto evaluate = std::make_shared<ModelArguments>();
-  CLI::App* e =
-      app.add_subcommand("evaluate", "Report mse, mae and r2 of a model on a CSV file with its target columns");
+  CLI::App* e = app.add_subcommand(
+      "evaluate",
+      "Report a model's metrics on a CSV file with its target columns: mse, mae and r2 (per target too) for "
+      "regression; accuracy, log-loss, macro-F1 and the confusion matrix for classification");
   add_common(e, *evaluate);
   e->add_option("--metrics-out", evaluate->metrics_out, "Also write the metrics to this JSON file");
   e->callback([evaluate] {

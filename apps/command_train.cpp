@@ -22,7 +22,8 @@ namespace {
 
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
-  std::string delimiter = ",", matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, missing = "error";
+  std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot,
+              missing = "error", progress = "auto";
   std::string optimizer = "sgd", loss = "mse", schedule = "constant";
   std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
   std::int64_t early_stopping = 0, checkpoint_every = 0;
@@ -136,42 +137,53 @@ Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Los
   return loss;
 }
 
+/// Which --schedule each schedule flag belongs to: the one table that parsing and messages use.
+struct ScheduleFlag {
+  const char* flag;
+  std::vector<std::string> schedules;
+};
+const std::vector<ScheduleFlag>& schedule_flags() {
+  static const std::vector<ScheduleFlag> table = {{"--step-epochs", {"step"}},
+                                                  {"--decay", {"step", "plateau"}},
+                                                  {"--warmup-epochs", {"cosine"}},
+                                                  {"--min-lr-scale", {"cosine", "plateau"}},
+                                                  {"--plateau-patience", {"plateau"}}};
+  return table;
+}
+
 /// --schedule and its settings (else the checkpoint's under --init). A cosine decays over the
-/// epochs this run ends at.
-Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, const Schedule* stored,
-                             std::int64_t epochs_before) {
+/// epochs up to --epochs.
+Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, const Schedule* stored) {
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
   if (stored != nullptr && !given("--schedule")) {
-    for (const char* flag : {"--step-epochs", "--decay", "--warmup-epochs", "--min-lr-scale", "--plateau-patience"})
-      if (given(flag))
-        throw InputError(fmt::format("{} needs --schedule with --init (the checkpoint's is kept otherwise)", flag));
+    for (const ScheduleFlag& entry : schedule_flags())
+      if (given(entry.flag))
+        throw InputError(
+            fmt::format("{} needs --schedule with --init (the checkpoint's is kept otherwise)", entry.flag));
     return *stored;
   }
+  if (a.schedule != "constant" && a.schedule != "step" && a.schedule != "cosine" && a.schedule != "plateau")
+    throw InputError(fmt::format("--schedule {}: use constant, step, cosine or plateau", printable(a.schedule)));
+  for (const ScheduleFlag& entry : schedule_flags())
+    if (given(entry.flag) &&
+        std::find(entry.schedules.begin(), entry.schedules.end(), a.schedule) == entry.schedules.end())
+      throw InputError(fmt::format("{} applies to --schedule {}, not {}", entry.flag,
+                                   entry.schedules.size() == 1
+                                       ? entry.schedules[0]
+                                       : fmt::format("{} or {}", entry.schedules[0], entry.schedules[1]),
+                                   printable(a.schedule)));
   Schedule schedule;
-  const auto only = [&](std::initializer_list<const char*> flags, const char* which) {
-    for (const char* flag : flags)
-      if (given(flag)) throw InputError(fmt::format("{} applies to --schedule {}, not {}", flag, which, a.schedule));
-  };
-  if (a.schedule == "constant") {
-    only({"--step-epochs", "--decay", "--warmup-epochs", "--min-lr-scale", "--plateau-patience"},
-         "step, cosine or plateau");
+  if (a.schedule == "constant")
     schedule = ConstantRate{};
-  } else if (a.schedule == "step") {
-    only({"--warmup-epochs", "--min-lr-scale", "--plateau-patience"}, "cosine or plateau");
+  else if (a.schedule == "step")
     schedule = StepDecay{.step_epochs = a.step_epochs, .gamma = to_float(a.decay, "--decay")};
-  } else if (a.schedule == "cosine") {
-    only({"--step-epochs", "--decay", "--plateau-patience"}, "step or plateau");
-    schedule = CosineDecay{.epochs = epochs_before + a.epochs,
-                           .warmup_epochs = a.warmup_epochs,
-                           .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
-  } else if (a.schedule == "plateau") {
-    only({"--step-epochs", "--warmup-epochs"}, "step or cosine");
+  else if (a.schedule == "cosine")
+    schedule = CosineDecay{
+        .epochs = a.epochs, .warmup_epochs = a.warmup_epochs, .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
+  else
     schedule = ReduceOnPlateau{.factor = to_float(a.decay, "--decay"),
                                .patience = a.plateau_patience,
                                .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
-  } else {
-    throw InputError(fmt::format("--schedule {}: use constant, step, cosine or plateau", printable(a.schedule)));
-  }
   check_schedule(schedule);
   return schedule;
 }
@@ -184,20 +196,25 @@ extern "C" void on_interrupt(int) {
 }
 static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free counter");
 
-void validate(const TrainArguments& a) {
+void validate(const TrainArguments& a, const CLI::App& command) {
   if (a.epochs < 0) throw InputError(fmt::format("--epochs {}: must be 0 or more", a.epochs));
   if (a.batch_size <= 0) throw InputError(fmt::format("--batch-size {}: must be 1 or more", a.batch_size));
   if (!(a.val_split >= 0 && a.val_split < 1))
     throw InputError(fmt::format("--val-split {}: must be in [0, 1)", a.val_split));
+  // Every output is checked before the data is read: a failing write must not cost the training.
   if (!a.save.empty()) check_output_path(a.save, "--save");
   if (!a.history.empty()) check_output_path(a.history, "--history");
   if (!a.plot.empty()) check_output_path(a.plot, "--plot");
   if (!a.metrics_out.empty()) check_output_path(a.metrics_out, "--metrics-out");
-  if (a.early_stopping < 0) throw InputError(fmt::format("--early-stopping {}: must be 1 or more", a.early_stopping));
+  // Counts where 0 can mean "off" take it, as documented; below 0 is refused.
+  if (a.early_stopping < 0)
+    throw InputError(fmt::format("--early-stopping {}: must be 0 (off) or more", a.early_stopping));
   if (a.checkpoint_every < 0)
-    throw InputError(fmt::format("--checkpoint-every {}: must be 1 or more", a.checkpoint_every));
+    throw InputError(fmt::format("--checkpoint-every {}: must be 0 (off) or more", a.checkpoint_every));
   if (a.checkpoint_every > 0 && a.save.empty())
     throw InputError("--checkpoint-every needs --save FILE: the file it writes every few epochs");
+  if ((command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0) && a.early_stopping == 0)
+    throw InputError("--min-delta and --no-restore-best go with --early-stopping PATIENCE (1 or more)");
 }
 
 /// One row per epoch: the epoch, its figures (every record of a run holds the same ones), its
@@ -233,13 +250,13 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
 }
 
 void run_train(const TrainArguments& a, const CLI::App& command) {
-  validate(a);
+  validate(a, command);
   // Under mpirun or srun every rank trains its slice of each batch; rank 0 alone prints and writes.
   const std::shared_ptr<Communicator> world = distributed::world();
   const bool lead = world->rank() == 0, quiet = a.quiet || !lead;
   const Device device = parse_device_flag(a.device);
   const std::uint64_t seed = parse_seed(a.seed);
-  const char delimiter = parse_delimiter(a.delimiter);
+  const char delimiter = parse_delimiter(a.delimiter), comment = parse_comment(a.comment);
   std::optional<Sequential> resumed;
   if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
   const Optimizer optimizer =
@@ -252,6 +269,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
   if (classification) reading.text_columns.insert(reading.text_columns.end(), spec.targets.begin(), spec.targets.end());
   if (resumed && !resumed->preprocessing().empty()) reading = resumed->preprocessing().csv_options(delimiter, true);
+  reading.comment = comment;
   const bool sharded = a.shard_data && world->size() > 1;
   if (sharded) {
     if (a.data == "-") throw InputError("--shard-data reads each rank's part of a file, not standard input");
@@ -269,8 +287,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   CompileOptions options = model.compile_options();
   options.optimizer = optimizer;
   options.loss = loss;
-  options.schedule = schedule_from_flags(a, command, a.init.empty() ? nullptr : &model.compile_options().schedule,
-                                         model.epochs_completed());
+  options.schedule = schedule_from_flags(a, command, a.init.empty() ? nullptr : &model.compile_options().schedule);
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
@@ -281,18 +298,29 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   model.compile(options);
   if (!model.backend_notice().empty() && !quiet) std::fprintf(stderr, "note: %s\n", model.backend_notice().c_str());
 
-  Progress progress(model.epochs_completed() + 1, a.epochs, quiet);
+  // --epochs is the epoch to train up to (Keras' initial_epoch convention), so that repeating an
+  // interrupted command with --init finishes the same run.
+  const std::int64_t done = model.epochs_completed(), remaining = std::max<std::int64_t>(0, a.epochs - done);
+  if (!a.init.empty() && !quiet) {
+    if (remaining == 0)
+      std::fprintf(stderr,
+                   "note: the model in --init is at epoch %lld, already at --epochs %lld: nothing to train; "
+                   "--epochs is the epoch to train up to, so raise it to train on\n",
+                   static_cast<long long>(done), static_cast<long long>(a.epochs));
+    else if (done > 0)
+      std::printf("Resuming at epoch %lld: %s to go, up to epoch %lld\n", static_cast<long long>(done),
+                  plural(remaining, "epoch").c_str(), static_cast<long long>(a.epochs));
+  }
+  Progress progress(done + 1, remaining, quiet ? ProgressMode::none : parse_progress(a.progress, *world));
   FitOptions fit;
-  fit.epochs = a.epochs;
+  fit.epochs = remaining;
   fit.batch_size = a.batch_size;
   fit.validation_split = a.val_split;
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
-  if (command.count("--early-stopping") > 0)
+  if (a.early_stopping > 0)
     fit.early_stopping =
         EarlyStopping{.patience = a.early_stopping, .min_delta = a.min_delta, .restore_best = !a.no_restore_best};
-  else if (command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0)
-    throw InputError("--min-delta and --no-restore-best go with --early-stopping PATIENCE");
   fit.checkpoint_every = a.checkpoint_every;
   fit.checkpoint_path = a.save;
   fit.communicator = world;
@@ -382,10 +410,11 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
   }
   if (interrupted) {
-    std::fprintf(stderr, "Interrupted: the model is at epoch %lld%s\n",
-                 static_cast<long long>(model.epochs_completed()),
-                 a.save.empty() ? "; nothing was saved (no --save)"
-                                : fmt::format("; saved to {} (resume with --init {})", a.save, a.save).c_str());
+    std::fprintf(
+        stderr, "Interrupted: the model is at epoch %lld%s\n", static_cast<long long>(model.epochs_completed()),
+        a.save.empty()
+            ? "; nothing was saved (no --save)"
+            : fmt::format("; saved to {} (to resume, repeat the command with --init {})", a.save, a.save).c_str());
     throw Interrupted{};
   }
 }
@@ -399,7 +428,8 @@ void add_train_command(CLI::App& app) {
       "With --init, the architecture, loss, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
       "--weight-decay, --beta1, --beta2, --eps), column handling (--one-hot, --missing) and scaler come from the "
       "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
-      "checkpoint's setting (another --optimizer starts from fresh optimizer state; --schedule likewise).\n"
+      "checkpoint's setting (another --optimizer starts from fresh optimizer state; --schedule likewise). "
+      "--epochs is the epoch to train up to: a checkpoint at epoch 30 trained with --epochs 100 runs 70 more.\n"
       "Ctrl-C or SIGTERM stops at the end of the current batch, writes --save, --history, --plot and "
       "--metrics-out with the epochs completed, and exits with code 130; a second one exits at once.");
   command->add_option("--data", arguments->data, "CSV file with a header row (RFC 4180); - reads standard input")
@@ -421,7 +451,10 @@ void add_train_command(CLI::App& app) {
   command
       ->add_option("--layers", arguments->layers, "Hidden layer widths (ReLU), e.g. 64,64; 'none' for a linear model")
       ->capture_default_str();
-  command->add_option("--epochs", arguments->epochs, "Passes over the training rows (0: only initialize)")
+  command
+      ->add_option("--epochs", arguments->epochs,
+                   "The epoch to train up to (passes over the training rows; with --init, counting the "
+                   "checkpoint's epochs, so that repeating an interrupted command finishes it; 0: only initialize)")
       ->capture_default_str();
   command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
       ->capture_default_str();
@@ -460,8 +493,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_flag("--no-cuda-graph", arguments->no_cuda_graph,
                     "Launch each step's kernels one by one instead of replaying a CUDA graph");
-  command->add_option("--delimiter", arguments->delimiter, "CSV field separator (one character, or 'tab')")
-      ->capture_default_str();
+  add_csv_options(*command, arguments->delimiter, arguments->comment);
   command
       ->add_option("--schedule", arguments->schedule,
                    "Learning-rate schedule: constant, step (--step-epochs, --decay), cosine (over the epochs this "
@@ -479,16 +511,21 @@ void add_train_command(CLI::App& app) {
       ->add_option("--plateau-patience", arguments->plateau_patience,
                    "plateau: epochs without improvement before a decay")
       ->capture_default_str();
-  command->add_option("--early-stopping", arguments->early_stopping,
-                      "Stop after this many epochs without a lower val_loss (loss without --val-split); the model "
-                      "returns to its best epoch");
+  command
+      ->add_option("--early-stopping", arguments->early_stopping,
+                   "Stop after this many epochs without a lower val_loss (loss without --val-split); the model "
+                   "returns to its best epoch; 0: off")
+      ->capture_default_str();
   command->add_option("--min-delta", arguments->min_delta, "Early stopping: the least decrease that counts")
       ->capture_default_str();
   command->add_flag("--no-restore-best", arguments->no_restore_best, "Early stopping: keep the last epoch's weights");
-  command->add_option("--checkpoint-every", arguments->checkpoint_every,
-                      "Write --save every N epochs (atomically), so a crash loses at most N epochs");
+  command
+      ->add_option("--checkpoint-every", arguments->checkpoint_every,
+                   "Write --save every N epochs (atomically), so a crash loses at most N epochs; 0: off")
+      ->capture_default_str();
   command->add_option("--init", arguments->init,
-                      "Start from this checkpoint's weights, optimizer state, scaler and column handling (resume)");
+                      "Start from this checkpoint's weights, optimizer state, scaler and column handling (resume; "
+                      "--epochs counts its epochs)");
   command->add_option("--save", arguments->save, "Write the trained model to this safetensors file");
   command->add_option("--history", arguments->history, "Write per-epoch loss and metrics to this CSV file");
   command->add_option("--plot", arguments->plot, "Write an SVG loss curve to this file");
@@ -500,6 +537,12 @@ void add_train_command(CLI::App& app) {
                     "Under mpirun: each rank reads only its 1/N of the file's rows (for data beyond one machine's "
                     "memory); not bit-identical to one process");
   add_comm_option(*command, arguments->comm, "Under mpirun: where GPU ranks sum their gradients");
+  command
+      ->add_option("--progress", arguments->progress,
+                   "auto (a live bar on a terminal, else one line per epoch, as in logs and under mpirun), bar, "
+                   "lines or none")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->capture_default_str();
   command->add_flag("--quiet,-q", arguments->quiet, "Print nothing but errors and warnings");
   command->callback([arguments, command] { run_train(*arguments, *command); });
 }

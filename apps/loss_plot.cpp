@@ -15,10 +15,14 @@ constexpr double kLeft = 80, kRight = 20, kTop = 40, kBottom = 50;
 std::string escape(const std::string& text) {
   std::string out;
   for (char ch : text) {
-    if (ch == '<') out += "&lt;";
-    else if (ch == '>') out += "&gt;";
-    else if (ch == '&') out += "&amp;";
-    else out += ch;
+    if (ch == '<')
+      out += "&lt;";
+    else if (ch == '>')
+      out += "&gt;";
+    else if (ch == '&')
+      out += "&amp;";
+    else
+      out += ch;
   }
   return out;
 }
@@ -42,7 +46,8 @@ std::string loss_plot_svg(const History& history, const std::string& title) {
   double y_high = logarithmic ? std::ceil(transform(high)) : high;
   if (y_high <= y_low) y_high = y_low + 1;
   const double first = history.epochs.empty() ? 1 : static_cast<double>(history.epochs.front().epoch);
-  const double last = history.epochs.empty() ? 2 : std::max(first + 1, static_cast<double>(history.epochs.back().epoch));
+  const double last =
+      history.epochs.empty() ? 2 : std::max(first + 1, static_cast<double>(history.epochs.back().epoch));
   const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   const auto px = [&](double epoch) { return kLeft + (epoch - first) / (last - first) * plot_w; };
   const auto py = [&](double v) { return kTop + (1.0 - (transform(v) - y_low) / (y_high - y_low)) * plot_h; };
@@ -56,7 +61,8 @@ std::string loss_plot_svg(const History& history, const std::string& title) {
     const double t = y_low + (y_high - y_low) * i / 5.0;
     const double value = logarithmic ? std::pow(10.0, t) : t;
     const double y = kTop + (1.0 - i / 5.0) * plot_h;
-    svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", kLeft, y, kWidth - kRight, y);
+    svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", kLeft, y,
+                       kWidth - kRight, y);
     svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n", kLeft - 6, y + 4, value);
   }
   for (int i = 0; i <= 5; ++i) {  // epoch labels
@@ -65,9 +71,11 @@ std::string loss_plot_svg(const History& history, const std::string& title) {
                        kHeight - kBottom + 18, epoch);
   }
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n", kLeft + plot_w / 2, kHeight - 10);
-  svg += fmt::format("<text x=\"16\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0})\">loss (MSE{1})</text>\n",
-                     kTop + plot_h / 2, logarithmic ? ", log scale" : "");
-  svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n", kLeft, kTop, plot_w, plot_h);
+  svg += fmt::format(
+      "<text x=\"16\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0})\">loss (MSE{1})</text>\n",
+      kTop + plot_h / 2, logarithmic ? ", log scale" : "");
+  svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n", kLeft,
+                     kTop, plot_w, plot_h);
 
   const auto polyline = [&](bool validation, const char* colour) {
     std::string points;
@@ -82,13 +90,15 @@ std::string loss_plot_svg(const History& history, const std::string& title) {
   };
   polyline(false, "#1f77b4");
   const bool has_validation = polyline(true, "#ff7f0e");
-  svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
-                     "<text x=\"{3}\" y=\"{4}\">loss</text>\n",
-                     kWidth - kRight - 130, kTop + 16, kWidth - kRight - 105, kWidth - kRight - 100, kTop + 20);
+  svg += fmt::format(
+      "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
+      "<text x=\"{3}\" y=\"{4}\">loss</text>\n",
+      kWidth - kRight - 130, kTop + 16, kWidth - kRight - 105, kWidth - kRight - 100, kTop + 20);
   if (has_validation)
-    svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>"
-                       "<text x=\"{3}\" y=\"{4}\">val_loss</text>\n",
-                       kWidth - kRight - 130, kTop + 34, kWidth - kRight - 105, kWidth - kRight - 100, kTop + 38);
+    svg += fmt::format(
+        "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>"
+        "<text x=\"{3}\" y=\"{4}\">val_loss</text>\n",
+        kWidth - kRight - 130, kTop + 34, kWidth - kRight - 105, kWidth - kRight - 100, kTop + 38);
   svg += "</svg>\n";
   return svg;
 }

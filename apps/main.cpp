@@ -1,4 +1,4 @@
-// `ember`: train, predict, evaluate, demo, info. Thin: parses arguments, calls the library, prints.
+// `ember`: train, predict, evaluate, inspect, demo, info, bench. Thin: parses arguments, calls the library, prints.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "ember 0.1.0");
   ember::cli::add_train_command(app);
   ember::cli::add_predict_commands(app);
+  ember::cli::add_inspect_command(app);
   ember::cli::add_info_commands(app);
   ember::cli::add_bench_command(app);
   try {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "cli_common.hpp"
@@ -33,31 +34,22 @@ std::string figures(const EpochRecord& record) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record) {
-  std::vector<std::pair<std::string, double>> out{{"loss", record.loss}};
-  const auto add = [&](const char* name, const std::optional<double>& value) {
-    if (value) out.emplace_back(name, *value);
-  };
-  add("mae", record.mae);
-  add("r2", record.r2);
-  add("accuracy", record.accuracy);
-  add("val_loss", record.val_loss);
-  add("val_mae", record.val_mae);
-  add("val_r2", record.val_r2);
-  add("val_accuracy", record.val_accuracy);
-  return out;
+ProgressMode parse_progress(const std::string& text, const Communicator& world) {
+  if (text == "bar") return ProgressMode::bar;
+  if (text == "lines") return ProgressMode::lines;
+  if (text == "none") return ProgressMode::none;
+  // Launchers set these in every process they start, one rank or many.
+  const bool launched = world.size() > 1 || std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
+                        std::getenv("PMI_SIZE") != nullptr || std::getenv("SLURM_STEP_ID") != nullptr;
+  return isatty(fileno(stdout)) != 0 && !launched ? ProgressMode::bar : ProgressMode::lines;
 }
 
-Progress::Progress(std::int64_t first_epoch, std::int64_t epochs, bool quiet)
-    : first_epoch_(first_epoch),
-      epochs_(epochs),
-      quiet_(quiet),
-      terminal_(isatty(fileno(stdout)) != 0),
-      current_epoch_(first_epoch) {}
+Progress::Progress(std::int64_t first_epoch, std::int64_t epochs, ProgressMode mode)
+    : first_epoch_(first_epoch), epochs_(epochs), mode_(mode), current_epoch_(first_epoch) {}
 
 void Progress::on_batch(std::int64_t batch, std::int64_t batches) {
   batches_ = batches;
-  if (quiet_ || !terminal_) return;
+  if (mode_ != ProgressMode::bar) return;
   if (!epoch_started_) {
     std::printf("Epoch %lld/%lld\n", static_cast<long long>(current_epoch_),
                 static_cast<long long>(first_epoch_ + epochs_ - 1));
@@ -74,9 +66,9 @@ void Progress::on_batch(std::int64_t batch, std::int64_t batches) {
 void Progress::on_epoch_end(const EpochRecord& record) {
   current_epoch_ = record.epoch + 1;
   epoch_started_ = false;
-  if (quiet_) return;
+  if (mode_ == ProgressMode::none) return;
   const std::string time = format_seconds(record.seconds);
-  if (terminal_) {
+  if (mode_ == ProgressMode::bar) {
     std::printf("\r%lld/%lld [%s] - %s - %s\n", static_cast<long long>(batches_), static_cast<long long>(batches_),
                 bar(1, 1).c_str(), time.c_str(), figures(record).c_str());
   } else {

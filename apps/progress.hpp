@@ -6,25 +6,28 @@
 #include <utility>
 #include <vector>
 
+#include "ember/distributed.hpp"
 #include "ember/model.hpp"
 
 namespace ember::cli {
 
-/// The figures an epoch record holds, named as Keras names them, in a fixed order: loss, then the
-/// task's metrics (mae, r2 or accuracy), then the same for validation.
-std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record);
+/// bar: "Epoch 3/200" and a bar redrawn in place (carriage returns); lines: one line per epoch
+/// (logs, pipes, mpirun's output); none: nothing.
+enum class ProgressMode { bar, lines, none };
+/// The --progress value: auto is bar where standard output is a terminal and one process runs
+/// (mpirun gives its ranks a terminal even when its own output goes to a file), else lines.
+ProgressMode parse_progress(const std::string& text, const Communicator& world);
 
 class Progress {
  public:
-  Progress(std::int64_t first_epoch, std::int64_t epochs, bool quiet);
+  Progress(std::int64_t first_epoch, std::int64_t epochs, ProgressMode mode);
   void on_batch(std::int64_t batch, std::int64_t batches);
   void on_epoch_end(const EpochRecord& record);
 
  private:
   std::int64_t first_epoch_;
   std::int64_t epochs_;
-  bool quiet_;
-  bool terminal_;
+  ProgressMode mode_;
   std::int64_t current_epoch_;
   bool epoch_started_ = false;
   std::chrono::steady_clock::time_point last_draw_{};

@@ -104,7 +104,10 @@ TEST(Checkpoint, RejectsBadFiles) {
             std::string::npos);  // layers.0.bias over weight
   EXPECT_NE(load_error(with_header(good, "\"format\":\"ember\"", "\"format\":\"other\"")).find("format"),
             std::string::npos);
-  EXPECT_NE(load_error(with_header(good, "{", "[")).find("bad header"), std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "{", "[")).find("not a safetensors file"), std::string::npos);
+  EXPECT_NE(load_error(with_header(good, "\"__metadata__\"", "__metadata__")).find("bad header"), std::string::npos);
+  EXPECT_NE(load_error("x0,x1,y\n1,2,3\n").find("it starts with text ('x0,x1,y...'), as a CSV file does"),
+            std::string::npos);
   // An architecture bigger than the file's data fails before anything is allocated for it.
   EXPECT_NE(load_error(with_header(good, "\\\"inputs\\\":2", "\\\"inputs\\\":2000000000"))
                 .find("has 8000000009 parameters, more than the 136-byte data area holds"),

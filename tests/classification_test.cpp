@@ -138,7 +138,8 @@ TEST(Classification, RefusalsNameTheProblem) {
   Sequential regression{Dense(1)};
   regression.compile({.device = Device::cpu});
   EXPECT_EQ(error(regression, {.targets = {"species"}}),
-            "blobs.csv:2:3 (column 'species'): 'setosa' is not a number; a regression target must be numeric");
+            "blobs.csv:2:3 (column 'species'): 'setosa' is not a number; a regression target must be numeric; to train "
+            "a classifier on its labels, use the loss CrossEntropy");
   EXPECT_THROW(class_labels(parse_csv("x,y\n1,a\n2,a\n", "one.csv"), {.targets = {"y"}}), InputError);
 
   // Evaluating on a label training never saw is an error; predicting does not read labels.

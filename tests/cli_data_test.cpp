@@ -266,14 +266,20 @@ TEST(CliData, SchedulesEarlyStoppingAndPeriodicCheckpoints) {
                      "--min-delta and --no-restore-best go with");
 }
 
-TEST(CliData, InterruptWritesTheCompletedEpochsAndResumes) {
-  // A run that would take long: 20000 rows, many epochs. SIGINT after the first epoch's line.
+TEST(CliData, InterruptWritesTheCompletedEpochsAndRepeatingTheCommandFinishesTheRun) {
+  // 20000 rows, 30 epochs: long enough to interrupt, short enough to run to its end. SIGINT after
+  // the first epoch's line; then the same command with --init must give the uninterrupted run's
+  // model bit for bit (--epochs is the epoch to train up to; cosine schedule, Adam's state).
   std::string text = "a,b,c,y\n";
   for (int i = 0; i < 20000; ++i)
     text += std::to_string(i % 13) + "," + std::to_string(i % 7) + "," + std::to_string(i % 5) + "," +
             std::to_string(i % 13 + 2 * (i % 7)) + "\n";
   const std::string data = file_with("big.csv", text), model = dir() + "/interrupted.safetensors",
-                    history = dir() + "/history.csv";
+                    history = dir() + "/history.csv", whole = dir() + "/whole.safetensors";
+  const std::string command =
+      "train --device cpu --epochs 30 --layers 32 --optimizer adam --schedule cosine "
+      "--val-split 0.1 --progress lines --data " +
+      data + " --target y --history " + history + " --save ";
   std::filesystem::remove(model);
   int out[2];
   ASSERT_EQ(pipe(out), 0);
@@ -281,15 +287,14 @@ TEST(CliData, InterruptWritesTheCompletedEpochsAndResumes) {
   if (child == 0) {
     dup2(out[1], 1);
     close(out[0]);
-    execl(EMBER_CLI_PATH, EMBER_CLI_PATH, "train", "--device", "cpu", "--epochs", "100000", "--layers", "32", "--data",
-          data.c_str(), "--target", "y", "--save", model.c_str(), "--history", history.c_str(),
+    execl("/bin/sh", "sh", "-c", ("exec " + std::string(EMBER_CLI_PATH) + " " + command + model).c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out[1]);
   std::string seen;
   char buffer[4096];
-  while (seen.find("Epoch 1/") == std::string::npos) {
+  while (seen.find("Epoch 1/30") == std::string::npos) {
     const ssize_t n = read(out[0], buffer, sizeof(buffer));
     ASSERT_GT(n, 0) << seen;
     seen.append(buffer, static_cast<std::size_t>(n));
@@ -303,13 +308,30 @@ TEST(CliData, InterruptWritesTheCompletedEpochsAndResumes) {
   ASSERT_TRUE(std::filesystem::exists(model));
   const std::string rows = slurp(history);
   const auto epochs = std::count(rows.begin(), rows.end(), '\n') - 1;
-  EXPECT_GE(epochs, 1) << rows;
-  // The checkpoint holds exactly the epochs the history lists; --init continues from there.
-  const CliRun resumed = run_ember("train --device cpu --epochs 1 --data " + data + " --target y --init " + model);
-  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_NE(resumed.out.find("Epoch " + std::to_string(epochs + 1) + "/" + std::to_string(epochs + 1)),
+  ASSERT_GE(epochs, 1) << rows;
+  ASSERT_LT(epochs, 30) << rows;
+
+  // The checkpoint holds exactly the epochs the history lists; the repeated command trains the rest.
+  const CliRun resumed = run_ember(command + model + " --init " + model);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find(fmt::format("Resuming at epoch {}: {} epochs to go, up to epoch 30", epochs, 30 - epochs)),
             std::string::npos)
       << resumed.out;
+  EXPECT_NE(resumed.out.find(fmt::format("Epoch {}/30", epochs + 1)), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.out.find("Epoch 30/30"), std::string::npos) << resumed.out;
+  ASSERT_EQ(run_ember(command + whole).exit_code, 0);
+  const CliRun a = run_ember("predict --device cpu --model " + model + " --data " + data);
+  const CliRun b = run_ember("predict --device cpu --model " + whole + " --data " + data);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_TRUE(a.out == b.out) << "the resumed run's predictions differ from the uninterrupted run's";
+
+  // At or past --epochs, nothing is trained, and the note says why.
+  const CliRun done = run_ember(command + model + " --init " + model);
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_NE(done.err.find("note: the model in --init is at epoch 30, already at --epochs 30: nothing to train"),
+            std::string::npos)
+      << done.err;
+  EXPECT_EQ(done.out.find("Epoch 31"), std::string::npos) << done.out;
 }
 
 TEST(CliData, HelpSaysWhatInitOverrides) {

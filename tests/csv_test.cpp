@@ -133,7 +133,8 @@ TEST(Csv, TextAndMissingCellsInNumericColumnsAreRefusedWhereUsed) {
             "ColumnSpec::ignore b "
             "or encode its values as categories with ColumnSpec::one_hot b");
   EXPECT_EQ(split_error("a,b\n1,x\n", {"b"}),
-            "f.csv:2:2 (column 'b'): 'x' is not a number; a regression target must be numeric");
+            "f.csv:2:2 (column 'b'): 'x' is not a number; a regression target must be numeric; to train a classifier "
+            "on its labels, use the loss CrossEntropy");
   EXPECT_EQ(
       split_error("a,b\n1,2\n3,\"4,5\"\n", {"a"}),
       "f.csv:3:2 (column 'b'): '4,5' is not a number (it has a decimal comma: write decimal points, 1.5 rather "
@@ -159,8 +160,11 @@ TEST(Csv, HeaderOfOneFieldHintsAtTheDelimiter) {
 }
 
 TEST(Csv, ControlCharactersAreEscapedInMessages) {
+  const std::string bell("a,b\n1,x\ay\n");
+  EXPECT_EQ(split_error(bell, {"a"}).rfind("f.csv:2:2 (column 'b'): 'x\\x07y' is not a number;", 0), 0u);
+  // A NUL byte marks a binary file (a checkpoint, an archive given as data), named as such.
   const std::string nul("a,b\n1,x\0y\n", 10);
-  EXPECT_EQ(split_error(nul, {"a"}).rfind("f.csv:2:2 (column 'b'): 'x\\x00y' is not a number;", 0), 0u);
+  EXPECT_EQ(split_error(nul, {"a"}), "f.csv: a binary file, not CSV text (it holds NUL bytes); give a CSV file");
   EXPECT_EQ(printable("tab\there\r\n\x7f"), "tab\\there\\r\\n\\x7f");
 }
 

@@ -134,7 +134,8 @@ TEST(Tables, RefusedSpecsNameTheColumn) {
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"city"}, .one_hot = {"city"}}),
             "column 'city' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one");
   EXPECT_EQ(error({.targets = {"city"}, .ignore = {"id"}}),
-            "cities.csv:2:2 (column 'city'): 'Paris' is not a number; a regression target must be numeric");
+            "cities.csv:2:2 (column 'city'): 'Paris' is not a number; a regression target must be numeric; to train a "
+            "classifier on its labels, use the loss CrossEntropy");
   EXPECT_FALSE(model.built());  // nothing was learned from a refused spec
   EXPECT_TRUE(model.preprocessing().empty());
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <numeric>
 
@@ -131,7 +132,8 @@ TEST(Training, SaveLoadGivesIdenticalPredictions) {
   EXPECT_EQ(loaded.layers(), model.layers());
   EXPECT_EQ(loaded.epochs_completed(), 3);
   EXPECT_EQ(loaded.predict(data.x), model.predict(data.x));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    EXPECT_EQ(entry.path().string().find("save_load.safetensors.tmp"), std::string::npos) << entry.path();
 }
 
 TEST(Training, ResumeEqualsUninterruptedRun) {
@@ -353,6 +355,35 @@ TEST(Training, ModelsBeyondTheIndexRangeOrMemoryThrowInputError) {
   }
   EXPECT_FALSE(huge.built());
   EXPECT_EQ(huge.parameter_count(), 0);
+  // Beyond the backend's memory: refused by fit from the architecture, before anything is
+  // allocated (~430 GiB for 4e9 parameters and a batch of 32 through a 1e9-wide layer).
+  Sequential beyond{Dense(1'000'000'000, Activation::relu), Dense(1)};
+  beyond.compile({.device = Device::cpu});
+  try {
+    beyond.fit(Matrix(40, 2, 0.5f), Matrix(40, 1, 1.0f), {.epochs = 1, .batch_size = 32});
+    FAIL() << "fit trained a 1e9-wide layer";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("training these layers at a batch of 32 rows needs about "),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("FitOptions::batch_size"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(beyond.built());
+}
+
+TEST(Training, FilesAreReplacedWholeOrNotAtAll) {
+  const std::string path = testing::work_path("atomic.txt");
+  write_file_atomically(path, "first");
+  write_file_atomically(path, "second, longer");
+  std::ifstream file(path);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "second, longer");
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find("atomic.txt.tmp"), std::string::npos) << entry.path();
+  EXPECT_THROW(write_file_atomically(testing::work_path("no-such-folder/x.txt"), "x"), InputError);
+  EXPECT_THROW(check_writable(testing::work_path("no-such-folder/x.txt")), InputError);
+  EXPECT_THROW(check_writable(std::filesystem::path(path).parent_path().string()), InputError);  // a folder
+  EXPECT_NO_THROW(check_writable(path));
 }
 
 }  // namespace

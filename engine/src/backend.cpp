@@ -1,9 +1,11 @@
 #include "ember/backend.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <utility>
 
 #include "cpu/cpu_backend.hpp"
@@ -22,6 +24,18 @@ void* Backend::allocate(std::size_t bytes) {
 
 void Backend::deallocate(void* pointer) noexcept {
   if (pointer != nullptr) do_deallocate(pointer);
+}
+
+std::size_t Backend::memory_bytes() const {
+  // Physical memory, capped by a container's cgroup limit (v2, then v1; "max" means none).
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::size_t bytes = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : 0;
+  for (const char* limit_file : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(limit_file);
+    std::size_t limit = 0;
+    if (file >> limit && limit > 0 && (bytes == 0 || limit < bytes)) bytes = limit;
+  }
+  return bytes;
 }
 
 void Backend::dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) {

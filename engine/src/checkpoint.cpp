@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "atomic_file.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
 #include "parameter_layout.hpp"
@@ -81,14 +82,43 @@ class CheckpointIo {
     schedule["state"] = {{"scale", state.scale},
                          {"best", std::isfinite(state.best) ? Json(state.best) : Json(nullptr)},
                          {"bad_epochs", state.bad_epochs}};
-    return {{"format", "ember"},
-            {"ember.version", std::to_string(kFormatVersion)},
-            {"ember.architecture", architecture.dump()},
-            {"ember.scaler", scaler.dump()},
-            {"ember.optimizer", optimizer.dump()},
-            {"ember.loss", loss.dump()},
-            {"ember.schedule", schedule.dump()},
-            {"ember.preprocessing", preprocessing.dump()}};
+    Json meta = {{"format", "ember"},
+                 {"ember.version", std::to_string(kFormatVersion)},
+                 {"ember.architecture", architecture.dump()},
+                 {"ember.scaler", scaler.dump()},
+                 {"ember.optimizer", optimizer.dump()},
+                 {"ember.loss", loss.dump()},
+                 {"ember.schedule", schedule.dump()},
+                 {"ember.preprocessing", preprocessing.dump()}};
+    if (model.epoch_record_) meta["ember.figures"] = figures_json(*model.epoch_record_).dump();
+    return meta;
+  }
+
+  /// "ember.figures": the epoch record the model is at (what `ember inspect` shows). Optional in
+  /// the format: a checkpoint without it (or from before it) loads without figures.
+  static Json figures_json(const EpochRecord& r) {
+    Json json = {{"epoch", r.epoch}};
+    for (const auto& [name, value] : epoch_figures(r))
+      if (std::isfinite(value)) json[name] = value;
+    json["lr"] = r.lr;  // not the epoch's seconds: the same training writes the same bytes
+    return json;
+  }
+
+  template <typename Fail>
+  static EpochRecord figures_from_json(const Json& json, const Fail& fail) {
+    EpochRecord r;
+    r.loss = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& item : json.items()) {
+      const std::string& name = item.key();
+      const Json& value = item.value();
+      if (name == "epoch")
+        r.epoch = value.get<std::int64_t>();
+      else if (name == "lr")
+        r.lr = value.get<double>();
+      else if (!set_epoch_figure(r, name, value.get<double>()))
+        throw fail(fmt::format("its figures name an unknown figure '{}'", printable(name)));
+    }
+    return r;
   }
 
   static void save(const Sequential& model, const std::string& path) {
@@ -111,32 +141,13 @@ class CheckpointIo {
     std::string header_text = header.dump();
     header_text.append((8 - header_text.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
 
-    const std::filesystem::path target(path);
-    const std::filesystem::path temporary = target.string() + ".tmp";
-    {
-      std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-      if (!file)
-        throw InputError(fmt::format("{}: cannot write the checkpoint ({}); check the directory exists and is writable",
-                                     path, std::strerror(errno)));
-      const std::uint64_t length = header_text.size();
-      file.write(reinterpret_cast<const char*>(&length), sizeof(length));
-      file.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-      for (const TensorEntry& tensor : tensors)
-        file.write(reinterpret_cast<const char*>(tensor.data),
-                   tensor.count * static_cast<std::streamsize>(sizeof(float)));
-      file.flush();
-      if (!file) {
-        file.close();
-        std::filesystem::remove(temporary);
-        throw Error(fmt::format("{}: writing the checkpoint failed ({})", path, std::strerror(errno)));
-      }
-    }
-    std::error_code error;
-    std::filesystem::rename(temporary, target, error);
-    if (error) {
-      std::filesystem::remove(temporary);
-      throw Error(fmt::format("{}: cannot move the checkpoint into place ({})", path, error.message()));
-    }
+    AtomicFile file(path);
+    const std::uint64_t length = header_text.size();
+    file.write(&length, sizeof(length));
+    file.write(header_text);
+    for (const TensorEntry& tensor : tensors)
+      file.write(tensor.data, static_cast<std::size_t>(tensor.count) * sizeof(float));
+    file.commit();
   }
 
   /// The "ember.preprocessing" metadata, checked: unique feature names, categories unique and not
@@ -199,6 +210,21 @@ class CheckpointIo {
     std::uint64_t header_length = 0;
     if (file_size < sizeof(header_length)) throw fail("shorter than the 8-byte header length");
     file.read(reinterpret_cast<char*>(&header_length), sizeof(header_length));
+    // A safetensors header is JSON: its first byte after the length is '{'. A text file (a CSV given
+    // as the model) is named as such rather than by the length its first bytes would spell.
+    if (file_size == sizeof(header_length) || file.peek() != '{') {
+      std::string start(static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 24)), '\0');
+      file.seekg(0);
+      file.read(start.data(), static_cast<std::streamsize>(start.size()));
+      const bool text = std::all_of(start.begin(), start.end(), [](char c) {
+        return c == '\n' || c == '\r' || c == '\t' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+      });
+      throw InputError(
+          fmt::format("{}: not an Ember checkpoint: {}; give the safetensors file that Sequential::save wrote", path,
+                      text ? fmt::format("it starts with text ('{}...'), as a CSV file does",
+                                         printable(start.substr(0, start.find_first_of("\r\n"))))
+                           : std::string("it is not a safetensors file (no JSON header after the 8-byte length)")));
+    }
     if (header_length > kMaxHeaderBytes)
       throw fail(fmt::format("header length {} exceeds {} bytes", header_length, kMaxHeaderBytes));
     if (header_length > file_size - sizeof(header_length))
@@ -210,8 +236,8 @@ class CheckpointIo {
     file.read(data.data(), static_cast<std::streamsize>(data_size));
     if (!file) throw fail("the file could not be read to its end");
 
-    Json header, architecture, scaler_json, optimizer, columns, loss_json = {{"type", "mse"}},
-                                                                schedule_json = {{"type", "constant"}};
+    Json header, architecture, scaler_json, optimizer, columns, figures, loss_json = {{"type", "mse"}},
+                                                                         schedule_json = {{"type", "constant"}};
     int version = 0;
     try {
       header = Json::parse(header_text);
@@ -229,6 +255,7 @@ class CheckpointIo {
       columns = Json::parse(meta.at(version == 1 ? "ember.columns" : "ember.preprocessing").get<std::string>());
       if (version > 1) loss_json = Json::parse(meta.at("ember.loss").get<std::string>());
       if (version > 1) schedule_json = Json::parse(meta.at("ember.schedule").get<std::string>());
+      if (meta.contains("ember.figures")) figures = Json::parse(meta.at("ember.figures").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -277,6 +304,12 @@ class CheckpointIo {
       model.optimizer_step_ = static_cast<std::int32_t>(step);
       model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
       if (model.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
+      if (!figures.is_null()) {
+        model.epoch_record_ = figures_from_json(figures, fail);
+        if (model.epoch_record_->epoch != model.epochs_completed_)
+          throw fail(fmt::format("its figures are of epoch {}, but the model is at epoch {}",
+                                 model.epoch_record_->epoch, model.epochs_completed_));
+      }
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
       model.scaler_fitted_ = scaler_json.at("fitted").get<bool>();
       model.scaler_.x.mean = scaler_json.at("x_mean").get<std::vector<double>>();

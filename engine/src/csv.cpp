@@ -52,8 +52,9 @@ namespace {
 /// physical lines so that errors can name them; records with no content (blank lines) are skipped.
 class RecordReader {
  public:
-  RecordReader(std::string_view text, const std::string& path, char delimiter)
-      : text_(text), path_(path), delimiter_(delimiter) {}
+  RecordReader(std::string_view text, const std::string& path, char delimiter, char comment = '\0',
+               std::string hint = {})
+      : text_(text), path_(path), delimiter_(delimiter), comment_(comment), hint_(std::move(hint)) {}
 
   /// The next record's fields (valid until the next call); false at the end of the text.
   bool next(std::vector<std::string_view>& fields) {
@@ -79,11 +80,12 @@ class RecordReader {
     std::size_t begin, size;
   };
 
-  /// Reads one physical record into spans_; false when it had no content.
+  /// Reads one physical record into spans_; false when it had no content (or was a comment).
   bool read_record() {
     spans_.clear();
     scratch_.clear();
     record_line_ = line_;
+    if (comment_ != '\0' && skip_comment()) return false;
     bool has_content = false;
     Span field{false, position_, 0};
     bool quoted = false;  // the current field was a quoted one, now closed
@@ -108,8 +110,8 @@ class RecordReader {
         if (!is_blank(text_.substr(field.begin, position_ - field.begin)))
           throw InputError(
               fmt::format("{}:{}: a quote inside an unquoted field; quote the whole field and "
-                          "double inner quotes (\"\")",
-                          path_, line_));
+                          "double inner quotes (\"\"){}",
+                          path_, line_, hint_));
         field = {true, scratch_.size(), 0};
         read_quoted();
         field.size = scratch_.size() - field.begin;
@@ -145,11 +147,28 @@ class RecordReader {
         scratch_ += ch;
       }
     }
-    throw InputError(fmt::format("{}:{}: a quoted field is never closed; add the closing quote", path_, record_line_));
+    throw InputError(
+        fmt::format("{}:{}: a quoted field is never closed; add the closing quote{}", path_, record_line_, hint_));
   }
 
   InputError text_after_quote() const {
-    return InputError(fmt::format("{}:{}: text after a closing quote; quote the whole field", path_, line_));
+    return InputError(fmt::format("{}:{}: text after a closing quote; quote the whole field{}", path_, line_, hint_));
+  }
+
+  /// A line whose first non-blank character is the comment character: skipped to its end.
+  bool skip_comment() {
+    std::size_t at = position_;
+    while (at < text_.size() && (text_[at] == ' ' || text_[at] == '\t')) ++at;
+    if (at >= text_.size() || text_[at] != comment_) return false;
+    while (at < text_.size() && text_[at] != '\n' && text_[at] != '\r') ++at;
+    if (at >= text_.size()) {
+      position_ = at;
+      finished_ = true;
+      return true;
+    }
+    position_ = at + (text_[at] == '\r' && at + 1 < text_.size() && text_[at + 1] == '\n' ? 2 : 1);
+    ++line_;
+    return true;
   }
 
   static bool is_blank(std::string_view text) { return text.find_first_not_of(" \t") == std::string_view::npos; }
@@ -157,6 +176,8 @@ class RecordReader {
   std::string_view text_;
   const std::string& path_;
   char delimiter_;
+  char comment_;
+  std::string hint_;  // appended to errors: what the header line suggests (another delimiter, a comment)
   std::size_t position_ = 0;
   std::int64_t line_ = 1;
   std::int64_t record_line_ = 1;
@@ -176,11 +197,26 @@ std::string delimiter_name(char delimiter) {
   return delimiter == '\t' ? "tab" : fmt::format("'{}'", printable(std::string_view(&delimiter, 1)));
 }
 
-/// A header of one field that holds another likely delimiter: the hint errors append.
-std::string delimiter_hint(const std::vector<std::string>& header, char delimiter) {
-  if (header.size() != 1) return {};
+/// What the first line suggests when it looks like another format than options describe: a
+/// comment (a first line starting with '#'), or another delimiter (the line holds a likely
+/// delimiter but not the given one, outside quotes). Errors append it; it is found from the raw
+/// line, before any row is parsed, so that whatever the rows hold the hint comes first.
+std::string header_hint(std::string_view text, const CsvOptions& options) {
+  std::string_view line = text.substr(0, text.find_first_of("\r\n"));
+  const std::string_view start = line.substr(std::min(line.size(), line.find_first_not_of(" \t")));
+  if (options.comment == '\0' && start.starts_with('#'))
+    return "; the first line starts with '#': if it is a comment, skip such lines with CsvOptions::comment '#'";
+  std::string outside;  // the line without its quoted parts
+  bool quoted = false;
+  for (const char ch : line) {
+    if (ch == '"')
+      quoted = !quoted;
+    else if (!quoted)
+      outside += ch;
+  }
+  if (outside.find(options.delimiter) != std::string::npos) return {};
   for (const char candidate : {';', '\t', '|', ','})
-    if (candidate != delimiter && header[0].find(candidate) != std::string::npos)
+    if (candidate != options.delimiter && outside.find(candidate) != std::string::npos)
       return fmt::format(
           "; the header is one field holding {0}: the file looks {0}-separated, so use CsvOptions::delimiter {1}",
           delimiter_name(candidate), candidate == '\t' ? "tab" : std::string(1, candidate));
@@ -268,7 +304,30 @@ CsvTable parse_rows(std::string_view text, const std::string& path, const CsvOpt
   if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF"))
     throw InputError(fmt::format("{}: the file is UTF-16 encoded; save it as UTF-8 (\"CSV UTF-8\" in Excel)", path));
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark, as Excel writes
-  RecordReader reader(text, path, options.delimiter);
+  if (options.comment == '"' || options.comment == '\n' || options.comment == '\r' ||
+      (options.comment != '\0' && options.comment == options.delimiter))
+    throw InputError(fmt::format("CsvOptions::comment {} cannot be used; pick a character such as #",
+                                 delimiter_name(options.comment)));
+  // Text files hold no NUL byte; a model, an archive or an image does (in its first few kilobytes).
+  if (text.substr(0, 65536).find('\0') != std::string_view::npos)
+    throw InputError(fmt::format("{}: a binary file, not CSV text (it holds NUL bytes); give a CSV file", path));
+  // The header line: the first one that is not a comment.
+  std::string_view header_text = text;
+  if (options.comment != '\0') {
+    std::size_t offset = 0;
+    while (offset < text.size()) {
+      const std::size_t at = text.find_first_not_of(" \t\r\n", offset);
+      if (at == std::string_view::npos || text[at] != options.comment) {
+        offset = at == std::string_view::npos ? text.size() : at;
+        break;
+      }
+      offset = text.find('\n', at);
+      offset = offset == std::string_view::npos ? text.size() : offset + 1;
+    }
+    header_text = text.substr(offset);
+  }
+  const std::string hint = header_hint(header_text, options);
+  RecordReader reader(text, path, options.delimiter, options.comment, hint);
   std::vector<std::string_view> fields;
   if (!reader.next(fields))
     throw InputError(fmt::format("{}: the file is empty; it needs a header row and at least one data row", path));
@@ -286,7 +345,7 @@ CsvTable parse_rows(std::string_view text, const std::string& path, const CsvOpt
     header.push_back(name);
   }
   reader.skip_lines(lines_skipped);
-  table.delimiter_hint = delimiter_hint(header, options.delimiter);
+  table.delimiter_hint = hint;
   for (const std::string& name : header) table.columns.push_back({.name = name});
   for (const auto& [list, purpose] :
        {std::pair{&options.columns, " to read"}, std::pair{&options.skip_columns, " to skip"},
@@ -357,7 +416,7 @@ CsvTable parse_rows(std::string_view text, const std::string& path, const CsvOpt
                                        path, options.shard + 1, options.shards, options.shards)
                          : fmt::format("{}: the file has a header but no data rows", path));
   if (std::find(reread.begin(), reread.end(), true) != reread.end()) {
-    RecordReader again(text, path, options.delimiter);
+    RecordReader again(text, path, options.delimiter, options.comment);
     again.next(fields);  // the header
     for (std::size_t c = 0; c < cols; ++c)
       if (reread[c]) text_builders[c] = std::make_unique<TextColumnBuilder>(table.columns[c]);
@@ -392,6 +451,8 @@ CsvTable read_shard(std::ifstream& file, const std::string& path, const CsvOptio
   if (options.shard < 0 || options.shard >= options.shards)
     throw InputError(fmt::format("CsvOptions::shard {} is not one of the {} shards (0 to {})", options.shard,
                                  options.shards, options.shards - 1));
+  if (options.comment != '\0')  // a shard starts after the header's line, which must be the first
+    throw InputError("CsvOptions::comment: a file read in shards cannot hold comment lines; remove them first");
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error))
     throw InputError(fmt::format("{}: reading a shard needs a file, not a pipe or a device", path));

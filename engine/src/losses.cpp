@@ -9,6 +9,10 @@
 
 namespace ember {
 
+std::string settings_json(const Loss& loss) {
+  return to_json(loss).dump();
+}
+
 std::string loss_name(const Loss& loss) {
   if (std::holds_alternative<Huber>(loss)) return "huber";
   if (std::holds_alternative<CrossEntropy>(loss)) return "crossentropy";

@@ -38,6 +38,10 @@ void check_adam(const AdamLike& adam, const char* type) {
 
 }  // namespace
 
+std::string settings_json(const Optimizer& optimizer) {
+  return to_json(optimizer).dump();
+}
+
 std::string optimizer_name(const Optimizer& optimizer) {
   return std::visit(Overloaded{[](const SGD&) { return "sgd"; }, [](const Adam&) { return "adam"; },
                                [](const AdamW&) { return "adamw"; }},

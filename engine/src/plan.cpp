@@ -35,6 +35,61 @@ BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
   view = {static_cast<const float*>(buffer.data()), host.rows(), host.cols()};
 }
 
+Plan::ArenaLayout Plan::arena_layout(const std::vector<Dense>& layers, std::int64_t input_width,
+                                     std::int64_t batch_size, const std::optional<Optimizer>& optimizer,
+                                     const Loss& loss) {
+  ArenaLayout arena;
+  const std::int64_t state_buffers =
+      optimizer ? static_cast<std::int64_t>(optimizer_state_names(*optimizer).size()) : 0;
+  std::int64_t widest = 1;
+  for (const Dense& layer : layers) widest = std::max(widest, layer.units);
+  const std::int64_t output_width = layers.back().units;
+  const std::int64_t target_width = loss_part::target_width(loss, output_width);
+  const std::int64_t sums_width = loss_part::sums_width(loss, output_width);
+  // Parameters, then (training) each optimizer state buffer, the gradients, the snapshot of
+  // parameters and state; then the batch and each layer's output.
+  arena.region_floats = align_up(ParameterLayout(layers, input_width).count());
+  const std::int64_t training_regions = optimizer ? 1 + state_buffers + 1 + (1 + state_buffers) : 1;
+  std::int64_t offset = training_regions * arena.region_floats;
+  arena.x = offset;
+  offset += align_up(batch_size * input_width);
+  arena.y = offset;
+  offset += align_up(batch_size * target_width);
+  for (const Dense& layer : layers) {
+    arena.outputs.push_back(offset);
+    offset += align_up(batch_size * layer.units);
+  }
+  if (optimizer) {
+    arena.gradients = {offset, offset + align_up(batch_size * widest)};
+    offset += 2 * align_up(batch_size * widest);
+  }
+  arena.sums = offset;
+  offset += align_up(2 * sums_width);
+  arena.cursor = offset;
+  offset += kAlignFloats;
+  arena.scalars = offset;
+  offset += kAlignFloats;
+  arena.factor = offset;
+  offset += kAlignFloats;
+  arena.floats = offset;
+  return arena;
+}
+
+double Plan::bytes_needed(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+                          const std::optional<Optimizer>& optimizer, const Loss& loss) {
+  // A generous bound in floating point first (at most seven parameter regions, each layer's output
+  // and two gradient buffers of the batch): beyond it the layout's 64-bit offsets could overflow.
+  const auto batch = static_cast<double>(batch_size);
+  double bound = batch * static_cast<double>(input_width), in = static_cast<double>(input_width);
+  for (const Dense& layer : layers) {
+    const auto out = static_cast<double>(layer.units);
+    bound += 7 * (in + 1) * out + 3 * batch * out;
+    in = out;
+  }
+  if (bound > 1e17) return bound * sizeof(float);
+  return static_cast<double>(arena_layout(layers, input_width, batch_size, optimizer, loss).floats) * sizeof(float);
+}
+
 Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
            std::optional<Optimizer> optimizer, Loss loss)
     : backend_(backend),
@@ -46,37 +101,14 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
       loss_(loss) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
   if (optimizer_) state_buffers_ = static_cast<std::int64_t>(optimizer_state_names(*optimizer_).size());
-  std::int64_t widest = 1;
-  for (const Dense& layer : layers) widest = std::max(widest, layer.units);
-  const std::int64_t output_width = layers.back().units;
-  const std::int64_t target_width = loss_part::target_width(loss_, output_width);
-  sums_width_ = loss_part::sums_width(loss_, output_width);
-  // First pass: offsets in floats from the arena start; second pass turns them into pointers.
-  region_floats_ = align_up(layout_.count());
-  const std::int64_t training_regions = optimizer_ ? 1 + state_buffers_ + 1 + (1 + state_buffers_) : 1;
-  std::int64_t offset = training_regions * region_floats_;
-  const std::int64_t x_offset = offset;
-  offset += align_up(batch_size * input_width);
-  const std::int64_t y_offset = offset;
-  offset += align_up(batch_size * target_width);
-  std::vector<std::int64_t> output_offsets;
-  for (const Dense& layer : layers) {
-    output_offsets.push_back(offset);
-    offset += align_up(batch_size * layer.units);
-  }
-  std::array<std::int64_t, 2> gradient_offsets{};
-  if (optimizer_) {
-    gradient_offsets = {offset, offset + align_up(batch_size * widest)};
-    offset += 2 * align_up(batch_size * widest);
-  }
-  const std::int64_t sums_offset = offset;
-  offset += align_up(2 * sums_width_);
-  const std::int64_t cursor_offset = offset;
-  offset += kAlignFloats;
-  const std::int64_t scalars_offset = offset;
-  offset += kAlignFloats;
-  const std::int64_t factor_offset = offset;
-  offset += kAlignFloats;
+  sums_width_ = loss_part::sums_width(loss_, layers.back().units);
+  const ArenaLayout arena = arena_layout(layers, input_width, batch_size, optimizer_, loss_);
+  region_floats_ = arena.region_floats;
+  const std::int64_t x_offset = arena.x, y_offset = arena.y, sums_offset = arena.sums, cursor_offset = arena.cursor,
+                     scalars_offset = arena.scalars, factor_offset = arena.factor;
+  const std::vector<std::int64_t>& output_offsets = arena.outputs;
+  const std::array<std::int64_t, 2>& gradient_offsets = arena.gradients;
+  const std::int64_t offset = arena.floats;
 
   arena_ = Buffer(backend_, static_cast<std::size_t>(offset) * sizeof(float));
   float* base = static_cast<float*>(arena_.data());

@@ -40,6 +40,10 @@ class Plan {
  public:
   /// A training plan with optimizer, else an inference plan (forward only). loss decides the
   /// targets' width and the metric sums.
+  /// The bytes of backend memory a plan of these settings places (its arena_bytes()), known
+  /// before anything is allocated; an upper bound where the sizes are absurd (beyond 2^58 bytes).
+  static double bytes_needed(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+                             const std::optional<Optimizer>& optimizer, const Loss& loss);
   Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
        std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{});
   ~Plan() { backend_.forget_steps(id_); }
@@ -112,6 +116,14 @@ class Plan {
   LossSums read_loss_sums();
 
  private:
+  /// Where each region of the arena starts, in floats from its start; floats: the whole arena.
+  struct ArenaLayout {
+    std::int64_t region_floats = 0, x = 0, y = 0, sums = 0, cursor = 0, scalars = 0, factor = 0, floats = 0;
+    std::vector<std::int64_t> outputs;
+    std::array<std::int64_t, 2> gradients{};
+  };
+  static ArenaLayout arena_layout(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+                                  const std::optional<Optimizer>& optimizer, const Loss& loss);
   struct LayerSlots {
     std::int64_t in = 0, out = 0;
     Activation activation = Activation::linear;

@@ -42,7 +42,8 @@ std::string feature_advice(const std::string& name) {
       "as categories with ColumnSpec::one_hot {0}",
       printable(name));
 }
-constexpr const char* kTargetAdvice = "a regression target must be numeric";
+constexpr const char* kTargetAdvice =
+    "a regression target must be numeric; to train a classifier on its labels, use the loss CrossEntropy";
 
 /// A used column, looked up by name; a column the reader skipped cannot be used.
 std::int64_t used_column(const CsvTable& table, const std::string& name) {
@@ -135,6 +136,12 @@ constexpr const char* kMissingAdvice =
 constexpr const char* kMissingTargetAdvice =
     "a missing target is never filled: fill it in or remove the row, or use ColumnSpec::missing drop to leave such "
     "rows out";
+// A trained model's handling of gaps is fixed: the advice names what the data or a new training can change.
+constexpr const char* kTrainedMissingAdvice =
+    "the model was trained with ColumnSpec::missing error, so every feature must be given: fill in a value or remove "
+    "the row, or train again with ColumnSpec::missing mean (fills features with their training mean) or "
+    "ColumnSpec::missing drop";
+constexpr const char* kTrainedMissingTargetAdvice = "a missing target is never filled: fill it in or remove the row";
 
 }  // namespace
 
@@ -144,6 +151,15 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   if (spec.targets.empty()) throw InputError("no target column given; name one in ColumnSpec::targets");
   if (classification && spec.targets.size() > 1)
     throw InputError(fmt::format("classification takes one target column, not {}", joined(spec.targets)));
+  // Before the targets are looked up: an ignored target was skipped by the reader.
+  for (const auto& [list, flag] :
+       {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"}})
+    for (const std::string& name : *list) {
+      table.column_index(name);
+      if (contains(spec.targets, name))
+        throw InputError(fmt::format("{} {}: '{}' is a target column; a target cannot be a feature or be ignored", flag,
+                                     printable(name), printable(name)));
+    }
   Preprocessing p;
   p.missing = spec.missing;
   for (const std::string& name : spec.targets) {
@@ -153,14 +169,6 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
     if (!classification) numbers_of(table, index, kTargetAdvice);
     p.targets.push_back(name);
   }
-  for (const auto& [list, flag] :
-       {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"}})
-    for (const std::string& name : *list) {
-      table.column_index(name);
-      if (contains(spec.targets, name))
-        throw InputError(fmt::format("{} {}: '{}' is a target column; a target cannot be a feature or be ignored", flag,
-                                     printable(name), printable(name)));
-    }
   for (const std::string& name : spec.one_hot)
     if (contains(spec.ignore, name))
       throw InputError(fmt::format("column '{}' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one",
@@ -203,7 +211,7 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
                                    printable(feature.name)));
 }
 
-std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets) {
+std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets, bool training) {
   std::vector<std::int64_t> features, targets;
   for (const FeatureColumn& feature : p.features) features.push_back(used_column(table, feature.name));
   if (with_targets)
@@ -219,8 +227,10 @@ std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& ta
     std::sort(used.begin(), used.end());
     for (const auto& [c, is_target] : used) {
       if (!table.columns[static_cast<std::size_t>(c)].missing(r)) continue;
-      if (p.missing == Missing::error) missing_cell(table, r, c, is_target ? kMissingTargetAdvice : kMissingAdvice);
-      if (p.missing == Missing::mean && is_target) missing_cell(table, r, c, kMissingTargetAdvice);
+      const char* target_advice = training ? kMissingTargetAdvice : kTrainedMissingTargetAdvice;
+      if (p.missing == Missing::error)
+        missing_cell(table, r, c, is_target ? target_advice : training ? kMissingAdvice : kTrainedMissingAdvice);
+      if (p.missing == Missing::mean && is_target) missing_cell(table, r, c, target_advice);
       if (p.missing == Missing::drop) complete = false;
     }
     if (complete) rows.push_back(r);
@@ -440,18 +450,19 @@ Missing parse_missing(const std::string& text) {
 
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns) {
   const Preprocessing p = preprocessing::columns_of(table, columns, true);
-  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true));
+  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true, true));
 }
 
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns, Communicator& shards) {
   const Preprocessing p = preprocessing::columns_of(table, columns, true);
   DataParallel parallel(&shards, false, true);
-  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true), parallel.rank_sums());
+  return preprocessing::class_labels(p, table, preprocessing::usable_rows(p, table, true, true), parallel.rank_sums());
 }
 
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {
   const Preprocessing p = preprocessing::columns_of(table, {.targets = target_names}, false);
-  preprocessing::Encoded encoded = preprocessing::encode(p, table, preprocessing::usable_rows(p, table, true), true);
+  preprocessing::Encoded encoded =
+      preprocessing::encode(p, table, preprocessing::usable_rows(p, table, true, true), true);
   return {std::move(encoded.x), std::move(encoded.y), p.feature_names(), p.targets};
 }
 

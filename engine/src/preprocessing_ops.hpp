@@ -19,7 +19,9 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
 void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec);
 /// The table rows usable under p.missing: every row (error: InputError at the first missing cell;
 /// mean: at the first missing target), or those without a missing cell in a used column (drop).
-std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets);
+/// training: the rows a fit learns from (its error advises another ColumnSpec::missing), else the
+/// rows a trained model predicts or evaluates (the advice is to fill the cell or train again).
+std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets, bool training);
 /// Learns the categories and fill values from the given rows (the training rows), and from every
 /// rank's where ranks combines them (sharded data).
 void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64_t>& rows, const RankSums& ranks = {});

@@ -16,6 +16,10 @@ void require(bool ok, const char* setting, double value, const char* range) {
 
 }  // namespace
 
+std::string settings_json(const Schedule& schedule) {
+  return to_json(schedule).dump();
+}
+
 std::string schedule_name(const Schedule& schedule) {
   if (std::holds_alternative<StepDecay>(schedule)) return "step";
   if (std::holds_alternative<CosineDecay>(schedule)) return "cosine";

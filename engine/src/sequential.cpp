@@ -46,6 +46,40 @@ Activation parse_activation(const std::string& text) {
   throw InputError(fmt::format("unknown activation '{}'; use relu or linear", text));
 }
 
+namespace {
+
+/// Every optional figure of an epoch record and its name: the one table for naming them.
+constexpr std::pair<const char*, std::optional<double> EpochRecord::*> kOptionalFigures[] = {
+    {"mae", &EpochRecord::mae},
+    {"r2", &EpochRecord::r2},
+    {"accuracy", &EpochRecord::accuracy},
+    {"val_loss", &EpochRecord::val_loss},
+    {"val_mae", &EpochRecord::val_mae},
+    {"val_r2", &EpochRecord::val_r2},
+    {"val_accuracy", &EpochRecord::val_accuracy}};
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record) {
+  std::vector<std::pair<std::string, double>> figures{{"loss", record.loss}};
+  for (const auto& [name, member] : kOptionalFigures)
+    if (record.*member) figures.emplace_back(name, *(record.*member));
+  return figures;
+}
+
+bool set_epoch_figure(EpochRecord& record, const std::string& name, double value) {
+  if (name == "loss") {
+    record.loss = value;
+    return true;
+  }
+  for (const auto& [known, member] : kOptionalFigures)
+    if (name == known) {
+      record.*member = value;
+      return true;
+    }
+  return false;
+}
+
 Sequential::Sequential(std::initializer_list<Dense> layers, std::uint64_t seed)
     : Sequential(std::vector<Dense>(layers), seed) {}
 
@@ -198,6 +232,7 @@ void Sequential::build(std::int64_t input_width) {
     in = out;
   }
   epochs_completed_ = 0;
+  epoch_record_.reset();
 }
 
 namespace {
@@ -308,7 +343,7 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   } else {
     p = preprocessing::columns_of(table, columns, classification);
   }
-  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true);
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true, true);
   if (rows.empty())
     throw InputError(
         fmt::format("{}: every row has a missing value in a column the model uses; no row is left to "
@@ -340,6 +375,20 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   }
 }
 
+void Sequential::check_memory(std::int64_t input_width, std::int64_t batch_size) const {
+  // Known from the architecture before anything is allocated: a model far beyond the memory is
+  // refused at once rather than after minutes of allocating and initializing.
+  Backend& backend = this->backend();
+  const double needed = Plan::bytes_needed(layers_, input_width, batch_size, options_.optimizer, options_.loss);
+  const auto capacity = static_cast<double>(backend.memory_bytes());
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (capacity > 0 && needed > capacity)
+    throw InputError(fmt::format(
+        "training these layers at a batch of {} rows needs about {:.1f} GiB of memory on {}, which has {:.1f} GiB; "
+        "use fewer or narrower layers (Dense::units) or a smaller FitOptions::batch_size",
+        batch_size, needed / kGiB, backend.name(), capacity / kGiB));
+}
+
 History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
@@ -356,6 +405,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   if (train_rows == 0)
     throw InputError(
         fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows));
+  check_memory(x.cols, std::min(options.batch_size, train_rows));
   if (!built()) build(x.cols);
   const Warn warn = warner(options.on_warning);
   // With several ranks, each trains on its slice of every batch and the steps' gradients are
@@ -440,10 +490,13 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const std::int64_t epochs_before = epochs_completed_;
   std::int64_t completed = 0;  // epochs of this fit whose state the snapshot holds
   // The model's host state from the plan: the state after `done` epochs of this fit.
+  History history;
   const auto take_state = [&](std::int64_t done, std::int32_t step) {
     plan.download_parameters(parameters_, optimizer_state_, optimizer_step_);
     optimizer_step_ = step;
     epochs_completed_ = epochs_before + done;
+    for (const EpochRecord& record : history.epochs)
+      if (record.epoch == epochs_completed_) epoch_record_ = record;
   };
   if (options.epochs > 0) shuffle_for(epochs_completed_ + 1);
   // An epoch's steps; false when a stop was requested (the epoch then ends at that batch).
@@ -500,7 +553,6 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   std::int32_t best_step = step_before_epoch;
   ScheduleState best_schedule = schedule_state_;
   plan.snapshot_state();
-  History history;
   try {
     for (std::int64_t e = 0; e < options.epochs; ++e) {
       const auto start = std::chrono::steady_clock::now();
@@ -758,7 +810,7 @@ Preprocessing Sequential::table_preprocessing(const CsvTable& table) const {
 
 Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options) const {
   const Preprocessing p = table_preprocessing(table);
-  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, false);
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, false, false);
   const preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, false);
   const Warn warn = warner(options.on_warning);
   for (const std::string& message : encoded.warnings) warn(message);
@@ -876,7 +928,7 @@ Metrics Sequential::evaluate(const CsvTable& table, const PredictOptions& option
   if (!built()) throw InputError("the model has no weights yet; fit or load it before evaluate");
   if (preprocessing_.targets.empty())
     throw InputError(fmt::format("{}: the model stores no target column names to evaluate against", table.path));
-  const std::vector<std::int64_t> rows = preprocessing::usable_rows(preprocessing_, table, true);
+  const std::vector<std::int64_t> rows = preprocessing::usable_rows(preprocessing_, table, true, false);
   if (rows.empty())
     throw InputError(
         fmt::format("{}: every row has a missing value in a column the model uses; no row is left to "

@@ -70,6 +70,9 @@ class Backend {
   /// Allocates bytes of backend memory (aligned to 256 bytes); never returns null, throws Error.
   void* allocate(std::size_t bytes);
   void deallocate(void* pointer) noexcept;
+  /// The backend's memory in bytes (the GPU's; the host's, capped by a container's limit), so that
+  /// a model too large for it is refused before anything is allocated; 0 where unknown.
+  virtual std::size_t memory_bytes() const;
   /// How many allocations were made so far; a training step must not change it.
   std::size_t allocation_count() const { return allocation_count_.load(); }
   virtual void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) = 0;

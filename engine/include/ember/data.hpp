@@ -14,6 +14,9 @@ namespace ember {
 /// column is numbers unless it holds a cell that is not a number, then text (see CsvColumn).
 struct CsvOptions {
   char delimiter = ',';
+  /// When not '\0', lines whose first non-blank character is this one are skipped (comments, as
+  /// in pandas' read_csv(comment=...) but whole lines only: "#N/A" inside a row stays a cell).
+  char comment = '\0';
   /// When not empty, only these columns are read; the others are skipped without being parsed,
   /// so they may hold anything. Each must exist in the header.
   std::vector<std::string> columns{};
@@ -84,6 +87,15 @@ struct Dataset {
 /// Throws InputError when a target is unknown, no feature column is left, or a cell is text or
 /// missing. (Sequential::fit on a CsvTable also handles text and missing cells.)
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names);
+
+/// Writes content to path through a temporary file in the same folder, synced to the disk and then
+/// renamed, so that path holds either its old content or all of the new, never a part. Throws
+/// InputError when the folder is missing or not writable, Error when the disk fails.
+void write_file_atomically(const std::string& path, std::string_view content);
+/// Throws InputError when write_file_atomically could not create path (a missing or read-only
+/// folder, path a folder), by creating and removing a temporary file there: checked before long
+/// work, so that the work is not lost.
+void check_writable(const std::string& path);
 
 /// text with control characters escaped (as `\\t`, `\\n`, `\\r`, `\\xNN`), for messages that quote input.
 std::string printable(std::string_view text);

@@ -31,6 +31,8 @@ using Loss = std::variant<MeanSquaredError, Huber, CrossEntropy>;
 
 /// "mse", "huber" or "crossentropy".
 std::string loss_name(const Loss& loss);
+/// The settings as a checkpoint stores them: the text of a JSON object, {"type": "mse", ...}.
+std::string settings_json(const Loss& loss);
 /// Throws SettingError (e.g. "Huber::delta 0: must be ...") for a setting out of range.
 void check_loss(const Loss& loss);
 bool is_classification(const Loss& loss);

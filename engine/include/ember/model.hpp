@@ -64,6 +64,12 @@ struct EpochRecord {
   double seconds = 0;
 };
 
+/// The figures an epoch record holds, named as Keras names them, in a fixed order: loss, then the
+/// task's metrics (mae, r2 or accuracy), then the same for validation (not the lr or seconds).
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record);
+/// Sets the figure epoch_figures names name; false for a name it does not give.
+bool set_epoch_figure(EpochRecord& record, const std::string& name, double value);
+
 /// What fit is about to train on, given to FitOptions::on_train_begin.
 struct TrainingSummary {
   std::int64_t training_rows = 0;
@@ -255,6 +261,9 @@ class Sequential {
   const Scaler& scaler() const { return scaler_; }
   const CompileOptions& compile_options() const { return options_; }
   std::int64_t epochs_completed() const { return epochs_completed_; }
+  /// The figures of the epoch the model is at (its loss and metrics, the validation's, its rate),
+  /// from the last fit or the checkpoint; none before the first epoch.
+  const std::optional<EpochRecord>& epoch_record() const { return epoch_record_; }
   std::uint64_t seed() const { return seed_; }
   /// Names the numeric feature and target columns of a model trained on matrices, so that its
   /// checkpoint can predict from a table by column name. InputError when a built model's input
@@ -290,6 +299,8 @@ class Sequential {
   /// The outputs for x, standardized a batch at a time (no copy of the whole input).
   Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
   History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows);
+  /// InputError when training at batch_size cannot fit in the backend's memory.
+  void check_memory(std::int64_t input_width, std::int64_t batch_size) const;
   Preprocessing table_preprocessing(const CsvTable& table) const;
   /// InputError unless y suits the loss: (rows, outputs) finite numbers for regression, (rows, 1)
   /// class indices below class_count() for classification.
@@ -307,6 +318,7 @@ class Sequential {
   CompileOptions options_;
   bool compiled_ = false;
   std::int64_t epochs_completed_ = 0;
+  std::optional<EpochRecord> epoch_record_;
   Preprocessing preprocessing_;
   bool scaler_fitted_ = false;  // the scaler is fixed by the first fit and kept (also through save/load)
   /// The model's backend and what compile said of it. A copied model gets none (it creates its

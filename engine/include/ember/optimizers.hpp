@@ -45,6 +45,8 @@ using Optimizer = std::variant<SGD, Adam, AdamW>;
 
 /// "sgd", "adam" or "adamw".
 std::string optimizer_name(const Optimizer& optimizer);
+/// The settings as a checkpoint stores them: the text of a JSON object, {"type": "sgd", ...}.
+std::string settings_json(const Optimizer& optimizer);
 /// Throws InputError naming the setting (e.g. "Adam::beta2 1.5 must be in [0, 1)") when a value is
 /// out of range or not a finite float.
 void check_optimizer(const Optimizer& optimizer);

@@ -55,6 +55,8 @@ struct ScheduleState {
 
 /// "constant", "step", "cosine" or "plateau".
 std::string schedule_name(const Schedule& schedule);
+/// The settings as a checkpoint stores them: the text of a JSON object, {"type": "constant", ...}.
+std::string settings_json(const Schedule& schedule);
 /// Throws SettingError (e.g. "StepDecay::gamma") for a setting out of range.
 void check_schedule(const Schedule& schedule);
 /// The factor of epoch (counted from 0) for the rate.

@@ -264,6 +264,10 @@ class CudaBackend final : public Backend {
       support.device += fmt::format("{:02x}", static_cast<unsigned char>(byte));
     return support;
   }
+  std::size_t memory_bytes() const override {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    return cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess ? total_bytes : 0;
+  }
   std::vector<std::uint8_t> new_collective_id() override { return new_nccl_id(); }
   std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks) override {
     return join_nccl(id, rank, ranks, stream_);
