@@ -37,24 +37,33 @@ struct TrainArguments {
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
 };
 
+/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), comma-separated, or "none".
 std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
   std::vector<Dense> layers;
   if (text != "none") {
     for (const std::string& part : split_list(text, "--layers")) {
+      const std::size_t colon = part.find(':');
+      const std::string width = part.substr(0, colon);
       std::int64_t units = 0;
       try {
         std::size_t used = 0;
-        units = std::stoll(part, &used);
-        if (used != part.size()) units = 0;
+        units = std::stoll(width, &used);
+        if (used != width.size()) units = 0;
       } catch (const std::exception&) {
         units = 0;
       }
       if (units <= 0)
         throw InputError(
-            fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64 or "
-                        "--layers none",
-                        printable(text), printable(part)));
-      layers.emplace_back(units, Activation::relu);
+            fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64, "
+                        "--layers 256:gelu,128:tanh or --layers none",
+                        printable(text), printable(width)));
+      Activation activation = Activation::relu;
+      if (colon != std::string::npos) try {
+          activation = parse_activation(part.substr(colon + 1));
+        } catch (const InputError& error) {
+          throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
+        }
+      layers.emplace_back(units, activation);
     }
   }
   layers.emplace_back(outputs);
@@ -449,7 +458,15 @@ void add_train_command(CLI::App& app) {
                    "(fill features with their training mean)")
       ->capture_default_str();
   command
-      ->add_option("--layers", arguments->layers, "Hidden layer widths (ReLU), e.g. 64,64; 'none' for a linear model")
+      ->add_option(
+          "--layers", arguments->layers,
+          "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
+          "256:gelu,128:tanh; 'none' for a linear model. Activations: " +
+              [] {
+                std::string names;
+                for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;
+                return names;
+              }())
       ->capture_default_str();
   command
       ->add_option("--epochs", arguments->epochs,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "ember/activation.hpp"
 #include "matmul_plan.hpp"  // also kReductionScratchFloats
 
 namespace ember::kernels {
@@ -73,10 +74,12 @@ void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_
 void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t rows, std::int64_t cols, float* scratch,
                           cudaStream_t stream);
 
-/// y = max(x, 0) over count elements (may alias).
-void launch_relu_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream);
-/// dx = y > 0 ? dy : 0 over count elements (dx may alias dy).
-void launch_relu_backward(const float* dy, const float* y, float* dx, std::int64_t count, cudaStream_t stream);
+/// y = f(x) over count elements for the activation part of kind (activation_math.hpp; may alias).
+void launch_activation_forward(Activation kind, const float* x, float* y, std::int64_t count, cudaStream_t stream);
+/// dx = dy * f'(x) over count elements: x, the pre-activation, is read only by the parts that
+/// need it (it may be null for the others), y is the forward output; dx may alias dy.
+void launch_activation_backward(Activation kind, const float* dy, const float* x, const float* y, float* dx,
+                                std::int64_t count, cudaStream_t stream);
 
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with

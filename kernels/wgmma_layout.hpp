@@ -8,11 +8,8 @@
 // row r's 32 k values fill 128 bytes, in the 128-byte swizzle: 16-byte chunk c of row r sits at
 // chunk position c ^ (r % 8). Tiles start on 1024-byte boundaries, so an 8-row group is one
 // 1024-byte swizzle atom.
-#if defined(__CUDACC__)
-#define EMBER_HOST_DEVICE __host__ __device__
-#else
-#define EMBER_HOST_DEVICE
-#endif
+
+#include "host_device.hpp"
 
 namespace ember::kernels::wgmma_layout {
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "ember/backend.hpp"
 #include "ember/bench.hpp"
@@ -74,7 +75,9 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
 inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {
     {1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}, {4096, 256}};
 
-inline void expect_bias_relu_match_reference(Backend& backend) {
+/// Bias add, bias gradient and every activation part (forward, backward, in place) against the
+/// float64 reference, over odd shapes.
+inline void expect_pointwise_ops_match_reference(Backend& backend) {
   CpuBackend cpu;
   std::uint64_t seed = 500;
   for (const auto& [rows, cols] : kElementwiseShapes) {
@@ -92,17 +95,35 @@ inline void expect_bias_relu_match_reference(Backend& backend) {
     backend.bias_gradient(gdy.view(), gdb.view());
     EXPECT_LT(relative_error(gdb.download(), db), kFloat32Tolerance) << rows << "x" << cols;
 
-    Matrix relu = poisoned(rows, cols);
-    cpu.relu_forward(y.view(), relu.view());
-    OnBackend grelu(backend, poisoned(rows, cols));
-    backend.relu_forward(gy.view(), grelu.view());
-    EXPECT_EQ(grelu.download(), relu);
-
-    Matrix dx = poisoned(rows, cols);
-    cpu.relu_backward(dy.view(), relu.view(), dx.view());
-    OnBackend gdx(backend, poisoned(rows, cols));
-    backend.relu_backward(gdy.view(), grelu.view(), gdx.view());
-    EXPECT_EQ(gdx.download(), dx);
+    // Every activation part, forward and backward. ReLU's select is exact; the others compute in
+    // float32 (the reference in float64): within float tolerance. Inputs scaled by 4 reach the
+    // saturating ranges.
+    Matrix z = y;
+    for (std::int64_t i = 0; i < z.size(); ++i) z.data()[i] *= 4.0f;
+    OnBackend gz(backend, z);
+    activations::for_each_part([&](auto part) {
+      const Activation kind = decltype(part)::kind;
+      const std::string what = to_string(kind) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      Matrix out = poisoned(rows, cols);
+      cpu.activation_forward(kind, z.view(), out.view());
+      OnBackend gout(backend, poisoned(rows, cols));
+      backend.activation_forward(kind, gz.view(), gout.view());
+      Matrix dx = poisoned(rows, cols);
+      cpu.activation_backward(kind, dy.view(), z.view(), out.view(), dx.view());
+      OnBackend gdx(backend, poisoned(rows, cols));
+      backend.activation_backward(kind, gdy.view(), gz.view(), gout.view(), gdx.view());
+      if (kind == Activation::relu || kind == Activation::linear) {
+        EXPECT_EQ(gout.download(), out) << what;
+        EXPECT_EQ(gdx.download(), dx) << what;
+      } else {
+        EXPECT_LT(relative_error(gout.download(), out), kActivationTolerance) << what;
+        EXPECT_LT(relative_error(gdx.download(), dx), kActivationTolerance) << what;
+      }
+      // In place, as the plan runs a forward whose input it does not keep.
+      OnBackend inplace(backend, z);
+      backend.activation_forward(kind, inplace.view(), inplace.view());
+      EXPECT_EQ(inplace.download(), gout.download()) << what << " in place";
+    });
   }
 }
 
@@ -296,19 +317,31 @@ inline void expect_dense_ops_match_reference(Backend& backend, double tolerance,
       backend.dense_backward(bdy.view(), bx.view(), bweight.view(), std::nullopt, dw.view(), db.view(), std::nullopt);
       expect_parameter_gradients(dw, db, expected_dw, expected_db, tolerance, "dense_backward " + shape);
     }
+    {  // the forward with every activation part, keeping the pre-activation where backward needs it
+      Matrix product = poisoned(rows, out);
+      cpu.matmul(Transpose::no, Transpose::yes, 1.0f, x.view(), weight.view(), 0.0f, product.view());
+      cpu.bias_add(product.view(), bias.view());
+      activations::for_each_part([&](auto part) {
+        const Activation kind = decltype(part)::kind;
+        Matrix expected = poisoned(rows, out);
+        cpu.activation_forward(kind, product.view(), expected.view());
+        OnBackend y(backend, poisoned(rows, out)), z(backend, poisoned(rows, out));
+        const bool keep = decltype(part)::needs_input;
+        backend.dense_forward(bx.view(), bweight.view(), bbias.view(), kind, y.view(),
+                              keep ? std::optional<View>(z.view()) : std::nullopt);
+        EXPECT_LT(relative_error(y.download(), expected), std::max(tolerance, kActivationTolerance))
+            << "dense_forward " << shape << " " << to_string(kind);
+        if (keep) {
+          EXPECT_LT(relative_error(z.download(), product), tolerance)
+              << "dense_forward pre-activation " << shape << " " << to_string(kind);
+        }
+      });
+    }
     for (const bool relu : {false, true}) {
-      Matrix expected = poisoned(rows, out);
-      cpu.matmul(Transpose::no, Transpose::yes, 1.0f, x.view(), weight.view(), 0.0f, expected.view());
-      cpu.bias_add(expected.view(), bias.view());
-      if (relu) cpu.relu_forward(expected.view(), expected.view());
-      OnBackend y(backend, poisoned(rows, out));
-      backend.dense_forward(bx.view(), bweight.view(), bbias.view(), relu, y.view());
-      EXPECT_LT(relative_error(y.download(), expected), tolerance)
-          << "dense_forward rows " << rows << " in " << in << " out " << out << " relu " << relu;
-
       Matrix expected_dx = poisoned(rows, in);
       cpu.matmul(Transpose::no, Transpose::no, 1.0f, dy.view(), weight.view(), 0.0f, expected_dx.view());
-      if (relu) cpu.relu_backward(expected_dx.view(), below.view(), expected_dx.view());
+      if (relu)
+        cpu.activation_backward(Activation::relu, expected_dx.view(), below.view(), below.view(), expected_dx.view());
       OnBackend dx(backend, poisoned(rows, in));
       backend.dense_input_gradient(bdy.view(), bweight.view(),
                                    relu ? std::optional<ConstView>(bbelow.view()) : std::nullopt, dx.view());
@@ -343,11 +376,12 @@ struct TrainingRun {
 /// 50 SGD steps (Nesterov, weight decay) of a small MLP on random data, the same batches on every backend.
 inline const Optimizer kNesterov = SGD{.lr = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 1e-4f};
 
-inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {}, Optimizer optimizer = kNesterov) {
+inline TrainingRun train_fifty_steps(Device device, BackendOptions backend = {}, Optimizer optimizer = kNesterov,
+                                     Activation hidden = Activation::relu) {
   Dataset data;
   data.x = testing::random_matrix(800, 13, 2024);
   data.y = testing::random_matrix(800, 3, 2025);
-  Sequential model({Dense(33, Activation::relu), Dense(17, Activation::relu), Dense(3)}, 9);
+  Sequential model({Dense(33, hidden), Dense(17, hidden), Dense(3)}, 9);
   model.compile({.optimizer = optimizer, .loss = MeanSquaredError{}, .device = device, .backend = backend});
   // 800 rows, batch 16: exactly 50 steps in one epoch.
   TrainingRun run;

@@ -205,6 +205,25 @@ TEST(CliUsability, HelpSaysWhatEvaluateAndPredictPrint) {
   EXPECT_NE(run_ember("--help").out.find("inspect"), std::string::npos);
 }
 
+TEST(CliUsability, LayersNameTheirActivations) {
+  const std::string data = good_csv(), model = dir() + "/m.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 5 --quiet --optimizer adam --data " + data +
+                                 " --target y --layers 16:gelu,8:tanh,8:silu,8:sigmoid,8:leaky_relu,8:gelu_tanh,8 "
+                                 "--save " +
+                                 model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("-> Dense 16 gelu -> Dense 8 tanh -> Dense 8 silu -> Dense 8 sigmoid -> Dense 8 "
+                             "leaky_relu -> Dense 8 gelu_tanh -> Dense 8 relu -> Dense 1;"),
+            std::string::npos)
+      << inspect.out;
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).exit_code, 0);
+  expect_refused("train --device cpu --data " + data + " --target y --layers 16:swish",
+                 "--layers 16:swish: unknown activation 'swish'; use one of linear, relu, leaky_relu, gelu, "
+                 "gelu_tanh, silu, tanh, sigmoid");
+  EXPECT_NE(run_ember("train --help").out.find("gelu_tanh"), std::string::npos);
+}
+
 TEST(CliUsability, InspectShowsWhatTheCheckpointHolds) {
   const std::string iris = iris_csv(), model = dir() + "/iris.safetensors";
   ASSERT_EQ(run_ember("train --device cpu --epochs 3 --quiet --layers 8 --loss crossentropy --optimizer adam "

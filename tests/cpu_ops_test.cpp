@@ -2,11 +2,13 @@
 // differences of the forward ops.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <optional>
 
+#include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "ember/error.hpp"
 #include "test_support.hpp"
@@ -65,11 +67,11 @@ TEST(CpuOps, BiasReluByHand) {
   cpu.bias_gradient(y.view(), gradient.view());
   EXPECT_EQ(gradient, (Matrix{{-1, 4}}));
   Matrix relu = poisoned(2, 2);
-  cpu.relu_forward(y.view(), relu.view());
+  cpu.activation_forward(Activation::relu, y.view(), relu.view());
   EXPECT_EQ(relu, (Matrix{{1.5f, 0}, {0, 5}}));
   const Matrix dy{{10, 20}, {30, 40}};
   Matrix dx = poisoned(2, 2);
-  cpu.relu_backward(dy.view(), relu.view(), dx.view());
+  cpu.activation_backward(Activation::relu, dy.view(), y.view(), relu.view(), dx.view());
   EXPECT_EQ(dx, (Matrix{{10, 0}, {0, 40}}));
 }
 
@@ -339,20 +341,64 @@ double weighted_sum(const Matrix& values, const Matrix& weights) {
   return sum;
 }
 
-TEST(CpuOpsFiniteDifferences, ReluBackward) {
-  Matrix x = random_matrix(7, 5, 3);
-  const Matrix weights = random_matrix(7, 5, 4);
-  Matrix y = poisoned(7, 5), dx = poisoned(7, 5);
-  cpu.relu_forward(x.view(), y.view());
-  cpu.relu_backward(weights.view(), y.view(), dx.view());
-  const auto f = [&] {
-    Matrix out(7, 5);
-    cpu.relu_forward(x.view(), out.view());
-    return weighted_sum(out, weights);
+TEST(CpuOpsFiniteDifferences, EveryActivationBackward) {
+  activations::for_each_part([&](auto part) {
+    const Activation kind = decltype(part)::kind;
+    SCOPED_TRACE(to_string(kind));
+    Matrix x = random_matrix(7, 5, 3);
+    for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] *= 3.0f;  // the saturating range too
+    const Matrix weights = random_matrix(7, 5, 4);
+    Matrix y = poisoned(7, 5), dx = poisoned(7, 5);
+    cpu.activation_forward(kind, x.view(), y.view());
+    cpu.activation_backward(kind, weights.view(), x.view(), y.view(), dx.view());
+    const auto f = [&] {
+      Matrix out(7, 5);
+      cpu.activation_forward(kind, x.view(), out.view());
+      return weighted_sum(out, weights);
+    };
+    std::vector<double> numeric;
+    for (std::int64_t i = 0; i < x.size(); ++i) numeric.push_back(central_difference(x, i, f, 1e-3));
+    EXPECT_LT(relative_error(dx.data(), numeric.data(), x.size()), kGradientTolerance);
+  });
+}
+
+// PyTorch's values and gradients (torch 1.13, float64, autograd of the sum) at x = -2, -0.5, 0.5, 3:
+// the formulas are PyTorch's, not only consistent with their own derivatives.
+TEST(CpuOps, ActivationsMatchPyTorch) {
+  const Matrix x{{-2.0f, -0.5f, 0.5f, 3.0f}};
+  const Matrix ones{{1.0f, 1.0f, 1.0f, 1.0f}};
+  struct Expected {
+    Activation kind;
+    std::array<double, 4> value, gradient;
   };
-  std::vector<double> numeric;
-  for (std::int64_t i = 0; i < x.size(); ++i) numeric.push_back(central_difference(x, i, f, 1e-4));
-  EXPECT_LT(relative_error(dx.data(), numeric.data(), x.size()), kGradientTolerance);
+  const Expected expected[] = {{Activation::linear, {-2.0, -0.5, 0.5, 3.0}, {1.0, 1.0, 1.0, 1.0}},
+                               {Activation::relu, {0.0, 0.0, 0.5, 3.0}, {0.0, 0.0, 1.0, 1.0}},
+                               {Activation::leaky_relu, {-0.02, -0.005, 0.5, 3.0}, {0.01, 0.01, 1.0, 1.0}},
+                               {Activation::gelu,
+                                {-0.04550026389635842, -0.15426876936299344, 0.34573123063700656, 2.99595030590511},
+                                {-0.08523180107819692, 0.13250487534383712, 0.8674951246561629, 1.011945647204184}},
+                               {Activation::gelu_tanh,
+                                {-0.04540230591222494, -0.15428599017485606, 0.34571400982514394, 2.996362607918227},
+                                {-0.0860992566236183, 0.13263009646535764, 0.8673699035346424, 1.0115841666309695}},
+                               {Activation::silu,
+                                {-0.2384058440442351, -0.1887703343990727, 0.3112296656009273, 2.8577223804672998},
+                                {-0.09078424878489547, 0.2600388126973482, 0.7399611873026519, 1.0881041060151693}},
+                               {Activation::tanh,
+                                {-0.9640275800758169, -0.46211715726000974, 0.46211715726000974, 0.9950547536867305},
+                                {0.07065082485316443, 0.7864477329659274, 0.7864477329659274, 0.009866037165440166}},
+                               {Activation::sigmoid,
+                                {0.11920292202211755, 0.3775406687981454, 0.6224593312018546, 0.9525741268224334},
+                                {0.1049935854035065, 0.2350037122015945, 0.2350037122015945, 0.045176659730912}}};
+  static_assert(std::size(expected) == kActivationCount, "every activation has PyTorch's figures here");
+  for (const Expected& e : expected) {
+    Matrix y = poisoned(1, 4), dx = poisoned(1, 4);
+    cpu.activation_forward(e.kind, x.view(), y.view());
+    cpu.activation_backward(e.kind, ones.view(), x.view(), y.view(), dx.view());
+    for (std::size_t i = 0; i < 4; ++i) {
+      EXPECT_NEAR(y.data()[i], e.value[i], 3e-7 * (1 + std::abs(e.value[i]))) << to_string(e.kind) << " " << i;
+      EXPECT_NEAR(dx.data()[i], e.gradient[i], 3e-7 * (1 + std::abs(e.gradient[i]))) << to_string(e.kind) << " " << i;
+    }
+  }
 }
 
 TEST(CpuOpsFiniteDifferences, BiasGradient) {

@@ -32,6 +32,18 @@ TEST(FastCpu, FiftyTrainingStepsMatchReference) {
               kTrainingTolerance * reference.history.epochs[0].loss);
 }
 
+TEST(FastCpu, FiftyTrainingStepsMatchReferenceWithEveryActivation) {
+  activations::for_each_part([](auto part) {
+    const Activation kind = decltype(part)::kind;
+    const TrainingRun reference = train_fifty_steps(Device::cpu, {.cpu_reference = true}, kNesterov, kind);
+    const TrainingRun fast = train_fifty_steps(Device::cpu, {}, kNesterov, kind);
+    EXPECT_LT(relative_error(fast.parameters.data(), reference.parameters.data(),
+                             static_cast<std::int64_t>(reference.parameters.size())),
+              kTrainingTolerance)
+        << to_string(kind);
+  });
+}
+
 TEST(FastCpu, MatmulAllShapesAndModes) {
   FastCpuBackend fast;
   expect_matmul_matches_reference(fast, kFloat32Tolerance, kCpuMaxWork);
@@ -47,9 +59,9 @@ TEST(FastCpu, ReferenceDenseOpsComposeTheSeparateOps) {
   expect_dense_ops_match_reference(reference, kFloat32Tolerance, kCpuMaxWork);
 }
 
-TEST(FastCpu, BiasReluMatchReference) {
+TEST(FastCpu, BiasAndEveryActivationMatchReference) {
   FastCpuBackend fast;
-  expect_bias_relu_match_reference(fast);
+  expect_pointwise_ops_match_reference(fast);
 }
 
 TEST(FastCpu, LossesMatchReference) {

@@ -80,9 +80,9 @@ TEST(GpuKernels, DenseFusedEpiloguesMatchCpu) {
   expect_dense_ops_match_reference(*gpu, kFloat32Tolerance, max_work());
 }
 
-TEST(GpuKernels, BiasReluMatchCpu) {
+TEST(GpuKernels, BiasAndEveryActivationMatchCpu) {
   EMBER_REQUIRE_GPU(gpu);
-  expect_bias_relu_match_reference(*gpu);
+  expect_pointwise_ops_match_reference(*gpu);
 }
 
 TEST(GpuKernels, LossesMatchCpuAndAreDeterministic) {

@@ -16,14 +16,18 @@ inline std::unique_ptr<Backend> cuda_backend_or_reason(std::string& reason, cons
   return make_backend(Device::cuda, options);
 }
 
-#define EMBER_REQUIRE_GPU(backend_variable, ...)                                        \
-  std::string gpu_skip_reason;                                                          \
+#define EMBER_REQUIRE_GPU(backend_variable, ...)                                                                \
+  std::string gpu_skip_reason;                                                                                  \
   auto backend_variable = ::ember::testing::cuda_backend_or_reason(gpu_skip_reason __VA_OPT__(, ) __VA_ARGS__); \
   if (!backend_variable) GTEST_SKIP() << "no usable GPU: " << gpu_skip_reason
 
 /// A matrix living in backend memory.
 struct OnBackend {
-  OnBackend(Backend& backend, const Matrix& host) : backend(&backend), buffer(backend, std::max<std::size_t>(4, host.size() * sizeof(float))), rows(host.rows()), cols(host.cols()) {
+  OnBackend(Backend& backend, const Matrix& host)
+      : backend(&backend),
+        buffer(backend, std::max<std::size_t>(4, host.size() * sizeof(float))),
+        rows(host.rows()),
+        cols(host.cols()) {
     backend.copy_to_device(buffer.data(), host.data(), static_cast<std::size_t>(host.size()) * sizeof(float));
   }
   View view() const { return {static_cast<float*>(buffer.data()), rows, cols}; }

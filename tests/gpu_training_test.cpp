@@ -40,6 +40,19 @@ TEST(GpuTraining, FiftyStepsMatchCpu) {
   }
 }
 
+TEST(GpuTraining, FiftyStepsMatchCpuWithEveryActivation) {
+  EMBER_REQUIRE_GPU(gpu);
+  activations::for_each_part([](auto part) {
+    const Activation kind = decltype(part)::kind;
+    const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference, testing::kNesterov, kind),
+                      cuda = train_fifty_steps(Device::cuda, {}, testing::kNesterov, kind);
+    EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
+                                      static_cast<std::int64_t>(cpu.parameters.size())),
+              kTrainingTolerance)
+        << to_string(kind);
+  });
+}
+
 TEST(GpuTraining, TwoRanksSharingTheGpuTrainAsOneProcess) {
   // Data-parallel training through the host-staged reduction, two ranks (threads of this process,
   // each with its own backend and stream) on the one GPU, as two processes sharing a GPU do.

@@ -5,6 +5,7 @@
 
 #include <numeric>
 
+#include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/fast_cpu_backend.hpp"
 #include "plan.hpp"
@@ -27,7 +28,8 @@ double reference_loss(const std::vector<Dense>& layers, std::int64_t inputs, con
         double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
         for (std::int64_t i = 0; i < in; ++i)
           sum += parameters[offset + static_cast<std::size_t>(o * in + i)] * activation[static_cast<std::size_t>(i)];
-        out[static_cast<std::size_t>(o)] = layer.activation == Activation::relu ? std::max(sum, 0.0) : sum;
+        activations::visit(layer.activation,
+                           [&](auto part) { out[static_cast<std::size_t>(o)] = decltype(part)::forward(sum); });
       }
       offset += static_cast<std::size_t>(layer.units * in + layer.units);
       activation = out;
@@ -99,10 +101,31 @@ TEST(Gradients, MixedActivationsMatchFiniteDifferences) {
   expect_gradients_match(reference, kMixedMlp);
 }
 
+/// Every activation part as a hidden layer, between ReLU layers (so its output is folded into no
+/// ReLU mask) and as the output layer: the plan keeps the pre-activation where backward reads it.
+std::vector<std::vector<Dense>> every_activation_mlp() {
+  std::vector<std::vector<Dense>> mlps;
+  activations::for_each_part([&](auto part) {
+    const Activation kind = decltype(part)::kind;
+    mlps.push_back({Dense(5, Activation::relu), Dense(4, kind), Dense(3, kind), Dense(2, kind)});
+  });
+  return mlps;
+}
+
 TEST(Gradients, FastCpuPathMatchesFiniteDifferences) {
   FastCpuBackend fast;
   expect_gradients_match(fast, kReluMlp);
   expect_gradients_match(fast, kMixedMlp);
+}
+
+TEST(Gradients, EveryActivationMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  for (const std::vector<Dense>& layers : every_activation_mlp()) {
+    SCOPED_TRACE(to_string(layers[1].activation));
+    expect_gradients_match(reference, layers);
+    expect_gradients_match(fast, layers);
+  }
 }
 
 }  // namespace

@@ -58,5 +58,8 @@ double relative_error(const A* out, const B* ref, std::int64_t n) {
 // Central finite differences in float64 with step 1e-6 against float32 analytic gradients: the
 // float32 rounding of the gradient (~1e-7 relative) dominates, so 1e-4 is a safe bound.
 inline constexpr double kGradientTolerance = 1e-4;
+// An activation computed in float32 (expf, tanhf, erff: a few ulps each) against the float64
+// reference's, rounded once; relative over a whole matrix.
+inline constexpr double kActivationTolerance = 2e-6;
 
 }  // namespace ember::testing

@@ -136,7 +136,7 @@ TEST(Threads, SplitMatmulsAndElementwiseOpsMatchTheReference) {
     const ThreadLimit limit(threads);
     FastCpuBackend fast;
     expect_matmul_matches_reference(fast, kFloat32Tolerance, kMaxWork);
-    expect_bias_relu_match_reference(fast);
+    expect_pointwise_ops_match_reference(fast);
     expect_dense_ops_match_reference(fast, kFloat32Tolerance, kMaxWork);
     expect_optimizers_match_reference(fast);
   }

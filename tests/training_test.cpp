@@ -136,6 +136,24 @@ TEST(Training, SaveLoadGivesIdenticalPredictions) {
     EXPECT_EQ(entry.path().string().find("save_load.safetensors.tmp"), std::string::npos) << entry.path();
 }
 
+TEST(Training, EveryActivationTrainsSavesAndLoadsIdentically) {
+  const Dataset data = linear_data(64, 4);
+  for (const std::string& name : activation_names()) {
+    const Activation kind = parse_activation(name);
+    EXPECT_EQ(to_string(kind), name);
+    Sequential model({Dense(16, kind), Dense(8, kind), Dense(1)}, 1);
+    model.compile({.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu});
+    const History history = model.fit(data.x, data.y, {.epochs = 30, .batch_size = 16});
+    EXPECT_LT(history.epochs.back().loss, history.epochs.front().loss) << name;
+    const std::string path = testing::work_path("activation_" + name + ".safetensors");
+    model.save(path);
+    const Sequential loaded = Sequential::load(path);
+    EXPECT_EQ(loaded.layers(), model.layers()) << name;
+    EXPECT_EQ(loaded.predict(data.x), model.predict(data.x)) << name;
+  }
+  EXPECT_THROW(parse_activation("swish"), InputError);
+}
+
 TEST(Training, ResumeEqualsUninterruptedRun) {
   // Through a checkpoint, each optimizer's state (momentum; Adam's moments and step count) resumes
   // bit for bit.

@@ -38,15 +38,17 @@ std::size_t Backend::memory_bytes() const {
   return bytes;
 }
 
-void Backend::dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) {
-  matmul(Transpose::no, Transpose::yes, 1.0f, x, weight, 0.0f, y);
-  bias_add(y, bias);
-  if (relu) relu_forward(y, y);
+void Backend::dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
+                            std::optional<View> pre_activation) {
+  const View z = pre_activation.value_or(y);
+  matmul(Transpose::no, Transpose::yes, 1.0f, x, weight, 0.0f, z);
+  bias_add(z, bias);
+  if (activation != Activation::linear || z.data != y.data) activation_forward(activation, z, y);
 }
 
 void Backend::dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) {
   matmul(Transpose::no, Transpose::no, 1.0f, dy, weight, 0.0f, dx);
-  if (relu_output) relu_backward(dx, *relu_output, dx);
+  if (relu_output) activation_backward(Activation::relu, dx, {}, *relu_output, dx);
 }
 
 void Backend::dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "activation_math.hpp"
 #include "ember/error.hpp"
 #include "loss_part.hpp"
 #include "optimizer_part.hpp"
@@ -58,6 +59,11 @@ Plan::ArenaLayout Plan::arena_layout(const std::vector<Dense>& layers, std::int6
   for (const Dense& layer : layers) {
     arena.outputs.push_back(offset);
     offset += align_up(batch_size * layer.units);
+    arena.pre_activations.push_back(-1);
+    if (optimizer && activations::needs_input(layer.activation)) {
+      arena.pre_activations.back() = offset;
+      offset += align_up(batch_size * layer.units);
+    }
   }
   if (optimizer) {
     arena.gradients = {offset, offset + align_up(batch_size * widest)};
@@ -78,12 +84,12 @@ Plan::ArenaLayout Plan::arena_layout(const std::vector<Dense>& layers, std::int6
 double Plan::bytes_needed(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
                           const std::optional<Optimizer>& optimizer, const Loss& loss) {
   // A generous bound in floating point first (at most seven parameter regions, each layer's output
-  // and two gradient buffers of the batch): beyond it the layout's 64-bit offsets could overflow.
+  // and pre-activation and two gradient buffers of the batch): beyond it the layout's 64-bit offsets could overflow.
   const auto batch = static_cast<double>(batch_size);
   double bound = batch * static_cast<double>(input_width), in = static_cast<double>(input_width);
   for (const Dense& layer : layers) {
     const auto out = static_cast<double>(layer.units);
-    bound += 7 * (in + 1) * out + 3 * batch * out;
+    bound += 7 * (in + 1) * out + 4 * batch * out;
     in = out;
   }
   if (bound > 1e17) return bound * sizeof(float);
@@ -139,6 +145,7 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
       slots.bias_gradient = gradients_ + span.bias;
     }
     slots.output = base + output_offsets[l];
+    if (arena.pre_activations[l] >= 0) slots.pre_activation = base + arena.pre_activations[l];
     layers_.push_back(slots);
   }
   // Parameters and state with their padding (the snapshot copies it); the state starts at zero.
@@ -313,7 +320,10 @@ ConstView Plan::forward(ConstView input) {
     View output{layer.output, rows, layer.out};
     // output (rows, out) = act(activation (rows, in) @ weight (out, in)^T + bias)
     backend_.dense_forward(activation, ConstView{layer.weight, layer.out, layer.in},
-                           ConstView{layer.bias, 1, layer.out}, layer.activation == Activation::relu, output);
+                           ConstView{layer.bias, 1, layer.out}, layer.activation, output,
+                           layer.pre_activation != nullptr
+                               ? std::optional<View>(View{layer.pre_activation, rows, layer.out})
+                               : std::nullopt);
     activation = output;
   }
   return activation;
@@ -333,7 +343,8 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   ConstView prediction = forward(x);
 
   // Backward, last layer first. gradient holds dL/d(output of layer l) on entry to iteration l,
-  // already through that layer's ReLU when masked is set (folded into the input-gradient matmul).
+  // already through that layer's ReLU when masked is set (folded into the input-gradient matmul);
+  // another activation's backward runs on its own.
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
   loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
@@ -344,8 +355,9 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   float* bucket_end = gradients_ + layout_.count();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const LayerSlots& layer = layers_[l];
-    if (layer.activation == Activation::relu && !masked)
-      backend_.relu_backward(gradient, ConstView{layer.output, rows, layer.out}, gradient);
+    if (layer.activation != Activation::linear && !masked)
+      backend_.activation_backward(layer.activation, gradient, ConstView{layer.pre_activation, rows, layer.out},
+                                   ConstView{layer.output, rows, layer.out}, gradient);
     ConstView input = l == 0 ? ConstView(x) : ConstView{layers_[l - 1].output, rows, layer.in};
     // weight_gradient (out, in) = gradient (rows, out)^T @ input (rows, in), bias_gradient its
     // column sums; below the first layer, the input gradient (rows, in) = gradient @ weight

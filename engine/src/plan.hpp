@@ -120,6 +120,7 @@ class Plan {
   struct ArenaLayout {
     std::int64_t region_floats = 0, x = 0, y = 0, sums = 0, cursor = 0, scalars = 0, factor = 0, floats = 0;
     std::vector<std::int64_t> outputs;
+    std::vector<std::int64_t> pre_activations;  // -1 where the layer keeps none
     std::array<std::int64_t, 2> gradients{};
   };
   static ArenaLayout arena_layout(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
@@ -132,6 +133,9 @@ class Plan {
     float* weight_gradient = nullptr;
     float* bias_gradient = nullptr;
     float* output = nullptr;  // (B, out)
+    /// (B, out): the pre-activation, kept in training plans for an activation whose backward
+    /// reads it (GELU, SiLU); null otherwise.
+    float* pre_activation = nullptr;
   };
   void enqueue_train_step(std::int64_t rows);
   void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
 #include "data_parallel.hpp"
 #include "ember/error.hpp"
@@ -37,13 +38,28 @@ constexpr std::int64_t kMaxWidth = ParameterLayout::kMaxWidth;
 }  // namespace
 
 std::string to_string(Activation activation) {
-  return activation == Activation::relu ? "relu" : "linear";
+  std::string name;
+  activations::visit(activation, [&](auto part) { name = decltype(part)::name; });
+  return name;
+}
+
+std::vector<std::string> activation_names() {
+  std::vector<std::string> names;
+  activations::for_each_part([&](auto part) { names.emplace_back(decltype(part)::name); });
+  return names;
 }
 
 Activation parse_activation(const std::string& text) {
-  if (text == "relu") return Activation::relu;
-  if (text == "linear" || text.empty()) return Activation::linear;
-  throw InputError(fmt::format("unknown activation '{}'; use relu or linear", text));
+  std::optional<Activation> found;
+  activations::for_each_part([&](auto part) {
+    if (text == decltype(part)::name) found = decltype(part)::kind;
+  });
+  if (!found) {
+    std::string names;
+    for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;
+    throw InputError(fmt::format("unknown activation '{}'; use one of {}", printable(text), names));
+  }
+  return *found;
 }
 
 namespace {

@@ -14,12 +14,12 @@ import numpy as _np
 
 from . import _core
 from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Error, History, Huber, InputError,
-                    MeanSquaredError, SGD, cuda_unavailable_reason, describe_devices, get_num_threads,
-                    set_num_threads)
+                    MeanSquaredError, SGD, activation_names, cuda_unavailable_reason, describe_devices,
+                    get_num_threads, set_num_threads)
 
 __all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "MeanSquaredError", "Huber", "CrossEntropy", "History",
-           "Error", "InputError", "DivergenceError", "cuda_unavailable_reason", "describe_devices", "get_num_threads",
-           "set_num_threads"]
+           "Error", "InputError", "DivergenceError", "activation_names", "cuda_unavailable_reason",
+           "describe_devices", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
 
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

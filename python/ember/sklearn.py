@@ -46,7 +46,9 @@ class _EmberEstimator(BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        layers = [Dense(int(units), self.activation) for units in sizes] + [Dense(outputs)]
+        # scikit-learn's MLP names two activations its own way; every Ember name works too.
+        activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
+        layers = [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
         model = Sequential(layers, seed=seed)
         settings = {"lr": float(self.lr)}
         if str(self.optimizer).lower() == "sgd":

@@ -240,9 +240,9 @@ NB_MODULE(_core, m) {
       .def(
           "__init__",
           [](ember::Dense* self, std::int64_t units, const std::string& activation) {
-            if (activation != "linear" && activation != "relu" && activation != "none")
-              throw ember::InputError("Dense activation '" + activation + "': use 'relu' or 'linear'");
-            new (self) ember::Dense(units, activation == "relu" ? ember::Activation::relu : ember::Activation::linear);
+            // "none" stays accepted as linear, as before parse_activation named every kind.
+            new (self) ember::Dense(
+                units, activation == "none" ? ember::Activation::linear : ember::parse_activation(activation));
           },
           "units"_a, "activation"_a = "linear")
       .def_prop_ro("units", [](const ember::Dense& d) { return d.units; })
@@ -353,6 +353,9 @@ NB_MODULE(_core, m) {
   m.def("_address", [](const Input& x) { return reinterpret_cast<std::uintptr_t>(x.data()); });
   m.def("cuda_unavailable_reason", &ember::cuda_unavailable_reason);
   m.def("describe_devices", &ember::describe_devices);
+  m.def("activation_names", &ember::activation_names,
+        "The activations a Dense layer takes by name: linear, relu, leaky_relu, gelu, gelu_tanh, silu, tanh, "
+        "sigmoid (PyTorch's formulas).");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

@@ -219,3 +219,19 @@ def test_set_num_threads_sets_the_limit_and_results_do_not_depend_on_it():
     finally:
         ember.set_num_threads(0)
     assert ember.get_num_threads() == default
+
+
+def test_every_activation_trains_and_round_trips(tmp_path):
+    x, y = regression_data()
+    names = ember.activation_names()
+    assert names[:2] == ["linear", "relu"] and "gelu" in names and "gelu_tanh" in names
+    for name in names:
+        model = ember.Sequential([ember.Dense(16, name), ember.Dense(1)])
+        model.compile(optimizer="adam", loss="mse", device="cpu")
+        history = model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0], name
+        model.save(tmp_path / f"{name}.safetensors")
+        loaded = ember.Sequential.load(tmp_path / f"{name}.safetensors")
+        assert np.array_equal(loaded.predict(x), model.predict(x)), name
+    with pytest.raises(ember.InputError, match="unknown activation 'swish'; use one of linear, relu"):
+        ember.Dense(4, "swish")

@@ -9,6 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import ember
 from ember.sklearn import EmberClassifier, EmberRegressor
 
 
@@ -42,3 +43,13 @@ def test_pandas_names_targets_and_labels():
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict_proba(x), model.predict_proba(x))
     assert isinstance(x, pandas.DataFrame)
+
+
+def test_estimators_take_every_activation():
+    rng = np.random.RandomState(3)
+    x = rng.randn(120, 3)
+    y = x[:, 0] - 2 * x[:, 1]
+    for name in ember.activation_names() + ["identity", "logistic"]:  # scikit-learn's names too
+        model = EmberRegressor(hidden_layer_sizes=(16,), activation=name, epochs=30, lr=0.01, random_state=0,
+                               device="cpu").fit(x, y)
+        assert model.score(x, y) > 0.5, name

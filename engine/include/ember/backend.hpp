@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/activation.hpp"
 #include "ember/device.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/tensor.hpp"
@@ -89,10 +90,13 @@ class Backend {
   virtual void bias_add(View y, ConstView bias) = 0;
   /// bias_gradient = column sums of dy. dy is (rows, cols), bias_gradient is (1, cols).
   virtual void bias_gradient(ConstView dy, View bias_gradient) = 0;
-  /// y = max(x, 0). x and y are (rows, cols) and may be the same memory.
-  virtual void relu_forward(ConstView x, View y) = 0;
-  /// dx = dy where y > 0, else 0. y is the forward output. dy, y, dx are (rows, cols); dx may alias dy.
-  virtual void relu_backward(ConstView dy, ConstView y, View dx) = 0;
+  /// y = f(x) for the activation kind (ember/activation.hpp; the formulas are the parts of
+  /// kernels/activation_math.hpp). x and y are (rows, cols) and may be the same memory.
+  virtual void activation_forward(Activation kind, ConstView x, View y) = 0;
+  /// dx = dy * f'(x): y is the forward output and x its input, the pre-activation, which only the
+  /// kinds that need it read (activations::needs_input; for the others x may be an empty view).
+  /// dy, x, y, dx are (rows, cols); dx may alias dy.
+  virtual void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) = 0;
   /// A regression loss of a batch (MeanSquaredError, or Huber with huber_delta), its metric sums and
   /// its gradient, from one read of prediction and target (both (rows, cols)). With e = p - t, for
   /// every column c (sums is 3 * cols floats of backend memory, accumulated across calls: an
@@ -121,9 +125,11 @@ class Backend {
                            std::int64_t count, const Adam& settings, bool decoupled,
                            const OptimizerScalars* scalars) = 0;
   // ---- fused layer ops (defaults compose the ops above; backends override them to fuse) -----------
-  /// One Dense layer's forward: y = x @ weight^T + bias, then max(y, 0) when relu.
-  /// x (rows, in), weight (out, in), bias (1, out), y (rows, out).
-  virtual void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y);
+  /// One Dense layer's forward: y = f(x @ weight^T + bias) for the activation f. When
+  /// pre_activation is given (training, for a kind whose backward reads its input), it receives
+  /// x @ weight^T + bias. x (rows, in), weight (out, in), bias (1, out), y and pre_activation (rows, out).
+  virtual void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
+                             std::optional<View> pre_activation = std::nullopt);
   /// The input gradient of a Dense layer: dx = dy @ weight; when relu_output is given (the forward
   /// output of the ReLU layer below), dx is zeroed where relu_output <= 0 (that layer's ReLU
   /// backward, folded in). dy (rows, out), weight (out, in), relu_output and dx (rows, in).

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/activation.hpp"
 #include "ember/data.hpp"
 #include "ember/device.hpp"
 #include "ember/distributed.hpp"
@@ -27,8 +28,6 @@
 #include "ember/tensor.hpp"
 
 namespace ember {
-
-enum class Activation { linear, relu };
 
 struct Dense {
   explicit Dense(std::int64_t units, Activation activation = Activation::linear)
@@ -337,8 +336,5 @@ class Sequential {
   };
   mutable Runtime runtime_;
 };
-
-std::string to_string(Activation activation);
-Activation parse_activation(const std::string& text);  // throws InputError
 
 }  // namespace ember

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
 #include "ember/error.hpp"
 #include "shape_checks.hpp"
@@ -86,15 +87,29 @@ void CpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
   });
 }
 
-void CpuBackend::relu_forward(ConstView x, View y) {
-  check_same_shape(x, y, "relu_forward");
-  for_each_index(x.size(), 1, [&](std::int64_t i) { y.data[i] = x.data[i] > 0.0f ? x.data[i] : 0.0f; });
+// In float64, each part's formula evaluated in double and rounded once.
+void CpuBackend::activation_forward(Activation kind, ConstView x, View y) {
+  check_same_shape(x, y, "activation_forward");
+  activations::visit(kind, [&](auto part) {
+    using Part = decltype(part);
+    for_each_index(x.size(), 20, [&](std::int64_t i) {
+      y.data[i] = static_cast<float>(Part::forward(static_cast<double>(x.data[i])));
+    });
+  });
 }
 
-void CpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
-  check_same_shape(dy, y, "relu_backward");
-  check_same_shape(dy, dx, "relu_backward");
-  for_each_index(dy.size(), 1, [&](std::int64_t i) { dx.data[i] = y.data[i] > 0.0f ? dy.data[i] : 0.0f; });
+void CpuBackend::activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) {
+  check_same_shape(dy, y, "activation_backward");
+  check_same_shape(dy, dx, "activation_backward");
+  if (activations::needs_input(kind)) check_same_shape(dy, x, "activation_backward");
+  activations::visit(kind, [&](auto part) {
+    using Part = decltype(part);
+    for_each_index(dy.size(), 20, [&](std::int64_t i) {
+      const double input = Part::needs_input ? static_cast<double>(x.data[i]) : 0.0;
+      dx.data[i] =
+          static_cast<float>(Part::backward(static_cast<double>(dy.data[i]), input, static_cast<double>(y.data[i])));
+    });
+  });
 }
 
 void CpuBackend::regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,

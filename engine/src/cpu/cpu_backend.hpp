@@ -16,8 +16,8 @@ class CpuBackend : public Backend {
               View c) override;
   void bias_add(View y, ConstView bias) override;
   void bias_gradient(ConstView dy, View bias_gradient) override;
-  void relu_forward(ConstView x, View y) override;
-  void relu_backward(ConstView dy, ConstView y, View dx) override;
+  void activation_forward(Activation kind, ConstView x, View y) override;
+  void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;
   void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override;

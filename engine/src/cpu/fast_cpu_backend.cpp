@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
 #include "shape_checks.hpp"
 #ifdef EMBER_WITH_OPENBLAS
@@ -57,6 +58,20 @@ void relu_backward_range(const float* dy, const float* y, float* dx, std::int64_
     const std::uint32_t keep = y[i] > 0.0f ? 0xffffffffu : 0u;
     dx[i] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(dy[i]) & keep);
   }
+}
+
+/// y = f(x) for an activation part; y may be x.
+template <typename Part>
+void activation_forward_range(Part, const float* x, float* y, std::int64_t count) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) y[i] = Part::forward(x[i]);
+}
+
+/// dx = dy * f'(x) for an activation part (x null where the part reads only y); dx may be dy.
+template <typename Part>
+void activation_backward_range(Part, const float* dy, const float* x, const float* y, float* dx, std::int64_t count) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < count; ++i) dx[i] = Part::backward(dy[i], Part::needs_input ? x[i] : 0.0f, y[i]);
 }
 
 /// SGD's update (optimizers.hpp) over count parameters at rate lr; the regions never overlap (the
@@ -260,18 +275,32 @@ void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
   });
 }
 
-void FastCpuBackend::relu_forward(ConstView x, View y) {
-  check_same_shape(x, y, "relu_forward");
-  for_chunks(x.size(), 8, [&](std::int64_t begin, std::int64_t end) {
-    relu_forward_range(x.data + begin, y.data + begin, end - begin);
+void FastCpuBackend::activation_forward(Activation kind, ConstView x, View y) {
+  check_same_shape(x, y, "activation_forward");
+  if (kind == Activation::relu)
+    return for_chunks(x.size(), 8, [&](std::int64_t begin, std::int64_t end) {
+      relu_forward_range(x.data + begin, y.data + begin, end - begin);
+    });
+  activations::visit(kind, [&](auto part) {
+    for_chunks(x.size(), 30, [&](std::int64_t begin, std::int64_t end) {
+      activation_forward_range(part, x.data + begin, y.data + begin, end - begin);
+    });
   });
 }
 
-void FastCpuBackend::relu_backward(ConstView dy, ConstView y, View dx) {
-  check_same_shape(dy, y, "relu_backward");
-  check_same_shape(dy, dx, "relu_backward");
-  for_chunks(dy.size(), 12, [&](std::int64_t begin, std::int64_t end) {
-    relu_backward_range(dy.data + begin, y.data + begin, dx.data + begin, end - begin);
+void FastCpuBackend::activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) {
+  check_same_shape(dy, y, "activation_backward");
+  check_same_shape(dy, dx, "activation_backward");
+  if (kind == Activation::relu)
+    return for_chunks(dy.size(), 12, [&](std::int64_t begin, std::int64_t end) {
+      relu_backward_range(dy.data + begin, y.data + begin, dx.data + begin, end - begin);
+    });
+  if (activations::needs_input(kind)) check_same_shape(dy, x, "activation_backward");
+  activations::visit(kind, [&](auto part) {
+    for_chunks(dy.size(), 40, [&](std::int64_t begin, std::int64_t end) {
+      activation_backward_range(part, dy.data + begin, decltype(part)::needs_input ? x.data + begin : nullptr,
+                                y.data + begin, dx.data + begin, end - begin);
+    });
   });
 }
 
@@ -300,11 +329,13 @@ void FastCpuBackend::adam_update(float* weights, const float* gradients, float* 
   });
 }
 
-void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) {
+void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
+                                   std::optional<View> pre_activation) {
+  if (activation != Activation::relu || pre_activation)
+    return Backend::dense_forward(x, weight, bias, activation, y, pre_activation);
   const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
   check_bias(y, bias, "dense_forward");
   gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
-  if (!relu) return bias_add(y, bias);
   // Bias and ReLU in one pass over the output.
   for_rows(y.rows, y.cols, 8, [&](std::int64_t i) {
     float* row = y.data + i * y.cols;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "activation_math.hpp"
 #include "cuda/cublas_util.hpp"
 #include "cuda/cuda_api.hpp"
 #include "cuda/nccl_util.hpp"
@@ -97,13 +98,22 @@ class CudaBackend final : public Backend {
     }
     launch_ember_matmul(ta, tb, shape, a, b, c, {.kind = kernels::EpilogueKind::linear, .alpha = alpha, .beta = beta});
   }
-  void dense_forward(ConstView x, ConstView weight, ConstView bias, bool relu, View y) override {
-    if (options_.matmul == MatmulProvider::cublas) return Backend::dense_forward(x, weight, bias, relu, y);
+  void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
+                     std::optional<View> pre_activation) override {
+    if (options_.matmul == MatmulProvider::cublas)
+      return Backend::dense_forward(x, weight, bias, activation, y, pre_activation);
     const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
     check_bias(y, bias, "dense_forward");
+    if (pre_activation) check_same_shape(y, *pre_activation, "dense_forward");
+    // ReLU (whose backward reads only y) fuses into the matmul's epilogue; another activation
+    // follows as an elementwise kernel, from the pre-activation where backward keeps it.
+    const bool fused = activation == Activation::relu && !pre_activation;
+    const View z = pre_activation.value_or(y);
     launch_ember_matmul(
-        false, true, shape, x, weight, y,
-        {.kind = relu ? kernels::EpilogueKind::bias_relu : kernels::EpilogueKind::bias, .bias = bias.data});
+        false, true, shape, x, weight, z,
+        {.kind = fused ? kernels::EpilogueKind::bias_relu : kernels::EpilogueKind::bias, .bias = bias.data});
+    if (!fused && (activation != Activation::linear || z.data != y.data))
+      kernels::launch_activation_forward(activation, z.data, y.data, y.size(), stream_);
   }
   void dense_input_gradient(ConstView dy, ConstView weight, std::optional<ConstView> relu_output, View dx) override {
     if (options_.matmul == MatmulProvider::cublas || !relu_output)
@@ -149,14 +159,17 @@ class CudaBackend final : public Backend {
     check_bias(dy, bias_gradient, "bias_gradient");
     kernels::launch_bias_gradient(dy.data, bias_gradient.data, dy.rows, dy.cols, reduction_scratch_, stream_);
   }
-  void relu_forward(ConstView x, View y) override {
-    check_same_shape(x, y, "relu_forward");
-    kernels::launch_relu_forward(x.data, y.data, x.size(), stream_);
+  void activation_forward(Activation kind, ConstView x, View y) override {
+    check_same_shape(x, y, "activation_forward");
+    kernels::launch_activation_forward(kind, x.data, y.data, x.size(), stream_);
   }
-  void relu_backward(ConstView dy, ConstView y, View dx) override {
-    check_same_shape(dy, y, "relu_backward");
-    check_same_shape(dy, dx, "relu_backward");
-    kernels::launch_relu_backward(dy.data, y.data, dx.data, dy.size(), stream_);
+  void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override {
+    check_same_shape(dy, y, "activation_backward");
+    check_same_shape(dy, dx, "activation_backward");
+    const bool needs_input = activations::needs_input(kind);
+    if (needs_input) check_same_shape(dy, x, "activation_backward");
+    kernels::launch_activation_backward(kind, dy.data, needs_input ? x.data : nullptr, y.data, dx.data, dy.size(),
+                                        stream_);
   }
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override {

@@ -280,8 +280,16 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   measure("bias add", 2 * operand, [&] { kernels::launch_bias_add(out.floats(), bias.floats(), rows, cols, stream); });
   measure("bias gradient", operand,
           [&] { kernels::launch_bias_gradient(first, bias_gradient.floats(), rows, cols, scratch.floats(), stream); });
-  measure("relu forward", 2 * operand, [&] { kernels::launch_relu_forward(first, out.floats(), n, stream); });
-  measure("relu backward", 3 * operand, [&] { kernels::launch_relu_backward(first, second, out.floats(), n, stream); });
+  measure("relu forward", 2 * operand,
+          [&] { kernels::launch_activation_forward(Activation::relu, first, out.floats(), n, stream); });
+  measure("relu backward", 3 * operand, [&] {
+    kernels::launch_activation_backward(Activation::relu, first, nullptr, second, out.floats(), n, stream);
+  });
+  measure("gelu forward", 2 * operand,
+          [&] { kernels::launch_activation_forward(Activation::gelu, first, out.floats(), n, stream); });
+  measure("gelu backward", 4 * operand, [&] {
+    kernels::launch_activation_backward(Activation::gelu, first, second, second, out.floats(), n, stream);
+  });
   // The optimizers' step values (OptimizerScalars: rate factor 1, step 1) in device memory.
   DeviceMemory scalars(sizeof(OptimizerScalars));
   const OptimizerScalars one{1.0f, 1};
