@@ -41,7 +41,7 @@ CsvTable read_model_columns(const Sequential& model, const ModelArguments& a, bo
 
 PredictOptions predict_options(const CsvTable& table) {
   return {.on_warning = [path = table.path](const std::string& message) {
-    std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), message.c_str());
+    std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), in_flags(message).c_str());
   }};
 }
 

@@ -361,7 +361,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   };
   fit.on_epoch_end = [&](const EpochRecord& r) { progress.on_epoch_end(r); };
   fit.on_warning = [&](const std::string& message) {
-    if (lead) std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), message.c_str());
+    if (lead) std::fprintf(stderr, "warning: %s: %s\n", table.path.c_str(), in_flags(message).c_str());
   };
   // Ctrl-C or SIGTERM: the epochs completed so far are kept and written below.
   interrupts = 0;

@@ -315,7 +315,8 @@ void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& n
     for (const float value : values) list += (list.empty() ? "" : ", ") + fmt::format("{}", value);
     warn(
         fmt::format("{} holds only the values {}: if these are class labels, note that it is trained as "
-                    "regression (mean squared error) and predicted as a number",
+                    "regression (mean squared error) and predicted as a number; to train a classifier on its labels, "
+                    "use the loss CrossEntropy",
                     column_label(names, c, "target"), list));
   }
 }
