@@ -126,6 +126,7 @@ std::string in_flags(std::string message) {
         {"Sequential::save", "ember train --save"},
         {"Dense::units", "--layers"},
         {"FitOptions::batch_size", "--batch-size"},
+        {"FitOptions::validation_split", "--val-split"},
         {"BackendOptions::precision", "--precision"},
         {"GradientSum::nccl", "--comm nccl"},
         {"FitOptions::deterministic_reduction", "--deterministic-reduce"},

@@ -126,6 +126,7 @@ TEST(CliUsability, ModelsBeyondTheMemoryAreRefusedBeforeAllocating) {
 TEST(CliUsability, LimitsAndOverlapsAreConsistent) {
   const std::string data = good_csv(), train = "train --device cpu --data " + data + " --target y ";
   expect_refused(train + "--ignore y", "--ignore y: 'y' is a target column; a target cannot be a feature");
+  expect_refused(train + "--val-split 0.999", "--val-split 0.999 leaves no training rows out of 40");
   expect_refused(train + "--early-stopping -3", "--early-stopping -3: must be 0 (off) or more");
   expect_refused(train + "--checkpoint-every -1", "--checkpoint-every -1: must be 0 (off) or more");
   expect_refused(train + "--early-stopping 0 --min-delta 0.1",

@@ -421,7 +421,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const std::int64_t validation_rows = x.rows - train_rows;
   if (train_rows == 0)
     throw InputError(
-        fmt::format("validation split {} leaves no training rows out of {}", options.validation_split, x.rows));
+        fmt::format("FitOptions::validation_split {} leaves no training rows out of {}; use a smaller split",
+                    options.validation_split, x.rows));
   check_memory(x.cols, std::min(options.batch_size, train_rows));
   if (!built()) build(x.cols);
   const Warn warn = warner(options.on_warning);
