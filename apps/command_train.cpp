@@ -22,8 +22,8 @@ namespace {
 
 struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
-  std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot,
-              missing = "error", progress = "auto";
+  std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
+              missing = "fill", progress = "auto";
   std::string optimizer = "sgd", loss = "mse", schedule = "constant";
   std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
   std::int64_t early_stopping = 0, checkpoint_every = 0;
@@ -34,7 +34,8 @@ struct TrainArguments {
   std::string comm = "auto";
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
   double huber_delta = 1.0;
-  bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false;
+  bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false,
+       val_last = false;
 };
 
 /// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), comma-separated, or "none".
@@ -222,6 +223,7 @@ void validate(const TrainArguments& a, const CLI::App& command) {
     throw InputError(fmt::format("--checkpoint-every {}: must be 0 (off) or more", a.checkpoint_every));
   if (a.checkpoint_every > 0 && a.save.empty())
     throw InputError("--checkpoint-every needs --save FILE: the file it writes every few epochs");
+  if (a.val_last && a.val_split == 0) throw InputError("--val-last goes with --val-split FRACTION (above 0)");
   if ((command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0) && a.early_stopping == 0)
     throw InputError("--min-delta and --no-restore-best go with --early-stopping PATIENCE (1 or more)");
 }
@@ -254,6 +256,8 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
     spec.ignore = a.ignore.empty() ? std::vector<std::string>{} : split_list(a.ignore, "--ignore");
   if (resumed == nullptr || command.count("--one-hot") > 0)
     spec.one_hot = a.one_hot.empty() ? std::vector<std::string>{} : split_list(a.one_hot, "--one-hot");
+  if (resumed == nullptr || command.count("--numeric") > 0)
+    spec.numeric = a.numeric.empty() ? std::vector<std::string>{} : split_list(a.numeric, "--numeric");
   if (resumed == nullptr || command.count("--missing") > 0) spec.missing = parse_missing(a.missing);
   return spec;
 }
@@ -270,8 +274,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
   const Optimizer optimizer =
       optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
-  const Loss loss = loss_from_flags(a, command, resumed ? &resumed->compile_options().loss : nullptr);
-  const bool classification = is_classification(loss);
+  Loss loss = loss_from_flags(a, command, resumed ? &resumed->compile_options().loss : nullptr);
+  bool classification = is_classification(loss);
   const ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
   // Only the columns the model uses are read: ignored ones may hold anything. Class labels are
   // read as text, so "01" and "1" stay two labels as they were written.
@@ -286,6 +290,17 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     reading.shards = world->size();
   }
   const CsvTable table = read_data(a.data, reading);
+  // Without --loss, a target of text labels or of two values trains a classifier.
+  if (!resumed && command.count("--loss") == 0)
+    if (const InferredTask task = infer_task(table, spec.targets); task.classification) {
+      loss = CrossEntropy{};
+      classification = true;
+      if (!quiet)
+        std::fprintf(stderr,
+                     "note: %s: training a classifier (--loss crossentropy); to train a regression, use --loss "
+                     "mse\n",
+                     task.reason.c_str());
+    }
 
   std::vector<std::string> classes;
   if (classification)
@@ -325,6 +340,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.epochs = remaining;
   fit.batch_size = a.batch_size;
   fit.validation_split = a.val_split;
+  fit.validation_rows = a.val_last ? ValidationRows::last : ValidationRows::random;
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
   if (a.early_stopping > 0)
@@ -449,13 +465,18 @@ void add_train_command(CLI::App& app) {
       ->required();
   command->add_option("--ignore", arguments->ignore,
                       "Columns to leave out (ids, free text), comma-separated; they are not parsed");
-  command->add_option(
-      "--one-hot", arguments->one_hot,
-      "Categorical feature columns, comma-separated: one indicator input per category seen in training");
+  command->add_option("--one-hot", arguments->one_hot,
+                      "Categorical feature columns, comma-separated: one indicator input per category seen in "
+                      "training. Unnamed columns of text are categorical too, unless every row differs (an "
+                      "identifier) or they hold over 200 values: those are left out, with a warning");
+  command->add_option("--numeric", arguments->numeric,
+                      "Numeric feature columns, comma-separated, whatever their cells look like (a cell that is "
+                      "not a number is then an error)");
   command
       ->add_option("--missing", arguments->missing,
-                   "Rows with a missing cell (empty, NA, NaN, null, ...): error, drop (leave them out) or mean "
-                   "(fill features with their training mean)")
+                   "Missing cells (empty, NA, NaN, null, ...): fill (a number takes its training mean, a category "
+                   "none, each with an indicator input; rows without a target are left out), error, drop (leave "
+                   "such rows out) or mean (fill features with their training mean)")
       ->capture_default_str();
   command
       ->add_option(
@@ -475,10 +496,9 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
       ->capture_default_str();
-  command
-      ->add_option("--loss", arguments->loss,
-                   "mse, huber (robust regression), or crossentropy (classification: the target holds class labels)")
-      ->capture_default_str();
+  command->add_option("--loss", arguments->loss,
+                      "mse, huber (robust regression), or crossentropy (classification: the target holds class labels) "
+                      "[default: crossentropy for a target of text labels or two values, else mse]");
   command
       ->add_option("--huber-delta", arguments->huber_delta,
                    "Huber's delta, in standardized target units when normalizing")
@@ -494,8 +514,12 @@ void add_train_command(CLI::App& app) {
   command->add_option("--beta2", arguments->beta2, "Adam: second-moment decay [default: 0.999]");
   command->add_option("--eps", arguments->eps, "Adam: added to the root of the second moment [default: 1e-8]");
   command
-      ->add_option("--val-split", arguments->val_split, "Fraction of the last rows held out for validation, in [0, 1)")
+      ->add_option("--val-split", arguments->val_split,
+                   "Fraction of the rows held out for validation, in [0, 1): drawn at random with --seed (the same "
+                   "fraction of every class for a classifier)")
       ->capture_default_str();
+  command->add_flag("--val-last", arguments->val_last,
+                    "--val-split holds out the last rows instead (rows in time order: validate on the latest)");
   command->add_flag("--no-shuffle", arguments->no_shuffle, "Keep the row order in every epoch");
   command->add_flag("--no-normalize", arguments->no_normalize, "Do not standardize features and targets");
   command->add_option("--seed", arguments->seed, "Seed for the initial weights and the shuffling (0 to 2^64-1)")

@@ -98,9 +98,9 @@ TEST(CliData, MissingValuesDropOrRefuse) {
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
   EXPECT_EQ(predict.out.substr(predict.out.rfind('\n', predict.out.size() - 2)), "\n\n");  // no prediction
   EXPECT_NE(predict.err.find("1 row with a missing feature has no prediction"), std::string::npos) << predict.err;
-  expect_input_error("train --device cpu --data " + data + " --target y --ignore id --one-hot city",
+  expect_input_error("train --device cpu --data " + data + " --target y --ignore id --one-hot city --missing error",
                      data + ":5:3 (column 'x'): missing value");
-  expect_input_error("train --device cpu --data " + data + " --target y --one-hot city",
+  expect_input_error("train --device cpu --data " + data + " --target y --one-hot city --numeric id",
                      data +
                          ":2:1 (column 'id'): 'cust_0' is not a number; if the column holds ids or text, leave it "
                          "out with --ignore id or encode its values as categories with --one-hot id");
@@ -158,7 +158,8 @@ TEST(CliData, RefusedFlagsNameWhatWasTyped) {
   expect_input_error("train --data " + data + " --target y,", "--target y,: an empty item");
   expect_input_error("train --data " + data + " --target y --ignore ,x0", "--ignore ,x0: an empty item");
   expect_input_error("train --data " + data + " --target y --seed -1", "--seed -1: must be a whole number from 0 to");
-  expect_input_error("train --data " + data + " --target y --missing fill", "--missing fill: use error, drop or mean");
+  expect_input_error("train --data " + data + " --target y --missing zero",
+                     "--missing zero: use fill, error, drop or mean");
   expect_input_error("train --data " + data + " --target y --device TPU", "--device TPU: unknown device");
   expect_input_error("train --data " + data + " --target y --ignore x9", data + ": no column named 'x9' to skip");
   expect_input_error("train --data " + data + " --target y --one-hot y", "--one-hot y: 'y' is a target column");

@@ -129,9 +129,9 @@ TEST(Cli, BadInputFilesExitTwoWithoutOutputs) {
   };
   check("", ": the file is empty");
   check("x,y\n1,2\n3\n", ":3: 1 fields, but the header has 2");
-  check("x,y\n1,2\n3,abc\n", ":3:2 (column 'y'): 'abc' is not a number; a regression target must be numeric");
-  check("x,y\n1,\n", ":2:2 (column 'y'): missing value (an empty cell, NA, NaN, null or the like)");
-  check("x,y\n1,nan\n", ":2:2 (column 'y'): missing value");
+  check("x,y\n1,2\n3,abc\n5,6\n", ":3:2 (column 'y'): 'abc' is not a number; a regression target must be numeric");
+  check("x,y\n1,\n", ": every row has a missing value in a column the model uses");
+  check("x,y\n1,nan\n", ": every row has a missing value in a column the model uses");
   check("x,y\n1,Inf\n", ":2:2 (column 'y'): 'Inf' is not a finite float32 number");
   check("x,y\n", ": the file has a header but no data rows");
   check("x,y\n1,2\n", ": no column named 'z'; the columns are: x, y", "z");

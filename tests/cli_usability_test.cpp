@@ -75,20 +75,22 @@ TEST(CliUsability, UnwritableOutputsAreRefusedBeforeTraining) {
 
 TEST(CliUsability, HintsNameFlagsTheCommandAccepts) {
   const std::string data = good_csv(), model = dir() + "/m.safetensors";
-  ASSERT_EQ(run_ember("train --device cpu --epochs 1 --quiet --data " + data + " --target y --save " + model).exit_code,
-            0);
+  ASSERT_EQ(
+      run_ember("train --device cpu --epochs 1 --quiet --missing error --data " + data + " --target y --save " + model)
+          .exit_code,
+      0);
   const std::string gap = file_with("gap.csv", "x0,x1,y\n0.5,,1\n");
   // predict cannot take --missing: its hint is to fill the cell or train again.
   for (const std::string command : {"predict", "evaluate"}) {
     const CliRun run = run_ember(command + " --device cpu --model " + model + " --data " + gap);
     EXPECT_EQ(run.exit_code, 2) << run.err;
     EXPECT_NE(run.err.find(gap + ":2:2 (column 'x1'): missing value"), std::string::npos) << run.err;
-    EXPECT_NE(run.err.find("train again with --missing mean"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("train again with --missing fill"), std::string::npos) << run.err;
     EXPECT_EQ(run.err.find("use --missing"), std::string::npos) << run.err;
   }
-  // A text target without a loss: the hint names the classification flag, and that flag trains.
+  // A text target with a regression loss: the hint names the classification flag, and that flag trains.
   const std::string iris = iris_csv();
-  expect_refused("train --device cpu --data " + iris + " --target species --one-hot city --missing mean",
+  expect_refused("train --device cpu --loss mse --data " + iris + " --target species --one-hot city --missing mean",
                  "is not a number; a regression target must be numeric; to train a classifier on its labels, use "
                  "--loss crossentropy");
   EXPECT_EQ(run_ember("train --device cpu --epochs 2 --quiet --data " + iris +

@@ -142,9 +142,8 @@ TEST(Csv, TextAndMissingCellsInNumericColumnsAreRefusedWhereUsed) {
       "categories with ColumnSpec::one_hot b");
   EXPECT_EQ(split_error("a,b\n1,\n", {"a"}),
             "f.csv:2:2 (column 'b'): missing value (an empty cell, NA, NaN, null or the like); fill in a value or "
-            "remove the row, or use ColumnSpec::missing drop to leave such rows out or ColumnSpec::missing mean to "
-            "fill features with "
-            "their training mean");
+            "remove the row, or use ColumnSpec::missing fill (training means and missing-value indicators), drop "
+            "(leaves such rows out) or mean");
 }
 
 TEST(Csv, HeaderOfOneFieldHintsAtTheDelimiter) {

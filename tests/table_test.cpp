@@ -40,7 +40,10 @@ TEST(Tables, IgnoreOneHotAndMeanFillLearnFromTheTrainingRows) {
   const ColumnSpec spec{.targets = {"y"}, .ignore = {"id"}, .one_hot = {"city"}, .missing = Missing::mean};
   TrainingSummary summary;
   model.fit(table, spec,
-            {.epochs = 3, .validation_split = 0.25, .on_train_begin = [&](const TrainingSummary& s) { summary = s; }});
+            {.epochs = 3,
+             .validation_split = 0.25,
+             .validation_rows = ValidationRows::last,
+             .on_train_begin = [&](const TrainingSummary& s) { summary = s; }});
   EXPECT_EQ(summary.training_rows, 45);
   EXPECT_EQ(summary.validation_rows, 15);
   EXPECT_EQ(summary.inputs, 4);  // three indicators and x
@@ -124,15 +127,18 @@ TEST(Tables, RefusedSpecsNameTheColumn) {
     }
     return std::string("no error");
   };
-  EXPECT_EQ(error({.targets = {"y"}, .one_hot = {"city"}, .missing = Missing::mean}),
+  EXPECT_EQ(error({.targets = {"y"}, .one_hot = {"city"}, .numeric = {"id"}, .missing = Missing::mean}),
             "cities.csv:2:1 (column 'id'): 'cust_0' is not a number; if the column holds ids or text, leave it out "
             "with ColumnSpec::ignore id or encode its values as categories with ColumnSpec::one_hot id");
-  EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id", "city"}}).substr(0, 36), "cities.csv:5:3 (column 'x'): missing");
+  EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id", "city"}, .missing = Missing::error}).substr(0, 36),
+            "cities.csv:5:3 (column 'x'): missing");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"idd"}}).substr(0, 36), "cities.csv: no column named 'idd'; t");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"y"}}),
             "ColumnSpec::ignore y: 'y' is a target column; a target cannot be a feature or be ignored");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"city"}, .one_hot = {"city"}}),
             "column 'city' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one");
+  EXPECT_EQ(error({.targets = {"id", "x"}, .numeric = {"id", "x"}}),
+            "ColumnSpec::numeric id: 'id' is a target column; a target cannot be a feature or be ignored");
   EXPECT_EQ(error({.targets = {"city"}, .ignore = {"id"}}),
             "cities.csv:2:2 (column 'city'): 'Paris' is not a number; a regression target must be numeric; to train a "
             "classifier on its labels, use the loss CrossEntropy");
@@ -145,7 +151,7 @@ TEST(Tables, RefusedSpecsNameTheColumn) {
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id"}, .missing = Missing::mean}),
             "the model one-hot encodes city, not none; its categories were fixed by its first training");
   EXPECT_EQ(error({.targets = {"y"}, .ignore = {"id"}, .one_hot = {"city"}}),
-            "the model was trained with ColumnSpec::missing mean, not error");
+            "the model was trained with ColumnSpec::missing mean, not fill");
   EXPECT_EQ(error({.targets = {"x"}, .ignore = {"id"}, .one_hot = {"city"}, .missing = Missing::mean}),
             "the model was trained for the target columns y, not x");
   EXPECT_NO_THROW(model.fit(table, spec, {.epochs = 1}));
@@ -183,9 +189,13 @@ TEST(Tables, EpochFiguresMatchEvaluate) {
   Sequential model{Dense(4, Activation::relu), Dense(2)};
   model.compile(kCpu);
   model.set_column_names({"a", "b"}, {"first", "second"});
-  model.fit(x, y, {.epochs = 0, .validation_split = 0.25});  // builds and fixes the scaler
+  const FitOptions last{.epochs = 0, .validation_split = 0.25, .validation_rows = ValidationRows::last};
+  model.fit(x, y, last);  // builds and fixes the scaler
   const Metrics before = model.evaluate(x.take_rows(train), y.take_rows(train));
-  const History history = model.fit(x, y, {.epochs = 1, .batch_size = 48, .validation_split = 0.25});
+  FitOptions one_epoch = last;
+  one_epoch.epochs = 1;
+  one_epoch.batch_size = 48;
+  const History history = model.fit(x, y, one_epoch);
   const EpochRecord& record = history.epochs.at(0);
   EXPECT_NEAR(*record.r2, before.r2, 1e-5);
   EXPECT_NEAR(*record.mae, before.mae, 1e-5 * before.mae);

@@ -246,11 +246,13 @@ TEST(Training, FinalPartialBatchIsTrainedOn) {
   EXPECT_NE(model.parameters(), truncated.parameters());
 }
 
-TEST(Training, ValidationSplitTakesTheLastRows) {
+TEST(Training, ValidationSplitTakesTheLastRowsWhenAsked) {
   const Dataset data = linear_data(100, 8);
   Sequential model{Dense(1)};
   model.compile(kCpuSgd);
-  const History history = model.fit(data.x, data.y, {.epochs = 2, .validation_split = 0.25, .normalize = false});
+  const History history =
+      model.fit(data.x, data.y,
+                {.epochs = 2, .validation_split = 0.25, .validation_rows = ValidationRows::last, .normalize = false});
   std::vector<std::int64_t> last(25);
   std::iota(last.begin(), last.end(), 75);
   const Metrics metrics = model.evaluate(data.x.take_rows(last), data.y.take_rows(last));

@@ -69,6 +69,7 @@ class CheckpointIo {
       Json entry = {{"name", feature.name}};
       if (feature.one_hot) entry["one_hot"] = feature.categories;
       if (!feature.fill.empty()) entry["fill"] = feature.fill;
+      if (feature.missing_indicator) entry["missing_indicator"] = true;
       features.push_back(std::move(entry));
     }
     Json preprocessing = {{"features", features},
@@ -151,12 +152,13 @@ class CheckpointIo {
   }
 
   /// The "ember.preprocessing" metadata, checked: unique feature names, categories unique and not
-  /// empty, fill values (one per input, finite) exactly under "missing": "mean".
+  /// empty, fill values (finite) as the policy has them: one per input under "mean", one per
+  /// numeric feature under "fill", none otherwise; missing-value indicators only under "fill".
   template <typename Fail>
   static Preprocessing read_preprocessing(const Json& json, const Fail& fail) {
     Preprocessing p;
     const auto missing = json.at("missing").get<std::string>();
-    if (missing != "error" && missing != "drop" && missing != "mean")
+    if (missing != "fill" && missing != "error" && missing != "drop" && missing != "mean")
       throw fail(fmt::format("unknown missing-value policy '{}'", printable(missing)));
     p.missing = parse_missing(missing);
     p.targets = json.at("targets").get<std::vector<std::string>>();
@@ -179,12 +181,19 @@ class CheckpointIo {
           throw fail(fmt::format("feature '{}' has no categories or repeats one", printable(feature.name)));
       }
       if (entry.contains("fill")) feature.fill = entry.at("fill").get<std::vector<double>>();
+      if (entry.contains("missing_indicator")) feature.missing_indicator = entry.at("missing_indicator").get<bool>();
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
-      if (p.missing == Missing::mean ? feature.fill.size() != inputs : !feature.fill.empty())
+      const std::size_t fills = p.missing == Missing::mean   ? inputs
+                                : p.missing == Missing::fill ? (feature.one_hot ? 0 : 1)
+                                                             : 0;
+      if (feature.fill.size() != fills)
         throw fail(
-            fmt::format("feature '{}' has {} fill values; \"missing\": \"mean\" needs one per input, other "
-                        "policies none",
+            fmt::format("feature '{}' has {} fill values; \"missing\": \"mean\" needs one per input, \"fill\" "
+                        "one per numeric feature, other policies none",
                         printable(feature.name), feature.fill.size()));
+      if (feature.missing_indicator && p.missing != Missing::fill)
+        throw fail(fmt::format("feature '{}' has a missing-value indicator, which only \"missing\": \"fill\" has",
+                               printable(feature.name)));
       for (const double value : feature.fill)
         if (!std::isfinite(value) || std::abs(value) > std::numeric_limits<float>::max())
           throw fail(fmt::format("feature '{}' has a fill value that is not a finite float32 number",

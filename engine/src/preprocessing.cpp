@@ -129,31 +129,68 @@ void sort_categories(std::vector<std::string>& categories) {
 }
 
 constexpr const char* kMissingAdvice =
-    "fill in a value or remove the row, or use ColumnSpec::missing drop to leave such rows out or ColumnSpec::missing "
-    "mean to fill "
-    "features "
-    "with their training mean";
+    "fill in a value or remove the row, or use ColumnSpec::missing fill (training means and missing-value "
+    "indicators), drop (leaves such rows out) or mean";
 constexpr const char* kMissingTargetAdvice =
-    "a missing target is never filled: fill it in or remove the row, or use ColumnSpec::missing drop to leave such "
-    "rows out";
+    "a missing target is never filled: fill it in or remove the row, or use ColumnSpec::missing fill or drop to leave "
+    "such rows out";
 // A trained model's handling of gaps is fixed: the advice names what the data or a new training can change.
 constexpr const char* kTrainedMissingAdvice =
     "the model was trained with ColumnSpec::missing error, so every feature must be given: fill in a value or remove "
-    "the row, or train again with ColumnSpec::missing mean (fills features with their training mean) or "
-    "ColumnSpec::missing drop";
+    "the row, or train again with ColumnSpec::missing fill (training means and missing-value indicators), mean or "
+    "drop";
 constexpr const char* kTrainedMissingTargetAdvice = "a missing target is never filled: fill it in or remove the row";
 
+/// What a column named in no list of a ColumnSpec is, from its cells.
+struct Inferred {
+  bool categorical = false;
+  bool leave_out = false;
+  std::string reason{};  // why it is left out, for a warning
+};
+/// A text column whose distinct values are mostly numbers (or numbers written with a decimal comma)
+/// is a numeric column with stray cells ("?", "n/a", "1,5"): read as numbers, its first stray cell
+/// is an error that says what to do.
+bool mostly_numbers(const CsvColumn& column) {
+  std::size_t numbers = 0;
+  float value = 0;
+  for (const std::string& label : column.labels)
+    if (cells::parse_number(label, value) == cells::Parsed::number || !decimal_comma_hint(label).empty()) ++numbers;
+  return 2 * numbers > column.labels.size();
+}
+
+Inferred infer_type(const CsvColumn& column) {
+  if (column.type != ColumnType::text || mostly_numbers(column)) return {};
+  std::size_t present = 0;
+  for (const std::int32_t code : column.codes) present += code >= 0 ? 1 : 0;
+  const std::size_t distinct = column.labels.size();
+  constexpr std::size_t kMinRowsForIdentifier = 20;
+  if (present >= kMinRowsForIdentifier && distinct == present)
+    return {.leave_out = true,
+            .reason = fmt::format("column '{}' holds a different text in every row, as an identifier does: it is left "
+                                  "out (to encode its values as categories, name it in ColumnSpec::one_hot; to "
+                                  "silence this, in ColumnSpec::ignore)",
+                                  printable(column.name))};
+  if (distinct > kMaxInferredCategories)
+    return {.leave_out = true,
+            .reason = fmt::format("column '{}' holds {} different texts, more than the {} categories one-hot encoding "
+                                  "takes unasked: it is left out (to encode them anyway, name it in "
+                                  "ColumnSpec::one_hot; to silence this, in ColumnSpec::ignore)",
+                                  printable(column.name), distinct, kMaxInferredCategories)};
+  return {.categorical = true};
+}
 }  // namespace
 
 namespace preprocessing {
 
-Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification) {
+Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification,
+                         std::vector<std::string>* warnings) {
   if (spec.targets.empty()) throw InputError("no target column given; name one in ColumnSpec::targets");
   if (classification && spec.targets.size() > 1)
     throw InputError(fmt::format("classification takes one target column, not {}", joined(spec.targets)));
   // Before the targets are looked up: an ignored target was skipped by the reader.
   for (const auto& [list, flag] :
-       {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"}})
+       {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"},
+        std::pair{&spec.numeric, "ColumnSpec::numeric"}})
     for (const std::string& name : *list) {
       table.column_index(name);
       if (contains(spec.targets, name))
@@ -169,19 +206,34 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
     if (!classification) numbers_of(table, index, kTargetAdvice);
     p.targets.push_back(name);
   }
-  for (const std::string& name : spec.one_hot)
-    if (contains(spec.ignore, name))
-      throw InputError(fmt::format("column '{}' is named by both ColumnSpec::ignore and ColumnSpec::one_hot; pick one",
-                                   printable(name)));
+  for (const auto& [first, second] :
+       {std::pair{&spec.one_hot, "ColumnSpec::one_hot"}, std::pair{&spec.numeric, "ColumnSpec::numeric"}})
+    for (const std::string& name : *first) {
+      if (contains(spec.ignore, name))
+        throw InputError(
+            fmt::format("column '{}' is named by both ColumnSpec::ignore and {}; pick one", printable(name), second));
+      if (first == &spec.one_hot && contains(spec.numeric, name))
+        throw InputError(fmt::format(
+            "column '{}' is named by both ColumnSpec::one_hot and ColumnSpec::numeric; pick one", printable(name)));
+    }
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
     const CsvColumn& column = table.columns[c];
     if (column.type == ColumnType::skipped || contains(spec.targets, column.name) || contains(spec.ignore, column.name))
       continue;
     FeatureColumn feature{.name = column.name, .one_hot = contains(spec.one_hot, column.name)};
+    if (!feature.one_hot && !contains(spec.numeric, column.name)) {
+      const Inferred inferred = infer_type(column);
+      if (inferred.leave_out) {
+        if (warnings != nullptr) warnings->push_back(inferred.reason);
+        continue;
+      }
+      feature.one_hot = inferred.categorical;
+    }
     if (!feature.one_hot) numbers_of(table, static_cast<std::int64_t>(c), feature_advice(column.name));
     p.features.push_back(std::move(feature));
   }
   for (const std::string& name : spec.one_hot) used_column(table, name);
+  for (const std::string& name : spec.numeric) used_column(table, name);
   if (p.features.empty())
     throw InputError(
         fmt::format("{}: no feature column is left once the targets and ignored columns are taken out; "
@@ -228,6 +280,10 @@ std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& ta
     for (const auto& [c, is_target] : used) {
       if (!table.columns[static_cast<std::size_t>(c)].missing(r)) continue;
       const char* target_advice = training ? kMissingTargetAdvice : kTrainedMissingTargetAdvice;
+      if (p.missing == Missing::fill) {
+        complete = complete && !is_target;
+        continue;
+      }
       if (p.missing == Missing::error)
         missing_cell(table, r, c, is_target ? target_advice : training ? kMissingAdvice : kTrainedMissingAdvice);
       if (p.missing == Missing::mean && is_target) missing_cell(table, r, c, target_advice);
@@ -243,6 +299,13 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
     const std::int64_t index = used_column(table, feature.name);
     const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
     feature.fill.clear();
+    feature.missing_indicator = false;
+    if (p.missing == Missing::fill) {
+      std::vector<double> missing_rows(1, 0.0);
+      for (const std::int64_t r : rows) missing_rows[0] += column.missing(r) ? 1 : 0;
+      ranks.add(missing_rows);
+      feature.missing_indicator = missing_rows[0] > 0;
+    }
     if (feature.one_hot) {
       std::set<std::string> seen;
       for (const std::int64_t r : rows)
@@ -268,7 +331,7 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
         for (double& count : counts) count /= present;
         feature.fill = std::move(counts);
       }
-    } else if (p.missing == Missing::mean) {
+    } else if (p.missing == Missing::mean || p.missing == Missing::fill) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
       std::vector<double> sums(2, 0.0);  // the values' sum and count
       for (const std::int64_t r : rows)
@@ -320,6 +383,8 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
         const std::int32_t code = codes[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
         if (code >= 0) {
           out.x(i, input + code) = 1.0f;
+        } else if (code == kMissing && p.missing == Missing::fill) {
+          if (feature.missing_indicator) out.x(i, input + static_cast<std::int64_t>(feature.categories.size())) = 1.0f;
         } else if (code == kMissing) {
           if (feature.fill.empty())
             throw Error(fmt::format("encode: a missing cell in column '{}' was not filtered", feature.name));
@@ -340,7 +405,7 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
             printable(feature.name), unseen_rows, unseen_rows == 1 ? "" : "s", unseen_rows == 1 ? "s" : "", examples,
             unseen.size() > kShown ? ", …" : ""));
       }
-      input += static_cast<std::int64_t>(feature.categories.size());
+      input += static_cast<std::int64_t>(feature.categories.size()) + (feature.missing_indicator ? 1 : 0);
     } else {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
       for (std::int64_t i = 0; i < n; ++i) {
@@ -349,10 +414,11 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
           if (feature.fill.empty())
             throw Error(fmt::format("encode: a missing cell in column '{}' was not filtered", feature.name));
           value = static_cast<float>(feature.fill[0]);
+          if (feature.missing_indicator) out.x(i, input + 1) = 1.0f;
         }
         out.x(i, input) = value;
       }
-      ++input;
+      input += feature.missing_indicator ? 2 : 1;
     }
   }
   if (with_targets && !p.classes.empty()) {
@@ -389,10 +455,7 @@ Preprocessing numeric(const std::vector<std::string>& features, const std::vecto
 }  // namespace preprocessing
 
 std::int64_t Preprocessing::input_width() const {
-  std::int64_t width = 0;
-  for (const FeatureColumn& feature : features)
-    width += feature.one_hot ? static_cast<std::int64_t>(feature.categories.size()) : 1;
-  return width;
+  return static_cast<std::int64_t>(input_names().size());
 }
 
 std::vector<std::string> Preprocessing::input_names() const {
@@ -400,8 +463,19 @@ std::vector<std::string> Preprocessing::input_names() const {
   for (const FeatureColumn& feature : features) {
     if (!feature.one_hot) names.push_back(feature.name);
     for (const std::string& category : feature.categories) names.push_back(feature.name + "=" + category);
+    if (feature.missing_indicator) names.push_back(feature.name + " (missing)");
   }
   return names;
+}
+
+std::vector<bool> Preprocessing::indicator_inputs() const {
+  std::vector<bool> indicators;
+  for (const FeatureColumn& feature : features) {
+    if (!feature.one_hot) indicators.push_back(false);
+    indicators.insert(indicators.end(), feature.categories.size(), true);
+    if (feature.missing_indicator) indicators.push_back(true);
+  }
+  return indicators;
 }
 
 std::vector<std::string> Preprocessing::feature_names() const {
@@ -431,6 +505,8 @@ CsvOptions Preprocessing::csv_options(char delimiter, bool with_targets) const {
 
 std::string to_string(Missing missing) {
   switch (missing) {
+    case Missing::fill:
+      return "fill";
     case Missing::drop:
       return "drop";
     case Missing::mean:
@@ -442,10 +518,29 @@ std::string to_string(Missing missing) {
 }
 
 Missing parse_missing(const std::string& text) {
+  if (text == "fill") return Missing::fill;
   if (text == "error") return Missing::error;
   if (text == "drop") return Missing::drop;
   if (text == "mean") return Missing::mean;
-  throw InputError(fmt::format("ColumnSpec::missing {}: use error, drop or mean", printable(text)));
+  throw InputError(fmt::format("ColumnSpec::missing {}: use fill, error, drop or mean", printable(text)));
+}
+
+InferredTask infer_task(const CsvTable& table, const std::vector<std::string>& targets) {
+  if (targets.size() != 1) return {};
+  const CsvColumn& column = table.column(targets[0]);
+  if (column.type == ColumnType::text)
+    return mostly_numbers(column)
+               ? InferredTask{}
+               : InferredTask{.classification = true,
+                              .reason = fmt::format("target '{}' holds text labels", printable(column.name))};
+  if (column.type != ColumnType::number) return {};
+  std::set<float> values;
+  for (const float value : column.numbers)
+    if (!std::isnan(value) && values.insert(value).second && values.size() > 2) return {};
+  if (values.size() != 2) return {};
+  return {.classification = true,
+          .reason = fmt::format("target '{}' holds two values, {} and {}", printable(column.name), *values.begin(),
+                                *values.rbegin())};
 }
 
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns) {
@@ -460,7 +555,11 @@ std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& c
 }
 
 Dataset split_features_targets(const CsvTable& table, const std::vector<std::string>& target_names) {
-  const Preprocessing p = preprocessing::columns_of(table, {.targets = target_names}, false);
+  // A table of numbers: every other column numeric, nothing inferred; a missing cell is an error.
+  ColumnSpec spec{.targets = target_names, .missing = Missing::error};
+  for (const std::string& name : table.names())
+    if (!contains(target_names, name)) spec.numeric.push_back(name);
+  const Preprocessing p = preprocessing::columns_of(table, spec, false);
   preprocessing::Encoded encoded =
       preprocessing::encode(p, table, preprocessing::usable_rows(p, table, true, true), true);
   return {std::move(encoded.x), std::move(encoded.y), p.feature_names(), p.targets};

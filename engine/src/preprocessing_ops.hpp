@@ -11,14 +11,17 @@
 
 namespace ember::preprocessing {
 
-/// The features (every column but the targets and the ignored ones) and targets that spec names
-/// in table, checked; nothing learned yet. With classification the one target holds class labels
-/// (text or numbers), else numbers. Throws InputError.
-Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification);
+/// The features (every column but the targets and the ignored ones, with their types named or
+/// inferred) and targets that spec names in table, checked; nothing learned yet. With
+/// classification the one target holds class labels (text or numbers), else numbers. A column the
+/// inference leaves out is named in warnings. Throws InputError.
+Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool classification,
+                         std::vector<std::string>* warnings = nullptr);
 /// Throws InputError when a later fit's spec contradicts the preprocessing the first fit learned.
 void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec);
 /// The table rows usable under p.missing: every row (error: InputError at the first missing cell;
-/// mean: at the first missing target), or those without a missing cell in a used column (drop).
+/// mean: at the first missing target), those without a missing cell in a used column (drop), or
+/// those without a missing target (fill).
 /// training: the rows a fit learns from (its error advises another ColumnSpec::missing), else the
 /// rows a trained model predicts or evaluates (the advice is to fill the cell or train again).
 std::vector<std::int64_t> usable_rows(const Preprocessing& p, const CsvTable& table, bool with_targets, bool training);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -253,9 +254,45 @@ void Sequential::build(std::int64_t input_width) {
 
 namespace {
 
-/// Keras' split: the validation rows are the last fraction, taken before shuffling.
+/// The training rows of a split: as Keras counts them, the validation rows being the rest.
 std::int64_t training_rows(std::int64_t rows, double validation_split) {
   return static_cast<std::int64_t>(static_cast<double>(rows) * (1.0 - validation_split));
+}
+
+/// Positions 0..n-1, the training rows first and the validation rows last, each in their own
+/// order. ValidationRows::random draws the validation rows; with classes (one per row) it draws
+/// the same fraction of each class: every row's key is its random rank within its class divided
+/// by the class's size, and the largest keys are held out.
+std::vector<std::int64_t> validation_split_order(std::int64_t n, const FitOptions& options, std::uint64_t seed,
+                                                 const std::vector<std::int64_t>& classes) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  const std::int64_t train = training_rows(n, options.validation_split);
+  if (train == n || options.validation_rows == ValidationRows::last) return order;
+  Random random(derive_seed(seed, 0x7a11da7e));
+  std::vector<std::int64_t> shuffled = order;
+  random.shuffle(shuffled);
+  std::map<std::int64_t, std::int64_t> class_size, seen;
+  for (std::int64_t r = 0; r < n; ++r) ++class_size[classes.empty() ? 0 : classes[static_cast<std::size_t>(r)]];
+  std::vector<double> key(static_cast<std::size_t>(n));
+  for (const std::int64_t r : shuffled) {
+    const std::int64_t c = classes.empty() ? 0 : classes[static_cast<std::size_t>(r)];
+    key[static_cast<std::size_t>(r)] = static_cast<double>(seen[c]++) / static_cast<double>(class_size[c]);
+  }
+  // Ties (equal fractions in classes of one size) go by the shuffled position, so the draw stays random.
+  std::vector<std::int64_t> position(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) position[static_cast<std::size_t>(shuffled[static_cast<std::size_t>(i)])] = i;
+  std::vector<std::int64_t> ranked = order;
+  std::sort(ranked.begin(), ranked.end(), [&](std::int64_t a, std::int64_t b) {
+    const auto i = static_cast<std::size_t>(a), j = static_cast<std::size_t>(b);
+    return key[i] != key[j] ? key[i] < key[j] : position[i] < position[j];
+  });
+  std::vector<bool> held_out(static_cast<std::size_t>(n), false);
+  for (std::int64_t i = train; i < n; ++i)
+    held_out[static_cast<std::size_t>(ranked[static_cast<std::size_t>(i)])] = true;
+  std::stable_partition(order.begin(), order.end(),
+                        [&](std::int64_t r) { return !held_out[static_cast<std::size_t>(r)]; });
+  return order;
 }
 
 void check_fit_options(const FitOptions& options) {
@@ -350,6 +387,7 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   const bool learned = !preprocessing_.empty();
   const bool classification = is_classification(options_.loss);
   Preprocessing p;
+  const Warn warn = warner(options.on_warning);
   if (learned) {
     preprocessing::check_spec_matches(preprocessing_, columns);
     if (classification != !preprocessing_.classes.empty())
@@ -358,9 +396,11 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
                                    classification ? "regression" : "classification"));
     p = preprocessing_;
   } else {
-    p = preprocessing::columns_of(table, columns, classification);
+    std::vector<std::string> warnings;
+    p = preprocessing::columns_of(table, columns, classification, &warnings);
+    for (const std::string& message : warnings) warn(message);
   }
-  const std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true, true);
+  std::vector<std::int64_t> rows = preprocessing::usable_rows(p, table, true, true);
   if (rows.empty())
     throw InputError(
         fmt::format("{}: every row has a missing value in a column the model uses; no row is left to "
@@ -378,14 +418,28 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
                                    printable(p.targets[0]), p.classes.size(), needed, needed == 1 ? "" : "s",
                                    output_width()));
   }
+  // The validation rows are drawn before anything is learned, so that only training rows teach the
+  // categories and fill values; stratified by the class codes for classification.
+  std::vector<std::int64_t> row_classes;
+  if (classification) {
+    Preprocessing labels = p;
+    labels.features.clear();
+    const Matrix codes = preprocessing::encode(labels, table, rows, true).y;
+    for (std::int64_t i = 0; i < codes.rows(); ++i) row_classes.push_back(static_cast<std::int64_t>(codes(i, 0)));
+  }
+  const std::vector<std::int64_t> order = validation_split_order(
+      static_cast<std::int64_t>(rows.size()), options, parallel.broadcast(options.seed.value_or(seed_)), row_classes);
+  std::vector<std::int64_t> split_rows;
+  split_rows.reserve(rows.size());
+  for (const std::int64_t i : order) split_rows.push_back(rows[static_cast<std::size_t>(i)]);
+  rows = std::move(split_rows);
   if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)}, ranks);
   preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, true);
-  const Warn warn = warner(options.on_warning);
   for (const std::string& message : encoded.warnings) warn(message);
   const Preprocessing previous = preprocessing_;
   preprocessing_ = std::move(p);
   try {
-    return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()));
+    return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()), true);
   } catch (const InputError&) {  // refused before training: the model is as it was
     if (!learned) preprocessing_ = previous;
     throw;
@@ -406,7 +460,8 @@ void Sequential::check_memory(std::int64_t input_width, std::int64_t batch_size)
         batch_size, needed / kGiB, backend.name(), capacity / kGiB));
 }
 
-History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows) {
+History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
+                                 bool split_done) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   if (x.rows == 0) throw InputError("fit needs at least one row");
@@ -434,15 +489,33 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const RankSums ranks = parallel.rank_sums();
   const std::int64_t all_train_rows = parallel.total(train_rows), all_validation_rows = parallel.total(validation_rows);
 
-  std::vector<std::int64_t> train_index(static_cast<std::size_t>(train_rows));
-  std::iota(train_index.begin(), train_index.end(), 0);
-  std::vector<std::int64_t> validation_index(static_cast<std::size_t>(validation_rows));
-  std::iota(validation_index.begin(), validation_index.end(), train_rows);
+  std::vector<std::int64_t> split(static_cast<std::size_t>(x.rows));
+  std::iota(split.begin(), split.end(), 0);
+  if (!split_done) {
+    std::vector<std::int64_t> row_classes;
+    for (std::int64_t r = 0; classification && r < y.rows; ++r)
+      row_classes.push_back(static_cast<std::int64_t>(y(r, 0)));
+    split = validation_split_order(x.rows, options, parallel.broadcast(options.seed.value_or(seed_)), row_classes);
+  }
+  const std::vector<std::int64_t> train_index(split.begin(), split.begin() + train_rows);
+  const std::vector<std::int64_t> validation_index(split.begin() + train_rows, split.end());
   const Matrix x_train = Matrix::take_rows(x, train_index), y_train = Matrix::take_rows(y, train_index);
 
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
     scaler_.x = options.normalize ? column_statistics(x_train, ranks) : ColumnStatistics::identity(x.cols);
+    // Indicators stay 0 or 1: standardized, a category in 1 row of 1000 would become an input near
+    // 30 that the network fits as an outlier (scikit-learn's pipelines scale numbers only).
+    const std::vector<bool> indicators = preprocessing_.indicator_inputs();
+    if (static_cast<std::int64_t>(indicators.size()) == x.cols) {
+      for (std::size_t c = 0; c < indicators.size(); ++c)
+        if (indicators[c]) {
+          scaler_.x.mean[c] = 0.0;
+          scaler_.x.std[c] = 1.0;
+        }
+      std::erase_if(scaler_.x.constant_columns,
+                    [&](std::int64_t c) { return indicators[static_cast<std::size_t>(c)]; });
+    }
     // Class labels are indices, never standardized.
     scaler_.y = options.normalize && !classification ? column_statistics(y_train, ranks)
                                                      : ColumnStatistics::identity(output_width());

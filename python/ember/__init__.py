@@ -67,12 +67,16 @@ class Sequential:
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
-            checkpoint_path=""):
+            checkpoint_path="", validation_rows="random"):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
+        validation_split: the fraction of rows held out, drawn at random with the seed (stratified
+        by class for classification); validation_rows="last" holds out the last rows, as Keras does.
         early_stopping: a patience in epochs (Keras' EarlyStopping on val_loss, else loss)."""
-        return self._model._fit(_matrix(x, "x"), _matrix(y, "y"), epochs, batch_size, validation_split, shuffle,
-                                seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
-                                str(checkpoint_path))
+        if validation_rows not in ("random", "last"):
+            raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
+        return self._model._fit(_matrix(x, "x"), _matrix(y, "y"), epochs, batch_size, validation_split,
+                                validation_rows == "last", shuffle, seed, normalize, early_stopping, min_delta,
+                                restore_best, verbose, checkpoint_every, str(checkpoint_path))
 
     def predict(self, x, batch_size=1024):
         """Regression: the targets (rows, outputs) in original units. Classification: each class's

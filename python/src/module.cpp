@@ -67,13 +67,14 @@ struct PyHistory {
 };
 
 PyHistory fit(ember::Sequential& model, const Input& x, const Input& y, std::int64_t epochs, std::int64_t batch_size,
-              double validation_split, bool shuffle, std::optional<std::uint64_t> seed, bool normalize,
-              std::optional<std::int64_t> early_stopping, double min_delta, bool restore_best, int verbose,
-              std::int64_t checkpoint_every, const std::string& checkpoint_path) {
+              double validation_split, bool validation_last, bool shuffle, std::optional<std::uint64_t> seed,
+              bool normalize, std::optional<std::int64_t> early_stopping, double min_delta, bool restore_best,
+              int verbose, std::int64_t checkpoint_every, const std::string& checkpoint_path) {
   ember::FitOptions options;
   options.epochs = epochs;
   options.batch_size = batch_size;
   options.validation_split = validation_split;
+  options.validation_rows = validation_last ? ember::ValidationRows::last : ember::ValidationRows::random;
   options.shuffle = shuffle;
   options.seed = seed;
   options.normalize = normalize;
@@ -300,9 +301,9 @@ NB_MODULE(_core, m) {
             model.compile(options);
           },
           "device"_a, "cpu_reference"_a, "The same model on another device or CPU backend")
-      .def("_fit", &fit, "x"_a, "y"_a, "epochs"_a, "batch_size"_a, "validation_split"_a, "shuffle"_a, "seed"_a.none(),
-           "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a, "verbose"_a, "checkpoint_every"_a,
-           "checkpoint_path"_a)
+      .def("_fit", &fit, "x"_a, "y"_a, "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
+           "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
+           "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a)
       .def(
           "_predict",
           [](const ember::Sequential& model, const Input& x, std::int64_t batch_size) {

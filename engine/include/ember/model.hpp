@@ -103,10 +103,20 @@ struct EarlyStopping {
   bool restore_best = true;
 };
 
+/// Which rows FitOptions::validation_split holds out.
+enum class ValidationRows {
+  /// A random fraction drawn with the shuffling seed; for classification the same fraction of
+  /// every class (stratified), so that a file sorted by its target still validates on all of it.
+  random,
+  /// The last fraction, as Keras takes it: for rows in time order, to validate on the latest.
+  last,
+};
+
 struct FitOptions {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 32;
-  double validation_split = 0.0;  // the last fraction of rows, taken before shuffling (as Keras)
+  double validation_split = 0.0;  // the fraction of rows held out for validation, before shuffling
+  ValidationRows validation_rows = ValidationRows::random;
   bool shuffle = true;
   std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
   bool normalize = true;                // standardize inputs and targets with training-set statistics
@@ -297,7 +307,9 @@ class Sequential {
   Backend& backend() const;
   /// The outputs for x, standardized a batch at a time (no copy of the whole input).
   Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
-  History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows);
+  /// split_done: the validation rows are already the last ones (fit on a table drew them).
+  History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
+                       bool split_done = false);
   /// InputError when training at batch_size cannot fit in the backend's memory.
   void check_memory(std::int64_t input_width, std::int64_t batch_size) const;
   Preprocessing table_preprocessing(const CsvTable& table) const;

@@ -1,8 +1,10 @@
 #pragma once
 // From a table's columns to a model's inputs and targets: which columns are features and targets,
-// categories expanded into indicator inputs, missing cells refused, dropped or filled. What fit
-// learns here (the categories, the fill values) is fixed by the first fit and travels in
+// what each feature is (a number or categories, inferred from its cells unless named), categories
+// expanded into indicator inputs, missing cells filled, refused or dropped. What fit learns here
+// (the types, the categories, the fill values) is fixed by the first fit and travels in
 // checkpoints, so predict on raw rows gives the answer training would.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,18 +17,31 @@ class Communicator;
 
 /// What happens to a row with a missing cell (CsvColumn) in a column the model uses.
 enum class Missing {
+  /// A number takes the training rows' mean and a category none; where the training rows had
+  /// missing cells in a column, an indicator input says which rows miss it (scikit-learn's
+  /// SimpleImputer(add_indicator=True)). A row whose target is missing is left out of fit and
+  /// evaluate.
+  fill,
   error,  // refused: the error names the first missing cell
   drop,   // the row is left out (fit and evaluate), or predicted as NaN (predict)
-  mean,   // a feature takes the training rows' mean; a missing target is still refused
+  mean,   // a feature takes the training rows' mean; a missing target is refused
 };
 
-/// How fit uses a table's columns.
+/// How fit uses a table's columns. A column named in no list is a feature whose type comes from
+/// its cells: numbers are numeric; text is categorical (one-hot), except text that differs in
+/// every row (an identifier) or has more than kMaxInferredCategories values (free text), which is
+/// left out with a warning. Text that is mostly numbers is numeric, and its other cells errors.
 struct ColumnSpec {
   std::vector<std::string> targets;
   std::vector<std::string> ignore{};   // columns not used (ids, free text)
   std::vector<std::string> one_hot{};  // categorical features: one indicator input per category
-  Missing missing = Missing::error;
+  std::vector<std::string> numeric{};  // numeric features, whatever their cells look like
+  Missing missing = Missing::fill;
 };
+
+/// Text columns with more distinct values than this are not made categorical unless named in
+/// ColumnSpec::one_hot: one input per value would outnumber what the rows can teach.
+inline constexpr std::size_t kMaxInferredCategories = 200;
 
 /// A feature column as fit learned it.
 struct FeatureColumn {
@@ -36,8 +51,12 @@ struct FeatureColumn {
   /// bytes), one indicator input each. A category training never saw sets no indicator.
   std::vector<std::string> categories{};
   /// Missing::mean: what a missing cell becomes, one value per input: the training mean of a
-  /// numeric column, or each category's frequency (the mean of its indicator).
+  /// numeric column, or each category's frequency (the mean of its indicator). Missing::fill: the
+  /// training mean of a numeric column; none for a categorical one (a missing cell sets no category).
   std::vector<double> fill{};
+  /// Missing::fill, where the training rows missed cells of this column: one more input, 1 in the
+  /// rows whose cell is missing, else 0.
+  bool missing_indicator = false;
   bool operator==(const FeatureColumn&) const = default;
 };
 
@@ -52,10 +71,14 @@ struct Preprocessing {
   std::vector<std::string> classes{};
 
   bool empty() const { return features.empty(); }
-  /// The model's input width: one input per numeric feature and per category.
+  /// The model's input width: one input per numeric feature, per category and per missing indicator.
   std::int64_t input_width() const;
-  /// One name per input: the column's, or "column=category" for an indicator.
+  /// One name per input: the column's, "column=category" for a category's indicator, "column
+  /// (missing)" for a missing-value indicator.
   std::vector<std::string> input_names() const;
+  /// Per input, whether it is an indicator (0 or 1: a category or a missing cell), which the
+  /// scaler leaves as it is, rather than a number.
+  std::vector<bool> indicator_inputs() const;
   std::vector<std::string> feature_names() const;
   /// The spec that gives this preprocessing (ignore empty: the unused columns are not recorded).
   ColumnSpec spec() const;
@@ -73,7 +96,17 @@ std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& c
 /// table: the classes of every rank's rows, as that fit learns them. Every rank calls it.
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns, Communicator& shards);
 
+/// The task a table's target suggests, and why in words (for a note).
+struct InferredTask {
+  bool classification = false;
+  std::string reason{};  // e.g. "target 'species' holds text labels"
+};
+/// One target column of text labels (not numbers), or of exactly two distinct numbers (0 and 1,
+/// 1 and 2, ...), suggests classification; anything else regression. A target of a few whole numbers
+/// is left to regression (counts and ratings are as often regression), with a warning from fit.
+InferredTask infer_task(const CsvTable& table, const std::vector<std::string>& targets);
+
 std::string to_string(Missing missing);
-Missing parse_missing(const std::string& text);  // "error", "drop", "mean"; throws InputError
+Missing parse_missing(const std::string& text);  // "fill", "error", "drop", "mean"; throws InputError
 
 }  // namespace ember

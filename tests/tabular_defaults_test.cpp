@@ -1,0 +1,263 @@
+// A table as it comes, with no column named but the target: the features' types inferred from
+// their cells, missing cells filled with indicators, indicators left unscaled, the task inferred
+// from the target, and a validation split drawn at random (per class for a classifier).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "cli_support.hpp"
+#include "ember/ember.hpp"
+#include "ember/preprocessing.hpp"
+
+namespace ember {
+namespace {
+
+using testing::CliRun;
+using testing::file_with;
+using testing::run_ember;
+
+const CompileOptions kCpu{.optimizer = Adam{}, .loss = MeanSquaredError{}, .device = Device::cpu};
+
+/// id (unique text), city (3 categories, one gap), x (numbers, gaps), note (many texts repeated
+/// twice), y = x + a city offset (one missing), on n rows.
+std::string mixed_table(int n, int notes) {
+  const char* cities[] = {"Paris", "Lyon", "Nice"};
+  std::string text = "id,city,x,note,y\n";
+  for (int i = 0; i < n; ++i) {
+    const double x = (i % 11) * 0.2;
+    const std::string city = i == 4 ? "" : cities[i % 3];
+    const std::string y = i == 9 ? "NA" : fmt::format("{}", x + 3.0 * (i % 3));
+    text += fmt::format("cust_{},{},{},word{},{}\n", i, city, i % 7 == 3 ? "NA" : fmt::format("{}", x), i % notes, y);
+  }
+  return text;
+}
+
+std::vector<std::string> fit_warnings(Sequential& model, const CsvTable& table, const ColumnSpec& spec,
+                                      FitOptions options = {}) {
+  std::vector<std::string> warnings;
+  options.on_warning = [&](const std::string& message) { warnings.push_back(message); };
+  model.fit(table, spec, options);
+  return warnings;
+}
+
+bool any_contains(const std::vector<std::string>& messages, const std::string& fragment) {
+  for (const std::string& message : messages)
+    if (message.find(fragment) != std::string::npos) return true;
+  return false;
+}
+
+TEST(TabularDefaults, TypesAreInferredFromTheCells) {
+  // 300 rows, 250 different notes: the note column is free text, the id an identifier.
+  const CsvTable table = parse_csv(mixed_table(300, 250), "mixed.csv");
+  Sequential model{Dense(4), Dense(1)};
+  model.compile(kCpu);
+  TrainingSummary summary;
+  FitOptions options{.epochs = 1, .on_train_begin = [&](const TrainingSummary& s) { summary = s; }};
+  const std::vector<std::string> warnings = fit_warnings(model, table, {.targets = {"y"}}, options);
+  EXPECT_TRUE(any_contains(warnings, "column 'id' holds a different text in every row")) << warnings.size();
+  EXPECT_TRUE(any_contains(warnings, "column 'note' holds 250 different texts")) << warnings.size();
+  const Preprocessing& p = model.preprocessing();
+  EXPECT_EQ(p.missing, Missing::fill);
+  EXPECT_EQ(p.input_names(),
+            (std::vector<std::string>{"city=Lyon", "city=Nice", "city=Paris", "city (missing)", "x", "x (missing)"}));
+  EXPECT_EQ(p.indicator_inputs(), (std::vector<bool>{true, true, true, true, false, true}));
+  EXPECT_EQ(summary.dropped_rows, 1);  // the row whose target is missing
+
+  // Named columns override the inference.
+  Sequential named{Dense(4), Dense(1)};
+  named.compile(kCpu);
+  fit_warnings(named, table, {.targets = {"y"}, .ignore = {"id"}, .one_hot = {"note"}}, {.epochs = 1});
+  EXPECT_EQ(named.preprocessing().features.at(2).name, "note");
+  EXPECT_EQ(named.preprocessing().features.at(2).categories.size(), 250u);
+  Sequential numeric{Dense(4), Dense(1)};
+  numeric.compile(kCpu);
+  try {
+    numeric.fit(table, {.targets = {"y"}, .numeric = {"city"}}, {.epochs = 1});
+    ADD_FAILURE() << "a text column named numeric trained";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("mixed.csv:2:2 (column 'city'): 'Paris' is not a number"),
+              std::string::npos)
+        << error.what();
+  }
+  try {
+    numeric.fit(table, {.targets = {"y"}, .one_hot = {"x"}, .numeric = {"x"}}, {.epochs = 1});
+    ADD_FAILURE() << "a column named both one-hot and numeric trained";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("named by both ColumnSpec::one_hot and ColumnSpec::numeric"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(TabularDefaults, MostlyNumericTextIsAnErrorAtTheStrayCell) {
+  std::string text = "a,y\n";
+  for (int i = 0; i < 30; ++i) text += fmt::format("{},{}\n", i == 17 ? "?" : std::to_string(i * 0.5), i);
+  const CsvTable table = parse_csv(text, "stray.csv");
+  Sequential model{Dense(1)};
+  model.compile(kCpu);
+  try {
+    model.fit(table, {.targets = {"y"}}, {.epochs = 1});
+    ADD_FAILURE() << "trained on a numeric column with a stray text cell";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("stray.csv:19:1 (column 'a'): '?' is not a number"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
+  const CsvTable table = parse_csv(mixed_table(120, 40), "mixed.csv");
+  Sequential model{Dense(8, Activation::tanh), Dense(1)};
+  model.compile(kCpu);
+  fit_warnings(model, table, {.targets = {"y"}, .ignore = {"id", "note"}}, {.epochs = 2});
+  const Preprocessing& p = model.preprocessing();
+  ASSERT_EQ(p.features.size(), 2u);
+  const FeatureColumn& x = p.features[1];
+  ASSERT_EQ(x.fill.size(), 1u);
+  EXPECT_TRUE(x.missing_indicator);
+  EXPECT_TRUE(p.features[0].fill.empty());  // a missing category sets its indicator alone
+  // Every row of the table but the one without a target was a training row: the fill is their mean.
+  double sum = 0, present = 0;
+  for (int i = 0; i < 120; ++i)
+    if (i % 7 != 3 && i != 9) {
+      sum += (i % 11) * 0.2;
+      present += 1;
+    }
+  EXPECT_NEAR(x.fill[0], sum / present, 1e-6);  // float32 cells
+  // Indicators keep 0 and 1; x is standardized.
+  const Scaler& scaler = model.scaler();
+  const std::vector<bool> indicators = p.indicator_inputs();
+  for (std::size_t c = 0; c < indicators.size(); ++c) {
+    EXPECT_EQ(scaler.x.mean[c] == 0.0 && scaler.x.std[c] == 1.0, indicators[c]) << p.input_names()[c];
+  }
+
+  // Raw rows: a gap in x, a gap in city, a city never seen.
+  const CsvTable raw = parse_csv("city,x\nLyon,\n,0.4\nRome,1.2\nNice,0.6\n", "raw.csv");
+  const Matrix predicted = model.predict(raw);
+  const auto fill = static_cast<float>(x.fill[0]);
+  const Matrix encoded{{1, 0, 0, 0, fill, 1},  // Lyon, x missing
+                       {0, 0, 0, 1, 0.4f, 0},  // city missing
+                       {0, 0, 0, 0, 1.2f, 0},  // Rome: no indicator
+                       {0, 1, 0, 0, 0.6f, 0}};
+  const Matrix expected = model.predict(encoded);
+  for (std::int64_t r = 0; r < 4; ++r) EXPECT_FLOAT_EQ(predicted(r, 0), expected(r, 0)) << "row " << r;
+
+  // The checkpoint keeps the policy, the fill and the indicators.
+  const std::string path = testing::work_directory() + "/fill.safetensors";
+  model.save(path);
+  const Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.preprocessing(), p);
+  const Matrix again = loaded.predict(raw);
+  for (std::int64_t r = 0; r < 4; ++r) EXPECT_EQ(again(r, 0), predicted(r, 0)) << "row " << r;
+}
+
+TEST(TabularDefaults, TheTaskComesFromTheTarget) {
+  const CsvTable table = parse_csv(
+      "a,label,flag,grade,price\n1,cat,0,1,2.5\n2,dog,1,2,3.5\n3,cat,1,3,1.25\n4,,0,2,7\n5,dog,1,1,2.5\n", "t.csv");
+  const InferredTask text = infer_task(table, {"label"});
+  EXPECT_TRUE(text.classification);
+  EXPECT_EQ(text.reason, "target 'label' holds text labels");
+  const InferredTask flag = infer_task(table, {"flag"});
+  EXPECT_TRUE(flag.classification);
+  EXPECT_EQ(flag.reason, "target 'flag' holds two values, 0 and 1");
+  EXPECT_FALSE(infer_task(table, {"grade"}).classification);  // three whole numbers: left to regression
+  EXPECT_FALSE(infer_task(table, {"price"}).classification);
+  EXPECT_FALSE(infer_task(table, {"flag", "price"}).classification);
+}
+
+/// 80 rows sorted by class (40 "a", then 40 "b"); f is the class's index, g the row's.
+CsvTable sorted_classes() {
+  std::string text = "f,g,label\n";
+  for (int i = 0; i < 80; ++i) text += fmt::format("{},{},{}\n", i < 40 ? 0 : 1, i, i < 40 ? "a" : "b");
+  return parse_csv(text, "sorted.csv");
+}
+
+TEST(TabularDefaults, TheValidationRowsAreDrawnPerClass) {
+  const CsvTable table = sorted_classes();
+  // The scaler's mean of f is the share of "b" among the training rows: half when each class gives
+  // a quarter of its rows, a third when the last quarter of the file (all "b") is held out.
+  const auto share_of_b = [&](ValidationRows rows, std::uint64_t seed) {
+    Sequential model({Dense(1)}, seed);
+    model.compile({.optimizer = Adam{}, .loss = CrossEntropy{}, .device = Device::cpu});
+    model.fit(table, {.targets = {"label"}}, {.epochs = 1, .validation_split = 0.25, .validation_rows = rows});
+    return std::pair{model.scaler().x.mean[0], model.scaler().x.mean[1]};
+  };
+  const auto [random_b, random_g] = share_of_b(ValidationRows::random, 1);
+  EXPECT_DOUBLE_EQ(random_b, 0.5);
+  const auto [last_b, last_g] = share_of_b(ValidationRows::last, 1);
+  EXPECT_DOUBLE_EQ(last_b, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(last_g, 29.5);  // rows 0..59
+  // Drawn, not a fixed pattern: another seed holds out other rows of each class.
+  const auto [other_b, other_g] = share_of_b(ValidationRows::random, 2);
+  EXPECT_DOUBLE_EQ(other_b, 0.5);
+  EXPECT_NE(other_g, random_g);
+}
+
+TEST(TabularDefaults, MatricesDrawTheirValidationRowsToo) {
+  Matrix x(100, 1), y(100, 1);
+  for (std::int64_t r = 0; r < 100; ++r) {
+    x(r, 0) = static_cast<float>(r);
+    y(r, 0) = static_cast<float>(2 * r);
+  }
+  const auto training_mean = [&](ValidationRows rows) {
+    Sequential model{Dense(1)};
+    model.compile(kCpu);
+    TrainingSummary summary;
+    model.fit(x, y,
+              {.epochs = 1,
+               .validation_split = 0.2,
+               .validation_rows = rows,
+               .on_train_begin = [&](const TrainingSummary& s) { summary = s; }});
+    EXPECT_EQ(summary.training_rows, 80);
+    EXPECT_EQ(summary.validation_rows, 20);
+    return model.scaler().x.mean[0];
+  };
+  EXPECT_DOUBLE_EQ(training_mean(ValidationRows::last), 39.5);
+  const double drawn = training_mean(ValidationRows::random);
+  EXPECT_NE(drawn, 39.5);
+  EXPECT_GT(drawn, 35.0);  // a draw over all rows, not another block
+  EXPECT_LT(drawn, 64.0);
+}
+
+TEST(TabularDefaults, TheCommandLineTrainsOnATableAsItComes) {
+  // Text features, an identifier, gaps and a text target: only --data and --target.
+  std::string text = "id,colour,size,weight,kind\n";
+  const char* colours[] = {"red", "green", "blue"};
+  for (int i = 0; i < 150; ++i) {
+    const int kind = i % 3;
+    text += fmt::format("row{},{},{},{},{}\n", i, i % 13 == 0 ? "" : colours[kind], i % 11 == 0 ? "" : "1.5",
+                        kind * 2.0 + (i % 5) * 0.1,
+                        kind == 0   ? "apple"
+                        : kind == 1 ? "pear"
+                                    : "plum");
+  }
+  const std::string data = file_with("fruit.csv", text), model = testing::dir() + "/fruit.safetensors";
+  const CliRun train = run_ember("train --device cpu --data " + data + " --target kind --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.err.find("note: target 'kind' holds text labels: training a classifier (--loss crossentropy)"),
+            std::string::npos)
+      << train.err;
+  EXPECT_NE(train.err.find("column 'id' holds a different text in every row"), std::string::npos) << train.err;
+  EXPECT_NE(train.err.find("to encode its values as categories, name it in --one-hot"), std::string::npos) << train.err;
+  EXPECT_NE(train.out.find("target 'kind' with 3 classes"), std::string::npos) << train.out;
+  const CliRun evaluate = run_ember("evaluate --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
+  EXPECT_NE(evaluate.out.find("accuracy: 1.000000"), std::string::npos) << evaluate.out;
+  const std::string raw = file_with("raw.csv", "colour,size,weight\n,,4.1\nred,1.5,0.2\n");
+  const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + raw);
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  EXPECT_NE(predict.out.find("plum"), std::string::npos) << predict.out;
+  EXPECT_NE(predict.out.find("apple"), std::string::npos) << predict.out;
+  // A regression can still be asked for, and is refused on text labels with the flag to use.
+  const CliRun regression = run_ember("train --device cpu --epochs 1 --loss mse --data " + data + " --target kind");
+  EXPECT_EQ(regression.exit_code, 2);
+  EXPECT_NE(regression.err.find("use --loss crossentropy"), std::string::npos) << regression.err;
+  // --val-last needs a split.
+  const CliRun last = run_ember("train --device cpu --epochs 1 --val-last --data " + data + " --target kind");
+  EXPECT_EQ(last.exit_code, 2);
+  EXPECT_NE(last.err.find("--val-last goes with --val-split"), std::string::npos) << last.err;
+}
+
+}  // namespace
+}  // namespace ember
