@@ -85,7 +85,7 @@ TEST(CliDistributed, AKilledRankEndsTheRun) {
   const std::string data = long_csv();
   // Rank 1's ember is killed half a second in; rank 0 would wait for it at the next step forever.
   const std::string script = fmt::format(
-      "sh -c '{} train --device cpu --quiet --epochs 100000 --data {} --target y & pid=$!; "
+      "sh -c '{} train --device cpu --quiet --epochs 100000 --val-split 0 --data {} --target y & pid=$!; "
       "if [ \"${{OMPI_COMM_WORLD_RANK:-${{PMI_RANK:-0}}}}\" = 1 ]; then sleep 0.5; kill -9 $pid; fi; wait $pid'",
       EMBER_CLI_PATH, data);
   const auto start = std::chrono::steady_clock::now();
@@ -105,8 +105,9 @@ TEST(CliDistributed, CtrlCToTheLauncherStopsEveryRankAndRankZeroSavesTheComplete
   const auto start = std::chrono::steady_clock::now();
   const CliRun run = run_shell(fmt::format(
       "timeout 60 sh -c '{} & pid=$!; sleep 2; kill -INT $pid; wait $pid'",
-      launch_line(2, fmt::format("{} train --device cpu --quiet --epochs 100000 --data {} --target y --save {}",
-                                 EMBER_CLI_PATH, data, model))));
+      launch_line(
+          2, fmt::format("{} train --device cpu --quiet --epochs 100000 --val-split 0 --data {} --target y --save {}",
+                         EMBER_CLI_PATH, data, model))));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   ASSERT_NE(run.exit_code, -1) << "ended by a signal";
   EXPECT_NE(run.exit_code, 0);

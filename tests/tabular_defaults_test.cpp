@@ -259,5 +259,34 @@ TEST(TabularDefaults, TheCommandLineTrainsOnATableAsItComes) {
   EXPECT_NE(last.err.find("--val-last goes with --val-split"), std::string::npos) << last.err;
 }
 
+TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
+  const auto table = [](int rows) {
+    std::string text = "x,y\n";
+    for (int i = 0; i < rows; ++i) text += fmt::format("{},{}\n", (i % 37) * 0.1, (i % 37) * 0.2 + (i % 3) * 0.01);
+    return file_with(fmt::format("rows{}.csv", rows), text);
+  };
+  const std::string large = table(1000), small = table(999);
+  const CliRun held = run_ember("train --device cpu --epochs 300 --data " + large + " --target y");
+  ASSERT_EQ(held.exit_code, 0) << held.err;
+  EXPECT_NE(held.err.find("note: holding out 20% of the 1000 rows for validation and stopping after 20 epochs"),
+            std::string::npos)
+      << held.err;
+  EXPECT_NE(held.out.find("800 training rows, 200 held out for validation"), std::string::npos) << held.out;
+  EXPECT_NE(held.out.find("val_loss"), std::string::npos) << held.out;
+  const CliRun every = run_ember("train --device cpu --epochs 2 --val-split 0 --data " + large + " --target y");
+  ASSERT_EQ(every.exit_code, 0) << every.err;
+  EXPECT_EQ(every.err.find("holding out"), std::string::npos) << every.err;
+  EXPECT_NE(every.out.find("1000 training rows;"), std::string::npos) << every.out;
+  const CliRun fewer = run_ember("train --device cpu --epochs 2 --data " + small + " --target y");
+  ASSERT_EQ(fewer.exit_code, 0) << fewer.err;
+  EXPECT_NE(fewer.out.find("999 training rows;"), std::string::npos) << fewer.out;
+  // The early-stopping settings need early stopping: by default, or given.
+  const CliRun delta = run_ember("train --device cpu --epochs 2 --min-delta 0.1 --data " + small + " --target y");
+  EXPECT_EQ(delta.exit_code, 2);
+  EXPECT_NE(delta.err.find("early stopping is on by default only for tables of 1000 rows or more"), std::string::npos)
+      << delta.err;
+  EXPECT_EQ(run_ember("train --device cpu --epochs 2 --min-delta 0.1 --data " + large + " --target y").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace ember
