@@ -309,8 +309,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   const ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
   // Only the columns the model uses are read: ignored ones may hold anything. Class labels are
   // read as text, so "01" and "1" stay two labels as they were written.
-  CsvOptions reading{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
-  if (classification) reading.text_columns.insert(reading.text_columns.end(), spec.targets.begin(), spec.targets.end());
+  CsvOptions reading = reading_options(spec, classification, delimiter);
   if (resumed && !resumed->preprocessing().empty()) reading = resumed->preprocessing().csv_options(delimiter, true);
   reading.comment = comment;
   const bool sharded = a.shard_data && world->size() > 1;

@@ -525,6 +525,12 @@ Missing parse_missing(const std::string& text) {
   throw InputError(fmt::format("ColumnSpec::missing {}: use fill, error, drop or mean", printable(text)));
 }
 
+CsvOptions reading_options(const ColumnSpec& spec, bool classification, char delimiter) {
+  CsvOptions options{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
+  if (classification) options.text_columns.insert(options.text_columns.end(), spec.targets.begin(), spec.targets.end());
+  return options;
+}
+
 InferredTask infer_task(const CsvTable& table, const std::vector<std::string>& targets) {
   if (targets.size() != 1) return {};
   const CsvColumn& column = table.column(targets[0]);

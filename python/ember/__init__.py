@@ -42,6 +42,49 @@ def _matrix(values, name):
     return _np.ascontiguousarray(array, dtype=_np.float32)
 
 
+def _is_frame(values):
+    """A pandas DataFrame (or anything with its columns and to_csv)."""
+    return hasattr(values, "columns") and hasattr(values, "to_csv")
+
+
+def _names(columns, what):
+    if columns is None:
+        return []
+    names = [columns] if isinstance(columns, str) else list(columns)
+    if not all(isinstance(name, str) for name in names):
+        raise InputError(f"{what} takes column names (strings), not {names!r}")
+    return names
+
+
+def _frame_with_targets(x, y, target):
+    """x with the targets as columns, and the targets' names: target names columns of x, or y's
+    columns (a Series' name, a DataFrame's columns, else "target") are added."""
+    if y is None:
+        if target is None:
+            raise InputError("fit on a DataFrame needs y or target=, the column(s) to predict")
+        return x, _names(target, "target")
+    if target is not None:
+        raise InputError("give y or target=, not both")
+    if _is_frame(y):
+        names = [str(c) for c in y.columns]
+        columns = {name: y[c].to_numpy() for name, c in zip(names, y.columns)}
+    else:
+        values = _np.asarray(y)
+        name = getattr(y, "name", None)
+        names = [str(name) if name is not None else "target"]
+        if values.ndim == 2 and values.shape[1] > 1:
+            names = [f"target{i}" for i in range(values.shape[1])]
+            columns = {n: values[:, i] for i, n in enumerate(names)}
+        else:
+            columns = {names[0]: values.reshape(-1)}
+    for name in names:
+        if name in x.columns:
+            raise InputError(f"the target '{name}' is also a column of x; give target='{name}' instead of y")
+    if any(len(v) != len(x) for v in columns.values()):
+        raise InputError(f"y has {len(next(iter(columns.values())))} rows, x {len(x)}")
+    return x.assign(**columns), names
+
+
 class Sequential:
     """A stack of Dense layers, as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
 
@@ -65,31 +108,61 @@ class Sequential:
         self._model._compile(optimizer, loss, device, cpu_reference)
         return self
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
+    def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
-            checkpoint_path="", validation_rows="random"):
+            checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
+            missing="fill"):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
-        validation_split: the fraction of rows held out, drawn at random with the seed (stratified
-        by class for classification); validation_rows="last" holds out the last rows, as Keras does.
-        early_stopping: a patience in epochs (Keras' EarlyStopping on val_loss, else loss)."""
+        x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
+        columns are categories, missing cells filled; ignore, one_hot, numeric and missing as its
+        --ignore, --one-hot, --numeric and --missing); its targets are y's columns or the columns
+        named by target=. The model keeps the column names, so that predict and the CLI select
+        them by name. validation_split: the fraction of rows held out, drawn at random with the
+        seed (stratified by class for classification); validation_rows="last" holds out the last
+        rows, as Keras does. early_stopping: a patience in epochs (Keras' EarlyStopping on
+        val_loss, else loss)."""
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
-        return self._model._fit(_matrix(x, "x"), _matrix(y, "y"), epochs, batch_size, validation_split,
-                                validation_rows == "last", shuffle, seed, normalize, early_stopping, min_delta,
-                                restore_best, verbose, checkpoint_every, str(checkpoint_path))
+        if _is_frame(x):
+            frame, targets = _frame_with_targets(x, y, target)
+            data = _core._Table.for_training(frame.to_csv(index=False), targets, _names(ignore, "ignore"),
+                                             _names(one_hot, "one_hot"), _names(numeric, "numeric"), str(missing),
+                                             bool(self._model.classification))
+            labels = None
+        else:
+            for name, value in (("target", target), ("ignore", ignore), ("one_hot", one_hot), ("numeric", numeric)):
+                if value is not None:
+                    raise InputError(f"{name}= names columns of a DataFrame; x is an array")
+            if y is None:
+                raise InputError("fit on an array needs y, the targets")
+            data, labels = _matrix(x, "x"), _matrix(y, "y")
+        return self._model._fit(data, labels, epochs, batch_size, validation_split, validation_rows == "last",
+                                shuffle, seed, normalize, early_stopping, min_delta, restore_best, verbose,
+                                checkpoint_every, str(checkpoint_path))
+
+    def _data(self, x, y, with_targets):
+        """x (and y) as the engine takes them: a DataFrame as a table of the model's columns, by name."""
+        if not _is_frame(x):
+            return _matrix(x, "x"), (None if y is None else _matrix(y, "y"))
+        if with_targets and y is not None:
+            x, _ = _frame_with_targets(x, y, None)
+        return _core._Table.for_model(self._model, x.to_csv(index=False), with_targets), None
 
     def predict(self, x, batch_size=1024):
         """Regression: the targets (rows, outputs) in original units. Classification: each class's
-        probability (rows, classes)."""
-        return self._model._predict(_matrix(x, "x"), batch_size)
+        probability (rows, classes). x: an array, or a DataFrame whose columns the model takes by
+        name (in any order; others are ignored)."""
+        return self._model._predict(self._data(x, None, False)[0], batch_size)
 
     def predict_classes(self, x, batch_size=1024):
         """Classification: the index of each row's most likely class."""
         return _np.argmax(self.predict(x, batch_size), axis=1)
 
-    def evaluate(self, x, y, batch_size=1024):
-        """Regression: mse, mae, r2; classification: accuracy, log_loss, macro_f1, confusion."""
-        return self._model._evaluate(_matrix(x, "x"), _matrix(y, "y"), batch_size)
+    def evaluate(self, x, y=None, batch_size=1024):
+        """Regression: mse, mae, r2; classification: accuracy, log_loss, macro_f1, confusion. x: an
+        array with y, or a DataFrame holding the model's target columns (or with y)."""
+        data, labels = self._data(x, y, True)
+        return self._model._evaluate(data, labels, batch_size)
 
     def save(self, path):
         """Writes a safetensors checkpoint, as `ember train --save` (PyTorch loads it)."""

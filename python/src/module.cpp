@@ -4,6 +4,7 @@
 // string settings and ember/sklearn.py the scikit-learn estimators on top.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/function.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
@@ -29,6 +30,22 @@ using Output = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
 
 ember::ConstView view_of(const Input& array) {
   return {array.data(), static_cast<std::int64_t>(array.shape(0)), static_cast<std::int64_t>(array.shape(1))};
+}
+
+/// A table from Python (a DataFrame written as CSV text), read as `ember train` reads a file, and
+/// how a first fit uses its columns.
+struct Table {
+  ember::CsvTable table;
+  ember::ColumnSpec spec;
+};
+/// What fit, predict and evaluate take: a table or arrays.
+using Data = std::variant<const Table*, Input>;
+
+/// The library's warnings as Python's UserWarning (an error if the filters make it one, raised
+/// when the call returns).
+void warn_in_python(const std::string& message) {
+  nb::gil_scoped_acquire gil;
+  if (PyErr_Occurred() == nullptr) PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1);
 }
 
 /// A Matrix handed to numpy without a copy: the array owns it.
@@ -66,10 +83,11 @@ struct PyHistory {
   std::string stopped;
 };
 
-PyHistory fit(ember::Sequential& model, const Input& x, const Input& y, std::int64_t epochs, std::int64_t batch_size,
-              double validation_split, bool validation_last, bool shuffle, std::optional<std::uint64_t> seed,
-              bool normalize, std::optional<std::int64_t> early_stopping, double min_delta, bool restore_best,
-              int verbose, std::int64_t checkpoint_every, const std::string& checkpoint_path) {
+PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input>& y, std::int64_t epochs,
+              std::int64_t batch_size, double validation_split, bool validation_last, bool shuffle,
+              std::optional<std::uint64_t> seed, bool normalize, std::optional<std::int64_t> early_stopping,
+              double min_delta, bool restore_best, int verbose, std::int64_t checkpoint_every,
+              const std::string& checkpoint_path) {
   ember::FitOptions options;
   options.epochs = epochs;
   options.batch_size = batch_size;
@@ -110,14 +128,15 @@ PyHistory fit(ember::Sequential& model, const Input& x, const Input& y, std::int
         text << " - " << nb::cast<std::string>(key) << ": " << nb::cast<double>(value);
     nb::print(text.str().c_str());
   };
-  options.on_warning = [&](const std::string& message) {
-    nb::gil_scoped_acquire gil;
-    PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1);
-  };
+  options.on_warning = warn_in_python;
+  if (std::holds_alternative<Input>(x) && !y) throw ember::InputError("fit on arrays needs y, the targets");
   ember::History history;
   {
     nb::gil_scoped_release release;
-    history = model.fit(view_of(x), view_of(y), options);
+    if (const auto* table = std::get_if<const Table*>(&x))
+      history = model.fit((*table)->table, (*table)->spec, options);
+    else
+      history = model.fit(view_of(std::get<Input>(x)), view_of(*y), options);
   }
   if (PyErr_Occurred() != nullptr) throw nb::python_error();  // a warning turned into an error
   if (interrupted) {
@@ -280,6 +299,36 @@ NB_MODULE(_core, m) {
       .def_ro("best_epoch", &PyHistory::best_epoch)
       .def_ro("stopped", &PyHistory::stopped);
 
+  nb::class_<Table>(m, "_Table")
+      .def_static(
+          "for_training",
+          [](const std::string& text, std::vector<std::string> targets, std::vector<std::string> ignore,
+             std::vector<std::string> one_hot, std::vector<std::string> numeric, const std::string& missing,
+             bool classification) {
+            auto* t = new Table;
+            t->spec = {.targets = std::move(targets),
+                       .ignore = std::move(ignore),
+                       .one_hot = std::move(one_hot),
+                       .numeric = std::move(numeric),
+                       .missing = ember::parse_missing(missing)};
+            t->table = ember::parse_csv(text, "DataFrame", ember::reading_options(t->spec, classification));
+            return t;
+          },
+          "text"_a, "targets"_a, "ignore"_a, "one_hot"_a, "numeric"_a, "missing"_a, "classification"_a,
+          nb::rv_policy::take_ownership)
+      .def_static(
+          "for_model",
+          [](const ember::Sequential& model, const std::string& text, bool with_targets) {
+            auto* t = new Table;
+            const ember::Preprocessing& p = model.preprocessing();
+            t->table =
+                ember::parse_csv(text, "DataFrame", p.empty() ? ember::CsvOptions{} : p.csv_options(',', with_targets));
+            t->spec = p.spec();
+            return t;
+          },
+          "model"_a, "text"_a, "with_targets"_a, nb::rv_policy::take_ownership)
+      .def_prop_ro("columns", [](const Table& t) { return t.table.names(); });
+
   nb::class_<ember::Sequential>(m, "Sequential")
       .def(nb::init<std::vector<ember::Dense>, std::uint64_t>(), "layers"_a, "seed"_a = 0)
       .def(
@@ -301,31 +350,41 @@ NB_MODULE(_core, m) {
             model.compile(options);
           },
           "device"_a, "cpu_reference"_a, "The same model on another device or CPU backend")
-      .def("_fit", &fit, "x"_a, "y"_a, "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
+      .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
            "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a)
       .def(
           "_predict",
-          [](const ember::Sequential& model, const Input& x, std::int64_t batch_size) {
+          [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {
             ember::Matrix out;
             {
               nb::gil_scoped_release release;
-              out = model.predict(view_of(x), batch_size);
+              if (const auto* table = std::get_if<const Table*>(&x))
+                out = model.predict((*table)->table, {.batch_size = batch_size, .on_warning = warn_in_python});
+              else
+                out = model.predict(view_of(std::get<Input>(x)), batch_size);
             }
+            if (PyErr_Occurred() != nullptr) throw nb::python_error();
             return to_numpy(std::move(out));
           },
           "x"_a, "batch_size"_a)
       .def(
           "_evaluate",
-          [](const ember::Sequential& model, const Input& x, const Input& y, std::int64_t batch_size) {
+          [](const ember::Sequential& model, const Data& x, const std::optional<Input>& y, std::int64_t batch_size) {
+            if (std::holds_alternative<Input>(x) && !y)
+              throw ember::InputError("evaluate on arrays needs y, the targets");
             ember::Metrics metrics;
             {
               nb::gil_scoped_release release;
-              metrics = model.evaluate(view_of(x), view_of(y), batch_size);
+              if (const auto* table = std::get_if<const Table*>(&x))
+                metrics = model.evaluate((*table)->table, {.batch_size = batch_size, .on_warning = warn_in_python});
+              else
+                metrics = model.evaluate(view_of(std::get<Input>(x)), view_of(*y), batch_size);
             }
+            if (PyErr_Occurred() != nullptr) throw nb::python_error();
             return metrics_dict(metrics, ember::is_classification(model.compile_options().loss));
           },
-          "x"_a, "y"_a, "batch_size"_a)
+          "x"_a, "y"_a.none(), "batch_size"_a)
       .def("save", &ember::Sequential::save, "path"_a, nb::call_guard<nb::gil_scoped_release>(),
            "Writes the model to a safetensors checkpoint (the CLI's format; PyTorch loads it)")
       .def_static("load", &ember::Sequential::load, "path"_a, "Reads a checkpoint written by save or `ember train`")
@@ -340,6 +399,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("classification",
                    [](const ember::Sequential& s) { return ember::is_classification(s.compile_options().loss); })
       .def_prop_ro("classes", &ember::Sequential::classes)
+      .def_prop_ro("feature_names", &ember::Sequential::feature_names)
+      .def_prop_ro("target_names", &ember::Sequential::target_names)
       .def("get_weights", [](const ember::Sequential& s) {
         nb::list out;
         for (std::size_t l = 0; l < s.layers().size(); ++l) {

@@ -235,3 +235,65 @@ def test_every_activation_trains_and_round_trips(tmp_path):
         assert np.array_equal(loaded.predict(x), model.predict(x)), name
     with pytest.raises(ember.InputError, match="unknown activation 'swish'; use one of linear, relu"):
         ember.Dense(4, "swish")
+
+
+def fruit_frame(rows=150):
+    """colour (text, gaps), size (numbers, gaps), weight, and the kind of fruit (text)."""
+    pd = pytest.importorskip("pandas")
+    colours, kinds = ["red", "green", "blue"], ["apple", "pear", "plum"]
+    return pd.DataFrame({
+        "colour": [None if i % 13 == 0 else colours[i % 3] for i in range(rows)],
+        "size": [np.nan if i % 11 == 0 else 1.5 + (i % 4) for i in range(rows)],
+        "weight": [2.0 * (i % 3) + 0.1 * (i % 5) for i in range(rows)],
+        "kind": [kinds[i % 3] for i in range(rows)],
+    })
+
+
+def test_dataframes_with_text_and_gaps_train_as_tables():
+    frame = fruit_frame()
+    model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(3)]).compile("adam", "crossentropy", "cpu")
+    model.fit(frame, target="kind", epochs=30, verbose=0)
+    assert model.feature_names == ["colour", "size", "weight"] and model.target_names == ["kind"]
+    assert model.classes == ["apple", "pear", "plum"]
+    # Columns by name, in any order, others ignored; a gap and an unseen colour are fine.
+    new = frame[["weight", "kind", "size", "colour"]].head(6).copy()
+    new.loc[0, "colour"] = "violet"
+    with pytest.warns(UserWarning, match="1 row holds a category that training never saw"):
+        probabilities = model.predict(new)
+    assert probabilities.shape == (6, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert model.evaluate(frame)["accuracy"] > 0.9
+    # y given apart: the same table.
+    again = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(3)]).compile("adam", "crossentropy", "cpu")
+    again.fit(frame.drop(columns=["kind"]), frame["kind"], epochs=30, verbose=0)
+    np.testing.assert_array_equal(again.predict(frame), model.predict(frame))
+    with pytest.raises(ember.InputError, match="needs y or target="):
+        model.fit(frame, epochs=1)
+    with pytest.raises(ember.InputError, match="names columns of a DataFrame"):
+        model.fit(np.zeros((3, 2)), np.zeros(3), target="y")
+
+
+@pytest.mark.skipif(not CLI, reason="EMBER_CLI names the ember binary (set by ctest)")
+def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path):
+    frame = fruit_frame()
+    data = tmp_path / "fruit.csv"
+    frame.to_csv(data, index=False)
+    subprocess.run([CLI, "train", "--data", str(data), "--target", "kind", "--epochs", "5", "--device", "cpu",
+                    "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
+    from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
+    # The CLI's defaults: two hidden layers of 64 (ReLU), SGD at 0.01, batch 32, seed 0.
+    model = ember.Sequential([ember.Dense(64, "relu"), ember.Dense(64, "relu"), ember.Dense(3)])
+    model.compile("sgd", "crossentropy", "cpu")
+    model.fit(frame, target="kind", epochs=5, verbose=0)
+    for mine, theirs in zip(model.get_weights(), from_cli.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(model.predict(frame), from_cli.predict(frame))
+    # A model trained from Python predicts in the CLI by column name.
+    model.save(tmp_path / "py.safetensors")
+    out = tmp_path / "predicted.csv"
+    subprocess.run([CLI, "predict", "--model", str(tmp_path / "py.safetensors"), "--data", str(data), "--device",
+                    "cpu", "--quiet", "--out", str(out)], check=True)
+    import pandas as pd
+    predicted = pd.read_csv(out)
+    labels = np.array(model.classes)[np.argmax(model.predict(frame), axis=1)]
+    assert list(predicted["kind_predicted"]) == list(labels)

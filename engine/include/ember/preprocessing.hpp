@@ -96,6 +96,11 @@ std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& c
 /// table: the classes of every rank's rows, as that fit learns them. Every rank calls it.
 std::vector<std::string> class_labels(const CsvTable& table, const ColumnSpec& columns, Communicator& shards);
 
+/// Options that read a table for a first fit under spec: the ignored columns skipped unparsed (they
+/// may hold anything), the one-hot columns and a classifier's target read as text, so that "01"
+/// and "1" stay two labels as they were written.
+CsvOptions reading_options(const ColumnSpec& spec, bool classification, char delimiter = ',');
+
 /// The task a table's target suggests, and why in words (for a note).
 struct InferredTask {
   bool classification = false;
