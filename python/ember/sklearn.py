@@ -4,6 +4,10 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
 Ember's engine with Adam (or SGD) for a fixed number of epochs, optionally stopped early on a held-
 out validation fraction. Inputs and regression targets are standardized inside the model.
+
+A pandas DataFrame with text columns or missing cells is read as `ember train` reads a CSV file
+(text columns as categories, gaps filled with indicators; docs/formats.md); the model then keeps
+its column names (feature_names_in_) and takes DataFrames with those columns at predict.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -42,14 +46,58 @@ class _EmberEstimator(BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    def _train(self, X, targets, outputs, loss):
+    def _is_table(self, X):
+        """A DataFrame that only the table path reads: one with text columns or missing cells."""
+        if not (hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "isna")):
+            return False
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        numeric = all(is_numeric_dtype(dtype) or is_bool_dtype(dtype) for dtype in X.dtypes)
+        return not numeric or bool(X.isna().to_numpy().any())
+
+    def _frame(self, X):
+        """X for a model trained on a table: a DataFrame (its columns by name), or an array of its columns in order."""
+        if hasattr(X, "columns"):
+            return X
+        import pandas as pd
+
+        X = np.asarray(X, dtype=object)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
+            raise ValueError(f"X has {X.shape[-1] if X.ndim == 2 else X.ndim} columns; the model was fitted on a "
+                             f"DataFrame of {len(self.feature_names_in_)}: {list(self.feature_names_in_)}")
+        return pd.DataFrame(X, columns=self.feature_names_in_)
+
+    def _layers(self, outputs, seed):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         # scikit-learn's MLP names two activations its own way; every Ember name works too.
         activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
-        layers = [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
-        model = Sequential(layers, seed=seed)
+        return [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
+
+    def _fit_table(self, X, y, outputs, loss):
+        """Trains on a DataFrame with text or gaps, through the engine's table reading."""
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        model = Sequential(self._layers(outputs, seed), seed=seed)
+        settings = {"lr": float(self.lr)}
+        if str(self.optimizer).lower() == "sgd":
+            settings["momentum"] = float(self.momentum)
+        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        history = model.fit(X, y, epochs=int(self.epochs), batch_size=int(self.batch_size),
+                            validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
+                            early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
+                            normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
+        self.model_ = model
+        self._table = True
+        self.loss_curve_ = list(history.history.get("loss", []))
+        self.validation_scores_ = list(history.history.get("val_loss", []))
+        self.n_iter_ = model.epochs_completed
+        return self
+
+    def _train(self, X, targets, outputs, loss):
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        model = Sequential(self._layers(outputs, seed), seed=seed)
         settings = {"lr": float(self.lr)}
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = float(self.momentum)
@@ -61,6 +109,7 @@ class _EmberEstimator(BaseEstimator):
                             early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
         self.model_ = model
+        self._table = False
         self.loss_curve_ = list(history.history.get("loss", []))
         self.validation_scores_ = list(history.history.get("val_loss", []))
         self.n_iter_ = model.epochs_completed
@@ -81,6 +130,10 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
     """Regression by an MLP (MSE loss); y of one or several columns; float64 predictions."""
 
     def fit(self, X, y):
+        if self._is_table(X):
+            self._y_ndim = np.ndim(y)
+            return self._fit_table(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1],
+                                   "mse")
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32)
         self._y_ndim = np.ndim(y)
         targets = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
@@ -88,7 +141,7 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
 
     def predict(self, X):
         model = self._predictor()
-        X = _validate_data(self, X, reset=False, dtype=np.float32)
+        X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
         prediction = model.predict(X).astype(np.float64)
         return prediction.ravel() if self._y_ndim == 1 else prediction
 
@@ -107,6 +160,18 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
     classes); any labels (numbers or strings); float64 probabilities."""
 
     def fit(self, X, y):
+        if self._is_table(X):
+            y = np.asarray(y)
+            check_classification_targets(y)
+            self.classes_ = np.unique(y)
+            if len(self.classes_) < 2:
+                raise ValueError(f"EmberClassifier needs samples of at least 2 classes; the data has one class: "
+                                 f"{self.classes_[0]!r}")
+            self._fit_table(X, y, 1 if len(self.classes_) == 2 else len(self.classes_), "crossentropy")
+            # The engine sorts labels as np.unique does (by value for numbers, by code point for text).
+            if [str(c) for c in self.classes_] != list(self.model_.classes):
+                raise ValueError(f"the classes {list(self.classes_)} were read as {list(self.model_.classes)}")
+            return self
         X, y = _validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         encoder = LabelEncoder()
@@ -120,7 +185,7 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
 
     def predict_proba(self, X):
         model = self._predictor()
-        X = _validate_data(self, X, reset=False, dtype=np.float32)
+        X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
         probabilities = model.predict(X).astype(np.float64)
         return probabilities / probabilities.sum(axis=1, keepdims=True)
 

@@ -53,3 +53,33 @@ def test_estimators_take_every_activation():
         model = EmberRegressor(hidden_layer_sizes=(16,), activation=name, epochs=30, lr=0.01, random_state=0,
                                device="cpu").fit(x, y)
         assert model.score(x, y) > 0.5, name
+
+
+def test_dataframes_with_text_and_gaps():
+    pd = pytest.importorskip("pandas")
+    rows = 150
+    colours, kinds = ["red", "green", "blue"], ["apple", "pear", "plum"]
+    frame = pd.DataFrame({
+        "colour": [None if i % 13 == 0 else colours[i % 3] for i in range(rows)],
+        "size": [np.nan if i % 11 == 0 else 1.5 + (i % 4) for i in range(rows)],
+        "weight": [2.0 * (i % 3) + 0.1 * (i % 5) for i in range(rows)],
+    })
+    kind = pd.Series([kinds[i % 3] for i in range(rows)], name="kind")
+    classifier = EmberClassifier(hidden_layer_sizes=(16,), epochs=30, lr=0.01, random_state=0, device="cpu")
+    classifier.fit(frame, kind)
+    assert list(classifier.classes_) == kinds and list(classifier.feature_names_in_) == ["colour", "size", "weight"]
+    assert classifier.score(frame, kind) > 0.9
+    # Columns by name; an array of the same columns in order gives the same answer.
+    np.testing.assert_array_equal(classifier.predict(frame[["weight", "size", "colour"]]), classifier.predict(frame))
+    np.testing.assert_allclose(classifier.predict_proba(frame.to_numpy()), classifier.predict_proba(frame))
+    again = pickle.loads(pickle.dumps(classifier))
+    np.testing.assert_array_equal(again.predict_proba(frame), classifier.predict_proba(frame))
+    # Whole-number labels come back as they were given.
+    numbers = EmberClassifier(hidden_layer_sizes=(8,), epochs=5, random_state=0, device="cpu")
+    assert list(numbers.fit(frame, np.arange(rows) % 2 + 3).classes_) == [3, 4]
+    assert set(numbers.predict(frame)) <= {3, 4}
+    regressor = EmberRegressor(hidden_layer_sizes=(16,), epochs=30, lr=0.01, random_state=0, device="cpu")
+    target = frame["weight"] * 2 + (frame["colour"] == "red")
+    regressor.fit(frame, target)
+    assert regressor.predict(frame).shape == (rows,)
+    assert regressor.score(frame, target) > 0.8
