@@ -27,9 +27,10 @@ Json columns_json(const Sequential& model) {
   std::size_t input = 0;
   for (const FeatureColumn& feature : p.features) {
     Json entry = {{"name", feature.name}, {"kind", feature.one_hot ? "one-hot" : "number"}};
-    const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
+    const std::size_t inputs = feature.inputs();
     if (feature.one_hot) entry["categories"] = feature.categories;
     if (!feature.fill.empty()) entry["fill"] = feature.fill;
+    if (feature.missing_indicator) entry["missing_indicator"] = true;
     if (scaler.enabled && input + inputs <= scaler.x.mean.size()) {
       entry["mean"] = std::vector<double>(scaler.x.mean.begin() + static_cast<std::ptrdiff_t>(input),
                                           scaler.x.mean.begin() + static_cast<std::ptrdiff_t>(input + inputs));
@@ -118,6 +119,7 @@ void print_text(const Json& m) {
       if (column.contains("mean"))
         line += fmt::format("; mean {}, std {}", numbers_text(column["mean"]), numbers_text(column["std"]));
       if (column.contains("fill")) line += fmt::format("; fills {}", numbers_text(column["fill"]));
+      if (column.contains("missing_indicator")) line += "; an input for missing cells (the last)";
       out += line + "\n";
     }
   }

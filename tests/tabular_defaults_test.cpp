@@ -244,6 +244,14 @@ TEST(TabularDefaults, TheCommandLineTrainsOnATableAsItComes) {
   const CliRun evaluate = run_ember("evaluate --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(evaluate.exit_code, 0) << evaluate.err;
   EXPECT_NE(evaluate.out.find("accuracy: 1.000000"), std::string::npos) << evaluate.out;
+  // inspect pairs each input's scaler figures with its column: colour's three categories and its
+  // missing-value indicator, left at mean 0 and standard deviation 1.
+  const CliRun inspect = run_ember("inspect " + model);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("colour: one-hot (3 categories: blue, green, red); mean 0 0 0 0, std 1 1 1 1; an input "
+                             "for missing cells (the last)"),
+            std::string::npos)
+      << inspect.out;
   const std::string raw = file_with("raw.csv", "colour,size,weight\n,,4.1\nred,1.5,0.2\n");
   const CliRun predict = run_ember("predict --device cpu --model " + model + " --data " + raw);
   ASSERT_EQ(predict.exit_code, 0) << predict.err;

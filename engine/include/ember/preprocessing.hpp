@@ -57,6 +57,9 @@ struct FeatureColumn {
   /// Missing::fill, where the training rows missed cells of this column: one more input, 1 in the
   /// rows whose cell is missing, else 0.
   bool missing_indicator = false;
+  /// The model inputs this column becomes: one per category (one-hot) or one (a number), and the
+  /// missing-value indicator.
+  std::size_t inputs() const { return (one_hot ? categories.size() : 1) + (missing_indicator ? 1 : 0); }
   bool operator==(const FeatureColumn&) const = default;
 };
 
