@@ -405,7 +405,7 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
             printable(feature.name), unseen_rows, unseen_rows == 1 ? "" : "s", unseen_rows == 1 ? "s" : "", examples,
             unseen.size() > kShown ? ", …" : ""));
       }
-      input += static_cast<std::int64_t>(feature.categories.size()) + (feature.missing_indicator ? 1 : 0);
+      input += static_cast<std::int64_t>(feature.inputs());
     } else {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
       for (std::int64_t i = 0; i < n; ++i) {
@@ -418,7 +418,7 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
         }
         out.x(i, input) = value;
       }
-      input += feature.missing_indicator ? 2 : 1;
+      input += static_cast<std::int64_t>(feature.inputs());
     }
   }
   if (with_targets && !p.classes.empty()) {
