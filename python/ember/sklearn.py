@@ -74,42 +74,25 @@ class _EmberEstimator(BaseEstimator):
         activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
         return [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
 
-    def _fit_table(self, X, y, outputs, loss):
-        """Trains on a DataFrame with text or gaps, through the engine's table reading."""
+    def _train(self, X, targets, outputs, loss, table=False):
+        """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's
+        table reading, which keeps its column names."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         model = Sequential(self._layers(outputs, seed), seed=seed)
         settings = {"lr": float(self.lr)}
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = float(self.momentum)
         model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        history = model.fit(X, y, epochs=int(self.epochs), batch_size=int(self.batch_size),
+        if table:
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+            self.n_features_in_ = len(self.feature_names_in_)
+        # The validation rows are drawn at random (per class for a classifier), as scikit-learn's MLP draws them.
+        history = model.fit(X, targets, epochs=int(self.epochs), batch_size=int(self.batch_size),
                             validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
                             early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
         self.model_ = model
-        self._table = True
-        self.loss_curve_ = list(history.history.get("loss", []))
-        self.validation_scores_ = list(history.history.get("val_loss", []))
-        self.n_iter_ = model.epochs_completed
-        return self
-
-    def _train(self, X, targets, outputs, loss):
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        model = Sequential(self._layers(outputs, seed), seed=seed)
-        settings = {"lr": float(self.lr)}
-        if str(self.optimizer).lower() == "sgd":
-            settings["momentum"] = float(self.momentum)
-        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
-        # Early stopping holds out the last rows: shuffled first, as scikit-learn's MLP does.
-        order = check_random_state(seed).permutation(X.shape[0]) if self.early_stopping else slice(None)
-        history = model.fit(X[order], targets[order], epochs=int(self.epochs), batch_size=int(self.batch_size),
-                            validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
-                            early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
-                            normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
-        self.model_ = model
-        self._table = False
+        self._table = table
         self.loss_curve_ = list(history.history.get("loss", []))
         self.validation_scores_ = list(history.history.get("val_loss", []))
         self.n_iter_ = model.epochs_completed
@@ -132,8 +115,8 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
     def fit(self, X, y):
         if self._is_table(X):
             self._y_ndim = np.ndim(y)
-            return self._fit_table(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1],
-                                   "mse")
+            return self._train(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1], "mse",
+                               table=True)
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32)
         self._y_ndim = np.ndim(y)
         targets = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
@@ -167,7 +150,7 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
             if len(self.classes_) < 2:
                 raise ValueError(f"EmberClassifier needs samples of at least 2 classes; the data has one class: "
                                  f"{self.classes_[0]!r}")
-            self._fit_table(X, y, 1 if len(self.classes_) == 2 else len(self.classes_), "crossentropy")
+            self._train(X, y, 1 if len(self.classes_) == 2 else len(self.classes_), "crossentropy", table=True)
             # The engine sorts labels as np.unique does (by value for numbers, by code point for text).
             if [str(c) for c in self.classes_] != list(self.model_.classes):
                 raise ValueError(f"the classes {list(self.classes_)} were read as {list(self.model_.classes)}")
