@@ -117,14 +117,15 @@ TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
   ASSERT_EQ(x.fill.size(), 1u);
   EXPECT_TRUE(x.missing_indicator);
   EXPECT_TRUE(p.features[0].fill.empty());  // a missing category sets its indicator alone
-  // Every row of the table but the one without a target was a training row: the fill is their mean.
+  // Every row of the table but the one without a target was a training row: the fill is the mean of
+  // their float32 cells, summed in float64 in row order.
   double sum = 0, present = 0;
   for (int i = 0; i < 120; ++i)
     if (i % 7 != 3 && i != 9) {
-      sum += (i % 11) * 0.2;
+      sum += static_cast<float>((i % 11) * 0.2);
       present += 1;
     }
-  EXPECT_NEAR(x.fill[0], sum / present, 1e-6);  // float32 cells
+  EXPECT_DOUBLE_EQ(x.fill[0], sum / present);
   // Indicators keep 0 and 1; x is standardized.
   const Scaler& scaler = model.scaler();
   const std::vector<bool> indicators = p.indicator_inputs();

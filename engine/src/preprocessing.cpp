@@ -455,7 +455,9 @@ Preprocessing numeric(const std::vector<std::string>& features, const std::vecto
 }  // namespace preprocessing
 
 std::int64_t Preprocessing::input_width() const {
-  return static_cast<std::int64_t>(input_names().size());
+  std::int64_t width = 0;
+  for (const FeatureColumn& feature : features) width += static_cast<std::int64_t>(feature.inputs());
+  return width;
 }
 
 std::vector<std::string> Preprocessing::input_names() const {

@@ -279,17 +279,13 @@ std::vector<std::int64_t> validation_split_order(std::int64_t n, const FitOption
     const std::int64_t c = classes.empty() ? 0 : classes[static_cast<std::size_t>(r)];
     key[static_cast<std::size_t>(r)] = static_cast<double>(seen[c]++) / static_cast<double>(class_size[c]);
   }
-  // Ties (equal fractions in classes of one size) go by the shuffled position, so the draw stays random.
-  std::vector<std::int64_t> position(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) position[static_cast<std::size_t>(shuffled[static_cast<std::size_t>(i)])] = i;
-  std::vector<std::int64_t> ranked = order;
-  std::sort(ranked.begin(), ranked.end(), [&](std::int64_t a, std::int64_t b) {
-    const auto i = static_cast<std::size_t>(a), j = static_cast<std::size_t>(b);
-    return key[i] != key[j] ? key[i] < key[j] : position[i] < position[j];
+  // Stable: ties (equal fractions in classes of one size) keep the shuffled order, so the draw stays random.
+  std::stable_sort(shuffled.begin(), shuffled.end(), [&](std::int64_t a, std::int64_t b) {
+    return key[static_cast<std::size_t>(a)] < key[static_cast<std::size_t>(b)];
   });
   std::vector<bool> held_out(static_cast<std::size_t>(n), false);
   for (std::int64_t i = train; i < n; ++i)
-    held_out[static_cast<std::size_t>(ranked[static_cast<std::size_t>(i)])] = true;
+    held_out[static_cast<std::size_t>(shuffled[static_cast<std::size_t>(i)])] = true;
   std::stable_partition(order.begin(), order.end(),
                         [&](std::int64_t r) { return !held_out[static_cast<std::size_t>(r)]; });
   return order;

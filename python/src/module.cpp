@@ -36,7 +36,7 @@ ember::ConstView view_of(const Input& array) {
 /// how a first fit uses its columns.
 struct Table {
   ember::CsvTable table;
-  ember::ColumnSpec spec;
+  ember::ColumnSpec spec;  // for fit (for_training); predict and evaluate use the model's columns
 };
 /// What fit, predict and evaluate take: a table or arrays.
 using Data = std::variant<const Table*, Input>;
@@ -323,7 +323,6 @@ NB_MODULE(_core, m) {
             const ember::Preprocessing& p = model.preprocessing();
             t->table =
                 ember::parse_csv(text, "DataFrame", p.empty() ? ember::CsvOptions{} : p.csv_options(',', with_targets));
-            t->spec = p.spec();
             return t;
           },
           "model"_a, "text"_a, "with_targets"_a, nb::rv_policy::take_ownership)
