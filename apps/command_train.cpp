@@ -1,5 +1,6 @@
 // ember train: CSV -> table -> model -> fit -> checkpoint, history, plot, metrics.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,7 +33,8 @@ struct TrainArguments {
   bool deterministic_reduce = false;
   bool shard_data = false;
   std::string comm = "auto";
-  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, val_split = 0.0;
+  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99,
+         val_split = 0.0;
   double huber_delta = 1.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false,
        val_last = false;
@@ -86,33 +88,47 @@ Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command,
   Optimizer optimizer;
   if (stored != nullptr && optimizer_name(*stored) == kind)
     optimizer = *stored;
-  else if (kind == "sgd")
-    optimizer = SGD{};
-  else if (kind == "adam")
-    optimizer = Adam{};
-  else if (kind == "adamw")
-    optimizer = AdamW{};
   else
-    throw InputError(fmt::format("--optimizer {}: use sgd, adam or adamw", printable(a.optimizer)));
+    try {
+      optimizer = optimizer_named(kind);
+    } catch (const InputError&) {
+      throw InputError(
+          fmt::format("--optimizer {}: use {}", printable(a.optimizer), fmt::join(optimizer_names(), ", ")));
+    }
   const auto refuse = [&](std::initializer_list<const char*> flags, const char* which) {
     for (const char* flag : flags)
       if (given(flag)) throw InputError(fmt::format("{} applies to --optimizer {}, not {}", flag, which, kind));
   };
-  if (auto* sgd = std::get_if<SGD>(&optimizer)) {
-    refuse({"--beta1", "--beta2", "--eps"}, "adam or adamw");
-    if (given("--momentum")) sgd->momentum = to_float(a.momentum, "--momentum");
-    if (given("--nesterov")) sgd->nesterov = a.nesterov;
-  } else {
-    refuse({"--momentum", "--nesterov"}, "sgd");
-  }
+  // Each flag sets the setting of that name where the optimizer has one.
   std::visit(
-      [&](auto& settings) {
-        if (given("--lr")) settings.lr = to_float(a.lr, "--lr");
-        if (given("--weight-decay")) settings.weight_decay = to_float(a.weight_decay, "--weight-decay");
-        if constexpr (!std::is_same_v<std::decay_t<decltype(settings)>, SGD>) {
-          if (given("--beta1")) settings.beta1 = to_float(a.beta1, "--beta1");
-          if (given("--beta2")) settings.beta2 = to_float(a.beta2, "--beta2");
-          if (given("--eps")) settings.eps = to_float(a.eps, "--eps");
+      [&](auto& s) {
+        if (given("--lr")) s.lr = to_float(a.lr, "--lr");
+        if (given("--weight-decay")) s.weight_decay = to_float(a.weight_decay, "--weight-decay");
+        if constexpr (requires { s.momentum; }) {
+          if (given("--momentum")) s.momentum = to_float(a.momentum, "--momentum");
+        } else {
+          refuse({"--momentum"}, "sgd or rmsprop");
+        }
+        if constexpr (requires { s.nesterov; }) {
+          if (given("--nesterov")) s.nesterov = a.nesterov;
+        } else {
+          refuse({"--nesterov"}, "sgd");
+        }
+        if constexpr (requires { s.beta1; }) {
+          if (given("--beta1")) s.beta1 = to_float(a.beta1, "--beta1");
+          if (given("--beta2")) s.beta2 = to_float(a.beta2, "--beta2");
+        } else {
+          refuse({"--beta1", "--beta2"}, "adam or adamw");
+        }
+        if constexpr (requires { s.eps; }) {
+          if (given("--eps")) s.eps = to_float(a.eps, "--eps");
+        } else {
+          refuse({"--eps"}, "adam, adamw or rmsprop");
+        }
+        if constexpr (requires { s.alpha; }) {
+          if (given("--alpha")) s.alpha = to_float(a.alpha, "--alpha");
+        } else {
+          refuse({"--alpha"}, "rmsprop");
         }
       },
       optimizer);
@@ -487,7 +503,8 @@ void add_train_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
   command->footer(
       "With --init, the architecture, loss, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
-      "--weight-decay, --beta1, --beta2, --eps), column handling (--one-hot, --missing) and scaler come from the "
+      "--weight-decay, --beta1, --beta2, --eps, --alpha), column handling (--one-hot, --missing) and scaler come from "
+      "the "
       "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
       "checkpoint's setting (another --optimizer starts from fresh optimizer state; --schedule likewise). "
       "--epochs is the epoch to train up to: a checkpoint at epoch 30 trained with --epochs 100 runs 70 more.\n"
@@ -539,16 +556,19 @@ void add_train_command(CLI::App& app) {
       ->add_option("--huber-delta", arguments->huber_delta,
                    "Huber's delta, in standardized target units when normalizing")
       ->capture_default_str();
-  command->add_option("--optimizer", arguments->optimizer, "sgd, adam or adamw (torch.optim's formulas)")
+  command->add_option("--optimizer", arguments->optimizer, "sgd, adam, adamw or rmsprop (torch.optim's formulas)")
       ->capture_default_str();
-  command->add_option("--lr", arguments->lr, "Learning rate [default: 0.01 for sgd, 0.001 for adam and adamw]");
-  command->add_option("--momentum", arguments->momentum, "SGD momentum [default: 0]");
+  command->add_option("--lr", arguments->lr,
+                      "Learning rate [default: 0.01 for sgd and rmsprop, 0.001 for adam and adamw]");
+  command->add_option("--momentum", arguments->momentum, "SGD and RMSprop momentum [default: 0]");
   command->add_flag("--nesterov", arguments->nesterov, "SGD: Nesterov momentum");
-  command->add_option("--weight-decay", arguments->weight_decay,
-                      "Weight decay: L2 added to the gradient (sgd, adam), decoupled (adamw) [default: 0; adamw 0.01]");
+  command->add_option(
+      "--weight-decay", arguments->weight_decay,
+      "Weight decay: L2 added to the gradient (sgd, adam, rmsprop), decoupled (adamw) [default: 0; adamw 0.01]");
   command->add_option("--beta1", arguments->beta1, "Adam: first-moment decay [default: 0.9]");
   command->add_option("--beta2", arguments->beta2, "Adam: second-moment decay [default: 0.999]");
-  command->add_option("--eps", arguments->eps, "Adam: added to the root of the second moment [default: 1e-8]");
+  command->add_option("--eps", arguments->eps, "Adam, RMSprop: added to the root of the second moment [default: 1e-8]");
+  command->add_option("--alpha", arguments->alpha, "RMSprop: decay of the squared gradients' average [default: 0.99]");
   command->add_option("--val-split", arguments->val_split,
                       "Fraction of the rows held out for validation, in [0, 1): drawn at random with --seed (the same "
                       "fraction of every class for a classifier) [default: 0.2 for a table of 1000 rows or more, with "

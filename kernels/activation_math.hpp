@@ -5,32 +5,11 @@
 // the others are computed from the output y, so the forward may run in place. Adding a kind: its
 // enum value (ember/activation.hpp), its functor here and its entry in ActivationParts; every
 // backend, the name tables and the tests that loop over the parts pick it up.
-#include <math.h>
-
 #include "ember/activation.hpp"
 #include "host_device.hpp"
 
 namespace ember::activations {
 
-// float and double overloads of the math each formula uses (plain C names exist in device code too).
-EMBER_HOST_DEVICE inline float exp_of(float x) {
-  return expf(x);
-}
-EMBER_HOST_DEVICE inline double exp_of(double x) {
-  return exp(x);
-}
-EMBER_HOST_DEVICE inline float tanh_of(float x) {
-  return tanhf(x);
-}
-EMBER_HOST_DEVICE inline double tanh_of(double x) {
-  return tanh(x);
-}
-EMBER_HOST_DEVICE inline float erf_of(float x) {
-  return erff(x);
-}
-EMBER_HOST_DEVICE inline double erf_of(double x) {
-  return erf(x);
-}
 /// 1 / (1 + exp(-x)): exp(-x) overflows to infinity for very negative x, giving 0, never NaN.
 template <typename T>
 EMBER_HOST_DEVICE inline T sigmoid_of(T x) {

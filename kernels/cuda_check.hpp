@@ -27,7 +27,9 @@ std::string count_text(long long count, const char* what);
 std::string matmul_text(int m, int n, int k, bool transpose_a, bool transpose_b);
 
 /// Whether 16-byte (float4) accesses may start at pointer.
-inline bool aligned16(const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0; }
+inline bool aligned16(const void* pointer) {
+  return reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0;
+}
 
 inline unsigned grid_for(long long count, unsigned threads, unsigned max_blocks = 65535u * 32u) {
   const long long blocks = (count + threads - 1) / threads;
@@ -36,9 +38,8 @@ inline unsigned grid_for(long long count, unsigned threads, unsigned max_blocks 
 
 }  // namespace ember::kernels
 
-#define EMBER_CUDA_CHECK(call)                                                                 \
-  do {                                                                                         \
-    const cudaError_t ember_status_ = (call);                                                 \
-    if (ember_status_ != cudaSuccess)                                                         \
-      ::ember::kernels::throw_cuda_error(ember_status_, #call, __FILE__, __LINE__);           \
+#define EMBER_CUDA_CHECK(call)                                                                                      \
+  do {                                                                                                              \
+    const cudaError_t ember_status_ = (call);                                                                       \
+    if (ember_status_ != cudaSuccess) ::ember::kernels::throw_cuda_error(ember_status_, #call, __FILE__, __LINE__); \
   } while (0)

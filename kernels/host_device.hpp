@@ -6,3 +6,43 @@
 #else
 #define EMBER_HOST_DEVICE
 #endif
+
+#include <math.h>
+
+namespace ember {
+
+// float and double overloads of the math that the parts' formulas use (activation_math.hpp,
+// optimizer_math.hpp): one formula templated on the type runs in float on the GPU and the fast CPU
+// path and in double in the reference (plain C names exist in device code too).
+EMBER_HOST_DEVICE inline float exp_of(float x) {
+  return expf(x);
+}
+EMBER_HOST_DEVICE inline double exp_of(double x) {
+  return exp(x);
+}
+EMBER_HOST_DEVICE inline float tanh_of(float x) {
+  return tanhf(x);
+}
+EMBER_HOST_DEVICE inline double tanh_of(double x) {
+  return tanh(x);
+}
+EMBER_HOST_DEVICE inline float erf_of(float x) {
+  return erff(x);
+}
+EMBER_HOST_DEVICE inline double erf_of(double x) {
+  return erf(x);
+}
+EMBER_HOST_DEVICE inline float sqrt_of(float x) {
+  return sqrtf(x);
+}
+EMBER_HOST_DEVICE inline double sqrt_of(double x) {
+  return sqrt(x);
+}
+EMBER_HOST_DEVICE inline float pow_of(float x, float y) {
+  return powf(x, y);
+}
+EMBER_HOST_DEVICE inline double pow_of(double x, double y) {
+  return pow(x, y);
+}
+
+}  // namespace ember

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ember/activation.hpp"
+#include "ember/optimizers.hpp"
 #include "matmul_plan.hpp"  // also kReductionScratchFloats
 
 namespace ember::kernels {
@@ -93,15 +94,12 @@ void launch_regression_loss(const float* prediction, const float* target, std::i
 void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k, float* sums,
                           float* gradient, float* scratch, cudaStream_t stream);
 
-/// One SGD step over count parameters (torch.optim.SGD's formula, optimizers.cu) at rate lr * *lr_scale;
-/// momentum_buffer unused (may be null) when momentum == 0.
-void launch_sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count, float lr,
-                       float momentum, bool nesterov, float weight_decay, const float* lr_scale, cudaStream_t stream);
-/// One Adam step (AdamW's with decoupled) over count parameters at rate lr * *lr_scale and step
-/// count *step (>= 1), both device memory.
-void launch_adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
-                        float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                        const float* lr_scale, const std::int32_t* step, cudaStream_t stream);
+/// One step of the optimizer (its part in optimizer_math.hpp, optimizers.cu) over count parameters
+/// at the rate lr * scalars->lr_scale and step count scalars->step (device memory); state holds its
+/// state buffers, region floats apart (unused, may be null, where the settings use none).
+void launch_optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                             std::int64_t region, std::int64_t count, const OptimizerScalars* scalars,
+                             cudaStream_t stream);
 
 /// destination row r = source row indices[*cursor + r]; destination is (rows, cols).
 void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,

@@ -2,6 +2,8 @@
 // partial output file; a diverged run does not overwrite an existing checkpoint.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_support.hpp"
 #include "ember/device.hpp"
 #include "ember/model.hpp"
@@ -50,6 +52,31 @@ TEST(Cli, ResumeWithInitContinuesEpochs) {
                      "--layers 3 differs from the architecture stored in --init");
 }
 
+TEST(Cli, RmspropTrainsWithItsFlagsAndResumesWithThem) {
+  const std::string data = good_csv(), model = dir() + "/rmsprop.safetensors";
+  const CliRun trained = run_ember("train --data " + data + " --target y --epochs 2 --device cpu --optimizer rmsprop " +
+                                   "--alpha 0.9 --momentum 0.5 --lr 0.002 --save " + model);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  // The stored settings, as `inspect --json` shows them (floats as float32 values).
+  const auto optimizer = [&] {
+    const CliRun inspected = run_ember("inspect " + model + " --json");
+    EXPECT_EQ(inspected.exit_code, 0) << inspected.err;
+    return nlohmann::json::parse(inspected.out).at("optimizer");
+  };
+  nlohmann::json stored = optimizer();
+  EXPECT_EQ(stored.at("type"), "rmsprop");
+  EXPECT_EQ(stored.at("alpha").get<float>(), 0.9f);
+  EXPECT_EQ(stored.at("momentum").get<float>(), 0.5f);
+  // Under --init the stored optimizer and settings carry on; its flags still apply on top.
+  const CliRun resumed = run_ember("train --data " + data + " --target y --epochs 3 --device cpu --alpha 0.95 --init " +
+                                   model + " --save " + model);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  stored = optimizer();
+  EXPECT_EQ(stored.at("alpha").get<float>(), 0.95f);
+  EXPECT_EQ(stored.at("momentum").get<float>(), 0.5f);
+  EXPECT_EQ(stored.at("lr").get<float>(), 0.002f);
+}
+
 TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + good_csv() + " --target y --device cpu --comm nccl",
                      "--comm nccl: the cpu backend has no collectives of its own");
@@ -61,12 +88,16 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("train --data " + data + " --target y --lr 1e39", "--lr 1e+39: beyond float32's range");
   expect_input_error("train --data " + data + " --target y --optimizer adam --beta2 1", "--beta2 1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --optimizer adamw --momentum 0.9",
-                     "--momentum applies to --optimizer sgd, not adamw");
+                     "--momentum applies to --optimizer sgd or rmsprop, not adamw");
   expect_input_error("train --data " + data + " --target y --eps 1e-6",
-                     "--eps applies to --optimizer adam or adamw, not sgd");
+                     "--eps applies to --optimizer adam, adamw or rmsprop, not sgd");
+  expect_input_error("train --data " + data + " --target y --optimizer adam --alpha 0.9",
+                     "--alpha applies to --optimizer rmsprop, not adam");
+  expect_input_error("train --data " + data + " --target y --optimizer rmsprop --alpha 1",
+                     "--alpha 1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --nesterov", "--nesterov needs a momentum > 0");
-  expect_input_error("train --data " + data + " --target y --optimizer rmsprop",
-                     "--optimizer rmsprop: use sgd, adam or adamw");
+  expect_input_error("train --data " + data + " --target y --optimizer lbfgs",
+                     "--optimizer lbfgs: use sgd, adam, adamw, rmsprop");
   expect_input_error("train --data " + dir() + " --target y", dir() + ": is a directory; give a CSV file");
   expect_input_error("predict --model " + dir() + " --data " + data,
                      dir() + ": is a directory; give a checkpoint file");

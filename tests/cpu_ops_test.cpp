@@ -128,7 +128,7 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
   const OptimizerScalars half{.lr_scale = 0.5f, .step = 0};  // the rate applied is 0.1
   double w_ref[2] = {1.0, -2.0}, v_ref[2] = {0.0, 0.0};
   for (int step = 0; step < 2; ++step) {
-    cpu.sgd_update(w.data(), g.data(), v.data(), 2, sgd, &half);
+    cpu.optimizer_update(sgd, w.data(), g.data(), v.data(), 2, 2, &half);
     for (int i = 0; i < 2; ++i) {
       const double d = g[i] + 0.1 * w_ref[i];
       v_ref[i] = 0.9 * v_ref[i] + d;
@@ -142,11 +142,12 @@ TEST(CpuOps, SgdFollowsPytorchFormula) {
   const OptimizerScalars one{};
   std::vector<float> wn{1.0f}, vn{0.0f};
   const std::vector<float> gn{0.5f};
-  cpu.sgd_update(wn.data(), gn.data(), vn.data(), 1, {.lr = 0.1f, .momentum = 0.9f, .nesterov = true}, &one);
+  cpu.optimizer_update(SGD{.lr = 0.1f, .momentum = 0.9f, .nesterov = true}, wn.data(), gn.data(), vn.data(), 1, 1,
+                       &one);
   EXPECT_FLOAT_EQ(vn[0], 0.5f);
   EXPECT_FLOAT_EQ(wn[0], 1.0f - 0.1f * (0.5f + 0.9f * 0.5f));  // g + mu v
   std::vector<float> wp{1.0f};
-  cpu.sgd_update(wp.data(), gn.data(), nullptr, 1, {.lr = 0.1f}, &one);
+  cpu.optimizer_update(SGD{.lr = 0.1f}, wp.data(), gn.data(), nullptr, 1, 1, &one);
   EXPECT_FLOAT_EQ(wp[0], 0.95f);
 }
 
@@ -172,31 +173,56 @@ void adam_by_the_book(std::vector<double>& w, std::vector<double>& m, std::vecto
 TEST(CpuOps, AdamAndAdamWFollowPytorchFormulas) {
   for (const bool decoupled : {false, true}) {
     const Adam adam{.lr = 0.02f, .beta1 = 0.8f, .beta2 = 0.95f, .eps = 1e-3f, .weight_decay = 0.3f};
-    std::vector<float> w{1.0f, -2.0f, 0.5f}, m(3, 0.0f), v(3, 0.0f);
+    std::vector<float> w{1.0f, -2.0f, 0.5f}, state(6, 0.0f);  // m, then v
     std::vector<double> w_ref{1.0, -2.0, 0.5}, m_ref(3, 0.0), v_ref(3, 0.0);
     OptimizerScalars scalars{.lr_scale = 0.5f, .step = 0};
     for (int step = 1; step <= 5; ++step) {
       // A different gradient each step, so that the moments matter.
       const std::vector<float> g{0.5f * static_cast<float>(step), -0.25f, 1e-3f / static_cast<float>(step)};
       scalars.step = step;
-      cpu.adam_update(w.data(), g.data(), m.data(), v.data(), 3, adam, decoupled, &scalars);
+      if (decoupled)
+        cpu.optimizer_update(AdamW{adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weight_decay}, w.data(), g.data(),
+                             state.data(), 3, 3, &scalars);
+      else
+        cpu.optimizer_update(adam, w.data(), g.data(), state.data(), 3, 3, &scalars);
       adam_by_the_book(w_ref, m_ref, v_ref, g, 0.01, 0.8, 0.95, 1e-3, 0.3, decoupled, step);
       for (int i = 0; i < 3; ++i) {
         EXPECT_NEAR(w[i], w_ref[i], 1e-6) << "decoupled " << decoupled << " step " << step << " i " << i;
-        EXPECT_NEAR(m[i], m_ref[i], 1e-6);
-        EXPECT_NEAR(v[i], v_ref[i], 1e-6);
+        EXPECT_NEAR(state[i], m_ref[i], 1e-6);
+        EXPECT_NEAR(state[3 + i], v_ref[i], 1e-6);
       }
     }
     // The first step moves each weight by about lr against its gradient's sign, Adam's signature.
-    std::vector<float> w1{1.0f}, m1{0.0f}, v1{0.0f};
+    std::vector<float> w1{1.0f}, state1{0.0f, 0.0f};
     const std::vector<float> g1{123.0f};
     const OptimizerScalars first{.lr_scale = 1.0f, .step = 1};
-    cpu.adam_update(w1.data(), g1.data(), m1.data(), v1.data(), 1, {.lr = 0.01f, .eps = 1e-8f}, decoupled, &first);
+    const Optimizer first_step = decoupled ? Optimizer{AdamW{.lr = 0.01f, .eps = 1e-8f, .weight_decay = 0.0f}}
+                                           : Optimizer{Adam{.lr = 0.01f, .eps = 1e-8f}};
+    cpu.optimizer_update(first_step, w1.data(), g1.data(), state1.data(), 1, 1, &first);
     EXPECT_NEAR(w1[0], 0.99f, 1e-6);
   }
-  float w = 1, g = 1, m = 0, v = 0;
+  float w = 1, g = 1, mv[2] = {0, 0};
   const OptimizerScalars unstarted{};
-  EXPECT_THROW(cpu.adam_update(&w, &g, &m, &v, 1, Adam{}, false, &unstarted), Error);
+  EXPECT_THROW(cpu.optimizer_update(Adam{}, &w, &g, mv, 1, 1, &unstarted), Error);
+}
+
+TEST(CpuOps, RmspropFollowsPytorchFormula) {
+  // torch.optim.RMSprop(lr=0.01, alpha=0.9, eps=1e-3, weight_decay=0.3, momentum=m) from w = [1, -2,
+  // 0.5], five steps with gradients g_t = [0.5 t, -0.25, 1e-3 / t] (torch 1.13, float64).
+  for (const float momentum : {0.0f, 0.8f}) {
+    const RMSprop rmsprop{.lr = 0.02f, .alpha = 0.9f, .eps = 1e-3f, .weight_decay = 0.3f, .momentum = momentum};
+    ASSERT_EQ(optimizer_state_names(rmsprop).size(), momentum != 0.0f ? 2u : 1u);
+    std::vector<float> w{1.0f, -2.0f, 0.5f}, state(6, 0.0f);   // square_avg, then momentum_buffer
+    const OptimizerScalars half{.lr_scale = 0.5f, .step = 0};  // the rate applied is 0.01
+    for (int step = 1; step <= 5; ++step) {
+      const std::vector<float> g{0.5f * static_cast<float>(step), -0.25f, 1e-3f / static_cast<float>(step)};
+      cpu.optimizer_update(rmsprop, w.data(), g.data(), state.data(), 3, 3, &half);
+    }
+    const std::vector<double> expected = momentum == 0.0f
+                                             ? std::vector<double>{0.872190240072, -1.894505763241, 0.399250068201}
+                                             : std::vector<double>{0.691132120139, -1.735922601266, 0.252047046800};
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR(w[i], expected[i], 1e-6) << "momentum " << momentum << " i " << i;
+  }
 }
 
 TEST(CpuOps, OptimizersRejectBadSettingsNamingThem) {
@@ -215,9 +241,12 @@ TEST(CpuOps, OptimizersRejectBadSettingsNamingThem) {
   EXPECT_EQ(error(AdamW{.eps = 0}), "AdamW::eps 0: must be a finite number > 0");
   EXPECT_EQ(error(Adam{.lr = std::numeric_limits<float>::infinity()}), "Adam::lr inf: must be a finite number > 0");
   EXPECT_EQ(error(AdamW{}), "no error");
+  EXPECT_EQ(error(RMSprop{.alpha = 1.0f}), "RMSprop::alpha 1: must be in [0, 1)");
+  EXPECT_EQ(error(RMSprop{.momentum = -0.5f}), "RMSprop::momentum -0.5: must be a finite number >= 0");
+  EXPECT_EQ(error(RMSprop{}), "no error");
   float w = 1, g = 1, b = 0;
   const OptimizerScalars one{};
-  EXPECT_THROW(cpu.sgd_update(&w, &g, &b, 1, {.lr = 0}, &one), InputError);
+  EXPECT_THROW(cpu.optimizer_update(SGD{.lr = 0}, &w, &g, &b, 1, 1, &one), InputError);
 }
 
 TEST(CpuOps, FillCopyGatherAdvance) {

@@ -24,7 +24,7 @@ using testing::TrainingRun;
 const BackendOptions kReference{.cpu_reference = true};
 
 const Optimizer kOptimizers[] = {testing::kNesterov, Adam{.lr = 0.003f, .weight_decay = 1e-3f},
-                                 AdamW{.lr = 0.003f, .beta2 = 0.99f}};
+                                 AdamW{.lr = 0.003f, .beta2 = 0.99f}, RMSprop{.lr = 0.001f, .momentum = 0.5f}};
 
 TEST(GpuTraining, FiftyStepsMatchCpu) {
   EMBER_REQUIRE_GPU(gpu);

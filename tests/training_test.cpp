@@ -155,12 +155,13 @@ TEST(Training, EveryActivationTrainsSavesAndLoadsIdentically) {
 }
 
 TEST(Training, ResumeEqualsUninterruptedRun) {
-  // Through a checkpoint, each optimizer's state (momentum; Adam's moments and step count) resumes
-  // bit for bit.
+  // Through a checkpoint, each optimizer's state (momentum; Adam's moments and step count;
+  // RMSprop's average and momentum) resumes bit for bit.
   const Dataset data = linear_data(90, 5);
   const FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.1};
   for (const Optimizer& optimizer : {Optimizer{SGD{.lr = 0.05f, .momentum = 0.9f}}, Optimizer{Adam{.lr = 0.01f}},
-                                     Optimizer{AdamW{.lr = 0.01f, .weight_decay = 0.1f}}}) {
+                                     Optimizer{AdamW{.lr = 0.01f, .weight_decay = 0.1f}},
+                                     Optimizer{RMSprop{.lr = 0.005f, .weight_decay = 0.01f, .momentum = 0.5f}}}) {
     const CompileOptions compile{.optimizer = optimizer, .device = Device::cpu};
     Sequential straight({Dense(8, Activation::relu), Dense(1)}, 2);
     straight.compile(compile);

@@ -1,12 +1,15 @@
 #include "ember/optimizers.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "ember/backend.hpp"
 #include "ember/error.hpp"
+#include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
 #include "settings_json.hpp"
 
@@ -44,22 +47,45 @@ std::string settings_json(const Optimizer& optimizer) {
 
 std::string optimizer_name(const Optimizer& optimizer) {
   return std::visit(Overloaded{[](const SGD&) { return "sgd"; }, [](const Adam&) { return "adam"; },
-                               [](const AdamW&) { return "adamw"; }},
+                               [](const AdamW&) { return "adamw"; }, [](const RMSprop&) { return "rmsprop"; }},
                     optimizer);
 }
 
+std::vector<std::string> optimizer_names() {
+  std::vector<std::string> names;
+  optimizer_parts::for_each_part(
+      [&](auto part) { names.push_back(optimizer_name(typename decltype(part)::Settings{})); });
+  return names;
+}
+
+Optimizer optimizer_named(const std::string& name) {
+  std::optional<Optimizer> found;
+  optimizer_parts::for_each_part([&](auto part) {
+    const typename decltype(part)::Settings defaults{};
+    if (!found && optimizer_name(defaults) == name) found = defaults;
+  });
+  if (!found) throw InputError(fmt::format("unknown optimizer '{}': use {}", name, fmt::join(optimizer_names(), ", ")));
+  return *found;
+}
+
 void check_optimizer(const Optimizer& optimizer) {
-  std::visit(Overloaded{[](const SGD& sgd) {
-                          require(sgd.lr > 0.0f, "SGD", "lr", sgd.lr, "a finite number > 0");
-                          require(sgd.momentum >= 0.0f, "SGD", "momentum", sgd.momentum, "a finite number >= 0");
-                          require(sgd.weight_decay >= 0.0f, "SGD", "weight_decay", sgd.weight_decay,
-                                  "a finite number >= 0");
-                          if (sgd.nesterov && sgd.momentum == 0.0f)
-                            throw SettingError("SGD::nesterov", "needs a momentum > 0");
-                        },
-                        [](const Adam& adam) { check_adam(adam, "Adam"); },
-                        [](const AdamW& adam) { check_adam(adam, "AdamW"); }},
-             optimizer);
+  std::visit(
+      Overloaded{
+          [](const SGD& sgd) {
+            require(sgd.lr > 0.0f, "SGD", "lr", sgd.lr, "a finite number > 0");
+            require(sgd.momentum >= 0.0f, "SGD", "momentum", sgd.momentum, "a finite number >= 0");
+            require(sgd.weight_decay >= 0.0f, "SGD", "weight_decay", sgd.weight_decay, "a finite number >= 0");
+            if (sgd.nesterov && sgd.momentum == 0.0f) throw SettingError("SGD::nesterov", "needs a momentum > 0");
+          },
+          [](const Adam& adam) { check_adam(adam, "Adam"); }, [](const AdamW& adam) { check_adam(adam, "AdamW"); },
+          [](const RMSprop& rms) {
+            require(rms.lr > 0.0f, "RMSprop", "lr", rms.lr, "a finite number > 0");
+            require(rms.alpha >= 0.0f && rms.alpha < 1.0f, "RMSprop", "alpha", rms.alpha, "in [0, 1)");
+            require(rms.eps > 0.0f, "RMSprop", "eps", rms.eps, "a finite number > 0");
+            require(rms.weight_decay >= 0.0f, "RMSprop", "weight_decay", rms.weight_decay, "a finite number >= 0");
+            require(rms.momentum >= 0.0f, "RMSprop", "momentum", rms.momentum, "a finite number >= 0");
+          }},
+      optimizer);
 }
 
 float learning_rate(const Optimizer& optimizer) {
@@ -67,9 +93,10 @@ float learning_rate(const Optimizer& optimizer) {
 }
 
 std::vector<std::string> optimizer_state_names(const Optimizer& optimizer) {
-  if (const auto* sgd = std::get_if<SGD>(&optimizer))
-    return sgd->momentum != 0.0f ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{};
-  return {"exp_avg", "exp_avg_sq"};
+  return optimizer_parts::visit(optimizer, [](auto part, const auto& settings) {
+    using Part = decltype(part);
+    return std::vector<std::string>(Part::state_names, Part::state_names + Part::states(settings));
+  });
 }
 
 SettingsJson to_json(const Optimizer& optimizer) {
@@ -79,6 +106,13 @@ SettingsJson to_json(const Optimizer& optimizer) {
                                        {"momentum", s.momentum},
                                        {"nesterov", s.nesterov},
                                        {"weight_decay", s.weight_decay}});
+                        },
+                        [&](const RMSprop& s) {
+                          json.update({{"lr", s.lr},
+                                       {"alpha", s.alpha},
+                                       {"eps", s.eps},
+                                       {"weight_decay", s.weight_decay},
+                                       {"momentum", s.momentum}});
                         },
                         [&](const auto& adam) {
                           json.update({{"lr", adam.lr},
@@ -108,6 +142,12 @@ Optimizer optimizer_from_json(const SettingsJson& json) {
                .weight_decay = settings_float(json, "weight_decay")};
   if (type == "adam") return adam(Adam{});
   if (type == "adamw") return adam(AdamW{});
+  if (type == "rmsprop")
+    return RMSprop{.lr = settings_float(json, "lr"),
+                   .alpha = settings_float(json, "alpha"),
+                   .eps = settings_float(json, "eps"),
+                   .weight_decay = settings_float(json, "weight_decay"),
+                   .momentum = settings_float(json, "momentum")};
   throw InputError(fmt::format("unknown optimizer type '{}'", type));
 }
 
@@ -115,23 +155,13 @@ namespace optimizer_part {
 
 void enqueue_update(Backend& backend, const Optimizer& optimizer, float* parameters, const float* gradients,
                     float* state, std::int64_t region, std::int64_t count, OptimizerScalars* scalars) {
-  if (const auto* sgd = std::get_if<SGD>(&optimizer))
-    return backend.sgd_update(parameters, gradients, sgd->momentum != 0.0f ? state : nullptr, count, *sgd, scalars);
-  // Adam and AdamW: the step count first (bias correction), on the backend.
-  backend.advance_cursor(&scalars->step, 1);
-  const bool decoupled = std::holds_alternative<AdamW>(optimizer);
-  const Adam adam = std::visit(
-      Overloaded{[](const SGD&) { return Adam{}; },
-                 [](const auto& a) {
-                   return Adam{
-                       .lr = a.lr, .beta1 = a.beta1, .beta2 = a.beta2, .eps = a.eps, .weight_decay = a.weight_decay};
-                 }},
-      optimizer);
-  backend.adam_update(parameters, gradients, state, state + region, count, adam, decoupled, scalars);
+  // The step count first (Adam's bias correction), on the backend.
+  if (counts_steps(optimizer)) backend.advance_cursor(&scalars->step, 1);
+  backend.optimizer_update(optimizer, parameters, gradients, state, region, count, scalars);
 }
 
 bool counts_steps(const Optimizer& optimizer) {
-  return !std::holds_alternative<SGD>(optimizer);
+  return optimizer_parts::visit(optimizer, [](auto part, const auto&) { return decltype(part)::counts_steps; });
 }
 
 }  // namespace optimizer_part

@@ -14,15 +14,17 @@ import numpy as _np
 
 from . import _core
 from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Error, History, Huber, InputError,
-                    MeanSquaredError, SGD, activation_names, cuda_unavailable_reason, describe_devices,
-                    get_num_threads, set_num_threads)
+                    MeanSquaredError, RMSprop, SGD, activation_names, cuda_unavailable_reason, describe_devices,
+                    get_num_threads, optimizer_names, set_num_threads)
 
-__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "MeanSquaredError", "Huber", "CrossEntropy", "History",
-           "Error", "InputError", "DivergenceError", "activation_names", "cuda_unavailable_reason",
-           "describe_devices", "get_num_threads", "set_num_threads"]
+__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
+           "History", "Error", "InputError", "DivergenceError", "activation_names", "optimizer_names",
+           "cuda_unavailable_reason", "describe_devices", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
 
-_OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+# The engine names the optimizers, in the order of its Optimizer variant, which the classes follow.
+_OPTIMIZERS = dict(zip(optimizer_names(), (SGD, Adam, AdamW, RMSprop)))
+assert list(_OPTIMIZERS) == optimizer_names(), "every optimizer needs its class here"
 _LOSSES = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError, "huber": Huber,
            "crossentropy": CrossEntropy, "cross_entropy": CrossEntropy,
            "sparse_categorical_crossentropy": CrossEntropy, "binary_crossentropy": CrossEntropy}
@@ -92,12 +94,12 @@ class Sequential:
         self._model = _core.Sequential(list(layers), seed)
 
     def compile(self, optimizer="sgd", loss="mse", device="auto", cpu_reference=False, **settings):
-        """optimizer: "sgd", "adam", "adamw" or an SGD/Adam/AdamW; loss: "mse", "huber",
+        """optimizer: "sgd", "adam", "adamw", "rmsprop" or an SGD/Adam/AdamW/RMSprop; loss: "mse", "huber",
         "crossentropy" or a loss object; settings (lr, momentum, beta1, ...) go to the optimizer
         named by a string; device: "auto", "cpu" or "cuda"."""
         if isinstance(optimizer, str):
             if optimizer.lower() not in _OPTIMIZERS:
-                raise InputError(f"optimizer '{optimizer}': use sgd, adam or adamw")
+                raise InputError(f"optimizer '{optimizer}': use {', '.join(_OPTIMIZERS)}")
             optimizer = _OPTIMIZERS[optimizer.lower()](**settings)
         elif settings:
             raise InputError(f"settings {sorted(settings)} go with an optimizer given by name")

@@ -285,6 +285,21 @@ NB_MODULE(_core, m) {
       .def_rw("weight_decay", &ember::SGD::weight_decay);
   bind_adam<ember::Adam>(m, "Adam");
   bind_adam<ember::AdamW>(m, "AdamW");
+  const ember::RMSprop rmsprop{};
+  nb::class_<ember::RMSprop>(m, "RMSprop")
+      .def(
+          "__init__",
+          [](ember::RMSprop* self, float lr, float alpha, float eps, float weight_decay, float momentum) {
+            new (self) ember::RMSprop{lr, alpha, eps, weight_decay, momentum};
+          },
+          "lr"_a = rmsprop.lr, "alpha"_a = rmsprop.alpha, "eps"_a = rmsprop.eps,
+          "weight_decay"_a = rmsprop.weight_decay, "momentum"_a = rmsprop.momentum)
+      .def_rw("lr", &ember::RMSprop::lr)
+      .def_rw("alpha", &ember::RMSprop::alpha)
+      .def_rw("eps", &ember::RMSprop::eps)
+      .def_rw("weight_decay", &ember::RMSprop::weight_decay)
+      .def_rw("momentum", &ember::RMSprop::momentum);
+  m.def("optimizer_names", &ember::optimizer_names, "Every optimizer's name, as compile() and the CLI take them.");
   nb::class_<ember::MeanSquaredError>(m, "MeanSquaredError").def(nb::init<>());
   nb::class_<ember::Huber>(m, "Huber")
       .def(

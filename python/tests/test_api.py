@@ -78,8 +78,8 @@ def test_errors_are_python_exceptions_with_ember_messages():
         model.predict(np.ones((1, 5)))
     with pytest.raises(ember.InputError, match="lr"):
         ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", "cpu", lr=-1.0)
-    with pytest.raises(ember.InputError, match="optimizer 'rmsprop'"):
-        ember.Sequential([ember.Dense(1)]).compile("rmsprop")
+    with pytest.raises(ember.InputError, match="optimizer 'lion'"):
+        ember.Sequential([ember.Dense(1)]).compile("lion")
     diverging = seed_model(lr=1e6)
     with pytest.raises(ember.DivergenceError, match="training diverged at epoch"):
         diverging.fit(np.arange(40.0).reshape(-1, 1), np.arange(40.0), epochs=3, verbose=0, normalize=False)
@@ -235,6 +235,24 @@ def test_every_activation_trains_and_round_trips(tmp_path):
         assert np.array_equal(loaded.predict(x), model.predict(x)), name
     with pytest.raises(ember.InputError, match="unknown activation 'swish'; use one of linear, relu"):
         ember.Dense(4, "swish")
+
+
+def test_every_optimizer_trains_by_name_and_resumes_from_its_checkpoint(tmp_path):
+    x, y = regression_data()
+    assert ember.optimizer_names() == ["sgd", "adam", "adamw", "rmsprop"]
+    for name in ember.optimizer_names():
+        settings = {"momentum": 0.5} if name in ("sgd", "rmsprop") else {}
+        model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(1)])
+        model.compile(optimizer=name, loss="mse", device="cpu", lr=0.003, **settings)
+        history = model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0], name
+        model.save(tmp_path / f"{name}.safetensors")
+        loaded = ember.Sequential.load(tmp_path / f"{name}.safetensors")
+        assert np.array_equal(loaded.predict(x), model.predict(x)), name
+    with pytest.raises(ember.InputError, match="optimizer 'lbfgs': use sgd, adam, adamw, rmsprop"):
+        ember.Sequential([ember.Dense(1)]).compile(optimizer="lbfgs")
+    with pytest.raises(TypeError):
+        ember.Sequential([ember.Dense(1)]).compile(optimizer="rmsprop", beta1=0.9)  # not an RMSprop setting
 
 
 def fruit_frame(rows=150):

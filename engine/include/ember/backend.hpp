@@ -24,15 +24,6 @@ namespace ember {
 
 enum class Transpose { no, yes };
 
-/// What an optimizer step reads when it runs rather than when it is recorded, so that a recorded
-/// step (a CUDA graph) stays valid for a whole run: the learning-rate factor of the epoch (a
-/// schedule's; the rate applied is the optimizer's lr times it) and the step count, 1 at the first
-/// update (Adam's bias correction). One per plan, in backend memory.
-struct OptimizerScalars {
-  float lr_scale = 1.0f;
-  std::int32_t step = 0;
-};
-
 /// Sums buffers in backend memory over the ranks of a data-parallel run (NCCL on the GPU), in
 /// order with the backend's ops so that a recorded step (Backend::run_step) holds it. Every rank
 /// makes the same calls in the same order.
@@ -113,17 +104,12 @@ class Backend {
   /// z_y, gradient (softmax(z) - onehot(y)) / rows, predicted class the first largest logit.
   /// sums[0] += the sum of the rows' losses, sums[1] += the rows whose predicted class is y.
   virtual void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) = 0;
-  /// One SGD step (SGD's formula) over count parameters in one flat buffer, at the learning rate
-  /// settings.lr * scalars->lr_scale. momentum_buffer (count floats) is read and written only when
-  /// settings.momentum != 0. The buffers never overlap.
-  virtual void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                          const SGD& settings, const OptimizerScalars* scalars) = 0;
-  /// One Adam step (Adam's formula; AdamW's with decoupled) over count parameters, at the learning
-  /// rate settings.lr * scalars->lr_scale and step count scalars->step (>= 1: advance it first).
-  /// exp_avg and exp_avg_sq hold count floats each. The buffers never overlap.
-  virtual void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
-                           std::int64_t count, const Adam& settings, bool decoupled,
-                           const OptimizerScalars* scalars) = 0;
+  /// One step of the optimizer (its formula, optimizers.hpp) over count parameters in one flat
+  /// buffer, at the learning rate lr * scalars->lr_scale and, for Adam and AdamW, the step count
+  /// scalars->step (>= 1: advance it first). state holds the optimizer's state buffers
+  /// (optimizer_state_names order), count floats each, region floats apart. No buffer overlaps another.
+  virtual void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                                std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) = 0;
   // ---- fused layer ops (defaults compose the ops above; backends override them to fuse) -----------
   /// One Dense layer's forward: y = f(x @ weight^T + bias) for the activation f. When
   /// pre_activation is given (training, for a kind whose backward reads its input), it receives

@@ -41,10 +41,36 @@ struct AdamW {
   bool operator==(const AdamW&) const = default;
 };
 
-using Optimizer = std::variant<SGD, Adam, AdamW>;
+/// torch.optim.RMSprop (not centered): g = grad + weight_decay * w; v = alpha * v + (1 - alpha) *
+/// g^2; d = g / (sqrt(v) + eps); with momentum, b = momentum * b + d and w -= lr * b, else w -= lr *
+/// d. State: v ("square_avg") and, with momentum, b ("momentum_buffer").
+struct RMSprop {
+  float lr = 0.01f;
+  float alpha = 0.99f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  float momentum = 0.0f;
+  bool operator==(const RMSprop&) const = default;
+};
 
-/// "sgd", "adam" or "adamw".
+using Optimizer = std::variant<SGD, Adam, AdamW, RMSprop>;
+
+/// What an optimizer step reads when it runs rather than when it is recorded, so that a recorded
+/// step (a CUDA graph) stays valid for a whole run: the learning-rate factor of the epoch (a
+/// schedule's; the rate applied is the optimizer's lr times it) and the step count, 1 at the first
+/// update (Adam's bias correction). One per plan, in backend memory.
+struct OptimizerScalars {
+  float lr_scale = 1.0f;
+  std::int32_t step = 0;
+};
+
+/// "sgd", "adam", "adamw" or "rmsprop".
 std::string optimizer_name(const Optimizer& optimizer);
+/// Every optimizer's name, in the Optimizer variant's order.
+std::vector<std::string> optimizer_names();
+/// The optimizer a name spells ("sgd", "adam", "adamw", "rmsprop"), with its default settings;
+/// InputError listing the names otherwise.
+Optimizer optimizer_named(const std::string& name);
 /// The settings as a checkpoint stores them: the text of a JSON object, {"type": "sgd", ...}.
 std::string settings_json(const Optimizer& optimizer);
 /// Throws InputError naming the setting (e.g. "Adam::beta2 1.5 must be in [0, 1)") when a value is
@@ -54,7 +80,7 @@ void check_optimizer(const Optimizer& optimizer);
 float learning_rate(const Optimizer& optimizer);
 /// The names of its state buffers, each of the parameters' layout, as its checkpoint calls them
 /// (PyTorch's state_dict names): "momentum_buffer" for SGD with momentum, "exp_avg" and
-/// "exp_avg_sq" for Adam and AdamW.
+/// "exp_avg_sq" for Adam and AdamW, "square_avg" (and "momentum_buffer") for RMSprop.
 std::vector<std::string> optimizer_state_names(const Optimizer& optimizer);
 
 }  // namespace ember

@@ -11,6 +11,7 @@
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
 #include "ember/error.hpp"
+#include "optimizer_part.hpp"
 #include "shape_checks.hpp"
 
 namespace ember {
@@ -178,41 +179,17 @@ void CpuBackend::cross_entropy_loss(ConstView logits, ConstView labels, float* s
   sums[1] = static_cast<float>(sums[1] + correct);
 }
 
-void CpuBackend::sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                            const SGD& settings, const OptimizerScalars* scalars) {
-  check_optimizer(settings);
-  const double lr = static_cast<double>(settings.lr) * scalars->lr_scale;
-  for_each_index(count, 8, [&](std::int64_t i) {
-    double g = static_cast<double>(gradients[i]) + static_cast<double>(settings.weight_decay) * weights[i];
-    if (settings.momentum != 0.0f) {
-      const double b = static_cast<double>(settings.momentum) * momentum_buffer[i] + g;
-      momentum_buffer[i] = static_cast<float>(b);
-      g = settings.nesterov ? g + static_cast<double>(settings.momentum) * b : b;
-    }
-    weights[i] = static_cast<float>(weights[i] - lr * g);
-  });
-}
-
-void CpuBackend::adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
-                             std::int64_t count, const Adam& settings, bool decoupled,
-                             const OptimizerScalars* scalars) {
-  check_optimizer(settings);
-  if (scalars->step < 1) throw Error(fmt::format("adam_update: step {} is not counted from 1", scalars->step));
-  const double lr = static_cast<double>(settings.lr) * scalars->lr_scale;
-  const double beta1 = settings.beta1, beta2 = settings.beta2, decay = settings.weight_decay;
-  const double correction1 = 1.0 - std::pow(beta1, scalars->step);
-  const double correction2 = 1.0 - std::pow(beta2, scalars->step);
-  for_each_index(count, 20, [&](std::int64_t i) {
-    double w = weights[i], g = gradients[i];
-    if (decoupled)
-      w *= 1.0 - lr * decay;
-    else
-      g += decay * w;
-    const double m = beta1 * exp_avg[i] + (1.0 - beta1) * g;
-    const double v = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g;
-    exp_avg[i] = static_cast<float>(m);
-    exp_avg_sq[i] = static_cast<float>(v);
-    weights[i] = static_cast<float>(w - lr * (m / correction1) / (std::sqrt(v / correction2) + settings.eps));
+void CpuBackend::optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                                  std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) {
+  // The part's step in double: each element's arithmetic rounded once, to float, at the end.
+  optimizer_part::with_step<double>(optimizer, *scalars, [&](const auto& step, int states, int flops) {
+    for_each_index(count, flops, [&](std::int64_t i) {
+      double w = weights[i], s0 = states > 0 ? state[i] : 0.0, s1 = states > 1 ? state[region + i] : 0.0;
+      step(w, static_cast<double>(gradients[i]), s0, s1);
+      weights[i] = static_cast<float>(w);
+      if (states > 0) state[i] = static_cast<float>(s0);
+      if (states > 1) state[region + i] = static_cast<float>(s1);
+    });
   });
 }
 

@@ -21,10 +21,8 @@ class CpuBackend : public Backend {
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;
   void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override;
-  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                  const SGD& settings, const OptimizerScalars* scalars) override;
-  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
-                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override;
+  void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                        std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void fill(View y, float value) override;
   void copy(ConstView source, View destination) override;
   void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,

@@ -9,6 +9,7 @@
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
+#include "optimizer_part.hpp"
 #include "shape_checks.hpp"
 #ifdef EMBER_WITH_OPENBLAS
 #include <cblas.h>
@@ -74,42 +75,20 @@ void activation_backward_range(Part, const float* dy, const float* x, const floa
   for (std::int64_t i = 0; i < count; ++i) dx[i] = Part::backward(dy[i], Part::needs_input ? x[i] : 0.0f, y[i]);
 }
 
-/// SGD's update (optimizers.hpp) over count parameters at rate lr; the regions never overlap (the
-/// plan's arena keeps them apart).
-void sgd_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ b, std::int64_t count,
-               const SGD& settings, float lr) {
-  const float momentum = settings.momentum, decay = settings.weight_decay;
-  if (momentum == 0.0f) {
-    for (std::int64_t i = 0; i < count; ++i) w[i] -= lr * (g[i] + decay * w[i]);
-  } else if (settings.nesterov) {
-    for (std::int64_t i = 0; i < count; ++i) {
-      const float step = g[i] + decay * w[i];
-      b[i] = momentum * b[i] + step;
-      w[i] -= lr * (step + momentum * b[i]);
-    }
-  } else {
-    for (std::int64_t i = 0; i < count; ++i) {
-      b[i] = momentum * b[i] + (g[i] + decay * w[i]);
-      w[i] -= lr * b[i];
-    }
-  }
-}
-
-/// Adam's update (optimizers.hpp; decoupled: AdamW's) at rate lr with the step's bias corrections.
-void adam_range(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
-                std::int64_t count, const Adam& settings, bool decoupled, float lr, float correction1,
-                float correction2_sqrt) {
-  const float beta1 = settings.beta1, beta2 = settings.beta2, eps = settings.eps;
-  const float decay = decoupled ? 0.0f : settings.weight_decay,
-              shrink = decoupled ? 1.0f - lr * settings.weight_decay : 1.0f;
-  const float step_size = lr / correction1;
+/// An optimizer part's step over count elements of each buffer, with as many state buffers as the
+/// settings use (States), so that a loop reads and writes no buffer it does not need.
+template <int States, typename Step>
+void update_range(const Step& step, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ s0,
+                  float* __restrict__ s1, std::int64_t count) {
+  float none0 = 0.0f, none1 = 0.0f;
 #pragma omp simd
   for (std::int64_t i = 0; i < count; ++i) {
-    const float weight = w[i] * shrink;
-    const float gradient = g[i] + decay * weight;
-    m[i] = beta1 * m[i] + (1.0f - beta1) * gradient;
-    v[i] = beta2 * v[i] + (1.0f - beta2) * gradient * gradient;
-    w[i] = weight - step_size * m[i] / (std::sqrt(v[i]) / correction2_sqrt + eps);
+    if constexpr (States == 0)
+      step(w[i], g[i], none0, none1);
+    else if constexpr (States == 1)
+      step(w[i], g[i], s0[i], none1);
+    else
+      step(w[i], g[i], s0[i], s1[i]);
   }
 }
 
@@ -304,28 +283,19 @@ void FastCpuBackend::activation_backward(Activation kind, ConstView dy, ConstVie
   });
 }
 
-void FastCpuBackend::sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                                const SGD& settings, const OptimizerScalars* scalars) {
-  check_optimizer(settings);
-  const float lr = settings.lr * scalars->lr_scale;
-  for_chunks(count, 20, [&](std::int64_t begin, std::int64_t end) {
-    sgd_range(weights + begin, gradients + begin, momentum_buffer != nullptr ? momentum_buffer + begin : nullptr,
-              end - begin, settings, lr);
-  });
-}
-
-void FastCpuBackend::adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq,
-                                 std::int64_t count, const Adam& settings, bool decoupled,
-                                 const OptimizerScalars* scalars) {
-  check_optimizer(settings);
-  if (scalars->step < 1) throw Error(fmt::format("adam_update: step {} is not counted from 1", scalars->step));
-  const float lr = settings.lr * scalars->lr_scale;
-  const auto step = static_cast<float>(scalars->step);
-  const float correction1 = 1.0f - std::pow(settings.beta1, step);
-  const float correction2_sqrt = std::sqrt(1.0f - std::pow(settings.beta2, step));
-  for_chunks(count, 28, [&](std::int64_t begin, std::int64_t end) {
-    adam_range(weights + begin, gradients + begin, exp_avg + begin, exp_avg_sq + begin, end - begin, settings,
-               decoupled, lr, correction1, correction2_sqrt);
+void FastCpuBackend::optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                                      std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) {
+  optimizer_part::with_step<float>(optimizer, *scalars, [&](const auto& step, int states, int flops) {
+    for_chunks(count, flops, [&](std::int64_t begin, std::int64_t end) {
+      float* s0 = states > 0 ? state + begin : nullptr;
+      float* s1 = states > 1 ? state + region + begin : nullptr;
+      if (states == 0)
+        update_range<0>(step, weights + begin, gradients + begin, nullptr, nullptr, end - begin);
+      else if (states == 1)
+        update_range<1>(step, weights + begin, gradients + begin, s0, nullptr, end - begin);
+      else
+        update_range<2>(step, weights + begin, gradients + begin, s0, s1, end - begin);
+    });
   });
 }
 

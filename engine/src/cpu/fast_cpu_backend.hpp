@@ -20,10 +20,8 @@ class FastCpuBackend final : public CpuBackend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
-  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                  const SGD& settings, const OptimizerScalars* scalars) override;
-  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
-                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override;
+  void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                        std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
                      std::optional<View> pre_activation) override;
 };

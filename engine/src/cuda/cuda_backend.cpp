@@ -187,18 +187,10 @@ class CudaBackend final : public Backend {
     kernels::launch_cross_entropy(logits.data, labels.data, logits.rows, logits.cols, sums,
                                   gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
   }
-  void sgd_update(float* weights, const float* gradients, float* momentum_buffer, std::int64_t count,
-                  const SGD& settings, const OptimizerScalars* scalars) override {
-    check_optimizer(settings);
-    kernels::launch_sgd_update(weights, gradients, momentum_buffer, count, settings.lr, settings.momentum,
-                               settings.nesterov, settings.weight_decay, &scalars->lr_scale, stream_);
-  }
-  void adam_update(float* weights, const float* gradients, float* exp_avg, float* exp_avg_sq, std::int64_t count,
-                   const Adam& settings, bool decoupled, const OptimizerScalars* scalars) override {
-    check_optimizer(settings);
-    kernels::launch_adam_update(weights, gradients, exp_avg, exp_avg_sq, count, settings.lr, settings.beta1,
-                                settings.beta2, settings.eps, settings.weight_decay, decoupled, &scalars->lr_scale,
-                                &scalars->step, stream_);
+  void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
+                        std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override {
+    check_optimizer(optimizer);
+    kernels::launch_optimizer_update(optimizer, weights, gradients, state, region, count, scalars, stream_);
   }
   void fill(View y, float value) override { kernels::launch_fill(y.data, y.size(), value, stream_); }
   void copy(ConstView source, View destination) override {

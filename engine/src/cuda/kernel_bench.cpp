@@ -296,16 +296,16 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   EMBER_CUDA_CHECK(cudaMemcpyAsync(scalars.data(), &one, sizeof(one), cudaMemcpyHostToDevice, stream));
   EMBER_CUDA_CHECK(cudaStreamSynchronize(stream));
   const auto* step_values = static_cast<const OptimizerScalars*>(scalars.data());
-  // w, gradient, momentum read; w, momentum written. A small rate keeps the weights finite.
-  measure("sgd update", 5 * operand, [&] {
-    kernels::launch_sgd_update(out.floats(), first, third.floats(), n, 1e-6f, 0.9f, false, 0.0f, &step_values->lr_scale,
-                               stream);
-  });
-  // w, gradient, both moments read; w and the moments written.
-  measure("adam update", 7 * operand, [&] {
-    kernels::launch_adam_update(out.floats(), first, third.floats(), second, n, 1e-6f, 0.9f, 0.999f, 1e-8f, 0.0f, false,
-                                &step_values->lr_scale, &step_values->step, stream);
-  });
+  // w, gradient and each state buffer read; w and the state written. The state is the operand pair
+  // (n floats apart), the gradient the third operand. A small rate keeps the weights finite.
+  const auto update = [&](const char* name, const Optimizer& optimizer, int states) {
+    measure(name, (3 + 2 * states) * operand, [&] {
+      kernels::launch_optimizer_update(optimizer, out.floats(), third.floats(), first, n, n, step_values, stream);
+    });
+  };
+  update("sgd update", SGD{.lr = 1e-6f, .momentum = 0.9f}, 1);
+  update("adam update", Adam{.lr = 1e-6f}, 2);
+  update("rmsprop update", RMSprop{.lr = 1e-6f}, 1);
   measure("gather rows", 2 * operand + static_cast<double>(rows) * sizeof(std::int32_t),
           [&] { kernels::launch_gather_rows(first, rows, cols, index_data, cursor_data, out.floats(), rows, stream); });
   // A plain reduction's rate beside the copy: CUB sums 2n floats.
