@@ -8,6 +8,10 @@ out validation fraction. Inputs and regression targets are standardized inside t
 A pandas DataFrame with text columns or missing cells is read as `ember train` reads a CSV file
 (text columns as categories, gaps filled with indicators; docs/formats.md); the model then keeps
 its column names (feature_names_in_) and takes DataFrames with those columns at predict.
+
+save(path) writes the fitted model as an Ember checkpoint, which `ember predict` and `ember
+evaluate` take (by column name when the estimator was fitted on a DataFrame), and load(path) gives
+a fitted estimator back, also from a checkpoint that `ember train` wrote.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -91,12 +95,41 @@ class _EmberEstimator(BaseEstimator):
                             validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
                             early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
+        if not table and hasattr(self, "feature_names_in_"):
+            # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI
+            # selects the columns of a CSV file by name.
+            model._model._set_column_names([str(c) for c in self.feature_names_in_], [])
         self.model_ = model
         self._table = table
         self.loss_curve_ = list(history.history.get("loss", []))
         self.validation_scores_ = list(history.history.get("val_loss", []))
         self.n_iter_ = model.epochs_completed
         return self
+
+    def save(self, path):
+        """Writes the fitted model as an Ember checkpoint (docs/formats.md), through a temporary file."""
+        check_is_fitted(self, "model_")
+        self.model_.save(path)
+
+    @classmethod
+    def load(cls, path, **params):
+        """A fitted estimator from a checkpoint written by save() or by `ember train --save`; params
+        set its hyperparameters (device=..., for instance) for predictions and any later fit."""
+        model = Sequential.load(path)
+        if bool(model.classification) != (cls is EmberClassifier):
+            raise ValueError(f"{path}: a {'classification' if model.classification else 'regression'} model; load "
+                             f"it with {'EmberClassifier' if model.classification else 'EmberRegressor'}")
+        estimator = cls(**params)
+        estimator.model_ = model
+        names = model.feature_names
+        # A model that names its columns takes them by name (a table's, as the CLI reads one).
+        estimator._table = bool(names)
+        if names:
+            estimator.feature_names_in_ = np.asarray(names, dtype=object)
+        estimator.n_features_in_ = len(names) if names else model.input_width
+        estimator.n_iter_ = model.epochs_completed
+        estimator._loaded(model)
+        return estimator
 
     def _predictor(self):
         """The fitted model, ready to predict. A row's prediction must not depend on the other rows
@@ -127,6 +160,9 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
         X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
         prediction = model.predict(X).astype(np.float64)
         return prediction.ravel() if self._y_ndim == 1 else prediction
+
+    def _loaded(self, model):
+        self._y_ndim = 1 if model.output_width == 1 else 2
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -166,6 +202,9 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
         outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
         return self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy")
 
+    def _loaded(self, model):
+        self.classes_ = np.asarray([_label(c) for c in model.classes])
+
     def predict_proba(self, X):
         model = self._predictor()
         X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
@@ -175,3 +214,13 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
     def predict(self, X):
         check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _label(text):
+    """A class label as a checkpoint stores it (text), back as the number it spells, if it does."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <stop_token>
 
 #include "ember/ember.hpp"
@@ -41,11 +42,37 @@ struct Table {
 /// What fit, predict and evaluate take: a table or arrays.
 using Data = std::variant<const Table*, Input>;
 
-/// The library's warnings as Python's UserWarning (an error if the filters make it one, raised
-/// when the call returns).
+/// The Python frames between here and the first one outside the ember package, plus one: the
+/// stacklevel at which a warning names the user's line, not the package's.
+int caller_stack_level() {
+  static const std::string package = [] {
+    const auto file = nb::cast<std::string>(nb::module_::import_("ember._core").attr("__file__"));
+    return file.substr(0, file.rfind('/') + 1);
+  }();
+  int level = 1;
+  PyFrameObject* frame = PyEval_GetFrame();  // borrowed
+  Py_XINCREF(frame);
+  while (frame != nullptr) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    const char* name = PyUnicode_AsUTF8(code->co_filename);
+    const bool inside = name != nullptr && std::string_view(name).starts_with(package);
+    Py_DECREF(code);
+    if (!inside) break;
+    PyFrameObject* back = PyFrame_GetBack(frame);
+    Py_DECREF(frame);
+    frame = back;
+    ++level;
+  }
+  Py_XDECREF(frame);
+  if (PyErr_Occurred() != nullptr) PyErr_Clear();  // a file name that is no UTF-8: the default level
+  return level;
+}
+
+/// The library's warnings as Python's UserWarning at the caller's line (an error if the filters
+/// make it one, raised when the call returns).
 void warn_in_python(const std::string& message) {
   nb::gil_scoped_acquire gil;
-  if (PyErr_Occurred() == nullptr) PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1);
+  if (PyErr_Occurred() == nullptr) PyErr_WarnEx(PyExc_UserWarning, message.c_str(), caller_stack_level());
 }
 
 /// A Matrix handed to numpy without a copy: the array owns it.
@@ -403,6 +430,7 @@ NB_MODULE(_core, m) {
            "Writes the model to a safetensors checkpoint (the CLI's format; PyTorch loads it)")
       .def_static("load", &ember::Sequential::load, "path"_a, "Reads a checkpoint written by save or `ember train`")
       .def("_to_bytes", &to_bytes)
+      .def("_set_column_names", &ember::Sequential::set_column_names, "features"_a, "targets"_a)
       .def_static("_from_bytes", &from_bytes)
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("built", &ember::Sequential::built)

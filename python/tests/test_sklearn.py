@@ -1,5 +1,8 @@
 """The scikit-learn estimators: scikit-learn's own estimator checks, with no expected failures, and
 the tools they are meant for."""
+import os
+import subprocess
+
 import numpy as np
 import pickle
 import pytest
@@ -83,3 +86,79 @@ def test_dataframes_with_text_and_gaps():
     regressor.fit(frame, target)
     assert regressor.predict(frame).shape == (rows,)
     assert regressor.score(frame, target) > 0.8
+
+
+def fruit(rows=150):
+    pd = pytest.importorskip("pandas")
+    colours, kinds = ["red", "green", "blue"], ["apple", "pear", "plum"]
+    frame = pd.DataFrame({
+        "colour": [None if i % 13 == 0 else colours[i % 3] for i in range(rows)],
+        "size": [np.nan if i % 11 == 0 else 1.5 + (i % 4) for i in range(rows)],
+        "weight": [2.0 * (i % 3) + 0.1 * (i % 5) for i in range(rows)],
+    })
+    return frame, pd.Series([kinds[i % 3] for i in range(rows)], name="kind")
+
+
+def test_save_and_load_give_the_fitted_estimator_back(tmp_path):
+    frame, kind = fruit()
+    classifier = EmberClassifier(hidden_layer_sizes=(16,), epochs=20, lr=0.01, random_state=0, device="cpu")
+    classifier.fit(frame, kind).save(tmp_path / "fruit.safetensors")
+    loaded = EmberClassifier.load(tmp_path / "fruit.safetensors")
+    assert list(loaded.classes_) == list(classifier.classes_)
+    assert list(loaded.feature_names_in_) == list(classifier.feature_names_in_) and loaded.n_features_in_ == 3
+    np.testing.assert_array_equal(loaded.predict_proba(frame), classifier.predict_proba(frame))
+    np.testing.assert_array_equal(loaded.predict(frame.to_numpy()), classifier.predict(frame))
+    # Whole-number labels come back as numbers; arrays without names take their columns in order.
+    x, y = load_iris(return_X_y=True)
+    numbers = EmberClassifier(hidden_layer_sizes=(8,), epochs=5, random_state=0, device="cpu").fit(x, y)
+    numbers.save(tmp_path / "iris.safetensors")
+    again = EmberClassifier.load(tmp_path / "iris.safetensors")
+    assert list(again.classes_) == [0, 1, 2] and again.n_features_in_ == 4
+    np.testing.assert_array_equal(again.predict(x), numbers.predict(x))
+    regressor = EmberRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=0, device="cpu").fit(x, x[:, 0])
+    regressor.save(tmp_path / "regression.safetensors")
+    np.testing.assert_array_equal(EmberRegressor.load(tmp_path / "regression.safetensors").predict(x),
+                                  regressor.predict(x))
+    with pytest.raises(ValueError, match="a regression model; load it with EmberRegressor"):
+        EmberClassifier.load(tmp_path / "regression.safetensors")
+    with pytest.raises(Exception, match="not fitted"):
+        EmberRegressor().save(tmp_path / "unfitted.safetensors")
+
+
+@pytest.mark.skipif(not os.environ.get("EMBER_CLI"), reason="EMBER_CLI names the ember binary (set by ctest)")
+def test_estimator_models_and_cli_models_predict_alike(tmp_path):
+    pd = pytest.importorskip("pandas")
+    cli = os.environ["EMBER_CLI"]
+    # An estimator fitted on a DataFrame of numbers: the CLI selects the CSV's columns by name.
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    regressor = EmberRegressor(hidden_layer_sizes=(16,), epochs=10, random_state=0, device="cpu").fit(x, y)
+    regressor.save(tmp_path / "diabetes.safetensors")
+    shuffled = x[list(reversed(x.columns))].assign(note="ignored")
+    shuffled.to_csv(tmp_path / "diabetes.csv", index=False)
+    subprocess.run([cli, "predict", "--model", str(tmp_path / "diabetes.safetensors"), "--data",
+                    str(tmp_path / "diabetes.csv"), "--out", str(tmp_path / "predicted.csv"), "--device", "cpu"],
+                   check=True, capture_output=True)
+    predicted = pd.read_csv(tmp_path / "predicted.csv")
+    np.testing.assert_allclose(predicted.iloc[:, -1].to_numpy(), regressor.predict(x), rtol=1e-4, atol=1e-4)
+    # A CLI model trained on the raw table predicts raw DataFrames through the estimator.
+    frame, kind = fruit()
+    frame.assign(kind=kind).to_csv(tmp_path / "fruit.csv", index=False)
+    subprocess.run([cli, "train", "--data", str(tmp_path / "fruit.csv"), "--target", "kind", "--epochs", "10",
+                    "--device", "cpu", "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
+    subprocess.run([cli, "predict", "--model", str(tmp_path / "cli.safetensors"), "--data",
+                    str(tmp_path / "fruit.csv"), "--out", str(tmp_path / "labels.csv"), "--device", "cpu"],
+                   check=True, capture_output=True)
+    labels = pd.read_csv(tmp_path / "labels.csv")["kind_predicted"].to_numpy()
+    loaded = EmberClassifier.load(tmp_path / "cli.safetensors")
+    assert list(loaded.classes_) == ["apple", "pear", "plum"]
+    np.testing.assert_array_equal(loaded.predict(frame), labels)
+
+
+def test_warnings_name_the_callers_line():
+    frame, kind = fruit()
+    classifier = EmberClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0, device="cpu").fit(frame, kind)
+    new = frame.head(4).copy()
+    new.loc[0, "colour"] = "violet"
+    with pytest.warns(UserWarning, match="a category that training never saw") as caught:
+        classifier.predict(new)
+    assert caught[0].filename == __file__
