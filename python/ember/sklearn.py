@@ -13,6 +13,8 @@ save(path) writes the fitted model as an Ember checkpoint, which `ember predict`
 evaluate` take (by column name when the estimator was fitted on a DataFrame), and load(path) gives
 a fitted estimator back, also from a checkpoint that `ember train` wrote.
 """
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
@@ -109,6 +111,11 @@ class _EmberEstimator(BaseEstimator):
     def save(self, path):
         """Writes the fitted model as an Ember checkpoint (docs/formats.md), through a temporary file."""
         check_is_fitted(self, "model_")
+        stored = getattr(self.model_, "classes", None) or []
+        if hasattr(self, "classes_") and [str(c) for c in self.classes_] != list(stored):
+            labels = [str(c) for c in self.classes_]
+            warnings.warn(f"the checkpoint names the classes {stored}, not {labels}: only a fit on a DataFrame with "
+                          f"text or missing cells keeps the labels themselves", UserWarning, stacklevel=2)
         self.model_.save(path)
 
     @classmethod

@@ -119,6 +119,12 @@ def test_save_and_load_give_the_fitted_estimator_back(tmp_path):
     regressor.save(tmp_path / "regression.safetensors")
     np.testing.assert_array_equal(EmberRegressor.load(tmp_path / "regression.safetensors").predict(x),
                                   regressor.predict(x))
+    # Labels an array fit turned into class indices: the checkpoint keeps the indices, and says so.
+    species = np.array(["setosa", "versicolor", "virginica"])[y]
+    named = EmberClassifier(hidden_layer_sizes=(8,), epochs=5, random_state=0, device="cpu").fit(x, species)
+    with pytest.warns(UserWarning, match=r"names the classes \['0', '1', '2'\], not \['setosa'") as caught:
+        named.save(tmp_path / "species.safetensors")
+    assert caught[0].filename == __file__
     with pytest.raises(ValueError, match="a regression model; load it with EmberRegressor"):
         EmberClassifier.load(tmp_path / "regression.safetensors")
     with pytest.raises(Exception, match="not fitted"):
