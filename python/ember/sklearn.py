@@ -80,7 +80,7 @@ class _EmberEstimator(BaseEstimator):
         activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
         return [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
 
-    def _train(self, X, targets, outputs, loss, table=False):
+    def _train(self, X, targets, outputs, loss, table=False, target_names=()):
         """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's
         table reading, which keeps its column names."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -100,7 +100,7 @@ class _EmberEstimator(BaseEstimator):
         if not table and hasattr(self, "feature_names_in_"):
             # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI
             # selects the columns of a CSV file by name.
-            model._model._set_column_names([str(c) for c in self.feature_names_in_], [])
+            model._model._set_column_names([str(c) for c in self.feature_names_in_], list(target_names))
         self.model_ = model
         self._table = table
         self.loss_curve_ = list(history.history.get("loss", []))
@@ -157,10 +157,13 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
             self._y_ndim = np.ndim(y)
             return self._train(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1], "mse",
                                table=True)
+        # A pandas Series or DataFrame names the targets: `ember evaluate` then finds them in a CSV file.
+        names = [str(y.name)] if getattr(y, "name", None) is not None else [str(c) for c in getattr(y, "columns", [])]
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32)
         self._y_ndim = np.ndim(y)
         targets = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
-        return self._train(X, targets, targets.shape[1], "mse")
+        return self._train(X, targets, targets.shape[1], "mse",
+                           target_names=names if len(names) == targets.shape[1] else [])
 
     def predict(self, X):
         model = self._predictor()

@@ -1,6 +1,7 @@
 """The scikit-learn estimators: scikit-learn's own estimator checks, with no expected failures, and
 the tools they are meant for."""
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -145,7 +146,14 @@ def test_estimator_models_and_cli_models_predict_alike(tmp_path):
                     str(tmp_path / "diabetes.csv"), "--out", str(tmp_path / "predicted.csv"), "--device", "cpu"],
                    check=True, capture_output=True)
     predicted = pd.read_csv(tmp_path / "predicted.csv")
-    np.testing.assert_allclose(predicted.iloc[:, -1].to_numpy(), regressor.predict(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predicted["target_predicted"].to_numpy(), regressor.predict(x), rtol=1e-4, atol=1e-4)
+    # The target's name is kept too: `ember evaluate` finds it in the file.
+    shuffled.assign(target=y).to_csv(tmp_path / "diabetes_with_target.csv", index=False)
+    evaluated = subprocess.run([cli, "evaluate", "--model", str(tmp_path / "diabetes.safetensors"), "--data",
+                                str(tmp_path / "diabetes_with_target.csv"), "--device", "cpu"],
+                               check=True, capture_output=True, text=True)
+    r2 = float(re.search(r"^r2: (\S+)$", evaluated.stdout, re.MULTILINE).group(1))
+    assert r2 == pytest.approx(regressor.score(x, y), abs=1e-4), evaluated.stdout
     # A CLI model trained on the raw table predicts raw DataFrames through the estimator.
     frame, kind = fruit()
     frame.assign(kind=kind).to_csv(tmp_path / "fruit.csv", index=False)
