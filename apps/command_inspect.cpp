@@ -47,8 +47,7 @@ Json model_json(const Sequential& model, const std::string& path) {
   const CompileOptions& options = model.compile_options();
   const bool classification = is_classification(options.loss);
   Json layers = Json::array();
-  for (const Dense& layer : model.layers())
-    layers.push_back({{"type", "dense"}, {"units", layer.units}, {"activation", to_string(layer.activation)}});
+  for (const Layer& layer : model.layers()) layers.push_back(Json::parse(settings_json(layer)));
   Json json = {{"file", path},
                {"task", classification ? "classification" : "regression"},
                {"inputs", model.input_width()},
@@ -97,6 +96,10 @@ void print_text(const Json& m) {
       fmt::format("{}: an Ember model for {}\n", m["file"].get<std::string>(), m["task"].get<std::string>());
   std::string layers;
   for (const Json& layer : m["layers"]) {
+    if (layer["type"] == "dropout") {
+      layers += fmt::format(" -> Dropout {}", format_number(layer["rate"].get<double>()));
+      continue;
+    }
     const std::string activation = layer["activation"].get<std::string>();
     layers += fmt::format(" -> Dense {}{}", layer["units"].get<std::int64_t>(),
                           activation == "linear" ? "" : " " + activation);

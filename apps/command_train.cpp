@@ -40,36 +40,53 @@ struct TrainArguments {
        val_last = false;
 };
 
-/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), comma-separated, or "none".
-std::vector<Dense> parse_layers(const std::string& text, std::int64_t outputs) {
-  std::vector<Dense> layers;
+/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default) or "dropout:RATE", comma-separated,
+/// or "none".
+std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
+  std::vector<Layer> layers;
   if (text != "none") {
     for (const std::string& part : split_list(text, "--layers")) {
       const std::size_t colon = part.find(':');
-      const std::string width = part.substr(0, colon);
+      const std::string head = part.substr(0, colon);
+      if (head == "dropout") {
+        const std::string rate = colon == std::string::npos ? "" : part.substr(colon + 1);
+        float value = -1.0f;
+        try {
+          std::size_t used = 0;
+          value = std::stof(rate, &used);
+          if (used != rate.size()) value = -1.0f;
+        } catch (const std::exception&) {
+          value = -1.0f;
+        }
+        if (!(value >= 0.0f && value < 1.0f))
+          throw InputError(fmt::format("--layers {}: '{}' needs a rate from 0 to below 1, e.g. dropout:0.1",
+                                       printable(text), printable(part)));
+        layers.emplace_back(Dropout(value));
+        continue;
+      }
       std::int64_t units = 0;
       try {
         std::size_t used = 0;
-        units = std::stoll(width, &used);
-        if (used != width.size()) units = 0;
+        units = std::stoll(head, &used);
+        if (used != head.size()) units = 0;
       } catch (const std::exception&) {
         units = 0;
       }
       if (units <= 0)
         throw InputError(
-            fmt::format("--layers {}: '{}' is not a positive layer width; use e.g. --layers 64,64, "
-                        "--layers 256:gelu,128:tanh or --layers none",
-                        printable(text), printable(width)));
+            fmt::format("--layers {}: '{}' is not a positive layer width or 'dropout'; use e.g. --layers 64,64, "
+                        "--layers 256:gelu,dropout:0.1,128:tanh or --layers none",
+                        printable(text), printable(head)));
       Activation activation = Activation::relu;
       if (colon != std::string::npos) try {
           activation = parse_activation(part.substr(colon + 1));
         } catch (const InputError& error) {
           throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
         }
-      layers.emplace_back(units, activation);
+      layers.emplace_back(Dense(units, activation));
     }
   }
-  layers.emplace_back(outputs);
+  layers.emplace_back(Dense(outputs));
   return layers;
 }
 
@@ -535,7 +552,8 @@ void add_train_command(CLI::App& app) {
       ->add_option(
           "--layers", arguments->layers,
           "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
-          "256:gelu,128:tanh; 'none' for a linear model. Activations: " +
+          "256:gelu,dropout:0.1,128:tanh; dropout:RATE zeroes that share of the layer's inputs while training; "
+          "'none' for a linear model. Activations: " +
               [] {
                 std::string names;
                 for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;

@@ -82,6 +82,11 @@ void launch_activation_forward(Activation kind, const float* x, float* y, std::i
 void launch_activation_backward(Activation kind, const float* dy, const float* x, const float* y, float* dx,
                                 std::int64_t count, cudaStream_t stream);
 
+/// Dropout's mask over count elements (dropout_math.hpp): y = x * (1 / (1 - rate)) where kept, else
+/// 0; counters is two int32 of device memory read when the kernel runs; y may alias x.
+void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,
+                    const std::int32_t* counters, cudaStream_t stream);
+
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
 /// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient

@@ -78,8 +78,8 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
 inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {
     {1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}, {4096, 256}};
 
-/// Bias add, bias gradient and every activation part (forward, backward, in place) against the
-/// float64 reference, over odd shapes.
+/// Bias add, bias gradient, every activation part (forward, backward, in place) and dropout against
+/// the float64 reference, over odd shapes.
 inline void expect_pointwise_ops_match_reference(Backend& backend) {
   CpuBackend cpu;
   std::uint64_t seed = 500;
@@ -127,6 +127,22 @@ inline void expect_pointwise_ops_match_reference(Backend& backend) {
       backend.activation_forward(kind, inplace.view(), inplace.view());
       EXPECT_EQ(inplace.download(), gout.download()) << what << " in place";
     });
+
+    // Dropout: the same mask and products on every backend, bit for bit (one float product per
+    // kept element), with the counters read from backend memory; in place as backward runs it.
+    const std::int32_t counters[2] = {static_cast<std::int32_t>(rows * 7 + 1), 3};
+    Buffer gcounters(backend, sizeof(counters));
+    backend.copy_to_device(gcounters.data(), counters, sizeof(counters));
+    for (const float rate : {0.0f, 0.1f, 0.5f, 0.93f}) {
+      const std::string what = fmt::format("dropout {} {}x{}", rate, rows, cols);
+      Matrix out = poisoned(rows, cols);
+      cpu.dropout(x.view(), out.view(), rate, seed * 31, counters);
+      OnBackend gout(backend, poisoned(rows, cols)), gx(backend, x);
+      backend.dropout(gx.view(), gout.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
+      EXPECT_EQ(gout.download(), out) << what;
+      backend.dropout(gx.view(), gx.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
+      EXPECT_EQ(gx.download(), out) << what << " in place";
+    }
   }
 }
 

@@ -131,42 +131,53 @@ TEST(Checkpoint, RejectsBadFiles) {
   }
 }
 
-/// A model with named columns as version 2 writes it, and the same model as version 1 wrote it
-/// ("ember.columns": feature and target names, no preprocessing).
-std::pair<std::string, std::string> named_checkpoint_both_versions() {
+/// A model with named columns as this version writes it, as version 2 wrote it (no layer types)
+/// and as version 1 wrote it ("ember.columns": feature and target names, no preprocessing).
+struct Versions {
+  std::string v1, v2, current;
+};
+Versions named_checkpoint_all_versions() {
   Sequential model({Dense(4, Activation::relu), Dense(1)}, 3);
   model.compile({.device = Device::cpu});
   model.set_column_names({"a", "b"}, {"y"});
   model.fit(Matrix{{1, 2}, {3, 5}, {4, 1}}, Matrix{{1}, {0}, {2}}, {.epochs = 1});
   const std::string path = testing::work_path("named.safetensors");
   model.save(path);
-  const std::string v2 = read_all(path);
-  std::string v1 = with_header(v2, R"("ember.version":"2")", R"("ember.version":"1")");
-  v1 = with_header(v1,
-                   R"("ember.preprocessing":"{\"features\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"targets\":[\"y\"],)"
-                   R"(\"missing\":\"error\"}")",
-                   R"("ember.columns":"{\"features\":[\"a\",\"b\"],\"targets\":[\"y\"]}")");
-  return {v1, v2};
+  Versions versions;
+  versions.current = read_all(path);
+  std::string v2 = with_header(versions.current, R"("ember.version":"3")", R"("ember.version":"2")");
+  v2 = with_header(v2, R"({\"type\":\"dense\",\"units\":4)", R"({\"units\":4)");
+  versions.v2 = with_header(v2, R"({\"type\":\"dense\",\"units\":1)", R"({\"units\":1)");
+  const std::string v1 = with_header(versions.v2, R"("ember.version":"2")", R"("ember.version":"1")");
+  versions.v1 =
+      with_header(v1,
+                  R"("ember.preprocessing":"{\"features\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"targets\":[\"y\"],)"
+                  R"(\"missing\":\"error\"}")",
+                  R"("ember.columns":"{\"features\":[\"a\",\"b\"],\"targets\":[\"y\"]}")");
+  return versions;
 }
 
-TEST(Checkpoint, VersionOneFilesStillLoad) {
-  const auto [v1, v2] = named_checkpoint_both_versions();
-  const std::string path = testing::work_path("v1.safetensors");
-  write_all(path, v1);
-  Sequential old = Sequential::load(path);
-  EXPECT_EQ(old.feature_names(), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(old.target_names(), std::vector<std::string>{"y"});
-  EXPECT_EQ(old.preprocessing().missing, Missing::error);
-  // Columns are selected by name: "b" before "a" in the file changes nothing.
-  const Matrix rows{{0.5f, -1.0f}, {2.0f, 0.25f}};
-  EXPECT_EQ(old.predict(parse_csv("b,a,other\n-1,0.5,x\n0.25,2,y\n", "new.csv")), old.predict(rows));
-  // Saved again, it is a version 2 file with the same content.
-  old.save(path);
-  EXPECT_EQ(read_all(path), v2);
+TEST(Checkpoint, EarlierVersionsStillLoad) {
+  const Versions versions = named_checkpoint_all_versions();
+  for (const std::string& old_bytes : {versions.v1, versions.v2}) {
+    const std::string path = testing::work_path("old.safetensors");
+    write_all(path, old_bytes);
+    Sequential old = Sequential::load(path);
+    EXPECT_EQ(old.layers(), (std::vector<Layer>{Dense(4, Activation::relu), Dense(1)}));
+    EXPECT_EQ(old.feature_names(), (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(old.target_names(), std::vector<std::string>{"y"});
+    EXPECT_EQ(old.preprocessing().missing, Missing::error);
+    // Columns are selected by name: "b" before "a" in the file changes nothing.
+    const Matrix rows{{0.5f, -1.0f}, {2.0f, 0.25f}};
+    EXPECT_EQ(old.predict(parse_csv("b,a,other\n-1,0.5,x\n0.25,2,y\n", "new.csv")), old.predict(rows));
+    // Saved again, it is a file of this version with the same content.
+    old.save(path);
+    EXPECT_EQ(read_all(path), versions.current);
+  }
 }
 
 TEST(Checkpoint, RejectsInconsistentPreprocessing) {
-  const std::string good = named_checkpoint_both_versions().second;
+  const std::string good = named_checkpoint_all_versions().current;
   EXPECT_EQ(load_error(good), "no error");
   const auto error = [&](const std::string& from, const std::string& to) {
     return load_error(with_header(good, from, to));
@@ -190,8 +201,20 @@ TEST(Checkpoint, RejectsInconsistentPreprocessing) {
       error(R"(\"targets\":[\"y\"])", R"(\"targets\":[\"y\",\"z\"])").find("it names 2 target columns for 1 outputs"),
       std::string::npos);
   EXPECT_NE(
-      error(R"("ember.version":"2")", R"("ember.version":"3")").find("format version 3 is not one this Ember reads"),
+      error(R"("ember.version":"3")", R"("ember.version":"4")").find("format version 4 is not one this Ember reads"),
       std::string::npos);
+  EXPECT_NE(error(R"({\"type\":\"dense\",\"units\":4)", R"({\"type\":\"conv\",\"units\":4)")
+                .find("unknown layer type 'conv'"),
+            std::string::npos);
+  EXPECT_NE(
+      error(R"({\"type\":\"dense\",\"units\":4,\"activation\":\"relu\"})", R"({\"type\":\"dropout\",\"rate\":1.5})")
+          .find("a Dropout layer's rate must be 0 to below 1"),
+      std::string::npos);
+  // A model that ends with Dropout is no model.
+  EXPECT_NE(error(R"({\"type\":\"dense\",\"units\":1,\"activation\":\"linear\"})",
+                  R"({\"type\":\"dense\",\"units\":1,\"activation\":\"linear\"},{\"type\":\"dropout\",\"rate\":0.5})")
+                .find("ends with a Dense layer"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -227,6 +227,28 @@ TEST(CliUsability, LayersNameTheirActivations) {
   EXPECT_NE(run_ember("train --help").out.find("gelu_tanh"), std::string::npos);
 }
 
+TEST(CliUsability, LayersTakeDropout) {
+  const std::string data = good_csv(), model = dir() + "/dropout.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target y --layers dropout:0.1,16,dropout:0.25,8:tanh --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("-> Dropout 0.1 -> Dense 16 relu -> Dropout 0.25 -> Dense 8 tanh -> Dense 1;"),
+            std::string::npos)
+      << inspect.out;
+  const CliRun json = run_ember("inspect --json " + model);
+  EXPECT_NE(json.out.find("\"type\": \"dropout\",\n      \"rate\": 0.25\n"), std::string::npos) << json.out;
+  // Predicting, Dropout passes its input on: the same predictions run after run.
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
+  for (const std::string bad : {"dropout", "dropout:1", "dropout:-0.1", "dropout:0.5x", "dropout:nan"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
+                   "'" + bad + "' needs a rate from 0 to below 1, e.g. dropout:0.1");
+  expect_refused("train --device cpu --data " + data + " --target y --layers 16,droput:0.1",
+                 "'droput' is not a positive layer width or 'dropout'");
+}
+
 TEST(CliUsability, InspectShowsWhatTheCheckpointHolds) {
   const std::string iris = iris_csv(), model = dir() + "/iris.safetensors";
   ASSERT_EQ(run_ember("train --device cpu --epochs 3 --quiet --layers 8 --loss crossentropy --optimizer adam "

@@ -10,6 +10,7 @@
 
 #include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "dropout_math.hpp"
 #include "ember/error.hpp"
 #include "test_support.hpp"
 
@@ -247,6 +248,71 @@ TEST(CpuOps, OptimizersRejectBadSettingsNamingThem) {
   float w = 1, g = 1, b = 0;
   const OptimizerScalars one{};
   EXPECT_THROW(cpu.optimizer_update(SGD{.lr = 0}, &w, &g, &b, 1, 1, &one), InputError);
+}
+
+// Random123's published known-answer vectors for Philox4x32-10 (its kat_vectors file).
+TEST(CpuOps, PhiloxMatchesRandom123KnownAnswers) {
+  struct Case {
+    std::array<std::uint32_t, 4> counter;
+    std::array<std::uint32_t, 2> key;
+    std::array<std::uint32_t, 4> expected;
+  };
+  const Case cases[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+      {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+       {0xffffffffu, 0xffffffffu},
+       {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+      {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+       {0xa4093822u, 0x299f31d0u},
+       {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+  };
+  for (const Case& c : cases) {
+    const dropout_math::Philox4x32 out =
+        dropout_math::philox4x32_10({{c.counter[0], c.counter[1], c.counter[2], c.counter[3]}}, c.key[0], c.key[1]);
+    EXPECT_EQ((std::array<std::uint32_t, 4>{out.v[0], out.v[1], out.v[2], out.v[3]}), c.expected);
+  }
+}
+
+// As torch.nn.Dropout in training: each element zeroed with probability rate, the others scaled
+// by 1 / (1 - rate); the mask a function of the seed and the counters alone.
+TEST(CpuOps, DropoutDropsTheRateAndScalesTheRest) {
+  CpuBackend cpu;
+  const std::int64_t rows = 1000, cols = 503;  // 503: groups of four that straddle rows
+  const Matrix x = random_matrix(rows, cols, 3);
+  const std::int32_t counters[2] = {256, 4}, later[2] = {288, 4}, next_epoch[2] = {256, 5};
+  for (const float rate : {0.1f, 0.3f, 0.75f}) {
+    Matrix y = poisoned(rows, cols);
+    cpu.dropout(x.view(), y.view(), rate, 99, counters);
+    const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(rate)));
+    std::int64_t dropped = 0;
+    for (std::int64_t i = 0; i < x.size(); ++i) {
+      if (y.data()[i] == 0.0f) {
+        ++dropped;
+      } else {
+        ASSERT_EQ(y.data()[i], x.data()[i] * scale) << i;
+      }
+    }
+    // Within five standard deviations of the binomial count.
+    const double n = static_cast<double>(x.size()), expected = n * rate;
+    EXPECT_NEAR(static_cast<double>(dropped), expected, 5 * std::sqrt(expected * (1 - rate))) << rate;
+    // The same counters draw the same mask; the next batch's or epoch's, and another seed, other ones.
+    Matrix again = poisoned(rows, cols), other = poisoned(rows, cols);
+    cpu.dropout(x.view(), again.view(), rate, 99, counters);
+    EXPECT_EQ(again, y);
+    for (const std::int32_t* c : {later, next_epoch}) {
+      cpu.dropout(x.view(), other.view(), rate, 99, c);
+      EXPECT_NE(other, y) << rate;
+    }
+    cpu.dropout(x.view(), other.view(), rate, 100, counters);
+    EXPECT_NE(other, y) << rate;
+  }
+  Matrix y = poisoned(rows, cols);
+  cpu.dropout(x.view(), y.view(), 0.0f, 99, counters);
+  EXPECT_EQ(y, x);  // rate 0: the identity
+  for (const float bad : {-0.1f, 1.0f, std::numeric_limits<float>::quiet_NaN()})
+    EXPECT_THROW(cpu.dropout(x.view(), y.view(), bad, 99, counters), Error) << bad;
+  Matrix narrow = poisoned(rows, cols - 1);
+  EXPECT_THROW(cpu.dropout(x.view(), narrow.view(), 0.5f, 99, counters), Error);
 }
 
 TEST(CpuOps, FillCopyGatherAdvance) {

@@ -162,7 +162,7 @@ struct RankRun {
 std::vector<RankRun> train_ranks(
     int ranks, bool sharded, GradientSum gradient_sum, const std::function<std::string(int)>& device,
     const std::function<std::string(int)>& unavailable = [](int) { return ""; }) {
-  const std::vector<Dense> layers{Dense(6, Activation::relu), Dense(2)};
+  const std::vector<Layer> layers{Dense(6, Activation::relu), Dense(2)};
   testing::Rendezvous shared(ranks);
   std::vector<RankRun> runs(static_cast<std::size_t>(ranks));
   std::vector<std::thread> threads;

@@ -105,7 +105,7 @@ TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {
   // order (the emulator's), or the update read a bucket before its sum ended.
   EMBER_REQUIRE_GPU(gpu);
   if (const std::string reason = gpu->collective_support().unavailable_reason; !reason.empty()) GTEST_SKIP() << reason;
-  const std::vector<Dense> layers{Dense(24, Activation::relu), Dense(16, Activation::relu), Dense(3)};
+  const std::vector<Layer> layers{Dense(24, Activation::relu), Dense(16, Activation::relu), Dense(3)};
   constexpr std::int64_t kInputs = 5, kRows = 45, kBatch = 20;
   const Optimizer optimizer = SGD{.lr = 0.1f, .momentum = 0.9f};
   const Matrix x = testing::random_matrix(kRows, kInputs, 43), y = testing::random_matrix(kRows, 3, 44);
@@ -226,6 +226,27 @@ TEST(GpuTraining, CompareTrainingAgainstTheReference) {
       testing::random_matrix(800, 13, 2024), testing::random_matrix(800, 3, 2025), {.epochs = 1, .batch_size = 16},
       {.device = Device::cpu, .backend = {.cpu_reference = true}}, {.device = Device::cuda});
   EXPECT_TRUE(comparison.within_tolerance()) << comparison.report();
+}
+
+TEST(GpuTraining, DropoutTrainsAsTheReferenceAndItsGraphReplaysNewMasks) {
+  // The masks are drawn from counters in device memory (the batch's position, the epoch): a graph
+  // captured once draws each step's own, as plain launches do, and as the CPU reference draws them.
+  EMBER_REQUIRE_GPU(gpu);
+  const std::vector<Layer> layers{Dense(33, Activation::relu), Dropout(0.3f), Dense(17, Activation::gelu),
+                                  Dropout(0.1f), Dense(3)};
+  const Matrix x = testing::random_matrix(480, 13, 2026), y = testing::random_matrix(480, 3, 2027);
+  const FitOptions fit{.epochs = 2, .batch_size = 16, .validation_split = 0.1};
+  const testing::TrainingComparison comparison =
+      testing::compare_training(layers, {.optimizer = Adam{.lr = 0.003f}}, x, y, fit,
+                                {.device = Device::cpu, .backend = kReference}, {.device = Device::cuda});
+  EXPECT_TRUE(comparison.within_tolerance()) << comparison.report();
+  const auto run = [&](bool graph) {
+    Sequential model(layers, 9);
+    model.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda, .backend = {.cuda_graph = graph}});
+    model.fit(x, y, fit);
+    return model.parameters();
+  };
+  EXPECT_EQ(run(true), run(false));
 }
 
 TEST(GpuTraining, TwoRunsAreBitIdentical) {

@@ -8,21 +8,34 @@
 #include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/fast_cpu_backend.hpp"
+#include "dropout_math.hpp"
 #include "plan.hpp"
 #include "test_support.hpp"
 
 namespace ember {
 namespace {
 
-/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout.
-double reference_loss(const std::vector<Dense>& layers, std::int64_t inputs, const std::vector<double>& parameters,
+/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout. A Dropout layer applies
+/// the mask of a plan of seed 0's first training step (counters: the cursor after rows rows, epoch 0).
+double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, const std::vector<double>& parameters,
                       const Matrix& x, const Matrix& y) {
   double total = 0.0;
+  const std::int32_t counters[2] = {static_cast<std::int32_t>(x.rows()), 0};
   for (std::int64_t r = 0; r < x.rows(); ++r) {
     std::vector<double> activation(x.data() + r * x.cols(), x.data() + (r + 1) * x.cols());
     std::size_t offset = 0;
     std::int64_t in = inputs;
-    for (const Dense& layer : layers) {
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      if (const auto* dropout = std::get_if<Dropout>(&layers[l])) {
+        const dropout_math::Mask mask = dropout_math::mask_for(layer_part::layer_seed(0, l), dropout->rate);
+        for (std::int64_t i = 0; i < in; ++i) {
+          const auto index = static_cast<std::uint64_t>(r * in + i);
+          const bool kept = (dropout_math::kept_bits(mask, counters, index / 4) >> (index % 4) & 1u) != 0;
+          activation[static_cast<std::size_t>(i)] *= kept ? static_cast<double>(mask.scale) : 0.0;
+        }
+        continue;
+      }
+      const Dense& layer = std::get<Dense>(layers[l]);
       std::vector<double> out(static_cast<std::size_t>(layer.units));
       for (std::int64_t o = 0; o < layer.units; ++o) {
         double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
@@ -44,9 +57,9 @@ double reference_loss(const std::vector<Dense>& layers, std::int64_t inputs, con
 }
 
 /// The plan's gradients on backend against finite differences, for layers on 3 inputs and 7 rows.
-void expect_gradients_match(Backend& backend, const std::vector<Dense>& layers) {
+void expect_gradients_match(Backend& backend, const std::vector<Layer>& layers) {
   const std::int64_t inputs = 3, rows = 7;
-  const std::int64_t outputs = layers.back().units;
+  const std::int64_t outputs = std::get<Dense>(layers.back()).units;
   const Matrix x = testing::random_matrix(rows, inputs, 11), y = testing::random_matrix(rows, outputs, 12);
   Sequential model(layers, 3);
   model.build(inputs);
@@ -85,10 +98,10 @@ void expect_gradients_match(Backend& backend, const std::vector<Dense>& layers) 
   EXPECT_NEAR(squared / static_cast<double>(rows * width), reference_loss(layers, inputs, point, x, y), 1e-5);
 }
 
-const std::vector<Dense> kReluMlp{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
+const std::vector<Layer> kReluMlp{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
 // A linear hidden layer (no ReLU to fold into the input gradient above it) and a ReLU output
 // (its ReLU backward is the one the backward pass applies on its own).
-const std::vector<Dense> kMixedMlp{Dense(5, Activation::relu), Dense(4), Dense(3, Activation::relu),
+const std::vector<Layer> kMixedMlp{Dense(5, Activation::relu), Dense(4), Dense(3, Activation::relu),
                                    Dense(2, Activation::relu)};
 
 TEST(Gradients, WholeMlpMatchesFiniteDifferences) {
@@ -103,8 +116,8 @@ TEST(Gradients, MixedActivationsMatchFiniteDifferences) {
 
 /// Every activation part as a hidden layer, between ReLU layers (so its output is folded into no
 /// ReLU mask) and as the output layer: the plan keeps the pre-activation where backward reads it.
-std::vector<std::vector<Dense>> every_activation_mlp() {
-  std::vector<std::vector<Dense>> mlps;
+std::vector<std::vector<Layer>> every_activation_mlp() {
+  std::vector<std::vector<Layer>> mlps;
   activations::for_each_part([&](auto part) {
     const Activation kind = decltype(part)::kind;
     mlps.push_back({Dense(5, Activation::relu), Dense(4, kind), Dense(3, kind), Dense(2, kind)});
@@ -121,11 +134,22 @@ TEST(Gradients, FastCpuPathMatchesFiniteDifferences) {
 TEST(Gradients, EveryActivationMatchesFiniteDifferences) {
   CpuBackend reference;
   FastCpuBackend fast;
-  for (const std::vector<Dense>& layers : every_activation_mlp()) {
-    SCOPED_TRACE(to_string(layers[1].activation));
+  for (const std::vector<Layer>& layers : every_activation_mlp()) {
+    SCOPED_TRACE(describe(layers[1]));
     expect_gradients_match(reference, layers);
     expect_gradients_match(fast, layers);
   }
+}
+
+// Dropout between layers: its backward applies the forward's mask to the gradient, and the ReLU
+// below it runs its own backward (no layer above folds it). Also as the first layer.
+TEST(Gradients, DropoutMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  const std::vector<Layer> layers{
+      Dropout(0.3f), Dense(6, Activation::relu), Dropout(0.4f), Dense(5, Activation::gelu), Dropout(0.2f), Dense(2)};
+  expect_gradients_match(reference, layers);
+  expect_gradients_match(fast, layers);
 }
 
 }  // namespace

@@ -35,14 +35,14 @@ TEST(TestingApi, CompareTrainingOnTwoBackends) {
     ys(r, 0) = xs(r, 0) - 2 * xs(r, 1);
     ys(r, 1) = xs(r, 2) * xs(r, 2);
   }
-  const std::vector<Dense> layers{Dense(16, Activation::relu), Dense(2)};
+  const std::vector<Layer> layers{Dense(16, Activation::relu), Dropout(0.25f), Dense(2)};
   const testing::TrainingSide reference{.device = Device::cpu, .backend = {.cpu_reference = true}};
   const testing::TrainingSide fast{.device = Device::cpu};
   const testing::TrainingComparison same = testing::compare_training(layers, {.optimizer = Adam{.lr = 0.01f}}, xs, ys,
                                                                      {.epochs = 3, .batch_size = 16}, reference, fast);
   EXPECT_TRUE(same.within_tolerance()) << same.report();
-  ASSERT_EQ(same.layers.size(), 2u);
-  EXPECT_EQ(same.layers[1].name, "layers.1");
+  ASSERT_EQ(same.tensors.size(), 4u);  // no tensor for the Dropout layer
+  EXPECT_EQ(same.tensors[3].name, "layers.2.bias");
   EXPECT_EQ(same.losses_a.size(), 3u);
   EXPECT_GT(same.parameter_error, 0.0);  // float32 against float64: close, not equal
   EXPECT_NE(same.report().find("epoch 3: loss "), std::string::npos) << same.report();

@@ -156,20 +156,21 @@ TEST(Training, EveryActivationTrainsSavesAndLoadsIdentically) {
 
 TEST(Training, ResumeEqualsUninterruptedRun) {
   // Through a checkpoint, each optimizer's state (momentum; Adam's moments and step count;
-  // RMSprop's average and momentum) resumes bit for bit.
+  // RMSprop's average and momentum) resumes bit for bit, and so do Dropout's masks (keyed by the
+  // epoch and the batch, not by a generator's state).
   const Dataset data = linear_data(90, 5);
   const FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.1};
   for (const Optimizer& optimizer : {Optimizer{SGD{.lr = 0.05f, .momentum = 0.9f}}, Optimizer{Adam{.lr = 0.01f}},
                                      Optimizer{AdamW{.lr = 0.01f, .weight_decay = 0.1f}},
                                      Optimizer{RMSprop{.lr = 0.005f, .weight_decay = 0.01f, .momentum = 0.5f}}}) {
     const CompileOptions compile{.optimizer = optimizer, .device = Device::cpu};
-    Sequential straight({Dense(8, Activation::relu), Dense(1)}, 2);
+    Sequential straight({Dense(8, Activation::relu), Dropout(0.25f), Dense(1)}, 2);
     straight.compile(compile);
     FitOptions six = options;
     six.epochs = 6;
     const History full = straight.fit(data.x, data.y, six);
 
-    Sequential first({Dense(8, Activation::relu), Dense(1)}, 2);
+    Sequential first({Dense(8, Activation::relu), Dropout(0.25f), Dense(1)}, 2);
     first.compile(compile);
     first.fit(data.x, data.y, options);
     const std::string path = testing::work_path("resume.safetensors");
@@ -209,7 +210,7 @@ TEST(Training, AdamCountsItsSteps) {
 TEST(Training, NoAllocationInsideAStep) {
   const Dataset data = linear_data(50, 6);
   CpuBackend backend;
-  const std::vector<Dense> layers{Dense(8, Activation::relu), Dense(1)};
+  const std::vector<Layer> layers{Dense(8, Activation::relu), Dropout(0.5f), Dense(1)};
   Sequential model(layers, 1);
   model.build(3);
   Plan plan(backend, layers, 3, 16, Adam{});

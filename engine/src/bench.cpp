@@ -35,9 +35,9 @@ double median(std::vector<double> values) {
 StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64_t runs, std::int64_t steps_per_run,
                               Communicator* communicator, GradientSum gradient_sum,
                               const std::function<void(std::int64_t run)>& before_run) {
-  std::vector<Dense> layers;
-  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
-  layers.emplace_back(step.classes > 0 ? step.classes : 1);
+  std::vector<Layer> layers;
+  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(Dense(step.width, Activation::relu));
+  layers.emplace_back(Dense(step.classes > 0 ? step.classes : 1));
   Sequential model(layers, 1);
   model.build(step.width);
 
@@ -95,9 +95,9 @@ StepTiming time_training_step(Backend& backend, const StepCase& step, std::int64
 }
 
 double time_predict(Device device, const StepCase& step, std::int64_t rows, std::int64_t runs) {
-  std::vector<Dense> layers;
-  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(step.width, Activation::relu);
-  layers.emplace_back(step.classes > 0 ? step.classes : 1);
+  std::vector<Layer> layers;
+  for (std::int64_t l = 0; l + 1 < step.depth; ++l) layers.emplace_back(Dense(step.width, Activation::relu));
+  layers.emplace_back(Dense(step.classes > 0 ? step.classes : 1));
   Sequential model(layers, 1);
   model.compile({.optimizer = SGD{}, .loss = MeanSquaredError{}, .device = device});
   model.build(step.width);

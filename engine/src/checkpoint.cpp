@@ -20,6 +20,7 @@
 #include "atomic_file.hpp"
 #include "ember/error.hpp"
 #include "ember/model.hpp"
+#include "layer_part.hpp"
 #include "parameter_layout.hpp"
 #include "preprocessing_ops.hpp"
 #include "settings_json.hpp"
@@ -35,8 +36,9 @@ namespace {
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
 // Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing" and named
 // the optimizer state as PyTorch does ("optimizer.velocity" became "optimizer.momentum_buffer",
-// written only with momentum); version 1 files still load.
-constexpr int kFormatVersion = 2;
+// written only with momentum). Version 3 gave each architecture entry its layer type ("dense",
+// "dropout"). Version 1 and 2 files still load.
+constexpr int kFormatVersion = 3;
 
 struct TensorEntry {
   std::string name;
@@ -55,8 +57,7 @@ class CheckpointIo {
 
   static Json metadata(const Sequential& model) {
     Json layers = Json::array();
-    for (const Dense& layer : model.layers_)
-      layers.push_back({{"units", layer.units}, {"activation", to_string(layer.activation)}});
+    for (const Layer& layer : model.layers_) layers.push_back(layer_part::to_json(layer));
     const Json architecture = {{"inputs", model.input_width_}, {"layers", layers}, {"seed", model.seed_}};
     const Scaler& s = model.scaler_;
     const Json scaler = {{"enabled", s.enabled}, {"fitted", model.scaler_fitted_},
@@ -253,7 +254,7 @@ class CheckpointIo {
       const Json& meta = header.at("__metadata__");
       if (meta.value("format", "") != "ember") throw fail("its metadata has no \"format\": \"ember\"");
       const std::string version_text = meta.value("ember.version", "");
-      if (version_text == "1" || version_text == std::to_string(kFormatVersion))
+      if (version_text == "1" || version_text == "2" || version_text == std::to_string(kFormatVersion))
         version = std::stoi(version_text);
       else
         throw fail(fmt::format("format version {} is not one this Ember reads (1 to {})",
@@ -270,10 +271,8 @@ class CheckpointIo {
     }
 
     try {
-      std::vector<Dense> layers;
-      for (const Json& layer : architecture.at("layers"))
-        layers.emplace_back(layer.at("units").get<std::int64_t>(),
-                            parse_activation(layer.at("activation").get<std::string>()));
+      std::vector<Layer> layers;
+      for (const Json& layer : architecture.at("layers")) layers.push_back(layer_part::from_json(layer));
       Sequential model(std::move(layers), architecture.at("seed").get<std::uint64_t>());
       // The weights must be in the file: check that before allocating what the header claims.
       const auto input_width = architecture.at("inputs").get<std::int64_t>();

@@ -1,7 +1,8 @@
 #pragma once
 // Where each layer's parameters sit in the one flat buffer that the plan, the model and the
-// checkpoint share: per layer its weight (out, in), then its bias (out). Optimizer state buffers
-// and gradients use the same layout.
+// checkpoint share: layer after layer, each layer's tensors in its part's order (a Dense layer's
+// weight (out, in), then its bias (out); a Dropout layer has none). Optimizer state buffers and
+// gradients use the same layout.
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -10,52 +11,55 @@
 #include <vector>
 
 #include "ember/error.hpp"
-#include "ember/model.hpp"
+#include "ember/layers.hpp"
+#include "layer_part.hpp"
 
 namespace ember {
 
 class ParameterLayout {
  public:
-  struct Layer {
-    std::int64_t in = 0, out = 0;
-    std::int64_t weight = 0;  // offset of the weight (out, in)
-    std::int64_t bias = 0;    // offset of the bias (out)
-  };
   struct Tensor {
-    std::string name;  // "layers.{i}.weight" / "layers.{i}.bias", as torch.nn.Linear's state_dict
+    std::string name;  // "layers.{i}.weight" / "layers.{i}.bias", as a torch.nn.Sequential's state_dict
     std::vector<std::int64_t> shape;
     std::int64_t offset, count;
+  };
+  struct Layer {
+    std::int64_t in = 0, out = 0;
+    std::int64_t offset = 0, count = 0;  // the layer's parameters: [offset, offset + count)
+    std::vector<Tensor> tensors;
   };
 
   /// The kernels index a layer with 32-bit integers: widths and inputs must be 1 to 2^31 - 1.
   static constexpr std::int64_t kMaxWidth = std::numeric_limits<std::int32_t>::max();
 
   /// InputError when a width is out of range or the count overflows 64 bits.
-  ParameterLayout(const std::vector<Dense>& layers, std::int64_t inputs) {
+  ParameterLayout(const std::vector<ember::Layer>& layers, std::int64_t inputs) {
     if (inputs <= 0 || inputs > kMaxWidth)
       throw InputError(fmt::format("the model needs 1 to {} input columns, got {}", kMaxWidth, inputs));
     std::int64_t in = inputs;
-    for (const Dense& dense : layers) {
-      Layer layer{in, dense.units, count_, 0};
-      std::int64_t end = 0;  // (in + 1) * units: both factors < 2^31 + 1, so the product fits
-      if (__builtin_add_overflow(count_, (in + 1) * dense.units, &end))
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      Layer layer{in, layer_part::output_width(layers[l], in), count_, 0, {}};
+      for (layer_part::ParameterShape& tensor : layer_part::parameters(layers[l], in)) {
+        std::int64_t count = 1;  // every dimension is below 2^31 and a tensor has at most 2: no overflow
+        for (std::int64_t d : tensor.shape) count *= d;
+        layer.tensors.push_back(
+            {fmt::format("layers.{}.{}", l, tensor.name), std::move(tensor.shape), layer.count, count});
+        layer.count += count;  // a layer's tensors hold fewer than 2^62 + 2^31 values
+      }
+      if (__builtin_add_overflow(count_, layer.count, &count_))
         throw InputError("the model's parameter count overflows 64 bits; use narrower or fewer layers");
-      layer.bias = count_ + in * dense.units;
-      count_ = end;
-      layers_.push_back(layer);
-      in = dense.units;
+      for (Tensor& tensor : layer.tensors) tensor.offset += layer.offset;
+      in = layer.out;
+      layers_.push_back(std::move(layer));
     }
   }
 
   std::int64_t count() const { return count_; }
   const std::vector<Layer>& layers() const { return layers_; }
+  /// Every layer's tensors, first layer first.
   std::vector<Tensor> tensors() const {
     std::vector<Tensor> out;
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const Layer& layer = layers_[l];
-      out.push_back({fmt::format("layers.{}.weight", l), {layer.out, layer.in}, layer.weight, layer.out * layer.in});
-      out.push_back({fmt::format("layers.{}.bias", l), {layer.out}, layer.bias, layer.out});
-    }
+    for (const Layer& layer : layers_) out.insert(out.end(), layer.tensors.begin(), layer.tensors.end());
     return out;
   }
 

@@ -9,7 +9,6 @@
 #include <type_traits>
 #include <variant>
 
-#include "activation_math.hpp"
 #include "ember/error.hpp"
 #include "loss_part.hpp"
 #include "optimizer_part.hpp"
@@ -36,34 +35,34 @@ BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
   view = {static_cast<const float*>(buffer.data()), host.rows(), host.cols()};
 }
 
-Plan::ArenaLayout Plan::arena_layout(const std::vector<Dense>& layers, std::int64_t input_width,
+Plan::ArenaLayout Plan::arena_layout(const std::vector<Layer>& layers, std::int64_t input_width,
                                      std::int64_t batch_size, const std::optional<Optimizer>& optimizer,
                                      const Loss& loss) {
   ArenaLayout arena;
   const std::int64_t state_buffers =
       optimizer ? static_cast<std::int64_t>(optimizer_state_names(*optimizer).size()) : 0;
+  const ParameterLayout layout(layers, input_width);
   std::int64_t widest = 1;
-  for (const Dense& layer : layers) widest = std::max(widest, layer.units);
-  const std::int64_t output_width = layers.back().units;
+  for (const ParameterLayout::Layer& layer : layout.layers()) widest = std::max(widest, layer.out);
+  const std::int64_t output_width = layout.layers().back().out;
   const std::int64_t target_width = loss_part::target_width(loss, output_width);
   const std::int64_t sums_width = loss_part::sums_width(loss, output_width);
   // Parameters, then (training) each optimizer state buffer, the gradients, the snapshot of
   // parameters and state; then the batch and each layer's output.
-  arena.region_floats = align_up(ParameterLayout(layers, input_width).count());
+  arena.region_floats = align_up(layout.count());
   const std::int64_t training_regions = optimizer ? 1 + state_buffers + 1 + (1 + state_buffers) : 1;
   std::int64_t offset = training_regions * arena.region_floats;
   arena.x = offset;
   offset += align_up(batch_size * input_width);
   arena.y = offset;
   offset += align_up(batch_size * target_width);
-  for (const Dense& layer : layers) {
-    arena.outputs.push_back(offset);
-    offset += align_up(batch_size * layer.units);
-    arena.pre_activations.push_back(-1);
-    if (optimizer && activations::needs_input(layer.activation)) {
-      arena.pre_activations.back() = offset;
-      offset += align_up(batch_size * layer.units);
-    }
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const layer_part::Buffers buffers = layer_part::buffers(layers[l], optimizer.has_value());
+    const std::int64_t floats = align_up(batch_size * layout.layers()[l].out);
+    arena.outputs.push_back(buffers.output ? offset : -1);
+    if (buffers.output) offset += floats;
+    arena.extras.push_back(buffers.extra ? offset : -1);
+    if (buffers.extra) offset += floats;
   }
   if (optimizer) {
     arena.gradients = {offset, offset + align_up(batch_size * widest)};
@@ -81,14 +80,17 @@ Plan::ArenaLayout Plan::arena_layout(const std::vector<Dense>& layers, std::int6
   return arena;
 }
 
-double Plan::bytes_needed(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+double Plan::bytes_needed(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
                           const std::optional<Optimizer>& optimizer, const Loss& loss) {
-  // A generous bound in floating point first (at most seven parameter regions, each layer's output
-  // and pre-activation and two gradient buffers of the batch): beyond it the layout's 64-bit offsets could overflow.
+  // A generous bound in floating point first (at most seven parameter regions of at most (in + 1)
+  // out per layer, each layer's two buffers and two gradient buffers of the batch): beyond it the
+  // layout's 64-bit offsets could overflow.
   const auto batch = static_cast<double>(batch_size);
   double bound = batch * static_cast<double>(input_width), in = static_cast<double>(input_width);
-  for (const Dense& layer : layers) {
-    const auto out = static_cast<double>(layer.units);
+  std::int64_t width = input_width;
+  for (const Layer& layer : layers) {
+    width = layer_part::output_width(layer, width);
+    const auto out = static_cast<double>(width);
     bound += 7 * (in + 1) * out + 4 * batch * out;
     in = out;
   }
@@ -96,18 +98,19 @@ double Plan::bytes_needed(const std::vector<Dense>& layers, std::int64_t input_w
   return static_cast<double>(arena_layout(layers, input_width, batch_size, optimizer, loss).floats) * sizeof(float);
 }
 
-Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
-           std::optional<Optimizer> optimizer, Loss loss)
+Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
+           std::optional<Optimizer> optimizer, Loss loss, std::uint64_t seed)
     : backend_(backend),
       id_(next_plan_id()),
       batch_size_(batch_size),
       input_width_(input_width),
       layout_(layers, input_width),
       optimizer_(std::move(optimizer)),
-      loss_(loss) {
+      loss_(loss),
+      layers_(layers) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
   if (optimizer_) state_buffers_ = static_cast<std::int64_t>(optimizer_state_names(*optimizer_).size());
-  sums_width_ = loss_part::sums_width(loss_, layers.back().units);
+  sums_width_ = loss_part::sums_width(loss_, layout_.layers().back().out);
   const ArenaLayout arena = arena_layout(layers, input_width, batch_size, optimizer_, loss_);
   region_floats_ = arena.region_floats;
   const std::int64_t x_offset = arena.x, y_offset = arena.y, sums_offset = arena.sums, cursor_offset = arena.cursor,
@@ -134,20 +137,20 @@ Plan::Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t inpu
 
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const ParameterLayout::Layer& span = layout_.layers()[l];
-    LayerSlots slots;
-    slots.in = span.in;
-    slots.out = span.out;
-    slots.activation = layers[l].activation;
-    slots.weight = parameters_ + span.weight;
-    slots.bias = parameters_ + span.bias;
-    if (optimizer_) {
-      slots.weight_gradient = gradients_ + span.weight;
-      slots.bias_gradient = gradients_ + span.bias;
+    layer_part::Slots slots{.in = span.in, .out = span.out};
+    if (span.count > 0) {
+      slots.parameters = parameters_ + span.offset;
+      if (optimizer_) slots.gradients = gradients_ + span.offset;
     }
-    slots.output = base + output_offsets[l];
-    if (arena.pre_activations[l] >= 0) slots.pre_activation = base + arena.pre_activations[l];
-    layers_.push_back(slots);
+    if (output_offsets[l] >= 0) slots.output = base + output_offsets[l];
+    if (arena.extras[l] >= 0) slots.extra = base + arena.extras[l];
+    slots.seed = layer_part::layer_seed(seed, l);
+    slots_.push_back(slots);
   }
+  layer_inputs_.resize(layers.size());
+  // The last layer is Dense (Sequential checks it): some layer has parameters.
+  while (first_with_parameters_ + 1 < slots_.size() && layout_.layers()[first_with_parameters_].count == 0)
+    ++first_with_parameters_;
   // Parameters and state with their padding (the snapshot copies it); the state starts at zero.
   backend_.fill({parameters_, 1, (optimizer_ ? 1 + state_buffers_ : 1) * region_floats_}, 0.0f);
   const OptimizerScalars first{};
@@ -235,10 +238,10 @@ void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indic
   train_indices_ = indices;
 }
 
-void Plan::reset_epoch() {
+void Plan::reset_epoch(std::int64_t epoch) {
   backend_.fill({loss_sums_, 1, 2 * sums_width_}, 0.0f);
-  const std::int32_t zero = 0;
-  backend_.copy_to_device(cursor_, &zero, sizeof(zero));
+  const std::int32_t counters[2] = {0, static_cast<std::int32_t>(epoch)};
+  backend_.copy_to_device(cursor_, counters, sizeof(counters));
 }
 
 void Plan::check_step(std::int64_t rows, std::int64_t fewest) const {
@@ -291,15 +294,16 @@ void Plan::set_sum_factor(float factor) {
 }
 
 float* Plan::sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective& collective) {
-  float* first = layers_[l].weight_gradient;
-  if (l > 0 && bucket_end - first < bucket_floats_) return bucket_end;
+  float* first = slots_[l].gradients;
+  if (first == nullptr) return bucket_end;
+  if (l > first_with_parameters_ && bucket_end - first < bucket_floats_) return bucket_end;
   collective.start_scaled_sum(first, bucket_end - first, sum_factor_);
   return first;
 }
 
 void Plan::enqueue_bucket_sums(DeviceCollective& collective) {
   float* bucket_end = gradients_ + layout_.count();
-  for (std::size_t l = layers_.size(); l-- > 0;) bucket_end = sum_bucket_after(l, bucket_end, collective);
+  for (std::size_t l = slots_.size(); l-- > 0;) bucket_end = sum_bucket_after(l, bucket_end, collective);
 }
 
 void Plan::warm_up(DeviceCollective& collective) {
@@ -310,22 +314,15 @@ void Plan::warm_up(DeviceCollective& collective) {
   backend_.synchronize();
 }
 
-ConstView Plan::forward(ConstView input) {
+ConstView Plan::forward(ConstView input, bool training) {
   const std::int64_t rows = input.rows;
   if (rows > batch_size_ || input.cols != input_width_)
     throw Error(fmt::format("forward input ({}, {}) does not fit the plan ({}, {})", input.rows, input.cols,
                             batch_size_, input_width_));
+  const layer_part::Pass pass{backend_, rows, training, cursor_};
   ConstView activation = input;
-  for (const LayerSlots& layer : layers_) {
-    View output{layer.output, rows, layer.out};
-    // output (rows, out) = act(activation (rows, in) @ weight (out, in)^T + bias)
-    backend_.dense_forward(activation, ConstView{layer.weight, layer.out, layer.in},
-                           ConstView{layer.bias, 1, layer.out}, layer.activation, output,
-                           layer.pre_activation != nullptr
-                               ? std::optional<View>(View{layer.pre_activation, rows, layer.out})
-                               : std::nullopt);
-    activation = output;
-  }
+  for (std::size_t l = 0; l < layers_.size(); ++l)
+    activation = layer_part::forward(layers_[l], slots_[l], pass, activation);
   return activation;
 }
 
@@ -335,43 +332,42 @@ void Plan::enqueue_train_step(std::int64_t rows) {
 }
 
 void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
-  const std::int64_t output_width = layers_.back().out;
+  const std::int64_t output_width = slots_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
-  ConstView prediction = forward(x);
+  // Forward, keeping each layer's input for backward.
+  const layer_part::Pass pass{backend_, rows, true, cursor_};
+  std::vector<ConstView>& inputs = layer_inputs_;
+  ConstView prediction = x;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    inputs[l] = prediction;
+    prediction = layer_part::forward(layers_[l], slots_[l], pass, prediction);
+  }
 
   // Backward, last layer first. gradient holds dL/d(output of layer l) on entry to iteration l,
-  // already through that layer's ReLU when masked is set (folded into the input-gradient matmul);
-  // another activation's backward runs on its own.
+  // already through that layer's ReLU when folded (into the input gradient of the layer above).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
   loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
-  bool masked = false;
+  bool folded = false;
   // With a collective, the gradients are summed in buckets of whole layers as backward produces
   // them (as PyTorch DDP's buckets), so that a bucket's sum runs beside the backward of the layers
   // below it. The layers' parameters are contiguous, last layer last: a bucket is one range.
   float* bucket_end = gradients_ + layout_.count();
   for (std::size_t l = layers_.size(); l-- > 0;) {
-    const LayerSlots& layer = layers_[l];
-    if (layer.activation != Activation::linear && !masked)
-      backend_.activation_backward(layer.activation, gradient, ConstView{layer.pre_activation, rows, layer.out},
-                                   ConstView{layer.output, rows, layer.out}, gradient);
-    ConstView input = l == 0 ? ConstView(x) : ConstView{layers_[l - 1].output, rows, layer.in};
-    // weight_gradient (out, in) = gradient (rows, out)^T @ input (rows, in), bias_gradient its
-    // column sums; below the first layer, the input gradient (rows, in) = gradient @ weight
-    // (out, in), through layer l - 1's ReLU.
+    const layer_part::Slots& slots = slots_[l];
+    const ConstView output = l + 1 < layers_.size() ? inputs[l + 1] : prediction;
     std::optional<View> input_gradient;
-    if (l > 0) {
+    std::optional<ConstView> relu_below;
+    if (l > 0) {  // the input gradient goes to the other buffer (the first layer needs none)
       ping ^= 1;
-      input_gradient = View{gradient_buffers_[ping], rows, layer.in};
-      masked = layers_[l - 1].activation == Activation::relu;
+      input_gradient = View{gradient_buffers_[ping], rows, slots.in};
+      if (layer_part::folds_relu(layers_[l - 1])) relu_below = inputs[l];
     }
-    backend_.dense_backward(gradient, input, ConstView{layer.weight, layer.out, layer.in},
-                            l > 0 && masked ? std::optional<ConstView>(input) : std::nullopt,
-                            View{layer.weight_gradient, layer.out, layer.in}, View{layer.bias_gradient, 1, layer.out},
-                            input_gradient);
+    folded =
+        layer_part::backward(layers_[l], slots, pass, inputs[l], output, gradient, folded, relu_below, input_gradient);
     if (input_gradient) gradient = *input_gradient;
     if (collective != nullptr) bucket_end = sum_bucket_after(l, bucket_end, *collective);
   }

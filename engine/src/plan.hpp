@@ -10,10 +10,12 @@
 //   snapshot (parameters, state)           the state of the last good epoch: one copy each way
 //   x batch (B, in) | y batch (B, targets) the step's gathered inputs and targets (targets: out for
 //                                          regression, 1 class index for classification)
-//   activation l (B, units_l) per layer    forward outputs, kept for backward
+//   per layer the buffers its part keeps   forward outputs, kept for backward (layer_part::buffers:
+//   (B, width_l) each                      a Dropout layer keeps none predicting)
 //   gradient ping, pong (B, max units)     activation gradients: layer l writes the buffer layer
 //                                          l + 1 no longer needs
-//   metric sums of the loss: training and validation (loss_part::sums_width each) | cursor (int32)
+//   metric sums of the loss: training and validation (loss_part::sums_width each) | counters: the
+//   gather cursor and the epoch (int32 each; random draws are keyed by them)
 //   | OptimizerScalars | the factor of a data-parallel step's sums (DeviceCollective)
 #include <array>
 #include <cstdint>
@@ -24,6 +26,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/model.hpp"
+#include "layer_part.hpp"
 #include "parameter_layout.hpp"
 
 namespace ember {
@@ -42,10 +45,11 @@ class Plan {
   /// targets' width and the metric sums.
   /// The bytes of backend memory a plan of these settings places (its arena_bytes()), known
   /// before anything is allocated; an upper bound where the sizes are absurd (beyond 2^58 bytes).
-  static double bytes_needed(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+  static double bytes_needed(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
                              const std::optional<Optimizer>& optimizer, const Loss& loss);
-  Plan(Backend& backend, const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
-       std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{});
+  /// seed keys the layers' random draws (Dropout's masks) with their positions.
+  Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
+       std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{}, std::uint64_t seed = 0);
   ~Plan() { backend_.forget_steps(id_); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -78,8 +82,9 @@ class Plan {
   // ---- training --------------------------------------------------------------------------------
   /// The training set the steps gather from: x (n, in), y (n, out), indices n int32, all backend memory.
   void bind_training_set(ConstView x, ConstView y, const std::int32_t* indices);
-  /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch).
-  void reset_epoch();
+  /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch); epoch keys the
+  /// epoch's random draws, so that an epoch run again (or resumed) draws the same.
+  void reset_epoch(std::int64_t epoch = 0);
   /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, update.
   void train_step(std::int64_t rows);
   /// A step whose gradients are combined with other processes' before the update (data-parallel
@@ -103,8 +108,9 @@ class Plan {
   void set_bucket_floats(std::int64_t floats) { bucket_floats_ = floats; }
 
   // ---- inference -------------------------------------------------------------------------------
-  /// Runs the layers on input (rows <= batch size, in); returns the output activation view.
-  ConstView forward(ConstView input);
+  /// Runs the layers on input (rows <= batch size, in), predicting (Dropout passes its input on);
+  /// returns the output activation view.
+  ConstView forward(ConstView input) { return forward(input, false); }
   /// Adds the loss of prediction vs target into the validation sums.
   void accumulate_validation(ConstView prediction, ConstView target);
 
@@ -119,29 +125,18 @@ class Plan {
   /// Where each region of the arena starts, in floats from its start; floats: the whole arena.
   struct ArenaLayout {
     std::int64_t region_floats = 0, x = 0, y = 0, sums = 0, cursor = 0, scalars = 0, factor = 0, floats = 0;
-    std::vector<std::int64_t> outputs;
-    std::vector<std::int64_t> pre_activations;  // -1 where the layer keeps none
+    std::vector<std::int64_t> outputs, extras;  // -1 where the layer keeps none
     std::array<std::int64_t, 2> gradients{};
   };
-  static ArenaLayout arena_layout(const std::vector<Dense>& layers, std::int64_t input_width, std::int64_t batch_size,
+  static ArenaLayout arena_layout(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
                                   const std::optional<Optimizer>& optimizer, const Loss& loss);
-  struct LayerSlots {
-    std::int64_t in = 0, out = 0;
-    Activation activation = Activation::linear;
-    float* weight = nullptr;  // (out, in)
-    float* bias = nullptr;    // (1, out)
-    float* weight_gradient = nullptr;
-    float* bias_gradient = nullptr;
-    float* output = nullptr;  // (B, out)
-    /// (B, out): the pre-activation, kept in training plans for an activation whose backward
-    /// reads it (GELU, SiLU); null otherwise.
-    float* pre_activation = nullptr;
-  };
+  ConstView forward(ConstView input, bool training);
   void enqueue_train_step(std::int64_t rows);
   void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
   void enqueue_update();
   /// After layer l's backward: when the gradients from layer l's to bucket_end fill a bucket, or l
-  /// is the first layer, starts their sum and returns where the next bucket ends; else bucket_end.
+  /// is the first layer with parameters, starts their sum and returns where the next bucket ends;
+  /// else bucket_end.
   float* sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective& collective);
   /// Every bucket's sum, as enqueue_gradients starts them (every rank must make the same sums, in
   /// the same order, whatever rows it has).
@@ -163,7 +158,10 @@ class Plan {
   std::int64_t region_floats_ = 0;  // each parameter-layout region's size, aligned
   Buffer arena_;
   Buffer best_;
-  std::vector<LayerSlots> layers_;
+  std::vector<Layer> layers_;
+  std::vector<layer_part::Slots> slots_;
+  std::size_t first_with_parameters_ = 0;
+  std::vector<ConstView> layer_inputs_;  // a training step's forward: each layer's input, for backward
   float* parameters_ = nullptr;
   float* state_ = nullptr;  // k regions
   float* gradients_ = nullptr;
@@ -171,8 +169,8 @@ class Plan {
   float* x_batch_ = nullptr;
   float* y_batch_ = nullptr;
   std::array<float*, 2> gradient_buffers_{};
-  float* loss_sums_ = nullptr;  // training, then validation
-  std::int32_t* cursor_ = nullptr;
+  float* loss_sums_ = nullptr;      // training, then validation
+  std::int32_t* cursor_ = nullptr;  // the gather cursor, then the epoch
   OptimizerScalars* scalars_ = nullptr;
   float* sum_factor_ = nullptr;
   std::int64_t bucket_floats_ = std::int64_t{1} << 20;

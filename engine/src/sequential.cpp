@@ -34,7 +34,21 @@ void check_finite(ConstView values, const char* what) {
             fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1, values(r, c)));
 }
 
-constexpr std::int64_t kMaxWidth = ParameterLayout::kMaxWidth;
+/// Layer l's place in the layout of a built model; InputError for a layer the model lacks.
+ParameterLayout::Layer layer_width(const std::vector<Layer>& layers, std::int64_t input_width, std::size_t l) {
+  if (l >= layers.size())
+    throw InputError(fmt::format("the model has {} layers; there is no layer {}", layers.size(), l));
+  return ParameterLayout(layers, input_width).layers()[l];
+}
+
+/// Layer l's tensor named name; InputError when the layer has none (a Dropout layer's weight).
+ParameterLayout::Tensor parameter_tensor(const std::vector<Layer>& layers, std::int64_t input_width, std::size_t l,
+                                         const char* name) {
+  const std::vector<ParameterLayout::Tensor>& tensors = layer_width(layers, input_width, l).tensors;
+  for (const ParameterLayout::Tensor& tensor : tensors)
+    if (tensor.name == fmt::format("layers.{}.{}", l, name)) return tensor;
+  throw InputError(fmt::format("layer {} ({}) has no {}", l, describe(layers[l]), name));
+}
 
 }  // namespace
 
@@ -97,14 +111,15 @@ bool set_epoch_figure(EpochRecord& record, const std::string& name, double value
   return false;
 }
 
-Sequential::Sequential(std::initializer_list<Dense> layers, std::uint64_t seed)
-    : Sequential(std::vector<Dense>(layers), seed) {}
+Sequential::Sequential(std::initializer_list<Layer> layers, std::uint64_t seed)
+    : Sequential(std::vector<Layer>(layers), seed) {}
 
-Sequential::Sequential(std::vector<Dense> layers, std::uint64_t seed) : layers_(std::move(layers)), seed_(seed) {
+Sequential::Sequential(std::vector<Layer> layers, std::uint64_t seed) : layers_(std::move(layers)), seed_(seed) {
   if (layers_.empty()) throw InputError("a Sequential model needs at least one Dense layer");
-  for (const Dense& layer : layers_)
-    if (layer.units <= 0 || layer.units > kMaxWidth)
-      throw InputError(fmt::format("a Dense layer needs 1 to {} units, got {}", kMaxWidth, layer.units));
+  for (const Layer& layer : layers_) layer_part::check(layer);
+  if (!std::holds_alternative<Dense>(layers_.back()))
+    throw InputError(
+        fmt::format("a Sequential model ends with a Dense layer (its outputs), not {}", describe(layers_.back())));
 }
 
 Sequential::~Sequential() = default;
@@ -167,15 +182,13 @@ Backend& Sequential::backend() const {
 
 ConstView Sequential::weight(std::size_t layer) const {
   if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  if (layer >= layers_.size())
-    throw InputError(fmt::format("the model has {} layers; there is no layer {}", layers_.size(), layer));
-  const ParameterLayout::Layer span = ParameterLayout(layers_, input_width_).layers()[layer];
-  return {parameters_.data() + span.weight, span.out, span.in};
+  return {parameters_.data() + weight_offset(layer), layer_width(layers_, input_width_, layer).out,
+          layer_width(layers_, input_width_, layer).in};
 }
 
 ConstView Sequential::bias(std::size_t layer) const {
-  const ConstView w = weight(layer);
-  return {w.data + w.size(), 1, w.rows};
+  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
+  return {parameters_.data() + bias_offset(layer), 1, layer_width(layers_, input_width_, layer).out};
 }
 
 void Sequential::set_weight(std::size_t layer, const Matrix& weight) {
@@ -205,11 +218,11 @@ void Sequential::set_column_names(std::vector<std::string> features, std::vector
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {
-  return ParameterLayout(layers_, input_width_).layers().at(layer).weight;
+  return parameter_tensor(layers_, input_width_, layer, "weight").offset;
 }
 
 std::int64_t Sequential::bias_offset(std::size_t layer) const {
-  return ParameterLayout(layers_, input_width_).layers().at(layer).bias;
+  return parameter_tensor(layers_, input_width_, layer, "bias").offset;
 }
 
 std::int64_t Sequential::parameter_count_for(std::int64_t input_width) const {
@@ -239,14 +252,8 @@ void Sequential::build(std::int64_t input_width) {
   input_width_ = input_width;
   std::int64_t in = input_width;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const std::int64_t out = layers_[l].units;
-    // Glorot uniform, as Keras: U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)); zero bias.
-    const double limit = std::sqrt(6.0 / static_cast<double>(in + out));
-    Random random(derive_seed(seed_, l));
-    for (std::int64_t i = 0; i < out * in; ++i)
-      parameters_.push_back(static_cast<float>((2.0 * random.uniform() - 1.0) * limit));
-    parameters_.insert(parameters_.end(), static_cast<std::size_t>(out), 0.0f);
-    in = out;
+    layer_part::initialize(layers_[l], in, derive_seed(seed_, l), parameters_);
+    in = layer_part::output_width(layers_[l], in);
   }
   epochs_completed_ = 0;
   epoch_record_.reset();
@@ -529,7 +536,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, all_train_rows);
   parallel.set_rows(batch_size, train_rows);
-  Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss);
+  Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss, seed_);
   parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
   const std::string data_parallel = parallel.connect(backend);
@@ -608,7 +615,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   };
   const auto run_epoch = [&](std::int64_t epoch) {
     upload_order();
-    plan.reset_epoch();
+    plan.reset_epoch(epoch);
     for (std::int64_t b = 0; b < batches; ++b) {
       const bool stop = step(b);
       if (options.on_batch) options.on_batch(b + 1, batches);
@@ -625,7 +632,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     plan.restore_state();
     plan.set_step(step_before_epoch);
     upload_order();
-    plan.reset_epoch();
+    plan.reset_epoch(epoch);
     for (std::int64_t b = 0; b < batches; ++b) {
       step(b);
       const std::vector<float> sums = parallel.sum(plan.read_loss_sums().train);

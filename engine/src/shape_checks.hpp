@@ -27,8 +27,8 @@ inline MatmulShape check_matmul(Transpose transpose_a, Transpose transpose_b, Co
                             k_b, n, c.rows, c.cols));
   constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();  // BLAS and the kernels take int
   if (std::max({a.rows, a.cols, b.rows, b.cols, c.rows, c.cols}) > largest)
-    throw InputError(fmt::format("matmul ({} x {} x {}): a dimension exceeds {}; use smaller batches", m, n, k,
-                                 largest));
+    throw InputError(
+        fmt::format("matmul ({} x {} x {}): a dimension exceeds {}; use smaller batches", m, n, k, largest));
   return {m, n, k};
 }
 
@@ -36,6 +36,12 @@ template <typename A, typename B>
 void check_same_shape(BasicView<A> x, BasicView<B> y, const char* op) {
   if (x.rows != y.rows || x.cols != y.cols)
     throw Error(fmt::format("{}: shapes ({}, {}) and ({}, {}) differ", op, x.rows, x.cols, y.rows, y.cols));
+}
+
+/// dropout's arguments: x and y of one shape, a rate in [0, 1).
+inline void check_dropout(ConstView x, View y, float rate) {
+  check_same_shape(x, y, "dropout");
+  if (!(rate >= 0.0f && rate < 1.0f)) throw Error(fmt::format("dropout: rate {} is not in [0, 1)", rate));
 }
 
 template <typename A, typename B>

@@ -54,8 +54,8 @@ double max_abs_difference(ConstView a, ConstView b) {
 
 bool TrainingComparison::within_tolerance() const {
   if (!(parameter_error <= tolerance) || losses_a.size() != losses_b.size()) return false;
-  for (const Layer& layer : layers)
-    if (!(layer.weight_error <= tolerance && layer.bias_error <= tolerance)) return false;
+  for (const Tensor& tensor : tensors)
+    if (!(tensor.error <= tolerance)) return false;
   for (std::size_t e = 0; e < losses_a.size(); ++e) {
     const double scale = std::max(std::abs(losses_a[e]), std::numeric_limits<double>::min());
     if (!(std::abs(losses_b[e] - losses_a[e]) <= tolerance * scale)) return false;
@@ -66,14 +66,13 @@ bool TrainingComparison::within_tolerance() const {
 std::string TrainingComparison::report() const {
   std::string text = fmt::format("parameters: relative error {:.3g} (tolerance {:.3g}){}\n", parameter_error, tolerance,
                                  within_tolerance() ? "" : ": DIFFERENT");
-  for (const Layer& layer : layers)
-    text += fmt::format("{}: weight {:.3g}, bias {:.3g}\n", layer.name, layer.weight_error, layer.bias_error);
+  for (const Tensor& tensor : tensors) text += fmt::format("{}: {:.3g}\n", tensor.name, tensor.error);
   for (std::size_t e = 0; e < std::min(losses_a.size(), losses_b.size()); ++e)
     text += fmt::format("epoch {}: loss {:.9g} vs {:.9g}\n", e + 1, losses_a[e], losses_b[e]);
   return text;
 }
 
-TrainingComparison compare_training(const std::vector<Dense>& layers, CompileOptions options, const Matrix& x,
+TrainingComparison compare_training(const std::vector<Layer>& layers, CompileOptions options, const Matrix& x,
                                     const Matrix& y, const FitOptions& fit, const TrainingSide& a,
                                     const TrainingSide& b, double tolerance, std::uint64_t seed) {
   const auto train = [&](const TrainingSide& side) {
@@ -93,16 +92,11 @@ TrainingComparison compare_training(const std::vector<Dense>& layers, CompileOpt
   comparison.losses_a = std::move(losses_a);
   comparison.losses_b = std::move(losses_b);
   comparison.parameter_error = relative_error(model_b.parameters(), model_a.parameters());
-  const ParameterLayout layout(layers, model_a.input_width());
-  for (std::size_t l = 0; l < layout.layers().size(); ++l) {
-    const ParameterLayout::Layer& span = layout.layers()[l];
-    const float* pa = model_a.parameters().data();
-    const float* pb = model_b.parameters().data();
-    comparison.layers.push_back(
-        {fmt::format("layers.{}", l),
-         relative_error(ConstView{pb + span.weight, span.out, span.in}, ConstView{pa + span.weight, span.out, span.in}),
-         relative_error(ConstView{pb + span.bias, 1, span.out}, ConstView{pa + span.bias, 1, span.out})});
-  }
+  const float* pa = model_a.parameters().data();
+  const float* pb = model_b.parameters().data();
+  for (const ParameterLayout::Tensor& tensor : ParameterLayout(layers, model_a.input_width()).tensors())
+    comparison.tensors.push_back({tensor.name, relative_error(ConstView{pb + tensor.offset, 1, tensor.count},
+                                                              ConstView{pa + tensor.offset, 1, tensor.count})});
   return comparison;
 }
 

@@ -13,12 +13,12 @@ leaves the model at its last completed epoch. Checkpoints are those of `ember tr
 import numpy as _np
 
 from . import _core
-from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Error, History, Huber, InputError,
+from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Dropout, Error, History, Huber, InputError,
                     MeanSquaredError, RMSprop, SGD, activation_names, cuda_unavailable_reason, describe_devices,
-                    get_num_threads, optimizer_names, set_num_threads)
+                    get_num_threads, layer_names, optimizer_names, set_num_threads)
 
-__all__ = ["Sequential", "Dense", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
-           "History", "Error", "InputError", "DivergenceError", "activation_names", "optimizer_names",
+__all__ = ["Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
+           "History", "Error", "InputError", "DivergenceError", "activation_names", "layer_names", "optimizer_names",
            "cuda_unavailable_reason", "describe_devices", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
 
@@ -88,7 +88,7 @@ def _frame_with_targets(x, y, target):
 
 
 class Sequential:
-    """A stack of Dense layers, as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
+    """A stack of layers (Dense, Dropout), as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
 
     def __init__(self, layers, seed=0):
         self._model = _core.Sequential(list(layers), seed)
@@ -178,7 +178,7 @@ class Sequential:
         return model
 
     def get_weights(self):
-        """Per layer its weight (units, inputs), as torch.nn.Linear, then its bias (1, units)."""
+        """Per Dense layer its weight (units, inputs), as torch.nn.Linear, then its bias (1, units)."""
         return self._model.get_weights()
 
     def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...

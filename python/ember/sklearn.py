@@ -3,7 +3,8 @@
 They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn's estimator checks
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
 Ember's engine with Adam (or SGD) for a fixed number of epochs, optionally stopped early on a held-
-out validation fraction. Inputs and regression targets are standardized inside the model.
+out validation fraction. Inputs and regression targets are standardized inside the model. dropout
+(0 by default) puts a Dropout layer of that rate after each hidden layer.
 
 A pandas DataFrame with text columns or missing cells is read as `ember train` reads a CSV file
 (text columns as categories, gaps filled with indicators; docs/formats.md); the model then keeps
@@ -28,7 +29,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Sequential
+from . import Dense, Dropout, Sequential
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
 
@@ -36,7 +37,7 @@ __all__ = ["EmberRegressor", "EmberClassifier"]
 class _EmberEstimator(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(64, 64), activation="relu", optimizer="adam", lr=0.001, momentum=0.9,
                  epochs=200, batch_size=32, early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 normalize=True, random_state=None, device="auto", verbose=0):
+                 normalize=True, random_state=None, device="auto", verbose=0, dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -51,6 +52,7 @@ class _EmberEstimator(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.dropout = dropout
 
     def _is_table(self, X):
         """A DataFrame that only the table path reads: one with text columns or missing cells."""
@@ -78,7 +80,10 @@ class _EmberEstimator(BaseEstimator):
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
         # scikit-learn's MLP names two activations its own way; every Ember name works too.
         activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
-        return [Dense(int(units), activation) for units in sizes] + [Dense(outputs)]
+        # A Dropout layer after each hidden layer, as the rate asks.
+        rate = float(self.dropout)
+        hidden = [[Dense(int(units), activation)] + ([Dropout(rate)] if rate > 0 else []) for units in sizes]
+        return [layer for pair in hidden for layer in pair] + [Dense(outputs)]
 
     def _train(self, X, targets, outputs, loss, table=False, target_names=()):
         """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's

@@ -16,8 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <string_view>
 #include <stop_token>
+#include <string_view>
 
 #include "ember/ember.hpp"
 
@@ -298,6 +298,17 @@ NB_MODULE(_core, m) {
         return "Dense(" + std::to_string(d.units) + ", '" + ember::to_string(d.activation) + "')";
       });
 
+  nb::class_<ember::Dropout>(m, "Dropout")
+      .def(
+          "__init__",
+          [](ember::Dropout* self, double rate) {
+            ember::check_layer(ember::Dropout(static_cast<float>(rate)));  // as Keras, where it is made
+            new (self) ember::Dropout(static_cast<float>(rate));
+          },
+          "rate"_a)
+      .def_prop_ro("rate", [](const ember::Dropout& d) { return d.rate; })
+      .def("__repr__", [](const ember::Dropout& d) { return ember::describe(d); });
+
   nb::class_<ember::SGD>(m, "SGD")
       .def(nb::init<>())
       .def(
@@ -371,7 +382,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("columns", [](const Table& t) { return t.table.names(); });
 
   nb::class_<ember::Sequential>(m, "Sequential")
-      .def(nb::init<std::vector<ember::Dense>, std::uint64_t>(), "layers"_a, "seed"_a = 0)
+      .def(nb::init<std::vector<ember::Layer>, std::uint64_t>(), "layers"_a, "seed"_a = 0)
       .def(
           "_compile",
           [](ember::Sequential& model, const ember::Optimizer& optimizer, const ember::Loss& loss,
@@ -446,6 +457,7 @@ NB_MODULE(_core, m) {
       .def("get_weights", [](const ember::Sequential& s) {
         nb::list out;
         for (std::size_t l = 0; l < s.layers().size(); ++l) {
+          if (!std::holds_alternative<ember::Dense>(s.layers()[l])) continue;  // no weights, as in Keras
           const ember::ConstView w = s.weight(l), b = s.bias(l);
           out.append(to_numpy(ember::Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size()))));
           out.append(to_numpy(ember::Matrix(1, b.cols, std::span<const float>(b.data, b.size()))));
@@ -460,6 +472,7 @@ NB_MODULE(_core, m) {
   m.def("activation_names", &ember::activation_names,
         "The activations a Dense layer takes by name: linear, relu, leaky_relu, gelu, gelu_tanh, silu, tanh, "
         "sigmoid (PyTorch's formulas).");
+  m.def("layer_names", &ember::layer_names, "The kinds of layer a Sequential model stacks: dense, dropout.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

@@ -237,6 +237,28 @@ def test_every_activation_trains_and_round_trips(tmp_path):
         ember.Dense(4, "swish")
 
 
+def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
+    x, y = regression_data()
+    assert ember.layer_names() == ["dense", "dropout"]
+    model = ember.Sequential([ember.Dense(32, "relu"), ember.Dropout(0.25), ember.Dense(1)], seed=3)
+    assert repr(model.layers[1]) == "Dropout(0.25)" and model.layers[1].rate == 0.25
+    model.compile(optimizer="adam", loss="mse", device="cpu")
+    history = model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert np.array_equal(model.predict(x), model.predict(x))  # no masks when predicting
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(32, 4), (1, 32), (1, 32), (1, 1)]  # the Dropout layer has none
+    model.save(tmp_path / "dropout.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "dropout.safetensors")
+    assert [repr(layer) for layer in loaded.layers] == ["Dense(32, 'relu')", "Dropout(0.25)", "Dense(1, 'linear')"]
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    for rate in (-0.1, 1.0):
+        with pytest.raises(ember.InputError, match="a Dropout layer's rate must be 0 to below 1"):
+            ember.Dropout(rate)
+    with pytest.raises(ember.InputError, match="ends with a Dense layer"):
+        ember.Sequential([ember.Dense(4), ember.Dropout(0.5)])
+
+
 def test_every_optimizer_trains_by_name_and_resumes_from_its_checkpoint(tmp_path):
     x, y = regression_data()
     assert ember.optimizer_names() == ["sgd", "adam", "adamw", "rmsprop"]

@@ -59,6 +59,17 @@ def test_estimators_take_every_activation():
         assert model.score(x, y) > 0.5, name
 
 
+def test_estimators_put_dropout_after_each_hidden_layer():
+    x, y = load_diabetes(return_X_y=True)
+    model = EmberRegressor(hidden_layer_sizes=(32, 16), dropout=0.2, epochs=40, lr=0.01, random_state=0,
+                           device="cpu").fit(x, y)
+    assert [repr(layer) for layer in model.model_.layers] == [
+        "Dense(32, 'relu')", "Dropout(0.2)", "Dense(16, 'relu')", "Dropout(0.2)", "Dense(1, 'linear')"]
+    assert model.score(x, y) > 0.3
+    plain = EmberRegressor(hidden_layer_sizes=(32, 16), epochs=1, random_state=0, device="cpu").fit(x, y)
+    assert len(plain.model_.layers) == 3
+
+
 def test_dataframes_with_text_and_gaps():
     pd = pytest.importorskip("pandas")
     rows = 150

@@ -88,6 +88,13 @@ class Backend {
   /// kinds that need it read (activations::needs_input; for the others x may be an empty view).
   /// dy, x, y, dx are (rows, cols); dx may alias dy.
   virtual void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) = 0;
+  /// Dropout's mask applied to x (the same op runs forward and backward): y[i] = x[i] * scale where
+  /// element i is kept, else 0, scale = 1 / (1 - rate) rounded to float. Whether i is kept is a
+  /// draw of Philox4x32-10 keyed by seed over (i, counters[0], counters[1]) (kernels/dropout_math.hpp,
+  /// which every backend calls: the masks are identical). counters is two int32 of backend memory,
+  /// read when the op runs (the step's gather cursor and epoch). x and y are (rows, cols) and may be
+  /// the same memory; rate is 0 to below 1.
+  virtual void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) = 0;
   /// A regression loss of a batch (MeanSquaredError, or Huber with huber_delta), its metric sums and
   /// its gradient, from one read of prediction and target (both (rows, cols)). With e = p - t, for
   /// every column c (sums is 3 * cols floats of backend memory, accumulated across calls: an

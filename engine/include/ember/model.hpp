@@ -1,7 +1,7 @@
 #pragma once
 // The Keras-like model API:
 //
-//   ember::Sequential model{ember::Dense(64, ember::Activation::relu), ember::Dense(1)};
+//   ember::Sequential model{ember::Dense(64, ember::Activation::relu), ember::Dropout(0.1f), ember::Dense(1)};
 //   model.compile({.optimizer = ember::SGD{.lr = 0.01f}, .loss = ember::MeanSquaredError{}});
 //   ember::History history = model.fit(x, y, {.epochs = 100});
 //   ember::Matrix prediction = model.predict(x);
@@ -21,6 +21,7 @@
 #include "ember/data.hpp"
 #include "ember/device.hpp"
 #include "ember/distributed.hpp"
+#include "ember/layers.hpp"
 #include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/preprocessing.hpp"
@@ -28,14 +29,6 @@
 #include "ember/tensor.hpp"
 
 namespace ember {
-
-struct Dense {
-  explicit Dense(std::int64_t units, Activation activation = Activation::linear)
-      : units(units), activation(activation) {}
-  std::int64_t units;
-  Activation activation;
-  bool operator==(const Dense&) const = default;
-};
 
 struct CompileOptions {
   Optimizer optimizer = SGD{};
@@ -199,8 +192,9 @@ class Backend;
 /// build, set_*) need exclusive use: no other call on the same model may run meanwhile.
 class Sequential {
  public:
-  Sequential(std::initializer_list<Dense> layers, std::uint64_t seed = 0);
-  explicit Sequential(std::vector<Dense> layers, std::uint64_t seed = 0);
+  /// InputError unless every layer's settings are valid and the last layer is Dense.
+  Sequential(std::initializer_list<Layer> layers, std::uint64_t seed = 0);
+  explicit Sequential(std::vector<Layer> layers, std::uint64_t seed = 0);
   ~Sequential();
   Sequential(Sequential&&) noexcept;
   Sequential& operator=(Sequential&&) noexcept;
@@ -248,16 +242,16 @@ class Sequential {
   static Sequential load(const std::string& path);
 
   // ---- inspection ------------------------------------------------------------------------------
-  const std::vector<Dense>& layers() const { return layers_; }
+  const std::vector<Layer>& layers() const { return layers_; }
   std::int64_t input_width() const { return input_width_; }  // 0 until built
-  std::int64_t output_width() const { return layers_.back().units; }
+  std::int64_t output_width() const { return std::get<Dense>(layers_.back()).units; }
   bool built() const { return input_width_ > 0; }
   /// Allocates and initializes the weights for this input width (fit does it on first use).
   void build(std::int64_t input_width);
   /// The number of parameters build(input_width) allocates; InputError when a width is out of
   /// range (1 to 2^31 - 1: the kernels index a layer with 32-bit integers) or the count overflows.
   std::int64_t parameter_count_for(std::int64_t input_width) const;
-  /// All parameters in one flat buffer: per layer its weight (out, in), then its bias (out).
+  /// All parameters in one flat buffer: per Dense layer its weight (out, in), then its bias (out).
   const std::vector<float>& parameters() const { return parameters_; }
   /// The optimizer's state buffers one after another (optimizer_state_names order), each of the
   /// parameters' layout: SGD's momentum buffer, Adam's exp_avg and exp_avg_sq; empty for plain SGD.
@@ -290,8 +284,8 @@ class Sequential {
   std::int64_t weight_offset(std::size_t layer) const;
   std::int64_t bias_offset(std::size_t layer) const;
   /// Layer l's weight (out, in), as torch.nn.Linear's, and bias (1, out): views into parameters(),
-  /// valid until the model is built, loaded or assigned again. InputError for a model not built or
-  /// a layer it does not have.
+  /// valid until the model is built, loaded or assigned again. InputError for a model not built, a
+  /// layer it does not have or one without parameters (Dropout). l counts every layer.
   ConstView weight(std::size_t layer) const;
   ConstView bias(std::size_t layer) const;
   /// Sets them: InputError unless the shape is the layer's and every value is finite. The
@@ -318,7 +312,7 @@ class Sequential {
   void check_targets(ConstView y) const;
   std::int64_t class_count() const;  // classification: 2 for one output, else the outputs
 
-  std::vector<Dense> layers_;
+  std::vector<Layer> layers_;
   std::uint64_t seed_ = 0;
   std::int64_t input_width_ = 0;
   std::vector<float> parameters_;

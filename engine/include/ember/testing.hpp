@@ -43,29 +43,27 @@ struct TrainingSide {
   BackendOptions backend{};
 };
 
-/// Two training runs of the same model compared: each layer's weights and bias, and the losses.
+/// Two training runs of the same model compared: each parameter tensor, and the losses.
 struct TrainingComparison {
-  struct Layer {
-    std::string name;         // "layers.0"
-    double weight_error = 0;  // relative_error(b's weight, a's weight)
-    double bias_error = 0;
+  struct Tensor {
+    std::string name;  // "layers.0.weight", as the checkpoint names it
+    double error = 0;  // relative_error(b's, a's)
   };
-  std::vector<Layer> layers;
+  std::vector<Tensor> tensors;
   double parameter_error = 0;              // relative error of all parameters together
   std::vector<double> losses_a, losses_b;  // per epoch
   double tolerance = 0;
 
-  /// Every layer's weights and biases, all parameters and every epoch's loss within tolerance
-  /// (relative).
+  /// Every tensor, all parameters and every epoch's loss within tolerance (relative).
   bool within_tolerance() const;
-  /// A table of the figures above, one line per layer and per epoch.
+  /// A table of the figures above, one line per tensor and per epoch.
   std::string report() const;
 };
 
 /// Trains two copies of Sequential(layers, seed) compiled with options (its device and backend
 /// replaced by each side's) on x and y with fit, one on side a (the reference) and one on side b,
 /// and compares them. Throws what fit throws (e.g. InputError where a side's device is unusable).
-TrainingComparison compare_training(const std::vector<Dense>& layers, CompileOptions options, const Matrix& x,
+TrainingComparison compare_training(const std::vector<Layer>& layers, CompileOptions options, const Matrix& x,
                                     const Matrix& y, const FitOptions& fit, const TrainingSide& a,
                                     const TrainingSide& b, double tolerance = kTrainingTolerance,
                                     std::uint64_t seed = 0);

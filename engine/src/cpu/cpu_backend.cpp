@@ -10,6 +10,7 @@
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
+#include "dropout_math.hpp"
 #include "ember/error.hpp"
 #include "optimizer_part.hpp"
 #include "shape_checks.hpp"
@@ -110,6 +111,19 @@ void CpuBackend::activation_backward(Activation kind, ConstView dy, ConstView x,
       dx.data[i] =
           static_cast<float>(Part::backward(static_cast<double>(dy.data[i]), input, static_cast<double>(y.data[i])));
     });
+  });
+}
+
+// Exact in float (a product of two floats rounds once), so the fast CPU path inherits it.
+void CpuBackend::dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) {
+  check_dropout(x, y, rate);
+  const dropout_math::Mask mask = dropout_math::mask_for(seed, rate);
+  const std::int32_t step_counters[2] = {counters[0], counters[1]};
+  const std::int64_t count = x.size();
+  for_each_index((count + 3) / 4, 40, [&](std::int64_t group) {
+    const unsigned bits = dropout_math::kept_bits(mask, step_counters, static_cast<std::uint64_t>(group));
+    for (std::int64_t i = 4 * group, j = 0; j < 4 && i < count; ++i, ++j)
+      y.data[i] = (bits >> j & 1u) != 0 ? x.data[i] * mask.scale : 0.0f;
   });
 }
 

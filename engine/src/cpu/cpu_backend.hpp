@@ -18,6 +18,7 @@ class CpuBackend : public Backend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
+  void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;
   void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override;

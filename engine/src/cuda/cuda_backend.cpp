@@ -171,6 +171,10 @@ class CudaBackend final : public Backend {
     kernels::launch_activation_backward(kind, dy.data, needs_input ? x.data : nullptr, y.data, dx.data, dy.size(),
                                         stream_);
   }
+  void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override {
+    check_dropout(x, y, rate);
+    kernels::launch_dropout(x.data, y.data, x.size(), rate, seed, counters, stream_);
+  }
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override {
     check_same_shape(prediction, target, "regression_loss");

@@ -234,7 +234,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   DeviceMemory pair(2 * static_cast<std::size_t>(n) * sizeof(float));  // two operands back to back
   DeviceMemory out(static_cast<std::size_t>(n) * sizeof(float)), third(static_cast<std::size_t>(n) * sizeof(float));
   DeviceMemory bias(cols * sizeof(float)), bias_gradient(cols * sizeof(float));
-  DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(sizeof(std::int32_t));
+  DeviceMemory indices(static_cast<std::size_t>(rows) * sizeof(std::int32_t)), cursor(2 * sizeof(std::int32_t));
   DeviceMemory scratch(kernels::kReductionScratchFloats * sizeof(float)), sum(sizeof(float));
   DeviceMemory column_sums(3 * cols * sizeof(float)), labels(static_cast<std::size_t>(rows) * sizeof(float));
   const std::size_t cub_bytes = kernels::cub_sum_scratch_bytes(2 * n);
@@ -252,7 +252,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   // with), then waited for: the host vector must outlive the copy.
   EMBER_CUDA_CHECK(cudaMemcpyAsync(indices.data(), order.data(), order.size() * sizeof(std::int32_t),
                                    cudaMemcpyHostToDevice, stream));
-  EMBER_CUDA_CHECK(cudaMemsetAsync(cursor.data(), 0, sizeof(std::int32_t), stream));
+  EMBER_CUDA_CHECK(cudaMemsetAsync(cursor.data(), 0, 2 * sizeof(std::int32_t), stream));  // and dropout's epoch
   // Class labels for the cross-entropy: every class in turn.
   std::vector<float> label_values(static_cast<std::size_t>(rows));
   for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<float>(i % cols);
@@ -290,6 +290,8 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   measure("gelu backward", 4 * operand, [&] {
     kernels::launch_activation_backward(Activation::gelu, first, second, second, out.floats(), n, stream);
   });
+  measure("dropout 0.1", 2 * operand,
+          [&] { kernels::launch_dropout(first, out.floats(), n, 0.1f, 7, cursor_data, stream); });
   // The optimizers' step values (OptimizerScalars: rate factor 1, step 1) in device memory.
   DeviceMemory scalars(sizeof(OptimizerScalars));
   const OptimizerScalars one{1.0f, 1};

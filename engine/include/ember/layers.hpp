@@ -1,0 +1,54 @@
+#pragma once
+// The layers a Sequential model stacks. Each kind is a part (engine/src/layer_part.hpp): its
+// parameters and their initialization, its forward and backward on the backend and its checkpoint
+// entry live there; this header only holds each kind's settings, so that the public API needs no
+// engine internals.
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "ember/activation.hpp"
+
+namespace ember {
+
+/// y = activation(x @ weight^T + bias), as torch.nn.Linear followed by the activation; weight is
+/// (units, inputs), Glorot-uniform at first (as Keras), bias zero.
+struct Dense {
+  explicit Dense(std::int64_t units, Activation activation = Activation::linear)
+      : units(units), activation(activation) {}
+  std::int64_t units;
+  Activation activation;
+  bool operator==(const Dense&) const = default;
+};
+
+/// While training, zeroes each input element with probability rate and scales the others by
+/// 1 / (1 - rate), as torch.nn.Dropout; predicting, the identity. rate is 0 to below 1. The mask
+/// comes from a counter-based generator (Philox4x32-10) keyed by the model's seed, the layer, the
+/// epoch and the batch's position, so that every backend draws the same one and a resumed fit
+/// draws what the uninterrupted fit would have.
+struct Dropout {
+  explicit Dropout(float rate = 0.5f) : rate(rate) {}
+  float rate;
+  bool operator==(const Dropout&) const = default;
+};
+
+/// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
+using Layer = std::variant<Dense, Dropout>;
+/// How many kinds Layer has; the part list is checked against it when it is compiled.
+inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
+
+/// InputError naming the setting unless the layer's settings are valid (a Dense layer's units 1 to
+/// 2^31 - 1, a Dropout rate 0 to below 1).
+void check_layer(const Layer& layer);
+/// The kind's name ("dense", "dropout"), as checkpoints and the CLI spell it.
+std::string layer_name(const Layer& layer);
+/// Every kind's name, in Layer's order.
+std::vector<std::string> layer_names();
+/// "Dense(64, relu)", "Dropout(0.2)": the layer as messages show it.
+std::string describe(const Layer& layer);
+/// The layer as a checkpoint's architecture stores it: the text of a JSON object,
+/// {"type": "dense", "units": 64, "activation": "relu"} or {"type": "dropout", "rate": 0.2}.
+std::string settings_json(const Layer& layer);
+
+}  // namespace ember

@@ -1,0 +1,213 @@
+#include "layer_part.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <type_traits>
+#include <variant>
+
+#include "activation_math.hpp"
+#include "ember/error.hpp"
+#include "ember/random.hpp"
+#include "parameter_layout.hpp"
+
+namespace ember {
+namespace layer_part {
+namespace {
+
+/// One part per kind of layer: its name and the members the functions of layer_part.hpp call.
+template <typename Settings>
+struct Part;
+
+template <>
+struct Part<Dense> {
+  static constexpr const char* name = "dense";
+  static void check(const Dense& dense) {
+    if (dense.units <= 0 || dense.units > ParameterLayout::kMaxWidth)
+      throw InputError(
+          fmt::format("a Dense layer needs 1 to {} units, got {}", ParameterLayout::kMaxWidth, dense.units));
+  }
+  static std::int64_t output_width(const Dense& dense, std::int64_t) { return dense.units; }
+  static std::vector<ParameterShape> parameters(const Dense& dense, std::int64_t in) {
+    return {{"weight", {dense.units, in}}, {"bias", {dense.units}}};
+  }
+  static void initialize(const Dense& dense, std::int64_t in, std::uint64_t seed, std::vector<float>& parameters) {
+    // Glorot uniform, as Keras: U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)); zero bias.
+    const std::int64_t out = dense.units;
+    const double limit = std::sqrt(6.0 / static_cast<double>(in + out));
+    Random random(seed);
+    for (std::int64_t i = 0; i < out * in; ++i)
+      parameters.push_back(static_cast<float>((2.0 * random.uniform() - 1.0) * limit));
+    parameters.insert(parameters.end(), static_cast<std::size_t>(out), 0.0f);
+  }
+  static Buffers buffers(const Dense& dense, bool training) {
+    return {true, training && activations::needs_input(dense.activation)};
+  }
+  static ConstView forward(const Dense& dense, const Slots& slots, const Pass& pass, ConstView input) {
+    // output (rows, out) = act(input (rows, in) @ weight (out, in)^T + bias)
+    const View output{slots.output, pass.rows, slots.out};
+    pass.backend.dense_forward(
+        input, weight(slots), bias(slots), dense.activation, output,
+        slots.extra != nullptr ? std::optional<View>(View{slots.extra, pass.rows, slots.out}) : std::nullopt);
+    return output;
+  }
+  static bool backward(const Dense& dense, const Slots& slots, const Pass& pass, ConstView input, ConstView output,
+                       View dy, bool folded, std::optional<ConstView> relu_below, std::optional<View> dx) {
+    // The activation's backward, unless the layer above folded it (ReLU) into its input gradient.
+    if (dense.activation != Activation::linear && !folded)
+      pass.backend.activation_backward(dense.activation, dy, ConstView{slots.extra, pass.rows, slots.out}, output, dy);
+    // weight gradient (out, in) = dy^T @ input, bias gradient its column sums; dx (rows, in) =
+    // dy @ weight, through the ReLU below when given.
+    const bool fold = dx.has_value() && relu_below.has_value();
+    pass.backend.dense_backward(dy, input, weight(slots), fold ? relu_below : std::nullopt,
+                                View{slots.gradients, slots.out, slots.in},
+                                View{slots.gradients + slots.out * slots.in, 1, slots.out}, dx);
+    return fold;
+  }
+  static bool folds_relu(const Dense& dense) { return dense.activation == Activation::relu; }
+  static SettingsJson to_json(const Dense& dense) {
+    return {{"type", name}, {"units", dense.units}, {"activation", to_string(dense.activation)}};
+  }
+  static Dense from_json(const SettingsJson& json) {
+    return Dense(json.at("units").get<std::int64_t>(), parse_activation(json.at("activation").get<std::string>()));
+  }
+  static std::string describe(const Dense& dense) {
+    return fmt::format("Dense({}, {})", dense.units, to_string(dense.activation));
+  }
+
+ private:
+  static ConstView weight(const Slots& slots) { return {slots.parameters, slots.out, slots.in}; }
+  static ConstView bias(const Slots& slots) { return {slots.parameters + slots.out * slots.in, 1, slots.out}; }
+};
+
+template <>
+struct Part<Dropout> {
+  static constexpr const char* name = "dropout";
+  static void check(const Dropout& dropout) {
+    if (!(dropout.rate >= 0.0f && dropout.rate < 1.0f))
+      throw InputError(fmt::format("a Dropout layer's rate must be 0 to below 1, got {}", dropout.rate));
+  }
+  static std::int64_t output_width(const Dropout&, std::int64_t in) { return in; }
+  static std::vector<ParameterShape> parameters(const Dropout&, std::int64_t) { return {}; }
+  static void initialize(const Dropout&, std::int64_t, std::uint64_t, std::vector<float>&) {}
+  // Predicting, the input passes through: no buffer.
+  static Buffers buffers(const Dropout&, bool training) { return {training, false}; }
+  static ConstView forward(const Dropout& dropout, const Slots& slots, const Pass& pass, ConstView input) {
+    if (!pass.training) return input;
+    const View output{slots.output, pass.rows, slots.out};
+    pass.backend.dropout(input, output, dropout.rate, slots.seed, pass.counters);
+    return output;
+  }
+  // The same mask (the same draws: the counters have not moved since forward) on the gradient.
+  static bool backward(const Dropout& dropout, const Slots& slots, const Pass& pass, ConstView, ConstView, View dy,
+                       bool, std::optional<ConstView>, std::optional<View> dx) {
+    if (dx) pass.backend.dropout(dy, *dx, dropout.rate, slots.seed, pass.counters);
+    return false;
+  }
+  static bool folds_relu(const Dropout&) { return false; }
+  static SettingsJson to_json(const Dropout& dropout) { return {{"type", name}, {"rate", dropout.rate}}; }
+  static Dropout from_json(const SettingsJson& json) { return Dropout(settings_float(json, "rate")); }
+  static std::string describe(const Dropout& dropout) { return fmt::format("Dropout({})", dropout.rate); }
+};
+
+template <typename Function>
+decltype(auto) visit(const Layer& layer, Function&& function) {
+  return std::visit(
+      [&](const auto& settings) -> decltype(auto) {
+        return function(Part<std::decay_t<decltype(settings)>>{}, settings);
+      },
+      layer);
+}
+
+/// Part<K>::name for each kind K of Layer, in its order.
+template <std::size_t... I>
+std::vector<std::string> names(std::index_sequence<I...>) {
+  return {Part<std::variant_alternative_t<I, Layer>>::name...};
+}
+
+}  // namespace
+
+std::uint64_t layer_seed(std::uint64_t model_seed, std::size_t l) {
+  return derive_seed(model_seed, 0xd0000000u + l);  // streams apart from the initializers' (derive_seed(seed, l))
+}
+
+void check(const Layer& layer) {
+  visit(layer, [](auto part, const auto& settings) { decltype(part)::check(settings); });
+}
+
+std::int64_t output_width(const Layer& layer, std::int64_t in) {
+  return visit(layer, [&](auto part, const auto& settings) { return decltype(part)::output_width(settings, in); });
+}
+
+std::vector<ParameterShape> parameters(const Layer& layer, std::int64_t in) {
+  return visit(layer, [&](auto part, const auto& settings) { return decltype(part)::parameters(settings, in); });
+}
+
+void initialize(const Layer& layer, std::int64_t in, std::uint64_t seed, std::vector<float>& parameters) {
+  visit(layer, [&](auto part, const auto& settings) { decltype(part)::initialize(settings, in, seed, parameters); });
+}
+
+Buffers buffers(const Layer& layer, bool training) {
+  return visit(layer, [&](auto part, const auto& settings) { return decltype(part)::buffers(settings, training); });
+}
+
+ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input) {
+  return visit(layer,
+               [&](auto part, const auto& settings) { return decltype(part)::forward(settings, slots, pass, input); });
+}
+
+bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input, ConstView output, View dy,
+              bool folded, std::optional<ConstView> relu_below, std::optional<View> dx) {
+  return visit(layer, [&](auto part, const auto& settings) {
+    return decltype(part)::backward(settings, slots, pass, input, output, dy, folded, relu_below, dx);
+  });
+}
+
+bool folds_relu(const Layer& layer) {
+  return visit(layer, [](auto part, const auto& settings) { return decltype(part)::folds_relu(settings); });
+}
+
+SettingsJson to_json(const Layer& layer) {
+  return visit(layer, [](auto part, const auto& settings) { return decltype(part)::to_json(settings); });
+}
+
+Layer from_json(const SettingsJson& json) {
+  const std::string type = json.value("type", std::string(Part<Dense>::name));
+  std::optional<Layer> layer;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((type == Part<std::variant_alternative_t<I, Layer>>::name
+          ? void(layer = Part<std::variant_alternative_t<I, Layer>>::from_json(json))
+          : void()),
+     ...);
+  }
+  (std::make_index_sequence<kLayerKinds>());
+  if (!layer)
+    throw InputError(fmt::format("unknown layer type '{}'; the types are {}", type, fmt::join(layer_names(), ", ")));
+  check(*layer);
+  return *layer;
+}
+
+}  // namespace layer_part
+
+std::string layer_name(const Layer& layer) {
+  return layer_part::visit(layer, [](auto part, const auto&) { return std::string(decltype(part)::name); });
+}
+
+std::vector<std::string> layer_names() {
+  return layer_part::names(std::make_index_sequence<kLayerKinds>());
+}
+
+void check_layer(const Layer& layer) {
+  layer_part::check(layer);
+}
+
+std::string settings_json(const Layer& layer) {
+  return layer_part::to_json(layer).dump();
+}
+
+std::string describe(const Layer& layer) {
+  return layer_part::visit(layer, [](auto part, const auto& settings) { return decltype(part)::describe(settings); });
+}
+
+}  // namespace ember

@@ -1,0 +1,79 @@
+#pragma once
+// What the plan, the model and the checkpoint need of each kind of layer (ember/layers.hpp): one
+// Part<Settings> per kind, in layer_part.cpp, holds its checks, its parameters and their
+// initialization, the buffers it keeps in a plan, its forward and backward as backend ops, and its
+// checkpoint entry. The functions below dispatch on the kind; a kind without a part does not compile.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ember/backend.hpp"
+#include "ember/layers.hpp"
+#include "settings_json.hpp"
+
+namespace ember::layer_part {
+
+/// InputError unless the layer's settings are valid ("a Dense layer needs 1 to ... units").
+void check(const Layer& layer);
+/// Columns of the layer's output for in columns of input.
+std::int64_t output_width(const Layer& layer, std::int64_t in);
+
+/// One parameter tensor of a layer: its name in the checkpoint ("layers.{i}.{name}", as PyTorch's
+/// state_dict) and shape; a layer's tensors lie one after another in the parameter layout.
+struct ParameterShape {
+  std::string name;
+  std::vector<std::int64_t> shape;
+};
+std::vector<ParameterShape> parameters(const Layer& layer, std::int64_t in);
+/// Appends the layer's initial parameters (their layout, in) drawn from seed.
+void initialize(const Layer& layer, std::int64_t in, std::uint64_t seed, std::vector<float>& parameters);
+
+/// The per-row buffers a plan keeps for the layer, each (batch, output width): its output (else
+/// forward hands its input on) and, training, a second one (a Dense layer's pre-activation, for an
+/// activation whose backward reads it).
+struct Buffers {
+  bool output = true;
+  bool extra = false;
+};
+Buffers buffers(const Layer& layer, bool training);
+
+/// Where a plan placed one layer's memory (null where the layer has none).
+struct Slots {
+  std::int64_t in = 0, out = 0;
+  float* parameters = nullptr;  // its tensors, in parameters() order
+  float* gradients = nullptr;   // the same layout
+  float* output = nullptr;      // (batch, out)
+  float* extra = nullptr;       // (batch, out)
+  std::uint64_t seed = 0;       // the layer's key for random draws (Dropout's mask)
+};
+/// The key of layer l's random draws in a model of seed model_seed.
+std::uint64_t layer_seed(std::uint64_t model_seed, std::size_t l);
+/// One pass of the layers on rows rows: training or inference, and the step's two counters in
+/// backend memory (its gather cursor and epoch) for random draws.
+struct Pass {
+  Backend& backend;
+  std::int64_t rows = 0;
+  bool training = false;
+  const std::int32_t* counters = nullptr;
+};
+/// Runs the layer on input (rows, in); returns its output (rows, out).
+ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input);
+/// The layer's backward. dy (rows, out) is the gradient at its output, already through its own
+/// activation when folded; input and output are forward's. Writes the parameter gradients and,
+/// when dx is given, the input gradient (rows, in), which may be dy's memory when in == out.
+/// relu_below, when given, is the output of the ReLU layer below (folds_relu): a layer that applies
+/// that ReLU's backward to dx returns true, and the layer below then skips it.
+bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input, ConstView output, View dy,
+              bool folded, std::optional<ConstView> relu_below, std::optional<View> dx);
+/// Whether the layer's output is a ReLU's, whose backward the layer above may fold into its input
+/// gradient (a Dense layer with ReLU).
+bool folds_relu(const Layer& layer);
+
+/// The layer's entry in the checkpoint's architecture ({"type": "dense", "units": 64, ...}).
+SettingsJson to_json(const Layer& layer);
+/// InputError for an unknown type or bad settings; nlohmann's exceptions for a missing key. An
+/// entry without "type" is a Dense layer (format 1 and 2 checkpoints).
+Layer from_json(const SettingsJson& json);
+
+}  // namespace ember::layer_part

@@ -1,0 +1,162 @@
+// The layer parts (ember/layers.hpp, engine/src/layer_part.hpp): every kind named, checked and
+// round-tripped through its checkpoint entry, and Dropout's behaviour in training and predicting.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ember/ember.hpp"
+#include "layer_part.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+/// One layer of every kind, with settings other than the defaults.
+std::vector<Layer> one_of_each_kind() {
+  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f)};
+  EXPECT_EQ(layers.size(), kLayerKinds) << "a kind of layer is missing here";
+  return layers;
+}
+
+TEST(Layers, EveryKindHasItsNameAndRoundTripsItsCheckpointEntry) {
+  std::set<std::string> names;
+  for (const Layer& layer : one_of_each_kind()) {
+    const std::string name = layer_name(layer);
+    EXPECT_EQ(names.count(name), 0u) << name;
+    names.insert(name);
+    EXPECT_EQ(layer_names()[layer.index()], name);
+    const SettingsJson json = layer_part::to_json(layer);
+    EXPECT_EQ(json.at("type"), name);
+    EXPECT_EQ(SettingsJson::parse(settings_json(layer)), json);
+    EXPECT_EQ(layer_part::from_json(json), layer) << json.dump();
+    EXPECT_NO_THROW(check_layer(layer));
+  }
+  EXPECT_EQ(names.size(), kLayerKinds);
+  // Format 1 and 2 checkpoints name no type: a Dense layer.
+  EXPECT_EQ(layer_part::from_json(SettingsJson{{"units", 3}, {"activation", "relu"}}),
+            Layer(Dense(3, Activation::relu)));
+  try {
+    layer_part::from_json(SettingsJson{{"type", "conv2d"}});
+    ADD_FAILURE() << "an unknown type was read";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("unknown layer type 'conv2d'; the types are dense, dropout"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(Layers, AModelOfEveryKindSavesAndLoadsWithItsPredictions) {
+  std::vector<Layer> layers = one_of_each_kind();
+  layers.push_back(Dense(2));
+  Sequential model(layers, 4);
+  model.compile({.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu});
+  const Matrix x = testing::random_matrix(64, 5, 1), y = testing::random_matrix(64, 2, 2);
+  model.fit(x, y, {.epochs = 2, .batch_size = 16});
+  const std::string path = testing::work_path("every_layer.safetensors");
+  model.save(path);
+  const Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.layers(), layers);
+  EXPECT_EQ(loaded.parameters(), model.parameters());
+  EXPECT_EQ(loaded.predict(x), model.predict(x));
+}
+
+TEST(Layers, BadLayersAreRefusedNamingThem) {
+  const auto message = [](const std::function<void()>& make) -> std::string {
+    try {
+      make();
+    } catch (const InputError& error) {
+      return error.what();
+    }
+    return "(no error)";
+  };
+  for (const float rate : {-0.1f, 1.0f, 1.5f, std::numeric_limits<float>::quiet_NaN()})
+    EXPECT_NE(message([&] {
+                Sequential({Dense(4), Dropout(rate), Dense(1)});
+              }).find("a Dropout layer's rate must be 0 to below 1"),
+              std::string::npos)
+        << rate;
+  EXPECT_NE(message([] {
+              Sequential({Dense(4), Dropout(0.5f)});
+            }).find("a Sequential model ends with a Dense layer (its outputs), not Dropout(0.5)"),
+            std::string::npos);
+  EXPECT_NE(message([] { Sequential({Dense(0)}); }).find("a Dense layer needs 1 to"), std::string::npos);
+  Sequential model({Dense(4), Dropout(0.5f), Dense(1)});
+  model.build(3);
+  EXPECT_NE(message([&] { model.weight(1); }).find("layer 1 (Dropout(0.5)) has no weight"), std::string::npos);
+  EXPECT_NE(message([&] { model.bias(1); }).find("layer 1 (Dropout(0.5)) has no bias"), std::string::npos);
+  EXPECT_EQ(model.weight(2).rows, 1);
+  EXPECT_EQ(model.weight(2).cols, 4);
+  EXPECT_EQ(model.parameter_count(), (3 + 1) * 4 + (4 + 1) * 1);
+}
+
+/// Regression data: y = a sum of x's columns with noise.
+std::pair<Matrix, Matrix> data(std::int64_t rows) {
+  const Matrix x = testing::random_matrix(rows, 6, 8);
+  Matrix y(rows, 1);
+  for (std::int64_t r = 0; r < rows; ++r) y(r, 0) = x(r, 0) - 2 * x(r, 3) + x(r, 4) * x(r, 5);
+  return {x, y};
+}
+
+/// model's Dense layers' weights set into other, whose Dense layers are the same in order.
+void copy_dense_weights(const Sequential& model, Sequential& other) {
+  std::size_t o = 0;
+  for (std::size_t l = 0; l < model.layers().size(); ++l) {
+    if (!std::holds_alternative<Dense>(model.layers()[l])) continue;
+    while (!std::holds_alternative<Dense>(other.layers()[o])) ++o;
+    const ConstView w = model.weight(l), b = model.bias(l);
+    other.set_weight(o, Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size())));
+    other.set_bias(o, Matrix(1, b.cols, std::span<const float>(b.data, b.size())));
+    ++o;
+  }
+}
+
+TEST(Layers, DropoutPredictsAsTheIdentity) {
+  const auto [x, y] = data(200);
+  Sequential with({Dense(16, Activation::relu), Dropout(0.5f), Dense(16, Activation::relu), Dropout(0.2f), Dense(1)},
+                  3);
+  with.compile({.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu});
+  with.fit(x, y, {.epochs = 3, .batch_size = 32});
+  Sequential without({Dense(16, Activation::relu), Dense(16, Activation::relu), Dense(1)});
+  without.compile({.device = Device::cpu});
+  without.fit(x, y, {.epochs = 0});  // fits the scaler, on the same rows: the same statistics
+  copy_dense_weights(with, without);
+  EXPECT_EQ(with.predict(x), without.predict(x));
+  EXPECT_EQ(with.predict(x), with.predict(x));  // no draw at all when predicting
+}
+
+TEST(Layers, DropoutAtRateZeroTrainsAsWithoutItAndAtOtherRatesNot) {
+  const auto [x, y] = data(150);
+  const auto train = [&](const std::vector<Layer>& layers, const Sequential* start) {
+    Sequential model(layers, 5);
+    model.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .device = Device::cpu});
+    model.build(x.cols());
+    if (start != nullptr) copy_dense_weights(*start, model);
+    model.fit(x, y, {.epochs = 3, .batch_size = 16});
+    return model;
+  };
+  Sequential plain({Dense(12, Activation::relu), Dense(12, Activation::relu), Dense(1)}, 5);
+  plain.build(x.cols());
+  const Sequential reference = train(plain.layers(), &plain);
+  const Sequential zero =
+      train({Dense(12, Activation::relu), Dropout(0.0f), Dense(12, Activation::relu), Dropout(0.0f), Dense(1)}, &plain);
+  const Sequential half =
+      train({Dense(12, Activation::relu), Dropout(0.5f), Dense(12, Activation::relu), Dropout(0.0f), Dense(1)}, &plain);
+  EXPECT_EQ(zero.parameters(), reference.parameters());
+  EXPECT_NE(half.parameters(), reference.parameters());
+  // Another seed draws other masks.
+  Sequential other({Dense(12, Activation::relu), Dropout(0.5f), Dense(12, Activation::relu), Dropout(0.0f), Dense(1)},
+                   6);
+  other.compile({.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f}, .device = Device::cpu});
+  other.build(x.cols());
+  copy_dense_weights(plain, other);
+  other.fit(x, y, {.epochs = 3, .batch_size = 16});
+  EXPECT_NE(other.parameters(), half.parameters());
+}
+
+}  // namespace
+}  // namespace ember
