@@ -116,7 +116,7 @@ std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options, std::st
     *notice =
         fmt::format("{}{}TF32 applies to the GPU; the CPU computes in FP32", *notice, notice->empty() ? "" : "; ");
   if (options.cpu_reference) return std::make_unique<CpuBackend>();
-  return std::make_unique<FastCpuBackend>();
+  return std::make_unique<FastCpuBackend>(options.row_invariant);
 }
 
 }  // namespace

@@ -146,11 +146,12 @@ class _EmberEstimator(BaseEstimator):
     def _predictor(self):
         """The fitted model, ready to predict. A row's prediction must not depend on the other rows
         predicted with it (scikit-learn checks it), and OpenBLAS rounds a row's products by its place
-        in its blocks: on the CPU, predictions come from the float64 reference ops, which do not."""
+        in its blocks: on the CPU, predictions come from Ember's row-invariant loops for the forward
+        products (training ran on OpenBLAS; the model is compiled so at the first predict)."""
         check_is_fitted(self, "model_")
         name = self.model_.backend_name  # empty until first used (a model just unpickled)
-        if name != "cpu (reference)" and not name.startswith("cuda"):
-            self.model_._model._recompile(self.device, True)
+        if name not in ("cpu (row-invariant)", "cpu (reference)") and not name.startswith("cuda"):
+            self.model_._model._recompile(self.device, False, True)
         return self.model_
 
 

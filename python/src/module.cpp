@@ -386,22 +386,23 @@ NB_MODULE(_core, m) {
       .def(
           "_compile",
           [](ember::Sequential& model, const ember::Optimizer& optimizer, const ember::Loss& loss,
-             const std::string& device, bool cpu_reference) {
+             const std::string& device, bool cpu_reference, bool row_invariant) {
             model.compile({.optimizer = optimizer,
                            .loss = loss,
                            .device = ember::parse_device(device),
-                           .backend = {.cpu_reference = cpu_reference}});
+                           .backend = {.cpu_reference = cpu_reference, .row_invariant = row_invariant}});
           },
-          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a)
+          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a, "row_invariant"_a)
       .def(
           "_recompile",
-          [](ember::Sequential& model, const std::string& device, bool cpu_reference) {
+          [](ember::Sequential& model, const std::string& device, bool cpu_reference, bool row_invariant) {
             ember::CompileOptions options = model.compile_options();
             options.device = ember::parse_device(device);
             options.backend.cpu_reference = cpu_reference;
+            options.backend.row_invariant = row_invariant;
             model.compile(options);
           },
-          "device"_a, "cpu_reference"_a, "The same model on another device or CPU backend")
+          "device"_a, "cpu_reference"_a, "row_invariant"_a, "The same model on another device or CPU backend")
       .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
            "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a)

@@ -59,6 +59,21 @@ def test_estimators_take_every_activation():
         assert model.score(x, y) > 0.5, name
 
 
+def test_estimators_predict_row_invariant_on_the_fast_path():
+    # A row's prediction is the same bits alone, in any batch, or among all rows, and the model
+    # predicts on Ember's row-invariant loops, not on the float64 reference.
+    x, y = load_diabetes(return_X_y=True)
+    model = EmberRegressor(hidden_layer_sizes=(64, 33), epochs=5, random_state=0, device="cpu").fit(x, y)
+    assert model.model_.backend_name == "cpu"  # trained on OpenBLAS
+    whole = model.predict(x)
+    assert model.model_.backend_name == "cpu (row-invariant)"
+    for batch in (1, 5, 64):
+        np.testing.assert_array_equal(np.concatenate([model.predict(x[i:i + batch]) for i in range(0, len(x), batch)]),
+                                      whole)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(x), whole)
+
+
 def test_estimators_put_dropout_after_each_hidden_layer():
     x, y = load_diabetes(return_X_y=True)
     model = EmberRegressor(hidden_layer_sizes=(32, 16), dropout=0.2, epochs=40, lr=0.01, random_state=0,

@@ -19,6 +19,12 @@ struct BackendOptions {
   /// On the CPU: the plain float64 reference ops instead of the fast path (BLAS matmul, fused
   /// float32 loops). Tests use the reference as the oracle.
   bool cpu_reference = false;
+  /// On the CPU's fast path: each output row of a Dense layer computed from its input row alone,
+  /// in one fixed order (built-in loops rather than OpenBLAS, whose rounding of a row depends on
+  /// its place in a block), so that a row predicts the same bits whatever rows come with it, as
+  /// scikit-learn's estimator checks require. Slower than OpenBLAS on wide layers; the backward
+  /// pass is unchanged.
+  bool row_invariant = false;
 };
 
 /// Whether this build contains the CUDA backend.

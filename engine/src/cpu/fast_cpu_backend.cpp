@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <vector>
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
@@ -206,6 +208,60 @@ void gemm(bool ta, bool tb, const MatmulShape& shape, float alpha, ConstView a, 
   }
 }
 
+using Floats8 = float __attribute__((vector_size(32)));
+
+/// c (rows, n) = a (rows, k) @ bt (k, n): every entry the sum over p in order of a(i, p) bt(p, j),
+/// each product rounded, then added to a sum from zero (no fused multiply-add: the clones' ISAs
+/// have none). Tiles of 4 rows by 16 columns keep their sums in registers; the other
+/// entries are the same sums one at a time, so an entry's bits do not depend on its tile. The
+/// AVX2 clone runs where the CPU has it (the same bits: only the vector width differs).
+[[gnu::target_clones("avx2", "default")]] void row_invariant_rows(const float* a, std::int64_t lda, const float* bt,
+                                                                  std::int64_t n, std::int64_t k, float* c,
+                                                                  std::int64_t ldc, std::int64_t rows) {
+  const auto entry = [&](std::int64_t i, std::int64_t j) {
+    float sum = 0.0f;
+    for (std::int64_t p = 0; p < k; ++p) sum += a[i * lda + p] * bt[p * n + j];
+    c[i * ldc + j] = sum;
+  };
+  std::int64_t i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    std::int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      Floats8 sums[4][2] = {};
+      for (std::int64_t p = 0; p < k; ++p) {
+        Floats8 low, high;
+        std::memcpy(&low, bt + p * n + j, sizeof(low));
+        std::memcpy(&high, bt + p * n + j + 8, sizeof(high));
+        for (int r = 0; r < 4; ++r) {
+          const float value = a[(i + r) * lda + p];
+          sums[r][0] += value * low;
+          sums[r][1] += value * high;
+        }
+      }
+      for (int r = 0; r < 4; ++r) std::memcpy(c + (i + r) * ldc + j, sums[r], sizeof(sums[r]));
+    }
+    for (; j < n; ++j)
+      for (int r = 0; r < 4; ++r) entry(i + r, j);
+  }
+  for (; i < rows; ++i)
+    for (std::int64_t j = 0; j < n; ++j) entry(i, j);
+}
+
+/// c (m, n) = a (m, k) @ b (n, k)^T with each row of c from the same row of a alone, in the same
+/// order whatever m is: b transposed once, then row_invariant_rows on blocks of rows among threads.
+void gemm_row_invariant(const MatmulShape& shape, ConstView a, ConstView b, View c) {
+  const auto [m, n, k] = shape;
+  std::vector<float> transposed(static_cast<std::size_t>(k * n));
+  for (std::int64_t j = 0; j < n; ++j)
+    for (std::int64_t p = 0; p < k; ++p) transposed[static_cast<std::size_t>(p * n + j)] = b.data[j * b.cols + p];
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const double seconds = threads::single_thread_seconds(flops * 3, 4.0 * static_cast<double>(m * k + 2 * m * n));
+  threads::for_ranges(m, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    row_invariant_rows(a.data + begin * a.cols, a.cols, transposed.data(), n, k, c.data + begin * c.cols, c.cols,
+                       end - begin);
+  });
+}
+
 }  // namespace
 
 std::string FastCpuBackend::matmul_library() {
@@ -226,6 +282,10 @@ std::string FastCpuBackend::matmul_library() {
 void FastCpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
                             float beta, View c) {
   const MatmulShape shape = check_matmul(transpose_a, transpose_b, a, b, c);
+  // A Dense layer's forward product (its other activations' dense_forward comes here).
+  if (row_invariant_ && transpose_a == Transpose::no && transpose_b == Transpose::yes && alpha == 1.0f &&
+      beta == 0.0f && shape.m > 0 && shape.n > 0)
+    return gemm_row_invariant(shape, a, b, c);
   gemm(transpose_a == Transpose::yes, transpose_b == Transpose::yes, shape, alpha, a, b, beta, c);
 }
 
@@ -305,7 +365,10 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
     return Backend::dense_forward(x, weight, bias, activation, y, pre_activation);
   const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
   check_bias(y, bias, "dense_forward");
-  gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
+  if (row_invariant_)
+    gemm_row_invariant(shape, x, weight, y);
+  else
+    gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
   // Bias and ReLU in one pass over the output.
   for_rows(y.rows, y.cols, 8, [&](std::int64_t i) {
     float* row = y.data + i * y.cols;

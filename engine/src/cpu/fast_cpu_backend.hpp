@@ -9,7 +9,9 @@ namespace ember {
 
 class FastCpuBackend final : public CpuBackend {
  public:
-  std::string name() const override { return "cpu"; }
+  /// row_invariant: BackendOptions::row_invariant.
+  explicit FastCpuBackend(bool row_invariant = false) : row_invariant_(row_invariant) {}
+  std::string name() const override { return row_invariant_ ? "cpu (row-invariant)" : "cpu"; }
   /// "matmul by OpenBLAS 0.3.21 (OpenMP build)" or "matmul by built-in loops: ..."; names the
   /// build Ember was built with where the process loaded another.
   static std::string matmul_library();
@@ -24,6 +26,9 @@ class FastCpuBackend final : public CpuBackend {
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
                      std::optional<View> pre_activation) override;
+
+ private:
+  bool row_invariant_;
 };
 
 }  // namespace ember
