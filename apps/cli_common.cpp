@@ -131,6 +131,7 @@ std::string in_flags(std::string message) {
         {"the loss CrossEntropy", "--loss crossentropy"},
         {"Sequential::save", "ember train --save"},
         {"Dense::units", "--layers"},
+        {"CompileOptions::clip_norm", "--clip-norm"},
         {"FitOptions::batch_size", "--batch-size"},
         {"FitOptions::validation_split", "--val-split"},
         {"BackendOptions::precision", "--precision"},

@@ -64,6 +64,7 @@ Json model_json(const Sequential& model, const std::string& path) {
   json["loss"] = Json::parse(settings_json(options.loss));
   json["optimizer"] = Json::parse(settings_json(options.optimizer));
   json["schedule"] = Json::parse(settings_json(options.schedule));
+  if (options.clip_norm > 0.0f) json["clip_norm"] = options.clip_norm;
   json["epochs"] = model.epochs_completed();
   json["optimizer_step"] = model.optimizer_step();
   if (model.epoch_record()) {
@@ -141,6 +142,8 @@ void print_text(const Json& m) {
   out += "\n";
   out += fmt::format("Loss: {}\nOptimizer: {}\nSchedule: {}\n", settings_text(m["loss"]), settings_text(m["optimizer"]),
                      settings_text(m["schedule"]));
+  if (m.contains("clip_norm"))
+    out += fmt::format("Gradients: clipped to norm {}\n", format_number(m["clip_norm"].get<double>()));
   out += fmt::format("Epochs trained: {}\n", m["epochs"].get<std::int64_t>());
   if (m.contains("figures")) {
     std::string figures;

@@ -35,7 +35,7 @@ struct TrainArguments {
   std::string comm = "auto";
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99,
          val_split = 0.0;
-  double huber_delta = 1.0;
+  double huber_delta = 1.0, clip_norm = 0.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false,
        val_last = false;
 };
@@ -374,6 +374,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   options.optimizer = optimizer;
   options.loss = loss;
   options.schedule = schedule_from_flags(a, command, a.init.empty() ? nullptr : &model.compile_options().schedule);
+  if (command.count("--clip-norm") > 0) {
+    if (!(a.clip_norm >= 0.0)) throw InputError("--clip-norm must be 0 (off) or a positive number");
+    options.clip_norm = to_float(a.clip_norm, "--clip-norm");
+  }
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
@@ -587,6 +591,10 @@ void add_train_command(CLI::App& app) {
   command->add_option("--beta2", arguments->beta2, "Adam: second-moment decay [default: 0.999]");
   command->add_option("--eps", arguments->eps, "Adam, RMSprop: added to the root of the second moment [default: 1e-8]");
   command->add_option("--alpha", arguments->alpha, "RMSprop: decay of the squared gradients' average [default: 0.99]");
+  command->add_option("--clip-norm", arguments->clip_norm,
+                      "Scale the gradients down together before each update so that their L2 norm is at most this "
+                      "(torch's clip_grad_norm_): a batch of extreme rows then cannot throw the weights far; 0: off "
+                      "[default: 0, or the --init model's]");
   command->add_option("--val-split", arguments->val_split,
                       "Fraction of the rows held out for validation, in [0, 1): drawn at random with --seed (the same "
                       "fraction of every class for a classifier) [default: 0.2 for a table of 1000 rows or more, with "

@@ -45,4 +45,12 @@ EMBER_HOST_DEVICE inline double pow_of(double x, double y) {
   return pow(x, y);
 }
 
+/// Backend::clip_by_norm's factor for a norm: min(1, max_norm / (norm + 1e-6)), PyTorch's clip_coef
+/// clamped to 1 (clip_grad_norm_).
+template <typename T>
+EMBER_HOST_DEVICE inline T clip_factor(T norm, T max_norm) {
+  const T factor = max_norm / (norm + static_cast<T>(1e-6));
+  return factor < static_cast<T>(1) ? factor : static_cast<T>(1);
+}
+
 }  // namespace ember

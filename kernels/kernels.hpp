@@ -82,6 +82,10 @@ void launch_activation_forward(Activation kind, const float* x, float* y, std::i
 void launch_activation_backward(Activation kind, const float* dy, const float* x, const float* y, float* dx,
                                 std::int64_t count, cudaStream_t stream);
 
+/// values *= min(1, max_norm / (||values||_2 + 1e-6)) over count values (clip.cu): deterministic,
+/// the factor computed and read on the device; scratch holds at least 257 floats.
+void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, float* scratch, cudaStream_t stream);
+
 /// Dropout's mask over count elements (dropout_math.hpp): y = x * (1 / (1 - rate)) where kept, else
 /// 0; counters is two int32 of device memory read when the kernel runs; y may alias x.
 void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,

@@ -201,6 +201,29 @@ inline void expect_losses_match_reference(Backend& backend) {
 
 /// Every optimizer's update, three steps from random state over tails of every length (count % 4),
 /// at a learning-rate factor of 0.5 and step counts 1 to 3 read from backend memory.
+/// clip_by_norm against the reference: one block's partial sums, several, and the whole grid, below
+/// and above the norm; the same bits run after run (the sums' order depends on the count alone).
+inline void expect_clip_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 900;
+  for (const std::int64_t count : {std::int64_t{1}, std::int64_t{255}, std::int64_t{65553}, std::int64_t{200003}}) {
+    const Matrix values = random_matrix(1, count, ++seed);
+    for (const float max_norm : {0.05f, 1e9f}) {
+      Matrix expected = values;
+      cpu.clip_by_norm(expected.data(), count, max_norm);
+      OnBackend once(backend, values), twice(backend, values);
+      backend.clip_by_norm(once.view().data, count, max_norm);
+      backend.clip_by_norm(twice.view().data, count, max_norm);
+      const std::string what = fmt::format("clip_by_norm {} to {}", count, max_norm);
+      EXPECT_LT(relative_error(once.download(), expected), kFloat32Tolerance) << what;
+      EXPECT_EQ(once.download(), twice.download()) << what;
+      if (max_norm > 1e8f) {
+        EXPECT_EQ(once.download(), values) << what;
+      }
+    }
+  }
+}
+
 inline void expect_optimizers_match_reference(Backend& backend) {
   CpuBackend cpu;
   const std::vector<Optimizer> settings = {SGD{.lr = 0.1f},

@@ -249,6 +249,27 @@ TEST(CliUsability, LayersTakeDropout) {
                  "'droput' is not a positive layer width or 'dropout'");
 }
 
+TEST(CliUsability, ClipNormIsKeptAndShown) {
+  const std::string data = good_csv(), model = dir() + "/clipped.safetensors";
+  ASSERT_EQ(
+      run_ember("train --device cpu --epochs 2 --quiet --clip-norm 0.5 --data " + data + " --target y --save " + model)
+          .exit_code,
+      0);
+  EXPECT_NE(run_ember("inspect " + model).out.find("Gradients: clipped to norm 0.5\n"), std::string::npos);
+  // Resumed, the model keeps its bound unless the flag changes it.
+  const std::string resumed = dir() + "/resumed.safetensors";
+  ASSERT_EQ(run_ember("train --device cpu --epochs 3 --quiet --init " + model + " --data " + data +
+                      " --target y --save " + resumed)
+                .exit_code,
+            0);
+  EXPECT_NE(run_ember("inspect --json " + resumed).out.find("\"clip_norm\": 0.5"), std::string::npos);
+  for (const std::string bad : {"-1", "nan"})
+    expect_refused("train --device cpu --data " + data + " --target y --clip-norm " + bad,
+                   "--clip-norm must be 0 (off) or a positive number");
+  expect_refused("train --device cpu --data " + data + " --target y --clip-norm inf",
+                 "--clip-norm must be 0 (off) or a positive number");
+}
+
 TEST(CliUsability, InspectShowsWhatTheCheckpointHolds) {
   const std::string iris = iris_csv(), model = dir() + "/iris.safetensors";
   ASSERT_EQ(run_ember("train --device cpu --epochs 3 --quiet --layers 8 --loss crossentropy --optimizer adam "

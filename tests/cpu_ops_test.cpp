@@ -315,6 +315,38 @@ TEST(CpuOps, DropoutDropsTheRateAndScalesTheRest) {
   EXPECT_THROW(cpu.dropout(x.view(), narrow.view(), 0.5f, 99, counters), Error);
 }
 
+// As torch.nn.utils.clip_grad_norm_: above max_norm, every value scaled by max_norm / (norm + 1e-6),
+// which keeps the direction and brings the norm to max_norm; at or below it, nothing changes.
+TEST(CpuOps, ClipByNormScalesDownToTheNormAsPyTorch) {
+  CpuBackend cpu;
+  const Matrix values = random_matrix(1, 10007, 5);
+  double squares = 0.0;
+  for (std::int64_t i = 0; i < values.size(); ++i) squares += static_cast<double>(values.data()[i]) * values.data()[i];
+  const double norm = std::sqrt(squares);
+  for (const double share : {0.01, 0.5, 0.999}) {
+    Matrix clipped = values;
+    cpu.clip_by_norm(clipped.data(), clipped.size(), static_cast<float>(share * norm));
+    const double factor = static_cast<double>(static_cast<float>(share * norm)) / (norm + 1e-6);
+    double clipped_squares = 0.0;
+    for (std::int64_t i = 0; i < values.size(); ++i) {
+      ASSERT_EQ(clipped.data()[i], static_cast<float>(values.data()[i] * factor)) << i;
+      clipped_squares += static_cast<double>(clipped.data()[i]) * clipped.data()[i];
+    }
+    EXPECT_NEAR(std::sqrt(clipped_squares), share * norm, 1e-6 * norm) << share;
+  }
+  for (const double above : {1.0, 1.5}) {  // at the norm (the 1e-6 keeps the factor below 1: torch's too)
+    Matrix same = values;
+    cpu.clip_by_norm(same.data(), same.size(), static_cast<float>(above * norm) * 1.0001f);
+    EXPECT_EQ(same, values) << above;
+  }
+  Matrix zeros(1, 5);
+  cpu.clip_by_norm(zeros.data(), zeros.size(), 1.0f);
+  EXPECT_EQ(zeros, Matrix(1, 5));
+  cpu.clip_by_norm(zeros.data(), 0, 1.0f);
+  for (const float bad : {0.0f, -1.0f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()})
+    EXPECT_THROW(cpu.clip_by_norm(zeros.data(), zeros.size(), bad), Error) << bad;
+}
+
 TEST(CpuOps, FillCopyGatherAdvance) {
   const Matrix source{{1, 2}, {3, 4}, {5, 6}};
   const std::vector<std::int32_t> indices{2, 0, 1, 2};

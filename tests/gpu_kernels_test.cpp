@@ -95,6 +95,11 @@ TEST(GpuKernels, OptimizersMatchCpuWithTails) {
   expect_optimizers_match_reference(*gpu);
 }
 
+TEST(GpuKernels, ClipByNormMatchesCpuAndIsDeterministic) {
+  EMBER_REQUIRE_GPU(gpu);
+  expect_clip_matches_reference(*gpu);
+}
+
 TEST(GpuKernels, GatherFillCopyMatchCpu) {
   EMBER_REQUIRE_GPU(gpu);
   expect_gather_fill_copy_work(*gpu);

@@ -163,7 +163,8 @@ TEST(Training, ResumeEqualsUninterruptedRun) {
   for (const Optimizer& optimizer : {Optimizer{SGD{.lr = 0.05f, .momentum = 0.9f}}, Optimizer{Adam{.lr = 0.01f}},
                                      Optimizer{AdamW{.lr = 0.01f, .weight_decay = 0.1f}},
                                      Optimizer{RMSprop{.lr = 0.005f, .weight_decay = 0.01f, .momentum = 0.5f}}}) {
-    const CompileOptions compile{.optimizer = optimizer, .device = Device::cpu};
+    // Clipped to a norm the first steps reach: the clipping's factor is part of what resumes.
+    const CompileOptions compile{.optimizer = optimizer, .clip_norm = 0.5f, .device = Device::cpu};
     Sequential straight({Dense(8, Activation::relu), Dropout(0.25f), Dense(1)}, 2);
     straight.compile(compile);
     FitOptions six = options;
@@ -177,6 +178,7 @@ TEST(Training, ResumeEqualsUninterruptedRun) {
     first.save(path);
     Sequential resumed = Sequential::load(path);
     EXPECT_EQ(resumed.compile_options().optimizer, optimizer);
+    EXPECT_EQ(resumed.compile_options().clip_norm, 0.5f);
     EXPECT_EQ(resumed.optimizer_step(), first.optimizer_step());
     CompileOptions again = resumed.compile_options();
     again.device = Device::cpu;
@@ -226,6 +228,61 @@ TEST(Training, NoAllocationInsideAStep) {
   }
   EXPECT_EQ(backend.allocation_count(), before);
   EXPECT_GT(before, 0u);
+}
+
+TEST(Training, ClipNormBoundsTheGradientsOfEachStep) {
+  const Dataset data = linear_data(64, 8);
+  CpuBackend backend;
+  const std::vector<Layer> layers{Dense(8, Activation::relu), Dense(1)};
+  Sequential model(layers, 1);
+  model.build(3);
+  const auto gradients = [&](float clip_norm) {
+    Plan plan(backend, layers, 3, 64, SGD{}, MeanSquaredError{}, 0, clip_norm);
+    plan.upload_parameters(model.parameters());
+    const BackendMatrix x(backend, data.x), y(backend, data.y);
+    std::vector<std::int32_t> order(64);
+    std::iota(order.begin(), order.end(), 0);
+    plan.bind_training_set(x.view, y.view, order.data());
+    plan.train_step(64);
+    const std::vector<float> g = plan.download_gradients();
+    double squares = 0.0;
+    for (float v : g) squares += static_cast<double>(v) * v;
+    return std::pair{g, std::sqrt(squares)};
+  };
+  const auto [raw, raw_norm] = gradients(0.0f);
+  ASSERT_GT(raw_norm, 0.2);
+  const auto [clipped, clipped_norm] = gradients(0.1f);
+  EXPECT_NEAR(clipped_norm, 0.1, 1e-5);
+  EXPECT_NEAR(clipped[0] / raw[0], 0.1 / raw_norm, 1e-5);             // the same direction
+  EXPECT_EQ(gradients(static_cast<float>(raw_norm) * 2).first, raw);  // below the bound: untouched
+  Sequential bad({Dense(1)});
+  EXPECT_THROW(bad.compile({.clip_norm = -1.0f}), InputError);
+  EXPECT_THROW(bad.compile({.clip_norm = std::numeric_limits<float>::infinity()}), InputError);
+}
+
+// Heavy tails, as a table of delays has: a few feature values 300 standard deviations out and a
+// few targets 200 times the rest. SGD with momentum at its default rate diverges within the first
+// epoch; with the gradients' norm clipped, the same run trains.
+TEST(Training, ClipNormKeepsHeavyTailsFromDiverging) {
+  const std::int64_t rows = 20000;
+  Matrix x(rows, 8), y(rows, 1);
+  Random random(17);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < 8; ++c) x(r, c) = static_cast<float>(random.normal());
+    if (random.uniform() < 0.002) x(r, 0) *= 300;
+    y(r, 0) = static_cast<float>(x(r, 0) + x(r, 1) + 0.1 * random.normal());
+    if (random.uniform() < 0.001) y(r, 0) *= 200;
+  }
+  const auto train = [&](float clip_norm) {
+    Sequential model({Dense(64, Activation::relu), Dense(64, Activation::relu), Dense(1)}, 1);
+    model.compile({.optimizer = SGD{.lr = 0.01f, .momentum = 0.9f}, .clip_norm = clip_norm, .device = Device::cpu});
+    return model.fit(x, y, {.epochs = 2, .batch_size = 32});
+  };
+  EXPECT_THROW(train(0.0f), DivergenceError);
+  const History clipped = train(1.0f);
+  ASSERT_EQ(clipped.epochs.size(), 2u);
+  EXPECT_TRUE(std::isfinite(clipped.epochs[1].loss));
+  EXPECT_LT(clipped.epochs[1].loss, clipped.epochs[0].loss * 1.5);
 }
 
 TEST(Training, FinalPartialBatchIsTrainedOn) {
@@ -279,7 +336,10 @@ TEST(Training, DivergenceKeepsTheLastFiniteEpochAndNamesTheBatch) {
     EXPECT_NE(message.find(fmt::format("training diverged at epoch {}, batch ", finite_epochs + 1)), std::string::npos)
         << message;
     EXPECT_NE(message.find(" of 5: the loss became "), std::string::npos) << message;
-    EXPECT_NE(message.find("try a smaller learning rate (SGD::lr, now 0.9)"), std::string::npos) << message;
+    EXPECT_NE(message.find("try a smaller learning rate (SGD::lr, now 0.9); or clip the gradients "
+                           "(CompileOptions::clip_norm, e.g. 1)"),
+              std::string::npos)
+        << message;
     EXPECT_NE(message.find(fmt::format("the model keeps the weights of epoch {}, the last finite one", finite_epochs)),
               std::string::npos)
         << message;

@@ -65,6 +65,7 @@ class CheckpointIo {
                          {"y_mean", s.y.mean},   {"y_std", s.y.std}};
     Json optimizer = to_json(model.options_.optimizer);
     optimizer.update({{"step", model.optimizer_step_}, {"epochs_completed", model.epochs_completed_}});
+    if (model.options_.clip_norm > 0.0f) optimizer["clip_norm"] = model.options_.clip_norm;
     Json features = Json::array();
     for (const FeatureColumn& feature : model.preprocessing_.features) {
       Json entry = {{"name", feature.name}};
@@ -284,6 +285,7 @@ class CheckpointIo {
       CompileOptions options;
       try {
         options.optimizer = optimizer_from_json(optimizer);
+        if (optimizer.contains("clip_norm")) options.clip_norm = settings_float(optimizer, "clip_norm");
         options.loss = loss_from_json(loss_json);
         options.schedule = schedule_from_json(schedule_json);
       } catch (const InputError& error) {

@@ -99,7 +99,7 @@ double Plan::bytes_needed(const std::vector<Layer>& layers, std::int64_t input_w
 }
 
 Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
-           std::optional<Optimizer> optimizer, Loss loss, std::uint64_t seed)
+           std::optional<Optimizer> optimizer, Loss loss, std::uint64_t seed, float clip_norm)
     : backend_(backend),
       id_(next_plan_id()),
       batch_size_(batch_size),
@@ -107,6 +107,7 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
       layout_(layers, input_width),
       optimizer_(std::move(optimizer)),
       loss_(loss),
+      clip_norm_(clip_norm),
       layers_(layers) {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be positive, got {}", batch_size));
   if (optimizer_) state_buffers_ = static_cast<std::int64_t>(optimizer_state_names(*optimizer_).size());
@@ -374,6 +375,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
 }
 
 void Plan::enqueue_update() {
+  if (clip_norm_ > 0.0f) backend_.clip_by_norm(gradients_, layout_.count(), clip_norm_);
   optimizer_part::enqueue_update(backend_, *optimizer_, parameters_, gradients_, state_, region_floats_,
                                  layout_.count(), scalars_);
 }

@@ -47,9 +47,11 @@ class Plan {
   /// before anything is allocated; an upper bound where the sizes are absurd (beyond 2^58 bytes).
   static double bytes_needed(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
                              const std::optional<Optimizer>& optimizer, const Loss& loss);
-  /// seed keys the layers' random draws (Dropout's masks) with their positions.
+  /// seed keys the layers' random draws (Dropout's masks) with their positions; clip_norm > 0
+  /// clips the gradients' norm before each update (CompileOptions::clip_norm).
   Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
-       std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{}, std::uint64_t seed = 0);
+       std::optional<Optimizer> optimizer = std::nullopt, Loss loss = MeanSquaredError{}, std::uint64_t seed = 0,
+       float clip_norm = 0.0f);
   ~Plan() { backend_.forget_steps(id_); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -153,6 +155,7 @@ class Plan {
   ParameterLayout layout_;
   std::optional<Optimizer> optimizer_;
   Loss loss_;
+  float clip_norm_ = 0.0f;
   std::int64_t sums_width_ = 0;
   std::int64_t state_buffers_ = 0;  // k
   std::int64_t region_floats_ = 0;  // each parameter-layout region's size, aligned

@@ -151,6 +151,9 @@ void Sequential::set_options(const CompileOptions& options) {
   check_optimizer(options.optimizer);
   check_loss(options.loss);
   check_schedule(options.schedule);
+  if (!(options.clip_norm >= 0.0f && std::isfinite(options.clip_norm)))
+    throw InputError(
+        fmt::format("CompileOptions::clip_norm must be 0 (off) or a positive number, got {}", options.clip_norm));
   // Another schedule starts from its beginning.
   if (options.schedule.index() != options_.schedule.index()) schedule_state_ = {};
   // Another optimizer (or SGD with momentum switched on or off) starts from fresh state, as a new
@@ -362,11 +365,13 @@ void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& n
 }
 
 /// Names what likely made training diverge, by the settings that set it (Adam::lr, ...).
-std::string divergence_causes(const Optimizer& optimizer, bool normalized) {
-  const std::string type = optimizer_name(optimizer) == "sgd"    ? "SGD"
-                           : optimizer_name(optimizer) == "adam" ? "Adam"
-                                                                 : "AdamW";
+std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool normalized) {
+  const std::string name = optimizer_name(optimizer);
+  const std::string type = name == "sgd" ? "SGD" : name == "adam" ? "Adam" : name == "adamw" ? "AdamW" : "RMSprop";
   std::string causes = fmt::format("try a smaller learning rate ({}::lr, now {})", type, learning_rate(optimizer));
+  if (clip_norm == 0.0f)
+    causes += "; or clip the gradients (CompileOptions::clip_norm, e.g. 1), which keeps a batch of extreme rows "
+              "from throwing the weights far";
   const float decay = std::visit([](const auto& settings) { return settings.weight_decay; }, optimizer);
   if (const auto* sgd = std::get_if<SGD>(&optimizer); sgd != nullptr && sgd->momentum >= 1.0f)
     causes +=
@@ -536,7 +541,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   Backend& backend = this->backend();
   const std::int64_t batch_size = std::min(options.batch_size, all_train_rows);
   parallel.set_rows(batch_size, train_rows);
-  Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss, seed_);
+  Plan plan(backend, layers_, input_width_, parallel.plan_batch_size(), options_.optimizer, options_.loss, seed_,
+            options_.clip_norm);
   parallel.broadcast(parameters_, optimizer_state_);
   plan.upload_parameters(parameters_, optimizer_state_, optimizer_step_);
   const std::string data_parallel = parallel.connect(backend);
@@ -695,7 +701,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
         throw DivergenceError(fmt::format(
             "training diverged at epoch {}{}: {}; {}; the model keeps the weights of {}", epoch,
             batch ? fmt::format(", batch {} of {}", *batch, batches) : std::string(), what,
-            divergence_causes(options_.optimizer, scaler_.enabled),
+            divergence_causes(options_.optimizer, options_.clip_norm, scaler_.enabled),
             kept > 0 ? fmt::format("epoch {}, the last finite one", kept) : std::string("before training")));
       }
       plan.snapshot_state();

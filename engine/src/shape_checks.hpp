@@ -44,6 +44,12 @@ inline void check_dropout(ConstView x, View y, float rate) {
   if (!(rate >= 0.0f && rate < 1.0f)) throw Error(fmt::format("dropout: rate {} is not in [0, 1)", rate));
 }
 
+/// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.
+inline void check_clip(std::int64_t count, float max_norm) {
+  if (count < 0 || !(max_norm > 0.0f && std::isfinite(max_norm)))
+    throw Error(fmt::format("clip_by_norm: count {} and max_norm {} (a positive number)", count, max_norm));
+}
+
 template <typename A, typename B>
 void check_bias(BasicView<A> y, BasicView<B> bias, const char* op) {
   if (bias.rows != 1 || bias.cols != y.cols)

@@ -94,12 +94,13 @@ class Sequential:
         self._model = _core.Sequential(list(layers), seed)
 
     def compile(self, optimizer="sgd", loss="mse", device="auto", cpu_reference=False, row_invariant=False,
-                **settings):
+                clip_norm=0.0, **settings):
         """optimizer: "sgd", "adam", "adamw", "rmsprop" or an SGD/Adam/AdamW/RMSprop; loss: "mse", "huber",
         "crossentropy" or a loss object; settings (lr, momentum, beta1, ...) go to the optimizer
         named by a string; device: "auto", "cpu" or "cuda". row_invariant: on the CPU, each row's
         prediction the same bits whatever rows come with it (built-in loops for the forward products
-        rather than OpenBLAS)."""
+        rather than OpenBLAS). clip_norm > 0 scales the gradients down together before each update
+        so that their L2 norm is at most clip_norm (torch's clip_grad_norm_)."""
         if isinstance(optimizer, str):
             if optimizer.lower() not in _OPTIMIZERS:
                 raise InputError(f"optimizer '{optimizer}': use {', '.join(_OPTIMIZERS)}")
@@ -110,7 +111,7 @@ class Sequential:
             if loss.lower() not in _LOSSES:
                 raise InputError(f"loss '{loss}': use mse, huber or crossentropy")
             loss = _LOSSES[loss.lower()]()
-        self._model._compile(optimizer, loss, device, cpu_reference, row_invariant)
+        self._model._compile(optimizer, loss, device, cpu_reference, row_invariant, float(clip_norm))
         return self
 
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,

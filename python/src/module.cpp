@@ -386,13 +386,14 @@ NB_MODULE(_core, m) {
       .def(
           "_compile",
           [](ember::Sequential& model, const ember::Optimizer& optimizer, const ember::Loss& loss,
-             const std::string& device, bool cpu_reference, bool row_invariant) {
+             const std::string& device, bool cpu_reference, bool row_invariant, float clip_norm) {
             model.compile({.optimizer = optimizer,
                            .loss = loss,
+                           .clip_norm = clip_norm,
                            .device = ember::parse_device(device),
                            .backend = {.cpu_reference = cpu_reference, .row_invariant = row_invariant}});
           },
-          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a, "row_invariant"_a)
+          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a, "row_invariant"_a, "clip_norm"_a)
       .def(
           "_recompile",
           [](ember::Sequential& model, const std::string& device, bool cpu_reference, bool row_invariant) {
@@ -445,6 +446,7 @@ NB_MODULE(_core, m) {
       .def("_set_column_names", &ember::Sequential::set_column_names, "features"_a, "targets"_a)
       .def_static("_from_bytes", &from_bytes)
       .def_prop_ro("layers", &ember::Sequential::layers)
+      .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })
       .def_prop_ro("built", &ember::Sequential::built)
       .def_prop_ro("epochs_completed", &ember::Sequential::epochs_completed)
       .def_prop_ro("input_width", [](const ember::Sequential& s) { return s.input_width(); })

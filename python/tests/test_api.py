@@ -259,6 +259,18 @@ def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
         ember.Sequential([ember.Dense(4), ember.Dropout(0.5)])
 
 
+def test_clip_norm_is_kept_through_checkpoints(tmp_path):
+    x, y = regression_data()
+    model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", device="cpu", clip_norm=0.5, lr=0.1)
+    history = model.fit(x, y * 1000, epochs=3, verbose=0)  # large targets, normalized: still finite
+    assert np.isfinite(history.history["loss"]).all()
+    model.save(tmp_path / "clipped.safetensors")
+    assert ember.Sequential.load(tmp_path / "clipped.safetensors").clip_norm == 0.5
+    with pytest.raises(ember.InputError, match="clip_norm must be 0"):
+        model.compile(optimizer="sgd", loss="mse", device="cpu", clip_norm=-1)
+
+
 def test_every_optimizer_trains_by_name_and_resumes_from_its_checkpoint(tmp_path):
     x, y = regression_data()
     assert ember.optimizer_names() == ["sgd", "adam", "adamw", "rmsprop"]

@@ -95,6 +95,11 @@ class Backend {
   /// read when the op runs (the step's gather cursor and epoch). x and y are (rows, cols) and may be
   /// the same memory; rate is 0 to below 1.
   virtual void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) = 0;
+  /// values *= min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all count values (backend
+  /// memory), as torch.nn.utils.clip_grad_norm_: the norm summed in an order fixed by count alone
+  /// (the same bits run after run), the factor read by the scaling where it was computed (a
+  /// recorded step stays valid). max_norm > 0.
+  virtual void clip_by_norm(float* values, std::int64_t count, float max_norm) = 0;
   /// A regression loss of a batch (MeanSquaredError, or Huber with huber_delta), its metric sums and
   /// its gradient, from one read of prediction and target (both (rows, cols)). With e = p - t, for
   /// every column c (sums is 3 * cols floats of backend memory, accumulated across calls: an

@@ -34,6 +34,11 @@ struct CompileOptions {
   Optimizer optimizer = SGD{};
   Schedule schedule = ConstantRate{};
   Loss loss = MeanSquaredError{};
+  /// Before each update the gradients of all parameters are scaled together by
+  /// min(1, clip_norm / (their L2 norm + 1e-6)), as torch.nn.utils.clip_grad_norm_ (Keras'
+  /// global_clipnorm), so that a batch of extreme rows cannot throw the weights far; with several
+  /// ranks, the summed gradients. 0: off.
+  float clip_norm = 0.0f;
   Device device = Device::automatic;
   BackendOptions backend{};
 };

@@ -12,6 +12,7 @@
 #include "cpu/thread_pool.hpp"
 #include "dropout_math.hpp"
 #include "ember/error.hpp"
+#include "host_device.hpp"
 #include "optimizer_part.hpp"
 #include "shape_checks.hpp"
 
@@ -125,6 +126,17 @@ void CpuBackend::dropout(ConstView x, View y, float rate, std::uint64_t seed, co
     for (std::int64_t i = 4 * group, j = 0; j < 4 && i < count; ++i, ++j)
       y.data[i] = (bits >> j & 1u) != 0 ? x.data[i] * mask.scale : 0.0f;
   });
+}
+
+// The norm in float64, in order; the factor applied in float64 and rounded once. The fast path
+// inherits it (one pass of count reads, as the optimizer's update makes).
+void CpuBackend::clip_by_norm(float* values, std::int64_t count, float max_norm) {
+  check_clip(count, max_norm);
+  double squares = 0.0;
+  for (std::int64_t i = 0; i < count; ++i) squares += static_cast<double>(values[i]) * values[i];
+  const double factor = clip_factor(std::sqrt(squares), static_cast<double>(max_norm));
+  if (factor >= 1.0) return;
+  for_each_index(count, 2, [&](std::int64_t i) { values[i] = static_cast<float>(values[i] * factor); });
 }
 
 void CpuBackend::regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,

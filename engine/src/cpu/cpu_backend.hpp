@@ -19,6 +19,7 @@ class CpuBackend : public Backend {
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
   void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override;
+  void clip_by_norm(float* values, std::int64_t count, float max_norm) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;
   void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override;

@@ -171,6 +171,10 @@ class CudaBackend final : public Backend {
     kernels::launch_activation_backward(kind, dy.data, needs_input ? x.data : nullptr, y.data, dx.data, dy.size(),
                                         stream_);
   }
+  void clip_by_norm(float* values, std::int64_t count, float max_norm) override {
+    check_clip(count, max_norm);
+    kernels::launch_clip_by_norm(values, count, max_norm, reduction_scratch_, stream_);
+  }
   void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override {
     check_dropout(x, y, rate);
     kernels::launch_dropout(x.data, y.data, x.size(), rate, seed, counters, stream_);
