@@ -109,6 +109,7 @@ std::string in_flags(std::string message) {
         {"RMSprop::weight_decay", "--weight-decay"},
         {"RMSprop::momentum", "--momentum"},
         {"Huber::delta", "--huber-delta"},
+        {"CrossEntropy::label_smoothing", "--label-smoothing"},
         {"StepDecay::step_epochs", "--step-epochs"},
         {"StepDecay::gamma", "--decay"},
         {"CosineDecay::epochs", "--epochs"},

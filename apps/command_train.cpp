@@ -35,7 +35,7 @@ struct TrainArguments {
   std::string comm = "auto";
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, alpha = 0.99,
          val_split = 0.0;
-  double huber_delta = 1.0, clip_norm = 0.0;
+  double huber_delta = 1.0, clip_norm = 0.0, label_smoothing = 0.0;
   bool nesterov = false, no_shuffle = false, no_normalize = false, quiet = false, no_cuda_graph = false,
        val_last = false;
 };
@@ -153,7 +153,17 @@ Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command,
   return optimizer;
 }
 
-/// --loss (else the checkpoint's under --init, else MSE) and --huber-delta; the library checks them.
+/// CrossEntropy with --label-smoothing, else the checkpoint's smoothing under --init, else none.
+CrossEntropy cross_entropy_from_flags(const TrainArguments& a, const CLI::App& command, const Loss* stored) {
+  if (command.count("--label-smoothing") > 0)
+    return {.label_smoothing = to_float(a.label_smoothing, "--label-smoothing")};
+  if (const auto* cross_entropy = stored != nullptr ? std::get_if<CrossEntropy>(stored) : nullptr)
+    return *cross_entropy;
+  return {};
+}
+
+/// --loss (else the checkpoint's under --init, else MSE) with --huber-delta or --label-smoothing;
+/// the library checks them. Without either, --label-smoothing waits for the task's inference.
 Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Loss* stored) {
   const bool given = command.count("--loss") > 0;
   const std::string kind = given ? a.loss : (stored != nullptr ? loss_name(*stored) : "mse");
@@ -166,11 +176,13 @@ Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Los
                          ? to_float(a.huber_delta, "--huber-delta")
                          : std::get<Huber>(*stored).delta};
   else if (kind == "crossentropy")
-    loss = CrossEntropy{};
+    loss = cross_entropy_from_flags(a, command, stored);
   else
     throw InputError(fmt::format("--loss {}: use mse, huber or crossentropy", printable(a.loss)));
   if (command.count("--huber-delta") > 0 && kind != "huber")
     throw InputError(fmt::format("--huber-delta applies to --loss huber, not {}", kind));
+  if (command.count("--label-smoothing") > 0 && kind != "crossentropy" && (given || stored != nullptr))
+    throw InputError(fmt::format("--label-smoothing applies to --loss crossentropy, not {}", kind));
   if (stored != nullptr && is_classification(*stored) != is_classification(loss))
     throw InputError(
         fmt::format("--loss {}: the model in --init was trained with {}; a {} model cannot become a {} one", kind,
@@ -355,7 +367,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
     if (const InferredTask task = infer_task(table, spec.targets); task.classification) {
-      loss = CrossEntropy{};
+      loss = cross_entropy_from_flags(a, command, nullptr);
+      check_loss(loss);
       classification = true;
       if (!quiet)
         std::fprintf(stderr,
@@ -363,6 +376,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                      "mse\n",
                      task.reason.c_str());
     }
+  if (command.count("--label-smoothing") > 0 && !classification)
+    throw InputError(
+        "--label-smoothing applies to classification (--loss crossentropy); this target trains a "
+        "regression");
 
   std::vector<std::string> classes;
   if (classification)
@@ -578,6 +595,9 @@ void add_train_command(CLI::App& app) {
       ->add_option("--huber-delta", arguments->huber_delta,
                    "Huber's delta, in standardized target units when normalizing")
       ->capture_default_str();
+  command->add_option("--label-smoothing", arguments->label_smoothing,
+                      "crossentropy: train on targets (1 - X) for the label and X / classes spread over every class "
+                      "(torch's CrossEntropyLoss(label_smoothing)), in [0, 1) [default: 0, or the --init model's]");
   command->add_option("--optimizer", arguments->optimizer, "sgd, adam, adamw or rmsprop (torch.optim's formulas)")
       ->capture_default_str();
   command->add_option("--lr", arguments->lr,

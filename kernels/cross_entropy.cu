@@ -6,6 +6,9 @@
 //   k >= 2: loss = logsumexp(z) - z_y,  gradient = (softmax(z) - onehot(y)) / rows,
 //     predicted class the first largest logit
 //   sums[0] += the rows' losses, sums[1] += the rows predicted right
+// With label smoothing eps the target is (1 - eps) onehot(y) + eps / k (y (1 - eps) + eps / 2 for one
+// logit): the loss gains eps (logsumexp(z) - mean(z) - (logsumexp(z) - z_y)) and the gradient
+// subtracts eps / k from every class and adds eps to the label's.
 // A warp per row (its lanes stride over the k logits: a max with its index, the sums of
 // exponentials, and the gradient, each a pass over the row; 1 - p_y comes from the other classes'
 // exponentials, so a confident right answer loses no digits), 8 warps per block over a chunk of rows. Each warp
@@ -51,7 +54,7 @@ __device__ void warp_argmax(float& value, int& index) {
 
 __global__ void __launch_bounds__(kWarps * 32)
     cross_entropy_partial_kernel(const float* __restrict__ logits, const float* __restrict__ labels, long long rows,
-                                 int k, long long chunk, float inv_rows, float* __restrict__ gradient,
+                                 int k, long long chunk, float inv_rows, float eps, float* __restrict__ gradient,
                                  float* __restrict__ out, bool accumulate) {
   __shared__ float warp_loss[kWarps], warp_correct[kWarps];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -62,11 +65,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int y = static_cast<int>(labels[r]);
     if (k == 1) {
       if (lane == 0) {
-        const float logit = z[0], label = static_cast<float>(y);
+        const float logit = z[0], label = static_cast<float>(y) * (1.0f - eps) + 0.5f * eps;
         loss += fmaxf(logit, 0.0f) - logit * label + log1pf(expf(-fabsf(logit)));
         correct += (logit > 0.0f) == (y == 1) ? 1.0f : 0.0f;
         // sigmoid(z) - 1 = -sigmoid(-z): no cancellation for a confident right answer.
-        if (gradient != nullptr) gradient[r] = (y == 1 ? -sigmoid(-logit) : sigmoid(logit)) * inv_rows;
+        if (gradient != nullptr)
+          gradient[r] = ((y == 1 ? -sigmoid(-logit) : sigmoid(logit)) + (y == 1 ? 0.5f * eps : -0.5f * eps)) * inv_rows;
       }
       continue;
     }
@@ -80,20 +84,26 @@ __global__ void __launch_bounds__(kWarps * 32)
     warp_argmax(largest, predicted);
     // The sum of exponentials, and the same without the label's: 1 - p_y = others / sum without the
     // cancellation of p_y - 1 when the model is confident and right.
-    float exponentials = 0.0f, others = 0.0f;
+    float exponentials = 0.0f, others = 0.0f, logits_sum = 0.0f;
     for (int c = lane; c < k; c += 32) {
       const float e = expf(z[c] - largest);
       exponentials += e;
       if (c != y) others += e;
+      logits_sum += z[c];
     }
     exponentials = warp_sum(exponentials);
     others = warp_sum(others);
+    logits_sum = warp_sum(logits_sum);
+    const float smoothed = eps / static_cast<float>(k);
     if (gradient != nullptr)
       for (int c = lane; c < k; c += 32)
-        gradient[r * k + c] = (c == y ? -others : expf(z[c] - largest)) / exponentials * inv_rows;
+        gradient[r * k + c] =
+            ((c == y ? -others : expf(z[c] - largest)) / exponentials + (c == y ? eps : 0.0f) - smoothed) * inv_rows;
     if (lane == 0) {
       // logsumexp(z) - z_y; log1p(others) when z_y is the largest (the sum is then 1 + others).
-      loss += z[y] == largest ? log1pf(others) : largest + logf(exponentials) - z[y];
+      const float logsumexp = largest + logf(exponentials);
+      loss += z[y] == largest ? log1pf(others) : logsumexp - z[y];
+      if (eps != 0.0f) loss += eps * ((logsumexp - logits_sum / static_cast<float>(k)) - (logsumexp - z[y]));
       correct += predicted == y ? 1.0f : 0.0f;
     }
   }
@@ -128,15 +138,15 @@ __global__ void cross_entropy_sum_chunks_kernel(const float* __restrict__ partia
 
 }  // namespace
 
-void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k, float* sums,
-                          float* gradient, float* scratch, cudaStream_t stream) {
+void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k,
+                          float label_smoothing, float* sums, float* gradient, float* scratch, cudaStream_t stream) {
   if (rows == 0) return;
   // Chunks of at least 64 rows, at most 1024 of them: partials within the scratch.
   std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(1024, (rows + 63) / 64));
   const std::int64_t chunk = (rows + chunks - 1) / chunks;
   chunks = (rows + chunk - 1) / chunk;
   launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks), kWarps * 32, 0, stream, logits, labels, rows,
-         static_cast<int>(k), chunk, static_cast<float>(1.0 / static_cast<double>(rows)), gradient,
+         static_cast<int>(k), chunk, static_cast<float>(1.0 / static_cast<double>(rows)), label_smoothing, gradient,
          chunks == 1 ? sums : scratch, chunks == 1);
   check_launch("cross_entropy_partial_kernel", [&] { return shape_text("logits", rows, k); });
   if (chunks == 1) return;

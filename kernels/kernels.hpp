@@ -99,9 +99,9 @@ void launch_regression_loss(const float* prediction, const float* target, std::i
                             float huber_delta, float* sums, float* gradient, float* scratch, cudaStream_t stream);
 /// Cross-entropy on logits (rows, k) against labels (rows, 1) (cross_entropy.cu): sums[0] += the
 /// loss, sums[1] += the rows predicted right; gradient (skipped when null) of the mean loss.
-/// Deterministic (two passes through scratch).
-void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k, float* sums,
-                          float* gradient, float* scratch, cudaStream_t stream);
+/// Deterministic (two passes through scratch). label_smoothing: CrossEntropy::label_smoothing.
+void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k,
+                          float label_smoothing, float* sums, float* gradient, float* scratch, cudaStream_t stream);
 
 /// One step of the optimizer (its part in optimizer_math.hpp, optimizers.cu) over count parameters
 /// at the rate lr * scalars->lr_scale and step count scalars->step (device memory); state holds its

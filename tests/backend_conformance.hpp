@@ -184,18 +184,21 @@ inline void expect_losses_match_reference(Backend& backend) {
     Random random(++seed);
     for (std::int64_t r = 0; r < rows; ++r)
       labels(r, 0) = static_cast<float>(random.below(static_cast<std::uint64_t>(std::max<std::int64_t>(k, 2))));
-    const Matrix start{{0.25f, 3.0f}};
-    Matrix sums = start, gradient = poisoned(rows, k);
-    cpu.cross_entropy_loss(logits.view(), labels.view(), sums.data(), gradient.view());
-    OnBackend gz(backend, logits), gy(backend, labels), gsums(backend, start), ggradient(backend, poisoned(rows, k));
-    backend.cross_entropy_loss(gz.view(), gy.view(), gsums.view().data, ggradient.view());
-    const Matrix first = gsums.download();
-    EXPECT_LT(relative_error(first.data(), sums.data(), 1), kFloat32Tolerance) << name << " loss";
-    EXPECT_EQ(first(0, 1), sums(0, 1)) << name << " rows predicted right";
-    EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << name;
-    OnBackend again(backend, start);
-    backend.cross_entropy_loss(gz.view(), gy.view(), again.view().data, std::nullopt);
-    EXPECT_EQ(again.download(), first) << name;
+    for (const float smoothing : {0.0f, 0.1f}) {
+      const std::string what = fmt::format("{}, label smoothing {}", name, smoothing);
+      const Matrix start{{0.25f, 3.0f}};
+      Matrix sums = start, gradient = poisoned(rows, k);
+      cpu.cross_entropy_loss(logits.view(), labels.view(), smoothing, sums.data(), gradient.view());
+      OnBackend gz(backend, logits), gy(backend, labels), gsums(backend, start), ggradient(backend, poisoned(rows, k));
+      backend.cross_entropy_loss(gz.view(), gy.view(), smoothing, gsums.view().data, ggradient.view());
+      const Matrix first = gsums.download();
+      EXPECT_LT(relative_error(first.data(), sums.data(), 1), kFloat32Tolerance) << what << " loss";
+      EXPECT_EQ(first(0, 1), sums(0, 1)) << what << " rows predicted right";
+      EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << what;
+      OnBackend again(backend, start);
+      backend.cross_entropy_loss(gz.view(), gy.view(), smoothing, again.view().data, std::nullopt);
+      EXPECT_EQ(again.download(), first) << what;
+    }
   }
 }
 

@@ -270,6 +270,21 @@ TEST(CliUsability, ClipNormIsKeptAndShown) {
                  "--clip-norm must be 0 (off) or a positive number");
 }
 
+TEST(CliUsability, LabelSmoothingForClassifiers) {
+  const std::string iris = iris_csv(), model = dir() + "/smoothed.safetensors";
+  // The classifier is inferred from the text labels; the flag waits for that.
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --label-smoothing 0.1 --missing mean --data " +
+                                 iris + " --target species --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(run_ember("inspect " + model).out.find("Loss: crossentropy (label_smoothing 0.1)"), std::string::npos);
+  expect_refused("train --device cpu --data " + good_csv() + " --target y --label-smoothing 0.1",
+                 "--label-smoothing applies to classification (--loss crossentropy)");
+  expect_refused("train --device cpu --data " + good_csv() + " --target y --loss mse --label-smoothing 0.1",
+                 "--label-smoothing applies to --loss crossentropy, not mse");
+  expect_refused("train --device cpu --missing mean --data " + iris + " --target species --label-smoothing 1",
+                 "--label-smoothing 1: must be in [0, 1)");
+}
+
 TEST(CliUsability, InspectShowsWhatTheCheckpointHolds) {
   const std::string iris = iris_csv(), model = dir() + "/iris.safetensors";
   ASSERT_EQ(run_ember("train --device cpu --epochs 3 --quiet --layers 8 --loss crossentropy --optimizer adam "

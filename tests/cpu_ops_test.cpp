@@ -99,7 +99,7 @@ TEST(CpuOps, CrossEntropyByHand) {
   const Matrix z{{0}, {2}, {-1}}, y{{1}, {0}, {0}};
   float sums[2] = {0, 0};
   Matrix gradient = poisoned(3, 1);
-  cpu.cross_entropy_loss(z.view(), y.view(), sums, gradient.view());
+  cpu.cross_entropy_loss(z.view(), y.view(), 0.0f, sums, gradient.view());
   const double expected = std::log(2.0) + (2 + std::log1p(std::exp(-2.0))) + std::log1p(std::exp(-1.0));
   EXPECT_NEAR(sums[0], expected, 1e-6);
   EXPECT_EQ(sums[1], 1.0f);  // only the last row is predicted right (z <= 0 is class 0; z = 0 too)
@@ -109,7 +109,7 @@ TEST(CpuOps, CrossEntropyByHand) {
   const Matrix logits{{1, 1, 1}, {0, 5, 0}}, labels{{0}, {2}};
   float softmax_sums[2] = {0, 0};
   Matrix softmax_gradient = poisoned(2, 3);
-  cpu.cross_entropy_loss(logits.view(), labels.view(), softmax_sums, softmax_gradient.view());
+  cpu.cross_entropy_loss(logits.view(), labels.view(), 0.0f, softmax_sums, softmax_gradient.view());
   const double second = std::log(2 + std::exp(5.0)) - 0.0;
   EXPECT_NEAR(softmax_sums[0], std::log(3.0) + second, 1e-5);
   EXPECT_EQ(softmax_sums[1], 1.0f);
@@ -117,8 +117,38 @@ TEST(CpuOps, CrossEntropyByHand) {
   EXPECT_NEAR(softmax_gradient(0, 1), (1.0 / 3) / 2, 1e-7);
   EXPECT_NEAR(softmax_gradient(1, 2), (1 / (2 + std::exp(5.0)) - 1) / 2, 1e-7);
   // A label that is no class index is an error, not a read out of bounds.
-  EXPECT_THROW(cpu.cross_entropy_loss(logits.view(), Matrix{{0}, {3}}.view(), softmax_sums, std::nullopt), Error);
-  EXPECT_THROW(cpu.cross_entropy_loss(z.view(), Matrix{{0}, {2}, {0.5f}}.view(), sums, std::nullopt), Error);
+  EXPECT_THROW(cpu.cross_entropy_loss(logits.view(), Matrix{{0}, {3}}.view(), 0.0f, softmax_sums, std::nullopt), Error);
+  EXPECT_THROW(cpu.cross_entropy_loss(z.view(), Matrix{{0}, {2}, {0.5f}}.view(), 0.0f, sums, std::nullopt), Error);
+}
+
+// torch.nn.CrossEntropyLoss(label_smoothing=0.1) as its documentation defines it, at logits
+// (1, 2, 3) and label 0: the target (0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3), the loss
+// -sum(target * log_softmax) = 2.3076059644 (float64), the gradient softmax - target. One logit:
+// Keras' BinaryCrossentropy(label_smoothing=0.2) at z = 0.5, y = 1: the target 0.9.
+TEST(CpuOps, LabelSmoothingFollowsPyTorchAndKeras) {
+  const Matrix logits{{1, 2, 3}}, labels{{0}};
+  float sums[2] = {0, 0};
+  Matrix gradient = poisoned(1, 3);
+  cpu.cross_entropy_loss(logits.view(), labels.view(), 0.1f, sums, gradient.view());
+  const double normalizer = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  const double target[3] = {0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3};
+  double loss = 0;
+  for (int c = 0; c < 3; ++c) {
+    const double log_p = (c + 1) - std::log(normalizer);
+    loss -= target[c] * log_p;
+    EXPECT_NEAR(gradient(0, c), std::exp(log_p) - target[c], 1e-7) << c;
+  }
+  EXPECT_NEAR(loss, 2.3076059644, 1e-9);
+  EXPECT_NEAR(sums[0], loss, 1e-6);
+  const Matrix z{{0.5f}}, y{{1}};
+  float binary[2] = {0, 0};
+  Matrix binary_gradient = poisoned(1, 1);
+  cpu.cross_entropy_loss(z.view(), y.view(), 0.2f, binary, binary_gradient.view());
+  const double p = 1 / (1 + std::exp(-0.5));
+  EXPECT_NEAR(binary[0], -(0.9 * std::log(p) + 0.1 * std::log(1 - p)), 1e-6);
+  EXPECT_NEAR(binary_gradient(0, 0), p - 0.9, 1e-7);
+  for (const float bad : {-0.1f, 1.0f})
+    EXPECT_THROW(check_loss(CrossEntropy{.label_smoothing = bad}), InputError) << bad;
 }
 
 TEST(CpuOps, SgdFollowsPytorchFormula) {
@@ -385,7 +415,10 @@ double central_difference(Matrix& x, std::int64_t i, const std::function<double(
 
 /// The mean loss by its formula in float64, independent of the ops: MSE, Huber (delta), binary or
 /// softmax cross-entropy (labels set).
-double loss_by_formula(const Matrix& p, const Matrix& t, std::optional<double> huber_delta, bool classification) {
+/// The mean loss; classification with label smoothing eps: -sum over classes of the smoothed target
+/// times log p (one logit: the two classes' p and 1 - p).
+double loss_by_formula(const Matrix& p, const Matrix& t, std::optional<double> huber_delta, bool classification,
+                       double eps = 0.0) {
   double sum = 0;
   if (!classification) {
     for (std::int64_t i = 0; i < p.size(); ++i) {
@@ -400,12 +433,15 @@ double loss_by_formula(const Matrix& p, const Matrix& t, std::optional<double> h
     const auto y = static_cast<std::int64_t>(t(r, 0));
     if (p.cols() == 1) {
       const double probability = 1 / (1 + std::exp(-static_cast<double>(p(r, 0))));
-      sum -= y == 1 ? std::log(probability) : std::log(1 - probability);
+      const double target = (y == 1 ? 1 - eps : 0.0) + eps / 2;
+      sum -= target * std::log(probability) + (1 - target) * std::log(1 - probability);
       continue;
     }
     double normalizer = 0;
     for (std::int64_t c = 0; c < p.cols(); ++c) normalizer += std::exp(static_cast<double>(p(r, c)));
-    sum -= static_cast<double>(p(r, y)) - std::log(normalizer);
+    for (std::int64_t c = 0; c < p.cols(); ++c)
+      sum -= ((c == y ? 1 - eps : 0.0) + eps / static_cast<double>(p.cols())) *
+             (static_cast<double>(p(r, c)) - std::log(normalizer));
   }
   return sum / static_cast<double>(p.rows());
 }
@@ -416,11 +452,14 @@ TEST(CpuOpsFiniteDifferences, EveryLossGradient) {
     std::int64_t rows, cols;
     std::optional<float> huber_delta;
     bool classification;
+    float label_smoothing = 0.0f;
   };
   const Case cases[] = {{"mse", 5, 3, std::nullopt, false},
                         {"huber", 7, 3, 0.7f, false},
                         {"binary cross-entropy", 9, 1, std::nullopt, true},
-                        {"softmax cross-entropy", 6, 4, std::nullopt, true}};
+                        {"softmax cross-entropy", 6, 4, std::nullopt, true},
+                        {"binary cross-entropy, label smoothing 0.2", 9, 1, std::nullopt, true, 0.2f},
+                        {"softmax cross-entropy, label smoothing 0.1", 6, 4, std::nullopt, true, 0.1f}};
   std::uint64_t seed = 40;
   for (const Case& c : cases) {
     Matrix prediction = random_matrix(c.rows, c.cols, ++seed);
@@ -432,7 +471,7 @@ TEST(CpuOpsFiniteDifferences, EveryLossGradient) {
     const auto op = [&](std::optional<View> gradient) {
       std::vector<float> sums(3 * static_cast<std::size_t>(c.cols), 0.0f);
       if (c.classification)
-        cpu.cross_entropy_loss(prediction.view(), target.view(), sums.data(), gradient);
+        cpu.cross_entropy_loss(prediction.view(), target.view(), c.label_smoothing, sums.data(), gradient);
       else
         cpu.regression_loss(prediction.view(), target.view(), c.huber_delta, sums.data(), gradient);
       double loss = 0;  // the op's sum of losses, as a mean
@@ -442,8 +481,11 @@ TEST(CpuOpsFiniteDifferences, EveryLossGradient) {
     Matrix gradient = poisoned(c.rows, c.cols);
     const double from_op = op(gradient.view());
     const std::optional<double> delta = c.huber_delta ? std::optional<double>(*c.huber_delta) : std::nullopt;
-    EXPECT_NEAR(from_op, loss_by_formula(prediction, target, delta, c.classification), 1e-6) << c.name;
-    const auto loss = [&] { return loss_by_formula(prediction, target, delta, c.classification); };
+    EXPECT_NEAR(from_op, loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing), 1e-6)
+        << c.name;
+    const auto loss = [&] {
+      return loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing);
+    };
     std::vector<double> numeric;
     std::vector<float> analytic;
     for (std::int64_t i = 0; i < prediction.size(); ++i) {

@@ -12,7 +12,8 @@ std::int64_t sums_width(const Loss& loss, std::int64_t outputs) {
 
 void enqueue(Backend& backend, const Loss& loss, ConstView prediction, ConstView target, float* sums,
              std::optional<View> gradient) {
-  if (is_classification(loss)) return backend.cross_entropy_loss(prediction, target, sums, gradient);
+  if (const auto* cross_entropy = std::get_if<CrossEntropy>(&loss))
+    return backend.cross_entropy_loss(prediction, target, cross_entropy->label_smoothing, sums, gradient);
   const auto* huber = std::get_if<Huber>(&loss);
   backend.regression_loss(prediction, target, huber != nullptr ? std::optional<float>(huber->delta) : std::nullopt,
                           sums, gradient);

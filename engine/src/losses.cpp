@@ -23,6 +23,10 @@ void check_loss(const Loss& loss) {
   if (const auto* huber = std::get_if<Huber>(&loss);
       huber != nullptr && !(huber->delta > 0.0f && std::isfinite(huber->delta)))
     throw SettingError("Huber::delta", fmt::format("{}: must be a finite number > 0", huber->delta));
+  if (const auto* cross_entropy = std::get_if<CrossEntropy>(&loss);
+      cross_entropy != nullptr && !(cross_entropy->label_smoothing >= 0.0f && cross_entropy->label_smoothing < 1.0f))
+    throw SettingError("CrossEntropy::label_smoothing",
+                       fmt::format("{}: must be in [0, 1)", cross_entropy->label_smoothing));
 }
 
 bool is_classification(const Loss& loss) {
@@ -38,6 +42,8 @@ std::int64_t outputs_for_classes(std::int64_t classes) {
 SettingsJson to_json(const Loss& loss) {
   SettingsJson json = {{"type", loss_name(loss)}};
   if (const auto* huber = std::get_if<Huber>(&loss)) json["delta"] = huber->delta;
+  if (const auto* cross_entropy = std::get_if<CrossEntropy>(&loss))
+    json["label_smoothing"] = cross_entropy->label_smoothing;
   return json;
 }
 
@@ -45,7 +51,9 @@ Loss loss_from_json(const SettingsJson& json) {
   const auto type = json.at("type").get<std::string>();
   if (type == "mse") return MeanSquaredError{};
   if (type == "huber") return Huber{.delta = settings_float(json, "delta")};
-  if (type == "crossentropy") return CrossEntropy{};
+  if (type == "crossentropy")
+    return CrossEntropy{.label_smoothing =
+                            json.contains("label_smoothing") ? settings_float(json, "label_smoothing") : 0.0f};
   throw InputError(fmt::format("unknown loss type '{}'", type));
 }
 

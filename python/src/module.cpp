@@ -344,7 +344,12 @@ NB_MODULE(_core, m) {
           "__init__", [](ember::Huber* self, float delta) { new (self) ember::Huber{delta}; },
           "delta"_a = ember::Huber{}.delta)
       .def_rw("delta", &ember::Huber::delta);
-  nb::class_<ember::CrossEntropy>(m, "CrossEntropy").def(nb::init<>());
+  nb::class_<ember::CrossEntropy>(m, "CrossEntropy")
+      .def(
+          "__init__",
+          [](ember::CrossEntropy* self, float label_smoothing) { new (self) ember::CrossEntropy{label_smoothing}; },
+          "label_smoothing"_a = 0.0f)
+      .def_rw("label_smoothing", &ember::CrossEntropy::label_smoothing);
 
   nb::class_<PyHistory>(m, "History")
       .def_ro("history", &PyHistory::history, "Each figure's list over the epochs, as Keras' History.history")

@@ -259,6 +259,22 @@ def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
         ember.Sequential([ember.Dense(4), ember.Dropout(0.5)])
 
 
+def test_label_smoothing_trains_and_is_kept(tmp_path):
+    x, y = regression_data()
+    labels = (y > np.median(y)).astype(np.float32)
+    model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(1)])
+    model.compile(optimizer="adam", loss=ember.CrossEntropy(label_smoothing=0.1), device="cpu", lr=0.01)
+    history = model.fit(x, labels, epochs=20, verbose=0)
+    assert model.evaluate(x, labels)["accuracy"] > 0.95
+    # The smoothed loss cannot reach 0: at best each row's target (0.95, 0.05) against itself.
+    assert history.history["loss"][-1] > -(0.95 * np.log(0.95) + 0.05 * np.log(0.05))
+    model.save(tmp_path / "smoothed.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "smoothed.safetensors")
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(ember.InputError, match="label_smoothing"):
+        model.compile(optimizer="adam", loss=ember.CrossEntropy(label_smoothing=1.0), device="cpu")
+
+
 def test_clip_norm_is_kept_through_checkpoints(tmp_path):
     x, y = regression_data()
     model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(1)])

@@ -115,7 +115,11 @@ class Backend {
   /// gradient (sigmoid(z) - y) / rows, predicted class 1 where z > 0. k >= 2: loss logsumexp(z) -
   /// z_y, gradient (softmax(z) - onehot(y)) / rows, predicted class the first largest logit.
   /// sums[0] += the sum of the rows' losses, sums[1] += the rows whose predicted class is y.
-  virtual void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) = 0;
+  /// With label_smoothing eps (CrossEntropy::label_smoothing) the target is (1 - eps) onehot(y) +
+  /// eps / K (K = 2 for one logit): loss logsumexp(z) - (1 - eps) z_y - eps mean(z), gradient
+  /// (softmax(z) - target) / rows; one logit: the loss above with y replaced by y (1 - eps) + eps / 2.
+  virtual void cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
+                                  std::optional<View> gradient) = 0;
   /// One step of the optimizer (its formula, optimizers.hpp) over count parameters in one flat
   /// buffer, at the learning rate lr * scalars->lr_scale and, for Adam and AdamW, the step count
   /// scalars->step (>= 1: advance it first). state holds the optimizer's state buffers

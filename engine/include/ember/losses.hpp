@@ -23,7 +23,12 @@ struct Huber {
 /// Classification: targets are class labels. With two classes the model has one output, the logit
 /// of the second class, and the loss is torch.nn.BCEWithLogitsLoss (max(z, 0) - z y + log(1 +
 /// exp(-|z|))); with more, one output per class and torch.nn.CrossEntropyLoss (logsumexp(z) - z_y).
+/// label_smoothing eps in [0, 1) trains on targets (1 - eps) onehot(y) + eps / K for K classes, as
+/// CrossEntropyLoss(label_smoothing=eps) (and, for two classes' one logit, Keras'
+/// BinaryCrossentropy(label_smoothing=eps): the target y (1 - eps) + eps / 2). The training loss is
+/// then the smoothed one; evaluate's log-loss is not.
 struct CrossEntropy {
+  float label_smoothing = 0.0f;
   bool operator==(const CrossEntropy&) const = default;
 };
 

@@ -164,13 +164,14 @@ void CpuBackend::regression_loss(ConstView prediction, ConstView target, std::op
   }
 }
 
-void CpuBackend::cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) {
+void CpuBackend::cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
+                                    std::optional<View> gradient) {
   if (labels.cols != 1 || labels.rows != logits.rows)
     throw Error(fmt::format("cross_entropy_loss: labels ({}, {}) for logits ({}, {}); they must be ({}, 1)",
                             labels.rows, labels.cols, logits.rows, logits.cols, logits.rows));
   if (gradient) check_same_shape(logits, *gradient, "cross_entropy_loss");
   const std::int64_t k = logits.cols;
-  const double scale = 1.0 / static_cast<double>(logits.rows);
+  const double scale = 1.0 / static_cast<double>(logits.rows), eps = label_smoothing;
   double loss = 0.0, correct = 0.0;
   for (std::int64_t i = 0; i < logits.rows; ++i) {
     const float label = labels.data[i];
@@ -180,26 +181,29 @@ void CpuBackend::cross_entropy_loss(ConstView logits, ConstView labels, float* s
                               std::max<std::int64_t>(k, 2)));
     const float* z = logits.data + i * k;
     if (k == 1) {
-      const double logit = z[0];
-      loss += std::max(logit, 0.0) - logit * static_cast<double>(y) + std::log1p(std::exp(-std::abs(logit)));
+      const double logit = z[0], target = static_cast<double>(y) * (1.0 - eps) + eps / 2;
+      loss += std::max(logit, 0.0) - logit * target + std::log1p(std::exp(-std::abs(logit)));
       correct += (logit > 0.0) == (y == 1) ? 1.0 : 0.0;
-      if (gradient)
-        gradient->data[i] = static_cast<float>(scale * (1.0 / (1.0 + std::exp(-logit)) - static_cast<double>(y)));
+      if (gradient) gradient->data[i] = static_cast<float>(scale * (1.0 / (1.0 + std::exp(-logit)) - target));
       continue;
     }
     std::int64_t predicted = 0;
     for (std::int64_t c = 1; c < k; ++c)
       if (z[c] > z[predicted]) predicted = c;
     const double largest = z[predicted];
-    double sum = 0.0;
-    for (std::int64_t c = 0; c < k; ++c) sum += std::exp(static_cast<double>(z[c]) - largest);
+    double sum = 0.0, logits_sum = 0.0;
+    for (std::int64_t c = 0; c < k; ++c) {
+      sum += std::exp(static_cast<double>(z[c]) - largest);
+      logits_sum += z[c];
+    }
     const double logsumexp = largest + std::log(sum);
-    loss += logsumexp - z[y];
+    loss += logsumexp - (1.0 - eps) * z[y] - eps * logits_sum / static_cast<double>(k);
     correct += predicted == y ? 1.0 : 0.0;
     if (gradient)
       for (std::int64_t c = 0; c < k; ++c)
         gradient->data[i * k + c] =
-            static_cast<float>(scale * (std::exp(static_cast<double>(z[c]) - logsumexp) - (c == y ? 1.0 : 0.0)));
+            static_cast<float>(scale * (std::exp(static_cast<double>(z[c]) - logsumexp) - (c == y ? 1.0 - eps : 0.0) -
+                                        eps / static_cast<double>(k)));
   }
   sums[0] = static_cast<float>(sums[0] + loss);
   sums[1] = static_cast<float>(sums[1] + correct);

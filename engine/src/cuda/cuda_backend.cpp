@@ -187,12 +187,13 @@ class CudaBackend final : public Backend {
                                     huber_delta.value_or(0.0f), sums, gradient ? gradient->data : nullptr,
                                     reduction_scratch_, stream_);
   }
-  void cross_entropy_loss(ConstView logits, ConstView labels, float* sums, std::optional<View> gradient) override {
+  void cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
+                          std::optional<View> gradient) override {
     if (labels.cols != 1 || labels.rows != logits.rows)
       throw Error(fmt::format("cross_entropy_loss: labels ({}, {}) for logits ({}, {}); they must be ({}, 1)",
                               labels.rows, labels.cols, logits.rows, logits.cols, logits.rows));
     if (gradient) check_same_shape(logits, *gradient, "cross_entropy_loss");
-    kernels::launch_cross_entropy(logits.data, labels.data, logits.rows, logits.cols, sums,
+    kernels::launch_cross_entropy(logits.data, labels.data, logits.rows, logits.cols, label_smoothing, sums,
                                   gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
   }
   void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,

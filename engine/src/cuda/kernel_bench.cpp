@@ -322,7 +322,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
                                     scratch.floats(), stream);
   });
   measure("cross-entropy + gradient", 2 * operand + static_cast<double>(rows) * sizeof(float), [&] {
-    kernels::launch_cross_entropy(first, labels.floats(), rows, cols, column_sums.floats(), out.floats(),
+    kernels::launch_cross_entropy(first, labels.floats(), rows, cols, 0.0f, column_sums.floats(), out.floats(),
                                   scratch.floats(), stream);
   });
   return table;
