@@ -213,11 +213,10 @@ using Floats8 = float __attribute__((vector_size(32)));
 /// c (rows, n) = a (rows, k) @ bt (k, n): every entry the sum over p in order of a(i, p) bt(p, j),
 /// each product rounded, then added to a sum from zero (no fused multiply-add: the clones' ISAs
 /// have none). Tiles of 4 rows by 16 columns keep their sums in registers; the other
-/// entries are the same sums one at a time, so an entry's bits do not depend on its tile. The
-/// AVX2 clone runs where the CPU has it (the same bits: only the vector width differs).
-[[gnu::target_clones("avx2", "default")]] void row_invariant_rows(const float* a, std::int64_t lda, const float* bt,
-                                                                  std::int64_t n, std::int64_t k, float* c,
-                                                                  std::int64_t ldc, std::int64_t rows) {
+/// entries are the same sums one at a time, so an entry's bits do not depend on its tile.
+[[gnu::always_inline]] inline void row_invariant_rows_body(const float* a, std::int64_t lda, const float* bt,
+                                                           std::int64_t n, std::int64_t k, float* c, std::int64_t ldc,
+                                                           std::int64_t rows) {
   const auto entry = [&](std::int64_t i, std::int64_t j) {
     float sum = 0.0f;
     for (std::int64_t p = 0; p < k; ++p) sum += a[i * lda + p] * bt[p * n + j];
@@ -245,6 +244,22 @@ using Floats8 = float __attribute__((vector_size(32)));
   }
   for (; i < rows; ++i)
     for (std::int64_t j = 0; j < n; ++j) entry(i, j);
+}
+
+// The body compiled for AVX2 (wider vectors, the same bits: no FMA), chosen at run time where the
+// CPU has it; a plain check rather than an ifunc, which sanitizers' runtimes start after.
+[[gnu::target("avx2")]] void row_invariant_rows_avx2(const float* a, std::int64_t lda, const float* bt, std::int64_t n,
+                                                     std::int64_t k, float* c, std::int64_t ldc, std::int64_t rows) {
+  row_invariant_rows_body(a, lda, bt, n, k, c, ldc, rows);
+}
+
+void row_invariant_rows(const float* a, std::int64_t lda, const float* bt, std::int64_t n, std::int64_t k, float* c,
+                        std::int64_t ldc, std::int64_t rows) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2)
+    row_invariant_rows_avx2(a, lda, bt, n, k, c, ldc, rows);
+  else
+    row_invariant_rows_body(a, lda, bt, n, k, c, ldc, rows);
 }
 
 /// c (m, n) = a (m, k) @ b (n, k)^T with each row of c from the same row of a alone, in the same
