@@ -56,9 +56,9 @@ EMBER_HOST_DEVICE inline unsigned kept_bits(const Mask& mask, const std::int32_t
       philox4x32_10({{static_cast<std::uint32_t>(group), static_cast<std::uint32_t>(group >> 32),
                       static_cast<std::uint32_t>(counters[0]), static_cast<std::uint32_t>(counters[1])}},
                     static_cast<std::uint32_t>(mask.seed), static_cast<std::uint32_t>(mask.seed >> 32));
-  unsigned bits = 0;
-  for (int j = 0; j < 4; ++j) bits |= ((draw.v[j] >> 8) >= mask.threshold ? 1u : 0u) << j;
-  return bits;
+  const std::uint32_t t = mask.threshold;
+  return ((draw.v[0] >> 8) >= t ? 1u : 0u) | ((draw.v[1] >> 8) >= t ? 2u : 0u) | ((draw.v[2] >> 8) >= t ? 4u : 0u) |
+         ((draw.v[3] >> 8) >= t ? 8u : 0u);
 }
 
 }  // namespace ember::dropout_math
