@@ -211,8 +211,8 @@ void gemm(bool ta, bool tb, const MatmulShape& shape, float alpha, ConstView a, 
 using Floats8 = float __attribute__((vector_size(32)));
 
 /// c (rows, n) = a (rows, k) @ bt (k, n): every entry the sum over p in order of a(i, p) bt(p, j),
-/// each product rounded, then added to a sum from zero (no fused multiply-add: the clones' ISAs
-/// have none). Tiles of 4 rows by 16 columns keep their sums in registers; the other
+/// each product rounded, then added to a sum from zero (no fused multiply-add: neither the default
+/// x86-64 target nor AVX2 has one). Tiles of 4 rows by 16 columns keep their sums in registers; the other
 /// entries are the same sums one at a time, so an entry's bits do not depend on its tile.
 [[gnu::always_inline]] inline void row_invariant_rows_body(const float* a, std::int64_t lda, const float* bt,
                                                            std::int64_t n, std::int64_t k, float* c, std::int64_t ldc,
