@@ -64,6 +64,7 @@ void add_train_command(CLI::App& app);
 void add_predict_commands(CLI::App& app);
 void add_info_commands(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
 }  // namespace ember::cli

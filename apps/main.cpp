@@ -1,4 +1,4 @@
-// `ember`: train, predict, evaluate, inspect, demo, info, bench. Thin: parses arguments, calls the library, prints.
+// `ember`: train, predict, evaluate, inspect, export, demo, info, bench. Thin: parses arguments, calls the library, prints.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   ember::cli::add_train_command(app);
   ember::cli::add_predict_commands(app);
   ember::cli::add_inspect_command(app);
+  ember::cli::add_export_command(app);
   ember::cli::add_info_commands(app);
   ember::cli::add_bench_command(app);
   try {

@@ -5,7 +5,10 @@
 
 namespace ember::cells {
 
-/// Whether a trimmed cell marks a missing value (empty or one of pandas' default tokens).
+/// The cells that mark a missing value: empty, and pandas' default tokens.
+inline constexpr std::string_view kMissingTokens[] = {"",    "NA",   "N/A",  "n/a",  "#N/A", "<NA>", "NaN",
+                                                      "nan", "-NaN", "-nan", "NULL", "null", "None"};
+/// Whether a trimmed cell marks a missing value (one of kMissingTokens).
 bool is_missing(std::string_view cell);
 
 enum class Parsed { number, not_a_number, out_of_range };

@@ -26,9 +26,7 @@
 namespace ember {
 
 bool cells::is_missing(std::string_view cell) {
-  static constexpr std::string_view kTokens[] = {"NA",  "N/A",  "n/a",  "#N/A", "<NA>", "NaN",
-                                                 "nan", "-NaN", "-nan", "NULL", "null", "None"};
-  return cell.empty() || std::find(std::begin(kTokens), std::end(kTokens), cell) != std::end(kTokens);
+  return std::find(std::begin(kMissingTokens), std::end(kMissingTokens), cell) != std::end(kMissingTokens);
 }
 
 cells::Parsed cells::parse_number(std::string_view cell, float& out) {

@@ -191,6 +191,9 @@ struct Metrics {
 class Plan;
 class Backend;
 
+/// Whether this build of Ember writes ONNX files (it was built with libonnx-dev).
+bool onnx_export_available();
+
 /// Thread safety: distinct models are independent and may be used from distinct threads at once.
 /// One model's const members (predict, evaluate, save, the accessors) may be called from several
 /// threads at once: they take turns on the model's backend. Its other members (fit, compile,
@@ -245,6 +248,13 @@ class Sequential {
   void save(const std::string& path) const;
   /// Reads a checkpoint written by save(); throws InputError on any inconsistency.
   static Sequential load(const std::string& path);
+  /// Writes the model as one ONNX graph (docs/deploying.md), through a temporary file and a rename:
+  /// from the raw feature columns (one input per column, named after it: numbers as float, NaN for a
+  /// missing cell; categories as text) through the learned preprocessing and the layers to what
+  /// `ember predict` gives: "predictions" in the targets' units, or "label" and "probabilities".
+  /// A model trained on matrices takes one float input "input". InputError for a model not built
+  /// or a build without ONNX (onnx_export_available()).
+  void export_onnx(const std::string& path) const;
 
   // ---- inspection ------------------------------------------------------------------------------
   const std::vector<Layer>& layers() const { return layers_; }

@@ -1,0 +1,408 @@
+// Sequential::export_onnx: the whole model as one ONNX graph, from the raw feature columns (the
+// learned preprocessing: missing-value fills and indicators, one-hot categories, the scaler) through
+// the layers to the outputs in the units `ember predict` writes. The file is built with ONNX's own
+// protobuf classes and verified by its checker and strict shape inference before it is written.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ember/error.hpp"
+#include "ember/model.hpp"
+
+#if defined(EMBER_WITH_ONNX)
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "activation_math.hpp"
+#include "cells.hpp"
+#endif
+
+namespace ember {
+
+#if !defined(EMBER_WITH_ONNX)
+
+bool onnx_export_available() { return false; }
+
+void Sequential::export_onnx(const std::string&) const {
+  throw InputError(
+      "ONNX export is not in this build of Ember: it was built without ONNX (install libonnx-dev and "
+      "libprotobuf-dev, e.g. with scripts/install-deps.sh, and build again)");
+}
+
+#else
+
+bool onnx_export_available() { return true; }
+
+namespace {
+
+using Json = nlohmann::json;
+
+// Opset 17 is the newest ONNX 1.12 (Debian 12's libonnx) defines; ONNX Runtime runs it from 1.13 on.
+// ai.onnx.ml 2 holds LabelEncoder-2 (string and integer keys).
+constexpr std::int64_t kOpset = 17;
+constexpr std::int64_t kMlOpset = 2;
+constexpr std::int64_t kIrVersion = 8;
+constexpr const char* kMl = "ai.onnx.ml";
+// LabelEncoder codes: a category's index, else one of these.
+constexpr std::int64_t kUnseenCode = -1;
+constexpr std::int64_t kMissingCode = -2;
+
+/// Nodes and initializers of one graph, with fresh names for what lies between them.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(onnx::GraphProto& graph) : graph_(graph) {}
+
+  /// A node of op on inputs; returns its one output's name (output, or a fresh one).
+  std::string op(const std::string& op_type, const std::vector<std::string>& inputs, std::string output = {},
+                 const char* domain = "") {
+    onnx::NodeProto& node = *graph_.add_node();
+    node.set_op_type(op_type);
+    if (*domain != '\0') node.set_domain(domain);
+    for (const std::string& input : inputs) node.add_input(input);
+    if (output.empty()) output = fresh(op_type);
+    node.add_output(output);
+    node.set_name(output);
+    last_ = &node;
+    return output;
+  }
+  /// Attributes of the node op() added last.
+  GraphBuilder& attribute(const std::string& name, std::int64_t value) {
+    onnx::AttributeProto& a = new_attribute(name, onnx::AttributeProto::INT);
+    a.set_i(value);
+    return *this;
+  }
+  GraphBuilder& attribute(const std::string& name, float value) {
+    onnx::AttributeProto& a = new_attribute(name, onnx::AttributeProto::FLOAT);
+    a.set_f(value);
+    return *this;
+  }
+  GraphBuilder& attribute(const std::string& name, const std::string& value) {
+    onnx::AttributeProto& a = new_attribute(name, onnx::AttributeProto::STRING);
+    a.set_s(value);
+    return *this;
+  }
+  GraphBuilder& attribute(const std::string& name, const std::vector<std::int64_t>& values) {
+    onnx::AttributeProto& a = new_attribute(name, onnx::AttributeProto::INTS);
+    for (const std::int64_t v : values) a.add_ints(v);
+    return *this;
+  }
+  GraphBuilder& attribute(const std::string& name, const std::vector<std::string>& values) {
+    onnx::AttributeProto& a = new_attribute(name, onnx::AttributeProto::STRINGS);
+    for (const std::string& v : values) a.add_strings(v);
+    return *this;
+  }
+
+  /// Initializers (constants), named after hint.
+  std::string floats(const std::string& hint, const std::vector<std::int64_t>& dims, const float* values,
+                     std::size_t count) {
+    static_assert(std::endian::native == std::endian::little, "ONNX's raw_data is little-endian");
+    onnx::TensorProto& t = tensor(hint, dims, onnx::TensorProto::FLOAT);
+    t.set_raw_data(values, count * sizeof(float));
+    return t.name();
+  }
+  std::string floats(const std::string& hint, const std::vector<std::int64_t>& dims, const std::vector<float>& values) {
+    return floats(hint, dims, values.data(), values.size());
+  }
+  std::string int64s(const std::string& hint, const std::vector<std::int64_t>& dims,
+                     const std::vector<std::int64_t>& values) {
+    onnx::TensorProto& t = tensor(hint, dims, onnx::TensorProto::INT64);
+    for (const std::int64_t v : values) t.add_int64_data(v);
+    return t.name();
+  }
+
+  /// A graph input or output: a float or string tensor of (rows, columns), rows dynamic; columns 0
+  /// means a vector of rows.
+  void value(bool input, const std::string& name, onnx::TensorProto::DataType type, std::int64_t columns,
+             const std::string& doc) {
+    onnx::ValueInfoProto& v = input ? *graph_.add_input() : *graph_.add_output();
+    v.set_name(name);
+    v.set_doc_string(doc);
+    onnx::TypeProto::Tensor& tensor = *v.mutable_type()->mutable_tensor_type();
+    tensor.set_elem_type(type);
+    tensor.mutable_shape()->add_dim()->set_dim_param("rows");
+    if (columns > 0) tensor.mutable_shape()->add_dim()->set_dim_value(columns);
+  }
+
+ private:
+  std::string fresh(const std::string& hint) { return fmt::format("ember/{}_{}", hint, next_++); }
+  onnx::AttributeProto& new_attribute(const std::string& name, onnx::AttributeProto::AttributeType type) {
+    onnx::AttributeProto& a = *last_->add_attribute();
+    a.set_name(name);
+    a.set_type(type);
+    return a;
+  }
+  onnx::TensorProto& tensor(const std::string& hint, const std::vector<std::int64_t>& dims,
+                            onnx::TensorProto::DataType type) {
+    onnx::TensorProto& t = *graph_.add_initializer();
+    t.set_name(fresh(hint));
+    t.set_data_type(type);
+    for (const std::int64_t d : dims) t.add_dims(d);
+    return t;
+  }
+
+  onnx::GraphProto& graph_;
+  onnx::NodeProto* last_ = nullptr;
+  int next_ = 0;
+};
+
+std::vector<float> as_floats(const std::vector<double>& values) {
+  return {values.begin(), values.end()};
+}
+
+/// One feature column's model inputs, (rows, inputs()), from its graph input.
+std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missing missing) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::string> pieces;
+  if (!feature.one_hot) {
+    // A number: a missing cell (NaN) takes the fill, and sets the indicator where there is one;
+    // without a fill (the model refuses or drops such rows) NaN goes on to the outputs.
+    if (feature.fill.empty()) return feature.name;
+    const std::string missing_cell = g.op("IsNaN", {feature.name});
+    pieces.push_back(g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}),
+                                    feature.name}));
+    if (feature.missing_indicator) {
+      pieces.push_back(g.op("Cast", {missing_cell}));
+      g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+    }
+  } else {
+    // A category: its index among the learned ones, -1 for one training never saw (no indicator
+    // set), -2 for a missing cell.
+    std::vector<std::string> keys = feature.categories;
+    std::vector<std::int64_t> codes;
+    for (std::size_t k = 0; k < feature.categories.size(); ++k) codes.push_back(static_cast<std::int64_t>(k));
+    for (const std::string_view token : cells::kMissingTokens) {
+      keys.emplace_back(token);
+      codes.push_back(kMissingCode);
+    }
+    const std::string code = g.op("LabelEncoder", {feature.name}, {}, kMl);
+    g.attribute("keys_strings", keys).attribute("values_int64s", codes).attribute("default_int64", kUnseenCode);
+    const auto width = static_cast<std::int64_t>(feature.categories.size());
+    std::vector<std::int64_t> indices(codes.begin(), codes.begin() + width);
+    const std::string indicators = g.op("Cast", {g.op("Equal", {code, g.int64s("categories", {1, width}, indices)})});
+    g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+    const std::string missing_cell = g.op("Equal", {code, g.int64s("missing_code", {}, {kMissingCode})});
+    if (missing == Missing::mean) {
+      // Each category's training frequency.
+      const std::string missing_value = g.op("Cast", {missing_cell});
+      g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+      pieces.push_back(
+          g.op("Add", {indicators, g.op("Mul", {missing_value, g.floats("fill", {1, width}, as_floats(feature.fill))})}));
+    } else if (missing == Missing::fill) {
+      pieces.push_back(indicators);
+      if (feature.missing_indicator) {
+        pieces.push_back(g.op("Cast", {missing_cell}));
+        g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+      }
+    } else {
+      // error, drop: the row's outputs are NaN.
+      pieces.push_back(g.op("Add", {indicators, g.op("Where", {missing_cell, g.floats("nan", {}, {nan}),
+                                                               g.floats("zero", {}, {0.0f})})}));
+    }
+  }
+  if (pieces.size() == 1) return pieces[0];
+  const std::string joined = g.op("Concat", pieces);
+  g.attribute("axis", std::int64_t{1});
+  return joined;
+}
+
+std::string activation(GraphBuilder& g, Activation kind, const std::string& x) {
+  namespace a = activations;
+  const auto scalar = [&](const char* hint, double v) { return g.floats(hint, {}, {static_cast<float>(v)}); };
+  switch (kind) {
+    case Activation::linear:
+      return x;
+    case Activation::relu:
+      return g.op("Relu", {x});
+    case Activation::leaky_relu:
+    {
+      const std::string y = g.op("LeakyRelu", {x});
+      g.attribute("alpha", static_cast<float>(a::LeakyRelu::kSlope));
+      return y;
+    }
+    case Activation::gelu: {
+      // 0.5 x (1 + erf(x / sqrt 2)); Gelu is an operator from opset 20 on.
+      const std::string erf = g.op("Erf", {g.op("Mul", {x, scalar("inverse_sqrt2", a::Gelu::kInverseSqrt2)})});
+      return g.op("Mul", {g.op("Mul", {x, scalar("half", 0.5)}), g.op("Add", {erf, scalar("one", 1.0)})});
+    }
+    case Activation::gelu_tanh: {
+      const std::string cube = g.op("Mul", {g.op("Mul", {x, x}), x});
+      const std::string inner = g.op("Add", {x, g.op("Mul", {cube, scalar("cubic", a::GeluTanh::kCubic)})});
+      const std::string t = g.op("Tanh", {g.op("Mul", {inner, scalar("sqrt_2_over_pi", a::GeluTanh::kSqrt2OverPi)})});
+      return g.op("Mul", {g.op("Mul", {x, scalar("half", 0.5)}), g.op("Add", {t, scalar("one", 1.0)})});
+    }
+    case Activation::silu:
+      return g.op("Mul", {x, g.op("Sigmoid", {x})});
+    case Activation::tanh:
+      return g.op("Tanh", {x});
+    case Activation::sigmoid:
+      return g.op("Sigmoid", {x});
+  }
+  throw Error("export_onnx: an activation without an ONNX form");
+}
+
+/// A layer's nodes on x (rows, in); returns its output. A kind without an overload does not compile.
+struct LayerExport {
+  GraphBuilder& g;
+  const Sequential& model;
+  std::size_t index;
+  const std::string& x;
+
+  std::string operator()(const Dense& dense) const {
+    const ConstView w = model.weight(index);
+    const ConstView b = model.bias(index);
+    const std::string weight = g.floats(fmt::format("layers.{}.weight", index), {w.rows, w.cols}, w.data,
+                                        static_cast<std::size_t>(w.rows * w.cols));
+    const std::string bias = g.floats(fmt::format("layers.{}.bias", index), {b.cols}, b.data,
+                                      static_cast<std::size_t>(b.cols));
+    const std::string y = g.op("Gemm", {x, weight, bias});
+    g.attribute("transB", std::int64_t{1});
+    return activation(g, dense.activation, y);
+  }
+  std::string operator()(const Dropout&) const { return x; }  // the identity when predicting
+};
+
+Json metadata_columns(const Preprocessing& p) {
+  Json columns = Json::array();
+  for (const FeatureColumn& f : p.features) {
+    Json column = {{"name", f.name}, {"type", f.one_hot ? "category" : "number"}};
+    if (f.one_hot) column["categories"] = f.categories;
+    columns.push_back(std::move(column));
+  }
+  return columns;
+}
+
+}  // namespace
+
+void Sequential::export_onnx(const std::string& path) const {
+  if (!built()) throw InputError("the model has no weights yet; fit or load it before export_onnx");
+  check_writable(path);
+  const bool classification = is_classification(options_.loss);
+
+  onnx::ModelProto model;
+  model.set_ir_version(kIrVersion);
+  model.set_producer_name("ember");
+  model.set_producer_version(EMBER_VERSION);
+  model.set_doc_string(fmt::format("An Ember model: {} inputs, {} layers, {}", input_width_, layers_.size(),
+                                   classification ? "classification" : "regression"));
+  for (const auto& [domain, version] : {std::pair{"", kOpset}, std::pair{kMl, kMlOpset}}) {
+    onnx::OperatorSetIdProto& opset = *model.add_opset_import();
+    opset.set_domain(domain);
+    opset.set_version(version);
+  }
+  onnx::GraphProto& graph = *model.mutable_graph();
+  graph.set_name("ember");
+  GraphBuilder g(graph);
+
+  // Inputs: a model trained on a table takes each feature column as it was read (numbers as float,
+  // NaN for a missing cell; categories as text), one (rows, 1) input each; one trained on matrices
+  // takes them as one (rows, inputs) float input.
+  std::string x;
+  if (preprocessing_.empty()) {
+    g.value(true, "input", onnx::TensorProto::FLOAT, input_width_, "the model's inputs, one column each");
+    x = "input";
+  } else {
+    std::vector<std::string> pieces;
+    for (const FeatureColumn& f : preprocessing_.features) {
+      g.value(true, f.name, f.one_hot ? onnx::TensorProto::STRING : onnx::TensorProto::FLOAT, 1,
+              f.one_hot ? "the column's cells as text (trimmed; empty or NA for a missing cell)"
+                        : "the column's numbers (NaN for a missing cell)");
+      pieces.push_back(feature_inputs(g, f, preprocessing_.missing));
+    }
+    x = pieces.size() == 1 ? pieces[0] : g.op("Concat", pieces);
+    if (pieces.size() > 1) g.attribute("axis", std::int64_t{1});
+  }
+  if (scaler_.enabled) {
+    const std::vector<std::int64_t> dims = {1, input_width_};
+    x = g.op("Div", {g.op("Sub", {x, g.floats("input_mean", dims, as_floats(scaler_.x.mean))}),
+                     g.floats("input_std", dims, as_floats(scaler_.x.std))});
+  }
+  for (std::size_t l = 0; l < layers_.size(); ++l) x = std::visit(LayerExport{g, *this, l, x}, layers_[l]);
+
+  // The outputs' names, unless a feature column has taken one.
+  std::set<std::string> taken = {"input"};
+  for (const FeatureColumn& f : preprocessing_.features) taken.insert(f.name);
+  const auto output_name = [&](std::string name) {
+    while (taken.count(name) > 0) name = "ember_" + name;
+    return name;
+  };
+  const std::string predictions = output_name("predictions"), probabilities = output_name("probabilities"),
+                    label = output_name("label");
+  if (!classification) {
+    const std::int64_t outputs = output_width();
+    if (scaler_.enabled) {
+      const std::vector<std::int64_t> dims = {1, outputs};
+      x = g.op("Add", {g.op("Mul", {x, g.floats("target_std", dims, as_floats(scaler_.y.std))}),
+                       g.floats("target_mean", dims, as_floats(scaler_.y.mean))},
+               predictions);
+    } else {
+      x = g.op("Identity", {x}, predictions);
+    }
+    g.value(false, predictions, onnx::TensorProto::FLOAT, outputs, "the targets, in their original units");
+  } else {
+    const std::int64_t classes = class_count();
+    if (output_width() == 1) {
+      const std::string p = g.op("Sigmoid", {x});
+      g.op("Concat", {g.op("Sub", {g.floats("one", {}, {1.0f}), p}), p}, probabilities);
+      g.attribute("axis", std::int64_t{1});
+    } else {
+      g.op("Softmax", {x}, probabilities);
+      g.attribute("axis", std::int64_t{1});
+    }
+    // The first most likely class (ArgMax's ties), and no label for a row whose probabilities are
+    // NaN (a missing cell the model cannot fill).
+    const std::string best = g.op("ArgMax", {probabilities});
+    g.attribute("axis", std::int64_t{1}).attribute("keepdims", std::int64_t{0});
+    const std::string total = g.op("ReduceSum", {probabilities, g.int64s("axis", {1}, {1})});
+    g.attribute("keepdims", std::int64_t{0});
+    const std::string index = g.op("Where", {g.op("IsNaN", {total}), g.int64s("no_class", {}, {-1}), best});
+    std::vector<std::int64_t> keys;
+    for (std::int64_t c = 0; c < classes; ++c) keys.push_back(c);
+    g.op("LabelEncoder", {index}, label, kMl);
+    g.attribute("keys_int64s", keys).attribute("values_strings", this->classes()).attribute("default_string",
+                                                                                             std::string{});
+    g.value(false, label, onnx::TensorProto::STRING, 0, "the most likely class's label");
+    g.value(false, probabilities, onnx::TensorProto::FLOAT, classes, "each class's probability");
+  }
+
+  const auto metadata = [&](const std::string& key, const std::string& value) {
+    onnx::StringStringEntryProto& entry = *model.add_metadata_props();
+    entry.set_key(key);
+    entry.set_value(value);
+  };
+  metadata("ember.version", EMBER_VERSION);
+  metadata("ember.task", classification ? "classification" : "regression");
+  metadata("ember.columns", metadata_columns(preprocessing_).dump());
+  metadata("ember.targets", Json(target_names()).dump());
+  if (classification) metadata("ember.classes", Json(this->classes()).dump());
+  if (!preprocessing_.empty()) metadata("ember.missing", to_string(preprocessing_.missing));
+  if (epoch_record_) {
+    Json figures = {{"epoch", epoch_record_->epoch}};
+    for (const auto& [name, value] : epoch_figures(*epoch_record_)) figures[name] = value;
+    metadata("ember.figures", figures.dump());
+  }
+
+  // What ONNX Runtime would refuse is a bug here, reported as such before anything is written.
+  try {
+    onnx::checker::check_model(model);
+    onnx::ModelProto inferred = model;
+    onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions{true, 1, false});
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("export_onnx: the graph Ember built does not pass ONNX's checks: {}", e.what()));
+  }
+  std::string bytes;
+  if (!model.SerializeToString(&bytes)) throw Error("export_onnx: the ONNX model could not be serialized");
+  write_file_atomically(path, bytes);
+}
+
+#endif
+
+}  // namespace ember
