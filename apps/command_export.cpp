@@ -46,7 +46,7 @@ void add_export_command(CLI::App& app) {
                                    : fmt::format("{} input columns ({})", features.size(), fmt::join(features, ", "));
     std::printf("Wrote %s (ONNX opset 17): %s; its outputs are %s\n", arguments->out.c_str(), inputs.c_str(),
                 is_classification(model.compile_options().loss) ? "the label and each class's probability"
-                                                                 : "the predicted targets");
+                                                                : "the predicted targets");
   });
 }
 

@@ -1,4 +1,5 @@
-// `ember`: train, predict, evaluate, inspect, export, demo, info, bench. Thin: parses arguments, calls the library, prints.
+// `ember`: train, predict, evaluate, inspect, export, demo, info, bench. Thin: parses arguments, calls the library,
+// prints.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>

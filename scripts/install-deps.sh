@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Ember needs to build on Debian/Ubuntu, saying what it installs first:
 #   Debian packages: a C++20 compiler, CMake, Ninja, fmt, nlohmann-json, CLI11, GoogleTest,
-#   OpenBLAS (OpenMP build), Open MPI (data-parallel training), Python's headers and venv.
-#   With --python, also the project's Python virtual environment .venv (about 400 MB from PyPI:
-#   nanobind, numpy, scikit-learn, pytest, pandas), which CMake uses to build and test the Python
+#   OpenBLAS (OpenMP build), Open MPI (data-parallel training), ONNX and protobuf (ONNX export),
+#   Python's headers and venv.
+#   With --python, also the project's Python virtual environment .venv (about 500 MB from PyPI:
+#   nanobind, numpy, scikit-learn, pytest, pandas, and ONNX Runtime and onnx, which the ONNX export's
+#   tests run the exported models with), which CMake uses to build and test the Python
 #   package; the test command asks for it, the quick start does not need it.
 # The CUDA toolkit is optional (install it from NVIDIA for the GPU backend). Runs apt-get as root
 # or through sudo; otherwise prints the command to run.
@@ -14,7 +16,7 @@ for argument in "$@"; do
   case "$argument" in
     --python) with_python=1 ;;
     -h|--help)
-      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
       echo "Usage: scripts/install-deps.sh [--python]"
       exit 0 ;;
     *) echo "install-deps: unknown argument '$argument'; use --python or --help" >&2; exit 2 ;;
@@ -22,8 +24,8 @@ for argument in "$@"; do
 done
 
 packages=(g++ cmake ninja-build libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libopenblas-openmp-dev
-          libopenmpi-dev openmpi-bin python3-dev python3-venv)
-python_packages=(nanobind numpy scikit-learn pytest pandas)
+          libopenmpi-dev openmpi-bin libonnx-dev libprotobuf-dev python3-dev python3-venv)
+python_packages=(nanobind numpy scikit-learn pytest pandas onnxruntime onnx)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -109,7 +109,7 @@ TEST(Tables, DropLeavesRowsOutAndPredictsNaNForThem) {
   EXPECT_FALSE(std::isnan(predicted(0, 0)));
   EXPECT_TRUE(std::isnan(predicted(1, 0)));
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_EQ(warnings[0], "p.csv: 1 row with a missing feature has no prediction (NaN)");
+  EXPECT_EQ(warnings[0], "1 row with a missing feature has no prediction (NaN)");
   const Metrics metrics = model.evaluate(table, {});
   EXPECT_EQ(metrics.rows, 60);
   EXPECT_EQ(metrics.dropped_rows, 10);

@@ -29,7 +29,9 @@ namespace ember {
 
 #if !defined(EMBER_WITH_ONNX)
 
-bool onnx_export_available() { return false; }
+bool onnx_export_available() {
+  return false;
+}
 
 void Sequential::export_onnx(const std::string&) const {
   throw InputError(
@@ -39,7 +41,9 @@ void Sequential::export_onnx(const std::string&) const {
 
 #else
 
-bool onnx_export_available() { return true; }
+bool onnx_export_available() {
+  return true;
+}
 
 namespace {
 
@@ -166,8 +170,8 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
     // without a fill (the model refuses or drops such rows) NaN goes on to the outputs.
     if (feature.fill.empty()) return feature.name;
     const std::string missing_cell = g.op("IsNaN", {feature.name});
-    pieces.push_back(g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}),
-                                    feature.name}));
+    pieces.push_back(
+        g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}), feature.name}));
     if (feature.missing_indicator) {
       pieces.push_back(g.op("Cast", {missing_cell}));
       g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
@@ -193,8 +197,8 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
       // Each category's training frequency.
       const std::string missing_value = g.op("Cast", {missing_cell});
       g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
-      pieces.push_back(
-          g.op("Add", {indicators, g.op("Mul", {missing_value, g.floats("fill", {1, width}, as_floats(feature.fill))})}));
+      pieces.push_back(g.op(
+          "Add", {indicators, g.op("Mul", {missing_value, g.floats("fill", {1, width}, as_floats(feature.fill))})}));
     } else if (missing == Missing::fill) {
       pieces.push_back(indicators);
       if (feature.missing_indicator) {
@@ -221,8 +225,7 @@ std::string activation(GraphBuilder& g, Activation kind, const std::string& x) {
       return x;
     case Activation::relu:
       return g.op("Relu", {x});
-    case Activation::leaky_relu:
-    {
+    case Activation::leaky_relu: {
       const std::string y = g.op("LeakyRelu", {x});
       g.attribute("alpha", static_cast<float>(a::LeakyRelu::kSlope));
       return y;
@@ -260,8 +263,8 @@ struct LayerExport {
     const ConstView b = model.bias(index);
     const std::string weight = g.floats(fmt::format("layers.{}.weight", index), {w.rows, w.cols}, w.data,
                                         static_cast<std::size_t>(w.rows * w.cols));
-    const std::string bias = g.floats(fmt::format("layers.{}.bias", index), {b.cols}, b.data,
-                                      static_cast<std::size_t>(b.cols));
+    const std::string bias =
+        g.floats(fmt::format("layers.{}.bias", index), {b.cols}, b.data, static_cast<std::size_t>(b.cols));
     const std::string y = g.op("Gemm", {x, weight, bias});
     g.attribute("transB", std::int64_t{1});
     return activation(g, dense.activation, y);
@@ -339,8 +342,9 @@ void Sequential::export_onnx(const std::string& path) const {
     const std::int64_t outputs = output_width();
     if (scaler_.enabled) {
       const std::vector<std::int64_t> dims = {1, outputs};
-      x = g.op("Add", {g.op("Mul", {x, g.floats("target_std", dims, as_floats(scaler_.y.std))}),
-                       g.floats("target_mean", dims, as_floats(scaler_.y.mean))},
+      x = g.op("Add",
+               {g.op("Mul", {x, g.floats("target_std", dims, as_floats(scaler_.y.std))}),
+                g.floats("target_mean", dims, as_floats(scaler_.y.mean))},
                predictions);
     } else {
       x = g.op("Identity", {x}, predictions);
@@ -366,8 +370,9 @@ void Sequential::export_onnx(const std::string& path) const {
     std::vector<std::int64_t> keys;
     for (std::int64_t c = 0; c < classes; ++c) keys.push_back(c);
     g.op("LabelEncoder", {index}, label, kMl);
-    g.attribute("keys_int64s", keys).attribute("values_strings", this->classes()).attribute("default_string",
-                                                                                             std::string{});
+    g.attribute("keys_int64s", keys)
+        .attribute("values_strings", this->classes())
+        .attribute("default_string", std::string{});
     g.value(false, label, onnx::TensorProto::STRING, 0, "the most likely class's label");
     g.value(false, probabilities, onnx::TensorProto::FLOAT, classes, "each class's probability");
   }

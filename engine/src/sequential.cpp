@@ -370,8 +370,9 @@ std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool 
   const std::string type = name == "sgd" ? "SGD" : name == "adam" ? "Adam" : name == "adamw" ? "AdamW" : "RMSprop";
   std::string causes = fmt::format("try a smaller learning rate ({}::lr, now {})", type, learning_rate(optimizer));
   if (clip_norm == 0.0f)
-    causes += "; or clip the gradients (CompileOptions::clip_norm, e.g. 1), which keeps a batch of extreme rows "
-              "from throwing the weights far";
+    causes +=
+        "; or clip the gradients (CompileOptions::clip_norm, e.g. 1), which keeps a batch of extreme rows "
+        "from throwing the weights far";
   const float decay = std::visit([](const auto& settings) { return settings.weight_decay; }, optimizer);
   if (const auto* sgd = std::get_if<SGD>(&optimizer); sgd != nullptr && sgd->momentum >= 1.0f)
     causes +=
@@ -917,7 +918,7 @@ Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options)
   const std::int64_t width = is_classification(options_.loss) ? class_count() : output_width();
   Matrix output(table.rows(), width, std::numeric_limits<float>::quiet_NaN());
   if (rows.empty()) {
-    warn(fmt::format("{}: every row has a missing feature; every prediction is NaN", table.path));
+    warn("every row has a missing feature; every prediction is NaN");
     return output;
   }
   const Matrix predicted = predict(encoded.x, options.batch_size);
@@ -925,8 +926,8 @@ Matrix Sequential::predict(const CsvTable& table, const PredictOptions& options)
     for (std::int64_t c = 0; c < output.cols(); ++c) output(rows[i], c) = predicted(static_cast<std::int64_t>(i), c);
   const auto dropped = table.rows() - static_cast<std::int64_t>(rows.size());
   if (dropped > 0)
-    warn(fmt::format("{}: {} row{} with a missing feature {} no prediction (NaN)", table.path, dropped,
-                     dropped == 1 ? "" : "s", dropped == 1 ? "has" : "have"));
+    warn(fmt::format("{} row{} with a missing feature {} no prediction (NaN)", dropped, dropped == 1 ? "" : "s",
+                     dropped == 1 ? "has" : "have"));
   return output;
 }
 

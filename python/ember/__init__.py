@@ -15,11 +15,12 @@ import numpy as _np
 from . import _core
 from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Dropout, Error, History, Huber, InputError,
                     MeanSquaredError, RMSprop, SGD, activation_names, cuda_unavailable_reason, describe_devices,
-                    get_num_threads, layer_names, optimizer_names, set_num_threads)
+                    get_num_threads, layer_names, onnx_export_available, optimizer_names, set_num_threads)
 
 __all__ = ["Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
            "History", "Error", "InputError", "DivergenceError", "activation_names", "layer_names", "optimizer_names",
-           "cuda_unavailable_reason", "describe_devices", "get_num_threads", "set_num_threads"]
+           "cuda_unavailable_reason", "describe_devices", "get_num_threads", "onnx_export_available",
+           "set_num_threads"]
 __version__ = "0.1.0"
 
 # The engine names the optimizers, in the order of its Optimizer variant, which the classes follow.
@@ -173,6 +174,14 @@ class Sequential:
     def save(self, path):
         """Writes a safetensors checkpoint, as `ember train --save` (PyTorch loads it)."""
         self._model.save(str(path))
+
+    def export_onnx(self, path):
+        """Writes the model as one ONNX graph for ONNX Runtime and other runtimes (docs/deploying.md):
+        a model trained on a DataFrame takes one (rows, 1) input per feature column, named after it
+        (numbers as float32 with NaN for a missing cell, categories as strings), and applies the
+        preprocessing it learned; one trained on arrays takes one float32 input "input". Outputs:
+        "predictions" (regression, original units), or "label" and "probabilities"."""
+        self._model.export_onnx(str(path))
 
     @classmethod
     def load(cls, path):

@@ -123,6 +123,11 @@ class _EmberEstimator(BaseEstimator):
                           f"text or missing cells keeps the labels themselves", UserWarning, stacklevel=2)
         self.model_.save(path)
 
+    def export_onnx(self, path):
+        """Writes the fitted model as one ONNX graph, preprocessing included (Sequential.export_onnx)."""
+        check_is_fitted(self, "model_")
+        self.model_.export_onnx(path)
+
     @classmethod
     def load(cls, path, **params):
         """A fitted estimator from a checkpoint written by save() or by `ember train --save`; params

@@ -447,6 +447,8 @@ NB_MODULE(_core, m) {
       .def("save", &ember::Sequential::save, "path"_a, nb::call_guard<nb::gil_scoped_release>(),
            "Writes the model to a safetensors checkpoint (the CLI's format; PyTorch loads it)")
       .def_static("load", &ember::Sequential::load, "path"_a, "Reads a checkpoint written by save or `ember train`")
+      .def("export_onnx", &ember::Sequential::export_onnx, "path"_a, nb::call_guard<nb::gil_scoped_release>(),
+           "Writes the model as one ONNX graph, preprocessing included (docs/deploying.md)")
       .def("_to_bytes", &to_bytes)
       .def("_set_column_names", &ember::Sequential::set_column_names, "features"_a, "targets"_a)
       .def_static("_from_bytes", &from_bytes)
@@ -480,6 +482,8 @@ NB_MODULE(_core, m) {
   m.def("activation_names", &ember::activation_names,
         "The activations a Dense layer takes by name: linear, relu, leaky_relu, gelu, gelu_tanh, silu, tanh, "
         "sigmoid (PyTorch's formulas).");
+  m.def("onnx_export_available", &ember::onnx_export_available,
+        "Whether this build writes ONNX files (export_onnx); it needs libonnx-dev at build time.");
   m.def("layer_names", &ember::layer_names, "The kinds of layer a Sequential model stacks: dense, dropout.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
