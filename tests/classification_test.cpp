@@ -117,6 +117,40 @@ TEST(Classification, TwoClassesUseOneLogit) {
   EXPECT_GT(model.parameters()[1], 0.0f);
 }
 
+TEST(Classification, AModelOfClassIndicesKeepsTheLabelsItIsGiven) {
+  // Class indices 0..2 in a matrix, as scikit-learn's label encoding gives them.
+  Matrix x(60, 2), y(60, 1);
+  Random random(5);
+  for (std::int64_t r = 0; r < 60; ++r) {
+    y(r, 0) = static_cast<float>(r % 3);
+    x(r, 0) = static_cast<float>(3 * (r % 3) + random.normal());
+    x(r, 1) = static_cast<float>(random.normal());
+  }
+  Sequential model{Dense(3)};
+  model.compile(kClassifier);
+  model.fit(x, y, {.epochs = 20});
+  EXPECT_EQ(model.classes(), (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_THROW(model.set_classes({"a", "b"}), InputError);       // not one per class
+  EXPECT_THROW(model.set_classes({"a", "b", "a"}), InputError);  // one repeated
+  model.set_classes({"setosa", "versicolor", "virginica"});
+  // set_column_names keeps them; a checkpoint carries them and predicts them from a table.
+  model.set_column_names({"x1", "x2"}, {});
+  const std::string path = testing::work_path("indices.safetensors");
+  model.save(path);
+  const Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.classes(), (std::vector<std::string>{"setosa", "versicolor", "virginica"}));
+  const std::vector<std::string> labels = loaded.predict_labels(parse_csv("x1,x2\n0,0\n6,0\n", "new.csv"));
+  Matrix rows(2, 2);
+  rows(1, 0) = 6.0f;
+  const std::vector<std::int64_t> classes = model.predict_classes(rows);
+  EXPECT_NE(classes[0], classes[1]);
+  EXPECT_EQ(labels, (std::vector<std::string>{loaded.classes()[static_cast<std::size_t>(classes[0])],
+                                              loaded.classes()[static_cast<std::size_t>(classes[1])]}));
+  Sequential regression{Dense(1)};
+  regression.compile({.device = Device::cpu});
+  EXPECT_THROW(regression.set_classes({"a", "b"}), InputError);
+}
+
 TEST(Classification, RefusalsNameTheProblem) {
   const CsvTable table = parse_csv(blobs_csv(30), "blobs.csv");
   const auto error = [&](Sequential& model, const ColumnSpec& spec) {

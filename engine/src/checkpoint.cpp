@@ -350,7 +350,7 @@ class CheckpointIo {
       if (!classification && !p.targets.empty() && static_cast<std::int64_t>(p.targets.size()) != model.output_width())
         throw fail(fmt::format("it names {} target columns for {} outputs", p.targets.size(), model.output_width()));
       if (!p.classes.empty() &&
-          (!classification || p.targets.size() != 1 ||
+          (!classification || p.targets.size() > 1 ||
            outputs_for_classes(static_cast<std::int64_t>(p.classes.size())) != model.output_width()))
         throw fail(
             fmt::format("its {} classes do not fit its loss and {} outputs", p.classes.size(), model.output_width()));

@@ -217,7 +217,22 @@ void Sequential::set_column_names(std::vector<std::string> features, std::vector
     throw InputError(fmt::format("{} feature names for a model of {} inputs", features.size(), input_width_));
   if (!targets.empty() && static_cast<std::int64_t>(targets.size()) != output_width())
     throw InputError(fmt::format("{} target names for a model of {} outputs", targets.size(), output_width()));
+  std::vector<std::string> classes = std::move(preprocessing_.classes);
   preprocessing_ = preprocessing::numeric(features, targets);
+  preprocessing_.classes = std::move(classes);
+}
+
+void Sequential::set_classes(std::vector<std::string> labels) {
+  if (!is_classification(options_.loss))
+    throw InputError("set_classes needs a classification model (a CrossEntropy loss)");
+  if (static_cast<std::int64_t>(labels.size()) != class_count())
+    throw InputError(fmt::format("{} class labels for a model of {} classes", labels.size(), class_count()));
+  if (std::set<std::string>(labels.begin(), labels.end()).size() != labels.size())
+    throw InputError("the class labels repeat one; each class needs its own");
+  if (preprocessing_.targets.size() > 1)
+    throw InputError(
+        fmt::format("a classification model has one target column, not {}", preprocessing_.targets.size()));
+  preprocessing_.classes = std::move(labels);
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {

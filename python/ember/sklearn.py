@@ -14,7 +14,6 @@ save(path) writes the fitted model as an Ember checkpoint, which `ember predict`
 evaluate` take (by column name when the estimator was fitted on a DataFrame), and load(path) gives
 a fitted estimator back, also from a checkpoint that `ember train` wrote.
 """
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -116,11 +115,6 @@ class _EmberEstimator(BaseEstimator):
     def save(self, path):
         """Writes the fitted model as an Ember checkpoint (docs/formats.md), through a temporary file."""
         check_is_fitted(self, "model_")
-        stored = getattr(self.model_, "classes", None) or []
-        if hasattr(self, "classes_") and [str(c) for c in self.classes_] != list(stored):
-            labels = [str(c) for c in self.classes_]
-            warnings.warn(f"the checkpoint names the classes {stored}, not {labels}: only a fit on a DataFrame with "
-                          f"text or missing cells keeps the labels themselves", UserWarning, stacklevel=2)
         self.model_.save(path)
 
     def export_onnx(self, path):
@@ -221,7 +215,10 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
             raise ValueError(f"EmberClassifier needs samples of at least 2 classes; the data has one class: "
                              f"{self.classes_[0]!r}")
         outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
-        return self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy")
+        self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy")
+        # The labels themselves travel with the model (checkpoints, the CLI, ONNX export).
+        self.model_.set_classes([str(c) for c in self.classes_])
+        return self
 
     def _loaded(self, model):
         self.classes_ = np.asarray([_label(c) for c in model.classes])

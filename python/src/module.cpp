@@ -451,6 +451,9 @@ NB_MODULE(_core, m) {
            "Writes the model as one ONNX graph, preprocessing included (docs/deploying.md)")
       .def("_to_bytes", &to_bytes)
       .def("_set_column_names", &ember::Sequential::set_column_names, "features"_a, "targets"_a)
+      .def("set_classes", &ember::Sequential::set_classes, "labels"_a,
+           "Names the classes of a classifier trained on class indices: class i is labels[i] (in classes, "
+           "checkpoints and ONNX export)")
       .def_static("_from_bytes", &from_bytes)
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })

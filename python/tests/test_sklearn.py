@@ -146,12 +146,22 @@ def test_save_and_load_give_the_fitted_estimator_back(tmp_path):
     regressor.save(tmp_path / "regression.safetensors")
     np.testing.assert_array_equal(EmberRegressor.load(tmp_path / "regression.safetensors").predict(x),
                                   regressor.predict(x))
-    # Labels an array fit turned into class indices: the checkpoint keeps the indices, and says so.
+    # Labels an array fit trains on as class indices: the model and its checkpoint keep the labels.
     species = np.array(["setosa", "versicolor", "virginica"])[y]
     named = EmberClassifier(hidden_layer_sizes=(8,), epochs=5, random_state=0, device="cpu").fit(x, species)
-    with pytest.warns(UserWarning, match=r"names the classes \['0', '1', '2'\], not \['setosa'") as caught:
-        named.save(tmp_path / "species.safetensors")
-    assert caught[0].filename == __file__
+    assert named.model_.classes == ["setosa", "versicolor", "virginica"]
+    named.save(tmp_path / "species.safetensors")
+    loaded = EmberClassifier.load(tmp_path / "species.safetensors")
+    assert list(loaded.classes_) == ["setosa", "versicolor", "virginica"]
+    np.testing.assert_array_equal(loaded.predict(x), named.predict(x))
+    if os.environ.get("EMBER_CLI"):  # and the CLI predicts the labels, the columns taken in order
+        np.savetxt(tmp_path / "iris.csv", x, delimiter=",", header="a,b,c,d", comments="")
+        subprocess.run([os.environ["EMBER_CLI"], "predict", "--model", str(tmp_path / "species.safetensors"),
+                        "--data", str(tmp_path / "iris.csv"), "--out", str(tmp_path / "species.csv"), "--device",
+                        "cpu", "--quiet"], check=True)
+        with open(tmp_path / "species.csv") as f:
+            labels = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+        assert labels == list(named.predict(x))
     with pytest.raises(ValueError, match="a regression model; load it with EmberRegressor"):
         EmberClassifier.load(tmp_path / "regression.safetensors")
     with pytest.raises(Exception, match="not fitted"):

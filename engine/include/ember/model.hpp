@@ -287,6 +287,10 @@ class Sequential {
   /// checkpoint can predict from a table by column name. InputError when a built model's input
   /// width differs from features.size().
   void set_column_names(std::vector<std::string> features, std::vector<std::string> targets);
+  /// Names the classes of a classification model trained on matrices of class indices: class i is
+  /// labels[i], which classes(), predict_labels, checkpoints and ONNX export then give. InputError
+  /// unless the loss is CrossEntropy and the labels are class_count() distinct ones.
+  void set_classes(std::vector<std::string> labels);
   /// What the first fit on a table learned of its columns (empty for a model trained on matrices).
   const Preprocessing& preprocessing() const { return preprocessing_; }
   std::vector<std::string> feature_names() const { return preprocessing_.feature_names(); }
