@@ -102,6 +102,11 @@ class Sequential:
         prediction the same bits whatever rows come with it (built-in loops for the forward products
         rather than OpenBLAS). clip_norm > 0 scales the gradients down together before each update
         so that their L2 norm is at most clip_norm (torch's clip_grad_norm_)."""
+        if "learning_rate" in settings:  # Keras' name
+            if "lr" in settings:
+                raise InputError("give lr or learning_rate, not both")
+            settings["lr"] = settings.pop("learning_rate")
+        metrics = settings.pop("metrics", None)
         if isinstance(optimizer, str):
             if optimizer.lower() not in _OPTIMIZERS:
                 raise InputError(f"optimizer '{optimizer}': use {', '.join(_OPTIMIZERS)}")
@@ -112,6 +117,7 @@ class Sequential:
             if loss.lower() not in _LOSSES:
                 raise InputError(f"loss '{loss}': use mse, huber or crossentropy")
             loss = _LOSSES[loss.lower()]()
+        _check_metrics(metrics, isinstance(loss, CrossEntropy))
         self._model._compile(optimizer, loss, device, cpu_reference, row_invariant, float(clip_norm))
         return self
 
@@ -194,6 +200,45 @@ class Sequential:
         """Per Dense layer its weight (units, inputs), as torch.nn.Linear, then its bias (1, units)."""
         return self._model.get_weights()
 
+    def set_weights(self, weights):
+        """Sets what get_weights gives: per Dense layer its weight (units, inputs), then its bias
+        ((1, units) or (units,)). The model must be built (fit, or build(inputs))."""
+        dense = [l for l, layer in enumerate(self._model.layers) if isinstance(layer, Dense)]
+        weights = list(weights)
+        if len(weights) != 2 * len(dense):
+            raise InputError(f"set_weights takes {2 * len(dense)} arrays (a weight and a bias per Dense layer), "
+                             f"got {len(weights)}")
+        for l, weight, bias in zip(dense, weights[0::2], weights[1::2]):
+            self._model._set_weight(l, _matrix(weight, f"layers.{l}.weight"))
+            self._model._set_bias(l, _matrix(_np.reshape(bias, (1, -1)) if _np.ndim(bias) == 1 else bias,
+                                             f"layers.{l}.bias"))
+
+    def build(self, inputs):
+        """Allocates and initializes the weights for rows of `inputs` numbers (fit does it on first use)."""
+        self._model.build(int(inputs))
+        return self
+
+    def count_params(self):
+        """The number of weights and biases; InputError before the model is built."""
+        if not self._model.built:
+            raise InputError("the model is not built yet: fit it, or build(inputs), before count_params")
+        return self._model.parameter_count
+
+    def summary(self, print_fn=print):
+        """Prints each layer, its output width and parameter count, and the total (Keras' summary)."""
+        lines = [f"{'Layer':<24}{'Output shape':<18}{'Param #':>10}"]
+        width = self._model.input_width if self._model.built else None
+        for layer in self._model.layers:
+            if isinstance(layer, Dense):
+                params = "?" if width is None else f"{(width + 1) * layer.units:,}"
+                width = layer.units
+            else:
+                params = "0"
+            lines.append(f"{repr(layer):<24}{'(None, ' + str(width if width is not None else '?') + ')':<18}{params:>10}")
+        total = f"{self._model.parameter_count:,}" if self._model.built else "? (not built)"
+        lines.append(f"Total params: {total}")
+        print_fn("\n".join(lines))
+
     def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...
         if name.startswith("_"):
             raise AttributeError(name)
@@ -201,6 +246,25 @@ class Sequential:
 
     def __reduce__(self):
         return (_from_bytes, (self._model._to_bytes(),))
+
+
+# The figures fit records for each task, by the names Keras and scikit-learn give them.
+_METRICS = {False: {"mae": "mae", "mean_absolute_error": "mae", "r2": "r2", "r2_score": "r2", "mse": "loss",
+                    "mean_squared_error": "loss"},
+            True: {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
+                   "binary_accuracy": "accuracy"}}
+
+
+def _check_metrics(metrics, classification):
+    """compile(metrics=[...]) as Keras takes it: fit records its task's figures whatever is asked
+    (loss, mae and r2, or accuracy, and their val_ forms), so a name is checked, not added."""
+    if metrics is None:
+        return
+    known = _METRICS[bool(classification)]
+    for name in [metrics] if isinstance(metrics, str) else list(metrics):
+        if not isinstance(name, str) or name.lower() not in known:
+            raise InputError(f"metric {name!r}: a {'classification' if classification else 'regression'} model "
+                             f"records {', '.join(sorted(set(known.values())))} (names: {', '.join(known)})")
 
 
 def _from_bytes(data):

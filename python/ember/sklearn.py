@@ -108,9 +108,30 @@ class _EmberEstimator(BaseEstimator):
         self.model_ = model
         self._table = table
         self.loss_curve_ = list(history.history.get("loss", []))
-        self.validation_scores_ = list(history.history.get("val_loss", []))
-        self.n_iter_ = model.epochs_completed
+        # As scikit-learn's MLP: the epochs run (the weights are the best epoch's with early
+        # stopping), and with early stopping the validation *score* per epoch (R^2 or accuracy,
+        # higher is better) and its best; without it, the lowest training loss.
+        self.n_iter_ = len(self.loss_curve_)
+        score = "val_accuracy" if loss == "crossentropy" else "val_r2"
+        if self.early_stopping:
+            self.validation_scores_ = list(history.history.get(score, []))
+            self.best_validation_score_ = max(self.validation_scores_) if self.validation_scores_ else None
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
+        self._set_weights_attributes()
         return self
+
+    def _set_weights_attributes(self):
+        """coefs_[i] (inputs, units) and intercepts_[i] (units,) of each Dense layer, as scikit-learn's
+        MLP lays them out (the transpose of Ember's and PyTorch's weight)."""
+        weights = self.model_.get_weights()
+        self.coefs_ = [np.asarray(w, dtype=np.float64).T for w in weights[0::2]]
+        self.intercepts_ = [np.asarray(b, dtype=np.float64).ravel() for b in weights[1::2]]
+        self.n_layers_ = len(self.coefs_) + 1
+        self.n_outputs_ = self.coefs_[-1].shape[1]
 
     def save(self, path):
         """Writes the fitted model as an Ember checkpoint (docs/formats.md), through a temporary file."""
@@ -139,6 +160,7 @@ class _EmberEstimator(BaseEstimator):
             estimator.feature_names_in_ = np.asarray(names, dtype=object)
         estimator.n_features_in_ = len(names) if names else model.input_width
         estimator.n_iter_ = model.epochs_completed
+        estimator._set_weights_attributes()
         estimator._loaded(model)
         return estimator
 

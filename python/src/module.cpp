@@ -455,6 +455,18 @@ NB_MODULE(_core, m) {
            "Names the classes of a classifier trained on class indices: class i is labels[i] (in classes, "
            "checkpoints and ONNX export)")
       .def_static("_from_bytes", &from_bytes)
+      .def("_set_weight",
+           [](ember::Sequential& s, std::size_t layer, const Input& w) {
+             const ember::ConstView v = view_of(w);
+             s.set_weight(layer, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
+           })
+      .def("_set_bias",
+           [](ember::Sequential& s, std::size_t layer, const Input& b) {
+             const ember::ConstView v = view_of(b);
+             s.set_bias(layer, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
+           })
+      .def("build", &ember::Sequential::build, "inputs"_a)
+      .def_prop_ro("parameter_count", &ember::Sequential::parameter_count)
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })
       .def_prop_ro("built", &ember::Sequential::built)

@@ -365,3 +365,35 @@ def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path):
     predicted = pd.read_csv(out)
     labels = np.array(model.classes)[np.argmax(model.predict(frame), axis=1)]
     assert list(predicted["kind_predicted"]) == list(labels)
+
+
+def test_keras_helpers_summary_count_params_set_weights_learning_rate_metrics():
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dropout(0.1), ember.Dense(2)], seed=1)
+    model.compile("adam", "mse", "cpu", learning_rate=0.01, metrics=["mae", "r2"])
+    with pytest.raises(ember.InputError, match="not built yet"):
+        model.count_params()
+    model.build(3)
+    assert model.count_params() == (3 + 1) * 8 + (8 + 1) * 2
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Dense(8, 'relu')" in lines[0] and "Total params: 50" in lines[0]
+    # set_weights takes what get_weights gives (biases also as vectors), and predictions follow.
+    weights = [np.full_like(w, 0.5) for w in model.get_weights()]
+    weights[1] = weights[1].ravel()
+    model.set_weights(weights)
+    x = np.array([[1.0, -2.0, 0.5]], dtype=np.float32)
+    model.fit(np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32), epochs=0, normalize=False, verbose=0)
+    assert model.epochs_completed == 0
+    hidden = np.maximum(x @ np.full((3, 8), 0.5) + 0.5, 0)
+    np.testing.assert_allclose(model.predict(x), hidden @ np.full((8, 2), 0.5) + 0.5, rtol=1e-6)
+    with pytest.raises(ember.InputError, match="takes 4 arrays"):
+        model.set_weights(weights[:2])
+    with pytest.raises(ember.InputError):
+        model.set_weights([weights[0].T] + weights[1:])  # a weight of the wrong shape
+    with pytest.raises(ember.InputError, match="metric 'accuracy': a regression model records"):
+        ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", metrics=["accuracy"])
+    ember.Sequential([ember.Dense(3)]).compile("sgd", "crossentropy", metrics=["accuracy"])
+    history = model.fit(x, np.zeros((1, 2), np.float32), epochs=1, normalize=False, verbose=0)
+    assert history.history["lr"] == [pytest.approx(0.01)]  # learning_rate= is lr
+    with pytest.raises(ember.InputError, match="lr or learning_rate, not both"):
+        ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", lr=0.1, learning_rate=0.1)

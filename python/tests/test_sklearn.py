@@ -212,3 +212,20 @@ def test_warnings_name_the_callers_line():
     with pytest.warns(UserWarning, match="a category that training never saw") as caught:
         classifier.predict(new)
     assert caught[0].filename == __file__
+
+
+def test_fitted_attributes_follow_scikit_learns_mlp():
+    x, y = load_diabetes(return_X_y=True)
+    regressor = EmberRegressor(hidden_layer_sizes=(6,), epochs=40, early_stopping=True, n_iter_no_change=3,
+                               normalize=False, random_state=0, device="cpu").fit(x, y)
+    # n_iter_: the epochs run; validation_scores_: R^2 per epoch (higher is better) and its best.
+    assert regressor.n_iter_ == len(regressor.loss_curve_) == len(regressor.validation_scores_)
+    assert regressor.best_validation_score_ == max(regressor.validation_scores_) and regressor.best_loss_ is None
+    # coefs_ (inputs, units) and intercepts_: the network predict runs (no scaling with normalize=False).
+    assert [c.shape for c in regressor.coefs_] == [(10, 6), (6, 1)] and regressor.n_layers_ == 3
+    hidden = np.maximum(x @ regressor.coefs_[0] + regressor.intercepts_[0], 0)
+    np.testing.assert_allclose(regressor.predict(x), (hidden @ regressor.coefs_[1] + regressor.intercepts_[1])[:, 0],
+                               rtol=1e-4, atol=1e-3)
+    classifier = EmberClassifier(hidden_layer_sizes=(4,), epochs=5, random_state=0, device="cpu").fit(*load_iris(
+        return_X_y=True))
+    assert classifier.validation_scores_ is None and classifier.best_loss_ == min(classifier.loss_curve_)
