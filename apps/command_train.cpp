@@ -22,7 +22,7 @@ namespace ember::cli {
 namespace {
 
 struct TrainArguments {
-  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out;
+  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out, val_data;
   std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
               missing = "fill", progress = "auto";
   std::string optimizer = "sgd", loss = "mse", schedule = "constant";
@@ -288,7 +288,12 @@ Validation validation_for(const TrainArguments& a, const CLI::App& command, std:
   const bool split_given = command.count("--val-split") > 0, patience_given = command.count("--early-stopping") > 0;
   // Sharded ranks each see their own row count; the default must not differ between them.
   Validation v{.split = split_given ? a.val_split : 0, .patience = patience_given ? a.early_stopping : 0};
-  if (!split_given && !sharded && rows >= kHeldOutFrom) {
+  if (!a.val_data.empty()) {
+    if (split_given || a.val_last)
+      throw InputError("--val-data FILE gives the rows to validate on; drop --val-split and --val-last");
+    if (sharded) throw InputError("--val-data does not go with --shard-data; use --val-split on each rank's shard");
+    v.patience = patience_given ? a.early_stopping : kDefaultPatience;
+  } else if (!split_given && !sharded && rows >= kHeldOutFrom) {
     v = {.split = kDefaultSplit, .patience = patience_given ? a.early_stopping : kDefaultPatience, .by_default = true};
   }
   if (v.patience == 0 && (command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0))
@@ -431,6 +436,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.batch_size = a.batch_size;
   fit.validation_split = validation.split;
   fit.validation_rows = a.val_last ? ValidationRows::last : ValidationRows::random;
+  std::optional<CsvTable> validation_table;
+  if (!a.val_data.empty()) {
+    CsvOptions validation_reading = reading;
+    validation_reading.shard = 0;
+    validation_reading.shards = 1;
+    validation_table = read_data(a.val_data, validation_reading);
+    fit.validation_data = ValidationData{.table = &*validation_table};
+  }
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
   if (validation.patience > 0)
@@ -450,7 +463,9 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     if (quiet) return;
     const auto features = static_cast<std::int64_t>(model.preprocessing().features.size());
     std::string rows = plural(s.training_rows, "training row");
-    if (s.validation_rows > 0) rows += fmt::format(", {} held out for validation", s.validation_rows);
+    if (s.validation_rows > 0)
+      rows += a.val_data.empty() ? fmt::format(", {} held out for validation", s.validation_rows)
+                                 : fmt::format(", {} to validate on from {}", s.validation_rows, a.val_data);
     if (s.dropped_rows > 0) rows += fmt::format(", {} dropped for missing values", s.dropped_rows);
     std::string inputs = plural(features, "feature");
     if (s.inputs != features) inputs += fmt::format(" ({} inputs)", s.inputs);
@@ -619,6 +634,9 @@ void add_train_command(CLI::App& app) {
                       "Fraction of the rows held out for validation, in [0, 1): drawn at random with --seed (the same "
                       "fraction of every class for a classifier) [default: 0.2 for a table of 1000 rows or more, with "
                       "--early-stopping 20; else 0]");
+  command->add_option("--val-data", arguments->val_data,
+                      "Validate on this CSV file's rows (the same columns as --data) instead of a split of --data, "
+                      "with --early-stopping 20 unless given");
   command->add_flag("--val-last", arguments->val_last,
                     "--val-split holds out the last rows instead (rows in time order: validate on the latest)");
   command->add_flag("--no-shuffle", arguments->no_shuffle, "Keep the row order in every epoch");

@@ -270,6 +270,43 @@ TEST(CliData, SchedulesEarlyStoppingAndPeriodicCheckpoints) {
                      "--min-delta and --no-restore-best go with");
 }
 
+TEST(CliData, ValDataValidatesOnAnotherFileAsTheLastRowsOfOne) {
+  // The 40 rows of good.csv: the first 30 to train on, the last 10 in their own file.
+  const std::string all = slurp(good_csv());
+  std::vector<std::string> lines;
+  for (std::size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(all.substr(start, end - start + 1));
+  std::string train = lines[0], validation = lines[0];
+  for (std::size_t i = 1; i < lines.size(); ++i) (i <= 30 ? train : validation) += lines[i];
+  const std::string train_path = file_with("train.csv", train), validation_path = file_with("val.csv", validation);
+  const std::string flags = " --device cpu --epochs 3 --early-stopping 0 --target y --history ";
+  const CliRun given =
+      run_ember("train --data " + train_path + " --val-data " + validation_path + flags + dir() + "/given.csv");
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  EXPECT_NE(given.out.find("30 training rows, 10 to validate on from " + validation_path), std::string::npos)
+      << given.out;
+  const CliRun split = run_ember("train --data " + good_csv() + " --val-split 0.25 --val-last --no-shuffle" + flags +
+                                 dir() + "/split.csv");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  const CliRun unshuffled = run_ember("train --data " + train_path + " --val-data " + validation_path +
+                                      " --no-shuffle" + flags + dir() + "/given.csv");
+  ASSERT_EQ(unshuffled.exit_code, 0) << unshuffled.err;
+  // The same figures, validation included, but the seconds.
+  const auto figures = [](std::string text) {
+    std::string out;
+    for (std::size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+      const std::string line = text.substr(start, end - start);
+      out += line.substr(0, line.rfind(',')) + "\n";
+    }
+    return out;
+  };
+  EXPECT_EQ(figures(slurp(dir() + "/given.csv")), figures(slurp(dir() + "/split.csv")));
+  expect_input_error("train --data " + train_path + " --val-data " + validation_path + " --target y --val-split 0.2",
+                     "--val-data FILE gives the rows to validate on");
+  expect_input_error("train --data " + train_path + " --val-data " + dir() + "/none.csv --target y",
+                     dir() + "/none.csv");
+}
+
 TEST(CliData, InterruptWritesTheCompletedEpochsAndRepeatingTheCommandFinishesTheRun) {
   // 20000 rows, 30 epochs: long enough to interrupt, short enough to run to its end. SIGINT after
   // the first epoch's line; then the same command with --init must give the uninterrupted run's

@@ -1,9 +1,12 @@
 // How training ends and how its rate moves: schedules, early stopping that returns to the best
-// epoch, stopping from a callback or a stop token, exceptions from callbacks, periodic checkpoints.
+// epoch, stopping from a callback or a stop token, exceptions from callbacks, periodic checkpoints,
+// validation on rows given apart.
 // Each ending is checked against an uninterrupted run of the same epochs: the same bits.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 #include <stop_token>
 
@@ -105,6 +108,79 @@ TEST(EarlyStopping, EndsAtTheBestEpochExactly) {
                                  .validation_split = 0.3,
                                  .early_stopping = EarlyStopping{.patience = 3, .restore_best = false}});
   EXPECT_EQ(last.epochs_completed(), static_cast<std::int64_t>(kept.epochs.size()));
+}
+
+TEST(ValidationData, ValidatesAsTheSameRowsHeldOutLastWould) {
+  // 60 rows, the last 15 given apart: the same run as validation_split 0.25 of the last rows.
+  const Problem data;
+  std::vector<std::int64_t> train_rows(45), validation_rows(15);
+  std::iota(train_rows.begin(), train_rows.end(), 0);
+  std::iota(validation_rows.begin(), validation_rows.end(), 45);
+  const Matrix x_train = Matrix::take_rows(data.x, train_rows), y_train = Matrix::take_rows(data.y, train_rows);
+  const Matrix x_val = Matrix::take_rows(data.x, validation_rows), y_val = Matrix::take_rows(data.y, validation_rows);
+  Sequential given = fresh_model(kAdam), split = fresh_model(kAdam);
+  const History a = given.fit(
+      x_train, y_train, {.epochs = 4, .batch_size = 8, .validation_data = ValidationData{.x = x_val, .y = y_val}});
+  const History b =
+      split.fit(data.x, data.y,
+                {.epochs = 4, .batch_size = 8, .validation_split = 0.25, .validation_rows = ValidationRows::last});
+  ASSERT_EQ(a.epochs.size(), 4u);
+  for (std::size_t e = 0; e < 4; ++e) {
+    EXPECT_EQ(a.epochs[e].loss, b.epochs[e].loss);
+    ASSERT_TRUE(a.epochs[e].val_loss.has_value());
+    EXPECT_EQ(*a.epochs[e].val_loss, *b.epochs[e].val_loss);
+  }
+  EXPECT_EQ(given.parameters(), split.parameters());
+  EXPECT_EQ(given.scaler(), split.scaler());  // learned from the training rows alone
+
+  // Refused: a split besides, rows of another width, a table for a fit on matrices.
+  Sequential refused = fresh_model(kAdam);
+  EXPECT_THROW(refused.fit(x_train, y_train,
+                           {.validation_split = 0.2, .validation_data = ValidationData{.x = x_val, .y = y_val}}),
+               SettingError);
+  EXPECT_THROW(refused.fit(x_train, y_train, {.validation_data = ValidationData{.x = x_val, .y = Matrix(15, 2)}}),
+               SettingError);
+  const CsvTable table = parse_csv("a,y\n1,2\n", "v.csv");
+  EXPECT_THROW(refused.fit(x_train, y_train, {.validation_data = ValidationData{.table = &table}}), SettingError);
+  EXPECT_FALSE(refused.built());
+}
+
+TEST(ValidationData, ATableValidatesOnAnotherTableOfItsColumns) {
+  // The same as holding out the last rows of one file: categories and fills from the training rows.
+  std::string head = "city,size,kind\n", train, validation;
+  const char* cities[] = {"Lyon", "Nice", "Metz"};
+  for (int i = 0; i < 40; ++i)
+    (i < 30 ? train : validation) +=
+        fmt::format("{},{},{}\n", i % 11 == 0 ? "" : cities[i % 3], i % 7 == 0 ? std::string() : std::to_string(i % 9),
+                    i % 3 == 0 ? "yes" : "no");
+  const CompileOptions options{.optimizer = Adam{.lr = 0.01f}, .loss = CrossEntropy{}, .device = Device::cpu};
+  const ColumnSpec spec{.targets = {"kind"}};
+  const CsvTable validation_table = parse_csv(head + validation, "validation.csv");
+  Sequential given({Dense(8, Activation::relu), Dense(1)}, 3), split({Dense(8, Activation::relu), Dense(1)}, 3);
+  given.compile(options);
+  split.compile(options);
+  const History a =
+      given.fit(parse_csv(head + train, "train.csv"), spec,
+                {.epochs = 3, .batch_size = 8, .validation_data = ValidationData{.table = &validation_table}});
+  const History b =
+      split.fit(parse_csv(head + train + validation, "all.csv"), spec,
+                {.epochs = 3, .batch_size = 8, .validation_split = 0.25, .validation_rows = ValidationRows::last});
+  ASSERT_EQ(a.epochs.size(), 3u);
+  EXPECT_EQ(*a.epochs[2].val_accuracy, *b.epochs[2].val_accuracy);
+  EXPECT_EQ(*a.epochs[2].val_loss, *b.epochs[2].val_loss);
+  EXPECT_EQ(given.parameters(), split.parameters());
+  EXPECT_EQ(given.preprocessing(), split.preprocessing());
+  // A label training never saw is refused, naming its cell.
+  Sequential refused({Dense(1)}, 3);
+  refused.compile(options);
+  const CsvTable unseen = parse_csv(head + "Lyon,1,maybe\n", "unseen.csv");
+  try {
+    refused.fit(parse_csv(head + train, "train.csv"), spec, {.validation_data = ValidationData{.table = &unseen}});
+    FAIL() << "an unseen label was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("unseen.csv"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'maybe'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Stopping, AStopTokenEndsAtTheLastCompletedEpochAndResumesExactly) {

@@ -326,6 +326,14 @@ void check_fit_options(const FitOptions& options) {
                        fmt::format("{}: must be a finite number >= 0", options.early_stopping->min_delta));
   if (options.checkpoint_every < 0)
     throw SettingError("FitOptions::checkpoint_every", fmt::format("{}: must be 0 or more", options.checkpoint_every));
+  if (options.validation_data && options.validation_split != 0.0)
+    throw SettingError("FitOptions::validation_data",
+                       fmt::format("goes with validation_split 0 (the rows to validate on are given), not {}",
+                                   options.validation_split));
+  if (options.validation_data && options.sharded_data)
+    throw SettingError("FitOptions::validation_data",
+                       "does not go with sharded_data: each rank would count the same rows; hold out a split of "
+                       "each rank's shard (validation_split) instead");
   if (options.checkpoint_every > 0 && options.checkpoint_path.empty())
     throw SettingError("FitOptions::checkpoint_path", "is empty: checkpoint_every needs a file to write");
   if (options.epochs < 0) throw InputError(fmt::format("epochs must be >= 0, got {}", options.epochs));
@@ -401,8 +409,30 @@ std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool 
 
 }  // namespace
 
+namespace {
+
+/// a's rows, then b's (the same columns).
+Matrix stacked(ConstView a, ConstView b) {
+  Matrix out(a.rows + b.rows, a.cols);
+  std::copy(a.data, a.data + a.size(), out.data());
+  std::copy(b.data, b.data + b.size(), out.data() + a.size());
+  return out;
+}
+
+}  // namespace
+
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
-  return fit_matrices(x, y, options, 0);
+  if (!options.validation_data) return fit_matrices(x, y, options, 0);
+  const ValidationData& v = *options.validation_data;
+  if (v.table != nullptr)
+    throw SettingError("FitOptions::validation_data", "is a table; a fit on matrices validates on matrices (x, y)");
+  if (v.x.rows == 0 || v.x.rows != v.y.rows || v.x.cols != x.cols || v.y.cols != y.cols)
+    throw SettingError("FitOptions::validation_data",
+                       fmt::format("holds ({}, {}) inputs and ({}, {}) targets; it needs rows of {} inputs and {} "
+                                   "targets, as many of each",
+                                   v.x.rows, v.x.cols, v.y.rows, v.y.cols, x.cols, y.cols));
+  check_fit_options(options);
+  return fit_matrices(stacked(x, v.x), stacked(y, v.y), options, 0, true, v.x.rows);
 }
 
 History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
@@ -460,10 +490,28 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   if (!learned) preprocessing::learn(p, table, {rows.begin(), rows.begin() + std::max<std::int64_t>(train, 1)}, ranks);
   preprocessing::Encoded encoded = preprocessing::encode(p, table, rows, true);
   for (const std::string& message : encoded.warnings) warn(message);
+  std::optional<std::int64_t> held_out;
+  if (options.validation_data) {
+    // The rows to validate on, preprocessed as the training rows taught, after them.
+    const CsvTable* validation = options.validation_data->table;
+    if (validation == nullptr)
+      throw SettingError("FitOptions::validation_data",
+                         "holds matrices; a fit on a table validates on a table of the same columns");
+    const std::vector<std::int64_t> validation_rows = preprocessing::usable_rows(p, *validation, true, true);
+    if (validation_rows.empty())
+      throw InputError(
+          fmt::format("{}: no row to validate on (every row misses a value the model needs)", validation->path));
+    preprocessing::Encoded encoded_validation = preprocessing::encode(p, *validation, validation_rows, true);
+    for (const std::string& message : encoded_validation.warnings) warn(validation->path + ": " + message);
+    held_out = encoded_validation.x.rows();
+    encoded.x = stacked(encoded.x, encoded_validation.x);
+    encoded.y = stacked(encoded.y, encoded_validation.y);
+  }
   const Preprocessing previous = preprocessing_;
   preprocessing_ = std::move(p);
   try {
-    return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()), true);
+    return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()), true,
+                        held_out);
   } catch (const InputError&) {  // refused before training: the model is as it was
     if (!learned) preprocessing_ = previous;
     throw;
@@ -485,7 +533,7 @@ void Sequential::check_memory(std::int64_t input_width, std::int64_t batch_size)
 }
 
 History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-                                 bool split_done) {
+                                 bool split_done, std::optional<std::int64_t> held_out) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   if (x.rows == 0) throw InputError("fit needs at least one row");
@@ -496,7 +544,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     throw InputError(
         fmt::format("the model takes {} inputs but the data has {} feature columns", input_width_, x.cols));
   check_finite(x, "input");
-  const std::int64_t train_rows = training_rows(x.rows, options.validation_split);
+  const std::int64_t train_rows = held_out ? x.rows - *held_out : training_rows(x.rows, options.validation_split);
   const std::int64_t validation_rows = x.rows - train_rows;
   if (train_rows == 0)
     throw InputError(

@@ -124,7 +124,7 @@ class Sequential:
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing="fill"):
+            missing="fill", validation_data=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric and missing as its
@@ -132,16 +132,25 @@ class Sequential:
         named by target=. The model keeps the column names, so that predict and the CLI select
         them by name. validation_split: the fraction of rows held out, drawn at random with the
         seed (stratified by class for classification); validation_rows="last" holds out the last
-        rows, as Keras does. early_stopping: a patience in epochs (Keras' EarlyStopping on
-        val_loss, else loss)."""
+        rows, as Keras does. validation_data: the rows to validate on instead of a split, as Keras
+        takes them: (x_val, y_val) arrays, or for a DataFrame fit a DataFrame holding the target
+        columns (or (frame, y)), preprocessed as the training rows taught. early_stopping: a
+        patience in epochs (Keras' EarlyStopping on val_loss, else loss)."""
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
+        validation_x = validation_y = None
         if _is_frame(x):
             frame, targets = _frame_with_targets(x, y, target)
-            data = _core._Table.for_training(frame.to_csv(index=False), targets, _names(ignore, "ignore"),
-                                             _names(one_hot, "one_hot"), _names(numeric, "numeric"), str(missing),
-                                             bool(self._model.classification))
+            read = lambda rows: _core._Table.for_training(  # noqa: E731 (the training table's reading)
+                rows.to_csv(index=False), targets, _names(ignore, "ignore"), _names(one_hot, "one_hot"),
+                _names(numeric, "numeric"), str(missing), bool(self._model.classification))
+            data = read(frame)
             labels = None
+            if validation_data is not None:
+                rows, rows_y = (validation_data if isinstance(validation_data, tuple) else (validation_data, None))
+                if not _is_frame(rows):
+                    raise InputError("validation_data for a DataFrame fit is a DataFrame (or (frame, y))")
+                validation_x = read(_frame_with_targets(rows, rows_y, None if rows_y is not None else targets)[0])
         else:
             for name, value in (("target", target), ("ignore", ignore), ("one_hot", one_hot), ("numeric", numeric)):
                 if value is not None:
@@ -149,9 +158,13 @@ class Sequential:
             if y is None:
                 raise InputError("fit on an array needs y, the targets")
             data, labels = _matrix(x, "x"), _matrix(y, "y")
+            if validation_data is not None:
+                if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+                    raise InputError("validation_data for an array fit is a tuple (x_val, y_val)")
+                validation_x, validation_y = _matrix(validation_data[0], "x_val"), _matrix(validation_data[1], "y_val")
         return self._model._fit(data, labels, epochs, batch_size, validation_split, validation_rows == "last",
                                 shuffle, seed, normalize, early_stopping, min_delta, restore_best, verbose,
-                                checkpoint_every, str(checkpoint_path))
+                                checkpoint_every, str(checkpoint_path), validation_x, validation_y)
 
     def _data(self, x, y, with_targets):
         """x (and y) as the engine takes them: a DataFrame as a table of the model's columns, by name."""

@@ -114,8 +114,20 @@ PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input
               std::int64_t batch_size, double validation_split, bool validation_last, bool shuffle,
               std::optional<std::uint64_t> seed, bool normalize, std::optional<std::int64_t> early_stopping,
               double min_delta, bool restore_best, int verbose, std::int64_t checkpoint_every,
-              const std::string& checkpoint_path) {
+              const std::string& checkpoint_path, const std::optional<Data>& validation_x,
+              const std::optional<Input>& validation_y) {
   ember::FitOptions options;
+  if (validation_x) {
+    ember::ValidationData v;
+    if (const auto* table = std::get_if<const Table*>(&*validation_x)) {
+      v.table = &(*table)->table;
+    } else {
+      if (!validation_y) throw ember::InputError("validation_data on arrays needs (x, y)");
+      v.x = view_of(std::get<Input>(*validation_x));
+      v.y = view_of(*validation_y);
+    }
+    options.validation_data = v;
+  }
   options.epochs = epochs;
   options.batch_size = batch_size;
   options.validation_split = validation_split;
@@ -411,7 +423,7 @@ NB_MODULE(_core, m) {
           "device"_a, "cpu_reference"_a, "row_invariant"_a, "The same model on another device or CPU backend")
       .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
-           "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a)
+           "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none())
       .def(
           "_predict",
           [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {

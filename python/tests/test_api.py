@@ -397,3 +397,23 @@ def test_keras_helpers_summary_count_params_set_weights_learning_rate_metrics():
     assert history.history["lr"] == [pytest.approx(0.01)]  # learning_rate= is lr
     with pytest.raises(ember.InputError, match="lr or learning_rate, not both"):
         ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", lr=0.1, learning_rate=0.1)
+
+
+def test_validation_data_validates_on_the_rows_given():
+    x, y = regression_data(rows=100)
+    given = seed_model().compile("adam", "mse", "cpu")
+    split = seed_model().compile("adam", "mse", "cpu")
+    a = given.fit(x[:75], y[:75], epochs=3, verbose=0, validation_data=(x[75:], y[75:]))
+    b = split.fit(x, y, epochs=3, verbose=0, validation_split=0.25, validation_rows="last")
+    assert a.history["val_loss"] == b.history["val_loss"] and len(a.history["val_loss"]) == 3
+    with pytest.raises(ember.InputError, match="validation_data for an array fit is a tuple"):
+        seed_model().fit(x, y, validation_data=x)
+    with pytest.raises(ember.InputError, match="validation_split 0"):
+        seed_model().compile("sgd", "mse", "cpu").fit(x, y, validation_split=0.2, validation_data=(x, y))
+    # A DataFrame fit validates on a DataFrame of the same columns, the target among them.
+    frame = fruit_frame()
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(3)]).compile("adam", "crossentropy", "cpu")
+    history = model.fit(frame.iloc[:100], target="kind", epochs=2, verbose=0, validation_data=frame.iloc[100:])
+    assert len(history.history["val_accuracy"]) == 2
+    with pytest.raises(ember.InputError, match="is a DataFrame"):
+        model.fit(frame, target="kind", validation_data=(np.zeros((2, 3)), np.zeros(2)))

@@ -110,11 +110,23 @@ enum class ValidationRows {
   last,
 };
 
+/// Rows to validate on instead of a split of the training rows (Keras' validation_data), read
+/// during fit and not kept: for a fit on matrices, x and y as fit takes them; for a fit on a table,
+/// a table holding the model's feature and target columns, preprocessed as the training rows taught
+/// (its rows with a missing target are left out, as in training).
+struct ValidationData {
+  ConstView x{}, y{};
+  const CsvTable* table = nullptr;
+};
+
 struct FitOptions {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 32;
   double validation_split = 0.0;  // the fraction of rows held out for validation, before shuffling
   ValidationRows validation_rows = ValidationRows::random;
+  /// Validates on these rows rather than on a split (validation_split must be 0); not with
+  /// sharded_data.
+  std::optional<ValidationData> validation_data{};
   bool shuffle = true;
   std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
   bool normalize = true;                // standardize inputs and targets with training-set statistics
@@ -320,9 +332,10 @@ class Sequential {
   Backend& backend() const;
   /// The outputs for x, standardized a batch at a time (no copy of the whole input).
   Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
-  /// split_done: the validation rows are already the last ones (fit on a table drew them).
+  /// split_done: the validation rows are already the last ones (fit on a table drew them), and
+  /// held_out of them where given (FitOptions::validation_data), else as validation_split says.
   History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-                       bool split_done = false);
+                       bool split_done = false, std::optional<std::int64_t> held_out = std::nullopt);
   /// InputError when training at batch_size cannot fit in the backend's memory.
   void check_memory(std::int64_t input_width, std::int64_t batch_size) const;
   Preprocessing table_preprocessing(const CsvTable& table) const;
