@@ -19,6 +19,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <set>
 
 #include "activation_math.hpp"
@@ -104,6 +105,20 @@ class GraphBuilder {
     return *this;
   }
 
+  /// x (a bool tensor) as 0 or 1 floats.
+  std::string as_float(const std::string& x) {
+    const std::string y = op("Cast", {x});
+    attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+    return y;
+  }
+  /// The pieces, each (rows, k), side by side.
+  std::string columns(const std::vector<std::string>& pieces) {
+    if (pieces.size() == 1) return pieces[0];
+    const std::string joined = op("Concat", pieces);
+    attribute("axis", std::int64_t{1});
+    return joined;
+  }
+
   /// Initializers (constants), named after hint.
   std::string floats(const std::string& hint, const std::vector<std::int64_t>& dims, const float* values,
                      std::size_t count) {
@@ -172,49 +187,37 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
     const std::string missing_cell = g.op("IsNaN", {feature.name});
     pieces.push_back(
         g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}), feature.name}));
-    if (feature.missing_indicator) {
-      pieces.push_back(g.op("Cast", {missing_cell}));
-      g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
-    }
+    if (feature.missing_indicator) pieces.push_back(g.as_float(missing_cell));
   } else {
     // A category: its index among the learned ones, -1 for one training never saw (no indicator
     // set), -2 for a missing cell.
+    const auto width = static_cast<std::int64_t>(feature.categories.size());
+    std::vector<std::int64_t> indices(static_cast<std::size_t>(width));
+    std::iota(indices.begin(), indices.end(), std::int64_t{0});
     std::vector<std::string> keys = feature.categories;
-    std::vector<std::int64_t> codes;
-    for (std::size_t k = 0; k < feature.categories.size(); ++k) codes.push_back(static_cast<std::int64_t>(k));
+    std::vector<std::int64_t> codes = indices;
     for (const std::string_view token : cells::kMissingTokens) {
       keys.emplace_back(token);
       codes.push_back(kMissingCode);
     }
     const std::string code = g.op("LabelEncoder", {feature.name}, {}, kMl);
     g.attribute("keys_strings", keys).attribute("values_int64s", codes).attribute("default_int64", kUnseenCode);
-    const auto width = static_cast<std::int64_t>(feature.categories.size());
-    std::vector<std::int64_t> indices(codes.begin(), codes.begin() + width);
-    const std::string indicators = g.op("Cast", {g.op("Equal", {code, g.int64s("categories", {1, width}, indices)})});
-    g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+    const std::string indicators = g.as_float(g.op("Equal", {code, g.int64s("categories", {1, width}, indices)}));
     const std::string missing_cell = g.op("Equal", {code, g.int64s("missing_code", {}, {kMissingCode})});
     if (missing == Missing::mean) {
       // Each category's training frequency.
-      const std::string missing_value = g.op("Cast", {missing_cell});
-      g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
-      pieces.push_back(g.op(
-          "Add", {indicators, g.op("Mul", {missing_value, g.floats("fill", {1, width}, as_floats(feature.fill))})}));
+      const std::string frequencies = g.floats("fill", {1, width}, as_floats(feature.fill));
+      pieces.push_back(g.op("Add", {indicators, g.op("Mul", {g.as_float(missing_cell), frequencies})}));
     } else if (missing == Missing::fill) {
       pieces.push_back(indicators);
-      if (feature.missing_indicator) {
-        pieces.push_back(g.op("Cast", {missing_cell}));
-        g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
-      }
+      if (feature.missing_indicator) pieces.push_back(g.as_float(missing_cell));
     } else {
       // error, drop: the row's outputs are NaN.
       pieces.push_back(g.op("Add", {indicators, g.op("Where", {missing_cell, g.floats("nan", {}, {nan}),
                                                                g.floats("zero", {}, {0.0f})})}));
     }
   }
-  if (pieces.size() == 1) return pieces[0];
-  const std::string joined = g.op("Concat", pieces);
-  g.attribute("axis", std::int64_t{1});
-  return joined;
+  return g.columns(pieces);
 }
 
 std::string activation(GraphBuilder& g, Activation kind, const std::string& x) {
@@ -319,8 +322,7 @@ void Sequential::export_onnx(const std::string& path) const {
                         : "the column's numbers (NaN for a missing cell)");
       pieces.push_back(feature_inputs(g, f, preprocessing_.missing));
     }
-    x = pieces.size() == 1 ? pieces[0] : g.op("Concat", pieces);
-    if (pieces.size() > 1) g.attribute("axis", std::int64_t{1});
+    x = g.columns(pieces);
   }
   if (scaler_.enabled) {
     const std::vector<std::int64_t> dims = {1, input_width_};

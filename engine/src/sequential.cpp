@@ -407,10 +407,6 @@ std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool 
   return causes;
 }
 
-}  // namespace
-
-namespace {
-
 /// a's rows, then b's (the same columns).
 Matrix stacked(ConstView a, ConstView b) {
   Matrix out(a.rows + b.rows, a.cols);
@@ -431,7 +427,6 @@ History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
                        fmt::format("holds ({}, {}) inputs and ({}, {}) targets; it needs rows of {} inputs and {} "
                                    "targets, as many of each",
                                    v.x.rows, v.x.cols, v.y.rows, v.y.cols, x.cols, y.cols));
-  check_fit_options(options);
   return fit_matrices(stacked(x, v.x), stacked(y, v.y), options, 0, true, v.x.rows);
 }
 
