@@ -82,6 +82,60 @@ TEST(Schedules, EachEpochTrainsAtItsRate) {
   EXPECT_EQ(Sequential::load(path).schedule_state(), plateau.schedule_state());
 }
 
+TEST(Schedules, OnEpochBeginSetsEachEpochsRate) {
+  const Problem data;
+  // A callback that halves the rate every two epochs trains as StepDecay does, bit for bit.
+  CompileOptions stepped = kAdam;
+  stepped.schedule = StepDecay{.step_epochs = 2, .gamma = 0.5f};
+  Sequential reference = fresh_model(stepped);
+  const History expected = reference.fit(data.x, data.y, {.epochs = 5, .batch_size = 16});
+  Sequential model = fresh_model(kAdam);
+  std::vector<std::int64_t> epochs;
+  FitOptions options{.epochs = 5, .batch_size = 16};
+  options.on_epoch_begin = [&](std::int64_t epoch, double lr) {
+    epochs.push_back(epoch);
+    EXPECT_DOUBLE_EQ(lr, static_cast<double>(0.01f));  // the optimizer's rate: no schedule
+    return lr * std::pow(0.5, static_cast<double>((epoch - 1) / 2));
+  };
+  const History history = model.fit(data.x, data.y, options);
+  EXPECT_EQ(epochs, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(model.parameters(), reference.parameters());
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_DOUBLE_EQ(history.epochs[i].lr, expected.epochs[i].lr);
+  // Epochs count on across fits.
+  epochs.clear();
+  options.epochs = 2;
+  model.fit(data.x, data.y, options);
+  EXPECT_EQ(epochs, (std::vector<std::int64_t>{6, 7}));
+  // A rate that is not one is refused, naming the callback, and the model keeps its epochs.
+  for (const double bad : {-1.0, std::nan("")}) {
+    options.on_epoch_begin = [bad](std::int64_t, double) { return bad; };
+    EXPECT_THROW(model.fit(data.x, data.y, options), SettingError);
+    EXPECT_EQ(model.epochs_completed(), 7);
+  }
+}
+
+TEST(Stopping, OnEpochEndSeesTheEpochsWeights) {
+  const Problem data;
+  Sequential two = fresh_model(kAdam);
+  two.fit(data.x, data.y, {.epochs = 2, .batch_size = 16});
+  Sequential model = fresh_model(kAdam);
+  std::vector<float> seen;
+  std::int64_t completed = 0;
+  const std::string path = testing::work_path("epoch_end.safetensors");
+  FitOptions options{.epochs = 4, .batch_size = 16};
+  options.on_epoch_end = [&](const EpochRecord& record) {
+    if (record.epoch != 2) return;
+    seen = model.parameters();
+    completed = model.epochs_completed();
+    model.save(path);
+  };
+  model.fit(data.x, data.y, options);
+  EXPECT_EQ(completed, 2);
+  EXPECT_EQ(seen, two.parameters());
+  EXPECT_EQ(Sequential::load(path).parameters(), two.parameters());
+  EXPECT_NE(model.parameters(), two.parameters());
+}
+
 TEST(EarlyStopping, EndsAtTheBestEpochExactly) {
   const Problem data;
   Sequential model = fresh_model(kAdam);

@@ -387,6 +387,20 @@ void warn_about_label_targets(const Matrix& y, const std::vector<std::string>& n
   }
 }
 
+/// The factor of the optimizer's rate base that trains epoch at rate, which
+/// FitOptions::on_epoch_begin returned.
+float scale_for_rate(double rate, double base, std::int64_t epoch) {
+  if (!std::isfinite(rate) || rate < 0)
+    throw SettingError("FitOptions::on_epoch_begin",
+                       fmt::format("returned the rate {} for epoch {}: it must be finite and 0 or more", rate, epoch));
+  if (base > 0) return static_cast<float>(rate / base);
+  if (rate == 0) return 1.0f;
+  throw SettingError("FitOptions::on_epoch_begin",
+                     fmt::format("returned the rate {} for epoch {}, but the optimizer's lr is 0: a rate scales it, "
+                                 "so compile with an lr above 0",
+                                 rate, epoch));
+}
+
 /// Names what likely made training diverge, by the settings that set it (Adam::lr, ...).
 std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool normalized) {
   const std::string name = optimizer_name(optimizer);
@@ -716,7 +730,10 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     for (std::int64_t e = 0; e < options.epochs; ++e) {
       const auto start = std::chrono::steady_clock::now();
       const std::int64_t epoch = epochs_before + e + 1;
-      const float scale = schedule_scale(options_.schedule, epoch - 1, schedule_state_);
+      const double base_rate = learning_rate(options_.optimizer);
+      float scale = schedule_scale(options_.schedule, epoch - 1, schedule_state_);
+      if (options.on_epoch_begin)
+        scale = scale_for_rate(options.on_epoch_begin(epoch, base_rate * scale), base_rate, epoch);
       plan.set_lr_scale(scale);
       if (!run_epoch(epoch)) {  // stopped inside the epoch: back to its start
         history.stopped = "stop requested";
@@ -735,7 +752,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
       if (parallel.sharded()) sums.validation = parallel.sum(sums.validation);  // else every rank has them all
       EpochRecord record;
       record.epoch = epoch;
-      record.lr = static_cast<double>(learning_rate(options_.optimizer)) * scale;
+      record.lr = base_rate * scale;
       const loss_part::Figures train =
           loss_part::figures(options_.loss, sums.train, all_train_rows, scaler_.y.std, train_totals);
       record.loss = train.loss;
@@ -785,8 +802,10 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
           history.stopped = "early stopping";
         }
       }
-      if (options.checkpoint_every > 0 && epoch % options.checkpoint_every == 0) {
-        take_state(completed, step_before_epoch);
+      const bool checkpoint = options.checkpoint_every > 0 && epoch % options.checkpoint_every == 0;
+      // The model holds the epoch's state for the checkpoint and for on_epoch_end.
+      if (checkpoint || options.on_epoch_end) take_state(completed, step_before_epoch);
+      if (checkpoint) {
         // Rank 0 writes; the others wait to hear whether it could.
         std::exception_ptr failed;
         if (parallel.writes_files()) try {

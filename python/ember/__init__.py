@@ -12,13 +12,17 @@ leaves the model at its last completed epoch. Checkpoints are those of `ember tr
 """
 import numpy as _np
 
-from . import _core
-from ._core import (Adam, AdamW, CrossEntropy, Dense, DivergenceError, Dropout, Error, History, Huber, InputError,
-                    MeanSquaredError, RMSprop, SGD, activation_names, cuda_unavailable_reason, describe_devices,
-                    get_num_threads, layer_names, onnx_export_available, optimizer_names, set_num_threads)
+from . import _core, callbacks
+from . import callbacks as _callbacks
+from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Error, Huber,
+                    InputError, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay, activation_names,
+                    cuda_unavailable_reason, describe_devices, get_num_threads, layer_names, onnx_export_available,
+                    optimizer_names, set_num_threads)
+from .callbacks import History
 
 __all__ = ["Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
-           "History", "Error", "InputError", "DivergenceError", "activation_names", "layer_names", "optimizer_names",
+           "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
+           "InputError", "DivergenceError", "activation_names", "layer_names", "optimizer_names",
            "cuda_unavailable_reason", "describe_devices", "get_num_threads", "onnx_export_available",
            "set_num_threads"]
 __version__ = "0.1.0"
@@ -95,13 +99,16 @@ class Sequential:
         self._model = _core.Sequential(list(layers), seed)
 
     def compile(self, optimizer="sgd", loss="mse", device="auto", cpu_reference=False, row_invariant=False,
-                clip_norm=0.0, **settings):
+                clip_norm=0.0, schedule=None, **settings):
         """optimizer: "sgd", "adam", "adamw", "rmsprop" or an SGD/Adam/AdamW/RMSprop; loss: "mse", "huber",
-        "crossentropy" or a loss object; settings (lr, momentum, beta1, ...) go to the optimizer
-        named by a string; device: "auto", "cpu" or "cuda". row_invariant: on the CPU, each row's
-        prediction the same bits whatever rows come with it (built-in loops for the forward products
-        rather than OpenBLAS). clip_norm > 0 scales the gradients down together before each update
-        so that their L2 norm is at most clip_norm (torch's clip_grad_norm_)."""
+        "crossentropy" or a loss object; settings (lr or learning_rate, momentum, beta1, ...) go to
+        the optimizer named by a string; device: "auto", "cpu" or "cuda". row_invariant: on the CPU,
+        each row's prediction the same bits whatever rows come with it (built-in loops for the
+        forward products rather than OpenBLAS). clip_norm > 0 scales the gradients down together
+        before each update so that their L2 norm is at most clip_norm (torch's clip_grad_norm_).
+        schedule: the rate's factor per epoch, ConstantRate() (default), StepDecay, CosineDecay or
+        ReduceOnPlateau (kept in checkpoints; epochs count on across fits)."""
+        self._not_fitting("compile")
         if "learning_rate" in settings:  # Keras' name
             if "lr" in settings:
                 raise InputError("give lr or learning_rate, not both")
@@ -118,13 +125,44 @@ class Sequential:
                 raise InputError(f"loss '{loss}': use mse, huber or crossentropy")
             loss = _LOSSES[loss.lower()]()
         _check_metrics(metrics, isinstance(loss, CrossEntropy))
-        self._model._compile(optimizer, loss, device, cpu_reference, row_invariant, float(clip_norm))
+        if schedule is None:
+            schedule = ConstantRate()
+        elif not isinstance(schedule, (ConstantRate, StepDecay, CosineDecay, ReduceOnPlateau)):
+            raise InputError(f"schedule {schedule!r}: use ember.ConstantRate(), StepDecay(...), CosineDecay(...) or "
+                             f"ReduceOnPlateau(...); for a function of the epoch, "
+                             f"fit(callbacks=[ember.callbacks.LearningRateScheduler(f)])")
+        self._model._compile(optimizer, loss, device, cpu_reference, row_invariant, float(clip_norm), schedule)
         return self
+
+    def _not_fitting(self, what):
+        """Inside fit's callbacks the model is being trained: it may be read and saved, not used."""
+        if getattr(self, "_fitting", False):
+            raise InputError(f"{what} while fit runs: a callback may read the weights (get_weights) and save the "
+                             f"model, but {what} must wait until fit returns")
+
+    @property
+    def learning_rate(self):
+        """The rate: inside fit's callbacks that of the current epoch (setting it trains this epoch
+        and the following ones of the fit at that rate, as Keras' LearningRateScheduler does);
+        outside, the optimizer's lr."""
+        if getattr(self, "_fitting", False):
+            return self._epoch_rate
+        return self._model._base_rate
+
+    @learning_rate.setter
+    def learning_rate(self, rate):
+        if not getattr(self, "_fitting", False):
+            raise InputError("learning_rate is set inside fit's callbacks (for the epochs of that fit); set the "
+                             "optimizer's rate with compile(learning_rate=...)")
+        rate = float(rate)
+        if not 0 <= rate < float("inf"):
+            raise InputError(f"learning_rate {rate}: must be finite and 0 or more")
+        self._epoch_rate = self._rate_set = rate
 
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing="fill", validation_data=None):
+            missing="fill", validation_data=None, callbacks=None, initial_epoch=0):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric and missing as its
@@ -135,7 +173,13 @@ class Sequential:
         rows, as Keras does. validation_data: the rows to validate on instead of a split, as Keras
         takes them: (x_val, y_val) arrays, or for a DataFrame fit a DataFrame holding the target
         columns (or (frame, y)), preprocessed as the training rows taught. early_stopping: a
-        patience in epochs (Keras' EarlyStopping on val_loss, else loss)."""
+        patience in epochs (Keras' EarlyStopping on val_loss, else loss, restoring the whole state
+        of the best epoch). callbacks: ember.callbacks objects (EarlyStopping, ModelCheckpoint,
+        LearningRateScheduler, ...) or functions(epoch, logs). As Keras, epochs is the number of the
+        last epoch and training starts at initial_epoch: it runs epochs - initial_epoch epochs,
+        numbered from initial_epoch in callbacks, the display and History.epoch. verbose: 0 quiet, 1
+        a progress bar per epoch, 2 one line per epoch."""
+        self._not_fitting("fit")
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
         validation_x = validation_y = None
@@ -162,9 +206,67 @@ class Sequential:
                 if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
                     raise InputError("validation_data for an array fit is a tuple (x_val, y_val)")
                 validation_x, validation_y = _matrix(validation_data[0], "x_val"), _matrix(validation_data[1], "y_val")
-        return self._model._fit(data, labels, epochs, batch_size, validation_split, validation_rows == "last",
-                                shuffle, seed, normalize, early_stopping, min_delta, restore_best, verbose,
-                                checkpoint_every, str(checkpoint_path), validation_x, validation_y)
+        return self._train(data, labels, epochs, batch_size, validation_split, validation_rows == "last", shuffle,
+                           seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
+                           str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch)
+
+    def _train(self, data, labels, epochs, batch_size, validation_split, validation_last, shuffle, seed, normalize,
+               early_stopping, min_delta, restore_best, verbose, checkpoint_every, checkpoint_path, validation_x,
+               validation_y, callbacks, initial_epoch):
+        """The engine's fit, with Keras' epoch numbering, callbacks and display around it."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, _np.integer)) or epochs < 0:
+            raise InputError(f"epochs={epochs!r}: must be a whole number, 0 or more")
+        if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, _np.integer))
+                or not 0 <= initial_epoch <= epochs):
+            raise InputError(f"initial_epoch={initial_epoch!r}: must be a whole number from 0 to epochs ({epochs}); "
+                             f"fit trains epochs - initial_epoch epochs")
+        epochs, initial_epoch = int(epochs), int(initial_epoch)
+        callbacks = _callbacks._as_callbacks(callbacks)
+        history = History()
+        progress = _callbacks._Progress(verbose, epochs)
+        params = {"epochs": epochs, "verbose": verbose}
+        for callback in callbacks + [history]:
+            callback.set_model(self)
+            callback.set_params(params)
+        before = self._model.epochs_completed if self._model.built else 0
+
+        def index(epoch):  # the engine's epoch (from 1, across fits) as Keras numbers it in this fit
+            return initial_epoch + epoch - before - 1
+
+        def epoch_begin(epoch, rate):
+            self._epoch_rate = rate if self._rate_set is None else self._rate_set
+            progress.epoch_begin(index(epoch))
+            for callback in callbacks:
+                callback.on_epoch_begin(index(epoch), {})
+            return self._epoch_rate
+
+        def epoch_end(epoch, logs, batches, seconds):
+            progress.epoch_end(index(epoch), logs, batches, seconds)
+            for callback in callbacks:
+                callback.on_epoch_end(index(epoch), dict(logs))
+            return bool(self.stop_training)
+
+        hooks = bool(callbacks) or verbose > 0
+        self.stop_training = False
+        self._rate_set = None
+        for callback in callbacks:
+            callback.on_train_begin({})
+        self._fitting = True
+        try:
+            result = self._model._fit(data, labels, epochs - initial_epoch, batch_size, validation_split,
+                                      validation_last, shuffle, seed, normalize, early_stopping, min_delta,
+                                      restore_best, checkpoint_every, checkpoint_path, validation_x, validation_y,
+                                      epoch_begin if hooks else None, epoch_end if hooks else None,
+                                      progress.batch if progress.dynamic else None)
+        finally:
+            self._fitting = False
+        history.history = {name: list(values) for name, values in result.history.items()}
+        history.epoch = [index(epoch) for epoch in result.epochs]
+        history.best_epoch = None if result.best_epoch is None else index(result.best_epoch)
+        history.stopped = result.stopped or ("stop requested" if self.stop_training else "")
+        for callback in callbacks:
+            callback.on_train_end({})
+        return history
 
     def _data(self, x, y, with_targets):
         """x (and y) as the engine takes them: a DataFrame as a table of the model's columns, by name."""
@@ -178,6 +280,7 @@ class Sequential:
         """Regression: the targets (rows, outputs) in original units. Classification: each class's
         probability (rows, classes). x: an array, or a DataFrame whose columns the model takes by
         name (in any order; others are ignored)."""
+        self._not_fitting("predict")
         return self._model._predict(self._data(x, None, False)[0], batch_size)
 
     def predict_classes(self, x, batch_size=1024):
@@ -187,6 +290,7 @@ class Sequential:
     def evaluate(self, x, y=None, batch_size=1024):
         """Regression: mse, mae, r2; classification: accuracy, log_loss, macro_f1, confusion. x: an
         array with y, or a DataFrame holding the model's target columns (or with y)."""
+        self._not_fitting("evaluate")
         data, labels = self._data(x, y, True)
         return self._model._evaluate(data, labels, batch_size)
 

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stop_token>
 #include <string_view>
 
@@ -102,20 +101,28 @@ nb::dict figures(const ember::EpochRecord& r) {
   return d;
 }
 
-/// Keras' History: history["loss"] is the list of the epochs' losses, epoch their numbers.
-struct PyHistory {
+/// What the engine's fit returns, for the Python History: the figures of each epoch, its number
+/// (from 1, counting earlier fits), the best epoch and why training stopped early.
+struct FitResult {
+  nb::list epochs;
   nb::dict history;
-  nb::list epoch;
   std::optional<std::int64_t> best_epoch;
   std::string stopped;
 };
 
-PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input>& y, std::int64_t epochs,
+/// Trains; the Python hooks (ember/__init__.py's fit composes them from its callbacks and progress
+/// display) run with the GIL: on_epoch_begin(epoch, rate) -> the epoch's rate;
+/// on_epoch_end(epoch, figures, batches, seconds) -> whether to stop; on_batch(batch, batches), at
+/// most every 50 ms, when Python's signal handlers run too (Ctrl-C raises KeyboardInterrupt at a
+/// batch boundary, with the model at its last completed epoch). An exception from a hook ends
+/// training the same way and is raised.
+FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input>& y, std::int64_t epochs,
               std::int64_t batch_size, double validation_split, bool validation_last, bool shuffle,
               std::optional<std::uint64_t> seed, bool normalize, std::optional<std::int64_t> early_stopping,
-              double min_delta, bool restore_best, int verbose, std::int64_t checkpoint_every,
-              const std::string& checkpoint_path, const std::optional<Data>& validation_x,
-              const std::optional<Input>& validation_y) {
+              double min_delta, bool restore_best, std::int64_t checkpoint_every, const std::string& checkpoint_path,
+              const std::optional<Data>& validation_x, const std::optional<Input>& validation_y,
+              const std::optional<nb::callable>& on_epoch_begin, const std::optional<nb::callable>& on_epoch_end,
+              const std::optional<nb::callable>& on_batch) {
   ember::FitOptions options;
   if (validation_x) {
     ember::ValidationData v;
@@ -143,10 +150,10 @@ PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input
   std::stop_source stop;
   options.stop = stop.get_token();
   bool interrupted = false;
-  // Each batch: Python's signal handlers run (Ctrl-C raises KeyboardInterrupt at a batch boundary,
-  // after the model has returned to its last completed epoch). Checked at most every 50 ms.
   auto last_check = std::chrono::steady_clock::now();
-  options.on_batch = [&](std::int64_t, std::int64_t) {
+  std::int64_t epoch_batches = 0;
+  options.on_batch = [&](std::int64_t batch, std::int64_t batches) {
+    epoch_batches = batches;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_check < std::chrono::milliseconds(50)) return;
     last_check = now;
@@ -154,19 +161,20 @@ PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input
     if (PyErr_CheckSignals() != 0) {
       interrupted = true;
       stop.request_stop();
+      return;
     }
+    if (on_batch) (*on_batch)(batch, batches);
   };
-  options.on_epoch_end = [&](const ember::EpochRecord& r) {
-    if (verbose <= 0) return;
-    nb::gil_scoped_acquire gil;
-    nb::dict d = figures(r);
-    std::ostringstream text;
-    text << "Epoch " << r.epoch << " - " << static_cast<long long>(r.seconds * 1000) << "ms";
-    for (auto [key, value] : d)
-      if (nb::cast<std::string>(key) != "lr")
-        text << " - " << nb::cast<std::string>(key) << ": " << nb::cast<double>(value);
-    nb::print(text.str().c_str());
-  };
+  if (on_epoch_begin)
+    options.on_epoch_begin = [&](std::int64_t epoch, double rate) {
+      nb::gil_scoped_acquire gil;
+      return nb::cast<double>((*on_epoch_begin)(epoch, rate));
+    };
+  if (on_epoch_end)
+    options.on_epoch_end = [&](const ember::EpochRecord& r) {
+      nb::gil_scoped_acquire gil;
+      if (nb::cast<bool>((*on_epoch_end)(r.epoch, figures(r), epoch_batches, r.seconds))) stop.request_stop();
+    };
   options.on_warning = warn_in_python;
   if (std::holds_alternative<Input>(x) && !y) throw ember::InputError("fit on arrays needs y, the targets");
   ember::History history;
@@ -182,9 +190,9 @@ PyHistory fit(ember::Sequential& model, const Data& x, const std::optional<Input
     PyErr_SetNone(PyExc_KeyboardInterrupt);
     throw nb::python_error();
   }
-  PyHistory result;
+  FitResult result;
   for (const ember::EpochRecord& r : history.epochs) {
-    result.epoch.append(r.epoch);
+    result.epochs.append(r.epoch);
     for (auto [key, value] : figures(r)) {
       if (!result.history.contains(key)) result.history[key] = nb::list();
       nb::cast<nb::list>(result.history[key]).append(value);
@@ -363,11 +371,56 @@ NB_MODULE(_core, m) {
           "label_smoothing"_a = 0.0f)
       .def_rw("label_smoothing", &ember::CrossEntropy::label_smoothing);
 
-  nb::class_<PyHistory>(m, "History")
-      .def_ro("history", &PyHistory::history, "Each figure's list over the epochs, as Keras' History.history")
-      .def_ro("epoch", &PyHistory::epoch)
-      .def_ro("best_epoch", &PyHistory::best_epoch)
-      .def_ro("stopped", &PyHistory::stopped);
+  nb::class_<ember::ConstantRate>(m, "ConstantRate", "The optimizer's rate in every epoch (the default schedule).")
+      .def(nb::init<>())
+      .def("__repr__", [](const ember::ConstantRate&) { return std::string("ConstantRate()"); });
+  nb::class_<ember::StepDecay>(m, "StepDecay", "torch's StepLR: the rate times gamma every step_epochs epochs.")
+      .def(
+          "__init__",
+          [](ember::StepDecay* self, std::int64_t step_epochs, float gamma) {
+            new (self) ember::StepDecay{step_epochs, gamma};
+            ember::check_schedule(*self);
+          },
+          "step_epochs"_a = ember::StepDecay{}.step_epochs, "gamma"_a = ember::StepDecay{}.gamma)
+      .def_ro("step_epochs", &ember::StepDecay::step_epochs)
+      .def_ro("gamma", &ember::StepDecay::gamma)
+      .def("__repr__", [](const ember::StepDecay& d) { return ember::settings_json(d); });
+  nb::class_<ember::CosineDecay>(m, "CosineDecay",
+                                 "A linear warm-up over warmup_epochs, then torch's CosineAnnealingLR down to "
+                                 "min_scale times the rate at epoch `epochs`.")
+      .def(
+          "__init__",
+          [](ember::CosineDecay* self, std::int64_t epochs, std::int64_t warmup_epochs, float min_scale) {
+            new (self) ember::CosineDecay{epochs, warmup_epochs, min_scale};
+            ember::check_schedule(*self);
+          },
+          "epochs"_a = ember::CosineDecay{}.epochs, "warmup_epochs"_a = 0, "min_scale"_a = 0.0f)
+      .def_ro("epochs", &ember::CosineDecay::epochs)
+      .def_ro("warmup_epochs", &ember::CosineDecay::warmup_epochs)
+      .def_ro("min_scale", &ember::CosineDecay::min_scale)
+      .def("__repr__", [](const ember::CosineDecay& d) { return ember::settings_json(d); });
+  const ember::ReduceOnPlateau plateau{};
+  nb::class_<ember::ReduceOnPlateau>(m, "ReduceOnPlateau",
+                                     "torch's ReduceLROnPlateau on the validation loss (else the training loss).")
+      .def(
+          "__init__",
+          [](ember::ReduceOnPlateau* self, float factor, std::int64_t patience, double threshold, float min_scale) {
+            new (self) ember::ReduceOnPlateau{factor, patience, threshold, min_scale};
+            ember::check_schedule(*self);
+          },
+          "factor"_a = plateau.factor, "patience"_a = plateau.patience, "threshold"_a = plateau.threshold,
+          "min_scale"_a = plateau.min_scale)
+      .def_ro("factor", &ember::ReduceOnPlateau::factor)
+      .def_ro("patience", &ember::ReduceOnPlateau::patience)
+      .def_ro("threshold", &ember::ReduceOnPlateau::threshold)
+      .def_ro("min_scale", &ember::ReduceOnPlateau::min_scale)
+      .def("__repr__", [](const ember::ReduceOnPlateau& d) { return ember::settings_json(d); });
+
+  nb::class_<FitResult>(m, "_FitResult")
+      .def_ro("epochs", &FitResult::epochs)
+      .def_ro("history", &FitResult::history)
+      .def_ro("best_epoch", &FitResult::best_epoch)
+      .def_ro("stopped", &FitResult::stopped);
 
   nb::class_<Table>(m, "_Table")
       .def_static(
@@ -403,14 +456,16 @@ NB_MODULE(_core, m) {
       .def(
           "_compile",
           [](ember::Sequential& model, const ember::Optimizer& optimizer, const ember::Loss& loss,
-             const std::string& device, bool cpu_reference, bool row_invariant, float clip_norm) {
+             const std::string& device, bool cpu_reference, bool row_invariant, float clip_norm,
+             const ember::Schedule& schedule) {
             model.compile({.optimizer = optimizer,
+                           .schedule = schedule,
                            .loss = loss,
                            .clip_norm = clip_norm,
                            .device = ember::parse_device(device),
                            .backend = {.cpu_reference = cpu_reference, .row_invariant = row_invariant}});
           },
-          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a, "row_invariant"_a, "clip_norm"_a)
+          "optimizer"_a, "loss"_a, "device"_a, "cpu_reference"_a, "row_invariant"_a, "clip_norm"_a, "schedule"_a)
       .def(
           "_recompile",
           [](ember::Sequential& model, const std::string& device, bool cpu_reference, bool row_invariant) {
@@ -423,7 +478,8 @@ NB_MODULE(_core, m) {
           "device"_a, "cpu_reference"_a, "row_invariant"_a, "The same model on another device or CPU backend")
       .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
-           "verbose"_a, "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none())
+           "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none(),
+           "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none())
       .def(
           "_predict",
           [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {
@@ -482,6 +538,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })
       .def_prop_ro("built", &ember::Sequential::built)
+      .def_prop_ro("schedule", [](const ember::Sequential& s) { return s.compile_options().schedule; })
+      .def_prop_ro("_base_rate",
+                   [](const ember::Sequential& s) { return ember::learning_rate(s.compile_options().optimizer); })
       .def_prop_ro("epochs_completed", &ember::Sequential::epochs_completed)
       .def_prop_ro("input_width", [](const ember::Sequential& s) { return s.input_width(); })
       .def_prop_ro("output_width", &ember::Sequential::output_width)

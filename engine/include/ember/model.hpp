@@ -144,8 +144,15 @@ struct FitOptions {
   /// Called after each batch is enqueued with (batch, batches): batch counts from 1 to batches
   /// within the epoch.
   std::function<void(std::int64_t, std::int64_t)> on_batch{};
-  /// Called after each epoch, with its figures. An exception from any callback ends fit and leaves
-  /// the model at the end of the last completed epoch (the one just reported, for on_epoch_end).
+  /// Called before each epoch with its number (from 1, counting the epochs of earlier fits) and the
+  /// learning rate it would train at (the optimizer's lr times the schedule's factor); returns the
+  /// rate to train it at (Keras' LearningRateScheduler). The rate must be finite and >= 0; with
+  /// several ranks every rank must return the same.
+  std::function<double(std::int64_t, double)> on_epoch_begin{};
+  /// Called after each epoch, with its figures. The model then holds that epoch's state, so the
+  /// callback may read its weights and save it (not predict, evaluate or fit it: fit holds its
+  /// backend). An exception from any callback ends fit and leaves the model at the end of the last
+  /// completed epoch (the one just reported, for on_epoch_end).
   std::function<void(const EpochRecord&)> on_epoch_end{};
   /// Receives warnings (e.g. a constant column); default prints "warning: ..." to stderr.
   std::function<void(const std::string&)> on_warning{};
