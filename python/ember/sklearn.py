@@ -13,11 +13,13 @@ its column names (feature_names_in_) and takes DataFrames with those columns at 
 save(path) writes the fitted model as an Ember checkpoint, which `ember predict` and `ember
 evaluate` take (by column name when the estimator was fitted on a DataFrame), and load(path) gives
 a fitted estimator back, also from a checkpoint that `ember train` wrote.
+
+As scikit-learn's MLP: alpha is an L2 penalty on the weights, warm_start=True makes fit go on from
+the fitted model, and partial_fit trains one epoch on the rows it is given.
 """
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -36,7 +38,8 @@ __all__ = ["EmberRegressor", "EmberClassifier"]
 class _EmberEstimator(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(64, 64), activation="relu", optimizer="adam", lr=0.001, momentum=0.9,
                  epochs=200, batch_size=32, early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 normalize=True, random_state=None, device="auto", verbose=0, dropout=0.0):
+                 normalize=True, random_state=None, device="auto", verbose=0, dropout=0.0, alpha=0.0001,
+                 warm_start=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -52,6 +55,8 @@ class _EmberEstimator(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.dropout = dropout
+        self.alpha = alpha
+        self.warm_start = warm_start
 
     def _is_table(self, X):
         """A DataFrame that only the table path reads: one with text columns or missing cells."""
@@ -84,22 +89,50 @@ class _EmberEstimator(BaseEstimator):
         hidden = [[Dense(int(units), activation)] + ([Dropout(rate)] if rate > 0 else []) for units in sizes]
         return [layer for pair in hidden for layer in pair] + [Dense(outputs)]
 
-    def _train(self, X, targets, outputs, loss, table=False, target_names=()):
-        """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's
-        table reading, which keeps its column names."""
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+    def _compiled(self, outputs, loss, seed):
+        """A new model of the estimator's layers, compiled with its optimizer and L2 penalty."""
+        if not (np.isscalar(self.alpha) and float(self.alpha) >= 0):
+            raise ValueError(f"alpha={self.alpha!r}: the L2 penalty must be a number, 0 or more")
         model = Sequential(self._layers(outputs, seed), seed=seed)
-        settings = {"lr": float(self.lr)}
+        # scikit-learn's MLP adds alpha * W / batch rows to the gradient of its loss, whose squared
+        # error is halved: as a weight decay on Ember's mean squared error, twice that.
+        decay = float(self.alpha) / int(self.batch_size) * (2.0 if loss == "mse" else 1.0)
+        settings = {"lr": float(self.lr), "weight_decay": decay}
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = float(self.momentum)
         model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
+        return model
+
+    def _continues(self, incremental, table=False):
+        """Whether this fit goes on from the fitted model (partial_fit, or fit with warm_start): one
+        fitted on the same kind of data (arrays, or a DataFrame read as a table)."""
+        return hasattr(self, "model_") and (incremental or self.warm_start) and self._table == table
+
+    def _train(self, X, targets, outputs, loss, table=False, target_names=(), incremental=False):
+        """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's
+        table reading, which keeps its column names. incremental: one epoch, as partial_fit."""
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if self._continues(incremental, table):
+            model = self.model_
+            if model.output_width != outputs:
+                raise ValueError(f"y has {outputs} outputs; the fitted model has {model.output_width}: fit it "
+                                 f"anew (warm_start=False)")
+            if model.backend_name == "cpu (row-invariant)":  # trains on the fast path again
+                model._model._recompile(self.device, False, False)
+        else:
+            model = self._compiled(outputs, loss, seed)
+            self.loss_curve_ = []
+            self.n_iter_ = 0
+            self._scores = []
         if table:
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
         # The validation rows are drawn at random (per class for a classifier), as scikit-learn's MLP draws them.
-        history = model.fit(X, targets, epochs=int(self.epochs), batch_size=int(self.batch_size),
-                            validation_split=float(self.validation_fraction) if self.early_stopping else 0.0,
-                            early_stopping=int(self.n_iter_no_change) if self.early_stopping else None,
+        stopping = self.early_stopping and not incremental
+        history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),
+                            batch_size=int(self.batch_size),
+                            validation_split=float(self.validation_fraction) if stopping else 0.0,
+                            early_stopping=int(self.n_iter_no_change) if stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed)
         if not table and hasattr(self, "feature_names_in_"):
             # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI
@@ -107,15 +140,17 @@ class _EmberEstimator(BaseEstimator):
             model._model._set_column_names([str(c) for c in self.feature_names_in_], list(target_names))
         self.model_ = model
         self._table = table
-        self.loss_curve_ = list(history.history.get("loss", []))
         # As scikit-learn's MLP: the epochs run (the weights are the best epoch's with early
         # stopping), and with early stopping the validation *score* per epoch (R^2 or accuracy,
-        # higher is better) and its best; without it, the lowest training loss.
-        self.n_iter_ = len(self.loss_curve_)
+        # higher is better) and its best; without it, the lowest training loss. A warm start or
+        # partial_fit adds to them.
+        self.loss_curve_ = self.loss_curve_ + list(history.history.get("loss", []))
+        self.n_iter_ += len(history.epoch)
         score = "val_accuracy" if loss == "crossentropy" else "val_r2"
-        if self.early_stopping:
-            self.validation_scores_ = list(history.history.get(score, []))
-            self.best_validation_score_ = max(self.validation_scores_) if self.validation_scores_ else None
+        self._scores = self._scores + list(history.history.get(score, []))
+        if self.early_stopping and self._scores:
+            self.validation_scores_ = list(self._scores)
+            self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
@@ -160,6 +195,8 @@ class _EmberEstimator(BaseEstimator):
             estimator.feature_names_in_ = np.asarray(names, dtype=object)
         estimator.n_features_in_ = len(names) if names else model.input_width
         estimator.n_iter_ = model.epochs_completed
+        estimator.loss_curve_ = []
+        estimator._scores = []
         estimator._set_weights_attributes()
         estimator._loaded(model)
         return estimator
@@ -180,17 +217,27 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
     """Regression by an MLP (MSE loss); y of one or several columns; float64 predictions."""
 
     def fit(self, X, y):
+        """Trains for `epochs` epochs: a new model, or with warm_start the fitted one further."""
+        return self._fit(X, y, False)
+
+    def partial_fit(self, X, y):
+        """One epoch on these rows, from the fitted model (a new one at the first call, whose rows
+        set the standardization)."""
+        return self._fit(X, y, True)
+
+    def _fit(self, X, y, incremental):
         if self._is_table(X):
             self._y_ndim = np.ndim(y)
             return self._train(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1], "mse",
-                               table=True)
+                               table=True, incremental=incremental)
         # A pandas Series or DataFrame names the targets: `ember evaluate` then finds them in a CSV file.
         names = [str(y.name)] if getattr(y, "name", None) is not None else [str(c) for c in getattr(y, "columns", [])]
-        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32)
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float32,
+                              reset=not self._continues(incremental))
         self._y_ndim = np.ndim(y)
         targets = np.asarray(y, dtype=np.float32).reshape(X.shape[0], -1)
         return self._train(X, targets, targets.shape[1], "mse",
-                           target_names=names if len(names) == targets.shape[1] else [])
+                           target_names=names if len(names) == targets.shape[1] else [], incremental=incremental)
 
     def predict(self, X):
         model = self._predictor()
@@ -216,7 +263,28 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
     classes); any labels (numbers or strings); float64 probabilities."""
 
     def fit(self, X, y):
+        """Trains for `epochs` epochs: a new model, or with warm_start the fitted one further."""
+        return self._fit(X, y, None, False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch on these rows, from the fitted model. The first call needs classes, every label
+        that any call will see (as scikit-learn's partial_fit); its rows set the standardization."""
+        if not hasattr(self, "model_"):
+            if classes is None:
+                raise ValueError("the first call to partial_fit needs classes=, every label y may hold")
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes={list(classes)} differs from the classes of the first call: "
+                             f"{list(self.classes_)}")
+        return self._fit(X, y, classes, True)
+
+    def _fit(self, X, y, classes, incremental):
         if self._is_table(X):
+            if incremental:
+                raise ValueError("partial_fit takes arrays or DataFrames of numbers without gaps; fit reads "
+                                 "DataFrames with text columns or missing cells")
+            if self._continues(False, True):
+                self._train(X, np.asarray(y), self.model_.output_width, "crossentropy", table=True)
+                return self
             y = np.asarray(y)
             check_classification_targets(y)
             self.classes_ = np.unique(y)
@@ -228,16 +296,21 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
             if [str(c) for c in self.classes_] != list(self.model_.classes):
                 raise ValueError(f"the classes {list(self.classes_)} were read as {list(self.model_.classes)}")
             return self
-        X, y = _validate_data(self, X, y, dtype=np.float32)
+        continues = self._continues(incremental)
+        X, y = _validate_data(self, X, y, dtype=np.float32, reset=not continues)
         check_classification_targets(y)
-        encoder = LabelEncoder()
-        indices = encoder.fit_transform(y)
-        self.classes_ = encoder.classes_
+        if not continues:
+            self.classes_ = np.unique(y if classes is None else classes)
+        unknown = np.setdiff1d(y, self.classes_)
+        if len(unknown):
+            raise ValueError(f"y holds labels the model does not know: {list(unknown)[:5]}; its classes are "
+                             f"{list(self.classes_)}" + ("" if incremental else "; fit it anew (warm_start=False)"))
+        indices = np.searchsorted(self.classes_, y)
         if len(self.classes_) < 2:
             raise ValueError(f"EmberClassifier needs samples of at least 2 classes; the data has one class: "
                              f"{self.classes_[0]!r}")
         outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
-        self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy")
+        self._train(X, indices.astype(np.float32).reshape(-1, 1), outputs, "crossentropy", incremental=incremental)
         # The labels themselves travel with the model (checkpoints, the CLI, ONNX export).
         self.model_.set_classes([str(c) for c in self.classes_])
         return self

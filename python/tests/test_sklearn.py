@@ -229,3 +229,62 @@ def test_fitted_attributes_follow_scikit_learns_mlp():
     classifier = EmberClassifier(hidden_layer_sizes=(4,), epochs=5, random_state=0, device="cpu").fit(*load_iris(
         return_X_y=True))
     assert classifier.validation_scores_ is None and classifier.best_loss_ == min(classifier.loss_curve_)
+
+
+def weights_of(estimator):
+    return estimator.coefs_ + estimator.intercepts_
+
+
+def test_warm_start_and_partial_fit_go_on_as_one_longer_fit():
+    X, y = load_diabetes(return_X_y=True)
+    six = EmberRegressor(hidden_layer_sizes=(16,), epochs=6, random_state=0, device="cpu").fit(X, y)
+    warm = EmberRegressor(hidden_layer_sizes=(16,), epochs=3, random_state=0, device="cpu", warm_start=True)
+    warm.fit(X, y)
+    warm.predict(X)  # predicting switches to the row-invariant path; training goes on as before
+    warm.fit(X, y)
+    assert warm.n_iter_ == 6 and len(warm.loss_curve_) == 6 and warm.model_.epochs_completed == 6
+    assert all(np.array_equal(a, b) for a, b in zip(weights_of(warm), weights_of(six)))
+    assert warm.loss_curve_ == six.loss_curve_
+    # Without warm_start, fit starts over.
+    cold = EmberRegressor(hidden_layer_sizes=(16,), epochs=3, random_state=0, device="cpu")
+    cold.fit(X, y)
+    cold.fit(X, y)
+    assert cold.n_iter_ == 3 and cold.model_.epochs_completed == 3
+
+    # partial_fit: an epoch per call, from the model of the calls before.
+    three = EmberRegressor(hidden_layer_sizes=(16,), epochs=3, random_state=0, device="cpu").fit(X, y)
+    parts = EmberRegressor(hidden_layer_sizes=(16,), random_state=0, device="cpu")
+    for _ in range(3):
+        parts.partial_fit(X, y)
+    assert parts.n_iter_ == 3 and all(np.array_equal(a, b) for a, b in zip(weights_of(parts), weights_of(three)))
+    with pytest.raises(ValueError, match="features"):
+        parts.partial_fit(X[:, :5], y)
+
+
+def test_classifier_partial_fit_takes_every_class_first():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    model = EmberClassifier(hidden_layer_sizes=(16,), random_state=0, device="cpu", lr=0.01)
+    with pytest.raises(ValueError, match="classes="):
+        model.partial_fit(X[:50], names[:50])
+    model.partial_fit(X[:50], names[:50], classes=["virginica", "setosa", "versicolor"])
+    assert list(model.classes_) == ["setosa", "versicolor", "virginica"] and model.n_iter_ == 1
+    for _ in range(30):
+        model.partial_fit(X, names)
+    assert model.score(X, names) > 0.9 and model.n_iter_ == 31
+    with pytest.raises(ValueError, match="does not know"):
+        model.partial_fit(X[:2], ["setosa", "rose"])
+    with pytest.raises(ValueError, match="differs"):
+        model.partial_fit(X, names, classes=["setosa", "versicolor"])
+
+
+def test_alpha_is_an_l2_penalty():
+    X, y = load_diabetes(return_X_y=True)
+    norms = []
+    for alpha in (0.0, 0.0001, 50.0):
+        model = EmberRegressor(hidden_layer_sizes=(16,), epochs=20, alpha=alpha, random_state=0, device="cpu").fit(X, y)
+        norms.append(sum(float(np.sum(c * c)) for c in model.coefs_))
+        assert model.model_.get_weights()  # trained
+    assert norms[2] < 0.5 * norms[0] and norms[1] == pytest.approx(norms[0], rel=0.05)
+    with pytest.raises(ValueError, match="alpha"):
+        EmberRegressor(alpha=-1.0).fit(X, y)
