@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <stop_token>
 #include <string_view>
 
@@ -67,11 +68,52 @@ int caller_stack_level() {
   return level;
 }
 
+/// A message of the engine in Python's words: settings by the names the Python API gives them
+/// (SGD::lr is lr, Device::cpu is device="cpu"), rows and columns of arrays and DataFrames counted
+/// from 0 (the engine counts from 1 and a DataFrame's rows from its CSV text's first line).
+std::string python_words(std::string text) {
+  // Renamed before the general rule below.
+  static const std::pair<std::regex, std::string> named[] = {
+      {std::regex(R"(EarlyStopping::patience)"), "early_stopping"},
+      {std::regex(R"(FitOptions::on_epoch_begin)"), "the learning_rate a callback set"},
+      {std::regex(R"(Device::automatic)"), "device=\"auto\""},
+      {std::regex(R"(Device::(cpu|cuda))"), "device=\"$1\""},
+      {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
+      {std::regex(R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
+                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout)::(\w+))"),
+       "$1"},
+  };
+  for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
+  // Numbers to shift: "input row 4 column 3" of an array, "target column 2", "DataFrame:3:1".
+  const auto shift = [&](const std::regex& pattern, auto&& write) {
+    std::string out;
+    auto last = text.cbegin();
+    for (std::sregex_iterator it(text.begin(), text.end(), pattern), end; it != end; ++it) {
+      out.append(last, (*it)[0].first);
+      out += write(*it);
+      last = (*it)[0].second;
+    }
+    out.append(last, text.cend());
+    text = std::move(out);
+  };
+  const auto minus = [](const std::ssub_match& number, long by) {
+    return std::to_string(std::stol(number.str()) - by);
+  };
+  shift(std::regex(R"(\brow (\d+) column (\d+)\b)"),
+        [&](const std::smatch& m) { return "row " + minus(m[1], 1) + " column " + minus(m[2], 1); });
+  shift(std::regex(R"(\b(input|target) column (\d+)\b)"),
+        [&](const std::smatch& m) { return m[1].str() + " column " + minus(m[2], 1); });
+  // DataFrame:LINE:FIELD: the header is line 1, so the frame's row is LINE - 2.
+  shift(std::regex(R"(\bDataFrame:(\d+)(?::\d+)?)"),
+        [&](const std::smatch& m) { return "DataFrame row " + minus(m[1], 2); });
+  return text;
+}
+
 /// The library's warnings as Python's UserWarning at the caller's line (an error if the filters
 /// make it one, raised when the call returns).
 void warn_in_python(const std::string& message) {
   nb::gil_scoped_acquire gil;
-  if (PyErr_Occurred() == nullptr) PyErr_WarnEx(PyExc_UserWarning, message.c_str(), caller_stack_level());
+  if (PyErr_Occurred() == nullptr) PyErr_WarnEx(PyExc_UserWarning, python_words(message).c_str(), caller_stack_level());
 }
 
 /// A Matrix handed to numpy without a copy: the array owns it.
@@ -295,11 +337,11 @@ NB_MODULE(_core, m) {
     try {
       std::rethrow_exception(p);
     } catch (const ember::InputError& e) {
-      PyErr_SetString(input_error_type, e.what());
+      PyErr_SetString(input_error_type, python_words(e.what()).c_str());
     } catch (const ember::DivergenceError& e) {
-      PyErr_SetString(divergence_error_type, e.what());
+      PyErr_SetString(divergence_error_type, python_words(e.what()).c_str());
     } catch (const ember::Error& e) {
-      PyErr_SetString(error_type, e.what());
+      PyErr_SetString(error_type, python_words(e.what()).c_str());
     }
   });
 

@@ -57,8 +57,8 @@ def test_every_layout_trains_the_same():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (np.array([[1.0, np.nan]]), "input row 1 column 2 is not finite"),
-    (np.array([[1.0, np.inf]]), "input row 1 column 2 is not finite"),
+    (np.array([[1.0, np.nan]]), "input row 0 column 1 is not finite"),
+    (np.array([[1.0, np.inf]]), "input row 0 column 1 is not finite"),
     (np.zeros((2, 2, 2)), "x must be 2-D"),
     (np.array([["a", "b"]]), "x must hold numbers"),
     (np.array([[1 + 2j, 1]]), "real numbers"),
@@ -417,3 +417,31 @@ def test_validation_data_validates_on_the_rows_given():
     assert len(history.history["val_accuracy"]) == 2
     with pytest.raises(ember.InputError, match="is a DataFrame"):
         model.fit(frame, target="kind", validation_data=(np.zeros((2, 3)), np.zeros(2)))
+
+
+def test_messages_speak_python():
+    """Settings by their Python names, rows and columns from 0, as Python indexes them."""
+    model = ember.Sequential([ember.Dense(2)])
+    with pytest.raises(ember.InputError, match=r"^lr -1: must be"):
+        model.compile("sgd", "mse", lr=-1)
+    with pytest.raises(ember.InputError, match=r"^clip_norm must be"):
+        model.compile("sgd", "mse", clip_norm=-1)
+    if ember.cuda_unavailable_reason():
+        with pytest.raises(ember.InputError, match=r'device="cuda".*use device="cpu" or device="auto"'):
+            model.compile("sgd", "mse", device="cuda")
+    model.compile("sgd", "mse", device="cpu")
+    x = np.ones((4, 3), np.float32)
+    x[2, 1] = np.inf
+    with pytest.raises(ember.InputError, match=r"^input row 2 column 1 is not finite"):
+        model.fit(x, np.ones((4, 2)), verbose=0)
+    with pytest.raises(ember.InputError, match=r"^checkpoint_path is empty"):
+        model.fit(np.ones((4, 3)), np.ones((4, 2)), checkpoint_every=1, verbose=0)
+    with pytest.raises(ember.InputError, match=r"^early_stopping -1"):
+        model.fit(np.ones((4, 3)), np.ones((4, 2)), early_stopping=-1, verbose=0)
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.inf], "b": ["x", "y", "z"], "t": [1.0, 2.0, 3.0]})
+    with pytest.raises(ember.InputError, match=r"^DataFrame row 2 \(column 'a'\)"):
+        ember.Sequential([ember.Dense(1)]).compile().fit(frame, target="t", verbose=0)
+    y = np.stack([np.linspace(0, 1, 40), np.arange(40) % 3], axis=1)
+    with pytest.warns(UserWarning, match=r'^target column 1 holds only the values 0, 1, 2.*use loss="crossentropy"'):
+        model.fit(np.random.RandomState(0).rand(40, 3), y, verbose=0)
