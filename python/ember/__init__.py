@@ -314,21 +314,33 @@ class Sequential:
         return model
 
     def get_weights(self):
-        """Per Dense layer its weight (units, inputs), as torch.nn.Linear, then its bias (1, units)."""
-        return self._model.get_weights()
+        """Keras' layout: per Dense layer its kernel (inputs, units) and its bias (units,), as numpy
+        copies (kernel.T is torch.nn.Linear's weight, the checkpoint's layers.N.weight)."""
+        weights = self._model.get_weights()
+        return [array for kernel, bias in zip(weights[0::2], weights[1::2])
+                for array in (_np.ascontiguousarray(kernel.T), bias.reshape(-1))]
 
     def set_weights(self, weights):
-        """Sets what get_weights gives: per Dense layer its weight (units, inputs), then its bias
-        ((1, units) or (units,)). The model must be built (fit, or build(inputs))."""
+        """Sets what get_weights gives, in Keras' layout: per Dense layer its kernel (inputs, units),
+        then its bias (units,) (or (1, units)). The model must be built (fit, or build(inputs))."""
         dense = [l for l, layer in enumerate(self._model.layers) if isinstance(layer, Dense)]
         weights = list(weights)
         if len(weights) != 2 * len(dense):
-            raise InputError(f"set_weights takes {2 * len(dense)} arrays (a weight and a bias per Dense layer), "
+            raise InputError(f"set_weights takes {2 * len(dense)} arrays (a kernel and a bias per Dense layer), "
                              f"got {len(weights)}")
-        for l, weight, bias in zip(dense, weights[0::2], weights[1::2]):
-            self._model._set_weight(l, _matrix(weight, f"layers.{l}.weight"))
-            self._model._set_bias(l, _matrix(_np.reshape(bias, (1, -1)) if _np.ndim(bias) == 1 else bias,
-                                             f"layers.{l}.bias"))
+        for l, kernel, bias in zip(dense, weights[0::2], weights[1::2]):
+            kernel = _matrix(kernel, f"the kernel of layer {l}")
+            units = self._model.layers[l].units
+            if kernel.shape[1] != units or (self._model.built and kernel.shape[0] != self._layer_inputs(l)):
+                raise InputError(f"the kernel of layer {l} is {kernel.shape}; Keras' layout is (inputs, units): "
+                                 f"({self._layer_inputs(l) if self._model.built else 'inputs'}, {units})")
+            self._model._set_weight(l, _np.ascontiguousarray(kernel.T))
+            self._model._set_bias(l, _matrix(_np.reshape(bias, (1, -1)), f"the bias of layer {l}"))
+
+    def _layer_inputs(self, l):
+        """The width of what layer l takes: the model's inputs or the last Dense layer's units before it."""
+        widths = [layer.units for layer in self._model.layers[:l] if isinstance(layer, Dense)]
+        return widths[-1] if widths else self._model.input_width
 
     def build(self, inputs):
         """Allocates and initializes the weights for rows of `inputs` numbers (fit does it on first use)."""

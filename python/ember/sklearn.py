@@ -161,9 +161,9 @@ class _EmberEstimator(BaseEstimator):
 
     def _set_weights_attributes(self):
         """coefs_[i] (inputs, units) and intercepts_[i] (units,) of each Dense layer, as scikit-learn's
-        MLP lays them out (the transpose of Ember's and PyTorch's weight)."""
+        MLP lays them out (Keras' layout, get_weights')."""
         weights = self.model_.get_weights()
-        self.coefs_ = [np.asarray(w, dtype=np.float64).T for w in weights[0::2]]
+        self.coefs_ = [np.asarray(w, dtype=np.float64) for w in weights[0::2]]
         self.intercepts_ = [np.asarray(b, dtype=np.float64).ravel() for b in weights[1::2]]
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = self.coefs_[-1].shape[1]

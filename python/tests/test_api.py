@@ -247,7 +247,7 @@ def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert np.array_equal(model.predict(x), model.predict(x))  # no masks when predicting
     weights = model.get_weights()
-    assert [w.shape for w in weights] == [(32, 4), (1, 32), (1, 32), (1, 1)]  # the Dropout layer has none
+    assert [w.shape for w in weights] == [(4, 32), (32,), (32, 1), (1,)]  # Keras' layout; Dropout has none
     model.save(tmp_path / "dropout.safetensors")
     loaded = ember.Sequential.load(tmp_path / "dropout.safetensors")
     assert [repr(layer) for layer in loaded.layers] == ["Dense(32, 'relu')", "Dropout(0.25)", "Dense(1, 'linear')"]
@@ -389,7 +389,12 @@ def test_keras_helpers_summary_count_params_set_weights_learning_rate_metrics():
     with pytest.raises(ember.InputError, match="takes 4 arrays"):
         model.set_weights(weights[:2])
     with pytest.raises(ember.InputError):
-        model.set_weights([weights[0].T] + weights[1:])  # a weight of the wrong shape
+        model.set_weights([weights[0].T] + weights[1:])  # torch's layout, not Keras'
+    # Keras' layout: x @ kernel + bias, and kernel.T is the checkpoint's (torch's) weight.
+    kernel = np.arange(24, dtype=np.float32).reshape(3, 8) / 24
+    model.set_weights([kernel, np.zeros(8)] + weights[2:])
+    np.testing.assert_array_equal(model.get_weights()[0], kernel)
+    np.testing.assert_allclose(model.predict(x), np.maximum(x @ kernel, 0) @ np.full((8, 2), 0.5) + 0.5, rtol=1e-6)
     with pytest.raises(ember.InputError, match="metric 'accuracy': a regression model records"):
         ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", metrics=["accuracy"])
     ember.Sequential([ember.Dense(3)]).compile("sgd", "crossentropy", metrics=["accuracy"])
