@@ -54,6 +54,25 @@ def _is_frame(values):
     return hasattr(values, "columns") and hasattr(values, "to_csv")
 
 
+def _pandas(values):
+    """values, or the pandas DataFrame of a table of another library: Arrow data (pyarrow, polars,
+    DuckDB: the Arrow PyCapsule interface, or to_pandas) and the dataframe interchange protocol
+    (__dataframe__). Anything else (arrays, lists, Series) is returned as it is."""
+    if _is_frame(values) or isinstance(values, _np.ndarray) or hasattr(values, "to_frame") or not (
+            hasattr(values, "__arrow_c_stream__") or hasattr(values, "__dataframe__")
+            or (hasattr(values, "to_pandas") and hasattr(values, "schema"))):
+        return values
+    import pandas
+    if hasattr(values, "__arrow_c_stream__") and hasattr(pandas.DataFrame, "from_arrow"):
+        return pandas.DataFrame.from_arrow(values)
+    if hasattr(values, "to_pandas"):
+        return values.to_pandas()
+    import warnings
+    with warnings.catch_warnings():  # pandas 3 deprecates the protocol in favour of Arrow's
+        warnings.simplefilter("ignore")
+        return pandas.api.interchange.from_dataframe(values)
+
+
 def _names(columns, what):
     if columns is None:
         return []
@@ -72,6 +91,7 @@ def _frame_with_targets(x, y, target):
         return x, _names(target, "target")
     if target is not None:
         raise InputError("give y or target=, not both")
+    y = _pandas(y)
     if _is_frame(y):
         names = [str(c) for c in y.columns]
         columns = {name: y[c].to_numpy() for name, c in zip(names, y.columns)}
@@ -183,6 +203,11 @@ class Sequential:
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
         validation_x = validation_y = None
+        x = _pandas(x)
+        if isinstance(validation_data, tuple):
+            validation_data = tuple(_pandas(part) for part in validation_data)
+        else:
+            validation_data = _pandas(validation_data)
         if _is_frame(x):
             frame, targets = _frame_with_targets(x, y, target)
             read = lambda rows: _core._Table.for_training(  # noqa: E731 (the training table's reading)
@@ -270,6 +295,7 @@ class Sequential:
 
     def _data(self, x, y, with_targets):
         """x (and y) as the engine takes them: a DataFrame as a table of the model's columns, by name."""
+        x = _pandas(x)
         if not _is_frame(x):
             return _matrix(x, "x"), (None if y is None else _matrix(y, "y"))
         if with_targets and y is not None:

@@ -30,7 +30,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Dropout, Sequential
+from . import Dense, Dropout, Sequential, _pandas
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
 
@@ -226,6 +226,7 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
         return self._fit(X, y, True)
 
     def _fit(self, X, y, incremental):
+        X = _pandas(X)
         if self._is_table(X):
             self._y_ndim = np.ndim(y)
             return self._train(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1], "mse",
@@ -241,6 +242,7 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
 
     def predict(self, X):
         model = self._predictor()
+        X = _pandas(X)
         X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
         prediction = model.predict(X).astype(np.float64)
         return prediction.ravel() if self._y_ndim == 1 else prediction
@@ -278,6 +280,7 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
         return self._fit(X, y, classes, True)
 
     def _fit(self, X, y, classes, incremental):
+        X = _pandas(X)
         if self._is_table(X):
             if incremental:
                 raise ValueError("partial_fit takes arrays or DataFrames of numbers without gaps; fit reads "
@@ -320,6 +323,7 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
 
     def predict_proba(self, X):
         model = self._predictor()
+        X = _pandas(X)
         X = self._frame(X) if self._table else _validate_data(self, X, reset=False, dtype=np.float32)
         probabilities = model.predict(X).astype(np.float64)
         return probabilities / probabilities.sum(axis=1, keepdims=True)

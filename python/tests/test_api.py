@@ -450,3 +450,25 @@ def test_messages_speak_python():
     y = np.stack([np.linspace(0, 1, 40), np.arange(40) % 3], axis=1)
     with pytest.warns(UserWarning, match=r'^target column 1 holds only the values 0, 1, 2.*use loss="crossentropy"'):
         model.fit(np.random.RandomState(0).rand(40, 3), y, verbose=0)
+
+
+@pytest.mark.filterwarnings("ignore:The Dataframe Interchange Protocol is deprecated")
+def test_tables_of_other_libraries_train_as_dataframes():
+    """Anything with the dataframe interchange protocol or Arrow data trains and predicts as the
+    pandas DataFrame it converts to (here pandas' own interchange object, which is no DataFrame)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"size": rng.rand(60), "city": rng.choice(["a", "b", None], 60), "price": rng.rand(60)})
+    direct = ember.Sequential([ember.Dense(4, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    direct.fit(frame, target="price", epochs=3, verbose=0)
+    other = ember.Sequential([ember.Dense(4, "relu"), ember.Dense(1)]).compile("adam", "mse", "cpu")
+    table = frame.__dataframe__()
+    assert not hasattr(table, "to_csv")
+    other.fit(table, target="price", epochs=3, verbose=0)
+    assert other.feature_names == ["size", "city"]
+    np.testing.assert_array_equal(other.predict(table), direct.predict(frame))
+    from ember.sklearn import EmberRegressor
+    estimator = EmberRegressor(hidden_layer_sizes=(4,), epochs=2, device="cpu", random_state=0)
+    features = frame.drop(columns=["price"])
+    estimator.fit(features.__dataframe__(), frame["price"])
+    np.testing.assert_array_equal(estimator.predict(features.__dataframe__()), estimator.predict(features))
