@@ -25,7 +25,7 @@ struct TrainArguments {
   std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out, val_data;
   std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
               missing = "fill", progress = "auto";
-  std::string optimizer = "sgd", loss = "mse", schedule = "constant";
+  std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
   std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
   std::int64_t early_stopping = 0, checkpoint_every = 0;
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
@@ -101,7 +101,7 @@ MatmulProvider parse_matmul(const std::string& text) {
 /// The library checks the values (check_optimizer); its errors name the flags.
 Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command, const Optimizer* stored) {
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
-  std::string kind = given("--optimizer") ? a.optimizer : (stored != nullptr ? optimizer_name(*stored) : "sgd");
+  std::string kind = given("--optimizer") ? a.optimizer : (stored != nullptr ? optimizer_name(*stored) : SGD::kName);
   Optimizer optimizer;
   if (stored != nullptr && optimizer_name(*stored) == kind)
     optimizer = *stored;
@@ -166,23 +166,23 @@ CrossEntropy cross_entropy_from_flags(const TrainArguments& a, const CLI::App& c
 /// the library checks them. Without either, --label-smoothing waits for the task's inference.
 Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Loss* stored) {
   const bool given = command.count("--loss") > 0;
-  const std::string kind = given ? a.loss : (stored != nullptr ? loss_name(*stored) : "mse");
+  const std::string kind = given ? a.loss : (stored != nullptr ? loss_name(*stored) : MeanSquaredError::kName);
   Loss loss;
-  if (kind == "mse")
-    loss = MeanSquaredError{};
-  else if (kind == "huber")
-    loss = Huber{.delta =
-                     command.count("--huber-delta") > 0 || stored == nullptr || !std::holds_alternative<Huber>(*stored)
-                         ? to_float(a.huber_delta, "--huber-delta")
-                         : std::get<Huber>(*stored).delta};
-  else if (kind == "crossentropy")
-    loss = cross_entropy_from_flags(a, command, stored);
-  else
-    throw InputError(fmt::format("--loss {}: use mse, huber or crossentropy", printable(a.loss)));
-  if (command.count("--huber-delta") > 0 && kind != "huber")
-    throw InputError(fmt::format("--huber-delta applies to --loss huber, not {}", kind));
-  if (command.count("--label-smoothing") > 0 && kind != "crossentropy" && (given || stored != nullptr))
-    throw InputError(fmt::format("--label-smoothing applies to --loss crossentropy, not {}", kind));
+  try {
+    loss = loss_named(kind);
+  } catch (const InputError&) {
+    throw InputError(fmt::format("--loss {}: use {}", printable(a.loss), fmt::join(loss_names(), ", ")));
+  }
+  if (auto* huber = std::get_if<Huber>(&loss))
+    huber->delta = command.count("--huber-delta") > 0 || stored == nullptr || !std::holds_alternative<Huber>(*stored)
+                       ? to_float(a.huber_delta, "--huber-delta")
+                       : std::get<Huber>(*stored).delta;
+  if (std::holds_alternative<CrossEntropy>(loss)) loss = cross_entropy_from_flags(a, command, stored);
+  if (command.count("--huber-delta") > 0 && !std::holds_alternative<Huber>(loss))
+    throw InputError(fmt::format("--huber-delta applies to --loss {}, not {}", Huber::kName, kind));
+  if (command.count("--label-smoothing") > 0 && !std::holds_alternative<CrossEntropy>(loss) &&
+      (given || stored != nullptr))
+    throw InputError(fmt::format("--label-smoothing applies to --loss {}, not {}", CrossEntropy::kName, kind));
   if (stored != nullptr && is_classification(*stored) != is_classification(loss))
     throw InputError(
         fmt::format("--loss {}: the model in --init was trained with {}; a {} model cannot become a {} one", kind,
@@ -198,11 +198,11 @@ struct ScheduleFlag {
   std::vector<std::string> schedules;
 };
 const std::vector<ScheduleFlag>& schedule_flags() {
-  static const std::vector<ScheduleFlag> table = {{"--step-epochs", {"step"}},
-                                                  {"--decay", {"step", "plateau"}},
-                                                  {"--warmup-epochs", {"cosine"}},
-                                                  {"--min-lr-scale", {"cosine", "plateau"}},
-                                                  {"--plateau-patience", {"plateau"}}};
+  static const std::vector<ScheduleFlag> table = {{"--step-epochs", {StepDecay::kName}},
+                                                  {"--decay", {StepDecay::kName, ReduceOnPlateau::kName}},
+                                                  {"--warmup-epochs", {CosineDecay::kName}},
+                                                  {"--min-lr-scale", {CosineDecay::kName, ReduceOnPlateau::kName}},
+                                                  {"--plateau-patience", {ReduceOnPlateau::kName}}};
   return table;
 }
 
@@ -217,8 +217,12 @@ Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, c
             fmt::format("{} needs --schedule with --init (the checkpoint's is kept otherwise)", entry.flag));
     return *stored;
   }
-  if (a.schedule != "constant" && a.schedule != "step" && a.schedule != "cosine" && a.schedule != "plateau")
-    throw InputError(fmt::format("--schedule {}: use constant, step, cosine or plateau", printable(a.schedule)));
+  Schedule schedule;
+  try {
+    schedule = schedule_named(a.schedule);
+  } catch (const InputError&) {
+    throw InputError(fmt::format("--schedule {}: use {}", printable(a.schedule), fmt::join(schedule_names(), ", ")));
+  }
   for (const ScheduleFlag& entry : schedule_flags())
     if (given(entry.flag) &&
         std::find(entry.schedules.begin(), entry.schedules.end(), a.schedule) == entry.schedules.end())
@@ -227,18 +231,15 @@ Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, c
                                        ? entry.schedules[0]
                                        : fmt::format("{} or {}", entry.schedules[0], entry.schedules[1]),
                                    printable(a.schedule)));
-  Schedule schedule;
-  if (a.schedule == "constant")
-    schedule = ConstantRate{};
-  else if (a.schedule == "step")
-    schedule = StepDecay{.step_epochs = a.step_epochs, .gamma = to_float(a.decay, "--decay")};
-  else if (a.schedule == "cosine")
-    schedule = CosineDecay{
+  if (auto* step = std::get_if<StepDecay>(&schedule))
+    *step = {.step_epochs = a.step_epochs, .gamma = to_float(a.decay, "--decay")};
+  if (auto* cosine = std::get_if<CosineDecay>(&schedule))
+    *cosine = {
         .epochs = a.epochs, .warmup_epochs = a.warmup_epochs, .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
-  else
-    schedule = ReduceOnPlateau{.factor = to_float(a.decay, "--decay"),
-                               .patience = a.plateau_patience,
-                               .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
+  if (auto* plateau = std::get_if<ReduceOnPlateau>(&schedule))
+    *plateau = {.factor = to_float(a.decay, "--decay"),
+                .patience = a.plateau_patience,
+                .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
   check_schedule(schedule);
   return schedule;
 }

@@ -59,6 +59,51 @@ std::string with_header(std::string bytes, const std::string& from, const std::s
   return prefix + header + bytes.substr(8 + length);
 }
 
+TEST(Checkpoint, EveryRegisteredLossOptimizerAndScheduleTravelsByItsName) {
+  // Each part is found by the name it gives, and a model compiled with it saves and loads it.
+  const std::string path = testing::work_path("parts.safetensors");
+  const auto round_trip = [&](const CompileOptions& options) {
+    Sequential model({Dense(3, Activation::relu), Dense(2)}, 5);
+    model.compile(options);
+    model.build(4);
+    model.save(path);
+    return Sequential::load(path).compile_options();
+  };
+  const CompileOptions base{.device = Device::cpu};
+  for (const std::string& name : loss_names()) {
+    const Loss loss = loss_named(name);
+    EXPECT_EQ(loss_name(loss), name);
+    CompileOptions options = base;
+    options.loss = loss;
+    EXPECT_EQ(round_trip(options).loss, loss) << name;
+  }
+  for (const std::string& name : optimizer_names()) {
+    Optimizer optimizer = optimizer_named(name);
+    EXPECT_EQ(optimizer_name(optimizer), name);
+    std::visit([](auto& o) { o.lr = 0.125f; }, optimizer);  // settings other than the defaults travel too
+    CompileOptions options = base;
+    options.optimizer = optimizer;
+    EXPECT_EQ(round_trip(options).optimizer, optimizer) << name;
+  }
+  for (const std::string& name : schedule_names()) {
+    const Schedule schedule = schedule_named(name);
+    EXPECT_EQ(schedule_name(schedule), name);
+    CompileOptions options = base;
+    options.schedule = schedule;
+    EXPECT_EQ(round_trip(options).schedule, schedule) << name;
+  }
+  EXPECT_EQ(loss_names(), (std::vector<std::string>{"mse", "huber", "crossentropy"}));
+  EXPECT_EQ(schedule_names(), (std::vector<std::string>{"constant", "step", "cosine", "plateau"}));
+  try {
+    loss_named("hinge");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_STREQ(error.what(), "unknown loss 'hinge': use mse, huber, crossentropy");
+  }
+  EXPECT_THROW(schedule_named("linear"), InputError);
+  EXPECT_THROW(optimizer_named("adagrad"), InputError);
+}
+
 TEST(Checkpoint, HeaderLayout) {
   const std::string bytes = valid_checkpoint();
   std::uint64_t length;

@@ -235,7 +235,7 @@ TEST(CliData, ClassificationEndToEnd) {
   expect_input_error("train --device cpu --data " + data + " --target petal --huber-delta 2",
                      "--huber-delta applies to --loss huber, not mse");
   expect_input_error("train --device cpu --data " + data + " --target species --loss hinge",
-                     "--loss hinge: use mse, huber or crossentropy");
+                     "--loss hinge: use mse, huber, crossentropy");
   expect_input_error("train --device cpu --data " + data + " --target petal,sepal --loss crossentropy",
                      "classification takes one target column, not petal, sepal");
 }

@@ -247,8 +247,9 @@ class CheckpointIo {
     file.read(data.data(), static_cast<std::streamsize>(data_size));
     if (!file) throw fail("the file could not be read to its end");
 
-    Json header, architecture, scaler_json, optimizer, columns, figures, loss_json = {{"type", "mse"}},
-                                                                         schedule_json = {{"type", "constant"}};
+    // Checkpoints older than losses and schedules in the file: the defaults.
+    Json header, architecture, scaler_json, optimizer, columns, figures,
+        loss_json = {{"type", MeanSquaredError::kName}}, schedule_json = {{"type", ConstantRate::kName}};
     int version = 0;
     try {
       header = Json::parse(header_text);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ember/error.hpp"
+#include "part_names.hpp"
 #include "settings_json.hpp"
 
 namespace ember {
@@ -14,9 +15,15 @@ std::string settings_json(const Loss& loss) {
 }
 
 std::string loss_name(const Loss& loss) {
-  if (std::holds_alternative<Huber>(loss)) return "huber";
-  if (std::holds_alternative<CrossEntropy>(loss)) return "crossentropy";
-  return "mse";
+  return part_names::name_of(loss);
+}
+
+std::vector<std::string> loss_names() {
+  return part_names::names<Loss>();
+}
+
+Loss loss_named(const std::string& name) {
+  return part_names::named<Loss>(name, "loss");
 }
 
 void check_loss(const Loss& loss) {
@@ -48,13 +55,12 @@ SettingsJson to_json(const Loss& loss) {
 }
 
 Loss loss_from_json(const SettingsJson& json) {
-  const auto type = json.at("type").get<std::string>();
-  if (type == "mse") return MeanSquaredError{};
-  if (type == "huber") return Huber{.delta = settings_float(json, "delta")};
-  if (type == "crossentropy")
-    return CrossEntropy{.label_smoothing =
-                            json.contains("label_smoothing") ? settings_float(json, "label_smoothing") : 0.0f};
-  throw InputError(fmt::format("unknown loss type '{}'", type));
+  Loss loss = loss_named(json.at("type").get<std::string>());
+  if (auto* huber = std::get_if<Huber>(&loss)) huber->delta = settings_float(json, "delta");
+  if (auto* cross_entropy = std::get_if<CrossEntropy>(&loss);
+      cross_entropy != nullptr && json.contains("label_smoothing"))
+    cross_entropy->label_smoothing = settings_float(json, "label_smoothing");
+  return loss;
 }
 
 }  // namespace ember

@@ -11,6 +11,7 @@
 #include "ember/error.hpp"
 #include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
+#include "part_names.hpp"
 #include "settings_json.hpp"
 
 namespace ember {
@@ -46,26 +47,15 @@ std::string settings_json(const Optimizer& optimizer) {
 }
 
 std::string optimizer_name(const Optimizer& optimizer) {
-  return std::visit(Overloaded{[](const SGD&) { return "sgd"; }, [](const Adam&) { return "adam"; },
-                               [](const AdamW&) { return "adamw"; }, [](const RMSprop&) { return "rmsprop"; }},
-                    optimizer);
+  return part_names::name_of(optimizer);
 }
 
 std::vector<std::string> optimizer_names() {
-  std::vector<std::string> names;
-  optimizer_parts::for_each_part(
-      [&](auto part) { names.push_back(optimizer_name(typename decltype(part)::Settings{})); });
-  return names;
+  return part_names::names<Optimizer>();
 }
 
 Optimizer optimizer_named(const std::string& name) {
-  std::optional<Optimizer> found;
-  optimizer_parts::for_each_part([&](auto part) {
-    const typename decltype(part)::Settings defaults{};
-    if (!found && optimizer_name(defaults) == name) found = defaults;
-  });
-  if (!found) throw InputError(fmt::format("unknown optimizer '{}': use {}", name, fmt::join(optimizer_names(), ", ")));
-  return *found;
+  return part_names::named<Optimizer>(name, "optimizer");
 }
 
 void check_optimizer(const Optimizer& optimizer) {
@@ -126,29 +116,30 @@ SettingsJson to_json(const Optimizer& optimizer) {
 }
 
 Optimizer optimizer_from_json(const SettingsJson& json) {
-  const auto type = json.value("type", "sgd");
-  const auto adam = [&](auto settings) {
+  Optimizer optimizer = optimizer_named(json.value("type", std::string(SGD::kName)));
+  const auto adam = [&](auto& settings) {
     settings.lr = settings_float(json, "lr");
     settings.beta1 = settings_float(json, "beta1");
     settings.beta2 = settings_float(json, "beta2");
     settings.eps = settings_float(json, "eps");
     settings.weight_decay = settings_float(json, "weight_decay");
-    return settings;
   };
-  if (type == "sgd")
-    return SGD{.lr = settings_float(json, "lr"),
-               .momentum = settings_float(json, "momentum"),
-               .nesterov = json.at("nesterov").get<bool>(),
-               .weight_decay = settings_float(json, "weight_decay")};
-  if (type == "adam") return adam(Adam{});
-  if (type == "adamw") return adam(AdamW{});
-  if (type == "rmsprop")
-    return RMSprop{.lr = settings_float(json, "lr"),
-                   .alpha = settings_float(json, "alpha"),
-                   .eps = settings_float(json, "eps"),
-                   .weight_decay = settings_float(json, "weight_decay"),
-                   .momentum = settings_float(json, "momentum")};
-  throw InputError(fmt::format("unknown optimizer type '{}'", type));
+  std::visit(Overloaded{[&](SGD& sgd) {
+                          sgd = {.lr = settings_float(json, "lr"),
+                                 .momentum = settings_float(json, "momentum"),
+                                 .nesterov = json.at("nesterov").get<bool>(),
+                                 .weight_decay = settings_float(json, "weight_decay")};
+                        },
+                        [&](Adam& settings) { adam(settings); }, [&](AdamW& settings) { adam(settings); },
+                        [&](RMSprop& rmsprop) {
+                          rmsprop = {.lr = settings_float(json, "lr"),
+                                     .alpha = settings_float(json, "alpha"),
+                                     .eps = settings_float(json, "eps"),
+                                     .weight_decay = settings_float(json, "weight_decay"),
+                                     .momentum = settings_float(json, "momentum")};
+                        }},
+             optimizer);
+  return optimizer;
 }
 
 namespace optimizer_part {

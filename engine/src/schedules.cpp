@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ember/error.hpp"
+#include "part_names.hpp"
 #include "settings_json.hpp"
 
 namespace ember {
@@ -21,10 +22,15 @@ std::string settings_json(const Schedule& schedule) {
 }
 
 std::string schedule_name(const Schedule& schedule) {
-  if (std::holds_alternative<StepDecay>(schedule)) return "step";
-  if (std::holds_alternative<CosineDecay>(schedule)) return "cosine";
-  if (std::holds_alternative<ReduceOnPlateau>(schedule)) return "plateau";
-  return "constant";
+  return part_names::name_of(schedule);
+}
+
+std::vector<std::string> schedule_names() {
+  return part_names::names<Schedule>();
+}
+
+Schedule schedule_named(const std::string& name) {
+  return part_names::named<Schedule>(name, "schedule");
 }
 
 void check_schedule(const Schedule& schedule) {
@@ -93,20 +99,19 @@ SettingsJson to_json(const Schedule& schedule) {
 }
 
 Schedule schedule_from_json(const SettingsJson& json) {
-  const auto type = json.at("type").get<std::string>();
-  if (type == "constant") return ConstantRate{};
-  if (type == "step")
-    return StepDecay{.step_epochs = json.at("step_epochs").get<std::int64_t>(), .gamma = settings_float(json, "gamma")};
-  if (type == "cosine")
-    return CosineDecay{.epochs = json.at("epochs").get<std::int64_t>(),
-                       .warmup_epochs = json.at("warmup_epochs").get<std::int64_t>(),
-                       .min_scale = settings_float(json, "min_scale")};
-  if (type == "plateau")
-    return ReduceOnPlateau{.factor = settings_float(json, "factor"),
-                           .patience = json.at("patience").get<std::int64_t>(),
-                           .threshold = json.at("threshold").get<double>(),
-                           .min_scale = settings_float(json, "min_scale")};
-  throw InputError(fmt::format("unknown schedule type '{}'", type));
+  Schedule schedule = schedule_named(json.at("type").get<std::string>());
+  if (auto* step = std::get_if<StepDecay>(&schedule))
+    *step = {.step_epochs = json.at("step_epochs").get<std::int64_t>(), .gamma = settings_float(json, "gamma")};
+  if (auto* cosine = std::get_if<CosineDecay>(&schedule))
+    *cosine = {.epochs = json.at("epochs").get<std::int64_t>(),
+               .warmup_epochs = json.at("warmup_epochs").get<std::int64_t>(),
+               .min_scale = settings_float(json, "min_scale")};
+  if (auto* plateau = std::get_if<ReduceOnPlateau>(&schedule))
+    *plateau = {.factor = settings_float(json, "factor"),
+                .patience = json.at("patience").get<std::int64_t>(),
+                .threshold = json.at("threshold").get<double>(),
+                .min_scale = settings_float(json, "min_scale")};
+  return schedule;
 }
 
 }  // namespace ember

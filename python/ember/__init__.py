@@ -16,13 +16,14 @@ from . import _core, callbacks
 from . import callbacks as _callbacks
 from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Error, Huber,
                     InputError, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay, activation_names,
-                    cuda_unavailable_reason, describe_devices, get_num_threads, layer_names, onnx_export_available,
-                    optimizer_names, set_num_threads)
+                    cuda_unavailable_reason, describe_devices, get_num_threads, layer_names, loss_names,
+                    onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
 __all__ = ["Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
-           "InputError", "DivergenceError", "activation_names", "layer_names", "optimizer_names",
+           "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
+           "schedule_names",
            "cuda_unavailable_reason", "describe_devices", "get_num_threads", "onnx_export_available",
            "set_num_threads"]
 __version__ = "0.1.0"
@@ -30,9 +31,11 @@ __version__ = "0.1.0"
 # The engine names the optimizers, in the order of its Optimizer variant, which the classes follow.
 _OPTIMIZERS = dict(zip(optimizer_names(), (SGD, Adam, AdamW, RMSprop)))
 assert list(_OPTIMIZERS) == optimizer_names(), "every optimizer needs its class here"
-_LOSSES = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError, "huber": Huber,
-           "crossentropy": CrossEntropy, "cross_entropy": CrossEntropy,
-           "sparse_categorical_crossentropy": CrossEntropy, "binary_crossentropy": CrossEntropy}
+# The same for the losses, and the names Keras gives them.
+_LOSSES = dict(zip(loss_names(), (MeanSquaredError, Huber, CrossEntropy)))
+assert list(_LOSSES) == loss_names(), "every loss needs its class here"
+_LOSS_ALIASES = {"mean_squared_error": "mse", "cross_entropy": "crossentropy",
+                 "sparse_categorical_crossentropy": "crossentropy", "binary_crossentropy": "crossentropy"}
 
 
 def _matrix(values, name):
@@ -141,9 +144,10 @@ class Sequential:
         elif settings:
             raise InputError(f"settings {sorted(settings)} go with an optimizer given by name")
         if isinstance(loss, str):
-            if loss.lower() not in _LOSSES:
-                raise InputError(f"loss '{loss}': use mse, huber or crossentropy")
-            loss = _LOSSES[loss.lower()]()
+            name = _LOSS_ALIASES.get(loss.lower(), loss.lower())
+            if name not in _LOSSES:
+                raise InputError(f"loss '{loss}': use {', '.join(loss_names())}")
+            loss = _LOSSES[name]()
         _check_metrics(metrics, isinstance(loss, CrossEntropy))
         if schedule is None:
             schedule = ConstantRate()

@@ -400,6 +400,8 @@ NB_MODULE(_core, m) {
       .def_rw("weight_decay", &ember::RMSprop::weight_decay)
       .def_rw("momentum", &ember::RMSprop::momentum);
   m.def("optimizer_names", &ember::optimizer_names, "Every optimizer's name, as compile() and the CLI take them.");
+  m.def("loss_names", &ember::loss_names, "Every loss's name, as compile() and the CLI take them.");
+  m.def("schedule_names", &ember::schedule_names, "Every schedule's name, as the CLI's --schedule takes them.");
   nb::class_<ember::MeanSquaredError>(m, "MeanSquaredError").def(nb::init<>());
   nb::class_<ember::Huber>(m, "Huber")
       .def(

@@ -3,12 +3,14 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace ember {
 
 /// torch.nn.MSELoss: the mean over all elements of (prediction - target)^2. Regression: targets
 /// are numbers (standardized when the model normalizes).
 struct MeanSquaredError {
+  static constexpr const char* kName = "mse";
   bool operator==(const MeanSquaredError&) const = default;
 };
 
@@ -16,6 +18,7 @@ struct MeanSquaredError {
 /// mean over all elements; robust to outliers. Regression, as MeanSquaredError. With normalization
 /// on, delta is in standardized units (standard deviations of the target).
 struct Huber {
+  static constexpr const char* kName = "huber";
   float delta = 1.0f;
   bool operator==(const Huber&) const = default;
 };
@@ -28,14 +31,19 @@ struct Huber {
 /// BinaryCrossentropy(label_smoothing=eps): the target y (1 - eps) + eps / 2). The training loss is
 /// then the smoothed one; evaluate's log-loss is not.
 struct CrossEntropy {
+  static constexpr const char* kName = "crossentropy";
   float label_smoothing = 0.0f;
   bool operator==(const CrossEntropy&) const = default;
 };
 
 using Loss = std::variant<MeanSquaredError, Huber, CrossEntropy>;
 
-/// "mse", "huber" or "crossentropy".
+/// "mse", "huber" or "crossentropy" (each kind's kName).
 std::string loss_name(const Loss& loss);
+/// Every loss's name, in the Loss variant's order.
+std::vector<std::string> loss_names();
+/// The loss a name spells, with its default settings; InputError listing the names otherwise.
+Loss loss_named(const std::string& name);
 /// The settings as a checkpoint stores them: the text of a JSON object, {"type": "mse", ...}.
 std::string settings_json(const Loss& loss);
 /// Throws SettingError (e.g. "Huber::delta 0: must be ...") for a setting out of range.

@@ -11,6 +11,7 @@ namespace ember {
 /// torch.optim.SGD: g = grad + weight_decay * w; with momentum, b = momentum * b + g and g = b
 /// (g + momentum * b with Nesterov); w -= lr * g. State: the momentum buffer b (with momentum).
 struct SGD {
+  static constexpr const char* kName = "sgd";
   float lr = 0.01f;
   float momentum = 0.0f;
   bool nesterov = false;
@@ -22,6 +23,7 @@ struct SGD {
 /// beta1) g; v = beta2 v + (1 - beta2) g^2; w -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 -
 /// beta2^t)) + eps), t the step count from 1 (eps outside the square root). State: m, v, t.
 struct Adam {
+  static constexpr const char* kName = "adam";
   float lr = 0.001f;
   float beta1 = 0.9f;
   float beta2 = 0.999f;
@@ -33,6 +35,7 @@ struct Adam {
 /// torch.optim.AdamW: Adam with decoupled weight decay, w -= lr * weight_decay * w before the
 /// Adam step (the gradient is not changed).
 struct AdamW {
+  static constexpr const char* kName = "adamw";
   float lr = 0.001f;
   float beta1 = 0.9f;
   float beta2 = 0.999f;
@@ -45,6 +48,7 @@ struct AdamW {
 /// g^2; d = g / (sqrt(v) + eps); with momentum, b = momentum * b + d and w -= lr * b, else w -= lr *
 /// d. State: v ("square_avg") and, with momentum, b ("momentum_buffer").
 struct RMSprop {
+  static constexpr const char* kName = "rmsprop";
   float lr = 0.01f;
   float alpha = 0.99f;
   float eps = 1e-8f;
@@ -64,7 +68,7 @@ struct OptimizerScalars {
   std::int32_t step = 0;
 };
 
-/// "sgd", "adam", "adamw" or "rmsprop".
+/// "sgd", "adam", "adamw" or "rmsprop" (each kind's kName).
 std::string optimizer_name(const Optimizer& optimizer);
 /// Every optimizer's name, in the Optimizer variant's order.
 std::vector<std::string> optimizer_names();

@@ -6,16 +6,19 @@
 #include <limits>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace ember {
 
 /// The optimizer's rate in every epoch.
 struct ConstantRate {
+  static constexpr const char* kName = "constant";
   bool operator==(const ConstantRate&) const = default;
 };
 
 /// torch.optim.lr_scheduler.StepLR: the factor is gamma^floor(epoch / step_epochs).
 struct StepDecay {
+  static constexpr const char* kName = "step";
   std::int64_t step_epochs = 10;
   float gamma = 0.1f;
   bool operator==(const StepDecay&) const = default;
@@ -25,6 +28,7 @@ struct StepDecay {
 /// torch.optim.lr_scheduler.CosineAnnealingLR over the remaining epochs - warmup_epochs: the
 /// factor falls from 1 to min_scale along half a cosine and stays at min_scale after.
 struct CosineDecay {
+  static constexpr const char* kName = "cosine";
   std::int64_t epochs = 100;
   std::int64_t warmup_epochs = 0;
   float min_scale = 0.0f;
@@ -35,6 +39,7 @@ struct CosineDecay {
 /// validation split), mode "min", threshold_mode "rel": after patience epochs without a loss below
 /// best * (1 - threshold), the factor is multiplied by factor, down to min_scale.
 struct ReduceOnPlateau {
+  static constexpr const char* kName = "plateau";
   float factor = 0.1f;
   std::int64_t patience = 10;
   double threshold = 1e-4;
@@ -53,8 +58,12 @@ struct ScheduleState {
   bool operator==(const ScheduleState&) const = default;
 };
 
-/// "constant", "step", "cosine" or "plateau".
+/// "constant", "step", "cosine" or "plateau" (each kind's kName).
 std::string schedule_name(const Schedule& schedule);
+/// Every schedule's name, in the Schedule variant's order.
+std::vector<std::string> schedule_names();
+/// The schedule a name spells, with its default settings; InputError listing the names otherwise.
+Schedule schedule_named(const std::string& name);
 /// The settings as a checkpoint stores them: the text of a JSON object, {"type": "constant", ...}.
 std::string settings_json(const Schedule& schedule);
 /// Throws SettingError (e.g. "StepDecay::gamma") for a setting out of range.
