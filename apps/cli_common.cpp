@@ -121,6 +121,7 @@ std::string in_flags(std::string message) {
         {"EarlyStopping::patience", "--early-stopping"},
         {"EarlyStopping::min_delta", "--min-delta"},
         {"FitOptions::checkpoint_every", "--checkpoint-every"},
+        {"FitOptions::sample_weight", "--weight"},
         {"FitOptions::normalize = false", "--no-normalize"},
         {"ColumnSpec::targets", "--target"},
         {"ColumnSpec::ignore", "--ignore"},

@@ -3,7 +3,9 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <limits>
@@ -22,7 +24,7 @@ namespace ember::cli {
 namespace {
 
 struct TrainArguments {
-  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out, val_data;
+  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out, val_data, weight;
   std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
               missing = "fill", progress = "auto";
   std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
@@ -340,7 +342,37 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
   if (resumed == nullptr || command.count("--numeric") > 0)
     spec.numeric = a.numeric.empty() ? std::vector<std::string>{} : split_list(a.numeric, "--numeric");
   if (resumed == nullptr || command.count("--missing") > 0) spec.missing = parse_missing(a.missing);
+  // The weight column is no feature.
+  if (!a.weight.empty()) {
+    if (std::find(spec.targets.begin(), spec.targets.end(), a.weight) != spec.targets.end())
+      throw InputError(fmt::format("--weight {} is a --target; weights are a column of their own", a.weight));
+    if (std::find(spec.ignore.begin(), spec.ignore.end(), a.weight) == spec.ignore.end())
+      spec.ignore.push_back(a.weight);
+  }
   return spec;
+}
+
+/// The --weight column's numbers: a finite weight of 0 or more on every row.
+std::vector<float> row_weights(const CsvTable& table, const std::string& name) {
+  const std::int64_t c = table.column_index(name, " for --weight");
+  const CsvColumn& column = table.columns[static_cast<std::size_t>(c)];
+  std::vector<float> weights;
+  weights.reserve(static_cast<std::size_t>(table.rows()));
+  for (std::int64_t r = 0; r < table.rows(); ++r) {
+    if (column.missing(r))
+      throw InputError(
+          fmt::format("{}: no weight; give every row one (0 leaves a row out of training)", table.where(r, c)));
+    // A column of text has a cell that is no number; others may be.
+    const std::string cell = column.cell(r);
+    char* end = nullptr;
+    const float weight = column.type == ColumnType::number ? column.numbers[static_cast<std::size_t>(r)]
+                                                           : std::strtof(cell.c_str(), &end);
+    if ((end != nullptr && (end == cell.c_str() || *end != '\0')) || !(weight >= 0.0f && std::isfinite(weight)))
+      throw InputError(fmt::format("{}: the weight '{}' is not a number of 0 or more (--weight)", table.where(r, c),
+                                   printable(cell)));
+    weights.push_back(weight);
+  }
+  return weights;
 }
 
 void run_train(const TrainArguments& a, const CLI::App& command) {
@@ -369,7 +401,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     reading.shard = world->rank();
     reading.shards = world->size();
   }
+  // --val-data is read as the model's columns; --data also with the weight column.
+  const CsvOptions validation_reading_base = reading;
+  if (!a.weight.empty()) {
+    std::erase(reading.skip_columns, a.weight);
+    if (!reading.columns.empty()) reading.columns.push_back(a.weight);
+  }
   const CsvTable table = read_data(a.data, reading);
+  const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
     if (const InferredTask task = infer_task(table, spec.targets); task.classification) {
@@ -439,12 +478,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.validation_rows = a.val_last ? ValidationRows::last : ValidationRows::random;
   std::optional<CsvTable> validation_table;
   if (!a.val_data.empty()) {
-    CsvOptions validation_reading = reading;
+    CsvOptions validation_reading = validation_reading_base;
     validation_reading.shard = 0;
     validation_reading.shards = 1;
     validation_table = read_data(a.val_data, validation_reading);
     fit.validation_data = ValidationData{.table = &*validation_table};
   }
+  fit.sample_weight = weights;
   fit.shuffle = !a.no_shuffle;
   fit.normalize = !a.no_normalize;
   if (validation.patience > 0)
@@ -638,6 +678,9 @@ void add_train_command(CLI::App& app) {
   command->add_option("--val-data", arguments->val_data,
                       "Validate on this CSV file's rows (the same columns as --data) instead of a split of --data, "
                       "with --early-stopping 20 unless given");
+  command->add_option("--weight", arguments->weight,
+                      "A column of row weights (numbers, 0 or more; not a feature): each step minimizes the weighted "
+                      "mean of its rows' losses, as scikit-learn's sample_weight");
   command->add_flag("--val-last", arguments->val_last,
                     "--val-split holds out the last rows instead (rows in time order: validate on the latest)");
   command->add_flag("--no-shuffle", arguments->no_shuffle, "Keep the row order in every epoch");

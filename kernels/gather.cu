@@ -111,7 +111,22 @@ __global__ void fill_kernel(float* y, long long count, float value) {
     y[i] = value;
 }
 
+/// values[i] *= scales[i / cols]: one division per element, on a gradient a few columns wide.
+__global__ void scale_rows_kernel(const float* __restrict__ scales, float* __restrict__ values, long long cols,
+                                  long long count) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    values[i] *= scales[i / cols];
+}
+
 }  // namespace
+
+void launch_scale_rows(const float* scales, float* values, std::int64_t rows, std::int64_t cols, cudaStream_t stream) {
+  const std::int64_t count = rows * cols;
+  if (count == 0) return;
+  launch(scale_rows_kernel, grid_for(count, 256), 256, 0, stream, scales, values, cols, count);
+  check_launch("scale_rows_kernel", [&] { return count_text(count, "elements"); });
+}
 
 void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,
                         const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream) {

@@ -113,6 +113,8 @@ void launch_optimizer_update(const Optimizer& optimizer, float* weights, const f
 /// destination row r = source row indices[*cursor + r]; destination is (rows, cols).
 void launch_gather_rows(const float* source, std::int64_t source_rows, std::int64_t cols, const std::int32_t* indices,
                         const std::int32_t* cursor, float* destination, std::int64_t rows, cudaStream_t stream);
+/// values[r][c] *= scales[r] for a (rows, cols) values: per-row weights on a loss gradient.
+void launch_scale_rows(const float* scales, float* values, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
 /// cursor[0] += amount.
 void launch_advance_cursor(std::int32_t* cursor, std::int32_t amount, cudaStream_t stream);
 /// Both gathers of a training step's batch (x_batch (rows, x_cols) from x, y_batch (rows, y_cols)

@@ -78,8 +78,8 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
 inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {
     {1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}, {4096, 256}};
 
-/// Bias add, bias gradient, every activation part (forward, backward, in place) and dropout against
-/// the float64 reference, over odd shapes.
+/// Bias add, bias gradient, every activation part (forward, backward, in place), dropout and row
+/// scaling against the float64 reference, over odd shapes.
 inline void expect_pointwise_ops_match_reference(Backend& backend) {
   CpuBackend cpu;
   std::uint64_t seed = 500;
@@ -143,6 +143,20 @@ inline void expect_pointwise_ops_match_reference(Backend& backend) {
       backend.dropout(gx.view(), gx.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
       EXPECT_EQ(gx.download(), out) << what << " in place";
     }
+
+    // Row scaling (sample weights on a loss gradient): one float product per element, zero weights
+    // included, the same bits everywhere.
+    Matrix scales = random_matrix(rows, 1, ++seed);
+    for (std::int64_t r = 0; r < rows; r += 3) scales(r, 0) = 0.0f;
+    Matrix scaled = x;
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) scaled(r, c) = x(r, c) * scales(r, 0);
+    Matrix reference = x;
+    cpu.scale_rows(scales.view(), reference.view());
+    EXPECT_EQ(reference, scaled) << "scale_rows " << rows << "x" << cols;
+    OnBackend gscaled(backend, x), gscales(backend, scales);
+    backend.scale_rows(gscales.view(), gscaled.view());
+    EXPECT_EQ(gscaled.download(), scaled) << "scale_rows " << rows << "x" << cols;
   }
 }
 

@@ -385,3 +385,54 @@ TEST(CliData, HelpSaysWhatInitOverrides) {
 }
 
 }  // namespace
+
+namespace ember {
+namespace {
+
+TEST(CliWeight, AWeightColumnWeighsTheRowsAndIsNoFeature) {
+  // Weights 0 to 3 against the rows repeated as often; weights of 1 against no weights at all.
+  std::string weighted = "a,b,w,y\n", repeated = "a,b,y\n", ones = "a,b,w,y\n";
+  for (int i = 0; i < 40; ++i) {
+    const std::string a = std::to_string(i % 7), b = std::to_string((i * 5) % 11), y = std::to_string(i % 7 + i % 3);
+    const int weight = i % 4;
+    weighted += a + "," + b + "," + std::to_string(weight) + "," + y + "\n";
+    ones += a + "," + b + ",1," + y + "\n";
+    for (int k = 0; k < weight; ++k) repeated += a + "," + b + "," + y + "\n";
+  }
+  const std::string flags =
+      " --device cpu --target y --epochs 15 --val-split 0 --batch-size 1000 --no-shuffle "
+      "--no-normalize --optimizer sgd --lr 0.01 --quiet --save ";
+  const auto train = [&](const std::string& data, const std::string& more, const std::string& name) {
+    const CliRun run = run_ember("train --data " + file_with(name + ".csv", data) + more + flags + dir() + "/" + name +
+                                 ".safetensors");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return Sequential::load(dir() + "/" + name + ".safetensors");
+  };
+  const Sequential by_weight = train(weighted, " --weight w", "weighted");
+  const Sequential by_copies = train(repeated, "", "repeated");
+  EXPECT_EQ(by_weight.feature_names(), (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(by_weight.parameters().size(), by_copies.parameters().size());
+  for (std::size_t i = 0; i < by_weight.parameters().size(); ++i)
+    EXPECT_NEAR(by_weight.parameters()[i], by_copies.parameters()[i], 2e-5) << i;
+  EXPECT_EQ(train(ones, " --weight w", "ones").parameters(), train(ones, " --ignore w", "ignored").parameters());
+
+  // The model predicts files without the weight column.
+  const CliRun predicted = run_ember("predict --device cpu --quiet --model " + dir() + "/weighted.safetensors --data " +
+                                     dir() + "/repeated.csv --out " + dir() + "/predicted.csv");
+  EXPECT_EQ(predicted.exit_code, 0) << predicted.err;
+
+  const std::string bad = file_with("bad.csv", "a,w,y\n1,1,2\n2,,3\n3,-1,4\n4,x,5\n");
+  expect_input_error("train --data " + bad + " --target y --weight w", bad + ":3:2 (column 'w'): no weight");
+  const std::string negative = file_with("negative.csv", "a,w,y\n1,1,2\n3,-1,4\n");
+  expect_input_error("train --data " + negative + " --target y --weight w",
+                     negative + ":3:2 (column 'w'): the weight '-1' is not a number of 0 or more");
+  const std::string text = file_with("text.csv", "a,w,y\n1,1,2\n4,x,5\n");
+  expect_input_error("train --data " + text + " --target y --weight w",
+                     text + ":3:2 (column 'w'): the weight 'x' is not a number of 0 or more");
+  expect_input_error("train --data " + text + " --target y --weight y", "--weight y is a --target");
+  expect_input_error("train --data " + text + " --target y --weight nope",
+                     text + ": no column named 'nope' for --weight");
+}
+
+}  // namespace
+}  // namespace ember

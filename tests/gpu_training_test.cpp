@@ -228,14 +228,11 @@ TEST(GpuTraining, CompareTrainingAgainstTheReference) {
   EXPECT_TRUE(comparison.within_tolerance()) << comparison.report();
 }
 
-TEST(GpuTraining, DropoutTrainsAsTheReferenceAndItsGraphReplaysNewMasks) {
-  // The masks are drawn from counters in device memory (the batch's position, the epoch): a graph
-  // captured once draws each step's own, as plain launches do, and as the CPU reference draws them.
-  EMBER_REQUIRE_GPU(gpu);
-  const std::vector<Layer> layers{Dense(33, Activation::relu), Dropout(0.3f), Dense(17, Activation::gelu),
-                                  Dropout(0.1f), Dense(3)};
-  const Matrix x = testing::random_matrix(480, 13, 2026), y = testing::random_matrix(480, 3, 2027);
-  const FitOptions fit{.epochs = 2, .batch_size = 16, .validation_split = 0.1};
+/// Adam on the GPU trains as the CPU reference within tolerance, and a captured graph as plain
+/// launches bit for bit.
+void expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(const std::vector<Layer>& layers,
+                                                                             const Matrix& x, const Matrix& y,
+                                                                             const FitOptions& fit) {
   const testing::TrainingComparison comparison =
       testing::compare_training(layers, {.optimizer = Adam{.lr = 0.003f}}, x, y, fit,
                                 {.device = Device::cpu, .backend = kReference}, {.device = Device::cuda});
@@ -247,6 +244,30 @@ TEST(GpuTraining, DropoutTrainsAsTheReferenceAndItsGraphReplaysNewMasks) {
     return model.parameters();
   };
   EXPECT_EQ(run(true), run(false));
+}
+
+TEST(GpuTraining, DropoutTrainsAsTheReferenceAndItsGraphReplaysNewMasks) {
+  // The masks are drawn from counters in device memory (the batch's position, the epoch): a graph
+  // captured once draws each step's own, as plain launches do, and as the CPU reference draws them.
+  EMBER_REQUIRE_GPU(gpu);
+  const std::vector<Layer> layers{Dense(33, Activation::relu), Dropout(0.3f), Dense(17, Activation::gelu),
+                                  Dropout(0.1f), Dense(3)};
+  const Matrix x = testing::random_matrix(480, 13, 2026), y = testing::random_matrix(480, 3, 2027);
+  const FitOptions fit{.epochs = 2, .batch_size = 16, .validation_split = 0.1};
+  expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
+}
+
+TEST(GpuTraining, SampleWeightsTrainAsTheReferenceAndTheGraphReadsEachEpochsFactors) {
+  // The row factors are uploaded each epoch and gathered with the batch: a graph captured once
+  // reads each epoch's, as plain launches do.
+  EMBER_REQUIRE_GPU(gpu);
+  const std::vector<Layer> layers{Dense(21, Activation::relu), Dense(2)};
+  const Matrix x = testing::random_matrix(300, 7, 77), y = testing::random_matrix(300, 2, 78);
+  std::vector<float> weights(300);
+  for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = 0.5f * static_cast<float>(i % 5);
+  FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
+  fit.sample_weight = weights;
+  expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
 }
 
 TEST(GpuTraining, TwoRunsAreBitIdentical) {

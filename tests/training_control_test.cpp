@@ -315,3 +315,113 @@ TEST(Stopping, PeriodicCheckpointsResumeExactly) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+/// rows of x repeated as many times as their weight says.
+Matrix repeated(const Matrix& x, const std::vector<float>& weights) {
+  std::vector<std::int64_t> index;
+  for (std::size_t r = 0; r < weights.size(); ++r)
+    for (int k = 0; k < static_cast<int>(weights[r]); ++k) index.push_back(static_cast<std::int64_t>(r));
+  return Matrix::take_rows(x, index);
+}
+
+double largest_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double largest = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) largest = std::max(largest, std::abs(static_cast<double>(a[i] - b[i])));
+  return largest;
+}
+
+TEST(SampleWeight, EqualWeightsTrainAsNoWeights) {
+  const Problem data;
+  Sequential plain = fresh_model(kAdam);
+  plain.fit(data.x, data.y, {.epochs = 3, .batch_size = 16, .validation_split = 0.2});
+  for (const float weight : {1.0f, 2.5f}) {
+    const std::vector<float> weights(60, weight);
+    Sequential weighted = fresh_model(kAdam);
+    FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.2};
+    options.sample_weight = weights;
+    weighted.fit(data.x, data.y, options);
+    EXPECT_EQ(weighted.parameters(), plain.parameters()) << weight;  // the factors are exactly 1
+  }
+}
+
+TEST(SampleWeight, WholeWeightsTrainAsRepeatedRowsAndZeroAsRemovedOnes) {
+  // One batch per epoch and no shuffling: the weighted mean of the rows' gradients is the mean over
+  // the repeated rows, up to the order of float sums.
+  const Problem data;
+  std::vector<float> weights(60);
+  for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>(r % 4);  // 0 to 3
+  for (const Loss& loss : {Loss{MeanSquaredError{}}, Loss{Huber{}}}) {
+    const CompileOptions sgd{.optimizer = SGD{.lr = 0.05f}, .loss = loss, .device = Device::cpu};
+    FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false};
+    Sequential weighted = fresh_model(sgd);
+    options.sample_weight = weights;
+    weighted.fit(data.x, data.y, options);
+    Sequential copies = fresh_model(sgd);
+    options.sample_weight = {};
+    copies.fit(repeated(data.x, weights), repeated(data.y, weights), options);
+    EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5) << loss_name(loss);
+    Sequential plain = fresh_model(sgd);
+    plain.fit(data.x, data.y, options);
+    EXPECT_GT(largest_difference(plain.parameters(), copies.parameters()), 1e-3);  // the weights matter
+  }
+  // Classification: class indices as targets, the same rule.
+  Matrix labels(60, 1);
+  for (std::int64_t r = 0; r < 60; ++r) labels(r, 0) = data.x(r, 0) > 0.5f ? 1.0f : 0.0f;
+  const CompileOptions classes{.optimizer = SGD{.lr = 0.5f}, .loss = CrossEntropy{}, .device = Device::cpu};
+  FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false};
+  options.sample_weight = weights;
+  Sequential weighted = fresh_model(classes);
+  weighted.fit(data.x, labels, options);
+  options.sample_weight = {};
+  Sequential copies = fresh_model(classes);
+  copies.fit(repeated(data.x, weights), repeated(labels, weights), options);
+  EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5);
+}
+
+TEST(SampleWeight, TablesWeighTheirRowsAndBadWeightsAreRefused) {
+  // A table's weights are per table row, also for rows its missing cells drop.
+  std::string text = "a,b,y\n";
+  const Problem data;
+  for (std::int64_t r = 0; r < 60; ++r)
+    text +=
+        fmt::format("{},{},{}\n", data.x(r, 0), r == 7 ? std::string() : fmt::format("{}", data.x(r, 1)), data.y(r, 0));
+  const CsvTable table = parse_csv(text, "weights.csv");
+  const ColumnSpec spec{.targets = {"y"}, .missing = Missing::drop};
+  const std::vector<float> ones(60, 1.0f);
+  Sequential plain = fresh_model(kAdam), weighted = fresh_model(kAdam);
+  plain.fit(table, spec, {.epochs = 2, .batch_size = 8});
+  FitOptions options{.epochs = 2, .batch_size = 8};
+  options.sample_weight = ones;
+  weighted.fit(table, spec, options);
+  EXPECT_EQ(weighted.parameters(), plain.parameters());
+
+  Sequential model = fresh_model(kAdam);
+  const auto refused = [&](std::vector<float> weights, const std::string& message) {
+    FitOptions bad{.epochs = 1};
+    bad.sample_weight = weights;
+    try {
+      model.fit(data.x, data.y, bad);
+      ADD_FAILURE() << "no error for " << message;
+    } catch (const SettingError& error) {
+      EXPECT_EQ(error.setting(), "FitOptions::sample_weight");
+      EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
+    }
+  };
+  refused(std::vector<float>(59, 1.0f), "holds 59 weights for 60 rows of x");
+  std::vector<float> negative(60, 1.0f);
+  negative[4] = -1.0f;
+  refused(negative, "row 5 weighs -1");
+  negative[4] = std::nanf("");
+  refused(negative, "row 5 weighs nan");
+  refused(std::vector<float>(60, 0.0f), "is 0 for every training row");
+  EXPECT_EQ(model.epochs_completed(), 0);
+  FitOptions short_table{.epochs = 1};
+  short_table.sample_weight = ones;
+  EXPECT_THROW(model.fit(parse_csv("a,b,y\n1,2,3\n", "one.csv"), spec, short_table), SettingError);
+}
+
+}  // namespace
+}  // namespace ember

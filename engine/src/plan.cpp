@@ -56,6 +56,8 @@ Plan::ArenaLayout Plan::arena_layout(const std::vector<Layer>& layers, std::int6
   offset += align_up(batch_size * input_width);
   arena.y = offset;
   offset += align_up(batch_size * target_width);
+  arena.weights = offset;  // a row weight per batch row, when fit weighs the rows
+  offset += optimizer ? align_up(batch_size) : 0;
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const layer_part::Buffers buffers = layer_part::buffers(layers[l], optimizer.has_value());
     const std::int64_t floats = align_up(batch_size * layout.layers()[l].out);
@@ -131,6 +133,7 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
   }
   x_batch_ = base + x_offset;
   y_batch_ = base + y_offset;
+  weight_batch_ = base + arena.weights;
   loss_sums_ = base + sums_offset;
   cursor_ = reinterpret_cast<std::int32_t*>(base + cursor_offset);
   scalars_ = reinterpret_cast<OptimizerScalars*>(base + scalars_offset);
@@ -239,6 +242,13 @@ void Plan::bind_training_set(ConstView x, ConstView y, const std::int32_t* indic
   train_indices_ = indices;
 }
 
+void Plan::bind_row_weights(ConstView weights) {
+  if (weights.data != nullptr && (weights.cols != 1 || weights.rows != train_x_.rows))
+    throw Error(fmt::format("bind_row_weights: ({}, {}) weights for {} training rows", weights.rows, weights.cols,
+                            train_x_.rows));
+  train_weights_ = weights;
+}
+
 void Plan::reset_epoch(std::int64_t epoch) {
   backend_.fill({loss_sums_, 1, 2 * sums_width_}, 0.0f);
   const std::int32_t counters[2] = {0, static_cast<std::int32_t>(epoch)};
@@ -336,6 +346,9 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   const std::int64_t output_width = slots_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
+  const View weights{weight_batch_, rows, 1};
+  const bool weighted = train_weights_.data != nullptr;
+  if (weighted) backend_.gather_rows(train_weights_, train_indices_, cursor_, weights);  // before the cursor moves
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   // Forward, keeping each layer's input for backward.
@@ -352,6 +365,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
   loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
+  if (weighted) backend_.scale_rows(weights, gradient);
   bool folded = false;
   // With a collective, the gradients are summed in buckets of whole layers as backward produces
   // them (as PyTorch DDP's buckets), so that a bucket's sum runs beside the backward of the layers

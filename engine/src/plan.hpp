@@ -84,6 +84,10 @@ class Plan {
   // ---- training --------------------------------------------------------------------------------
   /// The training set the steps gather from: x (n, in), y (n, out), indices n int32, all backend memory.
   void bind_training_set(ConstView x, ConstView y, const std::int32_t* indices);
+  /// Per-row factors of the training set, (n, 1) in backend memory, gathered with the batch: each
+  /// step's loss gradient row is multiplied by its row's factor (fit's sample weights, each times
+  /// its batch's rows over the batch's sum of weights). Unbound, or an empty view: none.
+  void bind_row_weights(ConstView weights);
   /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch); epoch keys the
   /// epoch's random draws, so that an epoch run again (or resumed) draws the same.
   void reset_epoch(std::int64_t epoch = 0);
@@ -126,7 +130,8 @@ class Plan {
  private:
   /// Where each region of the arena starts, in floats from its start; floats: the whole arena.
   struct ArenaLayout {
-    std::int64_t region_floats = 0, x = 0, y = 0, sums = 0, cursor = 0, scalars = 0, factor = 0, floats = 0;
+    std::int64_t region_floats = 0, x = 0, y = 0, weights = 0, sums = 0, cursor = 0, scalars = 0, factor = 0,
+                 floats = 0;
     std::vector<std::int64_t> outputs, extras;  // -1 where the layer keeps none
     std::array<std::int64_t, 2> gradients{};
   };
@@ -178,7 +183,8 @@ class Plan {
   float* sum_factor_ = nullptr;
   std::int64_t bucket_floats_ = std::int64_t{1} << 20;
   float sum_factor_value_ = std::numeric_limits<float>::quiet_NaN();  // what sum_factor_ holds
-  ConstView train_x_{}, train_y_{};
+  ConstView train_x_{}, train_y_{}, train_weights_{};
+  float* weight_batch_ = nullptr;
   const std::int32_t* train_indices_ = nullptr;
 };
 

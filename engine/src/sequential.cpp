@@ -429,10 +429,24 @@ Matrix stacked(ConstView a, ConstView b) {
   return out;
 }
 
+/// FitOptions::sample_weight checked against the rows it weighs: copied, or empty when not given.
+std::vector<float> checked_weights(std::span<const float> weights, std::int64_t rows, const char* what) {
+  if (weights.empty()) return {};
+  if (static_cast<std::int64_t>(weights.size()) != rows)
+    throw SettingError("FitOptions::sample_weight",
+                       fmt::format("holds {} weights for {} {}; give one per row", weights.size(), rows, what));
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    if (!(weights[i] >= 0.0f && std::isfinite(weights[i])))
+      throw SettingError("FitOptions::sample_weight",
+                         fmt::format("row {} weighs {}: weights must be finite and 0 or more", i + 1, weights[i]));
+  return {weights.begin(), weights.end()};
+}
+
 }  // namespace
 
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
-  if (!options.validation_data) return fit_matrices(x, y, options, 0);
+  std::vector<float> weights = checked_weights(options.sample_weight, x.rows, "rows of x");
+  if (!options.validation_data) return fit_matrices(x, y, options, 0, false, std::nullopt, std::move(weights));
   const ValidationData& v = *options.validation_data;
   if (v.table != nullptr)
     throw SettingError("FitOptions::validation_data", "is a table; a fit on matrices validates on matrices (x, y)");
@@ -441,12 +455,14 @@ History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
                        fmt::format("holds ({}, {}) inputs and ({}, {}) targets; it needs rows of {} inputs and {} "
                                    "targets, as many of each",
                                    v.x.rows, v.x.cols, v.y.rows, v.y.cols, x.cols, y.cols));
-  return fit_matrices(stacked(x, v.x), stacked(y, v.y), options, 0, true, v.x.rows);
+  if (!weights.empty()) weights.resize(static_cast<std::size_t>(x.rows + v.x.rows), 1.0f);  // validation rows
+  return fit_matrices(stacked(x, v.x), stacked(y, v.y), options, 0, true, v.x.rows, std::move(weights));
 }
 
 History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
+  const std::vector<float> table_weights = checked_weights(options.sample_weight, table.rows(), "rows of the table");
   const bool learned = !preprocessing_.empty();
   const bool classification = is_classification(options_.loss);
   Preprocessing p;
@@ -516,11 +532,17 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
     encoded.x = stacked(encoded.x, encoded_validation.x);
     encoded.y = stacked(encoded.y, encoded_validation.y);
   }
+  // The weights of the rows trained on, in their order; 1 for rows given to validate on.
+  std::vector<float> weights;
+  if (!table_weights.empty()) {
+    for (const std::int64_t r : rows) weights.push_back(table_weights[static_cast<std::size_t>(r)]);
+    weights.resize(static_cast<std::size_t>(encoded.x.rows()), 1.0f);
+  }
   const Preprocessing previous = preprocessing_;
   preprocessing_ = std::move(p);
   try {
     return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()), true,
-                        held_out);
+                        held_out, std::move(weights));
   } catch (const InputError&) {  // refused before training: the model is as it was
     if (!learned) preprocessing_ = previous;
     throw;
@@ -542,7 +564,7 @@ void Sequential::check_memory(std::int64_t input_width, std::int64_t batch_size)
 }
 
 History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-                                 bool split_done, std::optional<std::int64_t> held_out) {
+                                 bool split_done, std::optional<std::int64_t> held_out, std::vector<float> weights) {
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   if (x.rows == 0) throw InputError("fit needs at least one row");
@@ -581,6 +603,19 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const std::vector<std::int64_t> train_index(split.begin(), split.begin() + train_rows);
   const std::vector<std::int64_t> validation_index(split.begin() + train_rows, split.end());
   const Matrix x_train = Matrix::take_rows(x, train_index), y_train = Matrix::take_rows(y, train_index);
+  // The training rows' weights, in x_train's order.
+  std::vector<float> train_weights;
+  if (!weights.empty()) {
+    if (parallel.active())
+      throw SettingError("FitOptions::sample_weight", "is not supported with several ranks yet; train in one process");
+    double total = 0.0;
+    for (const std::int64_t i : train_index) {
+      train_weights.push_back(weights[static_cast<std::size_t>(i)]);
+      total += train_weights.back();
+    }
+    if (total == 0.0)
+      throw SettingError("FitOptions::sample_weight", "is 0 for every training row: nothing would be learned");
+  }
 
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
@@ -636,6 +671,11 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   Buffer indices_buffer(backend, static_cast<std::size_t>(train_rows) * sizeof(std::int32_t));
   auto* indices = static_cast<std::int32_t*>(indices_buffer.data());
   plan.bind_training_set(train_x.view, train_y.view, indices);
+  // With sample weights, each row's factor on its loss gradient for the epoch's order (row_scales).
+  Buffer scales_buffer(backend, std::max<std::size_t>(1, train_weights.size()) * sizeof(float));
+  auto* scales = static_cast<float*>(scales_buffer.data());
+  std::vector<float> row_scales(train_weights.size());
+  if (!train_weights.empty()) plan.bind_row_weights({scales, train_rows, 1});
   if (options.on_train_begin)
     options.on_train_begin({.training_rows = all_train_rows,
                             .validation_rows = all_validation_rows,
@@ -676,6 +716,20 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   const auto upload_order = [&] {
     const std::vector<std::int32_t> local = parallel.local_order(order);
     backend.copy_to_device(indices, local.data(), local.size() * sizeof(std::int32_t));
+    if (train_weights.empty()) return;
+    // A step's loss gradient is the mean over its rows; times w_i * rows / (the batch's sum of w),
+    // it is the weighted mean's (exactly 1 where every weight is equal).
+    for (std::int64_t first = 0; first < train_rows; first += batch_size) {
+      const std::int64_t end = std::min(train_rows, first + batch_size);
+      double total = 0.0;
+      for (std::int64_t p = first; p < end; ++p) total += train_weights[static_cast<std::size_t>(order[p])];
+      for (std::int64_t p = first; p < end; ++p) {
+        const auto row = static_cast<std::size_t>(order[p]);
+        row_scales[row] =
+            total > 0.0 ? static_cast<float>(train_weights[row] * static_cast<double>(end - first) / total) : 0.0f;
+      }
+    }
+    backend.copy_to_device(scales, row_scales.data(), row_scales.size() * sizeof(float));
   };
   // Batch b's step; whether a stop was requested (on any rank).
   const auto step = [&](std::int64_t b) {

@@ -57,6 +57,12 @@ void check_bias(BasicView<A> y, BasicView<B> bias, const char* op) {
                             y.rows, y.cols, y.cols));
 }
 
+inline void check_scale_rows(ConstView scales, View values) {
+  if (scales.cols != 1 || scales.rows != values.rows)
+    throw Error(fmt::format("scale_rows: scales ({}, {}) for values ({}, {}); they must be ({}, 1)", scales.rows,
+                            scales.cols, values.rows, values.cols, values.rows));
+}
+
 inline void check_gather(ConstView source, View destination) {
   if (source.cols != destination.cols)
     throw Error(fmt::format("gather_rows: source has {} columns, destination {}", source.cols, destination.cols));

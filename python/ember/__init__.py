@@ -52,6 +52,20 @@ def _matrix(values, name):
     return _np.ascontiguousarray(array, dtype=_np.float32)
 
 
+def _weights(values, rows):
+    """sample_weight as the engine reads it: float32, one finite weight of 0 or more per row."""
+    weights = _np.asarray(values)
+    if weights.dtype == object or not (_np.issubdtype(weights.dtype, _np.number) or weights.dtype == bool):
+        raise InputError(f"sample_weight must hold numbers, not {weights.dtype}")
+    weights = _np.ascontiguousarray(weights, dtype=_np.float32).reshape(-1) if weights.ndim <= 1 else weights
+    if weights.ndim != 1 or len(weights) != rows:
+        raise InputError(f"sample_weight has shape {_np.shape(values)}; it takes one weight per row of x: ({rows},)")
+    bad = _np.flatnonzero(~(_np.isfinite(weights) & (weights >= 0)))
+    if len(bad):
+        raise InputError(f"sample_weight[{bad[0]}] is {weights[bad[0]]}: weights must be finite and 0 or more")
+    return weights
+
+
 def _is_frame(values):
     """A pandas DataFrame (or anything with its columns and to_csv)."""
     return hasattr(values, "columns") and hasattr(values, "to_csv")
@@ -186,7 +200,7 @@ class Sequential:
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing="fill", validation_data=None, callbacks=None, initial_epoch=0):
+            missing="fill", validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric and missing as its
@@ -202,7 +216,9 @@ class Sequential:
         LearningRateScheduler, ...) or functions(epoch, logs). As Keras, epochs is the number of the
         last epoch and training starts at initial_epoch: it runs epochs - initial_epoch epochs,
         numbered from initial_epoch in callbacks, the display and History.epoch. verbose: 0 quiet, 1
-        a progress bar per epoch, 2 one line per epoch."""
+        a progress bar per epoch, 2 one line per epoch. sample_weight: a weight (0 or more) per row
+        of x: each step minimizes the weighted mean of its rows' losses (scikit-learn's meaning;
+        the figures, the validation rows and the standardization stay unweighted)."""
         self._not_fitting("fit")
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
@@ -235,13 +251,14 @@ class Sequential:
                 if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
                     raise InputError("validation_data for an array fit is a tuple (x_val, y_val)")
                 validation_x, validation_y = _matrix(validation_data[0], "x_val"), _matrix(validation_data[1], "y_val")
+        weights = None if sample_weight is None else _weights(sample_weight, len(x))
         return self._train(data, labels, epochs, batch_size, validation_split, validation_rows == "last", shuffle,
                            seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
-                           str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch)
+                           str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch, weights)
 
     def _train(self, data, labels, epochs, batch_size, validation_split, validation_last, shuffle, seed, normalize,
                early_stopping, min_delta, restore_best, verbose, checkpoint_every, checkpoint_path, validation_x,
-               validation_y, callbacks, initial_epoch):
+               validation_y, callbacks, initial_epoch, weights=None):
         """The engine's fit, with Keras' epoch numbering, callbacks and display around it."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, _np.integer)) or epochs < 0:
             raise InputError(f"epochs={epochs!r}: must be a whole number, 0 or more")
@@ -286,7 +303,7 @@ class Sequential:
                                       validation_last, shuffle, seed, normalize, early_stopping, min_delta,
                                       restore_best, checkpoint_every, checkpoint_path, validation_x, validation_y,
                                       epoch_begin if hooks else None, epoch_end if hooks else None,
-                                      progress.batch if progress.dynamic else None)
+                                      progress.batch if progress.dynamic else None, weights)
         finally:
             self._fitting = False
         history.history = {name: list(values) for name, values in result.history.items()}

@@ -28,6 +28,7 @@ namespace {
 
 using Input = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using Output = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
+using Weights = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 ember::ConstView view_of(const Input& array) {
   return {array.data(), static_cast<std::int64_t>(array.shape(0)), static_cast<std::int64_t>(array.shape(1))};
@@ -164,8 +165,9 @@ FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input
               double min_delta, bool restore_best, std::int64_t checkpoint_every, const std::string& checkpoint_path,
               const std::optional<Data>& validation_x, const std::optional<Input>& validation_y,
               const std::optional<nb::callable>& on_epoch_begin, const std::optional<nb::callable>& on_epoch_end,
-              const std::optional<nb::callable>& on_batch) {
+              const std::optional<nb::callable>& on_batch, const std::optional<Weights>& sample_weight) {
   ember::FitOptions options;
+  if (sample_weight) options.sample_weight = {sample_weight->data(), sample_weight->shape(0)};
   if (validation_x) {
     ember::ValidationData v;
     if (const auto* table = std::get_if<const Table*>(&*validation_x)) {
@@ -523,7 +525,7 @@ NB_MODULE(_core, m) {
       .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
            "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none(),
-           "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none())
+           "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none(), "sample_weight"_a.none())
       .def(
           "_predict",
           [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {

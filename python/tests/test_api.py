@@ -472,3 +472,31 @@ def test_tables_of_other_libraries_train_as_dataframes():
     features = frame.drop(columns=["price"])
     estimator.fit(features.__dataframe__(), frame["price"])
     np.testing.assert_array_equal(estimator.predict(features.__dataframe__()), estimator.predict(features))
+
+
+def test_sample_weight_weighs_rows_as_copies_of_them():
+    rng = np.random.RandomState(4)
+    x = rng.randn(50, 3).astype(np.float32)
+    y = (x @ rng.randn(3, 1)).astype(np.float32)
+    weights = np.arange(50) % 4
+
+    def fit(xs, ys, **more):
+        model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)], seed=2).compile("sgd", "mse", "cpu", lr=0.05)
+        model.fit(xs, ys, epochs=10, batch_size=1000, shuffle=False, normalize=False, verbose=0, **more)
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    by_weight = fit(x, y, sample_weight=weights)
+    by_copies = fit(np.repeat(x, weights, axis=0), np.repeat(y, weights, axis=0))
+    np.testing.assert_allclose(by_weight, by_copies, atol=2e-5)
+    assert np.array_equal(fit(x, y, sample_weight=np.ones(50)), fit(x, y))  # factors of exactly 1
+    assert np.abs(fit(x, y) - by_copies).max() > 1e-3
+    with pytest.raises(ember.InputError, match=r"sample_weight\[7\] is -1.0"):
+        fit(x, y, sample_weight=np.where(np.arange(50) == 7, -1, 1))
+    with pytest.raises(ember.InputError, match=r"one weight per row of x: \(50,\)"):
+        fit(x, y, sample_weight=np.ones(49))
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": x[:, 0], "city": np.where(x[:, 1] > 0, "x", None), "y": y[:, 0]})
+    tables = [ember.Sequential([ember.Dense(1)], seed=2).compile("sgd", "mse", "cpu") for _ in range(2)]
+    tables[0].fit(frame, target="y", epochs=2, verbose=0, sample_weight=np.ones(50))
+    tables[1].fit(frame, target="y", epochs=2, verbose=0)
+    assert np.array_equal(tables[0].predict(frame), tables[1].predict(frame))

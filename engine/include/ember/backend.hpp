@@ -153,6 +153,9 @@ class Backend {
   /// source is (n, cols), indices has n entries, destination is (batch, cols).
   virtual void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
                            View destination) = 0;
+  /// values(r, c) *= scales(r, 0) for every row r of values, the float product rounded once (every
+  /// backend gives the same bits): per-row weights on a loss gradient. scales is (values.rows, 1).
+  virtual void scale_rows(ConstView scales, View values) = 0;
   /// cursor[0] += amount (a gather cursor, or OptimizerScalars::step).
   virtual void advance_cursor(std::int32_t* cursor, std::int32_t amount) = 0;
   /// A training step's batch: gather_rows of x into x_batch and of y into y_batch at the same

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -130,6 +131,12 @@ struct FitOptions {
   bool shuffle = true;
   std::optional<std::uint64_t> seed{};  // shuffling; default: the model's seed
   bool normalize = true;                // standardize inputs and targets with training-set statistics
+  /// A weight per row of x (for a fit on a table, per row of the table), finite and >= 0; empty:
+  /// every row weighs 1. Each step minimizes the weighted mean of its rows' losses, sum w_i l_i /
+  /// sum w_i, as scikit-learn's MLP (a batch whose weights sum to 0 gives a zero gradient). The
+  /// epoch's figures, the validation rows and the standardization are unweighted. Not with several
+  /// ranks yet. Read where it lies: it must outlive fit.
+  std::span<const float> sample_weight{};
   std::optional<EarlyStopping> early_stopping{};
   /// Training ends at the end of the batch during which a stop is requested (a callback, a signal
   /// handler's flag), and the model returns to the end of the last completed epoch, so that a later
@@ -341,8 +348,10 @@ class Sequential {
   Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
   /// split_done: the validation rows are already the last ones (fit on a table drew them), and
   /// held_out of them where given (FitOptions::validation_data), else as validation_split says.
+  /// weights: one per row of x (FitOptions::sample_weight, in x's order), or empty.
   History fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-                       bool split_done = false, std::optional<std::int64_t> held_out = std::nullopt);
+                       bool split_done = false, std::optional<std::int64_t> held_out = std::nullopt,
+                       std::vector<float> weights = {});
   /// InputError when training at batch_size cannot fit in the backend's memory.
   void check_memory(std::int64_t input_width, std::int64_t batch_size) const;
   Preprocessing table_preprocessing(const CsvTable& table) const;

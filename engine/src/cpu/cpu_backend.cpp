@@ -128,6 +128,14 @@ void CpuBackend::dropout(ConstView x, View y, float rate, std::uint64_t seed, co
   });
 }
 
+// One float product per element, as every backend rounds it; the fast path inherits it (a gradient
+// of the outputs' width).
+void CpuBackend::scale_rows(ConstView scales, View values) {
+  check_scale_rows(scales, values);
+  for (std::int64_t r = 0; r < values.rows; ++r)
+    for (std::int64_t c = 0; c < values.cols; ++c) values(r, c) *= scales(r, 0);
+}
+
 // The norm in float64, in order; the factor applied in float64 and rounded once. The fast path
 // inherits it (one pass of count reads, as the optimizer's update makes).
 void CpuBackend::clip_by_norm(float* values, std::int64_t count, float max_norm) {

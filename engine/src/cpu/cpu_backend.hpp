@@ -31,6 +31,7 @@ class CpuBackend : public Backend {
   void gather_rows(ConstView source, const std::int32_t* indices, const std::int32_t* cursor,
                    View destination) override;
   void advance_cursor(std::int32_t* cursor, std::int32_t amount) override;
+  void scale_rows(ConstView scales, View values) override;
 
  protected:
   void* do_allocate(std::size_t bytes) override;

@@ -215,6 +215,10 @@ class CudaBackend final : public Backend {
     kernels::launch_gather_rows(source.data, source.rows, source.cols, indices, cursor, destination.data,
                                 destination.rows, stream_);
   }
+  void scale_rows(ConstView scales, View values) override {
+    check_scale_rows(scales, values);
+    kernels::launch_scale_rows(scales.data, values.data, values.rows, values.cols, stream_);
+  }
   void advance_cursor(std::int32_t* cursor, std::int32_t amount) override {
     kernels::launch_advance_cursor(cursor, amount, stream_);
   }
