@@ -31,6 +31,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
         return estimator._validate_data(X, y, reset=reset, **settings)
 
 from . import Dense, Dropout, Sequential, _pandas
+from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
 
@@ -359,14 +360,12 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
 
 
 def _weights(sample_weight, X):
-    """sample_weight checked as scikit-learn checks it (one per row of X), as float32; or None."""
+    """sample_weight checked as scikit-learn checks it (one per row of X), then as the engine takes
+    it (float32, finite, 0 or more); or None."""
     if sample_weight is None:
         return None
     weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
-    bad = np.flatnonzero(~(weights >= 0))
-    if len(bad):
-        raise ValueError(f"sample_weight[{bad[0]}] is {weights[bad[0]]}: weights must be 0 or more")
-    return weights.astype(np.float32)
+    return _engine_weights(weights, len(weights))
 
 
 def _two_weighted_classes(y, weights):
