@@ -101,6 +101,10 @@ void print_text(const Json& m) {
       layers += fmt::format(" -> Dropout {}", format_number(layer["rate"].get<double>()));
       continue;
     }
+    if (layer["type"] == "layernorm") {
+      layers += fmt::format(" -> LayerNorm (epsilon {})", format_number(layer["epsilon"].get<double>()));
+      continue;
+    }
     const std::string activation = layer["activation"].get<std::string>();
     layers += fmt::format(" -> Dense {}{}", layer["units"].get<std::int64_t>(),
                           activation == "linear" ? "" : " " + activation);

@@ -42,28 +42,42 @@ struct TrainArguments {
        val_last = false;
 };
 
-/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default) or "dropout:RATE", comma-separated,
-/// or "none".
+/// A number in the whole of text, or NaN.
+float parse_float(const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const float value = std::stof(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return std::numeric_limits<float>::quiet_NaN();
+}
+
+/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), "dropout:RATE" or
+/// "layernorm[:EPSILON]", comma-separated, or "none".
 std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
   std::vector<Layer> layers;
   if (text != "none") {
     for (const std::string& part : split_list(text, "--layers")) {
       const std::size_t colon = part.find(':');
       const std::string head = part.substr(0, colon);
+      const std::string setting = colon == std::string::npos ? "" : part.substr(colon + 1);
       if (head == "dropout") {
-        const std::string rate = colon == std::string::npos ? "" : part.substr(colon + 1);
-        float value = -1.0f;
-        try {
-          std::size_t used = 0;
-          value = std::stof(rate, &used);
-          if (used != rate.size()) value = -1.0f;
-        } catch (const std::exception&) {
-          value = -1.0f;
-        }
-        if (!(value >= 0.0f && value < 1.0f))
+        const float rate = parse_float(setting);
+        if (!(rate >= 0.0f && rate < 1.0f))
           throw InputError(fmt::format("--layers {}: '{}' needs a rate from 0 to below 1, e.g. dropout:0.1",
                                        printable(text), printable(part)));
-        layers.emplace_back(Dropout(value));
+        layers.emplace_back(Dropout(rate));
+        continue;
+      }
+      if (head == "layernorm") {
+        const float epsilon = colon == std::string::npos ? LayerNorm().epsilon : parse_float(setting);
+        if (!(epsilon > 0.0f && std::isfinite(epsilon)))
+          throw InputError(
+              fmt::format("--layers {}: '{}' takes a positive epsilon if any, e.g. layernorm or "
+                          "layernorm:1e-3",
+                          printable(text), printable(part)));
+        layers.emplace_back(LayerNorm(epsilon));
         continue;
       }
       std::int64_t units = 0;
@@ -76,8 +90,8 @@ std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
       }
       if (units <= 0)
         throw InputError(
-            fmt::format("--layers {}: '{}' is not a positive layer width or 'dropout'; use e.g. --layers 64,64, "
-                        "--layers 256:gelu,dropout:0.1,128:tanh or --layers none",
+            fmt::format("--layers {}: '{}' is not a positive layer width, 'dropout' or 'layernorm'; use e.g. "
+                        "--layers 64,64, --layers 256:gelu,dropout:0.1,layernorm,128:tanh or --layers none",
                         printable(text), printable(head)));
       Activation activation = Activation::relu;
       if (colon != std::string::npos) try {
@@ -629,7 +643,8 @@ void add_train_command(CLI::App& app) {
       ->add_option(
           "--layers", arguments->layers,
           "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
-          "256:gelu,dropout:0.1,128:tanh; dropout:RATE zeroes that share of the layer's inputs while training; "
+          "256:gelu,dropout:0.1,layernorm,128:tanh; dropout:RATE zeroes that share of the layer's inputs while "
+          "training; layernorm[:EPSILON] normalizes each row (epsilon 1e-5 unless given), as PyTorch's LayerNorm; "
           "'none' for a linear model. Activations: " +
               [] {
                 std::string names;

@@ -11,6 +11,7 @@
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
+#include "ordered_sum.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -77,17 +78,6 @@ __global__ void __launch_bounds__(kColumnLanes* kRowLanes)
   }
 }
 
-/// Pass two: db[col] = partials[0][col] + partials[1][col] + ..., in chunk order.
-__global__ void bias_gradient_sum_kernel(const float* __restrict__ partials, long long chunks, long long cols,
-                                         float* __restrict__ db) {
-  for (long long col = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; col < cols;
-       col += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float total = 0.0f;
-    for (long long c = 0; c < chunks; ++c) total += partials[c * cols + col];
-    db[col] = total;
-  }
-}
-
 }  // namespace
 
 void launch_bias_add(float* y, const float* bias, std::int64_t rows, std::int64_t cols, cudaStream_t stream) {
@@ -112,24 +102,18 @@ void launch_bias_gradient(const float* dy, float* bias_gradient, std::int64_t ro
   const bool vector = cols % 4 == 0 && aligned16(dy) && aligned16(bias_gradient);
   const std::int64_t width = vector ? cols / 4 : cols;
   const std::int64_t column_blocks = (width + kColumnLanes - 1) / kColumnLanes;
-  // Row chunks: about 1024 blocks in all, at least 64 rows each, partials within the scratch. The
-  // count depends on the shape only, so the order of the additions is fixed.
-  std::int64_t chunks = std::max<std::int64_t>(1, 1024 / column_blocks);
-  chunks = std::min<std::int64_t>({chunks, (rows + 63) / 64, kReductionScratchFloats / cols, 65535});
-  chunks = std::max<std::int64_t>(chunks, 1);
-  const std::int64_t chunk = std::max<std::int64_t>((rows + chunks - 1) / chunks, 1);
-  chunks = std::max<std::int64_t>((rows + chunk - 1) / chunk, 1);
-  float* out = chunks == 1 ? bias_gradient : scratch;
-  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks));
+  const RowChunks chunks = row_chunks(rows, column_blocks, 64, cols);
+  float* out = chunks.chunks == 1 ? bias_gradient : scratch;
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks.chunks));
   if (vector)
-    launch(bias_gradient_partial_kernel<float4>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width, chunk,
-           out);
+    launch(bias_gradient_partial_kernel<float4>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width,
+           chunks.rows, out);
   else
-    launch(bias_gradient_partial_kernel<float>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width, chunk, out);
+    launch(bias_gradient_partial_kernel<float>, grid, kColumnLanes * kRowLanes, 0, stream, dy, rows, width, chunks.rows,
+           out);
   check_launch("bias_gradient_partial_kernel", [&] { return shape_text("dy", rows, cols); });
-  if (chunks == 1) return;
-  launch(bias_gradient_sum_kernel, grid_for(cols, 256), 256, 0, stream, scratch, chunks, cols, bias_gradient);
-  check_launch("bias_gradient_sum_kernel", [&] { return shape_text("dy", rows, cols); });
+  if (chunks.chunks > 1)
+    launch_sum_chunks(scratch, chunks.chunks, cols, bias_gradient, false, "bias gradient columns", stream);
 }
 
 }  // namespace ember::kernels

@@ -20,6 +20,7 @@
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
+#include "ordered_sum.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -127,31 +128,18 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-/// Pass two: sums[s] += partials[0][s] + partials[1][s] + ..., in chunk order.
-__global__ void cross_entropy_sum_chunks_kernel(const float* __restrict__ partials, long long chunks,
-                                                float* __restrict__ sums) {
-  if (threadIdx.x >= 2) return;
-  float total = 0.0f;
-  for (long long c = 0; c < chunks; ++c) total += partials[2 * c + threadIdx.x];
-  sums[threadIdx.x] += total;
-}
-
 }  // namespace
 
 void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k,
                           float label_smoothing, float* sums, float* gradient, float* scratch, cudaStream_t stream) {
   if (rows == 0) return;
-  // Chunks of at least 64 rows, at most 1024 of them: partials within the scratch.
-  std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(1024, (rows + 63) / 64));
-  const std::int64_t chunk = (rows + chunks - 1) / chunks;
-  chunks = (rows + chunk - 1) / chunk;
-  launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks), kWarps * 32, 0, stream, logits, labels, rows,
-         static_cast<int>(k), chunk, static_cast<float>(1.0 / static_cast<double>(rows)), label_smoothing, gradient,
-         chunks == 1 ? sums : scratch, chunks == 1);
+  // Chunks of at least 64 rows, at most 1024 of them (one block across), two sums each.
+  const RowChunks chunks = row_chunks(rows, 1, 64, 2);
+  launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks.chunks), kWarps * 32, 0, stream, logits, labels,
+         rows, static_cast<int>(k), chunks.rows, static_cast<float>(1.0 / static_cast<double>(rows)), label_smoothing,
+         gradient, chunks.chunks == 1 ? sums : scratch, chunks.chunks == 1);
   check_launch("cross_entropy_partial_kernel", [&] { return shape_text("logits", rows, k); });
-  if (chunks == 1) return;
-  launch(cross_entropy_sum_chunks_kernel, 1, 32, 0, stream, scratch, chunks, sums);
-  check_launch("cross_entropy_sum_chunks_kernel", [&] { return shape_text("logits", rows, k); });
+  if (chunks.chunks > 1) launch_sum_chunks(scratch, chunks.chunks, 2, sums, true, "cross-entropy sums", stream);
 }
 
 }  // namespace ember::kernels

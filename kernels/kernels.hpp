@@ -91,6 +91,16 @@ void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, floa
 void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,
                     const std::int32_t* counters, cudaStream_t stream);
 
+/// LayerNorm over each row of x (rows, cols) (layer_norm.cu): y = (x - mean) / sqrt(var + epsilon) *
+/// scale + shift, and normalized (skipped when null) = (x - mean) / sqrt(var + epsilon).
+void launch_layer_norm_forward(const float* x, const float* scale, const float* shift, std::int64_t rows,
+                               std::int64_t cols, float epsilon, float* y, float* normalized, cudaStream_t stream);
+/// LayerNorm's backward (Backend::layer_norm_backward): the column sums of dy * normalized and of
+/// dy, then dx (skipped when null; it may alias dy). Deterministic.
+void launch_layer_norm_backward(const float* dy, const float* x, const float* normalized, const float* scale,
+                                std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
+                                float* shift_gradient, float* dx, cudaStream_t stream);
+
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
 /// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient

@@ -20,6 +20,7 @@
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
+#include "ordered_sum.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -72,17 +73,6 @@ __global__ void __launch_bounds__(kLossThreads)
   }
 }
 
-/// Pass two: sums[j] += partials[0][j] + partials[1][j] + ..., in chunk order, for j < 3 cols.
-__global__ void regression_loss_sum_chunks_kernel(const float* __restrict__ partials, long long chunks, long long width,
-                                                  float* __restrict__ sums) {
-  for (long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; j < width;
-       j += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float total = 0.0f;
-    for (long long c = 0; c < chunks; ++c) total += partials[c * width + j];
-    sums[j] += total;
-  }
-}
-
 }  // namespace
 
 void launch_regression_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
@@ -91,20 +81,14 @@ void launch_regression_loss(const float* prediction, const float* target, std::i
   int column_lanes = 1;
   while (column_lanes < cols && column_lanes < 32) column_lanes *= 2;
   const std::int64_t column_blocks = (cols + column_lanes - 1) / column_lanes;
-  // Row chunks: about 1024 blocks in all, at least 256 rows each, partials within the scratch.
-  std::int64_t chunks = std::max<std::int64_t>(1, 1024 / column_blocks);
-  chunks = std::min<std::int64_t>({chunks, (rows + 255) / 256, kReductionScratchFloats / (3 * cols), 65535});
-  chunks = std::max<std::int64_t>(chunks, 1);
-  const std::int64_t chunk = (rows + chunks - 1) / chunks;
-  chunks = (rows + chunk - 1) / chunk;
+  const RowChunks chunks = row_chunks(rows, column_blocks, 256, 3 * cols);
   const float gradient_scale = static_cast<float>(1.0 / static_cast<double>(rows * cols));
-  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks));
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks.chunks));
   launch(regression_loss_partial_kernel, grid, kLossThreads, 0, stream, prediction, target, rows, cols, column_lanes,
-         chunk, huber_delta, gradient_scale, gradient, chunks == 1 ? sums : scratch, chunks == 1);
+         chunks.rows, huber_delta, gradient_scale, gradient, chunks.chunks == 1 ? sums : scratch, chunks.chunks == 1);
   check_launch("regression_loss_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
-  if (chunks == 1) return;
-  launch(regression_loss_sum_chunks_kernel, grid_for(3 * cols, 256), 256, 0, stream, scratch, chunks, 3 * cols, sums);
-  check_launch("regression_loss_sum_chunks_kernel", [&] { return shape_text("prediction", rows, cols); });
+  if (chunks.chunks > 1)
+    launch_sum_chunks(scratch, chunks.chunks, 3 * cols, sums, true, "regression loss sums", stream);
 }
 
 }  // namespace ember::kernels

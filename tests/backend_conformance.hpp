@@ -160,6 +160,55 @@ inline void expect_pointwise_ops_match_reference(Backend& backend) {
   }
 }
 
+/// LayerNorm forward and backward against the reference: rows narrower and wider than a block of
+/// threads, one column (a zero variance), inputs off centre; dx in place over dy (as the contract
+/// allows) and the same bits run after run.
+inline void expect_layer_norm_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 700;
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 1},     {1, 17},    {17, 33}, {127, 1},
+                                                          {513, 257}, {64, 1000}, {3, 4099}};
+  for (const auto& [rows, cols] : shapes) {
+    const std::string what = fmt::format("layer_norm {}x{}", rows, cols);
+    Matrix x = random_matrix(rows, cols, ++seed);
+    for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = 3.0f * x.data()[i] + 5.0f;
+    const Matrix scale = random_matrix(1, cols, ++seed), shift = random_matrix(1, cols, ++seed);
+    const Matrix dy = random_matrix(rows, cols, ++seed);
+    const float epsilon = 1e-5f;
+    Matrix y = poisoned(rows, cols), normalized = poisoned(rows, cols);
+    cpu.layer_norm_forward(x.view(), scale.view(), shift.view(), epsilon, y.view(), normalized.view());
+    OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift);
+    OnBackend gy(backend, poisoned(rows, cols)), gnormalized(backend, poisoned(rows, cols));
+    backend.layer_norm_forward(gx.view(), gscale.view(), gshift.view(), epsilon, gy.view(), gnormalized.view());
+    EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(gnormalized.download(), normalized), kFloat32Tolerance) << what;
+    OnBackend gy_alone(backend, poisoned(rows, cols));
+    backend.layer_norm_forward(gx.view(), gscale.view(), gshift.view(), epsilon, gy_alone.view(), std::nullopt);
+    EXPECT_EQ(gy_alone.download(), gy.download()) << what << " without normalized";
+
+    Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
+    cpu.layer_norm_backward(dy.view(), x.view(), normalized.view(), scale.view(), epsilon, dscale.view(), dshift.view(),
+                            dx.view());
+    OnBackend gdy(backend, dy), gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols));
+    OnBackend gdx(backend, poisoned(rows, cols));
+    backend.layer_norm_backward(gdy.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon, gdscale.view(),
+                                gdshift.view(), gdx.view());
+    EXPECT_LT(relative_error(gdscale.download(), dscale), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(gdshift.download(), dshift), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(gdx.download(), dx), kFloat32Tolerance) << what;
+    // dx over dy, and the parameter gradients alone: the same bits.
+    OnBackend inplace(backend, dy), again_scale(backend, poisoned(1, cols)), again_shift(backend, poisoned(1, cols));
+    backend.layer_norm_backward(inplace.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon,
+                                again_scale.view(), again_shift.view(), inplace.view());
+    EXPECT_EQ(inplace.download(), gdx.download()) << what << " in place";
+    EXPECT_EQ(again_scale.download(), gdscale.download()) << what;
+    OnBackend alone_scale(backend, poisoned(1, cols)), alone_shift(backend, poisoned(1, cols));
+    backend.layer_norm_backward(gdy.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon, alone_scale.view(),
+                                alone_shift.view(), std::nullopt);
+    EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
+  }
+}
+
 // The loss's column sums: one chunk of rows and many ((70001, 1), (4096, 256)), widths below, at and
 // above the kernel's 32 column lanes.
 inline const std::pair<std::int64_t, std::int64_t> kLossShapes[] = {{1, 1},    {1, 17},    {17, 33},   {127, 1},

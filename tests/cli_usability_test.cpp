@@ -246,7 +246,24 @@ TEST(CliUsability, LayersTakeDropout) {
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
                    "'" + bad + "' needs a rate from 0 to below 1, e.g. dropout:0.1");
   expect_refused("train --device cpu --data " + data + " --target y --layers 16,droput:0.1",
-                 "'droput' is not a positive layer width or 'dropout'");
+                 "'droput' is not a positive layer width, 'dropout' or 'layernorm'");
+}
+
+TEST(CliUsability, LayersTakeLayerNorm) {
+  const std::string data = good_csv(), model = dir() + "/layernorm.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target y --layers layernorm,16,layernorm:0.001,8:gelu --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("-> LayerNorm (epsilon 1e-05) -> Dense 16 relu -> LayerNorm (epsilon 0.001) -> Dense 8 "
+                             "gelu -> Dense 1;"),
+            std::string::npos)
+      << inspect.out;
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  for (const std::string bad : {"layernorm:0", "layernorm:-1", "layernorm:x", "layernorm:", "layernorm:inf"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
+                   "'" + bad + "' takes a positive epsilon if any, e.g. layernorm or layernorm:1e-3");
 }
 
 TEST(CliUsability, ClipNormIsKeptAndShown) {

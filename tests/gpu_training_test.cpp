@@ -257,6 +257,17 @@ TEST(GpuTraining, DropoutTrainsAsTheReferenceAndItsGraphReplaysNewMasks) {
   expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
 }
 
+TEST(GpuTraining, LayerNormTrainsAsTheReference) {
+  // LayerNorm on the inputs, after a ReLU layer (whose backward then runs on its own) and before
+  // the output, with a width above a block's 256 threads.
+  EMBER_REQUIRE_GPU(gpu);
+  const std::vector<Layer> layers{
+      LayerNorm(), Dense(300, Activation::relu), LayerNorm(1e-3f), Dense(17, Activation::silu), LayerNorm(), Dense(3)};
+  const Matrix x = testing::random_matrix(256, 13, 2030), y = testing::random_matrix(256, 3, 2031);
+  const FitOptions fit{.epochs = 2, .batch_size = 32, .validation_split = 0.1};
+  expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
+}
+
 TEST(GpuTraining, SampleWeightsTrainAsTheReferenceAndTheGraphReadsEachEpochsFactors) {
   // The row factors are uploaded each epoch and gathered with the batch: a graph captured once
   // reads each epoch's, as plain launches do.

@@ -3,6 +3,7 @@
 // fast CPU path.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "activation_math.hpp"
@@ -15,7 +16,8 @@
 namespace ember {
 namespace {
 
-/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout. A Dropout layer applies
+/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout (a LayerNorm's scale, then
+/// its shift). A Dropout layer applies
 /// the mask of a plan of seed 0's first training step (counters: the cursor after rows rows, epoch 0).
 double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, const std::vector<double>& parameters,
                       const Matrix& x, const Matrix& y) {
@@ -33,6 +35,18 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
           const bool kept = (dropout_math::kept_bits(mask, counters, index / 4) >> (index % 4) & 1u) != 0;
           activation[static_cast<std::size_t>(i)] *= kept ? static_cast<double>(mask.scale) : 0.0;
         }
+        continue;
+      }
+      if (const auto* norm = std::get_if<LayerNorm>(&layers[l])) {
+        double mean = 0.0, variance = 0.0;
+        for (const double v : activation) mean += v / static_cast<double>(in);
+        for (const double v : activation) variance += (v - mean) * (v - mean) / static_cast<double>(in);
+        for (std::int64_t i = 0; i < in; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          activation[k] = (activation[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
+                          parameters[offset + static_cast<std::size_t>(in) + k];
+        }
+        offset += static_cast<std::size_t>(2 * in);
         continue;
       }
       const Dense& layer = std::get<Dense>(layers[l]);
@@ -148,6 +162,19 @@ TEST(Gradients, DropoutMatchesFiniteDifferences) {
   FastCpuBackend fast;
   const std::vector<Layer> layers{
       Dropout(0.3f), Dense(6, Activation::relu), Dropout(0.4f), Dense(5, Activation::gelu), Dropout(0.2f), Dense(2)};
+  expect_gradients_match(reference, layers);
+  expect_gradients_match(fast, layers);
+}
+
+// LayerNorm first (on the inputs), between a ReLU layer and a GELU one (the ReLU below runs its own
+// backward), after Dropout and before the output; a large epsilon too. The parameters start away
+// from LayerNorm's ones and zeros (the noise above), so its scale matters in the input gradient.
+TEST(Gradients, LayerNormMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  const std::vector<Layer> layers{
+      LayerNorm(), Dense(6, Activation::relu), LayerNorm(0.5f), Dense(5, Activation::gelu), Dropout(0.2f), LayerNorm(),
+      Dense(2)};
   expect_gradients_match(reference, layers);
   expect_gradients_match(fast, layers);
 }

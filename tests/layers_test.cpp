@@ -18,7 +18,7 @@ namespace {
 
 /// One layer of every kind, with settings other than the defaults.
 std::vector<Layer> one_of_each_kind() {
-  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f)};
+  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f), LayerNorm(1e-3f)};
   EXPECT_EQ(layers.size(), kLayerKinds) << "a kind of layer is missing here";
   return layers;
 }
@@ -44,7 +44,7 @@ TEST(Layers, EveryKindHasItsNameAndRoundTripsItsCheckpointEntry) {
     layer_part::from_json(SettingsJson{{"type", "conv2d"}});
     ADD_FAILURE() << "an unknown type was read";
   } catch (const InputError& error) {
-    EXPECT_NE(std::string(error.what()).find("unknown layer type 'conv2d'; the types are dense, dropout"),
+    EXPECT_NE(std::string(error.what()).find("unknown layer type 'conv2d'; the types are dense, dropout, layernorm"),
               std::string::npos)
         << error.what();
   }
@@ -92,6 +92,41 @@ TEST(Layers, BadLayersAreRefusedNamingThem) {
   EXPECT_EQ(model.weight(2).rows, 1);
   EXPECT_EQ(model.weight(2).cols, 4);
   EXPECT_EQ(model.parameter_count(), (3 + 1) * 4 + (4 + 1) * 1);
+  EXPECT_EQ(model.parameter_count(1), 0);
+  EXPECT_EQ(model.parameter_count(2), 5);
+  for (const float epsilon :
+       {0.0f, -1e-5f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()})
+    EXPECT_NE(message([&] {
+                Sequential({LayerNorm(epsilon), Dense(1)});
+              }).find("a LayerNorm layer's epsilon must be positive and finite"),
+              std::string::npos)
+        << epsilon;
+}
+
+// The formula, as torch.nn.LayerNorm: each row centred and divided by its (biased) standard
+// deviation, then scaled and shifted per feature; the scale and shift are its parameters, weight
+// and bias, the ones and zeros of the start.
+TEST(Layers, LayerNormNormalizesEachRowThenScalesAndShifts) {
+  Sequential model({LayerNorm(0.25f), Dense(2)});
+  model.compile({.device = Device::cpu});
+  model.build(4);
+  EXPECT_EQ(model.parameter_count(0), 8);
+  EXPECT_EQ(std::vector<float>(model.weight(0).data, model.weight(0).data + 4), std::vector<float>(4, 1.0f));
+  EXPECT_EQ(std::vector<float>(model.bias(0).data, model.bias(0).data + 4), std::vector<float>(4, 0.0f));
+  model.set_weight(0, Matrix{{1.0f, 2.0f, -1.0f, 0.5f}});
+  model.set_bias(0, Matrix{{0.0f, 1.0f, 0.0f, -3.0f}});
+  model.set_weight(1, Matrix{{1.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 1.0f, 1.0f, 1.0f}});
+  model.set_bias(1, Matrix{{0.0f, 0.0f}});
+  const Matrix x{{1.0f, 2.0f, 3.0f, 6.0f}, {-2.0f, -2.0f, -2.0f, -2.0f}};
+  const Matrix y = model.predict(x);
+  // Row one: mean 3, deviations (-2, -1, 0, 3), variance 14 / 4; row two is constant: its
+  // normalized values are 0, the output the shift's.
+  const double std = std::sqrt(3.5 + 0.25);
+  const double n[4] = {-2 / std * 1.0 + 0.0, -1 / std * 2.0 + 1.0, 0.0 * -1.0 + 0.0, 3 / std * 0.5 - 3.0};
+  EXPECT_NEAR(y(0, 0), n[0], 1e-6);
+  EXPECT_NEAR(y(0, 1), n[1] + n[2] + n[3], 1e-6);
+  EXPECT_NEAR(y(1, 0), 0.0, 1e-6);
+  EXPECT_NEAR(y(1, 1), 1.0 + 0.0 - 3.0, 1e-6);
 }
 
 /// Regression data: y = a sum of x's columns with noise.

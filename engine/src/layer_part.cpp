@@ -16,6 +16,12 @@ namespace ember {
 namespace layer_part {
 namespace {
 
+/// The layer's second buffer (rows, out) where the plan keeps one (Buffers::extra).
+std::optional<View> extra(const Slots& slots, const Pass& pass) {
+  if (slots.extra == nullptr) return std::nullopt;
+  return View{slots.extra, pass.rows, slots.out};
+}
+
 /// One part per kind of layer: its name and the members the functions of layer_part.hpp call.
 template <typename Settings>
 struct Part;
@@ -47,9 +53,7 @@ struct Part<Dense> {
   static ConstView forward(const Dense& dense, const Slots& slots, const Pass& pass, ConstView input) {
     // output (rows, out) = act(input (rows, in) @ weight (out, in)^T + bias)
     const View output{slots.output, pass.rows, slots.out};
-    pass.backend.dense_forward(
-        input, weight(slots), bias(slots), dense.activation, output,
-        slots.extra != nullptr ? std::optional<View>(View{slots.extra, pass.rows, slots.out}) : std::nullopt);
+    pass.backend.dense_forward(input, weight(slots), bias(slots), dense.activation, output, extra(slots, pass));
     return output;
   }
   static bool backward(const Dense& dense, const Slots& slots, const Pass& pass, ConstView input, ConstView output,
@@ -109,6 +113,46 @@ struct Part<Dropout> {
   static SettingsJson to_json(const Dropout& dropout) { return {{"type", name}, {"rate", dropout.rate}}; }
   static Dropout from_json(const SettingsJson& json) { return Dropout(settings_float(json, "rate")); }
   static std::string describe(const Dropout& dropout) { return fmt::format("Dropout({})", dropout.rate); }
+};
+
+template <>
+struct Part<LayerNorm> {
+  static constexpr const char* name = "layernorm";
+  static void check(const LayerNorm& norm) {
+    if (!(norm.epsilon > 0.0f && std::isfinite(norm.epsilon)))
+      throw InputError(fmt::format("a LayerNorm layer's epsilon must be positive and finite, got {}", norm.epsilon));
+  }
+  static std::int64_t output_width(const LayerNorm&, std::int64_t in) { return in; }
+  // As torch.nn.LayerNorm's state_dict: weight (the scale), then bias (the shift).
+  static std::vector<ParameterShape> parameters(const LayerNorm&, std::int64_t in) {
+    return {{"weight", {in}}, {"bias", {in}}};
+  }
+  static void initialize(const LayerNorm&, std::int64_t in, std::uint64_t, std::vector<float>& parameters) {
+    parameters.insert(parameters.end(), static_cast<std::size_t>(in), 1.0f);
+    parameters.insert(parameters.end(), static_cast<std::size_t>(in), 0.0f);
+  }
+  // Training, extra keeps the normalized input, which the parameter gradients read.
+  static Buffers buffers(const LayerNorm&, bool training) { return {true, training}; }
+  static ConstView forward(const LayerNorm& norm, const Slots& slots, const Pass& pass, ConstView input) {
+    const View output{slots.output, pass.rows, slots.out};
+    pass.backend.layer_norm_forward(input, scale(slots), shift(slots), norm.epsilon, output, extra(slots, pass));
+    return output;
+  }
+  static bool backward(const LayerNorm& norm, const Slots& slots, const Pass& pass, ConstView input, ConstView, View dy,
+                       bool, std::optional<ConstView>, std::optional<View> dx) {
+    pass.backend.layer_norm_backward(dy, input, ConstView{slots.extra, pass.rows, slots.out}, scale(slots),
+                                     norm.epsilon, View{slots.gradients, 1, slots.in},
+                                     View{slots.gradients + slots.in, 1, slots.in}, dx);
+    return false;
+  }
+  static bool folds_relu(const LayerNorm&) { return false; }
+  static SettingsJson to_json(const LayerNorm& norm) { return {{"type", name}, {"epsilon", norm.epsilon}}; }
+  static LayerNorm from_json(const SettingsJson& json) { return LayerNorm(settings_float(json, "epsilon")); }
+  static std::string describe(const LayerNorm& norm) { return fmt::format("LayerNorm({})", norm.epsilon); }
+
+ private:
+  static ConstView scale(const Slots& slots) { return {slots.parameters, 1, slots.in}; }
+  static ConstView shift(const Slots& slots) { return {slots.parameters + slots.in, 1, slots.in}; }
 };
 
 template <typename Function>

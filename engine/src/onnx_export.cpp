@@ -273,6 +273,16 @@ struct LayerExport {
     return activation(g, dense.activation, y);
   }
   std::string operator()(const Dropout&) const { return x; }  // the identity when predicting
+  std::string operator()(const LayerNorm& norm) const {
+    const ConstView scale = model.weight(index), shift = model.bias(index);
+    const std::string y = g.op("LayerNormalization", {x,
+                                                      g.floats(fmt::format("layers.{}.weight", index), {scale.cols},
+                                                               scale.data, static_cast<std::size_t>(scale.cols)),
+                                                      g.floats(fmt::format("layers.{}.bias", index), {shift.cols},
+                                                               shift.data, static_cast<std::size_t>(shift.cols))});
+    g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
+    return y;
+  }
 };
 
 Json metadata_columns(const Preprocessing& p) {

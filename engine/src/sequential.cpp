@@ -50,6 +50,12 @@ ParameterLayout::Tensor parameter_tensor(const std::vector<Layer>& layers, std::
   throw InputError(fmt::format("layer {} ({}) has no {}", l, describe(layers[l]), name));
 }
 
+/// A tensor of parameters as a matrix: (rows, cols) for two dimensions, (1, n) for one.
+ConstView tensor_view(const std::vector<float>& parameters, const ParameterLayout::Tensor& tensor) {
+  const bool matrix = tensor.shape.size() == 2;
+  return {parameters.data() + tensor.offset, matrix ? tensor.shape[0] : 1, matrix ? tensor.shape[1] : tensor.shape[0]};
+}
+
 }  // namespace
 
 std::string to_string(Activation activation) {
@@ -185,13 +191,12 @@ Backend& Sequential::backend() const {
 
 ConstView Sequential::weight(std::size_t layer) const {
   if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  return {parameters_.data() + weight_offset(layer), layer_width(layers_, input_width_, layer).out,
-          layer_width(layers_, input_width_, layer).in};
+  return tensor_view(parameters_, parameter_tensor(layers_, input_width_, layer, "weight"));
 }
 
 ConstView Sequential::bias(std::size_t layer) const {
   if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  return {parameters_.data() + bias_offset(layer), 1, layer_width(layers_, input_width_, layer).out};
+  return tensor_view(parameters_, parameter_tensor(layers_, input_width_, layer, "bias"));
 }
 
 void Sequential::set_weight(std::size_t layer, const Matrix& weight) {
@@ -233,6 +238,11 @@ void Sequential::set_classes(std::vector<std::string> labels) {
     throw InputError(
         fmt::format("a classification model has one target column, not {}", preprocessing_.targets.size()));
   preprocessing_.classes = std::move(labels);
+}
+
+std::int64_t Sequential::parameter_count(std::size_t layer) const {
+  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
+  return layer_width(layers_, input_width_, layer).count;
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {

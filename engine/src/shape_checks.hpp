@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+#include <optional>
 
 #include "ember/backend.hpp"
 #include "ember/error.hpp"
@@ -42,6 +44,26 @@ void check_same_shape(BasicView<A> x, BasicView<B> y, const char* op) {
 inline void check_dropout(ConstView x, View y, float rate) {
   check_same_shape(x, y, "dropout");
   if (!(rate >= 0.0f && rate < 1.0f)) throw Error(fmt::format("dropout: rate {} is not in [0, 1)", rate));
+}
+
+/// LayerNorm's arguments: views of x's shape, (1, cols) vectors, a positive finite epsilon.
+inline void check_layer_norm(const char* op, ConstView x, std::initializer_list<ConstView> like_x,
+                             std::initializer_list<ConstView> per_column, float epsilon) {
+  for (const ConstView& view : like_x) check_same_shape(x, view, op);
+  for (const ConstView& view : per_column)
+    if (view.rows != 1 || view.cols != x.cols)
+      throw Error(fmt::format("{}: a per-column vector is ({}, {}), not (1, {})", op, view.rows, view.cols, x.cols));
+  if (!(epsilon > 0.0f && std::isfinite(epsilon)))
+    throw Error(fmt::format("{}: epsilon {} is not positive and finite", op, epsilon));
+}
+inline void check_layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
+                                     std::optional<View> normalized) {
+  check_layer_norm("layer_norm_forward", x, {y, normalized.value_or(y)}, {scale, shift}, epsilon);
+}
+inline void check_layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
+                                      View scale_gradient, View shift_gradient, std::optional<View> dx) {
+  check_layer_norm("layer_norm_backward", dy, {x, normalized, dx.value_or(View{nullptr, dy.rows, dy.cols})},
+                   {scale, scale_gradient, shift_gradient}, epsilon);
 }
 
 /// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.

@@ -15,12 +15,12 @@ import numpy as _np
 from . import _core, callbacks
 from . import callbacks as _callbacks
 from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Error, Huber,
-                    InputError, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay, activation_names,
+                    InputError, LayerNormalization, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay, activation_names,
                     cuda_unavailable_reason, describe_devices, get_num_threads, layer_names, loss_names,
                     onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
-__all__ = ["Sequential", "Dense", "Dropout", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
+__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
            "schedule_names",
@@ -130,7 +130,7 @@ def _frame_with_targets(x, y, target):
 
 
 class Sequential:
-    """A stack of layers (Dense, Dropout), as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
+    """A stack of layers (Dense, Dropout, LayerNormalization), as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
 
     def __init__(self, layers, seed=0):
         self._model = _core.Sequential(list(layers), seed)
@@ -361,33 +361,41 @@ class Sequential:
         return model
 
     def get_weights(self):
-        """Keras' layout: per Dense layer its kernel (inputs, units) and its bias (units,), as numpy
-        copies (kernel.T is torch.nn.Linear's weight, the checkpoint's layers.N.weight)."""
-        weights = self._model.get_weights()
-        return [array for kernel, bias in zip(weights[0::2], weights[1::2])
-                for array in (_np.ascontiguousarray(kernel.T), bias.reshape(-1))]
+        """Keras' layout, per layer with weights, as numpy copies: a Dense layer's kernel (inputs,
+        units) and bias (units,) (kernel.T is torch.nn.Linear's weight, the checkpoint's
+        layers.N.weight); a LayerNormalization's gamma and beta (width,). Empty before the model is built."""
+        arrays = []
+        for l, weight, bias in self._model._get_weights():
+            dense = isinstance(self._model.layers[l], Dense)
+            arrays += [_np.ascontiguousarray(weight.T) if dense else weight.reshape(-1), bias.reshape(-1)]
+        return arrays
 
     def set_weights(self, weights):
         """Sets what get_weights gives, in Keras' layout: per Dense layer its kernel (inputs, units),
-        then its bias (units,) (or (1, units)). The model must be built (fit, or build(inputs))."""
-        dense = [l for l, layer in enumerate(self._model.layers) if isinstance(layer, Dense)]
+        then its bias (units,) (or (1, units)); per LayerNormalization its gamma, then its beta
+        (width,). The model must be built (fit, or build(inputs))."""
+        if not self._model.built:
+            raise InputError("the model is not built yet: fit it, or build(inputs), before set_weights")
+        current = self._model._get_weights()
         weights = list(weights)
-        if len(weights) != 2 * len(dense):
-            raise InputError(f"set_weights takes {2 * len(dense)} arrays (a kernel and a bias per Dense layer), "
-                             f"got {len(weights)}")
-        for l, kernel, bias in zip(dense, weights[0::2], weights[1::2]):
-            kernel = _matrix(kernel, f"the kernel of layer {l}")
-            units = self._model.layers[l].units
-            if kernel.shape[1] != units or (self._model.built and kernel.shape[0] != self._layer_inputs(l)):
-                raise InputError(f"the kernel of layer {l} is {kernel.shape}; Keras' layout is (inputs, units): "
-                                 f"({self._layer_inputs(l) if self._model.built else 'inputs'}, {units})")
-            self._model._set_weight(l, _np.ascontiguousarray(kernel.T))
-            self._model._set_bias(l, _matrix(_np.reshape(bias, (1, -1)), f"the bias of layer {l}"))
-
-    def _layer_inputs(self, l):
-        """The width of what layer l takes: the model's inputs or the last Dense layer's units before it."""
-        widths = [layer.units for layer in self._model.layers[:l] if isinstance(layer, Dense)]
-        return widths[-1] if widths else self._model.input_width
+        if len(weights) != 2 * len(current):
+            raise InputError(f"set_weights takes {2 * len(current)} arrays (two per layer with weights: a Dense "
+                             f"layer's kernel and bias, a LayerNormalization's gamma and beta), got {len(weights)}")
+        for (l, weight, _), first, second in zip(current, weights[0::2], weights[1::2]):
+            dense = isinstance(self._model.layers[l], Dense)
+            if dense:
+                kernel = _matrix(first, f"the kernel of layer {l}")
+                if kernel.shape != weight.T.shape:
+                    raise InputError(f"the kernel of layer {l} is {kernel.shape}; Keras' layout is (inputs, units): "
+                                     f"{weight.T.shape}")
+                self._model._set_weight(l, _np.ascontiguousarray(kernel.T))
+            else:
+                gamma = _matrix(_np.reshape(first, (1, -1)), f"the gamma of layer {l}")
+                if gamma.size != weight.size:
+                    raise InputError(f"the gamma of layer {l} has {gamma.size} values; the layer normalizes "
+                                     f"{weight.size}")
+                self._model._set_weight(l, gamma)
+            self._model._set_bias(l, _matrix(_np.reshape(second, (1, -1)), f"the {'bias' if dense else 'beta'} of layer {l}"))
 
     def build(self, inputs):
         """Allocates and initializes the weights for rows of `inputs` numbers (fit does it on first use)."""

@@ -81,7 +81,7 @@ std::string python_words(std::string text) {
       {std::regex(R"(Device::(cpu|cuda))"), "device=\"$1\""},
       {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
       {std::regex(R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
-                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout)::(\w+))"),
+                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm)::(\w+))"),
        "$1"},
   };
   for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
@@ -373,6 +373,17 @@ NB_MODULE(_core, m) {
       .def_prop_ro("rate", [](const ember::Dropout& d) { return d.rate; })
       .def("__repr__", [](const ember::Dropout& d) { return ember::describe(d); });
 
+  nb::class_<ember::LayerNorm>(m, "LayerNormalization")
+      .def(
+          "__init__",
+          [](ember::LayerNorm* self, double epsilon) {
+            ember::check_layer(ember::LayerNorm(static_cast<float>(epsilon)));
+            new (self) ember::LayerNorm(static_cast<float>(epsilon));
+          },
+          "epsilon"_a = ember::LayerNorm().epsilon)
+      .def_prop_ro("epsilon", [](const ember::LayerNorm& n) { return n.epsilon; })
+      .def("__repr__", [](const ember::LayerNorm& n) { return ember::describe(n); });
+
   nb::class_<ember::SGD>(m, "SGD")
       .def(nb::init<>())
       .def(
@@ -580,7 +591,7 @@ NB_MODULE(_core, m) {
              s.set_bias(layer, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
            })
       .def("build", &ember::Sequential::build, "inputs"_a)
-      .def_prop_ro("parameter_count", &ember::Sequential::parameter_count)
+      .def_prop_ro("parameter_count", [](const ember::Sequential& s) { return s.parameter_count(); })
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })
       .def_prop_ro("built", &ember::Sequential::built)
@@ -596,13 +607,16 @@ NB_MODULE(_core, m) {
       .def_prop_ro("classes", &ember::Sequential::classes)
       .def_prop_ro("feature_names", &ember::Sequential::feature_names)
       .def_prop_ro("target_names", &ember::Sequential::target_names)
-      .def("get_weights", [](const ember::Sequential& s) {
+      .def("_get_weights", [](const ember::Sequential& s) {
+        // (layer, weight, bias) for each layer that has parameters, as the checkpoint holds them.
         nb::list out;
+        if (!s.built()) return out;
         for (std::size_t l = 0; l < s.layers().size(); ++l) {
-          if (!std::holds_alternative<ember::Dense>(s.layers()[l])) continue;  // no weights, as in Keras
+          if (s.parameter_count(l) == 0) continue;  // Dropout: no weights, as in Keras
           const ember::ConstView w = s.weight(l), b = s.bias(l);
-          out.append(to_numpy(ember::Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size()))));
-          out.append(to_numpy(ember::Matrix(1, b.cols, std::span<const float>(b.data, b.size()))));
+          out.append(nb::make_tuple(l,
+                                    to_numpy(ember::Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size()))),
+                                    to_numpy(ember::Matrix(1, b.cols, std::span<const float>(b.data, b.size())))));
         }
         return out;
       });
@@ -616,7 +630,7 @@ NB_MODULE(_core, m) {
         "sigmoid (PyTorch's formulas).");
   m.def("onnx_export_available", &ember::onnx_export_available,
         "Whether this build writes ONNX files (export_onnx); it needs libonnx-dev at build time.");
-  m.def("layer_names", &ember::layer_names, "The kinds of layer a Sequential model stacks: dense, dropout.");
+  m.def("layer_names", &ember::layer_names, "The kinds of layer a Sequential model stacks: dense, dropout, layernorm.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

@@ -239,7 +239,7 @@ def test_every_activation_trains_and_round_trips(tmp_path):
 
 def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
     x, y = regression_data()
-    assert ember.layer_names() == ["dense", "dropout"]
+    assert ember.layer_names() == ["dense", "dropout", "layernorm"]
     model = ember.Sequential([ember.Dense(32, "relu"), ember.Dropout(0.25), ember.Dense(1)], seed=3)
     assert repr(model.layers[1]) == "Dropout(0.25)" and model.layers[1].rate == 0.25
     model.compile(optimizer="adam", loss="mse", device="cpu")
@@ -257,6 +257,47 @@ def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
             ember.Dropout(rate)
     with pytest.raises(ember.InputError, match="ends with a Dense layer"):
         ember.Sequential([ember.Dense(4), ember.Dropout(0.5)])
+
+
+def test_layer_normalization_is_pytorchs_formula_trains_and_round_trips(tmp_path):
+    x, y = regression_data()
+    model = ember.Sequential([ember.LayerNormalization(), ember.Dense(16, "gelu"), ember.LayerNormalization(1e-3),
+                              ember.Dense(1)], seed=2)
+    assert repr(model.layers[2]) == "LayerNorm(0.001)" and model.layers[0].epsilon == pytest.approx(1e-5)
+    model.compile(optimizer="adam", loss="mse", device="cpu", learning_rate=0.01)
+    model.build(4)
+    assert [w.shape for w in model.get_weights()] == [(4,), (4,), (4, 16), (16,), (16,), (16,), (16, 1), (1,)]
+    assert model.count_params() == 8 + 5 * 16 + 32 + 17
+    # The first layer alone, against numpy: each row centred, divided by sqrt(var + eps), then
+    # gamma * that + beta (Keras' names; PyTorch's weight and bias).
+    rng = np.random.default_rng(3)
+    gamma, beta = rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    weights = model.get_weights()
+    kernel = np.eye(4, 16, dtype=np.float32)
+    model.set_weights([gamma, beta, kernel, np.zeros(16), np.ones(16), np.zeros(16), np.ones((16, 1)), np.zeros(1)])
+    first = ember.Sequential([ember.LayerNormalization(), ember.Dense(4)]).compile(device="cpu")
+    first.build(4)
+    first.set_weights([gamma, beta, np.eye(4, dtype=np.float32), np.zeros(4)])
+    rows = (3 * x[:50] + 7).astype(np.float32)
+    first.fit(rows, rows, epochs=0, normalize=False, verbose=0)
+    mean, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    np.testing.assert_allclose(first.predict(rows), (rows - mean) / np.sqrt(var + 1e-5) * gamma + beta,
+                               rtol=1e-4, atol=1e-5)
+    model.set_weights(weights)
+    history = model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert not np.array_equal(model.get_weights()[0], np.ones(4))  # gamma learns
+    model.save(tmp_path / "layernorm.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "layernorm.safetensors")
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    for epsilon in (0, -1e-5, float("inf")):
+        with pytest.raises(ember.InputError, match="a LayerNorm layer's epsilon must be positive and finite"):
+            ember.LayerNormalization(epsilon)
+    with pytest.raises(ember.InputError, match="takes 8 arrays"):
+        model.set_weights(weights[:6])
+    with pytest.raises(ember.InputError, match="the gamma of layer 0"):
+        model.set_weights([np.ones(5)] + weights[1:])
 
 
 def test_label_smoothing_trains_and_is_kept(tmp_path):

@@ -124,7 +124,8 @@ def test_every_layer_part_and_activation_exports_and_runs_as_predict(tmp_path):
     # One model per activation, every layer kind in it: a kind added to the engine fails here until
     # its export is tested.
     layer_of_kind = {"dense": lambda activation: ember.Dense(12, activation),
-                     "dropout": lambda activation: ember.Dropout(0.2)}
+                     "dropout": lambda activation: ember.Dropout(0.2),
+                     "layernorm": lambda activation: ember.LayerNormalization()}
     assert sorted(layer_of_kind) == sorted(ember.layer_names())
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype(np.float32)

@@ -33,22 +33,34 @@ struct Dropout {
   bool operator==(const Dropout&) const = default;
 };
 
+/// Normalizes each row over its features, then scales and shifts each feature by learned factors,
+/// as torch.nn.LayerNorm(features, eps=epsilon): y = (x - mean) / sqrt(var + epsilon) * weight +
+/// bias, mean and var (biased, divided by the features) of the row; weight starts at one, bias at
+/// zero. Keras' LayerNormalization computes the same but defaults to epsilon 1e-3. epsilon is
+/// positive and finite.
+struct LayerNorm {
+  explicit LayerNorm(float epsilon = 1e-5f) : epsilon(epsilon) {}
+  float epsilon;
+  bool operator==(const LayerNorm&) const = default;
+};
+
 /// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
-using Layer = std::variant<Dense, Dropout>;
+using Layer = std::variant<Dense, Dropout, LayerNorm>;
 /// How many kinds Layer has; the part list is checked against it when it is compiled.
 inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 
 /// InputError naming the setting unless the layer's settings are valid (a Dense layer's units 1 to
-/// 2^31 - 1, a Dropout rate 0 to below 1).
+/// 2^31 - 1, a Dropout rate 0 to below 1, a LayerNorm's epsilon positive and finite).
 void check_layer(const Layer& layer);
-/// The kind's name ("dense", "dropout"), as checkpoints and the CLI spell it.
+/// The kind's name ("dense", "dropout", "layernorm"), as checkpoints and the CLI spell it.
 std::string layer_name(const Layer& layer);
 /// Every kind's name, in Layer's order.
 std::vector<std::string> layer_names();
 /// "Dense(64, relu)", "Dropout(0.2)": the layer as messages show it.
 std::string describe(const Layer& layer);
 /// The layer as a checkpoint's architecture stores it: the text of a JSON object,
-/// {"type": "dense", "units": 64, "activation": "relu"} or {"type": "dropout", "rate": 0.2}.
+/// {"type": "dense", "units": 64, "activation": "relu"}, {"type": "dropout", "rate": 0.2} or
+/// {"type": "layernorm", "epsilon": 1e-05}.
 std::string settings_json(const Layer& layer);
 
 }  // namespace ember

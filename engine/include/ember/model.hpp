@@ -302,6 +302,9 @@ class Sequential {
   /// The schedule's state (ReduceOnPlateau's current factor and its bookkeeping).
   const ScheduleState& schedule_state() const { return schedule_state_; }
   std::int64_t parameter_count() const { return static_cast<std::int64_t>(parameters_.size()); }
+  /// Layer l's parameters (0 for a Dropout layer), as Keras' layer.count_params(); InputError for a
+  /// model not built or a layer it does not have.
+  std::int64_t parameter_count(std::size_t layer) const;
   const Scaler& scaler() const { return scaler_; }
   const CompileOptions& compile_options() const { return options_; }
   std::int64_t epochs_completed() const { return epochs_completed_; }
@@ -328,9 +331,10 @@ class Sequential {
   /// Offset of layer l's weight and bias in parameters().
   std::int64_t weight_offset(std::size_t layer) const;
   std::int64_t bias_offset(std::size_t layer) const;
-  /// Layer l's weight (out, in), as torch.nn.Linear's, and bias (1, out): views into parameters(),
-  /// valid until the model is built, loaded or assigned again. InputError for a model not built, a
-  /// layer it does not have or one without parameters (Dropout). l counts every layer.
+  /// Layer l's weight and bias as PyTorch names them: a Dense layer's weight (out, in), as
+  /// torch.nn.Linear's, and bias (1, out); a LayerNorm's scale and shift, (1, width) each. Views
+  /// into parameters(), valid until the model is built, loaded or assigned again. InputError for a
+  /// model not built, a layer it does not have or one without parameters (Dropout). l counts every layer.
   ConstView weight(std::size_t layer) const;
   ConstView bias(std::size_t layer) const;
   /// Sets them: InputError unless the shape is the layer's and every value is finite. The

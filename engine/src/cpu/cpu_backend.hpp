@@ -19,6 +19,10 @@ class CpuBackend : public Backend {
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
   void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override;
+  void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
+                          std::optional<View> normalized) override;
+  void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
+                           View scale_gradient, View shift_gradient, std::optional<View> dx) override;
   void clip_by_norm(float* values, std::int64_t count, float max_norm) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;

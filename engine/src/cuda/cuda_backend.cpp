@@ -179,6 +179,18 @@ class CudaBackend final : public Backend {
     check_dropout(x, y, rate);
     kernels::launch_dropout(x.data, y.data, x.size(), rate, seed, counters, stream_);
   }
+  void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
+                          std::optional<View> normalized) override {
+    check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
+    kernels::launch_layer_norm_forward(x.data, scale.data, shift.data, x.rows, x.cols, epsilon, y.data,
+                                       normalized ? normalized->data : nullptr, stream_);
+  }
+  void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
+                           View scale_gradient, View shift_gradient, std::optional<View> dx) override {
+    check_layer_norm_backward(dy, x, normalized, scale, epsilon, scale_gradient, shift_gradient, dx);
+    kernels::launch_layer_norm_backward(dy.data, x.data, normalized.data, scale.data, dy.rows, dy.cols, epsilon,
+                                        scale_gradient.data, shift_gradient.data, dx ? dx->data : nullptr, stream_);
+  }
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override {
     check_same_shape(prediction, target, "regression_loss");

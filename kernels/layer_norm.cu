@@ -1,0 +1,129 @@
+// LayerNorm (Backend::layer_norm_forward / layer_norm_backward). A row's statistics come from one
+// block: each thread sums a strided share of the row, then a fixed tree adds the threads' sums, so
+// the order of every addition depends on the width alone. The mean comes first, then the variance
+// of the centred values (no cancellation of E[x^2] - mean^2). The parameter gradients are column
+// sums, one thread per column walking down the rows in order.
+#include <cstdint>
+
+#include "cuda_check.hpp"
+#include "kernels.hpp"
+#include "launch.cuh"
+
+namespace ember::kernels {
+namespace {
+
+constexpr int kRowThreads = 256;
+
+/// The block's sum of value (a fixed tree over the threads), returned to every thread. shared holds
+/// kRowThreads floats and is free again on return.
+__device__ float block_sum(float value, float* shared) {
+  shared[threadIdx.x] = value;
+  __syncthreads();
+  for (int half = kRowThreads / 2; half > 0; half /= 2) {
+    if (static_cast<int>(threadIdx.x) < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    __syncthreads();
+  }
+  const float sum = shared[0];
+  __syncthreads();
+  return sum;
+}
+
+struct Moments {
+  float mean, inverse_std;
+};
+
+/// The row's mean and 1 / sqrt(var + epsilon), var the biased variance.
+__device__ Moments row_moments(const float* row, long long cols, float epsilon, float* shared) {
+  float sum = 0.0f;
+  for (long long c = threadIdx.x; c < cols; c += kRowThreads) sum += row[c];
+  const float mean = block_sum(sum, shared) / static_cast<float>(cols);
+  float squares = 0.0f;
+  for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
+    const float centred = row[c] - mean;
+    squares = fmaf(centred, centred, squares);
+  }
+  const float variance = block_sum(squares, shared) / static_cast<float>(cols);
+  return {mean, 1.0f / sqrtf(variance + epsilon)};
+}
+
+__global__ void __launch_bounds__(kRowThreads)
+    layer_norm_forward_kernel(const float* __restrict__ x, const float* __restrict__ scale,
+                              const float* __restrict__ shift, long long rows, long long cols, float epsilon,
+                              float* __restrict__ y, float* __restrict__ normalized) {
+  __shared__ float shared[kRowThreads];
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* row = x + r * cols;
+    const Moments moments = row_moments(row, cols, epsilon, shared);
+    for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
+      const float centred = (row[c] - moments.mean) * moments.inverse_std;
+      y[r * cols + c] = fmaf(centred, scale[c], shift[c]);
+      if (normalized != nullptr) normalized[r * cols + c] = centred;
+    }
+  }
+}
+
+/// dx = (g - mean(g) - normalized * mean(g * normalized)) / std, g = dy * scale, per row; dx may
+/// alias dy (each thread reads its elements of dy before it writes them).
+__global__ void __launch_bounds__(kRowThreads)
+    layer_norm_input_gradient_kernel(const float* dy, const float* __restrict__ x, const float* __restrict__ scale,
+                                     long long rows, long long cols, float epsilon, float* dx) {
+  __shared__ float shared[kRowThreads];
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* row = x + r * cols;
+    const Moments moments = row_moments(row, cols, epsilon, shared);
+    float g_sum = 0.0f, g_centred_sum = 0.0f;
+    for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
+      const float g = dy[r * cols + c] * scale[c];
+      g_sum += g;
+      g_centred_sum = fmaf(g, (row[c] - moments.mean) * moments.inverse_std, g_centred_sum);
+    }
+    const float g_mean = block_sum(g_sum, shared) / static_cast<float>(cols);
+    const float g_centred_mean = block_sum(g_centred_sum, shared) / static_cast<float>(cols);
+    for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
+      const float centred = (row[c] - moments.mean) * moments.inverse_std;
+      const float g = dy[r * cols + c] * scale[c];
+      dx[r * cols + c] = (g - g_mean - centred * g_centred_mean) * moments.inverse_std;
+    }
+  }
+}
+
+__global__ void layer_norm_parameter_gradient_kernel(const float* __restrict__ dy, const float* __restrict__ normalized,
+                                                     long long rows, long long cols, float* __restrict__ scale_gradient,
+                                                     float* __restrict__ shift_gradient) {
+  for (long long c = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; c < cols;
+       c += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float scale_sum = 0.0f, shift_sum = 0.0f;
+    for (long long r = 0; r < rows; ++r) {
+      scale_sum = fmaf(dy[r * cols + c], normalized[r * cols + c], scale_sum);
+      shift_sum += dy[r * cols + c];
+    }
+    scale_gradient[c] = scale_sum;
+    shift_gradient[c] = shift_sum;
+  }
+}
+
+}  // namespace
+
+void launch_layer_norm_forward(const float* x, const float* scale, const float* shift, std::int64_t rows,
+                               std::int64_t cols, float epsilon, float* y, float* normalized, cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  launch(layer_norm_forward_kernel, grid_for(rows, 1), kRowThreads, 0, stream, x, scale, shift,
+         static_cast<long long>(rows), static_cast<long long>(cols), epsilon, y, normalized);
+  check_launch("layer_norm_forward_kernel", [&] { return shape_text("x", rows, cols); });
+}
+
+void launch_layer_norm_backward(const float* dy, const float* x, const float* normalized, const float* scale,
+                                std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
+                                float* shift_gradient, float* dx, cudaStream_t stream) {
+  if (cols == 0) return;
+  // The parameter gradients first: dx may overwrite dy.
+  launch(layer_norm_parameter_gradient_kernel, grid_for(cols, 256), 256, 0, stream, dy, normalized,
+         static_cast<long long>(rows), static_cast<long long>(cols), scale_gradient, shift_gradient);
+  check_launch("layer_norm_parameter_gradient_kernel", [&] { return shape_text("dy", rows, cols); });
+  if (dx == nullptr || rows == 0) return;
+  launch(layer_norm_input_gradient_kernel, grid_for(rows, 1), kRowThreads, 0, stream, dy, x, scale,
+         static_cast<long long>(rows), static_cast<long long>(cols), epsilon, dx);
+  check_launch("layer_norm_input_gradient_kernel", [&] { return shape_text("dy", rows, cols); });
+}
+
+}  // namespace ember::kernels
