@@ -4,7 +4,8 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
 Ember's engine with Adam (or SGD) for a fixed number of epochs, optionally stopped early on a held-
 out validation fraction. Inputs and regression targets are standardized inside the model. dropout
-(0 by default) puts a Dropout layer of that rate after each hidden layer.
+(0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
+LayerNormalization after each hidden layer's activation (before its Dropout).
 
 A pandas DataFrame with text columns or missing cells is read as `ember train` reads a CSV file
 (text columns as categories, gaps filled with indicators; docs/formats.md); the model then keeps
@@ -30,7 +31,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Dropout, Sequential, _pandas
+from . import Dense, Dropout, LayerNormalization, Sequential, _pandas
 from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
@@ -49,7 +50,7 @@ class _EmberEstimator(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(64, 64), activation="relu", optimizer="adam", lr=0.001, momentum=0.9,
                  epochs=200, batch_size=32, early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  normalize=True, random_state=None, device="auto", verbose=0, dropout=0.0, alpha=0.0001,
-                 warm_start=False):
+                 warm_start=False, layer_norm=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -67,6 +68,7 @@ class _EmberEstimator(BaseEstimator):
         self.dropout = dropout
         self.alpha = alpha
         self.warm_start = warm_start
+        self.layer_norm = layer_norm
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -100,10 +102,11 @@ class _EmberEstimator(BaseEstimator):
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
         # scikit-learn's MLP names two activations its own way; every Ember name works too.
         activation = {"identity": "linear", "logistic": "sigmoid"}.get(self.activation, self.activation)
-        # A Dropout layer after each hidden layer, as the rate asks.
+        # After each hidden layer a LayerNormalization and a Dropout layer, as asked.
         rate = float(self.dropout)
-        hidden = [[Dense(int(units), activation)] + ([Dropout(rate)] if rate > 0 else []) for units in sizes]
-        return [layer for pair in hidden for layer in pair] + [Dense(outputs)]
+        hidden = [[Dense(int(units), activation)] + ([LayerNormalization()] if self.layer_norm else []) +
+                  ([Dropout(rate)] if rate > 0 else []) for units in sizes]
+        return [layer for group in hidden for layer in group] + [Dense(outputs)]
 
     def _compiled(self, outputs, loss, seed):
         """A new model of the estimator's layers, compiled with its optimizer and L2 penalty."""
@@ -178,10 +181,11 @@ class _EmberEstimator(BaseEstimator):
 
     def _set_weights_attributes(self):
         """coefs_[i] (inputs, units) and intercepts_[i] (units,) of each Dense layer, as scikit-learn's
-        MLP lays them out (Keras' layout, get_weights')."""
-        weights = self.model_.get_weights()
-        self.coefs_ = [np.asarray(w, dtype=np.float64) for w in weights[0::2]]
-        self.intercepts_ = [np.asarray(b, dtype=np.float64).ravel() for b in weights[1::2]]
+        MLP lays them out (Keras' layout, get_weights'); a LayerNormalization's are not among them."""
+        dense = [(weight, bias) for l, weight, bias in self.model_._model._get_weights()
+                 if isinstance(self.model_.layers[l], Dense)]
+        self.coefs_ = [np.asarray(w.T, dtype=np.float64) for w, _ in dense]
+        self.intercepts_ = [np.asarray(b, dtype=np.float64).ravel() for _, b in dense]
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = self.coefs_[-1].shape[1]
 

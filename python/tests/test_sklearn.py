@@ -84,7 +84,7 @@ def test_estimators_predict_row_invariant_on_the_fast_path():
     np.testing.assert_array_equal(restored.predict(x), whole)
 
 
-def test_estimators_put_dropout_after_each_hidden_layer():
+def test_estimators_put_dropout_and_layer_norm_after_each_hidden_layer():
     x, y = load_diabetes(return_X_y=True)
     model = EmberRegressor(hidden_layer_sizes=(32, 16), dropout=0.2, epochs=40, lr=0.01, random_state=0,
                            device="cpu").fit(x, y)
@@ -93,6 +93,16 @@ def test_estimators_put_dropout_after_each_hidden_layer():
     assert model.score(x, y) > 0.3
     plain = EmberRegressor(hidden_layer_sizes=(32, 16), epochs=1, random_state=0, device="cpu").fit(x, y)
     assert len(plain.model_.layers) == 3
+    normed = EmberRegressor(hidden_layer_sizes=(32, 16), layer_norm=True, dropout=0.1, epochs=40, lr=0.01,
+                            random_state=0, device="cpu").fit(x, y)
+    assert [repr(layer) for layer in normed.model_.layers] == [
+        "Dense(32, 'relu')", "LayerNorm(1e-05)", "Dropout(0.1)", "Dense(16, 'relu')", "LayerNorm(1e-05)",
+        "Dropout(0.1)", "Dense(1, 'linear')"]
+    assert normed.score(x, y) > 0.3
+    # coefs_ and intercepts_ are the Dense layers' alone, as scikit-learn's MLP has them.
+    assert [c.shape for c in normed.coefs_] == [(10, 32), (32, 16), (16, 1)]
+    assert [b.shape for b in normed.intercepts_] == [(32,), (16,), (1,)]
+    np.testing.assert_array_equal(normed.coefs_[1], normed.model_.get_weights()[4])
 
 
 def test_dataframes_with_text_and_gaps():
