@@ -412,12 +412,10 @@ class Sequential:
         """Prints each layer, its output width and parameter count, and the total (Keras' summary)."""
         lines = [f"{'Layer':<24}{'Output shape':<18}{'Param #':>10}"]
         width = self._model.input_width if self._model.built else None
-        for layer in self._model.layers:
+        for l, layer in enumerate(self._model.layers):
+            params = f"{self._model._layer_parameter_count(l):,}" if self._model.built else "?"
             if isinstance(layer, Dense):
-                params = "?" if width is None else f"{(width + 1) * layer.units:,}"
                 width = layer.units
-            else:
-                params = "0"
             lines.append(f"{repr(layer):<24}{'(None, ' + str(width if width is not None else '?') + ')':<18}{params:>10}")
         total = f"{self._model.parameter_count:,}" if self._model.built else "? (not built)"
         lines.append(f"Total params: {total}")

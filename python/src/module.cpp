@@ -592,6 +592,7 @@ NB_MODULE(_core, m) {
            })
       .def("build", &ember::Sequential::build, "inputs"_a)
       .def_prop_ro("parameter_count", [](const ember::Sequential& s) { return s.parameter_count(); })
+      .def("_layer_parameter_count", [](const ember::Sequential& s, std::size_t l) { return s.parameter_count(l); })
       .def_prop_ro("layers", &ember::Sequential::layers)
       .def_prop_ro("clip_norm", [](const ember::Sequential& s) { return s.compile_options().clip_norm; })
       .def_prop_ro("built", &ember::Sequential::built)

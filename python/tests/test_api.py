@@ -1,6 +1,7 @@
 """The Keras-style API from Python: arrays in and out, errors, the GIL, Ctrl-C, checkpoints."""
 import os
 import pickle
+import re
 import signal
 import subprocess
 import threading
@@ -268,6 +269,10 @@ def test_layer_normalization_is_pytorchs_formula_trains_and_round_trips(tmp_path
     model.build(4)
     assert [w.shape for w in model.get_weights()] == [(4,), (4,), (4, 16), (16,), (16,), (16,), (16, 1), (1,)]
     assert model.count_params() == 8 + 5 * 16 + 32 + 17
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert re.search(r"LayerNorm\(1e-05\)\s+\(None, 4\)\s+8\n", lines[0]), lines[0]
+    assert re.search(r"LayerNorm\(0\.001\)\s+\(None, 16\)\s+32\n", lines[0]), lines[0]
     # The first layer alone, against numpy: each row centred, divided by sqrt(var + eps), then
     # gamma * that + beta (Keras' names; PyTorch's weight and bias).
     rng = np.random.default_rng(3)
