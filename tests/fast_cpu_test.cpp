@@ -98,6 +98,11 @@ TEST(FastCpu, BiasAndEveryActivationMatchReference) {
   expect_pointwise_ops_match_reference(fast);
 }
 
+TEST(FastCpu, LayerNormMatchesReference) {
+  FastCpuBackend fast;
+  expect_layer_norm_matches_reference(fast);
+}
+
 // No loss test here: the fast path inherits the reference's loss ops (a comparison would compare
 // them with themselves); CpuOps tests those, and the GPU's run expect_losses_match_reference.
 

@@ -142,8 +142,7 @@ std::pair<double, double> row_moments(const float* row, std::int64_t cols, float
 
 }  // namespace
 
-// A row's work is linear in its width, small beside the matmuls around it: the fast path inherits
-// the float64 loops.
+// Float64 throughout; the fast path has its float32 loops (fast_cpu_backend.cpp).
 void CpuBackend::layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
                                     std::optional<View> normalized) {
   check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
