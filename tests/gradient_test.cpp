@@ -166,6 +166,16 @@ TEST(Gradients, DropoutMatchesFiniteDifferences) {
   expect_gradients_match(fast, layers);
 }
 
+// Every kind of layer (its float64 form in reference_loss above; a kind without one fails here).
+TEST(Gradients, EveryLayerKindMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  std::vector<Layer> layers = testing::one_layer_of_each_kind();
+  layers.push_back(Dense(2));
+  expect_gradients_match(reference, layers);
+  expect_gradients_match(fast, layers);
+}
+
 // LayerNorm first (on the inputs), between a ReLU layer and a GELU one (the ReLU below runs its own
 // backward), after Dropout and before the output; a large epsilon too. The parameters start away
 // from LayerNorm's ones and zeros (the noise above), so its scale matters in the input gradient.

@@ -16,16 +16,9 @@
 namespace ember {
 namespace {
 
-/// One layer of every kind, with settings other than the defaults.
-std::vector<Layer> one_of_each_kind() {
-  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f), LayerNorm(1e-3f)};
-  EXPECT_EQ(layers.size(), kLayerKinds) << "a kind of layer is missing here";
-  return layers;
-}
-
 TEST(Layers, EveryKindHasItsNameAndRoundTripsItsCheckpointEntry) {
   std::set<std::string> names;
-  for (const Layer& layer : one_of_each_kind()) {
+  for (const Layer& layer : testing::one_layer_of_each_kind()) {
     const std::string name = layer_name(layer);
     EXPECT_EQ(names.count(name), 0u) << name;
     names.insert(name);
@@ -51,7 +44,7 @@ TEST(Layers, EveryKindHasItsNameAndRoundTripsItsCheckpointEntry) {
 }
 
 TEST(Layers, AModelOfEveryKindSavesAndLoadsWithItsPredictions) {
-  std::vector<Layer> layers = one_of_each_kind();
+  std::vector<Layer> layers = testing::one_layer_of_each_kind();
   layers.push_back(Dense(2));
   Sequential model(layers, 4);
   model.compile({.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu});

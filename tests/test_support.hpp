@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ember/layers.hpp"
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
 #include "ember/testing.hpp"
@@ -38,6 +40,17 @@ inline Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t 
 
 inline Matrix poisoned(std::int64_t rows, std::int64_t cols) {
   return Matrix(rows, cols, std::numeric_limits<float>::quiet_NaN());
+}
+
+/// One layer of every kind (ember/layers.hpp), with settings other than the defaults, for the
+/// tests that loop over the kinds: a kind missing here makes them fail.
+inline std::vector<Layer> one_layer_of_each_kind() {
+  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f), LayerNorm(1e-3f)};
+  std::vector<bool> seen(kLayerKinds);
+  for (const Layer& layer : layers) seen[layer.index()] = true;
+  for (std::size_t kind = 0; kind < kLayerKinds; ++kind)
+    if (!seen[kind]) throw std::logic_error("one_layer_of_each_kind lacks a kind of layer: add one");
+  return layers;
 }
 
 /// ||out - ref|| / ||ref|| over n values, float64; NaN anywhere gives NaN (so it fails any bound).

@@ -381,6 +381,33 @@ TEST(SampleWeight, WholeWeightsTrainAsRepeatedRowsAndZeroAsRemovedOnes) {
   EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5);
 }
 
+TEST(SampleWeight, TheStandardizationCountsEachRowItsWeightsTimes) {
+  // With the standardization on (the default), weighted rows give the statistics of the repeated
+  // rows, and so the same training; and weights that differ give other statistics.
+  const Problem data;
+  std::vector<float> weights(60);
+  for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>((r * 7) % 5);  // 0 to 4
+  const CompileOptions sgd{.optimizer = SGD{.lr = 0.05f}, .device = Device::cpu};
+  FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false};
+  Sequential weighted = fresh_model(sgd);
+  options.sample_weight = weights;
+  weighted.fit(data.x, data.y, options);
+  Sequential copies = fresh_model(sgd);
+  options.sample_weight = {};
+  copies.fit(repeated(data.x, weights), repeated(data.y, weights), options);
+  Sequential plain = fresh_model(sgd);
+  plain.fit(data.x, data.y, options);
+  for (const auto& [mine, theirs] :
+       {std::pair{&weighted.scaler().x, &copies.scaler().x}, std::pair{&weighted.scaler().y, &copies.scaler().y}})
+    for (std::size_t c = 0; c < mine->mean.size(); ++c) {
+      EXPECT_NEAR(mine->mean[c], theirs->mean[c], 1e-12 * (1 + std::abs(theirs->mean[c])));
+      EXPECT_NEAR(mine->std[c], theirs->std[c], 1e-12 * theirs->std[c]);
+    }
+  EXPECT_GT(std::abs(plain.scaler().x.mean[0] - copies.scaler().x.mean[0]), 1e-3);
+  EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5);
+  EXPECT_LT(testing::relative_error(weighted.predict(data.x), copies.predict(data.x)), 1e-5);
+}
+
 TEST(SampleWeight, TablesWeighTheirRowsAndBadWeightsAreRefused) {
   // A table's weights are per table row, also for rows its missing cells drop.
   std::string text = "a,b,y\n";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,14 +26,15 @@ struct RankSums {
 };
 
 /// Each column's mean and sum of squared deviations from it, and the rows, over every rank's rows
-/// (two passes: the mean first, so that the squares are those of the whole set).
+/// (two passes: the mean first, so that the squares are those of the whole set). With weights (one
+/// per row), each row counts as many times as its weight, as if repeated: rows is their sum.
 struct ColumnMoments {
   std::vector<double> mean, squares;
   double rows = 0;
 };
-ColumnMoments column_moments(ConstView values, const RankSums& ranks = {});
+ColumnMoments column_moments(ConstView values, const RankSums& ranks = {}, std::span<const float> weights = {});
 
-/// ColumnStatistics::of over every rank's rows.
-ColumnStatistics column_statistics(ConstView values, const RankSums& ranks);
+/// ColumnStatistics::of over every rank's rows, each counted its weight's times where weights are given.
+ColumnStatistics column_statistics(ConstView values, const RankSums& ranks, std::span<const float> weights = {});
 
 }  // namespace ember

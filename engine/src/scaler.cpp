@@ -8,13 +8,14 @@
 
 namespace ember {
 
-ColumnMoments column_moments(ConstView values, const RankSums& ranks) {
+ColumnMoments column_moments(ConstView values, const RankSums& ranks, std::span<const float> weights) {
   const auto cols = static_cast<std::size_t>(values.cols);
+  const auto weight = [&](std::int64_t r) { return weights.empty() ? 1.0 : static_cast<double>(weights[r]); };
   ColumnMoments moments;
   std::vector<double> sums(cols + 1, 0.0);  // each column's sum, then the rows
   for (std::int64_t c = 0; c < values.cols; ++c)
-    for (std::int64_t r = 0; r < values.rows; ++r) sums[static_cast<std::size_t>(c)] += values(r, c);
-  sums[cols] = static_cast<double>(values.rows);
+    for (std::int64_t r = 0; r < values.rows; ++r) sums[static_cast<std::size_t>(c)] += weight(r) * values(r, c);
+  for (std::int64_t r = 0; r < values.rows; ++r) sums[cols] += weight(r);
   ranks.add(sums);
   moments.rows = sums[cols];
   for (std::size_t c = 0; c < cols; ++c) moments.mean.push_back(moments.rows > 0 ? sums[c] / moments.rows : 0.0);
@@ -22,14 +23,14 @@ ColumnMoments column_moments(ConstView values, const RankSums& ranks) {
   for (std::int64_t c = 0; c < values.cols; ++c) {
     const double mean = moments.mean[static_cast<std::size_t>(c)];
     for (std::int64_t r = 0; r < values.rows; ++r)
-      moments.squares[static_cast<std::size_t>(c)] += (values(r, c) - mean) * (values(r, c) - mean);
+      moments.squares[static_cast<std::size_t>(c)] += weight(r) * (values(r, c) - mean) * (values(r, c) - mean);
   }
   ranks.add(moments.squares);
   return moments;
 }
 
-ColumnStatistics column_statistics(ConstView values, const RankSums& ranks) {
-  const ColumnMoments moments = column_moments(values, ranks);
+ColumnStatistics column_statistics(ConstView values, const RankSums& ranks, std::span<const float> weights) {
+  const ColumnMoments moments = column_moments(values, ranks, weights);
   ColumnStatistics stats;
   for (std::size_t c = 0; c < moments.mean.size(); ++c) {
     double std = moments.rows > 0 ? std::sqrt(moments.squares[c] / moments.rows) : 0.0;

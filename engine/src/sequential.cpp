@@ -629,7 +629,9 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
 
   if (!scaler_fitted_) {
     scaler_.enabled = options.normalize;
-    scaler_.x = options.normalize ? column_statistics(x_train, ranks) : ColumnStatistics::identity(x.cols);
+    // Weighted rows count as often as their weights, as repeated rows would.
+    scaler_.x =
+        options.normalize ? column_statistics(x_train, ranks, train_weights) : ColumnStatistics::identity(x.cols);
     // Indicators stay 0 or 1: standardized, a category in 1 row of 1000 would become an input near
     // 30 that the network fits as an outlier (scikit-learn's pipelines scale numbers only).
     const std::vector<bool> indicators = preprocessing_.indicator_inputs();
@@ -643,7 +645,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
                     [&](std::int64_t c) { return indicators[static_cast<std::size_t>(c)]; });
     }
     // Class labels are indices, never standardized.
-    scaler_.y = options.normalize && !classification ? column_statistics(y_train, ranks)
+    scaler_.y = options.normalize && !classification ? column_statistics(y_train, ranks, train_weights)
                                                      : ColumnStatistics::identity(output_width());
     const std::vector<std::string> inputs = preprocessing_.input_names();
     for (std::int64_t c : scaler_.x.constant_columns)

@@ -218,7 +218,8 @@ class Sequential:
         numbered from initial_epoch in callbacks, the display and History.epoch. verbose: 0 quiet, 1
         a progress bar per epoch, 2 one line per epoch. sample_weight: a weight (0 or more) per row
         of x: each step minimizes the weighted mean of its rows' losses (scikit-learn's meaning;
-        the figures, the validation rows and the standardization stay unweighted)."""
+        the standardization counts each row its weight's times; the figures and the validation rows
+        stay unweighted)."""
         self._not_fitting("fit")
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")

@@ -134,8 +134,9 @@ struct FitOptions {
   /// A weight per row of x (for a fit on a table, per row of the table), finite and >= 0; empty:
   /// every row weighs 1. Each step minimizes the weighted mean of its rows' losses, sum w_i l_i /
   /// sum w_i, as scikit-learn's MLP (a batch whose weights sum to 0 gives a zero gradient). The
-  /// epoch's figures, the validation rows and the standardization are unweighted. Not with several
-  /// ranks yet. Read where it lies: it must outlive fit.
+  /// standardization's statistics count each training row its weight's times, as repeating it
+  /// would; the epoch's figures and the validation rows are unweighted. Not with several ranks yet.
+  /// Read where it lies: it must outlive fit.
   std::span<const float> sample_weight{};
   std::optional<EarlyStopping> early_stopping{};
   /// Training ends at the end of the batch during which a stop is requested (a callback, a signal
