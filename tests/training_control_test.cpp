@@ -333,6 +333,22 @@ double largest_difference(const std::vector<float>& a, const std::vector<float>&
   return largest;
 }
 
+/// Three models of compile trained with fit on (x, y): with the weights, on the rows repeated as
+/// many times as their weights, and without weights.
+struct WeightedTrio {
+  Sequential weighted, copies, plain;
+};
+WeightedTrio train_weighted_copies_and_plain(const CompileOptions& compile, FitOptions fit, const Matrix& x,
+                                             const Matrix& y, const std::vector<float>& weights) {
+  WeightedTrio trio{fresh_model(compile), fresh_model(compile), fresh_model(compile)};
+  fit.sample_weight = weights;
+  trio.weighted.fit(x, y, fit);
+  fit.sample_weight = {};
+  trio.copies.fit(repeated(x, weights), repeated(y, weights), fit);
+  trio.plain.fit(x, y, fit);
+  return trio;
+}
+
 TEST(SampleWeight, EqualWeightsTrainAsNoWeights) {
   const Problem data;
   Sequential plain = fresh_model(kAdam);
@@ -355,29 +371,17 @@ TEST(SampleWeight, WholeWeightsTrainAsRepeatedRowsAndZeroAsRemovedOnes) {
   for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>(r % 4);  // 0 to 3
   for (const Loss& loss : {Loss{MeanSquaredError{}}, Loss{Huber{}}}) {
     const CompileOptions sgd{.optimizer = SGD{.lr = 0.05f}, .loss = loss, .device = Device::cpu};
-    FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false};
-    Sequential weighted = fresh_model(sgd);
-    options.sample_weight = weights;
-    weighted.fit(data.x, data.y, options);
-    Sequential copies = fresh_model(sgd);
-    options.sample_weight = {};
-    copies.fit(repeated(data.x, weights), repeated(data.y, weights), options);
+    const auto [weighted, copies, plain] = train_weighted_copies_and_plain(
+        sgd, {.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false}, data.x, data.y, weights);
     EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5) << loss_name(loss);
-    Sequential plain = fresh_model(sgd);
-    plain.fit(data.x, data.y, options);
     EXPECT_GT(largest_difference(plain.parameters(), copies.parameters()), 1e-3);  // the weights matter
   }
   // Classification: class indices as targets, the same rule.
   Matrix labels(60, 1);
   for (std::int64_t r = 0; r < 60; ++r) labels(r, 0) = data.x(r, 0) > 0.5f ? 1.0f : 0.0f;
   const CompileOptions classes{.optimizer = SGD{.lr = 0.5f}, .loss = CrossEntropy{}, .device = Device::cpu};
-  FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false};
-  options.sample_weight = weights;
-  Sequential weighted = fresh_model(classes);
-  weighted.fit(data.x, labels, options);
-  options.sample_weight = {};
-  Sequential copies = fresh_model(classes);
-  copies.fit(repeated(data.x, weights), repeated(labels, weights), options);
+  const auto [weighted, copies, plain] = train_weighted_copies_and_plain(
+      classes, {.epochs = 20, .batch_size = 1000, .shuffle = false, .normalize = false}, data.x, labels, weights);
   EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5);
 }
 
@@ -388,15 +392,8 @@ TEST(SampleWeight, TheStandardizationCountsEachRowItsWeightsTimes) {
   std::vector<float> weights(60);
   for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>((r * 7) % 5);  // 0 to 4
   const CompileOptions sgd{.optimizer = SGD{.lr = 0.05f}, .device = Device::cpu};
-  FitOptions options{.epochs = 20, .batch_size = 1000, .shuffle = false};
-  Sequential weighted = fresh_model(sgd);
-  options.sample_weight = weights;
-  weighted.fit(data.x, data.y, options);
-  Sequential copies = fresh_model(sgd);
-  options.sample_weight = {};
-  copies.fit(repeated(data.x, weights), repeated(data.y, weights), options);
-  Sequential plain = fresh_model(sgd);
-  plain.fit(data.x, data.y, options);
+  const auto [weighted, copies, plain] = train_weighted_copies_and_plain(
+      sgd, {.epochs = 20, .batch_size = 1000, .shuffle = false}, data.x, data.y, weights);
   for (const auto& [mine, theirs] :
        {std::pair{&weighted.scaler().x, &copies.scaler().x}, std::pair{&weighted.scaler().y, &copies.scaler().y}})
     for (std::size_t c = 0; c < mine->mean.size(); ++c) {
