@@ -47,6 +47,57 @@ TEST(Library, DataParallelOverThreadsMatchesOneProcess) {
               1e-6 * expected.epochs.back().val_loss.value());
 }
 
+TEST(Library, SampleWeightsOverRanksTrainAsOneProcess) {
+  // Every rank holds every row: the weighted mean over each global batch, as one process takes it.
+  const Matrix x = testing::random_matrix(97, 3, 15), y = testing::random_matrix(97, 2, 16);
+  std::vector<float> weights(97);
+  for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>((r * 5) % 7) / 2;  // 0 to 3
+  FitOptions fit{.epochs = 3, .batch_size = 10, .validation_split = 0.1};
+  fit.sample_weight = weights;
+  Sequential alone = model(1);
+  alone.fit(x, y, fit);
+  std::vector<Sequential> ranks{model(1), model(1), model(1)};
+  testing::fit_on_threads(ranks, x, y, fit);
+  EXPECT_EQ(ranks[2].parameters(), ranks[0].parameters());
+  EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), 1e-6);
+  Sequential unweighted = model(1);
+  fit.sample_weight = {};
+  unweighted.fit(x, y, fit);
+  EXPECT_GT(testing::relative_error(unweighted.parameters(), alone.parameters()), 1e-3);  // the weights matter
+
+  // Sharded: each of two ranks its own 40 rows, in order; a global batch of 10 is 5 rows of each.
+  // One process sees the same batches with the rows interleaved so, and the same statistics.
+  const Matrix all_x = testing::random_matrix(80, 3, 17), all_y = testing::random_matrix(80, 2, 18);
+  std::vector<float> all_weights(80);
+  for (std::size_t r = 0; r < all_weights.size(); ++r) all_weights[r] = static_cast<float>((r * 3) % 7);
+  std::vector<std::int64_t> interleaved;  // one process's row p is rank p / 5 % 2's row 5 (p / 10) + p % 5
+  std::vector<float> interleaved_weights;
+  for (std::int64_t p = 0; p < 80; ++p) {
+    interleaved.push_back((p / 5 % 2) * 40 + 5 * (p / 10) + p % 5);
+    interleaved_weights.push_back(all_weights[static_cast<std::size_t>(interleaved.back())]);
+  }
+  FitOptions in_order{.epochs = 2, .batch_size = 10, .shuffle = false};
+  in_order.sample_weight = interleaved_weights;
+  Sequential one = model(1);
+  one.fit(Matrix::take_rows(all_x, interleaved), Matrix::take_rows(all_y, interleaved), in_order);
+  testing::Rendezvous shared(2);
+  std::vector<Sequential> shards{model(1), model(1)};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      std::vector<std::int64_t> mine(40);
+      std::iota(mine.begin(), mine.end(), 40 * r);
+      FitOptions options{.epochs = 2, .batch_size = 10, .shuffle = false, .sharded_data = true};
+      const std::vector<float> own(all_weights.begin() + 40 * r, all_weights.begin() + 40 * (r + 1));
+      options.sample_weight = own;
+      options.communicator = std::make_shared<testing::ThreadRank>(shared, r, 2);
+      shards[static_cast<std::size_t>(r)].fit(Matrix::take_rows(all_x, mine), Matrix::take_rows(all_y, mine), options);
+    });
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(shards[1].parameters(), shards[0].parameters());
+  EXPECT_LT(testing::relative_error(shards[0].parameters(), one.parameters()), 1e-6);
+}
+
 TEST(Library, DeterministicReductionAddsInRankOrderWhateverOrderTheRanksArriveIn) {
   // Values whose float64 sum depends on the order: (1 + 1e17) - 1e17 is 0, (-1e17 + 1e17) + 1 is
   // 1. The threads' transport adds in arrival order; rank 2 arrives first, then 0, then 1.

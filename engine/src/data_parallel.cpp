@@ -212,6 +212,36 @@ std::vector<std::int32_t> DataParallel::local_order(const std::vector<std::int32
   return local;
 }
 
+std::vector<float> DataParallel::row_factors(const std::vector<std::int32_t>& order, std::span<const float> weights) {
+  // Where this rank's rows of each global batch lie in order: [begin, end).
+  const int rank = active() ? communicator_->rank() : 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> spans;
+  for (std::int64_t batch = 0; batch < batches_; ++batch) {
+    if (sharded()) {
+      const std::int64_t begin = std::min(batch * slice_of(rank), train_rows_);
+      spans.emplace_back(begin, std::min(begin + slice_of(rank), train_rows_));
+    } else {
+      const std::int64_t first = batch * batch_size_, rows = std::min(batch_size_, train_rows_ - first);
+      spans.emplace_back(first + (active() ? slice_begin(rows, rank) : 0),
+                         first + (active() ? slice_begin(rows, rank + 1) : rows));
+    }
+  }
+  std::vector<double> totals(spans.size(), 0.0);
+  for (std::size_t b = 0; b < spans.size(); ++b)
+    for (std::int64_t p = spans[b].first; p < spans[b].second; ++p)
+      totals[b] += weights[static_cast<std::size_t>(order[static_cast<std::size_t>(p)])];
+  if (active()) sum_over_ranks(totals);
+  std::vector<float> factors(weights.size(), 0.0f);
+  for (std::size_t b = 0; b < spans.size(); ++b) {
+    const auto rows = static_cast<double>(rows_in(static_cast<std::int64_t>(b)));
+    for (std::int64_t p = spans[b].first; p < spans[b].second; ++p) {
+      const auto row = static_cast<std::size_t>(order[static_cast<std::size_t>(p)]);
+      factors[row] = totals[b] > 0.0 ? static_cast<float>(weights[row] * rows / totals[b]) : 0.0f;
+    }
+  }
+  return factors;
+}
+
 bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
   const std::int64_t mine = rows_of(communicator_->rank(), batch);
   if (collective_) {

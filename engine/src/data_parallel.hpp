@@ -48,6 +48,12 @@ class DataParallel {
   /// This rank's part of an epoch's row order: its slice of each global batch, one after another
   /// (sharded: its own rows, in their order).
   std::vector<std::int32_t> local_order(const std::vector<std::int32_t>& order) const;
+  /// Sample weights' factors on each row's loss gradient for an epoch's row order (order and
+  /// weights over this rank's training rows): w * (the global batch's rows) / (its rows' weights
+  /// summed over every rank), so that the steps minimize the weighted mean over each global batch;
+  /// 0 where the batch weighs nothing. Indexed by row; rows this rank does not train on get 0.
+  /// Every rank calls it (sharded, the batches' sums are summed over the ranks).
+  std::vector<float> row_factors(const std::vector<std::int32_t>& order, std::span<const float> weights);
   /// A training step of global batch b: this rank's gradients, scaled by its rows, summed over the
   /// ranks and divided by all ranks' rows, with the stop requests. Whether any rank asked to stop.
   bool step(Plan& plan, std::int64_t batch, bool stop_requested);

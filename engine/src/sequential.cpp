@@ -616,14 +616,12 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   // The training rows' weights, in x_train's order.
   std::vector<float> train_weights;
   if (!weights.empty()) {
-    if (parallel.active())
-      throw SettingError("FitOptions::sample_weight", "is not supported with several ranks yet; train in one process");
-    double total = 0.0;
+    float total = 0.0f;
     for (const std::int64_t i : train_index) {
       train_weights.push_back(weights[static_cast<std::size_t>(i)]);
       total += train_weights.back();
     }
-    if (total == 0.0)
+    if (parallel.sum({total})[0] == 0.0f)
       throw SettingError("FitOptions::sample_weight", "is 0 for every training row: nothing would be learned");
   }
 
@@ -686,7 +684,6 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   // With sample weights, each row's factor on its loss gradient for the epoch's order (row_scales).
   Buffer scales_buffer(backend, std::max<std::size_t>(1, train_weights.size()) * sizeof(float));
   auto* scales = static_cast<float*>(scales_buffer.data());
-  std::vector<float> row_scales(train_weights.size());
   if (!train_weights.empty()) plan.bind_row_weights({scales, train_rows, 1});
   if (options.on_train_begin)
     options.on_train_begin({.training_rows = all_train_rows,
@@ -731,16 +728,7 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     if (train_weights.empty()) return;
     // A step's loss gradient is the mean over its rows; times w_i * rows / (the batch's sum of w),
     // it is the weighted mean's (exactly 1 where every weight is equal).
-    for (std::int64_t first = 0; first < train_rows; first += batch_size) {
-      const std::int64_t end = std::min(train_rows, first + batch_size);
-      double total = 0.0;
-      for (std::int64_t p = first; p < end; ++p) total += train_weights[static_cast<std::size_t>(order[p])];
-      for (std::int64_t p = first; p < end; ++p) {
-        const auto row = static_cast<std::size_t>(order[p]);
-        row_scales[row] =
-            total > 0.0 ? static_cast<float>(train_weights[row] * static_cast<double>(end - first) / total) : 0.0f;
-      }
-    }
+    const std::vector<float> row_scales = parallel.row_factors(order, train_weights);
     backend.copy_to_device(scales, row_scales.data(), row_scales.size() * sizeof(float));
   };
   // Batch b's step; whether a stop was requested (on any rank).

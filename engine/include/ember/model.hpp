@@ -135,8 +135,9 @@ struct FitOptions {
   /// every row weighs 1. Each step minimizes the weighted mean of its rows' losses, sum w_i l_i /
   /// sum w_i, as scikit-learn's MLP (a batch whose weights sum to 0 gives a zero gradient). The
   /// standardization's statistics count each training row its weight's times, as repeating it
-  /// would; the epoch's figures and the validation rows are unweighted. Not with several ranks yet.
-  /// Read where it lies: it must outlive fit.
+  /// would; the epoch's figures and the validation rows are unweighted. With several ranks every
+  /// rank gives its rows' weights (all of them, or none), and a step's weighted mean is over the
+  /// global batch. Read where it lies: it must outlive fit.
   std::span<const float> sample_weight{};
   std::optional<EarlyStopping> early_stopping{};
   /// Training ends at the end of the batch during which a stop is requested (a callback, a signal
