@@ -65,6 +65,25 @@ TEST(CliDistributed, RanksTrainAsOneProcessAndRankZeroWrites) {
 #endif
 }
 
+TEST(CliDistributed, AWeightColumnTrainsOnTwoRanksAsInOneProcess) {
+  EMBER_REQUIRE_MPI();
+#ifdef EMBER_MPIEXEC
+  std::string text = "a,b,w,y\n";
+  for (int i = 0; i < 203; ++i) {
+    const double a = (i % 13) * 0.1, b = (i % 7) * 0.3 - 1;
+    text += fmt::format("{},{},{},{}\n", a, b, (i * 5) % 4, a * b + 1);
+  }
+  const std::string data = file_with("weighted.csv", text);
+  const std::string flags = " train --device cpu --layers 8 --epochs 3 --batch-size 16 --val-split 0.2 --data " + data +
+                            " --target y --weight w --optimizer adam --lr 0.01 --quiet --save ";
+  const std::string alone = dir() + "/weighted_alone.safetensors", together = dir() + "/weighted_ranks.safetensors";
+  ASSERT_EQ(run_ember(flags + alone).exit_code, 0);
+  const CliRun run = run_launched(2, std::string(EMBER_CLI_PATH) + flags + together);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_LT(relative_error(Sequential::load(together).parameters(), Sequential::load(alone).parameters()), 1e-6);
+#endif
+}
+
 TEST(CliDistributed, AnErrorOnEveryRankIsPrintedOnceAndEndsTheRun) {
   EMBER_REQUIRE_MPI();
 #ifdef EMBER_MPIEXEC
