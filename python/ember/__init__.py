@@ -15,12 +15,13 @@ import numpy as _np
 from . import _core, callbacks
 from . import callbacks as _callbacks
 from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Error, Huber,
-                    InputError, LayerNormalization, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay, activation_names,
-                    cuda_unavailable_reason, describe_devices, get_num_threads, layer_names, loss_names,
-                    onnx_export_available, optimizer_names, schedule_names, set_num_threads)
+                    InputError, LayerNormalization, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay,
+                    activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
+                    loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
-__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "SGD", "Adam", "AdamW", "RMSprop", "MeanSquaredError", "Huber", "CrossEntropy",
+__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "SGD", "Adam", "AdamW", "RMSprop",
+           "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
            "schedule_names",
@@ -130,7 +131,8 @@ def _frame_with_targets(x, y, target):
 
 
 class Sequential:
-    """A stack of layers (Dense, Dropout, LayerNormalization), as Keras' Sequential: compile, fit, evaluate, predict, save, load."""
+    """A stack of layers (Dense, Dropout, LayerNormalization), as Keras' Sequential: compile, fit, evaluate,
+    predict, save, load."""
 
     def __init__(self, layers, seed=0):
         self._model = _core.Sequential(list(layers), seed)
@@ -396,7 +398,8 @@ class Sequential:
                     raise InputError(f"the gamma of layer {l} has {gamma.size} values; the layer normalizes "
                                      f"{weight.size}")
                 self._model._set_weight(l, gamma)
-            self._model._set_bias(l, _matrix(_np.reshape(second, (1, -1)), f"the {'bias' if dense else 'beta'} of layer {l}"))
+            bias = _matrix(_np.reshape(second, (1, -1)), f"the {'bias' if dense else 'beta'} of layer {l}")
+            self._model._set_bias(l, bias)
 
     def build(self, inputs):
         """Allocates and initializes the weights for rows of `inputs` numbers (fit does it on first use)."""
