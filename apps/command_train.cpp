@@ -30,6 +30,7 @@ struct TrainArguments {
   std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
   std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
   std::int64_t early_stopping = 0, checkpoint_every = 0;
+  std::size_t bins = 0;
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
   bool no_restore_best = false;
   bool deterministic_reduce = false;
@@ -356,6 +357,7 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
   if (resumed == nullptr || command.count("--numeric") > 0)
     spec.numeric = a.numeric.empty() ? std::vector<std::string>{} : split_list(a.numeric, "--numeric");
   if (resumed == nullptr || command.count("--missing") > 0) spec.missing = parse_missing(a.missing);
+  if (resumed == nullptr || command.count("--bins") > 0) spec.bins = a.bins;
   // The weight column is no feature.
   if (!a.weight.empty()) {
     if (std::find(spec.targets.begin(), spec.targets.end(), a.weight) != spec.targets.end())
@@ -611,7 +613,8 @@ void add_train_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("train", "Train a model on a CSV file");
   command->footer(
       "With --init, the architecture, loss, optimizer and its settings (--optimizer, --lr, --momentum, --nesterov, "
-      "--weight-decay, --beta1, --beta2, --eps, --alpha), column handling (--one-hot, --missing) and scaler come from "
+      "--weight-decay, --beta1, --beta2, --eps, --alpha), column handling (--one-hot, --missing, --bins) and scaler "
+      "come from "
       "the "
       "checkpoint; the defaults shown apply to new models, and a flag given on the command line overrides the "
       "checkpoint's setting (another --optimizer starts from fresh optimizer state; --schedule likewise). "
@@ -639,6 +642,11 @@ void add_train_command(CLI::App& app) {
                    "none, each with an indicator input; rows without a target are left out), error, drop (leave "
                    "such rows out) or mean (fill features with their training mean)")
       ->capture_default_str();
+  command->add_option("--bins", arguments->bins,
+                      "Piecewise-linear encoding of numbers: each numeric column also gets one input per bin between "
+                      "its training quantiles (N bins, 2 to 256), 0 below the bin, 1 above, the value's place in "
+                      "between, so that the network can cut a number into steps as a tree does; 0: off [default: 0, "
+                      "or the --init model's]");
   command
       ->add_option(
           "--layers", arguments->layers,

@@ -87,6 +87,25 @@ TEST(CliData, IdsCitiesAndGapsTrainAndPredictOnUnseenCategories) {
                      "the model was trained with --missing mean, not drop");
 }
 
+TEST(CliData, BinsAreKeptShownAndNotContradicted) {
+  const std::string data = city_csv("binned.csv", 90), model = dir() + "/binned.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --layers 8 --bins 4 --data " + data +
+                                 " --target y --ignore id --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  // city: 3 categories; x: its value, 4 bins and a gap indicator.
+  EXPECT_NE(train.out.find("2 features (9 inputs)"), std::string::npos) << train.out;
+  const CliRun inspect = run_ember("inspect " + model);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("x: number; 4 bins between "), std::string::npos) << inspect.out;
+  // Resuming keeps the bins without the flag; another count is refused, as are 1 and more than 256.
+  EXPECT_EQ(run_ember("train --device cpu --epochs 4 --quiet --data " + data + " --target y --init " + model).exit_code,
+            0);
+  expect_input_error("train --device cpu --epochs 5 --data " + data + " --target y --init " + model + " --bins 6",
+                     "the model was trained with --bins 4, not 6");
+  expect_input_error("train --data " + data + " --target y --bins 1", "--bins is 1; use 0 (off) or 2 to 256");
+  expect_input_error("train --data " + data + " --target y --bins 257", "--bins is 257; use 0 (off) or 2 to 256");
+}
+
 TEST(CliData, MissingValuesDropOrRefuse) {
   const std::string data = city_csv("cities.csv", 70), model = dir() + "/dropped.safetensors";
   const CliRun train = run_ember("train --device cpu --epochs 2 --data " + data +

@@ -224,6 +224,21 @@ TEST(Distributed, ShardedDataLearnsFromEveryRanksRowsAndTrainsAsTheWholeFile) {
     EXPECT_NEAR(together.scaler().x.std[c], alone.scaler().x.std[c], 1e-12);
   }
   EXPECT_NEAR(together.scaler().y.std[0], alone.scaler().y.std[0], 1e-12);
+  // Bins: each rank's quantiles weighted by its rows, so the same edges on every rank, near the
+  // whole file's (a mean of the shards' quantiles is not the quantile of their union).
+  ColumnSpec binned = spec;
+  binned.bins = 8;
+  Sequential bins_alone = model(), bins_together = model();
+  bins_alone.fit(whole, binned, {.epochs = 1, .batch_size = 64});
+  bins_together.fit(mine, binned, {.epochs = 1, .batch_size = 64, .communicator = world(), .sharded_data = true});
+  const std::vector<double>& edges = bins_together.preprocessing().features.at(0).bin_edges;
+  const std::vector<double>& whole_edges = bins_alone.preprocessing().features.at(0).bin_edges;
+  ASSERT_EQ(edges.size(), 9u);
+  ASSERT_EQ(whole_edges.size(), 9u);
+  for (std::size_t k = 0; k < edges.size(); ++k) {
+    expect_same_on_every_rank(edges[k], "a bin edge");
+    EXPECT_NEAR(edges[k], whole_edges[k], 0.1) << "edge " << k;
+  }
 
   // Training: with a validation fraction of each shard, the figures the same on every rank, and
   // the model as good on the whole file as one trained on all of it.

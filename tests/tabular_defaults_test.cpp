@@ -62,7 +62,7 @@ TEST(TabularDefaults, TypesAreInferredFromTheCells) {
   EXPECT_EQ(p.missing, Missing::fill);
   EXPECT_EQ(p.input_names(),
             (std::vector<std::string>{"city=Lyon", "city=Nice", "city=Paris", "city (missing)", "x", "x (missing)"}));
-  EXPECT_EQ(p.indicator_inputs(), (std::vector<bool>{true, true, true, true, false, true}));
+  EXPECT_EQ(p.unit_inputs(), (std::vector<bool>{true, true, true, true, false, true}));
   EXPECT_EQ(summary.dropped_rows, 1);  // the row whose target is missing
 
   // Named columns override the inference.
@@ -128,7 +128,7 @@ TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
   EXPECT_DOUBLE_EQ(x.fill[0], sum / present);
   // Indicators keep 0 and 1; x is standardized.
   const Scaler& scaler = model.scaler();
-  const std::vector<bool> indicators = p.indicator_inputs();
+  const std::vector<bool> indicators = p.unit_inputs();
   for (std::size_t c = 0; c < indicators.size(); ++c) {
     EXPECT_EQ(scaler.x.mean[c] == 0.0 && scaler.x.std[c] == 1.0, indicators[c]) << p.input_names()[c];
   }
@@ -151,6 +151,62 @@ TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
   EXPECT_EQ(loaded.preprocessing(), p);
   const Matrix again = loaded.predict(raw);
   for (std::int64_t r = 0; r < 4; ++r) EXPECT_EQ(again(r, 0), predicted(r, 0)) << "row " << r;
+}
+
+TEST(TabularDefaults, BinsEncodeNumbersPiecewiseLinearly) {
+  // a: 0 to 99 with 50 missing; c: constant; b: two values. y = a.
+  std::string text = "a,c,b,y\n";
+  for (int i = 0; i < 100; ++i) text += fmt::format("{},5,{},{}\n", i == 50 ? "" : std::to_string(i), i % 2, i);
+  const CsvTable table = parse_csv(text, "bins.csv");
+  Sequential model{Dense(8, Activation::tanh), Dense(1)};
+  model.compile(kCpu);
+  fit_warnings(model, table, {.targets = {"y"}, .bins = 4}, {.epochs = 2});
+  const Preprocessing& p = model.preprocessing();
+  EXPECT_EQ(p.bins, 4u);
+  const FeatureColumn& a = p.features.at(0);
+  // numpy.quantile of the 99 values 0..49, 51..99 at 0, 1/4, ..., 1: positions 0, 24.5, 49, 73.5
+  // and 98 among them.
+  EXPECT_EQ(a.bin_edges, (std::vector<double>{0, 24.5, 49, 74.5, 99}));
+  EXPECT_TRUE(p.features.at(1).bin_edges.empty());  // constant
+  EXPECT_TRUE(p.features.at(2).bin_edges.empty());  // two values: a step already
+  EXPECT_EQ(p.input_names(), (std::vector<std::string>{"a", "a (bin 1)", "a (bin 2)", "a (bin 3)", "a (bin 4)",
+                                                       "a (missing)", "c", "b"}));
+  EXPECT_EQ(p.unit_inputs(), (std::vector<bool>{false, true, true, true, true, true, false, false}));
+  const Scaler& scaler = model.scaler();
+  for (std::size_t c = 1; c <= 4; ++c) EXPECT_TRUE(scaler.x.mean[c] == 0.0 && scaler.x.std[c] == 1.0) << c;
+
+  // Raw rows as the inputs the definition gives: inside a bin, a gap (the fill's bins), beyond the edges.
+  const CsvTable raw = parse_csv("a,c,b\n30,5,1\n,5,0\n-5,5,1\n120,5,0\n", "raw.csv");
+  const auto fill = static_cast<float>(a.fill.at(0));
+  const float share = (30.0f - 24.5f) / 24.5f, fill_share = (fill - 49.0f) / 25.5f;
+  const Matrix encoded{{30, 1, share, 0, 0, 0, 5, 1},
+                       {fill, 1, 1, fill_share, 0, 1, 5, 0},
+                       {-5, 0, 0, 0, 0, 0, 5, 1},
+                       {120, 1, 1, 1, 1, 0, 5, 0}};
+  const Matrix predicted = model.predict(raw), expected = model.predict(encoded);
+  for (std::int64_t r = 0; r < 4; ++r) EXPECT_FLOAT_EQ(predicted(r, 0), expected(r, 0)) << "row " << r;
+
+  // The checkpoint keeps the edges; a later fit must ask for the same bins.
+  const std::string path = testing::work_directory() + "/bins.safetensors";
+  model.save(path);
+  Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.preprocessing(), p);
+  EXPECT_EQ(loaded.predict(raw), predicted);
+  try {
+    loaded.fit(table, {.targets = {"y"}, .bins = 8}, {.epochs = 1});
+    ADD_FAILURE() << "a fit with other bins went on";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("trained with ColumnSpec::bins 4, not 8"), std::string::npos)
+        << error.what();
+  }
+  Sequential one{Dense(1)};
+  one.compile(kCpu);
+  try {
+    one.fit(table, {.targets = {"y"}, .bins = 1}, {.epochs = 1});
+    ADD_FAILURE() << "one bin was taken";
+  } catch (const SettingError& error) {
+    EXPECT_NE(std::string(error.what()).find("ColumnSpec::bins"), std::string::npos) << error.what();
+  }
 }
 
 TEST(TabularDefaults, TheTaskComesFromTheTarget) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -72,11 +73,13 @@ class CheckpointIo {
       if (feature.one_hot) entry["one_hot"] = feature.categories;
       if (!feature.fill.empty()) entry["fill"] = feature.fill;
       if (feature.missing_indicator) entry["missing_indicator"] = true;
+      if (!feature.bin_edges.empty()) entry["bin_edges"] = feature.bin_edges;
       features.push_back(std::move(entry));
     }
     Json preprocessing = {{"features", features},
                           {"targets", model.preprocessing_.targets},
                           {"missing", to_string(model.preprocessing_.missing)}};
+    if (model.preprocessing_.bins > 0) preprocessing["bins"] = model.preprocessing_.bins;
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
     const Json loss = to_json(model.options_.loss);
     Json schedule = to_json(model.options_.schedule);
@@ -164,6 +167,9 @@ class CheckpointIo {
       throw fail(fmt::format("unknown missing-value policy '{}'", printable(missing)));
     p.missing = parse_missing(missing);
     p.targets = json.at("targets").get<std::vector<std::string>>();
+    if (json.contains("bins")) p.bins = json.at("bins").get<std::size_t>();
+    if (p.bins == 1 || p.bins > kMaxBins)
+      throw fail(fmt::format("its bins ({}) are not 0 or 2 to {}", p.bins, kMaxBins));
     if (json.contains("classes")) {
       p.classes = json.at("classes").get<std::vector<std::string>>();
       const std::set<std::string> unique(p.classes.begin(), p.classes.end());
@@ -184,6 +190,20 @@ class CheckpointIo {
       }
       if (entry.contains("fill")) feature.fill = entry.at("fill").get<std::vector<double>>();
       if (entry.contains("missing_indicator")) feature.missing_indicator = entry.at("missing_indicator").get<bool>();
+      if (entry.contains("bin_edges")) {
+        feature.bin_edges = entry.at("bin_edges").get<std::vector<double>>();
+        const bool increasing = std::adjacent_find(feature.bin_edges.begin(), feature.bin_edges.end(),
+                                                   std::greater_equal<>()) == feature.bin_edges.end();
+        const bool finite = std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(), [](double edge) {
+          return std::isfinite(edge) && std::abs(edge) <= std::numeric_limits<float>::max();
+        });
+        if (feature.one_hot || feature.bin_edges.size() < 3 || feature.bin_edges.size() > p.bins + 1 || !increasing ||
+            !finite)
+          throw fail(
+              fmt::format("feature '{}' has bin edges that are not 3 to bins + 1 increasing finite numbers of a "
+                          "numeric feature",
+                          printable(feature.name)));
+      }
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
       const std::size_t fills = p.missing == Missing::mean   ? inputs
                                 : p.missing == Missing::fill ? (feature.one_hot ? 0 : 1)

@@ -183,10 +183,25 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
   if (!feature.one_hot) {
     // A number: a missing cell (NaN) takes the fill, and sets the indicator where there is one;
     // without a fill (the model refuses or drops such rows) NaN goes on to the outputs.
-    if (feature.fill.empty()) return feature.name;
-    const std::string missing_cell = g.op("IsNaN", {feature.name});
-    pieces.push_back(
-        g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}), feature.name}));
+    std::string missing_cell;
+    std::string value = feature.name;
+    if (!feature.fill.empty()) {
+      missing_cell = g.op("IsNaN", {feature.name});
+      value = g.op("Where", {missing_cell, g.floats("fill", {}, {static_cast<float>(feature.fill[0])}), feature.name});
+    }
+    pieces.push_back(value);
+    if (!feature.bin_edges.empty()) {
+      // Each bin's share: clamp((value - low) / (high - low), 0, 1), the bins side by side.
+      const auto bins = static_cast<std::int64_t>(feature.bins());
+      std::vector<float> low, width;
+      for (std::size_t k = 0; k + 1 < feature.bin_edges.size(); ++k) {
+        low.push_back(static_cast<float>(feature.bin_edges[k]));
+        width.push_back(static_cast<float>(feature.bin_edges[k + 1] - feature.bin_edges[k]));
+      }
+      const std::string shares = g.op(
+          "Div", {g.op("Sub", {value, g.floats("bin_low", {1, bins}, low)}), g.floats("bin_width", {1, bins}, width)});
+      pieces.push_back(g.op("Clip", {shares, g.floats("zero", {}, {0.0f}), g.floats("one", {}, {1.0f})}));
+    }
     if (feature.missing_indicator) pieces.push_back(g.as_float(missing_cell));
   } else {
     // A category: its index among the learned ones, -1 for one training never saw (no indicator

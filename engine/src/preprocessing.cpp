@@ -178,6 +178,49 @@ Inferred infer_type(const CsvColumn& column) {
                                   printable(column.name), distinct, kMaxInferredCategories)};
   return {.categorical = true};
 }
+/// The distinct quantiles at 0, 1/bins, ..., 1 of the values in rows (missing ones left out), each
+/// the mean of the ranks' own quantiles weighted by their counts where ranks combines sharded
+/// data; none for a column of fewer than three values (a constant or two-valued number is a step
+/// already) or where fewer than three quantiles differ.
+std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows, std::size_t bins,
+                              const RankSums& ranks) {
+  std::vector<double> present;
+  for (const std::int64_t r : rows)
+    if (!std::isnan(values[static_cast<std::size_t>(r)])) present.push_back(values[static_cast<std::size_t>(r)]);
+  std::sort(present.begin(), present.end());
+  std::set<std::string> distinct;  // up to three, which is enough to tell
+  for (auto it = present.begin(); it != present.end() && distinct.size() < 3;
+       it = std::upper_bound(it, present.end(), *it))
+    distinct.insert(fmt::format("{}", *it));
+  if (ranks.all(distinct).size() < 3) return {};  // the same union, so the same answer, on every rank
+  // The quantiles times the count, then the count, so that ranks add them.
+  std::vector<double> sums(bins + 2, 0.0);
+  const auto n = static_cast<double>(present.size());
+  for (std::size_t k = 0; k <= bins && !present.empty(); ++k) {
+    // Linear interpolation between order statistics, as numpy.quantile's default.
+    const double position = (n - 1) * static_cast<double>(k) / static_cast<double>(bins);
+    const auto below = static_cast<std::size_t>(position);
+    const std::size_t above = std::min(below + 1, present.size() - 1);
+    const double share = position - static_cast<double>(below);
+    sums[k] = n * (present[below] + share * (present[above] - present[below]));
+  }
+  sums.back() = n;
+  ranks.add(sums);
+  std::vector<double> edges;
+  if (sums.back() == 0) return edges;
+  for (std::size_t k = 0; k <= bins; ++k) {
+    const auto edge = static_cast<double>(static_cast<float>(sums[k] / sums.back()));
+    if (edges.empty() || edge > edges.back()) edges.push_back(edge);
+  }
+  if (edges.size() < 3) edges.clear();
+  return edges;
+}
+
+/// The value's share of each bin, written to out[0], out[1], ...
+void encode_bins(const std::vector<double>& edges, double value, float* out) {
+  for (std::size_t k = 0; k + 1 < edges.size(); ++k)
+    out[k] = static_cast<float>(std::clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0.0, 1.0));
+}
 }  // namespace
 
 namespace preprocessing {
@@ -197,8 +240,12 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
         throw InputError(fmt::format("{} {}: '{}' is a target column; a target cannot be a feature or be ignored", flag,
                                      printable(name), printable(name)));
     }
+  if (spec.bins == 1 || spec.bins > kMaxBins)
+    throw SettingError("ColumnSpec::bins",
+                       fmt::format("is {}; use 0 (off) or 2 to {} bins per number", spec.bins, kMaxBins));
   Preprocessing p;
   p.missing = spec.missing;
+  p.bins = spec.bins;
   for (const std::string& name : spec.targets) {
     if (contains(p.targets, name))
       throw InputError(fmt::format("target column '{}' is named twice in ColumnSpec::targets", printable(name)));
@@ -257,6 +304,11 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
   if (spec.missing != learned.missing)
     throw InputError(fmt::format("the model was trained with ColumnSpec::missing {}, not {}",
                                  to_string(learned.missing), to_string(spec.missing)));
+  if (spec.bins != learned.bins)
+    throw InputError(
+        fmt::format("the model was trained with ColumnSpec::bins {}, not {}; its bins were fixed by its "
+                    "first training",
+                    learned.bins, spec.bins));
   for (const FeatureColumn& feature : learned.features)
     if (contains(spec.ignore, feature.name))
       throw InputError(fmt::format("ColumnSpec::ignore {}: the model was trained with this column as a feature",
@@ -331,7 +383,12 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
         for (double& count : counts) count /= present;
         feature.fill = std::move(counts);
       }
-    } else if (p.missing == Missing::mean || p.missing == Missing::fill) {
+    } else {
+      feature.bin_edges = p.bins > 0
+                              ? bin_edges(numbers_of(table, index, feature_advice(feature.name)), rows, p.bins, ranks)
+                              : std::vector<double>{};
+    }
+    if (!feature.one_hot && (p.missing == Missing::mean || p.missing == Missing::fill)) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
       std::vector<double> sums(2, 0.0);  // the values' sum and count
       for (const std::int64_t r : rows)
@@ -414,9 +471,10 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
           if (feature.fill.empty())
             throw Error(fmt::format("encode: a missing cell in column '{}' was not filtered", feature.name));
           value = static_cast<float>(feature.fill[0]);
-          if (feature.missing_indicator) out.x(i, input + 1) = 1.0f;
+          if (feature.missing_indicator) out.x(i, input + static_cast<std::int64_t>(feature.inputs()) - 1) = 1.0f;
         }
         out.x(i, input) = value;
+        if (!feature.bin_edges.empty()) encode_bins(feature.bin_edges, value, &out.x(i, input + 1));
       }
       input += static_cast<std::int64_t>(feature.inputs());
     }
@@ -464,16 +522,18 @@ std::vector<std::string> Preprocessing::input_names() const {
   std::vector<std::string> names;
   for (const FeatureColumn& feature : features) {
     if (!feature.one_hot) names.push_back(feature.name);
+    for (std::size_t k = 1; k <= feature.bins(); ++k) names.push_back(fmt::format("{} (bin {})", feature.name, k));
     for (const std::string& category : feature.categories) names.push_back(feature.name + "=" + category);
     if (feature.missing_indicator) names.push_back(feature.name + " (missing)");
   }
   return names;
 }
 
-std::vector<bool> Preprocessing::indicator_inputs() const {
+std::vector<bool> Preprocessing::unit_inputs() const {
   std::vector<bool> indicators;
   for (const FeatureColumn& feature : features) {
     if (!feature.one_hot) indicators.push_back(false);
+    indicators.insert(indicators.end(), feature.bins(), true);
     indicators.insert(indicators.end(), feature.categories.size(), true);
     if (feature.missing_indicator) indicators.push_back(true);
   }
@@ -487,7 +547,7 @@ std::vector<std::string> Preprocessing::feature_names() const {
 }
 
 ColumnSpec Preprocessing::spec() const {
-  ColumnSpec spec{.targets = targets, .missing = missing};
+  ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins};
   for (const FeatureColumn& feature : features)
     if (feature.one_hot) spec.one_hot.push_back(feature.name);
   return spec;

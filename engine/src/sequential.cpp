@@ -630,9 +630,10 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
     // Weighted rows count as often as their weights, as repeated rows would.
     scaler_.x =
         options.normalize ? column_statistics(x_train, ranks, train_weights) : ColumnStatistics::identity(x.cols);
-    // Indicators stay 0 or 1: standardized, a category in 1 row of 1000 would become an input near
-    // 30 that the network fits as an outlier (scikit-learn's pipelines scale numbers only).
-    const std::vector<bool> indicators = preprocessing_.indicator_inputs();
+    // Indicators stay 0 or 1 (and bins in [0, 1]): standardized, a category in 1 row of 1000 would
+    // become an input near 30 that the network fits as an outlier (scikit-learn's pipelines scale
+    // numbers only).
+    const std::vector<bool> indicators = preprocessing_.unit_inputs();
     if (static_cast<std::int64_t>(indicators.size()) == x.cols) {
       for (std::size_t c = 0; c < indicators.size(); ++c)
         if (indicators[c]) {

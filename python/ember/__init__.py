@@ -100,6 +100,12 @@ def _names(columns, what):
     return names
 
 
+def _bins(bins):
+    if isinstance(bins, bool) or not isinstance(bins, (int, _np.integer)) or bins < 0:
+        raise InputError(f"bins={bins!r}: use 0 (off) or a count of bins per numeric column, 2 to 256")
+    return int(bins)
+
+
 def _frame_with_targets(x, y, target):
     """x with the targets as columns, and the targets' names: target names columns of x, or y's
     columns (a Series' name, a DataFrame's columns, else "target") are added."""
@@ -202,11 +208,11 @@ class Sequential:
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing="fill", validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None):
+            missing="fill", validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=0):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
-        columns are categories, missing cells filled; ignore, one_hot, numeric and missing as its
-        --ignore, --one-hot, --numeric and --missing); its targets are y's columns or the columns
+        columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
+        its --ignore, --one-hot, --numeric, --missing and --bins); its targets are y's columns or the columns
         named by target=. The model keeps the column names, so that predict and the CLI select
         them by name. validation_split: the fraction of rows held out, drawn at random with the
         seed (stratified by class for classification); validation_rows="last" holds out the last
@@ -235,7 +241,7 @@ class Sequential:
             frame, targets = _frame_with_targets(x, y, target)
             read = lambda rows: _core._Table.for_training(  # noqa: E731 (the training table's reading)
                 rows.to_csv(index=False), targets, _names(ignore, "ignore"), _names(one_hot, "one_hot"),
-                _names(numeric, "numeric"), str(missing), bool(self._model.classification))
+                _names(numeric, "numeric"), str(missing), _bins(bins), bool(self._model.classification))
             data = read(frame)
             labels = None
             if validation_data is not None:
@@ -247,6 +253,8 @@ class Sequential:
             for name, value in (("target", target), ("ignore", ignore), ("one_hot", one_hot), ("numeric", numeric)):
                 if value is not None:
                     raise InputError(f"{name}= names columns of a DataFrame; x is an array")
+            if bins:
+                raise InputError("bins= encodes the numeric columns of a DataFrame; x is an array")
             if y is None:
                 raise InputError("fit on an array needs y, the targets")
             data, labels = _matrix(x, "x"), _matrix(y, "y")

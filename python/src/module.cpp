@@ -81,7 +81,7 @@ std::string python_words(std::string text) {
       {std::regex(R"(Device::(cpu|cuda))"), "device=\"$1\""},
       {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
       {std::regex(R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
-                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm)::(\w+))"),
+                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|ColumnSpec)::(\w+))"),
        "$1"},
   };
   for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
@@ -484,17 +484,18 @@ NB_MODULE(_core, m) {
           "for_training",
           [](const std::string& text, std::vector<std::string> targets, std::vector<std::string> ignore,
              std::vector<std::string> one_hot, std::vector<std::string> numeric, const std::string& missing,
-             bool classification) {
+             std::size_t bins, bool classification) {
             auto* t = new Table;
             t->spec = {.targets = std::move(targets),
                        .ignore = std::move(ignore),
                        .one_hot = std::move(one_hot),
                        .numeric = std::move(numeric),
-                       .missing = ember::parse_missing(missing)};
+                       .missing = ember::parse_missing(missing),
+                       .bins = bins};
             t->table = ember::parse_csv(text, "DataFrame", ember::reading_options(t->spec, classification));
             return t;
           },
-          "text"_a, "targets"_a, "ignore"_a, "one_hot"_a, "numeric"_a, "missing"_a, "classification"_a,
+          "text"_a, "targets"_a, "ignore"_a, "one_hot"_a, "numeric"_a, "missing"_a, "bins"_a, "classification"_a,
           nb::rv_policy::take_ownership)
       .def_static(
           "for_model",

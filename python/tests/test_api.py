@@ -385,20 +385,31 @@ def test_dataframes_with_text_and_gaps_train_as_tables():
         model.fit(frame, epochs=1)
     with pytest.raises(ember.InputError, match="names columns of a DataFrame"):
         model.fit(np.zeros((3, 2)), np.zeros(3), target="y")
+    with pytest.raises(ember.InputError, match="bins= encodes the numeric columns of a DataFrame"):
+        model.fit(np.zeros((3, 2)), np.zeros(3), bins=4)
+    fresh = ember.Sequential([ember.Dense(3)]).compile("adam", "crossentropy", "cpu")
+    for bad in (1, 300):
+        with pytest.raises(ember.InputError, match=f"bins is {bad}; use 0"):
+            fresh.fit(frame, target="kind", epochs=1, bins=bad, verbose=0)
+    with pytest.raises(ember.InputError, match="bins=-1"):
+        fresh.fit(frame, target="kind", epochs=1, bins=-1, verbose=0)
 
 
 @pytest.mark.skipif(not CLI, reason="EMBER_CLI names the ember binary (set by ctest)")
-def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path):
+@pytest.mark.parametrize("bins", [0, 5])
+def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path, bins):
     frame = fruit_frame()
     data = tmp_path / "fruit.csv"
     frame.to_csv(data, index=False)
     subprocess.run([CLI, "train", "--data", str(data), "--target", "kind", "--epochs", "5", "--device", "cpu",
-                    "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
+                    "--bins", str(bins), "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
     from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
     # The CLI's defaults: two hidden layers of 64 (ReLU), SGD at 0.01, batch 32, seed 0.
     model = ember.Sequential([ember.Dense(64, "relu"), ember.Dense(64, "relu"), ember.Dense(3)])
     model.compile("sgd", "crossentropy", "cpu")
-    model.fit(frame, target="kind", epochs=5, verbose=0)
+    model.fit(frame, target="kind", epochs=5, verbose=0, bins=bins)
+    inputs = model.get_weights()[0].shape[0]  # colour: 3 and a gap; size: 1, its bins and a gap; weight: 1, its bins
+    assert inputs > 7 if bins else inputs == 7
     for mine, theirs in zip(model.get_weights(), from_cli.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     np.testing.assert_array_equal(model.predict(frame), from_cli.predict(frame))

@@ -97,13 +97,15 @@ def test_cli_models_of_tables_with_text_and_gaps_run_in_onnx_runtime_as_ember_pr
     write_table(test, 120, seed=2, unseen=True)
     checkpoint, exported, predicted = tmp_path / "m.safetensors", tmp_path / "m.onnx", tmp_path / "p.csv"
     others = [column for column in ("price", "kind", "big") if column != target]
+    bins = "0" if target == "big" else "4"  # piecewise-linear bins of the numbers, or none
     subprocess.run([CLI, "train", "--data", str(train), "--target", target, "--ignore", ",".join(others),
-                    "--missing", missing, "--layers", "16:tanh,dropout:0.1,8:gelu", "--epochs", "15",
+                    "--missing", missing, "--layers", "16:tanh,dropout:0.1,8:gelu", "--epochs", "15", "--bins", bins,
                     "--device", "cpu", "--quiet", "--save", str(checkpoint)], check=True)
     subprocess.run([CLI, "export", "--model", str(checkpoint), "--out", str(exported), "--quiet"], check=True)
     subprocess.run([CLI, "predict", "--model", str(checkpoint), "--data", str(test), "--device", "cpu", "--quiet",
                     "--out", str(predicted)], check=True, capture_output=True)
     model, session = checked_session(exported)
+    assert any(node.op_type == "Clip" for node in model.graph.node) == (bins != "0")
     assert [i.name for i in session.get_inputs()] == ["size", "city", "age", "grade"]
     assert [i.type for i in session.get_inputs()] == ["tensor(float)", "tensor(string)", "tensor(float)",
                                                       "tensor(float)"]

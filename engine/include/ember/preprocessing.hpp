@@ -37,7 +37,16 @@ struct ColumnSpec {
   std::vector<std::string> one_hot{};  // categorical features: one indicator input per category
   std::vector<std::string> numeric{};  // numeric features, whatever their cells look like
   Missing missing = Missing::fill;
+  /// Piecewise-linear encoding of numbers (Gorishniy, Rubachev, Babenko, "On Embeddings for
+  /// Numerical Features in Tabular Deep Learning", 2022): 0 is off; N gives each numeric feature,
+  /// beside its value, one input per bin between its training rows' quantiles at 0, 1/N, ..., 1:
+  /// 0 below the bin, 1 above it, the value's position in between (FeatureColumn::bin_edges). A
+  /// network then cuts a number into steps as a tree does.
+  std::size_t bins = 0;
 };
+
+/// The most bins ColumnSpec::bins takes.
+inline constexpr std::size_t kMaxBins = 256;
 
 /// Text columns with more distinct values than this are not made categorical unless named in
 /// ColumnSpec::one_hot: one input per value would outnumber what the rows can teach.
@@ -57,9 +66,15 @@ struct FeatureColumn {
   /// Missing::fill, where the training rows missed cells of this column: one more input, 1 in the
   /// rows whose cell is missing, else 0.
   bool missing_indicator = false;
-  /// The model inputs this column becomes: one per category (one-hot) or one (a number), and the
-  /// missing-value indicator.
-  std::size_t inputs() const { return (one_hot ? categories.size() : 1) + (missing_indicator ? 1 : 0); }
+  /// ColumnSpec::bins, numbers: the bins' edges, increasing (the training rows' distinct quantiles;
+  /// none where fewer than three differ). Bin k, between edges[k] and edges[k + 1], is an input of
+  /// clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0, 1), after the value itself; a missing
+  /// cell's bins are those of its fill.
+  std::vector<double> bin_edges{};
+  std::size_t bins() const { return bin_edges.empty() ? 0 : bin_edges.size() - 1; }
+  /// The model inputs this column becomes: one per category (one-hot) or one (a number) and its
+  /// bins, and the missing-value indicator.
+  std::size_t inputs() const { return (one_hot ? categories.size() : 1 + bins()) + (missing_indicator ? 1 : 0); }
   bool operator==(const FeatureColumn&) const = default;
 };
 
@@ -68,6 +83,7 @@ struct Preprocessing {
   std::vector<FeatureColumn> features;
   std::vector<std::string> targets;
   Missing missing = Missing::error;
+  std::size_t bins = 0;  // ColumnSpec::bins
   /// Classification: the target's class labels, the distinct labels of the rows the first fit used
   /// (held-out rows included, as scikit-learn's label encoding), sorted as categories are; class i
   /// is classes[i]. Empty for regression.
@@ -76,12 +92,12 @@ struct Preprocessing {
   bool empty() const { return features.empty(); }
   /// The model's input width: one input per numeric feature, per category and per missing indicator.
   std::int64_t input_width() const;
-  /// One name per input: the column's, "column=category" for a category's indicator, "column
-  /// (missing)" for a missing-value indicator.
+  /// One name per input: the column's, "column (bin K)" for its bins, "column=category" for a
+  /// category's indicator, "column (missing)" for a missing-value indicator.
   std::vector<std::string> input_names() const;
-  /// Per input, whether it is an indicator (0 or 1: a category or a missing cell), which the
-  /// scaler leaves as it is, rather than a number.
-  std::vector<bool> indicator_inputs() const;
+  /// Per input, whether it lies in [0, 1] by construction (an indicator of a category or a missing
+  /// cell, or a bin), which the scaler leaves as it is, rather than a number.
+  std::vector<bool> unit_inputs() const;
   std::vector<std::string> feature_names() const;
   /// The spec that gives this preprocessing (ignore empty: the unused columns are not recorded).
   ColumnSpec spec() const;
