@@ -296,10 +296,10 @@ constexpr std::int64_t kHeldOutFrom = 1000;
 constexpr double kDefaultSplit = 0.2;
 constexpr std::int64_t kDefaultPatience = 20;
 /// From kBinnedFrom rows, numbers get kDefaultBins piecewise-linear bins unless --bins is given:
-/// measured in docs/performance.md, they pay on tables of that size (flights +0.028 R²) and cost
+/// measured in docs/performance.md, they pay on tables of that size (flights +0.029 R²) and cost
 /// smaller noisy ones, whose rows cannot teach the extra inputs.
 constexpr std::int64_t kBinnedFrom = 5000;
-constexpr std::size_t kDefaultBins = 16;
+constexpr std::size_t kDefaultBins = 64;
 
 /// --val-split and --early-stopping as given, or the default for this many rows.
 struct Validation {

@@ -356,18 +356,18 @@ TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
 TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
   const auto table = [](int rows) {
     std::string text = "x,flag,y\n";
-    for (int i = 0; i < rows; ++i) text += fmt::format("{},{},{}\n", (i % 97) * 0.1, i % 2, (i % 97) * 0.2);
+    for (int i = 0; i < rows; ++i) text += fmt::format("{},{},{}\n", i * 0.01, i % 2, (i % 97) * 0.2);
     return file_with(fmt::format("binned{}.csv", rows), text);
   };
   const std::string large = table(5000), small = table(4999);
-  // x: its value and 16 bins; flag (two values): no bins.
+  // x (every value different): its value and 64 bins; flag (two values): no bins.
   const CliRun binned = run_ember("train --device cpu --epochs 1 --data " + large + " --target y");
   ASSERT_EQ(binned.exit_code, 0) << binned.err;
-  EXPECT_NE(binned.err.find("note: each numeric column also gets up to 16 bins between its quantiles, as for every "
+  EXPECT_NE(binned.err.find("note: each numeric column also gets up to 64 bins between its quantiles, as for every "
                             "table of 5000 rows or more; --bins 0 leaves them out"),
             std::string::npos)
       << binned.err;
-  EXPECT_NE(binned.out.find("2 features (18 inputs)"), std::string::npos) << binned.out;
+  EXPECT_NE(binned.out.find("2 features (66 inputs)"), std::string::npos) << binned.out;
   for (const std::string& run : {"--data " + small, "--bins 0 --data " + large}) {
     const CliRun plain = run_ember("train --device cpu --epochs 1 --target y " + run);
     ASSERT_EQ(plain.exit_code, 0) << plain.err;
