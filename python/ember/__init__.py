@@ -208,11 +208,13 @@ class Sequential:
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing="fill", validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=0):
+            missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
-        its --ignore, --one-hot, --numeric, --missing and --bins); its targets are y's columns or the columns
+        its --ignore, --one-hot, --numeric, --missing and --bins: missing "fill" and bins 0 unless
+        given, and for a model that already learned its columns, its one_hot, missing and bins); its
+        targets are y's columns or the columns
         named by target=. The model keeps the column names, so that predict and the CLI select
         them by name. validation_split: the fraction of rows held out, drawn at random with the
         seed (stratified by class for classification); validation_rows="last" holds out the last
@@ -240,8 +242,10 @@ class Sequential:
         if _is_frame(x):
             frame, targets = _frame_with_targets(x, y, target)
             read = lambda rows: _core._Table.for_training(  # noqa: E731 (the training table's reading)
-                rows.to_csv(index=False), targets, _names(ignore, "ignore"), _names(one_hot, "one_hot"),
-                _names(numeric, "numeric"), str(missing), _bins(bins), bool(self._model.classification))
+                self._model, rows.to_csv(index=False), targets, _names(ignore, "ignore"),
+                None if one_hot is None else _names(one_hot, "one_hot"), _names(numeric, "numeric"),
+                None if missing is None else str(missing), None if bins is None else _bins(bins),
+                bool(self._model.classification))
             data = read(frame)
             labels = None
             if validation_data is not None:

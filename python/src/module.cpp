@@ -482,21 +482,28 @@ NB_MODULE(_core, m) {
   nb::class_<Table>(m, "_Table")
       .def_static(
           "for_training",
-          [](const std::string& text, std::vector<std::string> targets, std::vector<std::string> ignore,
-             std::vector<std::string> one_hot, std::vector<std::string> numeric, const std::string& missing,
-             std::size_t bins, bool classification) {
+          [](const ember::Sequential& model, const std::string& text, std::vector<std::string> targets,
+             std::vector<std::string> ignore, std::optional<std::vector<std::string>> one_hot,
+             std::vector<std::string> numeric, std::optional<std::string> missing, std::optional<std::size_t> bins,
+             bool classification) {
             auto* t = new Table;
-            t->spec = {.targets = std::move(targets),
-                       .ignore = std::move(ignore),
-                       .one_hot = std::move(one_hot),
-                       .numeric = std::move(numeric),
-                       .missing = ember::parse_missing(missing),
-                       .bins = bins};
-            t->table = ember::parse_csv(text, "DataFrame", ember::reading_options(t->spec, classification));
+            // A model that learned its columns keeps its handling of them (as `ember train --init`):
+            // what is not given is the model's, and only its columns are read.
+            const ember::Preprocessing& learned = model.preprocessing();
+            t->spec = learned.empty() ? ember::ColumnSpec{} : learned.spec();
+            t->spec.targets = std::move(targets);
+            t->spec.ignore = std::move(ignore);
+            t->spec.numeric = std::move(numeric);
+            if (one_hot) t->spec.one_hot = std::move(*one_hot);
+            if (missing) t->spec.missing = ember::parse_missing(*missing);
+            if (bins) t->spec.bins = *bins;
+            t->table = ember::parse_csv(
+                text, "DataFrame",
+                learned.empty() ? ember::reading_options(t->spec, classification) : learned.csv_options(',', true));
             return t;
           },
-          "text"_a, "targets"_a, "ignore"_a, "one_hot"_a, "numeric"_a, "missing"_a, "bins"_a, "classification"_a,
-          nb::rv_policy::take_ownership)
+          "model"_a, "text"_a, "targets"_a, "ignore"_a, "one_hot"_a.none(), "numeric"_a, "missing"_a.none(),
+          "bins"_a.none(), "classification"_a, nb::rv_policy::take_ownership)
       .def_static(
           "for_model",
           [](const ember::Sequential& model, const std::string& text, bool with_targets) {

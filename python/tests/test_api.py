@@ -424,6 +424,34 @@ def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path, b
     assert list(predicted["kind_predicted"]) == list(labels)
 
 
+def test_a_model_that_learned_its_columns_keeps_their_handling_when_fit_again(tmp_path):
+    frame = fruit_frame()
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(3)]).compile("adam", "crossentropy", "cpu")
+    model.fit(frame, target="kind", epochs=2, verbose=0, bins=4, missing="mean")
+    weights = model.get_weights()[0].shape
+    # colour inferred categorical, missing "mean", 4 bins: kept without repeating them.
+    model.fit(frame, target="kind", epochs=3, initial_epoch=2, verbose=0)
+    assert model.get_weights()[0].shape == weights
+    with pytest.raises(ember.InputError, match="trained with bins 4, not 8"):
+        model.fit(frame, target="kind", epochs=4, initial_epoch=3, verbose=0, bins=8)
+    with pytest.raises(ember.InputError, match="trained with missing mean, not fill"):
+        model.fit(frame, target="kind", epochs=4, initial_epoch=3, verbose=0, missing="fill")
+    if not CLI:
+        return
+    # A CLI model of a larger table (bins by default, a text column) trains on from Python.
+    rng = np.random.default_rng(0)
+    large = fruit_frame(6000)
+    large["weight"] += rng.normal(0, 0.1, len(large))
+    data = tmp_path / "large.csv"
+    large.to_csv(data, index=False)
+    subprocess.run([CLI, "train", "--data", str(data), "--target", "kind", "--epochs", "1", "--device", "cpu",
+                    "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
+    from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
+    from_cli.compile("sgd", "crossentropy", "cpu")
+    from_cli.fit(large, target="kind", epochs=2, initial_epoch=1, verbose=0)
+    assert from_cli.get_weights()[0].shape[0] > 20  # weight's bins among the inputs
+
+
 def test_keras_helpers_summary_count_params_set_weights_learning_rate_metrics():
     model = ember.Sequential([ember.Dense(8, "relu"), ember.Dropout(0.1), ember.Dense(2)], seed=1)
     model.compile("adam", "mse", "cpu", learning_rate=0.01, metrics=["mae", "r2"])
