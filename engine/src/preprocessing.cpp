@@ -351,6 +351,7 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
     const std::int64_t index = used_column(table, feature.name);
     const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
     feature.fill.clear();
+    feature.bin_edges.clear();
     feature.missing_indicator = false;
     if (p.missing == Missing::fill) {
       std::vector<double> missing_rows(1, 0.0);
@@ -383,25 +384,23 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
         for (double& count : counts) count /= present;
         feature.fill = std::move(counts);
       }
-    } else {
-      feature.bin_edges = p.bins > 0
-                              ? bin_edges(numbers_of(table, index, feature_advice(feature.name)), rows, p.bins, ranks)
-                              : std::vector<double>{};
-    }
-    if (!feature.one_hot && (p.missing == Missing::mean || p.missing == Missing::fill)) {
+    } else if (p.bins > 0 || p.missing == Missing::mean || p.missing == Missing::fill) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
-      std::vector<double> sums(2, 0.0);  // the values' sum and count
-      for (const std::int64_t r : rows)
-        if (!std::isnan(values[static_cast<std::size_t>(r)])) {
-          sums[0] += values[static_cast<std::size_t>(r)];
-          sums[1] += 1;
-        }
-      ranks.add(sums);
-      const double sum = sums[0], present = sums[1];
-      if (present == 0)
-        throw InputError(fmt::format("{}: column '{}' has no value in the training rows to take the mean of",
-                                     table.path, printable(feature.name)));
-      feature.fill = {sum / present};
+      if (p.bins > 0) feature.bin_edges = bin_edges(values, rows, p.bins, ranks);
+      if (p.missing == Missing::mean || p.missing == Missing::fill) {
+        std::vector<double> sums(2, 0.0);  // the values' sum and count
+        for (const std::int64_t r : rows)
+          if (!std::isnan(values[static_cast<std::size_t>(r)])) {
+            sums[0] += values[static_cast<std::size_t>(r)];
+            sums[1] += 1;
+          }
+        ranks.add(sums);
+        const double sum = sums[0], present = sums[1];
+        if (present == 0)
+          throw InputError(fmt::format("{}: column '{}' has no value in the training rows to take the mean of",
+                                       table.path, printable(feature.name)));
+        feature.fill = {sum / present};
+      }
     }
   }
 }
