@@ -159,6 +159,9 @@ TEST(Robustness, MutatedCsvFilesLoadOrRaiseInputError) {
       // filled with means (66) or dropped (60).
       bytes_of(std::string(1, '\x42') + "id,city,x,y\nc1,Paris,1,2\nc2,,NA,3\nc3,Lyon,2.5,4\nc4,Paris,,5\n"),
       bytes_of(std::string(1, '\x3c') + "id,city,x,y\nc1,Paris,1,2\nc2,,NA,3\nc3,Lyon,2.5,4\nc4,Paris,,5\n"),
+      // The same with numbers in 3 bins (138 = 66 + 72).
+      bytes_of(std::string(1, '\x8a') +
+               "id,city,x,y\nc1,Paris,1,2\nc2,,NA,3\nc3,Lyon,2.5,4\nc4,Paris,,5\nc5,Nice,4,6\n"),
   };
   for (const Bytes& seed : seeds) EXPECT_TRUE(fuzz::csv_input(seed)) << std::string(seed.begin() + 1, seed.end());
   const Outcomes outcomes =
@@ -170,16 +173,18 @@ TEST(Robustness, MutatedCsvFilesLoadOrRaiseInputError) {
 
 TEST(Robustness, MutatedCheckpointsLoadOrRaiseInputError) {
   std::vector<Bytes> seeds;
-  for (const int kind : {0, 1, 2, 3}) {
+  for (const int kind : {0, 1, 2, 3, 4}) {
     Sequential model({Dense(3, Activation::relu), Dense(2)}, 7);
     model.compile({.optimizer = kind == 3 ? Optimizer{AdamW{}} : Optimizer{SGD{.lr = 0.05f, .momentum = 0.9f}},
                    .device = Device::cpu});
     const Matrix x{{1, 2}, {3, 5}, {4, 1}}, y{{1, 0}, {0, 1}, {1, 1}};
-    if (kind != 2) {  // 3: AdamW's moments and step count
+    if (kind < 2 || kind == 3) {  // 3: AdamW's moments and step count
       model.fit(x, y, {.epochs = 2, .batch_size = 2, .normalize = kind == 1});
-    } else {  // a categorical column and a filled gap: the preprocessing metadata
-      const CsvTable table = parse_csv("city,x,y,z\nParis,1,1,0\nLyon,,0,1\nNice,4,1,1\n", "seed.csv");
-      model.fit(table, {.targets = {"y", "z"}, .one_hot = {"city"}, .missing = Missing::mean}, {.epochs = 2});
+    } else {  // a categorical column and a filled gap (4: and bins): the preprocessing metadata
+      const CsvTable table = parse_csv("city,x,y,z\nParis,1,1,0\nLyon,,0,1\nNice,4,1,1\nLyon,2,0,0\n", "seed.csv");
+      model.fit(table,
+                {.targets = {"y", "z"}, .one_hot = {"city"}, .missing = Missing::mean, .bins = kind == 4 ? 2u : 0u},
+                {.epochs = 2});
     }
     const std::string path = testing::work_path("robustness-seed.safetensors");
     model.save(path);
