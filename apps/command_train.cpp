@@ -659,9 +659,10 @@ void add_train_command(CLI::App& app) {
       "--bins", arguments->bins,
       fmt::format("Piecewise-linear encoding of numbers: each numeric column also gets one input per bin between its "
                   "training quantiles (N bins, 2 to {}), 0 below the bin, 1 above, the value's place in between, so "
-                  "that the network can cut a number into steps as a tree does; 0: off [default: {} for a table of {} "
+                  "that the network can cut a number into steps as a tree does (whole numbers of up to {} values: "
+                  "a bin between each two neighbouring values); 0: off [default: {} for a table of {} "
                   "rows or more (not with --shard-data), else 0; or the --init model's]",
-                  kMaxBins, kDefaultBins, kBinnedFrom));
+                  kMaxBins, kMaxBins + 1, kDefaultBins, kBinnedFrom));
   command
       ->add_option(
           "--layers", arguments->layers,

@@ -241,7 +241,7 @@ TEST(Checkpoint, RejectsInconsistentPreprocessing) {
   EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"b\",\"fill\":[1.5]})").find("feature 'b' has 1 fill values"),
             std::string::npos);
   EXPECT_NE(error(R"({\"name\":\"b\"})", R"({\"name\":\"b\",\"bin_edges\":[0,1,2]})")
-                .find("feature 'b' has bin edges that are not 3 to bins + 1 increasing"),
+                .find("feature 'b' has bin edges that are not 3 to 257 increasing"),
             std::string::npos);
   EXPECT_NE(error(R"(\"missing\":\"error\")", R"(\"missing\":\"error\",\"bins\":1)").find("its bins (1) are not"),
             std::string::npos);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -154,9 +155,10 @@ TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
 }
 
 TEST(TabularDefaults, BinsEncodeNumbersPiecewiseLinearly) {
-  // a: 0 to 99 with 50 missing; c: constant; b: two values. y = a.
-  std::string text = "a,c,b,y\n";
-  for (int i = 0; i < 100; ++i) text += fmt::format("{},5,{},{}\n", i == 50 ? "" : std::to_string(i), i % 2, i);
+  // a: 0.5 to 99.5 with 50.5 missing; c: constant; b: two values; g: ten whole numbers. y = a.
+  std::string text = "a,c,b,g,y\n";
+  for (int i = 0; i < 100; ++i)
+    text += fmt::format("{},5,{},{},{}\n", i == 50 ? "" : std::to_string(i + 0.5), i % 2, i % 10, i);
   const CsvTable table = parse_csv(text, "bins.csv");
   Sequential model{Dense(8, Activation::tanh), Dense(1)};
   model.compile(kCpu);
@@ -164,27 +166,54 @@ TEST(TabularDefaults, BinsEncodeNumbersPiecewiseLinearly) {
   const Preprocessing& p = model.preprocessing();
   EXPECT_EQ(p.bins, 4u);
   const FeatureColumn& a = p.features.at(0);
-  // numpy.quantile of the 99 values 0..49, 51..99 at 0, 1/4, ..., 1: positions 0, 24.5, 49, 73.5
-  // and 98 among them.
-  EXPECT_EQ(a.bin_edges, (std::vector<double>{0, 24.5, 49, 74.5, 99}));
+  // numpy.quantile of the 99 values 0.5..49.5, 51.5..99.5 at 0, 1/4, ..., 1: positions 0, 24.5,
+  // 49, 73.5 and 98 among them.
+  EXPECT_EQ(a.bin_edges, (std::vector<double>{0.5, 25, 49.5, 75, 99.5}));
   EXPECT_TRUE(p.features.at(1).bin_edges.empty());  // constant
   EXPECT_TRUE(p.features.at(2).bin_edges.empty());  // two values: a step already
-  EXPECT_EQ(p.input_names(), (std::vector<std::string>{"a", "a (bin 1)", "a (bin 2)", "a (bin 3)", "a (bin 4)",
-                                                       "a (missing)", "c", "b"}));
-  EXPECT_EQ(p.unit_inputs(), (std::vector<bool>{false, true, true, true, true, true, false, false}));
+  // Ten whole numbers, more than 4 bins hold: each value a step of its own.
+  EXPECT_EQ(p.features.at(3).bin_edges, (std::vector<double>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  std::vector<std::string> names = {"a",           "a (bin 1)", "a (bin 2)", "a (bin 3)", "a (bin 4)",
+                                    "a (missing)", "c",         "b",         "g"};
+  for (int k = 1; k <= 9; ++k) names.push_back(fmt::format("g (bin {})", k));
+  EXPECT_EQ(p.input_names(), names);
+  std::vector<bool> unit = {false, true, true, true, true, true, false, false, false};
+  unit.resize(18, true);
+  EXPECT_EQ(p.unit_inputs(), unit);
   const Scaler& scaler = model.scaler();
   for (std::size_t c = 1; c <= 4; ++c) EXPECT_TRUE(scaler.x.mean[c] == 0.0 && scaler.x.std[c] == 1.0) << c;
 
   // Raw rows as the inputs the definition gives: inside a bin, a gap (the fill's bins), beyond the edges.
-  const CsvTable raw = parse_csv("a,c,b\n30,5,1\n,5,0\n-5,5,1\n120,5,0\n", "raw.csv");
+  const CsvTable raw = parse_csv("a,c,b,g\n30.5,5,1,3\n,5,0,0\n-5,5,1,9\n120,5,0,4.5\n", "raw.csv");
   const auto fill = static_cast<float>(a.fill.at(0));
-  const float share = (30.0f - 24.5f) / 24.5f, fill_share = (fill - 49.0f) / 25.5f;
-  const Matrix encoded{{30, 1, share, 0, 0, 0, 5, 1},
-                       {fill, 1, 1, fill_share, 0, 1, 5, 0},
-                       {-5, 0, 0, 0, 0, 0, 5, 1},
-                       {120, 1, 1, 1, 1, 0, 5, 0}};
+  const float share = (30.5f - 25.0f) / 24.5f, fill_share = (fill - 49.5f) / 25.5f;
+  const auto g_bins = [](float g) {
+    std::vector<float> shares;
+    for (int k = 0; k < 9; ++k) shares.push_back(std::clamp(g - static_cast<float>(k), 0.0f, 1.0f));
+    return shares;
+  };
+  const auto row = [&](std::vector<float> front, float g) {
+    front.push_back(g);
+    for (const float s : g_bins(g)) front.push_back(s);
+    return front;
+  };
+  const std::vector<std::vector<float>> rows = {
+      row({30.5f, 1, share, 0, 0, 0, 5, 1}, 3), row({fill, 1, 1, fill_share, 0, 1, 5, 0}, 0),
+      row({-5, 0, 0, 0, 0, 0, 5, 1}, 9), row({120, 1, 1, 1, 1, 0, 5, 0}, 4.5f)};
+  Matrix encoded(4, 18);
+  for (std::int64_t r = 0; r < 4; ++r)
+    for (std::int64_t c = 0; c < 18; ++c)
+      encoded(r, c) = rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)];
   const Matrix predicted = model.predict(raw), expected = model.predict(encoded);
   for (std::int64_t r = 0; r < 4; ++r) EXPECT_FLOAT_EQ(predicted(r, 0), expected(r, 0)) << "row " << r;
+
+  // Whole numbers of more than 257 values are binned by their quantiles.
+  std::string many = "n,y\n";
+  for (int i = 0; i < 300; ++i) many += fmt::format("{},{}\n", i, i % 7);
+  Sequential counts{Dense(1)};
+  counts.compile(kCpu);
+  fit_warnings(counts, parse_csv(many, "many.csv"), {.targets = {"y"}, .bins = 4}, {.epochs = 1});
+  EXPECT_EQ(counts.preprocessing().features.at(0).bin_edges, (std::vector<double>{0, 74.75, 149.5, 224.25, 299}));
 
   // The checkpoint keeps the edges; a later fit must ask for the same bins.
   const std::string path = testing::work_directory() + "/bins.safetensors";

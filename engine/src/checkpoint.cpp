@@ -197,12 +197,12 @@ class CheckpointIo {
         const bool finite = std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(), [](double edge) {
           return std::isfinite(edge) && std::abs(edge) <= std::numeric_limits<float>::max();
         });
-        if (feature.one_hot || feature.bin_edges.size() < 3 || feature.bin_edges.size() > p.bins + 1 || !increasing ||
-            !finite)
+        if (p.bins == 0 || feature.one_hot || feature.bin_edges.size() < 3 || feature.bin_edges.size() > kMaxBins + 1 ||
+            !increasing || !finite)
           throw fail(
-              fmt::format("feature '{}' has bin edges that are not 3 to bins + 1 increasing finite numbers of a "
-                          "numeric feature",
-                          printable(feature.name)));
+              fmt::format("feature '{}' has bin edges that are not 3 to {} increasing finite numbers of a "
+                          "numeric feature of a model with bins",
+                          printable(feature.name), kMaxBins + 1));
       }
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
       const std::size_t fills = p.missing == Missing::mean   ? inputs

@@ -181,18 +181,30 @@ Inferred infer_type(const CsvColumn& column) {
 /// The distinct quantiles at 0, 1/bins, ..., 1 of the values in rows (missing ones left out), each
 /// the mean of the ranks' own quantiles weighted by their counts where ranks combines sharded
 /// data; none for a column of fewer than three values (a constant or two-valued number is a step
-/// already) or where fewer than three quantiles differ.
-std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows, std::size_t bins,
-                              const RankSums& ranks) {
+/// already) or where fewer than three quantiles differ. Whole numbers of more than bins + 1 but at
+/// most kMaxBins + 1 values (codes of groups, years, counts) have their values as edges instead:
+/// one bin between each two neighbours, so that every value is a step of its own, as a tree can
+/// split a code anywhere.
+std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows,
+                              std::size_t bins, const RankSums& ranks) {
   std::vector<double> present;
   for (const std::int64_t r : rows)
     if (!std::isnan(values[static_cast<std::size_t>(r)])) present.push_back(values[static_cast<std::size_t>(r)]);
   std::sort(present.begin(), present.end());
-  std::set<std::string> distinct;  // up to three, which is enough to tell
-  for (auto it = present.begin(); it != present.end() && distinct.size() < 3;
+  std::set<std::string> distinct;  // up to kMaxBins + 2, which is enough to tell
+  for (auto it = present.begin(); it != present.end() && distinct.size() < kMaxBins + 2;
        it = std::upper_bound(it, present.end(), *it))
     distinct.insert(fmt::format("{}", *it));
-  if (ranks.all(distinct).size() < 3) return {};  // the same union, so the same answer, on every rank
+  distinct = ranks.all(distinct);  // the same union, so the same answers below, on every rank
+  if (distinct.size() < 3) return {};
+  if (distinct.size() > bins + 1 && distinct.size() <= kMaxBins + 1) {
+    std::vector<double> edges;
+    for (const std::string& text : distinct) edges.push_back(std::stod(text));
+    if (std::all_of(edges.begin(), edges.end(), [](double v) { return v == std::floor(v); })) {
+      std::sort(edges.begin(), edges.end());
+      return edges;
+    }
+  }
   // The quantiles times the count, then the count, so that ranks add them.
   std::vector<double> sums(bins + 2, 0.0);
   const auto n = static_cast<double>(present.size());

@@ -41,7 +41,9 @@ struct ColumnSpec {
   /// Numerical Features in Tabular Deep Learning", 2022): 0 is off; N gives each numeric feature,
   /// beside its value, one input per bin between its training rows' quantiles at 0, 1/N, ..., 1:
   /// 0 below the bin, 1 above it, the value's position in between (FeatureColumn::bin_edges). A
-  /// network then cuts a number into steps as a tree does.
+  /// network then cuts a number into steps as a tree does. Whole numbers of more than N + 1 but at
+  /// most kMaxBins + 1 distinct values (codes of groups, years) get a bin between each two
+  /// neighbouring values instead.
   std::size_t bins = 0;
 };
 
@@ -66,8 +68,8 @@ struct FeatureColumn {
   /// Missing::fill, where the training rows missed cells of this column: one more input, 1 in the
   /// rows whose cell is missing, else 0.
   bool missing_indicator = false;
-  /// ColumnSpec::bins, numbers: the bins' edges, increasing (the training rows' distinct quantiles;
-  /// none where fewer than three differ). Bin k, between edges[k] and edges[k + 1], is an input of
+  /// ColumnSpec::bins, numbers: the bins' edges, increasing (the training rows' distinct quantiles,
+  /// or their distinct whole numbers; none where fewer than three differ). Bin k, between edges[k] and edges[k + 1], is an input of
   /// clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0, 1), after the value itself; a missing
   /// cell's bins are those of its fill.
   std::vector<double> bin_edges{};
