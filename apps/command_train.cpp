@@ -496,9 +496,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                  static_cast<long long>(validation.patience));
   if (binned_by_default && !quiet)
     std::fprintf(stderr,
-                 "note: each numeric column also gets up to %zu bins between its quantiles, as for every table of %lld "
-                 "rows or more; --bins 0 leaves them out\n",
-                 kDefaultBins, static_cast<long long>(kBinnedFrom));
+                 "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "
+                 "%zu values: one between each two values), as for every table of %lld rows or more; --bins 0 leaves "
+                 "them out\n",
+                 kDefaultBins, kMaxBins + 1, static_cast<long long>(kBinnedFrom));
   Progress progress(done + 1, remaining, quiet ? ProgressMode::none : parse_progress(a.progress, *world));
   FitOptions fit;
   fit.epochs = remaining;

@@ -392,8 +392,9 @@ TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
   // x (every value different): its value and 64 bins; flag (two values): no bins.
   const CliRun binned = run_ember("train --device cpu --epochs 1 --data " + large + " --target y");
   ASSERT_EQ(binned.exit_code, 0) << binned.err;
-  EXPECT_NE(binned.err.find("note: each numeric column also gets up to 64 bins between its quantiles, as for every "
-                            "table of 5000 rows or more; --bins 0 leaves them out"),
+  EXPECT_NE(binned.err.find("note: each numeric column also gets up to 64 bins between its quantiles (whole numbers "
+                            "of up to 257 values: one between each two values), as for every table of 5000 rows or "
+                            "more; --bins 0 leaves them out"),
             std::string::npos)
       << binned.err;
   EXPECT_NE(binned.out.find("2 features (66 inputs)"), std::string::npos) << binned.out;
