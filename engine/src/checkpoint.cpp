@@ -34,6 +34,11 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
+/// A preprocessing figure that a float32 input can hold.
+bool finite_float32(double value) {
+  return std::isfinite(value) && std::abs(value) <= std::numeric_limits<float>::max();
+}
+
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
 // Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing" and named
 // the optimizer state as PyTorch does ("optimizer.velocity" became "optimizer.momentum_buffer",
@@ -168,8 +173,7 @@ class CheckpointIo {
     p.missing = parse_missing(missing);
     p.targets = json.at("targets").get<std::vector<std::string>>();
     if (json.contains("bins")) p.bins = json.at("bins").get<std::size_t>();
-    if (p.bins == 1 || p.bins > kMaxBins)
-      throw fail(fmt::format("its bins ({}) are not 0 or 2 to {}", p.bins, kMaxBins));
+    if (!bins_allowed(p.bins)) throw fail(fmt::format("its bins ({}) are not 0 or 2 to {}", p.bins, kMaxBins));
     if (json.contains("classes")) {
       p.classes = json.at("classes").get<std::vector<std::string>>();
       const std::set<std::string> unique(p.classes.begin(), p.classes.end());
@@ -194,9 +198,7 @@ class CheckpointIo {
         feature.bin_edges = entry.at("bin_edges").get<std::vector<double>>();
         const bool increasing = std::adjacent_find(feature.bin_edges.begin(), feature.bin_edges.end(),
                                                    std::greater_equal<>()) == feature.bin_edges.end();
-        const bool finite = std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(), [](double edge) {
-          return std::isfinite(edge) && std::abs(edge) <= std::numeric_limits<float>::max();
-        });
+        const bool finite = std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(), finite_float32);
         if (p.bins == 0 || feature.one_hot || feature.bin_edges.size() < 3 || feature.bin_edges.size() > kMaxBins + 1 ||
             !increasing || !finite)
           throw fail(
@@ -217,7 +219,7 @@ class CheckpointIo {
         throw fail(fmt::format("feature '{}' has a missing-value indicator, which only \"missing\": \"fill\" has",
                                printable(feature.name)));
       for (const double value : feature.fill)
-        if (!std::isfinite(value) || std::abs(value) > std::numeric_limits<float>::max())
+        if (!finite_float32(value))
           throw fail(fmt::format("feature '{}' has a fill value that is not a finite float32 number",
                                  printable(feature.name)));
       p.features.push_back(std::move(feature));

@@ -185,8 +185,8 @@ Inferred infer_type(const CsvColumn& column) {
 /// most kMaxBins + 1 values (codes of groups, years, counts) have their values as edges instead:
 /// one bin between each two neighbours, so that every value is a step of its own, as a tree can
 /// split a code anywhere.
-std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows,
-                              std::size_t bins, const RankSums& ranks) {
+std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows, std::size_t bins,
+                              const RankSums& ranks) {
   std::vector<double> present;
   for (const std::int64_t r : rows)
     if (!std::isnan(values[static_cast<std::size_t>(r)])) present.push_back(values[static_cast<std::size_t>(r)]);
@@ -252,7 +252,7 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
         throw InputError(fmt::format("{} {}: '{}' is a target column; a target cannot be a feature or be ignored", flag,
                                      printable(name), printable(name)));
     }
-  if (spec.bins == 1 || spec.bins > kMaxBins)
+  if (!bins_allowed(spec.bins))
     throw SettingError("ColumnSpec::bins",
                        fmt::format("is {}; use 0 (off) or 2 to {} bins per number", spec.bins, kMaxBins));
   Preprocessing p;

@@ -49,6 +49,10 @@ struct ColumnSpec {
 
 /// The most bins ColumnSpec::bins takes.
 inline constexpr std::size_t kMaxBins = 256;
+/// Whether ColumnSpec::bins may be this: 0 (off) or 2 to kMaxBins.
+constexpr bool bins_allowed(std::size_t bins) {
+  return bins == 0 || (bins >= 2 && bins <= kMaxBins);
+}
 
 /// Text columns with more distinct values than this are not made categorical unless named in
 /// ColumnSpec::one_hot: one input per value would outnumber what the rows can teach.
@@ -69,9 +73,9 @@ struct FeatureColumn {
   /// rows whose cell is missing, else 0.
   bool missing_indicator = false;
   /// ColumnSpec::bins, numbers: the bins' edges, increasing (the training rows' distinct quantiles,
-  /// or their distinct whole numbers; none where fewer than three differ). Bin k, between edges[k] and edges[k + 1], is an input of
-  /// clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0, 1), after the value itself; a missing
-  /// cell's bins are those of its fill.
+  /// or their distinct whole numbers; none where fewer than three differ). Bin k, between edges[k] and edges[k + 1], is
+  /// an input of clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0, 1), after the value itself; a missing cell's
+  /// bins are those of its fill.
   std::vector<double> bin_edges{};
   std::size_t bins() const { return bin_edges.empty() ? 0 : bin_edges.size() - 1; }
   /// The model inputs this column becomes: one per category (one-hot) or one (a number) and its
