@@ -24,11 +24,13 @@ namespace ember::cli {
 namespace {
 
 struct TrainArguments {
-  std::string data, target, layers = "64,64", device = "auto", init, save, history, plot, metrics_out, val_data, weight;
+  std::string data, target, device = "auto", init, save, history, plot, metrics_out, val_data, weight;
+  std::string layers = fmt::format("{0},{0}", TableDefaults::kHiddenWidth);
   std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
               missing = "fill", progress = "auto";
   std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
-  std::int64_t epochs = 100, batch_size = 32, step_epochs = 10, warmup_epochs = 0, plateau_patience = 10;
+  std::int64_t epochs = TableDefaults::kEpochs, batch_size = TableDefaults::kBatchSize, step_epochs = 10,
+               warmup_epochs = 0, plateau_patience = 10;
   std::int64_t early_stopping = 0, checkpoint_every = 0;
   std::size_t bins = 0;
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
@@ -288,18 +290,9 @@ void validate(const TrainArguments& a) {
     throw InputError("--checkpoint-every needs --save FILE: the file it writes every few epochs");
 }
 
-/// The default for a table of kHeldOutFrom rows or more when --val-split is not given: hold out
-/// kDefaultSplit of the rows and stop after kDefaultPatience epochs without a lower val_loss,
-/// returning to the best epoch. Measured on real tables in docs/performance.md: on noisy tables it
-/// keeps the network from fitting noise, and the held-out figures are printed every epoch.
-constexpr std::int64_t kHeldOutFrom = 1000;
-constexpr double kDefaultSplit = 0.2;
-constexpr std::int64_t kDefaultPatience = 20;
-/// From kBinnedFrom rows, numbers get kDefaultBins piecewise-linear bins unless --bins is given:
-/// measured in docs/performance.md, they pay on tables of that size (flights +0.029 R²) and cost
-/// smaller noisy ones, whose rows cannot teach the extra inputs.
-constexpr std::int64_t kBinnedFrom = 5000;
-constexpr std::size_t kDefaultBins = 64;
+// The defaults by the table's size (validation and early stopping, bins) are the library's
+// table_defaults, which Python's estimators share.
+using Defaults = TableDefaults;
 
 /// --val-split and --early-stopping as given, or the default for this many rows.
 struct Validation {
@@ -315,19 +308,19 @@ Validation validation_for(const TrainArguments& a, const CLI::App& command, std:
     if (split_given || a.val_last)
       throw InputError("--val-data FILE gives the rows to validate on; drop --val-split and --val-last");
     if (sharded) throw InputError("--val-data does not go with --shard-data; use --val-split on each rank's shard");
-    v.patience = patience_given ? a.early_stopping : kDefaultPatience;
-  } else if (!split_given && !sharded && rows >= kHeldOutFrom) {
-    v = {.split = kDefaultSplit, .patience = patience_given ? a.early_stopping : kDefaultPatience, .by_default = true};
+    v.patience = patience_given ? a.early_stopping : Defaults::kPatience;
+  } else if (const TableDefaults d = table_defaults(rows); !split_given && !sharded && d.validation_split > 0) {
+    v = {.split = d.validation_split, .patience = patience_given ? a.early_stopping : d.patience, .by_default = true};
   }
   if (v.patience == 0 && (command.count("--min-delta") > 0 || command.count("--no-restore-best") > 0))
     throw InputError(fmt::format(
         "--min-delta and --no-restore-best go with --early-stopping PATIENCE (1 or more); early stopping is on by "
         "default only for tables of {} rows or more without --val-split",
-        kHeldOutFrom));
+        Defaults::kHeldOutFrom));
   if (a.val_last && v.split == 0)
     throw InputError(fmt::format(
         "--val-last goes with --val-split FRACTION (above 0); a table of {} rows or more holds out {} by default",
-        kHeldOutFrom, kDefaultSplit));
+        Defaults::kHeldOutFrom, Defaults::kValidationSplit));
   return v;
 }
 
@@ -430,8 +423,9 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   }
   const CsvTable table = read_data(a.data, reading);
   // Sharded ranks each see their own row count; the default must not differ between them.
-  const bool binned_by_default = !resumed && command.count("--bins") == 0 && !sharded && table.rows() >= kBinnedFrom;
-  if (binned_by_default) spec.bins = kDefaultBins;
+  const bool binned_by_default =
+      !resumed && command.count("--bins") == 0 && !sharded && table_defaults(table.rows()).bins > 0;
+  if (binned_by_default) spec.bins = table_defaults(table.rows()).bins;
   const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
@@ -499,7 +493,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                  "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "
                  "%zu values: one between each two values), as for every table of %lld rows or more; --bins 0 leaves "
                  "them out\n",
-                 kDefaultBins, kMaxBins + 1, static_cast<long long>(kBinnedFrom));
+                 Defaults::kBins, kMaxBins + 1, static_cast<long long>(Defaults::kBinnedFrom));
   Progress progress(done + 1, remaining, quiet ? ProgressMode::none : parse_progress(a.progress, *world));
   FitOptions fit;
   fit.epochs = remaining;
@@ -663,7 +657,7 @@ void add_train_command(CLI::App& app) {
                   "that the network can cut a number into steps as a tree does (whole numbers of up to {} values: "
                   "a bin between each two neighbouring values); 0: off [default: {} for a table of {} "
                   "rows or more (not with --shard-data), else 0; or the --init model's]",
-                  kMaxBins, kMaxBins + 1, kDefaultBins, kBinnedFrom));
+                  kMaxBins, kMaxBins + 1, Defaults::kBins, Defaults::kBinnedFrom));
   command
       ->add_option(
           "--layers", arguments->layers,

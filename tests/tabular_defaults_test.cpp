@@ -353,6 +353,18 @@ TEST(TabularDefaults, TheCommandLineTrainsOnATableAsItComes) {
   EXPECT_NE(last.err.find("--val-last goes with --val-split"), std::string::npos) << last.err;
 }
 
+// The rule the CLI and Python's estimators share: nothing below 1000 rows, a held-out fifth with
+// early stopping from 1000, bins as well from 5000.
+TEST(TabularDefaults, TheDefaultsBySizeAreTheLibrarys) {
+  for (const std::int64_t rows : {0, 999, 1000, 4999, 5000, 262144}) {
+    const TableDefaults d = table_defaults(rows);
+    EXPECT_EQ(d.validation_split, rows >= 1000 ? 0.2 : 0.0) << rows;
+    EXPECT_EQ(d.patience, rows >= 1000 ? 20 : 0) << rows;
+    EXPECT_EQ(d.bins, rows >= 5000 ? 64u : 0u) << rows;
+    EXPECT_TRUE(bins_allowed(d.bins));
+  }
+}
+
 TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
   const auto table = [](int rows) {
     std::string text = "x,y\n";

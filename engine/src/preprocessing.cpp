@@ -604,6 +604,16 @@ CsvOptions reading_options(const ColumnSpec& spec, bool classification, char del
   return options;
 }
 
+TableDefaults table_defaults(std::int64_t rows) {
+  TableDefaults d;
+  if (rows >= TableDefaults::kHeldOutFrom) {
+    d.validation_split = TableDefaults::kValidationSplit;
+    d.patience = TableDefaults::kPatience;
+  }
+  if (rows >= TableDefaults::kBinnedFrom) d.bins = TableDefaults::kBins;
+  return d;
+}
+
 InferredTask infer_task(const CsvTable& table, const std::vector<std::string>& targets) {
   if (targets.size() != 1) return {};
   const CsvColumn& column = table.column(targets[0]);

@@ -2,8 +2,10 @@
 
 They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn's estimator checks
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
-Ember's engine with Adam (or SGD) for a fixed number of epochs, optionally stopped early on a held-
-out validation fraction. Inputs and regression targets are standardized inside the model. dropout
+Ember's engine. With no arguments they train what `ember train --data FILE --target y` trains on
+the same table (the library's TableDefaults: SGD, 100 epochs, from 1,000 rows a validation split
+with early stopping, from 5,000 rows bins for a DataFrame's numbers), and with random_state=S the
+same model as --seed S. Inputs and regression targets are standardized inside the model. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
 LayerNormalization after each hidden layer's activation (before its Dropout).
 
@@ -31,7 +33,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Dropout, LayerNormalization, Sequential, _pandas
+from . import Dense, Dropout, LayerNormalization, Sequential, _core, _pandas
 from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
@@ -46,11 +48,17 @@ SAMPLE_WEIGHT_EQUIVALENCE = {"check_sample_weight_equivalence_on_dense_data": _W
                              "check_sample_weights_invariance": _WHY}
 
 
+# `ember train`'s default for a table, from the library (ember::TableDefaults): the same model from
+# the same table and seed.
+_DEFAULTS = _core.table_defaults()
+
+
 class _EmberEstimator(BaseEstimator):
-    def __init__(self, hidden_layer_sizes=(64, 64), activation="relu", optimizer="adam", lr=0.001, momentum=0.9,
-                 epochs=200, batch_size=32, early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 normalize=True, random_state=None, device="auto", verbose=0, dropout=0.0, alpha=0.0001,
-                 warm_start=False, layer_norm=False):
+    def __init__(self, hidden_layer_sizes=_DEFAULTS["hidden_layer_sizes"], activation="relu", optimizer="sgd",
+                 lr=None, momentum=0.0, epochs=_DEFAULTS["epochs"], batch_size=_DEFAULTS["batch_size"],
+                 early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
+                 n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
+                 verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -69,6 +77,7 @@ class _EmberEstimator(BaseEstimator):
         self.alpha = alpha
         self.warm_start = warm_start
         self.layer_norm = layer_norm
+        self.bins = bins
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -84,6 +93,39 @@ class _EmberEstimator(BaseEstimator):
 
         numeric = all(is_numeric_dtype(dtype) or is_bool_dtype(dtype) for dtype in X.dtypes)
         return not numeric or bool(X.isna().to_numpy().any())
+
+    def _stops_early(self, rows):
+        """early_stopping as given, or "auto": as `ember train`, from TableDefaults' row count."""
+        if isinstance(self.early_stopping, str):
+            if self.early_stopping != "auto":
+                raise ValueError(f"early_stopping={self.early_stopping!r}: use True, False or 'auto'")
+            return _core.table_defaults(int(rows))["validation_split"] > 0
+        return bool(self.early_stopping)
+
+    def _bins(self, rows):
+        """bins as given, or "auto": as `ember train`, from TableDefaults' row count."""
+        if isinstance(self.bins, str):
+            if self.bins != "auto":
+                raise ValueError(f"bins={self.bins!r}: use 'auto', 0 (off) or 2 to 256")
+            return _core.table_defaults(int(rows))["bins"]
+        if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)):
+            raise ValueError(f"bins={self.bins!r}: use 'auto', 0 (off) or 2 to 256")
+        return int(self.bins)
+
+    def _reads_as_table(self, X, incremental):
+        """Whether X goes through the table reading that `ember train` uses: a DataFrame with text or
+        gaps, or one of numbers whose columns get bins (partial_fit and a warm start keep the kind
+        of the first fit)."""
+        if self._is_table(X):
+            return True
+        if not hasattr(X, "columns") or not hasattr(X, "to_csv"):
+            if isinstance(self.bins, (int, np.integer)) and not isinstance(self.bins, bool) and self.bins > 0:
+                raise ValueError(f"bins={self.bins}: bins encode the numeric columns of a DataFrame; X is an "
+                                 f"array (give a DataFrame, or bins=0)")
+            return False
+        if hasattr(self, "model_") and (incremental or self.warm_start):
+            return self._table
+        return not incremental and self._bins(len(X)) > 0
 
     def _frame(self, X):
         """X for a model trained on a table: a DataFrame (its columns by name), or an array of its columns in order."""
@@ -116,7 +158,9 @@ class _EmberEstimator(BaseEstimator):
         # scikit-learn's MLP adds alpha * W / batch rows to the gradient of its loss, whose squared
         # error is halved: as a weight decay on Ember's mean squared error, twice that.
         decay = float(self.alpha) / int(self.batch_size) * (2.0 if loss == "mse" else 1.0)
-        settings = {"lr": float(self.lr), "weight_decay": decay}
+        settings = {"weight_decay": decay}
+        if self.lr is not None:  # else the optimizer's own default (SGD's 0.01, Adam's 0.001, ...)
+            settings["lr"] = float(self.lr)
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = float(self.momentum)
         model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
@@ -130,7 +174,9 @@ class _EmberEstimator(BaseEstimator):
     def _train(self, X, targets, outputs, loss, table=False, target_names=(), incremental=False, sample_weight=None):
         """Trains on an array, or (table) on a DataFrame with text or gaps through the engine's
         table reading, which keeps its column names. incremental: one epoch, as partial_fit."""
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # A whole-number random_state is the engine's seed itself (`ember train --seed`).
+        seed = (int(self.random_state) if isinstance(self.random_state, (int, np.integer)) else
+                int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)))
         if self._continues(incremental, table):
             model = self.model_
             if model.output_width != outputs:
@@ -147,13 +193,15 @@ class _EmberEstimator(BaseEstimator):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
         # The validation rows are drawn at random (per class for a classifier), as scikit-learn's MLP draws them.
-        stopping = self.early_stopping and not incremental
+        stopping = self._stops_early(len(X)) and not incremental
+        # A table fit of a new model: its bins; a model that goes on keeps its own.
+        bins = {"bins": self._bins(len(X))} if table and model is not getattr(self, "model_", None) else {}
         history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),
                             batch_size=int(self.batch_size),
                             validation_split=float(self.validation_fraction) if stopping else 0.0,
                             early_stopping=int(self.n_iter_no_change) if stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed,
-                            sample_weight=sample_weight)
+                            sample_weight=sample_weight, **bins)
         if not table and hasattr(self, "feature_names_in_"):
             # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI
             # selects the columns of a CSV file by name.
@@ -168,7 +216,7 @@ class _EmberEstimator(BaseEstimator):
         self.n_iter_ += len(history.epoch)
         score = "val_accuracy" if loss == "crossentropy" else "val_r2"
         self._scores = self._scores + list(history.history.get(score, []))
-        if self.early_stopping and self._scores:
+        if stopping and self._scores:
             self.validation_scores_ = list(self._scores)
             self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None
@@ -249,7 +297,7 @@ class EmberRegressor(RegressorMixin, _EmberEstimator):
 
     def _fit(self, X, y, incremental, sample_weight):
         X = _pandas(X)
-        if self._is_table(X):
+        if self._reads_as_table(X, incremental):
             self._y_ndim = np.ndim(y)
             return self._train(X, np.asarray(y, dtype=np.float32), 1 if np.ndim(y) == 1 else np.shape(y)[1], "mse",
                                table=True, incremental=incremental, sample_weight=_weights(sample_weight, X))
@@ -306,7 +354,7 @@ class EmberClassifier(ClassifierMixin, _EmberEstimator):
     def _fit(self, X, y, classes, incremental, sample_weight):
         X = _pandas(X)
         weights = _weights(sample_weight, X)
-        if self._is_table(X):
+        if self._reads_as_table(X, incremental):
             if incremental:
                 raise ValueError("partial_fit takes arrays or DataFrames of numbers without gaps; fit reads "
                                  "DataFrames with text columns or missing cells")

@@ -415,6 +415,27 @@ NB_MODULE(_core, m) {
   m.def("optimizer_names", &ember::optimizer_names, "Every optimizer's name, as compile() and the CLI take them.");
   m.def("loss_names", &ember::loss_names, "Every loss's name, as compile() and the CLI take them.");
   m.def("schedule_names", &ember::schedule_names, "Every schedule's name, as the CLI's --schedule takes them.");
+  m.def(
+      "table_defaults",
+      [](std::int64_t rows) {
+        using D = ember::TableDefaults;
+        const D d = ember::table_defaults(rows);
+        nb::dict out;
+        out["bins"] = d.bins;
+        out["validation_split"] = d.validation_split;
+        out["patience"] = d.patience;
+        out["hidden_layer_sizes"] = nb::make_tuple(D::kHiddenWidth, D::kHiddenWidth);
+        out["epochs"] = D::kEpochs;
+        out["batch_size"] = D::kBatchSize;
+        out["held_out_from"] = D::kHeldOutFrom;
+        out["default_validation_split"] = D::kValidationSplit;
+        out["default_patience"] = D::kPatience;
+        out["binned_from"] = D::kBinnedFrom;
+        return out;
+      },
+      "rows"_a = 0,
+      "What `ember train` and the estimators do by default for a table of this many rows (bins, validation_split, "
+      "patience: 0 where off), and the constants of that rule.");
   nb::class_<ember::MeanSquaredError>(m, "MeanSquaredError").def(nb::init<>());
   nb::class_<ember::Huber>(m, "Huber")
       .def(

@@ -34,8 +34,8 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 def test_pipeline_and_cross_validation():
     x, y = load_iris(return_X_y=True)
-    pipeline = make_pipeline(StandardScaler(), EmberClassifier(hidden_layer_sizes=(16,), epochs=50, lr=0.01,
-                                                               random_state=0, device="cpu"))
+    pipeline = make_pipeline(StandardScaler(), EmberClassifier(hidden_layer_sizes=(16,), epochs=50, optimizer="adam",
+                                                               lr=0.01, random_state=0, device="cpu"))
     scores = cross_val_score(pipeline, x, y, cv=3)
     assert scores.mean() > 0.85, scores
     x, y = load_diabetes(return_X_y=True)
@@ -48,7 +48,7 @@ def test_pandas_names_targets_and_labels():
     pandas = pytest.importorskip("pandas")
     x, y = load_iris(return_X_y=True, as_frame=True)
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    model = EmberClassifier(epochs=30, lr=0.01, random_state=0, device="cpu").fit(x, names)
+    model = EmberClassifier(epochs=30, optimizer="adam", lr=0.01, random_state=0, device="cpu").fit(x, names)
     assert list(model.feature_names_in_) == list(x.columns)
     assert set(model.predict(x)) <= set(names) and model.score(x, names) > 0.9
     assert model.predict_proba(x).dtype == np.float64
@@ -224,6 +224,37 @@ def test_estimator_models_and_cli_models_predict_alike(tmp_path):
     np.testing.assert_array_equal(loaded.predict(frame), labels)
 
 
+@pytest.mark.skipif(not os.environ.get("EMBER_CLI"), reason="EMBER_CLI names the ember binary (set by ctest)")
+@pytest.mark.parametrize("rows,task", [(600, "regression"), (1500, "classification"), (6000, "regression")])
+def test_the_estimators_default_is_ember_trains(tmp_path, rows, task):
+    """With no settings but the seed (and epochs, for time) an estimator trains the model that
+    `ember train --data FILE --target y` trains: the table defaults by size (a validation split and
+    early stopping from 1,000 rows, bins from 5,000) included."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(rows)
+    frame = pd.DataFrame({"city": rng.choice(["north", "south", "east", None], size=rows),
+                          "area": np.where(rng.random(rows) < 0.05, np.nan, rng.gamma(3.0, 40.0, size=rows)),
+                          "rooms": rng.integers(1, 7, size=rows)})
+    value = np.nan_to_num(frame["area"].to_numpy()) / 40 + frame["rooms"] + (frame["city"] == "north")
+    y = pd.Series(value + rng.normal(size=rows), name="y")
+    if task == "classification":
+        y = pd.Series(np.where(y > np.median(y), "high", "low"), name="y")
+    frame.assign(y=y).to_csv(tmp_path / "table.csv", index=False)
+    subprocess.run([os.environ["EMBER_CLI"], "train", "--data", str(tmp_path / "table.csv"), "--target", "y",
+                    "--epochs", "3", "--seed", "7", "--device", "cpu", "--quiet", "--save",
+                    str(tmp_path / "cli.safetensors")], check=True)
+    from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
+    estimator = (EmberClassifier if task == "classification" else EmberRegressor)(epochs=3, random_state=7,
+                                                                                  device="cpu").fit(frame, y)
+    defaults = ember._core.table_defaults(rows)
+    assert (estimator.validation_scores_ is not None) == (defaults["validation_split"] > 0)
+    inputs = 4 + 2 + 1  # city: 3 and a gap; area: 1 and a gap; rooms: 1 (their bins where the defaults give them)
+    assert (estimator.coefs_[0].shape[0] > inputs) == (defaults["bins"] > 0)
+    assert estimator.n_iter_ == 3 and len(from_cli.get_weights()) == len(estimator.model_.get_weights())
+    for mine, theirs in zip(estimator.model_.get_weights(), from_cli.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_warnings_name_the_callers_line():
     frame, kind = fruit()
     classifier = EmberClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0, device="cpu").fit(frame, kind)
@@ -284,14 +315,14 @@ def test_warm_start_and_partial_fit_go_on_as_one_longer_fit():
 def test_classifier_partial_fit_takes_every_class_first():
     X, y = load_iris(return_X_y=True)
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    model = EmberClassifier(hidden_layer_sizes=(16,), random_state=0, device="cpu", lr=0.01)
+    model = EmberClassifier(hidden_layer_sizes=(16,), random_state=0, device="cpu", optimizer="adam", lr=0.01)
     with pytest.raises(ValueError, match="classes="):
         model.partial_fit(X[:50], names[:50])
     model.partial_fit(X[:50], names[:50], classes=["virginica", "setosa", "versicolor"])
     assert list(model.classes_) == ["setosa", "versicolor", "virginica"] and model.n_iter_ == 1
-    for _ in range(30):
+    for _ in range(60):
         model.partial_fit(X, names)
-    assert model.score(X, names) > 0.9 and model.n_iter_ == 31
+    assert model.score(X, names) > 0.9 and model.n_iter_ == 61
     with pytest.raises(ValueError, match="does not know"):
         model.partial_fit(X[:2], ["setosa", "rose"])
     with pytest.raises(ValueError, match="differs"):

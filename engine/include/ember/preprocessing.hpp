@@ -136,6 +136,33 @@ struct InferredTask {
 /// is left to regression (counts and ratings are as often regression), with a warning from fit.
 InferredTask infer_task(const CsvTable& table, const std::vector<std::string>& targets);
 
+/// The training defaults a table gets by its size, chosen by measurement on real tables
+/// (docs/performance.md) and shared by `ember train` and Python's EmberRegressor/EmberClassifier,
+/// so that each gives the same model from the same table and seed. The rest of the default is the
+/// constants: two hidden layers of kHiddenWidth ReLU units, SGD at its default rate, kEpochs epochs
+/// of kBatchSize rows.
+struct TableDefaults {
+  static constexpr std::int64_t kHiddenWidth = 64;
+  static constexpr std::int64_t kEpochs = 100;
+  static constexpr std::int64_t kBatchSize = 32;
+  /// From kHeldOutFrom rows, kValidationSplit of them (drawn at random) are held out and training
+  /// stops after kPatience epochs without a lower validation loss, keeping the best epoch: on noisy
+  /// tables it keeps the network from fitting the noise.
+  static constexpr std::int64_t kHeldOutFrom = 1000;
+  static constexpr double kValidationSplit = 0.2;
+  static constexpr std::int64_t kPatience = 20;
+  /// From kBinnedFrom rows, numbers get kBins piecewise-linear bins (ColumnSpec::bins): they pay on
+  /// tables of that size and cost smaller noisy ones, whose rows cannot teach the extra inputs.
+  static constexpr std::int64_t kBinnedFrom = 5000;
+  static constexpr std::size_t kBins = 64;
+
+  std::size_t bins = 0;         // kBins or 0
+  double validation_split = 0;  // kValidationSplit or 0
+  std::int64_t patience = 0;    // kPatience, or 0: no early stopping
+};
+/// The defaults for a table of this many rows (all of a sharded fit's ranks together).
+TableDefaults table_defaults(std::int64_t rows);
+
 std::string to_string(Missing missing);
 Missing parse_missing(const std::string& text);  // "fill", "error", "drop", "mean"; throws InputError
 
