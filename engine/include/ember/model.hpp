@@ -346,6 +346,7 @@ class Sequential {
 
  private:
   friend class CheckpointIo;
+  friend class FitLoop;
   /// compile() without the backend: checks and keeps the options (InputError when they are bad).
   void set_options(const CompileOptions& options);
   /// The backend, created from the compiled options at first use; the caller holds runtime_.mutex.
