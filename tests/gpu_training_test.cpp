@@ -133,16 +133,17 @@ TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {
     return parameters;
   };
   const std::vector<float> on_host = train([](Plan& plan, std::int64_t rows) {
-    plan.train_step(rows, [](std::vector<float>& gradients) {
-      for (float& g : gradients) g *= 0.5f;
-    });
+    plan.train_step(rows, HostReduction{[](std::vector<float>& gradients) {
+                      for (float& g : gradients) g *= 0.5f;
+                    }});
   });
   const std::unique_ptr<DeviceCollective> nccl = gpu->join_collective(gpu->new_collective_id(), 0, 1);
   bool warm = false;
   const std::vector<float> in_graph = train([&](Plan& plan, std::int64_t rows) {
     if (!warm) plan.warm_up(*nccl);  // as DataParallel does before its first step
     warm = true;
-    plan.train_step(rows, *nccl, 0.5f, static_cast<std::uint64_t>(rows));
+    plan.train_step(rows,
+                    DeviceSum{.collective = nccl.get(), .factor = 0.5f, .shape = static_cast<std::uint64_t>(rows)});
   });
   EXPECT_EQ(in_graph, on_host);
   EXPECT_NE(in_graph, start);

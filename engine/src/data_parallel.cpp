@@ -249,24 +249,26 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
     warmed_up_ = true;
     // Each rank's gradient is the mean over its rows: times its share of the step's rows, summed,
     // it is the mean over the global batch.
-    plan.train_step(mine, *collective_,
-                    static_cast<float>(static_cast<double>(mine) / static_cast<double>(rows_in(batch))),
-                    step_shape(batch));
+    plan.train_step(
+        mine, DeviceSum{.collective = collective_.get(),
+                        .factor = static_cast<float>(static_cast<double>(mine) / static_cast<double>(rows_in(batch))),
+                        .shape = step_shape(batch)});
     return any(stop_requested);
   }
   bool stop = false;
-  plan.train_step(mine, [&](std::vector<float>& gradients) {
-    // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
-    // all ranks' rows, is the mean over the global batch. One more value carries the stops.
-    const std::size_t n = gradients.size();
-    reduction_.resize(n + kHostStepExtras);
-    for (std::size_t i = 0; i < n; ++i) reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
-    reduction_[n] = stop_requested ? 1.0 : 0.0;
-    sum_over_ranks(reduction_);
-    const auto rows = static_cast<double>(rows_in(batch));
-    for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
-    stop = reduction_[n] > 0.0;
-  });
+  plan.train_step(mine, HostReduction{[&](std::vector<float>& gradients) {
+                    // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
+                    // all ranks' rows, is the mean over the global batch. One more value carries the stops.
+                    const std::size_t n = gradients.size();
+                    reduction_.resize(n + kHostStepExtras);
+                    for (std::size_t i = 0; i < n; ++i)
+                      reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
+                    reduction_[n] = stop_requested ? 1.0 : 0.0;
+                    sum_over_ranks(reduction_);
+                    const auto rows = static_cast<double>(rows_in(batch));
+                    for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
+                    stop = reduction_[n] > 0.0;
+                  }});
   return stop;
 }
 

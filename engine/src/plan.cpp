@@ -27,6 +27,12 @@ std::uint64_t next_plan_id() {
   return ++counter;
 }
 
+/// One callable of every lambda given: std::visit over it refuses a kind that none takes.
+template <class... Fs>
+struct overloaded : Fs... {
+  using Fs::operator()...;
+};
+
 }  // namespace
 
 BackendMatrix::BackendMatrix(Backend& backend, const Matrix& host)
@@ -262,37 +268,44 @@ void Plan::check_step(std::int64_t rows, std::int64_t fewest) const {
   if (train_indices_ == nullptr) throw Error("train_step called before bind_training_set");
 }
 
-void Plan::train_step(std::int64_t rows) {
+void Plan::train_step(std::int64_t rows, const StepSum& sum) {
+  std::visit(overloaded{[&](const LocalGradients&) { local_step(rows); },
+                        [&](const HostReduction& host) { host_reduced_step(rows, host); },
+                        [&](const DeviceSum& device) { device_summed_step(rows, device); }},
+             sum);
+}
+
+// Each kind of step is recorded under its own keys: the row count for a local step, keys no row
+// count takes for the others.
+void Plan::local_step(std::int64_t rows) {
   check_step(rows, 1);
   backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_train_step(rows); });
 }
 
-void Plan::train_step(std::int64_t rows, const GradientReduction& reduce) {
+void Plan::host_reduced_step(std::int64_t rows, const HostReduction& host) {
   check_step(rows, 0);
   if (rows > 0)
     backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
   else
     backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
   std::vector<float> gradients = download_gradients();
-  reduce(gradients);
+  host.reduce(gradients);
   backend_.copy_to_device(gradients_, gradients.data(), gradients.size() * sizeof(float));
-  // The update is recorded apart from the gradients' steps: a key no row count takes.
   backend_.run_step(id_, std::numeric_limits<std::uint64_t>::max(), [&] { enqueue_update(); });
 }
 
-void Plan::train_step(std::int64_t rows, DeviceCollective& collective, float factor, std::uint64_t shape) {
+void Plan::device_summed_step(std::int64_t rows, const DeviceSum& device) {
   check_step(rows, 0);
-  set_sum_factor(factor);
-  // Recorded apart from the steps without a collective: keys no row count takes.
+  set_sum_factor(device.factor);
   constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
-  backend_.run_step(id_, kCollectiveStep | (shape & (kCollectiveStep - 1)), [&] {
+  backend_.run_step(id_, kCollectiveStep | (device.shape & (kCollectiveStep - 1)), [&] {
     if (rows > 0) {
-      enqueue_gradients(rows, &collective);
+      enqueue_gradients(rows, device.collective);
     } else {  // this rank has no rows left (sharded data): it adds zeros, in the same buckets
       backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
-      enqueue_bucket_sums(collective);
+      enqueue_bucket_sums(*device.collective);
     }
-    collective.finish();
+    device.collective->finish();
     enqueue_update();
   });
 }

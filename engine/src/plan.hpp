@@ -22,6 +22,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <variant>
 #include <vector>
 
 #include "ember/backend.hpp"
@@ -38,6 +39,28 @@ struct BackendMatrix {
   Buffer buffer;
   ConstView view;
 };
+
+// The kinds of StepSum.
+/// This process's gradients alone.
+struct LocalGradients {};
+/// Data-parallel, summed on the host: the gradients of the next rows (0 to batch size; zeros for
+/// 0) come to the host, reduce replaces them with the combined ones, which go back for the update.
+struct HostReduction {
+  std::function<void(std::vector<float>& gradients)> reduce;
+};
+/// Data-parallel, summed on the backend inside the recorded step: the gradients of the next rows
+/// (0 to batch size; zeros for 0) times factor (this rank's rows over all ranks'), summed over the
+/// ranks in buckets of layers as backward produces them, then the update. shape names every rank's
+/// rows in this step (the same value on every rank, and rows a function of it): the recording is
+/// keyed by it, so that the ranks record a step together, as NCCL requires of captured collectives.
+struct DeviceSum {
+  DeviceCollective* collective = nullptr;
+  float factor = 1.0f;
+  std::uint64_t shape = 0;
+};
+/// How a step's gradients are combined before the update: a new way is an alternative here and its
+/// function in Plan::train_step's visit, which does not compile without it.
+using StepSum = std::variant<LocalGradients, HostReduction, DeviceSum>;
 
 class Plan {
  public:
@@ -91,20 +114,9 @@ class Plan {
   /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch); epoch keys the
   /// epoch's random draws, so that an epoch run again (or resumed) draws the same.
   void reset_epoch(std::int64_t epoch = 0);
-  /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, update.
-  void train_step(std::int64_t rows);
-  /// A step whose gradients are combined with other processes' before the update (data-parallel
-  /// training): the gradients of the next rows (0 to batch size; zeros for 0) come to the host,
-  /// reduce replaces them with the combined ones, which go back for the update.
-  using GradientReduction = std::function<void(std::vector<float>& gradients)>;
-  void train_step(std::int64_t rows, const GradientReduction& reduce);
-  /// A data-parallel step whose gradients are summed on the backend, inside the recorded step: the
-  /// gradients of the next rows (0 to batch size; zeros for 0) times factor (this rank's rows over
-  /// all ranks'), summed over the ranks in buckets of layers as backward produces them, then the
-  /// update. shape names every rank's rows in this step (the same value on every rank, and rows a
-  /// function of it): the recording is keyed by it, so that the ranks record a step together, as
-  /// NCCL requires of captured collectives.
-  void train_step(std::int64_t rows, DeviceCollective& collective, float factor, std::uint64_t shape);
+  /// One step on the next rows (<= batch size) of the index list: forward, loss, backward, the
+  /// gradients combined with other processes' as sum says (StepSum), update.
+  void train_step(std::int64_t rows, const StepSum& sum = LocalGradients{});
   /// Runs the sums of train_step's buckets once, outside a recorded step, and waits for them: NCCL
   /// sets up its connections for a size at its first sum, which must not happen inside a capture.
   /// Leaves the gradients undefined.
@@ -138,6 +150,10 @@ class Plan {
   static ArenaLayout arena_layout(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
                                   const std::optional<Optimizer>& optimizer, const Loss& loss);
   ConstView forward(ConstView input, bool training);
+  // train_step, one function per kind of StepSum.
+  void local_step(std::int64_t rows);
+  void host_reduced_step(std::int64_t rows, const HostReduction& host);
+  void device_summed_step(std::int64_t rows, const DeviceSum& device);
   void enqueue_train_step(std::int64_t rows);
   void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
   void enqueue_update();
