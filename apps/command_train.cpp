@@ -290,10 +290,6 @@ void validate(const TrainArguments& a) {
     throw InputError("--checkpoint-every needs --save FILE: the file it writes every few epochs");
 }
 
-// The defaults by the table's size (validation and early stopping, bins) are the library's
-// table_defaults, which Python's estimators share.
-using Defaults = TableDefaults;
-
 /// --val-split and --early-stopping as given, or the default for this many rows.
 struct Validation {
   double split = 0;
@@ -308,7 +304,7 @@ Validation validation_for(const TrainArguments& a, const CLI::App& command, std:
     if (split_given || a.val_last)
       throw InputError("--val-data FILE gives the rows to validate on; drop --val-split and --val-last");
     if (sharded) throw InputError("--val-data does not go with --shard-data; use --val-split on each rank's shard");
-    v.patience = patience_given ? a.early_stopping : Defaults::kPatience;
+    v.patience = patience_given ? a.early_stopping : TableDefaults::kPatience;
   } else if (const TableDefaults d = table_defaults(rows); !split_given && !sharded && d.validation_split > 0) {
     v = {.split = d.validation_split, .patience = patience_given ? a.early_stopping : d.patience, .by_default = true};
   }
@@ -316,11 +312,11 @@ Validation validation_for(const TrainArguments& a, const CLI::App& command, std:
     throw InputError(fmt::format(
         "--min-delta and --no-restore-best go with --early-stopping PATIENCE (1 or more); early stopping is on by "
         "default only for tables of {} rows or more without --val-split",
-        Defaults::kHeldOutFrom));
+        TableDefaults::kHeldOutFrom));
   if (a.val_last && v.split == 0)
     throw InputError(fmt::format(
         "--val-last goes with --val-split FRACTION (above 0); a table of {} rows or more holds out {} by default",
-        Defaults::kHeldOutFrom, Defaults::kValidationSplit));
+        TableDefaults::kHeldOutFrom, TableDefaults::kValidationSplit));
   return v;
 }
 
@@ -423,9 +419,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   }
   const CsvTable table = read_data(a.data, reading);
   // Sharded ranks each see their own row count; the default must not differ between them.
-  const bool binned_by_default =
-      !resumed && command.count("--bins") == 0 && !sharded && table_defaults(table.rows()).bins > 0;
-  if (binned_by_default) spec.bins = table_defaults(table.rows()).bins;
+  // The defaults by the table's size are the library's, which Python's estimators share.
+  const std::size_t default_bins = table_defaults(table.rows()).bins;
+  const bool binned_by_default = !resumed && command.count("--bins") == 0 && !sharded && default_bins > 0;
+  if (binned_by_default) spec.bins = default_bins;
   const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
@@ -493,7 +490,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                  "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "
                  "%zu values: one between each two values), as for every table of %lld rows or more; --bins 0 leaves "
                  "them out\n",
-                 Defaults::kBins, kMaxBins + 1, static_cast<long long>(Defaults::kBinnedFrom));
+                 TableDefaults::kBins, kMaxBins + 1, static_cast<long long>(TableDefaults::kBinnedFrom));
   Progress progress(done + 1, remaining, quiet ? ProgressMode::none : parse_progress(a.progress, *world));
   FitOptions fit;
   fit.epochs = remaining;
@@ -657,7 +654,7 @@ void add_train_command(CLI::App& app) {
                   "that the network can cut a number into steps as a tree does (whole numbers of up to {} values: "
                   "a bin between each two neighbouring values); 0: off [default: {} for a table of {} "
                   "rows or more (not with --shard-data), else 0; or the --init model's]",
-                  kMaxBins, kMaxBins + 1, Defaults::kBins, Defaults::kBinnedFrom));
+                  kMaxBins, kMaxBins + 1, TableDefaults::kBins, TableDefaults::kBinnedFrom));
   command
       ->add_option(
           "--layers", arguments->layers,

@@ -168,7 +168,7 @@ std::string divergence_causes(const Optimizer& optimizer, float clip_norm, bool 
 }  // namespace
 
 FitLoop::FitLoop(Sequential& model, ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-                 bool split_done, std::optional<std::int64_t> held_out, std::vector<float> weights)
+                 bool split_done, std::optional<std::int64_t> held_out, const std::vector<float>& weights)
     : model_(model),
       x_(x),
       y_(y),
@@ -176,7 +176,6 @@ FitLoop::FitLoop(Sequential& model, ConstView x, ConstView y, const FitOptions& 
       dropped_rows_(dropped_rows),
       classification_(is_classification(model.options_.loss)),
       warn_(warner(options.on_warning)),
-      weights_(std::move(weights)),
       parallel_(options.communicator.get(), options.deterministic_reduction, options.sharded_data,
                 options.gradient_sum) {
   if (!model_.compiled_) throw InputError("compile the model before fit");
@@ -198,11 +197,11 @@ FitLoop::FitLoop(Sequential& model, ConstView x, ConstView y, const FitOptions& 
   if (!model_.built()) model_.build(x.cols);
   all_train_rows_ = parallel_.total(train_rows_);
   all_validation_rows_ = parallel_.total(validation_rows_);
-  split(split_done);
+  split(split_done, weights);
   if (!model_.scaler_fitted_) fit_scaler();
 }
 
-void FitLoop::split(bool split_done) {
+void FitLoop::split(bool split_done, const std::vector<float>& weights) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(x_.rows));
   std::iota(order.begin(), order.end(), 0);
   if (!split_done) {
@@ -216,10 +215,10 @@ void FitLoop::split(bool split_done) {
   validation_index_.assign(order.begin() + train_rows_, order.end());
   x_train_ = Matrix::take_rows(x_, train_index_);
   y_train_ = Matrix::take_rows(y_, train_index_);
-  if (weights_.empty()) return;
+  if (weights.empty()) return;
   float total = 0.0f;
   for (const std::int64_t i : train_index_) {
-    train_weights_.push_back(weights_[static_cast<std::size_t>(i)]);
+    train_weights_.push_back(weights[static_cast<std::size_t>(i)]);
     total += train_weights_.back();
   }
   if (parallel_.sum({total})[0] == 0.0f)

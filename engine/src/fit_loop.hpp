@@ -40,13 +40,14 @@ class FitLoop {
   /// the last ones, held_out of them where given) and, at the model's first fit, learns its scaler
   /// from the training rows. weights: one per row of x, or empty.
   FitLoop(Sequential& model, ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
-          bool split_done, std::optional<std::int64_t> held_out, std::vector<float> weights);
+          bool split_done, std::optional<std::int64_t> held_out, const std::vector<float>& weights);
   /// The epochs, on the model's backend; the model keeps the state after the last completed epoch
   /// (the best one with EarlyStopping::restore_best), also when an exception leaves.
   History run();
 
  private:
-  void split(bool split_done);
+  /// weights: one per row of x, or empty; train_weights_ gets the training rows'.
+  void split(bool split_done, const std::vector<float>& weights);
   void fit_scaler();
   /// The plan and the data on the backend, once; on_train_begin.
   void place(Backend& backend);
@@ -74,7 +75,6 @@ class FitLoop {
   const std::int64_t dropped_rows_;
   const bool classification_;
   const Warn warn_;
-  std::vector<float> weights_;
   std::int64_t train_rows_ = 0, validation_rows_ = 0;
   // With several ranks, each trains on its slice of every batch and the steps' gradients are
   // summed; with sharded data each rank holds other rows, and what is learned from them (the

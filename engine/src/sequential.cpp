@@ -1,12 +1,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <limits>
-#include <map>
-#include <numeric>
 #include <optional>
 #include <set>
 
@@ -17,8 +13,6 @@
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "fit_loop.hpp"
-#include "loss_part.hpp"
-#include "optimizer_part.hpp"
 #include "parameter_layout.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
@@ -431,7 +425,7 @@ void Sequential::check_memory(std::int64_t input_width, std::int64_t batch_size)
 
 History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& options, std::int64_t dropped_rows,
                                  bool split_done, std::optional<std::int64_t> held_out, std::vector<float> weights) {
-  return FitLoop(*this, x, y, options, dropped_rows, split_done, held_out, std::move(weights)).run();
+  return FitLoop(*this, x, y, options, dropped_rows, split_done, held_out, weights).run();
 }
 
 Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const {

@@ -119,7 +119,7 @@ class _EmberEstimator(BaseEstimator):
         if self._is_table(X):
             return True
         if not hasattr(X, "columns") or not hasattr(X, "to_csv"):
-            if isinstance(self.bins, (int, np.integer)) and not isinstance(self.bins, bool) and self.bins > 0:
+            if not isinstance(self.bins, str) and self._bins(len(X)) > 0:
                 raise ValueError(f"bins={self.bins}: bins encode the numeric columns of a DataFrame; X is an "
                                  f"array (give a DataFrame, or bins=0)")
             return False

@@ -111,10 +111,10 @@ def train_both(device, layers, x, y, loss, torch_loss, optimizer=None, torch_opt
 
     reference = torch_model(layers, x.shape[1])
     set_torch_weights(reference, start)
-    with torch.no_grad():
-        torch_before = link(reference(torch.from_numpy(x.astype(np.float64)))).numpy()
-    update = torch_optimizer(reference.parameters())
     inputs = torch.from_numpy(x.astype(np.float64))
+    with torch.no_grad():
+        torch_before = link(reference(inputs)).numpy()
+    update = torch_optimizer(reference.parameters())
     losses = []
     for _ in range(steps):
         update.zero_grad()
