@@ -126,6 +126,7 @@ std::string in_flags(std::string message) {
         {"ColumnSpec::targets", "--target"},
         {"ColumnSpec::ignore", "--ignore"},
         {"ColumnSpec::one_hot", "--one-hot"},
+        {"ColumnSpec::embed", "--embed"},
         {"ColumnSpec::bins", "--bins"},
         {"ColumnSpec::numeric", "--numeric"},
         {"ColumnSpec::missing", "--missing"},

@@ -26,7 +26,10 @@ Json columns_json(const Sequential& model) {
   Json columns = Json::array();
   std::size_t input = 0;
   for (const FeatureColumn& feature : p.features) {
-    Json entry = {{"name", feature.name}, {"kind", feature.one_hot ? "one-hot" : "number"}};
+    Json entry = {{"name", feature.name},
+                  {"kind", feature.embedded  ? "embedded"
+                           : feature.one_hot ? "one-hot"
+                                             : "number"}};
     const std::size_t inputs = feature.inputs();
     if (feature.one_hot) entry["categories"] = feature.categories;
     if (!feature.fill.empty()) entry["fill"] = feature.fill;
@@ -100,6 +103,13 @@ void print_text(const Json& m) {
   for (const Json& layer : m["layers"]) {
     if (layer["type"] == "dropout") {
       layers += fmt::format(" -> Dropout {}", format_number(layer["rate"].get<double>()));
+      continue;
+    }
+    if (layer["type"] == "embedding") {
+      const std::int64_t columns = layer["columns"].get<std::int64_t>();
+      layers += fmt::format(
+          " -> Embedding {} x {} ({})", layer["input_dim"].get<std::int64_t>(), layer["output_dim"].get<std::int64_t>(),
+          columns == 0 ? std::string("every input an index") : fmt::format("last {} inputs indices", columns));
       continue;
     }
     if (layer["type"] == "layernorm") {

@@ -27,7 +27,7 @@ struct TrainArguments {
   std::string data, target, device = "auto", init, save, history, plot, metrics_out, val_data, weight;
   std::string layers = fmt::format("{0},{0}", TableDefaults::kHiddenWidth);
   std::string delimiter = ",", comment, matmul = "ember", precision = "fp32", seed = "0", ignore, one_hot, numeric,
-              missing = "fill", progress = "auto";
+              embed, missing = "fill", progress = "auto";
   std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
   std::int64_t epochs = TableDefaults::kEpochs, batch_size = TableDefaults::kBatchSize, step_epochs = 10,
                warmup_epochs = 0, plateau_patience = 10;
@@ -56,9 +56,32 @@ float parse_float(const std::string& text) {
   return std::numeric_limits<float>::quiet_NaN();
 }
 
-/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), "dropout:RATE" or
-/// "layernorm[:EPSILON]", comma-separated, or "none".
-std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
+/// A whole number 1 or more in the whole of text, or 0.
+std::int64_t parse_count(const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const std::int64_t value = std::stoll(text, &used);
+    if (used == text.size() && value > 0) return value;
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
+/// Colon-separated counts (parse_count); empty unless every one is.
+std::vector<std::int64_t> parse_counts(const std::string& text) {
+  std::vector<std::int64_t> counts;
+  for (std::size_t begin = 0; begin <= text.size();) {
+    const std::size_t end = std::min(text.find(':', begin), text.size());
+    counts.push_back(parse_count(text.substr(begin, end - begin)));
+    if (counts.back() == 0) return {};
+    begin = end + 1;
+  }
+  return counts;
+}
+
+/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), "dropout:RATE",
+/// "layernorm[:EPSILON]" or "embedding:CATEGORIES:DIM[:COLUMNS]", comma-separated, or "none".
+std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs, bool embedded_columns) {
   std::vector<Layer> layers;
   if (text != "none") {
     for (const std::string& part : split_list(text, "--layers")) {
@@ -83,19 +106,29 @@ std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
         layers.emplace_back(LayerNorm(epsilon));
         continue;
       }
-      std::int64_t units = 0;
-      try {
-        std::size_t used = 0;
-        units = std::stoll(head, &used);
-        if (used != head.size()) units = 0;
-      } catch (const std::exception&) {
-        units = 0;
+      if (head == "embedding") {
+        const std::vector<std::int64_t> sizes = parse_counts(setting);
+        if (sizes.empty() || sizes.size() > 3)
+          throw InputError(
+              fmt::format("--layers {}: '{}' needs DIM (for the --embed columns) or "
+                          "CATEGORIES:DIM[:COLUMNS], e.g. embedding:16, embedding:100:8 (every input "
+                          "column an index) or embedding:100:8:2 (the last two)",
+                          printable(text), printable(part)));
+        try {
+          layers.emplace_back(sizes.size() == 1 ? Embedding(Embedding::kFromTable, sizes[0])
+                                                : Embedding(sizes[0], sizes[1], sizes.size() == 3 ? sizes[2] : 0));
+          check_layer(layers.back());
+        } catch (const InputError& error) {
+          throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
+        }
+        continue;
       }
+      std::int64_t units = parse_count(head);
       if (units <= 0)
-        throw InputError(
-            fmt::format("--layers {}: '{}' is not a positive layer width, 'dropout' or 'layernorm'; use e.g. "
-                        "--layers 64,64, --layers 256:gelu,dropout:0.1,layernorm,128:tanh or --layers none",
-                        printable(text), printable(head)));
+        throw InputError(fmt::format(
+            "--layers {}: '{}' is not a positive layer width, 'dropout', 'layernorm' or 'embedding'; use e.g. "
+            "--layers 64,64, --layers 256:gelu,dropout:0.1,layernorm,128:tanh or --layers none",
+            printable(text), printable(head)));
       Activation activation = Activation::relu;
       if (colon != std::string::npos) try {
           activation = parse_activation(part.substr(colon + 1));
@@ -106,6 +139,8 @@ std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs) {
     }
   }
   layers.emplace_back(Dense(outputs));
+  if (embedded_columns && !std::holds_alternative<Embedding>(layers.front()))
+    layers.insert(layers.begin(), Embedding(Embedding::kFromTable, TableDefaults::kEmbeddingDim));
   return layers;
 }
 
@@ -350,6 +385,8 @@ ColumnSpec column_spec(const TrainArguments& a, const CLI::App& command, const S
     spec.one_hot = a.one_hot.empty() ? std::vector<std::string>{} : split_list(a.one_hot, "--one-hot");
   if (resumed == nullptr || command.count("--numeric") > 0)
     spec.numeric = a.numeric.empty() ? std::vector<std::string>{} : split_list(a.numeric, "--numeric");
+  if (resumed == nullptr || command.count("--embed") > 0)
+    spec.embed = a.embed.empty() ? std::vector<std::string>{} : split_list(a.embed, "--embed");
   if (resumed == nullptr || command.count("--missing") > 0) spec.missing = parse_missing(a.missing);
   if (resumed == nullptr || command.count("--bins") > 0) spec.bins = a.bins;
   // The weight column is no feature.
@@ -446,7 +483,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     classes = resumed ? resumed->classes() : sharded ? class_labels(table, spec, *world) : class_labels(table, spec);
   const std::int64_t outputs = classification ? outputs_for_classes(static_cast<std::int64_t>(classes.size()))
                                               : static_cast<std::int64_t>(spec.targets.size());
-  Sequential model = resumed ? std::move(*resumed) : Sequential(parse_layers(a.layers, outputs), seed);
+  Sequential model =
+      resumed ? std::move(*resumed) : Sequential(parse_layers(a.layers, outputs, !spec.embed.empty()), seed);
   CompileOptions options = model.compile_options();
   options.optimizer = optimizer;
   options.loss = loss;
@@ -458,8 +496,17 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   options.device = device;
   options.backend = {
       .matmul = parse_matmul(a.matmul), .cuda_graph = !a.no_cuda_graph, .precision = parse_precision(a.precision)};
+  // An embedding sized by the table compares as the one --init's first training sized.
+  const auto as_stored = [&](std::vector<Layer> layers) {
+    const auto* parsed = std::get_if<Embedding>(&layers.front());
+    const auto* stored = std::get_if<Embedding>(&model.layers().front());
+    if (parsed != nullptr && stored != nullptr && parsed->input_dim == Embedding::kFromTable &&
+        parsed->output_dim == stored->output_dim)
+      layers.front() = *stored;
+    return layers;
+  };
   if (!a.init.empty() && command.count("--layers") > 0 &&
-      !(parse_layers(a.layers, model.output_width()) == model.layers()))
+      !(as_stored(parse_layers(a.layers, model.output_width(), !spec.embed.empty())) == model.layers()))
     throw InputError(fmt::format("--layers {} differs from the architecture stored in --init {}; drop --layers",
                                  printable(a.layers), a.init));
   model.compile(options);
@@ -638,6 +685,12 @@ void add_train_command(CLI::App& app) {
                       "Categorical feature columns, comma-separated: one indicator input per category seen in "
                       "training. Unnamed columns of text are categorical too, unless every row differs (an "
                       "identifier) or they hold over 200 values: those are left out, with a warning");
+  command->add_option("--embed", arguments->embed,
+                      fmt::format("Categorical feature columns, comma-separated, each given to a learned embedding "
+                                  "rather than one indicator per category: a vector of DIM values per category seen in "
+                                  "training (--layers embedding:DIM first; {} unless given), and one for a missing or "
+                                  "unseen category. For columns of many categories",
+                                  TableDefaults::kEmbeddingDim));
   command->add_option("--numeric", arguments->numeric,
                       "Numeric feature columns, comma-separated, whatever their cells look like (a cell that is "
                       "not a number is then an error)");
@@ -661,6 +714,9 @@ void add_train_command(CLI::App& app) {
           "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
           "256:gelu,dropout:0.1,layernorm,128:tanh; dropout:RATE zeroes that share of the layer's inputs while "
           "training; layernorm[:EPSILON] normalizes each row (epsilon 1e-5 unless given), as PyTorch's LayerNorm; "
+          "embedding:DIM, first, sets the vector size of the --embed columns' categories; "
+          "embedding:CATEGORIES:DIM[:COLUMNS] reads the last COLUMNS inputs (all unless given) as category "
+          "indices 0 to CATEGORIES - 1 and puts a learned vector of DIM values in place of each; "
           "'none' for a linear model. Activations: " +
               [] {
                 std::string names;

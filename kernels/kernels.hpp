@@ -101,6 +101,17 @@ void launch_layer_norm_backward(const float* dy, const float* x, const float* no
                                 std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
                                 float* shift_gradient, float* dx, cudaStream_t stream);
 
+/// The embedding lookup (Backend::embedding_forward; embedding.cu): x (rows, in) whose last columns
+/// values are indices into table (categories, dim); y (rows, in - columns + columns * dim).
+void launch_embedding_forward(const float* x, const float* table, std::int64_t rows, std::int64_t in,
+                              std::int64_t columns, std::int64_t categories, std::int64_t dim, float* y,
+                              cudaStream_t stream);
+/// Its backward (Backend::embedding_backward): table_gradient (categories, dim) overwritten with the
+/// sums, in a fixed order; dx (rows, in; skipped when null) = dy on the passed values, 0 on indices.
+void launch_embedding_backward(const float* dy, const float* x, std::int64_t rows, std::int64_t in,
+                               std::int64_t columns, std::int64_t categories, std::int64_t dim, float* table_gradient,
+                               float* dx, cudaStream_t stream);
+
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
 /// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +17,7 @@
 
 #include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "cpu/fast_cpu_backend.hpp"
 #include "ember/backend.hpp"
 #include "ember/bench.hpp"
 #include "ember/demo.hpp"
@@ -206,6 +209,67 @@ inline void expect_layer_norm_matches_reference(Backend& backend) {
     backend.layer_norm_backward(gdy.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon, alone_scale.view(),
                                 alone_shift.view(), std::nullopt);
     EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
+  }
+}
+
+/// The embedding lookup and its backward against the reference: one index column and several, with
+/// and without values passing through, tables of one to 50000 rows (a batch that repeats categories
+/// and one that leaves most unused), bad indices (NaNs out, nothing added); forward copies exactly,
+/// the table's sums within float tolerance of the float64 ones and the same bits as the fast CPU
+/// path's, which adds in the same order.
+inline void expect_embedding_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  FastCpuBackend fast;
+  std::uint64_t seed = 900;
+  struct Case {
+    std::int64_t rows, in, columns, categories, dim;
+  };
+  const Case cases[] = {{1, 1, 1, 1, 1},    {7, 3, 2, 5, 3},      {33, 4, 4, 1000, 8},
+                        {257, 5, 1, 3, 17}, {64, 2, 1, 50000, 2}, {300, 9, 3, 40, 33}};
+  const auto same = [](const Matrix& a, const Matrix& b) {
+    if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
+    for (std::int64_t i = 0; i < a.size(); ++i)
+      if (std::isnan(a.data()[i]) != std::isnan(b.data()[i]) ||
+          (!std::isnan(a.data()[i]) && a.data()[i] != b.data()[i]))
+        return false;
+    return true;
+  };
+  for (const Case& c : cases) {
+    const std::string what =
+        fmt::format("embedding {}x{}, {} index columns into ({}, {})", c.rows, c.in, c.columns, c.categories, c.dim);
+    Matrix x = random_matrix(c.rows, c.in, ++seed);
+    Random random(++seed);
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (std::int64_t j = c.in - c.columns; j < c.in; ++j)
+        x(r, j) = static_cast<float>(random.below(static_cast<std::uint64_t>(c.categories)));
+    if (c.rows > 4) {  // bad indices: below 0, past the table, between two, NaN
+      x(1, c.in - 1) = -1.0f;
+      x(2, c.in - 1) = static_cast<float>(c.categories);
+      x(3, c.in - 1) = 0.5f;
+      x(4, c.in - 1) = std::numeric_limits<float>::quiet_NaN();
+    }
+    const std::int64_t width = c.in - c.columns + c.columns * c.dim;
+    const Matrix table = random_matrix(c.categories, c.dim, ++seed), dy = random_matrix(c.rows, width, ++seed);
+    Matrix y = poisoned(c.rows, width);
+    cpu.embedding_forward(x.view(), table.view(), c.columns, y.view());
+    OnBackend gx(backend, x), gtable(backend, table), gy(backend, poisoned(c.rows, width));
+    backend.embedding_forward(gx.view(), gtable.view(), c.columns, gy.view());
+    EXPECT_TRUE(same(gy.download(), y)) << what;
+    if (c.rows > 4) {
+      EXPECT_TRUE(std::isnan(y(3, width - 1))) << what << ": a bad index gives NaNs";
+    }
+
+    Matrix dtable = poisoned(c.categories, c.dim), dx = poisoned(c.rows, c.in);
+    cpu.embedding_backward(dy.view(), x.view(), c.columns, dtable.view(), dx.view());
+    OnBackend gdy(backend, dy), gdtable(backend, poisoned(c.categories, c.dim)), gdx(backend, poisoned(c.rows, c.in));
+    backend.embedding_backward(gdy.view(), gx.view(), c.columns, gdtable.view(), gdx.view());
+    EXPECT_LT(relative_error(gdtable.download(), dtable), kFloat32Tolerance) << what;
+    EXPECT_TRUE(same(gdx.download(), dx)) << what;
+    Matrix fast_dtable = poisoned(c.categories, c.dim);
+    fast.embedding_backward(dy.view(), x.view(), c.columns, fast_dtable.view(), std::nullopt);
+    OnBackend alone(backend, poisoned(c.categories, c.dim));
+    backend.embedding_backward(gdy.view(), gx.view(), c.columns, alone.view(), std::nullopt);
+    EXPECT_TRUE(same(alone.download(), fast_dtable)) << what << ": the fast CPU path's bits, without dx";
   }
 }
 

@@ -246,7 +246,60 @@ TEST(CliUsability, LayersTakeDropout) {
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
                    "'" + bad + "' needs a rate from 0 to below 1, e.g. dropout:0.1");
   expect_refused("train --device cpu --data " + data + " --target y --layers 16,droput:0.1",
-                 "'droput' is not a positive layer width, 'dropout' or 'layernorm'");
+                 "'droput' is not a positive layer width, 'dropout', 'layernorm' or 'embedding'");
+}
+
+// The last input column of a table of whole numbers 0 to 3, read as categories.
+TEST(CliUsability, LayersTakeAnEmbeddingFirst) {
+  std::string text = "x,code,y\n";
+  for (int r = 0; r < 80; ++r)
+    text += std::to_string(r % 7) + "," + std::to_string(r % 4) + "," + std::to_string((r % 4) * 2 + r % 7) + "\n";
+  const std::string data = file_with("codes.csv", text), model = dir() + "/embedding.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target y --layers embedding:4:3:1,16 --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("-> Embedding 4 x 3 (last 1 inputs indices) -> Dense 16 relu -> Dense 1;"),
+            std::string::npos)
+      << inspect.out;
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
+  for (const std::string bad : {"embedding", "embedding:4:0", "embedding:4:3:1:1", "embedding:x:3"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers " + bad + ",16",
+                   "'" + bad + "' needs DIM (for the --embed columns) or CATEGORIES:DIM[:COLUMNS]");
+  expect_refused("train --device cpu --data " + data + " --target y --layers embedding:4,16",
+                 "Embedding(0, 4) is sized by the columns --embed names, and it names none");
+  expect_refused("train --device cpu --data " + data + " --target y --layers embedding:3:2:1,16",
+                 "row 4 column 2 is 3, not a category index");
+  expect_refused("train --device cpu --data " + data + " --target y --layers 16,embedding:4:2",
+                 "it must be the first layer, not layer 2");
+}
+
+// --embed: the city a learned vector per category (8 values unless --layers embedding:DIM says),
+// its index the last input; the model predicts the raw rows by name.
+TEST(CliUsability, EmbedGivesCategoriesLearnedVectors) {
+  const std::string data = iris_csv(), model = dir() + "/embedded.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target species --embed city --layers 16 --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("Architecture: 4 inputs -> Embedding 3 x 8 (last 1 inputs indices) -> Dense 16 relu"),
+            std::string::npos)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("  city: embedded (2 categories: Lyon, Paris)"), std::string::npos) << inspect.out;
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const CliRun sized = run_ember("train --device cpu --epochs 1 --quiet --data " + data +
+                                 " --target species --embed city --layers embedding:4,16 --save " + model);
+  ASSERT_EQ(sized.exit_code, 0) << sized.err;
+  EXPECT_NE(run_ember("inspect " + model).out.find("-> Embedding 3 x 4 (last 1 inputs indices) -> Dense 16"),
+            std::string::npos);
+  expect_refused(
+      "train --device cpu --loss crossentropy --data " + data + " --target species --embed city --one-hot city",
+      "column 'city' is named by both --one-hot and --embed; pick one");
+  expect_refused("train --device cpu --loss crossentropy --data " + data + " --target species --embed town",
+                 "no column named 'town'");
 }
 
 TEST(CliUsability, LayersTakeLayerNorm) {

@@ -98,6 +98,11 @@ TEST(FastCpu, BiasAndEveryActivationMatchReference) {
   expect_pointwise_ops_match_reference(fast);
 }
 
+TEST(FastCpu, EmbeddingMatchesReference) {
+  FastCpuBackend fast;
+  expect_embedding_matches_reference(fast);
+}
+
 TEST(FastCpu, LayerNormMatchesReference) {
   FastCpuBackend fast;
   expect_layer_norm_matches_reference(fast);

@@ -95,6 +95,11 @@ TEST(GpuKernels, OptimizersMatchCpuWithTails) {
   expect_optimizers_match_reference(*gpu);
 }
 
+TEST(GpuKernels, EmbeddingMatchesCpu) {
+  EMBER_REQUIRE_GPU(gpu);
+  expect_embedding_matches_reference(*gpu);
+}
+
 TEST(GpuKernels, LayerNormMatchesCpuAndIsDeterministic) {
   EMBER_REQUIRE_GPU(gpu);
   expect_layer_norm_matches_reference(*gpu);

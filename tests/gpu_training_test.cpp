@@ -262,7 +262,7 @@ TEST(GpuTraining, EveryLayerKindTrainsAsTheReference) {
   EMBER_REQUIRE_GPU(gpu);
   std::vector<Layer> layers = testing::one_layer_of_each_kind();
   layers.push_back(Dense(3));
-  const Matrix x = testing::random_matrix(200, 9, 2032), y = testing::random_matrix(200, 3, 2033);
+  const Matrix x = testing::random_input(layers, 200, 9, 2032), y = testing::random_matrix(200, 3, 2033);
   expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y,
                                                                           {.epochs = 2, .batch_size = 16});
 }

@@ -17,7 +17,7 @@ namespace ember {
 namespace {
 
 /// MSE of an MLP with float64 arithmetic; parameters in the plan's layout (a LayerNorm's scale, then
-/// its shift). A Dropout layer applies
+/// its shift; an Embedding's table). A Dropout layer applies
 /// the mask of a plan of seed 0's first training step (counters: the cursor after rows rows, epoch 0).
 double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, const std::vector<double>& parameters,
                       const Matrix& x, const Matrix& y) {
@@ -49,6 +49,20 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
         offset += static_cast<std::size_t>(2 * in);
         continue;
       }
+      if (const auto* embedding = std::get_if<Embedding>(&layers[l])) {
+        const std::int64_t columns = embedding->columns == 0 ? in : embedding->columns, passed = in - columns;
+        std::vector<double> out(activation.begin(), activation.begin() + passed);
+        for (std::int64_t j = 0; j < columns; ++j) {
+          const auto row = static_cast<std::size_t>(activation[static_cast<std::size_t>(passed + j)]);
+          for (std::int64_t d = 0; d < embedding->output_dim; ++d)
+            out.push_back(parameters[offset + row * static_cast<std::size_t>(embedding->output_dim) +
+                                     static_cast<std::size_t>(d)]);
+        }
+        offset += static_cast<std::size_t>(embedding->input_dim * embedding->output_dim);
+        activation = out;
+        in = passed + columns * embedding->output_dim;
+        continue;
+      }
       const Dense& layer = std::get<Dense>(layers[l]);
       std::vector<double> out(static_cast<std::size_t>(layer.units));
       for (std::int64_t o = 0; o < layer.units; ++o) {
@@ -74,7 +88,7 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
 void expect_gradients_match(Backend& backend, const std::vector<Layer>& layers) {
   const std::int64_t inputs = 3, rows = 7;
   const std::int64_t outputs = std::get<Dense>(layers.back()).units;
-  const Matrix x = testing::random_matrix(rows, inputs, 11), y = testing::random_matrix(rows, outputs, 12);
+  const Matrix x = testing::random_input(layers, rows, inputs, 11), y = testing::random_matrix(rows, outputs, 12);
   Sequential model(layers, 3);
   model.build(inputs);
   std::vector<float> parameters = model.parameters();
@@ -174,6 +188,18 @@ TEST(Gradients, EveryLayerKindMatchesFiniteDifferences) {
   layers.push_back(Dense(2));
   expect_gradients_match(reference, layers);
   expect_gradients_match(fast, layers);
+}
+
+// An Embedding over every input column and over the last two (the first passing through), with a
+// table that the batch's indices cover partly (the rest has zero gradients), before ReLU and GELU.
+TEST(Gradients, EmbeddingMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  for (const Embedding& embedding : {Embedding(4, 2), Embedding(9, 3, 2)}) {
+    const std::vector<Layer> layers{embedding, Dense(6, Activation::relu), Dense(5, Activation::gelu), Dense(2)};
+    expect_gradients_match(reference, layers);
+    expect_gradients_match(fast, layers);
+  }
 }
 
 // LayerNorm first (on the inputs), between a ReLU layer and a GELU one (the ReLU below runs its own

@@ -93,6 +93,89 @@ TEST(Tables, PredictOnRawRowsMatchesTheEncodedMatrix) {
   EXPECT_EQ(loaded.predict(rows, {.on_warning = [](const std::string&) {}}), predicted);
 }
 
+// ColumnSpec::embed: each embedded column one index input, after the other features, into its own
+// range of the first layer's table (its categories, then one row for missing and unseen ones); the
+// layer sized by the first fit; predict on raw rows and a checkpoint give the same indices.
+TEST(Tables, EmbeddedColumnsGiveIndicesLastThatSizeTheFirstLayer) {
+  std::string text = "id,city,x,band,y\n";
+  const char* cities[] = {"Paris", "Lyon", "Nice"};
+  for (int i = 0; i < 90; ++i)
+    text += fmt::format("c{},{},{},{},{}\n", i, cities[i % 3], i % 7 == 3 ? "NA" : fmt::format("{}", (i % 11) * 0.2),
+                        i % 5 == 2 ? "" : std::string(1, static_cast<char>('a' + i % 4)), (i % 11) * 0.2 + 3 * (i % 3));
+  const CsvTable table = parse_csv(text, "cities.csv");
+  Sequential model{Embedding(Embedding::kFromTable, 3), Dense(8, Activation::relu), Dense(1)};
+  model.compile(kCpu);
+  model.fit(table, {.targets = {"y"}, .ignore = {"id"}, .embed = {"city", "band"}}, {.epochs = 3});
+  const Preprocessing& p = model.preprocessing();
+  ASSERT_EQ(p.features.size(), 3u);
+  EXPECT_EQ(p.features[0].name, "x");
+  EXPECT_EQ(p.features[1].name, "city");
+  EXPECT_EQ(p.features[2].name, "band");
+  EXPECT_TRUE(p.features[1].embedded && p.features[2].embedded && !p.features[0].embedded);
+  EXPECT_EQ(p.features[1].categories, (std::vector<std::string>{"Lyon", "Nice", "Paris"}));
+  EXPECT_EQ(p.features[2].categories, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_FALSE(p.features[2].missing_indicator);  // a missing band takes its column's last row
+  EXPECT_EQ(p.input_names(),
+            (std::vector<std::string>{"x", "x (missing)", "city (category index)", "band (category index)"}));
+  EXPECT_EQ(p.embedding_offsets(), (std::vector<std::int64_t>{0, 0, 4}));
+  EXPECT_EQ(p.embedding_categories(), 4 + 5);
+  EXPECT_EQ(model.layers().front(), Layer(Embedding(9, 3, 2)));
+  EXPECT_EQ(p.spec().embed, (std::vector<std::string>{"city", "band"}));
+  EXPECT_TRUE(p.spec().one_hot.empty());
+  EXPECT_EQ(model.scaler().x.mean[2], 0.0);  // indices unscaled
+  EXPECT_EQ(model.scaler().x.std[3], 1.0);
+
+  const CsvTable rows =
+      parse_csv("x,city,band\n0.4,Lyon,b\n0.4,Paris,b\n0.4,Berlin,\n0.4,,z\n", "new.csv", p.csv_options());
+  std::vector<std::string> warnings;
+  const Matrix predicted = model.predict(rows, {.on_warning = [&](const std::string& w) { warnings.push_back(w); }});
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0],
+            "column 'city': 1 row holds a category that training never saw (Berlin); it takes the column's vector "
+            "for missing and unseen categories");
+  const Matrix encoded{{0.4f, 0, 0, 5}, {0.4f, 0, 2, 5}, {0.4f, 0, 3, 8}, {0.4f, 0, 3, 8}};
+  EXPECT_EQ(predicted, model.predict(encoded));
+  EXPECT_EQ(predicted(2, 0), predicted(3, 0));
+  EXPECT_NE(predicted(0, 0), predicted(1, 0));
+
+  const std::string path = testing::work_path("embedded_cities.safetensors");
+  model.save(path);
+  Sequential loaded = Sequential::load(path);
+  loaded.compile(kCpu);
+  EXPECT_EQ(loaded.preprocessing(), p);
+  EXPECT_EQ(loaded.layers(), model.layers());
+  EXPECT_EQ(loaded.predict(rows, {.on_warning = [](const std::string&) {}}), predicted);
+  // A later fit asks for the same columns embedded.
+  try {
+    model.fit(table, {.targets = {"y"}, .ignore = {"id"}, .embed = {"city"}}, {.epochs = 1});
+    ADD_FAILURE() << "another embed was taken";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("the model embeds band, city, not city"), std::string::npos) << e.what();
+  }
+  const auto error = [&](const std::vector<Layer>& layers, const ColumnSpec& spec) {
+    Sequential other(layers);
+    other.compile(kCpu);
+    try {
+      other.fit(table, spec, {.epochs = 1});
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error({Dense(8), Dense(1)}, {.targets = {"y"}, .ignore = {"id"}, .embed = {"city"}}),
+            "the table's 1 embedded column (ColumnSpec::embed) needs a first layer that embeds it, Embedding(0, DIM), "
+            "not Dense(8, linear)");
+  EXPECT_EQ(error({Embedding(0, 3), Dense(1)}, {.targets = {"y"}, .ignore = {"id"}}),
+            "Embedding(0, 3) is sized by the columns ColumnSpec::embed names, and it names none; name the categorical "
+            "columns to embed");
+  EXPECT_EQ(error({Embedding(5, 3, 2), Dense(1)}, {.targets = {"y"}, .ignore = {"id"}, .embed = {"city", "band"}}),
+            "the table's 2 embedded columns need an Embedding of 2 index columns and 9 categories or more, not "
+            "Embedding(5, 3, columns=2); use Embedding(0, 3), sized by fit");
+  EXPECT_EQ(
+      error({Embedding(0, 3), Dense(1)}, {.targets = {"y"}, .ignore = {"id"}, .one_hot = {"city"}, .embed = {"city"}}),
+      "column 'city' is named by both ColumnSpec::one_hot and ColumnSpec::embed; pick one");
+}
+
 TEST(Tables, DropLeavesRowsOutAndPredictsNaNForThem) {
   const CsvTable table = parse_csv(city_table(70), "cities.csv");
   Sequential model{Dense(1)};

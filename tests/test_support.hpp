@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "ember/layers.hpp"
@@ -43,14 +44,28 @@ inline Matrix poisoned(std::int64_t rows, std::int64_t cols) {
 }
 
 /// One layer of every kind (ember/layers.hpp), with settings other than the defaults, for the
-/// tests that loop over the kinds: a kind missing here makes them fail.
+/// tests that loop over the kinds (their inputs from random_input): a kind missing here makes them fail.
 inline std::vector<Layer> one_layer_of_each_kind() {
-  const std::vector<Layer> layers{Dense(7, Activation::tanh), Dropout(0.35f), LayerNorm(1e-3f)};
+  const std::vector<Layer> layers{Embedding(5, 3, 1), Dense(7, Activation::tanh), Dropout(0.35f), LayerNorm(1e-3f)};
   std::vector<bool> seen(kLayerKinds);
   for (const Layer& layer : layers) seen[layer.index()] = true;
   for (std::size_t kind = 0; kind < kLayerKinds; ++kind)
     if (!seen[kind]) throw std::logic_error("one_layer_of_each_kind lacks a kind of layer: add one");
   return layers;
+}
+
+/// random_matrix as the input of layers: where the first layer is an Embedding, its index columns
+/// hold category indices drawn uniformly.
+inline Matrix random_input(const std::vector<Layer>& layers, std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  Matrix m = random_matrix(rows, cols, seed);
+  const auto* embedding = layers.empty() ? nullptr : std::get_if<Embedding>(&layers.front());
+  if (embedding == nullptr) return m;
+  Random random(derive_seed(seed, 1));
+  const std::int64_t columns = embedding->columns == 0 ? cols : embedding->columns;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = cols - columns; c < cols; ++c)
+      m(r, c) = static_cast<float>(random.below(static_cast<std::uint64_t>(embedding->input_dim)));
+  return m;
 }
 
 /// ||out - ref|| / ||ref|| over n values, float64; NaN anywhere gives NaN (so it fails any bound).

@@ -76,6 +76,7 @@ class CheckpointIo {
     for (const FeatureColumn& feature : model.preprocessing_.features) {
       Json entry = {{"name", feature.name}};
       if (feature.one_hot) entry["one_hot"] = feature.categories;
+      if (feature.embedded) entry["embedded"] = true;
       if (!feature.fill.empty()) entry["fill"] = feature.fill;
       if (feature.missing_indicator) entry["missing_indicator"] = true;
       if (!feature.bin_edges.empty()) entry["bin_edges"] = feature.bin_edges;
@@ -192,6 +193,12 @@ class CheckpointIo {
         if (feature.categories.empty() || unique.size() != feature.categories.size())
           throw fail(fmt::format("feature '{}' has no categories or repeats one", printable(feature.name)));
       }
+      feature.embedded = entry.value("embedded", false);
+      if (feature.embedded && !feature.one_hot)
+        throw fail(fmt::format("feature '{}' is embedded but has no categories", printable(feature.name)));
+      if (!feature.embedded && !p.features.empty() && p.features.back().embedded)
+        throw fail(
+            fmt::format("feature '{}' follows an embedded one; embedded features come last", printable(feature.name)));
       if (entry.contains("fill")) feature.fill = entry.at("fill").get<std::vector<double>>();
       if (entry.contains("missing_indicator")) feature.missing_indicator = entry.at("missing_indicator").get<bool>();
       if (entry.contains("bin_edges")) {
@@ -207,7 +214,8 @@ class CheckpointIo {
                           printable(feature.name), kMaxBins + 1));
       }
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
-      const std::size_t fills = p.missing == Missing::mean   ? inputs
+      const std::size_t fills = feature.embedded             ? 0
+                                : p.missing == Missing::mean ? inputs
                                 : p.missing == Missing::fill ? (feature.one_hot ? 0 : 1)
                                                              : 0;
       if (feature.fill.size() != fills)
@@ -215,7 +223,7 @@ class CheckpointIo {
             fmt::format("feature '{}' has {} fill values; \"missing\": \"mean\" needs one per input, \"fill\" "
                         "one per numeric feature, other policies none",
                         printable(feature.name), feature.fill.size()));
-      if (feature.missing_indicator && p.missing != Missing::fill)
+      if (feature.missing_indicator && (p.missing != Missing::fill || feature.embedded))
         throw fail(fmt::format("feature '{}' has a missing-value indicator, which only \"missing\": \"fill\" has",
                                printable(feature.name)));
       for (const double value : feature.fill)
@@ -369,6 +377,12 @@ class CheckpointIo {
       if (!p.empty() && p.input_width() != model.input_width_)
         throw fail(fmt::format("its preprocessing gives {} inputs, but the architecture takes {}", p.input_width(),
                                model.input_width_));
+      if (p.embedded_columns() > 0) {
+        const layer_part::Indices indices = layer_part::indices(model.layers_.front(), model.input_width_);
+        if (indices.count != p.embedded_columns() || indices.categories < p.embedding_categories())
+          throw fail(fmt::format("its {} embedded columns need a first layer that embeds them in {} categories",
+                                 p.embedded_columns(), p.embedding_categories()));
+      }
       const bool classification = is_classification(options.loss);
       if (!classification && !p.targets.empty() && static_cast<std::int64_t>(p.targets.size()) != model.output_width())
         throw fail(fmt::format("it names {} target columns for {} outputs", p.targets.size(), model.output_width()));

@@ -11,8 +11,10 @@
 #include <numeric>
 #include <set>
 
+#include "embedding_math.hpp"
 #include "ember/error.hpp"
 #include "ember/random.hpp"
+#include "layer_part.hpp"
 #include "loss_part.hpp"
 #include "optimizer_part.hpp"
 #include "preprocessing_ops.hpp"
@@ -25,6 +27,19 @@ void check_finite(ConstView values, const char* what) {
       if (!std::isfinite(values(r, c)))
         throw InputError(
             fmt::format("{} row {} column {} is not finite ({}); remove or fix it", what, r + 1, c + 1, values(r, c)));
+}
+
+void check_input(ConstView x, const std::vector<Layer>& layers) {
+  check_finite(x, "input");
+  if (layers.empty()) return;
+  const layer_part::Indices indices = layer_part::indices(layers.front(), x.cols);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t c = x.cols - indices.count; c < x.cols; ++c)
+      if (embedding_math::table_row(x(r, c), indices.categories) < 0)
+        throw InputError(
+            fmt::format("input row {} column {} is {}, not a category index: {} takes whole numbers "
+                        "0 to {} there",
+                        r + 1, c + 1, x(r, c), describe(layers.front()), indices.categories - 1));
 }
 
 /// The training rows of a split: as Keras counts them, the validation rows being the rest.
@@ -186,7 +201,7 @@ FitLoop::FitLoop(Sequential& model, ConstView x, ConstView y, const FitOptions& 
   if (model_.built() && x.cols != model_.input_width_)
     throw InputError(
         fmt::format("the model takes {} inputs but the data has {} feature columns", model_.input_width_, x.cols));
-  check_finite(x, "input");
+  check_input(x, model_.layers_);
   train_rows_ = held_out ? x.rows - *held_out : training_rows(x.rows, options.validation_split);
   validation_rows_ = x.rows - train_rows_;
   if (train_rows_ == 0)
@@ -245,6 +260,13 @@ void FitLoop::fit_scaler() {
       }
     std::erase_if(scaler.x.constant_columns, [&](std::int64_t c) { return indicators[static_cast<std::size_t>(c)]; });
   }
+  // Category indices pass as they are.
+  const std::int64_t indices = layer_part::indices(model_.layers_.front(), x_.cols).count;
+  for (std::int64_t c = x_.cols - indices; c < x_.cols; ++c) {
+    scaler.x.mean[static_cast<std::size_t>(c)] = 0.0;
+    scaler.x.std[static_cast<std::size_t>(c)] = 1.0;
+  }
+  std::erase_if(scaler.x.constant_columns, [&](std::int64_t c) { return c >= x_.cols - indices; });
   // Class labels are indices, never standardized.
   scaler.y = options_.normalize && !classification_ ? column_statistics(y_train_, ranks, train_weights_)
                                                     : ColumnStatistics::identity(model_.output_width());

@@ -19,6 +19,9 @@ namespace ember {
 
 /// InputError naming the first value of values that is not finite (what: "input", ...).
 void check_finite(ConstView values, const char* what);
+/// check_finite of the model's input x, and its category index columns (layer_part::indices of the
+/// first layer) whole numbers in range: InputError naming the row and column.
+void check_input(ConstView x, const std::vector<Layer>& layers);
 /// The training rows of a split: as Keras counts them, the validation rows being the rest.
 std::int64_t training_rows(std::int64_t rows, double validation_split);
 /// Positions 0..n-1, the training rows first and the validation rows last, each in their own

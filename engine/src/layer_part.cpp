@@ -155,6 +155,106 @@ struct Part<LayerNorm> {
   static ConstView shift(const Slots& slots) { return {slots.parameters + slots.in, 1, slots.in}; }
 };
 
+template <>
+struct Part<Embedding> {
+  static constexpr const char* name = "embedding";
+  // Indices must be exact in float32: every whole number up to 2^24 is.
+  static constexpr std::int64_t kMaxCategories = std::int64_t{1} << 24;
+  static void check(const Embedding& embedding) {
+    if (embedding.input_dim < 0 || embedding.input_dim > kMaxCategories)
+      throw InputError(
+          fmt::format("an Embedding layer's input_dim (categories) must be 1 to {} (or 0: sized by "
+                      "the first fit on a table), got {}",
+                      kMaxCategories, embedding.input_dim));
+    if (embedding.output_dim < 1 || embedding.output_dim > ParameterLayout::kMaxWidth)
+      throw InputError(fmt::format("an Embedding layer's output_dim must be 1 to {}, got {}",
+                                   ParameterLayout::kMaxWidth, embedding.output_dim));
+    if (embedding.columns < 0)
+      throw InputError(fmt::format("an Embedding layer's columns must be 0 (every input column) or more, got {}",
+                                   embedding.columns));
+  }
+  static std::int64_t index_columns(const Embedding& embedding, std::int64_t in) {
+    if (embedding.input_dim == Embedding::kFromTable)
+      throw InputError(
+          fmt::format("{} is sized by the columns a fit on a table embeds (ColumnSpec::embed); fit it "
+                      "on a table, or give its input_dim",
+                      describe(embedding)));
+    if (embedding.columns > in)
+      throw InputError(
+          fmt::format("{} reads {} index columns but its input has {}", describe(embedding), embedding.columns, in));
+    return embedding.columns == 0 ? in : embedding.columns;
+  }
+  static std::int64_t output_width(const Embedding& embedding, std::int64_t in) {
+    const std::int64_t columns = index_columns(embedding, in);
+    const std::int64_t passed = in - columns;
+    if (embedding.output_dim > (ParameterLayout::kMaxWidth - passed) / columns)
+      throw InputError(fmt::format("{} on {} input columns gives more than {} outputs; use a smaller output_dim",
+                                   describe(embedding), in, ParameterLayout::kMaxWidth));
+    return passed + columns * embedding.output_dim;
+  }
+  // As torch.nn.Embedding's state_dict: weight (input_dim, output_dim).
+  static std::vector<ParameterShape> parameters(const Embedding& embedding, std::int64_t) {
+    return {{"weight", {embedding.input_dim, embedding.output_dim}}};
+  }
+  static void initialize(const Embedding& embedding, std::int64_t, std::uint64_t seed, std::vector<float>& parameters) {
+    Random random(seed);
+    for (std::int64_t i = 0; i < embedding.input_dim * embedding.output_dim; ++i)
+      parameters.push_back(static_cast<float>(random.normal()));
+  }
+  static Embedding sized_for_table(const Embedding& embedding, std::int64_t columns, std::int64_t categories) {
+    if (embedding.input_dim != Embedding::kFromTable) {
+      if (columns > 0 && (embedding.columns != columns || embedding.input_dim < categories))
+        throw InputError(
+            fmt::format("the table's {} embedded columns need an Embedding of {} index columns and {} "
+                        "categories or more, not {}; use Embedding(0, {}), sized by fit",
+                        columns, columns, categories, describe(embedding), embedding.output_dim));
+      return embedding;
+    }
+    if (columns == 0)
+      throw InputError(
+          fmt::format("{} is sized by the columns ColumnSpec::embed names, and it names none; name the "
+                      "categorical columns to embed",
+                      describe(embedding)));
+    return Embedding(categories, embedding.output_dim, columns);
+  }
+  static Indices indices(const Embedding& embedding, std::int64_t in) {
+    return {index_columns(embedding, in), embedding.input_dim};
+  }
+  static Buffers buffers(const Embedding&, bool) { return {true, false}; }
+  static ConstView forward(const Embedding& embedding, const Slots& slots, const Pass& pass, ConstView input) {
+    const View output{slots.output, pass.rows, slots.out};
+    pass.backend.embedding_forward(input, table(embedding, slots), index_columns(embedding, slots.in), output);
+    return output;
+  }
+  static bool backward(const Embedding& embedding, const Slots& slots, const Pass& pass, ConstView input, ConstView,
+                       View dy, bool, std::optional<ConstView>, std::optional<View> dx) {
+    pass.backend.embedding_backward(dy, input, index_columns(embedding, slots.in),
+                                    View{slots.gradients, embedding.input_dim, embedding.output_dim}, dx);
+    return false;
+  }
+  static bool folds_relu(const Embedding&) { return false; }
+  static SettingsJson to_json(const Embedding& embedding) {
+    return {{"type", name},
+            {"input_dim", embedding.input_dim},
+            {"output_dim", embedding.output_dim},
+            {"columns", embedding.columns}};
+  }
+  static Embedding from_json(const SettingsJson& json) {
+    return Embedding(json.at("input_dim").get<std::int64_t>(), json.at("output_dim").get<std::int64_t>(),
+                     json.at("columns").get<std::int64_t>());
+  }
+  static std::string describe(const Embedding& embedding) {
+    return embedding.columns == 0 ? fmt::format("Embedding({}, {})", embedding.input_dim, embedding.output_dim)
+                                  : fmt::format("Embedding({}, {}, columns={})", embedding.input_dim,
+                                                embedding.output_dim, embedding.columns);
+  }
+
+ private:
+  static ConstView table(const Embedding& embedding, const Slots& slots) {
+    return {slots.parameters, embedding.input_dim, embedding.output_dim};
+  }
+};
+
 template <typename Function>
 decltype(auto) visit(const Layer& layer, Function&& function) {
   return std::visit(
@@ -205,6 +305,31 @@ bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstVie
               bool folded, std::optional<ConstView> relu_below, std::optional<View> dx) {
   return visit(layer, [&](auto part, const auto& settings) {
     return decltype(part)::backward(settings, slots, pass, input, output, dy, folded, relu_below, dx);
+  });
+}
+
+Indices indices(const Layer& layer, std::int64_t in) {
+  return visit(layer, [&](auto part, const auto& settings) {
+    if constexpr (requires { decltype(part)::indices(settings, in); })
+      return decltype(part)::indices(settings, in);
+    else
+      return Indices{};  // a layer of numbers
+  });
+}
+
+Layer sized_for_table(const Layer& layer, std::int64_t columns, std::int64_t categories) {
+  return visit(layer, [&](auto part, const auto& settings) -> Layer {
+    if constexpr (requires { decltype(part)::sized_for_table(settings, columns, categories); }) {
+      return decltype(part)::sized_for_table(settings, columns, categories);
+    } else {
+      if (columns > 0)
+        throw InputError(
+            fmt::format("the table's {} embedded column{} (ColumnSpec::embed) need{} a first layer that "
+                        "embeds {}, Embedding(0, DIM), not {}",
+                        columns, columns == 1 ? "" : "s", columns == 1 ? "s" : "", columns == 1 ? "it" : "them",
+                        decltype(part)::describe(settings)));
+      return settings;
+    }
   });
 }
 

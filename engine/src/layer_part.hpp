@@ -70,6 +70,18 @@ bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstVie
 /// gradient (a Dense layer with ReLU).
 bool folds_relu(const Layer& layer);
 
+/// The input columns a layer reads as category indices (an Embedding): the last count of its input,
+/// each a whole number 0 to categories - 1. Such a layer takes the model's input: it is the first
+/// layer, and the model checks those values. count 0 for a layer of numbers.
+struct Indices {
+  std::int64_t count = 0, categories = 0;
+};
+Indices indices(const Layer& layer, std::int64_t in);
+/// The first layer as a first fit on a table sizes it, where that table's preprocessing gives
+/// `columns` category index inputs (last) into `categories` table rows: Embedding(kFromTable, d)
+/// becomes Embedding(categories, d, columns). InputError where the layer cannot take them.
+Layer sized_for_table(const Layer& layer, std::int64_t columns, std::int64_t categories);
+
 /// The layer's entry in the checkpoint's architecture ({"type": "dense", "units": 64, ...}).
 SettingsJson to_json(const Layer& layer);
 /// InputError for an unknown type or bad settings; nlohmann's exceptions for a missing key. An

@@ -176,8 +176,9 @@ std::vector<float> as_floats(const std::vector<double>& values) {
   return {values.begin(), values.end()};
 }
 
-/// One feature column's model inputs, (rows, inputs()), from its graph input.
-std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missing missing) {
+/// One feature column's model inputs, (rows, inputs()), from its graph input; offset is an embedded
+/// column's first row of the table (Preprocessing::embedding_offsets).
+std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missing missing, std::int64_t offset) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<std::string> pieces;
   if (!feature.one_hot) {
@@ -217,6 +218,15 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
     }
     const std::string code = g.op("LabelEncoder", {feature.name}, {}, kMl);
     g.attribute("keys_strings", keys).attribute("values_int64s", codes).attribute("default_int64", kUnseenCode);
+    if (feature.embedded) {
+      // The category's row of the table, or the column's last for a missing or unseen one (also
+      // where the model refuses or drops a missing cell: the Gather needs a row).
+      const std::string row =
+          g.op("Where", {g.op("Less", {code, g.int64s("zero", {}, {0})}), g.int64s("other", {}, {width}), code});
+      const std::string index = g.op("Cast", {g.op("Add", {row, g.int64s("offset", {}, {offset})})});
+      g.attribute("to", std::int64_t{onnx::TensorProto::FLOAT});
+      return index;
+    }
     const std::string indicators = g.as_float(g.op("Equal", {code, g.int64s("categories", {1, width}, indices)}));
     const std::string missing_cell = g.op("Equal", {code, g.int64s("missing_code", {}, {kMissingCode})});
     if (missing == Missing::mean) {
@@ -298,6 +308,25 @@ struct LayerExport {
     g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
     return y;
   }
+  // The index columns as int64, Gather's rows of the table, flattened to (rows, columns * dim) after
+  // the values that pass through. An index out of range is an error in ONNX Runtime where Ember gives NaNs.
+  std::string operator()(const Embedding& embedding) const {
+    const std::int64_t in = model.input_width();  // the first layer's
+    const std::int64_t columns = embedding.columns == 0 ? in : embedding.columns, passed = in - columns;
+    const ConstView w = model.weight(index);
+    const std::string table = g.floats(fmt::format("layers.{}.weight", index), {w.rows, w.cols}, w.data,
+                                       static_cast<std::size_t>(w.rows * w.cols));
+    const auto slice = [&](std::int64_t begin, std::int64_t end) {
+      return g.op("Slice",
+                  {x, g.int64s("begin", {1}, {begin}), g.int64s("end", {1}, {end}), g.int64s("axis", {1}, {1})});
+    };
+    std::string indices = g.op("Cast", {passed == 0 ? x : slice(passed, in)});
+    g.attribute("to", std::int64_t{onnx::TensorProto::INT64});
+    const std::string vectors = g.op("Gather", {table, indices});
+    g.attribute("axis", std::int64_t{0});
+    const std::string flat = g.op("Reshape", {vectors, g.int64s("shape", {2}, {0, columns * embedding.output_dim})});
+    return passed == 0 ? flat : g.columns({slice(0, passed), flat});
+  }
 };
 
 Json metadata_columns(const Preprocessing& p) {
@@ -305,6 +334,7 @@ Json metadata_columns(const Preprocessing& p) {
   for (const FeatureColumn& f : p.features) {
     Json column = {{"name", f.name}, {"type", f.one_hot ? "category" : "number"}};
     if (f.one_hot) column["categories"] = f.categories;
+    if (f.embedded) column["embedded"] = true;
     columns.push_back(std::move(column));
   }
   return columns;
@@ -341,11 +371,13 @@ void Sequential::export_onnx(const std::string& path) const {
     x = "input";
   } else {
     std::vector<std::string> pieces;
-    for (const FeatureColumn& f : preprocessing_.features) {
+    const std::vector<std::int64_t> offsets = preprocessing_.embedding_offsets();
+    for (std::size_t i = 0; i < preprocessing_.features.size(); ++i) {
+      const FeatureColumn& f = preprocessing_.features[i];
       g.value(true, f.name, f.one_hot ? onnx::TensorProto::STRING : onnx::TensorProto::FLOAT, 1,
               f.one_hot ? "the column's cells as text (trimmed; empty or NA for a missing cell)"
                         : "the column's numbers (NaN for a missing cell)");
-      pieces.push_back(feature_inputs(g, f, preprocessing_.missing));
+      pieces.push_back(feature_inputs(g, f, preprocessing_.missing, offsets[i]));
     }
     x = g.columns(pieces);
   }

@@ -38,6 +38,11 @@ class ParameterLayout {
       throw InputError(fmt::format("the model needs 1 to {} input columns, got {}", kMaxWidth, inputs));
     std::int64_t in = inputs;
     for (std::size_t l = 0; l < layers.size(); ++l) {
+      if (l > 0 && layer_part::indices(layers[l], in).count > 0)
+        throw InputError(
+            fmt::format("{} reads the model's input columns as category indices; it must be the first "
+                        "layer, not layer {}",
+                        describe(layers[l]), l + 1));
       Layer layer{in, layer_part::output_width(layers[l], in), count_, 0, {}};
       for (layer_part::ParameterShape& tensor : layer_part::parameters(layers[l], in)) {
         std::int64_t count = 1;  // every dimension is below 2^31 and a tensor has at most 2: no overflow

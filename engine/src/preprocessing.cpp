@@ -173,8 +173,9 @@ Inferred infer_type(const CsvColumn& column) {
   if (distinct > kMaxInferredCategories)
     return {.leave_out = true,
             .reason = fmt::format("column '{}' holds {} different texts, more than the {} categories one-hot encoding "
-                                  "takes unasked: it is left out (to encode them anyway, name it in "
-                                  "ColumnSpec::one_hot; to silence this, in ColumnSpec::ignore)",
+                                  "takes unasked: it is left out (to give it a learned vector per category, name it "
+                                  "in ColumnSpec::embed; for indicators anyway, in ColumnSpec::one_hot; to silence "
+                                  "this, in ColumnSpec::ignore)",
                                   printable(column.name), distinct, kMaxInferredCategories)};
   return {.categorical = true};
 }
@@ -245,7 +246,7 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   // Before the targets are looked up: an ignored target was skipped by the reader.
   for (const auto& [list, flag] :
        {std::pair{&spec.ignore, "ColumnSpec::ignore"}, std::pair{&spec.one_hot, "ColumnSpec::one_hot"},
-        std::pair{&spec.numeric, "ColumnSpec::numeric"}})
+        std::pair{&spec.numeric, "ColumnSpec::numeric"}, std::pair{&spec.embed, "ColumnSpec::embed"}})
     for (const std::string& name : *list) {
       table.column_index(name);
       if (contains(spec.targets, name))
@@ -265,21 +266,23 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
     if (!classification) numbers_of(table, index, kTargetAdvice);
     p.targets.push_back(name);
   }
-  for (const auto& [first, second] :
-       {std::pair{&spec.one_hot, "ColumnSpec::one_hot"}, std::pair{&spec.numeric, "ColumnSpec::numeric"}})
-    for (const std::string& name : *first) {
-      if (contains(spec.ignore, name))
-        throw InputError(
-            fmt::format("column '{}' is named by both ColumnSpec::ignore and {}; pick one", printable(name), second));
-      if (first == &spec.one_hot && contains(spec.numeric, name))
-        throw InputError(fmt::format(
-            "column '{}' is named by both ColumnSpec::one_hot and ColumnSpec::numeric; pick one", printable(name)));
-    }
+  const std::pair<const std::vector<std::string>*, const char*> lists[] = {{&spec.ignore, "ColumnSpec::ignore"},
+                                                                           {&spec.one_hot, "ColumnSpec::one_hot"},
+                                                                           {&spec.numeric, "ColumnSpec::numeric"},
+                                                                           {&spec.embed, "ColumnSpec::embed"}};
+  for (std::size_t i = 0; i < std::size(lists); ++i)
+    for (std::size_t j = i + 1; j < std::size(lists); ++j)
+      for (const std::string& name : *lists[i].first)
+        if (contains(*lists[j].first, name))
+          throw InputError(fmt::format("column '{}' is named by both {} and {}; pick one", printable(name),
+                                       lists[i].second, lists[j].second));
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
     const CsvColumn& column = table.columns[c];
     if (column.type == ColumnType::skipped || contains(spec.targets, column.name) || contains(spec.ignore, column.name))
       continue;
-    FeatureColumn feature{.name = column.name, .one_hot = contains(spec.one_hot, column.name)};
+    const bool embedded = contains(spec.embed, column.name);
+    FeatureColumn feature{
+        .name = column.name, .one_hot = embedded || contains(spec.one_hot, column.name), .embedded = embedded};
     if (!feature.one_hot && !contains(spec.numeric, column.name)) {
       const Inferred inferred = infer_type(column);
       if (inferred.leave_out) {
@@ -293,6 +296,9 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   }
   for (const std::string& name : spec.one_hot) used_column(table, name);
   for (const std::string& name : spec.numeric) used_column(table, name);
+  for (const std::string& name : spec.embed) used_column(table, name);
+  // The embedded columns' index inputs last, where the model's Embedding layer reads them.
+  std::stable_partition(p.features.begin(), p.features.end(), [](const FeatureColumn& f) { return !f.embedded; });
   if (p.features.empty())
     throw InputError(
         fmt::format("{}: no feature column is left once the targets and ignored columns are taken out; "
@@ -313,6 +319,13 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
     throw InputError(
         fmt::format("the model one-hot encodes {}, not {}; its categories were fixed by its first training",
                     joined(stored_one_hot), joined(given)));
+  std::vector<std::string> stored_embed = learned.spec().embed, given_embed = spec.embed;
+  std::sort(stored_embed.begin(), stored_embed.end());
+  std::sort(given_embed.begin(), given_embed.end());
+  given_embed.erase(std::unique(given_embed.begin(), given_embed.end()), given_embed.end());
+  if (given_embed != stored_embed)
+    throw InputError(fmt::format("the model embeds {}, not {}; its categories were fixed by its first training",
+                                 joined(stored_embed), joined(given_embed)));
   if (spec.missing != learned.missing)
     throw InputError(fmt::format("the model was trained with ColumnSpec::missing {}, not {}",
                                  to_string(learned.missing), to_string(spec.missing)));
@@ -365,7 +378,8 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
     feature.fill.clear();
     feature.bin_edges.clear();
     feature.missing_indicator = false;
-    if (p.missing == Missing::fill) {
+    // An embedded column's missing cells take its own row of the table: no indicator, no fill.
+    if (p.missing == Missing::fill && !feature.embedded) {
       std::vector<double> missing_rows(1, 0.0);
       for (const std::int64_t r : rows) missing_rows[0] += column.missing(r) ? 1 : 0;
       ranks.add(missing_rows);
@@ -382,7 +396,7 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
                         table.path, printable(feature.name)));
       feature.categories.assign(seen.begin(), seen.end());
       sort_categories(feature.categories);
-      if (p.missing == Missing::mean) {
+      if (p.missing == Missing::mean && !feature.embedded) {
         const std::vector<std::int32_t> codes = category_codes(column, feature.categories);
         std::vector<double> counts(feature.categories.size() + 1, 0.0);  // then the rows with a category
         for (const std::int64_t r : rows)
@@ -439,7 +453,9 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
   const auto n = static_cast<std::int64_t>(rows.size());
   out.x = Matrix(n, p.input_width());
   std::int64_t input = 0;
-  for (const FeatureColumn& feature : p.features) {
+  const std::vector<std::int64_t> offsets = p.embedding_offsets();
+  for (std::size_t f = 0; f < p.features.size(); ++f) {
+    const FeatureColumn& feature = p.features[f];
     const std::int64_t index = used_column(table, feature.name);
     const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
     if (feature.one_hot) {
@@ -449,6 +465,11 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
       constexpr std::size_t kShown = 3;
       for (std::int64_t i = 0; i < n; ++i) {
         const std::int32_t code = codes[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
+        if (feature.embedded) {  // the category's row of the table, or the column's last for the rest
+          const auto other = static_cast<std::int32_t>(feature.categories.size());
+          out.x(i, input) = static_cast<float>(offsets[f] + (code >= 0 ? code : other));
+          if (code >= 0 || code == kMissing) continue;
+        }
         if (code >= 0) {
           out.x(i, input + code) = 1.0f;
         } else if (code == kMissing && p.missing == Missing::fill) {
@@ -468,10 +489,13 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
         for (auto it = unseen.begin();
              it != unseen.end() && std::distance(unseen.begin(), it) < static_cast<std::ptrdiff_t>(kShown); ++it)
           examples += (examples.empty() ? "" : ", ") + printable(*it);
-        out.warnings.push_back(fmt::format(
-            "column '{}': {} row{} hold{} a category that training never saw ({}{}); their indicators are all zero",
-            printable(feature.name), unseen_rows, unseen_rows == 1 ? "" : "s", unseen_rows == 1 ? "s" : "", examples,
-            unseen.size() > kShown ? ", …" : ""));
+        out.warnings.push_back(fmt::format("column '{}': {} row{} hold{} a category that training never saw ({}{}); {}",
+                                           printable(feature.name), unseen_rows, unseen_rows == 1 ? "" : "s",
+                                           unseen_rows == 1 ? "s" : "", examples, unseen.size() > kShown ? ", …" : "",
+                                           !feature.embedded ? "their indicators are all zero"
+                                           : unseen_rows == 1
+                                               ? "it takes the column's vector for missing and unseen categories"
+                                               : "they take the column's vector for missing and unseen categories"));
       }
       input += static_cast<std::int64_t>(feature.inputs());
     } else {
@@ -532,6 +556,10 @@ std::int64_t Preprocessing::input_width() const {
 std::vector<std::string> Preprocessing::input_names() const {
   std::vector<std::string> names;
   for (const FeatureColumn& feature : features) {
+    if (feature.embedded) {
+      names.push_back(feature.name + " (category index)");
+      continue;
+    }
     if (!feature.one_hot) names.push_back(feature.name);
     for (std::size_t k = 1; k <= feature.bins(); ++k) names.push_back(fmt::format("{} (bin {})", feature.name, k));
     for (const std::string& category : feature.categories) names.push_back(feature.name + "=" + category);
@@ -543,6 +571,10 @@ std::vector<std::string> Preprocessing::input_names() const {
 std::vector<bool> Preprocessing::unit_inputs() const {
   std::vector<bool> indicators;
   for (const FeatureColumn& feature : features) {
+    if (feature.embedded) {  // an index, which the scaler leaves as it is too
+      indicators.push_back(true);
+      continue;
+    }
     if (!feature.one_hot) indicators.push_back(false);
     indicators.insert(indicators.end(), feature.bins(), true);
     indicators.insert(indicators.end(), feature.categories.size(), true);
@@ -560,8 +592,29 @@ std::vector<std::string> Preprocessing::feature_names() const {
 ColumnSpec Preprocessing::spec() const {
   ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins};
   for (const FeatureColumn& feature : features)
-    if (feature.one_hot) spec.one_hot.push_back(feature.name);
+    if (feature.one_hot) (feature.embedded ? spec.embed : spec.one_hot).push_back(feature.name);
   return spec;
+}
+
+std::vector<std::int64_t> Preprocessing::embedding_offsets() const {
+  std::vector<std::int64_t> offsets;
+  std::int64_t next = 0;
+  for (const FeatureColumn& feature : features) {
+    offsets.push_back(feature.embedded ? next : 0);
+    if (feature.embedded) next += static_cast<std::int64_t>(feature.categories.size()) + 1;
+  }
+  return offsets;
+}
+
+std::int64_t Preprocessing::embedding_categories() const {
+  std::int64_t rows = 0;
+  for (const FeatureColumn& feature : features)
+    if (feature.embedded) rows += static_cast<std::int64_t>(feature.categories.size()) + 1;
+  return rows;
+}
+
+std::int64_t Preprocessing::embedded_columns() const {
+  return std::count_if(features.begin(), features.end(), [](const FeatureColumn& f) { return f.embedded; });
 }
 
 CsvOptions Preprocessing::csv_options(char delimiter, bool with_targets) const {
@@ -600,6 +653,7 @@ Missing parse_missing(const std::string& text) {
 
 CsvOptions reading_options(const ColumnSpec& spec, bool classification, char delimiter) {
   CsvOptions options{.delimiter = delimiter, .skip_columns = spec.ignore, .text_columns = spec.one_hot};
+  options.text_columns.insert(options.text_columns.end(), spec.embed.begin(), spec.embed.end());
   if (classification) options.text_columns.insert(options.text_columns.end(), spec.targets.begin(), spec.targets.end());
   return options;
 }

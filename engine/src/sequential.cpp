@@ -13,6 +13,7 @@
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "fit_loop.hpp"
+#include "layer_part.hpp"
 #include "parameter_layout.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
@@ -399,12 +400,18 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
     weights.resize(static_cast<std::size_t>(encoded.x.rows()), 1.0f);
   }
   const Preprocessing previous = preprocessing_;
+  const std::vector<Layer> previous_layers = layers_;
+  if (!learned)
+    layers_.front() = layer_part::sized_for_table(layers_.front(), p.embedded_columns(), p.embedding_categories());
   preprocessing_ = std::move(p);
   try {
     return fit_matrices(encoded.x, encoded.y, options, table.rows() - static_cast<std::int64_t>(rows.size()), true,
                         held_out, std::move(weights));
   } catch (const InputError&) {  // refused before training: the model is as it was
-    if (!learned) preprocessing_ = previous;
+    if (!learned) {
+      preprocessing_ = previous;
+      if (!built()) layers_ = previous_layers;
+    }
     throw;
   }
 }
@@ -511,7 +518,7 @@ Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   if (batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", batch_size));
   if (x.cols != input_width_)
     throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
-  check_finite(x, "input");
+  check_input(x, layers_);
   const Matrix output = [&] {
     const std::lock_guard lock(runtime_.mutex);
     return predict_rows(backend(), x, batch_size);

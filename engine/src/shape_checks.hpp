@@ -66,6 +66,17 @@ inline void check_layer_norm_backward(ConstView dy, ConstView x, ConstView norma
                    {scale, scale_gradient, shift_gradient}, epsilon);
 }
 
+/// An embedding op's shapes: 1 <= columns <= x.cols, y (x.rows, x.cols - columns + columns *
+/// table.cols), a non-empty table.
+inline void check_embedding(const char* op, ConstView x, ConstView table, std::int64_t columns, ConstView y) {
+  if (columns < 1 || columns > x.cols || table.rows < 1 || table.cols < 1)
+    throw Error(fmt::format("{}: {} index columns of x ({}, {}) into a table ({}, {})", op, columns, x.rows, x.cols,
+                            table.rows, table.cols));
+  const std::int64_t width = x.cols - columns + columns * table.cols;
+  if (y.rows != x.rows || y.cols != width)
+    throw Error(fmt::format("{}: the output is ({}, {}), not ({}, {})", op, y.rows, y.cols, x.rows, width));
+}
+
 /// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.
 inline void check_clip(std::int64_t count, float max_norm) {
   if (count < 0 || !(max_norm > 0.0f && std::isfinite(max_norm)))

@@ -14,13 +14,14 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Error, Huber,
+from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Embedding,
+                    Error, Huber,
                     InputError, LayerNormalization, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay,
                     activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
-__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "SGD", "Adam", "AdamW", "RMSprop",
+__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "Embedding", "SGD", "Adam", "AdamW", "RMSprop",
            "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
@@ -137,8 +138,10 @@ def _frame_with_targets(x, y, target):
 
 
 class Sequential:
-    """A stack of layers (Dense, Dropout, LayerNormalization), as Keras' Sequential: compile, fit, evaluate,
-    predict, save, load."""
+    """A stack of layers (Dense, Dropout, LayerNormalization, Embedding), as Keras' Sequential: compile, fit,
+    evaluate, predict, save, load. Embedding(input_dim, output_dim, columns=0) is Keras' Embedding followed by
+    Flatten over the last `columns` input columns (all when 0), which hold category indices; the other
+    columns pass through before the vectors. It is the first layer."""
 
     def __init__(self, layers, seed=0):
         self._model = _core.Sequential(list(layers), seed)
@@ -208,12 +211,15 @@ class Sequential:
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, shuffle=True, seed=None, normalize=True,
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
-            missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None):
+            missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None,
+            embed=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
         its --ignore, --one-hot, --numeric, --missing and --bins: missing "fill" and bins 0 unless
-        given, and for a model that already learned its columns, its one_hot, missing and bins); its
+        given, and for a model that already learned its columns, its one_hot, missing and bins; embed
+        names categorical columns given to the model's first layer, Embedding(0, dim), as `ember
+        train --embed` does); its
         targets are y's columns or the columns
         named by target=. The model keeps the column names, so that predict and the CLI select
         them by name. validation_split: the fraction of rows held out, drawn at random with the
@@ -245,7 +251,7 @@ class Sequential:
                 self._model, rows.to_csv(index=False), targets, _names(ignore, "ignore"),
                 None if one_hot is None else _names(one_hot, "one_hot"), _names(numeric, "numeric"),
                 None if missing is None else str(missing), None if bins is None else _bins(bins),
-                bool(self._model.classification))
+                bool(self._model.classification), None if embed is None else _names(embed, "embed"))
             data = read(frame)
             labels = None
             if validation_data is not None:
@@ -254,7 +260,8 @@ class Sequential:
                     raise InputError("validation_data for a DataFrame fit is a DataFrame (or (frame, y))")
                 validation_x = read(_frame_with_targets(rows, rows_y, None if rows_y is not None else targets)[0])
         else:
-            for name, value in (("target", target), ("ignore", ignore), ("one_hot", one_hot), ("numeric", numeric)):
+            for name, value in (("target", target), ("ignore", ignore), ("one_hot", one_hot), ("numeric", numeric),
+                                ("embed", embed)):
                 if value is not None:
                     raise InputError(f"{name}= names columns of a DataFrame; x is an array")
             if bins:
@@ -378,25 +385,43 @@ class Sequential:
     def get_weights(self):
         """Keras' layout, per layer with weights, as numpy copies: a Dense layer's kernel (inputs,
         units) and bias (units,) (kernel.T is torch.nn.Linear's weight, the checkpoint's
-        layers.N.weight); a LayerNormalization's gamma and beta (width,). Empty before the model is built."""
+        layers.N.weight); a LayerNormalization's gamma and beta (width,); an Embedding's table
+        (input_dim, output_dim). Empty before the model is built."""
         arrays = []
         for l, weight, bias in self._model._get_weights():
             dense = isinstance(self._model.layers[l], Dense)
-            arrays += [_np.ascontiguousarray(weight.T) if dense else weight.reshape(-1), bias.reshape(-1)]
+            if bias is None:
+                arrays.append(weight)
+            else:
+                arrays += [_np.ascontiguousarray(weight.T) if dense else weight.reshape(-1), bias.reshape(-1)]
         return arrays
 
     def set_weights(self, weights):
         """Sets what get_weights gives, in Keras' layout: per Dense layer its kernel (inputs, units),
         then its bias (units,) (or (1, units)); per LayerNormalization its gamma, then its beta
-        (width,). The model must be built (fit, or build(inputs))."""
+        (width,); per Embedding its table (input_dim, output_dim). The model must be built (fit, or
+        build(inputs))."""
         if not self._model.built:
             raise InputError("the model is not built yet: fit it, or build(inputs), before set_weights")
         current = self._model._get_weights()
         weights = list(weights)
-        if len(weights) != 2 * len(current):
-            raise InputError(f"set_weights takes {2 * len(current)} arrays (two per layer with weights: a Dense "
-                             f"layer's kernel and bias, a LayerNormalization's gamma and beta), got {len(weights)}")
-        for (l, weight, _), first, second in zip(current, weights[0::2], weights[1::2]):
+        expected = sum(1 if bias is None else 2 for _, _, bias in current)
+        if len(weights) != expected:
+            raise InputError(f"set_weights takes {expected} arrays (a Dense layer's kernel and bias, a "
+                             f"LayerNormalization's gamma and beta, an Embedding's table), got {len(weights)}")
+        position = 0
+        for l, weight, bias in current:
+            first = weights[position]
+            position += 1
+            if bias is None:
+                table = _matrix(first, f"the table of layer {l}")
+                if table.shape != weight.shape:
+                    raise InputError(f"the table of layer {l} is {table.shape}; it must be (input_dim, output_dim): "
+                                     f"{weight.shape}")
+                self._model._set_weight(l, table)
+                continue
+            second = weights[position]
+            position += 1
             dense = isinstance(self._model.layers[l], Dense)
             if dense:
                 kernel = _matrix(first, f"the kernel of layer {l}")
@@ -426,13 +451,18 @@ class Sequential:
 
     def summary(self, print_fn=print):
         """Prints each layer, its output width and parameter count, and the total (Keras' summary)."""
-        lines = [f"{'Layer':<24}{'Output shape':<18}{'Param #':>10}"]
+        name = max([24] + [len(repr(layer)) + 2 for layer in self._model.layers])
+        lines = [f"{'Layer':<{name}}{'Output shape':<18}{'Param #':>10}"]
         width = self._model.input_width if self._model.built else None
         for l, layer in enumerate(self._model.layers):
             params = f"{self._model._layer_parameter_count(l):,}" if self._model.built else "?"
             if isinstance(layer, Dense):
                 width = layer.units
-            lines.append(f"{repr(layer):<24}{'(None, ' + str(width if width is not None else '?') + ')':<18}{params:>10}")
+            elif isinstance(layer, Embedding) and width is not None:
+                columns = layer.columns or width
+                width += columns * (layer.output_dim - 1)
+            shape = "(None, " + str(width if width is not None else "?") + ")"
+            lines.append(f"{repr(layer):<{name}}{shape:<18}{params:>10}")
         total = f"{self._model.parameter_count:,}" if self._model.built else "? (not built)"
         lines.append(f"Total params: {total}")
         print_fn("\n".join(lines))

@@ -80,8 +80,9 @@ std::string python_words(std::string text) {
       {std::regex(R"(Device::automatic)"), "device=\"auto\""},
       {std::regex(R"(Device::(cpu|cuda))"), "device=\"$1\""},
       {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
-      {std::regex(R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
-                  R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|ColumnSpec)::(\w+))"),
+      {std::regex(
+           R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
+           R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|Embedding|ColumnSpec)::(\w+))"),
        "$1"},
   };
   for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
@@ -384,6 +385,19 @@ NB_MODULE(_core, m) {
       .def_prop_ro("epsilon", [](const ember::LayerNorm& n) { return n.epsilon; })
       .def("__repr__", [](const ember::LayerNorm& n) { return ember::describe(n); });
 
+  nb::class_<ember::Embedding>(m, "Embedding")
+      .def(
+          "__init__",
+          [](ember::Embedding* self, std::int64_t input_dim, std::int64_t output_dim, std::int64_t columns) {
+            ember::check_layer(ember::Embedding(input_dim, output_dim, columns));
+            new (self) ember::Embedding(input_dim, output_dim, columns);
+          },
+          "input_dim"_a, "output_dim"_a, "columns"_a = 0)
+      .def_prop_ro("input_dim", [](const ember::Embedding& e) { return e.input_dim; })
+      .def_prop_ro("output_dim", [](const ember::Embedding& e) { return e.output_dim; })
+      .def_prop_ro("columns", [](const ember::Embedding& e) { return e.columns; })
+      .def("__repr__", [](const ember::Embedding& e) { return ember::describe(e); });
+
   nb::class_<ember::SGD>(m, "SGD")
       .def(nb::init<>())
       .def(
@@ -506,7 +520,7 @@ NB_MODULE(_core, m) {
           [](const ember::Sequential& model, const std::string& text, std::vector<std::string> targets,
              std::vector<std::string> ignore, std::optional<std::vector<std::string>> one_hot,
              std::vector<std::string> numeric, std::optional<std::string> missing, std::optional<std::size_t> bins,
-             bool classification) {
+             bool classification, std::optional<std::vector<std::string>> embed) {
             auto* t = new Table;
             // A model that learned its columns keeps its handling of them (as `ember train --init`):
             // what is not given is the model's, and only its columns are read.
@@ -516,6 +530,7 @@ NB_MODULE(_core, m) {
             t->spec.ignore = std::move(ignore);
             t->spec.numeric = std::move(numeric);
             if (one_hot) t->spec.one_hot = std::move(*one_hot);
+            if (embed) t->spec.embed = std::move(*embed);
             if (missing) t->spec.missing = ember::parse_missing(*missing);
             if (bins) t->spec.bins = *bins;
             t->table = ember::parse_csv(
@@ -524,7 +539,7 @@ NB_MODULE(_core, m) {
             return t;
           },
           "model"_a, "text"_a, "targets"_a, "ignore"_a, "one_hot"_a.none(), "numeric"_a, "missing"_a.none(),
-          "bins"_a.none(), "classification"_a, nb::rv_policy::take_ownership)
+          "bins"_a.none(), "classification"_a, "embed"_a.none() = nb::none(), nb::rv_policy::take_ownership)
       .def_static(
           "for_model",
           [](const ember::Sequential& model, const std::string& text, bool with_targets) {
@@ -638,15 +653,19 @@ NB_MODULE(_core, m) {
       .def_prop_ro("feature_names", &ember::Sequential::feature_names)
       .def_prop_ro("target_names", &ember::Sequential::target_names)
       .def("_get_weights", [](const ember::Sequential& s) {
-        // (layer, weight, bias) for each layer that has parameters, as the checkpoint holds them.
+        // (layer, weight, bias) for each layer that has parameters, as the checkpoint holds them;
+        // bias None for a layer of one tensor (an Embedding's table).
         nb::list out;
         if (!s.built()) return out;
+        const auto array = [](ember::ConstView v) {
+          return to_numpy(ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
+        };
         for (std::size_t l = 0; l < s.layers().size(); ++l) {
           if (s.parameter_count(l) == 0) continue;  // Dropout: no weights, as in Keras
-          const ember::ConstView w = s.weight(l), b = s.bias(l);
-          out.append(nb::make_tuple(l,
-                                    to_numpy(ember::Matrix(w.rows, w.cols, std::span<const float>(w.data, w.size()))),
-                                    to_numpy(ember::Matrix(1, b.cols, std::span<const float>(b.data, b.size())))));
+          const ember::ConstView w = s.weight(l);
+          const nb::object bias =
+              s.parameter_count(l) == w.size() ? nb::object(nb::none()) : nb::cast(array(s.bias(l)));
+          out.append(nb::make_tuple(l, array(w), bias));
         }
         return out;
       });
@@ -660,7 +679,8 @@ NB_MODULE(_core, m) {
         "sigmoid (PyTorch's formulas).");
   m.def("onnx_export_available", &ember::onnx_export_available,
         "Whether this build writes ONNX files (export_onnx); it needs libonnx-dev at build time.");
-  m.def("layer_names", &ember::layer_names, "The kinds of layer a Sequential model stacks: dense, dropout, layernorm.");
+  m.def("layer_names", &ember::layer_names,
+        "The kinds of layer a Sequential model stacks: dense, dropout, layernorm, embedding.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

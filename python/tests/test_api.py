@@ -240,7 +240,7 @@ def test_every_activation_trains_and_round_trips(tmp_path):
 
 def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
     x, y = regression_data()
-    assert ember.layer_names() == ["dense", "dropout", "layernorm"]
+    assert ember.layer_names() == ["dense", "dropout", "layernorm", "embedding"]
     model = ember.Sequential([ember.Dense(32, "relu"), ember.Dropout(0.25), ember.Dense(1)], seed=3)
     assert repr(model.layers[1]) == "Dropout(0.25)" and model.layers[1].rate == 0.25
     model.compile(optimizer="adam", loss="mse", device="cpu")
@@ -585,3 +585,42 @@ def test_sample_weight_weighs_rows_as_copies_of_them():
     tables[0].fit(frame, target="y", epochs=2, verbose=0, sample_weight=np.ones(50))
     tables[1].fit(frame, target="y", epochs=2, verbose=0)
     assert np.array_equal(tables[0].predict(frame), tables[1].predict(frame))
+
+
+def test_embedding_is_keras_embedding_then_flatten_trains_and_round_trips(tmp_path):
+    # One number passing through, then a category index 0 to 4 whose effect the target carries.
+    rng = np.random.default_rng(6)
+    x = np.column_stack([rng.uniform(size=400), rng.integers(0, 5, size=400)]).astype(np.float32)
+    effect = np.array([-3, 0, 2, 5, 1], dtype=np.float32)
+    y = (4 * x[:, :1] + effect[x[:, 1].astype(int)][:, None]).astype(np.float32)
+    model = ember.Sequential([ember.Embedding(5, 3, columns=1), ember.Dense(16, "relu"), ember.Dense(1)], seed=1)
+    assert repr(model.layers[0]) == "Embedding(5, 3, columns=1)"
+    assert (model.layers[0].input_dim, model.layers[0].output_dim, model.layers[0].columns) == (5, 3, 1)
+    model.compile(optimizer="adam", loss="mse", device="cpu", learning_rate=0.01)
+    model.build(2)
+    assert [w.shape for w in model.get_weights()] == [(5, 3), (4, 16), (16,), (16, 1), (1,)]
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert re.search(r"Embedding\(5, 3, columns=1\)\s+\(None, 4\)\s+15\n", lines[0]), lines[0]
+    # The lookup against numpy: the passed value, then the index's row of the table.
+    table = rng.normal(size=(5, 3)).astype(np.float32)
+    weights = model.get_weights()
+    probe = ember.Sequential([ember.Embedding(5, 3, columns=1), ember.Dense(4)]).compile(device="cpu")
+    probe.build(2)
+    probe.set_weights([table, np.eye(4, dtype=np.float32), np.zeros(4)])
+    np.testing.assert_array_equal(probe.predict(x[:20]), np.hstack([x[:20, :1], table[x[:20, 1].astype(int)]]))
+    model.set_weights(weights)
+    model.fit(x, y, epochs=40, batch_size=32, verbose=0)
+    assert 1 - ((model.predict(x) - y) ** 2).mean() / y.var() > 0.95
+    model.save(tmp_path / "embedding.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "embedding.safetensors")
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(ember.InputError, match=r"input row 0 column 1 is 5(\.0)?, not a category index"):
+        model.predict(np.array([[0.5, 5]], dtype=np.float32))
+    with pytest.raises(ember.InputError, match="an Embedding layer's output_dim must be 1 to"):
+        ember.Embedding(5, 0)
+    with pytest.raises(ember.InputError, match="it must be the first layer"):
+        ember.Sequential([ember.Dense(3), ember.Embedding(5, 2), ember.Dense(1)]).build(2)
+    with pytest.raises(ember.InputError, match="takes 5 arrays"):
+        model.set_weights(weights[1:])

@@ -124,13 +124,15 @@ def test_cli_models_of_tables_with_text_and_gaps_run_in_onnx_runtime_as_ember_pr
 
 def test_every_layer_part_and_activation_exports_and_runs_as_predict(tmp_path):
     # One model per activation, every layer kind in it: a kind added to the engine fails here until
-    # its export is tested.
-    layer_of_kind = {"dense": lambda activation: ember.Dense(12, activation),
+    # its export is tested. An Embedding takes the model's input: it is first, on the last column.
+    layer_of_kind = {"embedding": lambda activation: ember.Embedding(6, 3, columns=1),
+                     "dense": lambda activation: ember.Dense(12, activation),
                      "dropout": lambda activation: ember.Dropout(0.2),
                      "layernorm": lambda activation: ember.LayerNormalization()}
     assert sorted(layer_of_kind) == sorted(ember.layer_names())
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype(np.float32)
+    x[:, -1] = rng.integers(0, 6, size=64)
     y = (x @ rng.normal(size=(5, 2))).astype(np.float32)
     for activation in ember.activation_names():
         layers = [make(activation) for make in layer_of_kind.values()] + [ember.Dense(2)]
@@ -145,6 +147,17 @@ def test_every_layer_part_and_activation_exports_and_runs_as_predict(tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max(), err_msg=activation)
 
 
+def assert_fruit_runs_as_predict(session, model, frame):
+    """ONNX Runtime on fruit_frame's columns gives predict's probabilities and their labels."""
+    feeds = {"colour": frame[["colour"]].fillna("").to_numpy(dtype=object),
+             "size": frame[["size"]].to_numpy(dtype=np.float32), "weight": frame[["weight"]].to_numpy(dtype=np.float32)}
+    labels, probabilities = session.run(None, feeds)
+    with pytest.warns(UserWarning, match="never saw"):
+        expected = model.predict(frame)
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
+    assert list(labels) == list(np.array(model.classes)[np.argmax(expected, axis=1)])
+
+
 def test_dataframe_models_and_estimators_export(tmp_path):
     pd = pytest.importorskip("pandas")
     from test_api import fruit_frame
@@ -155,13 +168,7 @@ def test_dataframe_models_and_estimators_export(tmp_path):
     model.fit(frame.iloc[4:], target="kind", epochs=20, verbose=0)
     model.export_onnx(tmp_path / "fruit.onnx")
     _, session = checked_session(tmp_path / "fruit.onnx")
-    feeds = {"colour": frame[["colour"]].fillna("").to_numpy(dtype=object),
-             "size": frame[["size"]].to_numpy(dtype=np.float32), "weight": frame[["weight"]].to_numpy(dtype=np.float32)}
-    labels, probabilities = session.run(None, feeds)
-    with pytest.warns(UserWarning, match="never saw"):
-        expected = model.predict(frame)
-    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
-    assert list(labels) == list(np.array(model.classes)[np.argmax(expected, axis=1)])
+    assert_fruit_runs_as_predict(session, model, frame)
 
     from ember.sklearn import EmberRegressor
 
@@ -195,3 +202,20 @@ def test_cli_export_errors_name_the_problem_and_leave_no_file(tmp_path):
     result = subprocess.run([CLI, "export", "--model", "x", "--out", str(out), "--format", "tflite"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--format" in result.stderr and not out.exists()
+
+
+def test_embedded_columns_export_and_run_as_predict(tmp_path):
+    pytest.importorskip("pandas")
+    from test_api import fruit_frame
+
+    frame = fruit_frame()
+    frame.loc[3, "colour"] = "violet"  # unseen in training below: the column's vector for the rest
+    model = ember.Sequential([ember.Embedding(0, 4), ember.Dense(16, "relu"), ember.Dense(3)], seed=2)
+    model.compile("adam", "crossentropy", "cpu")
+    model.fit(frame.iloc[4:], target="kind", embed=["colour"], epochs=20, verbose=0)
+    assert repr(model.layers[0]) == "Embedding(4, 4, columns=1)"  # red, green, blue and the rest
+    model.export_onnx(tmp_path / "embedded.onnx")
+    graph, session = checked_session(tmp_path / "embedded.onnx")
+    metadata = {p.key: p.value for p in graph.metadata_props}
+    assert '"embedded":true' in metadata["ember.columns"]
+    assert_fruit_runs_as_predict(session, model, frame)

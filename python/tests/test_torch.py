@@ -1,5 +1,5 @@
 """Ember's formulas against PyTorch's: the same weights and rows trained a few full-batch steps by
-Ember and by torch (in float64) reach the same losses and weights. Each activation, LayerNorm,
+Ember and by torch (in float64) reach the same losses and weights. Each activation, LayerNorm, Embedding,
 each loss (label smoothing included), each optimizer and gradient clipping is covered; a part
 registered in Ember but missing here fails the coverage test. Runs where torch is installed
 (Debian's python3-torch in CI)."""
@@ -63,6 +63,21 @@ def rows(count=40, features=5, seed=0):
     return x, y
 
 
+class EmbeddingFlat(torch.nn.Module):
+    """torch.nn.Embedding over the last `columns` inputs, flattened after the inputs that pass through."""
+
+    def __init__(self, layer, inputs):
+        super().__init__()
+        self.columns = layer.columns or inputs
+        self.table = torch.nn.Embedding(layer.input_dim, layer.output_dim)
+        self.table.weight.untransposed = True  # Keras' layout is torch's: (input_dim, output_dim)
+
+    def forward(self, z):
+        passed = z.shape[1] - self.columns
+        vectors = self.table(z[:, passed:].long()).flatten(1)
+        return torch.cat([z[:, :passed], vectors], dim=1)
+
+
 def torch_model(layers, inputs):
     """torch.nn.Sequential of the same layers, in float64."""
     modules, width = [], inputs
@@ -72,6 +87,9 @@ def torch_model(layers, inputs):
             width = layer.units
         elif isinstance(layer, ember.LayerNormalization):
             modules.append(torch.nn.LayerNorm(width, eps=layer.epsilon))
+        elif isinstance(layer, ember.Embedding):
+            modules.append(EmbeddingFlat(layer, width))
+            width += modules[-1].columns * (layer.output_dim - 1)
         else:
             raise AssertionError(f"no torch module for {layer!r}")
     return torch.nn.Sequential(*modules).double()
@@ -83,12 +101,14 @@ def set_torch_weights(module, weights):
     assert len(parameters) == len(weights)
     with torch.no_grad():
         for parameter, value in zip(parameters, weights):
+            transpose = value.ndim == 2 and not getattr(parameter, "untransposed", False)
             parameter.copy_(torch.from_numpy(np.asarray(value, dtype=np.float64).T.copy()
-                                             if value.ndim == 2 else np.asarray(value, dtype=np.float64)))
+                                             if transpose else np.asarray(value, dtype=np.float64)))
 
 
 def torch_weights(module):
-    return [p.detach().numpy().T if p.ndim == 2 else p.detach().numpy() for p in module.parameters()]
+    return [p.detach().numpy().T if p.ndim == 2 and not getattr(p, "untransposed", False) else p.detach().numpy()
+            for p in module.parameters()]
 
 
 def train_both(device, layers, x, y, loss, torch_loss, optimizer=None, torch_optimizer=None, steps=4,
@@ -157,6 +177,14 @@ def test_layer_norm_is_torchs(device):
     assert_same(*train_both(device, layers, x, y2, "mse", mse(y2)))
 
 
+def test_embedding_is_torchs(device):
+    # Two index columns into one table (some categories unused, others repeated), one value passing through.
+    x, y = rows(features=3)
+    x[:, 1:] = np.random.default_rng(5).integers(0, 7, size=(len(x), 2))
+    layers = [ember.Embedding(9, 4, columns=2), ember.Dense(8, "tanh"), ember.Dense(1)]
+    assert_same(*train_both(device, layers, x, y, "mse", mse(y)))
+
+
 @pytest.mark.parametrize("delta", [0.3, 1.0])
 def test_huber_is_torchs(delta, device):
     x, y = rows()
@@ -211,4 +239,4 @@ def test_every_registered_part_is_covered_here():
     assert set(ember.loss_names()) == {"mse", "huber", "crossentropy"}  # one test each above
     # Dropout draws its own masks (torch's generator is not Ember's): tests/layers_test.cpp checks its
     # formula; in inference it is the identity (test_api.py).
-    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm"}
+    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm", "embedding"}

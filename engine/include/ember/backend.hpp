@@ -108,6 +108,17 @@ class Backend {
   /// normalized is layer_norm_forward's of x. dx may alias dy.
   virtual void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
                                    View scale_gradient, View shift_gradient, std::optional<View> dx) = 0;
+  /// An embedding lookup: x (rows, in) holds in - columns values that pass through, then columns
+  /// category indices; y (rows, in - columns + columns * table.cols) = those values, then row
+  /// x[r][in - columns + j] of table (categories, dim) for each index column j. An index that is not
+  /// a whole number 0 to table.rows - 1 gives NaNs, as gather_rows does for a bad row. 1 <= columns <= in.
+  virtual void embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) = 0;
+  /// The lookup's backward from dy (rows, y's width): table_gradient (table's shape) = for each table
+  /// row, the sum of the dy vectors that read it (rows in order, then index columns in order; a bad
+  /// index adds nothing), and, when dx (x's shape) is given, dx = dy on the values that passed
+  /// through and 0 on the index columns.
+  virtual void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                                  std::optional<View> dx) = 0;
   /// values *= min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all count values (backend
   /// memory), as torch.nn.utils.clip_grad_norm_: the norm summed in an order fixed by count alone
   /// (the same bits run after run), the factor read by the scaling where it was computed (a

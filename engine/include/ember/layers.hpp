@@ -44,15 +44,37 @@ struct LayerNorm {
   bool operator==(const LayerNorm&) const = default;
 };
 
+/// A learned vector (output_dim values) per category, as torch.nn.Embedding(input_dim, output_dim)
+/// over each of the last `columns` input columns (every input column when columns is 0), which hold
+/// category indices 0 to input_dim - 1 (whole numbers; the model checks them): the input's other
+/// columns pass through first, then each index column's vector, so the output has in - columns +
+/// columns * output_dim values. One table (input_dim, output_dim) serves every index column, as
+/// Keras' Embedding followed by Flatten; a table's columns that share no categories use separate
+/// index ranges of it (the preprocessing's categorical columns do). The table starts N(0, 1), as
+/// PyTorch's (Keras draws U(-0.05, 0.05)). It takes the model's input: it is the first layer.
+/// Embedding(kFromTable, output_dim) is sized by the first fit on a table: one index column per
+/// ColumnSpec::embed column, input_dim their categories (Preprocessing::embedding_categories).
+struct Embedding {
+  static constexpr std::int64_t kFromTable = 0;
+  Embedding(std::int64_t input_dim, std::int64_t output_dim, std::int64_t columns = 0)
+      : input_dim(input_dim), output_dim(output_dim), columns(columns) {}
+  std::int64_t input_dim;
+  std::int64_t output_dim;
+  std::int64_t columns;
+  bool operator==(const Embedding&) const = default;
+};
+
 /// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
-using Layer = std::variant<Dense, Dropout, LayerNorm>;
+using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding>;
 /// How many kinds Layer has; the part list is checked against it when it is compiled.
 inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 
 /// InputError naming the setting unless the layer's settings are valid (a Dense layer's units 1 to
-/// 2^31 - 1, a Dropout rate 0 to below 1, a LayerNorm's epsilon positive and finite).
+/// 2^31 - 1, a Dropout rate 0 to below 1, a LayerNorm's epsilon positive and finite, an
+/// Embedding's input_dim kFromTable or 1 to 2^24 (indices are exact in float32), output_dim 1 to
+/// 2^31 - 1 and columns 0 or more).
 void check_layer(const Layer& layer);
-/// The kind's name ("dense", "dropout", "layernorm"), as checkpoints and the CLI spell it.
+/// The kind's name ("dense", "dropout", "layernorm", "embedding"), as checkpoints and the CLI spell it.
 std::string layer_name(const Layer& layer);
 /// Every kind's name, in Layer's order.
 std::vector<std::string> layer_names();
@@ -60,7 +82,8 @@ std::vector<std::string> layer_names();
 std::string describe(const Layer& layer);
 /// The layer as a checkpoint's architecture stores it: the text of a JSON object,
 /// {"type": "dense", "units": 64, "activation": "relu"}, {"type": "dropout", "rate": 0.2} or
-/// {"type": "layernorm", "epsilon": 1e-05}.
+/// {"type": "layernorm", "epsilon": 1e-05} or {"type": "embedding", "input_dim": 100, "output_dim": 8,
+/// "columns": 2}.
 std::string settings_json(const Layer& layer);
 
 }  // namespace ember

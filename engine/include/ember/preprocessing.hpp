@@ -36,6 +36,11 @@ struct ColumnSpec {
   std::vector<std::string> ignore{};   // columns not used (ids, free text)
   std::vector<std::string> one_hot{};  // categorical features: one indicator input per category
   std::vector<std::string> numeric{};  // numeric features, whatever their cells look like
+  /// Categorical features given to the model's first layer, an Embedding, as one category index
+  /// input each rather than indicators: the alternative to one-hot for columns of many categories.
+  /// Their inputs come last, after every other feature's; the columns' categories take
+  /// consecutive ranges of the one table (Preprocessing::embedding_categories).
+  std::vector<std::string> embed{};
   Missing missing = Missing::fill;
   /// Piecewise-linear encoding of numbers (Gorishniy, Rubachev, Babenko, "On Embeddings for
   /// Numerical Features in Tabular Deep Learning", 2022): 0 is off; N gives each numeric feature,
@@ -58,13 +63,19 @@ constexpr bool bins_allowed(std::size_t bins) {
 /// ColumnSpec::one_hot: one input per value would outnumber what the rows can teach.
 inline constexpr std::size_t kMaxInferredCategories = 200;
 
-/// A feature column as fit learned it.
+/// A feature column as fit learned it. one_hot marks every categorical column (read as text, its
+/// categories learned); an embedded one among them gives an index rather than indicators.
 struct FeatureColumn {
   std::string name;
   bool one_hot = false;
   /// One-hot: the training rows' categories, sorted (by value when all are numbers, else by their
   /// bytes), one indicator input each. A category training never saw sets no indicator.
   std::vector<std::string> categories{};
+  /// ColumnSpec::embed: the categories become one input, the row of the Embedding's table: the
+  /// column's first row (Preprocessing::embedding_offsets) plus the category's position, or plus
+  /// categories.size() for a missing cell or a category training never saw (its own learned
+  /// vector). Such a column has no fill and no missing-value indicator.
+  bool embedded = false;
   /// Missing::mean: what a missing cell becomes, one value per input: the training mean of a
   /// numeric column, or each category's frequency (the mean of its indicator). Missing::fill: the
   /// training mean of a numeric column; none for a categorical one (a missing cell sets no category).
@@ -80,7 +91,9 @@ struct FeatureColumn {
   std::size_t bins() const { return bin_edges.empty() ? 0 : bin_edges.size() - 1; }
   /// The model inputs this column becomes: one per category (one-hot) or one (a number) and its
   /// bins, and the missing-value indicator.
-  std::size_t inputs() const { return (one_hot ? categories.size() : 1 + bins()) + (missing_indicator ? 1 : 0); }
+  std::size_t inputs() const {
+    return embedded ? 1 : (one_hot ? categories.size() : 1 + bins()) + (missing_indicator ? 1 : 0);
+  }
   bool operator==(const FeatureColumn&) const = default;
 };
 
@@ -105,6 +118,12 @@ struct Preprocessing {
   /// cell, or a bin), which the scaler leaves as it is, rather than a number.
   std::vector<bool> unit_inputs() const;
   std::vector<std::string> feature_names() const;
+  /// ColumnSpec::embed: the first table row of each feature (0 for those not embedded), and the rows
+  /// of the table every embedded column needs (categories + 1 each), which the model's Embedding
+  /// layer takes as its input_dim, with one index column per embedded feature.
+  std::vector<std::int64_t> embedding_offsets() const;
+  std::int64_t embedding_categories() const;
+  std::int64_t embedded_columns() const;
   /// The spec that gives this preprocessing (ignore empty: the unused columns are not recorded).
   ColumnSpec spec() const;
   /// Options that read exactly the columns used here (the targets too when with_targets), the
@@ -155,6 +174,9 @@ struct TableDefaults {
   /// tables of that size and cost smaller noisy ones, whose rows cannot teach the extra inputs.
   static constexpr std::int64_t kBinnedFrom = 5000;
   static constexpr std::size_t kBins = 64;
+  /// The values of each category's vector where columns are embedded (ColumnSpec::embed) and the
+  /// layers do not say: a first layer Embedding(Embedding::kFromTable, kEmbeddingDim).
+  static constexpr std::int64_t kEmbeddingDim = 8;
 
   std::size_t bins = 0;         // kBins or 0
   double validation_split = 0;  // kValidationSplit or 0

@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
+#include <vector>
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
 #include "dropout_math.hpp"
+#include "embedding_math.hpp"
 #include "ember/error.hpp"
 #include "host_device.hpp"
 #include "optimizer_part.hpp"
@@ -186,6 +189,42 @@ void CpuBackend::layer_norm_backward(ConstView dy, ConstView x, ConstView normal
           (static_cast<double>(dy(r, c)) * scale(0, c) - g_mean - centred * g_centred_mean) * inverse_std);
     }
   });
+}
+
+// Copies only, so the fast path inherits it.
+void CpuBackend::embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) {
+  check_embedding("embedding_forward", x, table, columns, y);
+  const std::int64_t passed = x.cols - columns, dim = table.cols;
+  for_each_index(x.rows, static_cast<double>(y.cols), [&](std::int64_t r) {
+    for (std::int64_t c = 0; c < passed; ++c) y(r, c) = x(r, c);
+    for (std::int64_t j = 0; j < columns; ++j) {
+      const long long row = embedding_math::table_row(x(r, passed + j), table.rows);
+      for (std::int64_t d = 0; d < dim; ++d)
+        y(r, passed + j * dim + d) = row < 0 ? std::numeric_limits<float>::quiet_NaN() : table(row, d);
+    }
+  });
+}
+
+// The table's sums in float64, rounded once.
+void CpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                                    std::optional<View> dx) {
+  check_embedding("embedding_backward", x, table_gradient, columns, dy);
+  if (dx) check_same_shape(x, *dx, "embedding_backward");
+  const std::int64_t passed = x.cols - columns, dim = table_gradient.cols;
+  std::vector<double> sums(static_cast<std::size_t>(table_gradient.rows * dim), 0.0);
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t j = 0; j < columns; ++j) {
+      const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
+      if (row < 0) continue;
+      for (std::int64_t d = 0; d < dim; ++d)
+        sums[static_cast<std::size_t>(row * dim + d)] += dy(r, passed + j * dim + d);
+    }
+  for (std::int64_t t = 0; t < table_gradient.rows; ++t)
+    for (std::int64_t d = 0; d < dim; ++d)
+      table_gradient(t, d) = static_cast<float>(sums[static_cast<std::size_t>(t * dim + d)]);
+  if (!dx) return;
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t c = 0; c < x.cols; ++c) (*dx)(r, c) = c < passed ? dy(r, c) : 0.0f;
 }
 
 // One float product per element, as every backend rounds it; the fast path inherits it (a gradient

@@ -23,6 +23,9 @@ class CpuBackend : public Backend {
                           std::optional<View> normalized) override;
   void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
                            View scale_gradient, View shift_gradient, std::optional<View> dx) override;
+  void embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) override;
+  void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                          std::optional<View> dx) override;
   void clip_by_norm(float* values, std::int64_t count, float max_norm) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;

@@ -26,6 +26,8 @@ class FastCpuBackend final : public CpuBackend {
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
                      std::optional<View> pre_activation) override;
+  void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                          std::optional<View> dx) override;
   void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
                           std::optional<View> normalized) override;
   void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,

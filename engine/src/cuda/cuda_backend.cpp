@@ -179,6 +179,18 @@ class CudaBackend final : public Backend {
     check_dropout(x, y, rate);
     kernels::launch_dropout(x.data, y.data, x.size(), rate, seed, counters, stream_);
   }
+  void embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) override {
+    check_embedding("embedding_forward", x, table, columns, y);
+    kernels::launch_embedding_forward(x.data, table.data, x.rows, x.cols, columns, table.rows, table.cols, y.data,
+                                      stream_);
+  }
+  void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                          std::optional<View> dx) override {
+    check_embedding("embedding_backward", x, table_gradient, columns, dy);
+    if (dx) check_same_shape(x, *dx, "embedding_backward");
+    kernels::launch_embedding_backward(dy.data, x.data, x.rows, x.cols, columns, table_gradient.rows,
+                                       table_gradient.cols, table_gradient.data, dx ? dx->data : nullptr, stream_);
+  }
   void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
                           std::optional<View> normalized) override {
     check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
