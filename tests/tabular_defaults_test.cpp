@@ -420,3 +420,49 @@ TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// `ember train --data FILE --target y` with no other flag but the seed (and the epochs, for time)
+// is these library calls: the task from infer_task, the sizes from table_defaults, the constants of
+// TableDefaults, the library's own defaults for the rest. The same weights, bit for bit, at the
+// three sizes the defaults tell apart, for regression and classification.
+TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
+  for (const int rows : {600, 1200, 6000})
+    for (const bool classes : {false, true}) {
+      std::string text = "city,area,rooms,y\n";
+      const char* cities[] = {"north", "south", "east", ""};
+      for (int i = 0; i < rows; ++i) {
+        const double area = 40.0 + (i * 37 % 101), value = area / 40 + i % 6 + (i % 4 == 0) + (i * 13 % 7) * 0.3;
+        text += fmt::format("{},{},{},{}\n", cities[i % 4], i % 19 == 0 ? "" : fmt::format("{}", area), 1 + i % 6,
+                            classes ? (value > 5 ? "high" : "low") : fmt::format("{}", value));
+      }
+      const std::string path = file_with(fmt::format("defaults{}{}.csv", rows, classes ? "c" : "r"), text);
+      const std::string saved = path + ".safetensors";
+      const CliRun cli =
+          run_ember("train --device cpu --quiet --epochs 3 --seed 7 --data " + path + " --target y --save " + saved);
+      ASSERT_EQ(cli.exit_code, 0) << cli.err;
+
+      const std::vector<std::string> targets{"y"};
+      const bool classification = infer_task(read_csv(path), targets).classification;
+      ASSERT_EQ(classification, classes);
+      const TableDefaults defaults = table_defaults(rows);
+      const ColumnSpec columns{.targets = targets, .bins = defaults.bins};
+      const CsvTable table = read_csv(path, reading_options(columns, classification));
+      const std::int64_t outputs =
+          classification ? outputs_for_classes(static_cast<std::int64_t>(class_labels(table, columns).size())) : 1;
+      Sequential model({Dense(TableDefaults::kHiddenWidth, Activation::relu),
+                        Dense(TableDefaults::kHiddenWidth, Activation::relu), Dense(outputs)},
+                       7);
+      model.compile({.loss = classification ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}}, .device = Device::cpu});
+      FitOptions fit{
+          .epochs = 3, .batch_size = TableDefaults::kBatchSize, .validation_split = defaults.validation_split};
+      if (defaults.patience > 0) fit.early_stopping = EarlyStopping{.patience = defaults.patience};
+      model.fit(table, columns, fit);
+      EXPECT_EQ(model.parameters(), Sequential::load(saved).parameters()) << rows << (classes ? " classes" : "");
+    }
+}
+
+}  // namespace
+}  // namespace ember
