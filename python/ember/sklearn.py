@@ -5,7 +5,9 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 Ember's engine. With no arguments they train what `ember train --data FILE --target y` trains on
 the same table (the library's TableDefaults: SGD, 100 epochs, from 1,000 rows a validation split
 with early stopping, from 5,000 rows bins for a DataFrame's numbers), and with random_state=S the
-same model as --seed S. Inputs and regression targets are standardized inside the model. dropout
+same model as --seed S. Inputs and regression targets are standardized inside the model. embed
+names a DataFrame's categorical columns to give a learned vector per category (`ember train
+--embed`; an Embedding first, 8 values per category) rather than indicators. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
 LayerNormalization after each hidden layer's activation (before its Dropout).
 
@@ -33,7 +35,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Dropout, LayerNormalization, Sequential, _core, _pandas
+from . import Dense, Dropout, Embedding, LayerNormalization, Sequential, _core, _pandas
 from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
@@ -58,7 +60,7 @@ class _EmberEstimator(BaseEstimator):
                  lr=None, momentum=0.0, epochs=_DEFAULTS["epochs"], batch_size=_DEFAULTS["batch_size"],
                  early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
                  n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
-                 verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto"):
+                 verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -78,6 +80,7 @@ class _EmberEstimator(BaseEstimator):
         self.warm_start = warm_start
         self.layer_norm = layer_norm
         self.bins = bins
+        self.embed = embed
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -116,9 +119,11 @@ class _EmberEstimator(BaseEstimator):
         """Whether X goes through the table reading that `ember train` uses: a DataFrame with text or
         gaps, or one of numbers whose columns get bins (partial_fit and a warm start keep the kind
         of the first fit)."""
-        if self._is_table(X):
+        if self._is_table(X) or (self.embed and hasattr(X, "to_csv")):
             return True
         if not hasattr(X, "columns") or not hasattr(X, "to_csv"):
+            if self.embed:
+                raise ValueError(f"embed={self.embed!r} names columns of a DataFrame; X is an array")
             if not isinstance(self.bins, str) and self._bins(len(X)) > 0:
                 raise ValueError(f"bins={self.bins}: bins encode the numeric columns of a DataFrame; X is an "
                                  f"array (give a DataFrame, or bins=0)")
@@ -148,7 +153,9 @@ class _EmberEstimator(BaseEstimator):
         rate = float(self.dropout)
         hidden = [[Dense(int(units), activation)] + ([LayerNormalization()] if self.layer_norm else []) +
                   ([Dropout(rate)] if rate > 0 else []) for units in sizes]
-        return [layer for group in hidden for layer in group] + [Dense(outputs)]
+        # embed: the named columns' categories as learned vectors, a first layer sized by the table.
+        first = [Embedding(0, _DEFAULTS["embedding_dim"])] if self.embed else []
+        return first + [layer for group in hidden for layer in group] + [Dense(outputs)]
 
     def _compiled(self, outputs, loss, seed):
         """A new model of the estimator's layers, compiled with its optimizer and L2 penalty."""
@@ -196,6 +203,8 @@ class _EmberEstimator(BaseEstimator):
         stopping = self._stops_early(len(X)) and not incremental
         # A table fit of a new model: its bins; a model that goes on keeps its own.
         bins = {"bins": self._bins(len(X))} if table and model is not getattr(self, "model_", None) else {}
+        if bins and self.embed:
+            bins["embed"] = [self.embed] if isinstance(self.embed, str) else list(self.embed)
         history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),
                             batch_size=int(self.batch_size),
                             validation_split=float(self.validation_fraction) if stopping else 0.0,

@@ -445,6 +445,7 @@ NB_MODULE(_core, m) {
         out["default_validation_split"] = D::kValidationSplit;
         out["default_patience"] = D::kPatience;
         out["binned_from"] = D::kBinnedFrom;
+        out["embedding_dim"] = D::kEmbeddingDim;
         return out;
       },
       "rows"_a = 0,

@@ -225,8 +225,9 @@ def test_estimator_models_and_cli_models_predict_alike(tmp_path):
 
 
 @pytest.mark.skipif(not os.environ.get("EMBER_CLI"), reason="EMBER_CLI names the ember binary (set by ctest)")
-@pytest.mark.parametrize("rows,task", [(600, "regression"), (1500, "classification"), (6000, "regression")])
-def test_the_estimators_default_is_ember_trains(tmp_path, rows, task):
+@pytest.mark.parametrize("rows,task,embed", [(600, "regression", None), (1500, "classification", None),
+                                             (6000, "regression", None), (1500, "regression", "city")])
+def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
     """With no settings but the seed (and epochs, for time) an estimator trains the model that
     `ember train --data FILE --target y` trains: the table defaults by size (a validation split and
     early stopping from 1,000 rows, bins from 5,000) included."""
@@ -242,13 +243,14 @@ def test_the_estimators_default_is_ember_trains(tmp_path, rows, task):
     frame.assign(y=y).to_csv(tmp_path / "table.csv", index=False)
     subprocess.run([os.environ["EMBER_CLI"], "train", "--data", str(tmp_path / "table.csv"), "--target", "y",
                     "--epochs", "3", "--seed", "7", "--device", "cpu", "--quiet", "--save",
-                    str(tmp_path / "cli.safetensors")], check=True)
+                    str(tmp_path / "cli.safetensors")] + (["--embed", embed] if embed else []), check=True)
     from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
     estimator = (EmberClassifier if task == "classification" else EmberRegressor)(epochs=3, random_state=7,
-                                                                                  device="cpu").fit(frame, y)
+                                                                                  device="cpu", embed=embed).fit(frame, y)
     defaults = ember._core.table_defaults(rows)
     assert (estimator.validation_scores_ is not None) == (defaults["validation_split"] > 0)
-    inputs = 4 + 2 + 1  # city: 3 and a gap; area: 1 and a gap; rooms: 1 (their bins where the defaults give them)
+    # city: 3 and a gap (embedded: 8 values); area: 1 and a gap; rooms: 1 (their bins where the defaults give them)
+    inputs = (8 if embed else 4) + 2 + 1
     assert (estimator.coefs_[0].shape[0] > inputs) == (defaults["bins"] > 0)
     assert estimator.n_iter_ == 3 and len(from_cli.get_weights()) == len(estimator.model_.get_weights())
     for mine, theirs in zip(estimator.model_.get_weights(), from_cli.get_weights()):
