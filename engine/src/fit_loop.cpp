@@ -250,23 +250,18 @@ void FitLoop::fit_scaler() {
       options_.normalize ? column_statistics(x_train_, ranks, train_weights_) : ColumnStatistics::identity(x_.cols);
   // Indicators stay 0 or 1 (and bins in [0, 1]): standardized, a category in 1 row of 1000 would
   // become an input near 30 that the network fits as an outlier (scikit-learn's pipelines scale
-  // numbers only).
-  const std::vector<bool> indicators = preprocessing.unit_inputs();
-  if (static_cast<std::int64_t>(indicators.size()) == x_.cols) {
-    for (std::size_t c = 0; c < indicators.size(); ++c)
-      if (indicators[c]) {
-        scaler.x.mean[c] = 0.0;
-        scaler.x.std[c] = 1.0;
-      }
-    std::erase_if(scaler.x.constant_columns, [&](std::int64_t c) { return indicators[static_cast<std::size_t>(c)]; });
-  }
-  // Category indices pass as they are.
+  // numbers only). The first layer's category indices pass as they are.
+  std::vector<bool> unscaled = preprocessing.unit_inputs();
+  if (static_cast<std::int64_t>(unscaled.size()) != x_.cols)  // a fit on matrices: numbers
+    unscaled.assign(static_cast<std::size_t>(x_.cols), false);
   const std::int64_t indices = layer_part::indices(model_.layers_.front(), x_.cols).count;
-  for (std::int64_t c = x_.cols - indices; c < x_.cols; ++c) {
-    scaler.x.mean[static_cast<std::size_t>(c)] = 0.0;
-    scaler.x.std[static_cast<std::size_t>(c)] = 1.0;
-  }
-  std::erase_if(scaler.x.constant_columns, [&](std::int64_t c) { return c >= x_.cols - indices; });
+  std::fill(unscaled.end() - indices, unscaled.end(), true);
+  for (std::size_t c = 0; c < unscaled.size(); ++c)
+    if (unscaled[c]) {
+      scaler.x.mean[c] = 0.0;
+      scaler.x.std[c] = 1.0;
+    }
+  std::erase_if(scaler.x.constant_columns, [&](std::int64_t c) { return unscaled[static_cast<std::size_t>(c)]; });
   // Class labels are indices, never standardized.
   scaler.y = options_.normalize && !classification_ ? column_statistics(y_train_, ranks, train_weights_)
                                                     : ColumnStatistics::identity(model_.output_width());

@@ -307,25 +307,28 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   return p;
 }
 
+namespace {
+
+/// InputError unless given names the stored columns (in any order, repeats aside): categories that
+/// the first training fixed, which the model `verb`.
+void check_same_columns(std::vector<std::string> stored, std::vector<std::string> given, const char* verb) {
+  std::sort(stored.begin(), stored.end());
+  std::sort(given.begin(), given.end());
+  given.erase(std::unique(given.begin(), given.end()), given.end());
+  if (given != stored)
+    throw InputError(fmt::format("the model {} {}, not {}; its categories were fixed by its first training", verb,
+                                 joined(stored), joined(given)));
+}
+
+}  // namespace
+
 void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
   if (spec.targets != learned.targets)
     throw InputError(fmt::format("the model was trained for the target columns {}, not {}", joined(learned.targets),
                                  joined(spec.targets)));
-  std::vector<std::string> stored_one_hot = learned.spec().one_hot, given = spec.one_hot;
-  std::sort(stored_one_hot.begin(), stored_one_hot.end());
-  std::sort(given.begin(), given.end());
-  given.erase(std::unique(given.begin(), given.end()), given.end());
-  if (given != stored_one_hot)
-    throw InputError(
-        fmt::format("the model one-hot encodes {}, not {}; its categories were fixed by its first training",
-                    joined(stored_one_hot), joined(given)));
-  std::vector<std::string> stored_embed = learned.spec().embed, given_embed = spec.embed;
-  std::sort(stored_embed.begin(), stored_embed.end());
-  std::sort(given_embed.begin(), given_embed.end());
-  given_embed.erase(std::unique(given_embed.begin(), given_embed.end()), given_embed.end());
-  if (given_embed != stored_embed)
-    throw InputError(fmt::format("the model embeds {}, not {}; its categories were fixed by its first training",
-                                 joined(stored_embed), joined(given_embed)));
+  const ColumnSpec stored = learned.spec();
+  check_same_columns(stored.one_hot, spec.one_hot, "one-hot encodes");
+  check_same_columns(stored.embed, spec.embed, "embeds");
   if (spec.missing != learned.missing)
     throw InputError(fmt::format("the model was trained with ColumnSpec::missing {}, not {}",
                                  to_string(learned.missing), to_string(spec.missing)));
@@ -571,11 +574,8 @@ std::vector<std::string> Preprocessing::input_names() const {
 std::vector<bool> Preprocessing::unit_inputs() const {
   std::vector<bool> indicators;
   for (const FeatureColumn& feature : features) {
-    if (feature.embedded) {  // an index, which the scaler leaves as it is too
-      indicators.push_back(true);
-      continue;
-    }
-    if (!feature.one_hot) indicators.push_back(false);
+    if (!feature.one_hot || feature.embedded) indicators.push_back(false);  // a number, or an index
+    if (feature.embedded) continue;
     indicators.insert(indicators.end(), feature.bins(), true);
     indicators.insert(indicators.end(), feature.categories.size(), true);
     if (feature.missing_indicator) indicators.push_back(true);

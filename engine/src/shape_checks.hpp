@@ -76,6 +76,12 @@ inline void check_embedding(const char* op, ConstView x, ConstView table, std::i
   if (y.rows != x.rows || y.cols != width)
     throw Error(fmt::format("{}: the output is ({}, {}), not ({}, {})", op, y.rows, y.cols, x.rows, width));
 }
+/// embedding_backward's: dy shaped as the forward's output, dx (where given) as x.
+inline void check_embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
+                                     std::optional<View> dx) {
+  check_embedding("embedding_backward", x, table_gradient, columns, dy);
+  if (dx) check_same_shape(x, *dx, "embedding_backward");
+}
 
 /// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.
 inline void check_clip(std::int64_t count, float max_norm) {

@@ -208,8 +208,7 @@ void CpuBackend::embedding_forward(ConstView x, ConstView table, std::int64_t co
 // The table's sums in float64, rounded once.
 void CpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
                                     std::optional<View> dx) {
-  check_embedding("embedding_backward", x, table_gradient, columns, dy);
-  if (dx) check_same_shape(x, *dx, "embedding_backward");
+  check_embedding_backward(dy, x, columns, table_gradient, dx);
   const std::int64_t passed = x.cols - columns, dim = table_gradient.cols;
   std::vector<double> sums(static_cast<std::size_t>(table_gradient.rows * dim), 0.0);
   for (std::int64_t r = 0; r < x.rows; ++r)

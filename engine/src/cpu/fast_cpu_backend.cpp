@@ -356,8 +356,7 @@ RowMoments row_moments(const float* row, std::int64_t cols, float epsilon) {
 // Threads take disjoint blocks of the table's columns.
 void FastCpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
                                         std::optional<View> dx) {
-  check_embedding("embedding_backward", x, table_gradient, columns, dy);
-  if (dx) check_same_shape(x, *dx, "embedding_backward");
+  check_embedding_backward(dy, x, columns, table_gradient, dx);
   const std::int64_t passed = x.cols - columns, dim = table_gradient.cols;
   const double seconds = threads::single_thread_seconds(
       0, static_cast<double>(table_gradient.size()) + 2.0 * static_cast<double>(x.rows * columns * dim));

@@ -186,8 +186,7 @@ class CudaBackend final : public Backend {
   }
   void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
                           std::optional<View> dx) override {
-    check_embedding("embedding_backward", x, table_gradient, columns, dy);
-    if (dx) check_same_shape(x, *dx, "embedding_backward");
+    check_embedding_backward(dy, x, columns, table_gradient, dx);
     kernels::launch_embedding_backward(dy.data, x.data, x.rows, x.cols, columns, table_gradient.rows,
                                        table_gradient.cols, table_gradient.data, dx ? dx->data : nullptr, stream_);
   }
