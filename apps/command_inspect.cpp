@@ -112,6 +112,11 @@ void print_text(const Json& m) {
           columns == 0 ? std::string("every input an index") : fmt::format("last {} inputs indices", columns));
       continue;
     }
+    if (layer["type"] == "batchnorm") {
+      layers += fmt::format(" -> BatchNorm (momentum {}, epsilon {})", format_number(layer["momentum"].get<double>()),
+                            format_number(layer["epsilon"].get<double>()));
+      continue;
+    }
     if (layer["type"] == "layernorm") {
       layers += fmt::format(" -> LayerNorm (epsilon {})", format_number(layer["epsilon"].get<double>()));
       continue;

@@ -80,7 +80,8 @@ std::vector<std::int64_t> parse_counts(const std::string& text) {
 }
 
 /// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), "dropout:RATE",
-/// "layernorm[:EPSILON]" or "embedding:CATEGORIES:DIM[:COLUMNS]", comma-separated, or "none".
+/// "layernorm[:EPSILON]", "batchnorm[:MOMENTUM[:EPSILON]]" or "embedding:CATEGORIES:DIM[:COLUMNS]",
+/// comma-separated, or "none".
 std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs, bool embedded_columns) {
   std::vector<Layer> layers;
   if (text != "none") {
@@ -106,6 +107,22 @@ std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs, b
         layers.emplace_back(LayerNorm(epsilon));
         continue;
       }
+      if (head == "batchnorm") {
+        const std::size_t second = setting.find(':');
+        const BatchNorm defaults;
+        try {
+          layers.emplace_back(
+              BatchNorm(colon == std::string::npos ? defaults.momentum : parse_float(setting.substr(0, second)),
+                        second == std::string::npos ? defaults.epsilon : parse_float(setting.substr(second + 1))));
+          check_layer(layers.back());
+        } catch (const InputError& error) {
+          throw InputError(
+              fmt::format("--layers {}: '{}' takes a momentum 0 to 1 and a positive epsilon if any, e.g. batchnorm, "
+                          "batchnorm:0.01 or batchnorm:0.1:1e-3 ({})",
+                          printable(text), printable(part), error.what()));
+        }
+        continue;
+      }
       if (head == "embedding") {
         const std::vector<std::int64_t> sizes = parse_counts(setting);
         if (sizes.empty() || sizes.size() > 3)
@@ -126,7 +143,8 @@ std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs, b
       std::int64_t units = parse_count(head);
       if (units <= 0)
         throw InputError(fmt::format(
-            "--layers {}: '{}' is not a positive layer width, 'dropout', 'layernorm' or 'embedding'; use e.g. "
+            "--layers {}: '{}' is not a positive layer width, 'dropout', 'layernorm', 'batchnorm' or 'embedding'; "
+            "use e.g. "
             "--layers 64,64, --layers 256:gelu,dropout:0.1,layernorm,128:tanh or --layers none",
             printable(text), printable(head)));
       Activation activation = Activation::relu;
@@ -714,6 +732,8 @@ void add_train_command(CLI::App& app) {
           "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
           "256:gelu,dropout:0.1,layernorm,128:tanh; dropout:RATE zeroes that share of the layer's inputs while "
           "training; layernorm[:EPSILON] normalizes each row (epsilon 1e-5 unless given), as PyTorch's LayerNorm; "
+          "batchnorm[:MOMENTUM[:EPSILON]] normalizes each column over the batch while training and by its "
+          "running figures when predicting (momentum 0.1, epsilon 1e-5 unless given), as PyTorch's BatchNorm1d; "
           "embedding:DIM, first, sets the vector size of the --embed columns' categories; "
           "embedding:CATEGORIES:DIM[:COLUMNS] reads the last COLUMNS inputs (all unless given) as category "
           "indices 0 to CATEGORIES - 1 and puts a learned vector of DIM values in place of each; "

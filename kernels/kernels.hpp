@@ -101,6 +101,18 @@ void launch_layer_norm_backward(const float* dy, const float* x, const float* no
                                 std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
                                 float* shift_gradient, float* dx, cudaStream_t stream);
 
+/// BatchNorm over each column of x (rows, cols) (batch_norm.cu; Backend::batch_norm_forward):
+/// training, the batch's statistics, and the running figures updated when rows > 1; else the
+/// running figures. y may alias x.
+void launch_batch_norm_forward(const float* x, const float* scale, const float* shift, float* running_mean,
+                               float* running_var, std::int64_t rows, std::int64_t cols, float epsilon, float momentum,
+                               bool training, float* y, cudaStream_t stream);
+/// Its backward (Backend::batch_norm_backward): the parameter gradients overwritten, then dx
+/// (skipped when null; it may alias dy). Deterministic.
+void launch_batch_norm_backward(const float* dy, const float* x, const float* scale, std::int64_t rows,
+                                std::int64_t cols, float epsilon, float* scale_gradient, float* shift_gradient,
+                                float* dx, cudaStream_t stream);
+
 /// The embedding lookup (Backend::embedding_forward; embedding.cu): x (rows, in) whose last columns
 /// values are indices into table (categories, dim); y (rows, in - columns + columns * dim).
 void launch_embedding_forward(const float* x, const float* table, std::int64_t rows, std::int64_t in,

@@ -212,6 +212,71 @@ inline void expect_layer_norm_matches_reference(Backend& backend) {
   }
 }
 
+/// BatchNorm forward (training, with the running figures' update, and predicting) and backward
+/// against the reference: one row (the running figures stay), one column, columns fewer and more
+/// than a block of threads, inputs off centre; y over x and dx over dy (as the contract allows) and
+/// the same bits run after run.
+inline void expect_batch_norm_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 900;
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 1},     {1, 17},    {17, 33}, {127, 1},
+                                                          {513, 257}, {64, 1000}, {3, 4099}};
+  for (const auto& [rows, cols] : shapes) {
+    const std::string what = fmt::format("batch_norm {}x{}", rows, cols);
+    Matrix x = random_matrix(rows, cols, ++seed);
+    for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = 3.0f * x.data()[i] + 5.0f;
+    const Matrix scale = random_matrix(1, cols, ++seed), shift = random_matrix(1, cols, ++seed);
+    Matrix running_mean = random_matrix(1, cols, ++seed), running_var = random_matrix(1, cols, ++seed);
+    for (std::int64_t c = 0; c < cols; ++c) running_var.data()[c] += 1.5f;  // positive
+    const Matrix dy = random_matrix(rows, cols, ++seed);
+    const float epsilon = 1e-5f, momentum = 0.3f;
+    for (const bool training : {true, false}) {
+      const std::string mode = what + (training ? " training" : " predicting");
+      Matrix y = poisoned(rows, cols), mean = running_mean, var = running_var;
+      cpu.batch_norm_forward(x.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum, training,
+                             y.view());
+      OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift), gy(backend, poisoned(rows, cols));
+      OnBackend gmean(backend, running_mean), gvar(backend, running_var);
+      backend.batch_norm_forward(gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon, momentum,
+                                 training, gy.view());
+      EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << mode;
+      EXPECT_LT(relative_error(gmean.download(), mean), kFloat32Tolerance) << mode;
+      EXPECT_LT(relative_error(gvar.download(), var), kFloat32Tolerance) << mode;
+      if (!training || rows == 1) {
+        EXPECT_EQ(gmean.download(), running_mean) << mode << ": the running figures stay";
+        EXPECT_EQ(gvar.download(), running_var) << mode;
+      }
+      // y over x: the same bits.
+      OnBackend inplace(backend, x), again_mean(backend, running_mean), again_var(backend, running_var);
+      backend.batch_norm_forward(inplace.view(), gscale.view(), gshift.view(), again_mean.view(), again_var.view(),
+                                 epsilon, momentum, training, inplace.view());
+      EXPECT_EQ(inplace.download(), gy.download()) << mode << " in place";
+      EXPECT_EQ(again_var.download(), gvar.download()) << mode;
+    }
+
+    Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
+    cpu.batch_norm_backward(dy.view(), x.view(), scale.view(), epsilon, dscale.view(), dshift.view(), dx.view());
+    OnBackend gx(backend, x), gscale(backend, scale), gdy(backend, dy);
+    OnBackend gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols)),
+        gdx(backend, poisoned(rows, cols));
+    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
+                                gdx.view());
+    EXPECT_LT(relative_error(gdscale.download(), dscale), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(gdshift.download(), dshift), kFloat32Tolerance) << what;
+    // dx sums to zero over each column (the batch's mean removed): compare against its scale.
+    EXPECT_LT(relative_error(gdx.download(), dx), rows == 1 ? 1e-30 : kFloat32Tolerance * 10) << what;
+    OnBackend inplace(backend, dy), again_scale(backend, poisoned(1, cols)), again_shift(backend, poisoned(1, cols));
+    backend.batch_norm_backward(inplace.view(), gx.view(), gscale.view(), epsilon, again_scale.view(),
+                                again_shift.view(), inplace.view());
+    EXPECT_EQ(inplace.download(), gdx.download()) << what << " in place";
+    EXPECT_EQ(again_scale.download(), gdscale.download()) << what;
+    OnBackend alone_scale(backend, poisoned(1, cols)), alone_shift(backend, poisoned(1, cols));
+    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, alone_scale.view(), alone_shift.view(),
+                                std::nullopt);
+    EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
+  }
+}
+
 /// The embedding lookup and its backward against the reference: one index column and several, with
 /// and without values passing through, tables of one to 50000 rows (a batch that repeats categories
 /// and one that leaves most unused), bad indices (NaNs out, nothing added); forward copies exactly,

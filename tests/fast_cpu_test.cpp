@@ -108,6 +108,11 @@ TEST(FastCpu, LayerNormMatchesReference) {
   expect_layer_norm_matches_reference(fast);
 }
 
+TEST(FastCpu, BatchNormMatchesReference) {
+  FastCpuBackend fast;
+  expect_batch_norm_matches_reference(fast);
+}
+
 // No loss test here: the fast path inherits the reference's loss ops (a comparison would compare
 // them with themselves); CpuOps tests those, and the GPU's run expect_losses_match_reference.
 

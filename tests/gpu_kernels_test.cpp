@@ -105,6 +105,11 @@ TEST(GpuKernels, LayerNormMatchesCpuAndIsDeterministic) {
   expect_layer_norm_matches_reference(*gpu);
 }
 
+TEST(GpuKernels, BatchNormMatchesCpuAndIsDeterministic) {
+  EMBER_REQUIRE_GPU(gpu);
+  expect_batch_norm_matches_reference(*gpu);
+}
+
 TEST(GpuKernels, ClipByNormMatchesCpuAndIsDeterministic) {
   EMBER_REQUIRE_GPU(gpu);
   expect_clip_matches_reference(*gpu);

@@ -278,6 +278,19 @@ TEST(GpuTraining, LayerNormTrainsAsTheReference) {
   expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
 }
 
+TEST(GpuTraining, BatchNormTrainsAsTheReference) {
+  // BatchNorm on the inputs, after a ReLU layer wider than a block of threads and before the
+  // output; the last batch of each epoch has one row (the running figures stay), and validation
+  // predicts with the running figures.
+  EMBER_REQUIRE_GPU(gpu);
+  const std::vector<Layer> layers{
+      BatchNorm(), Dense(300, Activation::relu), BatchNorm(0.3f, 1e-3f), Dense(17, Activation::silu), BatchNorm(),
+      Dense(3)};
+  const Matrix x = testing::random_matrix(321, 13, 2040), y = testing::random_matrix(321, 3, 2041);
+  const FitOptions fit{.epochs = 2, .batch_size = 32, .validation_split = 0.1};
+  expect_adam_on_the_gpu_as_the_reference_and_its_graph_as_plain_launches(layers, x, y, fit);
+}
+
 TEST(GpuTraining, SampleWeightsTrainAsTheReferenceAndTheGraphReadsEachEpochsFactors) {
   // The row factors are uploaded each epoch and gathered with the batch: a graph captured once
   // reads each epoch's, as plain launches do.

@@ -16,40 +16,52 @@
 namespace ember {
 namespace {
 
-/// MSE of an MLP with float64 arithmetic; parameters in the plan's layout (a LayerNorm's scale, then
-/// its shift; an Embedding's table). A Dropout layer applies
-/// the mask of a plan of seed 0's first training step (counters: the cursor after rows rows, epoch 0).
+/// MSE of an MLP with float64 arithmetic, layer by layer over the batch; parameters in the plan's
+/// layout (a LayerNorm's or BatchNorm's scale, then its shift; an Embedding's table; a BatchNorm's
+/// running figures after every trained tensor, unread: training normalizes by the batch's). A
+/// Dropout layer applies the mask of a plan of seed 0's first training step (counters: the cursor
+/// after rows rows, epoch 0).
 double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, const std::vector<double>& parameters,
                       const Matrix& x, const Matrix& y) {
-  double total = 0.0;
   const std::int32_t counters[2] = {static_cast<std::int32_t>(x.rows()), 0};
-  for (std::int64_t r = 0; r < x.rows(); ++r) {
-    std::vector<double> activation(x.data() + r * x.cols(), x.data() + (r + 1) * x.cols());
-    std::size_t offset = 0;
-    std::int64_t in = inputs;
-    for (std::size_t l = 0; l < layers.size(); ++l) {
+  const auto rows = static_cast<std::size_t>(x.rows());
+  std::vector<std::vector<double>> batch(rows);
+  for (std::size_t r = 0; r < rows; ++r) batch[r].assign(x.data() + r * x.cols(), x.data() + (r + 1) * x.cols());
+  std::size_t offset = 0;
+  std::int64_t in = inputs;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const auto width = static_cast<std::size_t>(in);
+    if (const auto* norm = std::get_if<BatchNorm>(&layers[l])) {
+      for (std::size_t k = 0; k < width; ++k) {
+        double mean = 0.0, variance = 0.0;
+        for (const std::vector<double>& row : batch) mean += row[k] / static_cast<double>(rows);
+        for (const std::vector<double>& row : batch)
+          variance += (row[k] - mean) * (row[k] - mean) / static_cast<double>(rows);
+        for (std::vector<double>& row : batch)
+          row[k] = (row[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
+                   parameters[offset + width + k];
+      }
+      offset += 2 * width;
+      continue;
+    }
+    std::int64_t out_width = in;
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::vector<double>& activation = batch[r];
       if (const auto* dropout = std::get_if<Dropout>(&layers[l])) {
         const dropout_math::Mask mask = dropout_math::mask_for(layer_part::layer_seed(0, l), dropout->rate);
         for (std::int64_t i = 0; i < in; ++i) {
-          const auto index = static_cast<std::uint64_t>(r * in + i);
+          const auto index = static_cast<std::uint64_t>(static_cast<std::int64_t>(r) * in + i);
           const bool kept = (dropout_math::kept_bits(mask, counters, index / 4) >> (index % 4) & 1u) != 0;
           activation[static_cast<std::size_t>(i)] *= kept ? static_cast<double>(mask.scale) : 0.0;
         }
-        continue;
-      }
-      if (const auto* norm = std::get_if<LayerNorm>(&layers[l])) {
+      } else if (const auto* norm = std::get_if<LayerNorm>(&layers[l])) {
         double mean = 0.0, variance = 0.0;
         for (const double v : activation) mean += v / static_cast<double>(in);
         for (const double v : activation) variance += (v - mean) * (v - mean) / static_cast<double>(in);
-        for (std::int64_t i = 0; i < in; ++i) {
-          const auto k = static_cast<std::size_t>(i);
+        for (std::size_t k = 0; k < width; ++k)
           activation[k] = (activation[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
-                          parameters[offset + static_cast<std::size_t>(in) + k];
-        }
-        offset += static_cast<std::size_t>(2 * in);
-        continue;
-      }
-      if (const auto* embedding = std::get_if<Embedding>(&layers[l])) {
+                          parameters[offset + width + k];
+      } else if (const auto* embedding = std::get_if<Embedding>(&layers[l])) {
         const std::int64_t columns = embedding->columns == 0 ? in : embedding->columns, passed = in - columns;
         std::vector<double> out(activation.begin(), activation.begin() + passed);
         for (std::int64_t j = 0; j < columns; ++j) {
@@ -58,29 +70,35 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
             out.push_back(parameters[offset + row * static_cast<std::size_t>(embedding->output_dim) +
                                      static_cast<std::size_t>(d)]);
         }
-        offset += static_cast<std::size_t>(embedding->input_dim * embedding->output_dim);
         activation = out;
-        in = passed + columns * embedding->output_dim;
-        continue;
+        out_width = passed + columns * embedding->output_dim;
+      } else {
+        const Dense& layer = std::get<Dense>(layers[l]);
+        std::vector<double> out(static_cast<std::size_t>(layer.units));
+        for (std::int64_t o = 0; o < layer.units; ++o) {
+          double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
+          for (std::int64_t i = 0; i < in; ++i)
+            sum += parameters[offset + static_cast<std::size_t>(o * in + i)] * activation[static_cast<std::size_t>(i)];
+          activations::visit(layer.activation,
+                             [&](auto part) { out[static_cast<std::size_t>(o)] = decltype(part)::forward(sum); });
+        }
+        activation = out;
+        out_width = layer.units;
       }
-      const Dense& layer = std::get<Dense>(layers[l]);
-      std::vector<double> out(static_cast<std::size_t>(layer.units));
-      for (std::int64_t o = 0; o < layer.units; ++o) {
-        double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
-        for (std::int64_t i = 0; i < in; ++i)
-          sum += parameters[offset + static_cast<std::size_t>(o * in + i)] * activation[static_cast<std::size_t>(i)];
-        activations::visit(layer.activation,
-                           [&](auto part) { out[static_cast<std::size_t>(o)] = decltype(part)::forward(sum); });
-      }
-      offset += static_cast<std::size_t>(layer.units * in + layer.units);
-      activation = out;
-      in = layer.units;
     }
+    if (std::holds_alternative<LayerNorm>(layers[l])) offset += 2 * width;
+    if (const auto* embedding = std::get_if<Embedding>(&layers[l]))
+      offset += static_cast<std::size_t>(embedding->input_dim * embedding->output_dim);
+    if (const auto* dense = std::get_if<Dense>(&layers[l]))
+      offset += static_cast<std::size_t>(dense->units * in + dense->units);
+    in = out_width;
+  }
+  double total = 0.0;
+  for (std::size_t r = 0; r < rows; ++r)
     for (std::int64_t o = 0; o < y.cols(); ++o) {
-      const double e = activation[static_cast<std::size_t>(o)] - y(r, o);
+      const double e = batch[r][static_cast<std::size_t>(o)] - y(static_cast<std::int64_t>(r), o);
       total += e * e;
     }
-  }
   return total / static_cast<double>(y.size());
 }
 
@@ -211,6 +229,23 @@ TEST(Gradients, LayerNormMatchesFiniteDifferences) {
   const std::vector<Layer> layers{
       LayerNorm(), Dense(6, Activation::relu), LayerNorm(0.5f), Dense(5, Activation::gelu), Dropout(0.2f), LayerNorm(),
       Dense(2)};
+  expect_gradients_match(reference, layers);
+  expect_gradients_match(fast, layers);
+}
+
+// BatchNorm on the inputs (off centre: the batch's mean matters), after a ReLU layer and after
+// Dropout, with a large epsilon too; the running figures' gradients are zero (training reads the
+// batch's statistics alone), as finite differences find.
+TEST(Gradients, BatchNormMatchesFiniteDifferences) {
+  CpuBackend reference;
+  FastCpuBackend fast;
+  const std::vector<Layer> layers{BatchNorm(),
+                                  Dense(6, Activation::relu),
+                                  BatchNorm(0.3f, 0.5f),
+                                  Dense(5, Activation::gelu),
+                                  Dropout(0.2f),
+                                  BatchNorm(),
+                                  Dense(2)};
   expect_gradients_match(reference, layers);
   expect_gradients_match(fast, layers);
 }

@@ -138,6 +138,7 @@ TEST(Threads, SplitMatmulsAndElementwiseOpsMatchTheReference) {
     expect_matmul_matches_reference(fast, kFloat32Tolerance, kMaxWork);
     expect_pointwise_ops_match_reference(fast);
     expect_layer_norm_matches_reference(fast);
+    expect_batch_norm_matches_reference(fast);
     expect_embedding_matches_reference(fast);
     expect_dense_ops_match_reference(fast, kFloat32Tolerance, kMaxWork);
     expect_optimizers_match_reference(fast);

@@ -141,8 +141,9 @@ class CheckpointIo {
     const std::vector<std::string> state = optimizer_state_names(model.options_.optimizer);
     for (std::size_t b = 0; b < state.size(); ++b)
       for (const ParameterLayout::Tensor& range : ranges(model))
-        tensors.push_back({"optimizer." + state[b] + "." + range.name, range.shape,
-                           model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, range.count});
+        if (!range.state)  // the optimizer keeps nothing for state, which it does not update
+          tensors.push_back({"optimizer." + state[b] + "." + range.name, range.shape,
+                             model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, range.count});
     Json header = {{"__metadata__", metadata(model)}};
     std::int64_t offset = 0;
     for (const TensorEntry& tensor : tensors) {
@@ -422,7 +423,7 @@ class CheckpointIo {
       const std::vector<std::string> state = optimizer_state_names(options.optimizer);
       for (const ParameterLayout::Tensor& range : ranges(model)) {
         read_tensor(range.name, range.shape, model.parameters_.data() + range.offset, true);
-        for (std::size_t b = 0; b < state.size(); ++b)
+        for (std::size_t b = 0; b < state.size() && !range.state; ++b)
           read_tensor(fmt::format("optimizer.{}.{}", version == 1 ? "velocity" : state[b], range.name), range.shape,
                       model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, version > 1);
         if (version == 1 && state.empty()) {

@@ -156,6 +156,56 @@ struct Part<LayerNorm> {
 };
 
 template <>
+struct Part<BatchNorm> {
+  static constexpr const char* name = "batchnorm";
+  static void check(const BatchNorm& norm) {
+    if (!(norm.epsilon > 0.0f && std::isfinite(norm.epsilon)))
+      throw InputError(fmt::format("a BatchNorm layer's epsilon must be positive and finite, got {}", norm.epsilon));
+    if (!(norm.momentum >= 0.0f && norm.momentum <= 1.0f))
+      throw InputError(fmt::format("a BatchNorm layer's momentum must be 0 to 1, got {}", norm.momentum));
+  }
+  static std::int64_t output_width(const BatchNorm&, std::int64_t in) { return in; }
+  // As torch.nn.BatchNorm1d's state_dict: weight (the scale), bias (the shift), then the running
+  // figures, which are state.
+  static std::vector<ParameterShape> parameters(const BatchNorm&, std::int64_t in) {
+    return {{"weight", {in}}, {"bias", {in}}, {"running_mean", {in}, true}, {"running_var", {in}, true}};
+  }
+  static void initialize(const BatchNorm&, std::int64_t in, std::uint64_t, std::vector<float>& parameters) {
+    for (const float value : {1.0f, 0.0f, 0.0f, 1.0f})
+      parameters.insert(parameters.end(), static_cast<std::size_t>(in), value);
+  }
+  // Its output only: backward recomputes the batch's statistics from the input.
+  static Buffers buffers(const BatchNorm&, bool) { return {true, false}; }
+  static ConstView forward(const BatchNorm& norm, const Slots& slots, const Pass& pass, ConstView input) {
+    const View output{slots.output, pass.rows, slots.out};
+    pass.backend.batch_norm_forward(input, scale(slots), shift(slots), View{slots.state, 1, slots.in},
+                                    View{slots.state + slots.in, 1, slots.in}, norm.epsilon, norm.momentum,
+                                    pass.training, output);
+    return output;
+  }
+  static bool backward(const BatchNorm& norm, const Slots& slots, const Pass& pass, ConstView input, ConstView, View dy,
+                       bool, std::optional<ConstView>, std::optional<View> dx) {
+    pass.backend.batch_norm_backward(dy, input, scale(slots), norm.epsilon, View{slots.gradients, 1, slots.in},
+                                     View{slots.gradients + slots.in, 1, slots.in}, dx);
+    return false;
+  }
+  static bool folds_relu(const BatchNorm&) { return false; }
+  static SettingsJson to_json(const BatchNorm& norm) {
+    return {{"type", name}, {"momentum", norm.momentum}, {"epsilon", norm.epsilon}};
+  }
+  static BatchNorm from_json(const SettingsJson& json) {
+    return BatchNorm(settings_float(json, "momentum"), settings_float(json, "epsilon"));
+  }
+  static std::string describe(const BatchNorm& norm) {
+    return fmt::format("BatchNorm(momentum={}, epsilon={})", norm.momentum, norm.epsilon);
+  }
+
+ private:
+  static ConstView scale(const Slots& slots) { return {slots.parameters, 1, slots.in}; }
+  static ConstView shift(const Slots& slots) { return {slots.parameters + slots.in, 1, slots.in}; }
+};
+
+template <>
 struct Part<Embedding> {
   static constexpr const char* name = "embedding";
   // Indices must be exact in float32: every whole number up to 2^24 is.

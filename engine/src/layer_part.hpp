@@ -20,13 +20,15 @@ void check(const Layer& layer);
 std::int64_t output_width(const Layer& layer, std::int64_t in);
 
 /// One parameter tensor of a layer: its name in the checkpoint ("layers.{i}.{name}", as PyTorch's
-/// state_dict) and shape; a layer's tensors lie one after another in the parameter layout.
+/// state_dict) and shape, and whether it is state that forward updates rather than a trained
+/// parameter (a BatchNorm's running figures, PyTorch's buffers). ParameterLayout places them.
 struct ParameterShape {
   std::string name;
   std::vector<std::int64_t> shape;
+  bool state = false;
 };
 std::vector<ParameterShape> parameters(const Layer& layer, std::int64_t in);
-/// Appends the layer's initial parameters (their layout, in) drawn from seed.
+/// Appends the layer's initial values of every tensor of parameters(), in that order, drawn from seed.
 void initialize(const Layer& layer, std::int64_t in, std::uint64_t seed, std::vector<float>& parameters);
 
 /// The per-row buffers a plan keeps for the layer, each (batch, output width): its output (else
@@ -41,8 +43,9 @@ Buffers buffers(const Layer& layer, bool training);
 /// Where a plan placed one layer's memory (null where the layer has none).
 struct Slots {
   std::int64_t in = 0, out = 0;
-  float* parameters = nullptr;  // its tensors, in parameters() order
+  float* parameters = nullptr;  // its trained tensors, in parameters() order
   float* gradients = nullptr;   // the same layout
+  float* state = nullptr;       // its state tensors, in parameters() order
   float* output = nullptr;      // (batch, out)
   float* extra = nullptr;       // (batch, out)
   std::uint64_t seed = 0;       // the layer's key for random draws (Dropout's mask)

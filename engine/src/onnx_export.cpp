@@ -308,6 +308,18 @@ struct LayerExport {
     g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
     return y;
   }
+  // Inference: the running figures (ONNX's BatchNormalization on (N, C), training_mode 0).
+  std::string operator()(const BatchNorm& norm) const {
+    std::vector<std::string> inputs{x};
+    for (const char* name : {"weight", "bias", "running_mean", "running_var"}) {
+      const ConstView v = model.tensor(index, name);
+      inputs.push_back(
+          g.floats(fmt::format("layers.{}.{}", index, name), {v.cols}, v.data, static_cast<std::size_t>(v.cols)));
+    }
+    const std::string y = g.op("BatchNormalization", inputs);
+    g.attribute("epsilon", norm.epsilon);
+    return y;
+  }
   // The index columns as int64, Gather's rows of the table, flattened to (rows, columns * dim) after
   // the values that pass through. An index out of range is an error in ONNX Runtime where Ember gives NaNs.
   std::string operator()(const Embedding& embedding) const {

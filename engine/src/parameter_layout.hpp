@@ -1,8 +1,10 @@
 #pragma once
 // Where each layer's parameters sit in the one flat buffer that the plan, the model and the
-// checkpoint share: layer after layer, each layer's tensors in its part's order (a Dense layer's
-// weight (out, in), then its bias (out); a Dropout layer has none). Optimizer state buffers and
-// gradients use the same layout.
+// checkpoint share: layer after layer, each layer's trained tensors in its part's order (a Dense
+// layer's weight (out, in), then its bias (out); a Dropout layer has none); then, after every
+// layer's, the tensors that are state and not trained (a BatchNorm's running figures), layer after
+// layer. Optimizer state buffers and gradients use the same layout; the optimizer, the gradient
+// sums and clipping cover the trained prefix alone, whose gradients are all there is to sum.
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -22,11 +24,13 @@ class ParameterLayout {
     std::string name;  // "layers.{i}.weight" / "layers.{i}.bias", as a torch.nn.Sequential's state_dict
     std::vector<std::int64_t> shape;
     std::int64_t offset, count;
+    bool state = false;  // not trained (ParameterShape::state)
   };
   struct Layer {
     std::int64_t in = 0, out = 0;
-    std::int64_t offset = 0, count = 0;  // the layer's parameters: [offset, offset + count)
-    std::vector<Tensor> tensors;
+    std::int64_t offset = 0, count = 0;              // the layer's trained parameters: [offset, offset + count)
+    std::int64_t state_offset = 0, state_count = 0;  // its state, in the tail
+    std::vector<Tensor> tensors;                     // the part's order, trained and state
   };
 
   /// The kernels index a layer with 32-bit integers: widths and inputs must be 1 to 2^31 - 1.
@@ -43,23 +47,36 @@ class ParameterLayout {
             fmt::format("{} reads the model's input columns as category indices; it must be the first "
                         "layer, not layer {}",
                         describe(layers[l]), l + 1));
-      Layer layer{in, layer_part::output_width(layers[l], in), count_, 0, {}};
+      Layer layer{in, layer_part::output_width(layers[l], in), trained_, 0, 0, 0, {}};
       for (layer_part::ParameterShape& tensor : layer_part::parameters(layers[l], in)) {
         std::int64_t count = 1;  // every dimension is below 2^31 and a tensor has at most 2: no overflow
         for (std::int64_t d : tensor.shape) count *= d;
+        std::int64_t& within = tensor.state ? layer.state_count : layer.count;
         layer.tensors.push_back(
-            {fmt::format("layers.{}.{}", l, tensor.name), std::move(tensor.shape), layer.count, count});
-        layer.count += count;  // a layer's tensors hold fewer than 2^62 + 2^31 values
+            {fmt::format("layers.{}.{}", l, tensor.name), std::move(tensor.shape), within, count, tensor.state});
+        within += count;  // a layer's tensors hold fewer than 2^62 + 2^31 values
       }
-      if (__builtin_add_overflow(count_, layer.count, &count_))
+      if (__builtin_add_overflow(trained_, layer.count, &trained_) ||
+          __builtin_add_overflow(state_, layer.state_count, &state_))
         throw InputError("the model's parameter count overflows 64 bits; use narrower or fewer layers");
-      for (Tensor& tensor : layer.tensors) tensor.offset += layer.offset;
       in = layer.out;
       layers_.push_back(std::move(layer));
     }
+    if (__builtin_add_overflow(trained_, state_, &count_))
+      throw InputError("the model's parameter count overflows 64 bits; use narrower or fewer layers");
+    // The state after every trained tensor.
+    std::int64_t state_offset = trained_;
+    for (Layer& layer : layers_) {
+      layer.state_offset = state_offset;
+      state_offset += layer.state_count;
+      for (Tensor& tensor : layer.tensors) tensor.offset += tensor.state ? layer.state_offset : layer.offset;
+    }
   }
 
+  /// Every value: the trained ones, then the state.
   std::int64_t count() const { return count_; }
+  /// The trained values, [0, trained()): what the optimizer updates and the gradients hold.
+  std::int64_t trained() const { return trained_; }
   const std::vector<Layer>& layers() const { return layers_; }
   /// Every layer's tensors, first layer first.
   std::vector<Tensor> tensors() const {
@@ -69,7 +86,7 @@ class ParameterLayout {
   }
 
  private:
-  std::int64_t count_ = 0;
+  std::int64_t count_ = 0, trained_ = 0, state_ = 0;
   std::vector<Layer> layers_;
 };
 

@@ -152,6 +152,7 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
       slots.parameters = parameters_ + span.offset;
       if (optimizer_) slots.gradients = gradients_ + span.offset;
     }
+    if (span.state_count > 0) slots.state = parameters_ + span.state_offset;
     if (output_offsets[l] >= 0) slots.output = base + output_offsets[l];
     if (arena.extras[l] >= 0) slots.extra = base + arena.extras[l];
     slots.seed = layer_part::layer_seed(seed, l);
@@ -163,6 +164,8 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
     ++first_with_parameters_;
   // Parameters and state with their padding (the snapshot copies it); the state starts at zero.
   backend_.fill({parameters_, 1, (optimizer_ ? 1 + state_buffers_ : 1) * region_floats_}, 0.0f);
+  // The gradients' tail, where the layers' state sits in the parameters, is never written: zeros.
+  if (optimizer_) backend_.fill({gradients_, 1, region_floats_}, 0.0f);
   const OptimizerScalars first{};
   backend_.copy_to_device(scalars_, &first, sizeof(first));
   reset_epoch();
@@ -287,7 +290,7 @@ void Plan::host_reduced_step(std::int64_t rows, const HostReduction& host) {
   if (rows > 0)
     backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
   else
-    backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
+    backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
   std::vector<float> gradients = download_gradients();
   host.reduce(gradients);
   backend_.copy_to_device(gradients_, gradients.data(), gradients.size() * sizeof(float));
@@ -302,7 +305,7 @@ void Plan::device_summed_step(std::int64_t rows, const DeviceSum& device) {
     if (rows > 0) {
       enqueue_gradients(rows, device.collective);
     } else {  // this rank has no rows left (sharded data): it adds zeros, in the same buckets
-      backend_.fill({gradients_, 1, layout_.count()}, 0.0f);
+      backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
       enqueue_bucket_sums(*device.collective);
     }
     device.collective->finish();
@@ -326,7 +329,7 @@ float* Plan::sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective
 }
 
 void Plan::enqueue_bucket_sums(DeviceCollective& collective) {
-  float* bucket_end = gradients_ + layout_.count();
+  float* bucket_end = gradients_ + layout_.trained();
   for (std::size_t l = slots_.size(); l-- > 0;) bucket_end = sum_bucket_after(l, bucket_end, collective);
 }
 
@@ -383,7 +386,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   // With a collective, the gradients are summed in buckets of whole layers as backward produces
   // them (as PyTorch DDP's buckets), so that a bucket's sum runs beside the backward of the layers
   // below it. The layers' parameters are contiguous, last layer last: a bucket is one range.
-  float* bucket_end = gradients_ + layout_.count();
+  float* bucket_end = gradients_ + layout_.trained();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const layer_part::Slots& slots = slots_[l];
     const ConstView output = l + 1 < layers_.size() ? inputs[l + 1] : prediction;
@@ -402,9 +405,10 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
 }
 
 void Plan::enqueue_update() {
-  if (clip_norm_ > 0.0f) backend_.clip_by_norm(gradients_, layout_.count(), clip_norm_);
+  // The trained parameters alone: the layers' state (after them) is forward's to update.
+  if (clip_norm_ > 0.0f) backend_.clip_by_norm(gradients_, layout_.trained(), clip_norm_);
   optimizer_part::enqueue_update(backend_, *optimizer_, parameters_, gradients_, state_, region_floats_,
-                                 layout_.count(), scalars_);
+                                 layout_.trained(), scalars_);
 }
 
 void Plan::accumulate_validation(ConstView prediction, ConstView target) {

@@ -178,31 +178,42 @@ Backend& Sequential::backend() const {
 }
 
 ConstView Sequential::weight(std::size_t layer) const {
-  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  return tensor_view(parameters_, parameter_tensor(layers_, input_width_, layer, "weight"));
+  return tensor(layer, "weight");
 }
 
 ConstView Sequential::bias(std::size_t layer) const {
-  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  return tensor_view(parameters_, parameter_tensor(layers_, input_width_, layer, "bias"));
+  return tensor(layer, "bias");
 }
 
 void Sequential::set_weight(std::size_t layer, const Matrix& weight) {
-  const ConstView current = this->weight(layer);
-  if (weight.rows() != current.rows || weight.cols() != current.cols)
-    throw InputError(fmt::format("layer {}'s weight is ({}, {}), not ({}, {})", layer, current.rows, current.cols,
-                                 weight.rows(), weight.cols()));
-  check_finite(weight, "weight");
-  std::copy(weight.data(), weight.data() + weight.size(), parameters_.begin() + (current.data - parameters_.data()));
+  set_tensor(layer, "weight", weight);
 }
 
 void Sequential::set_bias(std::size_t layer, const Matrix& bias) {
-  const ConstView current = this->bias(layer);
-  if (bias.rows() != 1 || bias.cols() != current.cols)
-    throw InputError(
-        fmt::format("layer {}'s bias is (1, {}), not ({}, {})", layer, current.cols, bias.rows(), bias.cols()));
-  check_finite(bias, "bias");
-  std::copy(bias.data(), bias.data() + bias.size(), parameters_.begin() + (current.data - parameters_.data()));
+  set_tensor(layer, "bias", bias);
+}
+
+std::vector<std::string> Sequential::tensor_names(std::size_t layer) const {
+  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
+  std::vector<std::string> names;
+  const std::string prefix = fmt::format("layers.{}.", layer);
+  for (const ParameterLayout::Tensor& tensor : layer_width(layers_, input_width_, layer).tensors)
+    names.push_back(tensor.name.substr(prefix.size()));
+  return names;
+}
+
+ConstView Sequential::tensor(std::size_t layer, const std::string& name) const {
+  if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
+  return tensor_view(parameters_, parameter_tensor(layers_, input_width_, layer, name.c_str()));
+}
+
+void Sequential::set_tensor(std::size_t layer, const std::string& name, const Matrix& values) {
+  const ConstView current = tensor(layer, name);
+  if (values.rows() != current.rows || values.cols() != current.cols)
+    throw InputError(fmt::format("layer {}'s {} is ({}, {}), not ({}, {})", layer, name, current.rows, current.cols,
+                                 values.rows(), values.cols()));
+  check_finite(values, name.c_str());
+  std::copy(values.data(), values.data() + values.size(), parameters_.begin() + (current.data - parameters_.data()));
 }
 
 void Sequential::set_column_names(std::vector<std::string> features, std::vector<std::string> targets) {
@@ -230,7 +241,8 @@ void Sequential::set_classes(std::vector<std::string> labels) {
 
 std::int64_t Sequential::parameter_count(std::size_t layer) const {
   if (!built()) throw InputError("the model has no weights yet; fit, build or load it first");
-  return layer_width(layers_, input_width_, layer).count;
+  const ParameterLayout::Layer placed = layer_width(layers_, input_width_, layer);
+  return placed.count + placed.state_count;
 }
 
 std::int64_t Sequential::weight_offset(std::size_t layer) const {
@@ -249,8 +261,7 @@ void Sequential::build(std::int64_t input_width) {
   const std::int64_t count = parameter_count_for(input_width);
   const std::size_t state_buffers = optimizer_state_names(options_.optimizer).size();
   try {
-    parameters_.clear();
-    parameters_.reserve(static_cast<std::size_t>(count));
+    parameters_.assign(static_cast<std::size_t>(count), 0.0f);
     optimizer_state_.assign(static_cast<std::size_t>(count) * state_buffers, 0.0f);
   } catch (const std::exception&) {  // std::bad_alloc, or std::length_error beyond max_size()
     parameters_ = {};
@@ -266,10 +277,18 @@ void Sequential::build(std::int64_t input_width) {
   if (!scaler_fitted_)
     scaler_ = {false, ColumnStatistics::identity(input_width), ColumnStatistics::identity(output_width())};
   input_width_ = input_width;
-  std::int64_t in = input_width;
+  // Each part gives its tensors' values in its order; the layout says where each goes.
+  const ParameterLayout layout(layers_, input_width);
+  std::vector<float> values;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
-    layer_part::initialize(layers_[l], in, derive_seed(seed_, l), parameters_);
-    in = layer_part::output_width(layers_[l], in);
+    const ParameterLayout::Layer& layer = layout.layers()[l];
+    values.clear();
+    layer_part::initialize(layers_[l], layer.in, derive_seed(seed_, l), values);
+    auto from = values.begin();
+    for (const ParameterLayout::Tensor& tensor : layer.tensors) {
+      std::copy(from, from + tensor.count, parameters_.begin() + tensor.offset);
+      from += tensor.count;
+    }
   }
   epochs_completed_ = 0;
   epoch_record_.reset();

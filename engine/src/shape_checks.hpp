@@ -66,6 +66,20 @@ inline void check_layer_norm_backward(ConstView dy, ConstView x, ConstView norma
                    {scale, scale_gradient, shift_gradient}, epsilon);
 }
 
+/// batch_norm_forward's arguments: y of x's shape, (1, cols) vectors, a positive finite epsilon and
+/// a momentum 0 to 1.
+inline void check_batch_norm_forward(ConstView x, ConstView scale, ConstView shift, ConstView running_mean,
+                                     ConstView running_var, float epsilon, float momentum, View y) {
+  check_layer_norm("batch_norm_forward", x, {y}, {scale, shift, running_mean, running_var}, epsilon);
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    throw Error(fmt::format("batch_norm_forward: momentum {} is not 0 to 1", momentum));
+}
+inline void check_batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
+                                      View shift_gradient, std::optional<View> dx) {
+  check_layer_norm("batch_norm_backward", dy, {x, dx.value_or(View{nullptr, dy.rows, dy.cols})},
+                   {scale, scale_gradient, shift_gradient}, epsilon);
+}
+
 /// An embedding op's shapes: 1 <= columns <= x.cols, y (x.rows, x.cols - columns + columns *
 /// table.cols), a non-empty table.
 inline void check_embedding(const char* op, ConstView x, ConstView table, std::int64_t columns, ConstView y) {

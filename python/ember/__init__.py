@@ -14,14 +14,15 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError, Dropout, Embedding,
-                    Error, Huber,
-                    InputError, LayerNormalization, MeanSquaredError, ReduceOnPlateau, RMSprop, SGD, StepDecay,
+from ._core import (Adam, AdamW, BatchNormalization, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError,
+                    Dropout, Embedding, Error, Huber, InputError, LayerNormalization, MeanSquaredError,
+                    ReduceOnPlateau, RMSprop, SGD, StepDecay,
                     activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
-__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "Embedding", "SGD", "Adam", "AdamW", "RMSprop",
+__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "BatchNormalization", "Embedding", "SGD", "Adam",
+           "AdamW", "RMSprop",
            "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
@@ -138,7 +139,8 @@ def _frame_with_targets(x, y, target):
 
 
 class Sequential:
-    """A stack of layers (Dense, Dropout, LayerNormalization, Embedding), as Keras' Sequential: compile, fit,
+    """A stack of layers (Dense, Dropout, LayerNormalization, BatchNormalization, Embedding), as Keras'
+    Sequential: compile, fit,
     evaluate, predict, save, load. Embedding(input_dim, output_dim, columns=0) is Keras' Embedding followed by
     Flatten over the last `columns` input columns (all when 0), which hold category indices; the other
     columns pass through before the vectors. It is the first layer."""
@@ -382,61 +384,70 @@ class Sequential:
         model._model = _core.Sequential.load(str(path))
         return model
 
+    # Keras' names of each tensor, by the checkpoint's (PyTorch's) name.
+    _KERAS_NAMES = {"weight": "kernel", "bias": "bias", "running_mean": "moving_mean",
+                    "running_var": "moving_variance"}
+
+    def _keras_name(self, l, name):
+        if isinstance(self._model.layers[l], Embedding):
+            return "table"
+        if isinstance(self._model.layers[l], (LayerNormalization, BatchNormalization)):
+            return {"weight": "gamma", "bias": "beta"}.get(name, self._KERAS_NAMES[name])
+        return self._KERAS_NAMES[name]
+
     def get_weights(self):
         """Keras' layout, per layer with weights, as numpy copies: a Dense layer's kernel (inputs,
         units) and bias (units,) (kernel.T is torch.nn.Linear's weight, the checkpoint's
-        layers.N.weight); a LayerNormalization's gamma and beta (width,); an Embedding's table
-        (input_dim, output_dim). Empty before the model is built."""
+        layers.N.weight); a LayerNormalization's gamma and beta (width,); a BatchNormalization's
+        gamma, beta, moving_mean and moving_variance (width,); an Embedding's table (input_dim,
+        output_dim). Empty before the model is built."""
         arrays = []
-        for l, weight, bias in self._model._get_weights():
+        for l, tensors in self._model._get_weights():
             dense = isinstance(self._model.layers[l], Dense)
-            if bias is None:
-                arrays.append(weight)
-            else:
-                arrays += [_np.ascontiguousarray(weight.T) if dense else weight.reshape(-1), bias.reshape(-1)]
+            for name, values in tensors:
+                if dense and name == "weight":
+                    arrays.append(_np.ascontiguousarray(values.T))
+                elif values.shape[0] == 1 and not isinstance(self._model.layers[l], Embedding):
+                    arrays.append(values.reshape(-1))
+                else:
+                    arrays.append(values)
         return arrays
 
     def set_weights(self, weights):
-        """Sets what get_weights gives, in Keras' layout: per Dense layer its kernel (inputs, units),
-        then its bias (units,) (or (1, units)); per LayerNormalization its gamma, then its beta
-        (width,); per Embedding its table (input_dim, output_dim). The model must be built (fit, or
-        build(inputs))."""
+        """Sets what get_weights gives, in Keras' layout and order: per Dense layer its kernel
+        (inputs, units), then its bias (units,) (or (1, units)); per LayerNormalization its gamma,
+        then its beta (width,); per BatchNormalization its gamma, beta, moving_mean and
+        moving_variance (width,); per Embedding its table (input_dim, output_dim). The model must be
+        built (fit, or build(inputs))."""
         if not self._model.built:
             raise InputError("the model is not built yet: fit it, or build(inputs), before set_weights")
         current = self._model._get_weights()
         weights = list(weights)
-        expected = sum(1 if bias is None else 2 for _, _, bias in current)
-        if len(weights) != expected:
-            raise InputError(f"set_weights takes {expected} arrays (a Dense layer's kernel and bias, a "
-                             f"LayerNormalization's gamma and beta, an Embedding's table), got {len(weights)}")
-        position = 0
-        for l, weight, bias in current:
-            first = weights[position]
-            position += 1
-            if bias is None:
-                table = _matrix(first, f"the table of layer {l}")
-                if table.shape != weight.shape:
-                    raise InputError(f"the table of layer {l} is {table.shape}; it must be (input_dim, output_dim): "
-                                     f"{weight.shape}")
-                self._model._set_weight(l, table)
-                continue
-            second = weights[position]
-            position += 1
+        expected = [(l, name, values) for l, tensors in current for name, values in tensors]
+        if len(weights) != len(expected):
+            raise InputError(f"set_weights takes {len(expected)} arrays, as get_weights gives them (a Dense layer's "
+                             f"kernel and bias, a LayerNormalization's gamma and beta, a BatchNormalization's "
+                             f"gamma, beta, moving_mean and moving_variance, an Embedding's table), got {len(weights)}")
+        checked = []  # every array first: a bad one changes nothing
+        for given, (l, name, values) in zip(weights, expected):
+            what = f"the {self._keras_name(l, name)} of layer {l}"
             dense = isinstance(self._model.layers[l], Dense)
-            if dense:
-                kernel = _matrix(first, f"the kernel of layer {l}")
-                if kernel.shape != weight.T.shape:
-                    raise InputError(f"the kernel of layer {l} is {kernel.shape}; Keras' layout is (inputs, units): "
-                                     f"{weight.T.shape}")
-                self._model._set_weight(l, _np.ascontiguousarray(kernel.T))
+            if dense and name == "weight":
+                kernel = _matrix(given, what)
+                if kernel.shape != values.T.shape:
+                    raise InputError(f"{what} is {kernel.shape}; Keras' layout is (inputs, units): {values.T.shape}")
+                array = _np.ascontiguousarray(kernel.T)
+            elif values.shape[0] == 1 and not isinstance(self._model.layers[l], Embedding):
+                array = _matrix(_np.reshape(given, (1, -1)), what)
+                if array.size != values.size:
+                    raise InputError(f"{what} has {array.size} values; it needs {values.size}")
             else:
-                gamma = _matrix(_np.reshape(first, (1, -1)), f"the gamma of layer {l}")
-                if gamma.size != weight.size:
-                    raise InputError(f"the gamma of layer {l} has {gamma.size} values; the layer normalizes "
-                                     f"{weight.size}")
-                self._model._set_weight(l, gamma)
-            bias = _matrix(_np.reshape(second, (1, -1)), f"the {'bias' if dense else 'beta'} of layer {l}")
-            self._model._set_bias(l, bias)
+                array = _matrix(given, what)
+                if array.shape != values.shape:
+                    raise InputError(f"{what} is {array.shape}; it must be (input_dim, output_dim): {values.shape}")
+            checked.append((l, name, array))
+        for l, name, array in checked:
+            self._model._set_tensor(l, name, array)
 
     def build(self, inputs):
         """Allocates and initializes the weights for rows of `inputs` numbers (fit does it on first use)."""

@@ -239,7 +239,7 @@ class _EmberEstimator(BaseEstimator):
     def _set_weights_attributes(self):
         """coefs_[i] (inputs, units) and intercepts_[i] (units,) of each Dense layer, as scikit-learn's
         MLP lays them out (Keras' layout, get_weights'); a LayerNormalization's are not among them."""
-        dense = [(weight, bias) for l, weight, bias in self.model_._model._get_weights()
+        dense = [(dict(tensors)["weight"], dict(tensors)["bias"]) for l, tensors in self.model_._model._get_weights()
                  if isinstance(self.model_.layers[l], Dense)]
         self.coefs_ = [np.asarray(w.T, dtype=np.float64) for w, _ in dense]
         self.intercepts_ = [np.asarray(b, dtype=np.float64).ravel() for _, b in dense]

@@ -72,6 +72,13 @@ int caller_stack_level() {
 /// A message of the engine in Python's words: settings by the names the Python API gives them
 /// (SGD::lr is lr, Device::cpu is device="cpu"), rows and columns of arrays and DataFrames counted
 /// from 0 (the engine counts from 1 and a DataFrame's rows from its CSV text's first line).
+/// value to 7 significant digits (float32's), as Python prints a short float.
+std::string short_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.7g", value);
+  return text;
+}
+
 std::string python_words(std::string text) {
   // Renamed before the general rule below.
   static const std::pair<std::regex, std::string> named[] = {
@@ -82,7 +89,7 @@ std::string python_words(std::string text) {
       {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
       {std::regex(
            R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
-           R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|Embedding|ColumnSpec)::(\w+))"),
+           R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|BatchNorm|Embedding|ColumnSpec)::(\w+))"),
        "$1"},
   };
   for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
@@ -385,6 +392,28 @@ NB_MODULE(_core, m) {
       .def_prop_ro("epsilon", [](const ember::LayerNorm& n) { return n.epsilon; })
       .def("__repr__", [](const ember::LayerNorm& n) { return ember::describe(n); });
 
+  // Keras' meaning of momentum: the running figures' own weight (ember::BatchNorm's is the batch's).
+  nb::class_<ember::BatchNorm>(m, "BatchNormalization")
+      .def(
+          "__init__",
+          [](ember::BatchNorm* self, double momentum, double epsilon) {
+            if (!(momentum >= 0.0 && momentum <= 1.0))
+              throw ember::InputError(
+                  "BatchNormalization(momentum=" + short_number(momentum) +
+                  "): momentum, the running figures' weight at each step, must be 0 to 1 (0.9 gives PyTorch's "
+                  "default, momentum 0.1 there; Keras' default is 0.99)");
+            const ember::BatchNorm norm(static_cast<float>(1.0 - momentum), static_cast<float>(epsilon));
+            ember::check_layer(norm);
+            new (self) ember::BatchNorm(norm);
+          },
+          "momentum"_a = 1.0 - ember::BatchNorm().momentum, "epsilon"_a = ember::BatchNorm().epsilon)
+      .def_prop_ro("momentum", [](const ember::BatchNorm& n) { return std::stod(short_number(1.0 - n.momentum)); })
+      .def_prop_ro("epsilon", [](const ember::BatchNorm& n) { return n.epsilon; })
+      .def("__repr__", [](const ember::BatchNorm& n) {
+        return "BatchNormalization(momentum=" + short_number(1.0 - n.momentum) +
+               ", epsilon=" + short_number(n.epsilon) + ")";
+      });
+
   nb::class_<ember::Embedding>(m, "Embedding")
       .def(
           "__init__",
@@ -625,16 +654,6 @@ NB_MODULE(_core, m) {
            "Names the classes of a classifier trained on class indices: class i is labels[i] (in classes, "
            "checkpoints and ONNX export)")
       .def_static("_from_bytes", &from_bytes)
-      .def("_set_weight",
-           [](ember::Sequential& s, std::size_t layer, const Input& w) {
-             const ember::ConstView v = view_of(w);
-             s.set_weight(layer, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
-           })
-      .def("_set_bias",
-           [](ember::Sequential& s, std::size_t layer, const Input& b) {
-             const ember::ConstView v = view_of(b);
-             s.set_bias(layer, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
-           })
       .def("build", &ember::Sequential::build, "inputs"_a)
       .def_prop_ro("parameter_count", [](const ember::Sequential& s) { return s.parameter_count(); })
       .def("_layer_parameter_count", [](const ember::Sequential& s, std::size_t l) { return s.parameter_count(l); })
@@ -653,22 +672,26 @@ NB_MODULE(_core, m) {
       .def_prop_ro("classes", &ember::Sequential::classes)
       .def_prop_ro("feature_names", &ember::Sequential::feature_names)
       .def_prop_ro("target_names", &ember::Sequential::target_names)
-      .def("_get_weights", [](const ember::Sequential& s) {
-        // (layer, weight, bias) for each layer that has parameters, as the checkpoint holds them;
-        // bias None for a layer of one tensor (an Embedding's table).
-        nb::list out;
-        if (!s.built()) return out;
-        const auto array = [](ember::ConstView v) {
-          return to_numpy(ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
-        };
-        for (std::size_t l = 0; l < s.layers().size(); ++l) {
-          if (s.parameter_count(l) == 0) continue;  // Dropout: no weights, as in Keras
-          const ember::ConstView w = s.weight(l);
-          const nb::object bias =
-              s.parameter_count(l) == w.size() ? nb::object(nb::none()) : nb::cast(array(s.bias(l)));
-          out.append(nb::make_tuple(l, array(w), bias));
-        }
-        return out;
+      .def("_get_weights",
+           [](const ember::Sequential& s) {
+             // (layer, [(name, tensor), ...]) for each layer that has parameters, as the checkpoint
+             // holds them, in the layer's order.
+             nb::list out;
+             if (!s.built()) return out;
+             for (std::size_t l = 0; l < s.layers().size(); ++l) {
+               nb::list tensors;
+               for (const std::string& name : s.tensor_names(l)) {
+                 const ember::ConstView v = s.tensor(l, name);
+                 tensors.append(nb::make_tuple(
+                     name, to_numpy(ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())))));
+               }
+               if (tensors.size() > 0) out.append(nb::make_tuple(l, tensors));  // Dropout: no weights, as in Keras
+             }
+             return out;
+           })
+      .def("_set_tensor", [](ember::Sequential& s, std::size_t layer, const std::string& name, const Input& values) {
+        const ember::ConstView v = view_of(values);
+        s.set_tensor(layer, name, ember::Matrix(v.rows, v.cols, std::span<const float>(v.data, v.size())));
       });
 
   // Where the engine reads an array (the tests check that float32 C-contiguous data is not copied).
@@ -681,7 +704,7 @@ NB_MODULE(_core, m) {
   m.def("onnx_export_available", &ember::onnx_export_available,
         "Whether this build writes ONNX files (export_onnx); it needs libonnx-dev at build time.");
   m.def("layer_names", &ember::layer_names,
-        "The kinds of layer a Sequential model stacks: dense, dropout, layernorm, embedding.");
+        "The kinds of layer a Sequential model stacks: dense, dropout, layernorm, embedding, batchnorm.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

@@ -108,6 +108,21 @@ class Backend {
   /// normalized is layer_norm_forward's of x. dx may alias dy.
   virtual void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
                                    View scale_gradient, View shift_gradient, std::optional<View> dx) = 0;
+  /// BatchNorm over each column of x (rows, cols), scale, shift, running_mean and running_var
+  /// (1, cols). Training: mean and var (biased) of each column over the rows, y = (x - mean) /
+  /// sqrt(var + epsilon) * scale + shift, and, when rows > 1, running_mean = (1 - momentum) *
+  /// running_mean + momentum * mean and running_var likewise with the unbiased var * rows / (rows -
+  /// 1). Not training: y = (x - running_mean) / sqrt(running_var + epsilon) * scale + shift, the
+  /// running figures only read. y may alias x; epsilon > 0, momentum 0 to 1.
+  virtual void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
+                                  float epsilon, float momentum, bool training, View y) = 0;
+  /// BatchNorm's backward through training's statistics (recomputed from x, (rows, cols)) from dy:
+  /// scale_gradient (1, cols) = the column sums of dy * normalized, shift_gradient the column sums
+  /// of dy, and, when dx is given, dx = scale / sqrt(var + epsilon) * (dy - mean(dy) - normalized *
+  /// mean(dy * normalized)), the means over each column's rows, normalized = (x - mean) / sqrt(var +
+  /// epsilon). dx may alias dy.
+  virtual void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
+                                   View shift_gradient, std::optional<View> dx) = 0;
   /// An embedding lookup: x (rows, in) holds in - columns values that pass through, then columns
   /// category indices; y (rows, in - columns + columns * table.cols) = those values, then row
   /// x[r][in - columns + j] of table (categories, dim) for each index column j. An index that is not

@@ -44,6 +44,24 @@ struct LayerNorm {
   bool operator==(const LayerNorm&) const = default;
 };
 
+/// Normalizes each feature over the batch's rows, then scales and shifts it by learned factors, as
+/// torch.nn.BatchNorm1d(features, eps=epsilon, momentum=momentum): training, y = (x - mean) /
+/// sqrt(var + epsilon) * weight + bias with mean and var (biased) of the feature over the batch,
+/// and the running figures move toward them: running = (1 - momentum) * running + momentum * batch
+/// (the variance unbiased, divided by rows - 1, as PyTorch); predicting, y uses the running figures.
+/// weight starts at one, bias and running_mean at zero, running_var at one. The running figures are
+/// state, not trained: the optimizer, weight decay and gradient clipping leave them alone, and the
+/// checkpoint keeps them (layers.{i}.running_mean / running_var, as PyTorch's state_dict). A batch
+/// of one row normalizes to bias and leaves the running figures as they were (PyTorch refuses it).
+/// Keras' BatchNormalization calls 1 - momentum its momentum (0.99 by default) and uses epsilon
+/// 1e-3. momentum is 0 to 1, epsilon positive and finite.
+struct BatchNorm {
+  explicit BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : momentum(momentum), epsilon(epsilon) {}
+  float momentum;
+  float epsilon;
+  bool operator==(const BatchNorm&) const = default;
+};
+
 /// A learned vector (output_dim values) per category, as torch.nn.Embedding(input_dim, output_dim)
 /// over each of the last `columns` input columns (every input column when columns is 0), which hold
 /// category indices 0 to input_dim - 1 (whole numbers; the model checks them): the input's other
@@ -65,16 +83,17 @@ struct Embedding {
 };
 
 /// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
-using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding>;
+using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding, BatchNorm>;
 /// How many kinds Layer has; the part list is checked against it when it is compiled.
 inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 
 /// InputError naming the setting unless the layer's settings are valid (a Dense layer's units 1 to
-/// 2^31 - 1, a Dropout rate 0 to below 1, a LayerNorm's epsilon positive and finite, an
+/// 2^31 - 1, a Dropout rate 0 to below 1, a LayerNorm's or BatchNorm's epsilon positive and finite,
+/// a BatchNorm's momentum 0 to 1, an
 /// Embedding's input_dim kFromTable or 1 to 2^24 (indices are exact in float32), output_dim 1 to
 /// 2^31 - 1 and columns 0 or more).
 void check_layer(const Layer& layer);
-/// The kind's name ("dense", "dropout", "layernorm", "embedding"), as checkpoints and the CLI spell it.
+/// The kind's name ("dense", "dropout", "layernorm", "embedding", "batchnorm"), as checkpoints and the CLI spell it.
 std::string layer_name(const Layer& layer);
 /// Every kind's name, in Layer's order.
 std::vector<std::string> layer_names();
@@ -82,8 +101,8 @@ std::vector<std::string> layer_names();
 std::string describe(const Layer& layer);
 /// The layer as a checkpoint's architecture stores it: the text of a JSON object,
 /// {"type": "dense", "units": 64, "activation": "relu"}, {"type": "dropout", "rate": 0.2} or
-/// {"type": "layernorm", "epsilon": 1e-05} or {"type": "embedding", "input_dim": 100, "output_dim": 8,
-/// "columns": 2}.
+/// {"type": "layernorm", "epsilon": 1e-05}, {"type": "embedding", "input_dim": 100, "output_dim": 8,
+/// "columns": 2} or {"type": "batchnorm", "momentum": 0.1, "epsilon": 1e-05}.
 std::string settings_json(const Layer& layer);
 
 }  // namespace ember

@@ -343,6 +343,14 @@ class Sequential {
   /// optimizer state is kept (set it apart from training, or train from here as from any weights).
   void set_weight(std::size_t layer, const Matrix& weight);
   void set_bias(std::size_t layer, const Matrix& bias);
+  /// Layer l's tensors in its order, named as the checkpoint names them after "layers.{l}.": a
+  /// Dense layer's "weight", "bias"; a BatchNorm's "weight", "bias", "running_mean", "running_var".
+  std::vector<std::string> tensor_names(std::size_t layer) const;
+  /// Layer l's tensor of that name, as weight() gives it ((rows, cols), or (1, n) for a vector);
+  /// InputError as weight() does, or for a name the layer lacks.
+  ConstView tensor(std::size_t layer, const std::string& name) const;
+  /// Sets it: InputError unless the shape is the tensor's and every value is finite.
+  void set_tensor(std::size_t layer, const std::string& name, const Matrix& values);
 
  private:
   friend class CheckpointIo;

@@ -191,6 +191,69 @@ void CpuBackend::layer_norm_backward(ConstView dy, ConstView x, ConstView normal
   });
 }
 
+namespace {
+
+/// A column's mean and 1 / sqrt(var + epsilon) over the rows of x, var biased; the var too.
+struct ColumnMoments {
+  double mean, inverse_std, variance;
+};
+ColumnMoments column_moments(ConstView x, std::int64_t c, float epsilon) {
+  double sum = 0.0;
+  for (std::int64_t r = 0; r < x.rows; ++r) sum += x(r, c);
+  const double mean = sum / static_cast<double>(x.rows);
+  double squares = 0.0;
+  for (std::int64_t r = 0; r < x.rows; ++r) squares += (x(r, c) - mean) * (x(r, c) - mean);
+  const double variance = squares / static_cast<double>(x.rows);
+  return {mean, 1.0 / std::sqrt(variance + epsilon), variance};
+}
+
+}  // namespace
+
+void CpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
+                                    float epsilon, float momentum, bool training, View y) {
+  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, y);
+  if (x.rows == 0) return;
+  for_each_index(x.cols, 8.0 * static_cast<double>(x.rows), [&](std::int64_t c) {
+    ColumnMoments moments{running_mean(0, c), 1.0 / std::sqrt(static_cast<double>(running_var(0, c)) + epsilon), 0};
+    if (training) {
+      moments = column_moments(x, c, epsilon);
+      if (x.rows > 1) {
+        const double unbiased = moments.variance * static_cast<double>(x.rows) / static_cast<double>(x.rows - 1);
+        running_mean(0, c) = static_cast<float>((1.0 - momentum) * running_mean(0, c) + momentum * moments.mean);
+        running_var(0, c) = static_cast<float>((1.0 - momentum) * running_var(0, c) + momentum * unbiased);
+      }
+    }
+    for (std::int64_t r = 0; r < x.rows; ++r)
+      y(r, c) = static_cast<float>((x(r, c) - moments.mean) * moments.inverse_std * scale(0, c) + shift(0, c));
+  });
+}
+
+void CpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
+                                     View shift_gradient, std::optional<View> dx) {
+  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx);
+  for_each_index(dy.cols, 12.0 * static_cast<double>(dy.rows), [&](std::int64_t c) {
+    if (dy.rows == 0) {
+      scale_gradient(0, c) = shift_gradient(0, c) = 0.0f;
+      return;
+    }
+    const ColumnMoments moments = column_moments(x, c, epsilon);
+    double g_sum = 0.0, g_centred_sum = 0.0;
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      g_sum += dy(r, c);
+      g_centred_sum += static_cast<double>(dy(r, c)) * (x(r, c) - moments.mean) * moments.inverse_std;
+    }
+    scale_gradient(0, c) = static_cast<float>(g_centred_sum);
+    shift_gradient(0, c) = static_cast<float>(g_sum);
+    if (!dx) return;
+    const auto rows = static_cast<double>(dy.rows);
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      const double centred = (x(r, c) - moments.mean) * moments.inverse_std;
+      (*dx)(r, c) = static_cast<float>(scale(0, c) * moments.inverse_std *
+                                       (dy(r, c) - g_sum / rows - centred * g_centred_sum / rows));
+    }
+  });
+}
+
 // Copies only, so the fast path inherits it.
 void CpuBackend::embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) {
   check_embedding("embedding_forward", x, table, columns, y);

@@ -379,6 +379,112 @@ void FastCpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t 
   }
 }
 
+namespace {
+
+/// Columns [begin, end) of x's mean and 1 / sqrt(var + epsilon) (var biased, also kept), summed in
+/// float in row order, rows outer so that x is read in order.
+struct ColumnMoments {
+  std::vector<float> mean, inverse_std, variance;
+};
+ColumnMoments column_moments(ConstView x, std::int64_t begin, std::int64_t end, float epsilon) {
+  const auto width = static_cast<std::size_t>(end - begin);
+  ColumnMoments moments{std::vector<float>(width), std::vector<float>(width), std::vector<float>(width)};
+  float* mean = moments.mean.data();
+  float* variance = moments.variance.data();
+  for (std::int64_t r = 0; r < x.rows; ++r) {
+    const float* row = x.data + r * x.cols + begin;
+#pragma omp simd
+    for (std::size_t j = 0; j < width; ++j) mean[j] += row[j];
+  }
+  const auto rows = static_cast<float>(x.rows);
+  for (std::size_t j = 0; j < width; ++j) mean[j] /= rows;
+  for (std::int64_t r = 0; r < x.rows; ++r) {
+    const float* row = x.data + r * x.cols + begin;
+#pragma omp simd
+    for (std::size_t j = 0; j < width; ++j) variance[j] += (row[j] - mean[j]) * (row[j] - mean[j]);
+  }
+  for (std::size_t j = 0; j < width; ++j) {
+    variance[j] /= rows;
+    moments.inverse_std[j] = 1.0f / std::sqrt(variance[j] + epsilon);
+  }
+  return moments;
+}
+
+}  // namespace
+
+void FastCpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean,
+                                        View running_var, float epsilon, float momentum, bool training, View y) {
+  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, y);
+  if (x.rows == 0) return;
+  // Threads take disjoint blocks of columns; a column's figures do not depend on the split.
+  const double seconds = threads::single_thread_seconds(0, 16.0 * static_cast<double>(x.size()));
+  threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    ColumnMoments moments;
+    if (training) {
+      moments = column_moments(x, begin, end, epsilon);
+      if (x.rows > 1) {
+        const float unbiased = static_cast<float>(x.rows) / static_cast<float>(x.rows - 1);
+        for (std::int64_t c = begin; c < end; ++c) {
+          const auto j = static_cast<std::size_t>(c - begin);
+          running_mean.data[c] = (1.0f - momentum) * running_mean.data[c] + momentum * moments.mean[j];
+          running_var.data[c] = (1.0f - momentum) * running_var.data[c] + momentum * (moments.variance[j] * unbiased);
+        }
+      }
+    } else {
+      moments.mean.assign(running_mean.data + begin, running_mean.data + end);
+      for (std::int64_t c = begin; c < end; ++c)
+        moments.inverse_std.push_back(1.0f / std::sqrt(running_var.data[c] + epsilon));
+    }
+    const float* mean = moments.mean.data();
+    const float* inverse_std = moments.inverse_std.data();
+    for (std::int64_t r = 0; r < x.rows; ++r) {
+      const float* in = x.data + r * x.cols + begin;
+      float* out = y.data + r * x.cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j)
+        out[j] = (in[j] - mean[j]) * inverse_std[j] * scale.data[begin + j] + shift.data[begin + j];
+    }
+  });
+}
+
+void FastCpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
+                                         View shift_gradient, std::optional<View> dx) {
+  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx);
+  const double seconds = threads::single_thread_seconds(0, 24.0 * static_cast<double>(dy.size()));
+  threads::for_ranges(dy.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    float* g_sum = shift_gradient.data + begin;
+    float* g_centred_sum = scale_gradient.data + begin;
+    std::fill(g_sum, g_sum + (end - begin), 0.0f);
+    std::fill(g_centred_sum, g_centred_sum + (end - begin), 0.0f);
+    if (dy.rows == 0) return;
+    const ColumnMoments moments = column_moments(x, begin, end, epsilon);
+    const float* mean = moments.mean.data();
+    const float* inverse_std = moments.inverse_std.data();
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      const float* g = dy.data + r * dy.cols + begin;
+      const float* in = x.data + r * x.cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j) {
+        g_sum[j] += g[j];
+        g_centred_sum[j] += g[j] * ((in[j] - mean[j]) * inverse_std[j]);
+      }
+    }
+    if (!dx) return;
+    const auto rows = static_cast<float>(dy.rows);
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      const float* g = dy.data + r * dy.cols + begin;
+      const float* in = x.data + r * x.cols + begin;
+      float* out = dx->data + r * dy.cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j) {
+        const float centred = (in[j] - mean[j]) * inverse_std[j];
+        out[j] =
+            scale.data[begin + j] * inverse_std[j] * (g[j] - g_sum[j] / rows - centred * (g_centred_sum[j] / rows));
+      }
+    }
+  });
+}
+
 void FastCpuBackend::layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
                                         std::optional<View> normalized) {
   check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);

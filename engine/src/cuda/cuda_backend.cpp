@@ -202,6 +202,18 @@ class CudaBackend final : public Backend {
     kernels::launch_layer_norm_backward(dy.data, x.data, normalized.data, scale.data, dy.rows, dy.cols, epsilon,
                                         scale_gradient.data, shift_gradient.data, dx ? dx->data : nullptr, stream_);
   }
+  void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
+                          float epsilon, float momentum, bool training, View y) override {
+    check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, y);
+    kernels::launch_batch_norm_forward(x.data, scale.data, shift.data, running_mean.data, running_var.data, x.rows,
+                                       x.cols, epsilon, momentum, training, y.data, stream_);
+  }
+  void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
+                           View shift_gradient, std::optional<View> dx) override {
+    check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx);
+    kernels::launch_batch_norm_backward(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, scale_gradient.data,
+                                        shift_gradient.data, dx ? dx->data : nullptr, stream_);
+  }
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override {
     check_same_shape(prediction, target, "regression_loss");
