@@ -246,7 +246,7 @@ TEST(CliUsability, LayersTakeDropout) {
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
                    "'" + bad + "' needs a rate from 0 to below 1, e.g. dropout:0.1");
   expect_refused("train --device cpu --data " + data + " --target y --layers 16,droput:0.1",
-                 "'droput' is not a positive layer width, 'dropout', 'layernorm' or 'embedding'");
+                 "'droput' is not a positive layer width, 'dropout', 'layernorm', 'batchnorm' or 'embedding'");
 }
 
 // The last input column of a table of whole numbers 0 to 3, read as categories.
@@ -317,6 +317,25 @@ TEST(CliUsability, LayersTakeLayerNorm) {
   for (const std::string bad : {"layernorm:0", "layernorm:-1", "layernorm:x", "layernorm:", "layernorm:inf"})
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
                    "'" + bad + "' takes a positive epsilon if any, e.g. layernorm or layernorm:1e-3");
+}
+
+TEST(CliUsability, LayersTakeBatchNorm) {
+  const std::string data = good_csv(), model = dir() + "/batchnorm.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target y --layers 16,batchnorm,8:gelu,batchnorm:0.01:0.001 --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("-> Dense 16 relu -> BatchNorm (momentum 0.1, epsilon 1e-05) -> Dense 8 gelu -> "
+                             "BatchNorm (momentum 0.01, epsilon 0.001) -> Dense 1;"),
+            std::string::npos)
+      << inspect.out;
+  // Predicting reads the running figures: a row's prediction is its own, whatever rows share its batch.
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
+  for (const std::string bad : {"batchnorm:2", "batchnorm:-0.1", "batchnorm:x", "batchnorm:0.1:0", "batchnorm:0.1:"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
+                   "'" + bad + "' takes a momentum 0 to 1 and a positive epsilon if any");
 }
 
 TEST(CliUsability, ClipNormIsKeptAndShown) {

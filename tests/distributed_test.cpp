@@ -79,6 +79,24 @@ TEST(Distributed, ReferenceBackendMatchesOneProcess) {
   expect_same_on_every_rank(error, "the parameters");
 }
 
+// A BatchNorm's running figures would be each rank's own: refused, on every rank alike, before
+// any step.
+TEST(Distributed, BatchNormIsRefusedWithAClearError) {
+  const Data data;
+  Sequential model({Dense(8, Activation::relu), BatchNorm(), Dense(2)}, 7);
+  model.compile({.device = Device::cpu});
+  try {
+    model.fit(data.x, data.y, {.epochs = 1, .communicator = world()});
+    ADD_FAILURE() << "BatchNorm trained across ranks";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("BatchNorm(momentum=0.1, epsilon=1e-05) (layer 2) keeps statistics of "
+                        "its batches, which data-parallel training does not sum"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 TEST(Distributed, BatchesSmallerThanTheRanks) {
   const Data data;
   const CompileOptions compile{.optimizer = Adam{.lr = 0.003f}, .device = Device::cpu};

@@ -240,7 +240,7 @@ def test_every_activation_trains_and_round_trips(tmp_path):
 
 def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
     x, y = regression_data()
-    assert ember.layer_names() == ["dense", "dropout", "layernorm", "embedding"]
+    assert ember.layer_names() == ["dense", "dropout", "layernorm", "embedding", "batchnorm"]
     model = ember.Sequential([ember.Dense(32, "relu"), ember.Dropout(0.25), ember.Dense(1)], seed=3)
     assert repr(model.layers[1]) == "Dropout(0.25)" and model.layers[1].rate == 0.25
     model.compile(optimizer="adam", loss="mse", device="cpu")
@@ -303,6 +303,45 @@ def test_layer_normalization_is_pytorchs_formula_trains_and_round_trips(tmp_path
         model.set_weights(weights[:6])
     with pytest.raises(ember.InputError, match="the gamma of layer 0"):
         model.set_weights([np.ones(5)] + weights[1:])
+
+
+def test_batch_normalization_trains_predicts_with_running_figures_and_round_trips(tmp_path):
+    x, y = regression_data()
+    layer = ember.BatchNormalization()
+    assert (layer.momentum, layer.epsilon) == (0.9, pytest.approx(1e-5))  # PyTorch's momentum 0.1, as Keras names it
+    assert repr(ember.BatchNormalization(0.99, 1e-3)) == "BatchNormalization(momentum=0.99, epsilon=0.001)"
+    model = ember.Sequential([ember.Dense(16, "relu"), ember.BatchNormalization(0.8), ember.Dense(1)], seed=2)
+    model.compile(optimizer="adamw", loss="mse", device="cpu", learning_rate=0.01)
+    model.build(4)
+    # Keras' order and names: gamma, beta, moving_mean, moving_variance; all four count as parameters.
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(4, 16), (16,), (16,), (16,), (16,), (16,), (16, 1), (1,)]
+    assert [w.tolist() for w in weights[2:6]] == [[1] * 16, [0] * 16, [0] * 16, [1] * 16]
+    assert model.count_params() == 80 + 4 * 16 + 17
+    history = model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    moving_mean, moving_variance = model.get_weights()[4:6]
+    assert np.all(moving_mean != 0) and np.all(moving_variance > 0) and np.all(moving_variance != 1)
+    # Predicting uses the running figures: a row's output does not depend on its batch.
+    np.testing.assert_array_equal(model.predict(x[:1]), model.predict(x)[:1])
+    model.save(tmp_path / "batchnorm.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "batchnorm.safetensors")
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in model.layers]
+    assert loaded.layers[1].momentum == 0.8
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    # set_weights takes the running figures too, and checks them all before it changes any.
+    changed = [w.copy() for w in model.get_weights()]
+    changed[5] = changed[5] * 4
+    model.set_weights(changed)
+    assert not np.array_equal(model.predict(x), loaded.predict(x))
+    with pytest.raises(ember.InputError, match="the moving_variance of layer 1 has 15 values"):
+        model.set_weights(changed[:5] + [np.ones(15)] + changed[6:])
+    np.testing.assert_array_equal(model.get_weights()[5], changed[5])
+    for momentum in (-0.1, 1.5):
+        with pytest.raises(ember.InputError, match="momentum, the running figures' weight"):
+            ember.BatchNormalization(momentum)
+    with pytest.raises(ember.InputError, match="a BatchNorm layer's epsilon must be positive and finite"):
+        ember.BatchNormalization(epsilon=0)
 
 
 def test_label_smoothing_trains_and_is_kept(tmp_path):

@@ -87,6 +87,8 @@ def torch_model(layers, inputs):
             width = layer.units
         elif isinstance(layer, ember.LayerNormalization):
             modules.append(torch.nn.LayerNorm(width, eps=layer.epsilon))
+        elif isinstance(layer, ember.BatchNormalization):  # Keras' momentum: torch's is 1 - it
+            modules.append(torch.nn.BatchNorm1d(width, eps=layer.epsilon, momentum=1 - layer.momentum))
         elif isinstance(layer, ember.Embedding):
             modules.append(EmbeddingFlat(layer, width))
             width += modules[-1].columns * (layer.output_dim - 1)
@@ -95,9 +97,20 @@ def torch_model(layers, inputs):
     return torch.nn.Sequential(*modules).double()
 
 
+def torch_tensors(module):
+    """The module's tensors in get_weights' order: each layer's parameters, then a BatchNorm1d's
+    running figures (buffers in torch, state in Ember)."""
+    tensors = []
+    for layer in module.modules():
+        tensors += list(layer.parameters(recurse=False))
+        if isinstance(layer, torch.nn.BatchNorm1d):
+            tensors += [layer.running_mean, layer.running_var]
+    return tensors
+
+
 def set_torch_weights(module, weights):
     """Ember's get_weights (Keras' layout: a Dense kernel is (inputs, units)) into torch's."""
-    parameters = [p for p in module.parameters()]
+    parameters = torch_tensors(module)
     assert len(parameters) == len(weights)
     with torch.no_grad():
         for parameter, value in zip(parameters, weights):
@@ -108,7 +121,7 @@ def set_torch_weights(module, weights):
 
 def torch_weights(module):
     return [p.detach().numpy().T if p.ndim == 2 and not getattr(p, "untransposed", False) else p.detach().numpy()
-            for p in module.parameters()]
+            for p in torch_tensors(module)]
 
 
 def train_both(device, layers, x, y, loss, torch_loss, optimizer=None, torch_optimizer=None, steps=4,
@@ -125,6 +138,8 @@ def train_both(device, layers, x, y, loss, torch_loss, optimizer=None, torch_opt
     rng = np.random.default_rng(seed)
     start = [(rng.normal(size=w.shape) * (0.6 if w.ndim == 2 else 0.3)).astype(np.float32)
              for w in model.get_weights()]
+    names = [name for _, tensors in model._model._get_weights() for name, _ in tensors]
+    start = [np.abs(w) + 0.5 if name == "running_var" else w for name, w in zip(names, start)]  # a variance
     model.set_weights(start)
     before = model.predict(x)
     history = model.fit(x, y, epochs=steps, batch_size=len(x), shuffle=False, normalize=False, verbose=0)
@@ -132,8 +147,10 @@ def train_both(device, layers, x, y, loss, torch_loss, optimizer=None, torch_opt
     reference = torch_model(layers, x.shape[1])
     set_torch_weights(reference, start)
     inputs = torch.from_numpy(x.astype(np.float64))
+    reference.eval()  # predict's mode (a BatchNorm's running figures), then training's
     with torch.no_grad():
         torch_before = link(reference(inputs)).numpy()
+    reference.train()
     update = torch_optimizer(reference.parameters())
     losses = []
     for _ in range(steps):
@@ -173,6 +190,17 @@ def test_layer_norm_is_torchs(device):
     x, y = rows(features=6)
     x = 3 * x + 2  # rows with a mean and a scale of their own
     layers = [ember.LayerNormalization(), ember.Dense(8, "gelu"), ember.LayerNormalization(1e-3), ember.Dense(2)]
+    y2 = np.hstack([y, -y])
+    assert_same(*train_both(device, layers, x, y2, "mse", mse(y2)))
+
+
+def test_batch_norm_is_torchs(device):
+    # Training normalizes by the batch and moves the running figures (compared after the steps);
+    # the predictions before training use the random running figures, as torch's eval mode.
+    x, y = rows(features=6)
+    x = 3 * x + 2  # columns with a mean and a scale of their own
+    layers = [ember.BatchNormalization(0.8), ember.Dense(8, "gelu"), ember.BatchNormalization(0.9, 1e-3),
+              ember.Dense(2)]
     y2 = np.hstack([y, -y])
     assert_same(*train_both(device, layers, x, y2, "mse", mse(y2)))
 
@@ -239,4 +267,4 @@ def test_every_registered_part_is_covered_here():
     assert set(ember.loss_names()) == {"mse", "huber", "crossentropy"}  # one test each above
     # Dropout draws its own masks (torch's generator is not Ember's): tests/layers_test.cpp checks its
     # formula; in inference it is the identity (test_api.py).
-    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm", "embedding"}
+    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm", "embedding", "batchnorm"}
