@@ -455,7 +455,8 @@ class Sequential:
         return self
 
     def count_params(self):
-        """The number of weights and biases; InputError before the model is built."""
+        """The number of weights and biases (a BatchNormalization's moving figures included, as
+        Keras counts them); InputError before the model is built."""
         if not self._model.built:
             raise InputError("the model is not built yet: fit it, or build(inputs), before count_params")
         return self._model.parameter_count
@@ -476,6 +477,11 @@ class Sequential:
             lines.append(f"{repr(layer):<{name}}{shape:<18}{params:>10}")
         total = f"{self._model.parameter_count:,}" if self._model.built else "? (not built)"
         lines.append(f"Total params: {total}")
+        if self._model.built:  # Keras' split: a BatchNormalization's moving figures are not trained
+            state = sum(values.size for _, tensors in self._model._get_weights() for name, values in tensors
+                        if name.startswith("running_"))
+            lines.append(f"Trainable params: {self._model.parameter_count - state:,}")
+            lines.append(f"Non-trainable params: {state:,}")
         print_fn("\n".join(lines))
 
     def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...

@@ -9,7 +9,8 @@ same model as --seed S. Inputs and regression targets are standardized inside th
 names a DataFrame's categorical columns to give a learned vector per category (`ember train
 --embed`; an Embedding first, 8 values per category) rather than indicators. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
-LayerNormalization after each hidden layer's activation (before its Dropout).
+LayerNormalization, batch_norm=True a BatchNormalization after each hidden layer's activation
+(before its Dropout).
 
 A pandas DataFrame with text columns or missing cells is read as `ember train` reads a CSV file
 (text columns as categories, gaps filled with indicators; docs/formats.md); the model then keeps
@@ -35,7 +36,7 @@ except ImportError:  # older releases (Debian's): the estimator's own method
     def _validate_data(estimator, X="no_validation", y="no_validation", reset=True, **settings):
         return estimator._validate_data(X, y, reset=reset, **settings)
 
-from . import Dense, Dropout, Embedding, LayerNormalization, Sequential, _core, _pandas
+from . import BatchNormalization, Dense, Dropout, Embedding, LayerNormalization, Sequential, _core, _pandas
 from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
@@ -60,7 +61,8 @@ class _EmberEstimator(BaseEstimator):
                  lr=None, momentum=0.0, epochs=_DEFAULTS["epochs"], batch_size=_DEFAULTS["batch_size"],
                  early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
                  n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
-                 verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None):
+                 verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None,
+                 batch_norm=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -81,6 +83,7 @@ class _EmberEstimator(BaseEstimator):
         self.layer_norm = layer_norm
         self.bins = bins
         self.embed = embed
+        self.batch_norm = batch_norm
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -152,6 +155,7 @@ class _EmberEstimator(BaseEstimator):
         # After each hidden layer a LayerNormalization and a Dropout layer, as asked.
         rate = float(self.dropout)
         hidden = [[Dense(int(units), activation)] + ([LayerNormalization()] if self.layer_norm else []) +
+                  ([BatchNormalization()] if self.batch_norm else []) +
                   ([Dropout(rate)] if rate > 0 else []) for units in sizes]
         # embed: the named columns' categories as learned vectors, a first layer sized by the table.
         first = [Embedding(0, _DEFAULTS["embedding_dim"])] if self.embed else []

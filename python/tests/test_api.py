@@ -318,6 +318,10 @@ def test_batch_normalization_trains_predicts_with_running_figures_and_round_trip
     assert [w.shape for w in weights] == [(4, 16), (16,), (16,), (16,), (16,), (16,), (16, 1), (1,)]
     assert [w.tolist() for w in weights[2:6]] == [[1] * 16, [0] * 16, [0] * 16, [1] * 16]
     assert model.count_params() == 80 + 4 * 16 + 17
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert re.search(r"BatchNormalization\(momentum=0\.8, epsilon=1e-05\)\s+\(None, 16\)\s+64\n", lines[0]), lines[0]
+    assert lines[0].endswith("Total params: 161\nTrainable params: 129\nNon-trainable params: 32"), lines[0]
     history = model.fit(x, y, epochs=10, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     moving_mean, moving_variance = model.get_weights()[4:6]

@@ -103,6 +103,12 @@ def test_estimators_put_dropout_and_layer_norm_after_each_hidden_layer():
     assert [c.shape for c in normed.coefs_] == [(10, 32), (32, 16), (16, 1)]
     assert [b.shape for b in normed.intercepts_] == [(32,), (16,), (1,)]
     np.testing.assert_array_equal(normed.coefs_[1], normed.model_.get_weights()[4])
+    batched = EmberClassifier(hidden_layer_sizes=(16,), batch_norm=True, epochs=30, optimizer="adam", lr=0.01,
+                              random_state=0, device="cpu").fit(*load_iris(return_X_y=True))
+    assert [repr(layer) for layer in batched.model_.layers] == [
+        "Dense(16, 'relu')", "BatchNormalization(momentum=0.9, epsilon=1e-05)", "Dense(3, 'linear')"]
+    assert batched.score(*load_iris(return_X_y=True)) > 0.9
+    assert [c.shape for c in batched.coefs_] == [(4, 16), (16, 3)]
 
 
 def test_dataframes_with_text_and_gaps():
