@@ -1,9 +1,7 @@
-// BatchNorm (Backend::batch_norm_forward / batch_norm_backward). One thread per column walks down
-// its rows in order (a warp reads consecutive columns of a row: coalesced), so every sum is in row
-// order whatever the launch. The mean comes first, then the variance of the centred values.
-// Columns are few beside rows in a batch (a layer's width), so a thread per column leaves most of
-// a large GPU idle; it is correct first, and a split of the rows across a block is the next step
-// if the first real run shows it matters.
+// BatchNorm (Backend::batch_norm_forward / batch_norm_backward). A block takes 32 columns; its 16
+// warps take every 16th row each (a warp reads 32 consecutive values of a row: coalesced), and a
+// fixed tree adds the warps' sums in shared memory, so the order of every addition depends on the
+// shape alone. The mean comes first, then the variance of the centred values.
 #include <cstdint>
 
 #include "cuda_check.hpp"
@@ -13,70 +11,110 @@
 namespace ember::kernels {
 namespace {
 
-constexpr int kColumnThreads = 128;
+constexpr int kTileColumns = 32, kRowGroups = 16, kThreads = kTileColumns * kRowGroups;
+
+/// The block's sums over its row groups of two values per column (a fixed tree), returned to every
+/// thread of the column. shared holds 2 * kThreads floats and is free again on return.
+struct Pair {
+  float a, b;
+};
+__device__ Pair column_sums(Pair value, float* shared) {
+  const int column = threadIdx.x % kTileColumns, group = threadIdx.x / kTileColumns;
+  shared[threadIdx.x] = value.a;
+  shared[kThreads + threadIdx.x] = value.b;
+  __syncthreads();
+  for (int half = kRowGroups / 2; half > 0; half /= 2) {
+    if (group < half) {
+      shared[threadIdx.x] += shared[threadIdx.x + half * kTileColumns];
+      shared[kThreads + threadIdx.x] += shared[kThreads + threadIdx.x + half * kTileColumns];
+    }
+    __syncthreads();
+  }
+  const Pair sum{shared[column], shared[kThreads + column]};
+  __syncthreads();
+  return sum;
+}
 
 struct Moments {
   float mean, inverse_std, variance;
 };
 
-/// Column c's mean and 1 / sqrt(var + epsilon) over rows, var biased.
-__device__ Moments column_moments(const float* x, long long rows, long long cols, long long c, float epsilon) {
+/// Column c's mean and 1 / sqrt(var + epsilon) over rows (var biased), for every thread of the
+/// column; threads of a column past the last one (c >= cols) take part with zeros.
+__device__ Moments column_moments(const float* x, long long rows, long long cols, long long c, float epsilon,
+                                  float* shared) {
+  const int group = threadIdx.x / kTileColumns;
   float sum = 0.0f;
-  for (long long r = 0; r < rows; ++r) sum += x[r * cols + c];
-  const float mean = sum / static_cast<float>(rows);
+  if (c < cols)
+    for (long long r = group; r < rows; r += kRowGroups) sum += x[r * cols + c];
+  const float mean = column_sums({sum, 0.0f}, shared).a / static_cast<float>(rows);
   float squares = 0.0f;
-  for (long long r = 0; r < rows; ++r) {
-    const float centred = x[r * cols + c] - mean;
-    squares = fmaf(centred, centred, squares);
-  }
-  const float variance = squares / static_cast<float>(rows);
+  if (c < cols)
+    for (long long r = group; r < rows; r += kRowGroups) {
+      const float centred = x[r * cols + c] - mean;
+      squares = fmaf(centred, centred, squares);
+    }
+  const float variance = column_sums({squares, 0.0f}, shared).a / static_cast<float>(rows);
   return {mean, 1.0f / sqrtf(variance + epsilon), variance};
 }
 
-__global__ void __launch_bounds__(kColumnThreads)
+__global__ void __launch_bounds__(kThreads)
     batch_norm_forward_kernel(const float* x, const float* __restrict__ scale, const float* __restrict__ shift,
                               float* __restrict__ running_mean, float* __restrict__ running_var, long long rows,
                               long long cols, float epsilon, float momentum, bool training, float* y) {
-  for (long long c = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; c < cols;
-       c += static_cast<long long>(gridDim.x) * blockDim.x) {
-    Moments moments{running_mean[c], 1.0f / sqrtf(running_var[c] + epsilon), 0.0f};
+  __shared__ float shared[2 * kThreads];
+  const int group = threadIdx.x / kTileColumns;
+  for (long long tile = blockIdx.x; tile * kTileColumns < cols; tile += gridDim.x) {
+    const long long c = tile * kTileColumns + threadIdx.x % kTileColumns;
+    Moments moments{0.0f, 0.0f, 0.0f};
     if (training) {
-      moments = column_moments(x, rows, cols, c, epsilon);
-      if (rows > 1) {
-        const float unbiased = moments.variance * (static_cast<float>(rows) / static_cast<float>(rows - 1));
-        running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * moments.mean;
-        running_var[c] = (1.0f - momentum) * running_var[c] + momentum * unbiased;
-      }
+      moments = column_moments(x, rows, cols, c, epsilon, shared);  // every thread: it synchronizes
+    } else if (c < cols) {
+      moments = {running_mean[c], 1.0f / sqrtf(running_var[c] + epsilon), 0.0f};
     }
-    for (long long r = 0; r < rows; ++r)
+    if (c >= cols) continue;
+    // Every read of x above is done (column_sums synchronized): y may overwrite it.
+    if (training && rows > 1 && group == 0) {
+      const float unbiased = moments.variance * (static_cast<float>(rows) / static_cast<float>(rows - 1));
+      running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * moments.mean;
+      running_var[c] = (1.0f - momentum) * running_var[c] + momentum * unbiased;
+    }
+    for (long long r = group; r < rows; r += kRowGroups)
       y[r * cols + c] = fmaf((x[r * cols + c] - moments.mean) * moments.inverse_std, scale[c], shift[c]);
   }
 }
 
 /// The parameter gradients (column sums of dy and of dy * normalized) and dx; dx may alias dy (a
-/// thread reads its column of dy before it writes it).
-__global__ void __launch_bounds__(kColumnThreads)
+/// thread writes only the elements it read, after every thread's sums are done).
+__global__ void __launch_bounds__(kThreads)
     batch_norm_backward_kernel(const float* dy, const float* __restrict__ x, const float* __restrict__ scale,
                                long long rows, long long cols, float epsilon, float* __restrict__ scale_gradient,
                                float* __restrict__ shift_gradient, float* dx) {
-  for (long long c = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; c < cols;
-       c += static_cast<long long>(gridDim.x) * blockDim.x) {
+  __shared__ float shared[2 * kThreads];
+  const int group = threadIdx.x / kTileColumns;
+  for (long long tile = blockIdx.x; tile * kTileColumns < cols; tile += gridDim.x) {
+    const long long c = tile * kTileColumns + threadIdx.x % kTileColumns;
     if (rows == 0) {
-      scale_gradient[c] = shift_gradient[c] = 0.0f;
+      if (c < cols && group == 0) scale_gradient[c] = shift_gradient[c] = 0.0f;
       continue;
     }
-    const Moments moments = column_moments(x, rows, cols, c, epsilon);
+    const Moments moments = column_moments(x, rows, cols, c, epsilon, shared);
     float g_sum = 0.0f, g_centred_sum = 0.0f;
-    for (long long r = 0; r < rows; ++r) {
-      const float g = dy[r * cols + c];
-      g_sum += g;
-      g_centred_sum = fmaf(g, (x[r * cols + c] - moments.mean) * moments.inverse_std, g_centred_sum);
+    if (c < cols)
+      for (long long r = group; r < rows; r += kRowGroups) {
+        const float g = dy[r * cols + c];
+        g_sum += g;
+        g_centred_sum = fmaf(g, (x[r * cols + c] - moments.mean) * moments.inverse_std, g_centred_sum);
+      }
+    const Pair sums = column_sums({g_sum, g_centred_sum}, shared);
+    if (c >= cols) continue;
+    if (group == 0) {
+      scale_gradient[c] = sums.b;
+      shift_gradient[c] = sums.a;
     }
-    scale_gradient[c] = g_centred_sum;
-    shift_gradient[c] = g_sum;
     if (dx == nullptr) continue;
-    const float g_mean = g_sum / static_cast<float>(rows), g_centred_mean = g_centred_sum / static_cast<float>(rows);
-    for (long long r = 0; r < rows; ++r) {
+    const float g_mean = sums.a / static_cast<float>(rows), g_centred_mean = sums.b / static_cast<float>(rows);
+    for (long long r = group; r < rows; r += kRowGroups) {
       const float centred = (x[r * cols + c] - moments.mean) * moments.inverse_std;
       dx[r * cols + c] = scale[c] * moments.inverse_std * (dy[r * cols + c] - g_mean - centred * g_centred_mean);
     }
@@ -89,9 +127,8 @@ void launch_batch_norm_forward(const float* x, const float* scale, const float* 
                                float* running_var, std::int64_t rows, std::int64_t cols, float epsilon, float momentum,
                                bool training, float* y, cudaStream_t stream) {
   if (rows * cols == 0) return;
-  launch(batch_norm_forward_kernel, grid_for(cols, kColumnThreads), kColumnThreads, 0, stream, x, scale, shift,
-         running_mean, running_var, static_cast<long long>(rows), static_cast<long long>(cols), epsilon, momentum,
-         training, y);
+  launch(batch_norm_forward_kernel, grid_for(cols, kTileColumns), kThreads, 0, stream, x, scale, shift, running_mean,
+         running_var, static_cast<long long>(rows), static_cast<long long>(cols), epsilon, momentum, training, y);
   check_launch("batch_norm_forward_kernel", [&] { return shape_text("x", rows, cols); });
 }
 
@@ -99,7 +136,7 @@ void launch_batch_norm_backward(const float* dy, const float* x, const float* sc
                                 std::int64_t cols, float epsilon, float* scale_gradient, float* shift_gradient,
                                 float* dx, cudaStream_t stream) {
   if (cols == 0) return;
-  launch(batch_norm_backward_kernel, grid_for(cols, kColumnThreads), kColumnThreads, 0, stream, dy, x, scale,
+  launch(batch_norm_backward_kernel, grid_for(cols, kTileColumns), kThreads, 0, stream, dy, x, scale,
          static_cast<long long>(rows), static_cast<long long>(cols), epsilon, scale_gradient, shift_gradient, dx);
   check_launch("batch_norm_backward_kernel", [&] { return shape_text("dy", rows, cols); });
 }
