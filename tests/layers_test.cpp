@@ -160,6 +160,11 @@ TEST(Layers, BatchNormTrainsOnTheBatchAndPredictsWithTheRunningFigures) {
   const Sequential loaded = Sequential::load(path);
   EXPECT_EQ(loaded.parameters(), model.parameters());
   EXPECT_EQ(loaded.predict(x), y);
+  EXPECT_NE(message([&] {
+              model.set_tensor(0, "running_var", Matrix{{1.0f, -0.5f}});
+            }).find("a BatchNorm layer's running variance cannot be negative: -0.5 in column 1"),
+            std::string::npos);
+  EXPECT_EQ(model.predict(x), y);  // refused: nothing changed
   EXPECT_NE(message([] {
               Sequential({BatchNorm(1.5f), Dense(1)});
             }).find("momentum must be 0 to 1"),

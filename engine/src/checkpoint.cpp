@@ -431,6 +431,15 @@ class CheckpointIo {
           read_tensor("optimizer.velocity." + range.name, range.shape, ignored.data(), false);
         }
       }
+      for (std::size_t l = 0; l < model.layers_.size(); ++l)
+        for (const std::string& name : model.tensor_names(l)) {
+          const ConstView values = model.tensor(l, name);
+          try {
+            layer_part::check_values(model.layers_[l], name, std::span<const float>(values.data, values.size()));
+          } catch (const InputError& error) {
+            throw fail(fmt::format("layer {}'s {}: {}", l, name, error.what()));
+          }
+        }
       std::sort(spans.begin(), spans.end());
       for (std::size_t i = 1; i < spans.size(); ++i)
         if (spans[i].first < spans[i - 1].second) throw fail("two tensors' data overlap");

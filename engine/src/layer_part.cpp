@@ -170,6 +170,13 @@ struct Part<BatchNorm> {
   static std::vector<ParameterShape> parameters(const BatchNorm&, std::int64_t in) {
     return {{"weight", {in}}, {"bias", {in}}, {"running_mean", {in}, true}, {"running_var", {in}, true}};
   }
+  static void check_values(const BatchNorm&, const std::string& name, std::span<const float> values) {
+    if (name != "running_var") return;
+    for (std::size_t c = 0; c < values.size(); ++c)
+      if (values[c] < 0.0f)
+        throw InputError(
+            fmt::format("a BatchNorm layer's running variance cannot be negative: {} in column {}", values[c], c));
+  }
   static void initialize(const BatchNorm&, std::int64_t in, std::uint64_t, std::vector<float>& parameters) {
     for (const float value : {1.0f, 0.0f, 0.0f, 1.0f})
       parameters.insert(parameters.end(), static_cast<std::size_t>(in), value);
@@ -355,6 +362,13 @@ bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstVie
               bool folded, std::optional<ConstView> relu_below, std::optional<View> dx) {
   return visit(layer, [&](auto part, const auto& settings) {
     return decltype(part)::backward(settings, slots, pass, input, output, dy, folded, relu_below, dx);
+  });
+}
+
+void check_values(const Layer& layer, const std::string& name, std::span<const float> values) {
+  visit(layer, [&](auto part, const auto& settings) {
+    if constexpr (requires { decltype(part)::check_values(settings, name, values); })
+      decltype(part)::check_values(settings, name, values);
   });
 }
 

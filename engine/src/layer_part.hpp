@@ -5,6 +5,7 @@
 // checkpoint entry. The functions below dispatch on the kind; a kind without a part does not compile.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct ParameterShape {
   bool state = false;
 };
 std::vector<ParameterShape> parameters(const Layer& layer, std::int64_t in);
+/// InputError unless values are valid ones for the layer's tensor of that name (parameters()'s
+/// name): a BatchNorm's running variance may not be negative. Values set from outside (a
+/// checkpoint, set_tensor) are checked; training keeps them valid.
+void check_values(const Layer& layer, const std::string& name, std::span<const float> values);
 /// Appends the layer's initial values of every tensor of parameters(), in that order, drawn from seed.
 void initialize(const Layer& layer, std::int64_t in, std::uint64_t seed, std::vector<float>& parameters);
 

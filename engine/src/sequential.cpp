@@ -213,6 +213,7 @@ void Sequential::set_tensor(std::size_t layer, const std::string& name, const Ma
     throw InputError(fmt::format("layer {}'s {} is ({}, {}), not ({}, {})", layer, name, current.rows, current.cols,
                                  values.rows(), values.cols()));
   check_finite(values, name.c_str());
+  layer_part::check_values(layers_[layer], name, std::span<const float>(values.data(), values.size()));
   std::copy(values.data(), values.data() + values.size(), parameters_.begin() + (current.data - parameters_.data()));
 }
 

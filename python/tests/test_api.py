@@ -1,4 +1,5 @@
 """The Keras-style API from Python: arrays in and out, errors, the GIL, Ctrl-C, checkpoints."""
+import json
 import os
 import pickle
 import re
@@ -341,6 +342,15 @@ def test_batch_normalization_trains_predicts_with_running_figures_and_round_trip
     with pytest.raises(ember.InputError, match="the moving_variance of layer 1 has 15 values"):
         model.set_weights(changed[:5] + [np.ones(15)] + changed[6:])
     np.testing.assert_array_equal(model.get_weights()[5], changed[5])
+    # A checkpoint whose running variance is negative is refused, naming the file, layer and tensor.
+    data = bytearray((tmp_path / "batchnorm.safetensors").read_bytes())
+    header_size = int.from_bytes(data[:8], "little")
+    begin = json.loads(data[8:8 + header_size])["layers.1.running_var"]["data_offsets"][0] + 8 + header_size
+    data[begin:begin + 4] = np.float32(-2).tobytes()
+    (tmp_path / "negative.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ember.InputError, match=r"negative\.safetensors.*layer 1's running_var: a BatchNorm layer's "
+                                               r"running variance cannot be negative: -2 in column 0"):
+        ember.Sequential.load(tmp_path / "negative.safetensors")
     for momentum in (-0.1, 1.5):
         with pytest.raises(ember.InputError, match="momentum, the running figures' weight"):
             ember.BatchNormalization(momentum)
