@@ -102,16 +102,28 @@ void launch_layer_norm_backward(const float* dy, const float* x, const float* no
                                 float* shift_gradient, float* dx, cudaStream_t stream);
 
 /// BatchNorm over each column of x (rows, cols) (batch_norm.cu; Backend::batch_norm_forward):
-/// training, the batch's statistics, and the running figures updated when rows > 1; else the
-/// running figures. y may alias x.
+/// training, the batch's statistics, and the running figures updated when the batch has more than
+/// one row; else the running figures. y may alias x. totals (a batch across ranks; else null): the
+/// statistics are those summed in the Backend's BatchAcrossRanks scratch layout.
 void launch_batch_norm_forward(const float* x, const float* scale, const float* shift, float* running_mean,
                                float* running_var, std::int64_t rows, std::int64_t cols, float epsilon, float momentum,
-                               bool training, float* y, cudaStream_t stream);
+                               bool training, const float* totals, float* y, cudaStream_t stream);
+/// A rank's part of a batch across ranks' totals: without totals, the column sums of x into
+/// sums[0, cols) and rows into sums[cols]; with them, the column sums of the squared deviations from
+/// their mean (totals[c] / totals[cols]).
+void launch_batch_norm_rank_sums(const float* x, std::int64_t rows, std::int64_t cols, const float* totals, float* sums,
+                                 cudaStream_t stream);
 /// Its backward (Backend::batch_norm_backward): the parameter gradients overwritten, then dx
-/// (skipped when null; it may alias dy). Deterministic.
+/// (skipped when null; it may alias dy). Deterministic. totals: the batch across ranks' figures, and
+/// rank_sums (2 * cols) receives the shift's gradient, then the scale's (dx must be null: the
+/// ranks sum them first, then launch_batch_norm_input_gradient).
 void launch_batch_norm_backward(const float* dy, const float* x, const float* scale, std::int64_t rows,
-                                std::int64_t cols, float epsilon, float* scale_gradient, float* shift_gradient,
-                                float* dx, cudaStream_t stream);
+                                std::int64_t cols, float epsilon, const float* totals, float* scale_gradient,
+                                float* shift_gradient, float* rank_sums, float* dx, cudaStream_t stream);
+/// dx of a batch across ranks from gradient_totals, rank_sums summed over the ranks.
+void launch_batch_norm_input_gradient(const float* dy, const float* x, const float* scale, std::int64_t rows,
+                                      std::int64_t cols, float epsilon, const float* totals,
+                                      const float* gradient_totals, float* dx, cudaStream_t stream);
 
 /// The embedding lookup (Backend::embedding_forward; embedding.cu): x (rows, in) whose last columns
 /// values are indices into table (categories, dim); y (rows, in - columns + columns * dim).

@@ -212,6 +212,119 @@ inline void expect_layer_norm_matches_reference(Backend& backend) {
   }
 }
 
+/// BatchNorm over a batch spread across two ranks (BatchAcrossRanks), seen from rank 1, whose sum
+/// adds rank 2's part (plain float64 loops here) to each of the op's sums in turn: the output, the
+/// running figures, the gradients' totals and dx (in rank 1's units: its rows' mean loss) equal the
+/// reference's on the whole batch, rank 1's rows then rank 2's. Ranks without rows, and a whole
+/// batch of one row (the running figures stay).
+inline void expect_batch_norm_across_ranks_matches_whole_batch(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 950;
+  struct Case {
+    std::int64_t mine, other, cols;
+  };
+  for (const Case& c :
+       {Case{0, 5, 3}, Case{1, 0, 4}, Case{1, 1, 17}, Case{7, 9, 33}, Case{200, 57, 257}, Case{31, 64, 1000}}) {
+    const std::int64_t rows = c.mine + c.other, cols = c.cols;
+    const std::string what = fmt::format("batch_norm across ranks {}+{}x{}", c.mine, c.other, cols);
+    Matrix whole = random_matrix(rows, cols, ++seed), whole_dy = random_matrix(rows, cols, ++seed);
+    for (std::int64_t i = 0; i < whole.size(); ++i) whole.data()[i] = 3.0f * whole.data()[i] + 5.0f;
+    const double mine_share = static_cast<double>(c.mine) / static_cast<double>(rows),
+                 other_share = static_cast<double>(c.other) / static_cast<double>(rows);
+    Matrix x(c.mine, cols), dy(c.mine, cols), scaled_dy = whole_dy;  // each rank's dy: its rows' mean
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < cols; ++j) {
+        if (r < c.mine) {
+          x(r, j) = whole(r, j);
+          dy(r, j) = whole_dy(r, j);
+        }
+        scaled_dy(r, j) = static_cast<float>(whole_dy(r, j) * (r < c.mine ? mine_share : other_share));
+      }
+    const Matrix scale = random_matrix(1, cols, ++seed), shift = random_matrix(1, cols, ++seed);
+    Matrix running_mean = random_matrix(1, cols, ++seed), running_var = random_matrix(1, cols, ++seed);
+    for (std::int64_t j = 0; j < cols; ++j) running_var.data()[j] += 1.5f;
+    const float epsilon = 1e-5f, momentum = 0.3f;
+
+    // The reference on the whole batch.
+    Matrix y = poisoned(rows, cols), mean = running_mean, var = running_var;
+    cpu.batch_norm_forward(whole.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum, true,
+                           y.view(), nullptr);
+    Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
+    cpu.batch_norm_backward(scaled_dy.view(), whole.view(), scale.view(), epsilon, dscale.view(), dshift.view(),
+                            dx.view(), nullptr);
+
+    // Rank 1 on the backend; its sum adds rank 2's rows' part.
+    int calls = 0;
+    std::vector<double> column_mean(static_cast<std::size_t>(cols)), inverse_std(static_cast<std::size_t>(cols));
+    const SumOverRanks sum = [&](float* values, std::int64_t count, bool scaled) {
+      std::vector<float> host(static_cast<std::size_t>(count));
+      backend.copy_to_host(host.data(), values, host.size() * sizeof(float));
+      const int call = calls++;
+      EXPECT_EQ(scaled, call == 2) << what << ": sum " << call;
+      EXPECT_EQ(count, call == 0 ? cols + 1 : call == 1 ? cols : 2 * cols) << what << ": sum " << call;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const auto i = static_cast<std::size_t>(j);
+        double a = 0.0, b = 0.0;
+        for (std::int64_t r = c.mine; r < rows; ++r) {
+          const double centred = (whole(r, j) - column_mean[i]) * inverse_std[i];
+          a += call == 0 ? whole(r, j) : call == 1 ? centred * centred : whole_dy(r, j);
+          b += call == 2 ? whole_dy(r, j) * centred : 0.0;
+        }
+        if (call == 2) {
+          host[i] = static_cast<float>(host[i] * mine_share + a * other_share);
+          host[i + static_cast<std::size_t>(cols)] =
+              static_cast<float>(host[i + static_cast<std::size_t>(cols)] * mine_share + b * other_share);
+        } else {
+          host[i] = static_cast<float>(host[i] + a);
+        }
+      }
+      if (call == 0) {
+        host[static_cast<std::size_t>(cols)] += static_cast<float>(c.other);
+        for (std::size_t i = 0; i < column_mean.size(); ++i) column_mean[i] = host[i] / static_cast<double>(rows);
+        // The second sum's deviations are the plain ones (inverse_std 1); backward's normalized.
+        std::fill(inverse_std.begin(), inverse_std.end(), 1.0);
+      } else if (call == 1) {
+        for (std::size_t i = 0; i < inverse_std.size(); ++i)
+          inverse_std[i] = 1.0 / std::sqrt(host[i] / static_cast<double>(rows) + epsilon);
+      }
+      backend.copy_to_device(values, host.data(), host.size() * sizeof(float));
+    };
+    OnBackend scratch(backend, poisoned(1, 4 * cols + 1));
+    const BatchAcrossRanks ranks{static_cast<float*>(scratch.view().data), sum};
+    OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift), gy(backend, poisoned(c.mine, cols));
+    OnBackend gmean(backend, running_mean), gvar(backend, running_var);
+    backend.batch_norm_forward(gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon, momentum,
+                               true, gy.view(), &ranks);
+    ASSERT_EQ(calls, 2) << what;
+    Matrix y_mine(c.mine, cols);
+    std::copy(y.data(), y.data() + y_mine.size(), y_mine.data());
+    if (c.mine > 0) {
+      EXPECT_LT(relative_error(gy.download(), y_mine), kFloat32Tolerance) << what;
+    }
+    EXPECT_LT(relative_error(gmean.download(), mean), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(gvar.download(), var), kFloat32Tolerance) << what;
+    if (rows == 1) {
+      EXPECT_EQ(gvar.download(), running_var) << what << ": one row, the running figures stay";
+    }
+
+    OnBackend gdy(backend, dy), gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols)),
+        gdx(backend, poisoned(c.mine, cols));
+    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
+                                gdx.view(), &ranks);
+    ASSERT_EQ(calls, 3) << what;
+    const Matrix totals = scratch.download();
+    Matrix shift_total(1, cols), scale_total(1, cols);
+    std::copy(totals.data() + 2 * cols + 1, totals.data() + 3 * cols + 1, shift_total.data());
+    std::copy(totals.data() + 3 * cols + 1, totals.data() + 4 * cols + 1, scale_total.data());
+    EXPECT_LT(relative_error(shift_total, dshift), kFloat32Tolerance) << what;
+    EXPECT_LT(relative_error(scale_total, dscale), kFloat32Tolerance) << what;
+    if (c.mine == 0) continue;
+    Matrix dx_mine(c.mine, cols);
+    for (std::int64_t i = 0; i < dx_mine.size(); ++i) dx_mine.data()[i] = static_cast<float>(dx.data()[i] / mine_share);
+    EXPECT_LT(relative_error(gdx.download(), dx_mine), kFloat32Tolerance) << what;
+  }
+}
+
 /// BatchNorm forward (training, with the running figures' update, and predicting) and backward
 /// against the reference: one row (the running figures stay), one column, columns fewer and more
 /// than a block of threads, inputs off centre; y over x and dx over dy (as the contract allows) and
@@ -234,11 +347,11 @@ inline void expect_batch_norm_matches_reference(Backend& backend) {
       const std::string mode = what + (training ? " training" : " predicting");
       Matrix y = poisoned(rows, cols), mean = running_mean, var = running_var;
       cpu.batch_norm_forward(x.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum, training,
-                             y.view());
+                             y.view(), nullptr);
       OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift), gy(backend, poisoned(rows, cols));
       OnBackend gmean(backend, running_mean), gvar(backend, running_var);
       backend.batch_norm_forward(gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon, momentum,
-                                 training, gy.view());
+                                 training, gy.view(), nullptr);
       EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << mode;
       EXPECT_LT(relative_error(gmean.download(), mean), kFloat32Tolerance) << mode;
       EXPECT_LT(relative_error(gvar.download(), var), kFloat32Tolerance) << mode;
@@ -249,32 +362,34 @@ inline void expect_batch_norm_matches_reference(Backend& backend) {
       // y over x: the same bits.
       OnBackend inplace(backend, x), again_mean(backend, running_mean), again_var(backend, running_var);
       backend.batch_norm_forward(inplace.view(), gscale.view(), gshift.view(), again_mean.view(), again_var.view(),
-                                 epsilon, momentum, training, inplace.view());
+                                 epsilon, momentum, training, inplace.view(), nullptr);
       EXPECT_EQ(inplace.download(), gy.download()) << mode << " in place";
       EXPECT_EQ(again_var.download(), gvar.download()) << mode;
     }
 
     Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
-    cpu.batch_norm_backward(dy.view(), x.view(), scale.view(), epsilon, dscale.view(), dshift.view(), dx.view());
+    cpu.batch_norm_backward(dy.view(), x.view(), scale.view(), epsilon, dscale.view(), dshift.view(), dx.view(),
+                            nullptr);
     OnBackend gx(backend, x), gscale(backend, scale), gdy(backend, dy);
     OnBackend gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols)),
         gdx(backend, poisoned(rows, cols));
     backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
-                                gdx.view());
+                                gdx.view(), nullptr);
     EXPECT_LT(relative_error(gdscale.download(), dscale), kFloat32Tolerance) << what;
     EXPECT_LT(relative_error(gdshift.download(), dshift), kFloat32Tolerance) << what;
     // One row: dx is exactly zero (the row is its own mean), so no error at all is allowed.
     EXPECT_LT(relative_error(gdx.download(), dx), rows == 1 ? 1e-30 : kFloat32Tolerance) << what;
     OnBackend inplace(backend, dy), again_scale(backend, poisoned(1, cols)), again_shift(backend, poisoned(1, cols));
     backend.batch_norm_backward(inplace.view(), gx.view(), gscale.view(), epsilon, again_scale.view(),
-                                again_shift.view(), inplace.view());
+                                again_shift.view(), inplace.view(), nullptr);
     EXPECT_EQ(inplace.download(), gdx.download()) << what << " in place";
     EXPECT_EQ(again_scale.download(), gdscale.download()) << what;
     OnBackend alone_scale(backend, poisoned(1, cols)), alone_shift(backend, poisoned(1, cols));
     backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, alone_scale.view(), alone_shift.view(),
-                                std::nullopt);
+                                std::nullopt, nullptr);
     EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
   }
+  expect_batch_norm_across_ranks_matches_whole_batch(backend);
 }
 
 /// The embedding lookup and its backward against the reference: one index column and several, with

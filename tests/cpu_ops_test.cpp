@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "activation_math.hpp"
+#include "backend_conformance.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "dropout_math.hpp"
 #include "ember/error.hpp"
@@ -377,6 +378,13 @@ TEST(CpuOps, ClipByNormScalesDownToTheNormAsPyTorch) {
     EXPECT_THROW(cpu.clip_by_norm(zeros.data(), zeros.size(), bad), Error) << bad;
 }
 
+// The reference's BatchNorm over a batch across ranks (its phases and sums) against its own
+// BatchNorm of the whole batch.
+TEST(CpuOps, BatchNormAcrossRanksMatchesTheWholeBatch) {
+  CpuBackend cpu;
+  testing::expect_batch_norm_across_ranks_matches_whole_batch(cpu);
+}
+
 TEST(CpuOps, FillCopyGatherAdvance) {
   const Matrix source{{1, 2}, {3, 4}, {5, 6}};
   const std::vector<std::int32_t> indices{2, 0, 1, 2};
@@ -483,9 +491,7 @@ TEST(CpuOpsFiniteDifferences, EveryLossGradient) {
     const std::optional<double> delta = c.huber_delta ? std::optional<double>(*c.huber_delta) : std::nullopt;
     EXPECT_NEAR(from_op, loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing), 1e-6)
         << c.name;
-    const auto loss = [&] {
-      return loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing);
-    };
+    const auto loss = [&] { return loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing); };
     std::vector<double> numeric;
     std::vector<float> analytic;
     for (std::int64_t i = 0; i < prediction.size(); ++i) {

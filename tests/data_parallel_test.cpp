@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <numeric>
@@ -45,6 +46,34 @@ TEST(Library, DataParallelOverThreadsMatchesOneProcess) {
   EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), 1e-6);
   EXPECT_NEAR(histories[0].epochs.back().val_loss.value(), expected.epochs.back().val_loss.value(),
               1e-6 * expected.epochs.back().val_loss.value());
+}
+
+// A BatchNorm's statistics span every rank's rows, as torch.nn.SyncBatchNorm's: global batches of
+// 10 rows in uneven slices over 3 ranks, a last batch of 7. The ranks' running figures and
+// parameters stay the same and equal one process's; each rank's own rows would give others.
+TEST(Library, BatchNormOverRanksTrainsAsOneProcess) {
+  const auto normalized = [](std::uint64_t seed) {
+    Sequential m({Dense(8, Activation::relu), BatchNorm(0.2f), Dense(6, Activation::tanh), BatchNorm(), Dense(2)},
+                 seed);
+    m.compile({.optimizer = Adam{.lr = 0.01f}, .device = Device::cpu});
+    return m;
+  };
+  const Matrix x = testing::random_matrix(97, 3, 25), y = testing::random_matrix(97, 2, 26);
+  const FitOptions fit{.epochs = 3, .batch_size = 10, .validation_split = 0.1};
+  Sequential alone = normalized(1);
+  const History expected = alone.fit(x, y, fit);
+  std::vector<Sequential> ranks{normalized(1), normalized(2), normalized(3)};
+  const std::vector<History> histories = testing::fit_on_threads(ranks, x, y, fit);
+  for (std::size_t r = 0; r < ranks.size(); ++r) EXPECT_EQ(ranks[r].parameters(), ranks[0].parameters()) << r;
+  EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), 1e-5);
+  EXPECT_NEAR(histories[0].epochs.back().val_loss.value(), expected.epochs.back().val_loss.value(),
+              1e-5 * expected.epochs.back().val_loss.value());
+  EXPECT_LT(testing::relative_error(ranks[0].tensor(3, "running_var"), alone.tensor(3, "running_var")), 1e-5);
+  const ConstView moved = alone.tensor(3, "running_var");
+  EXPECT_TRUE(std::any_of(moved.data, moved.data + moved.cols, [](float v) { return v != 1.0f; }));
+  Sequential small_batches = normalized(1);  // what a rank's own rows would give
+  small_batches.fit(x, y, {.epochs = 3, .batch_size = 4, .validation_split = 0.1});
+  EXPECT_GT(testing::relative_error(small_batches.parameters(), alone.parameters()), 1e-2);
 }
 
 TEST(Library, SampleWeightsOverRanksTrainAsOneProcess) {
@@ -212,8 +241,8 @@ struct RankRun {
 /// batch), rank r on its slice of each batch or (sharded) its own rows: 40 + 9 r of them.
 std::vector<RankRun> train_ranks(
     int ranks, bool sharded, GradientSum gradient_sum, const std::function<std::string(int)>& device,
-    const std::function<std::string(int)>& unavailable = [](int) { return ""; }) {
-  const std::vector<Layer> layers{Dense(6, Activation::relu), Dense(2)};
+    const std::function<std::string(int)>& unavailable = [](int) { return ""; },
+    const std::vector<Layer>& layers = {Dense(6, Activation::relu), Dense(2)}) {
   testing::Rendezvous shared(ranks);
   std::vector<RankRun> runs(static_cast<std::size_t>(ranks));
   std::vector<std::thread> threads;
@@ -278,6 +307,31 @@ TEST(Library, BackendCollectiveStepsTrainAsTheHostSum) {
       EXPECT_EQ(host[r].sums, 0);
       EXPECT_EQ(backend[r].parameters, backend[0].parameters) << "rank " << r << " sharded " << sharded;
       EXPECT_LT(testing::relative_error(backend[r].parameters, host[r].parameters), 1e-6) << "sharded " << sharded;
+    }
+  }
+}
+
+TEST(Library, BatchNormOverRanksSumsOnTheBackendAsOnTheHost) {
+  // Its statistics summed by the collective inside the step, or on the host between the step's ops;
+  // sharded, ranks whose rows ran out still take part in every sum.
+  const auto own = [](int r) { return "gpu" + std::to_string(r); };
+  const auto none = [](int) { return std::string(); };
+  const std::vector<Layer> layers{Dense(6, Activation::relu), BatchNorm(0.2f), Dense(5, Activation::tanh), BatchNorm(),
+                                  Dense(2)};
+  for (const bool sharded : {false, true}) {
+    const std::vector<RankRun> host = train_ranks(3, sharded, GradientSum::host, own, none, layers);
+    const std::vector<RankRun> backend = train_ranks(3, sharded, GradientSum::automatic, own, none, layers);
+    const std::vector<RankRun> plain = train_ranks(3, sharded, GradientSum::automatic, own);
+    for (std::size_t r = 0; r < 3; ++r) {
+      ASSERT_EQ(host[r].error, "") << "sharded " << sharded;
+      ASSERT_EQ(backend[r].error, "") << "sharded " << sharded;
+      EXPECT_EQ(host[r].sums, 0);
+      EXPECT_GT(backend[r].sums, plain[r].sums) << "the statistics' sums too";
+      EXPECT_EQ(backend[r].sums, backend[0].sums) << "every rank the same sums, rows or none";
+      EXPECT_EQ(backend[r].recorded_at, backend[0].recorded_at);
+      EXPECT_EQ(host[r].parameters, host[0].parameters) << "rank " << r << " sharded " << sharded;
+      EXPECT_EQ(backend[r].parameters, backend[0].parameters) << "rank " << r << " sharded " << sharded;
+      EXPECT_LT(testing::relative_error(backend[r].parameters, host[r].parameters), 1e-5) << "sharded " << sharded;
     }
   }
 }

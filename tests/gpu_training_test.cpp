@@ -59,21 +59,28 @@ TEST(GpuTraining, TwoRanksSharingTheGpuTrainAsOneProcess) {
   EMBER_REQUIRE_GPU(gpu);
   if (std::getenv("EMBER_EMULATED_GPU") != nullptr)
     GTEST_SKIP() << "the emulated runtime serves one host thread at a time";
+  // With a BatchNorm, its statistics come to the host in the middle of each step: the steps run
+  // unrecorded.
   const Matrix x = testing::random_matrix(203, 6, 31), y = testing::random_matrix(203, 2, 32);
-  const auto model = [] {
-    Sequential m({Dense(32, Activation::relu), Dense(2)}, 5);
-    m.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda});
-    return m;
-  };
-  const FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
-  Sequential alone = model();
-  alone.fit(x, y, fit);
-  std::vector<Sequential> ranks;
-  ranks.push_back(model());
-  ranks.push_back(model());
-  testing::fit_on_threads(ranks, x, y, fit);
-  EXPECT_EQ(ranks[0].parameters(), ranks[1].parameters());
-  EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), kTrainingTolerance);
+  for (const bool normalized : {false, true}) {
+    const auto model = [&] {
+      std::vector<Layer> layers{Dense(32, Activation::relu), Dense(2)};
+      if (normalized) layers.insert(layers.begin() + 1, BatchNorm());
+      Sequential m(layers, 5);
+      m.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda});
+      return m;
+    };
+    const FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
+    Sequential alone = model();
+    alone.fit(x, y, fit);
+    std::vector<Sequential> ranks;
+    ranks.push_back(model());
+    ranks.push_back(model());
+    testing::fit_on_threads(ranks, x, y, fit);
+    EXPECT_EQ(ranks[0].parameters(), ranks[1].parameters()) << "BatchNorm " << normalized;
+    EXPECT_LT(testing::relative_error(ranks[0].parameters(), alone.parameters()), kTrainingTolerance)
+        << "BatchNorm " << normalized;
+  }
 }
 
 TEST(GpuTraining, OneRankNcclInTheStepsGraphTrainsAsWithoutCommunication) {
@@ -97,6 +104,29 @@ TEST(GpuTraining, OneRankNcclInTheStepsGraphTrainsAsWithoutCommunication) {
   summed.fit(x, y, fit);
   EXPECT_EQ(summed.parameters(), alone.parameters());
   EXPECT_NE(data_parallel.find("gradients summed by NCCL"), std::string::npos) << data_parallel;
+}
+
+TEST(GpuTraining, BatchNormSumsItsStatisticsWithNcclInTheStepsGraph) {
+  // GradientSum::nccl with one process and BatchNorm layers: their statistics summed by NCCL in the
+  // middle of the captured step's forward and backward (the totals' kernels, then the sums), as
+  // without communication; the last batch of 11 rows is a second recorded step.
+  EMBER_REQUIRE_GPU(gpu);
+  if (const std::string reason = gpu->collective_support().unavailable_reason; !reason.empty()) GTEST_SKIP() << reason;
+  const Matrix x = testing::random_matrix(203, 6, 47), y = testing::random_matrix(203, 2, 48);
+  const auto model = [] {
+    Sequential m({Dense(40, Activation::relu), BatchNorm(0.2f), Dense(7, Activation::tanh), BatchNorm(), Dense(2)}, 5);
+    m.compile({.optimizer = Adam{.lr = 0.003f}, .device = Device::cuda});
+    return m;
+  };
+  FitOptions fit{.epochs = 3, .batch_size = 32, .validation_split = 0.1};
+  Sequential alone = model();
+  alone.fit(x, y, fit);
+  fit.gradient_sum = GradientSum::nccl;
+  Sequential summed = model();
+  summed.fit(x, y, fit);
+  EXPECT_LT(testing::relative_error(summed.parameters(), alone.parameters()), kTrainingTolerance);
+  EXPECT_LT(testing::relative_error(summed.tensor(1, "running_var"), alone.tensor(1, "running_var")),
+            kTrainingTolerance);
 }
 
 TEST(GpuTraining, NcclBucketsAreScaledAndSummedBeforeTheUpdate) {

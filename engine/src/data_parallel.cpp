@@ -256,19 +256,29 @@ bool DataParallel::step(Plan& plan, std::int64_t batch, bool stop_requested) {
     return any(stop_requested);
   }
   bool stop = false;
-  plan.train_step(mine, HostReduction{[&](std::vector<float>& gradients) {
-                    // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over
-                    // all ranks' rows, is the mean over the global batch. One more value carries the stops.
-                    const std::size_t n = gradients.size();
-                    reduction_.resize(n + kHostStepExtras);
-                    for (std::size_t i = 0; i < n; ++i)
-                      reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
-                    reduction_[n] = stop_requested ? 1.0 : 0.0;
-                    sum_over_ranks(reduction_);
-                    const auto rows = static_cast<double>(rows_in(batch));
-                    for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
-                    stop = reduction_[n] > 0.0;
-                  }});
+  HostReduction host;
+  host.reduce = [&](std::vector<float>& gradients) {
+    // Each rank's gradient is the mean over its rows: times its rows, summed (in float64), over all
+    // ranks' rows, is the mean over the global batch. One more value carries the stops.
+    const std::size_t n = gradients.size();
+    reduction_.resize(n + kHostStepExtras);
+    for (std::size_t i = 0; i < n; ++i) reduction_[i] = static_cast<double>(gradients[i]) * static_cast<double>(mine);
+    reduction_[n] = stop_requested ? 1.0 : 0.0;
+    sum_over_ranks(reduction_);
+    const auto rows = static_cast<double>(rows_in(batch));
+    for (std::size_t i = 0; i < n; ++i) gradients[i] = static_cast<float>(reduction_[i] / rows);
+    stop = reduction_[n] > 0.0;
+  };
+  host.sum_statistics = [&](std::vector<float>& values, bool scaled) {
+    // A BatchNorm's statistics; scaled ones as the gradients are.
+    statistics_.assign(values.begin(), values.end());
+    if (scaled)
+      for (double& value : statistics_) value *= static_cast<double>(mine);
+    sum_over_ranks(statistics_);
+    const double rows = scaled ? static_cast<double>(rows_in(batch)) : 1.0;
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(statistics_[i] / rows);
+  };
+  plan.train_step(mine, host);
   return stop;
 }
 

@@ -97,7 +97,7 @@ class DataParallel {
   GradientSum gradient_sum_;
   std::unique_ptr<DeviceCollective> collective_;  // the steps sum on the backend when set
   bool warmed_up_ = false;
-  std::vector<double> reduction_, gathered_;
+  std::vector<double> reduction_, statistics_, gathered_;
 };
 
 }  // namespace ember

@@ -281,16 +281,6 @@ void FitLoop::place(Backend& backend) {
   const CompileOptions& compiled = model_.options_;
   batch_size_ = std::min(options_.batch_size, all_train_rows_);
   parallel_.set_rows(batch_size_, train_rows_);
-  // Each rank's layers would keep statistics of its own rows (a BatchNorm's), and the ranks' models
-  // would part: such a layer needs those statistics summed across ranks, which is not built.
-  if (parallel_.active())
-    for (std::size_t l = 0; l < model_.layers_.size(); ++l)
-      for (const layer_part::ParameterShape& tensor : layer_part::parameters(model_.layers_[l], 1))
-        if (tensor.state)
-          throw InputError(
-              fmt::format("{} (layer {}) keeps statistics of its batches, which data-parallel training "
-                          "does not sum across processes yet; train it in one process, or use LayerNorm",
-                          describe(model_.layers_[l]), l + 1));
   plan_.emplace(backend, model_.layers_, model_.input_width_, parallel_.plan_batch_size(), compiled.optimizer,
                 compiled.loss, model_.seed_, compiled.clip_norm);
   parallel_.broadcast(model_.parameters_, model_.optimizer_state_);

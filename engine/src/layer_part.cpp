@@ -181,19 +181,23 @@ struct Part<BatchNorm> {
     for (const float value : {1.0f, 0.0f, 0.0f, 1.0f})
       parameters.insert(parameters.end(), static_cast<std::size_t>(in), value);
   }
-  // Its output only: backward recomputes the batch's statistics from the input.
+  // Its output only: backward recomputes the batch's statistics from the input (or, over ranks,
+  // reads the totals forward left in the scratch).
   static Buffers buffers(const BatchNorm&, bool) { return {true, false}; }
+  static std::int64_t batch_scratch(const BatchNorm&, std::int64_t in) { return 4 * in + 1; }
   static ConstView forward(const BatchNorm& norm, const Slots& slots, const Pass& pass, ConstView input) {
     const View output{slots.output, pass.rows, slots.out};
+    const std::optional<BatchAcrossRanks> ranks = across_ranks(slots, pass);
     pass.backend.batch_norm_forward(input, scale(slots), shift(slots), View{slots.state, 1, slots.in},
                                     View{slots.state + slots.in, 1, slots.in}, norm.epsilon, norm.momentum,
-                                    pass.training, output);
+                                    pass.training, output, ranks ? &*ranks : nullptr);
     return output;
   }
   static bool backward(const BatchNorm& norm, const Slots& slots, const Pass& pass, ConstView input, ConstView, View dy,
                        bool, std::optional<ConstView>, std::optional<View> dx) {
+    const std::optional<BatchAcrossRanks> ranks = across_ranks(slots, pass);
     pass.backend.batch_norm_backward(dy, input, scale(slots), norm.epsilon, View{slots.gradients, 1, slots.in},
-                                     View{slots.gradients + slots.in, 1, slots.in}, dx);
+                                     View{slots.gradients + slots.in, 1, slots.in}, dx, ranks ? &*ranks : nullptr);
     return false;
   }
   static bool folds_relu(const BatchNorm&) { return false; }
@@ -210,6 +214,10 @@ struct Part<BatchNorm> {
  private:
   static ConstView scale(const Slots& slots) { return {slots.parameters, 1, slots.in}; }
   static ConstView shift(const Slots& slots) { return {slots.parameters + slots.in, 1, slots.in}; }
+  static std::optional<BatchAcrossRanks> across_ranks(const Slots& slots, const Pass& pass) {
+    if (!pass.training || pass.ranks == nullptr) return std::nullopt;
+    return BatchAcrossRanks{slots.scratch, *pass.ranks};
+  }
 };
 
 template <>
@@ -351,6 +359,15 @@ void initialize(const Layer& layer, std::int64_t in, std::uint64_t seed, std::ve
 
 Buffers buffers(const Layer& layer, bool training) {
   return visit(layer, [&](auto part, const auto& settings) { return decltype(part)::buffers(settings, training); });
+}
+
+std::int64_t batch_scratch(const Layer& layer, std::int64_t in) {
+  return visit(layer, [&](auto part, const auto& settings) -> std::int64_t {
+    if constexpr (requires { decltype(part)::batch_scratch(settings, in); })
+      return decltype(part)::batch_scratch(settings, in);
+    else
+      return 0;  // rows apart
+  });
 }
 
 ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input) {

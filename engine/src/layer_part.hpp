@@ -44,6 +44,10 @@ struct Buffers {
   bool extra = false;
 };
 Buffers buffers(const Layer& layer, bool training);
+/// The floats a training plan keeps for a layer whose statistics span the batch, to combine them
+/// over the ranks of a data-parallel step (BatchAcrossRanks' scratch: a BatchNorm's); 0 for a layer
+/// that treats each row apart.
+std::int64_t batch_scratch(const Layer& layer, std::int64_t in);
 
 /// Where a plan placed one layer's memory (null where the layer has none).
 struct Slots {
@@ -53,17 +57,21 @@ struct Slots {
   float* state = nullptr;       // its state tensors, in parameters() order
   float* output = nullptr;      // (batch, out)
   float* extra = nullptr;       // (batch, out)
+  float* scratch = nullptr;     // training: batch_scratch floats
   std::uint64_t seed = 0;       // the layer's key for random draws (Dropout's mask)
 };
 /// The key of layer l's random draws in a model of seed model_seed.
 std::uint64_t layer_seed(std::uint64_t model_seed, std::size_t l);
 /// One pass of the layers on rows rows: training or inference, and the step's two counters in
-/// backend memory (its gather cursor and epoch) for random draws.
+/// backend memory (its gather cursor and epoch) for random draws. ranks (training a data-parallel
+/// step; else null): the batch is every rank's rows, and a layer whose statistics span it sums them
+/// over the ranks with it (BatchAcrossRanks), a rank without rows too (rows 0).
 struct Pass {
   Backend& backend;
   std::int64_t rows = 0;
   bool training = false;
   const std::int32_t* counters = nullptr;
+  const SumOverRanks* ranks = nullptr;
 };
 /// Runs the layer on input (rows, in); returns its output (rows, out).
 ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input);

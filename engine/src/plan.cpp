@@ -76,6 +76,11 @@ Plan::ArenaLayout Plan::arena_layout(const std::vector<Layer>& layers, std::int6
     arena.gradients = {offset, offset + align_up(batch_size * widest)};
     offset += 2 * align_up(batch_size * widest);
   }
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const std::int64_t floats = optimizer ? layer_part::batch_scratch(layers[l], layout.layers()[l].in) : 0;
+    arena.scratch.push_back(floats > 0 ? offset : -1);
+    offset += align_up(floats);
+  }
   arena.sums = offset;
   offset += align_up(2 * sums_width);
   arena.cursor = offset;
@@ -155,6 +160,8 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
     if (span.state_count > 0) slots.state = parameters_ + span.state_offset;
     if (output_offsets[l] >= 0) slots.output = base + output_offsets[l];
     if (arena.extras[l] >= 0) slots.extra = base + arena.extras[l];
+    if (arena.scratch[l] >= 0) slots.scratch = base + arena.scratch[l];
+    spans_batch_ = spans_batch_ || slots.scratch != nullptr;
     slots.seed = layer_part::layer_seed(seed, l);
     slots_.push_back(slots);
   }
@@ -168,6 +175,8 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
   if (optimizer_) backend_.fill({gradients_, 1, region_floats_}, 0.0f);
   const OptimizerScalars first{};
   backend_.copy_to_device(scalars_, &first, sizeof(first));
+  const float one = 1.0f;
+  backend_.copy_to_device(sum_factor_ + 1, &one, sizeof(one));
   reset_epoch();
 }
 
@@ -287,10 +296,28 @@ void Plan::local_step(std::int64_t rows) {
 
 void Plan::host_reduced_step(std::int64_t rows, const HostReduction& host) {
   check_step(rows, 0);
-  if (rows > 0)
+  if (spans_batch_) {
+    // The statistics' sums come to the host mid-step: unrecorded, each op run as it is enqueued.
+    if (!host.sum_statistics)
+      throw Error("a plan with layers whose statistics span the batch needs HostReduction::sum_statistics");
+    std::vector<float> values;
+    const SumOverRanks ranks = [&](float* device_values, std::int64_t count, bool scaled) {
+      values.resize(static_cast<std::size_t>(count));
+      backend_.copy_to_host(values.data(), device_values, values.size() * sizeof(float));
+      host.sum_statistics(values, scaled);
+      backend_.copy_to_device(device_values, values.data(), values.size() * sizeof(float));
+    };
+    if (rows > 0) {
+      enqueue_gradients(rows, nullptr, &ranks);
+    } else {
+      backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
+      enqueue_sums_without_rows(&ranks, nullptr);
+    }
+  } else if (rows > 0) {
     backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
-  else
+  } else {
     backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
+  }
   std::vector<float> gradients = download_gradients();
   host.reduce(gradients);
   backend_.copy_to_device(gradients_, gradients.data(), gradients.size() * sizeof(float));
@@ -301,12 +328,13 @@ void Plan::device_summed_step(std::int64_t rows, const DeviceSum& device) {
   check_step(rows, 0);
   set_sum_factor(device.factor);
   constexpr std::uint64_t kCollectiveStep = std::uint64_t{1} << 62;
+  const SumOverRanks ranks = collective_sum(*device.collective);
   backend_.run_step(id_, kCollectiveStep | (device.shape & (kCollectiveStep - 1)), [&] {
     if (rows > 0) {
-      enqueue_gradients(rows, device.collective);
-    } else {  // this rank has no rows left (sharded data): it adds zeros, in the same buckets
+      enqueue_gradients(rows, device.collective, &ranks);
+    } else {  // this rank has no rows left (sharded data): it adds zeros, in the same sums
       backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
-      enqueue_bucket_sums(*device.collective);
+      enqueue_sums_without_rows(&ranks, device.collective);
     }
     device.collective->finish();
     enqueue_update();
@@ -328,15 +356,36 @@ float* Plan::sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective
   return first;
 }
 
-void Plan::enqueue_bucket_sums(DeviceCollective& collective) {
+SumOverRanks Plan::collective_sum(DeviceCollective& collective) {
+  return [this, &collective](float* values, std::int64_t count, bool scaled) {
+    collective.start_scaled_sum(values, count, scaled ? sum_factor_ : sum_factor_ + 1);
+    collective.finish();  // the layer goes on with the totals
+  };
+}
+
+void Plan::enqueue_sums_without_rows(const SumOverRanks* ranks, DeviceCollective* collective) {
+  const layer_part::Pass pass{backend_, 0, true, cursor_, ranks};
+  std::vector<ConstView> inputs(layers_.size());
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    inputs[l] = ConstView{x_batch_, 0, slots_[l].in};
+    if (slots_[l].scratch != nullptr) layer_part::forward(layers_[l], slots_[l], pass, inputs[l]);
+  }
   float* bucket_end = gradients_ + layout_.trained();
-  for (std::size_t l = slots_.size(); l-- > 0;) bucket_end = sum_bucket_after(l, bucket_end, collective);
+  for (std::size_t l = layers_.size(); l-- > 0;) {
+    if (slots_[l].scratch != nullptr) {
+      const View dy{gradient_buffers_[0], 0, slots_[l].out};
+      layer_part::backward(layers_[l], slots_[l], pass, inputs[l], dy, dy, false, std::nullopt, std::nullopt);
+    }
+    if (collective != nullptr) bucket_end = sum_bucket_after(l, bucket_end, *collective);
+  }
 }
 
 void Plan::warm_up(DeviceCollective& collective) {
   require_training("warm_up");
   set_sum_factor(0.0f);
-  enqueue_bucket_sums(collective);
+  // Every sum a step makes, of its sizes, outside a recording.
+  const SumOverRanks ranks = collective_sum(collective);
+  enqueue_sums_without_rows(spans_batch_ ? &ranks : nullptr, &collective);
   collective.finish();
   backend_.synchronize();
 }
@@ -358,7 +407,7 @@ void Plan::enqueue_train_step(std::int64_t rows) {
   enqueue_update();
 }
 
-void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
+void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, const SumOverRanks* ranks) {
   const std::int64_t output_width = slots_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
@@ -368,7 +417,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective) {
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   // Forward, keeping each layer's input for backward.
-  const layer_part::Pass pass{backend_, rows, true, cursor_};
+  const layer_part::Pass pass{backend_, rows, true, cursor_, spans_batch_ ? ranks : nullptr};
   std::vector<ConstView>& inputs = layer_inputs_;
   ConstView prediction = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {

@@ -16,7 +16,8 @@
 //                                          l + 1 no longer needs
 //   metric sums of the loss: training and validation (loss_part::sums_width each) | counters: the
 //   gather cursor and the epoch (int32 each; random draws are keyed by them)
-//   | OptimizerScalars | the factor of a data-parallel step's sums (DeviceCollective)
+//   | OptimizerScalars | the factor of a data-parallel step's sums (DeviceCollective), and 1
+//   | per layer whose statistics span the batch, training: its scratch (layer_part::batch_scratch)
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -45,12 +46,17 @@ struct BackendMatrix {
 struct LocalGradients {};
 /// Data-parallel, summed on the host: the gradients of the next rows (0 to batch size; zeros for
 /// 0) come to the host, reduce replaces them with the combined ones, which go back for the update.
+/// A layer whose statistics span the batch (BatchNorm) sums them over the ranks during the step
+/// with sum_statistics (in place; scaled: each rank's values times its share of the step's rows),
+/// which such a plan needs; its steps then run unrecorded, the host waiting for each sum.
 struct HostReduction {
   std::function<void(std::vector<float>& gradients)> reduce;
+  std::function<void(std::vector<float>& values, bool scaled)> sum_statistics{};
 };
 /// Data-parallel, summed on the backend inside the recorded step: the gradients of the next rows
 /// (0 to batch size; zeros for 0) times factor (this rank's rows over all ranks'), summed over the
-/// ranks in buckets of layers as backward produces them, then the update. shape names every rank's
+/// ranks in buckets of layers as backward produces them, then the update. A layer whose statistics
+/// span the batch sums them with the collective too, and waits for the sum. shape names every rank's
 /// rows in this step (the same value on every rank, and rows a function of it): the recording is
 /// keyed by it, so that the ranks record a step together, as NCCL requires of captured collectives.
 struct DeviceSum {
@@ -144,7 +150,7 @@ class Plan {
   struct ArenaLayout {
     std::int64_t region_floats = 0, x = 0, y = 0, weights = 0, sums = 0, cursor = 0, scalars = 0, factor = 0,
                  floats = 0;
-    std::vector<std::int64_t> outputs, extras;  // -1 where the layer keeps none
+    std::vector<std::int64_t> outputs, extras, scratch;  // -1 where the layer keeps none
     std::array<std::int64_t, 2> gradients{};
   };
   static ArenaLayout arena_layout(const std::vector<Layer>& layers, std::int64_t input_width, std::int64_t batch_size,
@@ -155,15 +161,20 @@ class Plan {
   void host_reduced_step(std::int64_t rows, const HostReduction& host);
   void device_summed_step(std::int64_t rows, const DeviceSum& device);
   void enqueue_train_step(std::int64_t rows);
-  void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr);
+  /// ranks: the sum over the ranks of the layers whose statistics span the batch (a data-parallel step).
+  void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr,
+                         const SumOverRanks* ranks = nullptr);
+  /// A rank without rows in a data-parallel step: the sums every other rank makes, in the same
+  /// order, with zeros for its own part: each layer spanning the batch (forward, then backward) and,
+  /// with a collective, each bucket of gradients (zeros too).
+  void enqueue_sums_without_rows(const SumOverRanks* ranks, DeviceCollective* collective);
+  /// The sum over the ranks of a collective step's statistics: in place, scaled by the step's factor.
+  SumOverRanks collective_sum(DeviceCollective& collective);
   void enqueue_update();
   /// After layer l's backward: when the gradients from layer l's to bucket_end fill a bucket, or l
   /// is the first layer with parameters, starts their sum and returns where the next bucket ends;
   /// else bucket_end.
   float* sum_bucket_after(std::size_t l, float* bucket_end, DeviceCollective& collective);
-  /// Every bucket's sum, as enqueue_gradients starts them (every rank must make the same sums, in
-  /// the same order, whatever rows it has).
-  void enqueue_bucket_sums(DeviceCollective& collective);
   void set_sum_factor(float factor);
   void require_training(const char* what) const;
   /// Throws Error unless a training step of rows (fewest to the batch size) can run.
@@ -185,6 +196,7 @@ class Plan {
   std::vector<Layer> layers_;
   std::vector<layer_part::Slots> slots_;
   std::size_t first_with_parameters_ = 0;
+  bool spans_batch_ = false;             // some layer's statistics span the batch (layer_part::batch_scratch)
   std::vector<ConstView> layer_inputs_;  // a training step's forward: each layer's input, for backward
   float* parameters_ = nullptr;
   float* state_ = nullptr;  // k regions
@@ -196,7 +208,7 @@ class Plan {
   float* loss_sums_ = nullptr;      // training, then validation
   std::int32_t* cursor_ = nullptr;  // the gather cursor, then the epoch
   OptimizerScalars* scalars_ = nullptr;
-  float* sum_factor_ = nullptr;
+  float* sum_factor_ = nullptr;  // then a 1, the factor of unscaled sums
   std::int64_t bucket_floats_ = std::int64_t{1} << 20;
   float sum_factor_value_ = std::numeric_limits<float>::quiet_NaN();  // what sum_factor_ holds
   ConstView train_x_{}, train_y_{}, train_weights_{};

@@ -67,17 +67,25 @@ inline void check_layer_norm_backward(ConstView dy, ConstView x, ConstView norma
 }
 
 /// batch_norm_forward's arguments: y of x's shape, (1, cols) vectors, a positive finite epsilon and
-/// a momentum 0 to 1.
+/// a momentum 0 to 1; ranks only in training, with scratch and a sum.
+inline void check_batch_norm_ranks(const char* op, const BatchAcrossRanks* ranks) {
+  if (ranks != nullptr && (ranks->scratch == nullptr || !ranks->sum))
+    throw Error(fmt::format("{}: a batch across ranks needs scratch memory and a sum", op));
+}
 inline void check_batch_norm_forward(ConstView x, ConstView scale, ConstView shift, ConstView running_mean,
-                                     ConstView running_var, float epsilon, float momentum, View y) {
+                                     ConstView running_var, float epsilon, float momentum, bool training, View y,
+                                     const BatchAcrossRanks* ranks) {
   check_layer_norm("batch_norm_forward", x, {y}, {scale, shift, running_mean, running_var}, epsilon);
   if (!(momentum >= 0.0f && momentum <= 1.0f))
     throw Error(fmt::format("batch_norm_forward: momentum {} is not 0 to 1", momentum));
+  if (ranks != nullptr && !training) throw Error("batch_norm_forward: a batch across ranks when not training");
+  check_batch_norm_ranks("batch_norm_forward", ranks);
 }
 inline void check_batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                      View shift_gradient, std::optional<View> dx) {
+                                      View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) {
   check_layer_norm("batch_norm_backward", dy, {x, dx.value_or(View{nullptr, dy.rows, dy.cols})},
                    {scale, scale_gradient, shift_gradient}, epsilon);
+  check_batch_norm_ranks("batch_norm_backward", ranks);
 }
 
 /// An embedding op's shapes: 1 <= columns <= x.cols, y (x.rows, x.cols - columns + columns *

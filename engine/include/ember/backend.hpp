@@ -38,6 +38,18 @@ class DeviceCollective {
   virtual void finish() = 0;
 };
 
+/// A batch whose rows are spread over the ranks of a data-parallel run, for an op whose statistics
+/// span the batch (a BatchNorm's, as torch.nn.SyncBatchNorm): the op writes its rank's partial sums
+/// to scratch, calls sum on them, and goes on with the totals. sum adds count floats of backend
+/// memory over the ranks, in place and in order with the backend's ops (a collective on the GPU,
+/// else on the host); scaled: each rank's values times its share of the batch's rows (its rows over
+/// all ranks') first. Every rank makes the same calls with the same counts, a rank without rows too.
+using SumOverRanks = std::function<void(float* values, std::int64_t count, bool scaled)>;
+struct BatchAcrossRanks {
+  float* scratch = nullptr;  // backend memory, as many floats as the op says
+  SumOverRanks sum;
+};
+
 /// Whether a backend can sum over the ranks in its own memory (Backend::collective_support).
 struct CollectiveSupport {
   std::string unavailable_reason;  // empty when it can
@@ -109,20 +121,27 @@ class Backend {
   virtual void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
                                    View scale_gradient, View shift_gradient, std::optional<View> dx) = 0;
   /// BatchNorm over each column of x (rows, cols), scale, shift, running_mean and running_var
-  /// (1, cols). Training: mean and var (biased) of each column over the rows, y = (x - mean) /
-  /// sqrt(var + epsilon) * scale + shift, and, when rows > 1, running_mean = (1 - momentum) *
-  /// running_mean + momentum * mean and running_var likewise with the unbiased var * rows / (rows -
-  /// 1). Not training: y = (x - running_mean) / sqrt(running_var + epsilon) * scale + shift, the
-  /// running figures only read. y may alias x; epsilon > 0, momentum 0 to 1.
+  /// (1, cols). Training: mean and var (biased) of each column over the batch's rows, y = (x - mean) /
+  /// sqrt(var + epsilon) * scale + shift, and, when the batch has more than one row, running_mean =
+  /// (1 - momentum) * running_mean + momentum * mean and running_var likewise with the unbiased var *
+  /// n / (n - 1), n the batch's rows. Not training: y = (x - running_mean) / sqrt(running_var +
+  /// epsilon) * scale + shift, the running figures only read. y may alias x; epsilon > 0, momentum 0
+  /// to 1. ranks (training; else null): the batch is every rank's rows, and scratch holds 4 * cols + 1
+  /// floats: [0, cols) the column sums of x and [cols] the rows, then [cols + 1, 2 * cols + 1) the
+  /// column sums of (x - mean)^2, each summed over the ranks in turn; batch_norm_backward reads them.
   virtual void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                                  float epsilon, float momentum, bool training, View y) = 0;
+                                  float epsilon, float momentum, bool training, View y,
+                                  const BatchAcrossRanks* ranks) = 0;
   /// BatchNorm's backward through training's statistics (recomputed from x, (rows, cols)) from dy:
   /// scale_gradient (1, cols) = the column sums of dy * normalized, shift_gradient the column sums
   /// of dy, and, when dx is given, dx = scale / sqrt(var + epsilon) * (dy - mean(dy) - normalized *
   /// mean(dy * normalized)), the means over each column's rows, normalized = (x - mean) / sqrt(var +
-  /// epsilon). dx may alias dy.
+  /// epsilon). dx may alias dy. ranks: the statistics are the totals batch_norm_forward left in
+  /// scratch; the parameter gradients this rank's sums, which scratch's [2 * cols + 1, 4 * cols + 1)
+  /// receives and sums (scaled) over the ranks, and dx takes those totals over this rank's rows for
+  /// the two means (each rank's dy is the gradient of the mean loss over its own rows).
   virtual void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                   View shift_gradient, std::optional<View> dx) = 0;
+                                   View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) = 0;
   /// An embedding lookup: x (rows, in) holds in - columns values that pass through, then columns
   /// category indices; y (rows, in - columns + columns * table.cols) = those values, then row
   /// x[r][in - columns + j] of table (categories, dim) for each index column j. An index that is not

@@ -207,18 +207,49 @@ ColumnMoments column_moments(ConstView x, std::int64_t c, float epsilon) {
   return {mean, 1.0 / std::sqrt(variance + epsilon), variance};
 }
 
+/// Column c's figures from the totals over the ranks in a BatchAcrossRanks' scratch (Backend::
+/// batch_norm_forward's layout).
+ColumnMoments total_moments(const float* scratch, std::int64_t cols, std::int64_t c, float epsilon) {
+  const double rows = scratch[cols];
+  const double variance = scratch[cols + 1 + c] / rows;
+  return {scratch[c] / rows, 1.0 / std::sqrt(variance + epsilon), variance};
+}
+
+/// The batch's statistics over the ranks into scratch: the column sums and the rows, then the
+/// squared deviations from the mean, each summed over the ranks.
+void sum_moments_over_ranks(ConstView x, const BatchAcrossRanks& ranks) {
+  float* scratch = ranks.scratch;
+  for (std::int64_t c = 0; c < x.cols; ++c) {
+    double sum = 0.0;
+    for (std::int64_t r = 0; r < x.rows; ++r) sum += x(r, c);
+    scratch[c] = static_cast<float>(sum);
+  }
+  scratch[x.cols] = static_cast<float>(x.rows);
+  ranks.sum(scratch, x.cols + 1, false);
+  for (std::int64_t c = 0; c < x.cols; ++c) {
+    const double mean = scratch[c] / static_cast<double>(scratch[x.cols]);
+    double squares = 0.0;
+    for (std::int64_t r = 0; r < x.rows; ++r) squares += (x(r, c) - mean) * (x(r, c) - mean);
+    scratch[x.cols + 1 + c] = static_cast<float>(squares);
+  }
+  ranks.sum(scratch + x.cols + 1, x.cols, false);
+}
+
 }  // namespace
 
 void CpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                                    float epsilon, float momentum, bool training, View y) {
-  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, y);
-  if (x.rows == 0) return;
+                                    float epsilon, float momentum, bool training, View y,
+                                    const BatchAcrossRanks* ranks) {
+  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, training, y, ranks);
+  if (ranks != nullptr) sum_moments_over_ranks(x, *ranks);  // a rank without rows takes part too
+  const double rows = ranks != nullptr ? ranks->scratch[x.cols] : static_cast<double>(x.rows);
+  if (x.rows == 0 && ranks == nullptr) return;
   for_each_index(x.cols, 8.0 * static_cast<double>(x.rows), [&](std::int64_t c) {
     ColumnMoments moments{running_mean(0, c), 1.0 / std::sqrt(static_cast<double>(running_var(0, c)) + epsilon), 0};
     if (training) {
-      moments = column_moments(x, c, epsilon);
-      if (x.rows > 1) {
-        const double unbiased = moments.variance * static_cast<double>(x.rows) / static_cast<double>(x.rows - 1);
+      moments = ranks != nullptr ? total_moments(ranks->scratch, x.cols, c, epsilon) : column_moments(x, c, epsilon);
+      if (rows > 1) {
+        const double unbiased = moments.variance * rows / (rows - 1);
         running_mean(0, c) = static_cast<float>((1.0 - momentum) * running_mean(0, c) + momentum * moments.mean);
         running_var(0, c) = static_cast<float>((1.0 - momentum) * running_var(0, c) + momentum * unbiased);
       }
@@ -229,27 +260,45 @@ void CpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView shif
 }
 
 void CpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                     View shift_gradient, std::optional<View> dx) {
-  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx);
-  for_each_index(dy.cols, 12.0 * static_cast<double>(dy.rows), [&](std::int64_t c) {
+                                     View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) {
+  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx, ranks);
+  const std::int64_t cols = dy.cols;
+  // The parameter gradients: this rank's sums of dy and dy * normalized.
+  std::vector<ColumnMoments> moments(static_cast<std::size_t>(cols));
+  std::vector<double> g_sums(static_cast<std::size_t>(cols)), g_centred_sums(static_cast<std::size_t>(cols));
+  for_each_index(cols, 12.0 * static_cast<double>(dy.rows), [&](std::int64_t c) {
+    const auto i = static_cast<std::size_t>(c);
     if (dy.rows == 0) {
       scale_gradient(0, c) = shift_gradient(0, c) = 0.0f;
       return;
     }
-    const ColumnMoments moments = column_moments(x, c, epsilon);
-    double g_sum = 0.0, g_centred_sum = 0.0;
+    moments[i] = ranks != nullptr ? total_moments(ranks->scratch, cols, c, epsilon) : column_moments(x, c, epsilon);
     for (std::int64_t r = 0; r < dy.rows; ++r) {
-      g_sum += dy(r, c);
-      g_centred_sum += static_cast<double>(dy(r, c)) * (x(r, c) - moments.mean) * moments.inverse_std;
+      g_sums[i] += dy(r, c);
+      g_centred_sums[i] += static_cast<double>(dy(r, c)) * (x(r, c) - moments[i].mean) * moments[i].inverse_std;
     }
-    scale_gradient(0, c) = static_cast<float>(g_centred_sum);
-    shift_gradient(0, c) = static_cast<float>(g_sum);
-    if (!dx) return;
-    const auto rows = static_cast<double>(dy.rows);
+    scale_gradient(0, c) = static_cast<float>(g_centred_sums[i]);
+    shift_gradient(0, c) = static_cast<float>(g_sums[i]);
+  });
+  // dx's two means: over this batch's rows, or of the sums over the ranks (each rank's gradients
+  // times its share of the rows) over this rank's rows.
+  if (ranks != nullptr) {
+    float* totals = ranks->scratch + 2 * cols + 1;
+    std::copy(shift_gradient.data, shift_gradient.data + cols, totals);
+    std::copy(scale_gradient.data, scale_gradient.data + cols, totals + cols);
+    ranks->sum(totals, 2 * cols, true);
+    std::copy(totals, totals + cols, g_sums.begin());
+    std::copy(totals + cols, totals + 2 * cols, g_centred_sums.begin());
+  }
+  if (!dx || dy.rows == 0) return;
+  const auto rows = static_cast<double>(dy.rows);
+  for_each_index(cols, 8.0 * static_cast<double>(dy.rows), [&](std::int64_t c) {
+    const ColumnMoments& column = moments[static_cast<std::size_t>(c)];
     for (std::int64_t r = 0; r < dy.rows; ++r) {
-      const double centred = (x(r, c) - moments.mean) * moments.inverse_std;
-      (*dx)(r, c) = static_cast<float>(scale(0, c) * moments.inverse_std *
-                                       (dy(r, c) - g_sum / rows - centred * g_centred_sum / rows));
+      const double centred = (x(r, c) - column.mean) * column.inverse_std;
+      (*dx)(r, c) = static_cast<float>(scale(0, c) * column.inverse_std *
+                                       (dy(r, c) - g_sums[static_cast<std::size_t>(c)] / rows -
+                                        centred * g_centred_sums[static_cast<std::size_t>(c)] / rows));
     }
   });
 }

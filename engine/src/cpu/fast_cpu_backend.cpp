@@ -410,20 +410,70 @@ ColumnMoments column_moments(ConstView x, std::int64_t begin, std::int64_t end, 
   return moments;
 }
 
+/// Columns [begin, end) of a batch's figures from the totals over the ranks in a BatchAcrossRanks'
+/// scratch (Backend::batch_norm_forward's layout).
+ColumnMoments total_moments(const float* scratch, std::int64_t cols, std::int64_t begin, std::int64_t end,
+                            float epsilon) {
+  ColumnMoments moments;
+  const float rows = scratch[cols];
+  for (std::int64_t c = begin; c < end; ++c) {
+    const float variance = scratch[cols + 1 + c] / rows;
+    moments.mean.push_back(scratch[c] / rows);
+    moments.variance.push_back(variance);
+    moments.inverse_std.push_back(1.0f / std::sqrt(variance + epsilon));
+  }
+  return moments;
+}
+
+/// The batch's statistics over the ranks into scratch: the column sums and the rows, then the
+/// squared deviations from the mean, each summed over the ranks. Threads take blocks of columns.
+void sum_moments_over_ranks(ConstView x, const BatchAcrossRanks& ranks) {
+  float* scratch = ranks.scratch;
+  const double seconds = threads::single_thread_seconds(0, 8.0 * static_cast<double>(x.size()));
+  threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    float* sum = scratch + begin;
+    std::fill(sum, sum + (end - begin), 0.0f);
+    for (std::int64_t r = 0; r < x.rows; ++r) {
+      const float* row = x.data + r * x.cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j) sum[j] += row[j];
+    }
+  });
+  scratch[x.cols] = static_cast<float>(x.rows);
+  ranks.sum(scratch, x.cols + 1, false);
+  threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> mean(scratch + begin, scratch + end);
+    for (float& value : mean) value /= scratch[x.cols];
+    float* squares = scratch + x.cols + 1 + begin;
+    std::fill(squares, squares + (end - begin), 0.0f);
+    for (std::int64_t r = 0; r < x.rows; ++r) {
+      const float* row = x.data + r * x.cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j)
+        squares[j] += (row[j] - mean[static_cast<std::size_t>(j)]) * (row[j] - mean[static_cast<std::size_t>(j)]);
+    }
+  });
+  ranks.sum(scratch + x.cols + 1, x.cols, false);
+}
+
 }  // namespace
 
 void FastCpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean,
-                                        View running_var, float epsilon, float momentum, bool training, View y) {
-  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, y);
-  if (x.rows == 0) return;
+                                        View running_var, float epsilon, float momentum, bool training, View y,
+                                        const BatchAcrossRanks* ranks) {
+  check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, training, y, ranks);
+  if (ranks != nullptr) sum_moments_over_ranks(x, *ranks);  // a rank without rows takes part too
+  if (x.rows == 0 && ranks == nullptr) return;
+  const float rows = ranks != nullptr ? ranks->scratch[x.cols] : static_cast<float>(x.rows);
   // Threads take disjoint blocks of columns; a column's figures do not depend on the split.
   const double seconds = threads::single_thread_seconds(0, 16.0 * static_cast<double>(x.size()));
   threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
     ColumnMoments moments;
     if (training) {
-      moments = column_moments(x, begin, end, epsilon);
-      if (x.rows > 1) {
-        const float unbiased = static_cast<float>(x.rows) / static_cast<float>(x.rows - 1);
+      moments = ranks != nullptr ? total_moments(ranks->scratch, x.cols, begin, end, epsilon)
+                                 : column_moments(x, begin, end, epsilon);
+      if (rows > 1.0f) {
+        const float unbiased = rows / (rows - 1.0f);
         for (std::int64_t c = begin; c < end; ++c) {
           const auto j = static_cast<std::size_t>(c - begin);
           running_mean.data[c] = (1.0f - momentum) * running_mean.data[c] + momentum * moments.mean[j];
@@ -448,33 +498,25 @@ void FastCpuBackend::batch_norm_forward(ConstView x, ConstView scale, ConstView 
 }
 
 void FastCpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                         View shift_gradient, std::optional<View> dx) {
-  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx);
+                                         View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) {
+  check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx, ranks);
+  const std::int64_t cols = dy.cols;
   const double seconds = threads::single_thread_seconds(0, 24.0 * static_cast<double>(dy.size()));
-  threads::for_ranges(dy.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
-    float* g_sum = shift_gradient.data + begin;
-    float* g_centred_sum = scale_gradient.data + begin;
-    std::fill(g_sum, g_sum + (end - begin), 0.0f);
-    std::fill(g_centred_sum, g_centred_sum + (end - begin), 0.0f);
-    if (dy.rows == 0) return;
-    const ColumnMoments moments = column_moments(x, begin, end, epsilon);
+  const auto moments_of = [&](std::int64_t begin, std::int64_t end) {
+    return ranks != nullptr ? total_moments(ranks->scratch, cols, begin, end, epsilon)
+                            : column_moments(x, begin, end, epsilon);
+  };
+  // dx's two means: of this batch's sums over its rows, or of the sums over the ranks (each rank's
+  // gradients times its share of the rows) over this rank's rows.
+  const auto input_gradient = [&](std::int64_t begin, std::int64_t end, const ColumnMoments& moments,
+                                  const float* g_sum, const float* g_centred_sum) {
+    const auto rows = static_cast<float>(dy.rows);
     const float* mean = moments.mean.data();
     const float* inverse_std = moments.inverse_std.data();
     for (std::int64_t r = 0; r < dy.rows; ++r) {
-      const float* g = dy.data + r * dy.cols + begin;
-      const float* in = x.data + r * x.cols + begin;
-#pragma omp simd
-      for (std::int64_t j = 0; j < end - begin; ++j) {
-        g_sum[j] += g[j];
-        g_centred_sum[j] += g[j] * ((in[j] - mean[j]) * inverse_std[j]);
-      }
-    }
-    if (!dx) return;
-    const auto rows = static_cast<float>(dy.rows);
-    for (std::int64_t r = 0; r < dy.rows; ++r) {
-      const float* g = dy.data + r * dy.cols + begin;
-      const float* in = x.data + r * x.cols + begin;
-      float* out = dx->data + r * dy.cols + begin;
+      const float* g = dy.data + r * cols + begin;
+      const float* in = x.data + r * cols + begin;
+      float* out = dx->data + r * cols + begin;
 #pragma omp simd
       for (std::int64_t j = 0; j < end - begin; ++j) {
         const float centred = (in[j] - mean[j]) * inverse_std[j];
@@ -482,6 +524,35 @@ void FastCpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView sc
             scale.data[begin + j] * inverse_std[j] * (g[j] - g_sum[j] / rows - centred * (g_centred_sum[j] / rows));
       }
     }
+  };
+  threads::for_ranges(cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    float* g_sum = shift_gradient.data + begin;
+    float* g_centred_sum = scale_gradient.data + begin;
+    std::fill(g_sum, g_sum + (end - begin), 0.0f);
+    std::fill(g_centred_sum, g_centred_sum + (end - begin), 0.0f);
+    if (dy.rows == 0) return;
+    const ColumnMoments moments = moments_of(begin, end);
+    const float* mean = moments.mean.data();
+    const float* inverse_std = moments.inverse_std.data();
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      const float* g = dy.data + r * cols + begin;
+      const float* in = x.data + r * cols + begin;
+#pragma omp simd
+      for (std::int64_t j = 0; j < end - begin; ++j) {
+        g_sum[j] += g[j];
+        g_centred_sum[j] += g[j] * ((in[j] - mean[j]) * inverse_std[j]);
+      }
+    }
+    if (dx && ranks == nullptr) input_gradient(begin, end, moments, g_sum, g_centred_sum);
+  });
+  if (ranks == nullptr) return;
+  float* totals = ranks->scratch + 2 * cols + 1;
+  std::copy(shift_gradient.data, shift_gradient.data + cols, totals);
+  std::copy(scale_gradient.data, scale_gradient.data + cols, totals + cols);
+  ranks->sum(totals, 2 * cols, true);
+  if (!dx || dy.rows == 0) return;
+  threads::for_ranges(cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+    input_gradient(begin, end, moments_of(begin, end), totals + begin, totals + cols + begin);
   });
 }
 

@@ -33,9 +33,9 @@ class FastCpuBackend final : public CpuBackend {
   void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
                            View scale_gradient, View shift_gradient, std::optional<View> dx) override;
   void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                          float epsilon, float momentum, bool training, View y) override;
+                          float epsilon, float momentum, bool training, View y, const BatchAcrossRanks* ranks) override;
   void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                           View shift_gradient, std::optional<View> dx) override;
+                           View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) override;
 
  private:
   bool row_invariant_;
