@@ -65,6 +65,31 @@ TEST(CliDistributed, RanksTrainAsOneProcessAndRankZeroWrites) {
 #endif
 }
 
+TEST(CliDistributed, BatchNormTrainsOnThreeRanksAsInOneProcess) {
+  // Its statistics over every rank's rows of a batch: 241 training rows (of 302) in batches of 24
+  // and a last batch of one row, which two of the three ranks sit out.
+  EMBER_REQUIRE_MPI();
+#ifdef EMBER_MPIEXEC
+  std::string text = "a,b,c,y\n";
+  for (int i = 0; i < 302; ++i) {
+    const double a = (i % 13) * 0.1, b = (i % 7) * 0.3 - 1, c = (i % 5) * 0.2;
+    text += fmt::format("{},{},{},{}\n", a, b, c, a * b - 2 * c + 1);
+  }
+  const std::string data = file_with("normalized.csv", text);
+  const std::string flags =
+      " train --device cpu --layers 16,batchnorm,16,batchnorm:0.3 --epochs 3 --batch-size 24 "
+      "--val-split 0.2 --data " +
+      data + " --target y --optimizer adam --lr 0.01 --quiet --save ";
+  const std::string alone = dir() + "/normalized_alone.safetensors", together = dir() + "/normalized_ranks.safetensors";
+  ASSERT_EQ(run_ember(flags + alone).exit_code, 0);
+  const CliRun run = run_launched(3, std::string(EMBER_CLI_PATH) + flags + together);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Sequential a = Sequential::load(alone), b = Sequential::load(together);
+  EXPECT_LT(relative_error(b.parameters(), a.parameters()), 1e-5);
+  EXPECT_LT(relative_error(b.tensor(1, "running_mean"), a.tensor(1, "running_mean")), 1e-5);
+#endif
+}
+
 TEST(CliDistributed, AWeightColumnTrainsOnTwoRanksAsInOneProcess) {
   EMBER_REQUIRE_MPI();
 #ifdef EMBER_MPIEXEC
