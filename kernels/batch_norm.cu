@@ -41,22 +41,26 @@ struct Moments {
   float mean, inverse_std, variance;
 };
 
-/// Column c's mean and 1 / sqrt(var + epsilon) over rows (var biased), for every thread of the
+/// Column c's sum over rows of x - center, or (squared) of its square, for every thread of the
 /// column; threads of a column past the last one (c >= cols) take part with zeros.
-__device__ Moments column_moments(const float* x, long long rows, long long cols, long long c, float epsilon,
-                                  float* shared) {
+__device__ float column_total(const float* x, long long rows, long long cols, long long c, float center, bool squared,
+                              float* shared) {
   const int group = threadIdx.x / kTileColumns;
   float sum = 0.0f;
   if (c < cols)
-    for (long long r = group; r < rows; r += kRowGroups) sum += x[r * cols + c];
-  const float mean = column_sums({sum, 0.0f}, shared).a / static_cast<float>(rows);
-  float squares = 0.0f;
-  if (c < cols)
     for (long long r = group; r < rows; r += kRowGroups) {
-      const float centred = x[r * cols + c] - mean;
-      squares = fmaf(centred, centred, squares);
+      const float value = x[r * cols + c] - center;
+      sum = squared ? fmaf(value, value, sum) : sum + value;
     }
-  const float variance = column_sums({squares, 0.0f}, shared).a / static_cast<float>(rows);
+  return column_sums({sum, 0.0f}, shared).a;
+}
+
+/// Column c's mean and 1 / sqrt(var + epsilon) over rows (var biased), for every thread of the
+/// column (all of them take part).
+__device__ Moments column_moments(const float* x, long long rows, long long cols, long long c, float epsilon,
+                                  float* shared) {
+  const float mean = column_total(x, rows, cols, c, 0.0f, false, shared) / static_cast<float>(rows);
+  const float variance = column_total(x, rows, cols, c, mean, true, shared) / static_cast<float>(rows);
   return {mean, 1.0f / sqrtf(variance + epsilon), variance};
 }
 
@@ -78,13 +82,7 @@ __global__ void __launch_bounds__(kThreads)
   for (long long tile = blockIdx.x; tile * kTileColumns < cols; tile += gridDim.x) {
     const long long c = tile * kTileColumns + threadIdx.x % kTileColumns;
     const float mean = totals != nullptr && c < cols ? totals[c] / totals[cols] : 0.0f;
-    float sum = 0.0f;
-    if (c < cols)
-      for (long long r = group; r < rows; r += kRowGroups) {
-        const float value = x[r * cols + c] - mean;
-        sum = totals != nullptr ? fmaf(value, value, sum) : sum + value;
-      }
-    const float total = column_sums({sum, 0.0f}, shared).a;
+    const float total = column_total(x, rows, cols, c, mean, totals != nullptr, shared);
     if (c < cols && group == 0) sums[c] = total;
   }
   if (totals == nullptr && blockIdx.x == 0 && threadIdx.x == 0) sums[cols] = static_cast<float>(rows);

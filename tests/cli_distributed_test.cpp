@@ -21,6 +21,15 @@ std::string long_csv() {
   for (int i = 0; i < 2000; ++i) text += fmt::format("{},{},{}\n", i % 17, i % 11, i % 5);
   return file_with("long.csv", text);
 }
+/// rows of y = a * b - 2 * c + 1 on a grid of a, b and c.
+std::string grid_csv(const std::string& name, int rows) {
+  std::string text = "a,b,c,y\n";
+  for (int i = 0; i < rows; ++i) {
+    const double a = (i % 13) * 0.1, b = (i % 7) * 0.3 - 1, c = (i % 5) * 0.2;
+    text += fmt::format("{},{},{},{}\n", a, b, c, a * b - 2 * c + 1);
+  }
+  return file_with(name, text);
+}
 #define EMBER_REQUIRE_MPI()
 #else
 #define EMBER_REQUIRE_MPI() GTEST_SKIP() << "this build has no MPI"
@@ -29,12 +38,7 @@ std::string long_csv() {
 TEST(CliDistributed, RanksTrainAsOneProcessAndRankZeroWrites) {
   EMBER_REQUIRE_MPI();
 #ifdef EMBER_MPIEXEC
-  std::string text = "a,b,c,y\n";
-  for (int i = 0; i < 301; ++i) {
-    const double a = (i % 13) * 0.1, b = (i % 7) * 0.3 - 1, c = (i % 5) * 0.2;
-    text += fmt::format("{},{},{},{}\n", a, b, c, a * b - 2 * c + 1);
-  }
-  const std::string data = file_with("data.csv", text);
+  const std::string data = grid_csv("data.csv", 301);
   const std::string flags = " train --device cpu --layers 16,16 --epochs 4 --batch-size 24 --val-split 0.2 --data " +
                             data + " --target y --optimizer adam --lr 0.01";
   const std::string alone = dir() + "/alone.safetensors";
@@ -70,12 +74,7 @@ TEST(CliDistributed, BatchNormTrainsOnThreeRanksAsInOneProcess) {
   // and a last batch of one row, which two of the three ranks sit out.
   EMBER_REQUIRE_MPI();
 #ifdef EMBER_MPIEXEC
-  std::string text = "a,b,c,y\n";
-  for (int i = 0; i < 302; ++i) {
-    const double a = (i % 13) * 0.1, b = (i % 7) * 0.3 - 1, c = (i % 5) * 0.2;
-    text += fmt::format("{},{},{},{}\n", a, b, c, a * b - 2 * c + 1);
-  }
-  const std::string data = file_with("normalized.csv", text);
+  const std::string data = grid_csv("normalized.csv", 302);
   const std::string flags =
       " train --device cpu --layers 16,batchnorm,16,batchnorm:0.3 --epochs 3 --batch-size 24 "
       "--val-split 0.2 --data " +

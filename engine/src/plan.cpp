@@ -296,6 +296,7 @@ void Plan::local_step(std::int64_t rows) {
 
 void Plan::host_reduced_step(std::int64_t rows, const HostReduction& host) {
   check_step(rows, 0);
+  if (rows == 0) backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
   if (spans_batch_) {
     // The statistics' sums come to the host mid-step: unrecorded, each op run as it is enqueued.
     if (!host.sum_statistics)
@@ -307,16 +308,12 @@ void Plan::host_reduced_step(std::int64_t rows, const HostReduction& host) {
       host.sum_statistics(values, scaled);
       backend_.copy_to_device(device_values, values.data(), values.size() * sizeof(float));
     };
-    if (rows > 0) {
+    if (rows > 0)
       enqueue_gradients(rows, nullptr, &ranks);
-    } else {
-      backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
+    else
       enqueue_sums_without_rows(&ranks, nullptr);
-    }
   } else if (rows > 0) {
     backend_.run_step(id_, static_cast<std::uint64_t>(rows), [&] { enqueue_gradients(rows); });
-  } else {
-    backend_.fill({gradients_, 1, layout_.trained()}, 0.0f);
   }
   std::vector<float> gradients = download_gradients();
   host.reduce(gradients);
@@ -385,7 +382,7 @@ void Plan::warm_up(DeviceCollective& collective) {
   set_sum_factor(0.0f);
   // Every sum a step makes, of its sizes, outside a recording.
   const SumOverRanks ranks = collective_sum(collective);
-  enqueue_sums_without_rows(spans_batch_ ? &ranks : nullptr, &collective);
+  enqueue_sums_without_rows(&ranks, &collective);
   collective.finish();
   backend_.synchronize();
 }
@@ -417,7 +414,7 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, co
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   // Forward, keeping each layer's input for backward.
-  const layer_part::Pass pass{backend_, rows, true, cursor_, spans_batch_ ? ranks : nullptr};
+  const layer_part::Pass pass{backend_, rows, true, cursor_, ranks};
   std::vector<ConstView>& inputs = layer_inputs_;
   ConstView prediction = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {

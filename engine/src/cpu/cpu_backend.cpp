@@ -197,13 +197,16 @@ namespace {
 struct ColumnMoments {
   double mean, inverse_std, variance;
 };
-ColumnMoments column_moments(ConstView x, std::int64_t c, float epsilon) {
+/// Column c's sum of x - center, or of its square.
+double column_sum(ConstView x, std::int64_t c, double center = 0.0, bool squared = false) {
   double sum = 0.0;
-  for (std::int64_t r = 0; r < x.rows; ++r) sum += x(r, c);
-  const double mean = sum / static_cast<double>(x.rows);
-  double squares = 0.0;
-  for (std::int64_t r = 0; r < x.rows; ++r) squares += (x(r, c) - mean) * (x(r, c) - mean);
-  const double variance = squares / static_cast<double>(x.rows);
+  for (std::int64_t r = 0; r < x.rows; ++r) sum += squared ? (x(r, c) - center) * (x(r, c) - center) : x(r, c) - center;
+  return sum;
+}
+
+ColumnMoments column_moments(ConstView x, std::int64_t c, float epsilon) {
+  const double mean = column_sum(x, c) / static_cast<double>(x.rows);
+  const double variance = column_sum(x, c, mean, true) / static_cast<double>(x.rows);
   return {mean, 1.0 / std::sqrt(variance + epsilon), variance};
 }
 
@@ -219,19 +222,12 @@ ColumnMoments total_moments(const float* scratch, std::int64_t cols, std::int64_
 /// squared deviations from the mean, each summed over the ranks.
 void sum_moments_over_ranks(ConstView x, const BatchAcrossRanks& ranks) {
   float* scratch = ranks.scratch;
-  for (std::int64_t c = 0; c < x.cols; ++c) {
-    double sum = 0.0;
-    for (std::int64_t r = 0; r < x.rows; ++r) sum += x(r, c);
-    scratch[c] = static_cast<float>(sum);
-  }
+  for (std::int64_t c = 0; c < x.cols; ++c) scratch[c] = static_cast<float>(column_sum(x, c));
   scratch[x.cols] = static_cast<float>(x.rows);
   ranks.sum(scratch, x.cols + 1, false);
-  for (std::int64_t c = 0; c < x.cols; ++c) {
-    const double mean = scratch[c] / static_cast<double>(scratch[x.cols]);
-    double squares = 0.0;
-    for (std::int64_t r = 0; r < x.rows; ++r) squares += (x(r, c) - mean) * (x(r, c) - mean);
-    scratch[x.cols + 1 + c] = static_cast<float>(squares);
-  }
+  for (std::int64_t c = 0; c < x.cols; ++c)
+    scratch[x.cols + 1 + c] =
+        static_cast<float>(column_sum(x, c, scratch[c] / static_cast<double>(scratch[x.cols]), true));
   ranks.sum(scratch + x.cols + 1, x.cols, false);
 }
 

@@ -381,8 +381,25 @@ void FastCpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t 
 
 namespace {
 
-/// Columns [begin, end) of x's mean and 1 / sqrt(var + epsilon) (var biased, also kept), summed in
-/// float in row order, rows outer so that x is read in order.
+/// Columns [begin, end) of x summed into sums (end - begin floats, zeroed first), or, given their
+/// means, the squared deviations from them: in float in row order, rows outer so that x is read in
+/// order.
+void column_sums(ConstView x, std::int64_t begin, std::int64_t end, float* sums, const float* means = nullptr) {
+  const auto width = static_cast<std::size_t>(end - begin);
+  std::fill(sums, sums + width, 0.0f);
+  for (std::int64_t r = 0; r < x.rows; ++r) {
+    const float* row = x.data + r * x.cols + begin;
+    if (means == nullptr) {
+#pragma omp simd
+      for (std::size_t j = 0; j < width; ++j) sums[j] += row[j];
+    } else {
+#pragma omp simd
+      for (std::size_t j = 0; j < width; ++j) sums[j] += (row[j] - means[j]) * (row[j] - means[j]);
+    }
+  }
+}
+
+/// Columns [begin, end) of x's mean and 1 / sqrt(var + epsilon) (var biased, also kept).
 struct ColumnMoments {
   std::vector<float> mean, inverse_std, variance;
 };
@@ -391,18 +408,10 @@ ColumnMoments column_moments(ConstView x, std::int64_t begin, std::int64_t end, 
   ColumnMoments moments{std::vector<float>(width), std::vector<float>(width), std::vector<float>(width)};
   float* mean = moments.mean.data();
   float* variance = moments.variance.data();
-  for (std::int64_t r = 0; r < x.rows; ++r) {
-    const float* row = x.data + r * x.cols + begin;
-#pragma omp simd
-    for (std::size_t j = 0; j < width; ++j) mean[j] += row[j];
-  }
+  column_sums(x, begin, end, mean);
   const auto rows = static_cast<float>(x.rows);
   for (std::size_t j = 0; j < width; ++j) mean[j] /= rows;
-  for (std::int64_t r = 0; r < x.rows; ++r) {
-    const float* row = x.data + r * x.cols + begin;
-#pragma omp simd
-    for (std::size_t j = 0; j < width; ++j) variance[j] += (row[j] - mean[j]) * (row[j] - mean[j]);
-  }
+  column_sums(x, begin, end, variance, mean);
   for (std::size_t j = 0; j < width; ++j) {
     variance[j] /= rows;
     moments.inverse_std[j] = 1.0f / std::sqrt(variance[j] + epsilon);
@@ -430,28 +439,14 @@ ColumnMoments total_moments(const float* scratch, std::int64_t cols, std::int64_
 void sum_moments_over_ranks(ConstView x, const BatchAcrossRanks& ranks) {
   float* scratch = ranks.scratch;
   const double seconds = threads::single_thread_seconds(0, 8.0 * static_cast<double>(x.size()));
-  threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
-    float* sum = scratch + begin;
-    std::fill(sum, sum + (end - begin), 0.0f);
-    for (std::int64_t r = 0; r < x.rows; ++r) {
-      const float* row = x.data + r * x.cols + begin;
-#pragma omp simd
-      for (std::int64_t j = 0; j < end - begin; ++j) sum[j] += row[j];
-    }
-  });
+  threads::for_ranges(x.cols, seconds, 16,
+                      [&](std::int64_t begin, std::int64_t end) { column_sums(x, begin, end, scratch + begin); });
   scratch[x.cols] = static_cast<float>(x.rows);
   ranks.sum(scratch, x.cols + 1, false);
   threads::for_ranges(x.cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
     std::vector<float> mean(scratch + begin, scratch + end);
     for (float& value : mean) value /= scratch[x.cols];
-    float* squares = scratch + x.cols + 1 + begin;
-    std::fill(squares, squares + (end - begin), 0.0f);
-    for (std::int64_t r = 0; r < x.rows; ++r) {
-      const float* row = x.data + r * x.cols + begin;
-#pragma omp simd
-      for (std::int64_t j = 0; j < end - begin; ++j)
-        squares[j] += (row[j] - mean[static_cast<std::size_t>(j)]) * (row[j] - mean[static_cast<std::size_t>(j)]);
-    }
+    column_sums(x, begin, end, scratch + x.cols + 1 + begin, mean.data());
   });
   ranks.sum(scratch + x.cols + 1, x.cols, false);
 }
