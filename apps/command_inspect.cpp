@@ -101,24 +101,8 @@ void print_text(const Json& m) {
       fmt::format("{}: an Ember model for {}\n", m["file"].get<std::string>(), m["task"].get<std::string>());
   std::string layers;
   for (const Json& layer : m["layers"]) {
-    if (layer["type"] == "dropout") {
-      layers += fmt::format(" -> Dropout {}", format_number(layer["rate"].get<double>()));
-      continue;
-    }
-    if (layer["type"] == "embedding") {
-      const std::int64_t columns = layer["columns"].get<std::int64_t>();
-      layers += fmt::format(
-          " -> Embedding {} x {} ({})", layer["input_dim"].get<std::int64_t>(), layer["output_dim"].get<std::int64_t>(),
-          columns == 0 ? std::string("every input an index") : fmt::format("last {} inputs indices", columns));
-      continue;
-    }
-    if (layer["type"] == "batchnorm") {
-      layers += fmt::format(" -> BatchNorm (momentum {}, epsilon {})", format_number(layer["momentum"].get<double>()),
-                            format_number(layer["epsilon"].get<double>()));
-      continue;
-    }
-    if (layer["type"] == "layernorm") {
-      layers += fmt::format(" -> LayerNorm (epsilon {})", format_number(layer["epsilon"].get<double>()));
+    if (layer["type"] != "dense") {  // as the library describes it: "LayerNorm(1e-05)"
+      layers += " -> " + describe(layer_from_settings_json(layer.dump()));
       continue;
     }
     const std::string activation = layer["activation"].get<std::string>();

@@ -45,116 +45,15 @@ struct TrainArguments {
        val_last = false;
 };
 
-/// A number in the whole of text, or NaN.
-float parse_float(const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const float value = std::stof(text, &used);
-    if (used == text.size()) return value;
-  } catch (const std::exception&) {
-  }
-  return std::numeric_limits<float>::quiet_NaN();
-}
-
-/// A whole number 1 or more in the whole of text, or 0.
-std::int64_t parse_count(const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const std::int64_t value = std::stoll(text, &used);
-    if (used == text.size() && value > 0) return value;
-  } catch (const std::exception&) {
-  }
-  return 0;
-}
-
-/// Colon-separated counts (parse_count); empty unless every one is.
-std::vector<std::int64_t> parse_counts(const std::string& text) {
-  std::vector<std::int64_t> counts;
-  for (std::size_t begin = 0; begin <= text.size();) {
-    const std::size_t end = std::min(text.find(':', begin), text.size());
-    counts.push_back(parse_count(text.substr(begin, end - begin)));
-    if (counts.back() == 0) return {};
-    begin = end + 1;
-  }
-  return counts;
-}
-
-/// --layers: hidden layers "WIDTH[:ACTIVATION]" (ReLU by default), "dropout:RATE",
-/// "layernorm[:EPSILON]", "batchnorm[:MOMENTUM[:EPSILON]]" or "embedding:CATEGORIES:DIM[:COLUMNS]",
-/// comma-separated, or "none".
+/// --layers: hidden layers as parse_layer spells them, comma-separated, or "none".
 std::vector<Layer> parse_layers(const std::string& text, std::int64_t outputs, bool embedded_columns) {
   std::vector<Layer> layers;
   if (text != "none") {
-    for (const std::string& part : split_list(text, "--layers")) {
-      const std::size_t colon = part.find(':');
-      const std::string head = part.substr(0, colon);
-      const std::string setting = colon == std::string::npos ? "" : part.substr(colon + 1);
-      if (head == "dropout") {
-        const float rate = parse_float(setting);
-        if (!(rate >= 0.0f && rate < 1.0f))
-          throw InputError(fmt::format("--layers {}: '{}' needs a rate from 0 to below 1, e.g. dropout:0.1",
-                                       printable(text), printable(part)));
-        layers.emplace_back(Dropout(rate));
-        continue;
+    for (const std::string& part : split_list(text, "--layers")) try {
+        layers.push_back(parse_layer(part));
+      } catch (const InputError& error) {
+        throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
       }
-      if (head == "layernorm") {
-        const float epsilon = colon == std::string::npos ? LayerNorm().epsilon : parse_float(setting);
-        if (!(epsilon > 0.0f && std::isfinite(epsilon)))
-          throw InputError(
-              fmt::format("--layers {}: '{}' takes a positive epsilon if any, e.g. layernorm or "
-                          "layernorm:1e-3",
-                          printable(text), printable(part)));
-        layers.emplace_back(LayerNorm(epsilon));
-        continue;
-      }
-      if (head == "batchnorm") {
-        const std::size_t second = setting.find(':');
-        const BatchNorm defaults;
-        try {
-          layers.emplace_back(
-              BatchNorm(colon == std::string::npos ? defaults.momentum : parse_float(setting.substr(0, second)),
-                        second == std::string::npos ? defaults.epsilon : parse_float(setting.substr(second + 1))));
-          check_layer(layers.back());
-        } catch (const InputError& error) {
-          throw InputError(
-              fmt::format("--layers {}: '{}' takes a momentum 0 to 1 and a positive epsilon if any, e.g. batchnorm, "
-                          "batchnorm:0.01 or batchnorm:0.1:1e-3 ({})",
-                          printable(text), printable(part), error.what()));
-        }
-        continue;
-      }
-      if (head == "embedding") {
-        const std::vector<std::int64_t> sizes = parse_counts(setting);
-        if (sizes.empty() || sizes.size() > 3)
-          throw InputError(
-              fmt::format("--layers {}: '{}' needs DIM (for the --embed columns) or "
-                          "CATEGORIES:DIM[:COLUMNS], e.g. embedding:16, embedding:100:8 (every input "
-                          "column an index) or embedding:100:8:2 (the last two)",
-                          printable(text), printable(part)));
-        try {
-          layers.emplace_back(sizes.size() == 1 ? Embedding(Embedding::kFromTable, sizes[0])
-                                                : Embedding(sizes[0], sizes[1], sizes.size() == 3 ? sizes[2] : 0));
-          check_layer(layers.back());
-        } catch (const InputError& error) {
-          throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
-        }
-        continue;
-      }
-      std::int64_t units = parse_count(head);
-      if (units <= 0)
-        throw InputError(fmt::format(
-            "--layers {}: '{}' is not a positive layer width, 'dropout', 'layernorm', 'batchnorm' or 'embedding'; "
-            "use e.g. "
-            "--layers 64,64, --layers 256:gelu,dropout:0.1,layernorm,128:tanh or --layers none",
-            printable(text), printable(head)));
-      Activation activation = Activation::relu;
-      if (colon != std::string::npos) try {
-          activation = parse_activation(part.substr(colon + 1));
-        } catch (const InputError& error) {
-          throw InputError(fmt::format("--layers {}: {}", printable(text), error.what()));
-        }
-      layers.emplace_back(Dense(units, activation));
-    }
   }
   layers.emplace_back(Dense(outputs));
   if (embedded_columns && !std::holds_alternative<Embedding>(layers.front()))
@@ -729,15 +628,15 @@ void add_train_command(CLI::App& app) {
   command
       ->add_option(
           "--layers", arguments->layers,
-          "Hidden layers, WIDTH[:ACTIVATION] comma-separated (ReLU unless named), e.g. 64,64 or "
-          "256:gelu,dropout:0.1,layernorm,128:tanh; dropout:RATE zeroes that share of the layer's inputs while "
-          "training; layernorm[:EPSILON] normalizes each row (epsilon 1e-5 unless given), as PyTorch's LayerNorm; "
-          "batchnorm[:MOMENTUM[:EPSILON]] normalizes each column over the batch while training and by its "
-          "running figures when predicting (momentum 0.1, epsilon 1e-5 unless given), as PyTorch's BatchNorm1d; "
-          "embedding:DIM, first, sets the vector size of the --embed columns' categories; "
-          "embedding:CATEGORIES:DIM[:COLUMNS] reads the last COLUMNS inputs (all unless given) as category "
-          "indices 0 to CATEGORIES - 1 and puts a learned vector of DIM values in place of each; "
-          "'none' for a linear model. Activations: " +
+          "Hidden layers, comma-separated, e.g. 64,64 or 256:gelu,dropout:0.1,layernorm,128:tanh. " +
+              [] {
+                std::string kinds;
+                for (const LayerKind& kind : layer_kinds())
+                  kinds += fmt::format("{}{}: {}", kinds.empty() ? "" : "; ", kind.form, kind.meaning);
+                return kinds;
+              }() +
+              "; "
+              "'none' for a linear model. Activations: " +
               [] {
                 std::string names;
                 for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;

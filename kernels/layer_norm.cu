@@ -5,6 +5,7 @@
 // sums, one thread per column walking down the rows in order.
 #include <cstdint>
 
+#include "block_sum.cuh"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
@@ -14,20 +15,6 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-/// The block's sum of value (a fixed tree over the threads), returned to every thread. shared holds
-/// kRowThreads floats and is free again on return.
-__device__ float block_sum(float value, float* shared) {
-  shared[threadIdx.x] = value;
-  __syncthreads();
-  for (int half = kRowThreads / 2; half > 0; half /= 2) {
-    if (static_cast<int>(threadIdx.x) < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  const float sum = shared[0];
-  __syncthreads();
-  return sum;
-}
-
 struct Moments {
   float mean, inverse_std;
 };
@@ -36,13 +23,13 @@ struct Moments {
 __device__ Moments row_moments(const float* row, long long cols, float epsilon, float* shared) {
   float sum = 0.0f;
   for (long long c = threadIdx.x; c < cols; c += kRowThreads) sum += row[c];
-  const float mean = block_sum(sum, shared) / static_cast<float>(cols);
+  const float mean = block_sum<kRowThreads>(sum, shared) / static_cast<float>(cols);
   float squares = 0.0f;
   for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
     const float centred = row[c] - mean;
     squares = fmaf(centred, centred, squares);
   }
-  const float variance = block_sum(squares, shared) / static_cast<float>(cols);
+  const float variance = block_sum<kRowThreads>(squares, shared) / static_cast<float>(cols);
   return {mean, 1.0f / sqrtf(variance + epsilon)};
 }
 
@@ -77,8 +64,8 @@ __global__ void __launch_bounds__(kRowThreads)
       g_sum += g;
       g_centred_sum = fmaf(g, (row[c] - moments.mean) * moments.inverse_std, g_centred_sum);
     }
-    const float g_mean = block_sum(g_sum, shared) / static_cast<float>(cols);
-    const float g_centred_mean = block_sum(g_centred_sum, shared) / static_cast<float>(cols);
+    const float g_mean = block_sum<kRowThreads>(g_sum, shared) / static_cast<float>(cols);
+    const float g_centred_mean = block_sum<kRowThreads>(g_centred_sum, shared) / static_cast<float>(cols);
     for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
       const float centred = (row[c] - moments.mean) * moments.inverse_std;
       const float g = dy[r * cols + c] * scale[c];

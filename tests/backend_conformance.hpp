@@ -24,6 +24,7 @@
 #include "ember/ember.hpp"
 #include "ember/random.hpp"
 #include "gpu_support.hpp"
+#include "layer_part.hpp"
 #include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
 
@@ -160,6 +161,86 @@ inline void expect_pointwise_ops_match_reference(Backend& backend) {
     OnBackend gscaled(backend, x), gscales(backend, scales);
     backend.scale_rows(gscales.view(), gscaled.view());
     EXPECT_EQ(gscaled.download(), scaled) << "scale_rows " << rows << "x" << cols;
+  }
+}
+
+/// One layer of every kind (one_layer_of_each_kind, so a kind that is added is covered) through its
+/// part, on backend and on the reference: forward in training and predicting, the state it moves,
+/// and backward's parameter gradients and input gradient, over rows and widths narrower and wider
+/// than a block of threads, random parameters.
+inline void expect_every_layer_matches_reference(Backend& backend) {
+  CpuBackend cpu;
+  std::uint64_t seed = 1900;
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 3}, {17, 33}, {130, 300}, {3, 1030}};
+  for (const Layer& layer : one_layer_of_each_kind()) {
+    for (const auto& [rows, in] : shapes) {
+      const std::string what = fmt::format("{} on {}x{}", describe(layer), rows, in);
+      const std::int64_t out = layer_part::output_width(layer, in);
+      // Its tensors as initialized, the trained ones moved off their start (a scale of one).
+      std::vector<float> values;
+      layer_part::initialize(layer, in, ++seed, values);
+      std::vector<float> trained, state;
+      std::size_t at = 0;
+      Random random(++seed);
+      for (const layer_part::ParameterShape& tensor : layer_part::parameters(layer, in)) {
+        std::int64_t count = 1;
+        for (const std::int64_t d : tensor.shape) count *= d;
+        for (std::int64_t i = 0; i < count; ++i, ++at)
+          (tensor.state ? state : trained)
+              .push_back(tensor.state ? values[at] : values[at] + 0.5f * static_cast<float>(random.normal()));
+      }
+      const auto matrix = [](const std::vector<float>& v) {
+        Matrix m(1, std::max<std::int64_t>(1, static_cast<std::int64_t>(v.size())), 0.0f);
+        std::copy(v.begin(), v.end(), m.data());
+        return m;
+      };
+      const Matrix x = random_input({layer}, rows, in, ++seed), dy = random_matrix(rows, out, ++seed);
+      const Matrix counters_host(1, 2, 0.0f);  // two int32: the cursor 0, the epoch 0
+      struct Run {
+        Matrix output, inference, state, gradients, dx;
+      };
+      const auto run = [&](Backend& b) {
+        OnBackend parameters(b, matrix(trained)),
+            gradients(b, poisoned(1, std::max<std::int64_t>(1, std::ssize(trained)))), moving(b, matrix(state)),
+            input(b, x), output(b, poisoned(rows, out)), extra(b, poisoned(rows, out)), gradient(b, dy),
+            dx(b, poisoned(rows, in)), counters(b, counters_host);
+        const layer_part::Buffers buffers = layer_part::buffers(layer, true);
+        layer_part::Slots slots{.in = in,
+                                .out = out,
+                                .parameters = parameters.view().data,
+                                .gradients = gradients.view().data,
+                                .state = moving.view().data,
+                                .output = buffers.output ? output.view().data : nullptr,
+                                .extra = buffers.extra ? extra.view().data : nullptr,
+                                .seed = 77};
+        const auto* step = reinterpret_cast<const std::int32_t*>(counters.view().data);
+        const layer_part::Pass training{.backend = b, .rows = rows, .training = true, .counters = step};
+        const ConstView y = layer_part::forward(layer, slots, training, input.view());
+        Matrix forward_output(rows, out);
+        b.copy_to_host(forward_output.data(), y.data, static_cast<std::size_t>(rows * out) * sizeof(float));
+        layer_part::backward(layer, slots, training, input.view(), y, gradient.view(), false, std::nullopt, dx.view());
+        Run result{forward_output, {}, moving.download(), gradients.download(), dx.download()};
+        // Predicting, on the parameters (and state) training left; the output buffer its own.
+        OnBackend predicted(b, poisoned(rows, out));
+        slots.output = layer_part::buffers(layer, false).output ? predicted.view().data : nullptr;
+        slots.extra = nullptr;
+        const ConstView p =
+            layer_part::forward(layer, slots, {.backend = b, .rows = rows, .counters = step}, input.view());
+        result.inference = Matrix(rows, out);
+        b.copy_to_host(result.inference.data(), p.data, static_cast<std::size_t>(rows * out) * sizeof(float));
+        return result;
+      };
+      const Run want = run(cpu), got = run(backend);
+      EXPECT_LT(relative_error(got.output, want.output), kFloat32Tolerance) << what;
+      EXPECT_LT(relative_error(got.inference, want.inference), kFloat32Tolerance) << what << " predicting";
+      if (!state.empty()) {
+        EXPECT_LT(relative_error(got.state, want.state), kFloat32Tolerance) << what << " state";
+      }
+      if (!trained.empty()) {
+        EXPECT_LT(relative_error(got.gradients, want.gradients), kFloat32Tolerance) << what << " gradients";
+      }
+      EXPECT_LT(relative_error(got.dx, want.dx), kFloat32Tolerance) << what << " dx";
+    }
   }
 }
 

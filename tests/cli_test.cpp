@@ -102,14 +102,15 @@ TEST(Cli, BadFlagsExitTwo) {
   expect_input_error("predict --model " + dir() + " --data " + data,
                      dir() + ": is a directory; give a checkpoint file");
   expect_input_error("train --data " + data + " --target y --layers 4000000000",
-                     "a Dense layer needs 1 to 2147483647 units");
+                     "--layers 4000000000: '4000000000': a Dense layer needs 1 to 2147483647 units");
   expect_input_error("train --data " + data + " --target y --layers 2000000000,2000000000",
                      "training these layers at a batch of 32 rows needs about");
   expect_input_error("train --data " + data + " --target y --batch-size 0", "--batch-size 0: must be 1 or more");
   expect_input_error("train --data " + data + " --target y --val-split 1", "--val-split 1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --val-split -0.1", "--val-split -0.1: must be in [0, 1)");
   expect_input_error("train --data " + data + " --target y --layers 4,x",
-                     "--layers 4,x: 'x' is not a positive layer width");
+                     "--layers 4,x: 'x' is not a layer width or a kind of layer; the forms are WIDTH[:ACTIVATION], "
+                     "dropout[:RATE]");
   expect_input_error("train --data " + data + " --target y --device tpu",
                      "--device tpu: unknown device; use auto, cpu or cuda");
   expect_input_error("train --data " + data + " --target y --precision fp16", "--precision fp16: use fp32 or tf32");

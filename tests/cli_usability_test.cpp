@@ -222,8 +222,8 @@ TEST(CliUsability, LayersNameTheirActivations) {
       << inspect.out;
   EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).exit_code, 0);
   expect_refused("train --device cpu --data " + data + " --target y --layers 16:swish",
-                 "--layers 16:swish: unknown activation 'swish'; use one of linear, relu, leaky_relu, gelu, "
-                 "gelu_tanh, silu, tanh, sigmoid");
+                 "--layers 16:swish: '16:swish': unknown activation 'swish'; use one of linear, relu, leaky_relu, "
+                 "gelu, gelu_tanh, silu, tanh, sigmoid; the form is WIDTH[:ACTIVATION]");
   EXPECT_NE(run_ember("train --help").out.find("gelu_tanh"), std::string::npos);
 }
 
@@ -233,7 +233,7 @@ TEST(CliUsability, LayersTakeDropout) {
                                  " --target y --layers dropout:0.1,16,dropout:0.25,8:tanh --save " + model);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const CliRun inspect = run_ember("inspect " + model);
-  EXPECT_NE(inspect.out.find("-> Dropout 0.1 -> Dense 16 relu -> Dropout 0.25 -> Dense 8 tanh -> Dense 1;"),
+  EXPECT_NE(inspect.out.find("-> Dropout(0.1) -> Dense 16 relu -> Dropout(0.25) -> Dense 8 tanh -> Dense 1;"),
             std::string::npos)
       << inspect.out;
   const CliRun json = run_ember("inspect --json " + model);
@@ -242,11 +242,18 @@ TEST(CliUsability, LayersTakeDropout) {
   const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
-  for (const std::string bad : {"dropout", "dropout:1", "dropout:-0.1", "dropout:0.5x", "dropout:nan"})
+  for (const std::string bad : {"dropout:1", "dropout:-0.1"})
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
-                   "'" + bad + "' needs a rate from 0 to below 1, e.g. dropout:0.1");
+                   "'" + bad + "': a Dropout layer's rate must be 0 to below 1");
+  for (const std::string bad : {"dropout:0.5x", "dropout:nan", "dropout:"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
+                   "'" + bad + "': its rate '" + bad.substr(8) + "' is not a number; the form is dropout[:RATE]");
+  expect_refused("train --device cpu --data " + data + " --target y --layers 16,dropout:0.1:2",
+                 "'dropout:0.1:2': dropout takes 1 setting at most; the form is dropout[:RATE]");
   expect_refused("train --device cpu --data " + data + " --target y --layers 16,droput:0.1",
-                 "'droput' is not a positive layer width, 'dropout', 'layernorm', 'batchnorm' or 'embedding'");
+                 "'droput:0.1' is not a layer width or a kind of layer; the forms are WIDTH[:ACTIVATION], "
+                 "dropout[:RATE], layernorm[:EPSILON], embedding:DIM or embedding:CATEGORIES:DIM[:COLUMNS], "
+                 "batchnorm[:MOMENTUM[:EPSILON]]");
 }
 
 // The last input column of a table of whole numbers 0 to 3, read as categories.
@@ -259,15 +266,18 @@ TEST(CliUsability, LayersTakeAnEmbeddingFirst) {
                                  " --target y --layers embedding:4:3:1,16 --save " + model);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const CliRun inspect = run_ember("inspect " + model);
-  EXPECT_NE(inspect.out.find("-> Embedding 4 x 3 (last 1 inputs indices) -> Dense 16 relu -> Dense 1;"),
-            std::string::npos)
+  EXPECT_NE(inspect.out.find("-> Embedding(4, 3, columns=1) -> Dense 16 relu -> Dense 1;"), std::string::npos)
       << inspect.out;
   const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
-  for (const std::string bad : {"embedding", "embedding:4:0", "embedding:4:3:1:1", "embedding:x:3"})
-    expect_refused("train --device cpu --data " + data + " --target y --layers " + bad + ",16",
-                   "'" + bad + "' needs DIM (for the --embed columns) or CATEGORIES:DIM[:COLUMNS]");
+  for (const std::string bad : {"embedding", "embedding:4:0"})
+    expect_refused("train --device cpu --data " + data + " --target y --layers " + bad + ",16", "'" + bad + "': ");
+  expect_refused("train --device cpu --data " + data + " --target y --layers embedding:4:3:1:1,16",
+                 "an Embedding takes DIM (for the embedded columns) or CATEGORIES:DIM[:COLUMNS]; the form is "
+                 "embedding:DIM or embedding:CATEGORIES:DIM[:COLUMNS]");
+  expect_refused("train --device cpu --data " + data + " --target y --layers embedding:x:3,16",
+                 "'x' is not a positive whole number");
   expect_refused("train --device cpu --data " + data + " --target y --layers embedding:4,16",
                  "Embedding(0, 4) is sized by the columns --embed names, and it names none");
   expect_refused("train --device cpu --data " + data + " --target y --layers embedding:3:2:1,16",
@@ -284,7 +294,7 @@ TEST(CliUsability, EmbedGivesCategoriesLearnedVectors) {
                                  " --target species --embed city --layers 16 --save " + model);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const CliRun inspect = run_ember("inspect " + model);
-  EXPECT_NE(inspect.out.find("Architecture: 4 inputs -> Embedding 3 x 8 (last 1 inputs indices) -> Dense 16 relu"),
+  EXPECT_NE(inspect.out.find("Architecture: 4 inputs -> Embedding(3, 8, columns=1) -> Dense 16 relu"),
             std::string::npos)
       << inspect.out;
   EXPECT_NE(inspect.out.find("  city: embedded (2 categories: Lyon, Paris)"), std::string::npos) << inspect.out;
@@ -293,8 +303,7 @@ TEST(CliUsability, EmbedGivesCategoriesLearnedVectors) {
   const CliRun sized = run_ember("train --device cpu --epochs 1 --quiet --data " + data +
                                  " --target species --embed city --layers embedding:4,16 --save " + model);
   ASSERT_EQ(sized.exit_code, 0) << sized.err;
-  EXPECT_NE(run_ember("inspect " + model).out.find("-> Embedding 3 x 4 (last 1 inputs indices) -> Dense 16"),
-            std::string::npos);
+  EXPECT_NE(run_ember("inspect " + model).out.find("-> Embedding(3, 4, columns=1) -> Dense 16"), std::string::npos);
   expect_refused(
       "train --device cpu --loss crossentropy --data " + data + " --target species --embed city --one-hot city",
       "column 'city' is named by both --one-hot and --embed; pick one");
@@ -308,15 +317,33 @@ TEST(CliUsability, LayersTakeLayerNorm) {
                                  " --target y --layers layernorm,16,layernorm:0.001,8:gelu --save " + model);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const CliRun inspect = run_ember("inspect " + model);
-  EXPECT_NE(inspect.out.find("-> LayerNorm (epsilon 1e-05) -> Dense 16 relu -> LayerNorm (epsilon 0.001) -> Dense 8 "
-                             "gelu -> Dense 1;"),
+  EXPECT_NE(inspect.out.find("-> LayerNorm(1e-05) -> Dense 16 relu -> LayerNorm(0.001) -> Dense 8 gelu -> Dense 1;"),
             std::string::npos)
       << inspect.out;
   const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   for (const std::string bad : {"layernorm:0", "layernorm:-1", "layernorm:x", "layernorm:", "layernorm:inf"})
-    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
-                   "'" + bad + "' takes a positive epsilon if any, e.g. layernorm or layernorm:1e-3");
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad, "'" + bad + "': ");
+}
+
+// A kind the CLI knows only through the library's parts: its spelling, settings and description.
+TEST(CliUsability, LayersTakeRMSNorm) {
+  const std::string data = good_csv(), model = dir() + "/rmsnorm.safetensors";
+  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                 " --target y --layers 16:silu,rmsnorm,8,rmsnorm:1e-4 --save " + model);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(run_ember("inspect " + model)
+                .out.find("-> Dense 16 silu -> RMSNorm(1e-06) -> Dense 8 relu -> "
+                          "RMSNorm(0.0001) -> Dense 1;"),
+            std::string::npos);
+  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
+  expect_refused("train --device cpu --data " + data + " --target y --layers 16,rmsnorm:0",
+                 "'rmsnorm:0': an RMSNorm layer's epsilon must be positive and finite, got 0; the form is "
+                 "rmsnorm[:EPSILON]");
+  EXPECT_NE(run_ember("train --help").out.find("rmsnorm[:EPSILON]: divides each row by its root mean square"),
+            std::string::npos);
 }
 
 TEST(CliUsability, LayersTakeBatchNorm) {
@@ -325,8 +352,8 @@ TEST(CliUsability, LayersTakeBatchNorm) {
                                  " --target y --layers 16,batchnorm,8:gelu,batchnorm:0.01:0.001 --save " + model);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const CliRun inspect = run_ember("inspect " + model);
-  EXPECT_NE(inspect.out.find("-> Dense 16 relu -> BatchNorm (momentum 0.1, epsilon 1e-05) -> Dense 8 gelu -> "
-                             "BatchNorm (momentum 0.01, epsilon 0.001) -> Dense 1;"),
+  EXPECT_NE(inspect.out.find("-> Dense 16 relu -> BatchNorm(momentum=0.1, epsilon=1e-05) -> Dense 8 gelu -> "
+                             "BatchNorm(momentum=0.01, epsilon=0.001) -> Dense 1;"),
             std::string::npos)
       << inspect.out;
   // Predicting reads the running figures: a row's prediction is its own, whatever rows share its batch.
@@ -334,8 +361,7 @@ TEST(CliUsability, LayersTakeBatchNorm) {
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
   for (const std::string bad : {"batchnorm:2", "batchnorm:-0.1", "batchnorm:x", "batchnorm:0.1:0", "batchnorm:0.1:"})
-    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad,
-                   "'" + bad + "' takes a momentum 0 to 1 and a positive epsilon if any");
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad, "'" + bad + "': ");
 }
 
 TEST(CliUsability, ClipNormIsKeptAndShown) {

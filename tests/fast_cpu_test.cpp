@@ -103,6 +103,11 @@ TEST(FastCpu, EmbeddingMatchesReference) {
   expect_embedding_matches_reference(fast);
 }
 
+TEST(FastCpu, EveryLayerMatchesReference) {
+  FastCpuBackend fast;
+  expect_every_layer_matches_reference(fast);
+}
+
 TEST(FastCpu, LayerNormMatchesReference) {
   FastCpuBackend fast;
   expect_layer_norm_matches_reference(fast);

@@ -100,6 +100,11 @@ TEST(GpuKernels, EmbeddingMatchesCpu) {
   expect_embedding_matches_reference(*gpu);
 }
 
+TEST(GpuKernels, EveryLayerMatchesCpu) {
+  EMBER_REQUIRE_GPU(gpu);
+  expect_every_layer_matches_reference(*gpu);
+}
+
 TEST(GpuKernels, LayerNormMatchesCpuAndIsDeterministic) {
   EMBER_REQUIRE_GPU(gpu);
   expect_layer_norm_matches_reference(*gpu);

@@ -61,6 +61,11 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
         for (std::size_t k = 0; k < width; ++k)
           activation[k] = (activation[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
                           parameters[offset + width + k];
+      } else if (const auto* rms = std::get_if<RMSNorm>(&layers[l])) {
+        double squares = 0.0;
+        for (const double v : activation) squares += v * v / static_cast<double>(in);
+        for (std::size_t k = 0; k < width; ++k)
+          activation[k] = activation[k] / std::sqrt(squares + rms->epsilon) * parameters[offset + k];
       } else if (const auto* embedding = std::get_if<Embedding>(&layers[l])) {
         const std::int64_t columns = embedding->columns == 0 ? in : embedding->columns, passed = in - columns;
         std::vector<double> out(activation.begin(), activation.begin() + passed);
@@ -87,6 +92,7 @@ double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, con
       }
     }
     if (std::holds_alternative<LayerNorm>(layers[l])) offset += 2 * width;
+    if (std::holds_alternative<RMSNorm>(layers[l])) offset += width;
     if (const auto* embedding = std::get_if<Embedding>(&layers[l]))
       offset += static_cast<std::size_t>(embedding->input_dim * embedding->output_dim);
     if (const auto* dense = std::get_if<Dense>(&layers[l]))

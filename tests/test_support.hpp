@@ -49,7 +49,7 @@ inline std::vector<Layer> one_layer_of_each_kind() {
   // BatchNorm after an activation: after a shift of its own columns (LayerNorm's, a Dense layer's
   // bias), that shift's gradient is zero, and noise then steers Adam's steps.
   const std::vector<Layer> layers{Embedding(5, 3, 1), Dense(7, Activation::tanh), BatchNorm(0.2f, 1e-3f),
-                                  Dropout(0.35f), LayerNorm(1e-3f)};
+                                  Dropout(0.35f),     LayerNorm(1e-3f),           RMSNorm(1e-4f)};
   std::vector<bool> seen(kLayerKinds);
   for (const Layer& layer : layers) seen[layer.index()] = true;
   for (std::size_t kind = 0; kind < kLayerKinds; ++kind)

@@ -3,14 +3,20 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cmath>
+#include <stdexcept>
 #include <type_traits>
 #include <variant>
 
 #include "activation_math.hpp"
+#include "cpu/thread_pool.hpp"
 #include "ember/error.hpp"
 #include "ember/random.hpp"
 #include "parameter_layout.hpp"
+#include "shape_checks.hpp"
 
 namespace ember {
 namespace layer_part {
@@ -29,6 +35,18 @@ struct Part;
 template <>
 struct Part<Dense> {
   static constexpr const char* name = "dense";
+  static constexpr const char* keras_name = "Dense";
+  // Spelled by its width: a spelling whose head is a number (parse_layer).
+  static constexpr const char* spelling = "WIDTH[:ACTIVATION]";
+  static constexpr const char* meaning = "a Dense layer of that width (ReLU unless an activation is named)";
+  static Dense from_spelling(std::span<const std::string> items) {
+    if (items.size() > 2) throw InputError("a Dense layer takes a width and an activation at most");
+    std::int64_t units = 0;
+    const auto [end, error] = std::from_chars(items[0].data(), items[0].data() + items[0].size(), units);
+    if (error != std::errc() || end != items[0].data() + items[0].size() || units <= 0)
+      throw InputError(fmt::format("'{}' is not a positive layer width", items[0]));
+    return Dense(units, items.size() == 2 ? parse_activation(items[1]) : Activation::relu);
+  }
   static void check(const Dense& dense) {
     if (dense.units <= 0 || dense.units > ParameterLayout::kMaxWidth)
       throw InputError(
@@ -88,6 +106,10 @@ struct Part<Dense> {
 template <>
 struct Part<Dropout> {
   static constexpr const char* name = "dropout";
+  static constexpr const char* keras_name = "Dropout";
+  static constexpr const char* spelling = "dropout[:RATE]";
+  static constexpr const char* meaning = "zeroes that share of its inputs while training (0.5 unless given)";
+  static constexpr const char* settings[] = {"rate"};
   static void check(const Dropout& dropout) {
     if (!(dropout.rate >= 0.0f && dropout.rate < 1.0f))
       throw InputError(fmt::format("a Dropout layer's rate must be 0 to below 1, got {}", dropout.rate));
@@ -118,6 +140,10 @@ struct Part<Dropout> {
 template <>
 struct Part<LayerNorm> {
   static constexpr const char* name = "layernorm";
+  static constexpr const char* keras_name = "LayerNormalization";
+  static constexpr const char* spelling = "layernorm[:EPSILON]";
+  static constexpr const char* meaning = "normalizes each row, as PyTorch's LayerNorm (epsilon 1e-5 unless given)";
+  static constexpr const char* settings[] = {"epsilon"};
   static void check(const LayerNorm& norm) {
     if (!(norm.epsilon > 0.0f && std::isfinite(norm.epsilon)))
       throw InputError(fmt::format("a LayerNorm layer's epsilon must be positive and finite, got {}", norm.epsilon));
@@ -158,6 +184,12 @@ struct Part<LayerNorm> {
 template <>
 struct Part<BatchNorm> {
   static constexpr const char* name = "batchnorm";
+  static constexpr const char* keras_name = "BatchNormalization";
+  static constexpr const char* spelling = "batchnorm[:MOMENTUM[:EPSILON]]";
+  static constexpr const char* meaning =
+      "normalizes each column over the batch while training and by its running figures when predicting, as "
+      "PyTorch's BatchNorm1d (momentum 0.1, epsilon 1e-5 unless given)";
+  static constexpr const char* settings[] = {"momentum", "epsilon"};
   static void check(const BatchNorm& norm) {
     if (!(norm.epsilon > 0.0f && std::isfinite(norm.epsilon)))
       throw InputError(fmt::format("a BatchNorm layer's epsilon must be positive and finite, got {}", norm.epsilon));
@@ -223,6 +255,28 @@ struct Part<BatchNorm> {
 template <>
 struct Part<Embedding> {
   static constexpr const char* name = "embedding";
+  static constexpr const char* keras_name = "Embedding";
+  // DIM alone: sized by the first fit on a table, for its embedded columns.
+  static constexpr const char* spelling = "embedding:DIM or embedding:CATEGORIES:DIM[:COLUMNS]";
+  static constexpr const char* meaning =
+      "the first layer; DIM alone sets the vector size of the --embed columns' categories, CATEGORIES:DIM[:COLUMNS] "
+      "reads the "
+      "last COLUMNS inputs (all unless given) as category indices 0 to CATEGORIES - 1 and puts a learned vector of "
+      "DIM values in place of each";
+  static Embedding from_spelling(std::span<const std::string> items) {
+    std::vector<std::int64_t> sizes;
+    for (const std::string& item : items.subspan(1)) {
+      std::int64_t value = 0;
+      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+      if (error != std::errc() || end != item.data() + item.size() || value <= 0)
+        throw InputError(fmt::format("'{}' is not a positive whole number", item));
+      sizes.push_back(value);
+    }
+    if (sizes.empty() || sizes.size() > 3)
+      throw InputError("an Embedding takes DIM (for the embedded columns) or CATEGORIES:DIM[:COLUMNS]");
+    return sizes.size() == 1 ? Embedding(Embedding::kFromTable, sizes[0])
+                             : Embedding(sizes[0], sizes[1], sizes.size() == 3 ? sizes[2] : 0);
+  }
   // Indices must be exact in float32: every whole number up to 2^24 is.
   static constexpr std::int64_t kMaxCategories = std::int64_t{1} << 24;
   static void check(const Embedding& embedding) {
@@ -318,6 +372,128 @@ struct Part<Embedding> {
   static ConstView table(const Embedding& embedding, const Slots& slots) {
     return {slots.parameters, embedding.input_dim, embedding.output_dim};
   }
+};
+
+/// RMSNorm's two ops, their loops written once for float64 (the reference) and float32 (the fast
+/// CPU path); kernels/layers/rms_norm.cu is the GPU's. Rows are split among threads; the weight
+/// gradient's columns too, each summed in row order.
+struct RmsNormOps {
+  // forward: in x, weight; out y, normalized (training; else null); settings epsilon.
+  // backward: in dy, x, normalized, weight; out weight_gradient, dx (or null, which may alias dy).
+  static void check_forward(const OpArgs& a) {
+    check_counts(a, "rms_norm_forward", 2, 2);
+    check_layer_norm("rms_norm_forward", a.in[0], {a.out[0], given_or(a.out[1], a.in[0])}, {a.in[1]}, a.settings[0]);
+  }
+  static void check_backward(const OpArgs& a) {
+    check_counts(a, "rms_norm_backward", 4, 2);
+    check_layer_norm("rms_norm_backward", a.in[0], {a.in[1], a.in[2], given_or(a.out[1], a.in[0])}, {a.in[3], a.out[0]},
+                     a.settings[0]);
+  }
+  template <typename Real>
+  static void forward(const OpArgs& a) {
+    const ConstView x = a.in[0], weight = a.in[1];
+    const View y = a.out[0], normalized = a.out[1];
+    const Real epsilon = a.settings[0];
+    rows(x, 4.0, [&](std::int64_t r) {
+      const Real inverse = inverse_rms<Real>(&x(r, 0), x.cols, epsilon);
+      for (std::int64_t c = 0; c < x.cols; ++c) {
+        const Real n = x(r, c) * inverse;
+        y(r, c) = static_cast<float>(n * weight(0, c));
+        if (normalized.data != nullptr) normalized(r, c) = static_cast<float>(n);
+      }
+    });
+  }
+  template <typename Real>
+  static void backward(const OpArgs& a) {
+    const ConstView dy = a.in[0], x = a.in[1], normalized = a.in[2], weight = a.in[3];
+    const View weight_gradient = a.out[0], dx = a.out[1];
+    const Real epsilon = a.settings[0];
+    // The weight gradient first: dx may overwrite dy.
+    const double seconds = threads::single_thread_seconds(0, 8.0 * static_cast<double>(dy.size()));
+    threads::for_ranges(dy.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t c = begin; c < end; ++c) {
+        Real sum = 0;
+        for (std::int64_t r = 0; r < dy.rows; ++r) sum += static_cast<Real>(dy(r, c)) * normalized(r, c);
+        weight_gradient(0, c) = static_cast<float>(sum);
+      }
+    });
+    if (dx.data == nullptr) return;
+    rows(dy, 8.0, [&](std::int64_t r) {
+      const Real inverse = inverse_rms<Real>(&x(r, 0), x.cols, epsilon);
+      Real gn_sum = 0;
+      for (std::int64_t c = 0; c < dy.cols; ++c)
+        gn_sum += static_cast<Real>(dy(r, c)) * weight(0, c) * (x(r, c) * inverse);
+      const Real gn_mean = gn_sum / static_cast<Real>(dy.cols);
+      for (std::int64_t c = 0; c < dy.cols; ++c)
+        dx(r, c) =
+            static_cast<float>((static_cast<Real>(dy(r, c)) * weight(0, c) - x(r, c) * inverse * gn_mean) * inverse);
+    });
+  }
+
+ private:
+  static void check_counts(const OpArgs& a, const char* op, std::size_t in, std::size_t out) {
+    if (a.in.size() != in || a.out.size() != out || a.settings.size() != 1)
+      throw Error(fmt::format("{}: takes {} inputs, {} outputs and epsilon", op, in, out));
+  }
+  static ConstView given_or(View view, ConstView fallback) { return view.data != nullptr ? ConstView(view) : fallback; }
+  template <typename Real>
+  static Real inverse_rms(const float* row, std::int64_t cols, Real epsilon) {
+    Real squares = 0;
+    for (std::int64_t c = 0; c < cols; ++c) squares += static_cast<Real>(row[c]) * row[c];
+    return 1 / std::sqrt(squares / static_cast<Real>(cols) + epsilon);
+  }
+  template <typename Body>
+  static void rows(ConstView x, double flops_per_element, Body&& body) {
+    const double seconds = threads::single_thread_seconds(flops_per_element * static_cast<double>(x.size()),
+                                                          8.0 * static_cast<double>(x.size()));
+    threads::for_ranges(x.rows, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) body(r);
+    });
+  }
+};
+
+template <>
+struct Part<RMSNorm> {
+  static constexpr const char* name = "rmsnorm";
+  static constexpr const char* keras_name = "RMSNormalization";
+  static constexpr const char* spelling = "rmsnorm[:EPSILON]";
+  static constexpr const char* meaning =
+      "divides each row by its root mean square, as PyTorch's RMSNorm (epsilon 1e-6 unless given)";
+  static constexpr const char* settings[] = {"epsilon"};
+  static constexpr LayerOp kForward{"rms_norm_forward", RmsNormOps::check_forward, RmsNormOps::forward<double>,
+                                    RmsNormOps::forward<float>};
+  static constexpr LayerOp kBackward{"rms_norm_backward", RmsNormOps::check_backward, RmsNormOps::backward<double>,
+                                     RmsNormOps::backward<float>};
+  static void check(const RMSNorm& norm) {
+    if (!(norm.epsilon > 0.0f && std::isfinite(norm.epsilon)))
+      throw InputError(fmt::format("an RMSNorm layer's epsilon must be positive and finite, got {}", norm.epsilon));
+  }
+  static std::int64_t output_width(const RMSNorm&, std::int64_t in) { return in; }
+  // As torch.nn.RMSNorm's state_dict: weight (the scale).
+  static std::vector<ParameterShape> parameters(const RMSNorm&, std::int64_t in) { return {{"weight", {in}}}; }
+  static void initialize(const RMSNorm&, std::int64_t in, std::uint64_t, std::vector<float>& parameters) {
+    parameters.insert(parameters.end(), static_cast<std::size_t>(in), 1.0f);
+  }
+  // Training, extra keeps the normalized input, which the weight gradient reads.
+  static Buffers buffers(const RMSNorm&, bool training) { return {true, training}; }
+  static ConstView forward(const RMSNorm& norm, const Slots& slots, const Pass& pass, ConstView input) {
+    const View output{slots.output, pass.rows, slots.out};
+    const ConstView in[] = {input, {slots.parameters, 1, slots.in}};
+    const View out[] = {output, {slots.extra, pass.rows, slots.out}};
+    pass.backend.layer_op(kForward, {in, out, {&norm.epsilon, 1}});
+    return output;
+  }
+  static bool backward(const RMSNorm& norm, const Slots& slots, const Pass& pass, ConstView input, ConstView, View dy,
+                       bool, std::optional<ConstView>, std::optional<View> dx) {
+    const ConstView in[] = {dy, input, {slots.extra, pass.rows, slots.out}, {slots.parameters, 1, slots.in}};
+    const View out[] = {{slots.gradients, 1, slots.in}, dx.value_or(View{nullptr, pass.rows, slots.in})};
+    pass.backend.layer_op(kBackward, {in, out, {&norm.epsilon, 1}});
+    return false;
+  }
+  static bool folds_relu(const RMSNorm&) { return false; }
+  static SettingsJson to_json(const RMSNorm& norm) { return {{"type", name}, {"epsilon", norm.epsilon}}; }
+  static RMSNorm from_json(const SettingsJson& json) { return RMSNorm(settings_float(json, "epsilon")); }
+  static std::string describe(const RMSNorm& norm) { return fmt::format("RMSNorm({})", norm.epsilon); }
 };
 
 template <typename Function>
@@ -438,6 +614,72 @@ Layer from_json(const SettingsJson& json) {
   return *layer;
 }
 
+/// The kind's defaults with the settings in json (numbers, by name) in their place.
+template <typename Settings>
+Layer with_settings(const SettingsJson& settings) {
+  SettingsJson json = Part<Settings>::to_json(Settings{});
+  if (settings.is_object()) json.update(settings);
+  return Part<Settings>::from_json(json);
+}
+
+/// with_settings of Layer's kind number kind.
+template <std::size_t I = 0>
+Layer with_settings(std::size_t kind, const SettingsJson& settings) {
+  if constexpr (I == kLayerKinds) {
+    throw std::logic_error("with_settings: no such kind");
+  } else {
+    using Settings = std::variant_alternative_t<I, Layer>;
+    if constexpr (requires { Part<Settings>::settings; })
+      if (kind == I) return with_settings<Settings>(settings);
+    return with_settings<I + 1>(kind, settings);
+  }
+}
+
+template <typename Settings>
+LayerKind kind_of() {
+  using P = Part<Settings>;
+  LayerKind kind{P::name, P::spelling, P::meaning, P::keras_name, {}};
+  if constexpr (requires { P::settings; }) kind.settings.assign(std::begin(P::settings), std::end(P::settings));
+  return kind;
+}
+
+/// The part's spelling read: its own from_spelling, or its settings (numbers, in order) over the
+/// defaults.
+template <typename Settings>
+Layer from_spelling(std::span<const std::string> items) {
+  using P = Part<Settings>;
+  if constexpr (requires { P::from_spelling(items); }) {
+    return P::from_spelling(items);
+  } else {
+    static_assert(
+        requires { P::settings; }, "a part is spelled by its settings or its own from_spelling");
+    if (items.size() - 1 > std::size(P::settings))
+      throw InputError(fmt::format("{} takes {} setting{} at most", P::name, std::size(P::settings),
+                                   std::size(P::settings) == 1 ? "" : "s"));
+    SettingsJson json;
+    for (std::size_t i = 1; i < items.size(); ++i) {
+      double value = 0.0;
+      const std::string& item = items[i];
+      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+      if (error != std::errc() || end != item.data() + item.size() || std::isnan(value))
+        throw InputError(fmt::format("its {} '{}' is not a number", P::settings[i - 1], item));
+      json[P::settings[i - 1]] = value;
+    }
+    return with_settings<Settings>(json);
+  }
+}
+
+/// from_spelling of Layer's kind number kind.
+template <std::size_t I = 0>
+Layer spelled(std::size_t kind, std::span<const std::string> items) {
+  if constexpr (I == kLayerKinds) {
+    throw std::logic_error("spelled: no such kind");
+  } else {
+    if (kind == I) return from_spelling<std::variant_alternative_t<I, Layer>>(items);
+    return spelled<I + 1>(kind, items);
+  }
+}
+
 }  // namespace layer_part
 
 std::string layer_name(const Layer& layer) {
@@ -454,6 +696,83 @@ void check_layer(const Layer& layer) {
 
 std::string settings_json(const Layer& layer) {
   return layer_part::to_json(layer).dump();
+}
+
+namespace {
+std::vector<std::string> forms() {
+  std::vector<std::string> forms;
+  for (const LayerKind& kind : layer_kinds()) forms.push_back(kind.form);
+  return forms;
+}
+}  // namespace
+
+Layer parse_layer(const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t begin = 0;;) {
+    const std::size_t colon = text.find(':', begin);
+    items.push_back(text.substr(begin, colon - begin));
+    if (colon == std::string::npos) break;
+    begin = colon + 1;
+  }
+  // A head that is a number is a Dense layer's width; otherwise the kind's name.
+  const bool width = !items[0].empty() && std::isdigit(static_cast<unsigned char>(items[0][0])) != 0;
+  const std::vector<std::string> names = layer_names();
+  const auto kind = static_cast<std::size_t>(width ? Layer(Dense(1)).index()
+                                                   : std::find(names.begin(), names.end(), items[0]) - names.begin());
+  if (kind == kLayerKinds)
+    throw InputError(
+        fmt::format("'{}' is not a layer width or a kind of layer; the forms are {}", text, fmt::join(forms(), ", ")));
+  try {
+    const Layer layer = layer_part::spelled(kind, items);
+    check_layer(layer);
+    return layer;
+  } catch (const InputError& error) {
+    throw InputError(fmt::format("'{}': {}; the form is {}", text, error.what(), forms()[kind]));
+  }
+}
+
+std::vector<LayerKind> layer_kinds() {
+  std::vector<LayerKind> kinds;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (kinds.push_back(layer_part::kind_of<std::variant_alternative_t<I, Layer>>()), ...);
+  }
+  (std::make_index_sequence<kLayerKinds>());
+  return kinds;
+}
+
+Layer make_layer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings) {
+  const std::vector<std::string> names = layer_names();
+  const auto kind = static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  if (kind == kLayerKinds || layer_kinds()[kind].settings.empty())
+    throw InputError(fmt::format("make_layer: '{}' is not a kind of layer made from its settings alone", name));
+  const LayerKind described = layer_kinds()[kind];
+  SettingsJson json = SettingsJson::object();
+  for (const auto& [setting, value] : settings) {
+    if (std::find(described.settings.begin(), described.settings.end(), setting) == described.settings.end())
+      throw InputError(fmt::format("{} has no setting '{}'; its settings are {}", described.keras_name, setting,
+                                   fmt::join(described.settings, ", ")));
+    json[setting] = value;
+  }
+  const Layer layer = layer_part::with_settings(kind, json);
+  check_layer(layer);
+  return layer;
+}
+
+double layer_setting(const Layer& layer, const std::string& name) {
+  const SettingsJson json = layer_part::to_json(layer);
+  if (name == "type" || !json.contains(name) || !json[name].is_number())
+    throw InputError(fmt::format("{} has no setting '{}'", describe(layer), name));
+  return json[name].get<double>();
+}
+
+Layer layer_from_settings_json(const std::string& text) {
+  SettingsJson json;
+  try {
+    json = SettingsJson::parse(text);
+    return layer_part::from_json(json);
+  } catch (const SettingsJson::exception& error) {
+    throw InputError(fmt::format("a layer's settings {}: {}", text, error.what()));
+  }
 }
 
 std::string describe(const Layer& layer) {

@@ -308,6 +308,17 @@ struct LayerExport {
     g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
     return y;
   }
+  // x / sqrt(mean(x^2) + epsilon) * weight; the row means as a product with a column of 1 / width
+  // (RMSNormalization is an operator from opset 23 on).
+  std::string operator()(const RMSNorm& norm) const {
+    const ConstView weight = model.tensor(index, "weight");
+    const std::vector<float> means(static_cast<std::size_t>(weight.cols), 1.0f / static_cast<float>(weight.cols));
+    const std::string mean_square =
+        g.op("MatMul", {g.op("Mul", {x, x}), g.floats("row_mean", {weight.cols, 1}, means)});
+    const std::string rms = g.op("Sqrt", {g.op("Add", {mean_square, g.floats("epsilon", {}, {norm.epsilon})})});
+    return g.op("Mul", {g.op("Div", {x, rms}), g.floats(fmt::format("layers.{}.weight", index), {weight.cols},
+                                                        weight.data, static_cast<std::size_t>(weight.cols))});
+  }
   // Inference: the running figures (ONNX's BatchNormalization on (N, C), training_mode 0).
   std::string operator()(const BatchNorm& norm) const {
     std::vector<std::string> inputs{x};

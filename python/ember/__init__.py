@@ -14,15 +14,20 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (Adam, AdamW, BatchNormalization, ConstantRate, CosineDecay, CrossEntropy, Dense, DivergenceError,
-                    Dropout, Embedding, Error, Huber, InputError, LayerNormalization, MeanSquaredError,
+from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, DivergenceError,
+                    Error, Huber, InputError, MeanSquaredError,
                     ReduceOnPlateau, RMSprop, SGD, StepDecay,
                     activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
-__all__ = ["Sequential", "Dense", "Dropout", "LayerNormalization", "BatchNormalization", "Embedding", "SGD", "Adam",
-           "AdamW", "RMSprop",
+# Every kind of layer, by its Keras name: Dense, Dropout, LayerNormalization, BatchNormalization,
+# Embedding, RMSNormalization, ... (the engine lists them).
+_LAYERS = {name: getattr(_core, name) for name in _core.layer_class_names()}
+globals().update(_LAYERS)
+Dense, Embedding = _LAYERS["Dense"], _LAYERS["Embedding"]  # named below
+
+__all__ = ["Sequential", *_LAYERS, "SGD", "Adam", "AdamW", "RMSprop",
            "MeanSquaredError", "Huber", "CrossEntropy",
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
@@ -391,7 +396,7 @@ class Sequential:
     def _keras_name(self, l, name):
         if isinstance(self._model.layers[l], Embedding):
             return "table"
-        if isinstance(self._model.layers[l], (LayerNormalization, BatchNormalization)):
+        if not isinstance(self._model.layers[l], Dense):  # a normalization's scale and shift
             return {"weight": "gamma", "bias": "beta"}.get(name, self._KERAS_NAMES[name])
         return self._KERAS_NAMES[name]
 

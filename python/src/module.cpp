@@ -2,6 +2,8 @@
 // read where they lie; the GIL is released while the engine trains, evaluates or predicts; Ember's
 // exceptions arrive as Python ones with the same messages. ember/__init__.py adds the Keras-style
 // string settings and ember/sklearn.py the scikit-learn estimators on top.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/function.h>
@@ -11,6 +13,7 @@
 #include <nanobind/stl/vector.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -330,6 +333,57 @@ void bind_adam(nb::module_& m, const char* name) {
       .def_rw("weight_decay", &Optimizer::weight_decay);
 }
 
+/// The library's kinds of layer, kept for the bindings' names.
+const std::vector<ember::LayerKind>& layer_kinds() {
+  static const std::vector<ember::LayerKind> kinds = ember::layer_kinds();
+  return kinds;
+}
+
+/// A class for a kind of layer made from its settings alone (LayerKind::settings): Keras' name,
+/// the settings as positional or keyword arguments (the others at their defaults) and as read-only
+/// properties. Dense, BatchNormalization and Embedding are bound by hand.
+template <typename Settings>
+void bind_layer(nb::module_& m, const ember::LayerKind& kind) {
+  if constexpr (std::is_same_v<Settings, ember::Dense> || std::is_same_v<Settings, ember::BatchNorm> ||
+                std::is_same_v<Settings, ember::Embedding>) {
+    return;
+  } else {
+    nb::class_<Settings> layer(m, kind.keras_name.c_str());
+    layer.def("__init__", [&kind](Settings* self, nb::args args, nb::kwargs kwargs) {
+      if (args.size() > kind.settings.size())
+        throw nb::type_error(fmt::format("{}() takes {} positional argument{} ({}), got {}", kind.keras_name,
+                                         kind.settings.size(), kind.settings.size() == 1 ? "" : "s",
+                                         fmt::join(kind.settings, ", "), args.size())
+                                 .c_str());
+      const auto number = [&](nb::handle value, const std::string& name) {
+        double result = 0.0;
+        if (!nb::try_cast(value, result))
+          throw nb::type_error(fmt::format("{}(): {} must be a number, not {}", kind.keras_name, name,
+                                           nb::cast<std::string>(nb::repr(value)))
+                                   .c_str());
+        return result;
+      };
+      std::vector<std::pair<std::string, double>> settings;
+      for (std::size_t i = 0; i < args.size(); ++i)
+        settings.emplace_back(kind.settings[i], number(args[i], kind.settings[i]));
+      for (const auto& [key, value] : kwargs) {
+        const std::string name = nb::cast<std::string>(key);
+        if (std::find(kind.settings.begin(), kind.settings.end(), name) == kind.settings.end())
+          throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'; it takes {}", kind.keras_name,
+                                           name, fmt::join(kind.settings, ", "))
+                                   .c_str());
+        settings.emplace_back(name, number(value, name));
+      }
+      new (self) Settings(std::get<Settings>(ember::make_layer(kind.name, settings)));
+    });
+    for (const std::string& setting : kind.settings)
+      layer.def_prop_ro(setting.c_str(),
+                        [&setting](const Settings& self) { return ember::layer_setting(ember::Layer(self), setting); });
+    layer.def("__repr__", [](const Settings& self) { return ember::describe(ember::Layer(self)); });
+    layer.doc() = (kind.keras_name + ": " + kind.meaning + ".").c_str();
+  }
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -370,27 +424,12 @@ NB_MODULE(_core, m) {
         return "Dense(" + std::to_string(d.units) + ", '" + ember::to_string(d.activation) + "')";
       });
 
-  nb::class_<ember::Dropout>(m, "Dropout")
-      .def(
-          "__init__",
-          [](ember::Dropout* self, double rate) {
-            ember::check_layer(ember::Dropout(static_cast<float>(rate)));  // as Keras, where it is made
-            new (self) ember::Dropout(static_cast<float>(rate));
-          },
-          "rate"_a)
-      .def_prop_ro("rate", [](const ember::Dropout& d) { return d.rate; })
-      .def("__repr__", [](const ember::Dropout& d) { return ember::describe(d); });
-
-  nb::class_<ember::LayerNorm>(m, "LayerNormalization")
-      .def(
-          "__init__",
-          [](ember::LayerNorm* self, double epsilon) {
-            ember::check_layer(ember::LayerNorm(static_cast<float>(epsilon)));
-            new (self) ember::LayerNorm(static_cast<float>(epsilon));
-          },
-          "epsilon"_a = ember::LayerNorm().epsilon)
-      .def_prop_ro("epsilon", [](const ember::LayerNorm& n) { return n.epsilon; })
-      .def("__repr__", [](const ember::LayerNorm& n) { return ember::describe(n); });
+  // Every kind made from its settings alone, by its Keras name, as the library lists them; the
+  // others below, where Keras' arguments differ from the engine's settings.
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (bind_layer<std::variant_alternative_t<I, ember::Layer>>(m, layer_kinds()[I]), ...);
+  }
+  (std::make_index_sequence<ember::kLayerKinds>());
 
   // Keras' meaning of momentum: the running figures' own weight (ember::BatchNorm's is the batch's).
   nb::class_<ember::BatchNorm>(m, "BatchNormalization")
@@ -704,7 +743,15 @@ NB_MODULE(_core, m) {
   m.def("onnx_export_available", &ember::onnx_export_available,
         "Whether this build writes ONNX files (export_onnx); it needs libonnx-dev at build time.");
   m.def("layer_names", &ember::layer_names,
-        "The kinds of layer a Sequential model stacks: dense, dropout, layernorm, embedding, batchnorm.");
+        "The kinds of layer a Sequential model stacks: dense, dropout, layernorm, embedding, batchnorm, ...");
+  m.def(
+      "layer_class_names",
+      [] {
+        std::vector<std::string> names;
+        for (const ember::LayerKind& kind : layer_kinds()) names.push_back(kind.keras_name);
+        return names;
+      },
+      "Each kind of layer's class in this module, in layer_names()' order.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

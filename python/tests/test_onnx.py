@@ -129,7 +129,8 @@ def test_every_layer_part_and_activation_exports_and_runs_as_predict(tmp_path):
                      "dense": lambda activation: ember.Dense(12, activation),
                      "dropout": lambda activation: ember.Dropout(0.2),
                      "layernorm": lambda activation: ember.LayerNormalization(),
-                     "batchnorm": lambda activation: ember.BatchNormalization(0.5)}
+                     "batchnorm": lambda activation: ember.BatchNormalization(0.5),
+                     "rmsnorm": lambda activation: ember.RMSNormalization(1e-4)}
     assert sorted(layer_of_kind) == sorted(ember.layer_names())
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype(np.float32)

@@ -78,6 +78,17 @@ class EmbeddingFlat(torch.nn.Module):
         return torch.cat([z[:, :passed], vectors], dim=1)
 
 
+class RMSNormFormula(torch.nn.Module):
+    """torch.nn.RMSNorm's formula (torch 2.4 and later have the module): x / sqrt(mean(x^2) + eps) * weight."""
+
+    def __init__(self, width, eps):
+        super().__init__()
+        self.eps, self.weight = eps, torch.nn.Parameter(torch.ones(width))
+
+    def forward(self, z):
+        return z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + self.eps) * self.weight
+
+
 def torch_model(layers, inputs):
     """torch.nn.Sequential of the same layers, in float64."""
     modules, width = [], inputs
@@ -87,6 +98,9 @@ def torch_model(layers, inputs):
             width = layer.units
         elif isinstance(layer, ember.LayerNormalization):
             modules.append(torch.nn.LayerNorm(width, eps=layer.epsilon))
+        elif isinstance(layer, ember.RMSNormalization):
+            rms_norm = getattr(torch.nn, "RMSNorm", RMSNormFormula)
+            modules.append(rms_norm(width, eps=layer.epsilon))
         elif isinstance(layer, ember.BatchNormalization):  # Keras' momentum: torch's is 1 - it
             modules.append(torch.nn.BatchNorm1d(width, eps=layer.epsilon, momentum=1 - layer.momentum))
         elif isinstance(layer, ember.Embedding):
@@ -194,6 +208,14 @@ def test_layer_norm_is_torchs(device):
     assert_same(*train_both(device, layers, x, y2, "mse", mse(y2)))
 
 
+def test_rms_norm_is_torchs(device):
+    x, y = rows(features=6)
+    x = 3 * x + 2
+    layers = [ember.RMSNormalization(), ember.Dense(8, "silu"), ember.RMSNormalization(1e-3), ember.Dense(2)]
+    y2 = np.hstack([y, -y])
+    assert_same(*train_both(device, layers, x, y2, "mse", mse(y2)))
+
+
 def test_batch_norm_is_torchs(device):
     # Training normalizes by the batch and moves the running figures (compared after the steps);
     # the predictions before training use the random running figures, as torch's eval mode.
@@ -267,4 +289,4 @@ def test_every_registered_part_is_covered_here():
     assert set(ember.loss_names()) == {"mse", "huber", "crossentropy"}  # one test each above
     # Dropout draws its own masks (torch's generator is not Ember's): tests/layers_test.cpp checks its
     # formula; in inference it is the identity (test_api.py).
-    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm", "embedding", "batchnorm"}
+    assert set(ember.layer_names()) == {"dense", "dropout", "layernorm", "embedding", "batchnorm", "rmsnorm"}

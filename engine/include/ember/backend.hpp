@@ -17,6 +17,7 @@
 
 #include "ember/activation.hpp"
 #include "ember/device.hpp"
+#include "ember/layer_op.hpp"
 #include "ember/optimizers.hpp"
 #include "ember/tensor.hpp"
 
@@ -184,6 +185,11 @@ class Backend {
   /// (optimizer_state_names order), count floats each, region floats apart. No buffer overlaps another.
   virtual void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
                                 std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) = 0;
+  /// A layer's own op (ember/layer_op.hpp): op.check, then the backend's form of it.
+  void layer_op(const LayerOp& op, const OpArgs& args) {
+    op.check(args);
+    run_layer_op(op, args);
+  }
   // ---- fused layer ops (defaults compose the ops above; backends override them to fuse) -----------
   /// One Dense layer's forward: y = f(x @ weight^T + bias) for the activation f. When
   /// pre_activation is given (training, for a kind whose backward reads its input), it receives
@@ -244,6 +250,8 @@ class Backend {
   virtual std::unique_ptr<DeviceCollective> join_collective(const std::vector<std::uint8_t>& id, int rank, int ranks);
 
  protected:
+  /// The CPU backends run op.reference or op.fast; the CUDA backend its registered launch.
+  virtual void run_layer_op(const LayerOp& op, const OpArgs& args) = 0;
   virtual void* do_allocate(std::size_t bytes) = 0;
   virtual void do_deallocate(void* pointer) noexcept = 0;
 

@@ -5,6 +5,7 @@
 // engine internals.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -42,6 +43,17 @@ struct LayerNorm {
   explicit LayerNorm(float epsilon = 1e-5f) : epsilon(epsilon) {}
   float epsilon;
   bool operator==(const LayerNorm&) const = default;
+};
+
+/// Divides each row by its root mean square, then scales each feature by a learned factor, as
+/// torch.nn.RMSNorm(features, eps=epsilon) and Keras' RMSNormalization: y = x / sqrt(mean(x^2) +
+/// epsilon) * weight, the mean over the row's features; weight starts at one. No centring and no
+/// shift, unlike LayerNorm. epsilon is positive and finite; 1e-6 by default, as Keras (PyTorch's
+/// default is the float type's machine epsilon, about 1.2e-7).
+struct RMSNorm {
+  explicit RMSNorm(float epsilon = 1e-6f) : epsilon(epsilon) {}
+  float epsilon;
+  bool operator==(const RMSNorm&) const = default;
 };
 
 /// Normalizes each feature over the batch's rows, then scales and shifts it by learned factors, as
@@ -83,7 +95,7 @@ struct Embedding {
 };
 
 /// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
-using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding, BatchNorm>;
+using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding, BatchNorm, RMSNorm>;
 /// How many kinds Layer has; the part list is checked against it when it is compiled.
 inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 
@@ -93,7 +105,8 @@ inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 /// Embedding's input_dim kFromTable or 1 to 2^24 (indices are exact in float32), output_dim 1 to
 /// 2^31 - 1 and columns 0 or more).
 void check_layer(const Layer& layer);
-/// The kind's name ("dense", "dropout", "layernorm", "embedding", "batchnorm"), as checkpoints and the CLI spell it.
+/// The kind's name ("dense", "dropout", "layernorm", "embedding", "batchnorm", "rmsnorm"), as checkpoints and
+/// the CLI spell it.
 std::string layer_name(const Layer& layer);
 /// Every kind's name, in Layer's order.
 std::vector<std::string> layer_names();
@@ -104,5 +117,29 @@ std::string describe(const Layer& layer);
 /// {"type": "layernorm", "epsilon": 1e-05}, {"type": "embedding", "input_dim": 100, "output_dim": 8,
 /// "columns": 2} or {"type": "batchnorm", "momentum": 0.1, "epsilon": 1e-05}.
 std::string settings_json(const Layer& layer);
+/// The layer whose settings_json is text (every setting of its kind given); InputError naming what
+/// is wrong (an unknown type, a missing or bad setting).
+Layer layer_from_settings_json(const std::string& text);
+
+/// A layer from its spelling on the command line (`ember train --layers`, comma-separated there):
+/// "WIDTH[:ACTIVATION]" for a Dense layer (ReLU unless named), otherwise the kind's name followed by
+/// its settings in order, each optional where it has a default: "dropout:0.1", "layernorm",
+/// "batchnorm:0.01:1e-3", "embedding:100:8:2", "rmsnorm:1e-5". InputError saying the form otherwise.
+Layer parse_layer(const std::string& text);
+/// What the front ends show of a kind of layer: its name, its spelling for parse_layer
+/// ("dropout[:RATE]") and what such a layer does, in a phrase; its class name in Python (Keras'
+/// name: "LayerNormalization"); and, for a kind made from numbers alone, its settings' names in the
+/// order parse_layer and make_layer take them (empty for Dense and Embedding).
+struct LayerKind {
+  std::string name, form, meaning, keras_name;
+  std::vector<std::string> settings;
+};
+/// Every kind's, in Layer's order.
+std::vector<LayerKind> layer_kinds();
+/// The layer of kind name (LayerKind::settings non-empty) with the settings given by name and the
+/// others at their defaults, checked; InputError for an unknown kind or setting, or a bad value.
+Layer make_layer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings);
+/// The value of one of the layer's settings (LayerKind::settings); InputError for another name.
+double layer_setting(const Layer& layer, const std::string& name);
 
 }  // namespace ember

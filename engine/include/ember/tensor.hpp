@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace ember {
@@ -24,7 +25,10 @@ struct BasicView {
   T& operator()(std::int64_t row, std::int64_t col) const { return data[row * cols + col]; }
   /// Rows [first, first + count) of this view; throws if they are not inside it.
   BasicView row_range(std::int64_t first, std::int64_t count) const;
-  operator BasicView<const T>() const { return {data, rows, cols}; }
+  template <typename U>
+  requires(std::is_same_v<U, T> && !std::is_const_v<T>) operator BasicView<const U>() const {
+    return {data, rows, cols};
+  }
 };
 using View = BasicView<float>;
 using ConstView = BasicView<const float>;

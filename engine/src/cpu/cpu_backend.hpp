@@ -45,6 +45,7 @@ class CpuBackend : public Backend {
   void scale_rows(ConstView scales, View values) override;
 
  protected:
+  void run_layer_op(const LayerOp& op, const OpArgs& args) override { op.reference(args); }
   void* do_allocate(std::size_t bytes) override;
   void do_deallocate(void* pointer) noexcept override;
 };

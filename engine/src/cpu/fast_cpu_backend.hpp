@@ -37,6 +37,11 @@ class FastCpuBackend final : public CpuBackend {
   void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
                            View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) override;
 
+ protected:
+  void run_layer_op(const LayerOp& op, const OpArgs& args) override {
+    (op.fast != nullptr ? op.fast : op.reference)(args);
+  }
+
  private:
   bool row_invariant_;
 };

@@ -13,6 +13,7 @@
 #include "cuda/nccl_util.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "layer_ops.hpp"
 #include "shape_checks.hpp"
 
 namespace ember::cuda {
@@ -346,6 +347,13 @@ class CudaBackend final : public Backend {
   }
 
  protected:
+  void run_layer_op(const LayerOp& op, const OpArgs& args) override {
+    const kernels::LayerOpLaunch launch = kernels::find_layer_op(op.name);
+    if (launch == nullptr)
+      throw Error(
+          fmt::format("the CUDA backend has no kernel for the op {} (kernels/layers/ registers none)", op.name));
+    launch(args, stream_);
+  }
   void* do_allocate(std::size_t bytes) override {
     void* pointer = nullptr;
     const cudaError_t status = cudaMalloc(&pointer, bytes == 0 ? 256 : bytes);
