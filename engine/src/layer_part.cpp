@@ -32,6 +32,18 @@ std::optional<View> extra(const Slots& slots, const Pass& pass) {
 template <typename Settings>
 struct Part;
 
+/// The layer's tensor name as an ONNX constant "layers.{i}.NAME" of its checkpoint's shape.
+template <typename Settings>
+std::string onnx_tensor(const Settings& settings, OnnxGraph& g, const OnnxLayer& at, const std::string& name) {
+  for (const ParameterShape& tensor : Part<Settings>::parameters(settings, at.in))
+    if (tensor.name == name) {
+      const ConstView values = at.tensor(name);
+      return g.floats(fmt::format("layers.{}.{}", at.index, name), tensor.shape, values.data,
+                      static_cast<std::size_t>(values.size()));
+    }
+  throw std::logic_error("onnx_tensor: no tensor " + name);
+}
+
 template <>
 struct Part<Dense> {
   static constexpr const char* name = "dense";
@@ -97,6 +109,12 @@ struct Part<Dense> {
   static std::string describe(const Dense& dense) {
     return fmt::format("Dense({}, {})", dense.units, to_string(dense.activation));
   }
+  static std::string onnx(const Dense& dense, OnnxGraph& g, const OnnxLayer& at) {
+    const std::string y =
+        g.node("Gemm", {at.x, onnx_tensor(dense, g, at, "weight"), onnx_tensor(dense, g, at, "bias")});
+    g.attribute("transB", std::int64_t{1});
+    return g.activation(dense.activation, y);
+  }
 
  private:
   static ConstView weight(const Slots& slots) { return {slots.parameters, slots.out, slots.in}; }
@@ -135,6 +153,7 @@ struct Part<Dropout> {
   static SettingsJson to_json(const Dropout& dropout) { return {{"type", name}, {"rate", dropout.rate}}; }
   static Dropout from_json(const SettingsJson& json) { return Dropout(settings_float(json, "rate")); }
   static std::string describe(const Dropout& dropout) { return fmt::format("Dropout({})", dropout.rate); }
+  static std::string onnx(const Dropout&, OnnxGraph&, const OnnxLayer& at) { return at.x; }  // the identity
 };
 
 template <>
@@ -175,6 +194,12 @@ struct Part<LayerNorm> {
   static SettingsJson to_json(const LayerNorm& norm) { return {{"type", name}, {"epsilon", norm.epsilon}}; }
   static LayerNorm from_json(const SettingsJson& json) { return LayerNorm(settings_float(json, "epsilon")); }
   static std::string describe(const LayerNorm& norm) { return fmt::format("LayerNorm({})", norm.epsilon); }
+  static std::string onnx(const LayerNorm& norm, OnnxGraph& g, const OnnxLayer& at) {
+    const std::string y =
+        g.node("LayerNormalization", {at.x, onnx_tensor(norm, g, at, "weight"), onnx_tensor(norm, g, at, "bias")});
+    g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
+    return y;
+  }
 
  private:
   static ConstView scale(const Slots& slots) { return {slots.parameters, 1, slots.in}; }
@@ -241,6 +266,15 @@ struct Part<BatchNorm> {
   }
   static std::string describe(const BatchNorm& norm) {
     return fmt::format("BatchNorm(momentum={}, epsilon={})", norm.momentum, norm.epsilon);
+  }
+  // Predicting: the running figures (ONNX's BatchNormalization on (N, C), training_mode 0).
+  static std::string onnx(const BatchNorm& norm, OnnxGraph& g, const OnnxLayer& at) {
+    std::vector<std::string> inputs{at.x};
+    for (const char* name : {"weight", "bias", "running_mean", "running_var"})
+      inputs.push_back(onnx_tensor(norm, g, at, name));
+    const std::string y = g.node("BatchNormalization", inputs);
+    g.attribute("epsilon", norm.epsilon);
+    return y;
   }
 
  private:
@@ -366,6 +400,21 @@ struct Part<Embedding> {
     return embedding.columns == 0 ? fmt::format("Embedding({}, {})", embedding.input_dim, embedding.output_dim)
                                   : fmt::format("Embedding({}, {}, columns={})", embedding.input_dim,
                                                 embedding.output_dim, embedding.columns);
+  }
+  // The index columns as int64, Gather's rows of the table, flattened to (rows, columns * dim) after
+  // the values that pass through. An index out of range is an error in ONNX Runtime where Ember
+  // gives NaNs.
+  static std::string onnx(const Embedding& embedding, OnnxGraph& g, const OnnxLayer& at) {
+    const std::int64_t columns = index_columns(embedding, at.in), passed = at.in - columns;
+    const auto slice = [&](std::int64_t begin, std::int64_t end) {
+      return g.node("Slice",
+                    {at.x, g.int64s("begin", {1}, {begin}), g.int64s("end", {1}, {end}), g.int64s("axis", {1}, {1})});
+    };
+    const std::string indices = g.to_int64(passed == 0 ? at.x : slice(passed, at.in));
+    const std::string vectors = g.node("Gather", {onnx_tensor(embedding, g, at, "weight"), indices});
+    g.attribute("axis", std::int64_t{0});
+    const std::string flat = g.node("Reshape", {vectors, g.int64s("shape", {2}, {0, columns * embedding.output_dim})});
+    return passed == 0 ? flat : g.columns({slice(0, passed), flat});
   }
 
  private:
@@ -494,6 +543,15 @@ struct Part<RMSNorm> {
   static SettingsJson to_json(const RMSNorm& norm) { return {{"type", name}, {"epsilon", norm.epsilon}}; }
   static RMSNorm from_json(const SettingsJson& json) { return RMSNorm(settings_float(json, "epsilon")); }
   static std::string describe(const RMSNorm& norm) { return fmt::format("RMSNorm({})", norm.epsilon); }
+  // x / sqrt(mean(x^2) + epsilon) * weight, the row means a product with a column of 1 / width
+  // (RMSNormalization is an operator from opset 23 on).
+  static std::string onnx(const RMSNorm& norm, OnnxGraph& g, const OnnxLayer& at) {
+    const std::vector<float> means(static_cast<std::size_t>(at.in), 1.0f / static_cast<float>(at.in));
+    const std::string mean_square =
+        g.node("MatMul", {g.node("Mul", {at.x, at.x}), g.floats("row_mean", {at.in, 1}, means.data(), means.size())});
+    const std::string rms = g.node("Sqrt", {g.node("Add", {mean_square, g.floats("epsilon", {}, &norm.epsilon, 1)})});
+    return g.node("Mul", {g.node("Div", {at.x, rms}), onnx_tensor(norm, g, at, "weight")});
+  }
 };
 
 template <typename Function>
@@ -592,6 +650,10 @@ Layer sized_for_table(const Layer& layer, std::int64_t columns, std::int64_t cat
 
 bool folds_relu(const Layer& layer) {
   return visit(layer, [](auto part, const auto& settings) { return decltype(part)::folds_relu(settings); });
+}
+
+std::string onnx(const Layer& layer, OnnxGraph& graph, const OnnxLayer& at) {
+  return visit(layer, [&](auto part, const auto& settings) { return decltype(part)::onnx(settings, graph, at); });
 }
 
 SettingsJson to_json(const Layer& layer) {

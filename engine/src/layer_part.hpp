@@ -11,6 +11,7 @@
 
 #include "ember/backend.hpp"
 #include "ember/layers.hpp"
+#include "onnx_graph.hpp"
 #include "settings_json.hpp"
 
 namespace ember::layer_part {
@@ -97,6 +98,9 @@ Indices indices(const Layer& layer, std::int64_t in);
 /// `columns` category index inputs (last) into `categories` table rows: Embedding(kFromTable, d)
 /// becomes Embedding(categories, d, columns). InputError where the layer cannot take them.
 Layer sized_for_table(const Layer& layer, std::int64_t columns, std::int64_t categories);
+
+/// The layer's nodes in an ONNX graph, predicting (docs/deploying.md); returns its output's name.
+std::string onnx(const Layer& layer, OnnxGraph& graph, const OnnxLayer& at);
 
 /// The layer's entry in the checkpoint's architecture ({"type": "dense", "units": 64, ...}).
 SettingsJson to_json(const Layer& layer);

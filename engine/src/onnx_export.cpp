@@ -24,6 +24,7 @@
 
 #include "activation_math.hpp"
 #include "cells.hpp"
+#include "layer_part.hpp"
 #endif
 
 namespace ember {
@@ -279,77 +280,39 @@ std::string activation(GraphBuilder& g, Activation kind, const std::string& x) {
   throw Error("export_onnx: an activation without an ONNX form");
 }
 
-/// A layer's nodes on x (rows, in); returns its output. A kind without an overload does not compile.
-struct LayerExport {
-  GraphBuilder& g;
-  const Sequential& model;
-  std::size_t index;
-  const std::string& x;
+/// The graph as the layer parts write their nodes (layer_part::onnx).
+class PartGraph final : public OnnxGraph {
+ public:
+  explicit PartGraph(GraphBuilder& g) : g_(g) {}
+  std::string node(const std::string& op_type, const std::vector<std::string>& inputs) override {
+    return g_.op(op_type, inputs);
+  }
+  OnnxGraph& attribute(const std::string& name, std::int64_t value) override {
+    g_.attribute(name, value);
+    return *this;
+  }
+  OnnxGraph& attribute(const std::string& name, float value) override {
+    g_.attribute(name, value);
+    return *this;
+  }
+  std::string floats(const std::string& hint, const std::vector<std::int64_t>& dims, const float* values,
+                     std::size_t count) override {
+    return g_.floats(hint, dims, values, count);
+  }
+  std::string int64s(const std::string& hint, const std::vector<std::int64_t>& dims,
+                     const std::vector<std::int64_t>& values) override {
+    return g_.int64s(hint, dims, values);
+  }
+  std::string to_int64(const std::string& x) override {
+    const std::string y = g_.op("Cast", {x});
+    g_.attribute("to", std::int64_t{onnx::TensorProto::INT64});
+    return y;
+  }
+  std::string columns(const std::vector<std::string>& pieces) override { return g_.columns(pieces); }
+  std::string activation(Activation kind, const std::string& x) override { return ember::activation(g_, kind, x); }
 
-  std::string operator()(const Dense& dense) const {
-    const ConstView w = model.weight(index);
-    const ConstView b = model.bias(index);
-    const std::string weight = g.floats(fmt::format("layers.{}.weight", index), {w.rows, w.cols}, w.data,
-                                        static_cast<std::size_t>(w.rows * w.cols));
-    const std::string bias =
-        g.floats(fmt::format("layers.{}.bias", index), {b.cols}, b.data, static_cast<std::size_t>(b.cols));
-    const std::string y = g.op("Gemm", {x, weight, bias});
-    g.attribute("transB", std::int64_t{1});
-    return activation(g, dense.activation, y);
-  }
-  std::string operator()(const Dropout&) const { return x; }  // the identity when predicting
-  std::string operator()(const LayerNorm& norm) const {
-    const ConstView scale = model.weight(index), shift = model.bias(index);
-    const std::string y = g.op("LayerNormalization", {x,
-                                                      g.floats(fmt::format("layers.{}.weight", index), {scale.cols},
-                                                               scale.data, static_cast<std::size_t>(scale.cols)),
-                                                      g.floats(fmt::format("layers.{}.bias", index), {shift.cols},
-                                                               shift.data, static_cast<std::size_t>(shift.cols))});
-    g.attribute("axis", std::int64_t{-1}).attribute("epsilon", norm.epsilon);
-    return y;
-  }
-  // x / sqrt(mean(x^2) + epsilon) * weight; the row means as a product with a column of 1 / width
-  // (RMSNormalization is an operator from opset 23 on).
-  std::string operator()(const RMSNorm& norm) const {
-    const ConstView weight = model.tensor(index, "weight");
-    const std::vector<float> means(static_cast<std::size_t>(weight.cols), 1.0f / static_cast<float>(weight.cols));
-    const std::string mean_square =
-        g.op("MatMul", {g.op("Mul", {x, x}), g.floats("row_mean", {weight.cols, 1}, means)});
-    const std::string rms = g.op("Sqrt", {g.op("Add", {mean_square, g.floats("epsilon", {}, {norm.epsilon})})});
-    return g.op("Mul", {g.op("Div", {x, rms}), g.floats(fmt::format("layers.{}.weight", index), {weight.cols},
-                                                        weight.data, static_cast<std::size_t>(weight.cols))});
-  }
-  // Inference: the running figures (ONNX's BatchNormalization on (N, C), training_mode 0).
-  std::string operator()(const BatchNorm& norm) const {
-    std::vector<std::string> inputs{x};
-    for (const char* name : {"weight", "bias", "running_mean", "running_var"}) {
-      const ConstView v = model.tensor(index, name);
-      inputs.push_back(
-          g.floats(fmt::format("layers.{}.{}", index, name), {v.cols}, v.data, static_cast<std::size_t>(v.cols)));
-    }
-    const std::string y = g.op("BatchNormalization", inputs);
-    g.attribute("epsilon", norm.epsilon);
-    return y;
-  }
-  // The index columns as int64, Gather's rows of the table, flattened to (rows, columns * dim) after
-  // the values that pass through. An index out of range is an error in ONNX Runtime where Ember gives NaNs.
-  std::string operator()(const Embedding& embedding) const {
-    const std::int64_t in = model.input_width();  // the first layer's
-    const std::int64_t columns = embedding.columns == 0 ? in : embedding.columns, passed = in - columns;
-    const ConstView w = model.weight(index);
-    const std::string table = g.floats(fmt::format("layers.{}.weight", index), {w.rows, w.cols}, w.data,
-                                       static_cast<std::size_t>(w.rows * w.cols));
-    const auto slice = [&](std::int64_t begin, std::int64_t end) {
-      return g.op("Slice",
-                  {x, g.int64s("begin", {1}, {begin}), g.int64s("end", {1}, {end}), g.int64s("axis", {1}, {1})});
-    };
-    std::string indices = g.op("Cast", {passed == 0 ? x : slice(passed, in)});
-    g.attribute("to", std::int64_t{onnx::TensorProto::INT64});
-    const std::string vectors = g.op("Gather", {table, indices});
-    g.attribute("axis", std::int64_t{0});
-    const std::string flat = g.op("Reshape", {vectors, g.int64s("shape", {2}, {0, columns * embedding.output_dim})});
-    return passed == 0 ? flat : g.columns({slice(0, passed), flat});
-  }
+ private:
+  GraphBuilder& g_;
 };
 
 Json metadata_columns(const Preprocessing& p) {
@@ -409,7 +372,12 @@ void Sequential::export_onnx(const std::string& path) const {
     x = g.op("Div", {g.op("Sub", {x, g.floats("input_mean", dims, as_floats(scaler_.x.mean))}),
                      g.floats("input_std", dims, as_floats(scaler_.x.std))});
   }
-  for (std::size_t l = 0; l < layers_.size(); ++l) x = std::visit(LayerExport{g, *this, l, x}, layers_[l]);
+  PartGraph parts(g);
+  for (std::size_t l = 0, in = static_cast<std::size_t>(input_width_); l < layers_.size(); ++l) {
+    const OnnxLayer at{l, static_cast<std::int64_t>(in), x, [&](const std::string& name) { return tensor(l, name); }};
+    x = layer_part::onnx(layers_[l], parts, at);
+    in = static_cast<std::size_t>(layer_part::output_width(layers_[l], at.in));
+  }
 
   // The outputs' names, unless a feature column has taken one.
   std::set<std::string> taken = {"input"};
