@@ -32,6 +32,13 @@ std::optional<View> extra(const Slots& slots, const Pass& pass) {
 template <typename Settings>
 struct Part;
 
+/// text as a whole number 1 or more, or 0 when it is not one.
+std::int64_t whole_number(const std::string& text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size() && value > 0 ? value : 0;
+}
+
 /// The layer's tensor name as an ONNX constant "layers.{i}.NAME" of its checkpoint's shape.
 template <typename Settings>
 std::string onnx_tensor(const Settings& settings, OnnxGraph& g, const OnnxLayer& at, const std::string& name) {
@@ -53,10 +60,8 @@ struct Part<Dense> {
   static constexpr const char* meaning = "a Dense layer of that width (ReLU unless an activation is named)";
   static Dense from_spelling(std::span<const std::string> items) {
     if (items.size() > 2) throw InputError("a Dense layer takes a width and an activation at most");
-    std::int64_t units = 0;
-    const auto [end, error] = std::from_chars(items[0].data(), items[0].data() + items[0].size(), units);
-    if (error != std::errc() || end != items[0].data() + items[0].size() || units <= 0)
-      throw InputError(fmt::format("'{}' is not a positive layer width", items[0]));
+    const std::int64_t units = whole_number(items[0]);
+    if (units == 0) throw InputError(fmt::format("'{}' is not a positive layer width", items[0]));
     return Dense(units, items.size() == 2 ? parse_activation(items[1]) : Activation::relu);
   }
   static void check(const Dense& dense) {
@@ -300,11 +305,8 @@ struct Part<Embedding> {
   static Embedding from_spelling(std::span<const std::string> items) {
     std::vector<std::int64_t> sizes;
     for (const std::string& item : items.subspan(1)) {
-      std::int64_t value = 0;
-      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (error != std::errc() || end != item.data() + item.size() || value <= 0)
-        throw InputError(fmt::format("'{}' is not a positive whole number", item));
-      sizes.push_back(value);
+      sizes.push_back(whole_number(item));
+      if (sizes.back() == 0) throw InputError(fmt::format("'{}' is not a positive whole number", item));
     }
     if (sizes.empty() || sizes.size() > 3)
       throw InputError("an Embedding takes DIM (for the embedded columns) or CATEGORIES:DIM[:COLUMNS]");
@@ -660,20 +662,32 @@ SettingsJson to_json(const Layer& layer) {
   return visit(layer, [](auto part, const auto& settings) { return decltype(part)::to_json(settings); });
 }
 
-Layer from_json(const SettingsJson& json) {
-  const std::string type = json.value("type", std::string(Part<Dense>::name));
+/// The number of the kind named name in Layer's order, or kLayerKinds.
+std::size_t kind_named(const std::string& name) {
+  const std::vector<std::string> names = layer_names();
+  return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+}
+
+/// function(std::type_identity<K>{}) for K, Layer's kind number kind (below kLayerKinds).
+template <typename Function>
+Layer with_kind(std::size_t kind, Function&& function) {
   std::optional<Layer> layer;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((type == Part<std::variant_alternative_t<I, Layer>>::name
-          ? void(layer = Part<std::variant_alternative_t<I, Layer>>::from_json(json))
-          : void()),
-     ...);
+    ((kind == I ? void(layer = function(std::type_identity<std::variant_alternative_t<I, Layer>>{})) : void()), ...);
   }
   (std::make_index_sequence<kLayerKinds>());
-  if (!layer)
-    throw InputError(fmt::format("unknown layer type '{}'; the types are {}", type, fmt::join(layer_names(), ", ")));
-  check(*layer);
   return *layer;
+}
+
+Layer from_json(const SettingsJson& json) {
+  const std::string type = json.value("type", std::string(Part<Dense>::name));
+  const std::size_t kind = kind_named(type);
+  if (kind == kLayerKinds)
+    throw InputError(fmt::format("unknown layer type '{}'; the types are {}", type, fmt::join(layer_names(), ", ")));
+  const Layer layer =
+      with_kind(kind, [&](auto k) -> Layer { return Part<typename decltype(k)::type>::from_json(json); });
+  check(layer);
+  return layer;
 }
 
 /// The kind's defaults with the settings in json (numbers, by name) in their place.
@@ -682,19 +696,6 @@ Layer with_settings(const SettingsJson& settings) {
   SettingsJson json = Part<Settings>::to_json(Settings{});
   if (settings.is_object()) json.update(settings);
   return Part<Settings>::from_json(json);
-}
-
-/// with_settings of Layer's kind number kind.
-template <std::size_t I = 0>
-Layer with_settings(std::size_t kind, const SettingsJson& settings) {
-  if constexpr (I == kLayerKinds) {
-    throw std::logic_error("with_settings: no such kind");
-  } else {
-    using Settings = std::variant_alternative_t<I, Layer>;
-    if constexpr (requires { Part<Settings>::settings; })
-      if (kind == I) return with_settings<Settings>(settings);
-    return with_settings<I + 1>(kind, settings);
-  }
 }
 
 template <typename Settings>
@@ -728,17 +729,6 @@ Layer from_spelling(std::span<const std::string> items) {
       json[P::settings[i - 1]] = value;
     }
     return with_settings<Settings>(json);
-  }
-}
-
-/// from_spelling of Layer's kind number kind.
-template <std::size_t I = 0>
-Layer spelled(std::size_t kind, std::span<const std::string> items) {
-  if constexpr (I == kLayerKinds) {
-    throw std::logic_error("spelled: no such kind");
-  } else {
-    if (kind == I) return from_spelling<std::variant_alternative_t<I, Layer>>(items);
-    return spelled<I + 1>(kind, items);
   }
 }
 
@@ -778,14 +768,13 @@ Layer parse_layer(const std::string& text) {
   }
   // A head that is a number is a Dense layer's width; otherwise the kind's name.
   const bool width = !items[0].empty() && std::isdigit(static_cast<unsigned char>(items[0][0])) != 0;
-  const std::vector<std::string> names = layer_names();
-  const auto kind = static_cast<std::size_t>(width ? Layer(Dense(1)).index()
-                                                   : std::find(names.begin(), names.end(), items[0]) - names.begin());
+  const std::size_t kind = width ? Layer(Dense(1)).index() : layer_part::kind_named(items[0]);
   if (kind == kLayerKinds)
     throw InputError(
         fmt::format("'{}' is not a layer width or a kind of layer; the forms are {}", text, fmt::join(forms(), ", ")));
   try {
-    const Layer layer = layer_part::spelled(kind, items);
+    const Layer layer = layer_part::with_kind(
+        kind, [&](auto k) { return layer_part::from_spelling<typename decltype(k)::type>(items); });
     check_layer(layer);
     return layer;
   } catch (const InputError& error) {
@@ -803,11 +792,10 @@ std::vector<LayerKind> layer_kinds() {
 }
 
 Layer make_layer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings) {
-  const std::vector<std::string> names = layer_names();
-  const auto kind = static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
-  if (kind == kLayerKinds || layer_kinds()[kind].settings.empty())
+  const std::size_t kind = layer_part::kind_named(name);
+  const LayerKind described = kind < kLayerKinds ? layer_kinds()[kind] : LayerKind{};
+  if (described.settings.empty())
     throw InputError(fmt::format("make_layer: '{}' is not a kind of layer made from its settings alone", name));
-  const LayerKind described = layer_kinds()[kind];
   SettingsJson json = SettingsJson::object();
   for (const auto& [setting, value] : settings) {
     if (std::find(described.settings.begin(), described.settings.end(), setting) == described.settings.end())
@@ -815,7 +803,13 @@ Layer make_layer(const std::string& name, const std::vector<std::pair<std::strin
                                    fmt::join(described.settings, ", ")));
     json[setting] = value;
   }
-  const Layer layer = layer_part::with_settings(kind, json);
+  const Layer layer = layer_part::with_kind(kind, [&](auto k) -> Layer {
+    using Settings = typename decltype(k)::type;
+    if constexpr (requires { layer_part::Part<Settings>::settings; })
+      return layer_part::with_settings<Settings>(json);
+    else
+      throw std::logic_error("make_layer: a kind without settings");  // refused above
+  });
   check_layer(layer);
   return layer;
 }
