@@ -374,9 +374,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   const CsvTable table = read_data(a.data, reading);
   // Sharded ranks each see their own row count; the default must not differ between them.
   // The defaults by the table's size are the library's, which Python's estimators share.
-  const std::size_t default_bins = table_defaults(table.rows()).bins;
-  const bool binned_by_default = !resumed && command.count("--bins") == 0 && !sharded && default_bins > 0;
-  if (binned_by_default) spec.bins = default_bins;
+  const TableDefaults defaults = table_defaults(table.rows());
+  const bool columns_by_default = !resumed && command.count("--bins") == 0;
+  const bool binned_by_default = columns_by_default && !sharded && defaults.bins > 0;
+  if (binned_by_default) spec.bins = defaults.bins;
+  // Steps do not depend on the row count: every rank takes them.
+  const bool stepped_by_default = columns_by_default && !binned_by_default && defaults.steps;
+  if (columns_by_default) spec.steps = defaults.steps;
   const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
@@ -487,6 +491,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.on_train_begin = [&](const TrainingSummary& s) {
     summary = s;
     if (quiet) return;
+    if (stepped_by_default)
+      for (const FeatureColumn& feature : model.preprocessing().features)
+        if (!feature.bin_edges.empty())
+          std::fprintf(stderr,
+                       "note: column '%s' holds %zu whole numbers, read as codes: a bin between each two, that the "
+                       "network can tell each apart; --bins 0 leaves them out\n",
+                       printable(feature.name).c_str(), feature.bin_edges.size());
     const auto features = static_cast<std::int64_t>(model.preprocessing().features.size());
     std::string rows = plural(s.training_rows, "training row");
     if (s.validation_rows > 0)
@@ -623,8 +634,10 @@ void add_train_command(CLI::App& app) {
                   "training quantiles (N bins, 2 to {}), 0 below the bin, 1 above, the value's place in between, so "
                   "that the network can cut a number into steps as a tree does (whole numbers of up to {} values: "
                   "a bin between each two neighbouring values); 0: off [default: {} for a table of {} "
-                  "rows or more (not with --shard-data), else 0; or the --init model's]",
-                  kMaxBins, kMaxBins + 1, TableDefaults::kBins, TableDefaults::kBinnedFrom));
+                  "rows or more (not with --shard-data), else 0 but for whole numbers of {} to {} values, which "
+                  "get those steps; or the --init model's]",
+                  kMaxBins, kMaxBins + 1, TableDefaults::kBins, TableDefaults::kBinnedFrom, kFewestSteps,
+                  kMaxBins + 1));
   command
       ->add_option(
           "--layers", arguments->layers,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 
 #include "cli_support.hpp"
@@ -353,6 +354,57 @@ TEST(TabularDefaults, TheCommandLineTrainsOnATableAsItComes) {
   EXPECT_NE(last.err.find("--val-last goes with --val-split"), std::string::npos) << last.err;
 }
 
+// Without bins, ColumnSpec::steps gives whole numbers of kFewestSteps to kMaxBins + 1 values a step
+// each, and leaves every other column to its value.
+TEST(TabularDefaults, StepsTellCodesApartWithoutBins) {
+  // code: 66 whole numbers; few: 65; part: 70 numbers with fractions; many: 300 whole numbers.
+  std::string text = "code,few,part,many,y\n";
+  for (int i = 0; i < 600; ++i) text += fmt::format("{},{},{},{},{}\n", i % 66, i % 65, (i % 70) + 0.5, i % 300, i % 7);
+  const CsvTable table = parse_csv(text, "codes.csv");
+  Sequential model{Dense(4, Activation::relu), Dense(1)};
+  model.compile(kCpu);
+  fit_warnings(model, table, {.targets = {"y"}, .steps = true}, {.epochs = 1});
+  const Preprocessing& p = model.preprocessing();
+  EXPECT_TRUE(p.steps);
+  EXPECT_EQ(p.bins, 0u);
+  std::vector<double> codes(66);
+  std::iota(codes.begin(), codes.end(), 0.0);
+  EXPECT_EQ(p.features.at(0).bin_edges, codes);
+  for (std::size_t f = 1; f < 4; ++f) EXPECT_TRUE(p.features.at(f).bin_edges.empty()) << p.features.at(f).name;
+  EXPECT_EQ(model.input_width(), 4 + 65);
+  // A code between two steps and beyond the last: the shares the definition gives.
+  const CsvTable raw = parse_csv("code,few,part,many\n2.5,1,1.5,1\n70,1,1.5,1\n", "raw.csv");
+  Matrix encoded(2, 4 + 65);
+  for (std::int64_t r = 0; r < 2; ++r) {
+    const float code = r == 0 ? 2.5f : 70.0f;
+    encoded(r, 0) = code;
+    for (std::int64_t k = 0; k < 65; ++k) encoded(r, 1 + k) = std::clamp(code - static_cast<float>(k), 0.0f, 1.0f);
+    encoded(r, 66) = 1;
+    encoded(r, 67) = 1.5f;
+    encoded(r, 68) = 1;
+  }
+  const Matrix predicted = model.predict(raw), expected = model.predict(encoded);
+  for (std::int64_t r = 0; r < 2; ++r) EXPECT_FLOAT_EQ(predicted(r, 0), expected(r, 0)) << "row " << r;
+
+  // Off by default in the library; the checkpoint keeps the choice and a later fit must keep it too.
+  Sequential plain{Dense(1)};
+  plain.compile(kCpu);
+  fit_warnings(plain, table, {.targets = {"y"}}, {.epochs = 1});
+  EXPECT_TRUE(plain.preprocessing().features.at(0).bin_edges.empty());
+  const std::string path = testing::work_directory() + "/steps.safetensors";
+  model.save(path);
+  Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.preprocessing(), p);
+  EXPECT_EQ(loaded.predict(raw), predicted);
+  try {
+    loaded.fit(table, {.targets = {"y"}}, {.epochs = 1});
+    ADD_FAILURE() << "a fit without the steps went on";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("trained with ColumnSpec::steps true, not false"), std::string::npos)
+        << error.what();
+  }
+}
+
 // The rule the CLI and Python's estimators share: nothing below 1000 rows, a held-out fifth with
 // early stopping from 1000, bins as well from 5000.
 TEST(TabularDefaults, TheDefaultsBySizeAreTheLibrarys) {
@@ -361,6 +413,7 @@ TEST(TabularDefaults, TheDefaultsBySizeAreTheLibrarys) {
     EXPECT_EQ(d.validation_split, rows >= 1000 ? 0.2 : 0.0) << rows;
     EXPECT_EQ(d.patience, rows >= 1000 ? 20 : 0) << rows;
     EXPECT_EQ(d.bins, rows >= 5000 ? 64u : 0u) << rows;
+    EXPECT_TRUE(d.steps) << rows;
     EXPECT_TRUE(bins_allowed(d.bins));
   }
 }
@@ -410,6 +463,21 @@ TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
             std::string::npos)
       << binned.err;
   EXPECT_NE(binned.out.find("2 features (66 inputs)"), std::string::npos) << binned.out;
+  // Below the bins' row count, a column of whole-number codes still gets its steps, with a note.
+  std::string coded = "code,y\n";
+  for (int i = 0; i < 1000; ++i) coded += fmt::format("{},{}\n", i % 80, (i % 80) % 3);
+  const std::string codes = file_with("codes.csv", coded);
+  const CliRun stepped = run_ember("train --device cpu --epochs 1 --data " + codes + " --target y");
+  ASSERT_EQ(stepped.exit_code, 0) << stepped.err;
+  EXPECT_NE(stepped.err.find("note: column 'code' holds 80 whole numbers, read as codes: a bin between each two, "
+                             "that the network can tell each apart; --bins 0 leaves them out"),
+            std::string::npos)
+      << stepped.err;
+  EXPECT_NE(stepped.out.find("1 feature (80 inputs)"), std::string::npos) << stepped.out;
+  const CliRun unstepped = run_ember("train --device cpu --epochs 1 --bins 0 --data " + codes + " --target y");
+  ASSERT_EQ(unstepped.exit_code, 0) << unstepped.err;
+  EXPECT_EQ(unstepped.err.find("read as codes"), std::string::npos) << unstepped.err;
+  EXPECT_NE(unstepped.out.find("1 feature, 1 target"), std::string::npos) << unstepped.out;
   for (const std::string& run : {"--data " + small, "--bins 0 --data " + large}) {
     const CliRun plain = run_ember("train --device cpu --epochs 1 --target y " + run);
     ASSERT_EQ(plain.exit_code, 0) << plain.err;
@@ -448,7 +516,7 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
       const bool classification = infer_task(read_csv(path), targets).classification;
       ASSERT_EQ(classification, classes);
       const TableDefaults defaults = table_defaults(rows);
-      const ColumnSpec columns{.targets = targets, .bins = defaults.bins};
+      const ColumnSpec columns{.targets = targets, .bins = defaults.bins, .steps = defaults.steps};
       const CsvTable table = read_csv(path, reading_options(columns, classification));
       const std::int64_t outputs =
           classification ? outputs_for_classes(static_cast<std::int64_t>(class_labels(table, columns).size())) : 1;

@@ -86,6 +86,7 @@ class CheckpointIo {
                           {"targets", model.preprocessing_.targets},
                           {"missing", to_string(model.preprocessing_.missing)}};
     if (model.preprocessing_.bins > 0) preprocessing["bins"] = model.preprocessing_.bins;
+    if (model.preprocessing_.steps) preprocessing["steps"] = true;
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
     const Json loss = to_json(model.options_.loss);
     Json schedule = to_json(model.options_.schedule);
@@ -175,6 +176,7 @@ class CheckpointIo {
     p.missing = parse_missing(missing);
     p.targets = json.at("targets").get<std::vector<std::string>>();
     if (json.contains("bins")) p.bins = json.at("bins").get<std::size_t>();
+    if (json.contains("steps")) p.steps = json.at("steps").get<bool>();
     if (!bins_allowed(p.bins)) throw fail(fmt::format("its bins ({}) are not 0 or 2 to {}", p.bins, kMaxBins));
     if (json.contains("classes")) {
       p.classes = json.at("classes").get<std::vector<std::string>>();
@@ -207,11 +209,11 @@ class CheckpointIo {
         const bool increasing = std::adjacent_find(feature.bin_edges.begin(), feature.bin_edges.end(),
                                                    std::greater_equal<>()) == feature.bin_edges.end();
         const bool finite = std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(), finite_float32);
-        if (p.bins == 0 || feature.one_hot || feature.bin_edges.size() < 3 || feature.bin_edges.size() > kMaxBins + 1 ||
-            !increasing || !finite)
+        if ((p.bins == 0 && !p.steps) || feature.one_hot || feature.bin_edges.size() < 3 ||
+            feature.bin_edges.size() > kMaxBins + 1 || !increasing || !finite)
           throw fail(
               fmt::format("feature '{}' has bin edges that are not 3 to {} increasing finite numbers of a "
-                          "numeric feature of a model with bins",
+                          "numeric feature of a model with bins or steps",
                           printable(feature.name), kMaxBins + 1));
       }
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;

@@ -185,7 +185,7 @@ Inferred infer_type(const CsvColumn& column) {
 /// already) or where fewer than three quantiles differ. Whole numbers of more than bins + 1 but at
 /// most kMaxBins + 1 values (codes of groups, years, counts) have their values as edges instead:
 /// one bin between each two neighbours, so that every value is a step of its own, as a tree can
-/// split a code anywhere.
+/// split a code anywhere. With bins 0 (ColumnSpec::steps alone), only those of kFewestSteps values or more.
 std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows, std::size_t bins,
                               const RankSums& ranks) {
   std::vector<double> present;
@@ -198,7 +198,7 @@ std::vector<double> bin_edges(const std::vector<float>& values, const std::vecto
     distinct.insert(fmt::format("{}", *it));
   distinct = ranks.all(distinct);  // the same union, so the same answers below, on every rank
   if (distinct.size() < 3) return {};
-  if (distinct.size() > bins + 1 && distinct.size() <= kMaxBins + 1) {
+  if (distinct.size() >= (bins > 0 ? bins + 2 : kFewestSteps) && distinct.size() <= kMaxBins + 1) {
     std::vector<double> edges;
     for (const std::string& text : distinct) edges.push_back(std::stod(text));
     if (std::all_of(edges.begin(), edges.end(), [](double v) { return v == std::floor(v); })) {
@@ -206,6 +206,7 @@ std::vector<double> bin_edges(const std::vector<float>& values, const std::vecto
       return edges;
     }
   }
+  if (bins == 0) return {};
   // The quantiles times the count, then the count, so that ranks add them.
   std::vector<double> sums(bins + 2, 0.0);
   const auto n = static_cast<double>(present.size());
@@ -259,6 +260,7 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   Preprocessing p;
   p.missing = spec.missing;
   p.bins = spec.bins;
+  p.steps = spec.steps;
   for (const std::string& name : spec.targets) {
     if (contains(p.targets, name))
       throw InputError(fmt::format("target column '{}' is named twice in ColumnSpec::targets", printable(name)));
@@ -337,6 +339,11 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
         fmt::format("the model was trained with ColumnSpec::bins {}, not {}; its bins were fixed by its "
                     "first training",
                     learned.bins, spec.bins));
+  if (spec.steps != learned.steps)
+    throw InputError(
+        fmt::format("the model was trained with ColumnSpec::steps {}, not {}; its steps were fixed by its "
+                    "first training",
+                    learned.steps, spec.steps));
   for (const FeatureColumn& feature : learned.features)
     if (contains(spec.ignore, feature.name))
       throw InputError(fmt::format("ColumnSpec::ignore {}: the model was trained with this column as a feature",
@@ -413,9 +420,9 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
         for (double& count : counts) count /= present;
         feature.fill = std::move(counts);
       }
-    } else if (p.bins > 0 || p.missing == Missing::mean || p.missing == Missing::fill) {
+    } else if (p.bins > 0 || p.steps || p.missing == Missing::mean || p.missing == Missing::fill) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
-      if (p.bins > 0) feature.bin_edges = bin_edges(values, rows, p.bins, ranks);
+      if (p.bins > 0 || p.steps) feature.bin_edges = bin_edges(values, rows, p.bins, ranks);
       if (p.missing == Missing::mean || p.missing == Missing::fill) {
         std::vector<double> sums(2, 0.0);  // the values' sum and count
         for (const std::int64_t r : rows)
@@ -590,7 +597,7 @@ std::vector<std::string> Preprocessing::feature_names() const {
 }
 
 ColumnSpec Preprocessing::spec() const {
-  ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins};
+  ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins, .steps = steps};
   for (const FeatureColumn& feature : features)
     if (feature.one_hot) (feature.embedded ? spec.embed : spec.one_hot).push_back(feature.name);
   return spec;

@@ -4,7 +4,8 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
 Ember's engine. With no arguments they train what `ember train --data FILE --target y` trains on
 the same table (the library's TableDefaults: SGD, 100 epochs, from 1,000 rows a validation split
-with early stopping, from 5,000 rows bins for a DataFrame's numbers), and with random_state=S the
+with early stopping, from 5,000 rows bins for a DataFrame's numbers, below that steps for its
+whole-number codes), and with random_state=S the
 same model as --seed S. Inputs and regression targets are standardized inside the model. embed
 names a DataFrame's categorical columns to give a learned vector per category (`ember train
 --embed`; an Embedding first, 8 values per category) rather than indicators. dropout
@@ -118,9 +119,13 @@ class _EmberEstimator(BaseEstimator):
             raise ValueError(f"bins={self.bins!r}: use 'auto', 0 (off) or 2 to 256")
         return int(self.bins)
 
+    def _steps(self, rows):
+        """With bins="auto", the steps of whole-number codes as `ember train` gives them; else none."""
+        return self.bins == "auto" and bool(_core.table_defaults(int(rows))["steps"])
+
     def _reads_as_table(self, X, incremental):
         """Whether X goes through the table reading that `ember train` uses: a DataFrame with text or
-        gaps, or one of numbers whose columns get bins (partial_fit and a warm start keep the kind
+        gaps, or one of numbers whose columns get bins or steps (partial_fit and a warm start keep the kind
         of the first fit)."""
         if self._is_table(X) or (self.embed and hasattr(X, "to_csv")):
             return True
@@ -133,7 +138,7 @@ class _EmberEstimator(BaseEstimator):
             return False
         if hasattr(self, "model_") and (incremental or self.warm_start):
             return self._table
-        return not incremental and self._bins(len(X)) > 0
+        return not incremental and (self._bins(len(X)) > 0 or self._steps(len(X)))
 
     def _frame(self, X):
         """X for a model trained on a table: a DataFrame (its columns by name), or an array of its columns in order."""
@@ -206,7 +211,8 @@ class _EmberEstimator(BaseEstimator):
         # The validation rows are drawn at random (per class for a classifier), as scikit-learn's MLP draws them.
         stopping = self._stops_early(len(X)) and not incremental
         # A table fit of a new model: its bins; a model that goes on keeps its own.
-        bins = {"bins": self._bins(len(X))} if table and model is not getattr(self, "model_", None) else {}
+        bins = ({"bins": self._bins(len(X)), "steps": self._steps(len(X))}
+                if table and model is not getattr(self, "model_", None) else {})
         if bins and self.embed:
             bins["embed"] = [self.embed] if isinstance(self.embed, str) else list(self.embed)
         history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),

@@ -504,6 +504,7 @@ NB_MODULE(_core, m) {
         const D d = ember::table_defaults(rows);
         nb::dict out;
         out["bins"] = d.bins;
+        out["steps"] = d.steps;
         out["validation_split"] = d.validation_split;
         out["patience"] = d.patience;
         out["hidden_layer_sizes"] = nb::make_tuple(D::kHiddenWidth, D::kHiddenWidth);
@@ -589,7 +590,7 @@ NB_MODULE(_core, m) {
           [](const ember::Sequential& model, const std::string& text, std::vector<std::string> targets,
              std::vector<std::string> ignore, std::optional<std::vector<std::string>> one_hot,
              std::vector<std::string> numeric, std::optional<std::string> missing, std::optional<std::size_t> bins,
-             bool classification, std::optional<std::vector<std::string>> embed) {
+             bool classification, std::optional<std::vector<std::string>> embed, std::optional<bool> steps) {
             auto* t = new Table;
             // A model that learned its columns keeps its handling of them (as `ember train --init`):
             // what is not given is the model's, and only its columns are read.
@@ -602,13 +603,15 @@ NB_MODULE(_core, m) {
             if (embed) t->spec.embed = std::move(*embed);
             if (missing) t->spec.missing = ember::parse_missing(*missing);
             if (bins) t->spec.bins = *bins;
+            if (steps) t->spec.steps = *steps;
             t->table = ember::parse_csv(
                 text, "DataFrame",
                 learned.empty() ? ember::reading_options(t->spec, classification) : learned.csv_options(',', true));
             return t;
           },
           "model"_a, "text"_a, "targets"_a, "ignore"_a, "one_hot"_a.none(), "numeric"_a, "missing"_a.none(),
-          "bins"_a.none(), "classification"_a, "embed"_a.none() = nb::none(), nb::rv_policy::take_ownership)
+          "bins"_a.none(), "classification"_a, "embed"_a.none() = nb::none(), "steps"_a.none() = nb::none(),
+          nb::rv_policy::take_ownership)
       .def_static(
           "for_model",
           [](const ember::Sequential& model, const std::string& text, bool with_targets) {

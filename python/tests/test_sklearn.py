@@ -236,13 +236,14 @@ def test_estimator_models_and_cli_models_predict_alike(tmp_path):
 def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
     """With no settings but the seed (and epochs, for time) an estimator trains the model that
     `ember train --data FILE --target y` trains: the table defaults by size (a validation split and
-    early stopping from 1,000 rows, bins from 5,000) included."""
+    early stopping from 1,000 rows, bins from 5,000, steps for whole-number codes) included."""
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(rows)
     frame = pd.DataFrame({"city": rng.choice(["north", "south", "east", None], size=rows),
                           "area": np.where(rng.random(rows) < 0.05, np.nan, rng.gamma(3.0, 40.0, size=rows)),
-                          "rooms": rng.integers(1, 7, size=rows)})
-    value = np.nan_to_num(frame["area"].to_numpy()) / 40 + frame["rooms"] + (frame["city"] == "north")
+                          "rooms": rng.integers(1, 7, size=rows), "school": rng.integers(0, 80, size=rows)})
+    value = (np.nan_to_num(frame["area"].to_numpy()) / 40 + frame["rooms"] + (frame["city"] == "north")
+             + (frame["school"] % 3))
     y = pd.Series(value + rng.normal(size=rows), name="y")
     if task == "classification":
         y = pd.Series(np.where(y > np.median(y), "high", "low"), name="y")
@@ -255,8 +256,10 @@ def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
                                                                                   device="cpu", embed=embed).fit(frame, y)
     defaults = ember._core.table_defaults(rows)
     assert (estimator.validation_scores_ is not None) == (defaults["validation_split"] > 0)
-    # city: 3 and a gap (embedded: 8 values); area: 1 and a gap; rooms: 1 (their bins where the defaults give them)
-    inputs = (8 if embed else 4) + 2 + 1
+    # city: 3 and a gap (embedded: 8 values); area: 1 and a gap; rooms: 1; school: 1 and a step between each two of
+    # its 80 codes at every size (their bins where the defaults give them)
+    assert defaults["steps"] and frame["school"].nunique() == 80
+    inputs = (8 if embed else 4) + 2 + 1 + 80
     assert (estimator.coefs_[0].shape[0] > inputs) == (defaults["bins"] > 0)
     assert estimator.n_iter_ == 3 and len(from_cli.get_weights()) == len(estimator.model_.get_weights())
     for mine, theirs in zip(estimator.model_.get_weights(), from_cli.get_weights()):

@@ -23,6 +23,7 @@ bool csv_input(std::span<const std::uint8_t> bytes) {
     spec.missing = std::array{Missing::error, Missing::drop, Missing::mean}[control / 6 % 3];
     if (control / 36 % 2 == 1 && table.columns.size() > 1) spec.ignore.push_back(table.columns.front().name);
     spec.bins = control / 72 % 2 == 1 ? 3 : 0;
+    spec.steps = control >= 144;
     for (const CsvColumn& column : table.columns)
       if (control / 18 % 2 == 1 && column.type == ColumnType::text && column.name != spec.targets[0] &&
           (spec.ignore.empty() || column.name != spec.ignore[0]))

@@ -50,10 +50,18 @@ struct ColumnSpec {
   /// most kMaxBins + 1 distinct values (codes of groups, years) get a bin between each two
   /// neighbouring values instead.
   std::size_t bins = 0;
+  /// Where bins is 0: whole numbers of kFewestSteps to kMaxBins + 1 distinct values (codes of
+  /// groups such as schools or towns, years) still get a bin between each two neighbouring values,
+  /// as bins gives them, so that a network can tell each code apart as a tree splits on it; fewer
+  /// values (ages, counts, ratings) are left to the value alone. Where bins is N, whole numbers of
+  /// more than N + 1 values get those steps whatever this says.
+  bool steps = false;
 };
 
 /// The most bins ColumnSpec::bins takes.
 inline constexpr std::size_t kMaxBins = 256;
+/// The fewest distinct values of a whole-number column that ColumnSpec::steps gives a step each.
+inline constexpr std::size_t kFewestSteps = 66;
 /// Whether ColumnSpec::bins may be this: 0 (off) or 2 to kMaxBins.
 constexpr bool bins_allowed(std::size_t bins) {
   return bins == 0 || (bins >= 2 && bins <= kMaxBins);
@@ -103,6 +111,7 @@ struct Preprocessing {
   std::vector<std::string> targets;
   Missing missing = Missing::error;
   std::size_t bins = 0;  // ColumnSpec::bins
+  bool steps = false;    // ColumnSpec::steps
   /// Classification: the target's class labels, the distinct labels of the rows the first fit used
   /// (held-out rows included, as scikit-learn's label encoding), sorted as categories are; class i
   /// is classes[i]. Empty for regression.
@@ -174,11 +183,14 @@ struct TableDefaults {
   /// tables of that size and cost smaller noisy ones, whose rows cannot teach the extra inputs.
   static constexpr std::int64_t kBinnedFrom = 5000;
   static constexpr std::size_t kBins = 64;
+  /// Whole-number codes get their steps at every size (ColumnSpec::steps): a code of a group is a
+  /// category written as a number, which a network cannot read off the number's value.
   /// The values of each category's vector where columns are embedded (ColumnSpec::embed) and the
   /// layers do not say: a first layer Embedding(Embedding::kFromTable, kEmbeddingDim).
   static constexpr std::int64_t kEmbeddingDim = 8;
 
-  std::size_t bins = 0;         // kBins or 0
+  std::size_t bins = 0;  // kBins or 0
+  bool steps = true;
   double validation_split = 0;  // kValidationSplit or 0
   std::int64_t patience = 0;    // kPatience, or 0: no early stopping
 };
