@@ -1,0 +1,59 @@
+#pragma once
+// What every layer part (layers/NAME.hpp) shares: the declaration of Part and a few helpers.
+// layer_part.cpp includes every part through the generated layer_parts.hpp, so that a layer's part
+// is one file of this folder.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "activation_math.hpp"
+#include "cpu/thread_pool.hpp"
+#include "ember/error.hpp"
+#include "ember/layer_op.hpp"
+#include "ember/random.hpp"
+#include "layer_part.hpp"
+#include "onnx_graph.hpp"
+#include "parameter_layout.hpp"
+#include "shape_checks.hpp"
+
+namespace ember::layer_part {
+
+/// The layer's second buffer (rows, out) where the plan keeps one (Buffers::extra).
+inline std::optional<View> extra(const Slots& slots, const Pass& pass) {
+  if (slots.extra == nullptr) return std::nullopt;
+  return View{slots.extra, pass.rows, slots.out};
+}
+
+/// One part per kind of layer: its name and the members the functions of layer_part.hpp call.
+template <typename Settings>
+struct Part;
+
+/// text as a whole number 1 or more, or 0 when it is not one.
+inline std::int64_t whole_number(const std::string& text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size() && value > 0 ? value : 0;
+}
+
+/// The layer's tensor name as an ONNX constant "layers.{i}.NAME" of its checkpoint's shape.
+template <typename Settings>
+std::string onnx_tensor(const Settings& settings, OnnxGraph& g, const OnnxLayer& at, const std::string& name) {
+  for (const ParameterShape& tensor : Part<Settings>::parameters(settings, at.in))
+    if (tensor.name == name) {
+      const ConstView values = at.tensor(name);
+      return g.floats(fmt::format("layers.{}.{}", at.index, name), tensor.shape, values.data,
+                      static_cast<std::size_t>(values.size()));
+    }
+  throw std::logic_error("onnx_tensor: no tensor " + name);
+}
+
+}  // namespace ember::layer_part
