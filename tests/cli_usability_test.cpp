@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
+#include "ember/layers.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -326,24 +328,39 @@ TEST(CliUsability, LayersTakeLayerNorm) {
     expect_refused("train --device cpu --data " + data + " --target y --layers 16," + bad, "'" + bad + "': ");
 }
 
-// A kind the CLI knows only through the library's parts: its spelling, settings and description.
-TEST(CliUsability, LayersTakeRMSNorm) {
-  const std::string data = good_csv(), model = dir() + "/rmsnorm.safetensors";
-  const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
-                                 " --target y --layers 16:silu,rmsnorm,8,rmsnorm:1e-4 --save " + model);
-  ASSERT_EQ(train.exit_code, 0) << train.err;
-  EXPECT_NE(run_ember("inspect " + model)
-                .out.find("-> Dense 16 silu -> RMSNorm(1e-06) -> Dense 8 relu -> "
-                          "RMSNorm(0.0001) -> Dense 1;"),
-            std::string::npos);
-  const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
-  ASSERT_EQ(first.exit_code, 0) << first.err;
-  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
-  expect_refused("train --device cpu --data " + data + " --target y --layers 16,rmsnorm:0",
-                 "'rmsnorm:0': an RMSNorm layer's epsilon must be positive and finite, got 0; the form is "
-                 "rmsnorm[:EPSILON]");
-  EXPECT_NE(run_ember("train --help").out.find("rmsnorm[:EPSILON]: divides each row by its root mean square"),
-            std::string::npos);
+// Every kind made from its settings alone, as the CLI knows it only through the library's parts:
+// its spelling with the defaults and with its example's settings (tests/layers/), its description
+// in inspect, a refused value and its line in --help.
+TEST(CliUsability, LayersTakeEveryKindBySpelling) {
+  const std::string data = good_csv(), help = run_ember("train --help").out;
+  std::size_t covered = 0;
+  for (const ember::LayerKind& kind : ember::layer_kinds()) {
+    if (kind.settings.empty()) continue;  // spelled otherwise (Dense, Embedding): their own tests
+    ++covered;
+    SCOPED_TRACE(kind.name);
+    const ember::Layer example = example_of(ember::make_layer(kind.name, {})).layer;
+    std::string spelled = kind.name;
+    for (const std::string& setting : kind.settings)
+      spelled += fmt::format(":{}", ember::layer_setting(example, setting));
+    const std::string model = dir() + "/" + kind.name + ".safetensors";
+    const CliRun train = run_ember("train --device cpu --epochs 3 --quiet --data " + data +
+                                   " --target y --layers 16:silu," + kind.name + ",8," + spelled + " --save " + model);
+    ASSERT_EQ(train.exit_code, 0) << train.err;
+    EXPECT_NE(run_ember("inspect " + model)
+                  .out.find("-> Dense 16 silu -> " + ember::describe(ember::make_layer(kind.name, {})) +
+                            " -> Dense 8 relu -> " + ember::describe(example) + " -> Dense 1;"),
+              std::string::npos)
+        << spelled;
+    const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":-1",
+                   "'" + kind.name + ":-1': ");
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":-1",
+                   "; the form is " + kind.form);
+    EXPECT_NE(help.find(kind.form + ": " + kind.meaning.substr(0, 20)), std::string::npos);
+  }
+  EXPECT_GE(covered, 4u);  // at least Dropout, LayerNorm, BatchNorm and RMSNorm
 }
 
 TEST(CliUsability, LayersTakeBatchNorm) {

@@ -9,96 +9,24 @@
 #include "activation_math.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/fast_cpu_backend.hpp"
-#include "dropout_math.hpp"
 #include "plan.hpp"
 #include "test_support.hpp"
 
 namespace ember {
 namespace {
 
-/// MSE of an MLP with float64 arithmetic, layer by layer over the batch; parameters in the plan's
-/// layout (a LayerNorm's or BatchNorm's scale, then its shift; an Embedding's table; a BatchNorm's
-/// running figures after every trained tensor, unread: training normalizes by the batch's). A
-/// Dropout layer applies the mask of a plan of seed 0's first training step (counters: the cursor
-/// after rows rows, epoch 0).
-double reference_loss(const std::vector<Layer>& layers, std::int64_t inputs, const std::vector<double>& parameters,
-                      const Matrix& x, const Matrix& y) {
-  const std::int32_t counters[2] = {static_cast<std::int32_t>(x.rows()), 0};
+/// MSE of a model with float64 arithmetic, layer by layer over the batch, each layer by its kind's
+/// float64 form (tests/layers/NAME_test.cpp); parameters in the plan's layout (a BatchNorm's running
+/// figures after every trained tensor, unread: training normalizes by the batch's).
+double reference_loss(const std::vector<Layer>& layers, const std::vector<double>& parameters, const Matrix& x,
+                      const Matrix& y) {
   const auto rows = static_cast<std::size_t>(x.rows());
-  std::vector<std::vector<double>> batch(rows);
+  testing::Rows batch(rows);
   for (std::size_t r = 0; r < rows; ++r) batch[r].assign(x.data() + r * x.cols(), x.data() + (r + 1) * x.cols());
   std::size_t offset = 0;
-  std::int64_t in = inputs;
-  for (std::size_t l = 0; l < layers.size(); ++l) {
-    const auto width = static_cast<std::size_t>(in);
-    if (const auto* norm = std::get_if<BatchNorm>(&layers[l])) {
-      for (std::size_t k = 0; k < width; ++k) {
-        double mean = 0.0, variance = 0.0;
-        for (const std::vector<double>& row : batch) mean += row[k] / static_cast<double>(rows);
-        for (const std::vector<double>& row : batch)
-          variance += (row[k] - mean) * (row[k] - mean) / static_cast<double>(rows);
-        for (std::vector<double>& row : batch)
-          row[k] = (row[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
-                   parameters[offset + width + k];
-      }
-      offset += 2 * width;
-      continue;
-    }
-    std::int64_t out_width = in;
-    for (std::size_t r = 0; r < rows; ++r) {
-      std::vector<double>& activation = batch[r];
-      if (const auto* dropout = std::get_if<Dropout>(&layers[l])) {
-        const dropout_math::Mask mask = dropout_math::mask_for(layer_part::layer_seed(0, l), dropout->rate);
-        for (std::int64_t i = 0; i < in; ++i) {
-          const auto index = static_cast<std::uint64_t>(static_cast<std::int64_t>(r) * in + i);
-          const bool kept = (dropout_math::kept_bits(mask, counters, index / 4) >> (index % 4) & 1u) != 0;
-          activation[static_cast<std::size_t>(i)] *= kept ? static_cast<double>(mask.scale) : 0.0;
-        }
-      } else if (const auto* norm = std::get_if<LayerNorm>(&layers[l])) {
-        double mean = 0.0, variance = 0.0;
-        for (const double v : activation) mean += v / static_cast<double>(in);
-        for (const double v : activation) variance += (v - mean) * (v - mean) / static_cast<double>(in);
-        for (std::size_t k = 0; k < width; ++k)
-          activation[k] = (activation[k] - mean) / std::sqrt(variance + norm->epsilon) * parameters[offset + k] +
-                          parameters[offset + width + k];
-      } else if (const auto* rms = std::get_if<RMSNorm>(&layers[l])) {
-        double squares = 0.0;
-        for (const double v : activation) squares += v * v / static_cast<double>(in);
-        for (std::size_t k = 0; k < width; ++k)
-          activation[k] = activation[k] / std::sqrt(squares + rms->epsilon) * parameters[offset + k];
-      } else if (const auto* embedding = std::get_if<Embedding>(&layers[l])) {
-        const std::int64_t columns = embedding->columns == 0 ? in : embedding->columns, passed = in - columns;
-        std::vector<double> out(activation.begin(), activation.begin() + passed);
-        for (std::int64_t j = 0; j < columns; ++j) {
-          const auto row = static_cast<std::size_t>(activation[static_cast<std::size_t>(passed + j)]);
-          for (std::int64_t d = 0; d < embedding->output_dim; ++d)
-            out.push_back(parameters[offset + row * static_cast<std::size_t>(embedding->output_dim) +
-                                     static_cast<std::size_t>(d)]);
-        }
-        activation = out;
-        out_width = passed + columns * embedding->output_dim;
-      } else {
-        const Dense& layer = std::get<Dense>(layers[l]);
-        std::vector<double> out(static_cast<std::size_t>(layer.units));
-        for (std::int64_t o = 0; o < layer.units; ++o) {
-          double sum = parameters[offset + static_cast<std::size_t>(layer.units * in + o)];  // bias
-          for (std::int64_t i = 0; i < in; ++i)
-            sum += parameters[offset + static_cast<std::size_t>(o * in + i)] * activation[static_cast<std::size_t>(i)];
-          activations::visit(layer.activation,
-                             [&](auto part) { out[static_cast<std::size_t>(o)] = decltype(part)::forward(sum); });
-        }
-        activation = out;
-        out_width = layer.units;
-      }
-    }
-    if (std::holds_alternative<LayerNorm>(layers[l])) offset += 2 * width;
-    if (std::holds_alternative<RMSNorm>(layers[l])) offset += width;
-    if (const auto* embedding = std::get_if<Embedding>(&layers[l]))
-      offset += static_cast<std::size_t>(embedding->input_dim * embedding->output_dim);
-    if (const auto* dense = std::get_if<Dense>(&layers[l]))
-      offset += static_cast<std::size_t>(dense->units * in + dense->units);
-    in = out_width;
-  }
+  for (std::size_t l = 0; l < layers.size(); ++l)
+    offset += testing::example_of(layers[l]).float64(layers[l], batch, parameters.data() + offset,
+                                                     {.layer = l, .rows = x.rows()});
   double total = 0.0;
   for (std::size_t r = 0; r < rows; ++r)
     for (std::int64_t o = 0; o < y.cols(); ++o) {
@@ -134,9 +62,9 @@ void expect_gradients_match(Backend& backend, const std::vector<Layer>& layers) 
   for (std::size_t i = 0; i < point.size(); ++i) {
     const double original = point[i];
     point[i] = original + step;
-    const double up = reference_loss(layers, inputs, point, x, y);
+    const double up = reference_loss(layers, point, x, y);
     point[i] = original - step;
-    const double down = reference_loss(layers, inputs, point, x, y);
+    const double down = reference_loss(layers, point, x, y);
     point[i] = original;
     numeric.push_back((up - down) / (2 * step));
   }
@@ -147,7 +75,7 @@ void expect_gradients_match(Backend& backend, const std::vector<Layer>& layers) 
   const std::size_t width = sums.size() / 3;  // the loss per output comes first
   double squared = 0.0;
   for (std::size_t c = 0; c < width; ++c) squared += sums[c];
-  EXPECT_NEAR(squared / static_cast<double>(rows * width), reference_loss(layers, inputs, point, x, y), 1e-5);
+  EXPECT_NEAR(squared / static_cast<double>(rows * width), reference_loss(layers, point, x, y), 1e-5);
 }
 
 const std::vector<Layer> kReluMlp{Dense(5, Activation::relu), Dense(4, Activation::relu), Dense(2)};
@@ -204,7 +132,7 @@ TEST(Gradients, DropoutMatchesFiniteDifferences) {
   expect_gradients_match(fast, layers);
 }
 
-// Every kind of layer (its float64 form in reference_loss above; a kind without one fails here).
+// Every kind of layer (its float64 form registered by its tests/layers/NAME_test.cpp; a kind without one fails here).
 TEST(Gradients, EveryLayerKindMatchesFiniteDifferences) {
   CpuBackend reference;
   FastCpuBackend fast;

@@ -1,9 +1,11 @@
 #pragma once
 // Helpers shared by the tests: random inputs, NaN poisoning, relative error, tolerances.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -43,17 +45,66 @@ inline Matrix poisoned(std::int64_t rows, std::int64_t cols) {
   return Matrix(rows, cols, std::numeric_limits<float>::quiet_NaN());
 }
 
-/// One layer of every kind (ember/layers.hpp), with settings other than the defaults, for the
-/// tests that loop over the kinds (their inputs from random_input): a kind missing here makes them fail.
+/// A batch's rows in float64, as a layer's float64 form (LayerExample::float64) transforms them.
+using Rows = std::vector<std::vector<double>>;
+/// Where a float64 form runs: the layer's place in its model (a Dropout's mask depends on it) and
+/// the rows of the batch (its counters).
+struct FormContext {
+  std::size_t layer = 0;
+  std::int64_t rows = 0;
+};
+/// What the tests that loop over the kinds of layer need of each kind, registered by the kind's own
+/// test file (tests/layers/NAME_test.cpp, EMBER_LAYER_EXAMPLE): a layer of the kind with settings
+/// other than the defaults, its place among the others in one_layer_of_each_kind, and its forward
+/// pass written again in float64 with plain loops (the finite-difference check's reference):
+/// rows in place, the layer's trained parameters from parameters[0] in the plan's layout, returning
+/// how many it read.
+struct LayerExample {
+  Layer layer;
+  int place = 0;
+  std::function<std::size_t(const Layer&, Rows&, const double*, const FormContext&)> float64;
+};
+inline std::vector<LayerExample>& layer_examples() {
+  static std::vector<LayerExample> examples;
+  return examples;
+}
+struct RegisterLayerExample {
+  template <typename Kind, typename Form>
+  RegisterLayerExample(int place, Kind layer, Form form) {
+    layer_examples().push_back(
+        {layer, place, [form](const Layer& l, Rows& rows, const double* parameters, const FormContext& context) {
+           return form(std::get<Kind>(l), rows, parameters, context);
+         }});
+  }
+};
+/// Registers a kind's example at its place: EMBER_LAYER_EXAMPLE(5, RMSNorm(1e-4f), [](const RMSNorm&,
+/// Rows&, const double*, const FormContext&) -> std::size_t { ... }).
+#define EMBER_LAYER_EXAMPLE(place, ...)                               \
+  const ::ember::testing::RegisterLayerExample kLayerExample##place { \
+    place, __VA_ARGS__                                                \
+  }
+
+/// The registered example of layer's kind; logic_error where its test file registers none.
+inline const LayerExample& example_of(const Layer& layer) {
+  for (const LayerExample& example : layer_examples())
+    if (example.layer.index() == layer.index()) return example;
+  throw std::logic_error("no layer example of kind " + std::to_string(layer.index()) +
+                         ": its tests/layers/NAME_test.cpp registers one (EMBER_LAYER_EXAMPLE)");
+}
+
+/// One layer of every kind (ember/layers.hpp), the registered examples in their places, for the
+/// tests that loop over the kinds (their inputs from random_input): a kind without one makes them fail.
 inline std::vector<Layer> one_layer_of_each_kind() {
-  // BatchNorm after an activation: after a shift of its own columns (LayerNorm's, a Dense layer's
-  // bias), that shift's gradient is zero, and noise then steers Adam's steps.
-  const std::vector<Layer> layers{Embedding(5, 3, 1), Dense(7, Activation::tanh), BatchNorm(0.2f, 1e-3f),
-                                  Dropout(0.35f),     LayerNorm(1e-3f),           RMSNorm(1e-4f)};
+  std::vector<LayerExample> examples = layer_examples();
+  std::sort(examples.begin(), examples.end(), [](const auto& a, const auto& b) { return a.place < b.place; });
+  std::vector<Layer> layers;
+  for (const LayerExample& example : examples) layers.push_back(example.layer);
   std::vector<bool> seen(kLayerKinds);
   for (const Layer& layer : layers) seen[layer.index()] = true;
   for (std::size_t kind = 0; kind < kLayerKinds; ++kind)
-    if (!seen[kind]) throw std::logic_error("one_layer_of_each_kind lacks a kind of layer: add one");
+    if (!seen[kind])
+      throw std::logic_error("one_layer_of_each_kind lacks kind " + std::to_string(kind) +
+                             " of ember::Layer: its tests/layers/NAME_test.cpp registers an example");
   return layers;
 }
 

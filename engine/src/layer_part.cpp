@@ -15,10 +15,9 @@
 #include "cpu/thread_pool.hpp"
 #include "ember/error.hpp"
 #include "ember/random.hpp"
+#include "layer_parts.hpp"  // generated: every part of layers/
 #include "parameter_layout.hpp"
 #include "shape_checks.hpp"
-
-#include "layer_parts.hpp"  // generated: every part of layers/
 
 namespace ember {
 namespace layer_part {

