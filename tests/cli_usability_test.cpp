@@ -354,9 +354,9 @@ TEST(CliUsability, LayersTakeEveryKindBySpelling) {
     const CliRun first = run_ember("predict --device cpu --model " + model + " --data " + data);
     ASSERT_EQ(first.exit_code, 0) << first.err;
     EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).out, first.out);
-    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":-1",
-                   "'" + kind.name + ":-1': ");
-    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":-1",
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":x",
+                   "'" + kind.name + ":x': ");
+    expect_refused("train --device cpu --data " + data + " --target y --layers 16," + kind.name + ":x",
                    "; the form is " + kind.form);
     EXPECT_NE(help.find(kind.form + ": " + kind.meaning.substr(0, 20)), std::string::npos);
   }

@@ -56,6 +56,16 @@ struct RMSNorm {
   bool operator==(const RMSNorm&) const = default;
 };
 
+/// Multiplies each feature by a learned factor: y = x * weight, weight (features) starting at init.
+/// A diagonal linear layer with no bias, as the scaling layer of RealMLP (Holzmueller et al., "Better
+/// by Default", 2024), which puts one first so that the network learns how much each input counts.
+/// PyTorch and Keras have no module of it. init is finite.
+struct Scale {
+  explicit Scale(float init = 1.0f) : init(init) {}
+  float init;
+  bool operator==(const Scale&) const = default;
+};
+
 /// Normalizes each feature over the batch's rows, then scales and shifts it by learned factors, as
 /// torch.nn.BatchNorm1d(features, eps=epsilon, momentum=momentum): training, y = (x - mean) /
 /// sqrt(var + epsilon) * weight + bias with mean and var (biased) of the feature over the batch,
@@ -95,7 +105,7 @@ struct Embedding {
 };
 
 /// One layer of a Sequential model. A model ends with a Dense layer: its units are the outputs.
-using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding, BatchNorm, RMSNorm>;
+using Layer = std::variant<Dense, Dropout, LayerNorm, Embedding, BatchNorm, RMSNorm, Scale>;
 /// How many kinds Layer has; the part list is checked against it when it is compiled.
 inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 
@@ -105,7 +115,7 @@ inline constexpr std::size_t kLayerKinds = std::variant_size_v<Layer>;
 /// Embedding's input_dim kFromTable or 1 to 2^24 (indices are exact in float32), output_dim 1 to
 /// 2^31 - 1 and columns 0 or more).
 void check_layer(const Layer& layer);
-/// The kind's name ("dense", "dropout", "layernorm", "embedding", "batchnorm", "rmsnorm"), as checkpoints and
+/// The kind's name ("dense", "dropout", "layernorm", "embedding", "batchnorm", "rmsnorm", "scale"), as checkpoints and
 /// the CLI spell it.
 std::string layer_name(const Layer& layer);
 /// Every kind's name, in Layer's order.
