@@ -2,6 +2,7 @@
 // A row's mean square comes from one block (block_sum's fixed tree); the weight gradient is a
 // column sum, one thread per column walking down the rows in order.
 #include "block_sum.cuh"
+#include "column_dot.cuh"
 #include "cuda_check.hpp"
 #include "launch.cuh"
 #include "layer_ops.hpp"
@@ -51,16 +52,6 @@ __global__ void __launch_bounds__(kRowThreads)
   }
 }
 
-__global__ void rms_norm_weight_gradient_kernel(const float* __restrict__ dy, const float* __restrict__ normalized,
-                                                long long rows, long long cols, float* __restrict__ weight_gradient) {
-  for (long long c = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; c < cols;
-       c += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float sum = 0.0f;
-    for (long long r = 0; r < rows; ++r) sum = fmaf(dy[r * cols + c], normalized[r * cols + c], sum);
-    weight_gradient[c] = sum;
-  }
-}
-
 // in: x, weight; out: y, normalized (optional); settings: epsilon.
 void launch_forward(const OpArgs& a, cudaStream_t stream) {
   const ConstView x = a.in[0];
@@ -75,9 +66,7 @@ void launch_backward(const OpArgs& a, cudaStream_t stream) {
   const ConstView dy = a.in[0];
   if (dy.cols == 0) return;
   // The weight gradient first: dx may overwrite dy.
-  launch(rms_norm_weight_gradient_kernel, grid_for(dy.cols, 256), 256, 0, stream, dy.data, a.in[2].data,
-         static_cast<long long>(dy.rows), static_cast<long long>(dy.cols), a.out[0].data);
-  check_launch("rms_norm_weight_gradient_kernel", [&] { return shape_text("dy", dy.rows, dy.cols); });
+  launch_column_dot(dy.data, a.in[2].data, dy.rows, dy.cols, a.out[0].data, stream);
   if (a.out[1].data == nullptr || dy.rows == 0) return;
   launch(rms_norm_input_gradient_kernel, grid_for(dy.rows, 1), kRowThreads, 0, stream, dy.data, a.in[1].data,
          a.in[3].data, static_cast<long long>(dy.rows), static_cast<long long>(dy.cols), a.settings[0], a.out[1].data);

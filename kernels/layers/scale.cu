@@ -1,6 +1,7 @@
 // Scale's ops (engine/src/layers/scale.hpp holds their CPU loops and operand order): elementwise
 // products, and the weight gradient as a column sum, one thread per column walking down the rows
 // in order.
+#include "column_dot.cuh"
 #include "cuda_check.hpp"
 #include "launch.cuh"
 #include "layer_ops.hpp"
@@ -19,16 +20,6 @@ __global__ void scale_columns_kernel(const float* in, const float* __restrict__ 
     out[i] = in[i] * weight[i % cols];
 }
 
-__global__ void scale_weight_gradient_kernel(const float* __restrict__ dy, const float* __restrict__ x, long long rows,
-                                             long long cols, float* __restrict__ weight_gradient) {
-  for (long long c = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; c < cols;
-       c += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float sum = 0.0f;
-    for (long long r = 0; r < rows; ++r) sum = fmaf(dy[r * cols + c], x[r * cols + c], sum);
-    weight_gradient[c] = sum;
-  }
-}
-
 // in: x, weight; out: y.
 void launch_forward(const OpArgs& a, cudaStream_t stream) {
   const ConstView x = a.in[0];
@@ -43,9 +34,7 @@ void launch_backward(const OpArgs& a, cudaStream_t stream) {
   const ConstView dy = a.in[0];
   if (dy.cols == 0) return;
   // The weight gradient first: dx may overwrite dy.
-  launch(scale_weight_gradient_kernel, grid_for(dy.cols, kThreads), kThreads, 0, stream, dy.data, a.in[1].data,
-         static_cast<long long>(dy.rows), static_cast<long long>(dy.cols), a.out[0].data);
-  check_launch("scale_weight_gradient_kernel", [&] { return shape_text("dy", dy.rows, dy.cols); });
+  launch_column_dot(dy.data, a.in[1].data, dy.rows, dy.cols, a.out[0].data, stream);
   if (a.out[1].data == nullptr || dy.rows == 0) return;
   launch(scale_columns_kernel, grid_for(dy.size(), kThreads), kThreads, 0, stream, dy.data, a.in[2].data,
          static_cast<long long>(dy.rows), static_cast<long long>(dy.cols), a.out[1].data);

@@ -56,4 +56,20 @@ std::string onnx_tensor(const Settings& settings, OnnxGraph& g, const OnnxLayer&
   throw std::logic_error("onnx_tensor: no tensor " + name);
 }
 
+/// sums(0, c) = the sum over rows r of a(r, c) * b(r, c), accumulated in Real in row order, the
+/// columns split among threads: the weight gradient of a layer that scales each feature by its
+/// weight (RMSNorm's, Scale's; kernels/column_dot.cuh on the GPU).
+template <typename Real>
+void column_dot(ConstView a, ConstView b, View sums) {
+  const double seconds =
+      threads::single_thread_seconds(2.0 * static_cast<double>(a.size()), 8.0 * static_cast<double>(a.size()));
+  threads::for_ranges(a.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t c = begin; c < end; ++c) {
+      Real sum = 0;
+      for (std::int64_t r = 0; r < a.rows; ++r) sum += static_cast<Real>(a(r, c)) * b(r, c);
+      sums(0, c) = static_cast<float>(sum);
+    }
+  });
+}
+
 }  // namespace ember::layer_part

@@ -39,14 +39,7 @@ struct RmsNormOps {
     const View weight_gradient = a.out[0], dx = a.out[1];
     const Real epsilon = a.settings[0];
     // The weight gradient first: dx may overwrite dy.
-    const double seconds = threads::single_thread_seconds(0, 8.0 * static_cast<double>(dy.size()));
-    threads::for_ranges(dy.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t c = begin; c < end; ++c) {
-        Real sum = 0;
-        for (std::int64_t r = 0; r < dy.rows; ++r) sum += static_cast<Real>(dy(r, c)) * normalized(r, c);
-        weight_gradient(0, c) = static_cast<float>(sum);
-      }
-    });
+    column_dot<Real>(dy, normalized, weight_gradient);
     if (dx.data == nullptr) return;
     rows(dy, 8.0, [&](std::int64_t r) {
       const Real inverse = inverse_rms<Real>(&x(r, 0), x.cols, epsilon);

@@ -33,15 +33,7 @@ struct ScaleOps {
     const ConstView dy = a.in[0], x = a.in[1], weight = a.in[2];
     const View weight_gradient = a.out[0], dx = a.out[1];
     // The weight gradient first: dx may overwrite dy.
-    const double seconds =
-        threads::single_thread_seconds(2.0 * static_cast<double>(dy.size()), 8.0 * static_cast<double>(dy.size()));
-    threads::for_ranges(dy.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t c = begin; c < end; ++c) {
-        Real sum = 0;
-        for (std::int64_t r = 0; r < dy.rows; ++r) sum += Real{dy(r, c)} * x(r, c);
-        weight_gradient(0, c) = static_cast<float>(sum);
-      }
-    });
+    column_dot<Real>(dy, x, weight_gradient);
     if (dx.data == nullptr) return;
     elements(dy, [&](std::int64_t r, std::int64_t c) { dx(r, c) = static_cast<float>(Real{dy(r, c)} * weight(0, c)); });
   }
