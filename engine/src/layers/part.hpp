@@ -56,6 +56,24 @@ std::string onnx_tensor(const Settings& settings, OnnxGraph& g, const OnnxLayer&
   throw std::logic_error("onnx_tensor: no tensor " + name);
 }
 
+/// Error unless a LayerOp's call has in inputs, out outputs and settings settings (their names, for
+/// the message: "epsilon", "no setting").
+inline void check_operand_counts(const OpArgs& a, const char* op, std::size_t in, std::size_t out, std::size_t settings,
+                                 const char* setting_names) {
+  if (a.in.size() != in || a.out.size() != out || a.settings.size() != settings)
+    throw Error(fmt::format("{}: takes {} inputs, {} outputs and {}", op, in, out, setting_names));
+}
+
+/// body(r) for each row of x, the rows split among threads as their flops per element make worth it.
+template <typename Body>
+void for_rows(ConstView x, double flops_per_element, Body&& body) {
+  const double seconds = threads::single_thread_seconds(flops_per_element * static_cast<double>(x.size()),
+                                                        8.0 * static_cast<double>(x.size()));
+  threads::for_ranges(x.rows, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) body(r);
+  });
+}
+
 /// sums(0, c) = the sum over rows r of a(r, c) * b(r, c), accumulated in Real in row order, the
 /// columns split among threads: the weight gradient of a layer that scales each feature by its
 /// weight (RMSNorm's, Scale's; kernels/column_dot.cuh on the GPU).

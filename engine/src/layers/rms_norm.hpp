@@ -11,11 +11,11 @@ struct RmsNormOps {
   // forward: in x, weight; out y, normalized (training; else null); settings epsilon.
   // backward: in dy, x, normalized, weight; out weight_gradient, dx (or null, which may alias dy).
   static void check_forward(const OpArgs& a) {
-    check_counts(a, "rms_norm_forward", 2, 2);
+    check_operand_counts(a, "rms_norm_forward", 2, 2, 1, "epsilon");
     check_layer_norm("rms_norm_forward", a.in[0], {a.out[0], given_or(a.out[1], a.in[0])}, {a.in[1]}, a.settings[0]);
   }
   static void check_backward(const OpArgs& a) {
-    check_counts(a, "rms_norm_backward", 4, 2);
+    check_operand_counts(a, "rms_norm_backward", 4, 2, 1, "epsilon");
     check_layer_norm("rms_norm_backward", a.in[0], {a.in[1], a.in[2], given_or(a.out[1], a.in[0])}, {a.in[3], a.out[0]},
                      a.settings[0]);
   }
@@ -24,7 +24,7 @@ struct RmsNormOps {
     const ConstView x = a.in[0], weight = a.in[1];
     const View y = a.out[0], normalized = a.out[1];
     const Real epsilon = a.settings[0];
-    rows(x, 4.0, [&](std::int64_t r) {
+    for_rows(x, 4.0, [&](std::int64_t r) {
       const Real inverse = inverse_rms<Real>(&x(r, 0), x.cols, epsilon);
       for (std::int64_t c = 0; c < x.cols; ++c) {
         const Real n = x(r, c) * inverse;
@@ -41,7 +41,7 @@ struct RmsNormOps {
     // The weight gradient first: dx may overwrite dy.
     column_dot<Real>(dy, normalized, weight_gradient);
     if (dx.data == nullptr) return;
-    rows(dy, 8.0, [&](std::int64_t r) {
+    for_rows(dy, 8.0, [&](std::int64_t r) {
       const Real inverse = inverse_rms<Real>(&x(r, 0), x.cols, epsilon);
       Real gn_sum = 0;
       for (std::int64_t c = 0; c < dy.cols; ++c)
@@ -54,24 +54,12 @@ struct RmsNormOps {
   }
 
  private:
-  static void check_counts(const OpArgs& a, const char* op, std::size_t in, std::size_t out) {
-    if (a.in.size() != in || a.out.size() != out || a.settings.size() != 1)
-      throw Error(fmt::format("{}: takes {} inputs, {} outputs and epsilon", op, in, out));
-  }
   static ConstView given_or(View view, ConstView fallback) { return view.data != nullptr ? ConstView(view) : fallback; }
   template <typename Real>
   static Real inverse_rms(const float* row, std::int64_t cols, Real epsilon) {
     Real squares = 0;
     for (std::int64_t c = 0; c < cols; ++c) squares += static_cast<Real>(row[c]) * row[c];
     return 1 / std::sqrt(squares / static_cast<Real>(cols) + epsilon);
-  }
-  template <typename Body>
-  static void rows(ConstView x, double flops_per_element, Body&& body) {
-    const double seconds = threads::single_thread_seconds(flops_per_element * static_cast<double>(x.size()),
-                                                          8.0 * static_cast<double>(x.size()));
-    threads::for_ranges(x.rows, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r) body(r);
-    });
   }
 };
 

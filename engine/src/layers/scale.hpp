@@ -11,55 +11,35 @@ struct ScaleOps {
   // forward: in x, weight; out y.
   // backward: in dy, x, weight; out weight_gradient, dx (or null, which may alias dy).
   static void check_forward(const OpArgs& a) {
-    check_counts(a, "scale_forward", 2, 1);
-    same_shape("scale_forward", a.in[0], {a.out[0]});
-    row_of(a.in[1], a.in[0], "scale_forward");
+    check_operand_counts(a, "scale_forward", 2, 1, 0, "no setting");
+    check_same_shape(a.in[0], a.out[0], "scale_forward");
+    check_bias(a.in[0], a.in[1], "scale_forward");
   }
   static void check_backward(const OpArgs& a) {
-    check_counts(a, "scale_backward", 3, 2);
-    same_shape("scale_backward", a.in[0], {a.in[1]});
-    if (a.out[1].data != nullptr) same_shape("scale_backward", a.in[0], {a.out[1]});
-    row_of(a.in[2], a.in[0], "scale_backward");
-    row_of(a.out[0], a.in[0], "scale_backward");
+    check_operand_counts(a, "scale_backward", 3, 2, 0, "no setting");
+    check_same_shape(a.in[0], a.in[1], "scale_backward");
+    if (a.out[1].data != nullptr) check_same_shape(a.in[0], a.out[1], "scale_backward");
+    check_bias(a.in[0], a.in[2], "scale_backward");
+    check_bias(a.in[0], a.out[0], "scale_backward");
   }
   template <typename Real>
   static void forward(const OpArgs& a) {
-    const ConstView x = a.in[0], weight = a.in[1];
-    const View y = a.out[0];
-    elements(x, [&](std::int64_t r, std::int64_t c) { y(r, c) = static_cast<float>(Real{x(r, c)} * weight(0, c)); });
+    scale_columns<Real>(a.in[0], a.in[1], a.out[0]);
   }
   template <typename Real>
   static void backward(const OpArgs& a) {
     const ConstView dy = a.in[0], x = a.in[1], weight = a.in[2];
-    const View weight_gradient = a.out[0], dx = a.out[1];
     // The weight gradient first: dx may overwrite dy.
-    column_dot<Real>(dy, x, weight_gradient);
-    if (dx.data == nullptr) return;
-    elements(dy, [&](std::int64_t r, std::int64_t c) { dx(r, c) = static_cast<float>(Real{dy(r, c)} * weight(0, c)); });
+    column_dot<Real>(dy, x, a.out[0]);
+    if (a.out[1].data != nullptr) scale_columns<Real>(dy, weight, a.out[1]);
   }
 
  private:
-  static void check_counts(const OpArgs& a, const char* op, std::size_t in, std::size_t out) {
-    if (a.in.size() != in || a.out.size() != out || !a.settings.empty())
-      throw Error(fmt::format("{}: takes {} inputs, {} outputs and no setting", op, in, out));
-  }
-  static void same_shape(const char* op, ConstView reference, std::initializer_list<ConstView> views) {
-    for (const ConstView& view : views)
-      if (view.rows != reference.rows || view.cols != reference.cols)
-        throw Error(
-            fmt::format("{}: operands of {}x{} and {}x{}", op, reference.rows, reference.cols, view.rows, view.cols));
-  }
-  static void row_of(ConstView weight, ConstView x, const char* op) {
-    if (weight.rows != 1 || weight.cols != x.cols)
-      throw Error(fmt::format("{}: a weight of 1x{} for {} features", op, weight.cols, x.cols));
-  }
-  template <typename Body>
-  static void elements(ConstView x, Body&& body) {
-    const double seconds =
-        threads::single_thread_seconds(static_cast<double>(x.size()), 8.0 * static_cast<double>(x.size()));
-    threads::for_ranges(x.rows, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r)
-        for (std::int64_t c = 0; c < x.cols; ++c) body(r, c);
+  /// out = in * weight, the weight broadcast over the rows (Scale's forward and its input gradient).
+  template <typename Real>
+  static void scale_columns(ConstView in, ConstView weight, View out) {
+    for_rows(in, 1.0, [&](std::int64_t r) {
+      for (std::int64_t c = 0; c < in.cols; ++c) out(r, c) = static_cast<float>(Real{in(r, c)} * weight(0, c));
     });
   }
 };
