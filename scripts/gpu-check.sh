@@ -37,16 +37,19 @@ architectures=native
 [ "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)" = "9.0" ] && architectures=90a-real
 # The emulated GPU suite (tests/emulator) is left out: here the GPU suite runs on the GPU itself.
 # So is the Python module: its tests run on the CPU (CI), and pytest as one ctest entry would
-# outlast the per-test limit below.
+# outlast the per-test limit below. Warnings are not errors here (the machine's compiler and
+# libraries may be newer than CI's): the build step counts them instead, and ptxas's spills.
 configure=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
            -DCMAKE_CUDA_ARCHITECTURES="${EMBER_CUDA_ARCHITECTURES:-$architectures}" -DEMBER_CUDA=ON
-           -DEMBER_BUILD_EMULATOR=OFF -DEMBER_PYTHON=OFF)
+           -DEMBER_BUILD_EMULATOR=OFF -DEMBER_PYTHON=OFF -DEMBER_WERROR=OFF)
 if [ -d .deps/usr ]; then
   configure+=(-DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DEMBER_FMT_HEADER_ONLY=ON
               -DEMBER_GTEST_SOURCE_DIR="$PWD/.deps/usr/src/googletest")
 fi
 if cmake "${configure[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" >"$out/build.log" 2>&1; then
   verdict build ok "$(grep -c 'Building' "$out/build.log") steps, $(( $(date +%s) - start ))s"
+  verdict "  compiler warnings" "$(grep -q 'warning' "$out/build.log" && echo WARN || echo ok)" \
+    "$(grep -c 'warning:' "$out/build.log") warnings; $(grep -ciE 'spill|lmem' "$out/build.log") ptxas spill lines (build.log)"
 else
   verdict build FAIL "see configure.log / build.log"
   tail -30 "$out/build.log" "$out/configure.log" 2>/dev/null

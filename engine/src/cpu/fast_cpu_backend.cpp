@@ -170,7 +170,7 @@ void gemm_block(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
     return;
   }
   // BLAS requires leading dimensions >= 1 even for single-column matrices.
-  const std::optional<OneOpenBlasThread> one_thread =
+  [[maybe_unused]] const std::optional<OneOpenBlasThread> one_thread =
       own_openblas() ? std::optional<OneOpenBlasThread>(std::in_place) : std::nullopt;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
               static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(std::max<std::int64_t>(lda, 1)), b,
