@@ -28,6 +28,18 @@ __device__ __forceinline__ float to_tf32(float x) {
 #endif
 }
 
+/// a * b rounded to float on its own, never fused into a following add. nvcc contracts a * b + c
+/// into one fma (one rounding instead of two) where it sees fit, and may decide differently in two
+/// versions of one loop (say with and without a gradient to write); where a result must be the same
+/// bits either way, or a difference of equal products must be exactly zero, the product is this.
+[[maybe_unused]] __device__ __forceinline__ float rounded_product(float a, float b) {
+#if defined(EMBER_CUDA_EMULATOR)
+  return a * b;  // host C++ in ISO mode does not contract
+#else
+  return __fmul_rn(a, b);
+#endif
+}
+
 /// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: d += a b on the PTX ISA's fragments
 /// (a: 4 TF32 values of the 16 x 8 operand, b: 2 of the 8 x 8 one, d: 4 of the 16 x 8 result).
 [[maybe_unused]] __device__ __forceinline__ void mma_m16n8k8_tf32(float (&d)[4], const float4& a, const float2& b) {

@@ -7,6 +7,7 @@
 
 #include "block_sum.cuh"
 #include "cuda_check.hpp"
+#include "device_intrinsics.cuh"
 #include "kernels.hpp"
 #include "launch.cuh"
 
@@ -60,7 +61,8 @@ __global__ void __launch_bounds__(kRowThreads)
     const Moments moments = row_moments(row, cols, epsilon, shared);
     float g_sum = 0.0f, g_centred_sum = 0.0f;
     for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
-      const float g = dy[r * cols + c] * scale[c];
+      // Rounded as the second loop rounds it: with one column, g - g_mean is then exactly zero.
+      const float g = device::rounded_product(dy[r * cols + c], scale[c]);
       g_sum += g;
       g_centred_sum = fmaf(g, (row[c] - moments.mean) * moments.inverse_std, g_centred_sum);
     }
@@ -68,7 +70,7 @@ __global__ void __launch_bounds__(kRowThreads)
     const float g_centred_mean = block_sum<kRowThreads>(g_centred_sum, shared) / static_cast<float>(cols);
     for (long long c = threadIdx.x; c < cols; c += kRowThreads) {
       const float centred = (row[c] - moments.mean) * moments.inverse_std;
-      const float g = dy[r * cols + c] * scale[c];
+      const float g = device::rounded_product(dy[r * cols + c], scale[c]);
       dx[r * cols + c] = (g - g_mean - centred * g_centred_mean) * moments.inverse_std;
     }
   }

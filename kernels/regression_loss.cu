@@ -45,7 +45,10 @@ __global__ void __launch_bounds__(kLossThreads)
       const bool quadratic = delta == 0.0f || size <= delta;
       if (gradient != nullptr)
         gradient[i] = gradient_scale * (delta == 0.0f ? 2.0f * e : (quadratic ? e : copysignf(delta, e)));
-      loss += delta == 0.0f ? e * e : (quadratic ? 0.5f * e * e : delta * (size - 0.5f * delta));
+      // Every sum's step is one explicit fma, so that the loops with and without a gradient to
+      // write add the same bits (nvcc may contract a plain a * b + c in one and not the other).
+      loss = delta == 0.0f ? fmaf(e, e, loss)
+                           : (quadratic ? fmaf(0.5f * e, e, loss) : fmaf(delta, size - 0.5f * delta, loss));
       sq = fmaf(e, e, sq);
       ab += size;
     }

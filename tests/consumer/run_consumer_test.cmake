@@ -1,5 +1,6 @@
 # Installs the build tree into a scratch prefix, then configures, builds and runs a consumer of it:
 # with the CUDA plugin where the build has one, then with it removed, as on a machine without CUDA.
+# OPENBLAS_BUILD: how the library names the OpenBLAS build it was configured with, or empty.
 file(REMOVE_RECURSE ${WORK_DIR})
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -13,7 +14,7 @@ run(${CMAKE_COMMAND} --install ${EMBER_BINARY_DIR} --prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/consumer)
+run(${WORK_DIR}/build/consumer "${OPENBLAS_BUILD}")
 
 # Neither the installed CLI nor the library names a CUDA library: the plugin alone does.
 file(GLOB library ${WORK_DIR}/prefix/lib*/libember.so)
@@ -31,7 +32,7 @@ if(plugin)
     message(FATAL_ERROR "the installed ember did not find its plugin ${plugin}:\n${output}")
   endif()
   file(REMOVE ${plugin})
-  run(${WORK_DIR}/build/consumer)
+  run(${WORK_DIR}/build/consumer "${OPENBLAS_BUILD}")
   run(${WORK_DIR}/prefix/bin/ember info)
   if(NOT output MATCHES "cuda: unavailable: the CUDA plugin could not be loaded")
     message(FATAL_ERROR "without its plugin, ember info did not say so:\n${output}")
