@@ -89,7 +89,7 @@ TEST(Classification, TextLabelsTrainAndPredictProbabilities) {
   // Through a checkpoint: the loss, the classes and the same probabilities.
   const std::string path = testing::work_path("blobs.safetensors");
   model.save(path);
-  Sequential loaded = Sequential::load(path);
+  Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.compile_options().loss, Loss{CrossEntropy{}});
   EXPECT_EQ(loaded.classes(), model.classes());
   EXPECT_EQ(loaded.predict(table), probabilities);

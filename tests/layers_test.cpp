@@ -54,7 +54,7 @@ TEST(Layers, AModelOfEveryKindSavesAndLoadsWithItsPredictions) {
   model.fit(x, y, {.epochs = 2, .batch_size = 16});
   const std::string path = testing::work_path("every_layer.safetensors");
   model.save(path);
-  const Sequential loaded = Sequential::load(path);
+  const Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.layers(), layers);
   EXPECT_EQ(loaded.parameters(), model.parameters());
   EXPECT_EQ(loaded.predict(x), model.predict(x));
@@ -157,7 +157,7 @@ TEST(Layers, BatchNormTrainsOnTheBatchAndPredictsWithTheRunningFigures) {
   }
   const std::string path = testing::work_path("batch_norm.safetensors");
   model.save(path);
-  const Sequential loaded = Sequential::load(path);
+  const Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.parameters(), model.parameters());
   EXPECT_EQ(loaded.predict(x), y);
   EXPECT_NE(message([&] {

@@ -149,7 +149,7 @@ TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
   // The checkpoint keeps the policy, the fill and the indicators.
   const std::string path = testing::work_directory() + "/fill.safetensors";
   model.save(path);
-  const Sequential loaded = Sequential::load(path);
+  const Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.preprocessing(), p);
   const Matrix again = loaded.predict(raw);
   for (std::int64_t r = 0; r < 4; ++r) EXPECT_EQ(again(r, 0), predicted(r, 0)) << "row " << r;
@@ -219,7 +219,7 @@ TEST(TabularDefaults, BinsEncodeNumbersPiecewiseLinearly) {
   // The checkpoint keeps the edges; a later fit must ask for the same bins.
   const std::string path = testing::work_directory() + "/bins.safetensors";
   model.save(path);
-  Sequential loaded = Sequential::load(path);
+  Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.preprocessing(), p);
   EXPECT_EQ(loaded.predict(raw), predicted);
   try {
@@ -393,7 +393,7 @@ TEST(TabularDefaults, StepsTellCodesApartWithoutBins) {
   EXPECT_TRUE(plain.preprocessing().features.at(0).bin_edges.empty());
   const std::string path = testing::work_directory() + "/steps.safetensors";
   model.save(path);
-  Sequential loaded = Sequential::load(path);
+  Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.preprocessing(), p);
   EXPECT_EQ(loaded.predict(raw), predicted);
   try {

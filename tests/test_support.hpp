@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ember/layers.hpp"
+#include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
 #include "ember/testing.hpp"
@@ -34,6 +35,17 @@ inline std::string work_path(const std::string& name) {
 }
 
 /// Fresh values uniform in [-1, 1) (never zeros).
+/// A checkpoint loaded onto the CPU with the options it was saved with, to be compared bit for bit
+/// with a model that ran there: a loaded model's device is Device::automatic, the GPU where one is
+/// usable, and the GPU's float32 rounding differs from the CPU's.
+inline Sequential load_on_cpu(const std::string& path) {
+  Sequential model = Sequential::load(path);
+  CompileOptions options = model.compile_options();
+  options.device = Device::cpu;
+  model.compile(options);
+  return model;
+}
+
 inline Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
   Matrix m(rows, cols);
   Random random(seed);

@@ -125,7 +125,7 @@ TEST(Training, SaveLoadGivesIdenticalPredictions) {
   model.fit(data.x, data.y, {.epochs = 3});
   const std::string path = testing::work_path("save_load.safetensors");
   model.save(path);
-  Sequential loaded = Sequential::load(path);
+  Sequential loaded = testing::load_on_cpu(path);
   EXPECT_EQ(loaded.parameters(), model.parameters());
   EXPECT_EQ(loaded.optimizer_state(), model.optimizer_state());
   EXPECT_EQ(loaded.scaler(), model.scaler());
@@ -147,7 +147,7 @@ TEST(Training, EveryActivationTrainsSavesAndLoadsIdentically) {
     EXPECT_LT(history.epochs.back().loss, history.epochs.front().loss) << name;
     const std::string path = testing::work_path("activation_" + name + ".safetensors");
     model.save(path);
-    const Sequential loaded = Sequential::load(path);
+    const Sequential loaded = testing::load_on_cpu(path);
     EXPECT_EQ(loaded.layers(), model.layers()) << name;
     EXPECT_EQ(loaded.predict(data.x), model.predict(data.x)) << name;
   }
