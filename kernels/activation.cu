@@ -69,8 +69,10 @@ void launch_activation_backward(Activation kind, const float* dy, const float* x
                                 std::int64_t count, cudaStream_t stream) {
   activations::visit(kind, [&](auto part) {
     using Part = decltype(part);
-    launch_pointwise<Backward<Part>>("activation_backward_kernel", dy, Part::needs_input ? x : nullptr, y, dx, count,
-                                     stream);
+    // One of x and y: a part's backward reads the input or the output, never both, and the
+    // pointwise kernel loads whatever operand it is given.
+    launch_pointwise<Backward<Part>>("activation_backward_kernel", dy, Part::needs_input ? x : nullptr,
+                                     Part::needs_input ? nullptr : y, dx, count, stream);
   });
 }
 

@@ -287,7 +287,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   });
   measure("gelu forward", 2 * operand,
           [&] { kernels::launch_activation_forward(Activation::gelu, first, out.floats(), n, stream); });
-  measure("gelu backward", 4 * operand, [&] {
+  measure("gelu backward", 3 * operand, [&] {  // dy and x read (GELU's backward needs no y), dx written
     kernels::launch_activation_backward(Activation::gelu, first, second, second, out.floats(), n, stream);
   });
   measure("dropout 0.1", 2 * operand,
