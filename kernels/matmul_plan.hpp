@@ -4,11 +4,17 @@
 //
 // Outputs of at least one 128 x 128 tile per SM run on 128 x 128 tiles: the FP32 kernel, or with
 // TF32 the wgmma kernel where it is ready (else mma.sync). TF32 outputs of a quarter of that run on
-// mma.sync's 128 x 128 kernel. Everything else runs on 64 x 64 tiles, and a plain (linear) product
-// with a scratch is split over k when even those tiles cannot fill two waves of SMs and k is long
-// (the weight gradient of a narrow layer): each split's partial product (and row sums) goes to the
-// scratch, a second kernel adds them in split order. Unsplit outputs of less than a wave of 64 x 64
-// tiles take 32 x 32 tiles instead, four times the blocks.
+// mma.sync's 128 x 128 kernel. FP32 outputs of a third of a wave of such tiles take them too when
+// k is long and neither side is narrower than a tile. Everything else runs on 64 x 64 tiles, and a
+// plain (linear) product with a scratch is split over k as far as the SMs hold blocks of that
+// kernel at once (the weight gradient of a narrow layer): each split's partial product (and row
+// sums) goes to the scratch, a second kernel adds them in split order. Unsplit outputs of less than
+// a wave of 64 x 64 tiles take 32 x 32 tiles instead, four times the blocks.
+//
+// The thresholds come from `ember bench --tables tuning` on an H200 (docs/performance.md): a split
+// block's time grows with its k (64 x 64 x 1024 split 4, 8, 16, 64 ways: 28, 18, 12, 10 us), and
+// 128 x 128 tiles beat 64 x 64 ones from about half a wave at k of 256 and more (8192 x 256 x 256:
+// 36 against 83 us; 1024^3: 120 against 164 us) but not on a 64- or 1-wide output.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -24,8 +30,13 @@ inline constexpr int kBigTile = 128;      // the 128 x 128 kernels' tile (FP32, 
 inline constexpr int kSmallTile = 64;     // the 64 x 64 kernel's tile (split-k runs on it)
 inline constexpr int kSmallestTile = 32;  // sub-wave outputs: the 32 x 32 kernel's tile
 inline constexpr int kSmallSliceK = 16;   // its k slice: a split covers a whole number of them
-inline constexpr int kMinSplitK = 256;    // k per split at least: below that the partials' traffic dominates
+inline constexpr int kMinSplitK = 32;     // k per split at least (two slices): shorter gained nothing measured
 inline constexpr int kMaxSplits = 64;
+// The 64 x 64 kernel's blocks one SM holds at once (256 threads of 48-80 registers: 3 to 5): a
+// split fills that many per SM, beyond which blocks wait for a second round.
+inline constexpr int kSmallTileBlocksPerSm = 4;
+// k from which FP32 outputs of a third of a wave of 128 x 128 tiles run on them.
+inline constexpr int kBigTileMinK = 256;
 
 /// tf32_wgmma_wide: the wgmma kernel on 128 x 256 tiles, which the benchmarks time beside the
 /// 128 x 128 one; plan_matmul does not pick it.
@@ -48,6 +59,11 @@ struct MatmulPlan {
   /// Whether the 64 x 64 or 32 x 32 kernel sums the rows itself; otherwise a column reduction of a follows.
   bool row_sums_in_kernel = false;
 };
+
+inline bool operator==(const MatmulPlan& x, const MatmulPlan& y) {
+  return x.kernel == y.kernel && x.splits == y.splits && x.k_split == y.k_split &&
+         x.row_sums_in_kernel == y.row_sums_in_kernel;
+}
 
 inline std::int64_t tile_count(std::int64_t m, std::int64_t n, std::int64_t tile) {
   return ((m + tile - 1) / tile) * ((n + tile - 1) / tile);
@@ -90,14 +106,15 @@ inline MatmulPlan plan_matmul(const MatmulProblem& p) {
     plan.k_split = std::max<std::int64_t>(p.k, 1);
     return plan;
   }
-  if (big_tiles >= sms) {
+  const bool long_and_wide = p.k >= kBigTileMinK && std::min(p.m, p.n) >= kBigTile && 3 * big_tiles >= sms;
+  if (big_tiles >= sms || long_and_wide) {
     plan.kernel = MatmulKernel::fp32_128x128;
     plan.k_split = std::max<std::int64_t>(p.k, 1);
     return plan;
   }
-  // Split only as far as two waves of blocks, with k of kMinSplitK per split at least.
+  // Split as far as the SMs hold the blocks at once, with k of kMinSplitK per split at least.
   const std::int64_t small_tiles = std::max<std::int64_t>(tile_count(p.m, p.n, kSmallTile), 1);
-  const std::int64_t splits = std::min({2 * sms / small_tiles, p.k / kMinSplitK, max_splits(p)});
+  const std::int64_t splits = std::min({kSmallTileBlocksPerSm * sms / small_tiles, p.k / kMinSplitK, max_splits(p)});
   plan = split_plan(p, splits);
   // Less than a wave and unsplit: more, smaller blocks.
   if (plan.splits == 1 && small_tiles < sms) plan.kernel = MatmulKernel::fp32_32x32;
@@ -119,8 +136,10 @@ inline std::vector<MatmulPlan> candidate_plans(const MatmulProblem& p) {
     if (split.splits != previous) plans.push_back(split);  // a k too short to honour the count repeats one
     previous = split.splits;
   }
-  const std::int64_t chosen = plan_matmul(p).splits;  // the plan's own count, when not a power of two
-  if (chosen > 1 && (chosen & (chosen - 1)) != 0) plans.push_back(split_plan(p, chosen));
+  // The plan's own count, when no power of two gave it.
+  const std::int64_t chosen = plan_matmul(p).splits;
+  if (chosen > 1 && std::find(plans.begin(), plans.end(), split_plan(p, chosen)) == plans.end())
+    plans.push_back(split_plan(p, chosen));
   MatmulPlan big;
   big.kernel = MatmulKernel::fp32_128x128;
   big.k_split = std::max<std::int64_t>(p.k, 1);
@@ -145,11 +164,6 @@ inline std::string plan_name(const MatmulPlan& plan) {
       return "tf32 wgmma 128x256";
   }
   return "?";
-}
-
-inline bool operator==(const MatmulPlan& x, const MatmulPlan& y) {
-  return x.kernel == y.kernel && x.splits == y.splits && x.k_split == y.k_split &&
-         x.row_sums_in_kernel == y.row_sums_in_kernel;
 }
 
 }  // namespace ember::kernels

@@ -717,12 +717,13 @@ inline void expect_parameter_gradients(const OnBackend& weight_gradient, const O
 /// dense_forward (with and without ReLU), dense_input_gradient (with and without the folded ReLU
 /// mask) and dense_backward (with and without an input gradient) against the reference's separate
 /// ops. Shapes are (rows, in, out). On an H200 the small shapes run on 32 x 32 tiles (the weight
-/// gradient with its bias gradient in the same kernel), the weight gradients of (513, 129, 257)
-/// and (1537, 260, 1540) are split over k on 64 x 64 tiles, (301, 999, 1001)'s is one unsplit
-/// 64 x 64 kernel; (1537, 260, 1540), (1537, 1540, 260) and (129, 1541, 1543) give the 128 x 128
-/// kernel the forward product, the input-gradient product and the weight gradient (followed by a
-/// separate bias gradient) in turn. The same paths again at a tenth of the work, over short k
-/// ((33, 999, 1001) and the three after it), for runs that leave the large shapes out.
+/// gradient with its bias gradient in the same kernel), the weight gradients of (513, 129, 257),
+/// (256, 256, 256) and (1537, 260, 1540) are split over k on 64 x 64 tiles, (33, 999, 1001)'s is
+/// one unsplit 64 x 64 kernel; (1537, 260, 1540), (1537, 1540, 260) and (129, 1541, 1543) give the
+/// 128 x 128 kernel the forward product, the input-gradient product and the weight gradient
+/// (followed by a separate bias gradient) in turn, as (301, 999, 1001) its weight gradient over
+/// half a wave of tiles. The 128 x 128 paths again at a tenth of the work, over short k ((1537,
+/// 17, 1540) and the two after it), for runs that leave the large shapes out.
 /// (1024, 16, 1024) splits dense_backward's two products over k at once, on its two streams.
 inline void expect_dense_ops_match_reference(Backend& backend, double tolerance, std::int64_t max_work = kAnyShape) {
   CpuBackend cpu;

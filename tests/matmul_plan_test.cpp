@@ -52,7 +52,7 @@ TEST(MatmulPlan, SplitsAreNonEmptyAndFitTheScratch) {
               EXPECT_GE(plan.splits * plan.k_split, k);        // every k is covered
               EXPECT_LT((plan.splits - 1) * plan.k_split, k);  // and no split is empty
               EXPECT_LE(plan.splits * (m * n + (row_sums ? m : 0)), kReductionScratchFloats);
-              EXPECT_LE(plan.splits * tile_count(m, n, kSmallTile), 2 * sms);  // at most two waves
+              EXPECT_LE(plan.splits * tile_count(m, n, kSmallTile), kSmallTileBlocksPerSm * sms);  // held at once
             }
   EXPECT_GT(checked, 100);  // the sweep does reach the split path
 }
@@ -91,14 +91,31 @@ TEST(MatmulPlan, KernelFollowsTheTileCounts) {
   constexpr int kSms = 132;  // an H200
   // 12 x 12 = 144 tiles of 128: a wave of big tiles.
   EXPECT_EQ(plan_matmul({.m = 1536, .n = 1536, .k = 64, .multiprocessors = kSms}).kernel, MatmulKernel::fp32_128x128);
-  // 8 x 8 = 64 big tiles: not a wave; on 64 x 64 tiles (256 of them), k too short to split.
-  const MatmulPlan small = plan_matmul({.m = 1024, .n = 1024, .k = 1024, .multiprocessors = kSms, .scratch = true});
+  // 8 x 8 = 64 big tiles: half a wave, over a long k: 128 x 128 tiles still. Over a short k, or
+  // with a side narrower than a tile, 64 x 64 ones (256 of them; the output too large to split).
+  EXPECT_EQ(plan_matmul({.m = 1024, .n = 1024, .k = 1024, .multiprocessors = kSms, .scratch = true}).kernel,
+            MatmulKernel::fp32_128x128);
+  const MatmulPlan small = plan_matmul({.m = 1024, .n = 1024, .k = 255, .multiprocessors = kSms, .scratch = true});
   EXPECT_EQ(small.kernel, MatmulKernel::fp32_64x64);
   EXPECT_EQ(small.splits, 1);
-  // A narrow layer's weight gradient: one 64 x 64 tile over a batch of 8192, split 32 ways.
+  EXPECT_EQ(plan_matmul({.m = 16384, .n = 64, .k = 1024, .multiprocessors = kSms}).kernel, MatmulKernel::fp32_64x64);
+  // Under a third of a wave of big tiles (32), even over a long k: smaller tiles (here 32 x 32,
+  // as 128 tiles of 64 are under a wave).
+  EXPECT_EQ(plan_matmul({.m = 1024, .n = 512, .k = 1024, .multiprocessors = kSms}).kernel, MatmulKernel::fp32_32x32);
+  // A narrow layer's weight gradient: one 64 x 64 tile over a batch of 8192, split the most ways
+  // (64, k of 128 each); over a batch of 1024, into splits of k = 32.
   const MatmulPlan narrow = plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms, .scratch = true});
-  EXPECT_EQ(narrow.splits, 32);
-  EXPECT_EQ(narrow.k_split, 256);
+  EXPECT_EQ(narrow.splits, 64);
+  EXPECT_EQ(narrow.k_split, 128);
+  const MatmulPlan shorter = plan_matmul({.m = 64, .n = 64, .k = 1024, .multiprocessors = kSms, .scratch = true});
+  EXPECT_EQ(shorter.splits, 32);
+  EXPECT_EQ(shorter.k_split, 32);
+  // 16 tiles of 64 (a width-256 layer's weight gradient): as many splits as 4 blocks per SM allow,
+  // within the scratch (15 of 256 x 256 partials and row sums).
+  EXPECT_EQ(
+      plan_matmul({.m = 256, .n = 256, .k = 8192, .multiprocessors = kSms, .scratch = true, .row_sums = true}).splits,
+      15);
+  EXPECT_EQ(plan_matmul({.m = 256, .n = 256, .k = 200, .multiprocessors = 8, .scratch = true}).splits, 2);
   // No scratch, or a fused epilogue: no split, and less than a wave of 64 x 64 tiles: 32 x 32 ones.
   EXPECT_EQ(plan_matmul({.m = 64, .n = 64, .k = 8192, .multiprocessors = kSms}).splits, 1);
   const MatmulPlan fused =
@@ -121,11 +138,10 @@ TEST(MatmulPlan, DenseConformanceShapesReachEveryFp32Path) {
   const auto weight_gradient = [](std::int64_t rows, std::int64_t in, std::int64_t out) {
     return plan_matmul({.m = out, .n = in, .k = rows, .multiprocessors = 132, .scratch = true, .row_sums = true});
   };
-  EXPECT_EQ(weight_gradient(256, 256, 256).kernel, MatmulKernel::fp32_32x32);
-  EXPECT_TRUE(weight_gradient(256, 256, 256).row_sums_in_kernel);
-  const MatmulPlan unsplit = weight_gradient(301, 999, 1001);
-  EXPECT_EQ(unsplit.kernel, MatmulKernel::fp32_64x64);
-  EXPECT_EQ(unsplit.splits, 1);
+  EXPECT_EQ(weight_gradient(17, 33, 65).kernel, MatmulKernel::fp32_32x32);
+  EXPECT_TRUE(weight_gradient(17, 33, 65).row_sums_in_kernel);
+  EXPECT_GT(weight_gradient(256, 256, 256).splits, 1);
+  EXPECT_EQ(weight_gradient(301, 999, 1001).kernel, MatmulKernel::fp32_128x128);
   EXPECT_GT(weight_gradient(513, 129, 257).splits, 1);
   EXPECT_GT(weight_gradient(1537, 260, 1540).splits, 1);
   EXPECT_EQ(weight_gradient(129, 1541, 1543).kernel, MatmulKernel::fp32_128x128);
