@@ -561,9 +561,11 @@ inline void expect_losses_match_reference(Backend& backend) {
       backend.regression_loss(gp.view(), gt.view(), huber_delta, again.view().data, std::nullopt);
       EXPECT_EQ(again.download(), first) << name;
     }
-  // Cross-entropy: two classes on one logit, and 2, 3, 17 and 1000 logits; one row up to many chunks.
-  const std::pair<std::int64_t, std::int64_t> cross_entropy_shapes[] = {{1, 1},    {1, 3},    {33, 2},   {517, 1},
-                                                                        {5000, 3}, {300, 17}, {70, 1000}};
+  // Cross-entropy: two classes on one logit, and 2, 3, 4, 17, 1000 and 4100 logits (multiples of 4:
+  // 16-byte loads on the GPU, fewer than a warp's lanes up to several per lane); one row up to many
+  // chunks.
+  const std::pair<std::int64_t, std::int64_t> cross_entropy_shapes[] = {
+      {1, 1}, {1, 3}, {33, 2}, {517, 1}, {5000, 3}, {9, 4}, {300, 17}, {70, 1000}, {20, 4100}};
   for (const auto& [rows, k] : cross_entropy_shapes) {
     const std::string name = fmt::format("cross-entropy {}x{}", rows, k);
     Matrix logits = random_matrix(rows, k, ++seed);
