@@ -91,16 +91,6 @@ void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, floa
 void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,
                     const std::int32_t* counters, cudaStream_t stream);
 
-/// LayerNorm over each row of x (rows, cols) (layer_norm.cu): y = (x - mean) / sqrt(var + epsilon) *
-/// scale + shift, and normalized (skipped when null) = (x - mean) / sqrt(var + epsilon).
-void launch_layer_norm_forward(const float* x, const float* scale, const float* shift, std::int64_t rows,
-                               std::int64_t cols, float epsilon, float* y, float* normalized, cudaStream_t stream);
-/// LayerNorm's backward (Backend::layer_norm_backward): the column sums of dy * normalized and of
-/// dy, then dx (skipped when null; it may alias dy). Deterministic.
-void launch_layer_norm_backward(const float* dy, const float* x, const float* normalized, const float* scale,
-                                std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
-                                float* shift_gradient, float* dx, cudaStream_t stream);
-
 /// BatchNorm over each column of x (rows, cols) (batch_norm.cu; Backend::batch_norm_forward):
 /// training, the batch's statistics, and the running figures updated when the batch has more than
 /// one row; else the running figures. y may alias x. totals (a batch across ranks; else null): the

@@ -25,6 +25,7 @@
 #include "ember/random.hpp"
 #include "gpu_support.hpp"
 #include "layer_part.hpp"
+#include "layers/layer_norm.hpp"
 #include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
 
@@ -248,8 +249,22 @@ inline void expect_every_layer_matches_reference(Backend& backend) {
 /// threads, one column (a zero variance), inputs off centre; dx in place over dy (as the contract
 /// allows) and the same bits run after run.
 inline void expect_layer_norm_matches_reference(Backend& backend) {
+  using Ops = layer_part::Part<LayerNorm>;
   CpuBackend cpu;
   std::uint64_t seed = 700;
+  const float epsilon = 1e-5f;
+  // The part's two ops (View{} with null data: an output not asked for).
+  const auto forward = [&](Backend& on, ConstView x, ConstView scale, ConstView shift, View y, View normalized) {
+    const ConstView in[] = {x, scale, shift};
+    const View out[] = {y, normalized};
+    on.layer_op(Ops::kForward, {in, out, {&epsilon, 1}});
+  };
+  const auto backward = [&](Backend& on, ConstView dy, ConstView x, ConstView normalized, ConstView scale,
+                            View scale_gradient, View shift_gradient, View dx) {
+    const ConstView in[] = {dy, x, normalized, scale};
+    const View out[] = {scale_gradient, shift_gradient, dx};
+    on.layer_op(Ops::kBackward, {in, out, {&epsilon, 1}});
+  };
   const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 1},     {1, 17},    {17, 33}, {127, 1},
                                                           {513, 257}, {64, 1000}, {3, 4099}};
   for (const auto& [rows, cols] : shapes) {
@@ -258,37 +273,36 @@ inline void expect_layer_norm_matches_reference(Backend& backend) {
     for (std::int64_t i = 0; i < x.size(); ++i) x.data()[i] = 3.0f * x.data()[i] + 5.0f;
     const Matrix scale = random_matrix(1, cols, ++seed), shift = random_matrix(1, cols, ++seed);
     const Matrix dy = random_matrix(rows, cols, ++seed);
-    const float epsilon = 1e-5f;
+    const View none{nullptr, rows, cols};
     Matrix y = poisoned(rows, cols), normalized = poisoned(rows, cols);
-    cpu.layer_norm_forward(x.view(), scale.view(), shift.view(), epsilon, y.view(), normalized.view());
+    forward(cpu, x.view(), scale.view(), shift.view(), y.view(), normalized.view());
     OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift);
     OnBackend gy(backend, poisoned(rows, cols)), gnormalized(backend, poisoned(rows, cols));
-    backend.layer_norm_forward(gx.view(), gscale.view(), gshift.view(), epsilon, gy.view(), gnormalized.view());
+    forward(backend, gx.view(), gscale.view(), gshift.view(), gy.view(), gnormalized.view());
     EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << what;
     EXPECT_LT(relative_error(gnormalized.download(), normalized), kFloat32Tolerance) << what;
     OnBackend gy_alone(backend, poisoned(rows, cols));
-    backend.layer_norm_forward(gx.view(), gscale.view(), gshift.view(), epsilon, gy_alone.view(), std::nullopt);
+    forward(backend, gx.view(), gscale.view(), gshift.view(), gy_alone.view(), none);
     EXPECT_EQ(gy_alone.download(), gy.download()) << what << " without normalized";
 
     Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
-    cpu.layer_norm_backward(dy.view(), x.view(), normalized.view(), scale.view(), epsilon, dscale.view(), dshift.view(),
-                            dx.view());
+    backward(cpu, dy.view(), x.view(), normalized.view(), scale.view(), dscale.view(), dshift.view(), dx.view());
     OnBackend gdy(backend, dy), gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols));
     OnBackend gdx(backend, poisoned(rows, cols));
-    backend.layer_norm_backward(gdy.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon, gdscale.view(),
-                                gdshift.view(), gdx.view());
+    backward(backend, gdy.view(), gx.view(), gnormalized.view(), gscale.view(), gdscale.view(), gdshift.view(),
+             gdx.view());
     EXPECT_LT(relative_error(gdscale.download(), dscale), kFloat32Tolerance) << what;
     EXPECT_LT(relative_error(gdshift.download(), dshift), kFloat32Tolerance) << what;
     EXPECT_LT(relative_error(gdx.download(), dx), kFloat32Tolerance) << what;
     // dx over dy, and the parameter gradients alone: the same bits.
     OnBackend inplace(backend, dy), again_scale(backend, poisoned(1, cols)), again_shift(backend, poisoned(1, cols));
-    backend.layer_norm_backward(inplace.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon,
-                                again_scale.view(), again_shift.view(), inplace.view());
+    backward(backend, inplace.view(), gx.view(), gnormalized.view(), gscale.view(), again_scale.view(),
+             again_shift.view(), inplace.view());
     EXPECT_EQ(inplace.download(), gdx.download()) << what << " in place";
     EXPECT_EQ(again_scale.download(), gdscale.download()) << what;
     OnBackend alone_scale(backend, poisoned(1, cols)), alone_shift(backend, poisoned(1, cols));
-    backend.layer_norm_backward(gdy.view(), gx.view(), gnormalized.view(), gscale.view(), epsilon, alone_scale.view(),
-                                alone_shift.view(), std::nullopt);
+    backward(backend, gdy.view(), gx.view(), gnormalized.view(), gscale.view(), alone_scale.view(), alone_shift.view(),
+             none);
     EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
   }
 }

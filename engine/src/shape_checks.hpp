@@ -56,15 +56,6 @@ inline void check_layer_norm(const char* op, ConstView x, std::initializer_list<
   if (!(epsilon > 0.0f && std::isfinite(epsilon)))
     throw Error(fmt::format("{}: epsilon {} is not positive and finite", op, epsilon));
 }
-inline void check_layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                                     std::optional<View> normalized) {
-  check_layer_norm("layer_norm_forward", x, {y, normalized.value_or(y)}, {scale, shift}, epsilon);
-}
-inline void check_layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
-                                      View scale_gradient, View shift_gradient, std::optional<View> dx) {
-  check_layer_norm("layer_norm_backward", dy, {x, normalized, dx.value_or(View{nullptr, dy.rows, dy.cols})},
-                   {scale, scale_gradient, shift_gradient}, epsilon);
-}
 
 /// batch_norm_forward's arguments: y of x's shape, (1, cols) vectors, a positive finite epsilon and
 /// a momentum 0 to 1; ranks only in training, with scratch and a sum.

@@ -108,19 +108,6 @@ class Backend {
   /// read when the op runs (the step's gather cursor and epoch). x and y are (rows, cols) and may be
   /// the same memory; rate is 0 to below 1.
   virtual void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) = 0;
-  /// LayerNorm over each row of x (rows, cols): y = (x - mean) / sqrt(var + epsilon) * scale + shift,
-  /// mean and var (biased) of the row's cols values, scale and shift (1, cols) per column. When
-  /// normalized is given (training) it receives (x - mean) / sqrt(var + epsilon). y and normalized
-  /// are (rows, cols); epsilon > 0.
-  virtual void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                                  std::optional<View> normalized) = 0;
-  /// LayerNorm's backward from dy (rows, cols), the gradient at its output: scale_gradient (1, cols)
-  /// = the column sums of dy * normalized, shift_gradient (1, cols) = the column sums of dy, and,
-  /// when dx is given, dx = (g - mean(g) - normalized * mean(g * normalized)) / sqrt(var + epsilon)
-  /// with g = dy * scale, the means over each row, var the row's of x (recomputed from x).
-  /// normalized is layer_norm_forward's of x. dx may alias dy.
-  virtual void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
-                                   View scale_gradient, View shift_gradient, std::optional<View> dx) = 0;
   /// BatchNorm over each column of x (rows, cols), scale, shift, running_mean and running_var
   /// (1, cols). Training: mean and var (biased) of each column over the batch's rows, y = (x - mean) /
   /// sqrt(var + epsilon) * scale + shift, and, when the batch has more than one row, running_mean =

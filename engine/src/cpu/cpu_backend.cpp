@@ -133,66 +133,6 @@ void CpuBackend::dropout(ConstView x, View y, float rate, std::uint64_t seed, co
 
 namespace {
 
-/// A row's mean and 1 / sqrt(var + epsilon), in float64 (two passes: the variance of the centred values).
-std::pair<double, double> row_moments(const float* row, std::int64_t cols, float epsilon) {
-  double sum = 0.0;
-  for (std::int64_t c = 0; c < cols; ++c) sum += row[c];
-  const double mean = sum / static_cast<double>(cols);
-  double squares = 0.0;
-  for (std::int64_t c = 0; c < cols; ++c) squares += (row[c] - mean) * (row[c] - mean);
-  return {mean, 1.0 / std::sqrt(squares / static_cast<double>(cols) + static_cast<double>(epsilon))};
-}
-
-}  // namespace
-
-// Float64 throughout; the fast path has its float32 loops (fast_cpu_backend.cpp).
-void CpuBackend::layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                                    std::optional<View> normalized) {
-  check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
-  for_each_index(x.rows, 10.0 * static_cast<double>(x.cols), [&](std::int64_t r) {
-    const auto [mean, inverse_std] = row_moments(&x(r, 0), x.cols, epsilon);
-    for (std::int64_t c = 0; c < x.cols; ++c) {
-      const double centred = (x(r, c) - mean) * inverse_std;
-      y(r, c) = static_cast<float>(centred * scale(0, c) + shift(0, c));
-      if (normalized) (*normalized)(r, c) = static_cast<float>(centred);
-    }
-  });
-}
-
-void CpuBackend::layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
-                                     View scale_gradient, View shift_gradient, std::optional<View> dx) {
-  check_layer_norm_backward(dy, x, normalized, scale, epsilon, scale_gradient, shift_gradient, dx);
-  // The parameter gradients first: dx may overwrite dy.
-  for_each_index(dy.cols, 4.0 * static_cast<double>(dy.rows), [&](std::int64_t c) {
-    double scale_sum = 0.0, shift_sum = 0.0;
-    for (std::int64_t r = 0; r < dy.rows; ++r) {
-      scale_sum += static_cast<double>(dy(r, c)) * normalized(r, c);
-      shift_sum += dy(r, c);
-    }
-    scale_gradient(0, c) = static_cast<float>(scale_sum);
-    shift_gradient(0, c) = static_cast<float>(shift_sum);
-  });
-  if (!dx) return;
-  for_each_index(dy.rows, 20.0 * static_cast<double>(dy.cols), [&](std::int64_t r) {
-    const auto [mean, inverse_std] = row_moments(&x(r, 0), x.cols, epsilon);
-    double g_sum = 0.0, g_centred_sum = 0.0;
-    for (std::int64_t c = 0; c < dy.cols; ++c) {
-      const double g = static_cast<double>(dy(r, c)) * scale(0, c);
-      g_sum += g;
-      g_centred_sum += g * (x(r, c) - mean) * inverse_std;
-    }
-    const double g_mean = g_sum / static_cast<double>(dy.cols),
-                 g_centred_mean = g_centred_sum / static_cast<double>(dy.cols);
-    for (std::int64_t c = 0; c < dy.cols; ++c) {
-      const double centred = (x(r, c) - mean) * inverse_std;
-      (*dx)(r, c) = static_cast<float>(
-          (static_cast<double>(dy(r, c)) * scale(0, c) - g_mean - centred * g_centred_mean) * inverse_std);
-    }
-  });
-}
-
-namespace {
-
 /// A column's mean and 1 / sqrt(var + epsilon) over the rows of x, var biased; the var too.
 struct ColumnMoments {
   double mean, inverse_std, variance;

@@ -19,10 +19,6 @@ class CpuBackend : public Backend {
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
   void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override;
-  void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                          std::optional<View> normalized) override;
-  void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
-                           View scale_gradient, View shift_gradient, std::optional<View> dx) override;
   void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
                           float epsilon, float momentum, bool training, View y, const BatchAcrossRanks* ranks) override;
   void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,

@@ -331,27 +331,6 @@ void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
   });
 }
 
-namespace {
-
-struct RowMoments {
-  float mean, inverse_std;
-};
-
-/// A row's mean and 1 / sqrt(var + epsilon) in float32: the mean, then the variance of the
-/// centred values (no cancellation of E[x^2] - mean^2).
-RowMoments row_moments(const float* row, std::int64_t cols, float epsilon) {
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (std::int64_t j = 0; j < cols; ++j) sum += row[j];
-  const float mean = sum / static_cast<float>(cols);
-  float squares = 0.0f;
-#pragma omp simd reduction(+ : squares)
-  for (std::int64_t j = 0; j < cols; ++j) squares += (row[j] - mean) * (row[j] - mean);
-  return {mean, 1.0f / std::sqrt(squares / static_cast<float>(cols) + epsilon)};
-}
-
-}  // namespace
-
 // Float sums in the order the CUDA kernel adds them (rows, then index columns): the same bits.
 // Threads take disjoint blocks of the table's columns.
 void FastCpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
@@ -548,67 +527,6 @@ void FastCpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView sc
   if (!dx || dy.rows == 0) return;
   threads::for_ranges(cols, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
     input_gradient(begin, end, moments_of(begin, end), totals + begin, totals + cols + begin);
-  });
-}
-
-void FastCpuBackend::layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                                        std::optional<View> normalized) {
-  check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
-  for_rows(x.rows, x.cols, 16, [&](std::int64_t i) {
-    const float* row = x.data + i * x.cols;
-    const RowMoments moments = row_moments(row, x.cols, epsilon);
-    float* out = y.data + i * x.cols;
-    float* kept = normalized ? normalized->data + i * x.cols : nullptr;
-#pragma omp simd
-    for (std::int64_t j = 0; j < x.cols; ++j) {
-      const float centred = (row[j] - moments.mean) * moments.inverse_std;
-      out[j] = centred * scale.data[j] + shift.data[j];
-      if (kept != nullptr) kept[j] = centred;
-    }
-  });
-}
-
-void FastCpuBackend::layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale,
-                                         float epsilon, View scale_gradient, View shift_gradient,
-                                         std::optional<View> dx) {
-  check_layer_norm_backward(dy, x, normalized, scale, epsilon, scale_gradient, shift_gradient, dx);
-  // The parameter gradients first (dx may overwrite dy), rows outer so that dy is read in order;
-  // threads take disjoint blocks of columns, each summed in row order whatever the split.
-  const double seconds = threads::single_thread_seconds(0, 8.0 * static_cast<double>(dy.size()));
-  threads::for_ranges(dy.cols, seconds, 64, [&](std::int64_t begin, std::int64_t end) {
-    float* scale_sum = scale_gradient.data;
-    float* shift_sum = shift_gradient.data;
-    for (std::int64_t j = begin; j < end; ++j) scale_sum[j] = shift_sum[j] = 0.0f;
-    for (std::int64_t i = 0; i < dy.rows; ++i) {
-      const float* g = dy.data + i * dy.cols;
-      const float* n = normalized.data + i * dy.cols;
-#pragma omp simd
-      for (std::int64_t j = begin; j < end; ++j) {
-        scale_sum[j] += g[j] * n[j];
-        shift_sum[j] += g[j];
-      }
-    }
-  });
-  if (!dx) return;
-  for_rows(dy.rows, dy.cols, 24, [&](std::int64_t i) {
-    const float* row = x.data + i * x.cols;
-    const float* g = dy.data + i * dy.cols;
-    const RowMoments moments = row_moments(row, x.cols, epsilon);
-    float g_sum = 0.0f, g_centred_sum = 0.0f;
-#pragma omp simd reduction(+ : g_sum, g_centred_sum)
-    for (std::int64_t j = 0; j < dy.cols; ++j) {
-      const float scaled = g[j] * scale.data[j];
-      g_sum += scaled;
-      g_centred_sum += scaled * (row[j] - moments.mean) * moments.inverse_std;
-    }
-    const float g_mean = g_sum / static_cast<float>(dy.cols);
-    const float g_centred_mean = g_centred_sum / static_cast<float>(dy.cols);
-    float* out = dx->data + i * dy.cols;
-#pragma omp simd
-    for (std::int64_t j = 0; j < dy.cols; ++j) {
-      const float centred = (row[j] - moments.mean) * moments.inverse_std;
-      out[j] = (g[j] * scale.data[j] - g_mean - centred * g_centred_mean) * moments.inverse_std;
-    }
   });
 }
 

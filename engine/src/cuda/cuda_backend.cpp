@@ -191,18 +191,6 @@ class CudaBackend final : public Backend {
     kernels::launch_embedding_backward(dy.data, x.data, x.rows, x.cols, columns, table_gradient.rows,
                                        table_gradient.cols, table_gradient.data, dx ? dx->data : nullptr, stream_);
   }
-  void layer_norm_forward(ConstView x, ConstView scale, ConstView shift, float epsilon, View y,
-                          std::optional<View> normalized) override {
-    check_layer_norm_forward(x, scale, shift, epsilon, y, normalized);
-    kernels::launch_layer_norm_forward(x.data, scale.data, shift.data, x.rows, x.cols, epsilon, y.data,
-                                       normalized ? normalized->data : nullptr, stream_);
-  }
-  void layer_norm_backward(ConstView dy, ConstView x, ConstView normalized, ConstView scale, float epsilon,
-                           View scale_gradient, View shift_gradient, std::optional<View> dx) override {
-    check_layer_norm_backward(dy, x, normalized, scale, epsilon, scale_gradient, shift_gradient, dx);
-    kernels::launch_layer_norm_backward(dy.data, x.data, normalized.data, scale.data, dy.rows, dy.cols, epsilon,
-                                        scale_gradient.data, shift_gradient.data, dx ? dx->data : nullptr, stream_);
-  }
   void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
                           float epsilon, float momentum, bool training, View y,
                           const BatchAcrossRanks* ranks) override {

@@ -1,15 +1,16 @@
-// LayerNorm (Backend::layer_norm_forward / layer_norm_backward). A row's statistics come from one
-// block: each thread sums a strided share of the row, then a fixed tree adds the threads' sums, so
-// the order of every addition depends on the width alone. The mean comes first, then the variance
-// of the centred values (no cancellation of E[x^2] - mean^2). The parameter gradients are column
-// sums, one thread per column walking down the rows in order.
+// LayerNorm's ops (engine/src/layers/layer_norm.hpp's part holds their CPU loops and operand
+// order). A row's statistics come from one block: each thread sums a strided share of the row, then
+// a fixed tree adds the threads' sums, so the order of every addition depends on the width alone.
+// The mean comes first, then the variance of the centred values (no cancellation of E[x^2] -
+// mean^2). The parameter gradients are column sums, one thread per column walking down the rows
+// in order.
 #include <cstdint>
 
 #include "block_sum.cuh"
 #include "cuda_check.hpp"
 #include "device_intrinsics.cuh"
-#include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -91,28 +92,33 @@ __global__ void layer_norm_parameter_gradient_kernel(const float* __restrict__ d
   }
 }
 
-}  // namespace
-
-void launch_layer_norm_forward(const float* x, const float* scale, const float* shift, std::int64_t rows,
-                               std::int64_t cols, float epsilon, float* y, float* normalized, cudaStream_t stream) {
-  if (rows * cols == 0) return;
-  launch(layer_norm_forward_kernel, grid_for(rows, 1), kRowThreads, 0, stream, x, scale, shift,
-         static_cast<long long>(rows), static_cast<long long>(cols), epsilon, y, normalized);
-  check_launch("layer_norm_forward_kernel", [&] { return shape_text("x", rows, cols); });
+// in: x, scale, shift; out: y, normalized (optional); settings: epsilon.
+void launch_forward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView x = a.in[0];
+  if (x.size() == 0) return;
+  launch(layer_norm_forward_kernel, grid_for(x.rows, 1), kRowThreads, 0, stream, x.data, a.in[1].data, a.in[2].data,
+         static_cast<long long>(x.rows), static_cast<long long>(x.cols), a.settings[0], a.out[0].data, a.out[1].data);
+  check_launch("layer_norm_forward_kernel", [&] { return shape_text("x", x.rows, x.cols); });
 }
 
-void launch_layer_norm_backward(const float* dy, const float* x, const float* normalized, const float* scale,
-                                std::int64_t rows, std::int64_t cols, float epsilon, float* scale_gradient,
-                                float* shift_gradient, float* dx, cudaStream_t stream) {
+// in: dy, x, normalized, scale; out: scale_gradient, shift_gradient, dx (optional); settings: epsilon.
+void launch_backward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView dy = a.in[0];
+  const long long rows = dy.rows, cols = dy.cols;
   if (cols == 0) return;
   // The parameter gradients first: dx may overwrite dy.
-  launch(layer_norm_parameter_gradient_kernel, grid_for(cols, 256), 256, 0, stream, dy, normalized,
-         static_cast<long long>(rows), static_cast<long long>(cols), scale_gradient, shift_gradient);
+  launch(layer_norm_parameter_gradient_kernel, grid_for(cols, 256), 256, 0, stream, dy.data, a.in[2].data, rows, cols,
+         a.out[0].data, a.out[1].data);
   check_launch("layer_norm_parameter_gradient_kernel", [&] { return shape_text("dy", rows, cols); });
-  if (dx == nullptr || rows == 0) return;
-  launch(layer_norm_input_gradient_kernel, grid_for(rows, 1), kRowThreads, 0, stream, dy, x, scale,
-         static_cast<long long>(rows), static_cast<long long>(cols), epsilon, dx);
+  if (a.out[2].data == nullptr || rows == 0) return;
+  launch(layer_norm_input_gradient_kernel, grid_for(rows, 1), kRowThreads, 0, stream, dy.data, a.in[1].data,
+         a.in[3].data, rows, cols, a.settings[0], a.out[2].data);
   check_launch("layer_norm_input_gradient_kernel", [&] { return shape_text("dy", rows, cols); });
 }
+
+}  // namespace
+
+EMBER_LAYER_OP_KERNEL("layer_norm_forward", launch_forward);
+EMBER_LAYER_OP_KERNEL("layer_norm_backward", launch_backward);
 
 }  // namespace ember::kernels
