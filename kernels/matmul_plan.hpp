@@ -137,9 +137,8 @@ inline std::vector<MatmulPlan> candidate_plans(const MatmulProblem& p) {
     previous = split.splits;
   }
   // The plan's own count, when no power of two gave it.
-  const std::int64_t chosen = plan_matmul(p).splits;
-  if (chosen > 1 && std::find(plans.begin(), plans.end(), split_plan(p, chosen)) == plans.end())
-    plans.push_back(split_plan(p, chosen));
+  const MatmulPlan chosen = split_plan(p, plan_matmul(p).splits);
+  if (chosen.splits > 1 && std::find(plans.begin(), plans.end(), chosen) == plans.end()) plans.push_back(chosen);
   MatmulPlan big;
   big.kernel = MatmulKernel::fp32_128x128;
   big.k_split = std::max<std::int64_t>(p.k, 1);

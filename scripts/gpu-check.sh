@@ -48,8 +48,9 @@ if [ -d .deps/usr ]; then
 fi
 if cmake "${configure[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" >"$out/build.log" 2>&1; then
   verdict build ok "$(grep -c 'Building' "$out/build.log") steps, $(( $(date +%s) - start ))s"
-  verdict "  compiler warnings" "$(grep -q 'warning' "$out/build.log" && echo WARN || echo ok)" \
-    "$(grep -c 'warning:' "$out/build.log") warnings; $(grep -ciE 'spill|lmem' "$out/build.log") ptxas spill lines (build.log)"
+  warnings=$(grep -c 'warning:' "$out/build.log")
+  verdict "  compiler warnings" "$([ "$warnings" -eq 0 ] && echo ok || echo WARN)" \
+    "$warnings warnings; $(grep -ciE 'spill|lmem' "$out/build.log") ptxas spill lines (build.log)"
 else
   verdict build FAIL "see configure.log / build.log"
   tail -30 "$out/build.log" "$out/configure.log" 2>/dev/null

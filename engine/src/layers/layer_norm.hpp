@@ -124,9 +124,6 @@ struct LayerNormOps {
   }
 
  private:
-  static ConstView given_or(View view, ConstView fallback) {
-    return view.data != nullptr ? ConstView(view) : fallback;
-  }
   /// A row's mean and 1 / sqrt(var + epsilon): the mean, then the variance of the centred values
   /// (no cancellation of E[x^2] - mean^2). Plain float64 sums for the reference, SIMD float32 sums
   /// for the fast path.

@@ -64,6 +64,11 @@ inline void check_operand_counts(const OpArgs& a, const char* op, std::size_t in
     throw Error(fmt::format("{}: takes {} inputs, {} outputs and {}", op, in, out, setting_names));
 }
 
+/// An op's optional output where it was given, else `fallback` (for shape checks that skip it).
+inline ConstView given_or(View view, ConstView fallback) {
+  return view.data != nullptr ? ConstView(view) : fallback;
+}
+
 /// body(r) for each row of x, the rows split among threads as their flops per element make worth it.
 template <typename Body>
 void for_rows(ConstView x, double flops_per_element, Body&& body) {

@@ -54,7 +54,6 @@ struct RmsNormOps {
   }
 
  private:
-  static ConstView given_or(View view, ConstView fallback) { return view.data != nullptr ? ConstView(view) : fallback; }
   template <typename Real>
   static Real inverse_rms(const float* row, std::int64_t cols, Real epsilon) {
     Real squares = 0;
