@@ -86,11 +86,6 @@ void launch_activation_backward(Activation kind, const float* dy, const float* x
 /// the factor computed and read on the device; scratch holds at least 257 floats.
 void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, float* scratch, cudaStream_t stream);
 
-/// Dropout's mask over count elements (dropout_math.hpp): y = x * (1 / (1 - rate)) where kept, else
-/// 0; counters is two int32 of device memory read when the kernel runs; y may alias x.
-void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,
-                    const std::int32_t* counters, cudaStream_t stream);
-
 /// BatchNorm over each column of x (rows, cols) (batch_norm.cu; Backend::batch_norm_forward):
 /// training, the batch's statistics, and the running figures updated when the batch has more than
 /// one row; else the running figures. y may alias x. totals (a batch across ranks; else null): the
@@ -114,17 +109,6 @@ void launch_batch_norm_backward(const float* dy, const float* x, const float* sc
 void launch_batch_norm_input_gradient(const float* dy, const float* x, const float* scale, std::int64_t rows,
                                       std::int64_t cols, float epsilon, const float* totals,
                                       const float* gradient_totals, float* dx, cudaStream_t stream);
-
-/// The embedding lookup (Backend::embedding_forward; embedding.cu): x (rows, in) whose last columns
-/// values are indices into table (categories, dim); y (rows, in - columns + columns * dim).
-void launch_embedding_forward(const float* x, const float* table, std::int64_t rows, std::int64_t in,
-                              std::int64_t columns, std::int64_t categories, std::int64_t dim, float* y,
-                              cudaStream_t stream);
-/// Its backward (Backend::embedding_backward): table_gradient (categories, dim) overwritten with the
-/// sums, in a fixed order; dx (rows, in; skipped when null) = dy on the passed values, 0 on indices.
-void launch_embedding_backward(const float* dy, const float* x, std::int64_t rows, std::int64_t in,
-                               std::int64_t columns, std::int64_t categories, std::int64_t dim, float* table_gradient,
-                               float* dx, cudaStream_t stream);
 
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with

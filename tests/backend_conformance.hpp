@@ -25,6 +25,8 @@
 #include "ember/random.hpp"
 #include "gpu_support.hpp"
 #include "layer_part.hpp"
+#include "layers/dropout.hpp"
+#include "layers/embedding.hpp"
 #include "layers/layer_norm.hpp"
 #include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
@@ -82,6 +84,13 @@ inline void expect_matmul_matches_reference(Backend& backend, double tolerance, 
 // (4096, 256) and (1024, 1027) split the GPU's bias gradient into row chunks, with and without float4.
 inline const std::pair<std::int64_t, std::int64_t> kElementwiseShapes[] = {
     {1, 1}, {1, 17}, {17, 33}, {127, 1}, {513, 257}, {1024, 1027}, {4096, 256}};
+
+/// Dropout's op, as its layer part runs it: y = x's kept elements scaled, keyed by seed and counters
+/// (two int32 of on's memory).
+inline void run_dropout(Backend& on, ConstView x, View y, float rate, std::uint64_t seed,
+                        const std::int32_t* counters) {
+  on.layer_op(layer_part::Part<Dropout>::kOp, {{&x, 1}, {&y, 1}, {&rate, 1}, {seed, counters}});
+}
 
 /// Bias add, bias gradient, every activation part (forward, backward, in place), dropout and row
 /// scaling against the float64 reference, over odd shapes.
@@ -141,11 +150,11 @@ inline void expect_pointwise_ops_match_reference(Backend& backend) {
     for (const float rate : {0.0f, 0.1f, 0.5f, 0.93f}) {
       const std::string what = fmt::format("dropout {} {}x{}", rate, rows, cols);
       Matrix out = poisoned(rows, cols);
-      cpu.dropout(x.view(), out.view(), rate, seed * 31, counters);
+      run_dropout(cpu, x.view(), out.view(), rate, seed * 31, counters);
       OnBackend gout(backend, poisoned(rows, cols)), gx(backend, x);
-      backend.dropout(gx.view(), gout.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
+      run_dropout(backend, gx.view(), gout.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
       EXPECT_EQ(gout.download(), out) << what;
-      backend.dropout(gx.view(), gx.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
+      run_dropout(backend, gx.view(), gx.view(), rate, seed * 31, static_cast<const std::int32_t*>(gcounters.data()));
       EXPECT_EQ(gx.download(), out) << what << " in place";
     }
 
@@ -493,9 +502,22 @@ inline void expect_batch_norm_matches_reference(Backend& backend) {
 /// the table's sums within float tolerance of the float64 ones and the same bits as the fast CPU
 /// path's, which adds in the same order.
 inline void expect_embedding_matches_reference(Backend& backend) {
+  using Ops = layer_part::Part<Embedding>;
   CpuBackend cpu;
   FastCpuBackend fast;
   std::uint64_t seed = 900;
+  // The part's two ops (View{} with null data: an output not asked for).
+  const auto forward = [](Backend& on, ConstView x, ConstView table, std::int64_t columns, View y) {
+    const ConstView in[] = {x, table};
+    const float setting = static_cast<float>(columns);
+    on.layer_op(Ops::kForward, {in, {&y, 1}, {&setting, 1}});
+  };
+  const auto backward = [](Backend& on, ConstView dy, ConstView x, std::int64_t columns, View table_gradient, View dx) {
+    const ConstView in[] = {dy, x};
+    const View out[] = {table_gradient, dx};
+    const float setting = static_cast<float>(columns);
+    on.layer_op(Ops::kBackward, {in, out, {&setting, 1}});
+  };
   struct Case {
     std::int64_t rows, in, columns, categories, dim;
   };
@@ -526,24 +548,24 @@ inline void expect_embedding_matches_reference(Backend& backend) {
     const std::int64_t width = c.in - c.columns + c.columns * c.dim;
     const Matrix table = random_matrix(c.categories, c.dim, ++seed), dy = random_matrix(c.rows, width, ++seed);
     Matrix y = poisoned(c.rows, width);
-    cpu.embedding_forward(x.view(), table.view(), c.columns, y.view());
+    forward(cpu, x.view(), table.view(), c.columns, y.view());
     OnBackend gx(backend, x), gtable(backend, table), gy(backend, poisoned(c.rows, width));
-    backend.embedding_forward(gx.view(), gtable.view(), c.columns, gy.view());
+    forward(backend, gx.view(), gtable.view(), c.columns, gy.view());
     EXPECT_TRUE(same(gy.download(), y)) << what;
     if (c.rows > 4) {
       EXPECT_TRUE(std::isnan(y(3, width - 1))) << what << ": a bad index gives NaNs";
     }
 
     Matrix dtable = poisoned(c.categories, c.dim), dx = poisoned(c.rows, c.in);
-    cpu.embedding_backward(dy.view(), x.view(), c.columns, dtable.view(), dx.view());
+    backward(cpu, dy.view(), x.view(), c.columns, dtable.view(), dx.view());
     OnBackend gdy(backend, dy), gdtable(backend, poisoned(c.categories, c.dim)), gdx(backend, poisoned(c.rows, c.in));
-    backend.embedding_backward(gdy.view(), gx.view(), c.columns, gdtable.view(), gdx.view());
+    backward(backend, gdy.view(), gx.view(), c.columns, gdtable.view(), gdx.view());
     EXPECT_LT(relative_error(gdtable.download(), dtable), kFloat32Tolerance) << what;
     EXPECT_TRUE(same(gdx.download(), dx)) << what;
     Matrix fast_dtable = poisoned(c.categories, c.dim);
-    fast.embedding_backward(dy.view(), x.view(), c.columns, fast_dtable.view(), std::nullopt);
+    backward(fast, dy.view(), x.view(), c.columns, fast_dtable.view(), View{nullptr, c.rows, c.in});
     OnBackend alone(backend, poisoned(c.categories, c.dim));
-    backend.embedding_backward(gdy.view(), gx.view(), c.columns, alone.view(), std::nullopt);
+    backward(backend, gdy.view(), gx.view(), c.columns, alone.view(), View{nullptr, c.rows, c.in});
     EXPECT_TRUE(same(alone.download(), fast_dtable)) << what << ": the fast CPU path's bits, without dx";
   }
 }

@@ -313,7 +313,7 @@ TEST(CpuOps, DropoutDropsTheRateAndScalesTheRest) {
   const std::int32_t counters[2] = {256, 4}, later[2] = {288, 4}, next_epoch[2] = {256, 5};
   for (const float rate : {0.1f, 0.3f, 0.75f}) {
     Matrix y = poisoned(rows, cols);
-    cpu.dropout(x.view(), y.view(), rate, 99, counters);
+    testing::run_dropout(cpu, x.view(), y.view(), rate, 99, counters);
     const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(rate)));
     std::int64_t dropped = 0;
     for (std::int64_t i = 0; i < x.size(); ++i) {
@@ -328,22 +328,22 @@ TEST(CpuOps, DropoutDropsTheRateAndScalesTheRest) {
     EXPECT_NEAR(static_cast<double>(dropped), expected, 5 * std::sqrt(expected * (1 - rate))) << rate;
     // The same counters draw the same mask; the next batch's or epoch's, and another seed, other ones.
     Matrix again = poisoned(rows, cols), other = poisoned(rows, cols);
-    cpu.dropout(x.view(), again.view(), rate, 99, counters);
+    testing::run_dropout(cpu, x.view(), again.view(), rate, 99, counters);
     EXPECT_EQ(again, y);
     for (const std::int32_t* c : {later, next_epoch}) {
-      cpu.dropout(x.view(), other.view(), rate, 99, c);
+      testing::run_dropout(cpu, x.view(), other.view(), rate, 99, c);
       EXPECT_NE(other, y) << rate;
     }
-    cpu.dropout(x.view(), other.view(), rate, 100, counters);
+    testing::run_dropout(cpu, x.view(), other.view(), rate, 100, counters);
     EXPECT_NE(other, y) << rate;
   }
   Matrix y = poisoned(rows, cols);
-  cpu.dropout(x.view(), y.view(), 0.0f, 99, counters);
+  testing::run_dropout(cpu, x.view(), y.view(), 0.0f, 99, counters);
   EXPECT_EQ(y, x);  // rate 0: the identity
   for (const float bad : {-0.1f, 1.0f, std::numeric_limits<float>::quiet_NaN()})
-    EXPECT_THROW(cpu.dropout(x.view(), y.view(), bad, 99, counters), Error) << bad;
+    EXPECT_THROW(testing::run_dropout(cpu, x.view(), y.view(), bad, 99, counters), Error) << bad;
   Matrix narrow = poisoned(rows, cols - 1);
-  EXPECT_THROW(cpu.dropout(x.view(), narrow.view(), 0.5f, 99, counters), Error);
+  EXPECT_THROW(testing::run_dropout(cpu, x.view(), narrow.view(), 0.5f, 99, counters), Error);
 }
 
 // As torch.nn.utils.clip_grad_norm_: above max_norm, every value scaled by max_norm / (norm + 1e-6),

@@ -40,12 +40,6 @@ void check_same_shape(BasicView<A> x, BasicView<B> y, const char* op) {
     throw Error(fmt::format("{}: shapes ({}, {}) and ({}, {}) differ", op, x.rows, x.cols, y.rows, y.cols));
 }
 
-/// dropout's arguments: x and y of one shape, a rate in [0, 1).
-inline void check_dropout(ConstView x, View y, float rate) {
-  check_same_shape(x, y, "dropout");
-  if (!(rate >= 0.0f && rate < 1.0f)) throw Error(fmt::format("dropout: rate {} is not in [0, 1)", rate));
-}
-
 /// LayerNorm's arguments: views of x's shape, (1, cols) vectors, a positive finite epsilon.
 inline void check_layer_norm(const char* op, ConstView x, std::initializer_list<ConstView> like_x,
                              std::initializer_list<ConstView> per_column, float epsilon) {
@@ -77,23 +71,6 @@ inline void check_batch_norm_backward(ConstView dy, ConstView x, ConstView scale
   check_layer_norm("batch_norm_backward", dy, {x, dx.value_or(View{nullptr, dy.rows, dy.cols})},
                    {scale, scale_gradient, shift_gradient}, epsilon);
   check_batch_norm_ranks("batch_norm_backward", ranks);
-}
-
-/// An embedding op's shapes: 1 <= columns <= x.cols, y (x.rows, x.cols - columns + columns *
-/// table.cols), a non-empty table.
-inline void check_embedding(const char* op, ConstView x, ConstView table, std::int64_t columns, ConstView y) {
-  if (columns < 1 || columns > x.cols || table.rows < 1 || table.cols < 1)
-    throw Error(fmt::format("{}: {} index columns of x ({}, {}) into a table ({}, {})", op, columns, x.rows, x.cols,
-                            table.rows, table.cols));
-  const std::int64_t width = x.cols - columns + columns * table.cols;
-  if (y.rows != x.rows || y.cols != width)
-    throw Error(fmt::format("{}: the output is ({}, {}), not ({}, {})", op, y.rows, y.cols, x.rows, width));
-}
-/// embedding_backward's: dy shaped as the forward's output, dx (where given) as x.
-inline void check_embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
-                                     std::optional<View> dx) {
-  check_embedding("embedding_backward", x, table_gradient, columns, dy);
-  if (dx) check_same_shape(x, *dx, "embedding_backward");
 }
 
 /// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.

@@ -39,18 +39,6 @@ class DeviceCollective {
   virtual void finish() = 0;
 };
 
-/// A batch whose rows are spread over the ranks of a data-parallel run, for an op whose statistics
-/// span the batch (a BatchNorm's, as torch.nn.SyncBatchNorm): the op writes its rank's partial sums
-/// to scratch, calls sum on them, and goes on with the totals. sum adds count floats of backend
-/// memory over the ranks, in place and in order with the backend's ops (a collective on the GPU,
-/// else on the host); scaled: each rank's values times its share of the batch's rows (its rows over
-/// all ranks') first. Every rank makes the same calls with the same counts, a rank without rows too.
-using SumOverRanks = std::function<void(float* values, std::int64_t count, bool scaled)>;
-struct BatchAcrossRanks {
-  float* scratch = nullptr;  // backend memory, as many floats as the op says
-  SumOverRanks sum;
-};
-
 /// Whether a backend can sum over the ranks in its own memory (Backend::collective_support).
 struct CollectiveSupport {
   std::string unavailable_reason;  // empty when it can
@@ -101,13 +89,6 @@ class Backend {
   /// kinds that need it read (activations::needs_input; for the others x may be an empty view).
   /// dy, x, y, dx are (rows, cols); dx may alias dy.
   virtual void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) = 0;
-  /// Dropout's mask applied to x (the same op runs forward and backward): y[i] = x[i] * scale where
-  /// element i is kept, else 0, scale = 1 / (1 - rate) rounded to float. Whether i is kept is a
-  /// draw of Philox4x32-10 keyed by seed over (i, counters[0], counters[1]) (kernels/dropout_math.hpp,
-  /// which every backend calls: the masks are identical). counters is two int32 of backend memory,
-  /// read when the op runs (the step's gather cursor and epoch). x and y are (rows, cols) and may be
-  /// the same memory; rate is 0 to below 1.
-  virtual void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) = 0;
   /// BatchNorm over each column of x (rows, cols), scale, shift, running_mean and running_var
   /// (1, cols). Training: mean and var (biased) of each column over the batch's rows, y = (x - mean) /
   /// sqrt(var + epsilon) * scale + shift, and, when the batch has more than one row, running_mean =
@@ -130,17 +111,6 @@ class Backend {
   /// the two means (each rank's dy is the gradient of the mean loss over its own rows).
   virtual void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
                                    View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) = 0;
-  /// An embedding lookup: x (rows, in) holds in - columns values that pass through, then columns
-  /// category indices; y (rows, in - columns + columns * table.cols) = those values, then row
-  /// x[r][in - columns + j] of table (categories, dim) for each index column j. An index that is not
-  /// a whole number 0 to table.rows - 1 gives NaNs, as gather_rows does for a bad row. 1 <= columns <= in.
-  virtual void embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) = 0;
-  /// The lookup's backward from dy (rows, y's width): table_gradient (table's shape) = for each table
-  /// row, the sum of the dy vectors that read it (rows in order, then index columns in order; a bad
-  /// index adds nothing), and, when dx (x's shape) is given, dx = dy on the values that passed
-  /// through and 0 on the index columns.
-  virtual void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
-                                  std::optional<View> dx) = 0;
   /// values *= min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all count values (backend
   /// memory), as torch.nn.utils.clip_grad_norm_: the norm summed in an order fixed by count alone
   /// (the same bits run after run), the factor read by the scaling where it was computed (a

@@ -12,8 +12,6 @@
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
-#include "dropout_math.hpp"
-#include "embedding_math.hpp"
 #include "ember/error.hpp"
 #include "host_device.hpp"
 #include "optimizer_part.hpp"
@@ -115,19 +113,6 @@ void CpuBackend::activation_backward(Activation kind, ConstView dy, ConstView x,
       dx.data[i] =
           static_cast<float>(Part::backward(static_cast<double>(dy.data[i]), input, static_cast<double>(y.data[i])));
     });
-  });
-}
-
-// Exact in float (a product of two floats rounds once), so the fast CPU path inherits it.
-void CpuBackend::dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) {
-  check_dropout(x, y, rate);
-  const dropout_math::Mask mask = dropout_math::mask_for(seed, rate);
-  const std::int32_t step_counters[2] = {counters[0], counters[1]};
-  const std::int64_t count = x.size();
-  for_each_index((count + 3) / 4, 40, [&](std::int64_t group) {
-    const unsigned bits = dropout_math::kept_bits(mask, step_counters, static_cast<std::uint64_t>(group));
-    for (std::int64_t i = 4 * group, j = 0; j < 4 && i < count; ++i, ++j)
-      y.data[i] = (bits >> j & 1u) != 0 ? x.data[i] * mask.scale : 0.0f;
   });
 }
 
@@ -237,41 +222,6 @@ void CpuBackend::batch_norm_backward(ConstView dy, ConstView x, ConstView scale,
                                         centred * g_centred_sums[static_cast<std::size_t>(c)] / rows));
     }
   });
-}
-
-// Copies only, so the fast path inherits it.
-void CpuBackend::embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) {
-  check_embedding("embedding_forward", x, table, columns, y);
-  const std::int64_t passed = x.cols - columns, dim = table.cols;
-  for_each_index(x.rows, static_cast<double>(y.cols), [&](std::int64_t r) {
-    for (std::int64_t c = 0; c < passed; ++c) y(r, c) = x(r, c);
-    for (std::int64_t j = 0; j < columns; ++j) {
-      const long long row = embedding_math::table_row(x(r, passed + j), table.rows);
-      for (std::int64_t d = 0; d < dim; ++d)
-        y(r, passed + j * dim + d) = row < 0 ? std::numeric_limits<float>::quiet_NaN() : table(row, d);
-    }
-  });
-}
-
-// The table's sums in float64, rounded once.
-void CpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
-                                    std::optional<View> dx) {
-  check_embedding_backward(dy, x, columns, table_gradient, dx);
-  const std::int64_t passed = x.cols - columns, dim = table_gradient.cols;
-  std::vector<double> sums(static_cast<std::size_t>(table_gradient.rows * dim), 0.0);
-  for (std::int64_t r = 0; r < x.rows; ++r)
-    for (std::int64_t j = 0; j < columns; ++j) {
-      const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
-      if (row < 0) continue;
-      for (std::int64_t d = 0; d < dim; ++d)
-        sums[static_cast<std::size_t>(row * dim + d)] += dy(r, passed + j * dim + d);
-    }
-  for (std::int64_t t = 0; t < table_gradient.rows; ++t)
-    for (std::int64_t d = 0; d < dim; ++d)
-      table_gradient(t, d) = static_cast<float>(sums[static_cast<std::size_t>(t * dim + d)]);
-  if (!dx) return;
-  for (std::int64_t r = 0; r < x.rows; ++r)
-    for (std::int64_t c = 0; c < x.cols; ++c) (*dx)(r, c) = c < passed ? dy(r, c) : 0.0f;
 }
 
 // One float product per element, as every backend rounds it; the fast path inherits it (a gradient

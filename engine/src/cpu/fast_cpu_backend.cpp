@@ -12,7 +12,6 @@
 
 #include "activation_math.hpp"
 #include "cpu/thread_pool.hpp"
-#include "embedding_math.hpp"
 #include "optimizer_part.hpp"
 #include "shape_checks.hpp"
 #ifdef EMBER_WITH_OPENBLAS
@@ -329,33 +328,6 @@ void FastCpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
       for (std::int64_t j = begin; j < end; ++j) sum[j] += row[j];
     }
   });
-}
-
-// Float sums in the order the CUDA kernel adds them (rows, then index columns): the same bits.
-// Threads take disjoint blocks of the table's columns.
-void FastCpuBackend::embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
-                                        std::optional<View> dx) {
-  check_embedding_backward(dy, x, columns, table_gradient, dx);
-  const std::int64_t passed = x.cols - columns, dim = table_gradient.cols;
-  const double seconds = threads::single_thread_seconds(
-      0, static_cast<double>(table_gradient.size()) + 2.0 * static_cast<double>(x.rows * columns * dim));
-  threads::for_ranges(dim, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t t = 0; t < table_gradient.rows; ++t)
-      std::fill(&table_gradient(t, begin), &table_gradient(t, 0) + end, 0.0f);
-    for (std::int64_t r = 0; r < x.rows; ++r)
-      for (std::int64_t j = 0; j < columns; ++j) {
-        const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
-        if (row < 0) continue;
-        const float* g = &dy(r, passed + j * dim);
-        float* sum = &table_gradient(row, 0);
-        for (std::int64_t d = begin; d < end; ++d) sum[d] += g[d];
-      }
-  });
-  if (!dx) return;
-  for (std::int64_t r = 0; r < x.rows; ++r) {
-    std::copy(&dy(r, 0), &dy(r, 0) + passed, &(*dx)(r, 0));
-    std::fill(&(*dx)(r, 0) + passed, &(*dx)(r, 0) + x.cols, 0.0f);
-  }
 }
 
 namespace {

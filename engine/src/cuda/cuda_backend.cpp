@@ -176,21 +176,6 @@ class CudaBackend final : public Backend {
     check_clip(count, max_norm);
     kernels::launch_clip_by_norm(values, count, max_norm, reduction_scratch_, stream_);
   }
-  void dropout(ConstView x, View y, float rate, std::uint64_t seed, const std::int32_t* counters) override {
-    check_dropout(x, y, rate);
-    kernels::launch_dropout(x.data, y.data, x.size(), rate, seed, counters, stream_);
-  }
-  void embedding_forward(ConstView x, ConstView table, std::int64_t columns, View y) override {
-    check_embedding("embedding_forward", x, table, columns, y);
-    kernels::launch_embedding_forward(x.data, table.data, x.rows, x.cols, columns, table.rows, table.cols, y.data,
-                                      stream_);
-  }
-  void embedding_backward(ConstView dy, ConstView x, std::int64_t columns, View table_gradient,
-                          std::optional<View> dx) override {
-    check_embedding_backward(dy, x, columns, table_gradient, dx);
-    kernels::launch_embedding_backward(dy.data, x.data, x.rows, x.cols, columns, table_gradient.rows,
-                                       table_gradient.cols, table_gradient.data, dx ? dx->data : nullptr, stream_);
-  }
   void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
                           float epsilon, float momentum, bool training, View y,
                           const BatchAcrossRanks* ranks) override {

@@ -17,6 +17,7 @@
 #include "cuda/cuda_api.hpp"
 #include "cuda_check.hpp"
 #include "kernels.hpp"
+#include "layer_ops.hpp"
 
 namespace ember::cuda {
 namespace {
@@ -290,8 +291,14 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   measure("gelu backward", 3 * operand, [&] {  // dy and x read (GELU's backward needs no y), dx written
     kernels::launch_activation_backward(Activation::gelu, first, second, second, out.floats(), n, stream);
   });
-  measure("dropout 0.1", 2 * operand,
-          [&] { kernels::launch_dropout(first, out.floats(), n, 0.1f, 7, cursor_data, stream); });
+  // Dropout's op, as its layer part runs it.
+  const kernels::LayerOpLaunch dropout = kernels::find_layer_op("dropout");
+  const ConstView dropout_in{first, rows, cols};
+  const View dropout_out{out.floats(), rows, cols};
+  const float dropout_rate = 0.1f;
+  measure("dropout 0.1", 2 * operand, [&] {
+    dropout({{&dropout_in, 1}, {&dropout_out, 1}, {&dropout_rate, 1}, {7, cursor_data}}, stream);
+  });
   // The optimizers' step values (OptimizerScalars: rate factor 1, step 1) in device memory.
   DeviceMemory scalars(sizeof(OptimizerScalars));
   const OptimizerScalars one{1.0f, 1};

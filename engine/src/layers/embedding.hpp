@@ -1,8 +1,111 @@
 #pragma once
 // Embedding: a learned vector for each category index.
+#include <limits>
+
+#include "embedding_math.hpp"
 #include "layers/part.hpp"
 
 namespace ember::layer_part {
+
+/// The lookup's two ops: float64 sums (the reference) and float32 sums in the order the CUDA kernel
+/// adds them (the fast CPU path: the same bits); kernels/layers/embedding.cu is the GPU's. x (rows,
+/// in) holds in - columns values that pass through, then columns category indices.
+///   forward:  y (rows, in - columns + columns * dim) = those values, then row x[r][in - columns + j]
+///             of the table (categories, dim) for each index column j; an index that is not a whole
+///             number 0 to categories - 1 gives NaNs (embedding_math::table_row).
+///   backward: table_gradient = for each table row, the sum of the dy vectors that read it (rows in
+///             order, then index columns in order; a bad index adds nothing); dx = dy on the values
+///             that passed through and 0 on the index columns.
+struct EmbeddingOps {
+  // forward: in x, table; out y; settings columns.
+  // backward: in dy, x; out table_gradient, dx (or null); settings columns.
+  static void check_forward(const OpArgs& a) {
+    check_operand_counts(a, "embedding_forward", 2, 1, 1, "columns");
+    check_shapes("embedding_forward", a.in[0], a.in[1], a.settings[0], a.out[0]);
+  }
+  static void check_backward(const OpArgs& a) {
+    check_operand_counts(a, "embedding_backward", 2, 2, 1, "columns");
+    check_shapes("embedding_backward", a.in[1], a.out[0], a.settings[0], a.in[0]);
+    if (a.out[1].data != nullptr) check_same_shape(a.in[1], a.out[1], "embedding_backward");
+  }
+  /// The count of index columns a checked op's setting holds.
+  static std::int64_t columns(const OpArgs& a) { return static_cast<std::int64_t>(a.settings[0]); }
+  // Copies only: the fast CPU path runs it too.
+  static void forward(const OpArgs& a) {
+    const ConstView x = a.in[0], table = a.in[1];
+    const View y = a.out[0];
+    const std::int64_t passed = x.cols - columns(a), dim = table.cols;
+    for_rows(y, 1.0, [&](std::int64_t r) {
+      for (std::int64_t c = 0; c < passed; ++c) y(r, c) = x(r, c);
+      for (std::int64_t j = 0; j < columns(a); ++j) {
+        const long long row = embedding_math::table_row(x(r, passed + j), table.rows);
+        for (std::int64_t d = 0; d < dim; ++d)
+          y(r, passed + j * dim + d) = row < 0 ? std::numeric_limits<float>::quiet_NaN() : table(row, d);
+      }
+    });
+  }
+  static void reference_backward(const OpArgs& a) {
+    const ConstView dy = a.in[0], x = a.in[1];
+    const View table_gradient = a.out[0];
+    const std::int64_t passed = x.cols - columns(a), dim = table_gradient.cols;
+    std::vector<double> sums(static_cast<std::size_t>(table_gradient.size()), 0.0);
+    for (std::int64_t r = 0; r < x.rows; ++r)
+      for (std::int64_t j = 0; j < columns(a); ++j) {
+        const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
+        if (row < 0) continue;
+        for (std::int64_t d = 0; d < dim; ++d)
+          sums[static_cast<std::size_t>(row * dim + d)] += dy(r, passed + j * dim + d);
+      }
+    for (std::int64_t i = 0; i < table_gradient.size(); ++i)
+      table_gradient.data[i] = static_cast<float>(sums[static_cast<std::size_t>(i)]);
+    input_gradient(a);
+  }
+  // Threads take disjoint blocks of the table's columns.
+  static void fast_backward(const OpArgs& a) {
+    const ConstView dy = a.in[0], x = a.in[1];
+    const View table_gradient = a.out[0];
+    const std::int64_t passed = x.cols - columns(a), dim = table_gradient.cols;
+    const double seconds = threads::single_thread_seconds(
+        0, static_cast<double>(table_gradient.size()) + 2.0 * static_cast<double>(x.rows * columns(a) * dim));
+    threads::for_ranges(dim, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t t = 0; t < table_gradient.rows; ++t)
+        std::fill(&table_gradient(t, 0) + begin, &table_gradient(t, 0) + end, 0.0f);
+      for (std::int64_t r = 0; r < x.rows; ++r)
+        for (std::int64_t j = 0; j < columns(a); ++j) {
+          const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
+          if (row < 0) continue;
+          const float* g = &dy(r, passed + j * dim);
+          float* sum = &table_gradient(row, 0);
+          for (std::int64_t d = begin; d < end; ++d) sum[d] += g[d];
+        }
+    });
+    input_gradient(a);
+  }
+
+ private:
+  /// 1 <= columns <= x.cols (a whole number), y (x.rows, x.cols - columns + columns * table.cols), a
+  /// non-empty table.
+  static void check_shapes(const char* op, ConstView x, ConstView table, float count, ConstView y) {
+    if (!(count >= 1.0f && count <= static_cast<float>(x.cols)) || count != std::floor(count) || table.rows < 1 ||
+        table.cols < 1)
+      throw Error(fmt::format("{}: {} index columns of x ({}, {}) into a table ({}, {})", op, count, x.rows, x.cols,
+                              table.rows, table.cols));
+    const auto n = static_cast<std::int64_t>(count);
+    const std::int64_t width = x.cols - n + n * table.cols;
+    if (y.rows != x.rows || y.cols != width)
+      throw Error(fmt::format("{}: the output is ({}, {}), not ({}, {})", op, y.rows, y.cols, x.rows, width));
+  }
+  static void input_gradient(const OpArgs& a) {
+    const ConstView dy = a.in[0], x = a.in[1];
+    const View dx = a.out[1];
+    if (dx.data == nullptr) return;
+    const std::int64_t passed = x.cols - columns(a);
+    for (std::int64_t r = 0; r < x.rows; ++r) {
+      std::copy(&dy(r, 0), &dy(r, 0) + passed, &dx(r, 0));
+      std::fill(&dx(r, 0) + passed, &dx(r, 0) + x.cols, 0.0f);
+    }
+  }
+};
 
 template <>
 struct Part<Embedding> {
@@ -89,15 +192,23 @@ struct Part<Embedding> {
     return {index_columns(embedding, in), embedding.input_dim};
   }
   static Buffers buffers(const Embedding&, bool) { return {true, false}; }
+  static constexpr LayerOp kForward{"embedding_forward", EmbeddingOps::check_forward, EmbeddingOps::forward};
+  static constexpr LayerOp kBackward{"embedding_backward", EmbeddingOps::check_backward,
+                                     EmbeddingOps::reference_backward, EmbeddingOps::fast_backward};
   static ConstView forward(const Embedding& embedding, const Slots& slots, const Pass& pass, ConstView input) {
     const View output{slots.output, pass.rows, slots.out};
-    pass.backend.embedding_forward(input, table(embedding, slots), index_columns(embedding, slots.in), output);
+    const ConstView in[] = {input, table(embedding, slots)};
+    const float columns = static_cast<float>(index_columns(embedding, slots.in));
+    pass.backend.layer_op(kForward, {in, {&output, 1}, {&columns, 1}});
     return output;
   }
   static bool backward(const Embedding& embedding, const Slots& slots, const Pass& pass, ConstView input, ConstView,
                        View dy, bool, std::optional<ConstView>, std::optional<View> dx) {
-    pass.backend.embedding_backward(dy, input, index_columns(embedding, slots.in),
-                                    View{slots.gradients, embedding.input_dim, embedding.output_dim}, dx);
+    const ConstView in[] = {dy, input};
+    const View out[] = {{slots.gradients, embedding.input_dim, embedding.output_dim},
+                        dx.value_or(View{nullptr, pass.rows, slots.in})};
+    const float columns = static_cast<float>(index_columns(embedding, slots.in));
+    pass.backend.layer_op(kBackward, {in, out, {&columns, 1}});
     return false;
   }
   static bool folds_relu(const Embedding&) { return false; }

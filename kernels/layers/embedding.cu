@@ -1,12 +1,12 @@
-// The embedding lookup (Backend::embedding_forward) and its backward. Forward: a thread per output
-// value. Backward: a thread per table column zeroes that column and adds every row's vectors into
-// it in row order, then index-column order: the sums' order is fixed without atomics, and the
-// fast CPU path adds in the same order (the same bits). The batch's rows times its index columns
-// bound each thread's work; a split by table rows would widen it where the table is large.
+// Embedding's ops (engine/src/layers/embedding.hpp holds their CPU loops and operand order). Forward: a thread per
+// output value. Backward: a thread per table column zeroes that column and adds every row's vectors into it in row
+// order, then index-column order: the sums' order is fixed without atomics, and the fast CPU path adds in the same
+// order (the same bits). The batch's rows times its index columns bound each thread's work; a split by table rows would
+// widen it where the table is large.
 #include "cuda_check.hpp"
 #include "embedding_math.hpp"
-#include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -52,27 +52,38 @@ __global__ void embedding_input_gradient_kernel(const float* dy, long long rows,
   }
 }
 
-}  // namespace
-
-void launch_embedding_forward(const float* x, const float* table, std::int64_t rows, std::int64_t in,
-                              std::int64_t columns, std::int64_t categories, std::int64_t dim, float* y,
-                              cudaStream_t stream) {
-  const long long count = rows * (in - columns + columns * dim);
+// in: x, table; out: y; settings: columns.
+void launch_forward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView x = a.in[0], table = a.in[1];
+  const auto columns = static_cast<long long>(a.settings[0]);
+  const long long count = a.out[0].size();
   if (count == 0) return;
-  launch(embedding_forward_kernel, grid_for(count, 256), 256, 0, stream, x, table, rows, in, columns, categories, dim,
-         y);
+  launch(embedding_forward_kernel, grid_for(count, 256), 256, 0, stream, x.data, table.data,
+         static_cast<long long>(x.rows), static_cast<long long>(x.cols), columns, static_cast<long long>(table.rows),
+         static_cast<long long>(table.cols), a.out[0].data);
   check_launch("embedding_forward_kernel", [&] { return count_text(count, "values"); });
 }
 
-void launch_embedding_backward(const float* dy, const float* x, std::int64_t rows, std::int64_t in,
-                               std::int64_t columns, std::int64_t categories, std::int64_t dim, float* table_gradient,
-                               float* dx, cudaStream_t stream) {
-  launch(embedding_table_gradient_kernel, grid_for(dim, 64), 64, 0, stream, dy, x, rows, in, columns, categories, dim,
-         table_gradient);
+// in: dy, x; out: table_gradient, dx (optional); settings: columns.
+void launch_backward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView dy = a.in[0], x = a.in[1];
+  const View table_gradient = a.out[0], dx = a.out[1];
+  const auto rows = static_cast<long long>(x.rows), in = static_cast<long long>(x.cols);
+  const auto columns = static_cast<long long>(a.settings[0]);
+  const auto categories = static_cast<long long>(table_gradient.rows),
+             dim = static_cast<long long>(table_gradient.cols);
+  launch(embedding_table_gradient_kernel, grid_for(dim, 64), 64, 0, stream, dy.data, x.data, rows, in, columns,
+         categories, dim, table_gradient.data);
   check_launch("embedding_table_gradient_kernel", [&] { return count_text(categories * dim, "table values"); });
-  if (dx == nullptr || rows * in == 0) return;
-  launch(embedding_input_gradient_kernel, grid_for(rows * in, 256), 256, 0, stream, dy, rows, in, columns, dim, dx);
+  if (dx.data == nullptr || rows * in == 0) return;
+  launch(embedding_input_gradient_kernel, grid_for(rows * in, 256), 256, 0, stream, dy.data, rows, in, columns, dim,
+         dx.data);
   check_launch("embedding_input_gradient_kernel", [&] { return count_text(rows * in, "values"); });
 }
+
+}  // namespace
+
+EMBER_LAYER_OP_KERNEL("embedding_forward", launch_forward);
+EMBER_LAYER_OP_KERNEL("embedding_backward", launch_backward);
 
 }  // namespace ember::kernels

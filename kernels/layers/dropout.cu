@@ -1,12 +1,13 @@
-// Dropout's mask (dropout_math.hpp) applied elementwise: y = x * scale where kept, else 0. Thread t
+// Dropout's op (engine/src/layers/dropout.hpp holds its CPU loop and operands), the mask of
+// dropout_math.hpp applied elementwise: y = x * scale where kept, else 0. Thread t
 // takes elements 4t..4t+3, whose keep bits are the four words of one Philox draw, with 16-byte
 // accesses when both pointers are 16-byte aligned and the group is whole.
 #include <cstdint>
 
 #include "cuda_check.hpp"
 #include "dropout_math.hpp"
-#include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -31,15 +32,20 @@ __global__ void dropout_kernel(const float* x, float* y, long long count, bool v
   }
 }
 
-}  // namespace
-
-void launch_dropout(const float* x, float* y, std::int64_t count, float rate, std::uint64_t seed,
-                    const std::int32_t* counters, cudaStream_t stream) {
+// in: x; out: y (may alias x); settings: rate; draws.
+void launch_dropout(const OpArgs& a, cudaStream_t stream) {
+  const float* x = a.in[0].data;
+  float* y = a.out[0].data;
+  const long long count = a.in[0].size();
   if (count == 0) return;
   const bool vector = aligned16(x) && aligned16(y);
-  launch(dropout_kernel, grid_for((count + 3) / 4, 256), 256, 0, stream, x, y, static_cast<long long>(count), vector,
-         dropout_math::mask_for(seed, rate), counters);
+  launch(dropout_kernel, grid_for((count + 3) / 4, 256), 256, 0, stream, x, y, count, vector,
+         dropout_math::mask_for(a.draws.seed, a.settings[0]), a.draws.counters);
   check_launch("dropout_kernel", [&] { return count_text(count, "elements"); });
 }
+
+}  // namespace
+
+EMBER_LAYER_OP_KERNEL("dropout", launch_dropout);
 
 }  // namespace ember::kernels
