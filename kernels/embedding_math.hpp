@@ -1,5 +1,5 @@
 #pragma once
-// The embedding lookup's reading of an index (Backend::embedding_forward), which every backend
+// The embedding lookup's reading of an index (engine/src/layers/embedding.hpp), which every backend
 // calls, so that they agree on what is a bad index.
 #include "host_device.hpp"
 

@@ -86,30 +86,6 @@ void launch_activation_backward(Activation kind, const float* dy, const float* x
 /// the factor computed and read on the device; scratch holds at least 257 floats.
 void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, float* scratch, cudaStream_t stream);
 
-/// BatchNorm over each column of x (rows, cols) (batch_norm.cu; Backend::batch_norm_forward):
-/// training, the batch's statistics, and the running figures updated when the batch has more than
-/// one row; else the running figures. y may alias x. totals (a batch across ranks; else null): the
-/// statistics are those summed in the Backend's BatchAcrossRanks scratch layout.
-void launch_batch_norm_forward(const float* x, const float* scale, const float* shift, float* running_mean,
-                               float* running_var, std::int64_t rows, std::int64_t cols, float epsilon, float momentum,
-                               bool training, const float* totals, float* y, cudaStream_t stream);
-/// A rank's part of a batch across ranks' totals: without totals, the column sums of x into
-/// sums[0, cols) and rows into sums[cols]; with them, the column sums of the squared deviations from
-/// their mean (totals[c] / totals[cols]).
-void launch_batch_norm_rank_sums(const float* x, std::int64_t rows, std::int64_t cols, const float* totals, float* sums,
-                                 cudaStream_t stream);
-/// Its backward (Backend::batch_norm_backward): the parameter gradients overwritten, then dx
-/// (skipped when null; it may alias dy). Deterministic. totals: the batch across ranks' figures, and
-/// rank_sums (2 * cols) receives the shift's gradient, then the scale's (dx must be null: the
-/// ranks sum them first, then launch_batch_norm_input_gradient).
-void launch_batch_norm_backward(const float* dy, const float* x, const float* scale, std::int64_t rows,
-                                std::int64_t cols, float epsilon, const float* totals, float* scale_gradient,
-                                float* shift_gradient, float* rank_sums, float* dx, cudaStream_t stream);
-/// dx of a batch across ranks from gradient_totals, rank_sums summed over the ranks.
-void launch_batch_norm_input_gradient(const float* dy, const float* x, const float* scale, std::int64_t rows,
-                                      std::int64_t cols, float epsilon, const float* totals,
-                                      const float* gradient_totals, float* dx, cudaStream_t stream);
-
 /// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
 /// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
 /// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient

@@ -25,6 +25,7 @@
 #include "ember/random.hpp"
 #include "gpu_support.hpp"
 #include "layer_part.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/layer_norm.hpp"
@@ -316,6 +317,23 @@ inline void expect_layer_norm_matches_reference(Backend& backend) {
   }
 }
 
+/// BatchNorm's two ops, as its layer part runs them (the arguments in the order of the formulas).
+inline void run_batch_norm_forward(Backend& on, ConstView x, ConstView scale, ConstView shift, View running_mean,
+                                   View running_var, float epsilon, float momentum, bool training, View y,
+                                   const BatchAcrossRanks* ranks) {
+  const ConstView in[] = {x, scale, shift};
+  const View out[] = {y, running_mean, running_var};
+  const float settings[] = {epsilon, momentum, training ? 1.0f : 0.0f};
+  on.layer_op(layer_part::Part<BatchNorm>::kForward, {in, out, settings, {}, ranks});
+}
+inline void run_batch_norm_backward(Backend& on, ConstView dy, ConstView x, ConstView scale, float epsilon,
+                                    View scale_gradient, View shift_gradient, std::optional<View> dx,
+                                    const BatchAcrossRanks* ranks) {
+  const ConstView in[] = {dy, x, scale};
+  const View out[] = {scale_gradient, shift_gradient, dx.value_or(View{nullptr, dy.rows, dy.cols})};
+  on.layer_op(layer_part::Part<BatchNorm>::kBackward, {in, out, {&epsilon, 1}, {}, ranks});
+}
+
 /// BatchNorm over a batch spread across two ranks (BatchAcrossRanks), seen from rank 1, whose sum
 /// adds rank 2's part (plain float64 loops here) to each of the op's sums in turn: the output, the
 /// running figures, the gradients' totals and dx (in rank 1's units: its rows' mean loss) equal the
@@ -351,10 +369,10 @@ inline void expect_batch_norm_across_ranks_matches_whole_batch(Backend& backend)
 
     // The reference on the whole batch.
     Matrix y = poisoned(rows, cols), mean = running_mean, var = running_var;
-    cpu.batch_norm_forward(whole.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum, true,
-                           y.view(), nullptr);
+    run_batch_norm_forward(cpu, whole.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum,
+                           true, y.view(), nullptr);
     Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
-    cpu.batch_norm_backward(scaled_dy.view(), whole.view(), scale.view(), epsilon, dscale.view(), dshift.view(),
+    run_batch_norm_backward(cpu, scaled_dy.view(), whole.view(), scale.view(), epsilon, dscale.view(), dshift.view(),
                             dx.view(), nullptr);
 
     // Rank 1 on the backend; its sum adds rank 2's rows' part.
@@ -397,8 +415,8 @@ inline void expect_batch_norm_across_ranks_matches_whole_batch(Backend& backend)
     const BatchAcrossRanks ranks{static_cast<float*>(scratch.view().data), sum};
     OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift), gy(backend, poisoned(c.mine, cols));
     OnBackend gmean(backend, running_mean), gvar(backend, running_var);
-    backend.batch_norm_forward(gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon, momentum,
-                               true, gy.view(), &ranks);
+    run_batch_norm_forward(backend, gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon,
+                           momentum, true, gy.view(), &ranks);
     ASSERT_EQ(calls, 2) << what;
     Matrix y_mine(c.mine, cols);
     std::copy(y.data(), y.data() + y_mine.size(), y_mine.data());
@@ -413,8 +431,8 @@ inline void expect_batch_norm_across_ranks_matches_whole_batch(Backend& backend)
 
     OnBackend gdy(backend, dy), gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols)),
         gdx(backend, poisoned(c.mine, cols));
-    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
-                                gdx.view(), &ranks);
+    run_batch_norm_backward(backend, gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
+                            gdx.view(), &ranks);
     ASSERT_EQ(calls, 3) << what;
     const Matrix totals = scratch.download();
     Matrix shift_total(1, cols), scale_total(1, cols);
@@ -450,12 +468,12 @@ inline void expect_batch_norm_matches_reference(Backend& backend) {
     for (const bool training : {true, false}) {
       const std::string mode = what + (training ? " training" : " predicting");
       Matrix y = poisoned(rows, cols), mean = running_mean, var = running_var;
-      cpu.batch_norm_forward(x.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum, training,
-                             y.view(), nullptr);
+      run_batch_norm_forward(cpu, x.view(), scale.view(), shift.view(), mean.view(), var.view(), epsilon, momentum,
+                             training, y.view(), nullptr);
       OnBackend gx(backend, x), gscale(backend, scale), gshift(backend, shift), gy(backend, poisoned(rows, cols));
       OnBackend gmean(backend, running_mean), gvar(backend, running_var);
-      backend.batch_norm_forward(gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon, momentum,
-                                 training, gy.view(), nullptr);
+      run_batch_norm_forward(backend, gx.view(), gscale.view(), gshift.view(), gmean.view(), gvar.view(), epsilon,
+                             momentum, training, gy.view(), nullptr);
       EXPECT_LT(relative_error(gy.download(), y), kFloat32Tolerance) << mode;
       EXPECT_LT(relative_error(gmean.download(), mean), kFloat32Tolerance) << mode;
       EXPECT_LT(relative_error(gvar.download(), var), kFloat32Tolerance) << mode;
@@ -465,32 +483,32 @@ inline void expect_batch_norm_matches_reference(Backend& backend) {
       }
       // y over x: the same bits.
       OnBackend inplace(backend, x), again_mean(backend, running_mean), again_var(backend, running_var);
-      backend.batch_norm_forward(inplace.view(), gscale.view(), gshift.view(), again_mean.view(), again_var.view(),
-                                 epsilon, momentum, training, inplace.view(), nullptr);
+      run_batch_norm_forward(backend, inplace.view(), gscale.view(), gshift.view(), again_mean.view(), again_var.view(),
+                             epsilon, momentum, training, inplace.view(), nullptr);
       EXPECT_EQ(inplace.download(), gy.download()) << mode << " in place";
       EXPECT_EQ(again_var.download(), gvar.download()) << mode;
     }
 
     Matrix dscale = poisoned(1, cols), dshift = poisoned(1, cols), dx = poisoned(rows, cols);
-    cpu.batch_norm_backward(dy.view(), x.view(), scale.view(), epsilon, dscale.view(), dshift.view(), dx.view(),
+    run_batch_norm_backward(cpu, dy.view(), x.view(), scale.view(), epsilon, dscale.view(), dshift.view(), dx.view(),
                             nullptr);
     OnBackend gx(backend, x), gscale(backend, scale), gdy(backend, dy);
     OnBackend gdscale(backend, poisoned(1, cols)), gdshift(backend, poisoned(1, cols)),
         gdx(backend, poisoned(rows, cols));
-    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
-                                gdx.view(), nullptr);
+    run_batch_norm_backward(backend, gdy.view(), gx.view(), gscale.view(), epsilon, gdscale.view(), gdshift.view(),
+                            gdx.view(), nullptr);
     EXPECT_LT(relative_error(gdscale.download(), dscale), kFloat32Tolerance) << what;
     EXPECT_LT(relative_error(gdshift.download(), dshift), kFloat32Tolerance) << what;
     // One row: dx is exactly zero (the row is its own mean), so no error at all is allowed.
     EXPECT_LT(relative_error(gdx.download(), dx), rows == 1 ? 1e-30 : kFloat32Tolerance) << what;
     OnBackend inplace(backend, dy), again_scale(backend, poisoned(1, cols)), again_shift(backend, poisoned(1, cols));
-    backend.batch_norm_backward(inplace.view(), gx.view(), gscale.view(), epsilon, again_scale.view(),
-                                again_shift.view(), inplace.view(), nullptr);
+    run_batch_norm_backward(backend, inplace.view(), gx.view(), gscale.view(), epsilon, again_scale.view(),
+                            again_shift.view(), inplace.view(), nullptr);
     EXPECT_EQ(inplace.download(), gdx.download()) << what << " in place";
     EXPECT_EQ(again_scale.download(), gdscale.download()) << what;
     OnBackend alone_scale(backend, poisoned(1, cols)), alone_shift(backend, poisoned(1, cols));
-    backend.batch_norm_backward(gdy.view(), gx.view(), gscale.view(), epsilon, alone_scale.view(), alone_shift.view(),
-                                std::nullopt, nullptr);
+    run_batch_norm_backward(backend, gdy.view(), gx.view(), gscale.view(), epsilon, alone_scale.view(),
+                            alone_shift.view(), std::nullopt, nullptr);
     EXPECT_EQ(alone_shift.download(), gdshift.download()) << what << " without dx";
   }
   expect_batch_norm_across_ranks_matches_whole_batch(backend);

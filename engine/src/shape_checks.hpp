@@ -40,7 +40,8 @@ void check_same_shape(BasicView<A> x, BasicView<B> y, const char* op) {
     throw Error(fmt::format("{}: shapes ({}, {}) and ({}, {}) differ", op, x.rows, x.cols, y.rows, y.cols));
 }
 
-/// LayerNorm's arguments: views of x's shape, (1, cols) vectors, a positive finite epsilon.
+/// A normalization op's arguments (LayerNorm's, BatchNorm's): views of x's shape, (1, cols) vectors, a positive finite
+/// epsilon.
 inline void check_layer_norm(const char* op, ConstView x, std::initializer_list<ConstView> like_x,
                              std::initializer_list<ConstView> per_column, float epsilon) {
   for (const ConstView& view : like_x) check_same_shape(x, view, op);
@@ -49,28 +50,6 @@ inline void check_layer_norm(const char* op, ConstView x, std::initializer_list<
       throw Error(fmt::format("{}: a per-column vector is ({}, {}), not (1, {})", op, view.rows, view.cols, x.cols));
   if (!(epsilon > 0.0f && std::isfinite(epsilon)))
     throw Error(fmt::format("{}: epsilon {} is not positive and finite", op, epsilon));
-}
-
-/// batch_norm_forward's arguments: y of x's shape, (1, cols) vectors, a positive finite epsilon and
-/// a momentum 0 to 1; ranks only in training, with scratch and a sum.
-inline void check_batch_norm_ranks(const char* op, const BatchAcrossRanks* ranks) {
-  if (ranks != nullptr && (ranks->scratch == nullptr || !ranks->sum))
-    throw Error(fmt::format("{}: a batch across ranks needs scratch memory and a sum", op));
-}
-inline void check_batch_norm_forward(ConstView x, ConstView scale, ConstView shift, ConstView running_mean,
-                                     ConstView running_var, float epsilon, float momentum, bool training, View y,
-                                     const BatchAcrossRanks* ranks) {
-  check_layer_norm("batch_norm_forward", x, {y}, {scale, shift, running_mean, running_var}, epsilon);
-  if (!(momentum >= 0.0f && momentum <= 1.0f))
-    throw Error(fmt::format("batch_norm_forward: momentum {} is not 0 to 1", momentum));
-  if (ranks != nullptr && !training) throw Error("batch_norm_forward: a batch across ranks when not training");
-  check_batch_norm_ranks("batch_norm_forward", ranks);
-}
-inline void check_batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                      View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) {
-  check_layer_norm("batch_norm_backward", dy, {x, dx.value_or(View{nullptr, dy.rows, dy.cols})},
-                   {scale, scale_gradient, shift_gradient}, epsilon);
-  check_batch_norm_ranks("batch_norm_backward", ranks);
 }
 
 /// clip_by_norm's arguments: a count of 0 or more, a positive finite max_norm.

@@ -89,28 +89,6 @@ class Backend {
   /// kinds that need it read (activations::needs_input; for the others x may be an empty view).
   /// dy, x, y, dx are (rows, cols); dx may alias dy.
   virtual void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) = 0;
-  /// BatchNorm over each column of x (rows, cols), scale, shift, running_mean and running_var
-  /// (1, cols). Training: mean and var (biased) of each column over the batch's rows, y = (x - mean) /
-  /// sqrt(var + epsilon) * scale + shift, and, when the batch has more than one row, running_mean =
-  /// (1 - momentum) * running_mean + momentum * mean and running_var likewise with the unbiased var *
-  /// n / (n - 1), n the batch's rows. Not training: y = (x - running_mean) / sqrt(running_var +
-  /// epsilon) * scale + shift, the running figures only read. y may alias x; epsilon > 0, momentum 0
-  /// to 1. ranks (training; else null): the batch is every rank's rows, and scratch holds 4 * cols + 1
-  /// floats: [0, cols) the column sums of x and [cols] the rows, then [cols + 1, 2 * cols + 1) the
-  /// column sums of (x - mean)^2, each summed over the ranks in turn; batch_norm_backward reads them.
-  virtual void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                                  float epsilon, float momentum, bool training, View y,
-                                  const BatchAcrossRanks* ranks) = 0;
-  /// BatchNorm's backward through training's statistics (recomputed from x, (rows, cols)) from dy:
-  /// scale_gradient (1, cols) = the column sums of dy * normalized, shift_gradient the column sums
-  /// of dy, and, when dx is given, dx = scale / sqrt(var + epsilon) * (dy - mean(dy) - normalized *
-  /// mean(dy * normalized)), the means over each column's rows, normalized = (x - mean) / sqrt(var +
-  /// epsilon). dx may alias dy. ranks: the statistics are the totals batch_norm_forward left in
-  /// scratch; the parameter gradients this rank's sums, which scratch's [2 * cols + 1, 4 * cols + 1)
-  /// receives and sums (scaled) over the ranks, and dx takes those totals over this rank's rows for
-  /// the two means (each rank's dy is the gradient of the mean loss over its own rows).
-  virtual void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                                   View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) = 0;
   /// values *= min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all count values (backend
   /// memory), as torch.nn.utils.clip_grad_norm_: the norm summed in an order fixed by count alone
   /// (the same bits run after run), the factor read by the scaling where it was computed (a

@@ -18,10 +18,6 @@ class CpuBackend : public Backend {
   void bias_gradient(ConstView dy, View bias_gradient) override;
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
-  void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                          float epsilon, float momentum, bool training, View y, const BatchAcrossRanks* ranks) override;
-  void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                           View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) override;
   void clip_by_norm(float* values, std::int64_t count, float max_norm) override;
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override;

@@ -26,10 +26,6 @@ class FastCpuBackend final : public CpuBackend {
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
                      std::optional<View> pre_activation) override;
-  void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                          float epsilon, float momentum, bool training, View y, const BatchAcrossRanks* ranks) override;
-  void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                           View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) override;
 
  protected:
   void run_layer_op(const LayerOp& op, const OpArgs& args) override {

@@ -176,37 +176,6 @@ class CudaBackend final : public Backend {
     check_clip(count, max_norm);
     kernels::launch_clip_by_norm(values, count, max_norm, reduction_scratch_, stream_);
   }
-  void batch_norm_forward(ConstView x, ConstView scale, ConstView shift, View running_mean, View running_var,
-                          float epsilon, float momentum, bool training, View y,
-                          const BatchAcrossRanks* ranks) override {
-    check_batch_norm_forward(x, scale, shift, running_mean, running_var, epsilon, momentum, training, y, ranks);
-    float* totals = ranks != nullptr ? ranks->scratch : nullptr;
-    if (ranks != nullptr) {  // the column sums and rows, then the squared deviations, over the ranks
-      kernels::launch_batch_norm_rank_sums(x.data, x.rows, x.cols, nullptr, totals, stream_);
-      ranks->sum(totals, x.cols + 1, false);
-      kernels::launch_batch_norm_rank_sums(x.data, x.rows, x.cols, totals, totals + x.cols + 1, stream_);
-      ranks->sum(totals + x.cols + 1, x.cols, false);
-    }
-    kernels::launch_batch_norm_forward(x.data, scale.data, shift.data, running_mean.data, running_var.data, x.rows,
-                                       x.cols, epsilon, momentum, training, totals, y.data, stream_);
-  }
-  void batch_norm_backward(ConstView dy, ConstView x, ConstView scale, float epsilon, View scale_gradient,
-                           View shift_gradient, std::optional<View> dx, const BatchAcrossRanks* ranks) override {
-    check_batch_norm_backward(dy, x, scale, epsilon, scale_gradient, shift_gradient, dx, ranks);
-    if (ranks == nullptr) {
-      kernels::launch_batch_norm_backward(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, nullptr,
-                                          scale_gradient.data, shift_gradient.data, nullptr, dx ? dx->data : nullptr,
-                                          stream_);
-      return;
-    }
-    float* gradient_totals = ranks->scratch + 2 * dy.cols + 1;
-    kernels::launch_batch_norm_backward(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, ranks->scratch,
-                                        scale_gradient.data, shift_gradient.data, gradient_totals, nullptr, stream_);
-    ranks->sum(gradient_totals, 2 * dy.cols, true);
-    if (dx)
-      kernels::launch_batch_norm_input_gradient(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, ranks->scratch,
-                                                gradient_totals, dx->data, stream_);
-  }
   void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
                        std::optional<View> gradient) override {
     check_same_shape(prediction, target, "regression_loss");

@@ -1,14 +1,15 @@
-// BatchNorm (Backend::batch_norm_forward / batch_norm_backward). A block takes 32 columns; its 16
+// BatchNorm's ops (engine/src/layers/batch_norm.hpp holds their CPU loops, operands and the scratch
+// layout of a batch across ranks). A block takes 32 columns; its 16
 // warps take every 16th row each (a warp reads 32 consecutive values of a row: coalesced), and a
 // fixed tree adds the warps' sums in shared memory, so the order of every addition depends on the
 // shape alone. The mean comes first, then the variance of the centred values. A batch across the
-// ranks of a data-parallel run (Backend's BatchAcrossRanks) takes its figures from totals the
+// ranks of a data-parallel run (OpArgs::ranks) takes its figures from totals the
 // ranks summed between kernels: batch_norm_rank_sums_kernel gives each rank's part.
 #include <cstdint>
 
 #include "cuda_check.hpp"
-#include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 
 namespace ember::kernels {
 namespace {
@@ -188,8 +189,6 @@ __global__ void batch_norm_input_gradient_kernel(const float* dy, const float* _
   }
 }
 
-}  // namespace
-
 void launch_batch_norm_rank_sums(const float* x, std::int64_t rows, std::int64_t cols, const float* totals, float* sums,
                                  cudaStream_t stream) {
   if (cols == 0) return;
@@ -227,5 +226,45 @@ void launch_batch_norm_backward(const float* dy, const float* x, const float* sc
          rank_sums, dx);
   check_launch("batch_norm_backward_kernel", [&] { return shape_text("dy", rows, cols); });
 }
+
+// in: x, scale, shift; out: y, running_mean, running_var; settings: epsilon, momentum, training.
+void launch_forward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView x = a.in[0];
+  float* totals = a.ranks != nullptr ? a.ranks->scratch : nullptr;
+  if (a.ranks != nullptr) {  // the column sums and rows, then the squared deviations, over the ranks
+    launch_batch_norm_rank_sums(x.data, x.rows, x.cols, nullptr, totals, stream);
+    a.ranks->sum(totals, x.cols + 1, false);
+    launch_batch_norm_rank_sums(x.data, x.rows, x.cols, totals, totals + x.cols + 1, stream);
+    a.ranks->sum(totals + x.cols + 1, x.cols, false);
+  }
+  launch_batch_norm_forward(x.data, a.in[1].data, a.in[2].data, a.out[1].data, a.out[2].data, x.rows, x.cols,
+                            a.settings[0], a.settings[1], a.settings[2] != 0.0f, totals, a.out[0].data, stream);
+}
+
+// in: dy, x, scale; out: scale_gradient, shift_gradient, dx (optional, may alias dy); settings: epsilon.
+void launch_backward(const OpArgs& a, cudaStream_t stream) {
+  const ConstView dy = a.in[0], x = a.in[1], scale = a.in[2];
+  float* scale_gradient = a.out[0].data;
+  float* shift_gradient = a.out[1].data;
+  float* dx = a.out[2].data;
+  const float epsilon = a.settings[0];
+  if (a.ranks == nullptr) {
+    launch_batch_norm_backward(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, nullptr, scale_gradient,
+                               shift_gradient, nullptr, dx, stream);
+    return;
+  }
+  float* gradient_totals = a.ranks->scratch + 2 * dy.cols + 1;
+  launch_batch_norm_backward(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, a.ranks->scratch, scale_gradient,
+                             shift_gradient, gradient_totals, nullptr, stream);
+  a.ranks->sum(gradient_totals, 2 * dy.cols, true);
+  if (dx != nullptr)
+    launch_batch_norm_input_gradient(dy.data, x.data, scale.data, dy.rows, dy.cols, epsilon, a.ranks->scratch,
+                                     gradient_totals, dx, stream);
+}
+
+}  // namespace
+
+EMBER_LAYER_OP_KERNEL("batch_norm_forward", launch_forward);
+EMBER_LAYER_OP_KERNEL("batch_norm_backward", launch_backward);
 
 }  // namespace ember::kernels
