@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "ember/error.hpp"
 #include "ember/layers.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
@@ -44,6 +45,16 @@ inline Sequential load_on_cpu(const std::string& path) {
   options.device = Device::cpu;
   model.compile(options);
   return model;
+}
+
+/// The InputError's message make throws, or "(no error)".
+inline std::string input_error_message(const std::function<void()>& make) {
+  try {
+    make();
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  return "(no error)";
 }
 
 inline Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
