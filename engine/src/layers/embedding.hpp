@@ -34,10 +34,10 @@ struct EmbeddingOps {
   static void forward(const OpArgs& a) {
     const ConstView x = a.in[0], table = a.in[1];
     const View y = a.out[0];
-    const std::int64_t passed = x.cols - columns(a), dim = table.cols;
+    const std::int64_t indices = columns(a), passed = x.cols - indices, dim = table.cols;
     for_rows(y, 1.0, [&](std::int64_t r) {
       for (std::int64_t c = 0; c < passed; ++c) y(r, c) = x(r, c);
-      for (std::int64_t j = 0; j < columns(a); ++j) {
+      for (std::int64_t j = 0; j < indices; ++j) {
         const long long row = embedding_math::table_row(x(r, passed + j), table.rows);
         for (std::int64_t d = 0; d < dim; ++d)
           y(r, passed + j * dim + d) = row < 0 ? std::numeric_limits<float>::quiet_NaN() : table(row, d);
@@ -47,10 +47,10 @@ struct EmbeddingOps {
   static void reference_backward(const OpArgs& a) {
     const ConstView dy = a.in[0], x = a.in[1];
     const View table_gradient = a.out[0];
-    const std::int64_t passed = x.cols - columns(a), dim = table_gradient.cols;
+    const std::int64_t indices = columns(a), passed = x.cols - indices, dim = table_gradient.cols;
     std::vector<double> sums(static_cast<std::size_t>(table_gradient.size()), 0.0);
     for (std::int64_t r = 0; r < x.rows; ++r)
-      for (std::int64_t j = 0; j < columns(a); ++j) {
+      for (std::int64_t j = 0; j < indices; ++j) {
         const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
         if (row < 0) continue;
         for (std::int64_t d = 0; d < dim; ++d)
@@ -64,14 +64,14 @@ struct EmbeddingOps {
   static void fast_backward(const OpArgs& a) {
     const ConstView dy = a.in[0], x = a.in[1];
     const View table_gradient = a.out[0];
-    const std::int64_t passed = x.cols - columns(a), dim = table_gradient.cols;
+    const std::int64_t indices = columns(a), passed = x.cols - indices, dim = table_gradient.cols;
     const double seconds = threads::single_thread_seconds(
-        0, static_cast<double>(table_gradient.size()) + 2.0 * static_cast<double>(x.rows * columns(a) * dim));
+        0, static_cast<double>(table_gradient.size()) + 2.0 * static_cast<double>(x.rows * indices * dim));
     threads::for_ranges(dim, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t t = 0; t < table_gradient.rows; ++t)
         std::fill(&table_gradient(t, 0) + begin, &table_gradient(t, 0) + end, 0.0f);
       for (std::int64_t r = 0; r < x.rows; ++r)
-        for (std::int64_t j = 0; j < columns(a); ++j) {
+        for (std::int64_t j = 0; j < indices; ++j) {
           const long long row = embedding_math::table_row(x(r, passed + j), table_gradient.rows);
           if (row < 0) continue;
           const float* g = &dy(r, passed + j * dim);
