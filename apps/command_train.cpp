@@ -133,27 +133,71 @@ CrossEntropy cross_entropy_from_flags(const TrainArguments& a, const CLI::App& c
   return {};
 }
 
-/// --loss (else the checkpoint's under --init, else MSE) with --huber-delta or --label-smoothing;
-/// the library checks them. Without either, --label-smoothing waits for the task's inference.
+/// --loss's help: each kind's spelling and what it is for, from the library's list.
+std::string loss_help() {
+  std::string help = "The loss, NAME[:SETTING...]:";
+  for (const LossKind& kind : loss_kinds()) {
+    help += fmt::format("\n  {}: {}", kind.form, kind.meaning);
+  }
+  return help + "\n[default: crossentropy for a target of text labels or two values, else mse]";
+}
+
+/// The flags that set one loss setting each, beside --loss NAME:VALUE.
+struct LossSettingFlag {
+  const char* flag;
+  const char* setting;
+  double TrainArguments::*value;
+};
+constexpr LossSettingFlag kLossSettingFlags[] = {
+    {"--huber-delta", "delta", &TrainArguments::huber_delta},
+    {"--label-smoothing", "label_smoothing", &TrainArguments::label_smoothing}};
+
+/// --loss NAME[:VALUE...] (else the checkpoint's under --init, else MSE), its settings from its
+/// spelling, then a setting flag (--huber-delta, --label-smoothing), then the --init model's where
+/// it names the same kind, else the defaults; the library checks them. Without --loss,
+/// --label-smoothing waits for the task's inference.
 Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Loss* stored) {
   const bool given = command.count("--loss") > 0;
-  const std::string kind = given ? a.loss : (stored != nullptr ? loss_name(*stored) : MeanSquaredError::kName);
-  Loss loss;
-  try {
-    loss = loss_named(kind);
-  } catch (const InputError&) {
-    throw InputError(fmt::format("--loss {}: use {}", printable(a.loss), fmt::join(loss_names(), ", ")));
+  Loss spelled = stored != nullptr ? *stored : Loss(MeanSquaredError{});
+  std::size_t values = 0;  // settings the --loss text gives
+  if (given) {
+    try {
+      spelled = parse_loss(a.loss);
+    } catch (const InputError& error) {
+      throw InputError(fmt::format("--loss {}", error.what()));
+    }
+    values = static_cast<std::size_t>(std::count(a.loss.begin(), a.loss.end(), ':'));
   }
-  if (auto* huber = std::get_if<Huber>(&loss))
-    huber->delta = command.count("--huber-delta") > 0 || stored == nullptr || !std::holds_alternative<Huber>(*stored)
-                       ? to_float(a.huber_delta, "--huber-delta")
-                       : std::get<Huber>(*stored).delta;
-  if (std::holds_alternative<CrossEntropy>(loss)) loss = cross_entropy_from_flags(a, command, stored);
-  if (command.count("--huber-delta") > 0 && !std::holds_alternative<Huber>(loss))
-    throw InputError(fmt::format("--huber-delta applies to --loss {}, not {}", Huber::kName, kind));
-  if (command.count("--label-smoothing") > 0 && !std::holds_alternative<CrossEntropy>(loss) &&
-      (given || stored != nullptr))
-    throw InputError(fmt::format("--label-smoothing applies to --loss {}, not {}", CrossEntropy::kName, kind));
+  const std::string kind = loss_name(spelled);
+  const LossKind described = loss_kinds()[spelled.index()];
+  const bool same_as_stored = stored != nullptr && stored->index() == spelled.index();
+  std::vector<std::pair<std::string, double>> settings;
+  for (std::size_t i = 0; i < described.settings.size(); ++i) {
+    const std::string& setting = described.settings[i];
+    double value = loss_setting(spelled, setting);
+    if (i >= values && same_as_stored) value = loss_setting(*stored, setting);
+    for (const auto& [flag, flag_setting, flag_value] : kLossSettingFlags)
+      if (setting == flag_setting && command.count(flag) > 0) {
+        if (i < values)
+          throw InputError(fmt::format("--loss {} and {} both give {}; give one", printable(a.loss), flag, setting));
+        value = to_float(a.*flag_value, flag);
+      }
+    settings.emplace_back(setting, value);
+  }
+  for (const auto& [flag, flag_setting, flag_value] : kLossSettingFlags) {
+    const bool applies =
+        std::find(described.settings.begin(), described.settings.end(), flag_setting) != described.settings.end();
+    // --label-smoothing without --loss may still meet a classifier: the task's inference decides.
+    if (command.count(flag) > 0 && !applies &&
+        (std::string(flag) != "--label-smoothing" || given || stored != nullptr)) {
+      std::vector<std::string> owners;
+      for (const LossKind& other : loss_kinds())
+        if (std::find(other.settings.begin(), other.settings.end(), flag_setting) != other.settings.end())
+          owners.push_back(other.name);
+      throw InputError(fmt::format("{} applies to --loss {}, not {}", flag, fmt::join(owners, ", "), kind));
+    }
+  }
+  Loss loss = make_loss(kind, settings);
   if (stored != nullptr && is_classification(*stored) != is_classification(loss))
     throw InputError(
         fmt::format("--loss {}: the model in --init was trained with {}; a {} model cannot become a {} one", kind,
@@ -663,9 +707,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--batch-size", arguments->batch_size, "Rows per step; a final partial batch is used")
       ->capture_default_str();
-  command->add_option("--loss", arguments->loss,
-                      "mse, huber (robust regression), or crossentropy (classification: the target holds class labels) "
-                      "[default: crossentropy for a target of text labels or two values, else mse]");
+  command->add_option("--loss", arguments->loss, loss_help());
   command
       ->add_option("--huber-delta", arguments->huber_delta,
                    "Huber's delta, in standardized target units when normalizing")

@@ -86,18 +86,6 @@ void launch_activation_backward(Activation kind, const float* dy, const float* x
 /// the factor computed and read on the device; scratch holds at least 257 floats.
 void launch_clip_by_norm(float* values, std::int64_t count, float max_norm, float* scratch, cudaStream_t stream);
 
-/// A regression loss's sums and gradient (regression_loss.cu), deterministic (two passes through
-/// scratch): for each column c, sums[c] += the sum over rows of the loss (e^2, or Huber's with
-/// huber_delta > 0), sums[cols + c] += the sum of e^2, sums[2 cols + c] += the sum of |e|; gradient
-/// (skipped when null) = the derivative of the mean loss. prediction, target, gradient (rows, cols).
-void launch_regression_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
-                            float huber_delta, float* sums, float* gradient, float* scratch, cudaStream_t stream);
-/// Cross-entropy on logits (rows, k) against labels (rows, 1) (cross_entropy.cu): sums[0] += the
-/// loss, sums[1] += the rows predicted right; gradient (skipped when null) of the mean loss.
-/// Deterministic (two passes through scratch). label_smoothing: CrossEntropy::label_smoothing.
-void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k,
-                          float label_smoothing, float* sums, float* gradient, float* scratch, cudaStream_t stream);
-
 /// One step of the optimizer (its part in optimizer_math.hpp, optimizers.cu) over count parameters
 /// at the rate lr * scalars->lr_scale and step count scalars->step (device memory); state holds its
 /// state buffers, region floats apart (unused, may be null, where the settings use none).

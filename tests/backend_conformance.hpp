@@ -29,6 +29,7 @@
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/layer_norm.hpp"
+#include "loss_part.hpp"
 #include "optimizer_math.hpp"
 #include "optimizer_part.hpp"
 
@@ -588,60 +589,66 @@ inline void expect_embedding_matches_reference(Backend& backend) {
   }
 }
 
-// The loss's column sums: one chunk of rows and many ((70001, 1), (4096, 256)), widths below, at and
-// above the kernel's 32 column lanes.
+// A regression loss's shapes (expect_losses_match_reference).
 inline const std::pair<std::int64_t, std::int64_t> kLossShapes[] = {{1, 1},    {1, 17},    {17, 33},   {127, 1},
                                                                     {5000, 3}, {70001, 1}, {513, 257}, {4096, 256}};
 
+/// The loss's op on backend: loss_part::enqueue, as a plan runs it.
+inline void run_loss(Backend& backend, const Loss& loss, ConstView prediction, ConstView target, float* sums,
+                     std::optional<View> gradient) {
+  loss_part::enqueue(backend, loss, prediction, target, sums, gradient);
+}
+
+/// Every kind of loss (its registered example, and at its default settings) against the reference:
+/// sums and gradient over odd shapes, the same bits run after run and with or without a gradient.
 inline void expect_losses_match_reference(Backend& backend) {
   CpuBackend cpu;
   std::uint64_t seed = 900;
-  for (const std::optional<float> huber_delta : {std::optional<float>(), std::optional<float>(0.6f)})
-    for (const auto& [rows, cols] : kLossShapes) {
-      const std::string name = fmt::format("{} {}x{}", huber_delta ? "huber" : "mse", rows, cols);
-      const Matrix p = random_matrix(rows, cols, ++seed), t = random_matrix(rows, cols, ++seed);
-      // The sums accumulate: start from values already there.
-      const Matrix start = random_matrix(3, cols, ++seed);
-      Matrix sums = start, gradient = poisoned(rows, cols);
-      cpu.regression_loss(p.view(), t.view(), huber_delta, sums.data(), gradient.view());
-      OnBackend gp(backend, p), gt(backend, t), gsums(backend, start), ggradient(backend, poisoned(rows, cols));
-      backend.regression_loss(gp.view(), gt.view(), huber_delta, gsums.view().data, ggradient.view());
-      const Matrix first = gsums.download();
-      EXPECT_LT(relative_error(first, sums), kFloat32Tolerance) << name;
-      EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << name;
-      // The same inputs give the same bits (no atomics whose order varies); without a gradient the
-      // sums are the same.
-      OnBackend again(backend, start);
-      backend.regression_loss(gp.view(), gt.view(), huber_delta, again.view().data, std::nullopt);
-      EXPECT_EQ(again.download(), first) << name;
-    }
-  // Cross-entropy: two classes on one logit, and 2, 3, 4, 17, 1000 and 4100 logits (multiples of 4:
-  // 16-byte loads on the GPU, fewer than a warp's lanes up to several per lane); one row up to many
-  // chunks.
-  const std::pair<std::int64_t, std::int64_t> cross_entropy_shapes[] = {
-      {1, 1}, {1, 3}, {33, 2}, {517, 1}, {5000, 3}, {9, 4}, {300, 17}, {70, 1000}, {20, 4100}};
-  for (const auto& [rows, k] : cross_entropy_shapes) {
-    const std::string name = fmt::format("cross-entropy {}x{}", rows, k);
-    Matrix logits = random_matrix(rows, k, ++seed);
-    for (std::int64_t i = 0; i < logits.size(); ++i) logits.data()[i] *= 4;  // confident and wrong rows too
-    Matrix labels(rows, 1);
-    Random random(++seed);
-    for (std::int64_t r = 0; r < rows; ++r)
-      labels(r, 0) = static_cast<float>(random.below(static_cast<std::uint64_t>(std::max<std::int64_t>(k, 2))));
-    for (const float smoothing : {0.0f, 0.1f}) {
-      const std::string what = fmt::format("{}, label smoothing {}", name, smoothing);
-      const Matrix start{{0.25f, 3.0f}};
-      Matrix sums = start, gradient = poisoned(rows, k);
-      cpu.cross_entropy_loss(logits.view(), labels.view(), smoothing, sums.data(), gradient.view());
-      OnBackend gz(backend, logits), gy(backend, labels), gsums(backend, start), ggradient(backend, poisoned(rows, k));
-      backend.cross_entropy_loss(gz.view(), gy.view(), smoothing, gsums.view().data, ggradient.view());
-      const Matrix first = gsums.download();
-      EXPECT_LT(relative_error(first.data(), sums.data(), 1), kFloat32Tolerance) << what << " loss";
-      EXPECT_EQ(first(0, 1), sums(0, 1)) << what << " rows predicted right";
-      EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << what;
-      OnBackend again(backend, start);
-      backend.cross_entropy_loss(gz.view(), gy.view(), smoothing, again.view().data, std::nullopt);
-      EXPECT_EQ(again.download(), first) << what;
+  for (const LossExample& example : one_loss_of_each_kind()) {
+    const Loss defaults = loss_named(loss_name(example.loss));
+    for (const Loss& loss : {example.loss, defaults}) {
+      const bool classification = is_classification(loss);
+      // Regression: one chunk of rows and many ((70001, 1), (4096, 256)), widths below, at and above
+      // the kernel's 32 column lanes. Classification: two classes on one logit, and 2, 3, 4, 17, 1000
+      // and 4100 logits (multiples of 4: 16-byte loads on the GPU, fewer than a warp's lanes up to
+      // several per lane).
+      const std::vector<std::pair<std::int64_t, std::int64_t>> shapes =
+          classification
+              ? std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}, {1, 3},    {33, 2},    {517, 1},  {5000, 3},
+                                                                   {9, 4}, {300, 17}, {70, 1000}, {20, 4100}}
+              : std::vector<std::pair<std::int64_t, std::int64_t>>(std::begin(kLossShapes), std::end(kLossShapes));
+      for (const auto& [rows, cols] : shapes) {
+        const std::string name = fmt::format("{} {}x{}", describe(loss), rows, cols);
+        Matrix p = random_matrix(rows, cols, ++seed);
+        Matrix t = random_matrix(rows, classification ? 1 : cols, ++seed);
+        if (classification) {
+          for (std::int64_t i = 0; i < p.size(); ++i) p.data()[i] *= 4;  // confident and wrong rows too
+          Random random(++seed);
+          for (std::int64_t r = 0; r < rows; ++r)
+            t(r, 0) = static_cast<float>(random.below(static_cast<std::uint64_t>(std::max<std::int64_t>(cols, 2))));
+        }
+        // The sums accumulate: start from values already there.
+        const std::int64_t width = loss_part::sums_width(loss, cols);
+        Matrix start = random_matrix(1, width, ++seed);
+        if (classification) start(0, 1) = 3.0f;  // a count of rows
+        Matrix sums = start, gradient = poisoned(rows, cols);
+        run_loss(cpu, loss, p.view(), t.view(), sums.data(), gradient.view());
+        OnBackend gp(backend, p), gt(backend, t), gsums(backend, start), ggradient(backend, poisoned(rows, cols));
+        run_loss(backend, loss, gp.view(), gt.view(), gsums.view().data, ggradient.view());
+        const Matrix first = gsums.download();
+        if (classification) {
+          EXPECT_LT(relative_error(first.data(), sums.data(), 1), kFloat32Tolerance) << name << " loss";
+          EXPECT_EQ(first(0, 1), sums(0, 1)) << name << " rows predicted right";
+        } else {
+          EXPECT_LT(relative_error(first, sums), kFloat32Tolerance) << name;
+        }
+        EXPECT_LT(relative_error(ggradient.download(), gradient), kFloat32Tolerance) << name;
+        // The same inputs give the same bits (no atomics whose order varies); without a gradient the
+        // sums are the same.
+        OnBackend again(backend, start);
+        run_loss(backend, loss, gp.view(), gt.view(), again.view().data, std::nullopt);
+        EXPECT_EQ(again.download(), first) << name;
+      }
     }
   }
 }

@@ -254,7 +254,29 @@ TEST(CliData, ClassificationEndToEnd) {
   expect_input_error("train --device cpu --data " + data + " --target petal --huber-delta 2",
                      "--huber-delta applies to --loss huber, not mse");
   expect_input_error("train --device cpu --data " + data + " --target species --loss hinge",
-                     "--loss hinge: use mse, huber, crossentropy");
+                     "--loss 'hinge' is not a loss; the forms are mse, huber[:DELTA], ");
+  // A loss's settings in its spelling, as --layers spells a layer's; a flag may not give one twice.
+  const std::string huber = dir() + "/huber.safetensors";
+  const CliRun spelled = run_ember("train --device cpu --quiet --epochs 2 --data " + data +
+                                   " --target petal --loss huber:0.25 --save " + huber);
+  ASSERT_EQ(spelled.exit_code, 0) << spelled.err;
+  const std::string stored = run_ember("inspect " + huber + " --json").out;
+  EXPECT_NE(stored.find("\"loss\": {\n    \"type\": \"huber\",\n    \"delta\": 0.25\n  }"), std::string::npos)
+      << stored;
+  // --init keeps the stored delta where --loss names the kind without one.
+  const CliRun resumed = run_ember("train --device cpu --quiet --epochs 3 --data " + data +
+                                   " --target petal --loss huber --init " + huber + " --save " + huber);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(run_ember("inspect " + huber + " --json").out.find("\"delta\": 0.25"), std::string::npos);
+  expect_input_error("train --device cpu --data " + data + " --target petal --loss huber:0.5 --huber-delta 2",
+                     "--loss huber:0.5 and --huber-delta both give delta; give one");
+  expect_input_error("train --device cpu --data " + data + " --target petal --loss huber:wide",
+                     "--loss 'huber:wide': its delta 'wide' is not a number; the form is huber[:DELTA]");
+  expect_input_error("train --device cpu --data " + data + " --target petal --loss mae:1",
+                     "--loss 'mae:1': too many values; the form is mae");
+  const CliRun median =
+      run_ember("train --device cpu --quiet --epochs 2 --data " + data + " --target petal --loss mae");
+  EXPECT_EQ(median.exit_code, 0) << median.err;
   expect_input_error("train --device cpu --data " + data + " --target petal,sepal --loss crossentropy",
                      "classification takes one target column, not petal, sepal");
 }

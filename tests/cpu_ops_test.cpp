@@ -19,9 +19,12 @@ namespace ember {
 namespace {
 
 using testing::kGradientTolerance;
+using testing::LossExample;
+using testing::one_loss_of_each_kind;
 using testing::poisoned;
 using testing::random_matrix;
 using testing::relative_error;
+using testing::run_loss;
 
 CpuBackend cpu;
 
@@ -75,81 +78,6 @@ TEST(CpuOps, BiasReluByHand) {
   Matrix dx = poisoned(2, 2);
   cpu.activation_backward(Activation::relu, dy.view(), y.view(), relu.view(), dx.view());
   EXPECT_EQ(dx, (Matrix{{10, 0}, {0, 40}}));
-}
-
-TEST(CpuOps, RegressionLossSumsAndGradientsByHand) {
-  const Matrix prediction{{1, 2}, {3, 4}};
-  const Matrix target{{0, 2}, {5, 1}};  // errors 1, 0 / -2, 3
-  // Sums per column: the loss, the squared errors, the absolute errors; they accumulate.
-  Matrix sums{{0.5f, 0}, {0, 0}, {0, 0}};
-  Matrix gradient = poisoned(2, 2);
-  cpu.regression_loss(prediction.view(), target.view(), std::nullopt, sums.data(), gradient.view());
-  EXPECT_EQ(sums, (Matrix{{0.5f + 1 + 4, 0 + 9}, {1 + 4, 0 + 9}, {1 + 2, 0 + 3}}));
-  EXPECT_EQ(gradient, (Matrix{{0.5f, 0}, {-1, 1.5f}}));  // 2 e / 4
-  cpu.regression_loss(prediction.view(), target.view(), std::nullopt, sums.data(), std::nullopt);
-  EXPECT_EQ(sums, (Matrix{{0.5f + 2 * 5, 2 * 9}, {2 * 5, 2 * 9}, {2 * 3, 2 * 3}}));
-  // Huber, delta 1.5: 0.5 e^2 for |e| <= 1.5, else 1.5 (|e| - 0.75); gradient clamp(e, -1.5, 1.5) / 4.
-  Matrix huber{{0, 0}, {0, 0}, {0, 0}};
-  cpu.regression_loss(prediction.view(), target.view(), 1.5f, huber.data(), gradient.view());
-  EXPECT_EQ(huber, (Matrix{{0.5f + 1.5f * 1.25f, 0 + 1.5f * 2.25f}, {1 + 4, 0 + 9}, {1 + 2, 0 + 3}}));
-  EXPECT_EQ(gradient, (Matrix{{0.25f, 0}, {-1.5f / 4, 1.5f / 4}}));
-}
-
-TEST(CpuOps, CrossEntropyByHand) {
-  // Two classes on one logit: BCE with logits. z = 0 gives log 2 and a gradient of (0.5 - y) / rows.
-  const Matrix z{{0}, {2}, {-1}}, y{{1}, {0}, {0}};
-  float sums[2] = {0, 0};
-  Matrix gradient = poisoned(3, 1);
-  cpu.cross_entropy_loss(z.view(), y.view(), 0.0f, sums, gradient.view());
-  const double expected = std::log(2.0) + (2 + std::log1p(std::exp(-2.0))) + std::log1p(std::exp(-1.0));
-  EXPECT_NEAR(sums[0], expected, 1e-6);
-  EXPECT_EQ(sums[1], 1.0f);  // only the last row is predicted right (z <= 0 is class 0; z = 0 too)
-  EXPECT_NEAR(gradient(0, 0), (0.5 - 1) / 3, 1e-7);
-  EXPECT_NEAR(gradient(1, 0), 1 / (1 + std::exp(-2.0)) / 3, 1e-7);
-  // Three classes: softmax. Equal logits give log 3, the first of the tied logits is predicted.
-  const Matrix logits{{1, 1, 1}, {0, 5, 0}}, labels{{0}, {2}};
-  float softmax_sums[2] = {0, 0};
-  Matrix softmax_gradient = poisoned(2, 3);
-  cpu.cross_entropy_loss(logits.view(), labels.view(), 0.0f, softmax_sums, softmax_gradient.view());
-  const double second = std::log(2 + std::exp(5.0)) - 0.0;
-  EXPECT_NEAR(softmax_sums[0], std::log(3.0) + second, 1e-5);
-  EXPECT_EQ(softmax_sums[1], 1.0f);
-  EXPECT_NEAR(softmax_gradient(0, 0), (1.0 / 3 - 1) / 2, 1e-7);
-  EXPECT_NEAR(softmax_gradient(0, 1), (1.0 / 3) / 2, 1e-7);
-  EXPECT_NEAR(softmax_gradient(1, 2), (1 / (2 + std::exp(5.0)) - 1) / 2, 1e-7);
-  // A label that is no class index is an error, not a read out of bounds.
-  EXPECT_THROW(cpu.cross_entropy_loss(logits.view(), Matrix{{0}, {3}}.view(), 0.0f, softmax_sums, std::nullopt), Error);
-  EXPECT_THROW(cpu.cross_entropy_loss(z.view(), Matrix{{0}, {2}, {0.5f}}.view(), 0.0f, sums, std::nullopt), Error);
-}
-
-// torch.nn.CrossEntropyLoss(label_smoothing=0.1) as its documentation defines it, at logits
-// (1, 2, 3) and label 0: the target (0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3), the loss
-// -sum(target * log_softmax) = 2.3076059644 (float64), the gradient softmax - target. One logit:
-// Keras' BinaryCrossentropy(label_smoothing=0.2) at z = 0.5, y = 1: the target 0.9.
-TEST(CpuOps, LabelSmoothingFollowsPyTorchAndKeras) {
-  const Matrix logits{{1, 2, 3}}, labels{{0}};
-  float sums[2] = {0, 0};
-  Matrix gradient = poisoned(1, 3);
-  cpu.cross_entropy_loss(logits.view(), labels.view(), 0.1f, sums, gradient.view());
-  const double normalizer = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
-  const double target[3] = {0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3};
-  double loss = 0;
-  for (int c = 0; c < 3; ++c) {
-    const double log_p = (c + 1) - std::log(normalizer);
-    loss -= target[c] * log_p;
-    EXPECT_NEAR(gradient(0, c), std::exp(log_p) - target[c], 1e-7) << c;
-  }
-  EXPECT_NEAR(loss, 2.3076059644, 1e-9);
-  EXPECT_NEAR(sums[0], loss, 1e-6);
-  const Matrix z{{0.5f}}, y{{1}};
-  float binary[2] = {0, 0};
-  Matrix binary_gradient = poisoned(1, 1);
-  cpu.cross_entropy_loss(z.view(), y.view(), 0.2f, binary, binary_gradient.view());
-  const double p = 1 / (1 + std::exp(-0.5));
-  EXPECT_NEAR(binary[0], -(0.9 * std::log(p) + 0.1 * std::log(1 - p)), 1e-6);
-  EXPECT_NEAR(binary_gradient(0, 0), p - 0.9, 1e-7);
-  for (const float bad : {-0.1f, 1.0f})
-    EXPECT_THROW(check_loss(CrossEntropy{.label_smoothing = bad}), InputError) << bad;
 }
 
 TEST(CpuOps, SgdFollowsPytorchFormula) {
@@ -421,91 +349,50 @@ double central_difference(Matrix& x, std::int64_t i, const std::function<double(
   return (up - down) / (up_x - down_x);
 }
 
-/// The mean loss by its formula in float64, independent of the ops: MSE, Huber (delta), binary or
-/// softmax cross-entropy (labels set).
-/// The mean loss; classification with label smoothing eps: -sum over classes of the smoothed target
-/// times log p (one logit: the two classes' p and 1 - p).
-double loss_by_formula(const Matrix& p, const Matrix& t, std::optional<double> huber_delta, bool classification,
-                       double eps = 0.0) {
-  double sum = 0;
-  if (!classification) {
-    for (std::int64_t i = 0; i < p.size(); ++i) {
-      const double e = static_cast<double>(p.data()[i]) - t.data()[i];
-      sum += !huber_delta
-                 ? e * e
-                 : (std::abs(e) <= *huber_delta ? 0.5 * e * e : *huber_delta * (std::abs(e) - 0.5 * *huber_delta));
-    }
-    return sum / static_cast<double>(p.size());
-  }
-  for (std::int64_t r = 0; r < p.rows(); ++r) {
-    const auto y = static_cast<std::int64_t>(t(r, 0));
-    if (p.cols() == 1) {
-      const double probability = 1 / (1 + std::exp(-static_cast<double>(p(r, 0))));
-      const double target = (y == 1 ? 1 - eps : 0.0) + eps / 2;
-      sum -= target * std::log(probability) + (1 - target) * std::log(1 - probability);
-      continue;
-    }
-    double normalizer = 0;
-    for (std::int64_t c = 0; c < p.cols(); ++c) normalizer += std::exp(static_cast<double>(p(r, c)));
-    for (std::int64_t c = 0; c < p.cols(); ++c)
-      sum -= ((c == y ? 1 - eps : 0.0) + eps / static_cast<double>(p.cols())) *
-             (static_cast<double>(p(r, c)) - std::log(normalizer));
-  }
-  return sum / static_cast<double>(p.rows());
-}
-
+// Every kind of loss (its registered example): the op's summed loss equals the example's float64
+// form, and its gradient that form's central differences. Where a kink lies within the step (Huber's
+// |e| = delta, the absolute error's 0), the two one-sided differences disagree and the element is
+// skipped.
 TEST(CpuOpsFiniteDifferences, EveryLossGradient) {
-  struct Case {
-    const char* name;
-    std::int64_t rows, cols;
-    std::optional<float> huber_delta;
-    bool classification;
-    float label_smoothing = 0.0f;
-  };
-  const Case cases[] = {{"mse", 5, 3, std::nullopt, false},
-                        {"huber", 7, 3, 0.7f, false},
-                        {"binary cross-entropy", 9, 1, std::nullopt, true},
-                        {"softmax cross-entropy", 6, 4, std::nullopt, true},
-                        {"binary cross-entropy, label smoothing 0.2", 9, 1, std::nullopt, true, 0.2f},
-                        {"softmax cross-entropy, label smoothing 0.1", 6, 4, std::nullopt, true, 0.1f}};
   std::uint64_t seed = 40;
-  for (const Case& c : cases) {
-    Matrix prediction = random_matrix(c.rows, c.cols, ++seed);
-    for (std::int64_t i = 0; i < prediction.size(); ++i) prediction.data()[i] *= 2;  // errors beyond Huber's delta too
-    Matrix target = random_matrix(c.rows, c.classification ? 1 : c.cols, ++seed);
-    if (c.classification)
-      for (std::int64_t r = 0; r < c.rows; ++r)
-        target(r, 0) = static_cast<float>(r % std::max<std::int64_t>(c.cols, 2));
-    const auto op = [&](std::optional<View> gradient) {
-      std::vector<float> sums(3 * static_cast<std::size_t>(c.cols), 0.0f);
-      if (c.classification)
-        cpu.cross_entropy_loss(prediction.view(), target.view(), c.label_smoothing, sums.data(), gradient);
-      else
-        cpu.regression_loss(prediction.view(), target.view(), c.huber_delta, sums.data(), gradient);
-      double loss = 0;  // the op's sum of losses, as a mean
-      for (std::int64_t k = 0; k < (c.classification ? 1 : c.cols); ++k) loss += sums[static_cast<std::size_t>(k)];
-      return loss / static_cast<double>(c.classification ? c.rows : prediction.size());
-    };
-    Matrix gradient = poisoned(c.rows, c.cols);
-    const double from_op = op(gradient.view());
-    const std::optional<double> delta = c.huber_delta ? std::optional<double>(*c.huber_delta) : std::nullopt;
-    EXPECT_NEAR(from_op, loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing), 1e-6)
-        << c.name;
-    const auto loss = [&] { return loss_by_formula(prediction, target, delta, c.classification, c.label_smoothing); };
-    std::vector<double> numeric;
-    std::vector<float> analytic;
-    for (std::int64_t i = 0; i < prediction.size(); ++i) {
-      // Huber's second derivative jumps at |e| = delta: a difference across it is not a derivative.
-      const double e = c.classification ? 0.0 : static_cast<double>(prediction.data()[i]) - target.data()[i];
-      if (c.huber_delta && std::abs(std::abs(e) - *c.huber_delta) < 1e-2) continue;
-      numeric.push_back(central_difference(prediction, i, loss, 1e-3));
-      analytic.push_back(gradient.data()[i]);
+  for (const LossExample& example : one_loss_of_each_kind())
+    for (const std::int64_t cols : {1, 4}) {
+      const Loss& loss = example.loss;
+      const bool classification = is_classification(loss);
+      const std::string name = fmt::format("{}, {} outputs", describe(loss), cols);
+      const std::int64_t rows = 7;
+      Matrix prediction = random_matrix(rows, cols, ++seed);
+      for (std::int64_t i = 0; i < prediction.size(); ++i) prediction.data()[i] *= 2;  // beyond Huber's delta too
+      Matrix target = random_matrix(rows, classification ? 1 : cols, ++seed);
+      if (classification)
+        for (std::int64_t r = 0; r < rows; ++r) target(r, 0) = static_cast<float>(r % std::max<std::int64_t>(cols, 2));
+      Matrix gradient = poisoned(rows, cols);
+      Matrix sums(1, loss_part::sums_width(loss, cols));
+      run_loss(cpu, loss, prediction.view(), target.view(), sums.data(), gradient.view());
+      double from_op = 0;  // the op's sum of losses, as a mean
+      for (std::int64_t k = 0; k < (classification ? 1 : cols); ++k) from_op += sums(0, k);
+      from_op /= static_cast<double>(classification ? rows : prediction.size());
+      const auto mean_loss = [&] { return example.mean_loss(loss, prediction, target); };
+      EXPECT_NEAR(from_op, mean_loss(), 1e-6) << name;
+      std::vector<double> numeric;
+      std::vector<float> analytic;
+      for (std::int64_t i = 0; i < prediction.size(); ++i) {
+        const float original = prediction.data()[i];
+        const double at = mean_loss();
+        prediction.data()[i] = original + 1e-3f;
+        const double up = (mean_loss() - at) / (static_cast<double>(prediction.data()[i]) - original);
+        prediction.data()[i] = original - 1e-3f;
+        const double down = (at - mean_loss()) / (original - static_cast<double>(prediction.data()[i]));
+        prediction.data()[i] = original;
+        if (std::abs(up - down) > 1e-2 * (std::abs(up) + std::abs(down)) + 1e-4) continue;
+        numeric.push_back(central_difference(prediction, i, mean_loss, 1e-3));
+        analytic.push_back(gradient.data()[i]);
+      }
+      ASSERT_GT(numeric.size(), static_cast<std::size_t>(prediction.size() / 2)) << name;
+      EXPECT_LT(relative_error(analytic.data(), numeric.data(), static_cast<std::int64_t>(numeric.size())),
+                kGradientTolerance)
+          << name;
     }
-    ASSERT_GT(numeric.size(), 0u);
-    EXPECT_LT(relative_error(analytic.data(), numeric.data(), static_cast<std::int64_t>(numeric.size())),
-              kGradientTolerance)
-        << c.name;
-  }
 }
 
 /// Sum of w * f(x) in float64 for a fixed random weighting w: its gradient is the op's backward

@@ -118,8 +118,9 @@ TEST(FastCpu, BatchNormMatchesReference) {
   expect_batch_norm_matches_reference(fast);
 }
 
-// No loss test here: the fast path inherits the reference's loss ops (a comparison would compare
-// them with themselves); CpuOps tests those, and the GPU's run expect_losses_match_reference.
+// No loss test here: the losses' ops bring no float32 loops, so the fast path runs their float64
+// reference (a comparison would compare it with itself); the loss kinds' tests and the finite
+// differences check those, and the GPU's run expect_losses_match_reference.
 
 TEST(FastCpu, OptimizersMatchReference) {
   FastCpuBackend fast;

@@ -14,6 +14,7 @@
 
 #include "ember/error.hpp"
 #include "ember/layers.hpp"
+#include "ember/losses.hpp"
 #include "ember/model.hpp"
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
@@ -129,6 +130,48 @@ inline std::vector<Layer> one_layer_of_each_kind() {
       throw std::logic_error("one_layer_of_each_kind lacks kind " + std::to_string(kind) +
                              " of ember::Layer: its tests/layers/NAME_test.cpp registers an example");
   return layers;
+}
+
+/// What the tests that loop over the kinds of loss need of each kind, registered by the kind's own
+/// test file (tests/losses/NAME_test.cpp, EMBER_LOSS_EXAMPLE): a loss of the kind with settings
+/// other than the defaults where it has any, and its batch's mean loss written again in float64
+/// with plain loops, from predictions (rows, outputs) and targets (rows, outputs; class labels
+/// (rows, 1) for classification). The finite-difference and conformance checks of every loss read
+/// them.
+struct LossExample {
+  Loss loss;
+  std::function<double(const Loss&, const Matrix& prediction, const Matrix& target)> mean_loss;
+};
+inline std::vector<LossExample>& loss_examples() {
+  static std::vector<LossExample> examples;
+  return examples;
+}
+struct RegisterLossExample {
+  template <typename Kind, typename Form>
+  RegisterLossExample(Kind loss, Form form) {
+    loss_examples().push_back({loss, [form](const Loss& l, const Matrix& prediction, const Matrix& target) {
+                                 return form(std::get<Kind>(l), prediction, target);
+                               }});
+  }
+};
+/// EMBER_LOSS_EXAMPLE(Huber{0.6f}, [](const Huber&, const Matrix& prediction, const Matrix& target) { ... }).
+#define EMBER_LOSS_EXAMPLE(...)                              \
+  const ::ember::testing::RegisterLossExample kLossExample { \
+    __VA_ARGS__                                              \
+  }
+
+/// Every kind's registered example, in Loss's order; logic_error naming a kind without one.
+inline std::vector<LossExample> one_loss_of_each_kind() {
+  std::vector<LossExample> examples;
+  for (std::size_t kind = 0; kind < kLossKinds; ++kind) {
+    const auto found = std::find_if(loss_examples().begin(), loss_examples().end(),
+                                    [&](const LossExample& e) { return e.loss.index() == kind; });
+    if (found == loss_examples().end())
+      throw std::logic_error("no loss example of " + loss_names()[kind] +
+                             ": its tests/losses/NAME_test.cpp registers one (EMBER_LOSS_EXAMPLE)");
+    examples.push_back(*found);
+  }
+  return examples;
 }
 
 /// random_matrix as the input of layers: where the first layer is an Embedding, its index columns

@@ -17,6 +17,7 @@
 #include "ember/random.hpp"
 #include "layer_parts.hpp"  // generated: every part of layers/
 #include "parameter_layout.hpp"
+#include "part_names.hpp"
 #include "shape_checks.hpp"
 
 namespace ember {
@@ -188,12 +189,7 @@ Layer from_spelling(std::span<const std::string> items) {
                                    std::size(P::settings) == 1 ? "" : "s"));
     SettingsJson json;
     for (std::size_t i = 1; i < items.size(); ++i) {
-      double value = 0.0;
-      const std::string& item = items[i];
-      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (error != std::errc() || end != item.data() + item.size() || std::isnan(value))
-        throw InputError(fmt::format("its {} '{}' is not a number", P::settings[i - 1], item));
-      json[P::settings[i - 1]] = value;
+      json[P::settings[i - 1]] = part_names::spelled_number(items[i], P::settings[i - 1]);
     }
     return with_settings<Settings>(json);
   }
@@ -226,13 +222,7 @@ std::vector<std::string> forms() {
 }  // namespace
 
 Layer parse_layer(const std::string& text) {
-  std::vector<std::string> items;
-  for (std::size_t begin = 0;;) {
-    const std::size_t colon = text.find(':', begin);
-    items.push_back(text.substr(begin, colon - begin));
-    if (colon == std::string::npos) break;
-    begin = colon + 1;
-  }
+  const std::vector<std::string> items = part_names::spelling_items(text);
   // A head that is a number is a Dense layer's width; otherwise the kind's name.
   const bool width = !items[0].empty() && std::isdigit(static_cast<unsigned char>(items[0][0])) != 0;
   const std::size_t kind = width ? Layer(Dense(1)).index() : layer_part::kind_named(items[0]);

@@ -3,6 +3,8 @@
 // kName. A part without one does not compile; the lists and lookups follow the variant's order.
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -43,6 +45,28 @@ Variant named(const std::string& name, const char* what) {
   (std::make_index_sequence<std::variant_size_v<Variant>>{});
   if (!known) throw InputError(fmt::format("unknown {} '{}': use {}", what, name, fmt::join(names<Variant>(), ", ")));
   return found;
+}
+
+/// A command-line spelling's items, split at its colons: "huber:0.5" is {"huber", "0.5"}
+/// (parse_layer's and parse_loss's NAME[:SETTING...]).
+inline std::vector<std::string> spelling_items(const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t begin = 0;;) {
+    const std::size_t colon = text.find(':', begin);
+    items.push_back(text.substr(begin, colon - begin));
+    if (colon == std::string::npos) return items;
+    begin = colon + 1;
+  }
+}
+
+/// A spelling's item as the number of the setting it gives; InputError ("its delta 'x' is not a
+/// number") otherwise.
+inline double spelled_number(const std::string& item, const std::string& setting) {
+  double value = 0.0;
+  const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+  if (error != std::errc() || end != item.data() + item.size() || std::isnan(value))
+    throw InputError(fmt::format("its {} '{}' is not a number", setting, item));
+  return value;
 }
 
 }  // namespace ember::part_names

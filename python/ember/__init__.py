@@ -14,8 +14,8 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (Adam, AdamW, ConstantRate, CosineDecay, CrossEntropy, DivergenceError,
-                    Error, Huber, InputError, MeanSquaredError,
+from ._core import (Adam, AdamW, ConstantRate, CosineDecay, DivergenceError,
+                    Error, InputError,
                     ReduceOnPlateau, RMSprop, SGD, StepDecay,
                     activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
@@ -26,9 +26,14 @@ from .callbacks import History
 _LAYERS = {name: getattr(_core, name) for name in _core.layer_class_names()}
 globals().update(_LAYERS)
 Dense, Embedding = _LAYERS["Dense"], _LAYERS["Embedding"]  # named below
+# Every loss, by its class name (MeanSquaredError, Huber, MeanAbsoluteError, CrossEntropy, ...), in
+# the order of loss_names(); compile() also takes the names.
+_LOSSES = {name: getattr(_core, cls) for name, cls in zip(loss_names(), _core.loss_class_names())}
+globals().update({cls.__name__: cls for cls in _LOSSES.values()})
+CrossEntropy = _LOSSES["crossentropy"]  # named below
 
 __all__ = ["Sequential", *_LAYERS, "SGD", "Adam", "AdamW", "RMSprop",
-           "MeanSquaredError", "Huber", "CrossEntropy",
+           *(cls.__name__ for cls in _LOSSES.values()),
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
            "schedule_names",
@@ -39,10 +44,8 @@ __version__ = "0.1.0"
 # The engine names the optimizers, in the order of its Optimizer variant, which the classes follow.
 _OPTIMIZERS = dict(zip(optimizer_names(), (SGD, Adam, AdamW, RMSprop)))
 assert list(_OPTIMIZERS) == optimizer_names(), "every optimizer needs its class here"
-# The same for the losses, and the names Keras gives them.
-_LOSSES = dict(zip(loss_names(), (MeanSquaredError, Huber, CrossEntropy)))
-assert list(_LOSSES) == loss_names(), "every loss needs its class here"
-_LOSS_ALIASES = {"mean_squared_error": "mse", "cross_entropy": "crossentropy",
+# The names Keras gives the losses.
+_LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "cross_entropy": "crossentropy",
                  "sparse_categorical_crossentropy": "crossentropy", "binary_crossentropy": "crossentropy"}
 
 
@@ -155,8 +158,8 @@ class Sequential:
 
     def compile(self, optimizer="sgd", loss="mse", device="auto", cpu_reference=False, row_invariant=False,
                 clip_norm=0.0, schedule=None, **settings):
-        """optimizer: "sgd", "adam", "adamw", "rmsprop" or an SGD/Adam/AdamW/RMSprop; loss: "mse", "huber",
-        "crossentropy" or a loss object; settings (lr or learning_rate, momentum, beta1, ...) go to
+        """optimizer: "sgd", "adam", "adamw", "rmsprop" or an SGD/Adam/AdamW/RMSprop; loss: a name of
+        loss_names() ("mse", "huber", "mae", "crossentropy") or a loss object; settings (lr or learning_rate, momentum, beta1, ...) go to
         the optimizer named by a string; device: "auto", "cpu" or "cuda". row_invariant: on the CPU,
         each row's prediction the same bits whatever rows come with it (built-in loops for the
         forward products rather than OpenBLAS). clip_norm > 0 scales the gradients down together

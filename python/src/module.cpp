@@ -90,10 +90,8 @@ std::string python_words(std::string text) {
       {std::regex(R"(Device::automatic)"), "device=\"auto\""},
       {std::regex(R"(Device::(cpu|cuda))"), "device=\"$1\""},
       {std::regex(R"(the loss CrossEntropy)"), "loss=\"crossentropy\""},
-      {std::regex(
-           R"(\b(?:FitOptions|CompileOptions|BackendOptions|EarlyStopping|SGD|Adam|AdamW|RMSprop|Huber|)"
-           R"(CrossEntropy|StepDecay|CosineDecay|ReduceOnPlateau|Dropout|LayerNorm|BatchNorm|Embedding|ColumnSpec)::(\w+))"),
-       "$1"},
+      // A struct's setting (SGD::lr, Huber::delta, any part's): the keyword's name.
+      {std::regex(R"(\b[A-Z][A-Za-z]*::([a-z_]\w*))"), "$1"},
   };
   for (const auto& [pattern, words] : named) text = std::regex_replace(text, pattern, words);
   // Numbers to shift: "input row 4 column 3" of an array, "target column 2", "DataFrame:3:1".
@@ -339,6 +337,12 @@ const std::vector<ember::LayerKind>& layer_kinds() {
   return kinds;
 }
 
+/// The same for the losses.
+const std::vector<ember::LossKind>& loss_kinds() {
+  static const std::vector<ember::LossKind> kinds = ember::loss_kinds();
+  return kinds;
+}
+
 /// A class for a kind of layer made from its settings alone (LayerKind::settings): Keras' name,
 /// the settings as positional or keyword arguments (the others at their defaults) and as read-only
 /// properties. Dense, BatchNormalization and Embedding are bound by hand.
@@ -382,6 +386,54 @@ void bind_layer(nb::module_& m, const ember::LayerKind& kind) {
     layer.def("__repr__", [](const Settings& self) { return ember::describe(ember::Layer(self)); });
     layer.doc() = (kind.keras_name + ": " + kind.meaning + ".").c_str();
   }
+}
+
+/// A loss's class from its kind (ember::loss_kinds()): its settings as keyword (or positional)
+/// arguments, each a property; checked as it is made.
+template <typename Settings>
+void bind_loss(nb::module_& m, const ember::LossKind& kind) {
+  nb::class_<Settings> loss(m, kind.keras_name.c_str());
+  loss.def("__init__", [&kind](Settings* self, nb::args args, nb::kwargs kwargs) {
+    if (args.size() > kind.settings.size())
+      throw nb::type_error(
+          fmt::format("{}() takes {} positional argument{}{}, got {}", kind.keras_name, kind.settings.size(),
+                      kind.settings.size() == 1 ? "" : "s",
+                      kind.settings.empty() ? "" : fmt::format(" ({})", fmt::join(kind.settings, ", ")), args.size())
+              .c_str());
+    std::vector<std::pair<std::string, double>> settings;
+    const auto add = [&](const std::string& name, nb::handle value) {
+      double number = 0.0;
+      if (!nb::try_cast(value, number))
+        throw nb::type_error(fmt::format("{}(): {} must be a number, not {}", kind.keras_name, name,
+                                         nb::cast<std::string>(nb::repr(value)))
+                                 .c_str());
+      settings.emplace_back(name, number);
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) add(kind.settings[i], args[i]);
+    for (const auto& [key, value] : kwargs) {
+      const std::string name = nb::cast<std::string>(key);
+      if (std::find(kind.settings.begin(), kind.settings.end(), name) == kind.settings.end())
+        throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'{}", kind.keras_name, name,
+                                         kind.settings.empty()
+                                             ? std::string("; it takes none")
+                                             : fmt::format("; it takes {}", fmt::join(kind.settings, ", ")))
+                                 .c_str());
+      add(name, value);
+    }
+    new (self) Settings(std::get<Settings>(ember::make_loss(kind.name, settings)));
+  });
+  for (const std::string& setting : kind.settings)
+    loss.def_prop_rw(
+        setting.c_str(), [&setting](const Settings& self) { return ember::loss_setting(ember::Loss(self), setting); },
+        [&kind, &setting](Settings& self, double value) {
+          std::vector<std::pair<std::string, double>> settings;
+          for (const std::string& other : kind.settings)
+            settings.emplace_back(other, other == setting ? value : ember::loss_setting(ember::Loss(self), other));
+          self = std::get<Settings>(ember::make_loss(kind.name, settings));
+        });
+  loss.def("__repr__", [](const Settings& self) { return ember::describe(ember::Loss(self)); });
+  loss.def("__eq__", [](const Settings& self, const Settings& other) { return self == other; });
+  loss.doc() = (kind.keras_name + ": " + kind.meaning + ".").c_str();
 }
 
 }  // namespace
@@ -520,18 +572,11 @@ NB_MODULE(_core, m) {
       "rows"_a = 0,
       "What `ember train` and the estimators do by default for a table of this many rows (bins, validation_split, "
       "patience: 0 where off), and the constants of that rule.");
-  nb::class_<ember::MeanSquaredError>(m, "MeanSquaredError").def(nb::init<>());
-  nb::class_<ember::Huber>(m, "Huber")
-      .def(
-          "__init__", [](ember::Huber* self, float delta) { new (self) ember::Huber{delta}; },
-          "delta"_a = ember::Huber{}.delta)
-      .def_rw("delta", &ember::Huber::delta);
-  nb::class_<ember::CrossEntropy>(m, "CrossEntropy")
-      .def(
-          "__init__",
-          [](ember::CrossEntropy* self, float label_smoothing) { new (self) ember::CrossEntropy{label_smoothing}; },
-          "label_smoothing"_a = 0.0f)
-      .def_rw("label_smoothing", &ember::CrossEntropy::label_smoothing);
+  // Every loss by its class name, from its part's settings, as the library lists them.
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (bind_loss<std::variant_alternative_t<I, ember::Loss>>(m, loss_kinds()[I]), ...);
+  }
+  (std::make_index_sequence<ember::kLossKinds>());
 
   nb::class_<ember::ConstantRate>(m, "ConstantRate", "The optimizer's rate in every epoch (the default schedule).")
       .def(nb::init<>())
@@ -755,6 +800,14 @@ NB_MODULE(_core, m) {
         return names;
       },
       "Each kind of layer's class in this module, in layer_names()' order.");
+  m.def(
+      "loss_class_names",
+      [] {
+        std::vector<std::string> names;
+        for (const ember::LossKind& kind : loss_kinds()) names.push_back(kind.keras_name);
+        return names;
+      },
+      "Each loss's class in this module, in loss_names()' order.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

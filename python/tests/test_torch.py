@@ -243,6 +243,13 @@ def test_huber_is_torchs(delta, device):
                             lambda z: torch.nn.functional.huber_loss(z, target, delta=delta)))
 
 
+def test_mean_absolute_error_is_torchs_l1_loss(device):
+    x, y = rows()
+    target = torch.from_numpy(3 * y.astype(np.float64))
+    assert_same(*train_both(device, [ember.Dense(8, "tanh"), ember.Dense(1)], x, 3 * y, ember.MeanAbsoluteError(),
+                            lambda z: torch.nn.functional.l1_loss(z, target)))
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_cross_entropy_over_classes_is_torchs(smoothing, device):
     x, y = rows(count=60)
@@ -286,7 +293,7 @@ def test_every_registered_part_is_covered_here():
     for name in ember.activation_names():  # test_each_activation_is_torchs runs each
         torch_activation(name)
     assert set(ember.optimizer_names()) == set(OPTIMIZERS)
-    assert set(ember.loss_names()) == {"mse", "huber", "crossentropy"}  # one test each above
+    assert set(ember.loss_names()) == {"mse", "huber", "mae", "crossentropy"}  # one test each above
     # Layers: those below have their torch twins in this file. Dropout draws its own masks (torch's
     # generator is not Ember's): tests/layers_test.cpp checks its masks; in inference it is
     # the identity (test_api.py). Each kind's float64 form is in its tests/layers/NAME_test.cpp.

@@ -94,33 +94,13 @@ class Backend {
   /// (the same bits run after run), the factor read by the scaling where it was computed (a
   /// recorded step stays valid). max_norm > 0.
   virtual void clip_by_norm(float* values, std::int64_t count, float max_norm) = 0;
-  /// A regression loss of a batch (MeanSquaredError, or Huber with huber_delta), its metric sums and
-  /// its gradient, from one read of prediction and target (both (rows, cols)). With e = p - t, for
-  /// every column c (sums is 3 * cols floats of backend memory, accumulated across calls: an
-  /// epoch's loss, MAE and R^2 come from them): sums[c] += the sum over rows of the loss (e^2, or
-  /// Huber's 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2)), sums[cols + c] += the sum of
-  /// e^2 and sums[2 cols + c] += the sum of |e|. When gradient is given, gradient (rows, cols) = the
-  /// derivative of the mean loss: 2 e / (rows * cols), or clamp(e, -delta, delta) / (rows * cols).
-  virtual void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
-                               std::optional<View> gradient) = 0;
-  /// Cross-entropy on logits (CrossEntropy) of a batch, its metric sums and its gradient, from one
-  /// read of the logits (rows, k) and labels (rows, 1: class indices as floats, 0 to classes - 1).
-  /// k == 1, two classes: z is the logit of class 1, loss max(z, 0) - z y + log1p(exp(-|z|)),
-  /// gradient (sigmoid(z) - y) / rows, predicted class 1 where z > 0. k >= 2: loss logsumexp(z) -
-  /// z_y, gradient (softmax(z) - onehot(y)) / rows, predicted class the first largest logit.
-  /// sums[0] += the sum of the rows' losses, sums[1] += the rows whose predicted class is y.
-  /// With label_smoothing eps (CrossEntropy::label_smoothing) the target is (1 - eps) onehot(y) +
-  /// eps / K (K = 2 for one logit): loss logsumexp(z) - (1 - eps) z_y - eps mean(z), gradient
-  /// (softmax(z) - target) / rows; one logit: the loss above with y replaced by y (1 - eps) + eps / 2.
-  virtual void cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
-                                  std::optional<View> gradient) = 0;
   /// One step of the optimizer (its formula, optimizers.hpp) over count parameters in one flat
   /// buffer, at the learning rate lr * scalars->lr_scale and, for Adam and AdamW, the step count
   /// scalars->step (>= 1: advance it first). state holds the optimizer's state buffers
   /// (optimizer_state_names order), count floats each, region floats apart. No buffer overlaps another.
   virtual void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
                                 std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) = 0;
-  /// A layer's own op (ember/layer_op.hpp): op.check, then the backend's form of it.
+  /// A layer's or a loss's own op (ember/layer_op.hpp): op.check, then the backend's form of it.
   void layer_op(const LayerOp& op, const OpArgs& args) {
     op.check(args);
     run_layer_op(op, args);

@@ -1,5 +1,5 @@
 #pragma once
-// An op that a layer part brings with it, rather than a function of the Backend interface: its
+// An op that a layer or loss part brings with it, rather than a function of the Backend interface: its
 // float64 loops (the reference), optionally float32 loops for the fast CPU path, and a CUDA launch
 // that the CUDA plugin finds by the op's name (kernels/layer_ops.hpp). Backend::layer_op runs it.
 // A layer whose math no other op has is then its part's file and its kernel's file
@@ -34,13 +34,17 @@ struct OpDraws {
 
 /// An op's operands, in the order its part defines: inputs, outputs (a View with null data for an
 /// output not asked for) and settings, in backend memory as every op's; draws for an op that draws
-/// at random; ranks for an op training on a batch across ranks (else null).
+/// at random; ranks for an op training on a batch across ranks (else null). scratch is the
+/// backend's to fill: the CUDA backend's reduction scratch (kernels/matmul_plan.hpp's
+/// kReductionScratchFloats floats, one op's at a time), where a kernel keeps partial sums; null on
+/// the CPU.
 struct OpArgs {
   std::span<const ConstView> in;
   std::span<const View> out;
   std::span<const float> settings;
   OpDraws draws = {};
   const BatchAcrossRanks* ranks = nullptr;
+  float* scratch = nullptr;
 };
 
 struct LayerOp {

@@ -1,7 +1,10 @@
 #pragma once
-// Losses, with PyTorch's formulas (torch.nn), each averaged over the batch.
+// Losses, with PyTorch's formulas (torch.nn), each averaged over the batch. Each kind is a part
+// (engine/src/losses/NAME.hpp: its settings, check and op; kernels/losses/NAME.cu: its kernel), so
+// the names, checkpoint entries, command-line spellings and Python classes below follow from it.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -23,6 +26,14 @@ struct Huber {
   bool operator==(const Huber&) const = default;
 };
 
+/// torch.nn.L1Loss (Keras' MeanAbsoluteError): the mean over all elements of |prediction - target|.
+/// Regression, as MeanSquaredError; the median rather than the mean is what it fits, so it resists
+/// outliers without a setting. Its gradient at a zero error is 0, as torch's sign(0).
+struct MeanAbsoluteError {
+  static constexpr const char* kName = "mae";
+  bool operator==(const MeanAbsoluteError&) const = default;
+};
+
 /// Classification: targets are class labels. With two classes the model has one output, the logit
 /// of the second class, and the loss is torch.nn.BCEWithLogitsLoss (max(z, 0) - z y + log(1 +
 /// exp(-|z|))); with more, one output per class and torch.nn.CrossEntropyLoss (logsumexp(z) - z_y).
@@ -36,9 +47,10 @@ struct CrossEntropy {
   bool operator==(const CrossEntropy&) const = default;
 };
 
-using Loss = std::variant<MeanSquaredError, Huber, CrossEntropy>;
+using Loss = std::variant<MeanSquaredError, Huber, MeanAbsoluteError, CrossEntropy>;
+inline constexpr std::size_t kLossKinds = std::variant_size_v<Loss>;
 
-/// "mse", "huber" or "crossentropy" (each kind's kName).
+/// "mse", "huber", "mae" or "crossentropy" (each kind's kName).
 std::string loss_name(const Loss& loss);
 /// Every loss's name, in the Loss variant's order.
 std::vector<std::string> loss_names();
@@ -49,6 +61,27 @@ std::string settings_json(const Loss& loss);
 /// Throws SettingError (e.g. "Huber::delta 0: must be ...") for a setting out of range.
 void check_loss(const Loss& loss);
 bool is_classification(const Loss& loss);
+/// What the front ends show of a kind of loss: its name, its spelling for parse_loss
+/// ("huber[:DELTA]"), its class name in Python (Keras' where Keras has it), what it is for in a
+/// phrase, its settings' names in the order parse_loss takes them, and whether it classifies
+/// (targets are class labels) or regresses.
+struct LossKind {
+  std::string name, form, keras_name, meaning;
+  std::vector<std::string> settings;
+  bool classification = false;
+};
+/// Every kind's, in Loss's order.
+std::vector<LossKind> loss_kinds();
+/// The loss of kind name with the settings given by name and the others at their defaults,
+/// checked; InputError for an unknown kind or setting, or a bad value.
+Loss make_loss(const std::string& name, const std::vector<std::pair<std::string, double>>& settings);
+/// The command line's spelling: NAME[:VALUE...], the values in LossKind::settings' order
+/// ("huber:0.5", "crossentropy:0.1"); InputError naming the text and the forms otherwise.
+Loss parse_loss(const std::string& text);
+/// The value of one of the loss's settings (LossKind::settings); InputError for another name.
+double loss_setting(const Loss& loss, const std::string& name);
+/// "Huber(delta=0.5)", "MeanSquaredError()": the Python class's constructor.
+std::string describe(const Loss& loss);
 /// The model outputs a classification over this many classes needs: 1 for two classes (a single
 /// logit), else one per class. InputError for fewer than two classes.
 std::int64_t outputs_for_classes(std::int64_t classes);

@@ -19,10 +19,6 @@ class CpuBackend : public Backend {
   void activation_forward(Activation kind, ConstView x, View y) override;
   void activation_backward(Activation kind, ConstView dy, ConstView x, ConstView y, View dx) override;
   void clip_by_norm(float* values, std::int64_t count, float max_norm) override;
-  void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
-                       std::optional<View> gradient) override;
-  void cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
-                          std::optional<View> gradient) override;
   void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void fill(View y, float value) override;

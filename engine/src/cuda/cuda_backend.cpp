@@ -176,23 +176,6 @@ class CudaBackend final : public Backend {
     check_clip(count, max_norm);
     kernels::launch_clip_by_norm(values, count, max_norm, reduction_scratch_, stream_);
   }
-  void regression_loss(ConstView prediction, ConstView target, std::optional<float> huber_delta, float* sums,
-                       std::optional<View> gradient) override {
-    check_same_shape(prediction, target, "regression_loss");
-    if (gradient) check_same_shape(prediction, *gradient, "regression_loss");
-    kernels::launch_regression_loss(prediction.data, target.data, prediction.rows, prediction.cols,
-                                    huber_delta.value_or(0.0f), sums, gradient ? gradient->data : nullptr,
-                                    reduction_scratch_, stream_);
-  }
-  void cross_entropy_loss(ConstView logits, ConstView labels, float label_smoothing, float* sums,
-                          std::optional<View> gradient) override {
-    if (labels.cols != 1 || labels.rows != logits.rows)
-      throw Error(fmt::format("cross_entropy_loss: labels ({}, {}) for logits ({}, {}); they must be ({}, 1)",
-                              labels.rows, labels.cols, logits.rows, logits.cols, logits.rows));
-    if (gradient) check_same_shape(logits, *gradient, "cross_entropy_loss");
-    kernels::launch_cross_entropy(logits.data, labels.data, logits.rows, logits.cols, label_smoothing, sums,
-                                  gradient ? gradient->data : nullptr, reduction_scratch_, stream_);
-  }
   void optimizer_update(const Optimizer& optimizer, float* weights, const float* gradients, float* state,
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override {
     check_optimizer(optimizer);
@@ -294,7 +277,9 @@ class CudaBackend final : public Backend {
     if (launch == nullptr)
       throw Error(
           fmt::format("the CUDA backend has no kernel for the op {} (kernels/layers/ registers none)", op.name));
-    launch(args, stream_);
+    OpArgs with_scratch = args;
+    with_scratch.scratch = reduction_scratch_;
+    launch(with_scratch, stream_);
   }
   void* do_allocate(std::size_t bytes) override {
     void* pointer = nullptr;

@@ -324,13 +324,22 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
   emit({"cub reduce sum", 2 * operand, cub, "cub reduce sum", cub});
   // The losses read prediction and target (cross-entropy: the labels, one per row) and write the
   // gradient; their sums are small.
+  // Each through its op's launch, as the loss's part runs it.
+  const kernels::LayerOpLaunch mse = kernels::find_layer_op("mse_loss"),
+                               cross_entropy = kernels::find_layer_op("cross_entropy_loss");
+  const auto loss = [&](kernels::LayerOpLaunch launch, ConstView prediction, ConstView target, std::int64_t sums,
+                        float setting) {
+    const ConstView in[] = {prediction, target};
+    const View outputs[] = {{column_sums.floats(), 1, sums}, {out.floats(), prediction.rows, prediction.cols}};
+    OpArgs args{in, outputs, {&setting, static_cast<std::size_t>(launch == mse ? 0 : 1)}};
+    args.scratch = scratch.floats();
+    launch(args, stream);
+  };
   measure("mse loss + gradient", 3 * operand, [&] {
-    kernels::launch_regression_loss(first, second, rows, cols, 0.0f, column_sums.floats(), out.floats(),
-                                    scratch.floats(), stream);
+    loss(mse, {first, rows, cols}, {second, rows, cols}, 3 * cols, 0.0f);
   });
   measure("cross-entropy + gradient", 2 * operand + static_cast<double>(rows) * sizeof(float), [&] {
-    kernels::launch_cross_entropy(first, labels.floats(), rows, cols, 0.0f, column_sums.floats(), out.floats(),
-                                  scratch.floats(), stream);
+    loss(cross_entropy, {first, rows, cols}, {labels.floats(), rows, 1}, 2, 0.0f);
   });
   // Ten classes, as a table's classifier has (a warp per row of 10 logits); the labels in `third`,
   // which the updates above are done with.
@@ -342,8 +351,7 @@ std::vector<BandwidthRow> bandwidth_table(const KernelTableOptions& options,
                                    cudaMemcpyHostToDevice, stream));
   EMBER_CUDA_CHECK(cudaStreamSynchronize(stream));
   measure("cross-entropy, 10 classes", static_cast<double>(class_rows) * (2 * kClasses + 1) * sizeof(float), [&] {
-    kernels::launch_cross_entropy(first, third.floats(), class_rows, kClasses, 0.0f, column_sums.floats(), out.floats(),
-                                  scratch.floats(), stream);
+    loss(cross_entropy, {first, class_rows, kClasses}, {third.floats(), class_rows, 1}, 2, 0.0f);
   });
   return table;
 }

@@ -29,6 +29,7 @@
 #include "device_intrinsics.cuh"
 #include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 #include "ordered_sum.hpp"
 
 namespace ember::kernels {
@@ -180,21 +181,28 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-}  // namespace
-
-void launch_cross_entropy(const float* logits, const float* labels, std::int64_t rows, std::int64_t k,
-                          float label_smoothing, float* sums, float* gradient, float* scratch, cudaStream_t stream) {
+// in: logits (rows, k), labels (rows, 1); out: sums (1, 2), gradient or null; settings:
+// label_smoothing (losses/cross_entropy.hpp).
+void launch_cross_entropy(const OpArgs& a, cudaStream_t stream) {
+  const float* logits = a.in[0].data;
+  const std::int64_t rows = a.in[0].rows, k = a.in[0].cols;
+  float* gradient = a.out[1].data;
+  float* sums = a.out[0].data;
   if (rows == 0) return;
   // Chunks of at least 64 rows, at most 1024 of them (one block across), two sums each.
   const RowChunks chunks = row_chunks(rows, 1, 64, 2);
   // Whole float4s per row, on 16-byte boundaries (the gradient's too).
   const bool vector = k % 4 == 0 && reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 &&
                       (gradient == nullptr || reinterpret_cast<std::uintptr_t>(gradient) % 16 == 0);
-  launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks.chunks), kWarps * 32, 0, stream, logits, labels,
-         rows, static_cast<int>(k), chunks.rows, static_cast<float>(1.0 / static_cast<double>(rows)), label_smoothing,
-         gradient, chunks.chunks == 1 ? sums : scratch, chunks.chunks == 1, vector);
+  launch(cross_entropy_partial_kernel, static_cast<unsigned>(chunks.chunks), kWarps * 32, 0, stream, logits,
+         a.in[1].data, rows, static_cast<int>(k), chunks.rows, static_cast<float>(1.0 / static_cast<double>(rows)),
+         a.settings[0], gradient, chunks.chunks == 1 ? sums : a.scratch, chunks.chunks == 1, vector);
   check_launch("cross_entropy_partial_kernel", [&] { return shape_text("logits", rows, k); });
-  if (chunks.chunks > 1) launch_sum_chunks(scratch, chunks.chunks, 2, sums, true, "cross-entropy sums", stream);
+  if (chunks.chunks > 1) launch_sum_chunks(a.scratch, chunks.chunks, 2, sums, true, "cross-entropy sums", stream);
 }
+
+}  // namespace
+
+EMBER_LAYER_OP_KERNEL("cross_entropy_loss", launch_cross_entropy);
 
 }  // namespace ember::kernels

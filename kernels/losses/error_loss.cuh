@@ -1,11 +1,15 @@
-// Regression losses with their metric sums and gradient, from one read of prediction p and target t
-// (rows, cols), e = p - t, d the Huber delta (0: MSE):
-//   sums[c]          += sum over rows of the loss: e^2 (MSE), or 0.5 e^2 where |e| <= d, else
-//                       d (|e| - d / 2) (Huber)
+#pragma once
+// A regression loss of each element's error e = p - t (engine/src/losses/part.hpp's ErrorLossOps),
+// with its metric sums and gradient, from one read of prediction p and target t (rows, cols):
+//   sums[c]          += sum over rows of the loss
 //   sums[cols + c]   += sum over rows of e^2          (R^2)
 //   sums[2 cols + c] += sum over rows of |e|          (the MAE)
-//   gradient          = d mean loss / d p: 2 e / (rows * cols), or clamp(e, -d, d) / (rows * cols);
-//                       skipped when null
+//   gradient          = d mean loss / d p = Math::gradient(e) / (rows * cols); skipped when null
+// A loss's kernel file (losses/NAME.cu) defines Math, constructed from the op's settings, with
+// `float add(float e, float sum)` (sum + the loss of e, each step one explicit fma or add, so that
+// the loops with and without a gradient to write add the same bits: nvcc may contract a plain
+// a * b + c in one and not the other) and `float gradient(float e)`, and registers
+// launch_error_loss<Math> under its op's name.
 //
 // A deterministic column reduction in two passes (the same inputs give the same bits, no float
 // atomics): block (x, y) covers a group of column lanes by a chunk of rows. Its threads are column
@@ -16,41 +20,38 @@
 // depends on the shape only, so the order of every addition is fixed.
 #include <algorithm>
 #include <cstdint>
+#include <span>
 
 #include "cuda_check.hpp"
 #include "kernels.hpp"
 #include "launch.cuh"
+#include "layer_ops.hpp"
 #include "ordered_sum.hpp"
 
 namespace ember::kernels {
-namespace {
 
-constexpr int kLossThreads = 256;
+inline constexpr int kErrorLossThreads = 256;
 
-__global__ void __launch_bounds__(kLossThreads)
-    regression_loss_partial_kernel(const float* __restrict__ p, const float* __restrict__ t, long long rows,
-                                   long long cols, int column_lanes, long long chunk, float delta, float gradient_scale,
-                                   float* __restrict__ gradient, float* __restrict__ out, bool accumulate) {
-  __shared__ float losses[kLossThreads], squared[kLossThreads], absolute[kLossThreads];
+template <typename Math>
+__global__ void __launch_bounds__(kErrorLossThreads)
+    error_loss_partial_kernel(const float* __restrict__ p, const float* __restrict__ t, long long rows, long long cols,
+                              int column_lanes, long long chunk, Math math, float gradient_scale,
+                              float* __restrict__ gradient, float* __restrict__ out, bool accumulate) {
+  __shared__ float losses[kErrorLossThreads], squared[kErrorLossThreads], absolute[kErrorLossThreads];
   const int lane = static_cast<int>(threadIdx.x) % column_lanes,
             row_lane = static_cast<int>(threadIdx.x) / column_lanes;
-  const int row_lanes = kLossThreads / column_lanes;
+  const int row_lanes = kErrorLossThreads / column_lanes;
   const long long col = blockIdx.x * static_cast<long long>(column_lanes) + lane;
   const long long begin = blockIdx.y * chunk, end = begin + chunk < rows ? begin + chunk : rows;
   float loss = 0.0f, sq = 0.0f, ab = 0.0f;
   if (col < cols)
     for (long long r = begin + row_lane; r < end; r += row_lanes) {
       const long long i = r * cols + col;
-      const float e = p[i] - t[i], size = fabsf(e);
-      const bool quadratic = delta == 0.0f || size <= delta;
-      if (gradient != nullptr)
-        gradient[i] = gradient_scale * (delta == 0.0f ? 2.0f * e : (quadratic ? e : copysignf(delta, e)));
-      // Every sum's step is one explicit fma, so that the loops with and without a gradient to
-      // write add the same bits (nvcc may contract a plain a * b + c in one and not the other).
-      loss = delta == 0.0f ? fmaf(e, e, loss)
-                           : (quadratic ? fmaf(0.5f * e, e, loss) : fmaf(delta, size - 0.5f * delta, loss));
+      const float e = p[i] - t[i];
+      if (gradient != nullptr) gradient[i] = gradient_scale * math.gradient(e);
+      loss = math.add(e, loss);
       sq = fmaf(e, e, sq);
-      ab += size;
+      ab += fabsf(e);
     }
   losses[threadIdx.x] = loss;
   squared[threadIdx.x] = sq;
@@ -76,10 +77,11 @@ __global__ void __launch_bounds__(kLossThreads)
   }
 }
 
-}  // namespace
-
-void launch_regression_loss(const float* prediction, const float* target, std::int64_t rows, std::int64_t cols,
-                            float huber_delta, float* sums, float* gradient, float* scratch, cudaStream_t stream) {
+/// The op's launch: in prediction, target; out sums (1, 3 cols), gradient or null; settings, Math's.
+template <typename Math>
+void launch_error_loss(const OpArgs& a, cudaStream_t stream) {
+  const ConstView prediction = a.in[0];
+  const std::int64_t rows = prediction.rows, cols = prediction.cols;
   if (rows * cols == 0) return;
   int column_lanes = 1;
   while (column_lanes < cols && column_lanes < 32) column_lanes *= 2;
@@ -87,11 +89,13 @@ void launch_regression_loss(const float* prediction, const float* target, std::i
   const RowChunks chunks = row_chunks(rows, column_blocks, 256, 3 * cols);
   const float gradient_scale = static_cast<float>(1.0 / static_cast<double>(rows * cols));
   const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks.chunks));
-  launch(regression_loss_partial_kernel, grid, kLossThreads, 0, stream, prediction, target, rows, cols, column_lanes,
-         chunks.rows, huber_delta, gradient_scale, gradient, chunks.chunks == 1 ? sums : scratch, chunks.chunks == 1);
-  check_launch("regression_loss_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
+  float* sums = a.out[0].data;
+  launch(error_loss_partial_kernel<Math>, grid, kErrorLossThreads, 0, stream, prediction.data, a.in[1].data, rows, cols,
+         column_lanes, chunks.rows, Math(a.settings), gradient_scale, a.out[1].data,
+         chunks.chunks == 1 ? sums : a.scratch, chunks.chunks == 1);
+  check_launch("error_loss_partial_kernel", [&] { return shape_text("prediction", rows, cols); });
   if (chunks.chunks > 1)
-    launch_sum_chunks(scratch, chunks.chunks, 3 * cols, sums, true, "regression loss sums", stream);
+    launch_sum_chunks(a.scratch, chunks.chunks, 3 * cols, sums, true, "regression loss sums", stream);
 }
 
 }  // namespace ember::kernels
