@@ -107,6 +107,47 @@ TEST(Checkpoint, EveryRegisteredLossOptimizerAndScheduleTravelsByItsName) {
   EXPECT_THROW(optimizer_named("adagrad"), InputError);
 }
 
+// What the CLI and Python build their flags and classes from: each kind's settings by name, made,
+// read back and refused out of range, for every registered optimizer and loss.
+TEST(Checkpoint, EveryOptimizerAndLossIsMadeFromItsSettingsByName) {
+  for (const OptimizerKind& kind : optimizer_kinds()) {
+    SCOPED_TRACE(kind.name);
+    EXPECT_EQ(make_optimizer(kind.name, {}), optimizer_named(kind.name));
+    std::vector<std::pair<std::string, double>> settings;
+    for (const std::string& setting : kind.settings) {
+      const bool is_switch = std::find(kind.switches.begin(), kind.switches.end(), setting) != kind.switches.end();
+      settings.emplace_back(setting, is_switch ? 1.0 : 0.25);  // in every number's range
+    }
+    const Optimizer made = make_optimizer(kind.name, settings);
+    for (const auto& [setting, value] : settings) EXPECT_EQ(optimizer_setting(made, setting), value) << setting;
+    EXPECT_EQ(describe(made).substr(0, kind.class_name.size() + 1), kind.class_name + "(");
+    EXPECT_THROW(make_optimizer(kind.name, {{"lr", -1.0}}), SettingError);
+    EXPECT_THROW(make_optimizer(kind.name, {{"no_such_setting", 1.0}}), InputError);
+    EXPECT_THROW(optimizer_setting(made, "no_such_setting"), InputError);
+  }
+  EXPECT_THROW(make_optimizer("sgd", {{"nesterov", 1.0}}), SettingError);  // needs a momentum
+  for (const LossKind& kind : loss_kinds()) {
+    SCOPED_TRACE(kind.name);
+    EXPECT_EQ(make_loss(kind.name, {}), loss_named(kind.name));
+    EXPECT_EQ(parse_loss(kind.name), loss_named(kind.name));
+    std::string spelled = kind.name;
+    std::vector<std::pair<std::string, double>> settings;
+    for (const std::string& setting : kind.settings) {
+      settings.emplace_back(setting, 0.25);
+      spelled += ":0.25";
+    }
+    const Loss made = make_loss(kind.name, settings);
+    EXPECT_EQ(parse_loss(spelled), made);
+    for (const auto& [setting, value] : settings) EXPECT_EQ(loss_setting(made, setting), value) << setting;
+    EXPECT_EQ(describe(made).substr(0, kind.keras_name.size() + 1), kind.keras_name + "(");
+    EXPECT_THROW(parse_loss(spelled + ":1"), InputError);
+    EXPECT_THROW(make_loss(kind.name, {{"no_such_setting", 1.0}}), InputError);
+    for (const std::string& setting : kind.settings)
+      EXPECT_THROW(make_loss(kind.name, {{setting, -1.0}}), SettingError) << setting;
+  }
+  EXPECT_THROW(parse_loss("hinge"), InputError);
+}
+
 TEST(Checkpoint, HeaderLayout) {
   const std::string bytes = valid_checkpoint();
   std::uint64_t length;

@@ -23,12 +23,9 @@ using testing::train_fifty_steps;
 using testing::TrainingRun;
 const BackendOptions kReference{.cpu_reference = true};
 
-const Optimizer kOptimizers[] = {testing::kNesterov, Adam{.lr = 0.003f, .weight_decay = 1e-3f},
-                                 AdamW{.lr = 0.003f, .beta2 = 0.99f}, RMSprop{.lr = 0.001f, .momentum = 0.5f}};
-
 TEST(GpuTraining, FiftyStepsMatchCpu) {
   EMBER_REQUIRE_GPU(gpu);
-  for (const Optimizer& optimizer : kOptimizers) {
+  for (const Optimizer& optimizer : testing::one_optimizer_of_each_kind()) {
     const TrainingRun cpu = train_fifty_steps(Device::cpu, kReference, optimizer),
                       cuda = train_fifty_steps(Device::cuda, {}, optimizer);
     EXPECT_LT(testing::relative_error(cuda.parameters.data(), cpu.parameters.data(),
@@ -215,7 +212,7 @@ TEST(GpuTraining, Tf32FiftyStepsMatchCpu) {
 TEST(GpuTraining, GraphReplayIsBitIdenticalToPlainLaunches) {
   // Adam's step count changes every step: a graph that had captured it would replay stale values.
   EMBER_REQUIRE_GPU(gpu);
-  for (const Optimizer& optimizer : kOptimizers) {
+  for (const Optimizer& optimizer : testing::one_optimizer_of_each_kind()) {
     const TrainingRun graph =
         train_fifty_steps(Device::cuda, {.matmul = MatmulProvider::ember, .cuda_graph = true}, optimizer);
     const TrainingRun plain =

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,7 @@
 #include "ember/layers.hpp"
 #include "ember/losses.hpp"
 #include "ember/model.hpp"
+#include "ember/optimizers.hpp"
 #include "ember/random.hpp"
 #include "ember/tensor.hpp"
 #include "ember/testing.hpp"
@@ -172,6 +174,48 @@ inline std::vector<LossExample> one_loss_of_each_kind() {
     examples.push_back(*found);
   }
   return examples;
+}
+
+/// The optimizers' settings the tests over every optimizer use, registered by each kind's test
+/// file (tests/optimizers/NAME_test.cpp, EMBER_OPTIMIZER_EXAMPLES): settings that take each of the
+/// kind's paths (with and without momentum, ...) for the conformance check of every backend, the
+/// first the one the training tests train with (fifty steps on every backend, resuming through a
+/// checkpoint).
+inline std::vector<Optimizer>& optimizer_example_list() {
+  static std::vector<Optimizer> examples;
+  return examples;
+}
+struct RegisterOptimizerExamples {
+  explicit RegisterOptimizerExamples(std::initializer_list<Optimizer> examples) {
+    optimizer_example_list().insert(optimizer_example_list().end(), examples);
+  }
+};
+#define EMBER_OPTIMIZER_EXAMPLES_JOIN2(a, b) a##b
+#define EMBER_OPTIMIZER_EXAMPLES_JOIN(a, b) EMBER_OPTIMIZER_EXAMPLES_JOIN2(a, b)
+/// EMBER_OPTIMIZER_EXAMPLES(RMSprop{.lr = 0.001f, .momentum = 0.5f}, RMSprop{...}, ...).
+#define EMBER_OPTIMIZER_EXAMPLES(...)                                                                             \
+  const ::ember::testing::RegisterOptimizerExamples EMBER_OPTIMIZER_EXAMPLES_JOIN(kOptimizerExamples, __LINE__) { \
+    __VA_ARGS__                                                                                                   \
+  }
+
+/// Every registered example; logic_error naming a kind without one.
+inline std::vector<Optimizer> optimizer_examples() {
+  const std::vector<Optimizer>& examples = optimizer_example_list();
+  for (std::size_t kind = 0; kind < std::variant_size_v<Optimizer>; ++kind)
+    if (std::none_of(examples.begin(), examples.end(), [&](const Optimizer& o) { return o.index() == kind; }))
+      throw std::logic_error("no optimizer example of " + optimizer_names()[kind] +
+                             ": its tests/optimizers/NAME_test.cpp registers some (EMBER_OPTIMIZER_EXAMPLES)");
+  return examples;
+}
+
+/// The first registered example of each kind, in Optimizer's order.
+inline std::vector<Optimizer> one_optimizer_of_each_kind() {
+  const std::vector<Optimizer> examples = optimizer_examples();
+  std::vector<Optimizer> firsts;
+  for (std::size_t kind = 0; kind < std::variant_size_v<Optimizer>; ++kind)
+    firsts.push_back(
+        *std::find_if(examples.begin(), examples.end(), [&](const Optimizer& o) { return o.index() == kind; }));
+  return firsts;
 }
 
 /// random_matrix as the input of layers: where the first layer is an Embedding, its index columns

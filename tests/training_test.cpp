@@ -160,9 +160,7 @@ TEST(Training, ResumeEqualsUninterruptedRun) {
   // epoch and the batch, not by a generator's state).
   const Dataset data = linear_data(90, 5);
   const FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.1};
-  for (const Optimizer& optimizer : {Optimizer{SGD{.lr = 0.05f, .momentum = 0.9f}}, Optimizer{Adam{.lr = 0.01f}},
-                                     Optimizer{AdamW{.lr = 0.01f, .weight_decay = 0.1f}},
-                                     Optimizer{RMSprop{.lr = 0.005f, .weight_decay = 0.01f, .momentum = 0.5f}}}) {
+  for (const Optimizer& optimizer : testing::one_optimizer_of_each_kind()) {
     // Clipped to a norm the first steps reach: the clipping's factor is part of what resumes.
     const CompileOptions compile{.optimizer = optimizer, .clip_norm = 0.5f, .device = Device::cpu};
     Sequential straight({Dense(8, Activation::relu), Dropout(0.25f), Dense(1)}, 2);

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -17,27 +19,78 @@
 namespace ember {
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
+/// A setting's range: > 0, >= 0, or [0, 1); every number must be finite too.
+enum class Range { positive, non_negative, below_one };
+
+/// An optimizer's setting: its name (the checkpoint's key, the Python keyword), and where it is: a
+/// number with its range, or a switch.
+template <typename O>
+struct Setting {
+  const char* name;
+  float O::*number = nullptr;
+  Range range = Range::non_negative;
+  bool O::*flag = nullptr;
 };
 
-bool finite_float(float value) {
-  return std::isfinite(value);
+/// Each optimizer's class name and settings, in its struct's order (Python's positional order),
+/// and a check across settings where one needs another.
+template <typename O>
+struct Settings;
+
+template <>
+struct Settings<SGD> {
+  static constexpr const char* class_name = "SGD";
+  static constexpr std::array<Setting<SGD>, 4> list{{{"lr", &SGD::lr, Range::positive},
+                                                     {"momentum", &SGD::momentum},
+                                                     {"nesterov", nullptr, Range::non_negative, &SGD::nesterov},
+                                                     {"weight_decay", &SGD::weight_decay}}};
+  static void check(const SGD& sgd) {
+    if (sgd.nesterov && sgd.momentum == 0.0f) throw SettingError("SGD::nesterov", "needs a momentum > 0");
+  }
+};
+
+// Adam and AdamW share their settings (their defaults differ in weight_decay).
+template <typename AdamLike>
+struct AdamSettings {
+  static constexpr std::array<Setting<AdamLike>, 5> list{{{"lr", &AdamLike::lr, Range::positive},
+                                                          {"beta1", &AdamLike::beta1, Range::below_one},
+                                                          {"beta2", &AdamLike::beta2, Range::below_one},
+                                                          {"eps", &AdamLike::eps, Range::positive},
+                                                          {"weight_decay", &AdamLike::weight_decay}}};
+  static void check(const AdamLike&) {}
+};
+template <>
+struct Settings<Adam> : AdamSettings<Adam> {
+  static constexpr const char* class_name = "Adam";
+};
+template <>
+struct Settings<AdamW> : AdamSettings<AdamW> {
+  static constexpr const char* class_name = "AdamW";
+};
+
+template <>
+struct Settings<RMSprop> {
+  static constexpr const char* class_name = "RMSprop";
+  static constexpr std::array<Setting<RMSprop>, 5> list{{{"lr", &RMSprop::lr, Range::positive},
+                                                         {"alpha", &RMSprop::alpha, Range::below_one},
+                                                         {"eps", &RMSprop::eps, Range::positive},
+                                                         {"weight_decay", &RMSprop::weight_decay},
+                                                         {"momentum", &RMSprop::momentum}}};
+  static void check(const RMSprop&) {}
+};
+
+/// f(Settings<Kind>{}, optimizer's settings) for the kind it holds; a kind without its Settings does
+/// not compile.
+template <typename Variant, typename F>
+decltype(auto) visit(Variant&& optimizer, F&& f) {
+  return std::visit(
+      [&](auto& settings) -> decltype(auto) { return f(Settings<std::decay_t<decltype(settings)>>{}, settings); },
+      optimizer);
 }
 
 void require(bool ok, const char* type, const char* field, float value, const char* range) {
-  if (!ok || !finite_float(value))
+  if (!ok || !std::isfinite(value))
     throw SettingError(fmt::format("{}::{}", type, field), fmt::format("{}: must be {}", value, range));
-}
-
-template <typename AdamLike>
-void check_adam(const AdamLike& adam, const char* type) {
-  require(adam.lr > 0.0f, type, "lr", adam.lr, "a finite number > 0");
-  require(adam.beta1 >= 0.0f && adam.beta1 < 1.0f, type, "beta1", adam.beta1, "in [0, 1)");
-  require(adam.beta2 >= 0.0f && adam.beta2 < 1.0f, type, "beta2", adam.beta2, "in [0, 1)");
-  require(adam.eps > 0.0f, type, "eps", adam.eps, "a finite number > 0");
-  require(adam.weight_decay >= 0.0f, type, "weight_decay", adam.weight_decay, "a finite number >= 0");
 }
 
 }  // namespace
@@ -59,23 +112,89 @@ Optimizer optimizer_named(const std::string& name) {
 }
 
 void check_optimizer(const Optimizer& optimizer) {
-  std::visit(
-      Overloaded{
-          [](const SGD& sgd) {
-            require(sgd.lr > 0.0f, "SGD", "lr", sgd.lr, "a finite number > 0");
-            require(sgd.momentum >= 0.0f, "SGD", "momentum", sgd.momentum, "a finite number >= 0");
-            require(sgd.weight_decay >= 0.0f, "SGD", "weight_decay", sgd.weight_decay, "a finite number >= 0");
-            if (sgd.nesterov && sgd.momentum == 0.0f) throw SettingError("SGD::nesterov", "needs a momentum > 0");
-          },
-          [](const Adam& adam) { check_adam(adam, "Adam"); }, [](const AdamW& adam) { check_adam(adam, "AdamW"); },
-          [](const RMSprop& rms) {
-            require(rms.lr > 0.0f, "RMSprop", "lr", rms.lr, "a finite number > 0");
-            require(rms.alpha >= 0.0f && rms.alpha < 1.0f, "RMSprop", "alpha", rms.alpha, "in [0, 1)");
-            require(rms.eps > 0.0f, "RMSprop", "eps", rms.eps, "a finite number > 0");
-            require(rms.weight_decay >= 0.0f, "RMSprop", "weight_decay", rms.weight_decay, "a finite number >= 0");
-            require(rms.momentum >= 0.0f, "RMSprop", "momentum", rms.momentum, "a finite number >= 0");
-          }},
-      optimizer);
+  visit(optimizer, [](auto kind, const auto& settings) {
+    for (const auto& setting : decltype(kind)::list) {
+      if (setting.number == nullptr) continue;
+      const float value = settings.*setting.number;
+      switch (setting.range) {
+        case Range::positive:
+          require(value > 0.0f, decltype(kind)::class_name, setting.name, value, "a finite number > 0");
+          break;
+        case Range::non_negative:
+          require(value >= 0.0f, decltype(kind)::class_name, setting.name, value, "a finite number >= 0");
+          break;
+        case Range::below_one:
+          require(value >= 0.0f && value < 1.0f, decltype(kind)::class_name, setting.name, value, "in [0, 1)");
+          break;
+      }
+    }
+    decltype(kind)::check(settings);
+  });
+}
+
+std::vector<OptimizerKind> optimizer_kinds() {
+  std::vector<OptimizerKind> kinds;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (
+        [&] {
+          using O = std::variant_alternative_t<I, Optimizer>;
+          OptimizerKind kind{O::kName, Settings<O>::class_name, {}, {}};
+          for (const auto& setting : Settings<O>::list) {
+            kind.settings.emplace_back(setting.name);
+            if (setting.flag != nullptr) kind.switches.emplace_back(setting.name);
+          }
+          kinds.push_back(std::move(kind));
+        }(),
+        ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<Optimizer>>());
+  return kinds;
+}
+
+Optimizer make_optimizer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings) {
+  Optimizer optimizer = optimizer_named(name);
+  visit(optimizer, [&](auto kind, auto& values) {
+    const auto& list = decltype(kind)::list;
+    for (const auto& [setting, value] : settings) {
+      const auto found = std::find_if(list.begin(), list.end(), [&](const auto& s) { return setting == s.name; });
+      if (found == list.end()) {
+        std::vector<std::string> names;
+        for (const auto& s : list) names.emplace_back(s.name);
+        throw InputError(fmt::format("{} has no setting '{}'; its settings are {}", decltype(kind)::class_name, setting,
+                                     fmt::join(names, ", ")));
+      }
+      if (found->flag != nullptr) {
+        values.*(found->flag) = value != 0.0;
+      } else {
+        if (!(std::abs(value) <= std::numeric_limits<float>::max()))
+          throw SettingError(fmt::format("{}::{}", decltype(kind)::class_name, setting),
+                             fmt::format("{}: must be a finite float32 number", value));
+        values.*(found->number) = static_cast<float>(value);
+      }
+    }
+  });
+  check_optimizer(optimizer);
+  return optimizer;
+}
+
+double optimizer_setting(const Optimizer& optimizer, const std::string& name) {
+  return visit(optimizer, [&](auto kind, const auto& values) -> double {
+    for (const auto& setting : decltype(kind)::list)
+      if (name == setting.name)
+        return setting.flag != nullptr ? (values.*setting.flag ? 1.0 : 0.0) : values.*setting.number;
+    throw InputError(fmt::format("{} has no setting '{}'", decltype(kind)::class_name, name));
+  });
+}
+
+std::string describe(const Optimizer& optimizer) {
+  return visit(optimizer, [](auto kind, const auto& values) {
+    std::vector<std::string> items;
+    for (const auto& setting : decltype(kind)::list)
+      items.push_back(setting.flag != nullptr
+                          ? fmt::format("{}={}", setting.name, values.*setting.flag ? "True" : "False")
+                          : fmt::format("{}={}", setting.name, values.*setting.number));
+    return fmt::format("{}({})", decltype(kind)::class_name, fmt::join(items, ", "));
+  });
 }
 
 float learning_rate(const Optimizer& optimizer) {
@@ -91,54 +210,27 @@ std::vector<std::string> optimizer_state_names(const Optimizer& optimizer) {
 
 SettingsJson to_json(const Optimizer& optimizer) {
   SettingsJson json = {{"type", optimizer_name(optimizer)}};
-  std::visit(Overloaded{[&](const SGD& s) {
-                          json.update({{"lr", s.lr},
-                                       {"momentum", s.momentum},
-                                       {"nesterov", s.nesterov},
-                                       {"weight_decay", s.weight_decay}});
-                        },
-                        [&](const RMSprop& s) {
-                          json.update({{"lr", s.lr},
-                                       {"alpha", s.alpha},
-                                       {"eps", s.eps},
-                                       {"weight_decay", s.weight_decay},
-                                       {"momentum", s.momentum}});
-                        },
-                        [&](const auto& adam) {
-                          json.update({{"lr", adam.lr},
-                                       {"beta1", adam.beta1},
-                                       {"beta2", adam.beta2},
-                                       {"eps", adam.eps},
-                                       {"weight_decay", adam.weight_decay}});
-                        }},
-             optimizer);
+  visit(optimizer, [&](auto kind, const auto& values) {
+    for (const auto& setting : decltype(kind)::list) {
+      if (setting.flag != nullptr)
+        json[setting.name] = values.*setting.flag;
+      else
+        json[setting.name] = values.*setting.number;
+    }
+  });
   return json;
 }
 
 Optimizer optimizer_from_json(const SettingsJson& json) {
   Optimizer optimizer = optimizer_named(json.value("type", std::string(SGD::kName)));
-  const auto adam = [&](auto& settings) {
-    settings.lr = settings_float(json, "lr");
-    settings.beta1 = settings_float(json, "beta1");
-    settings.beta2 = settings_float(json, "beta2");
-    settings.eps = settings_float(json, "eps");
-    settings.weight_decay = settings_float(json, "weight_decay");
-  };
-  std::visit(Overloaded{[&](SGD& sgd) {
-                          sgd = {.lr = settings_float(json, "lr"),
-                                 .momentum = settings_float(json, "momentum"),
-                                 .nesterov = json.at("nesterov").get<bool>(),
-                                 .weight_decay = settings_float(json, "weight_decay")};
-                        },
-                        [&](Adam& settings) { adam(settings); }, [&](AdamW& settings) { adam(settings); },
-                        [&](RMSprop& rmsprop) {
-                          rmsprop = {.lr = settings_float(json, "lr"),
-                                     .alpha = settings_float(json, "alpha"),
-                                     .eps = settings_float(json, "eps"),
-                                     .weight_decay = settings_float(json, "weight_decay"),
-                                     .momentum = settings_float(json, "momentum")};
-                        }},
-             optimizer);
+  visit(optimizer, [&](auto kind, auto& values) {
+    for (const auto& setting : decltype(kind)::list) {
+      if (setting.flag != nullptr)
+        values.*setting.flag = json.at(setting.name).template get<bool>();
+      else
+        values.*setting.number = settings_float(json, setting.name);
+    }
+  });
   return optimizer;
 }
 

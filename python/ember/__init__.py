@@ -14,9 +14,9 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (Adam, AdamW, ConstantRate, CosineDecay, DivergenceError,
+from ._core import (ConstantRate, CosineDecay, DivergenceError,
                     Error, InputError,
-                    ReduceOnPlateau, RMSprop, SGD, StepDecay,
+                    ReduceOnPlateau, StepDecay,
                     activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
@@ -31,8 +31,11 @@ Dense, Embedding = _LAYERS["Dense"], _LAYERS["Embedding"]  # named below
 _LOSSES = {name: getattr(_core, cls) for name, cls in zip(loss_names(), _core.loss_class_names())}
 globals().update({cls.__name__: cls for cls in _LOSSES.values()})
 CrossEntropy = _LOSSES["crossentropy"]  # named below
+# Every optimizer, by its class name (SGD, Adam, AdamW, RMSprop, ...), in optimizer_names()' order.
+_OPTIMIZERS = {name: getattr(_core, cls) for name, cls in zip(optimizer_names(), _core.optimizer_class_names())}
+globals().update({cls.__name__: cls for cls in _OPTIMIZERS.values()})
 
-__all__ = ["Sequential", *_LAYERS, "SGD", "Adam", "AdamW", "RMSprop",
+__all__ = ["Sequential", *_LAYERS, *(cls.__name__ for cls in _OPTIMIZERS.values()),
            *(cls.__name__ for cls in _LOSSES.values()),
            "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
@@ -41,9 +44,6 @@ __all__ = ["Sequential", *_LAYERS, "SGD", "Adam", "AdamW", "RMSprop",
            "set_num_threads"]
 __version__ = "0.1.0"
 
-# The engine names the optimizers, in the order of its Optimizer variant, which the classes follow.
-_OPTIMIZERS = dict(zip(optimizer_names(), (SGD, Adam, AdamW, RMSprop)))
-assert list(_OPTIMIZERS) == optimizer_names(), "every optimizer needs its class here"
 # The names Keras gives the losses.
 _LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "cross_entropy": "crossentropy",
                  "sparse_categorical_crossentropy": "crossentropy", "binary_crossentropy": "crossentropy"}

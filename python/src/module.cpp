@@ -312,25 +312,6 @@ ember::Sequential from_bytes(nb::bytes bytes) {
   }
 }
 
-// Adam and AdamW share their settings (their defaults differ in weight_decay).
-template <typename Optimizer>
-void bind_adam(nb::module_& m, const char* name) {
-  const Optimizer defaults{};
-  nb::class_<Optimizer>(m, name)
-      .def(
-          "__init__",
-          [](Optimizer* self, float lr, float beta1, float beta2, float eps, float weight_decay) {
-            new (self) Optimizer{lr, beta1, beta2, eps, weight_decay};
-          },
-          "lr"_a = defaults.lr, "beta1"_a = defaults.beta1, "beta2"_a = defaults.beta2, "eps"_a = defaults.eps,
-          "weight_decay"_a = defaults.weight_decay)
-      .def_rw("lr", &Optimizer::lr)
-      .def_rw("beta1", &Optimizer::beta1)
-      .def_rw("beta2", &Optimizer::beta2)
-      .def_rw("eps", &Optimizer::eps)
-      .def_rw("weight_decay", &Optimizer::weight_decay);
-}
-
 /// The library's kinds of layer, kept for the bindings' names.
 const std::vector<ember::LayerKind>& layer_kinds() {
   static const std::vector<ember::LayerKind> kinds = ember::layer_kinds();
@@ -341,6 +322,75 @@ const std::vector<ember::LayerKind>& layer_kinds() {
 const std::vector<ember::LossKind>& loss_kinds() {
   static const std::vector<ember::LossKind> kinds = ember::loss_kinds();
   return kinds;
+}
+
+/// The same for the optimizers.
+const std::vector<ember::OptimizerKind>& optimizer_kinds() {
+  static const std::vector<ember::OptimizerKind> kinds = ember::optimizer_kinds();
+  return kinds;
+}
+
+/// An optimizer's class from its kind (ember::optimizer_kinds()): its settings (numbers) and
+/// switches (booleans) as keyword or positional arguments in its struct's order, each a property;
+/// checked as it is made.
+template <typename Optimizer>
+void bind_optimizer(nb::module_& m, const ember::OptimizerKind& kind) {
+  const std::vector<std::string>& all = kind.settings;
+  const auto is_switch = [&kind](const std::string& name) {
+    return std::find(kind.switches.begin(), kind.switches.end(), name) != kind.switches.end();
+  };
+  nb::class_<Optimizer> optimizer(m, kind.class_name.c_str());
+  optimizer.def("__init__", [&kind, &all, is_switch](Optimizer* self, nb::args args, nb::kwargs kwargs) {
+    if (args.size() > all.size())
+      throw nb::type_error(fmt::format("{}() takes {} positional arguments ({}), got {}", kind.class_name, all.size(),
+                                       fmt::join(all, ", "), args.size())
+                               .c_str());
+    std::vector<std::pair<std::string, double>> settings;
+    const auto add = [&](const std::string& name, nb::handle value) {
+      double number = 0.0;
+      bool flag = false;
+      if (is_switch(name) ? !nb::try_cast(value, flag) : !nb::try_cast(value, number))
+        throw nb::type_error(fmt::format("{}(): {} must be {}, not {}", kind.class_name, name,
+                                         is_switch(name) ? "True or False" : "a number",
+                                         nb::cast<std::string>(nb::repr(value)))
+                                 .c_str());
+      settings.emplace_back(name, is_switch(name) ? (flag ? 1.0 : 0.0) : number);
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) add(all[i], args[i]);
+    for (const auto& [key, value] : kwargs) {
+      const std::string name = nb::cast<std::string>(key);
+      if (std::find(all.begin(), all.end(), name) == all.end())
+        throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'; it takes {}", kind.class_name,
+                                         name, fmt::join(all, ", "))
+                                 .c_str());
+      add(name, value);
+    }
+    new (self) Optimizer(std::get<Optimizer>(ember::make_optimizer(kind.name, settings)));
+  });
+  for (const std::string& setting : all) {
+    const auto set = [&kind, &all, &setting](Optimizer& self, double value) {
+      std::vector<std::pair<std::string, double>> settings;
+      for (const std::string& other : all)
+        settings.emplace_back(other,
+                              other == setting ? value : ember::optimizer_setting(ember::Optimizer(self), other));
+      self = std::get<Optimizer>(ember::make_optimizer(kind.name, settings));
+    };
+    if (is_switch(setting))
+      optimizer.def_prop_rw(
+          setting.c_str(),
+          [&setting](const Optimizer& self) {
+            return ember::optimizer_setting(ember::Optimizer(self), setting) != 0.0;
+          },
+          [set](Optimizer& self, bool value) { set(self, value ? 1.0 : 0.0); });
+    else
+      optimizer.def_prop_rw(
+          setting.c_str(),
+          [&setting](const Optimizer& self) { return ember::optimizer_setting(ember::Optimizer(self), setting); }, set);
+  }
+  optimizer.def("__repr__", [](const Optimizer& self) { return ember::describe(ember::Optimizer(self)); });
+  optimizer.def("__eq__", [](const Optimizer& self, const Optimizer& other) { return self == other; });
+  optimizer.doc() =
+      (kind.class_name + ": torch.optim." + kind.class_name + "'s formula (ember/optimizers.hpp).").c_str();
 }
 
 /// A class for a kind of layer made from its settings alone (LayerKind::settings): Keras' name,
@@ -518,34 +568,11 @@ NB_MODULE(_core, m) {
       .def_prop_ro("columns", [](const ember::Embedding& e) { return e.columns; })
       .def("__repr__", [](const ember::Embedding& e) { return ember::describe(e); });
 
-  nb::class_<ember::SGD>(m, "SGD")
-      .def(nb::init<>())
-      .def(
-          "__init__",
-          [](ember::SGD* self, float lr, float momentum, bool nesterov, float weight_decay) {
-            new (self) ember::SGD{lr, momentum, nesterov, weight_decay};
-          },
-          "lr"_a = ember::SGD{}.lr, "momentum"_a = 0.0f, "nesterov"_a = false, "weight_decay"_a = 0.0f)
-      .def_rw("lr", &ember::SGD::lr)
-      .def_rw("momentum", &ember::SGD::momentum)
-      .def_rw("nesterov", &ember::SGD::nesterov)
-      .def_rw("weight_decay", &ember::SGD::weight_decay);
-  bind_adam<ember::Adam>(m, "Adam");
-  bind_adam<ember::AdamW>(m, "AdamW");
-  const ember::RMSprop rmsprop{};
-  nb::class_<ember::RMSprop>(m, "RMSprop")
-      .def(
-          "__init__",
-          [](ember::RMSprop* self, float lr, float alpha, float eps, float weight_decay, float momentum) {
-            new (self) ember::RMSprop{lr, alpha, eps, weight_decay, momentum};
-          },
-          "lr"_a = rmsprop.lr, "alpha"_a = rmsprop.alpha, "eps"_a = rmsprop.eps,
-          "weight_decay"_a = rmsprop.weight_decay, "momentum"_a = rmsprop.momentum)
-      .def_rw("lr", &ember::RMSprop::lr)
-      .def_rw("alpha", &ember::RMSprop::alpha)
-      .def_rw("eps", &ember::RMSprop::eps)
-      .def_rw("weight_decay", &ember::RMSprop::weight_decay)
-      .def_rw("momentum", &ember::RMSprop::momentum);
+  // Every optimizer by its class name, from the library's list of its settings.
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (bind_optimizer<std::variant_alternative_t<I, ember::Optimizer>>(m, optimizer_kinds()[I]), ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<ember::Optimizer>>());
   m.def("optimizer_names", &ember::optimizer_names, "Every optimizer's name, as compile() and the CLI take them.");
   m.def("loss_names", &ember::loss_names, "Every loss's name, as compile() and the CLI take them.");
   m.def("schedule_names", &ember::schedule_names, "Every schedule's name, as the CLI's --schedule takes them.");
@@ -808,6 +835,14 @@ NB_MODULE(_core, m) {
         return names;
       },
       "Each loss's class in this module, in loss_names()' order.");
+  m.def(
+      "optimizer_class_names",
+      [] {
+        std::vector<std::string> names;
+        for (const ember::OptimizerKind& kind : optimizer_kinds()) names.push_back(kind.class_name);
+        return names;
+      },
+      "Each optimizer's class in this module, in optimizer_names()' order.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

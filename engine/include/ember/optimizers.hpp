@@ -3,6 +3,7 @@
 // buffer; the learning rate it applies is lr times the epoch's schedule factor (schedules.hpp).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -80,6 +81,22 @@ std::string settings_json(const Optimizer& optimizer);
 /// Throws InputError naming the setting (e.g. "Adam::beta2 1.5 must be in [0, 1)") when a value is
 /// out of range or not a finite float.
 void check_optimizer(const Optimizer& optimizer);
+/// What the front ends show of an optimizer: its name, its class name in Python (torch.optim's),
+/// its settings' names in its struct's order, and which of them are switches (true or false:
+/// SGD's nesterov) rather than numbers.
+struct OptimizerKind {
+  std::string name, class_name;
+  std::vector<std::string> settings, switches;
+};
+/// Every kind's, in Optimizer's order.
+std::vector<OptimizerKind> optimizer_kinds();
+/// The optimizer of kind name with the settings (a switch: 0 or 1) given by name and the others at
+/// their defaults, checked; InputError for an unknown kind or setting, or a bad value.
+Optimizer make_optimizer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings);
+/// The value of one of the optimizer's settings (a switch: 0 or 1); InputError for another name.
+double optimizer_setting(const Optimizer& optimizer, const std::string& name);
+/// "SGD(lr=0.01, momentum=0, nesterov=False, weight_decay=0)": the Python class's constructor.
+std::string describe(const Optimizer& optimizer);
 /// The optimizer's learning rate (its base rate, before any schedule).
 float learning_rate(const Optimizer& optimizer);
 /// The names of its state buffers, each of the parameters' layout, as its checkpoint calls them
