@@ -17,6 +17,9 @@
 #include <sstream>
 #include <thread>
 
+#include "ember/losses.hpp"
+#include "ember/optimizers.hpp"
+
 namespace ember::cli {
 
 void check_output_path(const std::string& path, const std::string& flag) {
@@ -89,25 +92,6 @@ std::string in_flags(std::string message) {
   // the command line calls it. Longer tokens first, so none is replaced inside another.
   static const std::vector<std::pair<std::string, std::string>> flags = [] {
     std::vector<std::pair<std::string, std::string>> table = {
-        {"SGD::lr", "--lr"},
-        {"SGD::momentum", "--momentum"},
-        {"SGD::nesterov", "--nesterov"},
-        {"SGD::weight_decay", "--weight-decay"},
-        {"Adam::lr", "--lr"},
-        {"Adam::beta1", "--beta1"},
-        {"Adam::beta2", "--beta2"},
-        {"Adam::eps", "--eps"},
-        {"Adam::weight_decay", "--weight-decay"},
-        {"AdamW::lr", "--lr"},
-        {"AdamW::beta1", "--beta1"},
-        {"AdamW::beta2", "--beta2"},
-        {"AdamW::eps", "--eps"},
-        {"AdamW::weight_decay", "--weight-decay"},
-        {"RMSprop::lr", "--lr"},
-        {"RMSprop::alpha", "--alpha"},
-        {"RMSprop::eps", "--eps"},
-        {"RMSprop::weight_decay", "--weight-decay"},
-        {"RMSprop::momentum", "--momentum"},
         {"Huber::delta", "--huber-delta"},
         {"CrossEntropy::label_smoothing", "--label-smoothing"},
         {"StepDecay::step_epochs", "--step-epochs"},
@@ -144,6 +128,20 @@ std::string in_flags(std::string message) {
         {"Device::cuda", "--device cuda"},
         {"Device::cpu", "--device cpu"},
         {"Device::automatic", "--device auto"}};
+    // Every optimizer's settings: the flag of the setting's name (weight_decay: --weight-decay).
+    for (const OptimizerKind& kind : optimizer_kinds())
+      for (std::string setting : kind.settings) {
+        const std::string token = kind.class_name + "::" + setting;
+        std::replace(setting.begin(), setting.end(), '_', '-');
+        table.emplace_back(token, "--" + setting);
+      }
+    // A loss's setting without a flag of its own: its place in --loss's spelling.
+    for (const LossKind& kind : loss_kinds())
+      for (const std::string& setting : kind.settings) {
+        const std::string token = kind.keras_name + "::" + setting;
+        if (std::none_of(table.begin(), table.end(), [&](const auto& entry) { return entry.first == token; }))
+          table.emplace_back(token, fmt::format("--loss {}'s {}", kind.name, setting));
+      }
     std::sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
     return table;
   }();

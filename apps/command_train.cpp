@@ -67,9 +67,33 @@ MatmulProvider parse_matmul(const std::string& text) {
   throw InputError(fmt::format("--matmul {}: use ember or cublas", printable(text)));
 }
 
+/// The flags that set an optimizer setting of their name (a number, or --nesterov's switch).
+struct OptimizerSettingFlag {
+  const char* flag;
+  const char* setting;
+  double TrainArguments::*number = nullptr;
+  bool TrainArguments::*is_on = nullptr;
+};
+constexpr OptimizerSettingFlag kOptimizerSettingFlags[] = {
+    {"--lr", "lr", &TrainArguments::lr},
+    {"--momentum", "momentum", &TrainArguments::momentum},
+    {"--nesterov", "nesterov", nullptr, &TrainArguments::nesterov},
+    {"--weight-decay", "weight_decay", &TrainArguments::weight_decay},
+    {"--beta1", "beta1", &TrainArguments::beta1},
+    {"--beta2", "beta2", &TrainArguments::beta2},
+    {"--eps", "eps", &TrainArguments::eps},
+    {"--alpha", "alpha", &TrainArguments::alpha}};
+
+/// "a, b or c".
+std::string either(const std::vector<std::string>& names) {
+  if (names.size() < 2) return fmt::format("{}", fmt::join(names, ""));
+  return fmt::format("{} or {}", fmt::join(names.begin(), names.end() - 1, ", "), names.back());
+}
+
 /// The optimizer the flags ask for: --optimizer (else the checkpoint's under --init, else SGD) with
-/// its defaults, or the checkpoint's settings for the same optimizer, and each flag given on top.
-/// The library checks the values (check_optimizer); its errors name the flags.
+/// its defaults, or the checkpoint's settings for the same optimizer, and each flag given on top,
+/// wherever the optimizer has the setting of its name. The library checks the values; its errors
+/// name the flags.
 Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command, const Optimizer* stored) {
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
   std::string kind = given("--optimizer") ? a.optimizer : (stored != nullptr ? optimizer_name(*stored) : SGD::kName);
@@ -83,45 +107,24 @@ Optimizer optimizer_from_flags(const TrainArguments& a, const CLI::App& command,
       throw InputError(
           fmt::format("--optimizer {}: use {}", printable(a.optimizer), fmt::join(optimizer_names(), ", ")));
     }
-  const auto refuse = [&](std::initializer_list<const char*> flags, const char* which) {
-    for (const char* flag : flags)
-      if (given(flag)) throw InputError(fmt::format("{} applies to --optimizer {}, not {}", flag, which, kind));
-  };
-  // Each flag sets the setting of that name where the optimizer has one.
-  std::visit(
-      [&](auto& s) {
-        if (given("--lr")) s.lr = to_float(a.lr, "--lr");
-        if (given("--weight-decay")) s.weight_decay = to_float(a.weight_decay, "--weight-decay");
-        if constexpr (requires { s.momentum; }) {
-          if (given("--momentum")) s.momentum = to_float(a.momentum, "--momentum");
-        } else {
-          refuse({"--momentum"}, "sgd or rmsprop");
-        }
-        if constexpr (requires { s.nesterov; }) {
-          if (given("--nesterov")) s.nesterov = a.nesterov;
-        } else {
-          refuse({"--nesterov"}, "sgd");
-        }
-        if constexpr (requires { s.beta1; }) {
-          if (given("--beta1")) s.beta1 = to_float(a.beta1, "--beta1");
-          if (given("--beta2")) s.beta2 = to_float(a.beta2, "--beta2");
-        } else {
-          refuse({"--beta1", "--beta2"}, "adam or adamw");
-        }
-        if constexpr (requires { s.eps; }) {
-          if (given("--eps")) s.eps = to_float(a.eps, "--eps");
-        } else {
-          refuse({"--eps"}, "adam, adamw or rmsprop");
-        }
-        if constexpr (requires { s.alpha; }) {
-          if (given("--alpha")) s.alpha = to_float(a.alpha, "--alpha");
-        } else {
-          refuse({"--alpha"}, "rmsprop");
-        }
-      },
-      optimizer);
-  check_optimizer(optimizer);
-  return optimizer;
+  const std::vector<OptimizerKind> kinds = optimizer_kinds();
+  const std::vector<std::string>& names = kinds[optimizer.index()].settings;
+  std::vector<std::pair<std::string, double>> settings;
+  for (const std::string& name : names) settings.emplace_back(name, optimizer_setting(optimizer, name));
+  for (const OptimizerSettingFlag& flag : kOptimizerSettingFlags) {
+    if (!given(flag.flag)) continue;
+    const auto at =
+        std::find_if(settings.begin(), settings.end(), [&](const auto& s) { return s.first == flag.setting; });
+    if (at == settings.end()) {
+      std::vector<std::string> owners;
+      for (const OptimizerKind& other : kinds)
+        if (std::find(other.settings.begin(), other.settings.end(), flag.setting) != other.settings.end())
+          owners.push_back(other.name);
+      throw InputError(fmt::format("{} applies to --optimizer {}, not {}", flag.flag, either(owners), kind));
+    }
+    at->second = flag.number != nullptr ? to_float(a.*flag.number, flag.flag) : (a.*flag.is_on ? 1.0 : 0.0);
+  }
+  return make_optimizer(kind, settings);
 }
 
 /// CrossEntropy with --label-smoothing, else the checkpoint's smoothing under --init, else none.
@@ -715,18 +718,20 @@ void add_train_command(CLI::App& app) {
   command->add_option("--label-smoothing", arguments->label_smoothing,
                       "crossentropy: train on targets (1 - X) for the label and X / classes spread over every class "
                       "(torch's CrossEntropyLoss(label_smoothing)), in [0, 1) [default: 0, or the --init model's]");
-  command->add_option("--optimizer", arguments->optimizer, "sgd, adam, adamw or rmsprop (torch.optim's formulas)")
+  command->add_option("--optimizer", arguments->optimizer, either(optimizer_names()) + " (torch.optim's formulas)")
       ->capture_default_str();
   command->add_option("--lr", arguments->lr,
-                      "Learning rate [default: 0.01 for sgd and rmsprop, 0.001 for adam and adamw]");
+                      "Learning rate [default: 0.01 for sgd, rmsprop and adagrad, 0.001 for adam and adamw]");
   command->add_option("--momentum", arguments->momentum, "SGD and RMSprop momentum [default: 0]");
   command->add_flag("--nesterov", arguments->nesterov, "SGD: Nesterov momentum");
-  command->add_option(
-      "--weight-decay", arguments->weight_decay,
-      "Weight decay: L2 added to the gradient (sgd, adam, rmsprop), decoupled (adamw) [default: 0; adamw 0.01]");
+  command->add_option("--weight-decay", arguments->weight_decay,
+                      "Weight decay: L2 added to the gradient (sgd, adam, rmsprop, adagrad), decoupled (adamw) "
+                      "[default: 0; adamw 0.01]");
   command->add_option("--beta1", arguments->beta1, "Adam: first-moment decay [default: 0.9]");
   command->add_option("--beta2", arguments->beta2, "Adam: second-moment decay [default: 0.999]");
-  command->add_option("--eps", arguments->eps, "Adam, RMSprop: added to the root of the second moment [default: 1e-8]");
+  command->add_option(
+      "--eps", arguments->eps,
+      "Adam, AdamW, RMSprop, Adagrad: added to the root in the step's denominator [default: 1e-8; adagrad 1e-10]");
   command->add_option("--alpha", arguments->alpha, "RMSprop: decay of the squared gradients' average [default: 0.99]");
   command->add_option("--clip-norm", arguments->clip_norm,
                       "Scale the gradients down together before each update so that their L2 norm is at most this "

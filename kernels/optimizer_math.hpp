@@ -110,10 +110,33 @@ struct RmspropPart {
   }
 };
 
+/// torch.optim.Adagrad (lr_decay 0, initial_accumulator_value 0): g = grad + weight_decay w;
+/// s += g^2; w -= lr g / (sqrt(s) + eps). State: s.
+struct AdagradPart {
+  using Settings = Adagrad;
+  static constexpr const char* state_names[2] = {"sum", ""};
+  static constexpr bool counts_steps = false;
+  static constexpr int flops = 8;
+  static int states(const Adagrad&) { return 1; }
+  template <typename T>
+  struct Step {
+    T lr, decay, eps;
+    EMBER_HOST_DEVICE void operator()(T& w, T grad, T& s, T&) const {
+      const T g = grad + decay * w;
+      s += g * g;
+      w -= lr * g / (sqrt_of(s) + eps);
+    }
+  };
+  template <typename T>
+  EMBER_HOST_DEVICE static Step<T> prepare(const Adagrad& s, T lr_scale, std::int32_t) {
+    return {T(s.lr) * lr_scale, T(s.weight_decay), T(s.eps)};
+  }
+};
+
 template <typename... Parts>
 struct PartList {};
 /// The registry: every optimizer part, in the Optimizer variant's order.
-using OptimizerParts = PartList<SgdPart, AdamPart, AdamWPart, RmspropPart>;
+using OptimizerParts = PartList<SgdPart, AdamPart, AdamWPart, RmspropPart, AdagradPart>;
 
 template <typename... Parts, std::size_t... I>
 constexpr bool in_variant_order(PartList<Parts...>, std::index_sequence<I...>) {

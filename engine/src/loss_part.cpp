@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <limits>
 #include <type_traits>
@@ -27,11 +28,13 @@ decltype(auto) visit(const Loss& loss, F&& f) {
       loss);
 }
 
-/// The op's settings: the loss's settings' values, in the part's order.
+/// The op's settings: the loss's settings' values, in the part's order (no allocation: the step
+/// enqueues the loss each time on the CPU).
 template <typename Settings>
-std::vector<float> values(const Settings& settings) {
-  std::vector<float> out;
-  for (const auto& setting : Part<Settings>::settings) out.push_back(settings.*setting.member);
+auto values(const Settings& settings) {
+  constexpr auto& list = Part<Settings>::settings;
+  std::array<float, list.size()> out{};
+  for (std::size_t i = 0; i < list.size(); ++i) out[i] = settings.*list[i].member;
   return out;
 }
 
@@ -72,11 +75,11 @@ std::int64_t sums_width(const Loss& loss, std::int64_t outputs) {
 void enqueue(Backend& backend, const Loss& loss, ConstView prediction, ConstView target, float* sums,
              std::optional<View> gradient) {
   visit(loss, [&](auto part, const auto& settings) {
-    const std::vector<float> operands = values(settings);
+    const auto operands = values(settings);
     const ConstView in[] = {prediction, target};
     const View out[] = {{sums, 1, sums_width(loss, prediction.cols)},
                         gradient.value_or(View{nullptr, prediction.rows, prediction.cols})};
-    backend.layer_op(decltype(part)::op, {in, out, operands});
+    backend.layer_op(decltype(part)::op, {in, out, {operands.data(), operands.size()}});
   });
 }
 

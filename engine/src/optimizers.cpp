@@ -79,6 +79,15 @@ struct Settings<RMSprop> {
   static void check(const RMSprop&) {}
 };
 
+template <>
+struct Settings<Adagrad> {
+  static constexpr const char* class_name = "Adagrad";
+  static constexpr std::array<Setting<Adagrad>, 3> list{{{"lr", &Adagrad::lr, Range::positive},
+                                                         {"weight_decay", &Adagrad::weight_decay},
+                                                         {"eps", &Adagrad::eps, Range::positive}}};
+  static void check(const Adagrad&) {}
+};
+
 /// f(Settings<Kind>{}, optimizer's settings) for the kind it holds; a kind without its Settings does
 /// not compile.
 template <typename Variant, typename F>

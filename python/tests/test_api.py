@@ -393,7 +393,7 @@ def test_clip_norm_is_kept_through_checkpoints(tmp_path):
 
 def test_every_optimizer_trains_by_name_and_resumes_from_its_checkpoint(tmp_path):
     x, y = regression_data()
-    assert ember.optimizer_names() == ["sgd", "adam", "adamw", "rmsprop"]
+    assert ember.optimizer_names()[:4] == ["sgd", "adam", "adamw", "rmsprop"]  # a new one joins the end
     for name in ember.optimizer_names():
         settings = {"momentum": 0.5} if name in ("sgd", "rmsprop") else {}
         model = ember.Sequential([ember.Dense(16, "relu"), ember.Dense(1)])

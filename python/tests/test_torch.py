@@ -53,6 +53,8 @@ OPTIMIZERS = {
               lambda p: torch.optim.AdamW(p, lr=0.01, betas=(0.85, 0.995), eps=1e-6, weight_decay=0.1)),
     "rmsprop": (ember.RMSprop(lr=0.005, alpha=0.95, eps=1e-6, weight_decay=0.01, momentum=0.5),
                 lambda p: torch.optim.RMSprop(p, lr=0.005, alpha=0.95, eps=1e-6, weight_decay=0.01, momentum=0.5)),
+    "adagrad": (ember.Adagrad(lr=0.05, weight_decay=0.01, eps=1e-6),
+                lambda p: torch.optim.Adagrad(p, lr=0.05, weight_decay=0.01, eps=1e-6)),
 }
 
 

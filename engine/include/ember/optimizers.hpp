@@ -58,7 +58,17 @@ struct RMSprop {
   bool operator==(const RMSprop&) const = default;
 };
 
-using Optimizer = std::variant<SGD, Adam, AdamW, RMSprop>;
+/// torch.optim.Adagrad (with its defaults lr_decay 0 and initial_accumulator_value 0): g = grad +
+/// weight_decay w; s += g^2; w -= lr g / (sqrt(s) + eps). State: the sum of squared gradients s.
+struct Adagrad {
+  static constexpr const char* kName = "adagrad";
+  float lr = 0.01f;
+  float weight_decay = 0.0f;
+  float eps = 1e-10f;
+  bool operator==(const Adagrad&) const = default;
+};
+
+using Optimizer = std::variant<SGD, Adam, AdamW, RMSprop, Adagrad>;
 
 /// What an optimizer step reads when it runs rather than when it is recorded, so that a recorded
 /// step (a CUDA graph) stays valid for a whole run: the learning-rate factor of the epoch (a
@@ -69,11 +79,11 @@ struct OptimizerScalars {
   std::int32_t step = 0;
 };
 
-/// "sgd", "adam", "adamw" or "rmsprop" (each kind's kName).
+/// "sgd", "adam", "adamw", "rmsprop", "adagrad" (each kind's kName).
 std::string optimizer_name(const Optimizer& optimizer);
 /// Every optimizer's name, in the Optimizer variant's order.
 std::vector<std::string> optimizer_names();
-/// The optimizer a name spells ("sgd", "adam", "adamw", "rmsprop"), with its default settings;
+/// The optimizer a name spells (optimizer_names()), with its default settings;
 /// InputError listing the names otherwise.
 Optimizer optimizer_named(const std::string& name);
 /// The settings as a checkpoint stores them: the text of a JSON object, {"type": "sgd", ...}.
@@ -101,7 +111,8 @@ std::string describe(const Optimizer& optimizer);
 float learning_rate(const Optimizer& optimizer);
 /// The names of its state buffers, each of the parameters' layout, as its checkpoint calls them
 /// (PyTorch's state_dict names): "momentum_buffer" for SGD with momentum, "exp_avg" and
-/// "exp_avg_sq" for Adam and AdamW, "square_avg" (and "momentum_buffer") for RMSprop.
+/// "exp_avg_sq" for Adam and AdamW, "square_avg" (and "momentum_buffer") for RMSprop, "sum" for
+/// Adagrad.
 std::vector<std::string> optimizer_state_names(const Optimizer& optimizer);
 
 }  // namespace ember
