@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <limits>
 #include <type_traits>
 
 #include "ember/error.hpp"
@@ -53,9 +52,7 @@ Loss with_settings(const std::string& name, const std::vector<std::pair<std::str
                 known.empty()
                     ? std::string("; it has none")
                     : fmt::format("; its settings are {}", fmt::join(loss_kinds()[loss.index()].settings, ", "))));
-          if (!(std::abs(value) <= std::numeric_limits<float>::max()))
-            throw InputError(fmt::format("{} {}: not a float32 number", setting, value));
-          kind.*(found->member) = static_cast<float>(value);
+          kind.*(found->member) = setting_float(value, fmt::format("{}::{}", Part<Settings>::keras_name, setting));
         }
       },
       loss);
@@ -170,11 +167,12 @@ Loss make_loss(const std::string& name, const std::vector<std::pair<std::string,
 Loss parse_loss(const std::string& text) {
   const std::vector<std::string> items = part_names::spelling_items(text);
   const std::vector<LossKind> kinds = loss_kinds();
-  std::vector<std::string> forms;
-  for (const LossKind& kind : kinds) forms.push_back(kind.form);
   const auto kind = std::find_if(kinds.begin(), kinds.end(), [&](const LossKind& k) { return k.name == items[0]; });
-  if (kind == kinds.end())
+  if (kind == kinds.end()) {
+    std::vector<std::string> forms;
+    for (const LossKind& k : kinds) forms.push_back(k.form);
     throw InputError(fmt::format("'{}' is not a loss; the forms are {}", text, fmt::join(forms, ", ")));
+  }
   const std::string& form = kind->form;
   if (items.size() - 1 > kind->settings.size())
     throw InputError(fmt::format("'{}': too many values; the form is {}", text, form));

@@ -172,14 +172,10 @@ Optimizer make_optimizer(const std::string& name, const std::vector<std::pair<st
         throw InputError(fmt::format("{} has no setting '{}'; its settings are {}", decltype(kind)::class_name, setting,
                                      fmt::join(names, ", ")));
       }
-      if (found->flag != nullptr) {
+      if (found->flag != nullptr)
         values.*(found->flag) = value != 0.0;
-      } else {
-        if (!(std::abs(value) <= std::numeric_limits<float>::max()))
-          throw SettingError(fmt::format("{}::{}", decltype(kind)::class_name, setting),
-                             fmt::format("{}: must be a finite float32 number", value));
-        values.*(found->number) = static_cast<float>(value);
-      }
+      else
+        values.*(found->number) = setting_float(value, fmt::format("{}::{}", decltype(kind)::class_name, setting));
     }
   });
   check_optimizer(optimizer);

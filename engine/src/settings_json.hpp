@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "ember/error.hpp"
 #include "ember/losses.hpp"
@@ -26,12 +27,17 @@ Loss loss_from_json(const SettingsJson& json);
 SettingsJson to_json(const Schedule& schedule);
 Schedule schedule_from_json(const SettingsJson& json);
 
-/// json[key] as a float32: InputError when it is not finite or beyond float32's range.
-inline float settings_float(const SettingsJson& json, const char* key) {
-  const auto value = json.at(key).get<double>();
+/// A setting's value as a float32: InputError naming the setting when it is not finite or beyond
+/// float32's range.
+inline float setting_float(double value, const std::string& name) {
   if (!(std::abs(value) <= std::numeric_limits<float>::max()))
-    throw InputError(fmt::format("{} {} is not a float32 number", key, value));
+    throw InputError(fmt::format("{} {} is not a float32 number", name, value));
   return static_cast<float>(value);
+}
+
+/// json[key] as a float32 (setting_float).
+inline float settings_float(const SettingsJson& json, const char* key) {
+  return setting_float(json.at(key).get<double>(), key);
 }
 
 }  // namespace ember

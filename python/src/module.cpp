@@ -312,6 +312,41 @@ ember::Sequential from_bytes(nb::bytes bytes) {
   }
 }
 
+/// A generated class's constructor arguments as named settings: the positional ones in names'
+/// order, then the keywords; each a number, or True or False for a name switches lists (as 1 or
+/// 0). TypeError, as Python words it, for too many, an unknown keyword or a value of another type.
+std::vector<std::pair<std::string, double>> named_settings(const std::string& class_name,
+                                                           const std::vector<std::string>& names,
+                                                           const std::vector<std::string>& switches,
+                                                           const nb::args& args, const nb::kwargs& kwargs) {
+  if (args.size() > names.size())
+    throw nb::type_error(fmt::format("{}() takes {} positional argument{}{}, got {}", class_name, names.size(),
+                                     names.size() == 1 ? "" : "s",
+                                     names.empty() ? "" : fmt::format(" ({})", fmt::join(names, ", ")), args.size())
+                             .c_str());
+  std::vector<std::pair<std::string, double>> settings;
+  const auto add = [&](const std::string& name, nb::handle value) {
+    const bool is_switch = std::find(switches.begin(), switches.end(), name) != switches.end();
+    double number = 0.0;
+    bool flag = false;
+    if (is_switch ? !nb::try_cast(value, flag) : !nb::try_cast(value, number))
+      throw nb::type_error(fmt::format("{}(): {} must be {}, not {}", class_name, name,
+                                       is_switch ? "True or False" : "a number", nb::cast<std::string>(nb::repr(value)))
+                               .c_str());
+    settings.emplace_back(name, is_switch ? (flag ? 1.0 : 0.0) : number);
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) add(names[i], args[i]);
+  for (const auto& [key, value] : kwargs) {
+    const std::string name = nb::cast<std::string>(key);
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'; it takes {}", class_name, name,
+                                       names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", ")))
+                               .c_str());
+    add(name, value);
+  }
+  return settings;
+}
+
 /// The library's kinds of layer, kept for the bindings' names.
 const std::vector<ember::LayerKind>& layer_kinds() {
   static const std::vector<ember::LayerKind> kinds = ember::layer_kinds();
@@ -340,31 +375,8 @@ void bind_optimizer(nb::module_& m, const ember::OptimizerKind& kind) {
     return std::find(kind.switches.begin(), kind.switches.end(), name) != kind.switches.end();
   };
   nb::class_<Optimizer> optimizer(m, kind.class_name.c_str());
-  optimizer.def("__init__", [&kind, &all, is_switch](Optimizer* self, nb::args args, nb::kwargs kwargs) {
-    if (args.size() > all.size())
-      throw nb::type_error(fmt::format("{}() takes {} positional arguments ({}), got {}", kind.class_name, all.size(),
-                                       fmt::join(all, ", "), args.size())
-                               .c_str());
-    std::vector<std::pair<std::string, double>> settings;
-    const auto add = [&](const std::string& name, nb::handle value) {
-      double number = 0.0;
-      bool flag = false;
-      if (is_switch(name) ? !nb::try_cast(value, flag) : !nb::try_cast(value, number))
-        throw nb::type_error(fmt::format("{}(): {} must be {}, not {}", kind.class_name, name,
-                                         is_switch(name) ? "True or False" : "a number",
-                                         nb::cast<std::string>(nb::repr(value)))
-                                 .c_str());
-      settings.emplace_back(name, is_switch(name) ? (flag ? 1.0 : 0.0) : number);
-    };
-    for (std::size_t i = 0; i < args.size(); ++i) add(all[i], args[i]);
-    for (const auto& [key, value] : kwargs) {
-      const std::string name = nb::cast<std::string>(key);
-      if (std::find(all.begin(), all.end(), name) == all.end())
-        throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'; it takes {}", kind.class_name,
-                                         name, fmt::join(all, ", "))
-                                 .c_str());
-      add(name, value);
-    }
+  optimizer.def("__init__", [&kind](Optimizer* self, nb::args args, nb::kwargs kwargs) {
+    const auto settings = named_settings(kind.class_name, kind.settings, kind.switches, args, kwargs);
     new (self) Optimizer(std::get<Optimizer>(ember::make_optimizer(kind.name, settings)));
   });
   for (const std::string& setting : all) {
@@ -404,30 +416,7 @@ void bind_layer(nb::module_& m, const ember::LayerKind& kind) {
   } else {
     nb::class_<Settings> layer(m, kind.keras_name.c_str());
     layer.def("__init__", [&kind](Settings* self, nb::args args, nb::kwargs kwargs) {
-      if (args.size() > kind.settings.size())
-        throw nb::type_error(fmt::format("{}() takes {} positional argument{} ({}), got {}", kind.keras_name,
-                                         kind.settings.size(), kind.settings.size() == 1 ? "" : "s",
-                                         fmt::join(kind.settings, ", "), args.size())
-                                 .c_str());
-      const auto number = [&](nb::handle value, const std::string& name) {
-        double result = 0.0;
-        if (!nb::try_cast(value, result))
-          throw nb::type_error(fmt::format("{}(): {} must be a number, not {}", kind.keras_name, name,
-                                           nb::cast<std::string>(nb::repr(value)))
-                                   .c_str());
-        return result;
-      };
-      std::vector<std::pair<std::string, double>> settings;
-      for (std::size_t i = 0; i < args.size(); ++i)
-        settings.emplace_back(kind.settings[i], number(args[i], kind.settings[i]));
-      for (const auto& [key, value] : kwargs) {
-        const std::string name = nb::cast<std::string>(key);
-        if (std::find(kind.settings.begin(), kind.settings.end(), name) == kind.settings.end())
-          throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'; it takes {}", kind.keras_name,
-                                           name, fmt::join(kind.settings, ", "))
-                                   .c_str());
-        settings.emplace_back(name, number(value, name));
-      }
+      const auto settings = named_settings(kind.keras_name, kind.settings, {}, args, kwargs);
       new (self) Settings(std::get<Settings>(ember::make_layer(kind.name, settings)));
     });
     for (const std::string& setting : kind.settings)
@@ -444,32 +433,7 @@ template <typename Settings>
 void bind_loss(nb::module_& m, const ember::LossKind& kind) {
   nb::class_<Settings> loss(m, kind.keras_name.c_str());
   loss.def("__init__", [&kind](Settings* self, nb::args args, nb::kwargs kwargs) {
-    if (args.size() > kind.settings.size())
-      throw nb::type_error(
-          fmt::format("{}() takes {} positional argument{}{}, got {}", kind.keras_name, kind.settings.size(),
-                      kind.settings.size() == 1 ? "" : "s",
-                      kind.settings.empty() ? "" : fmt::format(" ({})", fmt::join(kind.settings, ", ")), args.size())
-              .c_str());
-    std::vector<std::pair<std::string, double>> settings;
-    const auto add = [&](const std::string& name, nb::handle value) {
-      double number = 0.0;
-      if (!nb::try_cast(value, number))
-        throw nb::type_error(fmt::format("{}(): {} must be a number, not {}", kind.keras_name, name,
-                                         nb::cast<std::string>(nb::repr(value)))
-                                 .c_str());
-      settings.emplace_back(name, number);
-    };
-    for (std::size_t i = 0; i < args.size(); ++i) add(kind.settings[i], args[i]);
-    for (const auto& [key, value] : kwargs) {
-      const std::string name = nb::cast<std::string>(key);
-      if (std::find(kind.settings.begin(), kind.settings.end(), name) == kind.settings.end())
-        throw nb::type_error(fmt::format("{}() got an unexpected keyword argument '{}'{}", kind.keras_name, name,
-                                         kind.settings.empty()
-                                             ? std::string("; it takes none")
-                                             : fmt::format("; it takes {}", fmt::join(kind.settings, ", ")))
-                                 .c_str());
-      add(name, value);
-    }
+    const auto settings = named_settings(kind.keras_name, kind.settings, {}, args, kwargs);
     new (self) Settings(std::get<Settings>(ember::make_loss(kind.name, settings)));
   });
   for (const std::string& setting : kind.settings)
