@@ -19,6 +19,7 @@
 
 #include "ember/losses.hpp"
 #include "ember/optimizers.hpp"
+#include "ember/schedules.hpp"
 
 namespace ember::cli {
 
@@ -87,6 +88,17 @@ std::uint64_t parse_seed(const std::string& text) {
   return seed;
 }
 
+const std::vector<ScheduleFlag>& schedule_flags() {
+  static const std::vector<ScheduleFlag> table = {
+      {"--step-epochs", {{StepDecay::kName, "step_epochs"}}},
+      {"--decay", {{StepDecay::kName, "gamma"}, {ReduceOnPlateau::kName, "factor"}}},
+      {"--warmup-epochs", {{CosineDecay::kName, "warmup_epochs"}}},
+      {"--min-lr-scale", {{CosineDecay::kName, "min_scale"}, {ReduceOnPlateau::kName, "min_scale"}}},
+      {"--plateau-patience", {{ReduceOnPlateau::kName, "patience"}}},
+      {"--epochs", {{CosineDecay::kName, "epochs"}}, true}};
+  return table;
+}
+
 std::string in_flags(std::string message) {
   // The library names its settings as Type::member (and a few values); each token here is what
   // the command line calls it. Longer tokens first, so none is replaced inside another.
@@ -94,14 +106,6 @@ std::string in_flags(std::string message) {
     std::vector<std::pair<std::string, std::string>> table = {
         {"Huber::delta", "--huber-delta"},
         {"CrossEntropy::label_smoothing", "--label-smoothing"},
-        {"StepDecay::step_epochs", "--step-epochs"},
-        {"StepDecay::gamma", "--decay"},
-        {"CosineDecay::epochs", "--epochs"},
-        {"CosineDecay::warmup_epochs", "--warmup-epochs"},
-        {"CosineDecay::min_scale", "--min-lr-scale"},
-        {"ReduceOnPlateau::factor", "--decay"},
-        {"ReduceOnPlateau::patience", "--plateau-patience"},
-        {"ReduceOnPlateau::min_scale", "--min-lr-scale"},
         {"EarlyStopping::patience", "--early-stopping"},
         {"EarlyStopping::min_delta", "--min-delta"},
         {"FitOptions::checkpoint_every", "--checkpoint-every"},
@@ -135,6 +139,12 @@ std::string in_flags(std::string message) {
         std::replace(setting.begin(), setting.end(), '_', '-');
         table.emplace_back(token, "--" + setting);
       }
+    // Every schedule's settings, by the flag that sets each.
+    const std::vector<ScheduleKind> schedules = schedule_kinds();
+    for (const ScheduleFlag& entry : schedule_flags())
+      for (const auto& [schedule, setting] : entry.settings)
+        for (const ScheduleKind& kind : schedules)
+          if (kind.name == schedule) table.emplace_back(kind.class_name + "::" + setting, entry.flag);
     // A loss's setting without a flag of its own: its place in --loss's spelling.
     for (const LossKind& kind : loss_kinds())
       for (const std::string& setting : kind.settings) {

@@ -2,6 +2,7 @@
 // Pieces shared by the `ember` subcommands: argument checks, output files, exit codes.
 #include <CLI/CLI.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ember/backend.hpp"
@@ -41,6 +42,15 @@ std::uint64_t parse_seed(const std::string& text);
 /// ColumnSpec::ignore, Device::cuda, ...) becomes the flag that sets it. The one place library
 /// settings meet flags: main passes every error through it.
 std::string in_flags(std::string message);
+/// A flag of train's that sets a schedule's setting: for each schedule it applies to (by name), the
+/// setting it sets. A shared flag (--epochs) is not the schedule's alone. The one table that
+/// parsing and in_flags' messages use.
+struct ScheduleFlag {
+  const char* flag;
+  std::vector<std::pair<std::string, std::string>> settings;
+  bool shared = false;
+};
+const std::vector<ScheduleFlag>& schedule_flags();
 /// A flag's double as a float32; InputError beyond float32's range.
 float to_float(double value, const std::string& flag);
 /// Reads --data: a CSV file, or standard input for "-".

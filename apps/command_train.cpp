@@ -210,56 +210,35 @@ Loss loss_from_flags(const TrainArguments& a, const CLI::App& command, const Los
   return loss;
 }
 
-/// Which --schedule each schedule flag belongs to: the one table that parsing and messages use.
-struct ScheduleFlag {
-  const char* flag;
-  std::vector<std::string> schedules;
-};
-const std::vector<ScheduleFlag>& schedule_flags() {
-  static const std::vector<ScheduleFlag> table = {{"--step-epochs", {StepDecay::kName}},
-                                                  {"--decay", {StepDecay::kName, ReduceOnPlateau::kName}},
-                                                  {"--warmup-epochs", {CosineDecay::kName}},
-                                                  {"--min-lr-scale", {CosineDecay::kName, ReduceOnPlateau::kName}},
-                                                  {"--plateau-patience", {ReduceOnPlateau::kName}}};
-  return table;
-}
-
 /// --schedule and its settings (else the checkpoint's under --init). A cosine decays over the
 /// epochs up to --epochs.
 Schedule schedule_from_flags(const TrainArguments& a, const CLI::App& command, const Schedule* stored) {
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
   if (stored != nullptr && !given("--schedule")) {
     for (const ScheduleFlag& entry : schedule_flags())
-      if (given(entry.flag))
+      if (given(entry.flag) && !entry.shared)
         throw InputError(
             fmt::format("{} needs --schedule with --init (the checkpoint's is kept otherwise)", entry.flag));
     return *stored;
   }
-  Schedule schedule;
-  try {
-    schedule = schedule_named(a.schedule);
-  } catch (const InputError&) {
-    throw InputError(fmt::format("--schedule {}: use {}", printable(a.schedule), fmt::join(schedule_names(), ", ")));
-  }
-  for (const ScheduleFlag& entry : schedule_flags())
-    if (given(entry.flag) &&
-        std::find(entry.schedules.begin(), entry.schedules.end(), a.schedule) == entry.schedules.end())
-      throw InputError(fmt::format("{} applies to --schedule {}, not {}", entry.flag,
-                                   entry.schedules.size() == 1
-                                       ? entry.schedules[0]
-                                       : fmt::format("{} or {}", entry.schedules[0], entry.schedules[1]),
+  const std::vector<std::string> names = schedule_names();
+  if (std::find(names.begin(), names.end(), a.schedule) == names.end())
+    throw InputError(fmt::format("--schedule {}: use {}", printable(a.schedule), fmt::join(names, ", ")));
+  // Each flag of the schedule's settings, given or at its default (a cosine's epochs: --epochs).
+  std::vector<std::pair<std::string, double>> settings;
+  for (const ScheduleFlag& entry : schedule_flags()) {
+    const auto setting = std::find_if(entry.settings.begin(), entry.settings.end(),
+                                      [&](const auto& owner) { return owner.first == a.schedule; });
+    if (setting != entry.settings.end())
+      settings.emplace_back(setting->second, command.get_option(entry.flag)->as<double>());
+    else if (given(entry.flag) && !entry.shared) {
+      std::vector<std::string> owners;
+      for (const auto& owner : entry.settings) owners.push_back(owner.first);
+      throw InputError(fmt::format("{} applies to --schedule {}, not {}", entry.flag, fmt::join(owners, " or "),
                                    printable(a.schedule)));
-  if (auto* step = std::get_if<StepDecay>(&schedule))
-    *step = {.step_epochs = a.step_epochs, .gamma = to_float(a.decay, "--decay")};
-  if (auto* cosine = std::get_if<CosineDecay>(&schedule))
-    *cosine = {
-        .epochs = a.epochs, .warmup_epochs = a.warmup_epochs, .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
-  if (auto* plateau = std::get_if<ReduceOnPlateau>(&schedule))
-    *plateau = {.factor = to_float(a.decay, "--decay"),
-                .patience = a.plateau_patience,
-                .min_scale = to_float(a.min_lr_scale, "--min-lr-scale")};
-  check_schedule(schedule);
-  return schedule;
+    }
+  }
+  return make_schedule(a.schedule, settings);
 }
 
 /// Set by SIGINT and SIGTERM: the first asks training to stop at the end of its batch, a second

@@ -61,6 +61,17 @@ std::string with_header(std::string bytes, const std::string& from, const std::s
   return prefix + header + bytes.substr(8 + length);
 }
 
+/// A schedule's settings other than its defaults, each in its range: whole counts falling from 5
+/// (a warm-up stays below its epochs), numbers 0.25.
+std::vector<std::pair<std::string, double>> other_settings(const ScheduleKind& kind) {
+  std::vector<std::pair<std::string, double>> settings;
+  for (const std::string& setting : kind.settings) {
+    const bool whole = std::find(kind.whole.begin(), kind.whole.end(), setting) != kind.whole.end();
+    settings.emplace_back(setting, whole ? static_cast<double>(5 - settings.size()) : 0.25);
+  }
+  return settings;
+}
+
 TEST(Checkpoint, EveryRegisteredLossOptimizerAndScheduleTravelsByItsName) {
   // Each part is found by the name it gives, and a model compiled with it saves and loads it.
   const std::string path = testing::work_path("parts.safetensors");
@@ -88,12 +99,12 @@ TEST(Checkpoint, EveryRegisteredLossOptimizerAndScheduleTravelsByItsName) {
     options.optimizer = optimizer;
     EXPECT_EQ(round_trip(options).optimizer, optimizer) << name;
   }
-  for (const std::string& name : schedule_names()) {
-    const Schedule schedule = schedule_named(name);
-    EXPECT_EQ(schedule_name(schedule), name);
+  for (const ScheduleKind& kind : schedule_kinds()) {
+    EXPECT_EQ(schedule_name(schedule_named(kind.name)), kind.name);
+    const Schedule schedule = make_schedule(kind.name, other_settings(kind));
     CompileOptions options = base;
     options.schedule = schedule;
-    EXPECT_EQ(round_trip(options).schedule, schedule) << name;
+    EXPECT_EQ(round_trip(options).schedule, schedule) << kind.name;
   }
   EXPECT_EQ(schedule_names(), (std::vector<std::string>{"constant", "step", "cosine", "plateau"}));
   try {
@@ -108,8 +119,8 @@ TEST(Checkpoint, EveryRegisteredLossOptimizerAndScheduleTravelsByItsName) {
 }
 
 // What the CLI and Python build their flags and classes from: each kind's settings by name, made,
-// read back and refused out of range, for every registered optimizer and loss.
-TEST(Checkpoint, EveryOptimizerAndLossIsMadeFromItsSettingsByName) {
+// read back and refused out of range, for every registered optimizer, loss and schedule.
+TEST(Checkpoint, EveryPartIsMadeFromItsSettingsByName) {
   for (const OptimizerKind& kind : optimizer_kinds()) {
     SCOPED_TRACE(kind.name);
     EXPECT_EQ(make_optimizer(kind.name, {}), optimizer_named(kind.name));
@@ -146,6 +157,24 @@ TEST(Checkpoint, EveryOptimizerAndLossIsMadeFromItsSettingsByName) {
       EXPECT_THROW(make_loss(kind.name, {{setting, -1.0}}), SettingError) << setting;
   }
   EXPECT_THROW(parse_loss("hinge"), InputError);
+  for (const ScheduleKind& kind : schedule_kinds()) {
+    SCOPED_TRACE(kind.name);
+    EXPECT_EQ(make_schedule(kind.name, {}), schedule_named(kind.name));
+    const auto settings = other_settings(kind);
+    for (const auto& [setting, value] : settings) {
+      EXPECT_THROW(make_schedule(kind.name, {{setting, -1.0}}), SettingError) << setting;
+      if (value == std::trunc(value)) {
+        EXPECT_THROW(make_schedule(kind.name, {{setting, 2.5}}), InputError) << setting;
+      }
+    }
+    const Schedule made = make_schedule(kind.name, settings);
+    for (const auto& [setting, value] : settings) EXPECT_EQ(schedule_setting(made, setting), value) << setting;
+    EXPECT_EQ(describe(made).substr(0, kind.class_name.size() + 1), kind.class_name + "(");
+    EXPECT_THROW(make_schedule(kind.name, {{"no_such_setting", 1.0}}), InputError);
+    EXPECT_THROW(schedule_setting(made, "no_such_setting"), InputError);
+  }
+  EXPECT_THROW(make_schedule("cosine", {{"epochs", 4}, {"warmup_epochs", 4}}), SettingError);
+  EXPECT_EQ(describe(Schedule(StepDecay{})), "StepDecay(step_epochs=10, gamma=0.1)");  // float32 as written
 }
 
 TEST(Checkpoint, HeaderLayout) {

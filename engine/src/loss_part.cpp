@@ -44,15 +44,8 @@ Loss with_settings(const std::string& name, const std::vector<std::pair<std::str
       [&](auto& kind) {
         using Settings = std::decay_t<decltype(kind)>;
         for (const auto& [setting, value] : settings) {
-          const auto& known = Part<Settings>::settings;
-          const auto found = std::find_if(known.begin(), known.end(), [&](const auto& s) { return setting == s.name; });
-          if (found == known.end())
-            throw InputError(fmt::format(
-                "{} has no setting '{}'{}", Part<Settings>::keras_name, setting,
-                known.empty()
-                    ? std::string("; it has none")
-                    : fmt::format("; its settings are {}", fmt::join(loss_kinds()[loss.index()].settings, ", "))));
-          kind.*(found->member) = setting_float(value, fmt::format("{}::{}", Part<Settings>::keras_name, setting));
+          const auto& found = part_names::setting_named(Part<Settings>::settings, setting, Part<Settings>::keras_name);
+          kind.*(found.member) = setting_float(value, fmt::format("{}::{}", Part<Settings>::keras_name, setting));
         }
       },
       loss);

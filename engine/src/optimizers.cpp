@@ -163,19 +163,12 @@ std::vector<OptimizerKind> optimizer_kinds() {
 Optimizer make_optimizer(const std::string& name, const std::vector<std::pair<std::string, double>>& settings) {
   Optimizer optimizer = optimizer_named(name);
   visit(optimizer, [&](auto kind, auto& values) {
-    const auto& list = decltype(kind)::list;
     for (const auto& [setting, value] : settings) {
-      const auto found = std::find_if(list.begin(), list.end(), [&](const auto& s) { return setting == s.name; });
-      if (found == list.end()) {
-        std::vector<std::string> names;
-        for (const auto& s : list) names.emplace_back(s.name);
-        throw InputError(fmt::format("{} has no setting '{}'; its settings are {}", decltype(kind)::class_name, setting,
-                                     fmt::join(names, ", ")));
-      }
-      if (found->flag != nullptr)
-        values.*(found->flag) = value != 0.0;
+      const auto& found = part_names::setting_named(decltype(kind)::list, setting, decltype(kind)::class_name);
+      if (found.flag != nullptr)
+        values.*(found.flag) = value != 0.0;
       else
-        values.*(found->number) = setting_float(value, fmt::format("{}::{}", decltype(kind)::class_name, setting));
+        values.*(found.number) = setting_float(value, fmt::format("{}::{}", decltype(kind)::class_name, setting));
     }
   });
   check_optimizer(optimizer);
@@ -184,10 +177,8 @@ Optimizer make_optimizer(const std::string& name, const std::vector<std::pair<st
 
 double optimizer_setting(const Optimizer& optimizer, const std::string& name) {
   return visit(optimizer, [&](auto kind, const auto& values) -> double {
-    for (const auto& setting : decltype(kind)::list)
-      if (name == setting.name)
-        return setting.flag != nullptr ? (values.*setting.flag ? 1.0 : 0.0) : values.*setting.number;
-    throw InputError(fmt::format("{} has no setting '{}'", decltype(kind)::class_name, name));
+    const auto& setting = part_names::setting_named(decltype(kind)::list, name, decltype(kind)::class_name);
+    return setting.flag != nullptr ? (values.*setting.flag ? 1.0 : 0.0) : values.*setting.number;
   });
 }
 

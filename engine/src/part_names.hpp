@@ -2,6 +2,7 @@
 // The names of a variant's parts (losses, optimizers, schedules), each spelled once: by its type's
 // kName. A part without one does not compile; the lists and lookups follow the variant's order.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <charconv>
 #include <cmath>
@@ -45,6 +46,19 @@ Variant named(const std::string& name, const char* what) {
   (std::make_index_sequence<std::variant_size_v<Variant>>{});
   if (!known) throw InputError(fmt::format("unknown {} '{}': use {}", what, name, fmt::join(names<Variant>(), ", ")));
   return found;
+}
+
+/// The entry of a part's settings list (entries with a `name`) that name spells; InputError ("SGD
+/// has no setting 'x'; its settings are lr, ...") otherwise.
+template <typename List>
+const auto& setting_named(const List& list, const std::string& name, const std::string& class_name) {
+  for (const auto& setting : list)
+    if (name == setting.name) return setting;
+  std::vector<std::string> names;
+  for (const auto& setting : list) names.emplace_back(setting.name);
+  throw InputError(fmt::format(
+      "{} has no setting '{}'; {}", class_name, name,
+      names.empty() ? std::string("it has none") : fmt::format("its settings are {}", fmt::join(names, ", "))));
 }
 
 /// A command-line spelling's items, split at its colons: "huber:0.5" is {"huber", "0.5"}

@@ -14,10 +14,7 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (ConstantRate, CosineDecay, DivergenceError,
-                    Error, InputError,
-                    ReduceOnPlateau, StepDecay,
-                    activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
+from ._core import (DivergenceError, Error, InputError, activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
                     loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
 from .callbacks import History
 
@@ -34,10 +31,14 @@ CrossEntropy = _LOSSES["crossentropy"]  # named below
 # Every optimizer, by its class name (SGD, Adam, AdamW, RMSprop, ...), in optimizer_names()' order.
 _OPTIMIZERS = {name: getattr(_core, cls) for name, cls in zip(optimizer_names(), _core.optimizer_class_names())}
 globals().update({cls.__name__: cls for cls in _OPTIMIZERS.values()})
+# Every learning-rate schedule (ConstantRate, StepDecay, CosineDecay, ReduceOnPlateau, ...), in
+# schedule_names()' order.
+_SCHEDULES = {name: getattr(_core, cls) for name, cls in zip(schedule_names(), _core.schedule_class_names())}
+globals().update({cls.__name__: cls for cls in _SCHEDULES.values()})
 
 __all__ = ["Sequential", *_LAYERS, *(cls.__name__ for cls in _OPTIMIZERS.values()),
            *(cls.__name__ for cls in _LOSSES.values()),
-           "ConstantRate", "StepDecay", "CosineDecay", "ReduceOnPlateau", "History", "callbacks", "Error",
+           *(cls.__name__ for cls in _SCHEDULES.values()), "History", "callbacks", "Error",
            "InputError", "DivergenceError", "activation_names", "layer_names", "loss_names", "optimizer_names",
            "schedule_names",
            "cuda_unavailable_reason", "describe_devices", "get_num_threads", "onnx_export_available",
@@ -164,8 +165,9 @@ class Sequential:
         each row's prediction the same bits whatever rows come with it (built-in loops for the
         forward products rather than OpenBLAS). clip_norm > 0 scales the gradients down together
         before each update so that their L2 norm is at most clip_norm (torch's clip_grad_norm_).
-        schedule: the rate's factor per epoch, ConstantRate() (default), StepDecay, CosineDecay or
-        ReduceOnPlateau (kept in checkpoints; epochs count on across fits)."""
+        schedule: the rate's factor per epoch, a name of schedule_names() ("constant", "step",
+        "cosine", "plateau", at its defaults) or an object: ConstantRate() (default), StepDecay,
+        CosineDecay or ReduceOnPlateau (kept in checkpoints; epochs count on across fits)."""
         self._not_fitting("compile")
         if "learning_rate" in settings:  # Keras' name
             if "lr" in settings:
@@ -185,11 +187,13 @@ class Sequential:
             loss = _LOSSES[name]()
         _check_metrics(metrics, isinstance(loss, CrossEntropy))
         if schedule is None:
-            schedule = ConstantRate()
-        elif not isinstance(schedule, (ConstantRate, StepDecay, CosineDecay, ReduceOnPlateau)):
-            raise InputError(f"schedule {schedule!r}: use ember.ConstantRate(), StepDecay(...), CosineDecay(...) or "
-                             f"ReduceOnPlateau(...); for a function of the epoch, "
-                             f"fit(callbacks=[ember.callbacks.LearningRateScheduler(f)])")
+            schedule = "constant"
+        if isinstance(schedule, str) and schedule.lower() in _SCHEDULES:
+            schedule = _SCHEDULES[schedule.lower()]()
+        elif not isinstance(schedule, tuple(_SCHEDULES.values())):
+            spelled = ", ".join(f"ember.{cls.__name__}(...)" for cls in _SCHEDULES.values())
+            raise InputError(f"schedule {schedule!r}: use {spelled} or a name of {', '.join(_SCHEDULES)}; for a "
+                             f"function of the epoch, fit(callbacks=[ember.callbacks.LearningRateScheduler(f)])")
         self._model._compile(optimizer, loss, device, cpu_reference, row_invariant, float(clip_norm), schedule)
         return self
 

@@ -365,6 +365,12 @@ const std::vector<ember::OptimizerKind>& optimizer_kinds() {
   return kinds;
 }
 
+/// The same for the schedules.
+const std::vector<ember::ScheduleKind>& schedule_kinds() {
+  static const std::vector<ember::ScheduleKind> kinds = ember::schedule_kinds();
+  return kinds;
+}
+
 /// An optimizer's class from its kind (ember::optimizer_kinds()): its settings (numbers) and
 /// switches (booleans) as keyword or positional arguments in its struct's order, each a property;
 /// checked as it is made.
@@ -448,6 +454,30 @@ void bind_loss(nb::module_& m, const ember::LossKind& kind) {
   loss.def("__repr__", [](const Settings& self) { return ember::describe(ember::Loss(self)); });
   loss.def("__eq__", [](const Settings& self, const Settings& other) { return self == other; });
   loss.doc() = (kind.keras_name + ": " + kind.meaning + ".").c_str();
+}
+
+/// A schedule's class from its kind (ember::schedule_kinds()): its settings as keyword (or
+/// positional) arguments, each a read-only property (an int for a count); checked as it is made.
+template <typename Settings>
+void bind_schedule(nb::module_& m, const ember::ScheduleKind& kind) {
+  nb::class_<Settings> schedule(m, kind.class_name.c_str());
+  schedule.def("__init__", [&kind](Settings* self, nb::args args, nb::kwargs kwargs) {
+    const auto settings = named_settings(kind.class_name, kind.settings, {}, args, kwargs);
+    new (self) Settings(std::get<Settings>(ember::make_schedule(kind.name, settings)));
+  });
+  for (const std::string& setting : kind.settings) {
+    if (std::find(kind.whole.begin(), kind.whole.end(), setting) != kind.whole.end())
+      schedule.def_prop_ro(setting.c_str(), [&setting](const Settings& self) {
+        return static_cast<std::int64_t>(ember::schedule_setting(ember::Schedule(self), setting));
+      });
+    else
+      schedule.def_prop_ro(setting.c_str(), [&setting](const Settings& self) {
+        return ember::schedule_setting(ember::Schedule(self), setting);
+      });
+  }
+  schedule.def("__repr__", [](const Settings& self) { return ember::describe(ember::Schedule(self)); });
+  schedule.def("__eq__", [](const Settings& self, const Settings& other) { return self == other; });
+  schedule.doc() = (kind.class_name + ": " + kind.meaning + ".").c_str();
 }
 
 }  // namespace
@@ -569,50 +599,11 @@ NB_MODULE(_core, m) {
   }
   (std::make_index_sequence<ember::kLossKinds>());
 
-  nb::class_<ember::ConstantRate>(m, "ConstantRate", "The optimizer's rate in every epoch (the default schedule).")
-      .def(nb::init<>())
-      .def("__repr__", [](const ember::ConstantRate&) { return std::string("ConstantRate()"); });
-  nb::class_<ember::StepDecay>(m, "StepDecay", "torch's StepLR: the rate times gamma every step_epochs epochs.")
-      .def(
-          "__init__",
-          [](ember::StepDecay* self, std::int64_t step_epochs, float gamma) {
-            new (self) ember::StepDecay{step_epochs, gamma};
-            ember::check_schedule(*self);
-          },
-          "step_epochs"_a = ember::StepDecay{}.step_epochs, "gamma"_a = ember::StepDecay{}.gamma)
-      .def_ro("step_epochs", &ember::StepDecay::step_epochs)
-      .def_ro("gamma", &ember::StepDecay::gamma)
-      .def("__repr__", [](const ember::StepDecay& d) { return ember::settings_json(d); });
-  nb::class_<ember::CosineDecay>(m, "CosineDecay",
-                                 "A linear warm-up over warmup_epochs, then torch's CosineAnnealingLR down to "
-                                 "min_scale times the rate at epoch `epochs`.")
-      .def(
-          "__init__",
-          [](ember::CosineDecay* self, std::int64_t epochs, std::int64_t warmup_epochs, float min_scale) {
-            new (self) ember::CosineDecay{epochs, warmup_epochs, min_scale};
-            ember::check_schedule(*self);
-          },
-          "epochs"_a = ember::CosineDecay{}.epochs, "warmup_epochs"_a = 0, "min_scale"_a = 0.0f)
-      .def_ro("epochs", &ember::CosineDecay::epochs)
-      .def_ro("warmup_epochs", &ember::CosineDecay::warmup_epochs)
-      .def_ro("min_scale", &ember::CosineDecay::min_scale)
-      .def("__repr__", [](const ember::CosineDecay& d) { return ember::settings_json(d); });
-  const ember::ReduceOnPlateau plateau{};
-  nb::class_<ember::ReduceOnPlateau>(m, "ReduceOnPlateau",
-                                     "torch's ReduceLROnPlateau on the validation loss (else the training loss).")
-      .def(
-          "__init__",
-          [](ember::ReduceOnPlateau* self, float factor, std::int64_t patience, double threshold, float min_scale) {
-            new (self) ember::ReduceOnPlateau{factor, patience, threshold, min_scale};
-            ember::check_schedule(*self);
-          },
-          "factor"_a = plateau.factor, "patience"_a = plateau.patience, "threshold"_a = plateau.threshold,
-          "min_scale"_a = plateau.min_scale)
-      .def_ro("factor", &ember::ReduceOnPlateau::factor)
-      .def_ro("patience", &ember::ReduceOnPlateau::patience)
-      .def_ro("threshold", &ember::ReduceOnPlateau::threshold)
-      .def_ro("min_scale", &ember::ReduceOnPlateau::min_scale)
-      .def("__repr__", [](const ember::ReduceOnPlateau& d) { return ember::settings_json(d); });
+  // Every schedule by its class name, from the library's list of its settings.
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (bind_schedule<std::variant_alternative_t<I, ember::Schedule>>(m, schedule_kinds()[I]), ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<ember::Schedule>>());
 
   nb::class_<FitResult>(m, "_FitResult")
       .def_ro("epochs", &FitResult::epochs)
@@ -807,6 +798,14 @@ NB_MODULE(_core, m) {
         return names;
       },
       "Each optimizer's class in this module, in optimizer_names()' order.");
+  m.def(
+      "schedule_class_names",
+      [] {
+        std::vector<std::string> names;
+        for (const ember::ScheduleKind& kind : schedule_kinds()) names.push_back(kind.class_name);
+        return names;
+      },
+      "Each schedule's class in this module, in schedule_names()' order.");
   m.def("set_num_threads", &ember::set_num_threads, nb::arg("threads"),
         "Sets the most CPU threads an operation may use, for the whole process (0: the default).");
   m.def("get_num_threads", &ember::num_threads,

@@ -409,6 +409,40 @@ def test_every_optimizer_trains_by_name_and_resumes_from_its_checkpoint(tmp_path
         ember.Sequential([ember.Dense(1)]).compile(optimizer="rmsprop", beta1=0.9)  # not an RMSprop setting
 
 
+def test_every_schedule_is_a_class_of_its_settings_and_travels_in_checkpoints(tmp_path):
+    x, y = regression_data()
+    classes = [getattr(ember, name) for name in ember._core.schedule_class_names()]
+    assert len(classes) == len(ember.schedule_names()) >= 4
+    for name, cls in zip(ember.schedule_names(), classes):
+        default = cls()
+        assert repr(default).startswith(cls.__name__ + "(") and cls() == default
+        # Settings other than the defaults, by keyword: counts falling from 5 (a warm-up stays below
+        # its epochs), numbers 0.25; counts read back as int.
+        settings = {}
+        for key in [part.split("=")[0] for part in repr(default)[len(cls.__name__) + 1:-1].split(", ") if part]:
+            whole = isinstance(getattr(default, key), int)
+            settings[key] = 5 - len(settings) if whole else 0.25
+        made = cls(**settings)
+        for key, value in settings.items():
+            assert getattr(made, key) == value and type(getattr(made, key)) is type(value), (name, key)
+            with pytest.raises(ember.InputError, match=f"{cls.__name__}::{key}|{key}"):
+                cls(**{key: -1})
+        assert cls(*settings.values()) == made  # positions in the same order
+        with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_setting'"):
+            cls(no_such_setting=1)
+        model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", device="cpu", schedule=made)
+        model.fit(x, y, epochs=2, verbose=0)
+        model.save(tmp_path / f"{name}.safetensors")
+        assert ember.Sequential.load(tmp_path / f"{name}.safetensors").schedule == made, name
+        by_name = ember.Sequential([ember.Dense(1)]).compile(optimizer="sgd", loss="mse", schedule=name)
+        assert by_name.schedule == default
+    with pytest.raises(ember.InputError, match="schedule 'linear': use ember.ConstantRate"):
+        ember.Sequential([ember.Dense(1)]).compile(schedule="linear")
+    with pytest.raises(ember.InputError, match="not a whole number"):
+        ember.StepDecay(step_epochs=2.5)
+
+
 def fruit_frame(rows=150):
     """colour (text, gaps), size (numbers, gaps), weight, and the kind of fruit (text)."""
     pd = pytest.importorskip("pandas")

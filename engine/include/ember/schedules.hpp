@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -68,6 +69,22 @@ Schedule schedule_named(const std::string& name);
 std::string settings_json(const Schedule& schedule);
 /// Throws SettingError (e.g. "StepDecay::gamma") for a setting out of range.
 void check_schedule(const Schedule& schedule);
+/// What the front ends show of a schedule: its name, its class name in Python, what it does, its
+/// settings' names in its struct's order, and which of them are whole counts (epochs) rather than
+/// numbers.
+struct ScheduleKind {
+  std::string name, class_name, meaning;
+  std::vector<std::string> settings, whole;
+};
+/// Every kind's, in Schedule's order.
+std::vector<ScheduleKind> schedule_kinds();
+/// The schedule of kind name with the settings given by name and the others at their defaults,
+/// checked; InputError for an unknown kind or setting, a count that is not whole, or a bad value.
+Schedule make_schedule(const std::string& name, const std::vector<std::pair<std::string, double>>& settings);
+/// The value of one of the schedule's settings; InputError for another name.
+double schedule_setting(const Schedule& schedule, const std::string& name);
+/// "StepDecay(step_epochs=10, gamma=0.1)": the Python class's constructor.
+std::string describe(const Schedule& schedule);
 /// The factor of epoch (counted from 0) for the rate.
 float schedule_scale(const Schedule& schedule, std::int64_t epoch, const ScheduleState& state);
 /// After an epoch: ReduceOnPlateau's bookkeeping with the epoch's monitored loss.
