@@ -64,6 +64,18 @@ TABLES = {
 }
 
 
+def with_levels(frame, target):
+    """A text copy ("L12") of each whole-number column of 66 to 257 values beside it, so that its
+    levels are also categories (what Ember would do for such codes by default, tried from outside)."""
+    for c in list(frame.columns):
+        if c == target or not pd.api.types.is_numeric_dtype(frame[c]):
+            continue
+        values = frame[c].dropna()
+        if (values == np.round(values)).all() and 66 <= values.nunique() <= 257:
+            frame[c + "_level"] = frame[c].map(lambda x: "" if pd.isna(x) else f"L{int(x)}")
+    return frame
+
+
 def text_columns(frame):
     return [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
 
@@ -194,6 +206,8 @@ def main():
     parser.add_argument("--ember-flags", default="", help="flags added to ember train (default: none)")
     parser.add_argument("--ember-members", type=int, default=1,
                         help="train this many Ember models (seeds 0, 1, ...) and average their predictions")
+    parser.add_argument("--levels", action="store_true",
+                        help="add a text copy of each whole-number column of 66 to 257 values (every model sees it)")
     parser.add_argument("--max-rows", type=int, default=0, help="sample this many rows of larger tables (0: all)")
     arguments = parser.parse_args()
     from sklearn.exceptions import ConvergenceWarning
@@ -212,6 +226,8 @@ def main():
         loader, target, task = TABLES[name]
         frame = loader()
         frame = frame[frame[target].notna()].reset_index(drop=True)
+        if arguments.levels:
+            frame = with_levels(frame, target)
         if arguments.max_rows and len(frame) > arguments.max_rows:
             frame = frame.sample(arguments.max_rows, random_state=0).reset_index(drop=True)
         if task == "classification":
