@@ -27,9 +27,6 @@ struct Bounds {
 constexpr Bounds at_least(double low) {
   return {.low = low};
 }
-constexpr Bounds above(double low) {
-  return {.low = low, .low_open = true};
-}
 constexpr Bounds between(double low, bool low_open, double high, bool high_open) {
   return {.low = low, .low_open = low_open, .high = high, .high_open = high_open};
 }

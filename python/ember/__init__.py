@@ -14,8 +14,9 @@ import numpy as _np
 
 from . import _core, callbacks
 from . import callbacks as _callbacks
-from ._core import (DivergenceError, Error, InputError, activation_names, cuda_unavailable_reason, describe_devices, get_num_threads, layer_names,
-                    loss_names, onnx_export_available, optimizer_names, schedule_names, set_num_threads)
+from ._core import (DivergenceError, Error, InputError, activation_names, cuda_unavailable_reason, describe_devices,
+                    get_num_threads, layer_names, loss_names, onnx_export_available, optimizer_names, schedule_names,
+                    set_num_threads)
 from .callbacks import History
 
 # Every kind of layer, by its Keras name: Dense, Dropout, LayerNormalization, BatchNormalization,
