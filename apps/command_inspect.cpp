@@ -77,6 +77,19 @@ Json model_json(const Sequential& model, const std::string& path) {
     figures["lr"] = model.epoch_record()->lr;
     json["figures"] = figures;
   }
+  // An ensemble's further members: their seeds, epochs and figures (the model's own are member 1's).
+  if (model.member_count() > 1) {
+    Json members = Json::array();
+    for (std::int64_t k = 1; k < model.member_count(); ++k) {
+      Json member = {{"seed", model.member_seed(k)}};
+      if (const auto& record = model.member_record(k)) {
+        member["epoch"] = record->epoch;
+        for (const auto& [name, value] : epoch_figures(*record)) member[name] = value;
+      }
+      members.push_back(std::move(member));
+    }
+    json["members"] = members;
+  }
   return json;
 }
 
@@ -158,6 +171,20 @@ void print_text(const Json& m) {
       if (name != "epoch")
         figures += fmt::format("{}{} {:.6g}", figures.empty() ? "" : ", ", name, value.get<double>());
     out += fmt::format("Figures at epoch {}: {}\n", m["figures"]["epoch"].get<std::int64_t>(), figures);
+  }
+  if (m.contains("members")) {
+    out += fmt::format(
+        "Members: {} networks of this architecture, whose predictions are averaged; the figures above "
+        "are the first's, the others':\n",
+        m["members"].size() + 1);
+    for (const Json& member : m["members"]) {
+      std::string figures;
+      for (const auto& [name, value] : member.items())
+        if (name != "seed" && name != "epoch") figures += fmt::format(", {} {:.6g}", name, value.get<double>());
+      out += fmt::format("  seed {}{}{}\n", member["seed"].get<std::uint64_t>(),
+                         member.contains("epoch") ? fmt::format(": epoch {}", member["epoch"].get<std::int64_t>()) : "",
+                         figures);
+    }
   }
   std::fputs(out.c_str(), stdout);
 }

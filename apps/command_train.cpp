@@ -31,7 +31,7 @@ struct TrainArguments {
   std::string optimizer = SGD::kName, loss = MeanSquaredError::kName, schedule = ConstantRate::kName;
   std::int64_t epochs = TableDefaults::kEpochs, batch_size = TableDefaults::kBatchSize, step_epochs = 10,
                warmup_epochs = 0, plateau_patience = 10;
-  std::int64_t early_stopping = 0, checkpoint_every = 0;
+  std::int64_t early_stopping = 0, checkpoint_every = 0, members = 1;
   std::size_t bins = 0;
   double decay = 0.1, min_lr_scale = 0.0, min_delta = 0.0;
   bool no_restore_best = false;
@@ -375,6 +375,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   const char delimiter = parse_delimiter(a.delimiter), comment = parse_comment(a.comment);
   std::optional<Sequential> resumed;
   if (!a.init.empty()) resumed.emplace(Sequential::load(a.init));
+  // An interrupted ensemble's run trains the members it lacks when repeated.
+  const std::int64_t resumed_members = resumed ? resumed->planned_member_count() : 0;
+  const bool resumed_model = resumed.has_value();
+  if (resumed && command.count("--members") > 0 && a.members < resumed->member_count())
+    throw InputError(
+        fmt::format("--members {}: the model in --init {} has {} members; a run trains them all and "
+                    "drops none",
+                    a.members, a.init, resumed->member_count()));
   const Optimizer optimizer =
       optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
   Loss loss = loss_from_flags(a, command, resumed ? &resumed->compile_options().loss : nullptr);
@@ -462,8 +470,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   // --epochs is the epoch to train up to (Keras' initial_epoch convention), so that repeating an
   // interrupted command with --init finishes the same run.
   const std::int64_t done = model.epochs_completed(), remaining = std::max<std::int64_t>(0, a.epochs - done);
+  // Sharded ranks each see their own row count; the default must not differ between them.
+  const std::int64_t members = command.count("--members") > 0 ? a.members
+                               : resumed                      ? resumed_members
+                               : sharded                      ? 1
+                                                              : defaults.members;
+  const bool lacks_members = model.member_count() < members;
   if (!a.init.empty() && !quiet) {
-    if (remaining == 0)
+    if (remaining == 0 && !lacks_members)
       std::fprintf(stderr,
                    "note: the model in --init is at epoch %lld, already at --epochs %lld: nothing to train; "
                    "--epochs is the epoch to train up to, so raise it to train on\n",
@@ -471,6 +485,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     else if (done > 0)
       std::printf("Resuming at epoch %lld: %s to go, up to epoch %lld\n", static_cast<long long>(done),
                   plural(remaining, "epoch").c_str(), static_cast<long long>(a.epochs));
+    if (lacks_members)
+      std::printf("The model has %lld of %lld members: the other %lld train after it, up to epoch %lld\n",
+                  static_cast<long long>(model.member_count()), static_cast<long long>(members),
+                  static_cast<long long>(members - model.member_count()), static_cast<long long>(a.epochs));
   }
   const Validation validation = validation_for(a, command, table.rows(), sharded);
   if (validation.by_default && !quiet)
@@ -511,12 +529,28 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.deterministic_reduction = a.deterministic_reduce;
   fit.sharded_data = sharded;
   fit.gradient_sum = parse_comm(a.comm);
+  fit.members = members;
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
+    if (s.member > 0) {
+      progress.restart();
+      if (!quiet)
+        std::printf("Member %lld of %lld (seed %llu)\n", static_cast<long long>(s.member + 1),
+                    static_cast<long long>(s.members),
+                    static_cast<unsigned long long>(model.member_seed(0) + s.member));
+      return;
+    }
     summary = s;
     if (quiet) return;
+    if (s.members > 1 && !resumed_model && command.count("--members") == 0)
+      std::fprintf(stderr,
+                   "note: training %lld networks from seeds %llu to %llu and averaging their predictions, as for "
+                   "every table of this size (%lld / rows of them, 1 to %lld); --members 1 trains one\n",
+                   static_cast<long long>(s.members), static_cast<unsigned long long>(seed),
+                   static_cast<unsigned long long>(seed + static_cast<std::uint64_t>(s.members) - 1),
+                   static_cast<long long>(TableDefaults::kMemberRows), static_cast<long long>(TableDefaults::kMembers));
     if (stepped_by_default)
       for (const FeatureColumn& feature : model.preprocessing().features)
         if (!feature.bin_edges.empty())
@@ -562,11 +596,17 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
 
   double seconds = 0;
   for (const EpochRecord& r : history.epochs) seconds += r.seconds;
+  double member_seconds = 0;
+  std::string member_epochs;
+  for (const History& member : history.members) {
+    for (const EpochRecord& r : member.epochs) member_seconds += r.seconds;
+    member_epochs += fmt::format("{}{}", member_epochs.empty() ? "" : ", ", member.epochs.size());
+  }
   if (!quiet && reported != nullptr) {
     std::string figures;
     for (const auto& [name, value] : epoch_figures(*reported))
       figures += fmt::format("{}{} {:.6g}", figures.empty() ? "" : ", ", name, value);
-    std::printf("Trained %s in %s%s; epoch %lld: %s\n",
+    std::printf("%s %s in %s%s; epoch %lld: %s\n", history.members.empty() ? "Trained" : "Member 1: trained",
                 plural(static_cast<std::int64_t>(history.epochs.size()), "epoch").c_str(),
                 format_seconds(seconds).c_str(),
                 history.stopped.empty() ? "" : fmt::format(" ({})", history.stopped).c_str(),
@@ -575,6 +615,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
       std::printf("Best epoch: %lld (lowest %s)%s\n", static_cast<long long>(*history.best_epoch),
                   reported->val_loss ? "val_loss" : "loss",
                   fit.early_stopping->restore_best ? "; the model keeps its weights" : "");
+    if (!history.members.empty())
+      std::printf("Trained %s more (%s epochs) in %s; the model predicts the mean of %lld\n",
+                  plural(static_cast<std::int64_t>(history.members.size()), "member").c_str(), member_epochs.c_str(),
+                  format_seconds(member_seconds).c_str(), static_cast<long long>(model.member_count()));
   }
   if (!lead) {
     if (interrupted) throw Interrupted{};
@@ -594,7 +638,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                                       {"training_rows", summary.training_rows},
                                       {"validation_rows", summary.validation_rows},
                                       {"dropped_rows", summary.dropped_rows},
-                                      {"seconds", seconds},
+                                      {"seconds", seconds + member_seconds},
+                                      {"members", model.member_count()},
                                       {"backend", model.backend_name()}};
     if (reported != nullptr)
       for (const auto& [name, value] : epoch_figures(*reported)) metrics[name] = value;
@@ -604,7 +649,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   }
   if (interrupted) {
     std::fprintf(
-        stderr, "Interrupted: the model is at epoch %lld%s\n", static_cast<long long>(model.epochs_completed()),
+        stderr, "Interrupted: the model is at epoch %lld%s%s\n", static_cast<long long>(model.epochs_completed()),
+        fit.members > 1 ? fmt::format(", with {} of {} members", model.member_count(), fit.members).c_str() : "",
         a.save.empty()
             ? "; nothing was saved (no --save)"
             : fmt::format("; saved to {} (to resume, repeat the command with --init {})", a.save, a.save).c_str());
@@ -766,6 +812,15 @@ void add_train_command(CLI::App& app) {
   command->add_option("--min-delta", arguments->min_delta, "Early stopping: the least decrease that counts")
       ->capture_default_str();
   command->add_flag("--no-restore-best", arguments->no_restore_best, "Early stopping: keep the last epoch's weights");
+  command
+      ->add_option("--members", arguments->members,
+                   fmt::format("Train N networks, from --seed, --seed + 1, ..., on the same rows and validation "
+                               "split, each shuffling its own order, and predict the mean of their predictions "
+                               "(values, or class probabilities): a deep ensemble, whose errors partly cancel; "
+                               "each costs one training (1 to {}) [default: {} / rows, from 1 to {}; 1 with --init "
+                               "or --shard-data]",
+                               FitOptions::kMaxMembers, TableDefaults::kMemberRows, TableDefaults::kMembers))
+      ->check(CLI::Range(std::int64_t{1}, FitOptions::kMaxMembers));
   command
       ->add_option("--checkpoint-every", arguments->checkpoint_every,
                    "Write --save every N epochs (atomically), so a crash loses at most N epochs; 0: off")

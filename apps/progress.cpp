@@ -63,6 +63,11 @@ void Progress::on_batch(std::int64_t batch, std::int64_t batches) {
   std::fflush(stdout);
 }
 
+void Progress::restart() {
+  current_epoch_ = first_epoch_;
+  epoch_started_ = false;
+}
+
 void Progress::on_epoch_end(const EpochRecord& record) {
   current_epoch_ = record.epoch + 1;
   epoch_started_ = false;

@@ -43,8 +43,11 @@ constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors refere
 // Version 2 replaced "ember.columns" (feature and target names) with "ember.preprocessing" and named
 // the optimizer state as PyTorch does ("optimizer.velocity" became "optimizer.momentum_buffer",
 // written only with momentum). Version 3 gave each architecture entry its layer type ("dense",
-// "dropout"). Version 1 and 2 files still load.
-constexpr int kFormatVersion = 3;
+// "dropout"). Version 4 added an ensemble's further members ("ember.members", tensors under
+// "members.{k}."); a model of one member is still written as version 3, which earlier readers
+// load. Version 1 to 3 files still load.
+constexpr int kFormatVersion = 4;
+constexpr int kOneMemberVersion = 3;
 
 struct TensorEntry {
   std::string name;
@@ -90,21 +93,38 @@ class CheckpointIo {
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
     const Json loss = to_json(model.options_.loss);
     Json schedule = to_json(model.options_.schedule);
-    const ScheduleState& state = model.schedule_state_;
-    // JSON has no infinity: a best loss not seen yet is written as null.
-    schedule["state"] = {{"scale", state.scale},
-                         {"best", std::isfinite(state.best) ? Json(state.best) : Json(nullptr)},
-                         {"bad_epochs", state.bad_epochs}};
-    Json meta = {{"format", "ember"},
-                 {"ember.version", std::to_string(kFormatVersion)},
-                 {"ember.architecture", architecture.dump()},
-                 {"ember.scaler", scaler.dump()},
-                 {"ember.optimizer", optimizer.dump()},
-                 {"ember.loss", loss.dump()},
-                 {"ember.schedule", schedule.dump()},
-                 {"ember.preprocessing", preprocessing.dump()}};
+    schedule["state"] = schedule_state_json(model.schedule_state_);
+    Json meta = {
+        {"format", "ember"},
+        {"ember.version",
+         std::to_string(model.members_.empty() && model.planned_members_ == 1 ? kOneMemberVersion : kFormatVersion)},
+        {"ember.architecture", architecture.dump()},
+        {"ember.scaler", scaler.dump()},
+        {"ember.optimizer", optimizer.dump()},
+        {"ember.loss", loss.dump()},
+        {"ember.schedule", schedule.dump()},
+        {"ember.preprocessing", preprocessing.dump()}};
     if (model.epoch_record_) meta["ember.figures"] = figures_json(*model.epoch_record_).dump();
+    if (!model.members_.empty() || model.planned_members_ > 1) {
+      Json members = Json::array();
+      for (const Sequential& member : model.members_) {
+        Json entry = {{"seed", member.seed_},
+                      {"step", member.optimizer_step_},
+                      {"epochs_completed", member.epochs_completed_},
+                      {"schedule_state", schedule_state_json(member.schedule_state_)}};
+        if (member.epoch_record_) entry["figures"] = figures_json(*member.epoch_record_);
+        members.push_back(std::move(entry));
+      }
+      meta["ember.members"] = Json{{"planned", model.planned_members_}, {"members", members}}.dump();
+    }
     return meta;
+  }
+
+  static Json schedule_state_json(const ScheduleState& state) {
+    // JSON has no infinity: a best loss not seen yet is written as null.
+    return {{"scale", state.scale},
+            {"best", std::isfinite(state.best) ? Json(state.best) : Json(nullptr)},
+            {"bad_epochs", state.bad_epochs}};
   }
 
   /// "ember.figures": the epoch record the model is at (what `ember inspect` shows). Optional in
@@ -134,17 +154,29 @@ class CheckpointIo {
     return r;
   }
 
+  /// Where the tensors of the ensemble's network k lie: "" for the model's own (k = 0), else
+  /// "members.{k}.".
+  static std::string member_prefix(std::size_t k) { return k == 0 ? "" : fmt::format("members.{}.", k); }
+
+  /// A network's parameters, then its optimizer state, named after prefix.
+  static void add_tensors(const Sequential& network, const std::string& prefix, std::vector<TensorEntry>& tensors) {
+    for (const ParameterLayout::Tensor& range : ranges(network))
+      tensors.push_back({prefix + range.name, range.shape, network.parameters_.data() + range.offset, range.count});
+    const std::vector<std::string> state = optimizer_state_names(network.options_.optimizer);
+    for (std::size_t b = 0; b < state.size(); ++b)
+      for (const ParameterLayout::Tensor& range : ranges(network))
+        if (!range.state)  // the optimizer keeps nothing for state, which it does not update
+          tensors.push_back({prefix + "optimizer." + state[b] + "." + range.name, range.shape,
+                             network.optimizer_state_.data() + b * network.parameters_.size() + range.offset,
+                             range.count});
+  }
+
   static void save(const Sequential& model, const std::string& path) {
     if (!model.built()) throw InputError("the model has no weights yet; fit or build it before save");
     std::vector<TensorEntry> tensors;
-    for (const ParameterLayout::Tensor& range : ranges(model))
-      tensors.push_back({range.name, range.shape, model.parameters_.data() + range.offset, range.count});
-    const std::vector<std::string> state = optimizer_state_names(model.options_.optimizer);
-    for (std::size_t b = 0; b < state.size(); ++b)
-      for (const ParameterLayout::Tensor& range : ranges(model))
-        if (!range.state)  // the optimizer keeps nothing for state, which it does not update
-          tensors.push_back({"optimizer." + state[b] + "." + range.name, range.shape,
-                             model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, range.count});
+    add_tensors(model, "", tensors);
+    for (std::size_t k = 0; k < model.members_.size(); ++k)
+      add_tensors(model.members_[k], member_prefix(k + 1), tensors);
     Json header = {{"__metadata__", metadata(model)}};
     std::int64_t offset = 0;
     for (const TensorEntry& tensor : tensors) {
@@ -281,7 +313,7 @@ class CheckpointIo {
     if (!file) throw fail("the file could not be read to its end");
 
     // Checkpoints older than losses and schedules in the file: the defaults.
-    Json header, architecture, scaler_json, optimizer, columns, figures,
+    Json header, architecture, scaler_json, optimizer, columns, figures, members,
         loss_json = {{"type", MeanSquaredError::kName}}, schedule_json = {{"type", ConstantRate::kName}};
     int version = 0;
     try {
@@ -289,7 +321,8 @@ class CheckpointIo {
       const Json& meta = header.at("__metadata__");
       if (meta.value("format", "") != "ember") throw fail("its metadata has no \"format\": \"ember\"");
       const std::string version_text = meta.value("ember.version", "");
-      if (version_text == "1" || version_text == "2" || version_text == std::to_string(kFormatVersion))
+      if (version_text == "1" || version_text == "2" || version_text == "3" ||
+          version_text == std::to_string(kFormatVersion))
         version = std::stoi(version_text);
       else
         throw fail(fmt::format("format version {} is not one this Ember reads (1 to {})",
@@ -301,6 +334,8 @@ class CheckpointIo {
       if (version > 1) loss_json = Json::parse(meta.at("ember.loss").get<std::string>());
       if (version > 1) schedule_json = Json::parse(meta.at("ember.schedule").get<std::string>());
       if (meta.contains("ember.figures")) figures = Json::parse(meta.at("ember.figures").get<std::string>());
+      if (version >= 4 && meta.contains("ember.members"))
+        members = Json::parse(meta.at("ember.members").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -332,28 +367,34 @@ class CheckpointIo {
       } catch (const InputError& error) {
         throw fail(fmt::format("its optimizer or loss: {}", error.what()));
       }
-      if (schedule_json.contains("state")) {
-        const Json& state = schedule_json.at("state");
-        ScheduleState& kept = model.schedule_state_;
-        kept.scale = static_cast<float>(state.at("scale").get<double>());
-        kept.best =
-            state.at("best").is_null() ? std::numeric_limits<double>::infinity() : state.at("best").get<double>();
-        kept.bad_epochs = state.at("bad_epochs").get<std::int64_t>();
-        if (!(kept.scale >= 0.0f && kept.scale <= 1.0f) || kept.bad_epochs < 0 || std::isnan(kept.best))
-          throw fail("its schedule's state is out of range");
-      }
-      const auto step = optimizer.value("step", std::int64_t{0});
-      if (step < 0 || step > std::numeric_limits<std::int32_t>::max())
-        throw fail(fmt::format("its optimizer's step {} is outside 0 to 2^31 - 1", step));
-      model.optimizer_step_ = static_cast<std::int32_t>(step);
-      model.epochs_completed_ = optimizer.at("epochs_completed").get<std::int64_t>();
-      if (model.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
-      if (!figures.is_null()) {
-        model.epoch_record_ = figures_from_json(figures, fail);
-        if (model.epoch_record_->epoch != model.epochs_completed_)
-          throw fail(fmt::format("its figures are of epoch {}, but the model is at epoch {}",
-                                 model.epoch_record_->epoch, model.epochs_completed_));
-      }
+      // A network's counts: the model's own from "ember.optimizer" and "ember.schedule", each further
+      // member's from its entry in "ember.members".
+      const auto read_counts = [&](Sequential& network, const Json* schedule_state, std::int64_t step,
+                                   std::int64_t epochs, const Json& record) {
+        if (schedule_state != nullptr) {
+          ScheduleState& kept = network.schedule_state_;
+          kept.scale = static_cast<float>(schedule_state->at("scale").get<double>());
+          kept.best = schedule_state->at("best").is_null() ? std::numeric_limits<double>::infinity()
+                                                           : schedule_state->at("best").get<double>();
+          kept.bad_epochs = schedule_state->at("bad_epochs").get<std::int64_t>();
+          if (!(kept.scale >= 0.0f && kept.scale <= 1.0f) || kept.bad_epochs < 0 || std::isnan(kept.best))
+            throw fail("its schedule's state is out of range");
+        }
+        if (step < 0 || step > std::numeric_limits<std::int32_t>::max())
+          throw fail(fmt::format("its optimizer's step {} is outside 0 to 2^31 - 1", step));
+        network.optimizer_step_ = static_cast<std::int32_t>(step);
+        network.epochs_completed_ = epochs;
+        if (network.epochs_completed_ < 0) throw fail("its optimizer's epochs_completed is negative");
+        if (!record.is_null()) {
+          network.epoch_record_ = figures_from_json(record, fail);
+          if (network.epoch_record_->epoch != network.epochs_completed_)
+            throw fail(fmt::format("its figures are of epoch {}, but the model is at epoch {}",
+                                   network.epoch_record_->epoch, network.epochs_completed_));
+        }
+      };
+      read_counts(model, schedule_json.contains("state") ? &schedule_json.at("state") : nullptr,
+                  optimizer.value("step", std::int64_t{0}), optimizer.at("epochs_completed").get<std::int64_t>(),
+                  figures);
       model.scaler_.enabled = scaler_json.at("enabled").get<bool>();
       model.scaler_fitted_ = scaler_json.at("fitted").get<bool>();
       model.scaler_.x.mean = scaler_json.at("x_mean").get<std::vector<double>>();
@@ -423,25 +464,57 @@ class CheckpointIo {
       };
       // Version 1 called SGD's momentum buffer "velocity" and wrote it even without momentum.
       const std::vector<std::string> state = optimizer_state_names(options.optimizer);
-      for (const ParameterLayout::Tensor& range : ranges(model)) {
-        read_tensor(range.name, range.shape, model.parameters_.data() + range.offset, true);
-        for (std::size_t b = 0; b < state.size() && !range.state; ++b)
-          read_tensor(fmt::format("optimizer.{}.{}", version == 1 ? "velocity" : state[b], range.name), range.shape,
-                      model.optimizer_state_.data() + b * model.parameters_.size() + range.offset, version > 1);
-        if (version == 1 && state.empty()) {
-          std::vector<float> ignored(static_cast<std::size_t>(range.count));
-          read_tensor("optimizer.velocity." + range.name, range.shape, ignored.data(), false);
-        }
-      }
-      for (std::size_t l = 0; l < model.layers_.size(); ++l)
-        for (const std::string& name : model.tensor_names(l)) {
-          const ConstView values = model.tensor(l, name);
-          try {
-            layer_part::check_values(model.layers_[l], name, std::span<const float>(values.data, values.size()));
-          } catch (const InputError& error) {
-            throw fail(fmt::format("layer {}'s {}: {}", l, name, error.what()));
+      const auto read_network = [&](Sequential& network, const std::string& prefix) {
+        for (const ParameterLayout::Tensor& range : ranges(network)) {
+          read_tensor(prefix + range.name, range.shape, network.parameters_.data() + range.offset, true);
+          for (std::size_t b = 0; b < state.size() && !range.state; ++b)
+            read_tensor(fmt::format("{}optimizer.{}.{}", prefix, version == 1 ? "velocity" : state[b], range.name),
+                        range.shape, network.optimizer_state_.data() + b * network.parameters_.size() + range.offset,
+                        version > 1);
+          if (version == 1 && state.empty()) {
+            std::vector<float> ignored(static_cast<std::size_t>(range.count));
+            read_tensor("optimizer.velocity." + range.name, range.shape, ignored.data(), false);
           }
         }
+      };
+      read_network(model, "");
+      // An ensemble's further members: copies of the model so far, with their own counts and tensors.
+      if (!members.is_null()) {
+        const Json& list = members.at("members");
+        model.planned_members_ = members.at("planned").get<std::int64_t>();
+        // The model is one of the networks: with its further members, at most the planned count.
+        if (!list.is_array() || model.planned_members_ < 1 || model.planned_members_ > FitOptions::kMaxMembers ||
+            static_cast<std::int64_t>(list.size()) + 1 > model.planned_members_)
+          throw fail(fmt::format("its members are not a list of fewer than its planned count (1 to {})",
+                                 FitOptions::kMaxMembers));
+        for (std::size_t k = 0; k < list.size(); ++k) {
+          const Json& entry = list[k];
+          Sequential member = model;
+          member.members_.clear();
+          member.planned_members_ = 1;
+          member.seed_ = entry.at("seed").get<std::uint64_t>();
+          read_counts(member, &entry.at("schedule_state"), entry.at("step").get<std::int64_t>(),
+                      entry.at("epochs_completed").get<std::int64_t>(), entry.value("figures", Json()));
+          read_network(member, member_prefix(k + 1));
+          model.members_.push_back(std::move(member));
+        }
+      }
+      // Every member's values as its layer allows (a BatchNorm's running variance above 0, ...).
+      for (std::size_t m = 0; m <= model.members_.size(); ++m) {
+        const std::vector<float>& parameters = m == 0 ? model.parameters_ : model.members_[m - 1].parameters_;
+        const ParameterLayout layout(model.layers_, model.input_width_);
+        for (std::size_t l = 0; l < model.layers_.size(); ++l)
+          for (const ParameterLayout::Tensor& range : layout.layers()[l].tensors) {
+            const std::string name = range.name.substr(fmt::format("layers.{}.", l).size());
+            try {
+              layer_part::check_values(model.layers_[l], name,
+                                       std::span<const float>(parameters.data() + range.offset, range.count));
+            } catch (const InputError& error) {
+              throw fail(fmt::format("{}layer {}'s {}: {}", m == 0 ? "" : fmt::format("member {}'s ", m), l, name,
+                                     error.what()));
+            }
+          }
+      }
       std::sort(spans.begin(), spans.end());
       for (std::size_t i = 1; i < spans.size(); ++i)
         if (spans[i].first < spans[i - 1].second) throw fail("two tensors' data overlap");

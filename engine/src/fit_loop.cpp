@@ -100,6 +100,9 @@ void check_fit_options(const FitOptions& options) {
   if (options.checkpoint_every > 0 && options.checkpoint_path.empty())
     throw SettingError("FitOptions::checkpoint_path", "is empty: checkpoint_every needs a file to write");
   if (options.epochs < 0) throw InputError(fmt::format("epochs must be >= 0, got {}", options.epochs));
+  if (options.members < 0 || options.members > FitOptions::kMaxMembers)
+    throw SettingError("FitOptions::members", fmt::format("{}: must be 1 to {} (0: the model's own count)",
+                                                          options.members, FitOptions::kMaxMembers));
   if (options.batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", options.batch_size));
   if (!(options.validation_split >= 0.0 && options.validation_split < 1.0))
     throw InputError(fmt::format("validation split must be in [0, 1), got {}", options.validation_split));
@@ -318,6 +321,8 @@ void FitLoop::place(Backend& backend) {
                              .data_parallel = data_parallel});
 
   shuffle_seed_ = parallel_.broadcast(options_.seed.value_or(model_.seed_));
+  if (model_.member_index_ > 0)  // an ensemble's member: the same split, its own order
+    shuffle_seed_ = derive_seed(shuffle_seed_, 0x3e3be700u + model_.member_index_);
   if (parallel_.sharded())  // each rank shuffles its own rows
     shuffle_seed_ = derive_seed(shuffle_seed_, 0x5eed0000u + static_cast<std::uint64_t>(options_.communicator->rank()));
   batches_ = parallel_.batches();

@@ -372,12 +372,23 @@ void Sequential::export_onnx(const std::string& path) const {
     x = g.op("Div", {g.op("Sub", {x, g.floats("input_mean", dims, as_floats(scaler_.x.mean))}),
                      g.floats("input_std", dims, as_floats(scaler_.x.std))});
   }
+  // Each member's layers on the same inputs; an ensemble's outputs are their mean (below).
   PartGraph parts(g);
-  for (std::size_t l = 0, in = static_cast<std::size_t>(input_width_); l < layers_.size(); ++l) {
-    const OnnxLayer at{l, static_cast<std::int64_t>(in), x, [&](const std::string& name) { return tensor(l, name); }};
-    x = layer_part::onnx(layers_[l], parts, at);
-    in = static_cast<std::size_t>(layer_part::output_width(layers_[l], at.in));
+  std::vector<std::string> outputs;
+  for (std::int64_t m = 0; m < member_count(); ++m) {
+    std::string y = x;
+    for (std::size_t l = 0, in = static_cast<std::size_t>(input_width_); l < layers_.size(); ++l) {
+      const OnnxLayer at{l, static_cast<std::int64_t>(in), y,
+                         [&](const std::string& name) { return member_tensor(m, l, name); }};
+      y = layer_part::onnx(layers_[l], parts, at);
+      in = static_cast<std::size_t>(layer_part::output_width(layers_[l], at.in));
+    }
+    outputs.push_back(y);
   }
+  const auto mean = [&](const std::vector<std::string>& values, const std::string& name) {
+    if (values.size() == 1) return name.empty() ? values[0] : g.op("Identity", values, name);
+    return g.op("Div", {g.op("Sum", values), g.floats("members", {}, {static_cast<float>(values.size())})}, name);
+  };
 
   // The outputs' names, unless a feature column has taken one.
   std::set<std::string> taken = {"input"};
@@ -389,6 +400,7 @@ void Sequential::export_onnx(const std::string& path) const {
   const std::string predictions = output_name("predictions"), probabilities = output_name("probabilities"),
                     label = output_name("label");
   if (!classification) {
+    x = mean(outputs, {});
     const std::int64_t outputs = output_width();
     if (scaler_.enabled) {
       const std::vector<std::int64_t> dims = {1, outputs};
@@ -402,14 +414,17 @@ void Sequential::export_onnx(const std::string& path) const {
     g.value(false, predictions, onnx::TensorProto::FLOAT, outputs, "the targets, in their original units");
   } else {
     const std::int64_t classes = class_count();
-    if (output_width() == 1) {
-      const std::string p = g.op("Sigmoid", {x});
-      g.op("Concat", {g.op("Sub", {g.floats("one", {}, {1.0f}), p}), p}, probabilities);
-      g.attribute("axis", std::int64_t{1});
-    } else {
-      g.op("Softmax", {x}, probabilities);
+    std::vector<std::string> each;  // every member's probabilities
+    for (const std::string& logits : outputs) {
+      if (output_width() == 1) {
+        const std::string p = g.op("Sigmoid", {logits});
+        each.push_back(g.op("Concat", {g.op("Sub", {g.floats("one", {}, {1.0f}), p}), p}));
+      } else {
+        each.push_back(g.op("Softmax", {logits}));
+      }
       g.attribute("axis", std::int64_t{1});
     }
+    mean(each, probabilities);
     // The first most likely class (ArgMax's ties), and no label for a row whose probabilities are
     // NaN (a missing cell the model cannot fill).
     const std::string best = g.op("ArgMax", {probabilities});

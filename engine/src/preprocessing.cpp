@@ -672,6 +672,8 @@ TableDefaults table_defaults(std::int64_t rows) {
     d.patience = TableDefaults::kPatience;
   }
   if (rows >= TableDefaults::kBinnedFrom) d.bins = TableDefaults::kBins;
+  d.members = std::clamp<std::int64_t>(TableDefaults::kMemberRows / std::max<std::int64_t>(rows, 1), 1,
+                                       TableDefaults::kMembers);
   return d;
 }
 

@@ -293,6 +293,8 @@ void Sequential::build(std::int64_t input_width) {
   }
   epochs_completed_ = 0;
   epoch_record_.reset();
+  members_.clear();
+  planned_members_ = 1;
 }
 
 namespace {
@@ -325,7 +327,80 @@ std::vector<float> checked_weights(std::span<const float> weights, std::int64_t 
 
 }  // namespace
 
+History Sequential::fit_members(const FitOptions& options,
+                                const std::function<History(Sequential&, const FitOptions&)>& train) {
+  check_fit_options(options);
+  if (!compiled_) throw InputError("compile the model before fit");
+  const std::int64_t planned = options.members == 0 ? planned_members_ : options.members;
+  if (planned < member_count())
+    throw SettingError(
+        "FitOptions::members",
+        fmt::format("{}: the model has {} members; a fit trains them all and drops none", planned, member_count()));
+  // One validation split for every member (their preprocessing and scaler are then the same); each
+  // member shuffles its own order.
+  FitOptions each = options;
+  each.members = 1;
+  each.seed = options.seed.value_or(seed_);
+  each.checkpoint_every = 0;
+  const auto for_member = [&](std::int64_t k) {
+    if (options.on_train_begin)
+      each.on_train_begin = [&options, k, planned](TrainingSummary summary) {
+        summary.member = k;
+        summary.members = planned;
+        options.on_train_begin(summary);
+      };
+  };
+  const bool writes = options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0);
+  const std::int64_t target = epochs_completed_ + options.epochs;  // the epoch new members train to
+
+  // The first network, on its own (its fit must not see the others).
+  for_member(0);
+  std::vector<Sequential> others = std::move(members_);
+  members_.clear();
+  History history;
+  try {
+    history = train(*this, each);
+  } catch (...) {
+    members_ = std::move(others);
+    throw;
+  }
+  members_ = std::move(others);
+  planned_members_ = planned;  // after the first fit, which builds a new model
+  if (options.stop.stop_requested()) return history;
+  if (writes) save(options.checkpoint_path);
+  // The members the model has: epochs more, each from its own state.
+  for (std::size_t k = 0; k < members_.size() && options.epochs > 0; ++k) {
+    for_member(static_cast<std::int64_t>(k + 1));
+    history.members.push_back(train(members_[k], each));
+    if (options.stop.stop_requested()) return history;
+    if (writes) save(options.checkpoint_path);
+  }
+  // The members it lacks: the first network's preprocessing and scaler, weights of their own seed.
+  for (std::int64_t k = member_count(); k < planned; ++k) {
+    Sequential member = *this;
+    member.members_.clear();
+    member.seed_ = seed_ + static_cast<std::uint64_t>(k);
+    member.schedule_state_ = {};
+    member.build(input_width_);
+    member.member_index_ = static_cast<std::uint64_t>(k);
+    for_member(k);
+    FitOptions to_target = each;
+    to_target.epochs = target;
+    History trained = train(member, to_target);
+    if (options.stop.stop_requested()) {  // left out, to be trained again
+      history.stopped = trained.stopped;
+      return history;
+    }
+    members_.push_back(std::move(member));
+    history.members.push_back(std::move(trained));
+    if (writes) save(options.checkpoint_path);
+  }
+  return history;
+}
+
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
+  if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
+    return fit_members(options, [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); });
   std::vector<float> weights = checked_weights(options.sample_weight, x.rows, "rows of x");
   if (!options.validation_data) return fit_matrices(x, y, options, 0, false, std::nullopt, std::move(weights));
   const ValidationData& v = *options.validation_data;
@@ -341,6 +416,11 @@ History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
 }
 
 History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
+  if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
+    // A member made from this model has its column handling: it is given that handling's spec.
+    return fit_members(options, [&](Sequential& model, const FitOptions& each) {
+      return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
+    });
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   const std::vector<float> table_weights = checked_weights(options.sample_weight, table.rows(), "rows of the table");
@@ -455,7 +535,8 @@ History Sequential::fit_matrices(ConstView x, ConstView y, const FitOptions& opt
   return FitLoop(*this, x, y, options, dropped_rows, split_done, held_out, weights).run();
 }
 
-Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const {
+Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batch_size,
+                                const std::vector<float>& parameters) const {
   const std::int64_t rows = x.rows, batch = std::min(batch_size, rows), batches = (rows + batch - 1) / batch;
   Matrix output(rows, output_width());
   // What one batch needs: an inference plan, and its input standardized in host memory.
@@ -469,7 +550,7 @@ Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batc
     std::unique_ptr<Worker> worker(
         new Worker{Plan(backend, layers_, input_width_, batch), Matrix(batch, x.cols),
                    Buffer(backend, static_cast<std::size_t>(batch * x.cols) * sizeof(float))});
-    worker->plan.upload_parameters(parameters_);
+    worker->plan.upload_parameters(parameters);
     return worker;
   };
   const auto run_batch = [&](Worker& worker, std::int64_t index) {
@@ -485,7 +566,7 @@ Matrix Sequential::predict_rows(Backend& backend, ConstView x, std::int64_t batc
   // rather than per op, so that a thread held up by another process costs at most its last batch.
   // Every batch is computed the same way on any thread. The GPU runs the batches on its stream.
   const double seconds =
-      threads::single_thread_seconds(2.0 * static_cast<double>(rows) * static_cast<double>(parameters_.size()), 0);
+      threads::single_thread_seconds(2.0 * static_cast<double>(rows) * static_cast<double>(parameters.size()), 0);
   const int threads = backend.device() == Device::cpu ? threads::threads_for_tasks(seconds, batches) : 1;
   if (threads <= 1) {
     const std::unique_ptr<Worker> worker = make_worker();
@@ -532,20 +613,11 @@ void Sequential::check_targets(ConstView y) const {
   }
 }
 
-Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
-  if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
-  if (x.rows == 0) throw InputError("predict needs at least one row");
-  if (batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", batch_size));
-  if (x.cols != input_width_)
-    throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
-  check_input(x, layers_);
-  const Matrix output = [&] {
-    const std::lock_guard lock(runtime_.mutex);
-    return predict_rows(backend(), x, batch_size);
-  }();
-  if (!is_classification(options_.loss)) return scaler_.y.restore(output);
-  // Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
-  Matrix probabilities(output.rows(), class_count());
+namespace {
+
+/// Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
+Matrix probabilities_of(const Matrix& output, std::int64_t classes) {
+  Matrix probabilities(output.rows(), classes);
   for (std::int64_t r = 0; r < output.rows(); ++r) {
     if (output.cols() == 1) {
       const double p = 1.0 / (1.0 + std::exp(-static_cast<double>(output(r, 0))));
@@ -560,6 +632,51 @@ Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
       probabilities(r, c) = static_cast<float>(std::exp(output(r, c) - largest) / sum);
   }
   return probabilities;
+}
+
+}  // namespace
+
+Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
+  if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
+  if (x.rows == 0) throw InputError("predict needs at least one row");
+  if (batch_size <= 0) throw InputError(fmt::format("batch size must be >= 1, got {}", batch_size));
+  if (x.cols != input_width_)
+    throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
+  check_input(x, layers_);
+  const auto network = [&](const std::vector<float>& parameters) {
+    const Matrix output = [&] {
+      const std::lock_guard lock(runtime_.mutex);
+      return predict_rows(backend(), x, batch_size, parameters);
+    }();
+    return is_classification(options_.loss) ? probabilities_of(output, class_count()) : scaler_.y.restore(output);
+  };
+  Matrix result = network(parameters_);
+  if (members_.empty()) return result;
+  // An ensemble's prediction: the mean of its members' (targets or probabilities), summed in float64.
+  std::vector<double> sum(result.data(), result.data() + result.size());
+  for (const Sequential& member : members_) {
+    const Matrix output = network(member.parameters_);
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += output.data()[i];
+  }
+  const auto count = static_cast<double>(member_count());
+  for (std::size_t i = 0; i < sum.size(); ++i) result.data()[i] = static_cast<float>(sum[i] / count);
+  return result;
+}
+
+std::uint64_t Sequential::member_seed(std::int64_t k) const {
+  if (k < 0 || k >= member_count())
+    throw InputError(fmt::format("member {} of a model of {} member(s)", k, member_count()));
+  return k == 0 ? seed_ : members_[static_cast<std::size_t>(k - 1)].seed_;
+}
+
+ConstView Sequential::member_tensor(std::int64_t k, std::size_t layer, const std::string& name) const {
+  member_seed(k);  // the range check
+  return k == 0 ? tensor(layer, name) : members_[static_cast<std::size_t>(k - 1)].tensor(layer, name);
+}
+
+const std::optional<EpochRecord>& Sequential::member_record(std::int64_t k) const {
+  member_seed(k);  // the range check
+  return k == 0 ? epoch_record_ : members_[static_cast<std::size_t>(k - 1)].epoch_record_;
 }
 
 std::vector<std::int64_t> Sequential::predict_classes(ConstView x, std::int64_t batch_size) const {

@@ -79,7 +79,9 @@ struct TrainingSummary {
   std::string backend;
   /// With several ranks: the ranks and where their gradients are summed ("MPI (Open MPI v4.1.4),
   /// 2 ranks; gradients summed by NCCL 2.28.9 in the step's CUDA graph"); empty for one process.
-  std::string data_parallel;
+  std::string data_parallel;  /// With FitOptions::members: which network this is (0 to members - 1) and how many train.
+  std::int64_t member = 0;
+  std::int64_t members = 1;
 };
 
 struct History {
@@ -90,6 +92,9 @@ struct History {
   /// Why training ended before FitOptions::epochs: "early stopping" or "stop requested"; empty
   /// when every epoch ran.
   std::string stopped{};
+  /// With FitOptions::members: the histories of the members after the first, in order (this
+  /// History is the first's).
+  std::vector<History> members{};
 };
 
 /// Stops training when the validation loss (the training loss without a validation split) has
@@ -183,6 +188,19 @@ struct FitOptions {
   /// With several ranks: where the gradients are summed (GradientSum::automatic: with NCCL on
   /// GPUs of their own, else on the host).
   GradientSum gradient_sum = GradientSum::automatic;
+  /// The networks of the model after fit (1 to kMaxMembers; 0: as many as its earlier fits were
+  /// asked for, 1 for a new model). Each is of the model's layers, from the model's seed and the
+  /// next ones (seed() + 1, ...), trained on the same training rows, validation split and
+  /// preprocessing, shuffling its own order; predict gives the mean of their outputs (the targets,
+  /// or the class probabilities): a deep ensemble, whose errors partly cancel (table_defaults gives
+  /// a count by the table's size). fit trains the networks one after another: each one the model
+  /// has, epochs more, then each one it lacks, from its initial weights to the epoch the first
+  /// reaches. The callbacks see each network's fit in turn (TrainingSummary::member says which);
+  /// checkpoint_every saves the model between networks, not within them. A stop requested while a
+  /// new network trains leaves it out (a later fit trains it again); fewer networks than the model
+  /// has are refused.
+  std::int64_t members = 0;
+  static constexpr std::int64_t kMaxMembers = 64;
 };
 
 /// Options of predict and evaluate.
@@ -272,6 +290,18 @@ class Sequential {
   /// "0", "1", ... for a model trained on matrices); empty for regression.
   std::vector<std::string> classes() const;
 
+  /// The networks whose outputs predict averages: 1, or FitOptions::members after such a fit. The
+  /// other accessors (parameters, weight, tensor, epochs_completed, ...) give the first's.
+  std::int64_t member_count() const { return 1 + static_cast<std::int64_t>(members_.size()); }
+  /// The networks its fits were asked for: above member_count() after a fit stopped before its
+  /// last member (a fit with FitOptions::members 0 trains the rest).
+  std::int64_t planned_member_count() const { return planned_members_; }
+  /// Member k's seed and the figures of the epoch it ended at (k = 0 is the model's own).
+  std::uint64_t member_seed(std::int64_t k) const;
+  const std::optional<EpochRecord>& member_record(std::int64_t k) const;
+  /// Member k's tensor of layer l, as tensor(l, name) gives the first's.
+  ConstView member_tensor(std::int64_t k, std::size_t layer, const std::string& name) const;
+
   /// Writes a safetensors checkpoint (docs/formats.md) through a temporary file and a rename.
   void save(const std::string& path) const;
   /// Reads a checkpoint written by save(); throws InputError on any inconsistency.
@@ -359,8 +389,12 @@ class Sequential {
   void set_options(const CompileOptions& options);
   /// The backend, created from the compiled options at first use; the caller holds runtime_.mutex.
   Backend& backend() const;
-  /// The outputs for x, standardized a batch at a time (no copy of the whole input).
-  Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size) const;
+  /// The outputs for x of the network of these parameters (the model's or a member's),
+  /// standardized a batch at a time (no copy of the whole input).
+  Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size,
+                      const std::vector<float>& parameters) const;
+  /// FitOptions::members > 1: trains this model, then each further member through train.
+  History fit_members(const FitOptions& options, const std::function<History(Sequential&, const FitOptions&)>& train);
   /// split_done: the validation rows are already the last ones (fit on a table drew them), and
   /// held_out of them where given (FitOptions::validation_data), else as validation_split says.
   /// weights: one per row of x (FitOptions::sample_weight, in x's order), or empty.
@@ -389,6 +423,15 @@ class Sequential {
   std::optional<EpochRecord> epoch_record_;
   Preprocessing preprocessing_;
   bool scaler_fitted_ = false;  // the scaler is fixed by the first fit and kept (also through save/load)
+  /// The networks after the first of an ensemble (FitOptions::members): the same layers, options,
+  /// scaler and preprocessing; their own seed, weights, optimizer and schedule state and epochs.
+  std::vector<Sequential> members_;
+  /// The members its fits were asked for (FitOptions::members), which an interrupted fit may not
+  /// have reached: a later fit with FitOptions::members 0 trains the rest.
+  std::int64_t planned_members_ = 1;
+  /// While member k of an ensemble trains: k, from which its shuffling seed is derived (its
+  /// validation split is the first member's).
+  std::uint64_t member_index_ = 0;
   /// The model's backend and what compile said of it. A copied model gets none (it creates its
   /// own at first use). The mutex lets one caller at a time use the backend: const members may be
   /// called from several threads at once.

@@ -188,11 +188,17 @@ struct TableDefaults {
   /// The values of each category's vector where columns are embedded (ColumnSpec::embed) and the
   /// layers do not say: a first layer Embedding(Embedding::kFromTable, kEmbeddingDim).
   static constexpr std::int64_t kEmbeddingDim = 8;
+  /// Up to kMembers networks averaged (FitOptions::members): kMemberRows / rows of them, at least
+  /// one. Averaging pays most on small noisy tables, where one network's seed matters most, and
+  /// costs a fit per member, which large tables cannot afford within the time a default may take.
+  static constexpr std::int64_t kMembers = 5;
+  static constexpr std::int64_t kMemberRows = 100'000;
 
   std::size_t bins = 0;  // kBins or 0
   bool steps = true;
   double validation_split = 0;  // kValidationSplit or 0
   std::int64_t patience = 0;    // kPatience, or 0: no early stopping
+  std::int64_t members = 1;     // 1 to kMembers
 };
 /// The defaults for a table of this many rows (all of a sharded fit's ranks together).
 TableDefaults table_defaults(std::int64_t rows);
