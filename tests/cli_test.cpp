@@ -42,6 +42,39 @@ TEST(Cli, TrainPredictEvaluateRoundTrip) {
   EXPECT_GT(r2, 0.9);
 }
 
+TEST(Cli, MembersTrainAverageAndShowThemselves) {
+  // 40 rows: five networks by default, said in a note; --members sets the count.
+  const std::string data = good_csv(), model = dir() + "/members.safetensors", metrics = dir() + "/metrics.json";
+  const CliRun by_default = run_ember("train --data " + data + " --target y --epochs 3 --device cpu --progress lines");
+  ASSERT_EQ(by_default.exit_code, 0) << by_default.err;
+  EXPECT_NE(by_default.err.find("note: training 5 networks from seeds 0 to 4"), std::string::npos) << by_default.err;
+  EXPECT_NE(by_default.out.find("Member 5 of 5 (seed 4)"), std::string::npos) << by_default.out;
+  const CliRun three = run_ember("train --data " + data + " --target y --epochs 3 --members 3 --seed 10 --device cpu " +
+                                 "--save " + model + " --metrics-out " + metrics);
+  ASSERT_EQ(three.exit_code, 0) << three.err;
+  EXPECT_EQ(three.err.find("note: training"), std::string::npos) << "no note for a count given: " << three.err;
+  EXPECT_NE(three.out.find("Trained 2 members more (3, 3 epochs)"), std::string::npos) << three.out;
+  EXPECT_EQ(nlohmann::json::parse(slurp(metrics)).at("members"), 3);
+  const CliRun inspect = run_ember("inspect " + model);
+  EXPECT_NE(inspect.out.find("Members: 3 networks"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("  seed 12: epoch 3"), std::string::npos) << inspect.out;
+  const auto json = nlohmann::json::parse(run_ember("inspect --json " + model).out);
+  ASSERT_EQ(json.at("members").size(), 2u);
+  EXPECT_EQ(json.at("members")[1].at("seed"), 12);
+  EXPECT_EQ(run_ember("predict --device cpu --model " + model + " --data " + data).exit_code, 0);
+
+  // Resumed, every member trains on; a count below the model's is refused, as is 0.
+  const CliRun resumed =
+      run_ember("train --data " + data + " --target y --epochs 5 --device cpu --progress lines " + "--init " + model);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("Member 3 of 3 (seed 12)\nEpoch 4/5"), std::string::npos) << resumed.out;
+  expect_input_error("train --data " + data + " --target y --members 2 --device cpu --init " + model,
+                     "--members 2: the model in --init " + model + " has 3 members");
+  const CliRun zero = run_ember("train --data " + data + " --target y --members 0 --device cpu");
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
+  EXPECT_NE(zero.err.find("--members"), std::string::npos) << zero.err;
+}
+
 TEST(Cli, ResumeWithInitContinuesEpochs) {
   const std::string data = good_csv(), first = dir() + "/first.safetensors";
   ASSERT_EQ(run_ember("train --data " + data + " --target y --epochs 0 --device cpu --save " + first).exit_code, 0);

@@ -227,7 +227,7 @@ class Sequential:
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
             missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None,
-            embed=None, steps=None):
+            embed=None, steps=None, members=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
@@ -251,8 +251,15 @@ class Sequential:
         a progress bar per epoch, 2 one line per epoch. sample_weight: a weight (0 or more) per row
         of x: each step minimizes the weighted mean of its rows' losses (scikit-learn's meaning;
         the standardization counts each row its weight's times; the figures and the validation rows
-        stay unweighted)."""
+        stay unweighted). members: the networks the model has after fit (None: as many as its earlier
+        fits were given, 1 for a new model), trained one after another from seed(), seed() + 1, ...
+        on the same rows and split; predict gives the mean of their outputs (a deep ensemble, as
+        `ember train --members`). The callbacks and the display follow each network's epochs in turn;
+        the History is the first network's."""
         self._not_fitting("fit")
+        if members is not None and (isinstance(members, bool) or not isinstance(members, (int, _np.integer))
+                                    or not 1 <= members <= 64):
+            raise InputError(f"members={members!r}: must be a whole number from 1 to 64")
         if validation_rows not in ("random", "last"):
             raise InputError(f"validation_rows '{validation_rows}': use 'random' or 'last'")
         validation_x = validation_y = None
@@ -294,11 +301,12 @@ class Sequential:
         weights = None if sample_weight is None else _weights(sample_weight, len(x))
         return self._train(data, labels, epochs, batch_size, validation_split, validation_rows == "last", shuffle,
                            seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
-                           str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch, weights)
+                           str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch, weights,
+                           0 if members is None else int(members))
 
     def _train(self, data, labels, epochs, batch_size, validation_split, validation_last, shuffle, seed, normalize,
                early_stopping, min_delta, restore_best, verbose, checkpoint_every, checkpoint_path, validation_x,
-               validation_y, callbacks, initial_epoch, weights=None):
+               validation_y, callbacks, initial_epoch, weights=None, members=0):
         """The engine's fit, with Keras' epoch numbering, callbacks and display around it."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, _np.integer)) or epochs < 0:
             raise InputError(f"epochs={epochs!r}: must be a whole number, 0 or more")
@@ -343,7 +351,7 @@ class Sequential:
                                       validation_last, shuffle, seed, normalize, early_stopping, min_delta,
                                       restore_best, checkpoint_every, checkpoint_path, validation_x, validation_y,
                                       epoch_begin if hooks else None, epoch_end if hooks else None,
-                                      progress.batch if progress.dynamic else None, weights)
+                                      progress.batch if progress.dynamic else None, weights, members)
         finally:
             self._fitting = False
         history.history = {name: list(values) for name, values in result.history.items()}

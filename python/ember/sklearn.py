@@ -5,8 +5,10 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 Ember's engine. With no arguments they train what `ember train --data FILE --target y` trains on
 the same table (the library's TableDefaults: SGD, 100 epochs, from 1,000 rows a validation split
 with early stopping, from 5,000 rows bins for a DataFrame's numbers, below that steps for its
-whole-number codes), and with random_state=S the
-same model as --seed S. Inputs and regression targets are standardized inside the model. embed
+whole-number codes, and 100,000 / rows networks averaged, 1 to 5: members="auto"), and with
+random_state=S the same model as --seed S. members=K trains K networks (seeds S to S + K - 1) on
+the same rows and predicts their mean, as `ember train --members K`; coefs_ and intercepts_ are
+the first network's. Inputs and regression targets are standardized inside the model. embed
 names a DataFrame's categorical columns to give a learned vector per category (`ember train
 --embed`; an Embedding first, 8 values per category) rather than indicators. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
@@ -63,7 +65,7 @@ class _EmberEstimator(BaseEstimator):
                  early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
                  n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
                  verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None,
-                 batch_norm=False):
+                 batch_norm=False, members="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -85,6 +87,7 @@ class _EmberEstimator(BaseEstimator):
         self.bins = bins
         self.embed = embed
         self.batch_norm = batch_norm
+        self.members = members
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -108,6 +111,16 @@ class _EmberEstimator(BaseEstimator):
                 raise ValueError(f"early_stopping={self.early_stopping!r}: use True, False or 'auto'")
             return _core.table_defaults(int(rows))["validation_split"] > 0
         return bool(self.early_stopping)
+
+    def _members(self, rows):
+        """members as given, or "auto": as `ember train`, from TableDefaults' row count."""
+        if isinstance(self.members, str):
+            if self.members != "auto":
+                raise ValueError(f"members={self.members!r}: use 'auto' or 1 to 64")
+            return _core.table_defaults(int(rows))["members"]
+        if isinstance(self.members, bool) or not isinstance(self.members, (int, np.integer)) or not 1 <= self.members <= 64:
+            raise ValueError(f"members={self.members!r}: use 'auto' or 1 to 64")
+        return int(self.members)
 
     def _bins(self, rows):
         """bins as given, or "auto": as `ember train`, from TableDefaults' row count."""
@@ -210,9 +223,9 @@ class _EmberEstimator(BaseEstimator):
             self.n_features_in_ = len(self.feature_names_in_)
         # The validation rows are drawn at random (per class for a classifier), as scikit-learn's MLP draws them.
         stopping = self._stops_early(len(X)) and not incremental
-        # A table fit of a new model: its bins; a model that goes on keeps its own.
-        bins = ({"bins": self._bins(len(X)), "steps": self._steps(len(X))}
-                if table and model is not getattr(self, "model_", None) else {})
+        # A new model: its bins (a table fit) and members; a model that goes on keeps its own.
+        fresh = model is not getattr(self, "model_", None)
+        bins = {"bins": self._bins(len(X)), "steps": self._steps(len(X))} if table and fresh else {}
         if bins and self.embed:
             bins["embed"] = [self.embed] if isinstance(self.embed, str) else list(self.embed)
         history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),
@@ -220,7 +233,8 @@ class _EmberEstimator(BaseEstimator):
                             validation_split=float(self.validation_fraction) if stopping else 0.0,
                             early_stopping=int(self.n_iter_no_change) if stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed,
-                            sample_weight=sample_weight, **bins)
+                            sample_weight=sample_weight, members=self._members(len(X)) if fresh else None,
+                            **bins)
         if not table and hasattr(self, "feature_names_in_"):
             # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI
             # selects the columns of a CSV file by name.

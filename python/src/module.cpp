@@ -174,8 +174,10 @@ FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input
               double min_delta, bool restore_best, std::int64_t checkpoint_every, const std::string& checkpoint_path,
               const std::optional<Data>& validation_x, const std::optional<Input>& validation_y,
               const std::optional<nb::callable>& on_epoch_begin, const std::optional<nb::callable>& on_epoch_end,
-              const std::optional<nb::callable>& on_batch, const std::optional<Weights>& sample_weight) {
+              const std::optional<nb::callable>& on_batch, const std::optional<Weights>& sample_weight,
+              std::int64_t members) {
   ember::FitOptions options;
+  options.members = members;
   if (sample_weight) options.sample_weight = {sample_weight->data(), sample_weight->shape(0)};
   if (validation_x) {
     ember::ValidationData v;
@@ -580,6 +582,9 @@ NB_MODULE(_core, m) {
         out["steps"] = d.steps;
         out["validation_split"] = d.validation_split;
         out["patience"] = d.patience;
+        out["members"] = d.members;
+        out["most_members"] = D::kMembers;
+        out["member_rows"] = D::kMemberRows;
         out["hidden_layer_sizes"] = nb::make_tuple(D::kHiddenWidth, D::kHiddenWidth);
         out["epochs"] = D::kEpochs;
         out["batch_size"] = D::kBatchSize;
@@ -679,7 +684,8 @@ NB_MODULE(_core, m) {
       .def("_fit", &fit, "x"_a, "y"_a.none(), "epochs"_a, "batch_size"_a, "validation_split"_a, "validation_last"_a,
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
            "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none(),
-           "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none(), "sample_weight"_a.none())
+           "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none(), "sample_weight"_a.none(),
+           "members"_a = 0)
       .def(
           "_predict",
           [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {
@@ -733,6 +739,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("_base_rate",
                    [](const ember::Sequential& s) { return ember::learning_rate(s.compile_options().optimizer); })
       .def_prop_ro("epochs_completed", &ember::Sequential::epochs_completed)
+      .def_prop_ro("member_count", &ember::Sequential::member_count,
+                   "The networks whose predictions are averaged (fit(members=...))")
       .def_prop_ro("input_width", [](const ember::Sequential& s) { return s.input_width(); })
       .def_prop_ro("output_width", &ember::Sequential::output_width)
       .def_prop_ro("backend_name", &ember::Sequential::backend_name)

@@ -1,0 +1,220 @@
+// Ensembles (FitOptions::members): several networks trained on one split, predicting their mean;
+// kept whole through checkpoints, and finished by a later fit when a stop left members out.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "ember/ember.hpp"
+#include "test_support.hpp"
+
+namespace ember {
+namespace {
+
+const CompileOptions kCpu{.optimizer = Adam{}, .loss = MeanSquaredError{}, .device = Device::cpu};
+
+/// x (numbers, gaps), city (3 categories, gaps), y = 2x + a city offset + noise, on n rows.
+CsvTable noisy_table(int n) {
+  const char* cities[] = {"Paris", "Lyon", "Nice", ""};
+  std::string text = "x,city,y\n";
+  Random random(11);
+  for (int i = 0; i < n; ++i) {
+    const double x = 4.0 * random.uniform() - 2.0;
+    const auto city = static_cast<int>(random.below(4));
+    const double y = 2.0 * x + city + random.uniform() - 0.5;
+    text += fmt::format("{},{},{}\n", i % 9 == 4 ? "NA" : fmt::format("{:.4f}", x), cities[city], y);
+  }
+  return parse_csv(text, "noisy.csv");
+}
+
+const std::vector<Layer> kLayers = {Dense(8, Activation::relu), Dense(1)};
+const ColumnSpec kSpec{.targets = {"y"}};
+
+Sequential ensemble(const CsvTable& table, std::int64_t members, FitOptions options = {}) {
+  Sequential model(kLayers, 7);
+  model.compile(kCpu);
+  options.epochs = options.epochs > 1 ? options.epochs : 4;
+  options.validation_split = 0.2;
+  options.members = members;
+  model.fit(table, kSpec, options);
+  return model;
+}
+
+std::vector<float> predictions(const Sequential& model, const CsvTable& table) {
+  const Matrix p = model.predict(table);
+  return {p.data(), p.data() + p.size()};
+}
+
+TEST(Ensemble, PredictsTheMeanOfItsMembers) {
+  const CsvTable table = noisy_table(300);
+  std::vector<TrainingSummary> summaries;
+  FitOptions options{.on_train_begin = [&](const TrainingSummary& s) { summaries.push_back(s); }};
+  Sequential model(kLayers, 7);
+  model.compile(kCpu);
+  options.epochs = 4;
+  options.validation_split = 0.2;
+  options.members = 3;
+  const History history = model.fit(table, kSpec, options);
+  ASSERT_EQ(model.member_count(), 3);
+  EXPECT_EQ(model.planned_member_count(), 3);
+  ASSERT_EQ(history.members.size(), 2u);
+  ASSERT_EQ(summaries.size(), 3u);
+  for (std::int64_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(summaries[static_cast<std::size_t>(k)].member, k);
+    EXPECT_EQ(summaries[static_cast<std::size_t>(k)].members, 3);
+    EXPECT_EQ(summaries[static_cast<std::size_t>(k)].validation_rows, summaries[0].validation_rows);
+    EXPECT_EQ(model.member_seed(k), 7u + static_cast<std::uint64_t>(k));
+    ASSERT_TRUE(model.member_record(k).has_value());
+    EXPECT_EQ(model.member_record(k)->epoch, 4);
+  }
+  EXPECT_THROW(model.member_seed(3), InputError);
+
+  // The first member is the model one network of the same seed gives.
+  Sequential single(kLayers, 7);
+  single.compile(kCpu);
+  single.fit(table, kSpec, {.epochs = 4, .validation_split = 0.2});
+  EXPECT_EQ(single.member_count(), 1);
+  EXPECT_EQ(single.parameters(), model.parameters());
+
+  // Each member on its own, through the single model with that member's tensors: the ensemble
+  // predicts their mean. The members differ (their own seeds and orders).
+  const std::vector<float> got = predictions(model, table);
+  std::vector<double> mean(got.size(), 0.0);
+  for (std::int64_t k = 0; k < 3; ++k) {
+    Sequential one = single;
+    for (std::size_t l = 0; l < kLayers.size(); ++l)
+      for (const std::string& name : one.tensor_names(l)) {
+        const ConstView values = model.member_tensor(k, l, name);
+        Matrix copy(values.rows, values.cols);
+        std::copy(values.data, values.data + values.size(), copy.data());
+        one.set_tensor(l, name, copy);
+      }
+    const std::vector<float> member = predictions(one, table);
+    for (std::size_t i = 0; i < mean.size(); ++i) mean[i] += member[i] / 3.0;
+    if (k > 0) {
+      const ConstView first = model.member_tensor(0, 0, "weight"), other = model.member_tensor(k, 0, "weight");
+      EXPECT_FALSE(std::equal(first.data, first.data + first.size(), other.data)) << "member " << k;
+    }
+  }
+  double worst = 0.0, largest = 0.0;
+  for (std::size_t i = 0; i < mean.size(); ++i) {
+    worst = std::max(worst, std::abs(got[i] - mean[i]));
+    largest = std::max(largest, std::abs(mean[i]));
+  }
+  EXPECT_LE(worst, 1e-6 * largest) << "the ensemble's prediction is not its members' mean";
+
+  // A checkpoint keeps every member, its seed and figures: the same predictions, bit for bit.
+  const std::string path = testing::work_path("ensemble.safetensors");
+  model.save(path);
+  const Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.member_count(), 3);
+  EXPECT_EQ(loaded.member_seed(2), 9u);
+  EXPECT_EQ(loaded.member_record(2)->loss, model.member_record(2)->loss);
+  EXPECT_EQ(predictions(loaded, table), got);
+  std::filesystem::remove(path);
+}
+
+TEST(Ensemble, ClassifiersAverageTheirProbabilities) {
+  std::string text = "a,b,label\n";
+  Random random(3);
+  for (int i = 0; i < 240; ++i) {
+    const double a = 2.0 * random.uniform() - 1.0, b = 2.0 * random.uniform() - 1.0;
+    text += fmt::format("{:.4f},{:.4f},{}\n", a, b, a + b > 0.4 ? "high" : a + b < -0.4 ? "low" : "mid");
+  }
+  const CsvTable table = parse_csv(text, "classes.csv");
+  Sequential model({Dense(8, Activation::relu), Dense(3)}, 1);
+  model.compile({.optimizer = Adam{}, .loss = CrossEntropy{}, .device = Device::cpu});
+  model.fit(table, {.targets = {"label"}}, {.epochs = 40, .validation_split = 0.2, .members = 4});
+  ASSERT_EQ(model.member_count(), 4);
+  const Matrix p = model.predict(table);
+  const std::vector<std::string> labels = model.predict_labels(table);
+  for (std::int64_t r = 0; r < p.rows(); ++r) {
+    double sum = 0.0;
+    std::int64_t best = 0;
+    for (std::int64_t c = 0; c < p.cols(); ++c) {
+      sum += p(r, c);
+      if (p(r, c) > p(r, best)) best = c;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << r;
+    EXPECT_EQ(labels[static_cast<std::size_t>(r)], model.classes()[static_cast<std::size_t>(best)]);
+  }
+  EXPECT_GT(model.evaluate(table).accuracy, 0.6);
+}
+
+TEST(Ensemble, AStoppedFitKeepsItsFinishedMembersAndTheNextFitTrainsTheRest) {
+  const CsvTable table = noisy_table(300);
+  const std::vector<float> whole = predictions(ensemble(table, 3), table);
+
+  // A stop while the third member trains: the model keeps two, and knows it was asked for three.
+  std::stop_source stop;
+  FitOptions options{.stop = stop.get_token(), .on_train_begin = [&](const TrainingSummary& s) {
+                       if (s.member == 2) stop.request_stop();
+                     }};
+  Sequential model(kLayers, 7);
+  model.compile(kCpu);
+  options.epochs = 4;
+  options.validation_split = 0.2;
+  options.members = 3;
+  const History history = model.fit(table, kSpec, options);
+  EXPECT_EQ(history.stopped, "stop requested");
+  EXPECT_EQ(model.member_count(), 2);
+  EXPECT_EQ(model.planned_member_count(), 3);
+
+  // Saved and loaded, a fit of no further epochs trains the missing member to the first's epoch.
+  const std::string path = testing::work_path("stopped.safetensors");
+  model.save(path);
+  Sequential resumed = Sequential::load(path);
+  EXPECT_EQ(resumed.planned_member_count(), 3);
+  resumed.compile(kCpu);
+  // (A model that learned its columns is given them: one-hot columns inferred the first time.)
+  const ColumnSpec learned = resumed.preprocessing().spec();
+  resumed.fit(table, learned, {.epochs = 0, .validation_split = 0.2});
+  EXPECT_EQ(resumed.member_count(), 3);
+  EXPECT_EQ(predictions(resumed, table), whole) << "the finished run differs from the uninterrupted one";
+  std::filesystem::remove(path);
+
+  // An ensemble trains on: every member, epochs more.
+  resumed.fit(table, learned, {.epochs = 2, .validation_split = 0.2});
+  for (std::int64_t k = 0; k < 3; ++k) EXPECT_EQ(resumed.member_record(k)->epoch, 6) << "member " << k;
+}
+
+TEST(Ensemble, RefusesCountsItCannotTrain) {
+  const CsvTable table = noisy_table(60);
+  for (const std::int64_t members : {std::int64_t{-1}, FitOptions::kMaxMembers + 1}) {
+    Sequential model(kLayers, 0);
+    model.compile(kCpu);
+    try {
+      model.fit(table, kSpec, {.members = members});
+      ADD_FAILURE() << members << " members were not refused";
+    } catch (const SettingError& error) {
+      EXPECT_NE(std::string(error.what()).find("FitOptions::members"), std::string::npos) << error.what();
+    }
+    EXPECT_FALSE(model.built());
+  }
+  Sequential model = ensemble(table, 3);
+  try {
+    model.fit(table, kSpec, {.members = 2});
+    ADD_FAILURE() << "a fit dropped a member";
+  } catch (const SettingError& error) {
+    EXPECT_NE(std::string(error.what()).find("has 3 members"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(model.member_count(), 3);
+  // Building anew starts one network again.
+  model.build(model.input_width());
+  EXPECT_EQ(model.member_count(), 1);
+  EXPECT_EQ(model.planned_member_count(), 1);
+}
+
+TEST(Ensemble, TheDefaultCountFallsWithTheRows) {
+  EXPECT_EQ(table_defaults(500).members, TableDefaults::kMembers);
+  EXPECT_EQ(table_defaults(TableDefaults::kMemberRows / 3).members, 3);
+  EXPECT_EQ(table_defaults(TableDefaults::kMemberRows).members, 1);
+  EXPECT_EQ(table_defaults(10 * TableDefaults::kMemberRows).members, 1);
+}
+
+}  // namespace
+}  // namespace ember
