@@ -150,40 +150,18 @@ def run_sklearn(kind, task, x_train, y_train, x_test, text):
     return pipeline.predict(x_test), seconds
 
 
-def run_ember(ember, task, train, test, target, folder, extra, members=1):
-    """`ember train` then `ember evaluate`; with members > 1, that many models of seeds 0, 1, ...
-    whose predictions (`ember predict`: values, or class probabilities) are averaged."""
+def run_ember(ember, task, train, test, target, folder, extra):
+    """`ember train` then `ember evaluate` (an ensemble with --ember-flags="--members K")."""
     train_csv, test_csv = os.path.join(folder, "train.csv"), os.path.join(folder, "test.csv")
     model, metrics = os.path.join(folder, "model.safetensors"), os.path.join(folder, "metrics.json")
     train.to_csv(train_csv, index=False)
     test.to_csv(test_csv, index=False)
-    seconds, predictions = 0.0, []
-    for member in range(members):
-        command = [ember, "train", "--data", train_csv, "--target", target, "--save", model, "--quiet"] + extra
-        if members > 1:
-            command += ["--seed", str(member)]
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
-        seconds += time.perf_counter() - start
-        if result.returncode != 0:
-            return float("nan"), seconds, result.stderr.strip().splitlines()[-1] if result.stderr else "failed"
-        if members == 1:
-            break
-        out = os.path.join(folder, "predicted.csv")
-        result = subprocess.run([ember, "predict", "--data", test_csv, "--model", model, "--out", out, "--quiet"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            return float("nan"), seconds, result.stderr.strip().splitlines()[-1]
-        predictions.append(pd.read_csv(out))
-    if members > 1:
-        if task == "regression":
-            mean = np.mean([p[f"{target}_predicted"].to_numpy() for p in predictions], axis=0)
-            return score(task, test[target], mean), seconds, ""
-        prefix = f"{target}_probability_"
-        columns = [c for c in predictions[0].columns if c.startswith(prefix)]
-        mean = np.mean([p[columns].to_numpy() for p in predictions], axis=0)
-        labels = np.array([c[len(prefix):] for c in columns])
-        return score(task, test[target].astype(str), labels[mean.argmax(axis=1)]), seconds, ""
+    command = [ember, "train", "--data", train_csv, "--target", target, "--save", model, "--quiet"] + extra
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        return float("nan"), seconds, result.stderr.strip().splitlines()[-1] if result.stderr else "failed"
     result = subprocess.run([ember, "evaluate", "--data", test_csv, "--model", model, "--metrics-out", metrics,
                              "--quiet"], capture_output=True, text=True)
     if result.returncode != 0:
@@ -204,8 +182,6 @@ def main():
     parser.add_argument("--seeds", type=int, default=3, help="splits per table")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
     parser.add_argument("--ember-flags", default="", help="flags added to ember train (default: none)")
-    parser.add_argument("--ember-members", type=int, default=1,
-                        help="train this many Ember models (seeds 0, 1, ...) and average their predictions")
     parser.add_argument("--levels", action="store_true",
                         help="add a text copy of each whole-number column of 66 to 257 values (every model sees it)")
     parser.add_argument("--max-rows", type=int, default=0, help="sample this many rows of larger tables (0: all)")
@@ -218,7 +194,7 @@ def main():
     models = arguments.models.split(",")
     extra = arguments.ember_flags.split()
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, cores: {os.cpu_count()}, "
-          f"ember flags: {arguments.ember_flags or '(none)'}, ember members: {arguments.ember_members}")
+          f"ember flags: {arguments.ember_flags or '(none)'}")
     header = "| table | rows × columns | task | " + " | ".join(models) + " | fit seconds (" + ", ".join(models) + ") |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -244,8 +220,7 @@ def main():
             for m in models:
                 if m == "ember":
                     with tempfile.TemporaryDirectory() as folder:
-                        s, t, note = run_ember(arguments.ember, task, train, test, target, folder, extra,
-                                                  arguments.ember_members)
+                        s, t, note = run_ember(arguments.ember, task, train, test, target, folder, extra)
                     if note:
                         notes.append(f"ember, seed {seed}: {note}")
                 else:

@@ -496,10 +496,14 @@ def test_the_cli_and_python_train_the_same_model_from_the_same_table(tmp_path, b
     subprocess.run([CLI, "train", "--data", str(data), "--target", "kind", "--epochs", "5", "--device", "cpu",
                     "--bins", str(bins), "--quiet", "--save", str(tmp_path / "cli.safetensors")], check=True)
     from_cli = ember.Sequential.load(tmp_path / "cli.safetensors")
-    # The CLI's defaults: two hidden layers of 64 (ReLU), SGD at 0.01, batch 32, seed 0.
+    # The CLI's defaults: two hidden layers of 64 (ReLU), SGD at 0.01, batch 32, seed 0, and for
+    # this table's size an ensemble of networks from seeds 0, 1, ...
+    members = ember._core.table_defaults(len(frame))["members"]
+    assert members > 1 and from_cli.member_count == members
     model = ember.Sequential([ember.Dense(64, "relu"), ember.Dense(64, "relu"), ember.Dense(3)])
     model.compile("sgd", "crossentropy", "cpu")
-    model.fit(frame, target="kind", epochs=5, verbose=0, bins=bins)
+    model.fit(frame, target="kind", epochs=5, verbose=0, bins=bins, members=members)
+    assert model.member_count == members
     inputs = model.get_weights()[0].shape[0]  # colour: 3 and a gap; size: 1, its bins and a gap; weight: 1, its bins
     assert inputs > 7 if bins else inputs == 7
     for mine, theirs in zip(model.get_weights(), from_cli.get_weights()):

@@ -278,8 +278,9 @@ def test_warnings_name_the_callers_line():
 
 def test_fitted_attributes_follow_scikit_learns_mlp():
     x, y = load_diabetes(return_X_y=True)
+    # One network, whose coefs_ are the whole model (an ensemble's are its first network's).
     regressor = EmberRegressor(hidden_layer_sizes=(6,), epochs=40, early_stopping=True, n_iter_no_change=3,
-                               normalize=False, random_state=0, device="cpu").fit(x, y)
+                               normalize=False, random_state=0, device="cpu", members=1).fit(x, y)
     # n_iter_: the epochs run; validation_scores_: R^2 per epoch (higher is better) and its best.
     assert regressor.n_iter_ == len(regressor.loss_curve_) == len(regressor.validation_scores_)
     assert regressor.best_validation_score_ == max(regressor.validation_scores_) and regressor.best_loss_ is None
@@ -382,3 +383,22 @@ def test_sample_weight_equivalence_holds_to_float32_precision():
         np.testing.assert_allclose(mine, theirs, rtol=2e-6, atol=2e-6 * np.abs(theirs).max(),
                                    err_msg=estimator.__name__)
         assert np.abs(getattr(plain, method)(x) - theirs).max() > 1e-3  # the weights matter
+
+
+def test_members_auto_is_the_clis_count_and_predicts_the_mean_of_the_networks(tmp_path):
+    x, y = load_diabetes(return_X_y=True)
+    auto = EmberRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=3, device="cpu").fit(x, y)
+    assert auto.model_.member_count == 5  # 442 rows: 100,000 / rows, at most 5
+    one = EmberRegressor(hidden_layer_sizes=(8,), epochs=5, random_state=3, device="cpu", members=1).fit(x, y)
+    assert one.model_.member_count == 1
+    # The first network is the single model of the same seed; the ensemble differs from it.
+    for mine, theirs in zip(auto.coefs_, one.coefs_):
+        np.testing.assert_array_equal(mine, theirs)
+    assert not np.array_equal(auto.predict(x), one.predict(x))
+    # Saved and loaded, all five predict, as the CLI's checkpoints do.
+    auto.save(tmp_path / "five.safetensors")
+    loaded = EmberRegressor.load(tmp_path / "five.safetensors")
+    np.testing.assert_array_equal(loaded.predict(x), auto.predict(x))
+    with pytest.raises(ValueError, match="members=0"):
+        EmberRegressor(members=0).fit(x, y)
+
