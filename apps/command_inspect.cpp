@@ -35,6 +35,7 @@ Json columns_json(const Sequential& model) {
     if (!feature.fill.empty()) entry["fill"] = feature.fill;
     if (feature.missing_indicator) entry["missing_indicator"] = true;
     if (!feature.bin_edges.empty()) entry["bin_edges"] = feature.bin_edges;
+    if (feature.levels) entry["levels"] = true;
     if (scaler.enabled && input + inputs <= scaler.x.mean.size()) {
       entry["mean"] = std::vector<double>(scaler.x.mean.begin() + static_cast<std::ptrdiff_t>(input),
                                           scaler.x.mean.begin() + static_cast<std::ptrdiff_t>(input + inputs));
@@ -140,6 +141,9 @@ void print_text(const Json& m) {
       if (column.contains("bin_edges"))
         line += fmt::format("; {} bins between {} (inputs after the value)", column["bin_edges"].size() - 1,
                             numbers_text(column["bin_edges"]));
+      if (column.contains("levels"))
+        line +=
+            fmt::format("; an indicator for each of its {} values (inputs after the bins)", column["bin_edges"].size());
       if (column.contains("mean"))
         line += fmt::format("; mean {}, std {}", numbers_text(column["mean"]), numbers_text(column["std"]));
       if (column.contains("fill")) line += fmt::format("; fills {}", numbers_text(column["fill"]));

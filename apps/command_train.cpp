@@ -414,7 +414,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (binned_by_default) spec.bins = defaults.bins;
   // Steps do not depend on the row count: every rank takes them.
   const bool stepped_by_default = columns_by_default && !binned_by_default && defaults.steps;
-  if (columns_by_default) spec.steps = defaults.steps;
+  if (columns_by_default) {
+    spec.steps = defaults.steps;
+    spec.levels = defaults.levels;
+  }
   const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
@@ -551,13 +554,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                    static_cast<long long>(s.members), static_cast<unsigned long long>(seed),
                    static_cast<unsigned long long>(seed + static_cast<std::uint64_t>(s.members) - 1),
                    static_cast<long long>(TableDefaults::kMemberRows), static_cast<long long>(TableDefaults::kMembers));
-    if (stepped_by_default)
-      for (const FeatureColumn& feature : model.preprocessing().features)
-        if (!feature.bin_edges.empty())
-          std::fprintf(stderr,
-                       "note: column '%s' holds %zu whole numbers, read as codes: a bin between each two, that the "
-                       "network can tell each apart; --bins 0 leaves them out\n",
-                       printable(feature.name).c_str(), feature.bin_edges.size());
+    for (const FeatureColumn& feature : model.preprocessing().features)
+      if ((stepped_by_default && !feature.bin_edges.empty()) || feature.levels)
+        std::fprintf(stderr,
+                     "note: column '%s' holds %zu whole numbers, read as codes: a bin between each two%s, that the "
+                     "network can tell each apart; --bins 0 leaves them out\n",
+                     printable(feature.name).c_str(), feature.bin_edges.size(),
+                     feature.levels ? " and an indicator for each" : "");
     const auto features = static_cast<std::int64_t>(model.preprocessing().features.size());
     std::string rows = plural(s.training_rows, "training row");
     if (s.validation_rows > 0)

@@ -12,6 +12,7 @@
 #include "cli_support.hpp"
 #include "ember/ember.hpp"
 #include "ember/preprocessing.hpp"
+#include "preprocessing_ops.hpp"
 
 namespace ember {
 namespace {
@@ -405,6 +406,56 @@ TEST(TabularDefaults, StepsTellCodesApartWithoutBins) {
   }
 }
 
+TEST(TabularDefaults, LevelsGiveEachCodeAnIndicatorBesideItsSteps) {
+  // code: 70 whole numbers, with a gap; part: 70 numbers with fractions (steps and levels for
+  // neither); under bins 8 as under steps alone, the code gets a step and an indicator per value.
+  std::string text = "code,part,y\n";
+  for (int i = 0; i < 700; ++i)
+    text += fmt::format("{},{},{}\n", i == 5 ? "NA" : fmt::format("{}", 100 + i % 70), (i % 70) + 0.5, i % 7);
+  const CsvTable table = parse_csv(text, "codes.csv");
+  for (const std::size_t bins : {std::size_t{0}, std::size_t{8}}) {
+    Sequential model{Dense(4, Activation::relu), Dense(1)};
+    model.compile(kCpu);
+    fit_warnings(model, table, {.targets = {"y"}, .bins = bins, .steps = true, .levels = true}, {.epochs = 1});
+    const Preprocessing& p = model.preprocessing();
+    const FeatureColumn& code = p.features.at(0);
+    EXPECT_TRUE(p.levels);
+    ASSERT_EQ(code.bin_edges.size(), 70u) << bins;
+    EXPECT_TRUE(code.levels);
+    EXPECT_EQ(code.level_count(), 70u);
+    EXPECT_FALSE(p.features.at(1).levels) << "numbers with fractions have no levels";
+    EXPECT_TRUE(code.missing_indicator);
+    // code: its value, 69 steps, 70 levels, the missing indicator; part: its value (and bins).
+    EXPECT_EQ(model.input_width(), static_cast<std::int64_t>(1 + 69 + 70 + 1 + p.features.at(1).inputs()));
+    const std::vector<std::string> names = p.input_names();
+    EXPECT_EQ(names.at(70), "code=100");
+    EXPECT_EQ(names.at(139), "code=169");
+    EXPECT_EQ(names.at(140), "code (missing)");
+    const std::vector<bool> unit = p.unit_inputs();
+    EXPECT_TRUE(unit.at(70) && unit.at(139)) << "levels are indicators, left unscaled";
+
+    // A raw code sets its own level and no other; one training never saw, none.
+    const CsvTable raw = parse_csv("code,part\n103,1.5\n250,1.5\n", "raw.csv");
+    const preprocessing::Encoded encoded = preprocessing::encode(p, raw, {0, 1}, false);
+    for (std::int64_t k = 0; k < 70; ++k) {
+      EXPECT_EQ(encoded.x(0, 70 + k), k == 3 ? 1.0f : 0.0f) << k;
+      EXPECT_EQ(encoded.x(1, 70 + k), 0.0f) << k;
+    }
+    // The checkpoint keeps them: the same predictions from raw rows.
+    const std::string path = testing::work_directory() + "/levels.safetensors";
+    model.save(path);
+    const Sequential loaded = testing::load_on_cpu(path);
+    EXPECT_EQ(loaded.preprocessing(), p);
+    EXPECT_EQ(loaded.predict(raw), model.predict(raw));
+  }
+  // Off unless asked in the library; on in the defaults the CLI and Python's estimators share.
+  Sequential plain{Dense(1)};
+  plain.compile(kCpu);
+  fit_warnings(plain, table, {.targets = {"y"}, .steps = true}, {.epochs = 1});
+  EXPECT_FALSE(plain.preprocessing().features.at(0).levels);
+  EXPECT_TRUE(table_defaults(10).levels);
+}
+
 // The rule the CLI and Python's estimators share: nothing below 1000 rows, a held-out fifth with
 // early stopping from 1000, bins as well from 5000.
 TEST(TabularDefaults, TheDefaultsBySizeAreTheLibrarys) {
@@ -414,6 +465,8 @@ TEST(TabularDefaults, TheDefaultsBySizeAreTheLibrarys) {
     EXPECT_EQ(d.patience, rows >= 1000 ? 20 : 0) << rows;
     EXPECT_EQ(d.bins, rows >= 5000 ? 64u : 0u) << rows;
     EXPECT_TRUE(d.steps) << rows;
+    EXPECT_TRUE(d.levels) << rows;
+    EXPECT_EQ(d.members, std::clamp<std::int64_t>(100'000 / std::max<std::int64_t>(rows, 1), 1, 5)) << rows;
     EXPECT_TRUE(bins_allowed(d.bins));
   }
 }
@@ -469,11 +522,11 @@ TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
   const std::string codes = file_with("codes.csv", coded);
   const CliRun stepped = run_ember("train --device cpu --epochs 1 --data " + codes + " --target y");
   ASSERT_EQ(stepped.exit_code, 0) << stepped.err;
-  EXPECT_NE(stepped.err.find("note: column 'code' holds 80 whole numbers, read as codes: a bin between each two, "
-                             "that the network can tell each apart; --bins 0 leaves them out"),
+  EXPECT_NE(stepped.err.find("note: column 'code' holds 80 whole numbers, read as codes: a bin between each two and "
+                             "an indicator for each, that the network can tell each apart; --bins 0 leaves them out"),
             std::string::npos)
       << stepped.err;
-  EXPECT_NE(stepped.out.find("1 feature (80 inputs)"), std::string::npos) << stepped.out;
+  EXPECT_NE(stepped.out.find("1 feature (160 inputs)"), std::string::npos) << stepped.out;  // 1 + 79 + 80
   const CliRun unstepped = run_ember("train --device cpu --epochs 1 --bins 0 --data " + codes + " --target y");
   ASSERT_EQ(unstepped.exit_code, 0) << unstepped.err;
   EXPECT_EQ(unstepped.err.find("read as codes"), std::string::npos) << unstepped.err;
@@ -516,7 +569,8 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
       const bool classification = infer_task(read_csv(path), targets).classification;
       ASSERT_EQ(classification, classes);
       const TableDefaults defaults = table_defaults(rows);
-      const ColumnSpec columns{.targets = targets, .bins = defaults.bins, .steps = defaults.steps};
+      const ColumnSpec columns{
+          .targets = targets, .bins = defaults.bins, .steps = defaults.steps, .levels = defaults.levels};
       const CsvTable table = read_csv(path, reading_options(columns, classification));
       const std::int64_t outputs =
           classification ? outputs_for_classes(static_cast<std::int64_t>(class_labels(table, columns).size())) : 1;
@@ -524,11 +578,20 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
                         Dense(TableDefaults::kHiddenWidth, Activation::relu), Dense(outputs)},
                        7);
       model.compile({.loss = classification ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}}, .device = Device::cpu});
-      FitOptions fit{
-          .epochs = 3, .batch_size = TableDefaults::kBatchSize, .validation_split = defaults.validation_split};
+      FitOptions fit{.epochs = 3,
+                     .batch_size = TableDefaults::kBatchSize,
+                     .validation_split = defaults.validation_split,
+                     .members = defaults.members};
       if (defaults.patience > 0) fit.early_stopping = EarlyStopping{.patience = defaults.patience};
       model.fit(table, columns, fit);
-      EXPECT_EQ(model.parameters(), Sequential::load(saved).parameters()) << rows << (classes ? " classes" : "");
+      const Sequential loaded = testing::load_on_cpu(saved);
+      EXPECT_EQ(model.parameters(), loaded.parameters()) << rows << (classes ? " classes" : "");
+      ASSERT_EQ(model.member_count(), loaded.member_count());
+      for (std::int64_t k = 1; k < model.member_count(); ++k) {
+        const ConstView mine = model.member_tensor(k, 0, "weight"), theirs = loaded.member_tensor(k, 0, "weight");
+        EXPECT_TRUE(std::equal(mine.data, mine.data + mine.size(), theirs.data)) << rows << ", member " << k;
+      }
+      EXPECT_EQ(model.predict(table), loaded.predict(table)) << rows << (classes ? " classes" : "");
     }
 }
 

@@ -83,6 +83,7 @@ class CheckpointIo {
       if (!feature.fill.empty()) entry["fill"] = feature.fill;
       if (feature.missing_indicator) entry["missing_indicator"] = true;
       if (!feature.bin_edges.empty()) entry["bin_edges"] = feature.bin_edges;
+      if (feature.levels) entry["levels"] = true;
       features.push_back(std::move(entry));
     }
     Json preprocessing = {{"features", features},
@@ -90,6 +91,7 @@ class CheckpointIo {
                           {"missing", to_string(model.preprocessing_.missing)}};
     if (model.preprocessing_.bins > 0) preprocessing["bins"] = model.preprocessing_.bins;
     if (model.preprocessing_.steps) preprocessing["steps"] = true;
+    if (model.preprocessing_.levels) preprocessing["levels"] = true;
     if (!model.preprocessing_.classes.empty()) preprocessing["classes"] = model.preprocessing_.classes;
     const Json loss = to_json(model.options_.loss);
     Json schedule = to_json(model.options_.schedule);
@@ -209,6 +211,7 @@ class CheckpointIo {
     p.targets = json.at("targets").get<std::vector<std::string>>();
     if (json.contains("bins")) p.bins = json.at("bins").get<std::size_t>();
     if (json.contains("steps")) p.steps = json.at("steps").get<bool>();
+    if (json.contains("levels")) p.levels = json.at("levels").get<bool>();
     if (!bins_allowed(p.bins)) throw fail(fmt::format("its bins ({}) are not 0 or 2 to {}", p.bins, kMaxBins));
     if (json.contains("classes")) {
       p.classes = json.at("classes").get<std::vector<std::string>>();
@@ -248,6 +251,12 @@ class CheckpointIo {
                           "numeric feature of a model with bins or steps",
                           printable(feature.name), kMaxBins + 1));
       }
+      feature.levels = entry.value("levels", false);
+      if (feature.levels && (!p.levels || feature.bin_edges.empty() ||
+                             !std::all_of(feature.bin_edges.begin(), feature.bin_edges.end(),
+                                          [](double v) { return v == std::floor(v); })))
+        throw fail(fmt::format("feature '{}' has levels but no whole-number bin edges, or the model no levels",
+                               printable(feature.name)));
       const std::size_t inputs = feature.one_hot ? feature.categories.size() : 1;
       const std::size_t fills = feature.embedded             ? 0
                                 : p.missing == Missing::mean ? inputs

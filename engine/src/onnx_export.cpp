@@ -204,6 +204,12 @@ std::string feature_inputs(GraphBuilder& g, const FeatureColumn& feature, Missin
           "Div", {g.op("Sub", {value, g.floats("bin_low", {1, bins}, low)}), g.floats("bin_width", {1, bins}, width)});
       pieces.push_back(g.op("Clip", {shares, g.floats("zero", {}, {0.0f}), g.floats("one", {}, {1.0f})}));
     }
+    if (feature.levels) {
+      // An indicator per whole-number value: (value == level) as 0 or 1, the levels side by side.
+      const auto count = static_cast<std::int64_t>(feature.level_count());
+      pieces.push_back(
+          g.as_float(g.op("Equal", {value, g.floats("levels", {1, count}, as_floats(feature.bin_edges))})));
+    }
     if (feature.missing_indicator) pieces.push_back(g.as_float(missing_cell));
   } else {
     // A category: its index among the learned ones, -1 for one training never saw (no indicator

@@ -186,8 +186,10 @@ Inferred infer_type(const CsvColumn& column) {
 /// most kMaxBins + 1 values (codes of groups, years, counts) have their values as edges instead:
 /// one bin between each two neighbours, so that every value is a step of its own, as a tree can
 /// split a code anywhere. With bins 0 (ColumnSpec::steps alone), only those of kFewestSteps values or more.
+/// values_as_edges says which of the two the edges are.
 std::vector<double> bin_edges(const std::vector<float>& values, const std::vector<std::int64_t>& rows, std::size_t bins,
-                              const RankSums& ranks) {
+                              const RankSums& ranks, bool& values_as_edges) {
+  values_as_edges = false;
   std::vector<double> present;
   for (const std::int64_t r : rows)
     if (!std::isnan(values[static_cast<std::size_t>(r)])) present.push_back(values[static_cast<std::size_t>(r)]);
@@ -203,6 +205,7 @@ std::vector<double> bin_edges(const std::vector<float>& values, const std::vecto
     for (const std::string& text : distinct) edges.push_back(std::stod(text));
     if (std::all_of(edges.begin(), edges.end(), [](double v) { return v == std::floor(v); })) {
       std::sort(edges.begin(), edges.end());
+      values_as_edges = true;
       return edges;
     }
   }
@@ -261,6 +264,7 @@ Preprocessing columns_of(const CsvTable& table, const ColumnSpec& spec, bool cla
   p.missing = spec.missing;
   p.bins = spec.bins;
   p.steps = spec.steps;
+  p.levels = spec.levels;
   for (const std::string& name : spec.targets) {
     if (contains(p.targets, name))
       throw InputError(fmt::format("target column '{}' is named twice in ColumnSpec::targets", printable(name)));
@@ -344,6 +348,11 @@ void check_spec_matches(const Preprocessing& learned, const ColumnSpec& spec) {
         fmt::format("the model was trained with ColumnSpec::steps {}, not {}; its steps were fixed by its "
                     "first training",
                     learned.steps, spec.steps));
+  if (spec.levels != learned.levels)
+    throw InputError(
+        fmt::format("the model was trained with ColumnSpec::levels {}, not {}; its levels were fixed by its "
+                    "first training",
+                    learned.levels, spec.levels));
   for (const FeatureColumn& feature : learned.features)
     if (contains(spec.ignore, feature.name))
       throw InputError(fmt::format("ColumnSpec::ignore {}: the model was trained with this column as a feature",
@@ -387,6 +396,7 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
     const CsvColumn& column = table.columns[static_cast<std::size_t>(index)];
     feature.fill.clear();
     feature.bin_edges.clear();
+    feature.levels = false;
     feature.missing_indicator = false;
     // An embedded column's missing cells take its own row of the table: no indicator, no fill.
     if (p.missing == Missing::fill && !feature.embedded) {
@@ -422,7 +432,9 @@ void learn(Preprocessing& p, const CsvTable& table, const std::vector<std::int64
       }
     } else if (p.bins > 0 || p.steps || p.missing == Missing::mean || p.missing == Missing::fill) {
       const std::vector<float> values = numbers_of(table, index, feature_advice(feature.name));
-      if (p.bins > 0 || p.steps) feature.bin_edges = bin_edges(values, rows, p.bins, ranks);
+      bool values_as_edges = false;
+      if (p.bins > 0 || p.steps) feature.bin_edges = bin_edges(values, rows, p.bins, ranks, values_as_edges);
+      feature.levels = p.levels && values_as_edges;
       if (p.missing == Missing::mean || p.missing == Missing::fill) {
         std::vector<double> sums(2, 0.0);  // the values' sum and count
         for (const std::int64_t r : rows)
@@ -520,6 +532,9 @@ Encoded encode(const Preprocessing& p, const CsvTable& table, const std::vector<
         }
         out.x(i, input) = value;
         if (!feature.bin_edges.empty()) encode_bins(feature.bin_edges, value, &out.x(i, input + 1));
+        for (std::size_t k = 0; k < feature.level_count(); ++k)
+          out.x(i, input + 1 + static_cast<std::int64_t>(feature.bins() + k)) =
+              value == static_cast<float>(feature.bin_edges[k]) ? 1.0f : 0.0f;
       }
       input += static_cast<std::int64_t>(feature.inputs());
     }
@@ -572,6 +587,8 @@ std::vector<std::string> Preprocessing::input_names() const {
     }
     if (!feature.one_hot) names.push_back(feature.name);
     for (std::size_t k = 1; k <= feature.bins(); ++k) names.push_back(fmt::format("{} (bin {})", feature.name, k));
+    for (std::size_t k = 0; k < feature.level_count(); ++k)
+      names.push_back(fmt::format("{}={}", feature.name, feature.bin_edges[k]));
     for (const std::string& category : feature.categories) names.push_back(feature.name + "=" + category);
     if (feature.missing_indicator) names.push_back(feature.name + " (missing)");
   }
@@ -583,7 +600,7 @@ std::vector<bool> Preprocessing::unit_inputs() const {
   for (const FeatureColumn& feature : features) {
     if (!feature.one_hot || feature.embedded) indicators.push_back(false);  // a number, or an index
     if (feature.embedded) continue;
-    indicators.insert(indicators.end(), feature.bins(), true);
+    indicators.insert(indicators.end(), feature.bins() + feature.level_count(), true);
     indicators.insert(indicators.end(), feature.categories.size(), true);
     if (feature.missing_indicator) indicators.push_back(true);
   }
@@ -597,7 +614,7 @@ std::vector<std::string> Preprocessing::feature_names() const {
 }
 
 ColumnSpec Preprocessing::spec() const {
-  ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins, .steps = steps};
+  ColumnSpec spec{.targets = targets, .missing = missing, .bins = bins, .steps = steps, .levels = levels};
   for (const FeatureColumn& feature : features)
     if (feature.one_hot) (feature.embedded ? spec.embed : spec.one_hot).push_back(feature.name);
   return spec;

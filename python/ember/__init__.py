@@ -227,7 +227,7 @@ class Sequential:
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
             missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None,
-            embed=None, steps=None, members=None):
+            embed=None, steps=None, members=None, levels=None):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
@@ -235,7 +235,8 @@ class Sequential:
         given, and for a model that already learned its columns, its one_hot, missing and bins; embed
         names categorical columns given to the model's first layer, Embedding(0, dim), as `ember
         train --embed` does; steps=True gives whole-number columns of 66 to 257 values a bin between
-        each two values where bins is 0, as `ember train` does by default); its
+        each two values where bins is 0, and levels=True those with a bin between each two values an
+        indicator per value too, as `ember train` does by default); its
         targets are y's columns or the columns
         named by target=. The model keeps the column names, so that predict and the CLI select
         them by name. validation_split: the fraction of rows held out, drawn at random with the
@@ -275,7 +276,7 @@ class Sequential:
                 None if one_hot is None else _names(one_hot, "one_hot"), _names(numeric, "numeric"),
                 None if missing is None else str(missing), None if bins is None else _bins(bins),
                 bool(self._model.classification), None if embed is None else _names(embed, "embed"),
-                None if steps is None else bool(steps))
+                None if steps is None else bool(steps), None if levels is None else bool(levels))
             data = read(frame)
             labels = None
             if validation_data is not None:
@@ -288,9 +289,9 @@ class Sequential:
                                 ("embed", embed)):
                 if value is not None:
                     raise InputError(f"{name}= names columns of a DataFrame; x is an array")
-            if bins or steps:
-                raise InputError(f"{'bins' if bins else 'steps'}= encodes the numeric columns of a DataFrame; x is "
-                                 f"an array")
+            if bins or steps or levels:
+                raise InputError(f"{'bins' if bins else 'steps' if steps else 'levels'}= encodes the numeric columns "
+                                 f"of a DataFrame; x is an array")
             if y is None:
                 raise InputError("fit on an array needs y, the targets")
             data, labels = _matrix(x, "x"), _matrix(y, "y")

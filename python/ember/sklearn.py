@@ -132,6 +132,10 @@ class _EmberEstimator(BaseEstimator):
             raise ValueError(f"bins={self.bins!r}: use 'auto', 0 (off) or 2 to 256")
         return int(self.bins)
 
+    def _levels(self, rows):
+        """With bins="auto", an indicator per value of whole-number codes, as `ember train` gives them."""
+        return self.bins == "auto" and bool(_core.table_defaults(int(rows))["levels"])
+
     def _steps(self, rows):
         """With bins="auto", the steps of whole-number codes as `ember train` gives them; else none."""
         return self.bins == "auto" and bool(_core.table_defaults(int(rows))["steps"])
@@ -225,7 +229,8 @@ class _EmberEstimator(BaseEstimator):
         stopping = self._stops_early(len(X)) and not incremental
         # A new model: its bins (a table fit) and members; a model that goes on keeps its own.
         fresh = model is not getattr(self, "model_", None)
-        bins = {"bins": self._bins(len(X)), "steps": self._steps(len(X))} if table and fresh else {}
+        bins = ({"bins": self._bins(len(X)), "steps": self._steps(len(X)), "levels": self._levels(len(X))}
+                if table and fresh else {})
         if bins and self.embed:
             bins["embed"] = [self.embed] if isinstance(self.embed, str) else list(self.embed)
         history = model.fit(X, targets, epochs=1 if incremental else int(self.epochs),

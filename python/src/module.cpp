@@ -580,6 +580,7 @@ NB_MODULE(_core, m) {
         nb::dict out;
         out["bins"] = d.bins;
         out["steps"] = d.steps;
+        out["levels"] = d.levels;
         out["validation_split"] = d.validation_split;
         out["patience"] = d.patience;
         out["members"] = d.members;
@@ -622,7 +623,8 @@ NB_MODULE(_core, m) {
           [](const ember::Sequential& model, const std::string& text, std::vector<std::string> targets,
              std::vector<std::string> ignore, std::optional<std::vector<std::string>> one_hot,
              std::vector<std::string> numeric, std::optional<std::string> missing, std::optional<std::size_t> bins,
-             bool classification, std::optional<std::vector<std::string>> embed, std::optional<bool> steps) {
+             bool classification, std::optional<std::vector<std::string>> embed, std::optional<bool> steps,
+             std::optional<bool> levels) {
             auto* t = new Table;
             // A model that learned its columns keeps its handling of them (as `ember train --init`):
             // what is not given is the model's, and only its columns are read.
@@ -636,6 +638,7 @@ NB_MODULE(_core, m) {
             if (missing) t->spec.missing = ember::parse_missing(*missing);
             if (bins) t->spec.bins = *bins;
             if (steps) t->spec.steps = *steps;
+            if (levels) t->spec.levels = *levels;
             t->table = ember::parse_csv(
                 text, "DataFrame",
                 learned.empty() ? ember::reading_options(t->spec, classification) : learned.csv_options(',', true));
@@ -643,7 +646,7 @@ NB_MODULE(_core, m) {
           },
           "model"_a, "text"_a, "targets"_a, "ignore"_a, "one_hot"_a.none(), "numeric"_a, "missing"_a.none(),
           "bins"_a.none(), "classification"_a, "embed"_a.none() = nb::none(), "steps"_a.none() = nb::none(),
-          nb::rv_policy::take_ownership)
+          "levels"_a.none() = nb::none(), nb::rv_policy::take_ownership)
       .def_static(
           "for_model",
           [](const ember::Sequential& model, const std::string& text, bool with_targets) {

@@ -221,3 +221,35 @@ def test_embedded_columns_export_and_run_as_predict(tmp_path):
     metadata = {p.key: p.value for p in graph.metadata_props}
     assert '"embedded":true' in metadata["ember.columns"]
     assert_fruit_runs_as_predict(session, model, frame)
+
+
+@needs_cli
+def test_whole_number_codes_export_their_steps_and_levels(tmp_path):
+    """A code of 70 whole numbers (and gaps) gets, by default, a step between each two values and
+    an indicator per value; the exported graph gives each row the indicators predict gives it,
+    also for a code training never saw and a missing one."""
+    rng = np.random.default_rng(4)
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    for path, rows, codes in ((train, 400, 70), (test, 80, 75)):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["school", "hours", "score"])
+            for row in range(rows):
+                school = 300 + (row % codes if path == train else int(rng.integers(codes)))
+                hours = rng.uniform(0, 10)
+                writer.writerow(["" if row % 20 == 7 else school, f"{hours:.2f}",
+                                 f"{(school % 7) + hours + rng.normal(0, 0.5):.3f}"])
+    checkpoint, exported, predicted = tmp_path / "m.safetensors", tmp_path / "m.onnx", tmp_path / "p.csv"
+    result = subprocess.run([CLI, "train", "--data", str(train), "--target", "score", "--epochs", "10",
+                             "--members", "2", "--device", "cpu", "--save", str(checkpoint)],
+                            capture_output=True, text=True, check=True)
+    assert "note: column 'school' holds 70 whole numbers, read as codes: a bin between each two and an indicator " \
+           "for each" in result.stderr
+    subprocess.run([CLI, "export", "--model", str(checkpoint), "--out", str(exported), "--quiet"], check=True)
+    subprocess.run([CLI, "predict", "--model", str(checkpoint), "--data", str(test), "--device", "cpu", "--quiet",
+                    "--out", str(predicted)], check=True, capture_output=True)
+    model, session = checked_session(exported)
+    assert any(node.op_type == "Equal" for node in model.graph.node)
+    outputs = session.run(None, feeds_from_csv(session, test))
+    header, body = ember_predictions(predicted)
+    assert_outputs_match(model, outputs, header, body, False)

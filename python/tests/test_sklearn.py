@@ -236,7 +236,8 @@ def test_estimator_models_and_cli_models_predict_alike(tmp_path):
 def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
     """With no settings but the seed (and epochs, for time) an estimator trains the model that
     `ember train --data FILE --target y` trains: the table defaults by size (a validation split and
-    early stopping from 1,000 rows, bins from 5,000, steps for whole-number codes) included."""
+    early stopping from 1,000 rows, bins from 5,000, steps and levels for whole-number codes, the members
+    by size) included."""
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(rows)
     frame = pd.DataFrame({"city": rng.choice(["north", "south", "east", None], size=rows),
@@ -256,14 +257,17 @@ def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
                                                                                   device="cpu", embed=embed).fit(frame, y)
     defaults = ember._core.table_defaults(rows)
     assert (estimator.validation_scores_ is not None) == (defaults["validation_split"] > 0)
-    # city: 3 and a gap (embedded: 8 values); area: 1 and a gap; rooms: 1; school: 1 and a step between each two of
-    # its 80 codes at every size (their bins where the defaults give them)
-    assert defaults["steps"] and frame["school"].nunique() == 80
-    inputs = (8 if embed else 4) + 2 + 1 + 80
+    # city: 3 and a gap (embedded: 8 values); area: 1 and a gap; rooms: 1; school: 1, a step between each two of
+    # its 80 codes and an indicator for each at every size (their bins where the defaults give them)
+    assert defaults["steps"] and defaults["levels"] and frame["school"].nunique() == 80
+    inputs = (8 if embed else 4) + 2 + 1 + 80 + 80
     assert (estimator.coefs_[0].shape[0] > inputs) == (defaults["bins"] > 0)
     assert estimator.n_iter_ == 3 and len(from_cli.get_weights()) == len(estimator.model_.get_weights())
     for mine, theirs in zip(estimator.model_.get_weights(), from_cli.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
+    # The same ensemble: as many networks, the same predictions.
+    assert estimator.model_.member_count == from_cli.member_count == defaults["members"]
+    np.testing.assert_array_equal(estimator.model_.predict(frame), from_cli.predict(frame))
 
 
 def test_warnings_name_the_callers_line():

@@ -56,6 +56,10 @@ struct ColumnSpec {
   /// values (ages, counts, ratings) are left to the value alone. Where bins is N, whole numbers of
   /// more than N + 1 values get those steps whatever this says.
   bool steps = false;
+  /// Whole numbers that get a bin between each two values (codes of groups, above) also get one
+  /// indicator input per value, as a category would: the network can then give each code its own
+  /// weight rather than build it from two neighbouring steps (FeatureColumn::levels).
+  bool levels = false;
 };
 
 /// The most bins ColumnSpec::bins takes.
@@ -96,11 +100,16 @@ struct FeatureColumn {
   /// an input of clamp((value - edges[k]) / (edges[k + 1] - edges[k]), 0, 1), after the value itself; a missing cell's
   /// bins are those of its fill.
   std::vector<double> bin_edges{};
+  /// ColumnSpec::levels, a whole-number column whose bin edges are its training values: after its
+  /// bins, one indicator input per edge, 1 where the value is that edge (a missing cell's are
+  /// those of its fill, as its bins are).
+  bool levels = false;
   std::size_t bins() const { return bin_edges.empty() ? 0 : bin_edges.size() - 1; }
-  /// The model inputs this column becomes: one per category (one-hot) or one (a number) and its
-  /// bins, and the missing-value indicator.
+  std::size_t level_count() const { return levels ? bin_edges.size() : 0; }
+  /// The model inputs this column becomes: one per category (one-hot) or one (a number), its bins
+  /// and levels, and the missing-value indicator.
   std::size_t inputs() const {
-    return embedded ? 1 : (one_hot ? categories.size() : 1 + bins()) + (missing_indicator ? 1 : 0);
+    return embedded ? 1 : (one_hot ? categories.size() : 1 + bins() + level_count()) + (missing_indicator ? 1 : 0);
   }
   bool operator==(const FeatureColumn&) const = default;
 };
@@ -112,6 +121,7 @@ struct Preprocessing {
   Missing missing = Missing::error;
   std::size_t bins = 0;  // ColumnSpec::bins
   bool steps = false;    // ColumnSpec::steps
+  bool levels = false;   // ColumnSpec::levels
   /// Classification: the target's class labels, the distinct labels of the rows the first fit used
   /// (held-out rows included, as scikit-learn's label encoding), sorted as categories are; class i
   /// is classes[i]. Empty for regression.
@@ -196,6 +206,8 @@ struct TableDefaults {
 
   std::size_t bins = 0;  // kBins or 0
   bool steps = true;
+  /// Codes that get a step per value get an indicator per value too, at every size.
+  bool levels = true;
   double validation_split = 0;  // kValidationSplit or 0
   std::int64_t patience = 0;    // kPatience, or 0: no early stopping
   std::int64_t members = 1;     // 1 to kMembers
