@@ -377,8 +377,10 @@ History Sequential::fit_members(const FitOptions& options,
   }
   // The members it lacks: the first network's preprocessing and scaler, weights of their own seed.
   for (std::int64_t k = member_count(); k < planned; ++k) {
+    std::vector<Sequential> finished = std::move(members_);  // not copied into the new member
+    members_.clear();
     Sequential member = *this;
-    member.members_.clear();
+    members_ = std::move(finished);
     member.seed_ = seed_ + static_cast<std::uint64_t>(k);
     member.schedule_state_ = {};
     member.build(input_width_);

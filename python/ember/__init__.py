@@ -507,6 +507,9 @@ class Sequential:
                         if name.startswith("running_"))
             lines.append(f"Trainable params: {self._model.parameter_count - state:,}")
             lines.append(f"Non-trainable params: {state:,}")
+            if self._model.member_count > 1:
+                lines.append(f"Members: {self._model.member_count} networks of these layers, whose predictions are "
+                             f"averaged (the figures above are one network's)")
         print_fn("\n".join(lines))
 
     def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...

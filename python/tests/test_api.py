@@ -720,3 +720,33 @@ def test_embedding_is_keras_embedding_then_flatten_trains_and_round_trips(tmp_pa
         ember.Sequential([ember.Dense(3), ember.Embedding(5, 2), ember.Dense(1)]).build(2)
     with pytest.raises(ember.InputError, match="takes 5 arrays"):
         model.set_weights(weights[1:])
+
+
+def test_members_train_as_one_model_that_predicts_their_mean(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5], np.float32) + 0.1 * rng.normal(size=120)).astype(np.float32)
+    seen = []
+    model = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)], seed=4).compile("adam", "mse", "cpu")
+    history = model.fit(x, y, epochs=4, members=3, verbose=0,
+                        callbacks=[lambda epoch, logs: seen.append(epoch)])
+    assert model.member_count == 3 and len(history.epoch) == 4
+    assert seen == [0, 1, 2, 3] * 3  # each network's epochs in turn
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Members: 3 networks of these layers" in lines[0]
+    # The first network is the one model of the same seed; the ensemble predicts otherwise.
+    one = ember.Sequential([ember.Dense(8, "relu"), ember.Dense(1)], seed=4).compile("adam", "mse", "cpu")
+    one.fit(x, y, epochs=4, verbose=0)
+    for mine, theirs in zip(model.get_weights(), one.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert not np.array_equal(model.predict(x), one.predict(x))
+    model.save(tmp_path / "three.safetensors")
+    loaded = ember.Sequential.load(tmp_path / "three.safetensors")
+    assert loaded.member_count == 3
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for members in (0, 65, 2.5, True):
+        with pytest.raises(ember.InputError, match="members="):
+            ember.Sequential([ember.Dense(1)]).compile("sgd", "mse", "cpu").fit(x, y, members=members, verbose=0)
+    with pytest.raises(ember.InputError, match="has 3 members"):
+        model.fit(x, y, members=2, verbose=0)
