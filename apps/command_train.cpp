@@ -538,7 +538,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
     if (s.member > 0) {
-      progress.restart();
+      progress.restart(s.epochs_before + 1);
       if (!quiet)
         std::printf("Member %lld of %lld (seed %llu)\n", static_cast<long long>(s.member + 1),
                     static_cast<long long>(s.members),

@@ -23,8 +23,8 @@ class Progress {
   Progress(std::int64_t first_epoch, std::int64_t epochs, ProgressMode mode);
   void on_batch(std::int64_t batch, std::int64_t batches);
   void on_epoch_end(const EpochRecord& record);
-  /// Counts from the first epoch again (the next member of an ensemble).
-  void restart();
+  /// Counts from this epoch again, up to the same last one (the next member of an ensemble).
+  void restart(std::int64_t first_epoch);
 
  private:
   std::int64_t first_epoch_;

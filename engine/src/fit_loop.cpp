@@ -318,7 +318,8 @@ void FitLoop::place(Backend& backend) {
                              .outputs = model_.output_width(),
                              .parameters = model_.parameter_count(),
                              .backend = model_.runtime_.name,
-                             .data_parallel = data_parallel});
+                             .data_parallel = data_parallel,
+                             .epochs_before = model_.epochs_completed_});
 
   shuffle_seed_ = parallel_.broadcast(options_.seed.value_or(model_.seed_));
   if (model_.member_index_ > 0)  // an ensemble's member: the same split, its own order

@@ -82,6 +82,8 @@ struct TrainingSummary {
   std::string data_parallel;  /// With FitOptions::members: which network this is (0 to members - 1) and how many train.
   std::int64_t member = 0;
   std::int64_t members = 1;
+  /// The epochs the network had trained before this fit (its first epoch here is the next).
+  std::int64_t epochs_before = 0;
 };
 
 struct History {
