@@ -34,13 +34,18 @@ CsvTable noisy_table(int n) {
 const std::vector<Layer> kLayers = {Dense(8, Activation::relu), Dense(1)};
 const ColumnSpec kSpec{.targets = {"y"}};
 
-Sequential ensemble(const CsvTable& table, std::int64_t members, FitOptions options = {}) {
-  Sequential model(kLayers, 7);
+/// Trains a new model of kLayers (seed 7) as an ensemble of members: 4 epochs, a fifth held out.
+History fit_ensemble(Sequential& model, const CsvTable& table, std::int64_t members, FitOptions options = {}) {
   model.compile(kCpu);
-  options.epochs = options.epochs > 1 ? options.epochs : 4;
+  options.epochs = 4;
   options.validation_split = 0.2;
   options.members = members;
-  model.fit(table, kSpec, options);
+  return model.fit(table, kSpec, options);
+}
+
+Sequential ensemble(const CsvTable& table, std::int64_t members) {
+  Sequential model(kLayers, 7);
+  fit_ensemble(model, table, members);
   return model;
 }
 
@@ -52,13 +57,9 @@ std::vector<float> predictions(const Sequential& model, const CsvTable& table) {
 TEST(Ensemble, PredictsTheMeanOfItsMembers) {
   const CsvTable table = noisy_table(300);
   std::vector<TrainingSummary> summaries;
-  FitOptions options{.on_train_begin = [&](const TrainingSummary& s) { summaries.push_back(s); }};
   Sequential model(kLayers, 7);
-  model.compile(kCpu);
-  options.epochs = 4;
-  options.validation_split = 0.2;
-  options.members = 3;
-  const History history = model.fit(table, kSpec, options);
+  const History history =
+      fit_ensemble(model, table, 3, {.on_train_begin = [&](const TrainingSummary& s) { summaries.push_back(s); }});
   ASSERT_EQ(model.member_count(), 3);
   EXPECT_EQ(model.planned_member_count(), 3);
   ASSERT_EQ(history.members.size(), 2u);
@@ -151,15 +152,11 @@ TEST(Ensemble, AStoppedFitKeepsItsFinishedMembersAndTheNextFitTrainsTheRest) {
 
   // A stop while the third member trains: the model keeps two, and knows it was asked for three.
   std::stop_source stop;
-  FitOptions options{.stop = stop.get_token(), .on_train_begin = [&](const TrainingSummary& s) {
-                       if (s.member == 2) stop.request_stop();
-                     }};
   Sequential model(kLayers, 7);
-  model.compile(kCpu);
-  options.epochs = 4;
-  options.validation_split = 0.2;
-  options.members = 3;
-  const History history = model.fit(table, kSpec, options);
+  const History history =
+      fit_ensemble(model, table, 3, {.stop = stop.get_token(), .on_train_begin = [&](const TrainingSummary& s) {
+                                       if (s.member == 2) stop.request_stop();
+                                     }});
   EXPECT_EQ(history.stopped, "stop requested");
   EXPECT_EQ(model.member_count(), 2);
   EXPECT_EQ(model.planned_member_count(), 3);
