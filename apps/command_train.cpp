@@ -496,10 +496,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   const Validation validation = validation_for(a, command, table.rows(), sharded);
   if (validation.by_default && !quiet)
     std::fprintf(stderr,
-                 "note: holding out %g%% of the %lld rows for validation and stopping after %lld epochs without a "
+                 "note: holding out %g%% of the %lld rows for validation%s and stopping after %lld epochs without a "
                  "lower val_loss (the model keeps its best epoch); --val-split 0 trains on every row\n",
                  100 * validation.split, static_cast<long long>(table.rows()),
-                 static_cast<long long>(validation.patience));
+                 members > 1 ? " (other rows for each network)" : "", static_cast<long long>(validation.patience));
   if (binned_by_default && !quiet)
     std::fprintf(stderr,
                  "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "

@@ -1,8 +1,10 @@
-// Ensembles (FitOptions::members): several networks trained on one split, predicting their mean;
-// kept whole through checkpoints, and finished by a later fit when a stop left members out.
+// Ensembles (FitOptions::members): several networks, each validating on its own fold of the rows,
+// predicting their mean; kept whole through checkpoints, and finished by a later fit when a stop
+// left members out.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stop_token>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "ember/ember.hpp"
+#include "fit_loop.hpp"
 #include "test_support.hpp"
 
 namespace ember {
@@ -116,7 +119,51 @@ TEST(Ensemble, PredictsTheMeanOfItsMembers) {
   EXPECT_EQ(loaded.member_seed(2), 9u);
   EXPECT_EQ(loaded.member_record(2)->loss, model.member_record(2)->loss);
   EXPECT_EQ(predictions(loaded, table), got);
+
+  // Trained on from the checkpoint, each member goes on as it would have in memory: its own fold
+  // and order.
+  Sequential resumed = Sequential::load(path);
   std::filesystem::remove(path);
+  const FitOptions more{.epochs = 2, .validation_split = 0.2};
+  model.fit(table, model.preprocessing().spec(), more);
+  resumed.fit(table, model.preprocessing().spec(), more);
+  for (std::int64_t k = 0; k < 3; ++k) {
+    const ConstView a = model.member_tensor(k, 0, "weight"), b = resumed.member_tensor(k, 0, "weight");
+    EXPECT_TRUE(std::equal(a.data, a.data + a.size(), b.data)) << "member " << k;
+  }
+}
+
+TEST(Ensemble, EachMemberValidatesOnItsOwnFold) {
+  // 103 rows of 3 classes, a fifth held out: 21 rows. The windows of folds 0 to 3 do not meet,
+  // folds 0 to 4 hold out every row between them, and each holds out every class's share.
+  constexpr std::int64_t n = 103, held = 21;
+  std::vector<std::int64_t> classes;
+  for (std::int64_t r = 0; r < n; ++r) classes.push_back(r < 60 ? 0 : r < 90 ? 1 : 2);
+  const FitOptions options{.validation_split = 0.2};
+  std::vector<int> times_held(n, 0);
+  for (std::int64_t fold = 0; fold < 5; ++fold) {
+    const std::vector<std::int64_t> order = validation_split_order(n, options, 5, classes, fold);
+    ASSERT_EQ(static_cast<std::int64_t>(order.size()), n);
+    std::vector<std::int64_t> per_class(3, 0);
+    for (std::int64_t i = n - held; i < n; ++i) {
+      const std::int64_t r = order[static_cast<std::size_t>(i)];
+      ++times_held[static_cast<std::size_t>(r)];
+      ++per_class[static_cast<std::size_t>(classes[static_cast<std::size_t>(r)])];
+    }
+    EXPECT_NEAR(per_class[0], 12, 1) << "fold " << fold;
+    EXPECT_NEAR(per_class[1], 6, 1) << "fold " << fold;
+    EXPECT_NEAR(per_class[2], 2, 1) << "fold " << fold;
+    if (fold == 3) {
+      EXPECT_EQ(std::count(times_held.begin(), times_held.end(), 1), 4 * held) << "folds 0 to 3 overlap";
+    }
+  }
+  EXPECT_EQ(std::count(times_held.begin(), times_held.end(), 0), 0) << "a row no fold holds out";
+  // The same fold of another seed draws other rows; fold 0 is the split of a single network.
+  EXPECT_NE(validation_split_order(n, options, 6, classes, 1), validation_split_order(n, options, 5, classes, 1));
+  EXPECT_EQ(validation_split_order(n, options, 5, classes, 0), validation_split_order(n, options, 5, classes));
+  // Rows held out last (time order) are the same for every fold.
+  const FitOptions last{.validation_split = 0.2, .validation_rows = ValidationRows::last};
+  EXPECT_EQ(validation_split_order(n, last, 5, classes, 2), validation_split_order(n, last, 5, classes, 0));
 }
 
 TEST(Ensemble, ClassifiersAverageTheirProbabilities) {

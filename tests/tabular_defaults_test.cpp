@@ -480,7 +480,8 @@ TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
   const std::string large = table(1000), small = table(999);
   const CliRun held = run_ember("train --device cpu --epochs 300 --data " + large + " --target y");
   ASSERT_EQ(held.exit_code, 0) << held.err;
-  EXPECT_NE(held.err.find("note: holding out 20% of the 1000 rows for validation and stopping after 20 epochs"),
+  EXPECT_NE(held.err.find("note: holding out 20% of the 1000 rows for validation (other rows for each network) and "
+                          "stopping after 20 epochs"),
             std::string::npos)
       << held.err;
   EXPECT_NE(held.out.find("800 training rows, 200 held out for validation"), std::string::npos) << held.out;

@@ -502,6 +502,7 @@ class CheckpointIo {
           member.members_.clear();
           member.planned_members_ = 1;
           member.seed_ = entry.at("seed").get<std::uint64_t>();
+          member.member_index_ = k + 1;
           read_counts(member, &entry.at("schedule_state"), entry.at("step").get<std::int64_t>(),
                       entry.at("epochs_completed").get<std::int64_t>(), entry.value("figures", Json()));
           read_network(member, member_prefix(k + 1));

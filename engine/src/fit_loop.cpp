@@ -50,9 +50,11 @@ std::int64_t training_rows(std::int64_t rows, double validation_split) {
 /// Positions 0..n-1, the training rows first and the validation rows last, each in their own
 /// order. ValidationRows::random draws the validation rows; with classes (one per row) it draws
 /// the same fraction of each class: every row's key is its random rank within its class divided
-/// by the class's size, and the largest keys are held out.
+/// by the class's size, and the rows of a window of keys are held out, the largest for fold 0,
+/// the window below it for fold 1, and so on around (each window takes the same fraction of
+/// every class).
 std::vector<std::int64_t> validation_split_order(std::int64_t n, const FitOptions& options, std::uint64_t seed,
-                                                 const std::vector<std::int64_t>& classes) {
+                                                 const std::vector<std::int64_t>& classes, std::int64_t fold) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   const std::int64_t train = training_rows(n, options.validation_split);
@@ -72,8 +74,9 @@ std::vector<std::int64_t> validation_split_order(std::int64_t n, const FitOption
     return key[static_cast<std::size_t>(a)] < key[static_cast<std::size_t>(b)];
   });
   std::vector<bool> held_out(static_cast<std::size_t>(n), false);
-  for (std::int64_t i = train; i < n; ++i)
-    held_out[static_cast<std::size_t>(shuffled[static_cast<std::size_t>(i)])] = true;
+  const std::int64_t held = n - train, first = ((train - fold % n * held) % n + n) % n;
+  for (std::int64_t i = 0; i < held; ++i)
+    held_out[static_cast<std::size_t>(shuffled[static_cast<std::size_t>((first + i) % n)])] = true;
   std::stable_partition(order.begin(), order.end(),
                         [&](std::int64_t r) { return !held_out[static_cast<std::size_t>(r)]; });
   return order;
@@ -227,7 +230,7 @@ void FitLoop::split(bool split_done, const std::vector<float>& weights) {
     for (std::int64_t r = 0; classification_ && r < y_.rows; ++r)
       row_classes.push_back(static_cast<std::int64_t>(y_(r, 0)));
     order = validation_split_order(x_.rows, options_, parallel_.broadcast(options_.seed.value_or(model_.seed_)),
-                                   row_classes);
+                                   row_classes, static_cast<std::int64_t>(model_.member_index_));
   }
   train_index_.assign(order.begin(), order.begin() + train_rows_);
   validation_index_.assign(order.begin() + train_rows_, order.end());
@@ -322,7 +325,7 @@ void FitLoop::place(Backend& backend) {
                              .epochs_before = model_.epochs_completed_});
 
   shuffle_seed_ = parallel_.broadcast(options_.seed.value_or(model_.seed_));
-  if (model_.member_index_ > 0)  // an ensemble's member: the same split, its own order
+  if (model_.member_index_ > 0)  // an ensemble's member: its own order
     shuffle_seed_ = derive_seed(shuffle_seed_, 0x3e3be700u + model_.member_index_);
   if (parallel_.sharded())  // each rank shuffles its own rows
     shuffle_seed_ = derive_seed(shuffle_seed_, 0x5eed0000u + static_cast<std::uint64_t>(options_.communicator->rank()));

@@ -26,9 +26,10 @@ void check_input(ConstView x, const std::vector<Layer>& layers);
 std::int64_t training_rows(std::int64_t rows, double validation_split);
 /// Positions 0..n-1, the training rows first and the validation rows last, each in their own
 /// order. ValidationRows::random draws the validation rows; with classes (one per row) it draws
-/// the same fraction of each class.
+/// the same fraction of each class. Folds 0, 1, ... of one seed hold out disjoint rows until they
+/// have held out every row (an ensemble's member k validates on fold k).
 std::vector<std::int64_t> validation_split_order(std::int64_t n, const FitOptions& options, std::uint64_t seed,
-                                                 const std::vector<std::int64_t>& classes);
+                                                 const std::vector<std::int64_t>& classes, std::int64_t fold = 0);
 /// SettingError or InputError for options that no fit takes.
 void check_fit_options(const FitOptions& options);
 /// FitOptions::on_warning, or a line on stderr where it is not set.

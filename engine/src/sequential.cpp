@@ -469,8 +469,9 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
     const Matrix codes = preprocessing::encode(labels, table, rows, true).y;
     for (std::int64_t i = 0; i < codes.rows(); ++i) row_classes.push_back(static_cast<std::int64_t>(codes(i, 0)));
   }
-  const std::vector<std::int64_t> order = validation_split_order(
-      static_cast<std::int64_t>(rows.size()), options, parallel.broadcast(options.seed.value_or(seed_)), row_classes);
+  const std::vector<std::int64_t> order = validation_split_order(static_cast<std::int64_t>(rows.size()), options,
+                                                                 parallel.broadcast(options.seed.value_or(seed_)),
+                                                                 row_classes, static_cast<std::int64_t>(member_index_));
   std::vector<std::int64_t> split_rows;
   split_rows.reserve(rows.size());
   for (const std::int64_t i : order) split_rows.push_back(rows[static_cast<std::size_t>(i)]);

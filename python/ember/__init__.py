@@ -254,7 +254,8 @@ class Sequential:
         the standardization counts each row its weight's times; the figures and the validation rows
         stay unweighted). members: the networks the model has after fit (None: as many as its earlier
         fits were given, 1 for a new model), trained one after another from seed(), seed() + 1, ...
-        on the same rows and split; predict gives the mean of their outputs (a deep ensemble, as
+        each validating on its own fold of the rows (the same rows with validation_rows="last" or
+        validation_data); predict gives the mean of their outputs (a deep ensemble, as
         `ember train --members`). The callbacks and the display follow each network's epochs in turn;
         the History is the first network's."""
         self._not_fitting("fit")

@@ -192,8 +192,12 @@ struct FitOptions {
   GradientSum gradient_sum = GradientSum::automatic;
   /// The networks of the model after fit (1 to kMaxMembers; 0: as many as its earlier fits were
   /// asked for, 1 for a new model). Each is of the model's layers, from the model's seed and the
-  /// next ones (seed() + 1, ...), trained on the same training rows, validation split and
-  /// preprocessing, shuffling its own order; predict gives the mean of their outputs (the targets,
+  /// next ones (seed() + 1, ...), with the first's preprocessing and scaler. With a random
+  /// validation split, network k holds out fold k of one draw (validation_split_order): the first
+  /// network's rows, then the next rows of every class, so that between them the networks learn
+  /// from every row (with 5 networks and a split of 0.2, each row is held out by one of them);
+  /// with ValidationRows::last or validation_data they validate on the same rows. Each shuffles
+  /// its own order; predict gives the mean of their outputs (the targets,
   /// or the class probabilities): a deep ensemble, whose errors partly cancel (table_defaults gives
   /// a count by the table's size). fit trains the networks one after another: each one the model
   /// has, epochs more, then each one it lacks, from its initial weights to the epoch the first
@@ -431,8 +435,7 @@ class Sequential {
   /// The members its fits were asked for (FitOptions::members), which an interrupted fit may not
   /// have reached: a later fit with FitOptions::members 0 trains the rest.
   std::int64_t planned_members_ = 1;
-  /// While member k of an ensemble trains: k, from which its shuffling seed is derived (its
-  /// validation split is the first member's).
+  /// Member k of an ensemble: k, its validation fold and from which its shuffling seed is derived.
   std::uint64_t member_index_ = 0;
   /// The model's backend and what compile said of it. A copied model gets none (it creates its
   /// own at first use). The mutex lets one caller at a time use the backend: const members may be
