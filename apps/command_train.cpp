@@ -533,10 +533,19 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.sharded_data = sharded;
   fit.gradient_sum = parse_comm(a.comm);
   fit.members = members;
+  // The default layers are measured against a linear model on the same validation rows.
+  fit.compare_linear = command.count("--layers") == 0 && !resumed_model;
   std::stop_source stop;
   fit.stop = stop.get_token();
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
+    if (s.linear) {
+      progress.restart(s.epochs_before + 1);
+      if (!quiet)
+        std::printf("Linear model, to compare%s\n",
+                    s.members > 1 ? fmt::format(": member {} of {}", s.member + 1, s.members).c_str() : "");
+      return;
+    }
     if (s.member > 0) {
       progress.restart(s.epochs_before + 1);
       if (!quiet)
@@ -554,6 +563,12 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                    static_cast<long long>(s.members), static_cast<unsigned long long>(seed),
                    static_cast<unsigned long long>(seed + static_cast<std::uint64_t>(s.members) - 1),
                    static_cast<long long>(TableDefaults::kMemberRows), static_cast<long long>(TableDefaults::kMembers));
+    if (fit.compare_linear && s.validation_rows > 0)
+      std::fprintf(stderr,
+                   "note: a linear model of the same inputs then trains on the same rows, and the model with the "
+                   "lower mean val_loss is kept; --layers %lld,%lld keeps these layers\n",
+                   static_cast<long long>(TableDefaults::kHiddenWidth),
+                   static_cast<long long>(TableDefaults::kHiddenWidth));
     for (const FeatureColumn& feature : model.preprocessing().features)
       if ((stepped_by_default && !feature.bin_edges.empty()) || feature.levels)
         std::fprintf(stderr,
@@ -622,6 +637,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
       std::printf("Trained %s more (%s epochs) in %s; the model predicts the mean of %lld\n",
                   plural(static_cast<std::int64_t>(history.members.size()), "member").c_str(), member_epochs.c_str(),
                   format_seconds(member_seconds).c_str(), static_cast<long long>(model.member_count()));
+    if (history.linear)
+      std::printf("Mean val_loss: %.6g with the layers, %.6g with a linear model; the model is the %s\n",
+                  history.linear->network_loss, history.linear->linear_loss,
+                  history.linear->kept_linear ? "linear one" : "layers");
   }
   if (!lead) {
     if (interrupted) throw Interrupted{};
@@ -648,6 +667,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
       for (const auto& [name, value] : epoch_figures(*reported)) metrics[name] = value;
     if (history.best_epoch) metrics["best_epoch"] = *history.best_epoch;
     if (!history.stopped.empty()) metrics["stopped"] = history.stopped;
+    if (history.linear)
+      metrics["compared_linear"] = {{"val_loss", history.linear->network_loss},
+                                    {"linear_val_loss", history.linear->linear_loss},
+                                    {"kept", history.linear->kept_linear ? "linear" : "layers"}};
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
   }
   if (interrupted) {
@@ -724,7 +747,8 @@ void add_train_command(CLI::App& app) {
                 return kinds;
               }() +
               "; "
-              "'none' for a linear model. Activations: " +
+              "'none' for a linear model. Without --layers (and with validation rows), a linear model also "
+              "trains and is kept when its mean val_loss is lower. Activations: " +
               [] {
                 std::string names;
                 for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;

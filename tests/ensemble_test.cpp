@@ -260,5 +260,102 @@ TEST(Ensemble, TheDefaultCountFallsWithTheRows) {
   EXPECT_EQ(table_defaults(10 * TableDefaults::kMemberRows).members, 1);
 }
 
+/// y = f(x) + noise on n rows, x uniform in [-2, 2], with a category column that does not matter.
+CsvTable table_of(int n, double (*f)(double), double noise) {
+  std::string text = "x,kind,y\n";
+  Random random(5);
+  for (int i = 0; i < n; ++i) {
+    const double x = 4.0 * random.uniform() - 2.0;
+    text += fmt::format("{:.5f},{},{:.5f}\n", x, i % 3 == 0 ? "a" : "b", f(x) + noise * (random.uniform() - 0.5));
+  }
+  return parse_csv(text, "f.csv");
+}
+
+/// The model or, with FitOptions::compare_linear, whichever of it and a linear model validates
+/// better; 3 members, 150 epochs, a fifth held out.
+History fit_compared(Sequential& model, const CsvTable& table, bool compare, FitOptions options = {}) {
+  model.compile(kCpu);
+  options.epochs = 150;
+  options.validation_split = 0.2;
+  options.members = 3;
+  options.compare_linear = compare;
+  return model.fit(table, kSpec, options);
+}
+
+double mean_validation_loss(const Sequential& model) {
+  double sum = 0.0;
+  for (std::int64_t k = 0; k < model.member_count(); ++k) sum += model.member_record(k)->val_loss.value();
+  return sum / static_cast<double>(model.member_count());
+}
+
+TEST(Ensemble, CompareLinearKeepsTheModelThatValidatesBetter) {
+  // A curve: the layers win, and the model is the one trained without the comparison, bit for bit.
+  const CsvTable curve = table_of(
+      400, [](double x) { return x * x; }, 0.1);
+  Sequential network(kLayers, 3), compared(kLayers, 3);
+  fit_compared(network, curve, false);
+  std::vector<TrainingSummary> summaries;
+  const History history = fit_compared(compared, curve, true,
+                                       {.on_train_begin = [&](const TrainingSummary& s) { summaries.push_back(s); }});
+  ASSERT_TRUE(history.linear.has_value());
+  EXPECT_FALSE(history.linear->kept_linear);
+  EXPECT_LT(history.linear->network_loss, history.linear->linear_loss);
+  EXPECT_DOUBLE_EQ(history.linear->network_loss, mean_validation_loss(network));
+  EXPECT_EQ(compared.layers().size(), kLayers.size());
+  EXPECT_EQ(compared.parameters(), network.parameters());
+  EXPECT_EQ(predictions(compared, curve), predictions(network, curve));
+  // The callbacks see the three networks, then the three linear ones.
+  ASSERT_EQ(summaries.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(summaries[i].linear, i >= 3) << i;
+    EXPECT_EQ(summaries[i].member, static_cast<std::int64_t>(i % 3)) << i;
+  }
+
+  // A line under much noise: the linear model wins, and is the one a linear model of the same
+  // seed trains on the same rows.
+  const CsvTable line = table_of(
+      300, [](double x) { return 0.5 * x; }, 6.0);
+  // Wide layers, which fit the noise of 240 training rows.
+  const std::vector<Layer> wide = {Dense(64, Activation::relu), Dense(64, Activation::relu), Dense(1)};
+  Sequential layered(wide, 3);
+  const History kept = fit_compared(layered, line, true);
+  ASSERT_TRUE(kept.linear.has_value());
+  ASSERT_TRUE(kept.linear->kept_linear) << kept.linear->network_loss << " against " << kept.linear->linear_loss;
+  EXPECT_LT(kept.linear->linear_loss, kept.linear->network_loss);
+  ASSERT_EQ(layered.layers().size(), 1u);
+  EXPECT_EQ(layered.member_count(), 3);
+  Sequential linear({kLayers.back()}, 3);
+  fit_compared(linear, line, false);
+  EXPECT_DOUBLE_EQ(kept.linear->linear_loss, mean_validation_loss(linear));
+  EXPECT_EQ(predictions(layered, line), predictions(linear, line));
+}
+
+TEST(Ensemble, CompareLinearNeedsValidationRowsAndANewModel) {
+  const CsvTable line = table_of(
+      300, [](double x) { return 0.5 * x; }, 6.0);
+  // No validation rows: nothing to compare on.
+  Sequential model(kLayers, 3);
+  model.compile(kCpu);
+  History history = model.fit(line, kSpec, {.epochs = 3, .compare_linear = true});
+  EXPECT_FALSE(history.linear.has_value());
+  EXPECT_EQ(model.layers().size(), kLayers.size());
+  // A model that goes on keeps its layers.
+  Sequential trained(kLayers, 3);
+  fit_compared(trained, line, false);
+  history =
+      trained.fit(line, trained.preprocessing().spec(), {.epochs = 3, .validation_split = 0.2, .compare_linear = true});
+  EXPECT_FALSE(history.linear.has_value());
+  EXPECT_EQ(trained.layers().size(), kLayers.size());
+  // A stop while the linear model trains keeps the layers as trained.
+  Sequential network(kLayers, 3), stopped(kLayers, 3);
+  fit_compared(network, line, false);
+  std::stop_source stop;
+  fit_compared(stopped, line, true, {.stop = stop.get_token(), .on_train_begin = [&](const TrainingSummary& s) {
+                                       if (s.linear) stop.request_stop();
+                                     }});
+  EXPECT_EQ(stopped.layers().size(), kLayers.size());
+  EXPECT_EQ(stopped.parameters(), network.parameters());
+}
+
 }  // namespace
 }  // namespace ember

@@ -582,7 +582,8 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
       FitOptions fit{.epochs = 3,
                      .batch_size = TableDefaults::kBatchSize,
                      .validation_split = defaults.validation_split,
-                     .members = defaults.members};
+                     .members = defaults.members,
+                     .compare_linear = true};
       if (defaults.patience > 0) fit.early_stopping = EarlyStopping{.patience = defaults.patience};
       model.fit(table, columns, fit);
       const Sequential loaded = testing::load_on_cpu(saved);

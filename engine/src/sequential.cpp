@@ -400,7 +400,57 @@ History Sequential::fit_members(const FitOptions& options,
   return history;
 }
 
+History Sequential::fit_comparing(const FitOptions& options,
+                                  const std::function<History(Sequential&, const FitOptions&)>& train) {
+  FitOptions each = options;
+  each.compare_linear = false;
+  const bool fresh = !built();
+  History history = train(*this, each);
+  const bool validates = options.validation_split > 0.0 || options.validation_data.has_value();
+  if (!fresh || !validates || options.stop.stop_requested() || layers_.size() < 2 ||
+      !std::holds_alternative<Dense>(layers_.back()) || preprocessing_.embedded_columns() > 0)
+    return history;
+  // The mean over a model's networks of the validation loss of the epoch each keeps.
+  const auto validation_loss = [](const Sequential& model) {
+    double sum = 0.0;
+    for (std::int64_t k = 0; k < model.member_count(); ++k) {
+      const std::optional<EpochRecord>& record = model.member_record(k);
+      if (!record || !record->val_loss) return std::numeric_limits<double>::quiet_NaN();
+      sum += *record->val_loss;
+    }
+    return sum / static_cast<double>(model.member_count());
+  };
+  // The same inputs, outputs, options and seed; the preprocessing and scaler this fit learned. The
+  // last layer's own activation (a Dense before a loss takes none) is the linear model's.
+  Sequential linear({layers_.back()}, seed_);
+  linear.compile(options_);
+  linear.preprocessing_ = preprocessing_;
+  linear.scaler_ = scaler_;
+  linear.scaler_fitted_ = scaler_fitted_;
+  FitOptions alternative = each;
+  alternative.checkpoint_every = 0;  // the file holds the layers until the linear model wins
+  if (options.on_train_begin)
+    alternative.on_train_begin = [&options](TrainingSummary summary) {
+      summary.linear = true;
+      options.on_train_begin(summary);
+    };
+  History linear_history = train(linear, alternative);
+  if (options.stop.stop_requested()) return history;
+  LinearComparison comparison{.network_loss = validation_loss(*this), .linear_loss = validation_loss(linear)};
+  comparison.kept_linear = comparison.linear_loss < comparison.network_loss;
+  if (comparison.kept_linear) {
+    *this = std::move(linear);
+    history = std::move(linear_history);
+    if (options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0))
+      save(options.checkpoint_path);
+  }
+  history.linear = comparison;
+  return history;
+}
+
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
+  if (options.compare_linear)
+    return fit_comparing(options, [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); });
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
     return fit_members(options, [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); });
   std::vector<float> weights = checked_weights(options.sample_weight, x.rows, "rows of x");
@@ -418,6 +468,11 @@ History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
 }
 
 History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
+  if (options.compare_linear)
+    // The linear model has this model's column handling: it is given that handling's spec.
+    return fit_comparing(options, [&](Sequential& model, const FitOptions& each) {
+      return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
+    });
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
     // A member made from this model has its column handling: it is given that handling's spec.
     return fit_members(options, [&](Sequential& model, const FitOptions& each) {

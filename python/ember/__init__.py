@@ -227,7 +227,7 @@ class Sequential:
             early_stopping=None, min_delta=0.0, restore_best=True, verbose=1, checkpoint_every=0,
             checkpoint_path="", validation_rows="random", target=None, ignore=None, one_hot=None, numeric=None,
             missing=None, validation_data=None, callbacks=None, initial_epoch=0, sample_weight=None, bins=None,
-            embed=None, steps=None, members=None, levels=None):
+            embed=None, steps=None, members=None, levels=None, compare_linear=False):
         """Trains; returns a History whose .history maps each figure to its list over the epochs.
         x: an array of numbers, or a pandas DataFrame read as `ember train` reads a CSV file (text
         columns are categories, missing cells filled; ignore, one_hot, numeric, missing and bins as
@@ -257,7 +257,10 @@ class Sequential:
         each validating on its own fold of the rows (the same rows with validation_rows="last" or
         validation_data); predict gives the mean of their outputs (a deep ensemble, as
         `ember train --members`). The callbacks and the display follow each network's epochs in turn;
-        the History is the first network's."""
+        the History is the first network's. compare_linear=True (on a new model, with validation
+        rows): also trains a linear model (the last layer alone) on the same rows and keeps it in
+        place of the layers when its mean val_loss is lower, as `ember train` does without --layers;
+        History.linear then holds both losses and which model was kept."""
         self._not_fitting("fit")
         if members is not None and (isinstance(members, bool) or not isinstance(members, (int, _np.integer))
                                     or not 1 <= members <= 64):
@@ -304,11 +307,11 @@ class Sequential:
         return self._train(data, labels, epochs, batch_size, validation_split, validation_rows == "last", shuffle,
                            seed, normalize, early_stopping, min_delta, restore_best, verbose, checkpoint_every,
                            str(checkpoint_path), validation_x, validation_y, callbacks, initial_epoch, weights,
-                           0 if members is None else int(members))
+                           0 if members is None else int(members), bool(compare_linear))
 
     def _train(self, data, labels, epochs, batch_size, validation_split, validation_last, shuffle, seed, normalize,
                early_stopping, min_delta, restore_best, verbose, checkpoint_every, checkpoint_path, validation_x,
-               validation_y, callbacks, initial_epoch, weights=None, members=0):
+               validation_y, callbacks, initial_epoch, weights=None, members=0, compare_linear=False):
         """The engine's fit, with Keras' epoch numbering, callbacks and display around it."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, _np.integer)) or epochs < 0:
             raise InputError(f"epochs={epochs!r}: must be a whole number, 0 or more")
@@ -353,13 +356,15 @@ class Sequential:
                                       validation_last, shuffle, seed, normalize, early_stopping, min_delta,
                                       restore_best, checkpoint_every, checkpoint_path, validation_x, validation_y,
                                       epoch_begin if hooks else None, epoch_end if hooks else None,
-                                      progress.batch if progress.dynamic else None, weights, members)
+                                      progress.batch if progress.dynamic else None, weights, members,
+                                      compare_linear)
         finally:
             self._fitting = False
         history.history = {name: list(values) for name, values in result.history.items()}
         history.epoch = [index(epoch) for epoch in result.epochs]
         history.best_epoch = None if result.best_epoch is None else index(result.best_epoch)
         history.stopped = result.stopped or ("stop requested" if self.stop_training else "")
+        history.linear = None if result.linear is None else dict(result.linear)
         for callback in callbacks:
             callback.on_train_end({})
         return history

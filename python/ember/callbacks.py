@@ -52,7 +52,8 @@ class History(Callback):
     """What fit returns, as Keras' History: history maps each figure to its list over the epochs,
     epoch lists the epochs' numbers (from initial_epoch, per fit). best_epoch: with fit's
     early_stopping, the epoch whose weights the model kept; stopped: why training ended before
-    its last epoch ("early stopping", "stop requested"), else ""."""
+    its last epoch ("early stopping", "stop requested"), else "". linear: with fit's
+    compare_linear, {"val_loss", "linear_val_loss", "kept": "layers" or "linear"}, else None."""
 
     def __init__(self):
         super().__init__()
@@ -60,6 +61,7 @@ class History(Callback):
         self.epoch = []
         self.best_epoch = None
         self.stopped = ""
+        self.linear = None
 
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, figures={sorted(self.history)})"

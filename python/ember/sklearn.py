@@ -8,7 +8,9 @@ with early stopping, from 5,000 rows bins for a DataFrame's numbers, below that 
 whole-number codes, and 100,000 / rows networks averaged, 1 to 5: members="auto"), and with
 random_state=S the same model as --seed S. members=K trains K networks (seeds S to S + K - 1) on
 the same rows and predicts their mean, as `ember train --members K`; coefs_ and intercepts_ are
-the first network's. Inputs and regression targets are standardized inside the model. embed
+the first network's. compare_linear="auto" (for the default layers) also trains a linear model on
+the same rows and keeps it where its mean validation loss is lower, as `ember train` without
+--layers does. Inputs and regression targets are standardized inside the model. embed
 names a DataFrame's categorical columns to give a learned vector per category (`ember train
 --embed`; an Embedding first, 8 values per category) rather than indicators. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a
@@ -65,7 +67,7 @@ class _EmberEstimator(BaseEstimator):
                  early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
                  n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
                  verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None,
-                 batch_norm=False, members="auto"):
+                 batch_norm=False, members="auto", compare_linear="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -88,6 +90,7 @@ class _EmberEstimator(BaseEstimator):
         self.embed = embed
         self.batch_norm = batch_norm
         self.members = members
+        self.compare_linear = compare_linear
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -111,6 +114,18 @@ class _EmberEstimator(BaseEstimator):
                 raise ValueError(f"early_stopping={self.early_stopping!r}: use True, False or 'auto'")
             return _core.table_defaults(int(rows))["validation_split"] > 0
         return bool(self.early_stopping)
+
+    def _compares_linear(self):
+        """compare_linear as given, or "auto": as `ember train` without --layers, for the default
+        layers (no dropout, normalization or embedding)."""
+        if isinstance(self.compare_linear, str):
+            if self.compare_linear != "auto":
+                raise ValueError(f"compare_linear={self.compare_linear!r}: use True, False or 'auto'")
+            sizes = self.hidden_layer_sizes
+            return (list([sizes] if np.isscalar(sizes) else sizes) == list(_DEFAULTS["hidden_layer_sizes"])
+                    and self.activation == "relu" and not self.dropout and not self.layer_norm
+                    and not self.batch_norm and not self.embed)
+        return bool(self.compare_linear)
 
     def _members(self, rows):
         """members as given, or "auto": as `ember train`, from TableDefaults' row count."""
@@ -239,6 +254,7 @@ class _EmberEstimator(BaseEstimator):
                             early_stopping=int(self.n_iter_no_change) if stopping else None,
                             normalize=bool(self.normalize), verbose=int(self.verbose), seed=seed,
                             sample_weight=sample_weight, members=self._members(len(X)) if fresh else None,
+                            compare_linear=fresh and self._compares_linear(),
                             **bins)
         if not table and hasattr(self, "feature_names_in_"):
             # A DataFrame of numbers: its column names go into the checkpoint, so that the CLI

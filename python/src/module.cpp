@@ -160,6 +160,7 @@ struct FitResult {
   nb::dict history;
   std::optional<std::int64_t> best_epoch;
   std::string stopped;
+  std::optional<nb::dict> linear;  // History::linear: val_loss, linear_val_loss, kept
 };
 
 /// Trains; the Python hooks (ember/__init__.py's fit composes them from its callbacks and progress
@@ -175,9 +176,10 @@ FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input
               const std::optional<Data>& validation_x, const std::optional<Input>& validation_y,
               const std::optional<nb::callable>& on_epoch_begin, const std::optional<nb::callable>& on_epoch_end,
               const std::optional<nb::callable>& on_batch, const std::optional<Weights>& sample_weight,
-              std::int64_t members) {
+              std::int64_t members, bool compare_linear) {
   ember::FitOptions options;
   options.members = members;
+  options.compare_linear = compare_linear;
   if (sample_weight) options.sample_weight = {sample_weight->data(), sample_weight->shape(0)};
   if (validation_x) {
     ember::ValidationData v;
@@ -255,6 +257,13 @@ FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input
   }
   result.best_epoch = history.best_epoch;
   result.stopped = history.stopped;
+  if (history.linear) {
+    nb::dict linear;
+    linear["val_loss"] = history.linear->network_loss;
+    linear["linear_val_loss"] = history.linear->linear_loss;
+    linear["kept"] = history.linear->kept_linear ? "linear" : "layers";
+    result.linear = linear;
+  }
   return result;
 }
 
@@ -615,7 +624,8 @@ NB_MODULE(_core, m) {
       .def_ro("epochs", &FitResult::epochs)
       .def_ro("history", &FitResult::history)
       .def_ro("best_epoch", &FitResult::best_epoch)
-      .def_ro("stopped", &FitResult::stopped);
+      .def_ro("stopped", &FitResult::stopped)
+      .def_ro("linear", &FitResult::linear);
 
   nb::class_<Table>(m, "_Table")
       .def_static(
@@ -688,7 +698,7 @@ NB_MODULE(_core, m) {
            "shuffle"_a, "seed"_a.none(), "normalize"_a, "early_stopping"_a.none(), "min_delta"_a, "restore_best"_a,
            "checkpoint_every"_a, "checkpoint_path"_a, "validation_x"_a.none(), "validation_y"_a.none(),
            "on_epoch_begin"_a.none(), "on_epoch_end"_a.none(), "on_batch"_a.none(), "sample_weight"_a.none(),
-           "members"_a = 0)
+           "members"_a = 0, "compare_linear"_a = false)
       .def(
           "_predict",
           [](const ember::Sequential& model, const Data& x, std::int64_t batch_size) {

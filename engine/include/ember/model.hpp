@@ -79,11 +79,22 @@ struct TrainingSummary {
   std::string backend;
   /// With several ranks: the ranks and where their gradients are summed ("MPI (Open MPI v4.1.4),
   /// 2 ranks; gradients summed by NCCL 2.28.9 in the step's CUDA graph"); empty for one process.
-  std::string data_parallel;  /// With FitOptions::members: which network this is (0 to members - 1) and how many train.
+  std::string data_parallel;
+  /// With FitOptions::members: which network this is (0 to members - 1) and how many train.
   std::int64_t member = 0;
   std::int64_t members = 1;
   /// The epochs the network had trained before this fit (its first epoch here is the next).
   std::int64_t epochs_before = 0;
+  /// With FitOptions::compare_linear: this fit trains the linear model compared with the layers.
+  bool linear = false;
+};
+
+/// FitOptions::compare_linear's measure: the mean over each model's networks of the validation
+/// loss of the epoch it keeps, and which model the fit kept.
+struct LinearComparison {
+  double network_loss = 0;
+  double linear_loss = 0;
+  bool kept_linear = false;
 };
 
 struct History {
@@ -97,6 +108,8 @@ struct History {
   /// With FitOptions::members: the histories of the members after the first, in order (this
   /// History is the first's).
   std::vector<History> members{};
+  /// With FitOptions::compare_linear, when the comparison ran (this History is the kept model's).
+  std::optional<LinearComparison> linear{};
 };
 
 /// Stops training when the validation loss (the training loss without a validation split) has
@@ -207,6 +220,14 @@ struct FitOptions {
   /// has are refused.
   std::int64_t members = 0;
   static constexpr std::int64_t kMaxMembers = 64;
+  /// On a new model's fit with validation rows (a split or validation_data): then also trains a
+  /// linear model of the same inputs and outputs (the last layer alone) with the same options,
+  /// members, folds, preprocessing and scaler, and keeps it in place of the layers when the mean
+  /// validation loss of its networks (History::linear) is lower: where the target follows the
+  /// inputs almost linearly, a network mostly fits the noise. A stop while the linear model
+  /// trains keeps the layers. Not with embedded columns (ColumnSpec::embed) or a model of one
+  /// layer; checkpoint_every saves the kept model.
+  bool compare_linear = false;
 };
 
 /// Options of predict and evaluate.
@@ -401,6 +422,8 @@ class Sequential {
                       const std::vector<float>& parameters) const;
   /// FitOptions::members > 1: trains this model, then each further member through train.
   History fit_members(const FitOptions& options, const std::function<History(Sequential&, const FitOptions&)>& train);
+  /// FitOptions::compare_linear: trains this model, then a linear one through train, and keeps the better.
+  History fit_comparing(const FitOptions& options, const std::function<History(Sequential&, const FitOptions&)>& train);
   /// split_done: the validation rows are already the last ones (fit on a table drew them), and
   /// held_out of them where given (FitOptions::validation_data), else as validation_split says.
   /// weights: one per row of x (FitOptions::sample_weight, in x's order), or empty.
