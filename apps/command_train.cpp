@@ -638,8 +638,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                   plural(static_cast<std::int64_t>(history.members.size()), "member").c_str(), member_epochs.c_str(),
                   format_seconds(member_seconds).c_str(), static_cast<long long>(model.member_count()));
     if (history.linear)
-      std::printf("Mean val_loss: %.6g with the layers, %.6g with a linear model; the model is the %s\n",
-                  history.linear->network_loss, history.linear->linear_loss,
+      std::printf("Mean val_loss: %.6g with the layers, %s with a linear model; the model is the %s\n",
+                  history.linear->network_loss,
+                  std::isinf(history.linear->linear_loss) ? "diverged"
+                                                          : fmt::format("{:.6g}", history.linear->linear_loss).c_str(),
                   history.linear->kept_linear ? "linear one" : "layers");
   }
   if (!lead) {

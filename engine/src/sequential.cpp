@@ -434,9 +434,19 @@ History Sequential::fit_comparing(const FitOptions& options,
       summary.linear = true;
       options.on_train_begin(summary);
     };
-  History linear_history = train(linear, alternative);
+  History linear_history;
+  // A linear model can diverge where the layers did not (its inputs' whole scale reaches the
+  // output at once): it has lost the comparison, and the layers stay.
+  bool diverged = false;
+  try {
+    linear_history = train(linear, alternative);
+  } catch (const DivergenceError&) {
+    diverged = true;
+  }
   if (options.stop.stop_requested()) return history;
-  LinearComparison comparison{.network_loss = validation_loss(*this), .linear_loss = validation_loss(linear)};
+  LinearComparison comparison{
+      .network_loss = validation_loss(*this),
+      .linear_loss = diverged ? std::numeric_limits<double>::infinity() : validation_loss(linear)};
   comparison.kept_linear = comparison.linear_loss < comparison.network_loss;
   if (comparison.kept_linear) {
     *this = std::move(linear);

@@ -90,7 +90,8 @@ struct TrainingSummary {
 };
 
 /// FitOptions::compare_linear's measure: the mean over each model's networks of the validation
-/// loss of the epoch it keeps, and which model the fit kept.
+/// loss of the epoch it keeps (infinity for a linear model that diverged), and which model the
+/// fit kept.
 struct LinearComparison {
   double network_loss = 0;
   double linear_loss = 0;
