@@ -357,5 +357,32 @@ TEST(Ensemble, CompareLinearNeedsValidationRowsAndANewModel) {
   EXPECT_EQ(stopped.parameters(), network.parameters());
 }
 
+TEST(Ensemble, ALinearModelThatDivergesLosesTheComparison) {
+  // Unscaled inputs near 1000 at SGD's rate: a linear output steps far past the minimum, while
+  // tanh units saturate and pass the output layer bounded values.
+  Matrix x(200, 2), y(200, 1);
+  Random random(2);
+  for (std::int64_t r = 0; r < 200; ++r) {
+    x(r, 0) = static_cast<float>(1000.0 + 100.0 * random.uniform());
+    x(r, 1) = static_cast<float>(1000.0 * random.uniform());
+    y(r, 0) = static_cast<float>(random.uniform());
+  }
+  const std::vector<Layer> layers = {Dense(8, Activation::tanh), Dense(1)};
+  Sequential model(layers, 1), network(layers, 1);
+  const CompileOptions sgd{.optimizer = SGD{}, .loss = MeanSquaredError{}, .device = Device::cpu};
+  model.compile(sgd);
+  network.compile(sgd);
+  const FitOptions options{.epochs = 5, .validation_split = 0.2, .normalize = false};
+  FitOptions compared = options;
+  compared.compare_linear = true;
+  network.fit(x, y, options);
+  const History history = model.fit(x, y, compared);
+  ASSERT_TRUE(history.linear.has_value());
+  EXPECT_TRUE(std::isinf(history.linear->linear_loss));
+  EXPECT_FALSE(history.linear->kept_linear);
+  EXPECT_EQ(model.layers().size(), layers.size());
+  EXPECT_EQ(model.parameters(), network.parameters());
+}
+
 }  // namespace
 }  // namespace ember
