@@ -486,6 +486,14 @@ TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
       << held.err;
   EXPECT_NE(held.out.find("800 training rows, 200 held out for validation"), std::string::npos) << held.out;
   EXPECT_NE(held.out.find("val_loss"), std::string::npos) << held.out;
+  // Then a linear model on the same rows, kept where it validates better; y is nearly linear in x.
+  EXPECT_NE(held.err.find("note: a linear model of the same inputs then trains on the same rows"), std::string::npos)
+      << held.err;
+  EXPECT_NE(held.out.find("Linear model, to compare: member 5 of 5"), std::string::npos) << held.out;
+  EXPECT_NE(held.out.find("with a linear model; the model is the "), std::string::npos) << held.out;
+  const CliRun given = run_ember("train --device cpu --epochs 3 --layers 8 --data " + large + " --target y");
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  EXPECT_EQ(given.out.find("Linear model"), std::string::npos) << given.out;
   const CliRun every = run_ember("train --device cpu --epochs 2 --val-split 0 --data " + large + " --target y");
   ASSERT_EQ(every.exit_code, 0) << every.err;
   EXPECT_EQ(every.err.find("holding out"), std::string::npos) << every.err;
