@@ -109,6 +109,22 @@ TEST(TabularDefaults, MostlyNumericTextIsAnErrorAtTheStrayCell) {
   }
 }
 
+TEST(TabularDefaults, TextInMostCellsIsCategoriesWhateverItsOtherValues) {
+  // "yes" in most rows, codes 2 to 6 in the others (more distinct numbers than texts): a category
+  // column, not numbers with stray cells.
+  std::string text = "status,y\n";
+  for (int i = 0; i < 40; ++i) text += fmt::format("{},{}\n", i % 4 == 0 ? std::to_string(2 + i % 5) : "yes", i);
+  const CsvTable table = parse_csv(text, "status.csv");
+  Sequential model{Dense(1)};
+  model.compile(kCpu);
+  model.fit(table, {.targets = {"y"}}, {.epochs = 1});
+  ASSERT_EQ(model.preprocessing().features.size(), 1u);
+  const FeatureColumn& status = model.preprocessing().features[0];
+  EXPECT_TRUE(status.one_hot);
+  EXPECT_EQ(status.categories, (std::vector<std::string>{"2", "3", "4", "5", "6", "yes"}));
+  EXPECT_EQ(model.input_width(), 6);
+}
+
 TEST(TabularDefaults, RawRowsWithGapsPredictAsTheEncodedInputs) {
   const CsvTable table = parse_csv(mixed_table(120, 40), "mixed.csv");
   Sequential model{Dense(8, Activation::tanh), Dense(1)};

@@ -147,15 +147,25 @@ struct Inferred {
   bool leave_out = false;
   std::string reason{};  // why it is left out, for a warning
 };
-/// A text column whose distinct values are mostly numbers (or numbers written with a decimal comma)
-/// is a numeric column with stray cells ("?", "n/a", "1,5"): read as numbers, its first stray cell
-/// is an error that says what to do.
+/// A text column whose cells are mostly numbers (or numbers written with a decimal comma) is a
+/// numeric column with stray cells ("?", "n/a", "1,5"): read as numbers, its first stray cell is an
+/// error that says what to do. Cells, not distinct values, are counted: a column of "yes" in most
+/// rows and codes 2 to 6 in the others is categories, however many codes there are.
 bool mostly_numbers(const CsvColumn& column) {
-  std::size_t numbers = 0;
+  std::vector<std::size_t> count(column.labels.size(), 0);
+  std::size_t present = 0, numbers = 0;
+  for (const std::int32_t code : column.codes)
+    if (code >= 0) {
+      ++count[static_cast<std::size_t>(code)];
+      ++present;
+    }
   float value = 0;
-  for (const std::string& label : column.labels)
-    if (cells::parse_number(label, value) == cells::Parsed::number || !decimal_comma_hint(label).empty()) ++numbers;
-  return 2 * numbers > column.labels.size();
+  for (std::size_t i = 0; i < column.labels.size(); ++i) {
+    const std::string& label = column.labels[i];
+    if (cells::parse_number(label, value) == cells::Parsed::number || !decimal_comma_hint(label).empty())
+      numbers += count[i];
+  }
+  return 2 * numbers > present;
 }
 
 Inferred infer_type(const CsvColumn& column) {

@@ -30,7 +30,7 @@ enum class Missing {
 /// How fit uses a table's columns. A column named in no list is a feature whose type comes from
 /// its cells: numbers are numeric; text is categorical (one-hot), except text that differs in
 /// every row (an identifier) or has more than kMaxInferredCategories values (free text), which is
-/// left out with a warning. Text that is mostly numbers is numeric, and its other cells errors.
+/// left out with a warning. Text whose cells are mostly numbers is numeric, and its other cells errors.
 struct ColumnSpec {
   std::vector<std::string> targets;
   std::vector<std::string> ignore{};   // columns not used (ids, free text)
