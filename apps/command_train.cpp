@@ -539,16 +539,14 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.stop = stop.get_token();
   TrainingSummary summary;
   fit.on_train_begin = [&](const TrainingSummary& s) {
-    if (s.linear) {
+    // A further network, or the linear model compared with the layers: a line of its own.
+    if (s.member > 0 || s.linear) {
       progress.restart(s.epochs_before + 1);
-      if (!quiet)
+      if (quiet) return;
+      if (s.linear)
         std::printf("Linear model, to compare%s\n",
                     s.members > 1 ? fmt::format(": member {} of {}", s.member + 1, s.members).c_str() : "");
-      return;
-    }
-    if (s.member > 0) {
-      progress.restart(s.epochs_before + 1);
-      if (!quiet)
+      else
         std::printf("Member %lld of %lld (seed %llu)\n", static_cast<long long>(s.member + 1),
                     static_cast<long long>(s.members),
                     static_cast<unsigned long long>(model.member_seed(0) + s.member));

@@ -459,10 +459,10 @@ History Sequential::fit_comparing(const FitOptions& options,
 }
 
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
-  if (options.compare_linear)
-    return fit_comparing(options, [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); });
+  const auto fit_one = [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); };
+  if (options.compare_linear) return fit_comparing(options, fit_one);
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
-    return fit_members(options, [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); });
+    return fit_members(options, fit_one);
   std::vector<float> weights = checked_weights(options.sample_weight, x.rows, "rows of x");
   if (!options.validation_data) return fit_matrices(x, y, options, 0, false, std::nullopt, std::move(weights));
   const ValidationData& v = *options.validation_data;
@@ -478,16 +478,14 @@ History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
 }
 
 History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const FitOptions& options) {
-  if (options.compare_linear)
-    // The linear model has this model's column handling: it is given that handling's spec.
-    return fit_comparing(options, [&](Sequential& model, const FitOptions& each) {
-      return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
-    });
+  // A member or linear model made from this model has its column handling: it is given that
+  // handling's spec.
+  const auto fit_one = [&](Sequential& model, const FitOptions& each) {
+    return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
+  };
+  if (options.compare_linear) return fit_comparing(options, fit_one);
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
-    // A member made from this model has its column handling: it is given that handling's spec.
-    return fit_members(options, [&](Sequential& model, const FitOptions& each) {
-      return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
-    });
+    return fit_members(options, fit_one);
   if (!compiled_) throw InputError("compile the model before fit");
   check_fit_options(options);
   const std::vector<float> table_weights = checked_weights(options.sample_weight, table.rows(), "rows of the table");
