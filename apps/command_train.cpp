@@ -383,8 +383,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
         fmt::format("--members {}: the model in --init {} has {} members; a run trains them all and "
                     "drops none",
                     a.members, a.init, resumed->member_count()));
-  const Optimizer optimizer =
-      optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
+  Optimizer optimizer = optimizer_from_flags(a, command, resumed ? &resumed->compile_options().optimizer : nullptr);
   Loss loss = loss_from_flags(a, command, resumed ? &resumed->compile_options().loss : nullptr);
   bool classification = is_classification(loss);
   ColumnSpec spec = column_spec(a, command, resumed ? &*resumed : nullptr);
@@ -418,6 +417,13 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     spec.steps = defaults.steps;
     spec.levels = defaults.levels;
   }
+  // SGD's momentum and the clipping by the table's size, for a new model (not under --shard-data,
+  // whose ranks see their own row counts).
+  const bool optimizer_by_default = !resumed && !sharded;
+  SGD* const sgd = std::get_if<SGD>(&optimizer);
+  const bool momentum_by_default = sgd != nullptr && optimizer_by_default && command.count("--momentum") == 0;
+  if (momentum_by_default) sgd->momentum = static_cast<float>(defaults.momentum);
+  const bool clipped_by_default = optimizer_by_default && command.count("--clip-norm") == 0;
   const std::vector<float> weights = a.weight.empty() ? std::vector<float>{} : row_weights(table, a.weight);
   // Without --loss, a target of text labels or of two values trains a classifier.
   if (!resumed && command.count("--loss") == 0)
@@ -450,6 +456,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   if (command.count("--clip-norm") > 0) {
     if (!(a.clip_norm >= 0.0)) throw InputError("--clip-norm must be 0 (off) or a positive number");
     options.clip_norm = to_float(a.clip_norm, "--clip-norm");
+  } else if (clipped_by_default) {
+    options.clip_norm = defaults.clip_norm;
   }
   options.device = device;
   options.backend = {
@@ -500,6 +508,12 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                  "lower val_loss (the model keeps its best epoch); --val-split 0 trains on every row\n",
                  100 * validation.split, static_cast<long long>(table.rows()),
                  members > 1 ? " (other rows for each network)" : "", static_cast<long long>(validation.patience));
+  if (momentum_by_default && clipped_by_default && defaults.momentum > 0 && !quiet)
+    std::fprintf(stderr,
+                 "note: SGD takes momentum %g and the gradients are clipped to norm %g, as for every table of %lld "
+                 "rows or more; --momentum 0 and --clip-norm 0 turn them off\n",
+                 defaults.momentum, static_cast<double>(defaults.clip_norm),
+                 static_cast<long long>(TableDefaults::kHeldOutFrom));
   if (binned_by_default && !quiet)
     std::fprintf(stderr,
                  "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "
@@ -563,7 +577,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                    static_cast<long long>(TableDefaults::kMemberRows), static_cast<long long>(TableDefaults::kMembers));
     if (fit.compare_linear && s.validation_rows > 0)
       std::fprintf(stderr,
-                   "note: a linear model of the same inputs then trains on the same rows, and the model with the "
+                   "note: a linear model of the same inputs then trains on the same rows (with plain SGD), and the "
+                   "model with the "
                    "lower mean val_loss is kept; --layers %lld,%lld keeps these layers\n",
                    static_cast<long long>(TableDefaults::kHiddenWidth),
                    static_cast<long long>(TableDefaults::kHiddenWidth));
@@ -774,7 +789,10 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--lr", arguments->lr,
                       "Learning rate [default: 0.01 for sgd, rmsprop and adagrad, 0.001 for adam and adamw]");
-  command->add_option("--momentum", arguments->momentum, "SGD and RMSprop momentum [default: 0]");
+  command->add_option("--momentum", arguments->momentum,
+                      fmt::format("SGD and RMSprop momentum [default: {} for sgd on a table of {} rows or more, which "
+                                  "holds out rows to stop at the best epoch; else 0, or the --init model's]",
+                                  TableDefaults::kMomentum, TableDefaults::kHeldOutFrom));
   command->add_flag("--nesterov", arguments->nesterov, "SGD: Nesterov momentum");
   command->add_option("--weight-decay", arguments->weight_decay,
                       "Weight decay: L2 added to the gradient (sgd, adam, rmsprop, adagrad), decoupled (adamw) "
@@ -786,9 +804,11 @@ void add_train_command(CLI::App& app) {
       "Adam, AdamW, RMSprop, Adagrad: added to the root in the step's denominator [default: 1e-8; adagrad 1e-10]");
   command->add_option("--alpha", arguments->alpha, "RMSprop: decay of the squared gradients' average [default: 0.99]");
   command->add_option("--clip-norm", arguments->clip_norm,
-                      "Scale the gradients down together before each update so that their L2 norm is at most this "
-                      "(torch's clip_grad_norm_): a batch of extreme rows then cannot throw the weights far; 0: off "
-                      "[default: 0, or the --init model's]");
+                      fmt::format("Scale the gradients down together before each update so that their L2 norm is "
+                                  "at most this (torch's clip_grad_norm_): a batch of extreme rows then cannot throw "
+                                  "the weights far; 0: off [default: {} for a table of {} rows or more, else 0, or the "
+                                  "--init model's]",
+                                  TableDefaults::kClipNorm, TableDefaults::kHeldOutFrom));
   command->add_option("--val-split", arguments->val_split,
                       "Fraction of the rows held out for validation, in [0, 1): drawn at random with --seed (the same "
                       "fraction of every class for a classifier) [default: 0.2 for a table of 1000 rows or more, with "

@@ -273,8 +273,9 @@ CsvTable table_of(int n, double (*f)(double), double noise) {
 
 /// The model or, with FitOptions::compare_linear, whichever of it and a linear model validates
 /// better; 3 members, 150 epochs, a fifth held out.
-History fit_compared(Sequential& model, const CsvTable& table, bool compare, FitOptions options = {}) {
-  model.compile(kCpu);
+History fit_compared(Sequential& model, const CsvTable& table, bool compare, FitOptions options = {},
+                     const CompileOptions& compile = kCpu) {
+  model.compile(compile);
   options.epochs = 150;
   options.validation_split = 0.2;
   options.members = 3;
@@ -324,10 +325,43 @@ TEST(Ensemble, CompareLinearKeepsTheModelThatValidatesBetter) {
   EXPECT_LT(kept.linear->linear_loss, kept.linear->network_loss);
   ASSERT_EQ(layered.layers().size(), 1u);
   EXPECT_EQ(layered.member_count(), 3);
+  // The layers train with Adam, the linear model with FitOptions::linear_optimizer's plain SGD.
   Sequential linear({kLayers.back()}, 3);
-  fit_compared(linear, line, false);
+  CompileOptions sgd = kCpu;
+  sgd.optimizer = SGD{};
+  fit_compared(linear, line, false, {}, sgd);
   EXPECT_DOUBLE_EQ(kept.linear->linear_loss, mean_validation_loss(linear));
   EXPECT_EQ(predictions(layered, line), predictions(linear, line));
+  EXPECT_EQ(layered.compile_options().optimizer, Optimizer{SGD{}});
+}
+
+TEST(Ensemble, TheComparedLinearModelTrainsWithItsOwnOptimizer) {
+  const CsvTable line = table_of(
+      300, [](double x) { return 0.5 * x; }, 6.0);
+  const std::vector<Layer> wide = {Dense(64, Activation::relu), Dense(64, Activation::relu), Dense(1)};
+  // The layers with momentum and clipping; the linear model with the optimizer asked for, and the
+  // layers' clipping.
+  CompileOptions momentum = kCpu;
+  momentum.optimizer = SGD{.momentum = 0.9f};
+  momentum.clip_norm = 0.5f;
+  for (const Optimizer& chosen : {Optimizer{SGD{}}, Optimizer{SGD{.lr = 0.003f}}}) {
+    Sequential layered(wide, 3);
+    const History kept = fit_compared(layered, line, true, {.linear_optimizer = chosen}, momentum);
+    ASSERT_TRUE(kept.linear.has_value());
+    ASSERT_TRUE(kept.linear->kept_linear) << kept.linear->network_loss << " against " << kept.linear->linear_loss;
+    CompileOptions own = momentum;
+    own.optimizer = chosen;
+    Sequential linear({wide.back()}, 3);
+    fit_compared(linear, line, false, {}, own);
+    EXPECT_DOUBLE_EQ(kept.linear->linear_loss, mean_validation_loss(linear));
+    EXPECT_EQ(predictions(layered, line), predictions(linear, line));
+    EXPECT_EQ(layered.compile_options().optimizer, chosen);
+    EXPECT_EQ(layered.compile_options().clip_norm, 0.5f);
+  }
+  // A linear optimizer's bad setting is refused before the layers train.
+  Sequential refused(wide, 3);
+  EXPECT_THROW(fit_compared(refused, line, true, {.linear_optimizer = SGD{.lr = -1.0f}}, momentum), SettingError);
+  EXPECT_FALSE(refused.built());
 }
 
 TEST(Ensemble, CompareLinearNeedsValidationRowsAndANewModel) {

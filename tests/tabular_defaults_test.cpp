@@ -525,6 +525,53 @@ TEST(TabularDefaults, LargerTablesHoldOutRowsAndStopEarlyByDefault) {
   EXPECT_EQ(run_ember("train --device cpu --epochs 2 --min-delta 0.1 --data " + large + " --target y").exit_code, 0);
 }
 
+TEST(TabularDefaults, LargerTablesTrainWithMomentumAndClippingByDefault) {
+  const auto table = [](int rows) {
+    std::string text = "x,y\n";
+    for (int i = 0; i < rows; ++i) text += fmt::format("{},{}\n", (i % 37) * 0.1, ((i % 37) % 5) * 0.2);
+    return file_with(fmt::format("momentum{}.csv", rows), text);
+  };
+  const std::string large = table(1000), small = table(999), saved = large + ".safetensors";
+  // --layers: no linear model to compare, whose optimizer is plain SGD.
+  const auto trained = [&](const std::string& flags, const std::string& data) {
+    const CliRun run = run_ember("train --device cpu --epochs 2 --layers 8 --members 1 --save " + saved + " --data " +
+                                 data + " --target y " + flags);
+    EXPECT_EQ(run.exit_code, 0) << flags << ": " << run.err;
+    const Sequential model = testing::load_on_cpu(saved);
+    return std::pair{run, model.compile_options()};
+  };
+  const auto [held, options] = trained("", large);
+  EXPECT_NE(held.err.find("note: SGD takes momentum 0.9 and the gradients are clipped to norm 5, as for every table "
+                          "of 1000 rows or more"),
+            std::string::npos)
+      << held.err;
+  EXPECT_EQ(options.optimizer, Optimizer{SGD{.momentum = static_cast<float>(TableDefaults::kMomentum)}});
+  EXPECT_EQ(options.clip_norm, TableDefaults::kClipNorm);
+  const auto [fewer, plain] = trained("", small);
+  EXPECT_EQ(fewer.err.find("momentum"), std::string::npos) << fewer.err;
+  EXPECT_EQ(plain.optimizer, Optimizer{SGD{}});
+  EXPECT_EQ(plain.clip_norm, 0.0f);
+  // A flag given wins over its default, and the other default stays; no note then.
+  const auto [slower, half] = trained("--momentum 0.5", large);
+  EXPECT_EQ(slower.err.find("note: SGD takes"), std::string::npos) << slower.err;
+  EXPECT_EQ(half.optimizer, Optimizer{SGD{.momentum = 0.5f}});
+  EXPECT_EQ(half.clip_norm, TableDefaults::kClipNorm);
+  const auto [unclipped, free] = trained("--clip-norm 0", large);
+  EXPECT_EQ(free.clip_norm, 0.0f);
+  EXPECT_EQ(free.optimizer, Optimizer{SGD{.momentum = static_cast<float>(TableDefaults::kMomentum)}});
+  const auto [adam_run, adam] = trained("--optimizer adam", large);
+  EXPECT_EQ(adam.optimizer, Optimizer{Adam{}});
+  EXPECT_EQ(adam.clip_norm, TableDefaults::kClipNorm);
+  // A model that goes on keeps its own settings, whatever the size of the table it goes on with.
+  trained("", small);
+  const CliRun resumed = run_ember("train --device cpu --epochs 4 --init " + saved + " --save " + saved + " --data " +
+                                   large + " --target y");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const Sequential went_on = testing::load_on_cpu(saved);
+  EXPECT_EQ(went_on.compile_options().optimizer, Optimizer{SGD{}});
+  EXPECT_EQ(went_on.compile_options().clip_norm, 0.0f);
+}
+
 TEST(TabularDefaults, NumbersOfLargerTablesGetBinsByDefault) {
   const auto table = [](int rows) {
     std::string text = "x,flag,y\n";
@@ -602,7 +649,10 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
       Sequential model({Dense(TableDefaults::kHiddenWidth, Activation::relu),
                         Dense(TableDefaults::kHiddenWidth, Activation::relu), Dense(outputs)},
                        7);
-      model.compile({.loss = classification ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}}, .device = Device::cpu});
+      model.compile({.optimizer = SGD{.momentum = static_cast<float>(defaults.momentum)},
+                     .loss = classification ? Loss{CrossEntropy{}} : Loss{MeanSquaredError{}},
+                     .clip_norm = defaults.clip_norm,
+                     .device = Device::cpu});
       FitOptions fit{.epochs = 3,
                      .batch_size = TableDefaults::kBatchSize,
                      .validation_split = defaults.validation_split,

@@ -697,6 +697,8 @@ TableDefaults table_defaults(std::int64_t rows) {
   if (rows >= TableDefaults::kHeldOutFrom) {
     d.validation_split = TableDefaults::kValidationSplit;
     d.patience = TableDefaults::kPatience;
+    d.momentum = TableDefaults::kMomentum;
+    d.clip_norm = TableDefaults::kClipNorm;
   }
   if (rows >= TableDefaults::kBinnedFrom) d.bins = TableDefaults::kBins;
   d.members = std::clamp<std::int64_t>(TableDefaults::kMemberRows / std::max<std::int64_t>(rows, 1), 1,

@@ -402,6 +402,7 @@ History Sequential::fit_members(const FitOptions& options,
 
 History Sequential::fit_comparing(const FitOptions& options,
                                   const std::function<History(Sequential&, const FitOptions&)>& train) {
+  check_optimizer(options.linear_optimizer);  // before the layers train, not after
   FitOptions each = options;
   each.compare_linear = false;
   const bool fresh = !built();
@@ -420,10 +421,13 @@ History Sequential::fit_comparing(const FitOptions& options,
     }
     return sum / static_cast<double>(model.member_count());
   };
-  // The same inputs, outputs, options and seed; the preprocessing and scaler this fit learned. The
-  // last layer's own activation (a Dense before a loss takes none) is the linear model's.
+  // The same inputs, outputs, options (but the optimizer) and seed; the preprocessing and scaler
+  // this fit learned. The last layer's own activation (a Dense before a loss takes none) is the
+  // linear model's.
   Sequential linear({layers_.back()}, seed_);
-  linear.compile(options_);
+  CompileOptions linear_options = options_;
+  linear_options.optimizer = options.linear_optimizer;
+  linear.compile(linear_options);
   linear.preprocessing_ = preprocessing_;
   linear.scaler_ = scaler_;
   linear.scaler_fitted_ = scaler_fitted_;

@@ -4,7 +4,8 @@ They drop into Pipeline, GridSearchCV and cross_val_score, and pass scikit-learn
 (sklearn.utils.estimator_checks). A multilayer perceptron of hidden_layer_sizes (ReLU), trained by
 Ember's engine. With no arguments they train what `ember train --data FILE --target y` trains on
 the same table (the library's TableDefaults: SGD, 100 epochs, from 1,000 rows a validation split
-with early stopping, from 5,000 rows bins for a DataFrame's numbers, below that steps for its
+with early stopping and SGD's momentum 0.9 with the gradients clipped to norm 5 (momentum="auto",
+clip_norm="auto"), from 5,000 rows bins for a DataFrame's numbers, below that steps for its
 whole-number codes, and 100,000 / rows networks averaged, 1 to 5: members="auto"), and with
 random_state=S the same model as --seed S. members=K trains K networks (seeds S to S + K - 1) on
 the same rows and predicts their mean, as `ember train --members K`; coefs_ and intercepts_ are
@@ -63,11 +64,11 @@ _DEFAULTS = _core.table_defaults()
 
 class _EmberEstimator(BaseEstimator):
     def __init__(self, hidden_layer_sizes=_DEFAULTS["hidden_layer_sizes"], activation="relu", optimizer="sgd",
-                 lr=None, momentum=0.0, epochs=_DEFAULTS["epochs"], batch_size=_DEFAULTS["batch_size"],
+                 lr=None, momentum="auto", epochs=_DEFAULTS["epochs"], batch_size=_DEFAULTS["batch_size"],
                  early_stopping="auto", validation_fraction=_DEFAULTS["default_validation_split"],
                  n_iter_no_change=_DEFAULTS["default_patience"], normalize=True, random_state=None, device="auto",
                  verbose=0, dropout=0.0, alpha=0.0, warm_start=False, layer_norm=False, bins="auto", embed=None,
-                 batch_norm=False, members="auto", compare_linear="auto"):
+                 batch_norm=False, members="auto", compare_linear="auto", clip_norm="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -91,6 +92,7 @@ class _EmberEstimator(BaseEstimator):
         self.batch_norm = batch_norm
         self.members = members
         self.compare_linear = compare_linear
+        self.clip_norm = clip_norm
 
     def __sklearn_tags__(self):
         return super().__sklearn_tags__()
@@ -126,6 +128,17 @@ class _EmberEstimator(BaseEstimator):
                     and self.activation == "relu" and not self.dropout and not self.layer_norm
                     and not self.batch_norm and not self.embed)
         return bool(self.compare_linear)
+
+    def _by_size(self, name, rows):
+        """A setting as given, or "auto": as `ember train`, TableDefaults' for this many rows."""
+        value = getattr(self, name)
+        if isinstance(value, str):
+            if value != "auto":
+                raise ValueError(f"{name}={value!r}: use 'auto' or a number, 0 or more")
+            return float(_core.table_defaults(int(rows))[name])
+        if not (np.isscalar(value) and float(value) >= 0):
+            raise ValueError(f"{name}={value!r}: use 'auto' or a number, 0 or more")
+        return float(value)
 
     def _members(self, rows):
         """members as given, or "auto": as `ember train`, from TableDefaults' row count."""
@@ -198,8 +211,9 @@ class _EmberEstimator(BaseEstimator):
         first = [Embedding(0, _DEFAULTS["embedding_dim"])] if self.embed else []
         return first + [layer for group in hidden for layer in group] + [Dense(outputs)]
 
-    def _compiled(self, outputs, loss, seed):
-        """A new model of the estimator's layers, compiled with its optimizer and L2 penalty."""
+    def _compiled(self, outputs, loss, seed, rows):
+        """A new model of the estimator's layers, compiled with its optimizer, L2 penalty and clipping
+        (momentum and clip_norm "auto": TableDefaults' for this many rows)."""
         if not (np.isscalar(self.alpha) and float(self.alpha) >= 0):
             raise ValueError(f"alpha={self.alpha!r}: the L2 penalty must be a number, 0 or more")
         model = Sequential(self._layers(outputs, seed), seed=seed)
@@ -210,8 +224,9 @@ class _EmberEstimator(BaseEstimator):
         if self.lr is not None:  # else the optimizer's own default (SGD's 0.01, Adam's 0.001, ...)
             settings["lr"] = float(self.lr)
         if str(self.optimizer).lower() == "sgd":
-            settings["momentum"] = float(self.momentum)
-        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, **settings)
+            settings["momentum"] = self._by_size("momentum", rows)
+        model.compile(optimizer=self.optimizer, loss=loss, device=self.device,
+                      clip_norm=self._by_size("clip_norm", rows), **settings)
         return model
 
     def _continues(self, incremental, table=False):
@@ -233,7 +248,7 @@ class _EmberEstimator(BaseEstimator):
             if model.backend_name == "cpu (row-invariant)":  # trains on the fast path again
                 model._model._recompile(self.device, False, False)
         else:
-            model = self._compiled(outputs, loss, seed)
+            model = self._compiled(outputs, loss, seed, len(X))
             self.loss_curve_ = []
             self.n_iter_ = 0
             self._scores = []

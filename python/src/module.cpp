@@ -593,6 +593,10 @@ NB_MODULE(_core, m) {
         out["validation_split"] = d.validation_split;
         out["patience"] = d.patience;
         out["members"] = d.members;
+        out["momentum"] = d.momentum;
+        out["clip_norm"] = d.clip_norm;
+        out["default_momentum"] = D::kMomentum;
+        out["default_clip_norm"] = D::kClipNorm;
         out["most_members"] = D::kMembers;
         out["member_rows"] = D::kMemberRows;
         out["hidden_layer_sizes"] = nb::make_tuple(D::kHiddenWidth, D::kHiddenWidth);
@@ -607,7 +611,7 @@ NB_MODULE(_core, m) {
       },
       "rows"_a = 0,
       "What `ember train` and the estimators do by default for a table of this many rows (bins, validation_split, "
-      "patience: 0 where off), and the constants of that rule.");
+      "patience, momentum, clip_norm: 0 where off), and the constants of that rule.");
   // Every loss by its class name, from its part's settings, as the library lists them.
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (bind_loss<std::variant_alternative_t<I, ember::Loss>>(m, loss_kinds()[I]), ...);

@@ -265,9 +265,30 @@ def test_the_estimators_default_is_ember_trains(tmp_path, rows, task, embed):
     assert estimator.n_iter_ == 3 and len(from_cli.get_weights()) == len(estimator.model_.get_weights())
     for mine, theirs in zip(estimator.model_.get_weights(), from_cli.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
+    assert estimator.model_._model.clip_norm == from_cli._model.clip_norm == pytest.approx(defaults["clip_norm"])
     # The same ensemble: as many networks, the same predictions.
     assert estimator.model_.member_count == from_cli.member_count == defaults["members"]
     np.testing.assert_array_equal(estimator.model_.predict(frame), from_cli.predict(frame))
+
+
+def test_momentum_and_clipping_follow_the_table_size():
+    """momentum and clip_norm "auto": TableDefaults' by the rows (0.9 and 5 from 1,000 rows, where
+    rows are held out to stop at the best epoch); a number as given."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + np.sin(3 * x[:, 0])
+    small = EmberRegressor(epochs=2, random_state=0, device="cpu", members=1).fit(x[:300], y[:300])
+    large = EmberRegressor(epochs=2, random_state=0, device="cpu", members=1).fit(x, y)
+    assert small.model_._model.clip_norm == 0
+    assert ember._core.table_defaults(1200)["clip_norm"] > 0
+    assert large.model_._model.clip_norm == pytest.approx(ember._core.table_defaults(1200)["clip_norm"])
+    plain = EmberRegressor(epochs=2, random_state=0, device="cpu", members=1, momentum=0.0, clip_norm=0).fit(x, y)
+    assert plain.model_._model.clip_norm == 0
+    assert not np.array_equal(plain.coefs_[0], large.coefs_[0])
+    with pytest.raises(ValueError, match="momentum='fast'"):
+        EmberRegressor(momentum="fast").fit(x, y)
+    with pytest.raises(ValueError, match="clip_norm=-1"):
+        EmberRegressor(clip_norm=-1).fit(x, y)
 
 
 def test_warnings_name_the_callers_line():

@@ -229,6 +229,11 @@ struct FitOptions {
   /// trains keeps the layers. Not with embedded columns (ColumnSpec::embed) or a model of one
   /// layer; checkpoint_every saves the kept model.
   bool compare_linear = false;
+  /// The optimizer the compared linear model trains with, whatever the layers': by default plain
+  /// SGD at its rate, which leaves a linear model closer to its optimum at its best epoch than
+  /// momentum's or Adam's larger steps do (docs/performance.md). Its rate is the optimizer's
+  /// (the model's schedule still applies), and the model's clip_norm its gradients'.
+  Optimizer linear_optimizer = SGD{};
 };
 
 /// Options of predict and evaluate.

@@ -189,6 +189,14 @@ struct TableDefaults {
   static constexpr std::int64_t kHeldOutFrom = 1000;
   static constexpr double kValidationSplit = 0.2;
   static constexpr std::int64_t kPatience = 20;
+  /// Where rows are held out, SGD takes momentum kMomentum and the gradients are clipped to norm
+  /// kClipNorm (CompileOptions::clip_norm): momentum's larger steps fit tables whose target needs
+  /// sharp functions of several columns (a person singled out by their schooling, sex and race), and
+  /// the best epoch is kept before they fit the noise; clipping keeps a batch of extreme rows from
+  /// throwing those larger steps into divergence. Below kHeldOutFrom rows nothing stops the
+  /// training at its best epoch, and SGD takes no momentum.
+  static constexpr double kMomentum = 0.9;
+  static constexpr float kClipNorm = 5.0f;
   /// From kBinnedFrom rows, numbers get kBins piecewise-linear bins (ColumnSpec::bins): they pay on
   /// tables of that size and cost smaller noisy ones, whose rows cannot teach the extra inputs.
   static constexpr std::int64_t kBinnedFrom = 5000;
@@ -210,6 +218,8 @@ struct TableDefaults {
   bool levels = true;
   double validation_split = 0;  // kValidationSplit or 0
   std::int64_t patience = 0;    // kPatience, or 0: no early stopping
+  double momentum = 0;          // kMomentum or 0 (SGD's)
+  float clip_norm = 0;          // kClipNorm or 0: no clipping
   std::int64_t members = 1;     // 1 to kMembers
 };
 /// The defaults for a table of this many rows (all of a sharded fit's ranks together).
