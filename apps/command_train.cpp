@@ -508,12 +508,21 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
                  "lower val_loss (the model keeps its best epoch); --val-split 0 trains on every row\n",
                  100 * validation.split, static_cast<long long>(table.rows()),
                  members > 1 ? " (other rows for each network)" : "", static_cast<long long>(validation.patience));
-  if (momentum_by_default && clipped_by_default && defaults.momentum > 0 && !quiet)
-    std::fprintf(stderr,
-                 "note: SGD takes momentum %g and the gradients are clipped to norm %g, as for every table of %lld "
-                 "rows or more; --momentum 0 and --clip-norm 0 turn them off\n",
-                 defaults.momentum, static_cast<double>(defaults.clip_norm),
-                 static_cast<long long>(TableDefaults::kHeldOutFrom));
+  // What the table's size set of the optimizer's settings, and the flags that undo it.
+  std::vector<std::string> set_by_size, undo;
+  if (momentum_by_default && defaults.momentum > 0) {
+    set_by_size.push_back(fmt::format("SGD takes momentum {}", defaults.momentum));
+    undo.emplace_back("--momentum 0");
+  }
+  if (clipped_by_default && defaults.clip_norm > 0) {
+    set_by_size.push_back(fmt::format("the gradients are clipped to norm {}", defaults.clip_norm));
+    undo.emplace_back("--clip-norm 0");
+  }
+  if (!set_by_size.empty() && !quiet)
+    std::fprintf(
+        stderr, "note: %s, as for every table of %lld rows or more; %s %s\n",
+        fmt::format("{}", fmt::join(set_by_size, " and ")).c_str(), static_cast<long long>(TableDefaults::kHeldOutFrom),
+        fmt::format("{}", fmt::join(undo, " and ")).c_str(), undo.size() > 1 ? "turn them off" : "turns it off");
   if (binned_by_default && !quiet)
     std::fprintf(stderr,
                  "note: each numeric column also gets up to %zu bins between its quantiles (whole numbers of up to "

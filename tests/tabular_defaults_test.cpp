@@ -553,13 +553,23 @@ TEST(TabularDefaults, LargerTablesTrainWithMomentumAndClippingByDefault) {
   EXPECT_EQ(plain.clip_norm, 0.0f);
   // A flag given wins over its default, and the other default stays; no note then.
   const auto [slower, half] = trained("--momentum 0.5", large);
-  EXPECT_EQ(slower.err.find("note: SGD takes"), std::string::npos) << slower.err;
+  EXPECT_EQ(slower.err.find("momentum 0.9"), std::string::npos) << slower.err;
+  EXPECT_NE(slower.err.find("note: the gradients are clipped to norm 5, as for every table of 1000 rows or more; "
+                            "--clip-norm 0 turns it off"),
+            std::string::npos)
+      << slower.err;
   EXPECT_EQ(half.optimizer, Optimizer{SGD{.momentum = 0.5f}});
   EXPECT_EQ(half.clip_norm, TableDefaults::kClipNorm);
   const auto [unclipped, free] = trained("--clip-norm 0", large);
+  EXPECT_NE(unclipped.err.find("note: SGD takes momentum 0.9, as for every table of 1000 rows or more; --momentum 0 "
+                               "turns it off"),
+            std::string::npos)
+      << unclipped.err;
   EXPECT_EQ(free.clip_norm, 0.0f);
   EXPECT_EQ(free.optimizer, Optimizer{SGD{.momentum = static_cast<float>(TableDefaults::kMomentum)}});
   const auto [adam_run, adam] = trained("--optimizer adam", large);
+  EXPECT_EQ(adam_run.err.find("momentum"), std::string::npos) << adam_run.err;
+  EXPECT_NE(adam_run.err.find("note: the gradients are clipped to norm 5"), std::string::npos) << adam_run.err;
   EXPECT_EQ(adam.optimizer, Optimizer{Adam{}});
   EXPECT_EQ(adam.clip_norm, TableDefaults::kClipNorm);
   // A model that goes on keeps its own settings, whatever the size of the table it goes on with.
