@@ -259,8 +259,9 @@ class Sequential:
         `ember train --members`). The callbacks and the display follow each network's epochs in turn;
         the History is the first network's. compare_linear=True (on a new model, with validation
         rows): also trains a linear model (the last layer alone) on the same rows, with plain SGD at
-        its rate, and keeps it in place of the layers when its mean val_loss is lower, as `ember train` does without --layers;
-        History.linear then holds both losses and which model was kept."""
+        its rate, and keeps it in place of the layers when its mean val_loss is lower, as `ember
+        train` does without --layers; History.linear then holds both losses and which model was
+        kept."""
         self._not_fitting("fit")
         if members is not None and (isinstance(members, bool) or not isinstance(members, (int, _np.integer))
                                     or not 1 <= members <= 64):
