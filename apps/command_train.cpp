@@ -587,8 +587,7 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     if (fit.compare_linear && s.validation_rows > 0)
       std::fprintf(stderr,
                    "note: a linear model of the same inputs then trains on the same rows (with plain SGD), and the "
-                   "model with the "
-                   "lower mean val_loss is kept; --layers %lld,%lld keeps these layers\n",
+                   "model with the lower mean val_loss is kept; --layers %lld,%lld keeps these layers\n",
                    static_cast<long long>(TableDefaults::kHiddenWidth),
                    static_cast<long long>(TableDefaults::kHiddenWidth));
     for (const FeatureColumn& feature : model.preprocessing().features)

@@ -551,7 +551,7 @@ TEST(TabularDefaults, LargerTablesTrainWithMomentumAndClippingByDefault) {
   EXPECT_EQ(fewer.err.find("momentum"), std::string::npos) << fewer.err;
   EXPECT_EQ(plain.optimizer, Optimizer{SGD{}});
   EXPECT_EQ(plain.clip_norm, 0.0f);
-  // A flag given wins over its default, and the other default stays; no note then.
+  // A flag given wins over its default, and the other default stays, noted alone.
   const auto [slower, half] = trained("--momentum 0.5", large);
   EXPECT_EQ(slower.err.find("momentum 0.9"), std::string::npos) << slower.err;
   EXPECT_NE(slower.err.find("note: the gradients are clipped to norm 5, as for every table of 1000 rows or more; "
