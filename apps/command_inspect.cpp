@@ -91,6 +91,14 @@ Json model_json(const Sequential& model, const std::string& path) {
     }
     json["members"] = members;
   }
+  // A blend's linear model (compare_linear): its share, optimizer, epochs and networks.
+  if (model.linear_share() > 0.0) {
+    const Sequential& linear = model.blended_linear();
+    json["linear"] = {{"share", model.linear_share()},
+                      {"optimizer", Json::parse(settings_json(linear.compile_options().optimizer))},
+                      {"epochs", linear.epochs_completed()},
+                      {"members", linear.member_count()}};
+  }
   return json;
 }
 
@@ -189,6 +197,16 @@ void print_text(const Json& m) {
                          member.contains("epoch") ? fmt::format(": epoch {}", member["epoch"].get<std::int64_t>()) : "",
                          figures);
     }
+  }
+  if (m.contains("linear")) {
+    const Json& linear = m["linear"];
+    const double share = linear["share"].get<double>();
+    out += fmt::format(
+        "Blend: the predictions are {} times these layers' plus {} times a linear model's (the last layer alone: "
+        "{}, {} epochs, {} network{})\n",
+        format_number(1.0 - share), format_number(share), settings_text(linear["optimizer"]),
+        linear["epochs"].get<std::int64_t>(), linear["members"].get<std::int64_t>(),
+        linear["members"].get<std::int64_t>() == 1 ? "" : "s");
   }
   std::fputs(out.c_str(), stdout);
 }

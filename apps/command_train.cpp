@@ -658,12 +658,22 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
       std::printf("Trained %s more (%s epochs) in %s; the model predicts the mean of %lld\n",
                   plural(static_cast<std::int64_t>(history.members.size()), "member").c_str(), member_epochs.c_str(),
                   format_seconds(member_seconds).c_str(), static_cast<long long>(model.member_count()));
-    if (history.linear)
-      std::printf("Mean val_loss: %.6g with the layers, %s with a linear model; the model is the %s\n",
-                  history.linear->network_loss,
-                  std::isinf(history.linear->linear_loss) ? "diverged"
-                                                          : fmt::format("{:.6g}", history.linear->linear_loss).c_str(),
-                  history.linear->kept_linear ? "linear one" : "layers");
+    if (history.linear) {
+      const LinearComparison& c = *history.linear;
+      const double share = c.linear_share;
+      const bool blend = share > 0.0 && share < 1.0;
+      std::string blended;
+      if (blend)
+        for (std::size_t i = 0; i < c.shares.size(); ++i)
+          if (c.shares[i] == share)
+            blended = fmt::format(", {:.6g} with a blend of {:g}% linear", c.blend_losses[i], 100.0 * share);
+      std::printf("Mean val_loss: %.6g with the layers, %s with a linear model%s; the model is the %s\n",
+                  c.network_loss, std::isinf(c.linear_loss) ? "diverged" : fmt::format("{:.6g}", c.linear_loss).c_str(),
+                  blended.c_str(),
+                  blend           ? "blend"
+                  : c.kept_linear ? "linear one"
+                                  : "layers");
+    }
   }
   if (!lead) {
     if (interrupted) throw Interrupted{};
@@ -690,10 +700,18 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
       for (const auto& [name, value] : epoch_figures(*reported)) metrics[name] = value;
     if (history.best_epoch) metrics["best_epoch"] = *history.best_epoch;
     if (!history.stopped.empty()) metrics["stopped"] = history.stopped;
-    if (history.linear)
+    if (history.linear) {
+      nlohmann::ordered_json blends = nlohmann::ordered_json::array();
+      for (std::size_t i = 0; i < history.linear->shares.size(); ++i)
+        blends.push_back({{"linear_share", history.linear->shares[i]}, {"val_loss", history.linear->blend_losses[i]}});
       metrics["compared_linear"] = {{"val_loss", history.linear->network_loss},
                                     {"linear_val_loss", history.linear->linear_loss},
-                                    {"kept", history.linear->kept_linear ? "linear" : "layers"}};
+                                    {"linear_share", history.linear->linear_share},
+                                    {"kept", history.linear->kept_linear          ? "linear"
+                                             : history.linear->linear_share > 0.0 ? "blend"
+                                                                                  : "layers"},
+                                    {"blends", blends}};
+    }
     write_file_atomically(a.metrics_out, metrics.dump(2) + "\n");
   }
   if (interrupted) {
@@ -771,7 +789,8 @@ void add_train_command(CLI::App& app) {
               }() +
               "; "
               "'none' for a linear model. Without --layers (and with validation rows), a linear model also "
-              "trains and is kept when its mean val_loss is lower. Activations: " +
+              "trains, and the layers, the linear model or a blend of the two (a quarter, half or three "
+              "quarters linear), whichever has the lowest mean val_loss, is kept. Activations: " +
               [] {
                 std::string names;
                 for (const std::string& name : activation_names()) names += (names.empty() ? "" : ", ") + name;

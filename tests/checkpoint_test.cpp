@@ -321,7 +321,7 @@ TEST(Checkpoint, RejectsInconsistentPreprocessing) {
       error(R"(\"targets\":[\"y\"])", R"(\"targets\":[\"y\",\"z\"])").find("it names 2 target columns for 1 outputs"),
       std::string::npos);
   EXPECT_NE(
-      error(R"("ember.version":"3")", R"("ember.version":"5")").find("format version 5 is not one this Ember reads"),
+      error(R"("ember.version":"3")", R"("ember.version":"6")").find("format version 6 is not one this Ember reads"),
       std::string::npos);
   EXPECT_NE(error(R"({\"type\":\"dense\",\"units\":4)", R"({\"type\":\"conv\",\"units\":4)")
                 .find("unknown layer type 'conv'"),

@@ -312,10 +312,10 @@ TEST(Ensemble, CompareLinearKeepsTheModelThatValidatesBetter) {
     EXPECT_EQ(summaries[i].member, static_cast<std::int64_t>(i % 3)) << i;
   }
 
-  // A line under much noise: the linear model wins, and is the one a linear model of the same
-  // seed trains on the same rows.
+  // A line under little noise: the linear model wins outright (no blend with the layers validates
+  // lower), and is the one a linear model of the same seed trains on the same rows.
   const CsvTable line = table_of(
-      300, [](double x) { return 0.5 * x; }, 6.0);
+      300, [](double x) { return 0.5 * x; }, 0.05);
   // Wide layers, which fit the noise of 240 training rows.
   const std::vector<Layer> wide = {Dense(64, Activation::relu), Dense(64, Activation::relu), Dense(1)};
   Sequential layered(wide, 3);
@@ -348,20 +348,129 @@ TEST(Ensemble, TheComparedLinearModelTrainsWithItsOwnOptimizer) {
     Sequential layered(wide, 3);
     const History kept = fit_compared(layered, line, true, {.linear_optimizer = chosen}, momentum);
     ASSERT_TRUE(kept.linear.has_value());
-    ASSERT_TRUE(kept.linear->kept_linear) << kept.linear->network_loss << " against " << kept.linear->linear_loss;
+    // Kept alone or in a blend: the linear model is the one fitted alone with that optimizer.
+    ASSERT_GT(kept.linear->linear_share, 0.0) << kept.linear->network_loss << " against " << kept.linear->linear_loss;
+    const Sequential& kept_linear = kept.linear->kept_linear ? layered : layered.blended_linear();
     CompileOptions own = momentum;
     own.optimizer = chosen;
     Sequential linear({wide.back()}, 3);
     fit_compared(linear, line, false, {}, own);
     EXPECT_DOUBLE_EQ(kept.linear->linear_loss, mean_validation_loss(linear));
-    EXPECT_EQ(predictions(layered, line), predictions(linear, line));
-    EXPECT_EQ(layered.compile_options().optimizer, chosen);
-    EXPECT_EQ(layered.compile_options().clip_norm, 0.5f);
+    EXPECT_EQ(predictions(kept_linear, line), predictions(linear, line));
+    EXPECT_EQ(kept_linear.compile_options().optimizer, chosen);
+    EXPECT_EQ(kept_linear.compile_options().clip_norm, 0.5f);
   }
   // A linear optimizer's bad setting is refused before the layers train.
   Sequential refused(wide, 3);
   EXPECT_THROW(fit_compared(refused, line, true, {.linear_optimizer = SGD{.lr = -1.0f}}, momentum), SettingError);
   EXPECT_FALSE(refused.built());
+}
+
+TEST(Ensemble, CompareLinearKeepsABlendWhereItValidatesBest) {
+  // A line with a small wave under much noise: the layers and the linear model validate within
+  // kBlendGap of each other, and a blend of the two lower than either.
+  const CsvTable line = table_of(
+      300, [](double x) { return 0.5 * x + 0.3 * std::sin(3.0 * x); }, 6.0);
+  const std::vector<Layer> wide = {Dense(8, Activation::relu), Dense(8, Activation::relu), Dense(1)};
+  CompileOptions momentum = kCpu;
+  momentum.optimizer = SGD{.momentum = 0.9f};
+  Sequential blended(wide, 3);
+  const History history = fit_compared(blended, line, true, {}, momentum);
+  ASSERT_TRUE(history.linear.has_value());
+  const LinearComparison& c = *history.linear;
+  const std::vector<double> shares(std::begin(LinearComparison::kBlendShares),
+                                   std::end(LinearComparison::kBlendShares));
+  ASSERT_EQ(c.shares, shares);
+  ASSERT_EQ(c.blend_losses.size(), shares.size());
+  // The share kept has the lowest loss; the ends are the layers' and the linear model's own.
+  const auto lowest = std::min_element(c.blend_losses.begin(), c.blend_losses.end());
+  EXPECT_EQ(c.linear_share, shares[static_cast<std::size_t>(lowest - c.blend_losses.begin())]);
+  ASSERT_GT(c.linear_share, 0.0);
+  ASSERT_LT(c.linear_share, 1.0);
+  EXPECT_FALSE(c.kept_linear);
+  EXPECT_LT(*lowest, std::min(c.network_loss, c.linear_loss));
+  EXPECT_LE(std::abs(c.network_loss - c.linear_loss),
+            LinearComparison::kBlendGap * std::min(c.network_loss, c.linear_loss));
+  EXPECT_NEAR(c.blend_losses.front(), c.network_loss, 1e-5 * c.network_loss);
+  EXPECT_NEAR(c.blend_losses.back(), c.linear_loss, 1e-5 * c.linear_loss);
+  EXPECT_EQ(blended.linear_share(), c.linear_share);
+  EXPECT_EQ(blended.layers().size(), wide.size());
+  EXPECT_EQ(blended.blended_linear().member_count(), 3);
+
+  // It predicts the layers' and the linear model's outputs, each as fitted alone, weighed by the share.
+  Sequential layers(wide, 3);
+  fit_compared(layers, line, false, {}, momentum);
+  Sequential linear({wide.back()}, 3);
+  CompileOptions sgd = kCpu;
+  sgd.optimizer = SGD{};
+  fit_compared(linear, line, false, {}, sgd);
+  EXPECT_EQ(blended.parameters(), layers.parameters());
+  const std::vector<float> got = predictions(blended, line), mine = predictions(layers, line),
+                           theirs = predictions(linear, line);
+  ASSERT_EQ(got.size(), mine.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double expected = (1.0 - c.linear_share) * mine[i] + c.linear_share * theirs[i];
+    EXPECT_NEAR(got[i], expected, 1e-6 * (1.0 + std::abs(expected))) << i;
+  }
+
+  // A checkpoint keeps the blend: the same predictions, bit for bit.
+  const std::string path = testing::work_path("blend.safetensors");
+  blended.save(path);
+  Sequential loaded = Sequential::load(path);
+  EXPECT_EQ(loaded.linear_share(), c.linear_share);
+  EXPECT_EQ(loaded.blended_linear().compile_options().optimizer, Optimizer{SGD{}});
+  EXPECT_EQ(predictions(loaded, line), got);
+
+  // A further fit trains both, in memory as from the checkpoint; the share stays.
+  const FitOptions more{.epochs = 2, .validation_split = 0.2};
+  blended.fit(line, blended.preprocessing().spec(), more);
+  loaded.fit(line, loaded.preprocessing().spec(), more);
+  EXPECT_EQ(blended.epochs_completed(), layers.epochs_completed() + 2);
+  EXPECT_EQ(blended.blended_linear().epochs_completed(), linear.epochs_completed() + 2);
+  EXPECT_EQ(blended.linear_share(), c.linear_share);
+  EXPECT_EQ(predictions(loaded, line), predictions(blended, line));
+  EXPECT_NE(predictions(blended, line), got);
+
+  // A model built anew is no blend.
+  blended.build(blended.input_width());
+  EXPECT_EQ(blended.linear_share(), 0.0);
+  EXPECT_THROW(blended.blended_linear(), InputError);
+}
+
+TEST(Ensemble, AClassifierKeepsTheBetterModelAndNoBlend) {
+  // A straight boundary under noisy labels, two classes and three: the two models validate within
+  // kBlendGap of each other, but a classifier keeps the better one alone (blends lowered the
+  // log-loss, not the accuracy, on real tables).
+  for (const int classes : {2, 3}) {
+    std::string text = "a,b,label\n";
+    Random random(3);
+    for (int i = 0; i < 400; ++i) {
+      const double a = 2.0 * random.uniform() - 1.0, b = 2.0 * random.uniform() - 1.0;
+      const double z = a + b + 1.5 * (random.uniform() - 0.5);
+      text += fmt::format("{:.4f},{:.4f},{}\n", a, b,
+                          classes == 2 ? (z > 0 ? "yes" : "no")
+                          : z > 0.4    ? "high"
+                          : z < -0.4   ? "low"
+                                       : "mid");
+    }
+    const CsvTable table = parse_csv(text, "classes.csv");
+    Sequential model({Dense(32, Activation::relu), Dense(classes == 2 ? 1 : 3)}, 4);
+    model.compile({.optimizer = Adam{}, .loss = CrossEntropy{}, .device = Device::cpu});
+    const History history = model.fit(table, {.targets = {"label"}},
+                                      {.epochs = 60,
+                                       .validation_split = 0.2,
+                                       .members = 2,
+                                       .compare_linear = true,
+                                       .linear_optimizer = Adam{.lr = 0.02f}});
+    ASSERT_TRUE(history.linear.has_value());
+    const LinearComparison& c = *history.linear;
+    EXPECT_LE(std::abs(c.network_loss - c.linear_loss),
+              LinearComparison::kBlendGap * std::min(c.network_loss, c.linear_loss))
+        << classes;
+    EXPECT_TRUE(c.blend_losses.empty()) << classes;
+    EXPECT_EQ(c.linear_share, c.linear_loss < c.network_loss ? 1.0 : 0.0) << classes;
+    EXPECT_EQ(model.linear_share(), 0.0);
+  }
 }
 
 TEST(Ensemble, CompareLinearNeedsValidationRowsAndANewModel) {

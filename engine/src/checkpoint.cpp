@@ -45,8 +45,10 @@ constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors refere
 // written only with momentum). Version 3 gave each architecture entry its layer type ("dense",
 // "dropout"). Version 4 added an ensemble's further members ("ember.members", tensors under
 // "members.{k}."); a model of one member is still written as version 3, which earlier readers
-// load. Version 1 to 3 files still load.
-constexpr int kFormatVersion = 4;
+// load. Version 5 added a blend's linear model ("ember.linear", tensors under "linear."), and is
+// written only for a blend. Version 1 to 4 files still load.
+constexpr int kFormatVersion = 5;
+constexpr int kEnsembleVersion = 4;
 constexpr int kOneMemberVersion = 3;
 
 struct TensorEntry {
@@ -98,8 +100,9 @@ class CheckpointIo {
     schedule["state"] = schedule_state_json(model.schedule_state_);
     Json meta = {
         {"format", "ember"},
-        {"ember.version",
-         std::to_string(model.members_.empty() && model.planned_members_ == 1 ? kOneMemberVersion : kFormatVersion)},
+        {"ember.version", std::to_string(!model.linear_.empty()                                  ? kFormatVersion
+                                         : model.members_.empty() && model.planned_members_ == 1 ? kOneMemberVersion
+                                                                                                 : kEnsembleVersion)},
         {"ember.architecture", architecture.dump()},
         {"ember.scaler", scaler.dump()},
         {"ember.optimizer", optimizer.dump()},
@@ -107,19 +110,32 @@ class CheckpointIo {
         {"ember.schedule", schedule.dump()},
         {"ember.preprocessing", preprocessing.dump()}};
     if (model.epoch_record_) meta["ember.figures"] = figures_json(*model.epoch_record_).dump();
-    if (!model.members_.empty() || model.planned_members_ > 1) {
-      Json members = Json::array();
-      for (const Sequential& member : model.members_) {
-        Json entry = {{"seed", member.seed_},
-                      {"step", member.optimizer_step_},
-                      {"epochs_completed", member.epochs_completed_},
-                      {"schedule_state", schedule_state_json(member.schedule_state_)}};
-        if (member.epoch_record_) entry["figures"] = figures_json(*member.epoch_record_);
-        members.push_back(std::move(entry));
-      }
-      meta["ember.members"] = Json{{"planned", model.planned_members_}, {"members", members}}.dump();
+    if (!model.members_.empty() || model.planned_members_ > 1) meta["ember.members"] = members_json(model).dump();
+    if (!model.linear_.empty()) {
+      const Sequential& linear = model.linear_.front();
+      Json entry = network_json(linear);
+      entry.update({{"share", model.linear_share_}, {"optimizer", to_json(linear.options_.optimizer)}});
+      if (!linear.members_.empty() || linear.planned_members_ > 1) entry["members"] = members_json(linear);
+      meta["ember.linear"] = entry.dump();
     }
     return meta;
+  }
+
+  /// A further network's seed and counts: an ensemble's member, or a blend's linear model.
+  static Json network_json(const Sequential& network) {
+    Json entry = {{"seed", network.seed_},
+                  {"step", network.optimizer_step_},
+                  {"epochs_completed", network.epochs_completed_},
+                  {"schedule_state", schedule_state_json(network.schedule_state_)}};
+    if (network.epoch_record_) entry["figures"] = figures_json(*network.epoch_record_);
+    return entry;
+  }
+
+  /// "ember.members": the planned count and each further member's network_json.
+  static Json members_json(const Sequential& model) {
+    Json members = Json::array();
+    for (const Sequential& member : model.members_) members.push_back(network_json(member));
+    return {{"planned", model.planned_members_}, {"members", members}};
   }
 
   static Json schedule_state_json(const ScheduleState& state) {
@@ -159,6 +175,8 @@ class CheckpointIo {
   /// Where the tensors of the ensemble's network k lie: "" for the model's own (k = 0), else
   /// "members.{k}.".
   static std::string member_prefix(std::size_t k) { return k == 0 ? "" : fmt::format("members.{}.", k); }
+  /// A blend's linear model's: "linear.", then as the model's.
+  static constexpr const char* kLinearPrefix = "linear.";
 
   /// A network's parameters, then its optimizer state, named after prefix.
   static void add_tensors(const Sequential& network, const std::string& prefix, std::vector<TensorEntry>& tensors) {
@@ -179,6 +197,11 @@ class CheckpointIo {
     add_tensors(model, "", tensors);
     for (std::size_t k = 0; k < model.members_.size(); ++k)
       add_tensors(model.members_[k], member_prefix(k + 1), tensors);
+    for (const Sequential& linear : model.linear_) {
+      add_tensors(linear, kLinearPrefix, tensors);
+      for (std::size_t k = 0; k < linear.members_.size(); ++k)
+        add_tensors(linear.members_[k], kLinearPrefix + member_prefix(k + 1), tensors);
+    }
     Json header = {{"__metadata__", metadata(model)}};
     std::int64_t offset = 0;
     for (const TensorEntry& tensor : tensors) {
@@ -322,7 +345,7 @@ class CheckpointIo {
     if (!file) throw fail("the file could not be read to its end");
 
     // Checkpoints older than losses and schedules in the file: the defaults.
-    Json header, architecture, scaler_json, optimizer, columns, figures, members,
+    Json header, architecture, scaler_json, optimizer, columns, figures, members, linear_json,
         loss_json = {{"type", MeanSquaredError::kName}}, schedule_json = {{"type", ConstantRate::kName}};
     int version = 0;
     try {
@@ -330,8 +353,7 @@ class CheckpointIo {
       const Json& meta = header.at("__metadata__");
       if (meta.value("format", "") != "ember") throw fail("its metadata has no \"format\": \"ember\"");
       const std::string version_text = meta.value("ember.version", "");
-      if (version_text == "1" || version_text == "2" || version_text == "3" ||
-          version_text == std::to_string(kFormatVersion))
+      if (version_text.size() == 1 && version_text[0] >= '1' && version_text[0] <= '0' + kFormatVersion)
         version = std::stoi(version_text);
       else
         throw fail(fmt::format("format version {} is not one this Ember reads (1 to {})",
@@ -345,6 +367,8 @@ class CheckpointIo {
       if (meta.contains("ember.figures")) figures = Json::parse(meta.at("ember.figures").get<std::string>());
       if (version >= 4 && meta.contains("ember.members"))
         members = Json::parse(meta.at("ember.members").get<std::string>());
+      if (version >= 5 && meta.contains("ember.linear"))
+        linear_json = Json::parse(meta.at("ember.linear").get<std::string>());
     } catch (const Json::exception& error) {
       throw fail(fmt::format("bad header: {}", error.what()));
     }
@@ -472,8 +496,8 @@ class CheckpointIo {
         std::memcpy(out, data.data() + offsets[0], offsets[1] - offsets[0]);
       };
       // Version 1 called SGD's momentum buffer "velocity" and wrote it even without momentum.
-      const std::vector<std::string> state = optimizer_state_names(options.optimizer);
       const auto read_network = [&](Sequential& network, const std::string& prefix) {
+        const std::vector<std::string> state = optimizer_state_names(network.options_.optimizer);
         for (const ParameterLayout::Tensor& range : ranges(network)) {
           read_tensor(prefix + range.name, range.shape, network.parameters_.data() + range.offset, true);
           for (std::size_t b = 0; b < state.size() && !range.state; ++b)
@@ -486,28 +510,57 @@ class CheckpointIo {
           }
         }
       };
-      read_network(model, "");
-      // An ensemble's further members: copies of the model so far, with their own counts and tensors.
-      if (!members.is_null()) {
-        const Json& list = members.at("members");
-        model.planned_members_ = members.at("planned").get<std::int64_t>();
-        // The model is one of the networks: with its further members, at most the planned count.
-        if (!list.is_array() || model.planned_members_ < 1 || model.planned_members_ > FitOptions::kMaxMembers ||
-            static_cast<std::int64_t>(list.size()) + 1 > model.planned_members_)
+      // An ensemble's further members: copies of the network so far, with their own counts and
+      // tensors.
+      const auto read_members = [&](Sequential& network, const Json& entries, const std::string& prefix) {
+        const Json& list = entries.at("members");
+        network.planned_members_ = entries.at("planned").get<std::int64_t>();
+        // The network is one of them: with its further members, at most the planned count.
+        if (!list.is_array() || network.planned_members_ < 1 || network.planned_members_ > FitOptions::kMaxMembers ||
+            static_cast<std::int64_t>(list.size()) + 1 > network.planned_members_)
           throw fail(fmt::format("its members are not a list of fewer than its planned count (1 to {})",
                                  FitOptions::kMaxMembers));
         for (std::size_t k = 0; k < list.size(); ++k) {
           const Json& entry = list[k];
-          Sequential member = model;
+          Sequential member = network;
           member.members_.clear();
           member.planned_members_ = 1;
           member.seed_ = entry.at("seed").get<std::uint64_t>();
           member.member_index_ = k + 1;
           read_counts(member, &entry.at("schedule_state"), entry.at("step").get<std::int64_t>(),
                       entry.at("epochs_completed").get<std::int64_t>(), entry.value("figures", Json()));
-          read_network(member, member_prefix(k + 1));
-          model.members_.push_back(std::move(member));
+          read_network(member, prefix + member_prefix(k + 1));
+          network.members_.push_back(std::move(member));
         }
+      };
+      read_network(model, "");
+      if (!members.is_null()) read_members(model, members, "");
+      // A blend's linear model: the model's last layer alone, with its own optimizer, counts,
+      // tensors and members; the model's other settings, preprocessing and scaler.
+      if (!linear_json.is_null()) {
+        const double share = linear_json.at("share").get<double>();
+        if (!(share > 0.0 && share < 1.0))
+          throw fail(fmt::format("its linear model's share {} is not between 0 and 1", share));
+        if (!std::holds_alternative<Dense>(model.layers_.back()) || model.layers_.size() < 2)
+          throw fail("it blends a linear model with layers that do not end in a Dense layer");
+        Sequential linear({model.layers_.back()}, linear_json.at("seed").get<std::uint64_t>());
+        linear.build(model.input_width_);
+        CompileOptions linear_options = options;
+        try {
+          linear_options.optimizer = optimizer_from_json(linear_json.at("optimizer"));
+          linear.set_options(linear_options);
+        } catch (const InputError& error) {
+          throw fail(fmt::format("its linear model's optimizer: {}", error.what()));
+        }
+        linear.scaler_ = model.scaler_;
+        linear.scaler_fitted_ = model.scaler_fitted_;
+        linear.preprocessing_ = model.preprocessing_;
+        read_counts(linear, &linear_json.at("schedule_state"), linear_json.at("step").get<std::int64_t>(),
+                    linear_json.at("epochs_completed").get<std::int64_t>(), linear_json.value("figures", Json()));
+        read_network(linear, kLinearPrefix);
+        if (linear_json.contains("members")) read_members(linear, linear_json.at("members"), kLinearPrefix);
+        model.linear_.push_back(std::move(linear));
+        model.linear_share_ = share;
       }
       // Every member's values as its layer allows (a BatchNorm's running variance above 0, ...).
       for (std::size_t m = 0; m <= model.members_.size(); ++m) {

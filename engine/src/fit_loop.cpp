@@ -547,6 +547,10 @@ History FitLoop::run() {
     take_state(best_completed_, best_step_);
     model_.schedule_state_ = best_schedule_;
   }
+  if (model_.keep_validation_rows_) {
+    model_.validation_x_ = Matrix::take_rows(x_, validation_index_);
+    model_.validation_y_ = Matrix::take_rows(y_, validation_index_);
+  }
   return history_;
 }
 

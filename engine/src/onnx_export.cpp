@@ -378,22 +378,39 @@ void Sequential::export_onnx(const std::string& path) const {
     x = g.op("Div", {g.op("Sub", {x, g.floats("input_mean", dims, as_floats(scaler_.x.mean))}),
                      g.floats("input_std", dims, as_floats(scaler_.x.std))});
   }
-  // Each member's layers on the same inputs; an ensemble's outputs are their mean (below).
+  // Each member's layers on the same inputs; an ensemble's outputs are their mean (below), and a
+  // blend's the mean of the layers' and of its linear model's, weighed by its share.
   PartGraph parts(g);
-  std::vector<std::string> outputs;
-  for (std::int64_t m = 0; m < member_count(); ++m) {
-    std::string y = x;
-    for (std::size_t l = 0, in = static_cast<std::size_t>(input_width_); l < layers_.size(); ++l) {
-      const OnnxLayer at{l, static_cast<std::int64_t>(in), y,
-                         [&](const std::string& name) { return member_tensor(m, l, name); }};
-      y = layer_part::onnx(layers_[l], parts, at);
-      in = static_cast<std::size_t>(layer_part::output_width(layers_[l], at.in));
+  const auto network_outputs = [&](const Sequential& model) {
+    std::vector<std::string> each;
+    for (std::int64_t m = 0; m < model.member_count(); ++m) {
+      std::string y = x;
+      for (std::size_t l = 0, in = static_cast<std::size_t>(input_width_); l < model.layers_.size(); ++l) {
+        const OnnxLayer at{l, static_cast<std::int64_t>(in), y,
+                           [&](const std::string& name) { return model.member_tensor(m, l, name); }};
+        y = layer_part::onnx(model.layers_[l], parts, at);
+        in = static_cast<std::size_t>(layer_part::output_width(model.layers_[l], at.in));
+      }
+      each.push_back(y);
     }
-    outputs.push_back(y);
-  }
+    return each;
+  };
+  const std::vector<std::string> outputs = network_outputs(*this);
+  const std::vector<std::string> linear_outputs =
+      linear_.empty() ? std::vector<std::string>{} : network_outputs(linear_.front());
   const auto mean = [&](const std::vector<std::string>& values, const std::string& name) {
     if (values.size() == 1) return name.empty() ? values[0] : g.op("Identity", values, name);
     return g.op("Div", {g.op("Sum", values), g.floats("members", {}, {static_cast<float>(values.size())})}, name);
+  };
+  // The layers' mean, or a blend's: (1 - share) times it plus share times the linear model's.
+  const auto blend = [&](const std::vector<std::string>& layers, const std::vector<std::string>& linear,
+                         const std::string& name) {
+    if (linear.empty()) return mean(layers, name);
+    const auto share = static_cast<float>(linear_share_);
+    return g.op("Add",
+                {g.op("Mul", {mean(layers, {}), g.floats("layers_share", {}, {1.0f - share})}),
+                 g.op("Mul", {mean(linear, {}), g.floats("linear_share", {}, {share})})},
+                name);
   };
 
   // The outputs' names, unless a feature column has taken one.
@@ -406,7 +423,7 @@ void Sequential::export_onnx(const std::string& path) const {
   const std::string predictions = output_name("predictions"), probabilities = output_name("probabilities"),
                     label = output_name("label");
   if (!classification) {
-    x = mean(outputs, {});
+    x = blend(outputs, linear_outputs, {});
     const std::int64_t outputs = output_width();
     if (scaler_.enabled) {
       const std::vector<std::int64_t> dims = {1, outputs};
@@ -420,17 +437,20 @@ void Sequential::export_onnx(const std::string& path) const {
     g.value(false, predictions, onnx::TensorProto::FLOAT, outputs, "the targets, in their original units");
   } else {
     const std::int64_t classes = class_count();
-    std::vector<std::string> each;  // every member's probabilities
-    for (const std::string& logits : outputs) {
-      if (output_width() == 1) {
-        const std::string p = g.op("Sigmoid", {logits});
-        each.push_back(g.op("Concat", {g.op("Sub", {g.floats("one", {}, {1.0f}), p}), p}));
-      } else {
-        each.push_back(g.op("Softmax", {logits}));
+    const auto probabilities_of = [&](const std::vector<std::string>& logits_of_each) {
+      std::vector<std::string> each;  // every member's probabilities
+      for (const std::string& logits : logits_of_each) {
+        if (output_width() == 1) {
+          const std::string p = g.op("Sigmoid", {logits});
+          each.push_back(g.op("Concat", {g.op("Sub", {g.floats("one", {}, {1.0f}), p}), p}));
+        } else {
+          each.push_back(g.op("Softmax", {logits}));
+        }
+        g.attribute("axis", std::int64_t{1});
       }
-      g.attribute("axis", std::int64_t{1});
-    }
-    mean(each, probabilities);
+      return each;
+    };
+    blend(probabilities_of(outputs), probabilities_of(linear_outputs), probabilities);
     // The first most likely class (ArgMax's ties), and no label for a row whose probabilities are
     // NaN (a missing cell the model cannot fill).
     const std::string best = g.op("ArgMax", {probabilities});

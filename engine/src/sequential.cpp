@@ -14,6 +14,7 @@
 #include "ember/random.hpp"
 #include "fit_loop.hpp"
 #include "layer_part.hpp"
+#include "loss_part.hpp"
 #include "parameter_layout.hpp"
 #include "plan.hpp"
 #include "preprocessing_ops.hpp"
@@ -163,6 +164,11 @@ void Sequential::set_options(const CompileOptions& options) {
 
 void Sequential::compile(const CompileOptions& options) {
   set_options(options);
+  if (!linear_.empty()) {  // a blend's linear model: the same settings but its own optimizer
+    CompileOptions linear = options;
+    linear.optimizer = linear_.front().options_.optimizer;
+    linear_.front().compile(linear);
+  }
   const std::lock_guard lock(runtime_.mutex);
   runtime_.backend.reset();
   backend();
@@ -295,6 +301,8 @@ void Sequential::build(std::int64_t input_width) {
   epoch_record_.reset();
   members_.clear();
   planned_members_ = 1;
+  linear_.clear();
+  linear_share_ = 0.0;
 }
 
 namespace {
@@ -313,6 +321,11 @@ Matrix stacked(ConstView a, ConstView b) {
 }
 
 /// FitOptions::sample_weight checked against the rows it weighs: copied, or empty when not given.
+/// Whether this process writes FitOptions::checkpoint_path during the fit (rank 0 of several).
+bool writes_checkpoints(const FitOptions& options) {
+  return options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0);
+}
+
 std::vector<float> checked_weights(std::span<const float> weights, std::int64_t rows, const char* what) {
   if (weights.empty()) return {};
   if (static_cast<std::int64_t>(weights.size()) != rows)
@@ -326,6 +339,21 @@ std::vector<float> checked_weights(std::span<const float> weights, std::int64_t 
 }
 
 }  // namespace
+
+History Sequential::train_without(std::vector<Sequential> Sequential::*part,
+                                  const std::function<History(Sequential&, const FitOptions&)>& train,
+                                  const FitOptions& options) {
+  std::vector<Sequential> aside = std::move(this->*part);
+  (this->*part).clear();
+  try {
+    History history = train(*this, options);
+    this->*part = std::move(aside);
+    return history;
+  } catch (...) {
+    this->*part = std::move(aside);
+    throw;
+  }
+}
 
 History Sequential::fit_members(const FitOptions& options,
                                 const std::function<History(Sequential&, const FitOptions&)>& train) {
@@ -350,21 +378,12 @@ History Sequential::fit_members(const FitOptions& options,
         options.on_train_begin(summary);
       };
   };
-  const bool writes = options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0);
+  const bool writes = writes_checkpoints(options);
   const std::int64_t target = epochs_completed_ + options.epochs;  // the epoch new members train to
 
   // The first network, on its own (its fit must not see the others).
   for_member(0);
-  std::vector<Sequential> others = std::move(members_);
-  members_.clear();
-  History history;
-  try {
-    history = train(*this, each);
-  } catch (...) {
-    members_ = std::move(others);
-    throw;
-  }
-  members_ = std::move(others);
+  History history = train_without(&Sequential::members_, train, each);
   planned_members_ = planned;  // after the first fit, which builds a new model
   if (options.stop.stop_requested()) return history;
   if (writes) save(options.checkpoint_path);
@@ -400,17 +419,134 @@ History Sequential::fit_members(const FitOptions& options,
   return history;
 }
 
+namespace {
+
+/// Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
+Matrix probabilities_of(const Matrix& output, std::int64_t classes) {
+  Matrix probabilities(output.rows(), classes);
+  for (std::int64_t r = 0; r < output.rows(); ++r) {
+    if (output.cols() == 1) {
+      const double p = 1.0 / (1.0 + std::exp(-static_cast<double>(output(r, 0))));
+      probabilities(r, 0) = static_cast<float>(1.0 - p);
+      probabilities(r, 1) = static_cast<float>(p);
+      continue;
+    }
+    double largest = output(r, 0), sum = 0.0;
+    for (std::int64_t c = 1; c < output.cols(); ++c) largest = std::max<double>(largest, output(r, c));
+    for (std::int64_t c = 0; c < output.cols(); ++c) sum += std::exp(output(r, c) - largest);
+    for (std::int64_t c = 0; c < output.cols(); ++c)
+      probabilities(r, c) = static_cast<float>(std::exp(output(r, c) - largest) / sum);
+  }
+  return probabilities;
+}
+
+/// The validation loss of outputs for rows whose targets are targets, as the fit measures it:
+/// regression outputs and targets standardized, classification outputs as class probabilities
+/// (their logarithms are the logits the loss takes) and targets as class indices.
+double loss_of(Backend& reference, const Loss& loss, const Matrix& outputs, const Matrix& targets) {
+  Matrix logits = outputs;
+  if (is_classification(loss)) {
+    // A probability rounded to 0 stays a finite logit.
+    const auto log_of = [](double p) { return std::log(std::max(p, 1e-30)); };
+    logits = Matrix(outputs.rows(), outputs.cols() == 2 ? 1 : outputs.cols());
+    for (std::int64_t r = 0; r < outputs.rows(); ++r)
+      for (std::int64_t c = 0; c < logits.cols(); ++c)
+        logits(r, c) = static_cast<float>(logits.cols() == 1 ? log_of(outputs(r, 1)) - log_of(outputs(r, 0))
+                                                             : log_of(outputs(r, c)));
+  }
+  std::vector<float> sums(static_cast<std::size_t>(loss_part::sums_width(loss, logits.cols())), 0.0f);
+  loss_part::enqueue(reference, loss, logits.view(), targets.view(), sums.data(), std::nullopt);
+  reference.synchronize();
+  return loss_part::figures(loss, sums, logits.rows(),
+                            std::vector<double>(static_cast<std::size_t>(logits.cols()), 1.0),
+                            std::vector<double>(static_cast<std::size_t>(logits.cols()), 0.0))
+      .loss;
+}
+
+}  // namespace
+
+const Sequential& Sequential::blended_linear() const {
+  if (linear_.empty()) throw InputError("the model is not a blend of layers and a linear model");
+  return linear_.front();
+}
+
+std::vector<double> Sequential::blend_losses(const Sequential& linear, const std::vector<double>& shares,
+                                             Communicator* ranks) const {
+  std::vector<double> losses(shares.size(), 0.0);
+  const std::unique_ptr<Backend> reference = make_backend(Device::cpu, {.cpu_reference = true});
+  for (std::int64_t k = 0; k < member_count(); ++k) {
+    const Sequential& network = k == 0 ? *this : members_[static_cast<std::size_t>(k - 1)];
+    const Sequential& other = k == 0 ? linear : linear.members_[static_cast<std::size_t>(k - 1)];
+    const std::int64_t rows = network.validation_x_.rows();
+    if (other.validation_x_.rows() != rows) throw std::logic_error("a blend's networks validated on different rows");
+    // Each blend's loss times the rows, then the rows: summed over the ranks, their mean.
+    std::vector<double> sums(shares.size() + 1, 0.0);
+    sums.back() = static_cast<double>(rows);
+    if (rows > 0) {
+      const auto outputs = [&](const Sequential& of) {
+        const Matrix output = [&] {
+          const std::lock_guard lock(runtime_.mutex);
+          return of.predict_rows(backend(), of.validation_x_.view(), 1024, of.parameters_);
+        }();
+        return is_classification(options_.loss) ? probabilities_of(output, class_count()) : output;
+      };
+      const Matrix mine = outputs(network), theirs = outputs(other);
+      const Matrix targets =
+          is_classification(options_.loss) ? network.validation_y_ : scaler_.y.standardize(network.validation_y_);
+      Matrix blend(mine.rows(), mine.cols());
+      for (std::size_t i = 0; i < shares.size(); ++i) {
+        for (std::int64_t e = 0; e < blend.size(); ++e)
+          blend.data()[e] = static_cast<float>((1.0 - shares[i]) * mine.data()[e] +
+                                               shares[i] * static_cast<double>(theirs.data()[e]));
+        sums[i] = loss_of(*reference, options_.loss, blend, targets) * static_cast<double>(rows);
+      }
+    }
+    if (ranks != nullptr) ranks->all_reduce(sums, Reduction::sum);
+    if (sums.back() == 0.0) return {};
+    for (std::size_t i = 0; i < shares.size(); ++i)
+      losses[i] += sums[i] / sums.back() / static_cast<double>(member_count());
+  }
+  return losses;
+}
+
 History Sequential::fit_comparing(const FitOptions& options,
                                   const std::function<History(Sequential&, const FitOptions&)>& train) {
   check_optimizer(options.linear_optimizer);  // before the layers train, not after
   FitOptions each = options;
   each.compare_linear = false;
-  const bool fresh = !built();
-  History history = train(*this, each);
-  const bool validates = options.validation_split > 0.0 || options.validation_data.has_value();
-  if (!fresh || !validates || options.stop.stop_requested() || layers_.size() < 2 ||
-      !std::holds_alternative<Dense>(layers_.back()) || preprocessing_.embedded_columns() > 0)
+  if (!linear_.empty()) {
+    // A blend's further fit: the layers, then the linear model with its own optimizer; the file
+    // is written once both have trained, so that it never holds one without the other.
+    each.checkpoint_every = 0;
+    const History history = train_without(&Sequential::linear_, train, each);
+    if (options.stop.stop_requested()) return history;
+    train(linear_.front(), each);
+    if (writes_checkpoints(options)) save(options.checkpoint_path);
     return history;
+  }
+  const bool validates = options.validation_split > 0.0 || options.validation_data.has_value();
+  const bool compares = !built() && validates && layers_.size() >= 2 && std::holds_alternative<Dense>(layers_.back());
+  const auto forget_rows = [](Sequential& model) {
+    const auto forget = [](Sequential& network) {
+      network.keep_validation_rows_ = false;
+      network.validation_x_ = {};
+      network.validation_y_ = {};
+    };
+    forget(model);
+    for (Sequential& member : model.members_) forget(member);
+  };
+  keep_validation_rows_ = compares;
+  History history;
+  try {
+    history = train(*this, each);
+  } catch (...) {
+    forget_rows(*this);
+    throw;
+  }
+  if (!compares || options.stop.stop_requested() || preprocessing_.embedded_columns() > 0) {
+    forget_rows(*this);
+    return history;
+  }
   // The mean over a model's networks of the validation loss of the epoch each keeps.
   const auto validation_loss = [](const Sequential& model) {
     double sum = 0.0;
@@ -431,6 +567,7 @@ History Sequential::fit_comparing(const FitOptions& options,
   linear.preprocessing_ = preprocessing_;
   linear.scaler_ = scaler_;
   linear.scaler_fitted_ = scaler_fitted_;
+  linear.keep_validation_rows_ = true;
   FitOptions alternative = each;
   alternative.checkpoint_every = 0;  // the file holds the layers until the linear model wins
   if (options.on_train_begin)
@@ -446,25 +583,54 @@ History Sequential::fit_comparing(const FitOptions& options,
     linear_history = train(linear, alternative);
   } catch (const DivergenceError&) {
     diverged = true;
+  } catch (...) {
+    forget_rows(*this);
+    throw;
   }
-  if (options.stop.stop_requested()) return history;
+  if (options.stop.stop_requested()) {
+    forget_rows(*this);
+    return history;
+  }
   LinearComparison comparison{
       .network_loss = validation_loss(*this),
       .linear_loss = diverged ? std::numeric_limits<double>::infinity() : validation_loss(linear)};
-  comparison.kept_linear = comparison.linear_loss < comparison.network_loss;
+  comparison.linear_share = comparison.linear_loss < comparison.network_loss ? 1.0 : 0.0;
+  // Blends where the two validate within kBlendGap of each other: there the choice between them
+  // is close to a coin flip, and their mean hedges it. Where one is clearly better, and for
+  // classifiers (whose blends lowered the log-loss but not the accuracy on the tables of
+  // docs/performance.md), the better one alone predicts better.
+  const double gap = std::abs(comparison.linear_loss - comparison.network_loss) /
+                     std::min(comparison.linear_loss, comparison.network_loss);
+  if (!diverged && !is_classification(options_.loss) && gap <= LinearComparison::kBlendGap) {
+    const std::vector<double> shares(std::begin(LinearComparison::kBlendShares),
+                                     std::end(LinearComparison::kBlendShares));
+    const std::vector<double> losses = blend_losses(linear, shares, options.communicator.get());
+    if (!losses.empty()) {
+      comparison.shares = shares;
+      comparison.blend_losses = losses;
+      // The lowest loss; of equal ones the smaller share (the layers' before the linear model's).
+      comparison.linear_share =
+          shares[static_cast<std::size_t>(std::min_element(losses.begin(), losses.end()) - losses.begin())];
+    }
+  }
+  forget_rows(*this);
+  forget_rows(linear);
+  comparison.kept_linear = comparison.linear_share == 1.0;
   if (comparison.kept_linear) {
     *this = std::move(linear);
     history = std::move(linear_history);
-    if (options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0))
-      save(options.checkpoint_path);
+  } else if (comparison.linear_share > 0.0) {
+    linear_share_ = comparison.linear_share;
+    linear_.push_back(std::move(linear));
   }
+  if (comparison.linear_share > 0.0 && writes_checkpoints(options)) save(options.checkpoint_path);
   history.linear = comparison;
   return history;
 }
 
 History Sequential::fit(ConstView x, ConstView y, const FitOptions& options) {
   const auto fit_one = [&](Sequential& model, const FitOptions& each) { return model.fit(x, y, each); };
-  if (options.compare_linear) return fit_comparing(options, fit_one);
+  if (options.compare_linear || !linear_.empty()) return fit_comparing(options, fit_one);
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
     return fit_members(options, fit_one);
   std::vector<float> weights = checked_weights(options.sample_weight, x.rows, "rows of x");
@@ -487,7 +653,7 @@ History Sequential::fit(const CsvTable& table, const ColumnSpec& columns, const 
   const auto fit_one = [&](Sequential& model, const FitOptions& each) {
     return model.fit(table, &model == this ? columns : model.preprocessing_.spec(), each);
   };
-  if (options.compare_linear) return fit_comparing(options, fit_one);
+  if (options.compare_linear || !linear_.empty()) return fit_comparing(options, fit_one);
   if (!members_.empty() || options.members > 1 || (options.members == 0 && planned_members_ > 1))
     return fit_members(options, fit_one);
   if (!compiled_) throw InputError("compile the model before fit");
@@ -683,29 +849,6 @@ void Sequential::check_targets(ConstView y) const {
   }
 }
 
-namespace {
-
-/// Probabilities from the logits, in float64: a sigmoid for one logit, else a softmax.
-Matrix probabilities_of(const Matrix& output, std::int64_t classes) {
-  Matrix probabilities(output.rows(), classes);
-  for (std::int64_t r = 0; r < output.rows(); ++r) {
-    if (output.cols() == 1) {
-      const double p = 1.0 / (1.0 + std::exp(-static_cast<double>(output(r, 0))));
-      probabilities(r, 0) = static_cast<float>(1.0 - p);
-      probabilities(r, 1) = static_cast<float>(p);
-      continue;
-    }
-    double largest = output(r, 0), sum = 0.0;
-    for (std::int64_t c = 1; c < output.cols(); ++c) largest = std::max<double>(largest, output(r, c));
-    for (std::int64_t c = 0; c < output.cols(); ++c) sum += std::exp(output(r, c) - largest);
-    for (std::int64_t c = 0; c < output.cols(); ++c)
-      probabilities(r, c) = static_cast<float>(std::exp(output(r, c) - largest) / sum);
-  }
-  return probabilities;
-}
-
-}  // namespace
-
 Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   if (!built()) throw InputError("the model has no weights yet; fit or load it before predict");
   if (x.rows == 0) throw InputError("predict needs at least one row");
@@ -713,10 +856,21 @@ Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   if (x.cols != input_width_)
     throw InputError(fmt::format("the model takes {} inputs but the data has {} columns", input_width_, x.cols));
   check_input(x, layers_);
+  Matrix result = mean_output(*this, x, batch_size);
+  if (linear_.empty()) return result;
+  // A blend: the layers' and the linear model's outputs weighed by its share, in float64.
+  const Matrix linear = linear_.front().mean_output(*this, x, batch_size);
+  for (std::int64_t i = 0; i < result.size(); ++i)
+    result.data()[i] = static_cast<float>((1.0 - linear_share_) * result.data()[i] +
+                                          linear_share_ * static_cast<double>(linear.data()[i]));
+  return result;
+}
+
+Matrix Sequential::mean_output(const Sequential& runner, ConstView x, std::int64_t batch_size) const {
   const auto network = [&](const std::vector<float>& parameters) {
     const Matrix output = [&] {
-      const std::lock_guard lock(runtime_.mutex);
-      return predict_rows(backend(), x, batch_size, parameters);
+      const std::lock_guard lock(runner.runtime_.mutex);
+      return predict_rows(runner.backend(), x, batch_size, parameters);
     }();
     return is_classification(options_.loss) ? probabilities_of(output, class_count()) : scaler_.y.restore(output);
   };

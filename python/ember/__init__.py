@@ -259,9 +259,10 @@ class Sequential:
         `ember train --members`). The callbacks and the display follow each network's epochs in turn;
         the History is the first network's. compare_linear=True (on a new model, with validation
         rows): also trains a linear model (the last layer alone) on the same rows, with plain SGD at
-        its rate, and keeps it in place of the layers when its mean val_loss is lower, as `ember
-        train` does without --layers; History.linear then holds both losses and which model was
-        kept."""
+        its rate, and keeps it in place of the layers when its mean val_loss is lower, or both when
+        a blend of their predictions validates lower still (linear_share: the linear model's share
+        of each prediction), as `ember train` does without --layers; History.linear then holds the
+        losses and what was kept."""
         self._not_fitting("fit")
         if members is not None and (isinstance(members, bool) or not isinstance(members, (int, _np.integer))
                                     or not 1 <= members <= 64):
@@ -517,6 +518,9 @@ class Sequential:
             if self._model.member_count > 1:
                 lines.append(f"Members: {self._model.member_count} networks of these layers, whose predictions are "
                              f"averaged (the figures above are one network's)")
+            if self._model.linear_share > 0:
+                lines.append(f"Blend: the predictions are {1 - self._model.linear_share:g} times these layers' plus "
+                             f"{self._model.linear_share:g} times a linear model's (compare_linear)")
         print_fn("\n".join(lines))
 
     def __getattr__(self, name):  # layers, built, epochs_completed, classes, backend_name, ...

@@ -53,7 +53,8 @@ class History(Callback):
     epoch lists the epochs' numbers (from initial_epoch, per fit). best_epoch: with fit's
     early_stopping, the epoch whose weights the model kept; stopped: why training ended before
     its last epoch ("early stopping", "stop requested"), else "". linear: with fit's
-    compare_linear, {"val_loss", "linear_val_loss", "kept": "layers" or "linear"}, else None."""
+    compare_linear, {"val_loss", "linear_val_loss", "linear_share", "kept": "layers", "linear" or
+    "blend", "blends": {share: val_loss}}, else None."""
 
     def __init__(self):
         super().__init__()

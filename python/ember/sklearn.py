@@ -10,8 +10,9 @@ whole-number codes, and 100,000 / rows networks averaged, 1 to 5: members="auto"
 random_state=S the same model as --seed S. members=K trains K networks (seeds S to S + K - 1) on
 the same rows and predicts their mean, as `ember train --members K`; coefs_ and intercepts_ are
 the first network's. compare_linear="auto" (for the default layers) also trains a linear model on
-the same rows and keeps it where its mean validation loss is lower, as `ember train` without
---layers does. Inputs and regression targets are standardized inside the model. embed
+the same rows and keeps it where its mean validation loss is lower, or a blend of the two where
+that validates lower still (model_.linear_share; coefs_ and intercepts_ stay the layers'), as
+`ember train` without --layers does. Inputs and regression targets are standardized inside the model. embed
 names a DataFrame's categorical columns to give a learned vector per category (`ember train
 --embed`; an Embedding first, 8 values per category) rather than indicators. dropout
 (0 by default) puts a Dropout layer of that rate after each hidden layer; layer_norm=True a

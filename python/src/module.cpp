@@ -261,7 +261,12 @@ FitResult fit(ember::Sequential& model, const Data& x, const std::optional<Input
     nb::dict linear;
     linear["val_loss"] = history.linear->network_loss;
     linear["linear_val_loss"] = history.linear->linear_loss;
-    linear["kept"] = history.linear->kept_linear ? "linear" : "layers";
+    linear["linear_share"] = history.linear->linear_share;
+    linear["kept"] = history.linear->kept_linear ? "linear" : history.linear->linear_share > 0.0 ? "blend" : "layers";
+    nb::dict blends;  // each share tried: its validation loss
+    for (std::size_t i = 0; i < history.linear->shares.size(); ++i)
+      blends[nb::float_(history.linear->shares[i])] = history.linear->blend_losses[i];
+    linear["blends"] = blends;
     result.linear = linear;
   }
   return result;
@@ -758,6 +763,9 @@ NB_MODULE(_core, m) {
       .def_prop_ro("epochs_completed", &ember::Sequential::epochs_completed)
       .def_prop_ro("member_count", &ember::Sequential::member_count,
                    "The networks whose predictions are averaged (fit(members=...))")
+      .def_prop_ro("linear_share", &ember::Sequential::linear_share,
+                   "A blend's linear model's share of the predictions (fit(compare_linear=True)); 0 for the layers "
+                   "alone")
       .def_prop_ro("input_width", [](const ember::Sequential& s) { return s.input_width(); })
       .def_prop_ro("output_width", &ember::Sequential::output_width)
       .def_prop_ro("backend_name", &ember::Sequential::backend_name)

@@ -253,3 +253,37 @@ def test_whole_number_codes_export_their_steps_and_levels(tmp_path):
     outputs = session.run(None, feeds_from_csv(session, test))
     header, body = ember_predictions(predicted)
     assert_outputs_match(model, outputs, header, body, False)
+
+
+@needs_cli
+def test_a_blend_of_layers_and_a_linear_model_runs_in_onnx_runtime_as_ember_predict(tmp_path):
+    """`ember train` without --layers keeps a blend of its layers and a linear model where the two
+    validate close to each other and the blend better still: a nearly linear target under noise.
+    The exported graph weighs their outputs as predict does, and Python loads the blend."""
+    rng = np.random.default_rng(1)
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    for path, rows in ((train, 1200), (test, 100)):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["a", "b", "city", "y"])
+            for row in range(rows):
+                a, b, city = rng.normal(), rng.normal(), rng.choice(["x", "y", "z"])
+                signal = 0.6 * a + 0.4 * b + 0.1 * np.tanh(2 * a * b) + (0.2 if city == "x" else 0)
+                writer.writerow([f"{a:.3f}", "" if row % 17 == 3 else f"{b:.3f}", city,
+                                 f"{signal + rng.normal(0, 1.0):.3f}"])
+    checkpoint, exported, predicted = tmp_path / "m.safetensors", tmp_path / "m.onnx", tmp_path / "p.csv"
+    result = subprocess.run([CLI, "train", "--data", str(train), "--target", "y", "--device", "cpu",
+                             "--save", str(checkpoint)], capture_output=True, text=True, check=True)
+    assert "the model is the blend" in result.stdout, result.stdout
+    inspected = subprocess.run([CLI, "inspect", str(checkpoint)], capture_output=True, text=True, check=True)
+    assert "Blend: the predictions are" in inspected.stdout
+    subprocess.run([CLI, "export", "--model", str(checkpoint), "--out", str(exported), "--quiet"], check=True)
+    subprocess.run([CLI, "predict", "--model", str(checkpoint), "--data", str(test), "--device", "cpu", "--quiet",
+                    "--out", str(predicted)], check=True, capture_output=True)
+    model, session = checked_session(exported)
+    assert sum(node.op_type == "Gemm" for node in model.graph.node) > 3 * 5  # 5 networks of layers, 5 linear
+    outputs = session.run(None, feeds_from_csv(session, test))
+    header, body = ember_predictions(predicted)
+    assert_outputs_match(model, outputs, header, body, False)
+    loaded = ember.Sequential.load(str(checkpoint))
+    assert loaded.linear_share in (0.25, 0.5, 0.75)

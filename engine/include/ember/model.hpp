@@ -90,12 +90,23 @@ struct TrainingSummary {
 };
 
 /// FitOptions::compare_linear's measure: the mean over each model's networks of the validation
-/// loss of the epoch it keeps (infinity for a linear model that diverged), and which model the
-/// fit kept.
+/// loss of the epoch it keeps (infinity for a linear model that diverged), and what the fit kept:
+/// the layers (linear_share 0), the linear model (1), or, for a regression where the two losses
+/// are within kBlendGap of each other, possibly a blend that predicts (1 - linear_share) times the
+/// layers' output plus linear_share times the linear model's, where its validation loss was the
+/// lowest.
 struct LinearComparison {
   double network_loss = 0;
   double linear_loss = 0;
-  bool kept_linear = false;
+  /// The shares of the linear model tried (kBlendShares) and each one's validation loss: the mean
+  /// over the networks of the loss of the blend on each one's validation rows. Empty where no
+  /// blend was tried (classification, losses further apart, a linear model that diverged).
+  std::vector<double> shares{}, blend_losses{};
+  double linear_share = 0;
+  bool kept_linear = false;  // linear_share == 1
+  static constexpr double kBlendShares[] = {0.0, 0.25, 0.5, 0.75, 1.0};
+  /// Blends are tried where |linear_loss - network_loss| is at most this share of the lower one.
+  static constexpr double kBlendGap = 0.02;
 };
 
 struct History {
@@ -226,8 +237,12 @@ struct FitOptions {
   /// members, folds, preprocessing and scaler, and keeps it in place of the layers when the mean
   /// validation loss of its networks (History::linear) is lower: where the target follows the
   /// inputs almost linearly, a network mostly fits the noise. A stop while the linear model
-  /// trains keeps the layers. Not with embedded columns (ColumnSpec::embed) or a model of one
-  /// layer; checkpoint_every saves the kept model.
+  /// trains keeps the layers. For a regression where the two validate within
+  /// LinearComparison::kBlendGap of each other and a blend of them validates lower still, the
+  /// model keeps both and predicts the blend (LinearComparison::linear_share,
+  /// Sequential::linear_share): the choice between them is then close to a coin flip, which their
+  /// mean hedges. Not with embedded columns
+  /// (ColumnSpec::embed) or a model of one layer; checkpoint_every saves the kept model.
   bool compare_linear = false;
   /// The optimizer the compared linear model trains with, whatever the layers': by default plain
   /// SGD at its rate, which leaves a linear model closer to its optimum at its best epoch than
@@ -334,6 +349,13 @@ class Sequential {
   const std::optional<EpochRecord>& member_record(std::int64_t k) const;
   /// Member k's tensor of layer l, as tensor(l, name) gives the first's.
   ConstView member_tensor(std::int64_t k, std::size_t layer, const std::string& name) const;
+  /// The linear model's share of a blend (FitOptions::compare_linear): 0 for the layers alone, else
+  /// between 0 and 1; predict gives (1 - share) times the layers' output plus share times the
+  /// linear model's. Every further fit trains both, the linear model with its own optimizer.
+  double linear_share() const { return linear_share_; }
+  /// A blend's linear model (its last layer alone, with the model's preprocessing, scaler and
+  /// members); InputError for a model without one.
+  const Sequential& blended_linear() const;
 
   /// Writes a safetensors checkpoint (docs/formats.md) through a temporary file and a rename.
   void save(const std::string& path) const;
@@ -426,9 +448,22 @@ class Sequential {
   /// standardized a batch at a time (no copy of the whole input).
   Matrix predict_rows(Backend& backend, ConstView x, std::int64_t batch_size,
                       const std::vector<float>& parameters) const;
+  /// The mean of the networks' outputs for x (targets, or class probabilities), on runner's
+  /// backend (the model's own, or a blend's whose linear model this is).
+  Matrix mean_output(const Sequential& runner, ConstView x, std::int64_t batch_size) const;
+  /// The validation loss of each blend of this model's networks (1 - share) and linear's (share),
+  /// the mean over the networks of its loss on their validation rows (keep_validation_rows_), over
+  /// every rank's rows where ranks is given; empty where the networks kept no row.
+  std::vector<double> blend_losses(const Sequential& linear, const std::vector<double>& shares,
+                                   Communicator* ranks) const;
+  /// Trains this model through train with part (members_ or linear_) set aside, so that the fit
+  /// sees its one network; part is back in place after it, also when it throws.
+  History train_without(std::vector<Sequential> Sequential::*part,
+                        const std::function<History(Sequential&, const FitOptions&)>& train, const FitOptions& options);
   /// FitOptions::members > 1: trains this model, then each further member through train.
   History fit_members(const FitOptions& options, const std::function<History(Sequential&, const FitOptions&)>& train);
-  /// FitOptions::compare_linear: trains this model, then a linear one through train, and keeps the better.
+  /// FitOptions::compare_linear: trains this model, then a linear one through train, and keeps the
+  /// better or their blend; a blend's further fits train both.
   History fit_comparing(const FitOptions& options, const std::function<History(Sequential&, const FitOptions&)>& train);
   /// split_done: the validation rows are already the last ones (fit on a table drew them), and
   /// held_out of them where given (FitOptions::validation_data), else as validation_split says.
@@ -466,6 +501,13 @@ class Sequential {
   std::int64_t planned_members_ = 1;
   /// Member k of an ensemble: k, its validation fold and from which its shuffling seed is derived.
   std::uint64_t member_index_ = 0;
+  /// A blend's linear model (none or one) and its share (FitOptions::compare_linear).
+  std::vector<Sequential> linear_;
+  double linear_share_ = 0;
+  /// While fit_comparing trains: each network keeps the rows it validated on (inputs as given,
+  /// targets), from which the blends' losses are measured.
+  bool keep_validation_rows_ = false;
+  Matrix validation_x_, validation_y_;
   /// The model's backend and what compile said of it. A copied model gets none (it creates its
   /// own at first use). The mutex lets one caller at a time use the backend: const members may be
   /// called from several threads at once.
