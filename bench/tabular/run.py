@@ -13,6 +13,12 @@ values (identifiers, free text) are left out of the Python models, as Ember's in
 out. Prints a Markdown table: R^2 (regression) or accuracy (classification) on the held-out rows,
 the mean over the seeds, and fit seconds.
 
+With --blends it measures instead the blends of the layers and the linear model that the default
+weighed (a regression whose two models validate within 2% of each other): per table and seed, each
+blend's mean val_loss (`--metrics-out`'s compared_linear) beside its test score, from the two
+models trained alone (`--layers 64,64`, and `--layers none --momentum 0` as the compared linear
+model trains) and their predictions weighed.
+
 Setup (once): python3 -m venv /tmp/bench && /tmp/bench/bin/pip install -r bench/tabular/requirements.txt
 Run:          /tmp/bench/bin/python bench/tabular/run.py --ember build/ember [--tables diamonds,slid] [--seeds 3]
 """
@@ -177,6 +183,38 @@ def run_ember(ember, task, train, test, target, folder, extra):
     return (figures["r2"] if task == "regression" else figures["accuracy"]), seconds, ""
 
 
+def run_blends(ember, task, train, test, target, folder):
+    """Each blend's mean val_loss as the default measured it, and its score on test: the two
+    compared models trained alone, their predictions (targets, or class probabilities) weighed."""
+    train_csv, test_csv = os.path.join(folder, "train.csv"), os.path.join(folder, "test.csv")
+    model, metrics, predicted = (os.path.join(folder, name) for name in ("m.safetensors", "m.json", "p.csv"))
+    train.to_csv(train_csv, index=False)
+    test.to_csv(test_csv, index=False)
+    base = [ember, "train", "--data", train_csv, "--target", target, "--save", model, "--quiet"]
+    subprocess.run(base + ["--metrics-out", metrics], check=True, capture_output=True)
+    with open(metrics) as f:
+        blends = json.load(f)["compared_linear"]["blends"]
+    outputs = []
+    for flags in (["--layers", "64,64"], ["--layers", "none", "--momentum", "0"]):
+        subprocess.run(base + flags, check=True, capture_output=True)
+        subprocess.run([ember, "predict", "--data", test_csv, "--model", model, "--out", predicted, "--quiet"],
+                       check=True, capture_output=True)
+        outputs.append(pd.read_csv(predicted))
+    y = test[target].to_numpy()
+    rows = []
+    for blend in blends:
+        share = blend["linear_share"]
+        if task == "regression":
+            mixed = (1 - share) * outputs[0].iloc[:, 0].to_numpy() + share * outputs[1].iloc[:, 0].to_numpy()
+        else:
+            columns = [c for c in outputs[0].columns if "_probability_" in c]
+            labels = np.array([c.split("_probability_", 1)[1] for c in columns])
+            mixed = labels[((1 - share) * outputs[0][columns].to_numpy()
+                            + share * outputs[1][columns].to_numpy()).argmax(axis=1)]
+        rows.append((share, blend["val_loss"], score(task, y if task == "regression" else y.astype(str), mixed)))
+    return rows
+
+
 MODELS = ["ember", "linear", "mlp", "lightgbm", "xgboost"]
 
 
@@ -191,6 +229,8 @@ def main():
     parser.add_argument("--levels", action="store_true",
                         help="add a text copy of each whole-number column of 66 to 257 values (every model sees it)")
     parser.add_argument("--max-rows", type=int, default=0, help="sample this many rows of larger tables (0: all)")
+    parser.add_argument("--blends", action="store_true",
+                        help="print each blend of the compared layers and linear model: its val_loss and test score")
     arguments = parser.parse_args()
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
@@ -201,9 +241,13 @@ def main():
     extra = arguments.ember_flags.split()
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, cores: {os.cpu_count()}, "
           f"ember flags: {arguments.ember_flags or '(none)'}")
+    if arguments.blends:
+        print("| table | seed | linear share | mean val_loss | test score |")
+        print("|---|---|---|---|---|")
     header = "| table | rows × columns | task | " + " | ".join(models) + " | fit seconds (" + ", ".join(models) + ") |"
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
+    if not arguments.blends:
+        print(header)
+        print("|" + "---|" * (header.count("|") - 1))
     for name in arguments.tables.split(","):
         loader, target, task = TABLES[name]
         frame = loader()
@@ -223,6 +267,11 @@ def main():
             x_train, text = python_features(train, target)
             x_test, _ = python_features(test, target)
             x_test = x_test[x_train.columns]
+            if arguments.blends:
+                with tempfile.TemporaryDirectory() as folder:
+                    for share, loss, s in run_blends(arguments.ember, task, train, test, target, folder):
+                        print(f"| {name} | {seed} | {share:g} | {loss:.5f} | {s:.4f} |", flush=True)
+                continue
             for m in models:
                 if m == "ember":
                     with tempfile.TemporaryDirectory() as folder:
@@ -235,6 +284,8 @@ def main():
                     s = score(task, test[target], predicted)
                 scores[m].append(s)
                 seconds[m].append(t)
+        if arguments.blends:
+            continue
         cells = [f"{np.mean(scores[m]):.4f}" for m in models]
         times = ", ".join(f"{np.mean(seconds[m]):.1f}" for m in models)
         print(f"| {name} | {len(frame)} × {frame.shape[1]} | {task} | " + " | ".join(cells) + f" | {times} |",
