@@ -564,10 +564,10 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
   fit.on_train_begin = [&](const TrainingSummary& s) {
     // A further network, or the linear model compared with the layers: a line of its own.
     if (s.member > 0 || s.linear) {
-      progress.restart(s.epochs_before + 1);
+      progress.restart(s.epochs_before + 1, s.epochs);
       if (quiet) return;
       if (s.linear)
-        std::printf("Linear model, to compare%s\n",
+        std::printf("%s%s\n", model.linear_share() > 0.0 ? "The blend's linear model" : "Linear model, to compare",
                     s.members > 1 ? fmt::format(": member {} of {}", s.member + 1, s.members).c_str() : "");
       else
         std::printf("Member %lld of %lld (seed %llu)\n", static_cast<long long>(s.member + 1),
@@ -587,7 +587,8 @@ void run_train(const TrainArguments& a, const CLI::App& command) {
     if (fit.compare_linear && s.validation_rows > 0)
       std::fprintf(stderr,
                    "note: a linear model of the same inputs then trains on the same rows (with plain SGD), and the "
-                   "model with the lower mean val_loss is kept; --layers %lld,%lld keeps these layers\n",
+                   "layers, the linear model or, where they validate alike, a blend of the two is kept, by the lowest "
+                   "mean val_loss; --layers %lld,%lld keeps these layers\n",
                    static_cast<long long>(TableDefaults::kHiddenWidth),
                    static_cast<long long>(TableDefaults::kHiddenWidth));
     for (const FeatureColumn& feature : model.preprocessing().features)

@@ -63,8 +63,8 @@ void Progress::on_batch(std::int64_t batch, std::int64_t batches) {
   std::fflush(stdout);
 }
 
-void Progress::restart(std::int64_t first_epoch) {
-  epochs_ = first_epoch_ + epochs_ - first_epoch;
+void Progress::restart(std::int64_t first_epoch, std::int64_t epochs) {
+  epochs_ = epochs;
   first_epoch_ = current_epoch_ = first_epoch;
   epoch_started_ = false;
 }

@@ -23,8 +23,8 @@ class Progress {
   Progress(std::int64_t first_epoch, std::int64_t epochs, ProgressMode mode);
   void on_batch(std::int64_t batch, std::int64_t batches);
   void on_epoch_end(const EpochRecord& record);
-  /// Counts from this epoch again, up to the same last one (the next member of an ensemble).
-  void restart(std::int64_t first_epoch);
+  /// Counts epochs epochs from first_epoch (the next network of an ensemble, or a linear model).
+  void restart(std::int64_t first_epoch, std::int64_t epochs);
 
  private:
   std::int64_t first_epoch_;

@@ -12,6 +12,7 @@
 #include "cli_support.hpp"
 #include "ember/ember.hpp"
 #include "ember/preprocessing.hpp"
+#include "ember/random.hpp"
 #include "preprocessing_ops.hpp"
 
 namespace ember {
@@ -679,6 +680,47 @@ TEST(TabularDefaults, TheClisDefaultModelIsTheseLibraryCalls) {
       }
       EXPECT_EQ(model.predict(table), loaded.predict(table)) << rows << (classes ? " classes" : "");
     }
+}
+
+TEST(TabularDefaults, ABlendKeepsTrainingItsLinearModelWithTheLayers) {
+  // A nearly linear target under noise: the layers and the linear model validate alike, and a
+  // blend of the two better still.
+  std::string text = "a,b,city,y\n";
+  Random random(1);
+  for (int i = 0; i < 1200; ++i) {
+    const double a = random.normal(), b = random.normal();
+    const auto city = random.below(3);
+    const double y = 0.6 * a + 0.4 * b + 0.1 * std::tanh(2.0 * a * b) + (city == 0 ? 0.2 : 0.0) + random.normal();
+    text += fmt::format("{:.3f},{},{},{:.3f}\n", a, i % 17 == 3 ? "" : fmt::format("{:.3f}", b), "xyz"[city], y);
+  }
+  const std::string data = file_with("blend.csv", text), saved = data + ".safetensors";
+  const CliRun first = run_ember("train --device cpu --data " + data + " --target y --save " + saved);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_NE(first.out.find("% linear; the model is the blend"), std::string::npos) << first.out;
+  const Sequential blend = testing::load_on_cpu(saved);
+  ASSERT_GT(blend.linear_share(), 0.0);
+  // Trained on with --init: the layers' networks, then the linear model's, each counting its own
+  // epochs up to five more.
+  const std::int64_t layers_epochs = blend.epochs_completed(),
+                     linear_epochs = blend.blended_linear().epochs_completed();
+  const CliRun more =
+      run_ember(fmt::format("train --device cpu --progress lines --init {} --save {} --data {} --target "
+                            "y --epochs {}",
+                            saved, saved, data, layers_epochs + 5));
+  ASSERT_EQ(more.exit_code, 0) << more.err;
+  EXPECT_NE(more.out.find("The blend's linear model: member 5 of 5"), std::string::npos) << more.out;
+  EXPECT_NE(more.out.find(fmt::format("Epoch {}/{}", linear_epochs + 1, linear_epochs + 5)), std::string::npos)
+      << more.out;
+  const Sequential went_on = testing::load_on_cpu(saved);
+  EXPECT_EQ(went_on.linear_share(), blend.linear_share());
+  EXPECT_GT(went_on.blended_linear().epochs_completed(), linear_epochs);
+  EXPECT_LE(went_on.blended_linear().epochs_completed(), linear_epochs + 5);
+  const CliRun shown = run_ember("inspect " + saved);
+  EXPECT_NE(shown.out.find(fmt::format("Blend: the predictions are {:g} times these layers' plus {:g} times a linear "
+                                       "model's",
+                                       1.0 - blend.linear_share(), blend.linear_share())),
+            std::string::npos)
+      << shown.out;
 }
 
 }  // namespace

@@ -322,7 +322,8 @@ void FitLoop::place(Backend& backend) {
                              .parameters = model_.parameter_count(),
                              .backend = model_.runtime_.name,
                              .data_parallel = data_parallel,
-                             .epochs_before = model_.epochs_completed_});
+                             .epochs_before = model_.epochs_completed_,
+                             .epochs = options_.epochs});
 
   shuffle_seed_ = parallel_.broadcast(options_.seed.value_or(model_.seed_));
   if (model_.member_index_ > 0)  // an ensemble's member: its own order

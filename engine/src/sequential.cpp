@@ -520,7 +520,13 @@ History Sequential::fit_comparing(const FitOptions& options,
     each.checkpoint_every = 0;
     const History history = train_without(&Sequential::linear_, train, each);
     if (options.stop.stop_requested()) return history;
-    train(linear_.front(), each);
+    FitOptions linear = each;
+    if (options.on_train_begin)
+      linear.on_train_begin = [&options](TrainingSummary summary) {
+        summary.linear = true;
+        options.on_train_begin(summary);
+      };
+    train(linear_.front(), linear);
     if (writes_checkpoints(options)) save(options.checkpoint_path);
     return history;
   }

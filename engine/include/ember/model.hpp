@@ -83,9 +83,12 @@ struct TrainingSummary {
   /// With FitOptions::members: which network this is (0 to members - 1) and how many train.
   std::int64_t member = 0;
   std::int64_t members = 1;
-  /// The epochs the network had trained before this fit (its first epoch here is the next).
+  /// The epochs the network had trained before this fit (its first epoch here is the next), and
+  /// the epochs this fit runs at most.
   std::int64_t epochs_before = 0;
-  /// With FitOptions::compare_linear: this fit trains the linear model compared with the layers.
+  std::int64_t epochs = 0;
+  /// With FitOptions::compare_linear: this fit trains the linear model compared with the layers,
+  /// or a blend's linear model (Sequential::linear_share) on a later fit.
   bool linear = false;
 };
 
