@@ -320,12 +320,12 @@ Matrix stacked(ConstView a, ConstView b) {
   return out;
 }
 
-/// FitOptions::sample_weight checked against the rows it weighs: copied, or empty when not given.
 /// Whether this process writes FitOptions::checkpoint_path during the fit (rank 0 of several).
 bool writes_checkpoints(const FitOptions& options) {
   return options.checkpoint_every > 0 && (!options.communicator || options.communicator->rank() == 0);
 }
 
+/// FitOptions::sample_weight checked against the rows it weighs: copied, or empty when not given.
 std::vector<float> checked_weights(std::span<const float> weights, std::int64_t rows, const char* what) {
   if (weights.empty()) return {};
   if (static_cast<std::int64_t>(weights.size()) != rows)
@@ -440,26 +440,22 @@ Matrix probabilities_of(const Matrix& output, std::int64_t classes) {
   return probabilities;
 }
 
-/// The validation loss of outputs for rows whose targets are targets, as the fit measures it:
-/// regression outputs and targets standardized, classification outputs as class probabilities
-/// (their logarithms are the logits the loss takes) and targets as class indices.
+/// A blend's outputs: (1 - share) times a plus share times b, in float64.
+Matrix weighed(const Matrix& a, const Matrix& b, double share) {
+  Matrix blend(a.rows(), a.cols());
+  for (std::int64_t i = 0; i < blend.size(); ++i)
+    blend.data()[i] = static_cast<float>((1.0 - share) * a.data()[i] + share * static_cast<double>(b.data()[i]));
+  return blend;
+}
+
+/// A regression's validation loss, as the fit measures it: outputs and targets standardized.
 double loss_of(Backend& reference, const Loss& loss, const Matrix& outputs, const Matrix& targets) {
-  Matrix logits = outputs;
-  if (is_classification(loss)) {
-    // A probability rounded to 0 stays a finite logit.
-    const auto log_of = [](double p) { return std::log(std::max(p, 1e-30)); };
-    logits = Matrix(outputs.rows(), outputs.cols() == 2 ? 1 : outputs.cols());
-    for (std::int64_t r = 0; r < outputs.rows(); ++r)
-      for (std::int64_t c = 0; c < logits.cols(); ++c)
-        logits(r, c) = static_cast<float>(logits.cols() == 1 ? log_of(outputs(r, 1)) - log_of(outputs(r, 0))
-                                                             : log_of(outputs(r, c)));
-  }
-  std::vector<float> sums(static_cast<std::size_t>(loss_part::sums_width(loss, logits.cols())), 0.0f);
-  loss_part::enqueue(reference, loss, logits.view(), targets.view(), sums.data(), std::nullopt);
+  std::vector<float> sums(static_cast<std::size_t>(loss_part::sums_width(loss, outputs.cols())), 0.0f);
+  loss_part::enqueue(reference, loss, outputs.view(), targets.view(), sums.data(), std::nullopt);
   reference.synchronize();
-  return loss_part::figures(loss, sums, logits.rows(),
-                            std::vector<double>(static_cast<std::size_t>(logits.cols()), 1.0),
-                            std::vector<double>(static_cast<std::size_t>(logits.cols()), 0.0))
+  const auto columns = static_cast<std::size_t>(outputs.cols());
+  return loss_part::figures(loss, sums, outputs.rows(), std::vector<double>(columns, 1.0),
+                            std::vector<double>(columns, 0.0))
       .loss;
 }
 
@@ -483,23 +479,15 @@ std::vector<double> Sequential::blend_losses(const Sequential& linear, const std
     std::vector<double> sums(shares.size() + 1, 0.0);
     sums.back() = static_cast<double>(rows);
     if (rows > 0) {
-      const auto outputs = [&](const Sequential& of) {
-        const Matrix output = [&] {
-          const std::lock_guard lock(runtime_.mutex);
-          return of.predict_rows(backend(), of.validation_x_.view(), 1024, of.parameters_);
-        }();
-        return is_classification(options_.loss) ? probabilities_of(output, class_count()) : output;
+      const auto outputs = [&](const Sequential& of) {  // standardized, as the targets below
+        const std::lock_guard lock(runtime_.mutex);
+        return of.predict_rows(backend(), of.validation_x_.view(), 1024, of.parameters_);
       };
       const Matrix mine = outputs(network), theirs = outputs(other);
-      const Matrix targets =
-          is_classification(options_.loss) ? network.validation_y_ : scaler_.y.standardize(network.validation_y_);
-      Matrix blend(mine.rows(), mine.cols());
-      for (std::size_t i = 0; i < shares.size(); ++i) {
-        for (std::int64_t e = 0; e < blend.size(); ++e)
-          blend.data()[e] = static_cast<float>((1.0 - shares[i]) * mine.data()[e] +
-                                               shares[i] * static_cast<double>(theirs.data()[e]));
-        sums[i] = loss_of(*reference, options_.loss, blend, targets) * static_cast<double>(rows);
-      }
+      const Matrix targets = scaler_.y.standardize(network.validation_y_);
+      for (std::size_t i = 0; i < shares.size(); ++i)
+        sums[i] =
+            loss_of(*reference, options_.loss, weighed(mine, theirs, shares[i]), targets) * static_cast<double>(rows);
     }
     if (ranks != nullptr) ranks->all_reduce(sums, Reduction::sum);
     if (sums.back() == 0.0) return {};
@@ -514,19 +502,22 @@ History Sequential::fit_comparing(const FitOptions& options,
   check_optimizer(options.linear_optimizer);  // before the layers train, not after
   FitOptions each = options;
   each.compare_linear = false;
+  // The linear model's fit: the callbacks told which model trains, and no file of its own (the
+  // fit writes it once it knows what it keeps).
+  FitOptions for_linear = each;
+  for_linear.checkpoint_every = 0;
+  if (options.on_train_begin)
+    for_linear.on_train_begin = [&options](TrainingSummary summary) {
+      summary.linear = true;
+      options.on_train_begin(summary);
+    };
   if (!linear_.empty()) {
     // A blend's further fit: the layers, then the linear model with its own optimizer; the file
     // is written once both have trained, so that it never holds one without the other.
     each.checkpoint_every = 0;
     const History history = train_without(&Sequential::linear_, train, each);
     if (options.stop.stop_requested()) return history;
-    FitOptions linear = each;
-    if (options.on_train_begin)
-      linear.on_train_begin = [&options](TrainingSummary summary) {
-        summary.linear = true;
-        options.on_train_begin(summary);
-      };
-    train(linear_.front(), linear);
+    train(linear_.front(), for_linear);
     if (writes_checkpoints(options)) save(options.checkpoint_path);
     return history;
   }
@@ -574,19 +565,12 @@ History Sequential::fit_comparing(const FitOptions& options,
   linear.scaler_ = scaler_;
   linear.scaler_fitted_ = scaler_fitted_;
   linear.keep_validation_rows_ = true;
-  FitOptions alternative = each;
-  alternative.checkpoint_every = 0;  // the file holds the layers until the linear model wins
-  if (options.on_train_begin)
-    alternative.on_train_begin = [&options](TrainingSummary summary) {
-      summary.linear = true;
-      options.on_train_begin(summary);
-    };
   History linear_history;
   // A linear model can diverge where the layers did not (its inputs' whole scale reaches the
   // output at once): it has lost the comparison, and the layers stay.
   bool diverged = false;
   try {
-    linear_history = train(linear, alternative);
+    linear_history = train(linear, for_linear);
   } catch (const DivergenceError&) {
     diverged = true;
   } catch (...) {
@@ -865,11 +849,7 @@ Matrix Sequential::predict(ConstView x, std::int64_t batch_size) const {
   Matrix result = mean_output(*this, x, batch_size);
   if (linear_.empty()) return result;
   // A blend: the layers' and the linear model's outputs weighed by its share, in float64.
-  const Matrix linear = linear_.front().mean_output(*this, x, batch_size);
-  for (std::int64_t i = 0; i < result.size(); ++i)
-    result.data()[i] = static_cast<float>((1.0 - linear_share_) * result.data()[i] +
-                                          linear_share_ * static_cast<double>(linear.data()[i]));
-  return result;
+  return weighed(result, linear_.front().mean_output(*this, x, batch_size), linear_share_);
 }
 
 Matrix Sequential::mean_output(const Sequential& runner, ConstView x, std::int64_t batch_size) const {

@@ -454,8 +454,9 @@ class Sequential {
   /// The mean of the networks' outputs for x (targets, or class probabilities), on runner's
   /// backend (the model's own, or a blend's whose linear model this is).
   Matrix mean_output(const Sequential& runner, ConstView x, std::int64_t batch_size) const;
-  /// The validation loss of each blend of this model's networks (1 - share) and linear's (share),
-  /// the mean over the networks of its loss on their validation rows (keep_validation_rows_), over
+  /// A regression's validation loss of each blend of this model's networks (1 - share) and
+  /// linear's (share), the mean over the networks of its loss on their validation rows
+  /// (keep_validation_rows_), over
   /// every rank's rows where ranks is given; empty where the networks kept no row.
   std::vector<double> blend_losses(const Sequential& linear, const std::vector<double>& shares,
                                    Communicator* ranks) const;
