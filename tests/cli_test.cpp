@@ -2,6 +2,7 @@
 // partial output file; a diverged run does not overwrite an existing checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
@@ -242,13 +243,38 @@ TEST(Cli, RunsOnAnotherOpenBlasBuildForcedOnItAndSaysSo) {
   const CliRun forced = run_ember_with_environment("LD_LIBRARY_PATH=" + other, train + forced_model);
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   const CliRun info = run_ember_with_environment("LD_LIBRARY_PATH=" + other, "info");
-  EXPECT_NE(info.out.find("(pthreads build, loaded in place of the OpenMP build Ember was built with)"),
+  EXPECT_NE(info.out.find("(pthreads build, loaded in place of the OpenMP build Ember was built with"),
             std::string::npos)
       << info.out;
   const ember::Matrix x(7, 2, 0.5F);
   const ember::Matrix a = ember::Sequential::load(own_model).predict(x);
   const ember::Matrix b = ember::Sequential::load(forced_model).predict(x);
   EXPECT_LT(ember::testing::relative_error(b, a), ember::testing::kTrainingTolerance) << "the two builds train alike";
+}
+
+TEST(Cli, OpenBlasRunsKernelsForTheCpusVectorInstructions) {
+  // OpenBLAS 0.3.21 falls back to SSE kernels ("Prescott") on CPUs newer than itself; Ember then
+  // switches it to the kernels for the CPU's widest vectors, unless OPENBLAS_CORETYPE names some.
+  const std::string library = ember::cpu_matmul_library();
+  if (library.find("OpenBLAS") == std::string::npos || library.find("kernels") == std::string::npos)
+    GTEST_SKIP() << "needs OpenBLAS that names its kernels: " << library;
+  std::vector<std::string> expected;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    expected = {"SkylakeX kernels", "Cooperlake kernels", "SapphireRapids kernels"};
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    expected = {"Haswell kernels", "Zen kernels"};
+#endif
+  if (expected.empty()) GTEST_SKIP() << "a CPU without AVX2 or AVX-512: " << library;
+  const CliRun info = run_ember("info");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_TRUE(std::ranges::any_of(expected, [&](const std::string& kernels) {
+    return info.out.find(kernels) != std::string::npos;
+  })) << info.out;
+  const CliRun forced = run_ember_with_environment("OPENBLAS_CORETYPE=Prescott", "info");
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(forced.out.find("; Prescott kernels)"), std::string::npos) << "the user's choice stays: " << forced.out;
 }
 
 TEST(Cli, HelpAndInfo) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "activation_math.hpp"
+#include "cpu/openblas_kernels.hpp"
 #include "cpu/thread_pool.hpp"
 #include "optimizer_part.hpp"
 #include "shape_checks.hpp"
@@ -286,10 +287,14 @@ std::string FastCpuBackend::matmul_library() {
   // another under the same soname (Debian's numpy loads the one the alternatives name). It computes
   // the same products; its threads and Ember's OpenMP ones take turns rather than share a pool.
   const int loaded = openblas_get_parallel();
+  const std::string kernels = openblas::describe_kernels();
+  const std::string with_kernels = kernels.empty() ? "" : "; " + kernels;
   if (EMBER_OPENBLAS_PARALLEL >= 0 && loaded != EMBER_OPENBLAS_PARALLEL)
-    return fmt::format("matmul by OpenBLAS {} ({} build, loaded in place of the {} build Ember was built with)",
-                       EMBER_OPENBLAS_VERSION, openblas_threading(loaded), openblas_threading(EMBER_OPENBLAS_PARALLEL));
-  return fmt::format("matmul by OpenBLAS {} ({} build)", EMBER_OPENBLAS_VERSION, openblas_threading(loaded));
+    return fmt::format("matmul by OpenBLAS {} ({} build, loaded in place of the {} build Ember was built with{})",
+                       EMBER_OPENBLAS_VERSION, openblas_threading(loaded), openblas_threading(EMBER_OPENBLAS_PARALLEL),
+                       with_kernels);
+  return fmt::format("matmul by OpenBLAS {} ({} build{})", EMBER_OPENBLAS_VERSION, openblas_threading(loaded),
+                     with_kernels);
 #else
   return "matmul by built-in loops: this build has no OpenBLAS";
 #endif
