@@ -26,8 +26,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One core's rates on the fast path: OpenBLAS's sgemm reaches ~60-70 GFLOP/s per core
-// (docs/performance.md), elementwise loops stream ~10 GB/s.
+// One core's rates on the fast path: OpenBLAS's sgemm reaches ~60-90 GFLOP/s per core with AVX2
+// kernels and 150-180 with AVX-512 ones (docs/performance.md), elementwise loops stream ~10 GB/s.
+// The lower rate keeps small products on one thread; at widths 256 and 1024 the split still pays
+// with AVX-512 kernels (0.55-0.7 of one thread's time, idle).
 constexpr double kFlopsPerSecond = 50e9, kBytesPerSecond = 10e9;
 // Each thread of an operation must get at least this much work: handing chunks to a worker and
 // waiting for it costs a few microseconds on an idle machine.
