@@ -169,8 +169,8 @@ void steps(const BenchArguments& a, Device device, bool gpu, CsvRows& csv) {
   keep_width(cases, a.width, "step");
   std::printf(
       "\nTraining step: MLP depth 4 (ReLU); task mse: one output, MSE, SGD momentum 0.9; softmax: 10 classes, "
-      "softmax cross-entropy, Adam; median of %lld runs of 10 steps\n",
-      static_cast<long long>(a.runs));
+      "softmax cross-entropy, Adam; median of %lld runs of 10 steps%s\n",
+      static_cast<long long>(a.runs), gpu ? "" : ("; cpu: " + cpu_matmul_library()).c_str());
   std::printf("%-6s %-6s %-8s %-13s %11s %12s %13s %11s\n", "width", "batch", "task", "variant", "parameters",
               "step ms", "host us/step", "steps/s");
   for (const bench::StepCase& step : cases)
@@ -206,11 +206,11 @@ void threads_table(const BenchArguments& a, CsvRows& csv) {
   std::vector<bench::StepCase> cases = {{4, 64, 32}, {4, 64, 256}, {4, 256, 32}, {4, 256, 256}, {4, 1024, 256}};
   keep_width(cases, a.width, "threads");
   std::printf(
-      "\nCPU %s\nTraining step (MLP depth 4, ReLU, MSE, SGD momentum 0.9) and predict of %lld rows (widths 64 "
+      "\nCPU %s\n%s\nTraining step (MLP depth 4, ReLU, MSE, SGD momentum 0.9) and predict of %lld rows (widths 64 "
       "and 256), default threads against one thread, alternating run by run: medians of %lld runs each (predict: "
       "%lld)\n",
-      describe_threads().c_str(), static_cast<long long>(kPredictRows), static_cast<long long>(a.runs),
-      static_cast<long long>(predict_rounds));
+      describe_threads().c_str(), cpu_matmul_library().c_str(), static_cast<long long>(kPredictRows),
+      static_cast<long long>(a.runs), static_cast<long long>(predict_rounds));
   std::printf("%-6s %-6s %13s %13s %7s %16s %16s %7s\n", "width", "batch", "step ms", "1-thread ms", "ratio",
               "predict ms", "1-thread ms", "ratio");
   const auto median = [](std::vector<double> values) {
