@@ -47,13 +47,16 @@ def main():
             x = rng.standard_normal((rows, args.features))
             y = x @ rng.standard_normal(args.features)
             fit_rows = min(rows, 20_000)
+            # One network of scikit-learn's shape: the defaults would average several networks (members)
+            # or keep a linear model where it validates better (y is linear in x here).
+            same_shape = {"members": 1, "compare_linear": False}
             layers = (width, width)
             if kind == "regressor":
-                ember = EmberRegressor(hidden_layer_sizes=layers, epochs=1, random_state=0, device="cpu")
+                ember = EmberRegressor(hidden_layer_sizes=layers, epochs=1, random_state=0, device="cpu", **same_shape)
                 peer = MLPRegressor(hidden_layer_sizes=layers, max_iter=1, random_state=0)
                 target, method = y, "predict"
             else:
-                ember = EmberClassifier(hidden_layer_sizes=layers, epochs=1, random_state=0, device="cpu")
+                ember = EmberClassifier(hidden_layer_sizes=layers, epochs=1, random_state=0, device="cpu", **same_shape)
                 peer = MLPClassifier(hidden_layer_sizes=layers, max_iter=1, random_state=0)
                 target, method = np.digitize(y, np.quantile(y, [0.33, 0.66])), "predict_proba"
             ember.fit(x[:fit_rows], target[:fit_rows])

@@ -37,7 +37,9 @@ std::string valid_checkpoint() {
 }
 
 std::string load_error(const std::string& bytes) {
-  const std::string path = testing::work_path("broken.safetensors");
+  // A file of each test's own: ctest runs the tests that share this helper in parallel processes.
+  const std::string path = testing::work_path(
+      std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-broken.safetensors");
   write_all(path, bytes);
   try {
     Sequential::load(path);
