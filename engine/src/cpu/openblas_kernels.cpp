@@ -8,8 +8,6 @@
 
 #include <array>
 #include <cstdlib>
-#include <mutex>
-#include <string_view>
 #endif
 
 namespace ember::openblas {
@@ -38,10 +36,9 @@ constexpr std::array kCores = {
     Core{"Katmai", Vectors::sse},      Core{"Coppermine", Vectors::sse},    Core{"Northwood", Vectors::sse},
     Core{"Banias", Vectors::sse},      Core{"Athlon", Vectors::sse},        Core{"Unknown", Vectors::sse}};
 
-const Core* find_core(std::string_view name) {
+const Core* find_core(const std::string& name) {
   for (const Core& core : kCores)
-    if (name.size() == std::string_view(core.name).size() && strncasecmp(name.data(), core.name, name.size()) == 0)
-      return &core;
+    if (strcasecmp(name.c_str(), core.name) == 0) return &core;
   return nullptr;
 }
 
@@ -84,10 +81,9 @@ std::string current_name() {
   return name != nullptr ? name : "";
 }
 
-/// What choose_kernels found and did, for describe_kernels.
+/// What OpenBLAS picked itself and the CPU's vectors, for describe_kernels.
 struct Choice {
-  std::string picked;  // the kernels OpenBLAS picked itself
-  std::string chosen;  // the kernels Ember switched to; empty where it kept OpenBLAS's
+  std::string picked;
   Vectors cpu = Vectors::sse;
 };
 
@@ -96,20 +92,27 @@ Choice& choice() {
   return value;
 }
 
-/// OpenBLAS's DYNAMIC_ARCH entry points that pick the kernels, looked up in the library that holds
-/// the cblas_sgemm Ember calls; null where that library has none (a build for one CPU).
-template <typename Function>
-Function* dynamic_arch_function(const char* name) {
+/// OpenBLAS's DYNAMIC_ARCH entry points that pick the kernels, in the library that holds the
+/// cblas_sgemm Ember calls; both null where that library has none (a build for one CPU).
+struct DynamicArch {
+  void (*quit)() = nullptr;
+  void (*init)() = nullptr;
+};
+
+DynamicArch dynamic_arch() {
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) == 0 || info.dli_fname == nullptr) return nullptr;
+  if (dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) == 0 || info.dli_fname == nullptr) return {};
   void* library = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
-  if (library == nullptr) return nullptr;
-  void* symbol = dlsym(library, name);
+  if (library == nullptr) return {};
+  DynamicArch found{reinterpret_cast<void (*)()>(dlsym(library, "gotoblas_dynamic_quit")),
+                    reinterpret_cast<void (*)()>(dlsym(library, "gotoblas_dynamic_init"))};
   dlclose(library);  // RTLD_NOLOAD took a reference to a library that stays loaded
-  return reinterpret_cast<Function*>(symbol);
+  return found.quit != nullptr && found.init != nullptr ? found : DynamicArch{};
 }
 
-void choose_once() {
+/// Where OPENBLAS_CORETYPE is unset and the loaded OpenBLAS runs kernels for fewer vector
+/// instructions than the CPU has, switches it to the kernels for the CPU's set.
+void choose_kernels() {
   Choice& result = choice();
   result.picked = current_name();
   result.cpu = cpu_vectors();
@@ -118,43 +121,33 @@ void choose_once() {
   const Core* picked = find_core(result.picked);
   const Core* wanted = first_core(result.cpu);
   if (picked == nullptr || wanted == nullptr || picked->vectors >= result.cpu) return;
-  auto* quit = dynamic_arch_function<void()>("gotoblas_dynamic_quit");
-  auto* init = dynamic_arch_function<void()>("gotoblas_dynamic_init");
-  if (quit == nullptr || init == nullptr) return;
+  const DynamicArch arch = dynamic_arch();
+  if (arch.init == nullptr) return;
   // OpenBLAS reads its choice from OPENBLAS_CORETYPE on initialization; the variable is set only
   // for that call, so the environment stays the user's. This runs as Ember's library loads (below),
   // before any product of Ember's and while no other code of the process runs in it. Where another
   // library loaded another OpenBLAS build first (Debian's numpy), Ember's products run on that one,
   // and it too gets kernels for the CPU: Python and the CLI then compute the same bits.
   ::setenv("OPENBLAS_CORETYPE", wanted->name, 1);
-  quit();
-  init();
+  arch.quit();
+  arch.init();
   ::unsetenv("OPENBLAS_CORETYPE");
-  result.chosen = current_name();
 }
 
-}  // namespace
-
-void choose_kernels() {
-  static std::once_flag once;
-  std::call_once(once, choose_once);
-}
-
-namespace {
 // As the library loads: in a program, before main; in Python, while `import ember` holds the GIL.
 [[maybe_unused]] const bool chosen_as_the_library_loads = (choose_kernels(), true);
+
 }  // namespace
 
 std::string describe_kernels() {
   const Choice& result = choice();
   const std::string now = current_name();
   if (now.empty()) return "";
-  if (result.chosen.empty() || result.chosen == result.picked) return fmt::format("{} kernels", now);
+  if (now == result.picked) return fmt::format("{} kernels", now);
   return fmt::format("{} kernels, chosen by Ember for this CPU's {} where OpenBLAS named {}", now,
                      vectors_name(result.cpu), result.picked);
 }
 #else
-void choose_kernels() {}
 std::string describe_kernels() {
   return "";
 }
