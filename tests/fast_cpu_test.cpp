@@ -116,6 +116,106 @@ TEST(FastCpu, RowInvariantForwardDoesNotDependOnTheOtherRows) {
   }
 }
 
+// The input gradient dy @ weight too (the backward of a row-invariant training step), with and
+// without the ReLU below folded in.
+TEST(FastCpu, RowInvariantInputGradientDoesNotDependOnTheOtherRows) {
+  FastCpuBackend row_invariant(true);
+  std::uint64_t seed = 170;
+  for (const auto& [in, out] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {3, 16}, {33, 17}, {64, 64}, {47, 300}}) {
+    const std::int64_t rows = 23;
+    const Matrix dy = random_matrix(rows, out, ++seed), weight = random_matrix(out, in, ++seed),
+                 below = random_matrix(rows, in, ++seed);  // about half of it <= 0
+    for (const bool fold : {false, true}) {
+      const auto relu = [&](std::int64_t first, std::int64_t count) {
+        return fold ? std::optional<ConstView>(below.view().row_range(first, count)) : std::nullopt;
+      };
+      Matrix whole = poisoned(rows, in);
+      row_invariant.dense_input_gradient(dy.view(), weight.view(), relu(0, rows), whole.view());
+      CpuBackend reference;
+      Matrix expected = poisoned(rows, in);
+      reference.dense_input_gradient(dy.view(), weight.view(), relu(0, rows), expected.view());
+      EXPECT_LT(relative_error(whole.data(), expected.data(), whole.size()), kFloat32Tolerance);
+      for (std::int64_t first = 0; first < rows; first += 5) {
+        const std::int64_t count = std::min<std::int64_t>(5, rows - first);
+        Matrix part = poisoned(count, in);
+        row_invariant.dense_input_gradient(dy.view().row_range(first, count), weight.view(), relu(first, count),
+                                           part.view());
+        for (std::int64_t r = 0; r < count; ++r)
+          for (std::int64_t c = 0; c < in; ++c)
+            ASSERT_EQ(part(r, c), whole(first + r, c)) << in << "<-" << out << " fold " << fold << " row " << first + r;
+      }
+    }
+  }
+}
+
+// The weighted means over rows of a Dense layer's parameter gradients: the reference's bits on the
+// fast path; a whole weight the bits of as many copies of the row, in another order; zero weights
+// the bits without those rows; weights summing to 0 give zeros.
+TEST(FastCpu, WeightedParameterGradientsAreTheReferencesAndCountWholeWeightsAsCopies) {
+  FastCpuBackend fast(true);
+  CpuBackend reference;
+  EXPECT_TRUE(fast.row_invariant());
+  EXPECT_TRUE(reference.row_invariant());
+  EXPECT_FALSE(FastCpuBackend().row_invariant());
+  std::uint64_t seed = 270;
+  for (const auto& [rows, in, out] :
+       {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {7, 5, 3}, {29, 33, 17}, {61, 64, 40}}) {
+    const Matrix dy = random_matrix(rows, out, ++seed), x = random_matrix(rows, in, ++seed);
+    Matrix weights(rows, 1);
+    std::vector<std::int64_t> copies;  // each row as many times as its whole weight, last row first
+    for (std::int64_t r = rows; r-- > 0;) {
+      weights(r, 0) = static_cast<float>((r * 3 + 1) % 4);  // 0 to 3, the first row 1
+      for (int k = 0; k < static_cast<int>(weights(r, 0)); ++k) copies.push_back(r);
+    }
+    const auto gradients = [&](Backend& backend, const Matrix& d, const Matrix& inputs, const Matrix& w) {
+      std::pair<Matrix, Matrix> out_pair{poisoned(out, in), poisoned(1, out)};
+      backend.dense_parameter_gradients(d.view(), inputs.view(), w.view(), out_pair.first.view(),
+                                        out_pair.second.view());
+      return out_pair;
+    };
+    const auto [fast_w, fast_b] = gradients(fast, dy, x, weights);
+    const auto [ref_w, ref_b] = gradients(reference, dy, x, weights);
+    const std::string shape = std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out);
+    EXPECT_EQ(std::vector<float>(fast_w.data(), fast_w.data() + fast_w.size()),
+              std::vector<float>(ref_w.data(), ref_w.data() + ref_w.size()))
+        << shape;
+    EXPECT_EQ(std::vector<float>(fast_b.data(), fast_b.data() + fast_b.size()),
+              std::vector<float>(ref_b.data(), ref_b.data() + ref_b.size()))
+        << shape;
+    // The formula, in float64: sum_r w_r dy[r][o] x[r][i] / sum_r w_r.
+    double total = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) total += weights(r, 0);
+    for (std::int64_t o = 0; o < out; ++o)
+      for (std::int64_t i = 0; i < in; ++i) {
+        double sum = 0.0;
+        for (std::int64_t r = 0; r < rows; ++r) sum += static_cast<double>(weights(r, 0)) * dy(r, o) * x(r, i);
+        ASSERT_NEAR(ref_w(o, i), sum / total, 1e-6 * (1.0 + std::abs(sum / total))) << shape;
+      }
+    const Matrix ones(static_cast<std::int64_t>(copies.size()), 1, 1.0f);
+    const auto [copy_w, copy_b] = gradients(fast, Matrix::take_rows(dy, copies), Matrix::take_rows(x, copies), ones);
+    EXPECT_EQ(std::vector<float>(copy_w.data(), copy_w.data() + copy_w.size()),
+              std::vector<float>(fast_w.data(), fast_w.data() + fast_w.size()))
+        << shape;
+    EXPECT_EQ(std::vector<float>(copy_b.data(), copy_b.data() + copy_b.size()),
+              std::vector<float>(fast_b.data(), fast_b.data() + fast_b.size()))
+        << shape;
+    const Matrix none(rows, 1, 0.0f);
+    for (Backend* backend : {static_cast<Backend*>(&fast), static_cast<Backend*>(&reference)}) {
+      const auto [zero_w, zero_b] = gradients(*backend, dy, x, none);
+      for (std::int64_t e = 0; e < zero_w.size(); ++e) ASSERT_EQ(zero_w.data()[e], 0.0f);
+      for (std::int64_t e = 0; e < zero_b.size(); ++e) ASSERT_EQ(zero_b.data()[e], 0.0f);
+    }
+  }
+  Matrix wrong = poisoned(2, 3), bias = poisoned(1, 2);
+  EXPECT_THROW(fast.dense_parameter_gradients(random_matrix(4, 2, 1).view(), random_matrix(4, 3, 2).view(),
+                                              random_matrix(3, 1, 3).view(), wrong.view(), bias.view()),
+               Error);
+  EXPECT_THROW(
+      FastCpuBackend().Backend::dense_parameter_gradients(random_matrix(4, 2, 1).view(), random_matrix(4, 3, 2).view(),
+                                                          random_matrix(4, 1, 3).view(), wrong.view(), bias.view()),
+      Error);
+}
+
 TEST(FastCpu, ReferenceDenseOpsComposeTheSeparateOps) {
   CpuBackend reference;
   expect_dense_ops_match_reference(reference, kFloat32Tolerance, kCpuMaxWork);

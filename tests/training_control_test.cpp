@@ -385,6 +385,31 @@ TEST(SampleWeight, WholeWeightsTrainAsRepeatedRowsAndZeroAsRemovedOnes) {
   EXPECT_LT(largest_difference(weighted.parameters(), copies.parameters()), 2e-5);
 }
 
+TEST(SampleWeight, OneBatchOnARowInvariantBackendGivesTheBitsOfRepeatedRowsInAnyOrder) {
+  // Where one batch holds every row, a row-invariant backend's step is a function of its rows as a
+  // set: each row's values come from it alone and the weights go into the float64 sums over rows
+  // (Plan::sums_rows_exactly). A whole weight then gives the parameters of as many copies, bit for
+  // bit, in shuffled orders that differ, with the standardization, momentum and clipping on.
+  const Problem data;
+  std::vector<float> weights(60);
+  for (std::size_t r = 0; r < weights.size(); ++r) weights[r] = static_cast<float>((r * 7) % 5);  // 0 to 4
+  Matrix labels(60, 1);
+  for (std::int64_t r = 0; r < 60; ++r) labels(r, 0) = data.x(r, 0) > 0.5f ? 1.0f : 0.0f;
+  for (const BackendOptions& backend : {BackendOptions{.row_invariant = true}, BackendOptions{.cpu_reference = true}})
+    for (const Loss& loss : {Loss{MeanSquaredError{}}, Loss{Huber{}}, Loss{CrossEntropy{}}}) {
+      const CompileOptions options{.optimizer = SGD{.lr = 0.05f, .momentum = 0.9f},
+                                   .loss = loss,
+                                   .clip_norm = 1.0f,
+                                   .device = Device::cpu,
+                                   .backend = backend};
+      const Matrix& y = is_classification(loss) ? labels : data.y;
+      const auto [weighted, copies, plain] =
+          train_weighted_copies_and_plain(options, {.epochs = 20, .batch_size = 1000}, data.x, y, weights);
+      EXPECT_EQ(weighted.parameters(), copies.parameters()) << weighted.backend_name() << " " << loss_name(loss);
+      EXPECT_GT(largest_difference(plain.parameters(), copies.parameters()), 1e-3);  // the weights matter
+    }
+}
+
 TEST(SampleWeight, TheStandardizationCountsEachRowItsWeightsTimes) {
   // With the standardization on (the default), weighted rows give the statistics of the repeated
   // rows, and so the same training; and weights that differ give other statistics.

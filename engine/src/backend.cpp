@@ -58,6 +58,10 @@ void Backend::dense_backward(ConstView dy, ConstView x, ConstView weight, std::o
   if (dx) dense_input_gradient(dy, weight, relu_output, *dx);
 }
 
+void Backend::dense_parameter_gradients(ConstView, ConstView, ConstView, View, View) {
+  throw Error(fmt::format("dense_parameter_gradients: the {} backend is not row-invariant", name()));
+}
+
 void Backend::gather_batch(ConstView x, ConstView y, const std::int32_t* indices, std::int32_t* cursor, View x_batch,
                            View y_batch) {
   gather_rows(x, indices, cursor, x_batch);

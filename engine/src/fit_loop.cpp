@@ -350,9 +350,12 @@ void FitLoop::upload_order() {
   const std::vector<std::int32_t> local = parallel_.local_order(order_);
   backend_->copy_to_device(indices_, local.data(), local.size() * sizeof(std::int32_t));
   if (train_weights_.empty()) return;
-  // A step's loss gradient is the mean over its rows; times w_i * rows / (the batch's sum of w),
-  // it is the weighted mean's (exactly 1 where every weight is equal).
-  const std::vector<float> row_scales = parallel_.row_factors(order_, train_weights_);
+  // A plan that sums rows exactly takes the weights themselves. Else a step's loss gradient is the
+  // mean over its rows; times w_i * rows / (the batch's sum of w), it is the weighted mean's
+  // (exactly 1 where every weight is equal).
+  const std::vector<float> row_scales = plan_->sums_rows_exactly() && !parallel_.active()
+                                            ? train_weights_
+                                            : parallel_.row_factors(order_, train_weights_);
   backend_->copy_to_device(scales_, row_scales.data(), row_scales.size() * sizeof(float));
 }
 

@@ -118,6 +118,15 @@ Layer sized_for_table(const Layer& layer, std::int64_t columns, std::int64_t cat
   });
 }
 
+bool takes_row_weights(const Layer& layer) {
+  return visit(layer, [](auto part, const auto&) {
+    if constexpr (requires { decltype(part)::row_weights; })
+      return decltype(part)::row_weights;
+    else
+      return false;
+  });
+}
+
 bool folds_relu(const Layer& layer) {
   return visit(layer, [](auto part, const auto& settings) { return decltype(part)::folds_relu(settings); });
 }

@@ -66,13 +66,17 @@ std::uint64_t layer_seed(std::uint64_t model_seed, std::size_t l);
 /// One pass of the layers on rows rows: training or inference, and the step's two counters in
 /// backend memory (its gather cursor and epoch) for random draws. ranks (training a data-parallel
 /// step; else null): the batch is every rank's rows, and a layer whose statistics span it sums them
-/// over the ranks with it (BatchAcrossRanks), a rank without rows too (rows 0).
+/// over the ranks with it (BatchAcrossRanks), a rank without rows too (rows 0). row_weights (a
+/// training pass of a plan that sums rows exactly, Plan::sums_rows_exactly): the rows' weights
+/// (rows, 1); dy is then each row's own loss gradient, and a layer's parameter gradients are the
+/// weighted mean over the rows (Backend::dense_parameter_gradients).
 struct Pass {
   Backend& backend;
   std::int64_t rows = 0;
   bool training = false;
   const std::int32_t* counters = nullptr;
   const SumOverRanks* ranks = nullptr;
+  std::optional<ConstView> row_weights{};
 };
 /// Runs the layer on input (rows, in); returns its output (rows, out).
 ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input);
@@ -83,6 +87,9 @@ ConstView forward(const Layer& layer, const Slots& slots, const Pass& pass, Cons
 /// that ReLU's backward to dx returns true, and the layer below then skips it.
 bool backward(const Layer& layer, const Slots& slots, const Pass& pass, ConstView input, ConstView output, View dy,
               bool folded, std::optional<ConstView> relu_below, std::optional<View> dx);
+/// Whether the layer's backward takes Pass::row_weights: it computes each row apart, and its
+/// parameter gradients are sums over the rows (a part with `static constexpr bool row_weights = true`).
+bool takes_row_weights(const Layer& layer);
 /// Whether the layer's output is a ReLU's, whose backward the layer above may fold into its input
 /// gradient (a Dense layer with ReLU).
 bool folds_relu(const Layer& layer);

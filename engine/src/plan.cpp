@@ -166,6 +166,8 @@ Plan::Plan(Backend& backend, const std::vector<Layer>& layers, std::int64_t inpu
     slots_.push_back(slots);
   }
   layer_inputs_.resize(layers.size());
+  sums_rows_exactly_ = optimizer_.has_value() && backend_.row_invariant() &&
+                       std::all_of(layers.begin(), layers.end(), layer_part::takes_row_weights);
   // The last layer is Dense (Sequential checks it): some layer has parameters.
   while (first_with_parameters_ + 1 < slots_.size() && layout_.layers()[first_with_parameters_].count == 0)
     ++first_with_parameters_;
@@ -400,21 +402,25 @@ ConstView Plan::forward(ConstView input, bool training) {
 }
 
 void Plan::enqueue_train_step(std::int64_t rows) {
-  enqueue_gradients(rows);
+  enqueue_gradients(rows, nullptr, nullptr, sums_rows_exactly_);
   enqueue_update();
 }
 
-void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, const SumOverRanks* ranks) {
+void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, const SumOverRanks* ranks, bool exact) {
   const std::int64_t output_width = slots_.back().out;
   View x{x_batch_, rows, input_width_};
   View y{y_batch_, rows, loss_part::target_width(loss_, output_width)};
   const View weights{weight_batch_, rows, 1};
   const bool weighted = train_weights_.data != nullptr;
-  if (weighted) backend_.gather_rows(train_weights_, train_indices_, cursor_, weights);  // before the cursor moves
+  if (weighted)
+    backend_.gather_rows(train_weights_, train_indices_, cursor_, weights);  // before the cursor moves
+  else if (exact)
+    backend_.fill(weights, 1.0f);
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   // Forward, keeping each layer's input for backward.
-  const layer_part::Pass pass{backend_, rows, true, cursor_, ranks};
+  const layer_part::Pass pass{backend_, rows,  true,
+                              cursor_,  ranks, exact ? std::optional<ConstView>(weights) : std::nullopt};
   std::vector<ConstView>& inputs = layer_inputs_;
   ConstView prediction = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -426,8 +432,16 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, co
   // already through that layer's ReLU when folded (into the input gradient of the layer above).
   std::size_t ping = 0;
   View gradient{gradient_buffers_[ping], rows, output_width};
-  loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
-  if (weighted) backend_.scale_rows(weights, gradient);
+  if (exact) {
+    // Each row's own loss gradient (the loss of a batch of that row alone), so that a row's
+    // gradient does not depend on the batch; the layers weigh the rows in their sums.
+    for (std::int64_t r = 0; r < rows; ++r)
+      loss_part::enqueue(backend_, loss_, prediction.row_range(r, 1), ConstView(y).row_range(r, 1), loss_sums_,
+                         gradient.row_range(r, 1));
+  } else {
+    loss_part::enqueue(backend_, loss_, prediction, y, loss_sums_, gradient);
+    if (weighted) backend_.scale_rows(weights, gradient);
+  }
   bool folded = false;
   // With a collective, the gradients are summed in buckets of whole layers as backward produces
   // them (as PyTorch DDP's buckets), so that a bucket's sum runs beside the backward of the layers

@@ -113,10 +113,19 @@ class Plan {
   // ---- training --------------------------------------------------------------------------------
   /// The training set the steps gather from: x (n, in), y (n, out), indices n int32, all backend memory.
   void bind_training_set(ConstView x, ConstView y, const std::int32_t* indices);
-  /// Per-row factors of the training set, (n, 1) in backend memory, gathered with the batch: each
-  /// step's loss gradient row is multiplied by its row's factor (fit's sample weights, each times
-  /// its batch's rows over the batch's sum of weights). Unbound, or an empty view: none.
+  /// Per-row weights of the training set, (n, 1) in backend memory, gathered with the batch.
+  /// A local step (LocalGradients) of a plan that sums_rows_exactly() takes fit's sample weights
+  /// themselves; any other step takes factors: each step's loss gradient row is multiplied by its
+  /// row's factor (the sample weight times its batch's rows over the batch's sum of weights).
+  /// Unbound, or an empty view: every row weighs 1.
   void bind_row_weights(ConstView weights);
+  /// Whether a local step weighs its rows inside the parameter gradients' float64 sums: on a
+  /// row-invariant backend (Backend::row_invariant) with layers that take row weights
+  /// (layer_part::takes_row_weights). Each row's loss gradient is then its own (not divided by the
+  /// batch's rows) and every per-row value of the step comes from that row alone, so that the step
+  /// does not depend on the rows' order and a row of weight k gives the step of k copies of it
+  /// (to float64 rounding in the sums). Else the loss gradient rows are scaled (bind_row_weights).
+  bool sums_rows_exactly() const { return sums_rows_exactly_; }
   /// Sets the gather cursor to 0 and zeroes the error sums (start of an epoch); epoch keys the
   /// epoch's random draws, so that an epoch run again (or resumed) draws the same.
   void reset_epoch(std::int64_t epoch = 0);
@@ -161,9 +170,10 @@ class Plan {
   void host_reduced_step(std::int64_t rows, const HostReduction& host);
   void device_summed_step(std::int64_t rows, const DeviceSum& device);
   void enqueue_train_step(std::int64_t rows);
-  /// ranks: the sum over the ranks of the layers whose statistics span the batch (a data-parallel step).
-  void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr,
-                         const SumOverRanks* ranks = nullptr);
+  /// ranks: the sum over the ranks of the layers whose statistics span the batch (a data-parallel
+  /// step). exact: the rows weighed in the sums (sums_rows_exactly; a local step only).
+  void enqueue_gradients(std::int64_t rows, DeviceCollective* collective = nullptr, const SumOverRanks* ranks = nullptr,
+                         bool exact = false);
   /// A rank without rows in a data-parallel step: the sums every other rank makes, in the same
   /// order, with zeros for its own part: each layer spanning the batch (forward, then backward) and,
   /// with a collective, each bucket of gradients (zeros too).
@@ -196,7 +206,8 @@ class Plan {
   std::vector<Layer> layers_;
   std::vector<layer_part::Slots> slots_;
   std::size_t first_with_parameters_ = 0;
-  bool spans_batch_ = false;             // some layer's statistics span the batch (layer_part::batch_scratch)
+  bool spans_batch_ = false;  // some layer's statistics span the batch (layer_part::batch_scratch)
+  bool sums_rows_exactly_ = false;
   std::vector<ConstView> layer_inputs_;  // a training step's forward: each layer's input, for backward
   float* parameters_ = nullptr;
   float* state_ = nullptr;  // k regions

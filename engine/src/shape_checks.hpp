@@ -71,6 +71,18 @@ inline void check_scale_rows(ConstView scales, View values) {
                             scales.cols, values.rows, values.cols, values.rows));
 }
 
+/// dense_parameter_gradients: dy (rows, out), x (rows, in), row weights (rows, 1), gradients (out, in) and (1, out).
+inline void check_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                      View bias_gradient) {
+  if (x.rows != dy.rows || row_weights.rows != dy.rows || row_weights.cols != 1 || weight_gradient.rows != dy.cols ||
+      weight_gradient.cols != x.cols || bias_gradient.rows != 1 || bias_gradient.cols != dy.cols)
+    throw Error(
+        fmt::format("dense_parameter_gradients: dy ({}, {}), x ({}, {}), row weights ({}, {}), gradients "
+                    "({}, {}) and ({}, {}); they must be (rows, out), (rows, in), (rows, 1), (out, in), (1, out)",
+                    dy.rows, dy.cols, x.rows, x.cols, row_weights.rows, row_weights.cols, weight_gradient.rows,
+                    weight_gradient.cols, bias_gradient.rows, bias_gradient.cols));
+}
+
 inline void check_gather(ConstView source, View destination) {
   if (source.cols != destination.cols)
     throw Error(fmt::format("gather_rows: source has {} columns, destination {}", source.cols, destination.cols));

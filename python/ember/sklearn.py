@@ -48,16 +48,6 @@ from . import _weights as _engine_weights
 
 __all__ = ["EmberRegressor", "EmberClassifier"]
 
-# The one estimator check the estimators fail, and why. scikit-learn marks it so for its own
-# minibatch estimators (SGDRegressor, Perceptron), and before 1.6 it was the "zeros" case of
-# check_sample_weights_invariance.
-_WHY = ("training in float32: a weight of k and k copies of a row give the same gradient and standardization, "
-        "summed in another order; the check's data fit in one batch, and the predictions agree to 1-3 float32 "
-        "units in the last place (about 2e-7 relative), not to its 1e-7")
-SAMPLE_WEIGHT_EQUIVALENCE = {"check_sample_weight_equivalence_on_dense_data": _WHY,
-                             "check_sample_weights_invariance": _WHY}
-
-
 # `ember train`'s default for a table, from the library (ember::TableDefaults): the same model from
 # the same table and seed.
 _DEFAULTS = _core.table_defaults()
@@ -94,12 +84,6 @@ class _EmberEstimator(BaseEstimator):
         self.members = members
         self.compare_linear = compare_linear
         self.clip_norm = clip_norm
-
-    def __sklearn_tags__(self):
-        return super().__sklearn_tags__()
-
-    def _more_tags(self):  # scikit-learn before 1.6 (later: the tests' expected_failed_checks)
-        return {"_xfail_checks": SAMPLE_WEIGHT_EQUIVALENCE}
 
     def _is_table(self, X):
         """A DataFrame that only the table path reads: one with text columns or missing cells."""
@@ -226,9 +210,15 @@ class _EmberEstimator(BaseEstimator):
             settings["lr"] = float(self.lr)
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = self._by_size("momentum", rows)
-        model.compile(optimizer=self.optimizer, loss=loss, device=self.device,
+        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, row_invariant=self._one_batch(rows),
                       clip_norm=self._by_size("clip_norm", rows), **settings)
         return model
+
+    def _one_batch(self, rows):
+        """Whether one batch holds every row: training then runs on the CPU's row-invariant path,
+        where a step is a function of its rows as a set (weights inside its float64 sums), so that
+        the rows' order does not matter and a weight of k trains the model of k copies of the row."""
+        return int(rows) <= int(self.batch_size)
 
     def _continues(self, incremental, table=False):
         """Whether this fit goes on from the fitted model (partial_fit, or fit with warm_start): one
@@ -246,8 +236,9 @@ class _EmberEstimator(BaseEstimator):
             if model.output_width != outputs:
                 raise ValueError(f"y has {outputs} outputs; the fitted model has {model.output_width}: fit it "
                                  f"anew (warm_start=False)")
-            if model.backend_name == "cpu (row-invariant)":  # trains on the fast path again
-                model._model._recompile(self.device, False, False)
+            row_invariant = self._one_batch(len(X))
+            if (model.backend_name == "cpu (row-invariant)") != row_invariant:
+                model._model._recompile(self.device, False, row_invariant)
         else:
             model = self._compiled(outputs, loss, seed, len(X))
             self.loss_curve_ = []
@@ -344,7 +335,7 @@ class _EmberEstimator(BaseEstimator):
         """The fitted model, ready to predict. A row's prediction must not depend on the other rows
         predicted with it (scikit-learn checks it), and OpenBLAS rounds a row's products by its place
         in its blocks: on the CPU, predictions come from Ember's row-invariant loops for the forward
-        products (training ran on OpenBLAS; the model is compiled so at the first predict)."""
+        products (a model trained on OpenBLAS is compiled so at the first predict)."""
         check_is_fitted(self, "model_")
         name = self.model_.backend_name  # empty until first used (a model just unpickled)
         if name not in ("cpu (row-invariant)", "cpu (reference)") and not name.startswith("cuda"):

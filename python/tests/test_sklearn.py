@@ -1,6 +1,5 @@
 """The scikit-learn estimators: scikit-learn's own estimator checks, with no expected failures, and
 the tools they are meant for."""
-import inspect
 import os
 import re
 import subprocess
@@ -19,15 +18,7 @@ import ember.sklearn
 from ember.sklearn import EmberClassifier, EmberRegressor
 
 
-# One check fails by design (ember.sklearn.SAMPLE_WEIGHT_EQUIVALENCE says why); older scikit-learn
-# reads it from the estimators' _more_tags, 1.6 and later from expected_failed_checks.
-_EXPECTED = ({"expected_failed_checks": lambda estimator: {
-    "check_sample_weight_equivalence_on_dense_data":
-        ember.sklearn.SAMPLE_WEIGHT_EQUIVALENCE["check_sample_weight_equivalence_on_dense_data"]}}
-             if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters else {})
-
-
-@parametrize_with_checks([EmberRegressor(), EmberClassifier()], **_EXPECTED)
+@parametrize_with_checks([EmberRegressor(), EmberClassifier()])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -390,24 +381,31 @@ def test_estimators_take_sample_weight():
         EmberRegressor(epochs=1).fit(X, y, sample_weight=np.where(np.arange(150) == 3, -2.0, 1.0))
 
 
-def test_sample_weight_equivalence_holds_to_float32_precision():
-    # scikit-learn's check_sample_weight_equivalence_on_dense_data (an expected failure above: it
-    # asks for 1e-7) on its own data: whole weights against repeated rows, zero against removed
-    # ones. In one batch the gradient and the standardization are the same sums in another order:
-    # the outputs agree to float32 rounding of their scale.
+def test_sample_weights_and_row_order_give_the_same_bits_in_one_batch():
+    # scikit-learn's check_sample_weight_equivalence_on_dense_data on its own data, asked exactly:
+    # where one batch holds every row, the estimators train on the row-invariant path, whose step
+    # is a function of its rows as a set: a whole weight gives the model of as many copies, a zero
+    # weight the model without the row, and the rows' order does not matter. The defaults: five
+    # networks and the compared linear model.
     rng = np.random.RandomState(42)
     x = rng.rand(15, 30)
     labels = rng.randint(0, 3, size=15)
     weights = rng.randint(0, 5, size=15)
+    order = rng.permutation(15)
     for estimator, y, method in ((EmberRegressor, labels.astype(float), "predict"),
                                  (EmberClassifier, labels, "predict_proba")):
-        weighted = estimator(random_state=0, device="cpu").fit(x, y, sample_weight=weights)
-        copies = estimator(random_state=0, device="cpu").fit(x.repeat(weights, axis=0), y.repeat(weights))
-        plain = estimator(random_state=0, device="cpu").fit(x, y)
+        weighted = estimator(random_state=0).fit(x[order], y[order], sample_weight=weights[order])
+        copies = estimator(random_state=0).fit(x.repeat(weights, axis=0), y.repeat(weights))
+        plain = estimator(random_state=0).fit(x, y)
+        assert weighted.model_.backend_name == "cpu (row-invariant)"
         mine, theirs = getattr(weighted, method)(x), getattr(copies, method)(x)
-        np.testing.assert_allclose(mine, theirs, rtol=2e-6, atol=2e-6 * np.abs(theirs).max(),
-                                   err_msg=estimator.__name__)
+        np.testing.assert_array_equal(mine, theirs, err_msg=estimator.__name__)
+        for a, b in zip(weighted.coefs_ + weighted.intercepts_, copies.coefs_ + copies.intercepts_):
+            np.testing.assert_array_equal(a, b)
         assert np.abs(getattr(plain, method)(x) - theirs).max() > 1e-3  # the weights matter
+    # More rows than a batch: the fast path (OpenBLAS), batches of the shuffled rows.
+    big = EmberRegressor(random_state=0, batch_size=8, members=1).fit(x, labels.astype(float))
+    assert big.model_.backend_name == "cpu"
 
 
 def test_members_auto_is_the_clis_count_and_predicts_the_mean_of_the_networks(tmp_path):

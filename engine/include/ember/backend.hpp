@@ -123,6 +123,21 @@ class Backend {
   virtual void dense_backward(ConstView dy, ConstView x, ConstView weight, std::optional<ConstView> relu_output,
                               View weight_gradient, View bias_gradient, std::optional<View> dx);
 
+  // ---- row-invariant training ------------------------------------------------------------------
+  /// Whether every row of a layer's output and input gradient comes from its own row alone, in an
+  /// order fixed by the shapes, and dense_parameter_gradients is available: the CPU backends (the
+  /// reference always, the fast path with BackendOptions::row_invariant). A plan on such a backend
+  /// weighs the rows inside the parameter gradients' float64 sums (Plan::sums_rows_exactly), so
+  /// that a step does not depend on its rows' order and a row of weight k gives the step of k copies.
+  virtual bool row_invariant() const { return false; }
+  /// A Dense layer's parameter gradients as the weighted mean over the rows: weight_gradient (out,
+  /// in) = sum_r w_r dy_r^T x_r / sum_r w_r and bias_gradient (1, out) = sum_r w_r dy_r / sum_r w_r
+  /// (zeros where the weights sum to 0), for w = row_weights (rows, 1), each entry summed in row
+  /// order in float64 from the exact products w_r dy_r (for whole weights) and rounded once.
+  /// dy (rows, out), x (rows, in). The default (a backend that is not row_invariant()) throws Error.
+  virtual void dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                         View bias_gradient);
+
   /// Every element of y = value.
   virtual void fill(View y, float value) = 0;
   /// destination = source, both (rows, cols).

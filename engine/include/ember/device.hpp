@@ -19,11 +19,13 @@ struct BackendOptions {
   /// On the CPU: the plain float64 reference ops instead of the fast path (BLAS matmul, fused
   /// float32 loops). Tests use the reference as the oracle.
   bool cpu_reference = false;
-  /// On the CPU's fast path: each output row of a Dense layer computed from its input row alone,
-  /// in one fixed order (built-in loops rather than OpenBLAS, whose rounding of a row depends on
-  /// its place in a block), so that a row predicts the same bits whatever rows come with it, as
-  /// scikit-learn's estimator checks require. Slower than OpenBLAS on wide layers; the backward
-  /// pass is unchanged.
+  /// On the CPU's fast path: each output row of a Dense layer, and each row of its input gradient,
+  /// computed from its own row alone in one fixed order (built-in loops rather than OpenBLAS, whose
+  /// rounding of a row depends on its place in a block), so that a row predicts the same bits
+  /// whatever rows come with it, as scikit-learn's estimator checks require. Training on it weighs
+  /// the rows inside the parameter gradients' float64 sums (Backend::row_invariant): a step does
+  /// not depend on its rows' order, and a row of weight k gives the step of k copies of it. Slower
+  /// than OpenBLAS on wide layers.
   bool row_invariant = false;
 };
 

@@ -172,7 +172,11 @@ struct FitOptions {
   /// standardization's statistics count each training row its weight's times, as repeating it
   /// would; the epoch's figures and the validation rows are unweighted. With several ranks every
   /// rank gives its rows' weights (all of them, or none), and a step's weighted mean is over the
-  /// global batch. Read where it lies: it must outlive fit.
+  /// global batch. On a row-invariant backend (BackendOptions::row_invariant; the reference) the
+  /// weights go into the float64 sums over the batch's rows rather than onto each row's loss
+  /// gradient: where one batch holds every row, a whole weight then trains the model of as many
+  /// copies of the row bit for bit, and the rows' order does not matter (docs/python.md). Read
+  /// where it lies: it must outlive fit.
   std::span<const float> sample_weight{};
   std::optional<EarlyStopping> early_stopping{};
   /// Training ends at the end of the batch during which a stop is requested (a callback, a signal

@@ -91,6 +91,26 @@ void CpuBackend::bias_gradient(ConstView dy, View bias_gradient) {
   });
 }
 
+// Entry by entry, over the rows in order. The fast path gives the same bits (its own loop order,
+// the same sums).
+void CpuBackend::dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                           View bias_gradient) {
+  check_parameter_gradients(dy, x, row_weights, weight_gradient, bias_gradient);
+  double total = 0.0;
+  for (std::int64_t r = 0; r < dy.rows; ++r) total += row_weights.data[r];
+  for_each_index(dy.cols, 2.0 * static_cast<double>(dy.rows * (x.cols + 1)), [&](std::int64_t o) {
+    for (std::int64_t i = 0; i <= x.cols; ++i) {  // i == x.cols: the bias
+      double sum = 0.0;
+      for (std::int64_t r = 0; r < dy.rows; ++r) {
+        const double weighted = static_cast<double>(row_weights.data[r]) * dy.data[r * dy.cols + o];
+        sum += i < x.cols ? weighted * x.data[r * x.cols + i] : weighted;
+      }
+      float& out = i < x.cols ? weight_gradient.data[o * x.cols + i] : bias_gradient.data[o];
+      out = total > 0.0 ? static_cast<float>(sum / total) : 0.0f;
+    }
+  });
+}
+
 // In float64, each part's formula evaluated in double and rounded once.
 void CpuBackend::activation_forward(Activation kind, ConstView x, View y) {
   check_same_shape(x, y, "activation_forward");

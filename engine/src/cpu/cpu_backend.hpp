@@ -27,6 +27,10 @@ class CpuBackend : public Backend {
                    View destination) override;
   void advance_cursor(std::int32_t* cursor, std::int32_t amount) override;
   void scale_rows(ConstView scales, View values) override;
+  /// Each row alone in matmul, the sums over rows in float64: the reference is row-invariant.
+  bool row_invariant() const override { return true; }
+  void dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                 View bias_gradient) override;
 
  protected:
   void run_layer_op(const LayerOp& op, const OpArgs& args) override { op.reference(args); }

@@ -280,18 +280,22 @@ void row_invariant_rows(const float* a, std::int64_t lda, const float* bt, std::
     row_invariant_rows_body<Floats8, 4>(a, lda, bt, n, k, c, ldc, rows);
 }
 
-/// c (m, n) = a (m, k) @ b (n, k)^T with each row of c from the same row of a alone, in the same
-/// order whatever m is: b transposed once, then row_invariant_rows on blocks of rows among threads.
-void gemm_row_invariant(const MatmulShape& shape, ConstView a, ConstView b, View c) {
+/// c (m, n) = a (m, k) @ op(b) with each row of c from the same row of a alone, in the same order
+/// whatever m is: b (n, k) transposed once where transposed_b (else b is (k, n) already), then
+/// row_invariant_rows on blocks of rows among threads.
+void gemm_row_invariant(const MatmulShape& shape, ConstView a, ConstView b, bool transposed_b, View c) {
   const auto [m, n, k] = shape;
-  std::vector<float> transposed(static_cast<std::size_t>(k * n));
-  for (std::int64_t j = 0; j < n; ++j)
-    for (std::int64_t p = 0; p < k; ++p) transposed[static_cast<std::size_t>(p * n + j)] = b.data[j * b.cols + p];
+  std::vector<float> transposed;
+  if (transposed_b) {
+    transposed.resize(static_cast<std::size_t>(k * n));
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t p = 0; p < k; ++p) transposed[static_cast<std::size_t>(p * n + j)] = b.data[j * b.cols + p];
+  }
+  const float* bt = transposed_b ? transposed.data() : b.data;
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const double seconds = threads::single_thread_seconds(flops * 3, 4.0 * static_cast<double>(m * k + 2 * m * n));
   threads::for_ranges(m, seconds, 16, [&](std::int64_t begin, std::int64_t end) {
-    row_invariant_rows(a.data + begin * a.cols, a.cols, transposed.data(), n, k, c.data + begin * c.cols, c.cols,
-                       end - begin);
+    row_invariant_rows(a.data + begin * a.cols, a.cols, bt, n, k, c.data + begin * c.cols, c.cols, end - begin);
   });
 }
 
@@ -319,10 +323,10 @@ std::string FastCpuBackend::matmul_library() {
 void FastCpuBackend::matmul(Transpose transpose_a, Transpose transpose_b, float alpha, ConstView a, ConstView b,
                             float beta, View c) {
   const MatmulShape shape = check_matmul(transpose_a, transpose_b, a, b, c);
-  // A Dense layer's forward product (its other activations' dense_forward comes here).
-  if (row_invariant_ && transpose_a == Transpose::no && transpose_b == Transpose::yes && alpha == 1.0f &&
-      beta == 0.0f && shape.m > 0 && shape.n > 0)
-    return gemm_row_invariant(shape, a, b, c);
+  // A Dense layer's forward product (its other activations' dense_forward comes here) and its
+  // input gradient, dy @ weight, whose b is already the transposed operand.
+  if (row_invariant_ && transpose_a == Transpose::no && alpha == 1.0f && beta == 0.0f && shape.m > 0 && shape.n > 0)
+    return gemm_row_invariant(shape, a, b, transpose_b == Transpose::yes, c);
   gemm(transpose_a == Transpose::yes, transpose_b == Transpose::yes, shape, alpha, a, b, beta, c);
 }
 
@@ -403,7 +407,7 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   const MatmulShape shape = check_matmul(Transpose::no, Transpose::yes, x, weight, y);
   check_bias(y, bias, "dense_forward");
   if (row_invariant_)
-    gemm_row_invariant(shape, x, weight, y);
+    gemm_row_invariant(shape, x, weight, true, y);
   else
     gemm(false, true, shape, 1.0f, x, weight, 0.0f, y);
   // Bias and ReLU in one pass over the output.
@@ -413,6 +417,37 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
     for (std::int64_t j = 0; j < y.cols; ++j) {
       const float value = row[j] + bias.data[j];
       row[j] = value > 0.0f ? value : 0.0f;
+    }
+  });
+}
+
+// The reference's sums (the same bits), rows outer so that dy and x are read in order: each thread
+// keeps float64 sums for its block of outputs, the inputs' loop vectorized.
+void FastCpuBackend::dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                               View bias_gradient) {
+  check_parameter_gradients(dy, x, row_weights, weight_gradient, bias_gradient);
+  double total = 0.0;
+  for (std::int64_t r = 0; r < dy.rows; ++r) total += row_weights.data[r];
+  const std::int64_t in = x.cols, width = in + 1;  // a row of sums: the weight's, then the bias's
+  const double flops = 2.0 * static_cast<double>(dy.rows) * static_cast<double>(dy.cols * width);
+  const double seconds = threads::single_thread_seconds(flops * 4, 4.0 * static_cast<double>(dy.size() + x.size()));
+  threads::for_ranges(dy.cols, seconds, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> sums(static_cast<std::size_t>((end - begin) * width), 0.0);
+    for (std::int64_t r = 0; r < dy.rows; ++r) {
+      const float* x_row = x.data + r * in;
+      for (std::int64_t o = begin; o < end; ++o) {
+        const double weighted = static_cast<double>(row_weights.data[r]) * dy.data[r * dy.cols + o];
+        double* sum = sums.data() + (o - begin) * width;
+#pragma omp simd
+        for (std::int64_t i = 0; i < in; ++i) sum[i] += weighted * x_row[i];
+        sum[in] += weighted;
+      }
+    }
+    for (std::int64_t o = begin; o < end; ++o) {
+      const double* sum = sums.data() + (o - begin) * width;
+      for (std::int64_t i = 0; i < in; ++i)
+        weight_gradient.data[o * in + i] = total > 0.0 ? static_cast<float>(sum[i] / total) : 0.0f;
+      bias_gradient.data[o] = total > 0.0 ? static_cast<float>(sum[in] / total) : 0.0f;
     }
   });
 }

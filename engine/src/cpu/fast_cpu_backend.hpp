@@ -26,6 +26,9 @@ class FastCpuBackend final : public CpuBackend {
                         std::int64_t region, std::int64_t count, const OptimizerScalars* scalars) override;
   void dense_forward(ConstView x, ConstView weight, ConstView bias, Activation activation, View y,
                      std::optional<View> pre_activation) override;
+  bool row_invariant() const override { return row_invariant_; }
+  void dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
+                                 View bias_gradient) override;
 
  protected:
   void run_layer_op(const LayerOp& op, const OpArgs& args) override {

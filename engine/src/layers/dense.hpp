@@ -49,14 +49,22 @@ struct Part<Dense> {
     // The activation's backward, unless the layer above folded it (ReLU) into its input gradient.
     if (dense.activation != Activation::linear && !folded)
       pass.backend.activation_backward(dense.activation, dy, ConstView{slots.extra, pass.rows, slots.out}, output, dy);
-    // weight gradient (out, in) = dy^T @ input, bias gradient its column sums; dx (rows, in) =
-    // dy @ weight, through the ReLU below when given.
+    // weight gradient (out, in) = dy^T @ input, bias gradient its column sums (with row weights,
+    // their weighted means); dx (rows, in) = dy @ weight, through the ReLU below when given.
     const bool fold = dx.has_value() && relu_below.has_value();
-    pass.backend.dense_backward(dy, input, weight(slots), fold ? relu_below : std::nullopt,
-                                View{slots.gradients, slots.out, slots.in},
-                                View{slots.gradients + slots.out * slots.in, 1, slots.out}, dx);
+    const View weight_gradient{slots.gradients, slots.out, slots.in};
+    const View bias_gradient{slots.gradients + slots.out * slots.in, 1, slots.out};
+    if (!pass.row_weights) {
+      pass.backend.dense_backward(dy, input, weight(slots), fold ? relu_below : std::nullopt, weight_gradient,
+                                  bias_gradient, dx);
+      return fold;
+    }
+    pass.backend.dense_parameter_gradients(dy, input, *pass.row_weights, weight_gradient, bias_gradient);
+    if (dx) pass.backend.dense_input_gradient(dy, weight(slots), fold ? relu_below : std::nullopt, *dx);
     return fold;
   }
+  // Each row apart; the parameter gradients are sums over the rows.
+  static constexpr bool row_weights = true;
   static bool folds_relu(const Dense& dense) { return dense.activation == Activation::relu; }
   static SettingsJson to_json(const Dense& dense) {
     return {{"type", name}, {"units", dense.units}, {"activation", to_string(dense.activation)}};
