@@ -210,8 +210,8 @@ class _EmberEstimator(BaseEstimator):
             settings["lr"] = float(self.lr)
         if str(self.optimizer).lower() == "sgd":
             settings["momentum"] = self._by_size("momentum", rows)
-        model.compile(optimizer=self.optimizer, loss=loss, device=self.device, row_invariant=self._one_batch(rows),
-                      clip_norm=self._by_size("clip_norm", rows), **settings)
+        model.compile(optimizer=self.optimizer, loss=loss, device=self._training_device(rows),
+                      row_invariant=self._one_batch(rows), clip_norm=self._by_size("clip_norm", rows), **settings)
         return model
 
     def _one_batch(self, rows):
@@ -219,6 +219,11 @@ class _EmberEstimator(BaseEstimator):
         where a step is a function of its rows as a set (weights inside its float64 sums), so that
         the rows' order does not matter and a weight of k trains the model of k copies of the row."""
         return int(rows) <= int(self.batch_size)
+
+    def _training_device(self, rows):
+        """device as given; "auto" is the CPU where one batch holds every row (a GPU gains nothing on
+        so few rows, and the CPU's row-invariant path makes the step a function of its rows)."""
+        return "cpu" if self.device == "auto" and self._one_batch(rows) else self.device
 
     def _continues(self, incremental, table=False):
         """Whether this fit goes on from the fitted model (partial_fit, or fit with warm_start): one
@@ -238,7 +243,7 @@ class _EmberEstimator(BaseEstimator):
                                  f"anew (warm_start=False)")
             row_invariant = self._one_batch(len(X))
             if (model.backend_name == "cpu (row-invariant)") != row_invariant:
-                model._model._recompile(self.device, False, row_invariant)
+                model._model._recompile(self._training_device(len(X)), False, row_invariant)
         else:
             model = self._compiled(outputs, loss, seed, len(X))
             self.loss_curve_ = []
