@@ -419,8 +419,8 @@ void Plan::enqueue_gradients(std::int64_t rows, DeviceCollective* collective, co
   backend_.gather_batch(train_x_, train_y_, train_indices_, cursor_, x, y);
 
   // Forward, keeping each layer's input for backward.
-  const layer_part::Pass pass{backend_, rows,  true,
-                              cursor_,  ranks, exact ? std::optional<ConstView>(weights) : std::nullopt};
+  layer_part::Pass pass{backend_, rows, true, cursor_, ranks};
+  if (exact) pass.row_weights = weights;
   std::vector<ConstView>& inputs = layer_inputs_;
   ConstView prediction = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
