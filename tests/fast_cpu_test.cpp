@@ -5,6 +5,7 @@
 
 #include "backend_conformance.hpp"
 #include "cpu/fast_cpu_backend.hpp"
+#include "cpu/row_kernels.hpp"
 
 namespace ember {
 namespace {
@@ -86,6 +87,39 @@ TEST(FastCpu, RowInvariantProductIsTheInOrderSumOfRoundedProducts) {
         }
         ASSERT_EQ(c(i, j), sum) << m << "x" << k << "x" << n << " entry " << i << ", " << j;
       }
+  }
+}
+
+// Each compiled form of the row-invariant kernels that this CPU runs (baseline, AVX2, AVX-512) gives
+// the baseline's bits, over shapes around every form's tiles.
+TEST(FastCpu, RowKernelsGiveTheSameBitsFromEveryVectorWidth) {
+  using row_kernels::Vectors;
+  std::vector<Vectors> forms{Vectors::baseline};
+  if (row_kernels::widest() != Vectors::baseline) forms.push_back(Vectors::avx2);
+  if (row_kernels::widest() == Vectors::avx512) forms.push_back(Vectors::avx512);
+  std::uint64_t seed = 370;
+  for (const auto& [rows, k, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1},
+                                   {5, 7, 9},
+                                   {13, 17, 33},
+                                   {150, 40, 65},
+                                   {9, 64, 100}}) {
+    const Matrix a = random_matrix(rows, k, ++seed), bt = random_matrix(k, n, ++seed);
+    const Matrix dy = random_matrix(rows, n, ++seed), weights = random_matrix(rows, 1, ++seed);
+    std::vector<std::vector<float>> products;
+    std::vector<std::vector<double>> sums;
+    for (const Vectors form : forms) {
+      Matrix c = poisoned(rows, n);
+      row_kernels::products(a.data(), k, bt.data(), n, k, c.data(), n, rows, form);
+      products.emplace_back(c.data(), c.data() + c.size());
+      // Outputs 1 to n - 1: a block that starts inside a tile.
+      std::vector<double> block(static_cast<std::size_t>((n - 1) * (k + 1)), 0.0);
+      if (n > 1) row_kernels::weighted_sums(dy.view(), a.view(), weights.data(), 1, n, block.data(), form);
+      sums.push_back(block);
+    }
+    for (std::size_t f = 1; f < forms.size(); ++f) {
+      EXPECT_EQ(products[f], products[0]) << rows << "x" << k << "x" << n << " form " << f;
+      EXPECT_EQ(sums[f], sums[0]) << rows << "x" << k << "x" << n << " form " << f;
+    }
   }
 }
 
