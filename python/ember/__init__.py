@@ -164,7 +164,9 @@ class Sequential:
         loss_names() ("mse", "huber", "mae", "crossentropy") or a loss object; settings (lr or learning_rate, momentum, beta1, ...) go to
         the optimizer named by a string; device: "auto", "cpu" or "cuda". row_invariant: on the CPU,
         each row's prediction the same bits whatever rows come with it (built-in loops for the
-        forward products rather than OpenBLAS). clip_norm > 0 scales the gradients down together
+        forward products rather than OpenBLAS), and training with the rows' weights inside float64
+        sums over the batch (a step does not depend on its rows' order; a whole sample_weight gives
+        the step of as many copies of the row). clip_norm > 0 scales the gradients down together
         before each update so that their L2 norm is at most clip_norm (torch's clip_grad_norm_).
         schedule: the rate's factor per epoch, a name of schedule_names() ("constant", "step",
         "cosine", "plateau", at its defaults) or an object: ConstantRate() (default), StepDecay,
