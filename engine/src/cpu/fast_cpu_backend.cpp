@@ -352,8 +352,8 @@ void FastCpuBackend::dense_forward(ConstView x, ConstView weight, ConstView bias
   });
 }
 
-// The reference's sums (the same bits), rows outer so that dy and x are read in order: each thread
-// keeps float64 sums (out, in + 1: the weight's, then the bias's) for its block of outputs.
+// The reference's sums (the same bits) by row_kernels::weighted_sums, the threads taking blocks of
+// outputs (whole tiles), each with float64 sums (out, in + 1) of its own.
 void FastCpuBackend::dense_parameter_gradients(ConstView dy, ConstView x, ConstView row_weights, View weight_gradient,
                                                View bias_gradient) {
   check_parameter_gradients(dy, x, row_weights, weight_gradient, bias_gradient);
