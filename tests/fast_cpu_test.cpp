@@ -192,6 +192,7 @@ TEST(FastCpu, WeightedParameterGradientsAreTheReferencesAndCountWholeWeightsAsCo
   EXPECT_TRUE(reference.row_invariant());
   EXPECT_FALSE(FastCpuBackend().row_invariant());
   std::uint64_t seed = 270;
+  const auto values = [](const Matrix& m) { return std::vector<float>(m.data(), m.data() + m.size()); };
   for (const auto& [rows, in, out] :
        {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {7, 5, 3}, {29, 33, 17}, {61, 64, 40}}) {
     const Matrix dy = random_matrix(rows, out, ++seed), x = random_matrix(rows, in, ++seed);
@@ -210,12 +211,8 @@ TEST(FastCpu, WeightedParameterGradientsAreTheReferencesAndCountWholeWeightsAsCo
     const auto [fast_w, fast_b] = gradients(fast, dy, x, weights);
     const auto [ref_w, ref_b] = gradients(reference, dy, x, weights);
     const std::string shape = std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out);
-    EXPECT_EQ(std::vector<float>(fast_w.data(), fast_w.data() + fast_w.size()),
-              std::vector<float>(ref_w.data(), ref_w.data() + ref_w.size()))
-        << shape;
-    EXPECT_EQ(std::vector<float>(fast_b.data(), fast_b.data() + fast_b.size()),
-              std::vector<float>(ref_b.data(), ref_b.data() + ref_b.size()))
-        << shape;
+    EXPECT_EQ(values(fast_w), values(ref_w)) << shape;
+    EXPECT_EQ(values(fast_b), values(ref_b)) << shape;
     // The formula, in float64: sum_r w_r dy[r][o] x[r][i] / sum_r w_r.
     double total = 0.0;
     for (std::int64_t r = 0; r < rows; ++r) total += weights(r, 0);
@@ -227,12 +224,8 @@ TEST(FastCpu, WeightedParameterGradientsAreTheReferencesAndCountWholeWeightsAsCo
       }
     const Matrix ones(static_cast<std::int64_t>(copies.size()), 1, 1.0f);
     const auto [copy_w, copy_b] = gradients(fast, Matrix::take_rows(dy, copies), Matrix::take_rows(x, copies), ones);
-    EXPECT_EQ(std::vector<float>(copy_w.data(), copy_w.data() + copy_w.size()),
-              std::vector<float>(fast_w.data(), fast_w.data() + fast_w.size()))
-        << shape;
-    EXPECT_EQ(std::vector<float>(copy_b.data(), copy_b.data() + copy_b.size()),
-              std::vector<float>(fast_b.data(), fast_b.data() + fast_b.size()))
-        << shape;
+    EXPECT_EQ(values(copy_w), values(fast_w)) << shape;
+    EXPECT_EQ(values(copy_b), values(fast_b)) << shape;
     const Matrix none(rows, 1, 0.0f);
     for (Backend* backend : {static_cast<Backend*>(&fast), static_cast<Backend*>(&reference)}) {
       const auto [zero_w, zero_b] = gradients(*backend, dy, x, none);

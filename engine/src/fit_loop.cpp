@@ -309,10 +309,15 @@ void FitLoop::place(Backend& backend) {
   indices_buffer_ = Buffer(backend, static_cast<std::size_t>(train_rows_) * sizeof(std::int32_t));
   indices_ = static_cast<std::int32_t*>(indices_buffer_.data());
   plan_->bind_training_set(train_x_.view, train_y_.view, indices_);
-  // With sample weights, each row's factor on its loss gradient for the epoch's order (row_scales).
+  // With sample weights: the weights themselves, once, where the steps weigh rows inside their
+  // sums; else each row's factor on its loss gradient for the epoch's order (upload_order).
   scales_buffer_ = Buffer(backend, std::max<std::size_t>(1, train_weights_.size()) * sizeof(float));
   scales_ = static_cast<float*>(scales_buffer_.data());
-  if (!train_weights_.empty()) plan_->bind_row_weights({scales_, train_rows_, 1});
+  if (!train_weights_.empty()) {
+    plan_->bind_row_weights({scales_, train_rows_, 1});
+    if (weights_in_sums())
+      backend.copy_to_device(scales_, train_weights_.data(), train_weights_.size() * sizeof(float));
+  }
   if (options_.on_train_begin)
     options_.on_train_begin({.training_rows = all_train_rows_,
                              .validation_rows = all_validation_rows_,
@@ -349,13 +354,10 @@ void FitLoop::shuffle_for(std::int64_t epoch) {
 void FitLoop::upload_order() {
   const std::vector<std::int32_t> local = parallel_.local_order(order_);
   backend_->copy_to_device(indices_, local.data(), local.size() * sizeof(std::int32_t));
-  if (train_weights_.empty()) return;
-  // A plan that sums rows exactly takes the weights themselves. Else a step's loss gradient is the
-  // mean over its rows; times w_i * rows / (the batch's sum of w), it is the weighted mean's
-  // (exactly 1 where every weight is equal).
-  const std::vector<float> row_scales = plan_->sums_rows_exactly() && !parallel_.active()
-                                            ? train_weights_
-                                            : parallel_.row_factors(order_, train_weights_);
+  if (train_weights_.empty() || weights_in_sums()) return;
+  // A step's loss gradient is the mean over its rows; times w_i * rows / (the batch's sum of w),
+  // it is the weighted mean's (exactly 1 where every weight is equal).
+  const std::vector<float> row_scales = parallel_.row_factors(order_, train_weights_);
   backend_->copy_to_device(scales_, row_scales.data(), row_scales.size() * sizeof(float));
 }
 

@@ -57,6 +57,9 @@ class FitLoop {
   void place(Backend& backend);
   void shuffle_for(std::int64_t epoch);
   void upload_order();
+  /// Whether the steps take the sample weights themselves, inside their sums (a local step of a
+  /// plan that sums rows exactly), rather than factors on the loss gradient rows.
+  bool weights_in_sums() const { return plan_->sums_rows_exactly() && !parallel_.active(); }
   /// Batch b's step; whether a stop was requested (on any rank).
   bool step(std::int64_t b);
   /// An epoch's steps; false when a stop was requested (the epoch then ends at that batch).

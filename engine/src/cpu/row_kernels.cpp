@@ -74,12 +74,6 @@ using Doubles8 = double __attribute__((vector_size(64)));
 using Floats2 = float __attribute__((vector_size(8)));
 using Floats4 = float __attribute__((vector_size(16)));
 
-/// sums (outputs begin to end, x.cols + 1 each: the weight's, then the bias's) = the sums over the
-/// rows r in order of w_r dy(r, o) x(r, :) and of w_r dy(r, o), each float64 product rounded, then
-/// added (no fused multiply-add), as the reference. A tile of Outputs outputs by two vectors of
-/// columns keeps its sums in registers over a block of rows; the last tile of a row of sums takes the
-/// inputs left over, the bias as an input of 1 (w_r dy(r, o) times 1 is itself) and zeros, so an
-/// entry's bits depend neither on its tile nor on the vector width.
 /// One tile: the columns i to i + two vectors of sums, over rows first to last; the inputs of row r
 /// at columns (r - first) * stride + i of inputs (x itself, or the block's tail).
 template <typename Doubles, typename Floats, int Outputs>
@@ -117,6 +111,12 @@ template <typename Doubles, typename Floats, int Outputs>
   weighted_row_tile<Doubles, Floats, Outputs>(dy, tail, kColumns, weights, o, tiled, first, last, x.cols + 1, sums);
 }
 
+/// sums (outputs begin to end, x.cols + 1 each: the weight's, then the bias's) = the sums over the
+/// rows r in order of w_r dy(r, o) x(r, :) and of w_r dy(r, o), each float64 product rounded, then
+/// added (no fused multiply-add), as the reference. A tile of Outputs outputs by two vectors of
+/// columns keeps its sums in registers over a block of rows; the last tile of a row of sums takes the
+/// inputs left over, the bias as an input of 1 (w_r dy(r, o) times 1 is itself) and zeros, so an
+/// entry's bits depend neither on its tile nor on the vector width.
 template <typename Doubles, typename Floats, int Outputs>
 [[gnu::always_inline]] inline void weighted_row_sums_body(ConstView dy, ConstView x, const float* weights,
                                                           std::int64_t begin, std::int64_t end, double* sums) {
